@@ -1,0 +1,51 @@
+# LeukoScan — developer entry points.  `make run` and `make test` work from a fresh clone.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+export QT_QPA_PLATFORM ?= offscreen
+
+# Debian libraries that Qt's xcb/offscreen platform plugins need at run time, and Xvfb for screenshots.
+DEB_PKGS := libegl1 libgl1 libglib2.0-0 libfontconfig1 libfreetype6 libxkbcommon0 libxkbcommon-x11-0 \
+            libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 \
+            libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxrender1 libxi6 xvfb fonts-dejavu-core
+
+.PHONY: run test bench sysdeps venv venv-app venv-all clean bundle
+
+# Installs the Debian libraries Qt needs when they are missing (needs root or sudo; skipped elsewhere).
+sysdeps:
+	@if command -v apt-get >/dev/null 2>&1 && ! ( ldconfig -p | grep -q libxkbcommon-x11 && ldconfig -p | grep -q libEGL.so.1 && ldconfig -p | grep -q libxcb-cursor && command -v Xvfb >/dev/null ); then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo sudo ); \
+	  echo "Installing Debian packages Qt needs: $(DEB_PKGS)"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(DEB_PKGS) >/dev/null; \
+	fi
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+
+# The app alone (PySide6-Essentials + onnxruntime): what `make run` needs.
+$(VENV)/.app-installed: pyproject.toml | $(PY)
+	$(PIP) install -q -e .
+	touch $@
+
+# Everything: app + training + dev tools (what `make test` needs).
+$(VENV)/.all-installed: pyproject.toml | $(PY)
+	$(PIP) install -q -e ".[train,dev]"
+	touch $@ $(VENV)/.app-installed
+
+venv-app: $(VENV)/.app-installed
+venv-all: $(VENV)/.all-installed
+
+run: sysdeps venv-app
+	QT_QPA_PLATFORM= $(VENV)/bin/leukoscan $(ARGS)
+
+test: sysdeps venv-all
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: venv-all
+	$(PY) benchmarks/engine_throughput.py
+	@if [ -f benchmarks/gui_throughput.py ]; then QT_QPA_PLATFORM=offscreen $(PY) benchmarks/gui_throughput.py; fi
+
+clean:
+	rm -rf build dist .pytest_cache *.egg-info

@@ -1,0 +1,8 @@
+"""LeukoScan inference core: model cards, preprocessing, batched ONNX inference, reports, CLI.
+
+This package must never import Qt (PySide6) or TensorFlow/Keras: it is shared by the desktop app,
+the headless CLI, the training pipeline and the packaged bundle. An import-linter contract in the
+tests enforces it.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,222 @@
+"""Model cards: the JSON file beside every ONNX model.
+
+A card tells the engine how to use its model correctly (input tensor, preprocessing, calibration,
+threshold, review margin) and tells a lab why it may trust it (validation metrics and the data they
+were measured on, training provenance).  ``resources/models/<name>.json`` + ``<name>.onnx``.
+
+Schema (``schema_version`` 1)::
+
+    {
+      "schema_version": 1,
+      "type": "onnx",                      # or "ensemble" (then "members" instead of "onnx_file")
+      "name": "inceptionv3",               # registry key, lower-case [a-z0-9_-]
+      "display_name": "InceptionV3",
+      "architecture": "InceptionV3",
+      "version": "1.0.0",
+      "created": "2026-11-26",
+      "onnx_file": "inceptionv3.onnx",     # relative to the card
+      "sha256": "<hex of the ONNX file>",
+      "input":  {"name": "image", "height": 299, "width": 299, "channels": 3,
+                 "layout": "NHWC", "dtype": "float32", "value_range": [0, 255]},
+      "output": {"name": "logit", "kind": "logit"},   # one column: logit of P(ALL); or "kind": "probability"
+      "preprocessing": {"crop_fraction": 0.75, "resize_filter": "bilinear"},
+      "classes": ["ALL", "HEM"], "positive_class": "ALL",
+      "threshold": 0.5,                    # decision threshold on calibrated P(ALL)
+      "temperature": 1.0,                  # calibrated P(ALL) = sigmoid(logit / temperature)
+      "review_margin": 0.15,               # needs_review when |P(ALL) - threshold| < review_margin
+      "metrics": {...},                    # free-form: validation metrics + "data" they were measured on
+      "training": {...},                   # free-form provenance: data, initial weights, epochs, versions
+      "notes": "..."
+    }
+
+    ensemble: {"schema_version": 1, "type": "ensemble", "name": "ensemble", "members": ["inceptionv3", "vgg19"],
+               "threshold": ..., "review_margin": ..., "metrics": ..., ...}
+    calibrated P(ALL) of an ensemble = mean of the members' calibrated P(ALL); needs_review also when the
+    members' own decisions (each at its own threshold) disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .preprocess import Preprocessing
+
+SCHEMA_VERSION = 1
+CLASSES = ("ALL", "HEM")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+class ModelError(Exception):
+    """A model or its card cannot be used.  The message names the file and the problem."""
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            b = fh.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    path: Path  # the card file
+    name: str
+    type: str  # "onnx" | "ensemble"
+    display_name: str
+    architecture: str
+    version: str
+    created: str
+    threshold: float
+    review_margin: float
+    temperature: float = 1.0
+    onnx_file: Path | None = None
+    sha256: str | None = None
+    input_name: str | None = None
+    output_name: str | None = None
+    output_kind: str = "logit"
+    preprocessing: Preprocessing | None = None
+    members: tuple[str, ...] = ()
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_ensemble(self) -> bool:
+        return self.type == "ensemble"
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        assert self.preprocessing is not None
+        return self.preprocessing.height, self.preprocessing.width
+
+
+def _need(d: dict, key: str, where: str, kind: type | tuple = object):
+    if key not in d:
+        raise ModelError(f"{where}: missing field '{key}'")
+    v = d[key]
+    if kind is not object and not isinstance(v, kind):
+        raise ModelError(f"{where}: field '{key}' has the wrong type ({type(v).__name__})")
+    return v
+
+
+def parse_card(data: dict[str, Any], path: Path) -> ModelCard:
+    """Validate a card's JSON content (not the ONNX file: see :func:`verify_onnx_file`)."""
+    where = str(path)
+    if not isinstance(data, dict):
+        raise ModelError(f"{where}: a model card must be a JSON object")
+    sv = data.get("schema_version", SCHEMA_VERSION)
+    if sv != SCHEMA_VERSION:
+        raise ModelError(f"{where}: unsupported schema_version {sv!r} (this LeukoScan reads {SCHEMA_VERSION})")
+    name = _need(data, "name", where, str)
+    if not _NAME_RE.match(name):
+        raise ModelError(f"{where}: invalid model name {name!r} (lower-case letters, digits, . _ -)")
+    ctype = data.get("type", "onnx")
+    if ctype not in ("onnx", "ensemble"):
+        raise ModelError(f"{where}: unknown model type {ctype!r} (expected 'onnx' or 'ensemble')")
+    classes = data.get("classes", list(CLASSES))
+    if list(classes) != list(CLASSES) or data.get("positive_class", "ALL") != "ALL":
+        raise ModelError(f"{where}: classes must be {list(CLASSES)} with positive class ALL")
+    threshold = float(_need(data, "threshold", where, (int, float)))
+    if not 0.0 < threshold < 1.0:
+        raise ModelError(f"{where}: threshold must be between 0 and 1, got {threshold}")
+    margin = float(data.get("review_margin", 0.0))
+    if not 0.0 <= margin < 0.5:
+        raise ModelError(f"{where}: review_margin must be in [0, 0.5), got {margin}")
+    common = dict(
+        path=path,
+        name=name,
+        type=ctype,
+        display_name=str(data.get("display_name", name)),
+        architecture=str(data.get("architecture", "ensemble" if ctype == "ensemble" else "")),
+        version=str(data.get("version", "")),
+        created=str(data.get("created", "")),
+        threshold=threshold,
+        review_margin=margin,
+        metrics=dict(data.get("metrics") or {}),
+        training=dict(data.get("training") or {}),
+        notes=str(data.get("notes", "")),
+        raw=data,
+    )
+    if ctype == "ensemble":
+        members = _need(data, "members", where, list)
+        if len(members) < 2 or not all(isinstance(m, str) for m in members):
+            raise ModelError(f"{where}: an ensemble needs a list of at least two member names")
+        return ModelCard(members=tuple(members), **common)
+
+    temperature = float(data.get("temperature", 1.0))
+    if not temperature > 0:
+        raise ModelError(f"{where}: temperature must be > 0, got {temperature}")
+    onnx_name = _need(data, "onnx_file", where, str)
+    sha = _need(data, "sha256", where, str).lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise ModelError(f"{where}: sha256 must be 64 hex digits")
+    inp = _need(data, "input", where, dict)
+    for k, want in (("layout", "NHWC"), ("dtype", "float32"), ("channels", 3)):
+        if inp.get(k, want) != want:
+            raise ModelError(f"{where}: input {k} must be {want!r}, got {inp.get(k)!r}")
+    vr = inp.get("value_range", [0, 255])
+    if list(vr) != [0, 255]:
+        raise ModelError(f"{where}: input value_range must be [0, 255] (normalisation belongs in the graph)")
+    out = data.get("output") or {}
+    kind = out.get("kind", "logit")
+    if kind not in ("logit", "probability"):
+        raise ModelError(f"{where}: output kind must be 'logit' or 'probability', got {kind!r}")
+    try:
+        pre = Preprocessing.from_dict(
+            data.get("preprocessing") or {},
+            height=_need(inp, "height", where + " input", int),
+            width=_need(inp, "width", where + " input", int),
+        )
+    except ValueError as exc:
+        raise ModelError(f"{where}: bad preprocessing: {exc}") from None
+    return ModelCard(
+        onnx_file=(path.parent / onnx_name),
+        sha256=sha,
+        input_name=inp.get("name"),
+        output_name=out.get("name"),
+        output_kind=kind,
+        temperature=temperature,
+        preprocessing=pre,
+        **common,
+    )
+
+
+def load_card(path: str | Path) -> ModelCard:
+    """Read and validate a card file.  Raises :class:`ModelError` naming the file and the problem."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ModelError(f"{p}: model card not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{p}: cannot read model card: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{p}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    return parse_card(data, p)
+
+
+def verify_onnx_file(card: ModelCard) -> None:
+    """The ONNX file exists and matches the card's sha256."""
+    if card.is_ensemble:
+        return
+    assert card.onnx_file is not None
+    if not card.onnx_file.is_file():
+        raise ModelError(f"{card.onnx_file}: ONNX file named by {card.path.name} is missing")
+    actual = sha256_file(card.onnx_file)
+    if actual != card.sha256:
+        raise ModelError(
+            f"{card.onnx_file}: sha256 mismatch (card {card.path.name} says {card.sha256[:12]}..., "
+            f"file is {actual[:12]}...): the model file was changed or corrupted"
+        )

@@ -1,0 +1,181 @@
+"""The one function that turns an image file into a model input.
+
+Training (``training/``) and the app call exactly these functions, so a model sees the same pixels
+when it is trained and when it is used.  Everything here is deterministic and thread-safe.
+
+Pipeline: decode (BMP, PNG, JPEG, TIFF, WebP; extensions case-insensitive) -> EXIF orientation ->
+8-bit RGB (grayscale, RGBA, palette, 16-bit, CMYK ... converted; transparency composited onto black,
+the background of C-NMC cells) -> square centre crop of ``crop_fraction`` of the shorter side ->
+resize to the model's input size with the card's filter -> float32 HxWx3 in [0, 255].
+
+Normalisation (scaling to [-1, 1], mean subtraction ...) lives inside the model graph, never here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: File extensions the engine reads (compared lower-case).
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
+    {".bmp", ".dib", ".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".webp"}
+)
+
+#: Largest image accepted, in pixels.  C-NMC cells are 450x450 (0.2 MP); anything above this is
+#: refused as a likely decompression bomb before its pixels are decoded.
+MAX_PIXELS = 40_000_000
+
+RESIZE_FILTERS: Mapping[str, int] = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+
+
+class ImageDecodeError(Exception):
+    """A single file could not be turned into a model input.  ``str(err)`` is a reason for a user."""
+
+
+def is_supported(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in SUPPORTED_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an image becomes a model input; stored in every model card."""
+
+    height: int
+    width: int
+    crop_fraction: float = 1.0
+    resize_filter: str = "bilinear"
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.height, int) and isinstance(self.width, int)):
+            raise ValueError("height and width must be integers")
+        if self.height < 8 or self.width < 8:
+            raise ValueError(f"input size {self.height}x{self.width} is too small")
+        if not (0.05 <= float(self.crop_fraction) <= 1.0):
+            raise ValueError(f"crop_fraction must be in [0.05, 1], got {self.crop_fraction}")
+        if self.resize_filter not in RESIZE_FILTERS:
+            raise ValueError(
+                f"unknown resize_filter {self.resize_filter!r}; use one of {sorted(RESIZE_FILTERS)}"
+            )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], height: int, width: int) -> "Preprocessing":
+        return cls(
+            height=int(height),
+            width=int(width),
+            crop_fraction=float(d.get("crop_fraction", 1.0)),
+            resize_filter=str(d.get("resize_filter", "bilinear")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"crop_fraction": self.crop_fraction, "resize_filter": self.resize_filter}
+
+
+def _to_rgb8(im: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB.  Transparency is composited onto black."""
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(im, dtype=np.int64)
+        # 16-bit (or 32-bit integer) samples: map the 16-bit range onto 8 bits.
+        arr = np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        finite = arr[np.isfinite(arr)]
+        scale = 255.0 if finite.size and finite.max() <= 1.0 else 1.0
+        arr = np.clip(np.nan_to_num(arr * scale), 0, 255).round().astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        mode = im.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(black, rgba).convert("RGB")
+    if mode == "1":
+        return im.convert("L").convert("RGB")
+    return im.convert("RGB")
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """Decode an image file to an 8-bit RGB array (H, W, 3), EXIF orientation applied.
+
+    Raises :class:`ImageDecodeError` with a readable reason for anything that is not a usable image
+    (missing, empty, not an image, truncated, too large, unsupported extension).  The file is opened
+    read-only and never modified.
+    """
+    return np.asarray(_open_rgb(path))
+
+
+def _open_rgb(path: str | Path) -> Image.Image:
+    p = Path(path)
+    if not is_supported(p):
+        raise ImageDecodeError(f"unsupported file type '{p.suffix or '(none)'}'")
+    try:
+        size = p.stat().st_size
+    except FileNotFoundError:
+        raise ImageDecodeError("file not found") from None
+    except OSError as exc:
+        raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}") from None
+    if size == 0:
+        raise ImageDecodeError("empty file (0 bytes)")
+    try:
+        with open(p, "rb") as fh, Image.open(fh) as im:
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise ImageDecodeError(
+                    f"image too large ({w}x{h} pixels, limit {MAX_PIXELS:,}): possible decompression bomb"
+                )
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            return _to_rgb8(im)
+    except ImageDecodeError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError(f"image too large: possible decompression bomb ({exc})") from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError("not a readable image (unknown or corrupt format)") from None
+    except OSError as exc:
+        msg = str(exc) or exc.__class__.__name__
+        if "truncated" in msg.lower():
+            raise ImageDecodeError("image file is truncated") from None
+        raise ImageDecodeError(f"cannot decode image: {msg}") from None
+    except (ValueError, SyntaxError, MemoryError, Image.DecompressionBombWarning) as exc:
+        raise ImageDecodeError(f"cannot decode image: {exc}") from None
+
+
+def preprocess_image(im: Image.Image | np.ndarray, spec: Preprocessing) -> np.ndarray:
+    """8-bit RGB image -> float32 (height, width, 3) in [0, 255] per ``spec`` (crop, then resize)."""
+    if isinstance(im, np.ndarray):
+        if im.dtype != np.uint8 or im.ndim != 3 or im.shape[2] != 3:
+            raise ValueError("expected a uint8 (H, W, 3) RGB array")
+        im = Image.fromarray(im, "RGB")
+    if im.mode != "RGB":
+        im = _to_rgb8(im)
+    w, h = im.size
+    side = min(w, h) * float(spec.crop_fraction)
+    left = (w - side) / 2.0
+    top = (h - side) / 2.0
+    box = (left, top, left + side, top + side)
+    out = im.resize((spec.width, spec.height), resample=RESIZE_FILTERS[spec.resize_filter], box=box)
+    return np.asarray(out, dtype=np.float32)
+
+
+def preprocess_file(path: str | Path, spec: Preprocessing) -> np.ndarray:
+    """File -> model input (float32, (height, width, 3), values 0-255).  THE shared function.
+
+    Raises :class:`ImageDecodeError` for an unusable file.
+    """
+    return preprocess_image(_open_rgb(path), spec)
