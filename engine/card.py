@@ -214,7 +214,17 @@ def verify_onnx_file(card: ModelCard) -> None:
     assert card.onnx_file is not None
     if not card.onnx_file.is_file():
         raise ModelError(f"{card.onnx_file}: ONNX file named by {card.path.name} is missing")
-    actual = sha256_file(card.onnx_file)
+    _check_sha(card, sha256_file(card.onnx_file))
+
+
+def verify_onnx_bytes(card: ModelCard, data: bytes) -> None:
+    """``data`` (the ONNX file's content, read once to build the session) matches the card's sha256."""
+    assert card.onnx_file is not None
+    _check_sha(card, hashlib.sha256(data).hexdigest())
+
+
+def _check_sha(card: ModelCard, actual: str) -> None:
+    assert card.onnx_file is not None and card.sha256 is not None
     if actual != card.sha256:
         raise ModelError(
             f"{card.onnx_file}: sha256 mismatch (card {card.path.name} says {card.sha256[:12]}..., "

@@ -13,6 +13,7 @@ Normalisation (scaling to [-1, 1], mean subtraction ...) lives inside the model 
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -119,20 +120,33 @@ def load_rgb(path: str | Path) -> np.ndarray:
     return np.asarray(_open_rgb(path))
 
 
-def _open_rgb(path: str | Path) -> Image.Image:
+def open_rgb(path: str | Path, data: bytes | None = None) -> Image.Image:
+    """Decode an image file to an 8-bit RGB Pillow image (EXIF orientation applied).
+
+    ``data``: the file's bytes when the caller already read them (the pipeline reads each file once,
+    for its sha256 and its pixels); ``path`` then only names the file and gives its extension.
+    Raises :class:`ImageDecodeError` like :func:`load_rgb`.
+    """
+    return _open_rgb(path, data)
+
+
+def _open_rgb(path: str | Path, data: bytes | None = None) -> Image.Image:
     p = Path(path)
     if not is_supported(p):
         raise ImageDecodeError(f"unsupported file type '{p.suffix or '(none)'}'")
-    try:
-        size = p.stat().st_size
-    except FileNotFoundError:
-        raise ImageDecodeError("file not found") from None
-    except OSError as exc:
-        raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}") from None
+    if data is None:
+        try:
+            size = p.stat().st_size
+        except FileNotFoundError:
+            raise ImageDecodeError("file not found") from None
+        except OSError as exc:
+            raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}") from None
+    else:
+        size = len(data)
     if size == 0:
         raise ImageDecodeError("empty file (0 bytes)")
     try:
-        with open(p, "rb") as fh, Image.open(fh) as im:
+        with (open(p, "rb") if data is None else io.BytesIO(data)) as fh, Image.open(fh) as im:
             w, h = im.size
             if w * h > MAX_PIXELS:
                 raise ImageDecodeError(

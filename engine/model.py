@@ -1,0 +1,281 @@
+"""A loaded model (or ensemble) ready to score preprocessed cells: :class:`Classifier`.
+
+One ``onnxruntime.InferenceSession`` per ONNX model, created once and reused for every batch (the
+registry shares sessions between a model and the ensembles that contain it).
+
+Calibration: calibrated P(ALL) = sigmoid(logit / temperature) (card ``temperature``; an output of kind
+``probability`` is turned back into a logit first).  An ensemble's P(ALL) is the mean of its members'
+calibrated P(ALL); its members "disagree" on a cell when their own decisions (each at its own
+threshold) differ.
+
+Execution providers: ``device="cpu"`` uses the CPU.  ``"auto"`` and ``"cuda"`` ask for CUDA when the
+installed onnxruntime offers it, then check ``session.get_providers()`` — onnxruntime-gpu lists CUDA as
+available even without a usable GPU and silently falls back to the CPU.  The provider actually used is
+:attr:`Classifier.active_provider`; any fallback the user did not ask for is a human-readable string in
+:attr:`Classifier.warnings` and a logged warning, never silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from .card import ModelCard, ModelError, verify_onnx_bytes
+from .preprocess import Preprocessing
+
+log = logging.getLogger(__name__)
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    out = np.empty_like(z)
+    pos = z >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+    ez = np.exp(z[~pos])
+    out[~pos] = ez / (1.0 + ez)
+    return out
+
+
+def calibrate(raw: np.ndarray, kind: str, temperature: float) -> np.ndarray:
+    """Raw model output (one value per cell) -> calibrated P(ALL), float64."""
+    raw = np.asarray(raw, dtype=np.float64)
+    if kind == "probability":
+        p = np.clip(raw, 1e-12, 1.0 - 1e-12)
+        raw = np.log(p) - np.log1p(-p)
+    return _sigmoid(raw / float(temperature))
+
+
+@dataclass
+class Member:
+    """One ONNX model with its live session."""
+
+    card: ModelCard
+    session: ort.InferenceSession
+    input_name: str
+    output_name: str
+    spec: Preprocessing
+    active_provider: str
+    fixed_batch: int | None = None  # when the graph's batch dimension is not dynamic
+    warnings: list[str] = field(default_factory=list)
+
+    def raw(self, batch: np.ndarray, run_options: ort.RunOptions | None = None) -> np.ndarray:
+        """float32 NHWC batch -> the output column, shape (N,)."""
+        n = batch.shape[0]
+        step = self.fixed_batch or n
+        outs = []
+        for i in range(0, n, step):
+            part = batch[i : i + step]
+            pad = 0
+            if self.fixed_batch and part.shape[0] < self.fixed_batch:
+                pad = self.fixed_batch - part.shape[0]
+                part = np.concatenate([part, np.zeros((pad,) + part.shape[1:], part.dtype)])
+            (y,) = self.session.run([self.output_name], {self.input_name: part}, run_options)
+            y = np.asarray(y).reshape(part.shape[0], -1)
+            if y.shape[1] != 1:
+                raise ModelError(
+                    f"{self.card.onnx_file}: output '{self.output_name}' has {y.shape[1]} values per cell; "
+                    "a LeukoScan model outputs one (the logit or probability of ALL)"
+                )
+            outs.append(y[: part.shape[0] - pad, 0])
+        return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+
+    def p_all(self, batch: np.ndarray, run_options: ort.RunOptions | None = None) -> np.ndarray:
+        return calibrate(self.raw(batch, run_options), self.card.output_kind, self.card.temperature)
+
+
+def _session_options(threads: int | None) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.inter_op_num_threads = 1
+    if threads:
+        so.intra_op_num_threads = int(threads)
+    so.log_severity_level = 3  # errors only; provider fallbacks are reported by us
+    return so
+
+
+def load_member(card: ModelCard, device: str = "auto", threads: int | None = None) -> Member:
+    """Verify the ONNX file against its card and open a session on ``device``.  Raises ModelError."""
+    if card.is_ensemble:
+        raise ModelError(f"{card.path}: an ensemble card is not a single model")
+    if device not in DEVICES:
+        raise ModelError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
+    assert card.onnx_file is not None and card.preprocessing is not None
+    try:
+        data = card.onnx_file.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{card.onnx_file}: ONNX file named by {card.path.name} is missing") from None
+    except OSError as exc:
+        raise ModelError(f"{card.onnx_file}: cannot read ONNX file: {exc.strerror or exc}") from None
+    verify_onnx_bytes(card, data)  # what is hashed is exactly what is loaded
+
+    warnings: list[str] = []
+    available = ort.get_available_providers()
+    want_cuda = device in ("auto", "cuda") and CUDA in available
+    if device == "cuda" and CUDA not in available:
+        warnings.append(
+            "CUDA was requested but the installed onnxruntime has no CUDA support "
+            "(install the 'gpu' extra: onnxruntime-gpu); running on the CPU"
+        )
+    providers = [CUDA, CPU] if want_cuda else [CPU]
+    so = _session_options(threads)
+    try:
+        session = ort.InferenceSession(data, sess_options=so, providers=providers)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises several exception types
+        if not want_cuda:
+            raise ModelError(f"{card.onnx_file}: onnxruntime cannot load the model: {exc}") from None
+        warnings.append(f"CUDA session could not be created ({_first_line(exc)}); running on the CPU")
+        try:
+            session = ort.InferenceSession(data, sess_options=_session_options(threads), providers=[CPU])
+        except Exception as exc2:  # noqa: BLE001
+            raise ModelError(f"{card.onnx_file}: onnxruntime cannot load the model: {exc2}") from None
+    del data
+    active = session.get_providers()[0]
+    if want_cuda and active != CUDA:
+        warnings.append(
+            f"CUDA is offered by onnxruntime but could not be used (no usable GPU, driver or CUDA/cuDNN "
+            f"libraries); {card.name} runs on the CPU ({active})"
+        )
+    for w in warnings:
+        log.warning("%s: %s", card.name, w)
+
+    input_name, output_name, fixed_batch = _check_io(card, session)
+    member = Member(
+        card=card,
+        session=session,
+        input_name=input_name,
+        output_name=output_name,
+        spec=card.preprocessing,
+        active_provider=active,
+        fixed_batch=fixed_batch,
+        warnings=warnings,
+    )
+    # One real run: catches an output that is not one value per cell, and warms up the provider.
+    h, w = card.input_size
+    try:
+        probe = member.raw(np.zeros((1, h, w, 3), np.float32))
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"{card.onnx_file}: test inference failed: {_first_line(exc)}") from None
+    if probe.shape != (1,):
+        raise ModelError(f"{card.onnx_file}: expected one output value per cell, got shape {probe.shape}")
+    return member
+
+
+def _first_line(exc: BaseException) -> str:
+    s = str(exc).strip()
+    return s.splitlines()[0] if s else exc.__class__.__name__
+
+
+def _check_io(card: ModelCard, session: ort.InferenceSession) -> tuple[str, str, int | None]:
+    where = f"{card.onnx_file}"
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise ModelError(f"{where}: expected one input tensor, the model has {len(inputs)}")
+    inp = inputs[0]
+    if card.input_name and inp.name != card.input_name:
+        raise ModelError(f"{where}: input tensor is named '{inp.name}', the card {card.path.name} says '{card.input_name}'")
+    if inp.type != "tensor(float)":
+        raise ModelError(f"{where}: input must be float32, the model takes {inp.type}")
+    shape = list(inp.shape)
+    h, w = card.input_size
+    if len(shape) != 4:
+        raise ModelError(f"{where}: input must be NHWC (4 dimensions), the model's is {shape}")
+    want = [h, w, 3]
+    for got, exp, label in zip(shape[1:], want, ("height", "width", "channels")):
+        if isinstance(got, int) and got != exp:
+            raise ModelError(
+                f"{where}: input shape {shape} disagrees with the card {card.path.name} "
+                f"({label} {exp}; expected [batch, {h}, {w}, 3] NHWC)"
+            )
+    fixed_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+    outputs = session.get_outputs()
+    names = [o.name for o in outputs]
+    if card.output_name:
+        if card.output_name not in names:
+            raise ModelError(f"{where}: no output named '{card.output_name}' (the model has {names})")
+        out_name = card.output_name
+    elif len(outputs) == 1:
+        out_name = outputs[0].name
+    else:
+        raise ModelError(f"{where}: the model has several outputs {names}; the card must name one")
+    return inp.name, out_name, fixed_batch
+
+
+@dataclass
+class Prediction:
+    """Scores of one batch: arrays of length N in the batch's cell order."""
+
+    p_all: np.ndarray  # calibrated P(ALL), float64
+    member_p: dict[str, np.ndarray]  # ensemble only: member name -> its calibrated P(ALL)
+    members_disagree: np.ndarray  # bool; always False for a single model
+
+
+class Classifier:
+    """A model or an ensemble, ready to score batches.  Build it with ``Registry.load``."""
+
+    def __init__(self, card: ModelCard, members: Sequence[Member]):
+        if not members:
+            raise ModelError(f"{card.path}: no members")
+        self.card = card
+        self.members: tuple[Member, ...] = tuple(members)
+        self.name = card.name
+        self.display_name = card.display_name
+        self.version = card.version
+        self.threshold = card.threshold
+        self.review_margin = card.review_margin
+        self.member_names: tuple[str, ...] = (
+            tuple(m.card.name for m in self.members) if card.is_ensemble else ()
+        )
+        provs = list(dict.fromkeys(m.active_provider for m in self.members))
+        self.active_provider = "+".join(provs)
+        self.device_label = "+".join(p.replace("ExecutionProvider", "") for p in provs)  # "CPU", "CUDA"
+        self.warnings: list[str] = [w for m in self.members for w in m.warnings]
+        #: Distinct preprocessing specs, in member order: decode a file once, preprocess once per spec.
+        self.preprocessings: tuple[Preprocessing, ...] = tuple(dict.fromkeys(m.spec for m in self.members))
+
+    def __repr__(self) -> str:
+        return f"Classifier({self.name!r} {self.version}, {self.active_provider})"
+
+    @property
+    def is_ensemble(self) -> bool:
+        return bool(self.member_names)
+
+    def predict(
+        self, inputs: Mapping[Preprocessing, np.ndarray], run_options: ort.RunOptions | None = None
+    ) -> Prediction:
+        """``inputs``: for each spec in :attr:`preprocessings`, the float32 (N, h, w, 3) batch."""
+        ps = [m.p_all(np.ascontiguousarray(inputs[m.spec], dtype=np.float32), run_options) for m in self.members]
+        if not self.is_ensemble:
+            p = ps[0]
+            return Prediction(p, {}, np.zeros(p.shape, dtype=bool))
+        stacked = np.stack(ps)
+        votes = np.stack([p >= m.card.threshold for p, m in zip(ps, self.members)])
+        disagree = votes.any(axis=0) & ~votes.all(axis=0)
+        member_p = {m.card.name: p for m, p in zip(self.members, ps)}
+        return Prediction(stacked.mean(axis=0), member_p, disagree)
+
+    def predict_batch(self, batch: np.ndarray) -> Prediction:
+        """Single-spec convenience (a single model, or an ensemble whose members share one spec)."""
+        if len(self.preprocessings) != 1:
+            raise ValueError("this ensemble's members need different inputs: use predict()")
+        return self.predict({self.preprocessings[0]: batch})
+
+    @staticmethod
+    def run_options() -> ort.RunOptions:
+        """A RunOptions whose ``terminate`` flag, set from another thread, aborts a running batch."""
+        return ort.RunOptions()
+
+
+def default_threads() -> int:
+    return max(1, os.cpu_count() or 1)

@@ -1,0 +1,51 @@
+"""Where LeukoScan finds its bundled resources and the per-user folder.
+
+- ``resources_dir()``: ``resources/`` of the source tree, or of the PyInstaller bundle when frozen
+  (``sys._MEIPASS``).  ``LEUKOSCAN_RESOURCES_DIR`` overrides it (tests, unusual installs).
+- ``models_dir()``: ``resources/models`` — the models shipped with the app (read-only).
+- ``user_data_dir()``: the per-user LeukoScan folder (platformdirs; e.g. ``~/.local/share/LeukoScan``,
+  ``%LOCALAPPDATA%\\LeukoScan\\LeukoScan``, ``~/Library/Application Support/LeukoScan``).
+  ``LEUKOSCAN_DATA_DIR`` overrides it.
+- ``user_models_dir()``: ``<user_data_dir>/models`` — where a lab drops extra models (ONNX + card).
+
+None of these functions creates a folder; callers that write create what they need.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+APP_NAME = "LeukoScan"
+APP_AUTHOR = "LeukoScan"
+
+
+def is_frozen() -> bool:
+    return bool(getattr(sys, "frozen", False)) and hasattr(sys, "_MEIPASS")
+
+
+def resources_dir() -> Path:
+    env = os.environ.get("LEUKOSCAN_RESOURCES_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    if is_frozen():
+        return Path(sys._MEIPASS).resolve() / "resources"  # type: ignore[attr-defined]
+    return Path(__file__).resolve().parent.parent / "resources"
+
+
+def models_dir() -> Path:
+    return resources_dir() / "models"
+
+
+def user_data_dir() -> Path:
+    env = os.environ.get("LEUKOSCAN_DATA_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    from platformdirs import user_data_dir as _pd_user_data_dir
+
+    return Path(_pd_user_data_dir(APP_NAME, APP_AUTHOR))
+
+
+def user_models_dir() -> Path:
+    return user_data_dir() / "models"

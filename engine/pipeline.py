@@ -1,0 +1,329 @@
+"""Find image files and classify them: the streaming pipeline shared by the CLI and the desktop app.
+
+``scan(paths)`` lists the cells to classify; ``classify(items, classifier)`` yields one
+:class:`CellResult` per item, in item order, while a thread pool reads, hashes, decodes and preprocesses
+the next batches (Pillow, hashlib and onnxruntime release the GIL, so decoding overlaps inference).
+At most ``prefetch_batches + 1`` batches are in flight, so memory stays flat on any number of files.
+Cancellation (a ``threading.Event``) is checked while waiting and aborts a running batch through
+onnxruntime's ``RunOptions.terminate``: the iterator ends within a fraction of a second.
+
+``decide()`` turns a calibrated P(ALL) into a prediction and a "needs review" flag; it is the only
+place that rule lives (the GUI calls it again when the user moves the threshold).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import re
+import stat
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from .card import ModelError
+from .model import Classifier
+from .preprocess import ImageDecodeError, Preprocessing, is_supported, open_rgb, preprocess_image
+
+log = logging.getLogger(__name__)
+
+#: Files larger than this are refused without reading them (a cell image is well under 1 MB).
+MAX_FILE_BYTES = 512 * 1024 * 1024
+
+
+# ------------------------------------------------------------------------------------------ scanning
+
+
+@dataclass(frozen=True)
+class ScanItem:
+    path: Path  # absolute
+    root: Path  # the PATH given (a file's parent when a file was given)
+    folder: str  # the file's folder relative to root, '/'-separated; "." for root itself
+
+    @property
+    def file(self) -> str:
+        return self.path.name
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(s: str) -> tuple:
+    """'cell 2' < 'cell 10'; case-insensitive; ties broken by the exact string."""
+    parts = _DIGITS.split(s)
+    return tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts)) + (s,)
+
+
+def _is_hidden(entry: os.DirEntry) -> bool:
+    if entry.name.startswith("."):
+        return True
+    if os.name == "nt":  # pragma: no cover - Windows hidden/system attribute
+        try:
+            attrs = entry.stat().st_file_attributes  # type: ignore[attr-defined]
+        except OSError:
+            return False
+        return bool(attrs & (stat.FILE_ATTRIBUTE_HIDDEN | stat.FILE_ATTRIBUTE_SYSTEM))  # type: ignore[attr-defined]
+    return False
+
+
+def _walk(root: Path, warnings: list[str] | None) -> list[ScanItem]:
+    found: list[tuple[tuple, ScanItem]] = []
+    try:
+        st = root.stat()
+        visited = {(st.st_dev, st.st_ino)}
+    except OSError:
+        visited = set()
+    stack: list[tuple[Path, tuple[str, ...]]] = [(root, ())]
+    while stack:
+        d, rel = stack.pop()
+        try:
+            with os.scandir(d) as it:
+                entries = list(it)
+        except OSError as exc:
+            msg = f"{d}: folder skipped, cannot be listed ({exc.strerror or exc})"
+            log.warning(msg)
+            if warnings is not None:
+                warnings.append(msg)
+            continue
+        folder = "/".join(rel) if rel else "."
+        folder_key = tuple(natural_key(r) for r in rel)
+        for e in entries:
+            if _is_hidden(e):
+                continue
+            try:
+                if e.is_dir():  # follows symlinks; loops are cut by the visited set
+                    est = e.stat()
+                    ident = (est.st_dev, est.st_ino)
+                    if ident in visited:
+                        continue
+                    visited.add(ident)
+                    stack.append((Path(e.path), rel + (e.name,)))
+                elif is_supported(e.name) and e.is_file():
+                    item = ScanItem(Path(e.path), root, folder)
+                    found.append(((folder_key, natural_key(e.name)), item))
+            except OSError:
+                continue  # dangling symlink or vanished entry
+    found.sort(key=lambda t: t[0])
+    return [it for _, it in found]
+
+
+def scan(paths: Iterable[str | Path], warnings: list[str] | None = None) -> list[ScanItem]:
+    """Image files under ``paths`` (folders recursively, or files), sorted naturally per folder.
+
+    Hidden files/folders (name starting with '.'; hidden attribute on Windows) and files whose
+    extension is not an image type are skipped.  Symlinked folders are followed once (loops are safe).
+    A file given explicitly is always an item (an unsupported one becomes an error row).  The same
+    file reached twice is listed once.  Raises ``FileNotFoundError`` for a path that does not exist;
+    folders that cannot be listed are skipped with a message appended to ``warnings``.
+    """
+    items: list[ScanItem] = []
+    paths = list(paths)
+    for raw in paths:
+        p = Path(os.path.abspath(Path(raw).expanduser()))
+        if not p.exists():
+            raise FileNotFoundError(f"{raw}: no such file or folder")
+        if p.is_dir():
+            items.extend(_walk(p, warnings))
+        else:
+            items.append(ScanItem(p, p.parent, "."))
+    if len(paths) > 1:
+        seen: set[str] = set()
+        unique = []
+        for it in items:
+            key = os.path.normcase(os.path.realpath(it.path))
+            if key not in seen:
+                seen.add(key)
+                unique.append(it)
+        items = unique
+    return items
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+@dataclass(frozen=True)
+class CellResult:
+    index: int  # position in the items given to classify()
+    path: Path
+    root: Path
+    folder: str
+    file: str
+    sha256: str  # of the file bytes; "" when the file could not be read
+    status: str  # "ok" | "error"
+    error: str  # reason, "" when ok
+    p_all: float | None  # calibrated P(ALL); None on error
+    member_p: dict[str, float] = field(default_factory=dict)  # ensemble: member -> calibrated P(ALL)
+    members_disagree: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def decide(
+    p_all: float | None, threshold: float, review_margin: float, members_disagree: bool = False
+) -> tuple[str, bool]:
+    """(prediction, needs_review): "ALL" when p_all >= threshold else "HEM"; review when p_all is
+    within ``review_margin`` of the threshold or the ensemble's members disagree.  ("", False) when
+    there is no score (an error row)."""
+    if p_all is None or not math.isfinite(p_all):
+        return "", False
+    prediction = "ALL" if p_all >= threshold else "HEM"
+    return prediction, bool(abs(p_all - threshold) < review_margin or members_disagree)
+
+
+# ------------------------------------------------------------------------------------------ classify
+
+
+@dataclass
+class _Loaded:
+    sha256: str = ""
+    arrays: tuple[np.ndarray, ...] = ()
+    error: str = ""
+
+
+def load_item(path: Path, specs: tuple[Preprocessing, ...]) -> _Loaded:
+    """Read a file once: sha256 of its bytes, decode, one model input per spec.  Never raises."""
+    try:
+        size = os.stat(path).st_size
+        if size > MAX_FILE_BYTES:
+            return _Loaded(error=f"file too large ({size / 2**20:.0f} MB) for a cell image")
+        with open(path, "rb") as fh:  # read-only; the file is never modified
+            data = fh.read()
+    except FileNotFoundError:
+        return _Loaded(error="file not found (moved or deleted during the run)")
+    except OSError as exc:
+        return _Loaded(error=f"cannot read file: {exc.strerror or exc}")
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        im = open_rgb(path, data)
+        arrays = tuple(preprocess_image(im, s) for s in specs)
+    except ImageDecodeError as exc:
+        return _Loaded(sha, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - one bad file must never stop a run
+        return _Loaded(sha, error=f"cannot decode image: {exc.__class__.__name__}: {exc}")
+    return _Loaded(sha, arrays)
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def classify(
+    items: Iterable[ScanItem],
+    classifier: Classifier,
+    *,
+    batch_size: int = 32,
+    threads: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+    prefetch_batches: int = 2,
+) -> Iterator[CellResult]:
+    """Classify ``items``; yield one :class:`CellResult` per item, in item order.
+
+    ``threads``: decoding workers (default min(4, CPU count)); the model's own thread count is set
+    when it is loaded.  ``progress(done, total)`` is called after each result is produced.
+    ``cancel``: set it (from any thread) to stop; the iterator then ends without further results.
+    Raises :class:`ModelError` if the model itself fails on a batch (not for a bad file).
+    """
+    items = list(items)
+    total = len(items)
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    if total == 0:
+        return
+    cancel = cancel if cancel is not None else threading.Event()
+    specs = classifier.preprocessings
+    run_options = classifier.run_options()
+    finished = threading.Event()
+
+    def watch() -> None:  # turn a cancel request into an abort of the running onnxruntime batch
+        while not finished.is_set():
+            if cancel.wait(0.05):
+                run_options.terminate = True
+                return
+
+    watcher = threading.Thread(target=watch, name="leukoscan-cancel-watch", daemon=True)
+    watcher.start()
+    pool = ThreadPoolExecutor(max_workers=threads or default_workers(), thread_name_prefix="leukoscan-decode")
+    pending: deque[tuple[int, Future]] = deque()
+    window = batch_size * (prefetch_batches + 1)
+    next_i = 0
+
+    def fill() -> None:
+        nonlocal next_i
+        while next_i < total and len(pending) < window:
+            pending.append((next_i, pool.submit(load_item, items[next_i].path, specs)))
+            next_i += 1
+
+    done = 0
+    try:
+        fill()
+        while pending:
+            if cancel.is_set():
+                return
+            batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
+            fill()  # the next batches decode while this one waits and runs
+            loaded: list[_Loaded] = []
+            for _, fut in batch:
+                while True:
+                    if cancel.is_set():
+                        return
+                    try:
+                        loaded.append(fut.result(timeout=0.05))
+                        break
+                    except TimeoutError:
+                        continue
+            good = [k for k, ld in enumerate(loaded) if not ld.error]
+            pred = None
+            if good:
+                inputs = {s: np.stack([loaded[k].arrays[j] for k in good]) for j, s in enumerate(specs)}
+                for k in good:
+                    loaded[k].arrays = ()  # release per-cell copies early
+                try:
+                    pred = classifier.predict(inputs, run_options)
+                except ModelError:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    if cancel.is_set():
+                        return
+                    raise ModelError(f"model '{classifier.name}' failed on a batch: {exc}") from None
+                del inputs
+            pos = {k: r for r, k in enumerate(good)}
+            for k, (idx, _) in enumerate(batch):
+                if cancel.is_set():
+                    return
+                it, ld = items[idx], loaded[k]
+                result = _result(idx, it, ld, pred, pos.get(k))
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+                yield result
+    finally:
+        finished.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _result(idx: int, it: ScanItem, ld: _Loaded, pred, r: int | None) -> CellResult:
+    common = dict(index=idx, path=it.path, root=it.root, folder=it.folder, file=it.path.name, sha256=ld.sha256)
+    if ld.error or pred is None or r is None:
+        return CellResult(status="error", error=ld.error or "not classified", p_all=None, **common)
+    p = float(pred.p_all[r])
+    member_p = {name: float(v[r]) for name, v in pred.member_p.items()}
+    if not math.isfinite(p) or not all(math.isfinite(v) for v in member_p.values()):
+        return CellResult(status="error", error="the model returned a non-finite score", p_all=None, **common)
+    return CellResult(
+        status="ok",
+        error="",
+        p_all=p,
+        member_p=member_p,
+        members_disagree=bool(pred.members_disagree[r]),
+        **common,
+    )

@@ -1,0 +1,215 @@
+"""CSV reports: one row per cell, and one summary row per folder (case).  The CLI and the GUI both
+write through this module, so their files have the same columns.
+
+Per-cell columns, in order (:data:`CELL_COLUMNS`), then one ``p_all_<member>`` column per ensemble
+member.  Values are strings: ``p_all`` with 4 decimals, booleans ``true``/``false``, empty when not
+applicable.  Summary counts use ``final_label`` (the reviewer's label when there is one, else the
+prediction); ``pct_all`` = all / classified * 100 with 1 decimal.
+
+Files are UTF-8 (no BOM) and written atomically: a temporary file in the same folder, flushed to disk,
+then renamed over the target, so a crash or a full disk never leaves a half-written report.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from .model import Classifier
+from .pipeline import CellResult, decide
+
+CELL_COLUMNS: tuple[str, ...] = (
+    "path",
+    "folder",
+    "file",
+    "sha256",
+    "status",
+    "error",
+    "prediction",
+    "p_all",
+    "needs_review",
+    "model",
+    "model_version",
+    "threshold",
+    "reviewed_label",
+    "reviewer",
+    "reviewed_at",
+    # extras
+    "final_label",
+    "default_threshold",
+    "provider",
+    "root",
+)
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "folder",
+    "cells",
+    "classified",
+    "errors",
+    "all",
+    "hem",
+    "pct_all",
+    "needs_review",
+    "reviewed",
+    "root",
+)
+LABELS = ("ALL", "HEM")
+
+
+@dataclass(frozen=True)
+class Review:
+    label: str  # "ALL" | "HEM"
+    reviewer: str = ""
+    reviewed_at: str | datetime = ""
+
+    def __post_init__(self) -> None:
+        if self.label not in LABELS:
+            raise ValueError(f"review label must be one of {LABELS}, got {self.label!r}")
+
+
+def fmt_p(p: float | None) -> str:
+    return "" if p is None else f"{p:.4f}"
+
+
+def fmt_threshold(t: float) -> str:
+    return f"{float(t):.4f}"
+
+
+def cell_row(
+    result: CellResult, classifier: Classifier, threshold: float | None = None, review: Review | None = None
+) -> dict[str, str]:
+    """The report row of one result.  ``threshold`` defaults to the model's card threshold."""
+    thr = classifier.threshold if threshold is None else float(threshold)
+    ok = result.status == "ok"
+    prediction, needs_review = decide(result.p_all if ok else None, thr, classifier.review_margin, result.members_disagree)
+    if review is not None and not ok:
+        review = None  # a file that could not be classified cannot carry a review label
+    reviewed_at = ""
+    if review is not None:
+        reviewed_at = (
+            review.reviewed_at.isoformat(timespec="seconds")
+            if isinstance(review.reviewed_at, datetime)
+            else str(review.reviewed_at)
+        )
+    row = {
+        "path": str(result.path),
+        "folder": result.folder,
+        "file": result.file,
+        "sha256": result.sha256,
+        "status": result.status,
+        "error": result.error,
+        "prediction": prediction,
+        "p_all": fmt_p(result.p_all if ok else None),
+        "needs_review": "true" if needs_review else "false",
+        "model": classifier.name,
+        "model_version": classifier.version,
+        "threshold": fmt_threshold(thr),
+        "reviewed_label": review.label if review else "",
+        "reviewer": review.reviewer if review else "",
+        "reviewed_at": reviewed_at,
+        "final_label": (review.label if review else prediction),
+        "default_threshold": fmt_threshold(classifier.threshold),
+        "provider": classifier.active_provider,
+        "root": str(result.root),
+    }
+    for name in classifier.member_names:
+        row[f"p_all_{name}"] = fmt_p(result.member_p.get(name)) if ok else ""
+    return row
+
+
+def cell_columns(rows: Sequence[Mapping[str, str]]) -> list[str]:
+    """:data:`CELL_COLUMNS` then any extra keys of the rows (``p_all_<member>``) in first-seen order."""
+    cols = list(CELL_COLUMNS)
+    seen = set(cols)
+    for r in rows:
+        for k in r:
+            if k not in seen:
+                seen.add(k)
+                cols.append(k)
+    return cols
+
+
+def summarize(rows: Iterable[Mapping[str, str]]) -> list[dict[str, str]]:
+    """One row per (root, folder) in first-seen order.  Counts follow ``final_label``."""
+    groups: dict[tuple[str, str], dict[str, int]] = {}
+    for r in rows:
+        key = (r.get("root", ""), r.get("folder", "."))
+        g = groups.setdefault(key, dict(cells=0, classified=0, errors=0, all=0, hem=0, needs_review=0, reviewed=0))
+        g["cells"] += 1
+        if r.get("status") != "ok":
+            g["errors"] += 1
+            continue
+        g["classified"] += 1
+        label = r.get("final_label") or r.get("reviewed_label") or r.get("prediction", "")
+        if label == "ALL":
+            g["all"] += 1
+        elif label == "HEM":
+            g["hem"] += 1
+        if r.get("needs_review") == "true":
+            g["needs_review"] += 1
+        if r.get("reviewed_label"):
+            g["reviewed"] += 1
+    out = []
+    for (root, folder), g in groups.items():
+        pct = f"{g['all'] / g['classified'] * 100:.1f}" if g["classified"] else ""
+        out.append(
+            {
+                "folder": folder,
+                "cells": str(g["cells"]),
+                "classified": str(g["classified"]),
+                "errors": str(g["errors"]),
+                "all": str(g["all"]),
+                "hem": str(g["hem"]),
+                "pct_all": pct,
+                "needs_review": str(g["needs_review"]),
+                "reviewed": str(g["reviewed"]),
+                "root": root,
+            }
+        )
+    return out
+
+
+def _atomic_write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Mapping[str, str]]) -> Path:
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore", restval="")
+            w.writeheader()
+            for r in rows:
+                w.writerow(r)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return target
+
+
+def write_cell_report(path: str | Path, rows: Sequence[Mapping[str, str]]) -> Path:
+    """Write per-cell rows (from :func:`cell_row`) to ``path``, atomically.  Returns the path."""
+    rows = list(rows)
+    return _atomic_write_csv(path, cell_columns(rows), rows)
+
+
+def write_summary(path: str | Path, rows: Sequence[Mapping[str, str]]) -> Path:
+    """Write summary rows (from :func:`summarize`) to ``path``, atomically.  Returns the path."""
+    return _atomic_write_csv(path, SUMMARY_COLUMNS, rows)
+
+
+def read_cell_report(path: str | Path) -> list[dict[str, str]]:
+    """Read a per-cell report back (e.g. to resume a review)."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
