@@ -146,9 +146,7 @@ def build_bad_input(root: Path) -> BadInput:
     ok("formats/rgba.png", lambda p: cells[4].convert("RGBA").save(p))
     ok(
         "formats/gray16.png",
-        lambda p: Image.fromarray(
-            (np.asarray(cells[5].convert("L"), dtype=np.uint16) * 257), "I;16"
-        ).save(p),
+        lambda p: Image.fromarray(np.asarray(cells[5].convert("L"), dtype=np.uint16) * 257).save(p),
     )
     ok("formats/gray.jpg", lambda p: cells[6].convert("L").save(p, quality=95))
     ok("formats/cell.tiff", lambda p: cells[7].save(p))
