@@ -134,6 +134,7 @@ def load_member(card: ModelCard, device: str = "auto", threads: int | None = Non
         if not want_cuda:
             raise ModelError(f"{card.onnx_file}: onnxruntime cannot load the model: {exc}") from None
         warnings.append(f"CUDA session could not be created ({_first_line(exc)}); running on the CPU")
+        want_cuda = False  # reported; not a second, silent fallback
         try:
             session = ort.InferenceSession(data, sess_options=_session_options(threads), providers=[CPU])
         except Exception as exc2:  # noqa: BLE001

@@ -1,0 +1,160 @@
+"""The shared preprocessing: every format and pixel flavour -> the same 8-bit RGB; bad files -> a reason."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import png_bomb_bytes, real_cell_sources, rgb_of
+from engine.preprocess import (
+    MAX_PIXELS,
+    ImageDecodeError,
+    Preprocessing,
+    is_supported,
+    load_rgb,
+    open_rgb,
+    preprocess_file,
+    preprocess_image,
+)
+
+
+@pytest.fixture(scope="module")
+def cell() -> Image.Image:
+    return rgb_of(real_cell_sources()[0])
+
+
+@pytest.mark.parametrize("name,kw", [("c.bmp", {}), ("c.BMP", {"format": "BMP"}), ("c.png", {}),
+                                     ("c.tif", {}), ("c.TIFF", {"format": "TIFF"}), ("c.webp", {"lossless": True})])
+def test_lossless_formats_decode_to_identical_pixels(tmp_path, cell, name, kw):
+    p = tmp_path / name
+    cell.save(p, **kw)
+    assert np.array_equal(load_rgb(p), np.asarray(cell))
+
+
+def test_jpeg_and_grayscale_jpeg(tmp_path, cell):
+    cell.save(tmp_path / "c.jpg", quality=95)
+    cell.convert("L").save(tmp_path / "g.jpeg", quality=95)
+    rgb = load_rgb(tmp_path / "c.jpg")
+    assert rgb.shape == (450, 450, 3) and rgb.dtype == np.uint8
+    assert np.abs(rgb.astype(int) - np.asarray(cell, dtype=int)).mean() < 3
+    g = load_rgb(tmp_path / "g.jpeg")
+    assert g.shape == (450, 450, 3)
+    assert np.array_equal(g[..., 0], g[..., 1]) and np.array_equal(g[..., 1], g[..., 2])
+
+
+def test_16bit_png_is_scaled_to_8bit(tmp_path):
+    v8 = np.arange(256, dtype=np.uint16).reshape(16, 16)
+    Image.fromarray(v8 * 257).save(tmp_path / "g16.png")
+    with Image.open(tmp_path / "g16.png") as im:
+        assert im.mode.startswith("I")
+    rgb = load_rgb(tmp_path / "g16.png")
+    assert rgb.dtype == np.uint8
+    assert np.array_equal(rgb[..., 0], v8.astype(np.uint8))
+
+
+def test_rgba_is_composited_on_black(tmp_path, cell):
+    rgba = cell.convert("RGBA")
+    a = np.asarray(rgba).copy()
+    a[:10, :10, 3] = 0  # transparent corner with bright colour underneath
+    a[:10, :10, :3] = 255
+    Image.fromarray(a, "RGBA").save(tmp_path / "a.png")
+    rgb = load_rgb(tmp_path / "a.png")
+    assert (rgb[:10, :10] == 0).all()
+    assert np.array_equal(rgb[100:200, 100:200], np.asarray(cell)[100:200, 100:200])
+
+
+def test_palette_and_la_and_bilevel(tmp_path, cell):
+    cell.convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "p.png")
+    cell.convert("LA").save(tmp_path / "la.png")
+    cell.convert("1").save(tmp_path / "b.bmp")
+    for n in ("p.png", "la.png", "b.bmp"):
+        rgb = load_rgb(tmp_path / n)
+        assert rgb.shape == (450, 450, 3) and rgb.dtype == np.uint8
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    a = np.zeros((20, 40, 3), np.uint8)
+    a[:, :20] = (255, 0, 0)  # left half red
+    im = Image.fromarray(a)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW to display
+    im.save(tmp_path / "o.jpg", exif=exif, quality=100)
+    rgb = load_rgb(tmp_path / "o.jpg")
+    assert rgb.shape == (40, 20, 3)  # rotated
+    assert rgb[5, 10, 0] > 200 and rgb[35, 10, 0] < 60  # red now on top
+
+
+@pytest.mark.parametrize(
+    "name,content,word",
+    [
+        ("empty.bmp", b"", "empty"),
+        ("text.png", b"not an image at all\n" * 10, "not a readable image"),
+        ("bomb.png", png_bomb_bytes(), "too large"),
+        ("bomb_below_pillow_limit.png", png_bomb_bytes(8000, 8000), "too large"),
+        ("notes.txt", b"hello", "unsupported file type"),
+    ],
+)
+def test_bad_files_raise_a_reason(tmp_path, name, content, word):
+    assert 8000 * 8000 > MAX_PIXELS
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(ImageDecodeError, match=word):
+        load_rgb(p)
+
+
+def test_truncated_bmp(tmp_path, cell):
+    cell.save(tmp_path / "full.bmp")
+    data = (tmp_path / "full.bmp").read_bytes()
+    (tmp_path / "t.bmp").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageDecodeError, match="truncated"):
+        load_rgb(tmp_path / "t.bmp")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ImageDecodeError, match="not found"):
+        load_rgb(tmp_path / "nope.bmp")
+
+
+def test_bytes_and_path_give_the_same_pixels(tmp_path, cell):
+    cell.save(tmp_path / "c.bmp")
+    data = (tmp_path / "c.bmp").read_bytes()
+    assert np.array_equal(np.asarray(open_rgb(tmp_path / "c.bmp", data)), load_rgb(tmp_path / "c.bmp"))
+
+
+def test_preprocess_crop_resize_and_range(tmp_path, cell):
+    cell.save(tmp_path / "c.bmp")
+    spec = Preprocessing(64, 48, crop_fraction=0.5, resize_filter="bicubic")
+    x = preprocess_file(tmp_path / "c.bmp", spec)
+    assert x.shape == (64, 48, 3) and x.dtype == np.float32
+    assert 0 <= x.min() and x.max() <= 255 and x.max() > 50
+    # centre crop of half the side, then resize: same as doing it by hand with Pillow
+    ref = cell.resize((48, 64), Image.Resampling.BICUBIC, box=(112.5, 112.5, 337.5, 337.5))
+    assert np.array_equal(x, np.asarray(ref, dtype=np.float32))
+    assert np.array_equal(x, preprocess_image(np.asarray(cell), spec))
+
+
+def test_preprocessing_validation():
+    with pytest.raises(ValueError):
+        Preprocessing(4, 4)
+    with pytest.raises(ValueError):
+        Preprocessing(32, 32, crop_fraction=1.5)
+    with pytest.raises(ValueError):
+        Preprocessing(32, 32, resize_filter="magic")
+    assert hash(Preprocessing(32, 32)) == hash(Preprocessing(32, 32))
+
+
+def test_is_supported_is_case_insensitive():
+    assert is_supported("a.BMP") and is_supported("x/y.Tiff") and is_supported("c.webp")
+    assert not is_supported("notes.txt") and not is_supported("README")
+
+
+def test_unreadable_bytes_in_memory_never_crash():
+    buf = io.BytesIO()
+    Image.new("RGB", (30, 30)).save(buf, "PNG")
+    data = buf.getvalue()
+    for cut in (8, 20, 40, len(data) // 2):
+        with pytest.raises(ImageDecodeError):
+            open_rgb("x.png", data[:cut])

@@ -1,0 +1,141 @@
+"""CSV reports: exact columns and formats, summary counts, atomic writes."""
+
+from __future__ import annotations
+
+import csv
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from engine import report as report_mod
+from engine.pipeline import CellResult, classify, scan
+from engine.registry import Registry
+from engine.report import (
+    CELL_COLUMNS,
+    SUMMARY_COLUMNS,
+    Review,
+    cell_row,
+    read_cell_report,
+    summarize,
+    write_cell_report,
+    write_summary,
+)
+
+BASE = ["path", "folder", "file", "sha256", "status", "error", "prediction", "p_all", "needs_review", "model",
+        "model_version", "threshold", "reviewed_label", "reviewer", "reviewed_at"]
+
+
+def _res(p_all, status="ok", folder=".", root="/r", members=None, disagree=False, i=0):
+    return CellResult(index=i, path=Path(root) / folder / f"c{i}.bmp", root=Path(root), folder=folder,
+                      file=f"c{i}.bmp", sha256="ab" * 32, status=status, error="" if status == "ok" else "empty file (0 bytes)",
+                      p_all=p_all, member_p=members or {}, members_disagree=disagree)
+
+
+@pytest.fixture
+def clf(tiny_models_dir):
+    return Registry([tiny_models_dir]).load("tiny_a")
+
+
+@pytest.fixture
+def ens(tiny_models_dir):
+    return Registry([tiny_models_dir]).load("tiny_ensemble")
+
+
+def test_column_order():
+    assert list(CELL_COLUMNS[: len(BASE)]) == BASE
+    assert list(CELL_COLUMNS[len(BASE):]) == ["final_label", "default_threshold", "provider", "root"]
+    assert list(SUMMARY_COLUMNS[:8]) == ["folder", "cells", "classified", "errors", "all", "hem", "pct_all", "needs_review"]
+
+
+def test_cell_row_values(clf):
+    row = cell_row(_res(0.123456), clf)
+    assert list(row) == list(CELL_COLUMNS)
+    assert row["p_all"] == "0.1235" and row["prediction"] == "HEM" and row["needs_review"] == "false"
+    assert row["threshold"] == row["default_threshold"] == "0.5000"
+    assert row["model"] == "tiny_a" and row["model_version"] == "0.0-test" and row["provider"] == "CPUExecutionProvider"
+    assert row["final_label"] == "HEM" and row["reviewed_label"] == row["reviewer"] == row["reviewed_at"] == ""
+    assert row["path"] == str(Path("/r/c0.bmp")) and row["folder"] == "." and row["root"] == str(Path("/r"))
+
+
+def test_user_threshold_and_review(clf):
+    row = cell_row(_res(0.3), clf, threshold=0.25, review=Review("HEM", "J. Doe", datetime(2026, 11, 26, 14, 3, 5)))
+    assert row["prediction"] == "ALL" and row["needs_review"] == "true"  # |0.3-0.25| < 0.1
+    assert row["threshold"] == "0.2500" and row["default_threshold"] == "0.5000"
+    assert (row["reviewed_label"], row["reviewer"], row["reviewed_at"]) == ("HEM", "J. Doe", "2026-11-26T14:03:05")
+    assert row["final_label"] == "HEM"
+    with pytest.raises(ValueError):
+        Review("maybe")
+
+
+def test_error_row(clf):
+    row = cell_row(_res(None, status="error"), clf, review=Review("ALL"))
+    assert row["status"] == "error" and row["error"] == "empty file (0 bytes)"
+    assert row["prediction"] == row["p_all"] == row["final_label"] == row["reviewed_label"] == ""
+    assert row["needs_review"] == "false"
+
+
+def test_ensemble_member_columns(ens):
+    row = cell_row(_res(0.55, members={"tiny_a": 0.2, "tiny_b": 0.9}, disagree=True), ens)
+    assert list(row)[-2:] == ["p_all_tiny_a", "p_all_tiny_b"]
+    assert row["p_all_tiny_a"] == "0.2000" and row["p_all_tiny_b"] == "0.9000"
+    assert row["needs_review"] == "true" and row["prediction"] == "ALL"
+
+
+def test_summarize_counts_final_labels_per_root_and_folder(clf):
+    rows = [
+        cell_row(_res(0.9, i=0), clf),
+        cell_row(_res(0.8, i=1), clf, review=Review("HEM")),  # reviewer overrides ALL -> HEM
+        cell_row(_res(0.1, i=2), clf),
+        cell_row(_res(0.45, i=3), clf),  # needs review
+        cell_row(_res(None, status="error", i=4), clf),
+        cell_row(_res(0.9, folder="sub", i=5), clf),
+        cell_row(_res(0.9, root="/other", i=6), clf),  # another PATH, also folder "."
+        cell_row(_res(None, status="error", root="/empty", i=7), clf),
+    ]
+    s = summarize(rows)
+    assert [(r["root"], r["folder"]) for r in s] == [(str(Path("/r")), "."), (str(Path("/r")), "sub"),
+                                                     (str(Path("/other")), "."), (str(Path("/empty")), ".")]
+    first = s[0]
+    assert {k: first[k] for k in SUMMARY_COLUMNS if k != "root"} == {
+        "folder": ".", "cells": "5", "classified": "4", "errors": "1", "all": "1", "hem": "3",
+        "pct_all": "25.0", "needs_review": "1", "reviewed": "1"}
+    assert s[3]["pct_all"] == "" and s[3]["classified"] == "0"
+
+
+def test_write_and_read_back_unicode(tmp_path, cells_dir, ens):
+    (cells_dir / "UID_11_10_1_all.bmp").rename(cells_dir / "Zelle ñ 細胞, \"1\".bmp")
+    rows = [cell_row(r, ens) for r in classify(scan([cells_dir]), ens)]
+    out = write_cell_report(tmp_path / "r.csv", rows)
+    back = read_cell_report(out)
+    assert back == rows
+    with open(out, encoding="utf-8", newline="") as fh:
+        header = next(csv.reader(fh))
+    assert header == list(CELL_COLUMNS) + ["p_all_tiny_a", "p_all_tiny_b"]
+    assert not out.read_bytes().startswith(b"\xef\xbb\xbf")
+    s = write_summary(tmp_path / "s.csv", summarize(rows))
+    assert read_cell_report(s)[0]["cells"] == "8"
+
+
+def test_write_is_atomic(tmp_path, clf, monkeypatch):
+    target = tmp_path / "r.csv"
+    target.write_text("previous report\n")
+    rows = [cell_row(_res(0.9, i=i), clf) for i in range(5)]
+
+    class Boom(csv.DictWriter):
+        def writerow(self, row):
+            if row["file"] == "c3.bmp":
+                raise OSError(28, "No space left on device")
+            return super().writerow(row)
+
+    monkeypatch.setattr(report_mod.csv, "DictWriter", Boom)
+    with pytest.raises(OSError):
+        write_cell_report(target, rows)
+    assert target.read_text() == "previous report\n"
+    assert os.listdir(tmp_path) == ["r.csv"]  # no temp file left behind
+    monkeypatch.undo()
+    write_cell_report(target, rows)
+    assert len(read_cell_report(target)) == 5
+    if os.name == "posix":
+        assert (target.stat().st_mode & 0o777) != 0o600  # an ordinary file, not the temp file's mode
