@@ -1,0 +1,158 @@
+"""leukoscan-cli end to end: the bad-input folder, exit codes, one-line errors, Ctrl-C."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from engine.report import CELL_COLUMNS, SUMMARY_COLUMNS
+
+CLI = [sys.executable, "-m", "engine.cli"]
+
+
+def _read(p: Path) -> list[dict[str, str]]:
+    with open(p, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _rel(row) -> str:
+    return row["file"] if row["folder"] == "." else f"{row['folder']}/{row['file']}"
+
+
+def test_classify_bad_input_folder(bad_input, tiny_models_dir, tmp_path, capsys):
+    before = {p: p.read_bytes() for p in bad_input.path.rglob("*") if p.is_file()}
+    out, summ = tmp_path / "report.csv", tmp_path / "summary.csv"
+    rc = main(["classify", str(bad_input.path), "--model", "tiny_ensemble", "--out", str(out), "--summary", str(summ),
+               "--models-dir", str(tiny_models_dir), "--batch-size", "4", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    rows = _read(out)
+    assert list(rows[0])[: len(CELL_COLUMNS)] == list(CELL_COLUMNS)
+    assert list(rows[0])[len(CELL_COLUMNS):] == ["p_all_tiny_a", "p_all_tiny_b"]
+    by = {_rel(r): r for r in rows}
+    assert len(rows) == len(by) == len(bad_input.rows) and set(by) == bad_input.rows
+    for rel in bad_input.ok:
+        r = by[rel]
+        assert r["status"] == "ok" and r["error"] == "" and r["prediction"] in ("ALL", "HEM")
+        assert 0 <= float(r["p_all"]) <= 1 and len(r["p_all"].split(".")[1]) == 4
+        assert r["needs_review"] in ("true", "false") and r["model"] == "tiny_ensemble"
+        assert Path(r["path"]).is_absolute() and Path(r["path"]).is_file()
+    for rel, word in bad_input.errors.items():
+        r = by[rel]
+        assert r["status"] == "error" and word in r["error"] and r["prediction"] == "" and r["p_all"] == ""
+    summary = _read(summ)
+    assert list(summary[0]) == list(SUMMARY_COLUMNS)
+    assert sum(int(s["cells"]) for s in summary) == len(rows)
+    assert sum(int(s["errors"]) for s in summary) == len(bad_input.errors)
+    assert {s["folder"] for s in summary} == {".", "broken", "formats", "sub folder/deeper"}
+    # inputs untouched, nothing written next to them
+    after = {p: p.read_bytes() for p in bad_input.path.rglob("*") if p.is_file()}
+    assert after == before
+    assert f"{len(rows)} cells in 4 folder(s): {len(bad_input.ok)} classified" in err
+
+
+def test_cli_matches_engine_and_threshold_option(cells_dir, tiny_models_dir, tmp_path):
+    out1, out2 = tmp_path / "a.csv", tmp_path / "b.csv"
+    common = ["--model", "tiny_a", "--models-dir", str(tiny_models_dir), "--no-progress"]
+    assert main(["classify", str(cells_dir), "--out", str(out1), *common]) == 0
+    assert main(["classify", str(cells_dir), "--out", str(out2), "--threshold", "0.2", *common]) == 0
+    a, b = _read(out1), _read(out2)
+    assert [r["p_all"] for r in a] == [r["p_all"] for r in b]
+    assert all(r["threshold"] == "0.2000" and r["default_threshold"] == "0.5000" for r in b)
+    assert sum(r["prediction"] == "ALL" for r in b) > sum(r["prediction"] == "ALL" for r in a)
+    for r in b:
+        assert r["prediction"] == ("ALL" if float(r["p_all"]) >= 0.2 else "HEM")
+
+
+@pytest.mark.parametrize(
+    "args,code,msg",
+    [
+        (["--model", "nope"], 3, "unknown model 'nope'"),
+        (["--model", "tiny_a", "--threshold", "1.5"], 2, "must be between 0 and 1"),
+        (["--model", "tiny_a", "--batch-size", "0"], 2, "must be at least 1"),
+        (["--model", "tiny_a", "--device", "tpu"], 2, "invalid choice"),
+    ],
+)
+def test_usage_and_model_errors(cells_dir, tiny_models_dir, tmp_path, capsys, args, code, msg):
+    rc = main(["classify", str(cells_dir), "--out", str(tmp_path / "r.csv"), "--models-dir", str(tiny_models_dir), *args])
+    err = capsys.readouterr().err
+    assert rc == code
+    assert msg in err and "Traceback" not in err
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_output_path_checks(cells_dir, tiny_models_dir, tmp_path, capsys):
+    common = ["--model", "tiny_a", "--models-dir", str(tiny_models_dir)]
+    img = next(cells_dir.glob("*.bmp"))
+    before = img.read_bytes()
+    assert main(["classify", str(cells_dir), "--out", str(img), *common]) == 2
+    assert "refusing to overwrite an input image" in capsys.readouterr().err
+    assert img.read_bytes() == before
+    assert main(["classify", str(cells_dir), "--out", str(tmp_path / "no" / "r.csv"), *common]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["classify", str(cells_dir), "--out", str(tmp_path), *common]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    same = str(tmp_path / "r.csv")
+    assert main(["classify", str(cells_dir), "--out", same, "--summary", same, *common]) == 2
+    assert "different files" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("x")
+    assert main(["classify", str(empty), "--out", same, *common]) == 2
+    assert "no image files found" in capsys.readouterr().err
+    assert main(["classify", str(tmp_path / "missing"), "--out", same, *common]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_models_command(tiny_models_dir, capsys):
+    (tiny_models_dir / "broken.json").write_text("{")
+    assert main(["models", "--models-dir", str(tiny_models_dir)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split()[:5] == ["NAME", "VERSION", "ARCHITECTURE", "INPUT", "THRESHOLD"]
+    assert any(l.startswith("tiny_b ") and "48x48 crop 0.8" in l for l in lines)
+    assert any(l.startswith("tiny_ensemble ") and "mean of tiny_a+tiny_b" in l for l in lines)
+    assert "Invalid model cards" in out and "broken.json: invalid JSON" in out
+
+
+def test_console_script_one_line_error(cells_dir, tmp_path):
+    exe = shutil.which("leukoscan-cli", path=str(Path(sys.executable).parent))
+    cmd = [exe] if exe else CLI
+    p = subprocess.run([*cmd, "classify", str(cells_dir), "--model", "no_such_model", "--out", str(tmp_path / "r.csv")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 3
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("leukoscan-cli: error: unknown model 'no_such_model'")
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGINT delivery differs on Windows")
+def test_ctrl_c_writes_only_a_partial_report(cells_dir, tiny_models_dir, tmp_path):
+    big = tmp_path / "big"
+    big.mkdir()
+    srcs = sorted(cells_dir.glob("*.bmp"))
+    for i in range(4000):
+        os.link(srcs[i % len(srcs)], big / f"c{i:05d}.bmp")
+    out = tmp_path / "r.csv"
+    p = subprocess.Popen([*CLI, "classify", str(big), "--model", "tiny_a", "--models-dir", str(tiny_models_dir),
+                          "--out", str(out), "--batch-size", "1", "--workers", "1", "--no-progress"],
+                         stderr=subprocess.PIPE, text=True)
+    line = p.stderr.readline()  # "model tiny_a ... on CPU" once the run starts
+    assert "model tiny_a" in line
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    err = p.communicate(timeout=60)[1]
+    assert p.returncode == 130, err
+    assert not out.exists()
+    partial = tmp_path / "r.partial.csv"
+    assert partial.exists() and "interrupted after" in err
+    rows = _read(partial)
+    assert 0 < len(rows) < 4000 and all(r["status"] == "ok" for r in rows)
