@@ -1,0 +1,183 @@
+"""Verify a built LeukoScan bundle folder (``make bundle`` runs it after PyInstaller).
+
+    python packaging/check_bundle.py [dist/LeukoScan] [--variant cpu|gpu] [--max-mb 350] [--json FILE]
+
+Checks, and exits 1 listing every failure:
+- the executable exists; build_info.json names the expected variant;
+- every model card of resources/models is in the bundle with its ONNX file, byte-identical (sha256);
+- the sample cells and their manifest are there; Qt platform plugins offscreen + xcb (Linux) are there;
+- nothing forbidden (TensorFlow, Keras, tf2onnx, onnx, training code, tests, matplotlib, scikit-learn,
+  QML/Quick, and in the CPU variant any CUDA library), neither as files nor as frozen Python modules;
+- the total size is within --max-mb (CPU default 350 MB; GPU variants carry CUDA and are not limited).
+Prints the size and the ten largest contributors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from bundle_rules import (  # noqa: E402
+    FORBIDDEN_CPU_PATTERNS,
+    FORBIDDEN_MODULE_PREFIXES,
+    FORBIDDEN_PATH_PATTERNS,
+)
+
+MB = 1024 * 1024
+
+
+def _sha256(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def bundle_files(bundle: Path) -> dict[str, int]:
+    """Relative '/'-path -> size for every regular file (symlinks counted once, as links)."""
+    out = {}
+    for dirpath, _dirs, files in os.walk(bundle):
+        for f in files:
+            p = Path(dirpath) / f
+            rel = p.relative_to(bundle).as_posix()
+            out[rel] = 0 if p.is_symlink() else p.stat().st_size
+    return out
+
+
+def frozen_modules(exe: Path) -> list[str]:
+    """Names of the Python modules in the executable's PYZ archive (needs PyInstaller importable)."""
+    from PyInstaller.archive.readers import PKG_ITEM_PYZ, CArchiveReader
+
+    carch = CArchiveReader(str(exe))
+    names: list[str] = []
+    for name, entry in carch.toc.items():
+        if entry[-1] == PKG_ITEM_PYZ:
+            names += list(carch.open_embedded_archive(name).toc)
+    return names
+
+
+def check(
+    bundle: Path, variant: str, max_mb: float | None, models_src: Path, modules: list[str] | None = None
+) -> tuple[list[str], dict]:
+    """(problems, summary).  ``modules``: frozen module names (default: read from the executable)."""
+    problems: list[str] = []
+    exe_name = "LeukoScan.exe" if sys.platform == "win32" else "LeukoScan"
+    exe = bundle / exe_name
+    if not exe.is_file():
+        return [f"executable {exe} missing"], {}
+    files = bundle_files(bundle)
+    internal = "_internal/" if any(k.startswith("_internal/") for k in files) else ""
+    res = f"{internal}resources/"
+
+    info_path = bundle / f"{res}build_info.json"
+    info = {}
+    if info_path.is_file():
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        if info.get("variant") != variant:
+            problems.append(f"build_info.json says variant {info.get('variant')!r}, expected {variant!r}")
+    else:
+        problems.append("resources/build_info.json missing")
+
+    cards = sorted(models_src.glob("*.json"))
+    if not cards:
+        problems.append(f"no model cards in {models_src}")
+    for card in cards:
+        data = json.loads(card.read_text(encoding="utf-8"))
+        if f"{res}models/{card.name}" not in files:
+            problems.append(f"model card {card.name} not bundled")
+        onnx = data.get("onnx_file")
+        if onnx:
+            bp = bundle / f"{res}models/{onnx}"
+            if not bp.is_file():
+                problems.append(f"model file {onnx} not bundled")
+            elif _sha256(bp) != str(data.get("sha256", "")).lower():
+                problems.append(f"bundled {onnx} does not match the sha256 in {card.name}")
+
+    if f"{res}samples/manifest.csv" not in files:
+        problems.append("resources/samples/manifest.csv missing (self-test cells)")
+    plugin_dir = f"{internal}PySide6/Qt/plugins/platforms/"
+    platforms = sorted(k[len(plugin_dir):] for k in files if k.startswith(plugin_dir))
+    wanted = {"linux": ["libqoffscreen.so", "libqxcb.so"], "win32": ["qwindows.dll", "qoffscreen.dll"],
+              "darwin": ["libqcocoa.dylib", "libqoffscreen.dylib"]}
+    for w in wanted.get(sys.platform if sys.platform != "linux2" else "linux", []):
+        if w not in platforms:
+            problems.append(f"Qt platform plugin {w} missing (have {platforms})")
+
+    patterns = [re.compile(p) for p in FORBIDDEN_PATH_PATTERNS]
+    if variant == "cpu":
+        patterns += [re.compile(p) for p in FORBIDDEN_CPU_PATTERNS]
+    bad_files = sorted({rel for rel in files for pat in patterns if pat.search(rel.lower())})
+    if bad_files:
+        shown = ", ".join(bad_files[:8]) + (f" (+{len(bad_files) - 8} more)" if len(bad_files) > 8 else "")
+        problems.append(f"forbidden files in the bundle: {shown}")
+
+    if modules is None:
+        modules = frozen_modules(exe)
+    bad_mods = sorted(
+        m for m in modules if any(m == p.rstrip(".") or m.startswith(p if p.endswith(".") else p + ".") for p in FORBIDDEN_MODULE_PREFIXES)
+    )
+    if bad_mods:
+        problems.append(f"forbidden Python modules frozen: {', '.join(bad_mods[:8])}")
+    for needed in ("engine.selftest", "engine.preprocess", "onnxruntime", "PIL.Image", "numpy"):
+        if needed not in modules:
+            problems.append(f"module {needed} missing from the frozen archive")
+
+    total = sum(files.values())
+    groups: dict[str, int] = {}
+    for rel, size in files.items():
+        parts = rel.split("/")
+        key = "/".join(parts[:3]) if parts[0] == "_internal" and len(parts) > 2 else "/".join(parts[:2])
+        groups[key] = groups.get(key, 0) + size
+    largest = sorted(groups.items(), key=lambda kv: -kv[1])[:10]
+    if max_mb is not None and total > max_mb * MB:
+        problems.append(f"bundle is {total / MB:.1f} MB, over the {max_mb:.0f} MB limit")
+    summary = {
+        "bundle": str(bundle),
+        "variant": variant,
+        "version": info.get("version"),
+        "size_mb": round(total / MB, 1),
+        "files": len(files),
+        "frozen_modules": len(modules),
+        "qt_platforms": platforms,
+        "largest_mb": {k: round(v / MB, 1) for k, v in largest},
+    }
+    return problems, summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Verify a built LeukoScan bundle.")
+    ap.add_argument("bundle", nargs="?", type=Path, default=ROOT / "dist" / "LeukoScan")
+    ap.add_argument("--variant", choices=("cpu", "gpu"), default="cpu")
+    ap.add_argument("--max-mb", type=float, default=None, help="size limit (default: 350 for cpu, none for gpu)")
+    ap.add_argument("--models", type=Path, default=ROOT / "resources" / "models")
+    ap.add_argument("--json", type=Path, help="write the summary as JSON")
+    args = ap.parse_args(argv)
+    max_mb = args.max_mb if args.max_mb is not None else (350.0 if args.variant == "cpu" else None)
+    problems, summary = check(args.bundle, args.variant, max_mb, args.models)
+    if summary:
+        print(f"bundle {summary['bundle']}: {summary['size_mb']} MB in {summary['files']} files, "
+              f"{summary['frozen_modules']} frozen modules, variant {summary['variant']}, version {summary['version']}")
+        print("Qt platform plugins: " + ", ".join(summary["qt_platforms"]))
+        print("largest parts (MB): " + ", ".join(f"{k} {v}" for k, v in summary["largest_mb"].items()))
+    if args.json and summary:
+        args.json.write_text(json.dumps({**summary, "problems": problems}, indent=2) + "\n", encoding="utf-8")
+    if problems:
+        print("BUNDLE CHECK FAILED:")
+        for p in problems:
+            print(f"  - {p}")
+        return 1
+    print("bundle check passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

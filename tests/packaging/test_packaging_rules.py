@@ -1,0 +1,153 @@
+"""build.spec's rules (packaging/bundle_rules.py), the bundle checker, version-from-one-place."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "packaging"))
+
+import bundle_rules as rules  # noqa: E402
+import check_bundle  # noqa: E402
+
+Q = "PySide6/Qt/plugins"
+
+
+@pytest.mark.parametrize(
+    "dest, keep",
+    [
+        (f"{Q}/platforms/libqxcb.so", True),
+        (f"{Q}/platforms/libqoffscreen.so", True),
+        (f"{Q}/platforms/libqwayland.so", True),
+        (f"{Q}/platforms/qwindows.dll", True),
+        (f"{Q}/platforms/libqcocoa.dylib", True),
+        (f"{Q}/platforms/libqeglfs.so", False),
+        (f"{Q}/platforms/libqvnc.so", False),
+        (f"{Q}/platforms/libqlinuxfb.so", False),
+        (f"{Q}/platformthemes/libqgtk3.so", False),
+        (f"{Q}/platformthemes/libqxdgdesktopportal.so", True),
+        (f"{Q}/imageformats/libqwebp.so", True),
+        (f"{Q}/sqldrivers/libqsqlite.so", False),
+        (f"{Q}/qmltooling/libqmldbg_server.so", False),
+        (f"{Q}/tls/libqopensslbackend.so", False),
+        ("PySide6/Qt/translations/qtbase_de.qm", False),
+        ("PySide6\\Qt\\plugins\\platforms\\qdirect2d.dll", False),
+        ("numpy/_core/_multiarray_umath.so", True),
+        ("resources/models/inceptionv3.onnx", True),
+    ],
+)
+def test_keep_qt_file(dest, keep):
+    assert rules.keep_qt_file(dest) is keep
+
+
+def test_prune_unreferenced_keeps_transitive_needs_only():
+    toc = [
+        ("PySide6/Qt/plugins/platforms/libqxcb.so", "/s/libqxcb.so", "BINARY"),
+        ("PySide6/Qt/lib/libQt6XcbQpa.so.6", "/s/libQt6XcbQpa.so.6", "BINARY"),
+        ("PySide6/Qt/lib/libQt6Network.so.6", "/s/libQt6Network.so.6", "BINARY"),
+        ("libxcb-cursor.so.0", "/s/libxcb-cursor.so.0", "BINARY"),
+        ("libgssapi_krb5.so.2", "/s/libgssapi_krb5.so.2", "BINARY"),
+        ("libpython3.11.so.1.0", "/s/libpython3.11.so.1.0", "BINARY"),
+        ("resources/models/m.onnx", "/s/m.onnx", "DATA"),
+    ]
+    needs = {
+        "/s/libqxcb.so": ["libQt6XcbQpa.so.6"],
+        "/s/libQt6XcbQpa.so.6": ["libxcb-cursor.so.0"],  # only reachable through XcbQpa
+        "/s/libQt6Network.so.6": ["libgssapi_krb5.so.2"],
+    }
+    kept, dropped = rules.prune_unreferenced(toc, lambda src: needs.get(src, []))
+    names = {e[0] for e in kept}
+    assert dropped == ["PySide6/Qt/lib/libQt6Network.so.6", "libgssapi_krb5.so.2"]
+    assert {"libxcb-cursor.so.0", "PySide6/Qt/lib/libQt6XcbQpa.so.6", "libpython3.11.so.1.0"} <= names
+    assert "resources/models/m.onnx" in names
+
+
+def test_training_stack_and_tests_are_excluded_from_the_bundle():
+    for mod in ("tensorflow", "keras", "tf2onnx", "onnx", "training", "tests", "matplotlib", "sklearn"):
+        assert mod in rules.EXCLUDED_MODULES
+    assert "onnxruntime" not in rules.EXCLUDED_MODULES
+    for qt in ("QtCore", "QtGui", "QtWidgets", "QtSvg"):
+        assert f"PySide6.{qt}" not in rules.QT_EXCLUDED_MODULES
+
+
+def test_version_comes_from_pyproject_everywhere():
+    with open(REPO / "pyproject.toml", "rb") as fh:
+        version = tomllib.load(fh)["project"]["version"]
+    import engine
+
+    assert engine.__version__ == version, "engine.__version__ must match pyproject.toml (build.spec refuses otherwise)"
+    assert metadata.version("leukoscan") == version, "installed metadata is stale: pip install -e ."
+    from engine.selftest import app_version
+
+    assert app_version() == version
+
+
+# --------------------------------------------------------------------------- check_bundle on a fake bundle
+
+
+def _fake_bundle(root: Path, models: Path, variant: str = "cpu", extra: dict[str, bytes] | None = None) -> Path:
+    b = root / "LeukoScan"
+    files = {
+        "LeukoScan": b"\x7fELF fake",
+        "_internal/resources/build_info.json": json.dumps({"variant": variant, "version": "9.9"}).encode(),
+        "_internal/resources/samples/manifest.csv": b"file,expected_class,subject\n",
+        "_internal/PySide6/Qt/plugins/platforms/libqxcb.so": b"x",
+        "_internal/PySide6/Qt/plugins/platforms/libqoffscreen.so": b"x",
+        **(extra or {}),
+    }
+    for p in models.iterdir():
+        files[f"_internal/resources/models/{p.name}"] = p.read_bytes()
+    for rel, data in files.items():
+        (b / rel).parent.mkdir(parents=True, exist_ok=True)
+        (b / rel).write_bytes(data)
+    return b
+
+
+@pytest.fixture
+def models(tmp_path) -> Path:
+    d = tmp_path / "models"
+    d.mkdir()
+    onnx = b"not really onnx but hashed"
+    (d / "m.onnx").write_bytes(onnx)
+    (d / "m.json").write_text(json.dumps({"onnx_file": "m.onnx", "sha256": hashlib.sha256(onnx).hexdigest()}))
+    return d
+
+
+MODULES = ["engine.selftest", "engine.preprocess", "onnxruntime", "PIL.Image", "numpy", "gui.app"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fake bundle uses Linux plugin names")
+def test_check_bundle_accepts_a_clean_bundle(tmp_path, models):
+    b = _fake_bundle(tmp_path, models)
+    problems, summary = check_bundle.check(b, "cpu", 350, models, modules=MODULES)
+    assert problems == [] and summary["variant"] == "cpu"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fake bundle uses Linux plugin names")
+def test_check_bundle_reports_every_kind_of_problem(tmp_path, models):
+    extra = {
+        "_internal/tensorflow/libtensorflow_cc.so.2": b"x",
+        "_internal/onnxruntime/capi/libonnxruntime_providers_cuda.so": b"x",
+        "_internal/big.bin": b"\0" * (2 * 1024 * 1024),
+    }
+    b = _fake_bundle(tmp_path, models, variant="gpu", extra=extra)
+    (b / "_internal/resources/models/m.onnx").write_bytes(b"tampered")
+    (b / "_internal/PySide6/Qt/plugins/platforms/libqxcb.so").unlink()
+    problems, _ = check_bundle.check(b, "cpu", 1, models, modules=MODULES + ["keras.src", "training.export"])
+    text = "\n".join(problems)
+    assert "variant 'gpu', expected 'cpu'" in text
+    assert "m.onnx does not match the sha256" in text
+    assert "libqxcb.so missing" in text
+    assert "tensorflow/libtensorflow_cc.so.2" in text and "providers_cuda" in text
+    assert "keras.src" in text and "training.export" in text
+    assert "over the 1 MB limit" in text
+    # the GPU variant may carry CUDA providers
+    problems, _ = check_bundle.check(b, "gpu", None, models, modules=MODULES)
+    assert not any("providers_cuda" in p for p in problems)
