@@ -40,6 +40,9 @@ RESIZE_FILTERS: Mapping[str, int] = {
 }
 
 
+_ORIENTATION = 0x0112  # EXIF tag
+
+
 class ImageDecodeError(Exception):
     """A single file could not be turned into a model input.  ``str(err)`` is a reason for a user."""
 
@@ -153,7 +156,8 @@ def _open_rgb(path: str | Path, data: bytes | None = None) -> Image.Image:
                     f"image too large ({w}x{h} pixels, limit {MAX_PIXELS:,}): possible decompression bomb"
                 )
             im.load()
-            im = ImageOps.exif_transpose(im)
+            if im.format != "BMP" and im.getexif().get(_ORIENTATION, 1) != 1:
+                im = ImageOps.exif_transpose(im)  # (a copy: only when there is something to rotate)
             return _to_rgb8(im)
     except ImageDecodeError:
         raise
