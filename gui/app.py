@@ -1,0 +1,71 @@
+"""Entry point: ``leukoscan [PATH ...]`` (gui-script), ``leukoscan --self-test``, ``leukoscan --version``.
+
+``--self-test`` and ``--version`` are handled before Qt is touched, so they work headless and in the
+packaged bundle on machines without a display.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _self_test(rest: list[str]) -> int:
+    try:
+        from engine.selftest import main as st
+    except ImportError as exc:
+        print(f"LeukoScan self-test is not available in this build ({exc}).", file=sys.stderr)
+        return 2
+    return int(st(rest) or 0)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="leukoscan",
+        description="LeukoScan desktop app: classify folders of single-cell images (ALL vs HEM), review, "
+                    "export a CSV report. Research tool, not a diagnostic device.")
+    ap.add_argument("paths", nargs="*", help="case folders (or images) to open and classify at start")
+    ap.add_argument("--model", help="model name to use (see the model menu), e.g. ensemble")
+    ap.add_argument("--models-dir", action="append", help="read models from this folder instead of the "
+                    "bundled and user model folders (repeatable)")
+    ap.add_argument("--no-restore", action="store_true", help="do not offer to restore an autosaved session")
+    ap.add_argument("--self-test", action="store_true", help="run the headless self-test and exit")
+    ap.add_argument("--version", action="store_true", help="print the version and exit")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--self-test" in argv:
+        sys.exit(_self_test([a for a in argv if a != "--self-test"]))
+    if "--version" in argv:
+        from engine import __version__
+
+        print(f"LeukoScan {__version__}")
+        sys.exit(0)
+    args = parse_args(argv)
+
+    from PySide6.QtCore import QCoreApplication, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    QCoreApplication.setOrganizationName("LeukoScan")
+    QCoreApplication.setApplicationName("LeukoScan")
+    app = QApplication.instance() or QApplication([sys.argv[0]] + [a for a in sys.argv[1:] if a.startswith("-platform")])
+    app.setAttribute(Qt.ApplicationAttribute.AA_DontShowIconsInMenus, False)
+
+    from .mainwindow import MainWindow
+    from .service import EngineService
+    from .settings import Settings
+
+    settings = Settings()
+    if args.model:
+        settings.model = args.model
+    win = MainWindow(EngineService(args.models_dir), settings, check_orphans=not args.no_restore)
+    win.show()
+    if args.paths:
+        QTimer.singleShot(0, lambda: win.open_paths(args.paths))
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

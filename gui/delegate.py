@@ -1,0 +1,107 @@
+"""Paints one gallery tile: thumbnail, class colour + P(ALL) badge, review marks, error tiles."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPoint, QRect, QSize, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen, QPolygon
+from PySide6.QtWidgets import QStyle, QStyledItemDelegate
+
+from .cells import ERROR, PENDING
+from .style import ERROR_COLOR, REVIEW_COLOR, REVIEWED_COLOR, label_color
+
+BADGE_H = 20
+PAD = 4
+
+
+class TileDelegate(QStyledItemDelegate):
+    """Reads cells and thumbnails directly from the proxy/loader (never ``index.data()``)."""
+
+    def __init__(self, proxy, thumbs, thumb_size: int = 112, parent=None) -> None:
+        super().__init__(parent)
+        self.proxy = proxy
+        self.thumbs = thumbs
+        self.thumb_size = thumb_size
+
+    def sizeHint(self, option, index) -> QSize:
+        return QSize(self.thumb_size + 2 * PAD + 4, self.thumb_size + BADGE_H + 2 * PAD + 4)
+
+    def paint(self, p: QPainter, option, index) -> None:
+        cell = self.proxy.cell_for(index)
+        if cell is None:
+            return
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        r = option.rect.adjusted(2, 2, -2, -2)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        status = cell.status
+        label = cell.final_label
+        frame = ERROR_COLOR if status == ERROR else label_color(label)
+
+        # tile background + class-coloured frame (thicker when selected)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(option.palette.highlight() if selected else QBrush(QColor("#20232a")))
+        p.drawRoundedRect(r, 5, 5)
+        p.setPen(QPen(frame, 3 if not selected else 4))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawRoundedRect(r.adjusted(1, 1, -1, -1), 5, 5)
+
+        s = self.thumb_size
+        img_rect = QRect(r.x() + (r.width() - s) // 2, r.y() + PAD, s, s)
+        img = None if status == ERROR else self.thumbs.get(cell.key)
+        if img is not None and not img.isNull():
+            tw, th = img.width(), img.height()
+            target = QRect(img_rect.x() + (s - tw) // 2, img_rect.y() + (s - th) // 2, tw, th)
+            p.drawImage(target, img)
+        elif status == ERROR:
+            p.setPen(QPen(ERROR_COLOR, 2))
+            p.setBrush(QColor("#2c2f36"))
+            p.drawRect(img_rect.adjusted(8, 8, -8, -8))
+            f = QFont(p.font())
+            f.setPointSizeF(max(14.0, s / 4))
+            f.setBold(True)
+            p.setFont(f)
+            p.setPen(QColor("#ecf0f1"))
+            p.drawText(img_rect, Qt.AlignmentFlag.AlignCenter, "!")
+        else:
+            p.setPen(QPen(QColor("#555"), 1, Qt.PenStyle.DotLine))
+            p.drawRect(img_rect.adjusted(10, 10, -10, -10))
+
+        # badge: class + P(ALL) / "error" / "…"
+        badge = QRect(r.x() + 3, r.bottom() - BADGE_H - 1, r.width() - 6, BADGE_H)
+        if status == ERROR:
+            text, bg = "error", ERROR_COLOR
+        elif status == PENDING:
+            text, bg = "…", QColor("#4d5360")
+        else:
+            text = f"{label} {cell.p_all:.2f}"
+            if cell.review is not None and cell.overridden:
+                text = f"{label}* {cell.p_all:.2f}"
+            bg = label_color(label)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(bg)
+        p.drawRoundedRect(badge, 3, 3)
+        f = QFont(p.font())
+        f.setPointSizeF(8.5)
+        f.setBold(True)
+        p.setFont(f)
+        p.setPen(QColor("white"))
+        p.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+
+        # corner marks: needs review (amber "?"), reviewed (green check)
+        mark = 18
+        if cell.needs_review and cell.review is None:
+            mr = QRect(r.right() - mark - 3, r.y() + 3, mark, mark)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(REVIEW_COLOR)
+            p.drawEllipse(mr)
+            p.setPen(QColor("black"))
+            p.drawText(mr, Qt.AlignmentFlag.AlignCenter, "?")
+        if cell.review is not None:
+            mr = QRect(r.x() + 3, r.y() + 3, mark, mark)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(REVIEWED_COLOR)
+            p.drawEllipse(mr)
+            p.setPen(QPen(QColor("white"), 2.2))
+            x, y = mr.x(), mr.y()
+            p.drawPolyline(QPolygon([QPoint(x + 4, y + 9), QPoint(x + 8, y + 13), QPoint(x + 14, y + 5)]))
+        p.restore()

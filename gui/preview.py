@@ -1,0 +1,155 @@
+"""Large preview of the selected cell with its details and the review buttons."""
+
+from __future__ import annotations
+
+from html import escape
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+
+from .cells import ERROR, PENDING, Cell
+from .style import ERROR_COLOR, REVIEW_COLOR, REVIEWED_COLOR, label_color
+from .thumbs import ThumbnailLoader
+
+
+class ImageView(QWidget):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.image = None
+        self.frame = QColor("#555")
+        self.text = "No cell selected"
+        self.setMinimumSize(200, 200)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def sizeHint(self) -> QSize:
+        return QSize(320, 320)
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, w: int) -> int:
+        return w
+
+    def paintEvent(self, _e) -> None:
+        p = QPainter(self)
+        side = min(self.width(), self.height())
+        x, y = (self.width() - side) // 2, (self.height() - side) // 2
+        p.fillRect(x, y, side, side, QColor("black"))
+        if self.image is not None and not self.image.isNull():
+            from PySide6.QtCore import QRect
+
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            p.drawImage(QRect(x + 4, y + 4, side - 8, side - 8), self.image)
+        else:
+            p.setPen(QColor("#aaa"))
+            p.drawText(x, y, side, side, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.text)
+        p.setPen(QPen(self.frame, 4))
+        p.drawRect(x + 2, y + 2, side - 4, side - 4)
+        p.end()
+
+
+class PreviewPanel(QWidget):
+    reviewRequested = Signal(str)  # "ALL" | "HEM" | "accept" | "clear"
+    nextRequested = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.loader = ThumbnailLoader(size=400, budget_mb=24, threads=1, max_pending=4, parent=self)
+        self.loader.ready.connect(self._ready)
+        self.cell: Cell | None = None
+        self.view = ImageView()
+        self.details = QLabel()
+        self.details.setObjectName("cellDetails")
+        self.details.setTextFormat(Qt.TextFormat.RichText)
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        buttons = QGridLayout()
+        self.btn_all = QPushButton("ALL  [A]")
+        self.btn_hem = QPushButton("HEM  [H]")
+        self.btn_accept = QPushButton("Accept  [Space]")
+        self.btn_clear = QPushButton("Clear review  [U]")
+        self.btn_next = QPushButton("Next to review  [N]")
+        for b, tip in ((self.btn_all, "Label the selected cells ALL (blast)"),
+                       (self.btn_hem, "Label the selected cells HEM (normal)"),
+                       (self.btn_accept, "Accept the model's class for the selected cells"),
+                       (self.btn_clear, "Remove the review of the selected cells"),
+                       (self.btn_next, "Go to the next cell that needs review")):
+            b.setToolTip(tip)
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the gallery
+        self.btn_all.clicked.connect(lambda: self.reviewRequested.emit("ALL"))
+        self.btn_hem.clicked.connect(lambda: self.reviewRequested.emit("HEM"))
+        self.btn_accept.clicked.connect(lambda: self.reviewRequested.emit("accept"))
+        self.btn_clear.clicked.connect(lambda: self.reviewRequested.emit("clear"))
+        self.btn_next.clicked.connect(self.nextRequested.emit)
+        buttons.addWidget(self.btn_all, 0, 0)
+        buttons.addWidget(self.btn_hem, 0, 1)
+        buttons.addWidget(self.btn_accept, 1, 0)
+        buttons.addWidget(self.btn_clear, 1, 1)
+        buttons.addWidget(self.btn_next, 2, 0, 1, 2)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.view, 1)
+        lay.addLayout(buttons)
+        lay.addWidget(self.details)
+        self.show_cell(None)
+
+    def show_cell(self, cell: Cell | None, selected: int = 1) -> None:
+        self.cell = cell
+        reviewable = cell is not None and cell.status not in (PENDING, ERROR)
+        for b in (self.btn_all, self.btn_hem, self.btn_accept, self.btn_clear):
+            b.setEnabled(reviewable or selected > 1)
+        if cell is None:
+            self.view.image = None
+            self.view.text = "No cell selected"
+            self.view.frame = QColor("#555")
+            self.details.setText("<i>Select a cell in the gallery or the table.</i>")
+            self.view.update()
+            return
+        self.view.image = None if cell.status == ERROR else self.loader.get(cell.key)
+        self.view.text = f"Cannot display this file:\n{cell.error}" if cell.status == ERROR else "Loading…"
+        self.view.frame = ERROR_COLOR if cell.status == ERROR else label_color(cell.final_label)
+        self.details.setText(details_html(cell, selected))
+        self.view.update()
+
+    def refresh(self) -> None:
+        self.show_cell(self.cell)
+
+    def _ready(self, key: str) -> None:
+        if self.cell is not None and self.cell.key == key:
+            self.view.image = self.loader.get(key)
+            self.view.update()
+
+    def close_loader(self) -> None:
+        self.loader.close()
+
+
+def _span(color: QColor, text: str) -> str:
+    return f'<span style="color:{color.name()}; font-weight:bold">{escape(text)}</span>'
+
+
+def details_html(c: Cell, selected: int = 1) -> str:
+    rows = []
+    if selected > 1:
+        rows.append(f"<b>{selected} cells selected</b> (review keys apply to all of them)")
+    rows.append(f"<b>{escape(c.file)}</b>")
+    rows.append(f"Case: {escape(c.case)} &nbsp; Folder: {escape(c.folder)}")
+    if c.status == PENDING:
+        rows.append("<i>Not classified yet</i>")
+    elif c.status == ERROR:
+        rows.append(_span(ERROR_COLOR, "Error: ") + escape(c.error))
+    else:
+        rows.append(f"Model: {_span(label_color(c.prediction), c.prediction or '')} &nbsp; P(ALL) = <b>{c.p_all:.3f}</b>")
+        mp = getattr(c.result, "member_p", None) or {}
+        if mp:
+            rows.append("Members: " + ", ".join(f"{escape(k)} {v:.3f}" for k, v in mp.items()))
+            if getattr(c.result, "members_disagree", False):
+                rows.append(_span(REVIEW_COLOR, "Members disagree"))
+        if c.needs_review and c.review is None:
+            rows.append(_span(REVIEW_COLOR, "Needs review"))
+    if c.review is not None:
+        verdict = "overridden" if c.overridden else "accepted"
+        rows.append(_span(REVIEWED_COLOR, f"Reviewed: {c.review.label}") +
+                    f" ({verdict}) by {escape(c.review.reviewer)}, {escape(c.review.reviewed_at)}")
+    return "<br>".join(rows)

@@ -1,0 +1,145 @@
+"""Persistent user settings (QSettings, organisation "LeukoScan") and the user data folder.
+
+``LEUKOSCAN_DATA_DIR`` (honoured by :func:`engine.paths.user_data_dir` too) moves the user data folder;
+when it is set the settings live in an INI file inside it as well, so tests, benchmarks and
+screenshots never touch a real user's settings.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+ORG = "LeukoScan"
+APP = "LeukoScan"
+MAX_RECENT = 10
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def user_data_dir() -> Path:
+    """Where autosaved sessions live (engine.paths when present; platformdirs otherwise)."""
+    try:
+        from engine.paths import user_data_dir as engine_user_data_dir
+    except ImportError:  # pragma: no cover - engine without paths module
+        env = os.environ.get("LEUKOSCAN_DATA_DIR")
+        if env:
+            return Path(env)
+        from platformdirs import user_data_dir as pd_user_data_dir
+
+        return Path(pd_user_data_dir(APP, ORG))
+    return Path(engine_user_data_dir())
+
+
+def _qsettings() -> QSettings:
+    env = os.environ.get("LEUKOSCAN_DATA_DIR")
+    if env:
+        return QSettings(str(Path(env) / "settings.ini"), QSettings.Format.IniFormat)
+    return QSettings(ORG, APP)
+
+
+class Settings:
+    """Typed access to the few settings the app keeps."""
+
+    def __init__(self) -> None:
+        self._s = _qsettings()
+
+    def _get(self, key: str, default, kind):
+        v = self._s.value(key, default)
+        try:
+            if kind is bool:
+                return v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")
+            return kind(v)
+        except (TypeError, ValueError):
+            return default
+
+    def _set(self, key: str, value) -> None:
+        self._s.setValue(key, value)
+        self._s.sync()
+
+    # reviewer name, written into reviewed rows of the report
+    @property
+    def reviewer(self) -> str:
+        return self._get("review/reviewer", "", str).strip()
+
+    @reviewer.setter
+    def reviewer(self, v: str) -> None:
+        self._set("review/reviewer", v.strip())
+
+    @property
+    def device(self) -> str:
+        d = self._get("engine/device", "auto", str)
+        return d if d in DEVICES else "auto"
+
+    @device.setter
+    def device(self, v: str) -> None:
+        self._set("engine/device", v if v in DEVICES else "auto")
+
+    @property
+    def batch_size(self) -> int:
+        return max(1, min(256, self._get("engine/batch_size", 16, int)))
+
+    @batch_size.setter
+    def batch_size(self, v: int) -> None:
+        self._set("engine/batch_size", int(v))
+
+    @property
+    def thumb_size(self) -> int:
+        return max(64, min(256, self._get("view/thumb_size", 112, int)))
+
+    @thumb_size.setter
+    def thumb_size(self, v: int) -> None:
+        self._set("view/thumb_size", int(v))
+
+    @property
+    def model(self) -> str:
+        return self._get("engine/model", "", str)
+
+    @model.setter
+    def model(self, v: str) -> None:
+        self._set("engine/model", v)
+
+    @property
+    def auto_advance(self) -> bool:
+        return self._get("review/auto_advance", True, bool)
+
+    @auto_advance.setter
+    def auto_advance(self, v: bool) -> None:
+        self._set("review/auto_advance", bool(v))
+
+    @property
+    def last_open_dir(self) -> str:
+        return self._get("paths/last_open_dir", "", str)
+
+    @last_open_dir.setter
+    def last_open_dir(self, v: str) -> None:
+        self._set("paths/last_open_dir", v)
+
+    @property
+    def last_export_dir(self) -> str:
+        return self._get("paths/last_export_dir", "", str)
+
+    @last_export_dir.setter
+    def last_export_dir(self, v: str) -> None:
+        self._set("paths/last_export_dir", v)
+
+    @property
+    def recent_folders(self) -> list[str]:
+        v = self._s.value("paths/recent", [])
+        if isinstance(v, str):
+            v = [v] if v else []
+        return [str(x) for x in (v or [])][:MAX_RECENT]
+
+    def add_recent(self, folder: str) -> None:
+        items = [folder] + [f for f in self.recent_folders if f != folder]
+        self._set("paths/recent", items[:MAX_RECENT])
+
+    def clear_recent(self) -> None:
+        self._set("paths/recent", [])
+
+    def value(self, key: str, default=None):
+        return self._s.value(key, default)
+
+    def set_value(self, key: str, value) -> None:
+        self._set(key, value)

@@ -1,0 +1,19 @@
+"""Colours shared by the gallery, preview, summary and chart (chosen to stay distinct for common
+colour-vision deficiencies; every colour is paired with text: ALL/HEM, ?, check mark, !)."""
+
+from PySide6.QtGui import QColor
+
+ALL_COLOR = QColor("#c0392b")  # ALL blast: red
+HEM_COLOR = QColor("#2471a3")  # HEM normal: blue
+REVIEW_COLOR = QColor("#e69f00")  # needs review: amber
+REVIEWED_COLOR = QColor("#1e8449")  # reviewed: green
+ERROR_COLOR = QColor("#7f8c8d")  # error: grey
+PENDING_COLOR = QColor("#bdc3c7")
+
+
+def label_color(label: str | None) -> QColor:
+    if label == "ALL":
+        return ALL_COLOR
+    if label == "HEM":
+        return HEM_COLOR
+    return PENDING_COLOR

@@ -1,0 +1,127 @@
+"""Lazy, cached thumbnails decoded off the GUI thread.
+
+The gallery asks for a thumbnail only when it paints a tile.  A miss queues the path (newest request
+first, old requests beyond ``max_pending`` dropped, so scrolling quickly through 20,000 cells only
+decodes what is on screen) for a couple of daemon threads that decode with Pillow into a ``QImage``
+(safe outside the GUI thread).  Ready images sit in an LRU cache bounded in bytes and the ``ready``
+signal tells the model to repaint that tile.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+
+from PIL import Image, ImageOps
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage
+
+FAILED = object()  # cached marker: this file has no thumbnail (the tile shows the error)
+
+
+def decode_thumbnail(path: str, size: int) -> QImage | None:
+    """Decode ``path`` into an RGB QImage fitting ``size`` x ``size``; None if unreadable."""
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (size, size))  # JPEG: decode at reduced scale
+            im = ImageOps.exif_transpose(im)
+            im.thumbnail((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            if im.mode != "RGB":
+                im = im.convert("RGBA").convert("RGB") if "A" in im.mode or im.mode == "P" else im.convert("RGB")
+            w, h = im.size
+            data = im.tobytes()
+    except Exception:  # any undecodable file: the tile shows the engine's error instead
+        return None
+    return QImage(data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+class ThumbnailLoader(QObject):
+    ready = Signal(str)  # key (path) whose thumbnail is now cached
+
+    def __init__(self, size: int = 112, budget_mb: int = 96, threads: int = 2, max_pending: int = 400,
+                 parent=None) -> None:
+        super().__init__(parent)
+        self._size = size
+        self._budget = budget_mb * 1024 * 1024
+        self._bytes = 0
+        self._cache: OrderedDict[str, object] = OrderedDict()
+        self._pending: deque[str] = deque()
+        self._queued: set[str] = set()
+        self._max_pending = max_pending
+        self._cv = threading.Condition()
+        self._stop = False
+        self._generation = 0
+        self._threads = [threading.Thread(target=self._run, name=f"thumbs-{i}", daemon=True) for i in range(threads)]
+        for t in self._threads:
+            t.start()
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def set_size(self, size: int) -> None:
+        with self._cv:
+            if size == self._size:
+                return
+            self._size = size
+            self._generation += 1
+            self._cache.clear()
+            self._bytes = 0
+            self._pending.clear()
+            self._queued.clear()
+
+    def get(self, key: str) -> QImage | None:
+        """The cached thumbnail, or None (and a load is queued).  GUI thread."""
+        with self._cv:
+            img = self._cache.get(key)
+            if img is not None:
+                self._cache.move_to_end(key)
+                return None if img is FAILED else img
+            if key not in self._queued:
+                self._queued.add(key)
+                self._pending.append(key)
+                while len(self._pending) > self._max_pending:
+                    self._queued.discard(self._pending.popleft())
+                self._cv.notify()
+        return None
+
+    def cached_count(self) -> int:
+        with self._cv:
+            return len(self._cache)
+
+    def cached_bytes(self) -> int:
+        with self._cv:
+            return self._bytes
+
+    def close(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._pending.clear()
+            self._cv.notify_all()
+        for t in self._threads:
+            t.join(timeout=2)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._pending and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                key = self._pending.pop()  # newest first: what is on screen now
+                size, gen = self._size, self._generation
+            img = decode_thumbnail(key, size)
+            with self._cv:
+                self._queued.discard(key)
+                if gen != self._generation or self._stop:
+                    continue
+                self._cache[key] = img if img is not None else FAILED
+                self._bytes += img.sizeInBytes() if img is not None else 0
+                while self._bytes > self._budget and len(self._cache) > 1:
+                    _, old = self._cache.popitem(last=False)
+                    if old is not FAILED:
+                        self._bytes -= old.sizeInBytes()
+            try:
+                self.ready.emit(key)
+            except RuntimeError:  # the loader was deleted while the app closes
+                return

@@ -1,0 +1,58 @@
+"""Fixtures for the Qt tests: an isolated settings file, a window factory on the tiny models.
+
+The shared ``tests/conftest.py`` already points ``LEUKOSCAN_DATA_DIR`` at a fresh temporary folder for
+every test; :class:`gui.settings.Settings` keeps its INI file there, and autosaved sessions go there too.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from gui.mainwindow import MainWindow  # noqa: E402
+from gui.service import EngineService  # noqa: E402
+from gui.settings import Settings  # noqa: E402
+
+RUN_TIMEOUT_MS = 30_000
+
+
+@pytest.fixture
+def make_window(qtbot, tiny_models_dir):
+    """``make_window(models_dir=None, reviewer="tech1", **settings)`` -> a shown MainWindow whose models
+    are listed and whose default model (the tiny ensemble) is loaded."""
+    windows = []
+
+    def make(models_dir=None, reviewer="tech1", check_orphans=False, wait_model=True, **opts):
+        s = Settings()
+        s.reviewer = reviewer
+        s.batch_size = opts.pop("batch_size", 8)
+        for k, v in opts.items():
+            setattr(s, k, v)
+        svc = EngineService([models_dir or tiny_models_dir])
+        if wait_model:
+            with qtbot.waitSignal(svc.modelLoaded, timeout=RUN_TIMEOUT_MS):
+                w = MainWindow(svc, s, check_orphans=check_orphans)
+        else:
+            w = MainWindow(svc, s, check_orphans=check_orphans)
+        qtbot.addWidget(w)
+        w.show()
+        qtbot.waitExposed(w)
+        windows.append(w)
+        return w
+
+    yield make
+    for w in windows:
+        w.session.unexported = False  # no close prompt in teardown
+        if not w._closing:
+            w.shutdown()
+
+
+def open_and_classify(qtbot, w, paths, timeout=RUN_TIMEOUT_MS):
+    """Open ``paths`` and wait until the run they start has finished; returns the finished args."""
+    with qtbot.waitSignal(w.service.runFinished, timeout=timeout) as blocker:
+        w.open_paths([str(p) for p in paths])
+    qtbot.waitUntil(lambda: w.job is None, timeout=timeout)
+    return blocker.args

@@ -1,0 +1,175 @@
+"""The technician's path: drop a folder -> every cell classified -> review by keyboard -> export."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from conftest import open_and_classify  # tests/gui/conftest.py (pytest puts its folder on sys.path)
+from gui.cells import COL, ERROR, OK, PENDING
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _drop(w, paths) -> None:
+    md = QMimeData()
+    md.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    ev = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton,
+                    Qt.KeyboardModifier.NoModifier)
+    w.dropEvent(ev)
+
+
+def _export(qtbot, w, path: Path) -> list[str]:
+    with qtbot.waitSignal(w.service.exportDone, timeout=20_000) as b:
+        assert w.export_to(path)
+    return b.args[0]
+
+
+def test_drop_classify_review_by_keyboard_export(qtbot, make_window, cells_dir, tmp_path):
+    w = make_window()
+    assert w.classifier is not None and w.classifier.name == "tiny_ensemble"
+    with qtbot.waitSignal(w.service.runFinished, timeout=30_000) as fin:
+        _drop(w, [cells_dir])
+    cancelled = fin.args[1]
+    assert not cancelled
+    cells = w.model.cells
+    assert len(cells) == 8 and all(c.status == OK for c in cells)
+    # every cell has the engine's P(ALL) and a prediction consistent with the threshold
+    for c in cells:
+        assert 0.0 <= c.p_all <= 1.0
+        assert c.prediction == ("ALL" if c.p_all >= w.threshold else "HEM")
+    assert w.summary.counts[0].cells == 8
+
+    # review two cells with the keyboard: first -> the opposite of the model (override), second -> accept
+    w.activateWindow()
+    w.gallery.setFocus()
+    qtbot.waitUntil(lambda: w.gallery.hasFocus())
+    w._select_proxy_row(0)
+    first = w.current_cell()
+    override = "HEM" if first.prediction == "ALL" else "ALL"
+    qtbot.keyClick(w.gallery, Qt.Key.Key_H if override == "HEM" else Qt.Key.Key_A)
+    assert first.review is not None and first.review.label == override and first.review.reviewer == "tech1"
+    second = w.current_cell()  # auto-advanced
+    assert second is not first
+    qtbot.keyClick(w.gallery, Qt.Key.Key_Space)
+    assert second.review is not None and second.review.label == second.prediction
+    assert w.summary is not None and w.session.unexported
+
+    out = tmp_path / "report" / "case.csv"
+    out.parent.mkdir()
+    written = _export(qtbot, w, out)
+    assert written == [str(out), str(out.with_name("case_summary.csv"))]
+    rows = {r["file"]: r for r in _read_csv(out)}
+    assert len(rows) == 8
+    r1 = rows[first.file]
+    assert r1["prediction"] == first.prediction and r1["reviewed_label"] == override
+    assert r1["reviewer"] == "tech1" and r1["reviewed_at"]
+    assert r1["final_label"] == override
+    r2 = rows[second.file]
+    assert r2["reviewed_label"] == second.prediction and r2["final_label"] == second.prediction
+    unreviewed = [r for f, r in rows.items() if f not in (first.file, second.file)]
+    assert all(r["reviewed_label"] == "" and r["final_label"] == r["prediction"] for r in unreviewed)
+    summary = _read_csv(out.with_name("case_summary.csv"))
+    assert summary, "summary CSV is empty"
+    assert not w.session.unexported  # exported: closing does not ask
+
+
+def test_table_filter_and_next_needs_review(qtbot, make_window, cells_dir):
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    # a threshold right at one cell's P(ALL) puts that cell inside the review margin
+    target = w.model.cells[3]
+    w.set_threshold(round(target.p_all, 2))
+    assert target.needs_review
+    w.filter_combo.setCurrentIndex(w.filter_combo.findData("needs_review"))
+    assert w.proxy.rowCount() == sum(1 for x in w.model.cells if x.needs_review and x.review is None)
+    w.filter_combo.setCurrentIndex(w.filter_combo.findData("all"))
+    w._select_proxy_row(0)
+    assert w.next_needs_review()
+    assert w.current_cell().needs_review
+    # reviewing every needs-review cell leaves nothing to go to
+    for c in [x for x in w.model.cells if x.needs_review]:
+        w._select_proxy_row(w.proxy.proxy_row_of(c.key))
+        w.review_selected("accept")
+    assert not w.next_needs_review()
+    # table sorts numerically by P(ALL)
+    w.table.sortByColumn(COL["P(ALL)"], Qt.SortOrder.DescendingOrder)
+    ps = [w.proxy.cell_at(r).p_all for r in range(w.proxy.rowCount())]
+    assert ps == sorted(ps, reverse=True)
+
+
+def test_cancel_stops_within_a_second_and_resume(qtbot, make_window, tmp_path):
+    src = sorted((Path(__file__).resolve().parents[1] / "data" / "cells").glob("*.webp"))
+    case = tmp_path / "big case"
+    case.mkdir()
+    for i in range(600):
+        shutil.copyfile(src[i % len(src)], case / f"cell_{i:04d}.webp")
+    w = make_window(batch_size=1)
+    with qtbot.waitSignal(w.service.resultsReady, timeout=30_000):
+        w.open_paths([case])
+    assert w.job is not None
+    t0 = time.monotonic()
+    with qtbot.waitSignal(w.service.runFinished, timeout=5_000) as fin:
+        w.cancel_btn.click()
+    assert time.monotonic() - t0 < 1.0
+    assert fin.args[1] is True  # cancelled
+    done = sum(1 for c in w.model.cells if c.status != PENDING)
+    assert 0 < done < 600
+    assert not w.cancel_btn.isVisible()
+    # the rest can be classified later; nothing already classified is redone or lost
+    with qtbot.waitSignal(w.service.runFinished, timeout=60_000):
+        w.classify_remaining()
+    assert all(c.status == OK for c in w.model.cells)
+
+
+def test_bad_files_are_error_tiles_with_reasons(qtbot, make_window, bad_input):
+    w = make_window()
+    open_and_classify(qtbot, w, [bad_input.path])
+    by_rel = {c.path.relative_to(bad_input.path).as_posix(): c for c in w.model.cells}
+    assert set(by_rel) == bad_input.rows
+    for rel, word in bad_input.errors.items():
+        c = by_rel[rel]
+        assert c.status == ERROR and word in c.error.lower()
+        assert c.prediction is None
+    assert all(by_rel[r].status == OK for r in bad_input.ok)
+    assert w.summary.counts[0].errors == len(bad_input.errors)
+    # error cells cannot be reviewed
+    w.filter_combo.setCurrentIndex(w.filter_combo.findData("errors"))
+    assert w.proxy.rowCount() == len(bad_input.errors)
+    w._select_proxy_row(0)
+    assert w.review_selected("ALL") == 0
+    assert not w.session.reviews
+
+
+def test_threshold_change_updates_predictions_and_report(qtbot, make_window, cells_dir, tmp_path):
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    default = w.classifier.threshold
+    ps = sorted(c.p_all for c in w.model.cells)
+    new = round((ps[3] + ps[4]) / 2, 2)  # between two cells: half of them flip side
+    w.thr_spin.setValue(new)
+    assert w.threshold == pytest.approx(new)
+    assert w.thr_slider.value() == round(new * 100)
+    for c in w.model.cells:
+        assert c.prediction == ("ALL" if c.p_all >= new else "HEM")
+    assert sum(c.prediction == "ALL" for c in w.model.cells) == sum(p >= new for p in ps)
+    assert w.session.threshold == pytest.approx(new) and w.session.unexported
+    assert "changed" in w.thr_note.text()
+    qtbot.waitUntil(lambda: w.summary.counts[0].all == sum(p >= new for p in ps))
+    out = tmp_path / "thr.csv"
+    _export(qtbot, w, out)
+    rows = _read_csv(out)
+    assert all(float(r["threshold"]) == pytest.approx(new) for r in rows)
+    assert all(float(r["default_threshold"]) == pytest.approx(default) for r in rows)
+    assert all(r["prediction"] == ("ALL" if float(r["p_all"]) >= new else "HEM") for r in rows)
+    w.thr_reset.click()
+    assert w.threshold == pytest.approx(default) and w.session.threshold is None
