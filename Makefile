@@ -53,6 +53,9 @@ clean:
 
 # ---- Packaging: PyInstaller bundle (build.spec, packaging/); README "Maintainers: building and releasing".
 VENV_GPU   ?= .venv-gpu
+# GPU onnxruntime + the CUDA/cuDNN pip libraries it loads (bundled: no CUDA install needed on the workstation,
+# only the NVIDIA driver). ORT_GPU_SPEC=onnxruntime-gpu: rely on the workstation's CUDA/cuDNN (smaller bundle).
+ORT_GPU_SPEC ?= onnxruntime-gpu[cuda,cudnn]>=1.20,<1.33
 BUNDLE_DIR ?= dist/LeukoScan
 PYI_FLAGS  ?= --noconfirm --clean --log-level WARN
 
@@ -68,7 +71,7 @@ $(VENV_GPU)/.gpu-installed: pyproject.toml
 	$(VENV_GPU)/bin/python -m pip install -q --upgrade pip setuptools wheel
 	$(VENV_GPU)/bin/python -m pip install -q -e . "pyinstaller>=6.10"
 	$(VENV_GPU)/bin/python -m pip uninstall -y -q onnxruntime onnxruntime-gpu
-	$(VENV_GPU)/bin/python -m pip install -q "onnxruntime-gpu[cuda,cudnn]>=1.20,<1.33"
+	$(VENV_GPU)/bin/python -m pip install -q "$(ORT_GPU_SPEC)"
 	touch $@
 
 # GPU variant -> dist/gpu/LeukoScan/LeukoScan (carries the CUDA/cuDNN pip libraries: large).
