@@ -8,7 +8,7 @@ double-click: no QT_QPA_PLATFORM, a fresh process, a desktop display.  "Visible"
 a top-level window whose title contains --title is mapped and viewable (polled every 10 ms with
 xdotool), measured from just before the process is spawned.  The first run is the cold one (files
 not yet in the page cache).  After the last run it waits --settle seconds and saves a screenshot of
-the whole screen (grabbed through this Python's PySide6).  Needs Xvfb and xdotool
+the main window (grabbed through this Python's PySide6).  Needs Xvfb and xdotool
 (apt-get install xvfb xdotool).
 """
 
@@ -87,14 +87,14 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def screenshot(path: Path, env: dict) -> None:
-    """Whole-screen grab through Qt's xcb plugin (this Python's PySide6), saved as PNG."""
+def screenshot(path: Path, env: dict, wid: str = "0") -> None:
+    """Grab of X window ``wid`` (0 = whole screen) through Qt's xcb plugin (this Python's PySide6), as PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
     code = (
         "import sys; from PySide6.QtGui import QGuiApplication; app = QGuiApplication([]); "
-        "ok = app.primaryScreen().grabWindow(0).save(sys.argv[1]); sys.exit(0 if ok else 1)"
+        "ok = app.primaryScreen().grabWindow(int(sys.argv[2])).save(sys.argv[1]); sys.exit(0 if ok else 1)"
     )
-    subprocess.run([sys.executable, "-c", code, str(path)], env=dict(env, QT_QPA_PLATFORM="xcb"), check=True)
+    subprocess.run([sys.executable, "-c", code, str(path), wid], env=dict(env, QT_QPA_PLATFORM="xcb"), check=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--settle", type=float, default=3.0, help="seconds to wait before the screenshot")
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("app_args", nargs="*")
-    a = ap.parse_args(argv)
+    a = ap.parse_intermixed_args(argv)
     if not a.exe.is_file():
         raise SystemExit(f"{a.exe} not found: run `make bundle` first")
 
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run {i + 1}: main window visible after {dt:.3f} s{' (cold)' if i == 0 else ''}", flush=True)
             if a.screenshot and i == a.runs - 1:
                 time.sleep(a.settle)
-                screenshot(a.screenshot, env)
+                screenshot(a.screenshot, env, wid)
                 print(f"screenshot: {a.screenshot}")
             stop(proc)
         finally:
