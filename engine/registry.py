@@ -177,25 +177,57 @@ class Registry:
             self._members.clear()
 
 
-def describe_metrics(card: ModelCard, limit: int = 6) -> str:
-    """A one-line summary of a card's validation metrics, for tables ("weighted_f1=0.87 auroc=0.93 ...")."""
-    m = card.metrics or {}
-    parts: list[str] = []
-    for k, v in m.items():
-        if isinstance(v, bool):
+_KEY_METRICS = ("weighted_f1", "f1", "auroc", "auc", "sensitivity", "specificity", "recall", "balanced", "accuracy")
+_DATA_KEYS = ("split", "subjects", "cells")
+
+
+def _flat_numbers(d: dict, prefix: str = "", depth: int = 0) -> list[tuple[str, float]]:
+    out: list[tuple[str, float]] = []
+    for k, v in d.items():
+        if k == "data" or isinstance(v, bool):
             continue
         if isinstance(v, (int, float)):
-            parts.append(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}")
-        if len(parts) >= limit:
-            break
-    data = m.get("data")
+            out.append((prefix + str(k), v))
+        elif isinstance(v, dict) and depth < 2:
+            out.extend(_flat_numbers(v, f"{prefix}{k}.", depth + 1))
+    return out
+
+
+def _find_data(d: dict, depth: int = 0):
+    data = d.get("data")
+    if data:
+        return data
+    if depth < 2:
+        for v in d.values():
+            if isinstance(v, dict):
+                found = _find_data(v, depth + 1)
+                if found:
+                    return found
+    return None
+
+
+def describe_metrics(card: ModelCard, limit: int = 5) -> str:
+    """One line of a card's key validation metrics, for tables
+    (``"weighted_f1=0.871 auroc=0.930 on split=test subjects=9 cells=1200"``)."""
+    m = card.metrics or {}
+    nums = _flat_numbers(m)
+
+    def rank(item: tuple[str, float]) -> int:
+        leaf = item[0].rsplit(".", 1)[-1].lower()
+        for i, key in enumerate(_KEY_METRICS):
+            if key in leaf:
+                return i
+        return len(_KEY_METRICS)
+
+    nums = sorted(nums, key=rank)[:limit]  # stable: card order within a rank
+    parts = [f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in nums]
+    data = _find_data(m)
     if isinstance(data, dict):
-        bits = [f"{k}={data[k]}" for k in ("split", "subjects", "cells") if k in data]
+        bits = [f"{k}={data[k]}" for k in _DATA_KEYS if k in data]
         if bits:
             parts.append("on " + " ".join(bits))
-    elif isinstance(data, str) and data:
+    elif isinstance(data, str):
         parts.append(f"on {data}")
     if not parts and isinstance(m.get("note"), str):
         parts.append(m["note"])
-    return " ".join(parts)
-
+    return " ".join(parts) or "no validation metrics in the card"

@@ -182,3 +182,17 @@ def test_describe_metrics():
         Path("e.json"),
     )
     assert describe_metrics(c) == "weighted_f1=0.871 auroc=0.930 on split=test subjects=9 cells=1200"
+
+
+def test_describe_metrics_nested_and_prioritised():
+    from engine.card import parse_card
+
+    c = parse_card(
+        {"name": "e", "type": "ensemble", "members": ["a", "b"], "threshold": 0.5,
+         "metrics": {"n_epochs": 3, "test": {"accuracy": 0.8, "auroc": 0.91, "weighted_f1": 0.85,
+                                              "data": {"subjects": 7, "cells": 900}}}},
+        Path("e.json"),
+    )
+    assert describe_metrics(c) == "test.weighted_f1=0.850 test.auroc=0.910 test.accuracy=0.800 n_epochs=3 on subjects=7 cells=900"
+    empty = parse_card({"name": "x", "type": "ensemble", "members": ["a", "b"], "threshold": 0.5}, Path("x.json"))
+    assert describe_metrics(empty) == "no validation metrics in the card"
