@@ -29,7 +29,7 @@ from . import __version__
 from .card import ModelError
 from .model import DEVICES
 from .paths import user_models_dir
-from .pipeline import classify, default_workers, scan
+from .pipeline import classify, scan
 from .preprocess import is_supported
 from .registry import Registry, default_dirs, describe_metrics
 from .report import cell_row, summarize, write_cell_report, write_summary
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--batch-size", type=_positive_int, default=32, help="cells per inference batch (default 32)")
     c.add_argument("--threads", type=_positive_int, default=None, help="onnxruntime threads (default: all cores)")
     c.add_argument("--workers", type=_positive_int, default=None,
-                   help=f"image decoding threads (default: min(4, cores) = {default_workers()})")
+                   help="image decoding threads (default: min(4, cores) on CPU, min(8, cores) with CUDA)")
     c.add_argument("--threshold", type=_threshold, default=None,
                    help="decision threshold on P(ALL) (default: the model card's validated threshold)")
     c.add_argument("--models-dir", action="append", default=[], metavar="DIR", help="extra folder of model cards (repeatable)")

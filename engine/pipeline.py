@@ -212,8 +212,11 @@ def load_item(path: Path, specs: tuple[Preprocessing, ...]) -> _Loaded:
     return _Loaded(sha, arrays)
 
 
-def default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+def default_workers(classifier: Classifier | None = None) -> int:
+    """Decoding threads: min(4, cores) when inference runs on the CPU (they share the cores with
+    onnxruntime); min(8, cores) when it runs on a GPU (then decoding is the bottleneck)."""
+    cap = 8 if classifier is not None and "CUDA" in classifier.active_provider else 4
+    return max(1, min(cap, os.cpu_count() or 1))
 
 
 def classify(
@@ -228,7 +231,7 @@ def classify(
 ) -> Iterator[CellResult]:
     """Classify ``items``; yield one :class:`CellResult` per item, in item order.
 
-    ``threads``: decoding workers (default min(4, CPU count)); the model's own thread count is set
+    ``threads``: decoding workers (default :func:`default_workers`); the model's own thread count is set
     when it is loaded.  ``progress(done, total)`` is called after each result is produced.
     ``cancel``: set it (from any thread) to stop; the iterator then ends without further results.
     Raises :class:`ModelError` if the model itself fails on a batch (not for a bad file).
@@ -252,7 +255,7 @@ def classify(
 
     watcher = threading.Thread(target=watch, name="leukoscan-cancel-watch", daemon=True)
     watcher.start()
-    pool = ThreadPoolExecutor(max_workers=threads or default_workers(), thread_name_prefix="leukoscan-decode")
+    pool = ThreadPoolExecutor(max_workers=threads or default_workers(classifier), thread_name_prefix="leukoscan-decode")
     pending: deque[tuple[int, Future]] = deque()
     window = batch_size * (prefetch_batches + 1)
     next_i = 0
