@@ -104,6 +104,10 @@ def check(
 
     if f"{res}samples/manifest.csv" not in files:
         problems.append("resources/samples/manifest.csv missing (self-test cells)")
+    if sys.platform.startswith("linux"):
+        for name in ("install-desktop.sh", "leukoscan.desktop.in"):
+            if name not in files:
+                problems.append(f"{name} missing beside the executable (Linux menu entry for technicians)")
     plugin_dir = f"{internal}PySide6/Qt/plugins/platforms/"
     platforms = sorted(k[len(plugin_dir):] for k in files if k.startswith(plugin_dir))
     wanted = {"linux": ["libqoffscreen.so", "libqxcb.so"], "win32": ["qwindows.dll", "qoffscreen.dll"],

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Adds LeukoScan to the Linux desktop menu of the current user (no root needed):
 #   packaging/install-desktop.sh [BUNDLE_DIR]        default: dist/LeukoScan (make install-desktop)
+#   LeukoScan/install-desktop.sh                     the copy inside a bundle folder installs that bundle
 #   packaging/install-desktop.sh --uninstall
 # Writes $XDG_DATA_HOME/applications/leukoscan.desktop (Exec = the bundle's absolute path) and the
 # application icon in $XDG_DATA_HOME/icons/hicolor/<size>/apps/leukoscan.png. The bundle folder must
@@ -25,7 +26,13 @@ if [ "${1:-}" = "--uninstall" ]; then
   exit 0
 fi
 
-BUNDLE=${1:-dist/LeukoScan}
+if [ -n "${1:-}" ]; then
+  BUNDLE=$1
+elif [ -x "$HERE/LeukoScan" ]; then
+  BUNDLE=$HERE             # the copy that sits inside an unpacked bundle folder
+else
+  BUNDLE=dist/LeukoScan    # the source tree (make install-desktop)
+fi
 if [ ! -x "$BUNDLE/LeukoScan" ]; then
   echo "install-desktop: $BUNDLE/LeukoScan not found: build it with 'make bundle' or pass the bundle folder" >&2
   exit 1

@@ -138,6 +138,13 @@ def test_install_desktop_writes_entry_and_icons_and_uninstalls(tmp_path):
     r = subprocess.run(["sh", str(script), "--uninstall"], env=env, capture_output=True, text=True)
     assert r.returncode == 0 and not (tmp_path / "data/applications/leukoscan.desktop").exists()
     assert not (tmp_path / "data/icons/hicolor/48x48/apps/leukoscan.png").exists()
+    # the copy build.spec puts beside the executable installs its own bundle, no argument needed
+    for name in ("install-desktop.sh", "leukoscan.desktop.in"):
+        shutil.copy(REPO / "packaging" / name, bundle / name)
+    r = subprocess.run(["sh", str(bundle / "install-desktop.sh")], env=env, capture_output=True, text=True,
+                       cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f'Exec="{exe}" %F' in (tmp_path / "data" / "applications" / "leukoscan.desktop").read_text()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux desktop entry")

@@ -100,6 +100,8 @@ def _fake_bundle(root: Path, models: Path, variant: str = "cpu", extra: dict[str
         "_internal/resources/samples/manifest.csv": b"file,expected_class,subject\n",
         "_internal/PySide6/Qt/plugins/platforms/libqxcb.so": b"x",
         "_internal/PySide6/Qt/plugins/platforms/libqoffscreen.so": b"x",
+        "install-desktop.sh": b"#!/bin/sh\n",
+        "leukoscan.desktop.in": b"[Desktop Entry]\n",
         **(extra or {}),
     }
     for p in models.iterdir():
