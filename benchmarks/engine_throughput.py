@@ -14,7 +14,7 @@ none is registered) on the same N real cells written as 24-bit BMP (what labs ha
   ``training.keras_model`` path, or ``<name>.keras`` beside the card).
 
 Goal: pipeline >= 0.90 x pure.  Also prints scan time for 20,000 files and the resident memory of a
-long run (flat = bounded prefetch).  Usage: ``python benchmarks/engine_throughput.py [--n 256] [--tiny]``.
+long run (flat = bounded prefetch).  Usage: ``python benchmarks/engine_throughput.py [--n 128] [--tiny] [--memory-files 20000]``.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def memory_run(clf, folder_src: Path, tmp: Path, n_files: int, batch: int) -> No
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=256, help="real cells per model (default 256)")
+    ap.add_argument("--n", type=int, default=128, help="real cells per model (default 128)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default all cores)")
     ap.add_argument("--workers", type=int, default=None, help="decode workers (default min(4, cores))")

@@ -178,7 +178,9 @@ def _atomic_write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[M
     folder = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        # backslashreplace: a file name that is not valid UTF-8 (possible on Linux) is written as
+        # e.g. "cell\udcff.bmp" instead of making the whole report fail at the end of a run
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore", restval="")
             w.writeheader()
             for r in rows:

@@ -139,3 +139,15 @@ def test_write_is_atomic(tmp_path, clf, monkeypatch):
     assert len(read_cell_report(target)) == 5
     if os.name == "posix":
         assert (target.stat().st_mode & 0o777) != 0o600  # an ordinary file, not the temp file's mode
+
+
+@pytest.mark.skipif(os.name != "posix" or os.uname().sysname == "Darwin", reason="Linux allows non-UTF-8 names")
+def test_non_utf8_file_name_does_not_break_the_report(tmp_path, cells_dir, clf):
+    src = next(cells_dir.glob("*.bmp"))
+    bad = os.fsencode(cells_dir) + b"/cell_\xff.bmp"
+    os.rename(os.fsencode(src), bad)
+    rows = [cell_row(r, clf) for r in classify(scan([cells_dir]), clf)]
+    out = write_cell_report(tmp_path / "r.csv", rows)
+    back = read_cell_report(out)
+    assert len(back) == 8 and any("cell_\\udcff.bmp" in r["file"] for r in back)
+    assert all(r["status"] == "ok" for r in back)
