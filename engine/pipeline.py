@@ -257,7 +257,7 @@ def classify(
     watcher.start()
     pool = ThreadPoolExecutor(max_workers=threads or default_workers(classifier), thread_name_prefix="leukoscan-decode")
     pending: deque[tuple[int, Future]] = deque()
-    window = batch_size * (prefetch_batches + 1)
+    window = batch_size * max(1, prefetch_batches)  # + the batch being inferred
     next_i = 0
 
     def fill() -> None:
