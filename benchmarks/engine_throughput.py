@@ -11,7 +11,7 @@ none is registered) on the same N real cells written as 24-bit BMP (what labs ha
   CSV report written);
 - ``keras``: ``model.predict`` of the same network where TensorFlow is installed and the Keras model is
   found (the tiny models are rebuilt in Keras exactly; trained models: ``--keras NAME=PATH``, a card
-  ``training.keras_model`` path, or ``<name>.keras`` beside the card).
+  ``training.keras_model`` path, ``<name>.keras`` beside the card, or ``runs/<name>/final.keras``).
 
 Goal: pipeline >= 0.90 x pure.  Also prints scan time for 20,000 files and the resident memory of a
 long run (flat = bounded prefetch).  Usage: ``python benchmarks/engine_throughput.py [--n 128] [--tiny] [--memory-files 20000]``.
@@ -149,7 +149,7 @@ def keras_model_for(card, keras_paths: dict[str, str]):
         m.layers[-1].set_weights([w, b])
         return m, ""
     cands = [keras_paths.get(card.name), card.training.get("keras_model"), card.training.get("keras_file"),
-             card.path.with_suffix(".keras")]
+             card.path.with_suffix(".keras"), REPO / "runs" / card.name / "final.keras"]
     for c in cands:
         if c and Path(c).is_file():
             return keras.models.load_model(c, compile=False), ""
