@@ -151,6 +151,8 @@ def parse_card(data: dict[str, Any], path: Path) -> ModelCard:
         members = _need(data, "members", where, list)
         if len(members) < 2 or not all(isinstance(m, str) for m in members):
             raise ModelError(f"{where}: an ensemble needs a list of at least two member names")
+        if len(set(members)) != len(members):
+            raise ModelError(f"{where}: ensemble members must be distinct, got {members}")
         return ModelCard(members=tuple(members), **common)
 
     temperature = float(data.get("temperature", 1.0))

@@ -72,6 +72,14 @@ def test_bad_input_spec_in_card(tmp_path):
         load_card(cp)
 
 
+def test_ensemble_card_validation(tmp_path):
+    for members, word in ((["a"], "at least two"), (["a", "a"], "distinct"), ("a,b", "wrong type")):
+        p = make_tiny_ensemble(tmp_path, ["a", "b"], name="e")
+        _edit(p, members=members)
+        with pytest.raises(ModelError, match=word):
+            load_card(p)
+
+
 def test_bad_json_names_line(tmp_path):
     p = tmp_path / "x.json"
     p.write_text('{"name": "x",\n  "threshold": }')
