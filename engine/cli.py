@@ -3,7 +3,7 @@
     leukoscan-cli classify PATH [PATH ...] --model NAME --out REPORT.csv [--summary SUMMARY.csv]
                   [--device auto|cpu|cuda] [--batch-size N] [--threads N] [--workers N]
                   [--threshold T] [--models-dir DIR] [--no-progress]
-    leukoscan-cli models [--models-dir DIR]
+    leukoscan-cli models [--models-dir DIR] [--check]
 
 Exit status: 0 the run completed (even when some files were unreadable: they are error rows);
 2 usage error (bad option, missing PATH, no image found, unusable output path); 3 the model cannot be
@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list the available models, their validation metrics and invalid cards")
     m.add_argument("--models-dir", action="append", default=[], metavar="DIR", help="extra folder of model cards (repeatable)")
+    m.add_argument("--check", action="store_true",
+                   help="also load every model (checks the ONNX graph against its card; slower)")
     return p
 
 
@@ -128,11 +130,19 @@ def cmd_models(args) -> int:
         print("No usable models found.")
     print("\nModel folders: " + ", ".join(str(d) for d in reg.dirs))
     print(f"(add a model: copy <name>.onnx + <name>.json into {user_models_dir()})")
-    if reg.problems:
+    problems = list(reg.problems)
+    if getattr(args, "check", False):
+        for c in cards:
+            try:
+                clf = reg.load(c.name, device="cpu")
+                print(f"check {c.name}: loads and runs ({clf.device_label})")
+            except ModelError as exc:
+                problems.append(str(exc))
+    if problems:
         print("\nInvalid model cards (not usable):")
-        for msg in reg.problems:
+        for msg in problems:
             print(f"  - {msg}")
-    return EXIT_OK
+    return EXIT_OK if not (getattr(args, "check", False) and problems) else EXIT_MODEL
 
 
 # -------------------------------------------------------------------------------------- classify

@@ -156,3 +156,19 @@ def test_ctrl_c_writes_only_a_partial_report(cells_dir, tiny_models_dir, tmp_pat
     assert partial.exists() and "interrupted after" in err
     rows = _read(partial)
     assert 0 < len(rows) < 4000 and all(r["status"] == "ok" for r in rows)
+
+
+def test_models_check_loads_every_model(tiny_models_dir, capsys):
+    assert main(["models", "--check", "--models-dir", str(tiny_models_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "check tiny_ensemble: loads and runs (CPU)" in out
+    # a card whose input size disagrees with its ONNX graph passes the listing but fails the check
+    import json
+
+    card = tiny_models_dir / "tiny_a.json"
+    d = json.loads(card.read_text())
+    d["input"]["height"] = d["input"]["width"] = 40
+    card.write_text(json.dumps(d))
+    assert main(["models", "--models-dir", str(tiny_models_dir)]) == 0
+    assert main(["models", "--check", "--models-dir", str(tiny_models_dir)]) == 3
+    assert "disagrees with the card tiny_a.json" in capsys.readouterr().out
