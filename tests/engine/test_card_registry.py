@@ -204,3 +204,24 @@ def test_describe_metrics_nested_and_prioritised():
     assert describe_metrics(c) == "test.weighted_f1=0.850 test.auroc=0.910 test.accuracy=0.800 n_epochs=3 on subjects=7 cells=900"
     empty = parse_card({"name": "x", "type": "ensemble", "members": ["a", "b"], "threshold": 0.5}, Path("x.json"))
     assert describe_metrics(empty) == "no validation metrics in the card"
+
+
+@pytest.mark.parametrize("fixed", [1, 2])
+def test_fixed_batch_graph_is_run_in_chunks(tmp_path, fixed):
+    """Some exporters freeze the batch dimension to 1: the engine still scores any batch size."""
+    import hashlib
+
+    from conftest import real_cell_sources
+    from engine.preprocess import preprocess_file
+    from tinymodels import reference_p_all
+
+    cp = make_tiny_model(tmp_path, "fixed", size=32)
+    model = build_tiny_onnx(32, 0)
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = fixed
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_value = fixed
+    onnx.save(model, str(tmp_path / "fixed.onnx"))
+    _edit(cp, sha256=hashlib.sha256((tmp_path / "fixed.onnx").read_bytes()).hexdigest())
+    clf = Registry([tmp_path]).load("fixed")
+    assert clf.members[0].fixed_batch == fixed
+    x = np.stack([preprocess_file(p, clf.preprocessings[0]) for p in real_cell_sources()[:3]])
+    np.testing.assert_allclose(clf.predict_batch(x).p_all, reference_p_all(x, 0), rtol=1e-5)
