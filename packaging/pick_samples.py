@@ -5,7 +5,8 @@
 
 Draws ``--candidates`` random cells from each subject of the chosen folds, classifies them with every
 registered model (the same engine code the app uses) and keeps, for each class, the cells whose
-*smallest* margin ``|P(ALL) - threshold|`` over all models is largest and correct for every model,
+*smallest* clearance (``|P(ALL) - threshold| - review_margin``, on the correct side) over all models
+is largest and positive for every model,
 one cell per subject, ``--per-class`` subjects per class.  Writes the cells as lossless PNG (plus one
 as BMP, the format labs' original files have, and one as WebP, the dataset's storage format, so the
 bundle's three decoders are exercised) and ``manifest.csv`` (file, expected_class, subject).
@@ -41,15 +42,18 @@ def subject_of(path: Path) -> tuple[str, str]:
     return m.group(1).upper(), m.group(2).upper()
 
 
-def candidates(data: Path, folds: list[str], per_subject: int, rng: random.Random) -> dict[str, dict[str, list[Path]]]:
-    """{class: {subject: [paths]}} with up to ``per_subject`` random cells per subject."""
+def candidates(
+    data: Path, folds: list[str], per_subject: int, rng: random.Random, subjects: set[str] | None = None
+) -> dict[str, dict[str, list[Path]]]:
+    """{class: {subject: [paths]}} with up to ``per_subject`` random cells per subject (of ``subjects``)."""
     by: dict[str, dict[str, list[Path]]] = {"ALL": {}, "HEM": {}}
     for fold in folds:
         for cls in ("all", "hem"):
             for p in sorted((data / fold / cls).glob("*")):
                 if p.suffix.lower() in (".webp", ".bmp", ".png"):
                     subj, c = subject_of(p)
-                    by[c].setdefault(subj, []).append(p)
+                    if subjects is None or subj in subjects:
+                        by[c].setdefault(subj, []).append(p)
     for c in by:
         for subj in by[c]:
             rng.shuffle(by[c][subj])
@@ -58,7 +62,8 @@ def candidates(data: Path, folds: list[str], per_subject: int, rng: random.Rando
 
 
 def score_with_models(paths: list[Path]) -> dict[Path, float]:
-    """Smallest signed margin over all models (positive = correct side of the threshold)."""
+    """Smallest clearance over all models: distance beyond the review band on the correct side of the
+    threshold (> 0 = the self-test accepts the cell for that model)."""
     from engine.pipeline import classify, scan
     from engine.registry import Registry
 
@@ -78,8 +83,9 @@ def score_with_models(paths: list[Path]) -> dict[Path, float]:
                 continue
             _, cls = subject_of(p)
             signed = (r.p_all - clf.threshold) if cls == "ALL" else (clf.threshold - r.p_all)
+            signed -= clf.review_margin  # > 0: correct *and* outside the review band (what the self-test demands)
             if r.members_disagree:
-                signed = min(signed, 0.0)
+                signed = min(signed, -1.0)
             worst[p] = min(worst[p], signed)
     return worst
 
@@ -92,11 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidates", type=int, default=4, help="random cells drawn per subject")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=REPO / "resources/samples")
+    ap.add_argument("--subjects", nargs="+", help="only these subject ids (e.g. the models' held-out subjects)")
     ap.add_argument("--no-models", action="store_true")
     args = ap.parse_args(argv)
 
     rng = random.Random(args.seed)
-    by = candidates(args.data, args.folds, args.candidates, rng)
+    subjects = {x.upper() for x in args.subjects} if args.subjects else None
+    by = candidates(args.data, args.folds, args.candidates, rng, subjects)
     chosen: list[tuple[Path, str, str, float]] = []
     if args.no_models:
         for cls in ("ALL", "HEM"):
@@ -140,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         # Pixel-exact copy of the source cell, whatever the container.
         assert (load_rgb(dst) == arr).all(), dst
         rows.append({"file": dst.name, "expected_class": cls, "subject": subj})
-        print(f"{dst.name:<32} {cls} subject {subj:<4} worst margin {s:.3f}  ({src.parent.parent.name})")
+        print(f"{dst.name:<32} {cls} subject {subj:<4} worst clearance {s:.3f}  ({src.parent.parent.name})")
     with open(args.out / "manifest.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=["file", "expected_class", "subject"], lineterminator="\n")
         w.writeheader()
