@@ -1,0 +1,240 @@
+"""``leukoscan-train``: prepare | train | evaluate | export | quantize | ensemble.
+
+Typical use (see README "Training (leukoscan-train)")::
+
+    leukoscan-train prepare  --data ../shared/data/C-NMC_Leukemia
+    leukoscan-train train    --arch inceptionv3 --data ../shared/data/C-NMC_Leukemia --run runs/inceptionv3
+    leukoscan-train export   --run runs/inceptionv3 --out resources/models
+    leukoscan-train train    --arch vgg19 --data ... --run runs/vgg19 --teacher runs/inceptionv3 [--resume]
+    leukoscan-train export   --run runs/vgg19 --out resources/models
+    leukoscan-train ensemble --runs runs/inceptionv3 runs/vgg19 --out resources/models
+    leukoscan-train quantize --run runs/inceptionv3 --out resources/models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = "../shared/data/C-NMC_Leukemia"
+DEFAULTS = {
+    "inceptionv3": {"size": 224, "crop": 0.85, "weights": "../shared/weights/inception_v3_imagenet_notop.fp16.weights.h5"},
+    "vgg19": {"size": 96, "crop": 0.85, "weights": "none"},
+}
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _path(p: str | Path) -> Path:
+    """Relative paths are taken from the current directory, falling back to the repository root."""
+    q = Path(p)
+    if q.is_absolute() or q.exists():
+        return q
+    return REPO_ROOT / q
+
+
+def _manifest(args):
+    from .data import build_manifest, discover, load_manifest, save_manifest
+
+    data = _path(args.data)
+    cache = _path(args.cache)
+    key = str(data.resolve()) + "|" + str(args.labels_csv or "")
+    import hashlib
+
+    mpath = cache / f"manifest_{hashlib.sha256(key.encode()).hexdigest()[:10]}.json"
+    if mpath.exists() and not getattr(args, "rescan", False):
+        return load_manifest(mpath)
+    _log(f"discovering cells under {data}")
+    items = discover(data, args.labels_csv)
+    m = build_manifest(items, workers=args.workers)
+    save_manifest(m, mpath)
+    return m
+
+
+def cmd_prepare(args) -> int:
+    import numpy as np
+
+    from engine.preprocess import Preprocessing
+
+    from .data import build_pixel_cache, cell_extent_fraction, subject_folds
+
+    m = _manifest(args)
+    s = m.summary()
+    _log(f"{s['cells']} unique cells ({s['all_cells']} ALL / {s['hem_cells']} HEM) from {s['subjects']} subjects "
+         f"({s['all_subjects']} ALL / {s['hem_subjects']} HEM); {s['duplicates_dropped']} pixel duplicates dropped")
+    for d in m.dropped[:20]:
+        _log(f"  dropped {d['path']}: {d['reason']}")
+    f = cell_extent_fraction(m)
+    for c in (0.7, 0.75, 0.8, 0.85, 0.9, 1.0):
+        _log(f"  crop fraction {c:.2f}: {100 * (f <= c).mean():.1f}% of cells entirely inside")
+    folds = subject_folds(m, args.folds, args.seed)
+    for k, (_, va) in enumerate(folds):
+        subs = sorted(set(np.asarray(m.subjects)[va]))
+        _log(f"  fold {k}: {len(va)} cells, subjects {subs}")
+    if args.size:
+        spec = Preprocessing(args.size, args.size, args.crop, "bilinear")
+        px = build_pixel_cache(m, spec, _path(args.cache), workers=args.workers)
+        _log(f"pixel cache {px.shape} ready")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from engine.preprocess import Preprocessing
+
+    from .models import resolve_weights
+
+    d = DEFAULTS[args.arch]
+    size = args.size or d["size"]
+    crop = args.crop or d["crop"]
+    weights = resolve_weights(args.weights or d["weights"], REPO_ROOT)
+    spec = Preprocessing(size, size, crop, "bilinear")
+    m = _manifest(args)
+    run_dir = _path(args.run or f"runs/{args.arch}")
+    if args.arch == "inceptionv3":
+        from .inception import Recipe
+        from .train_inception import run
+
+        recipe = Recipe(size=size, cut=args.cut, epochs=args.epochs or 6, lr=args.lr or 1e-4, seed=args.seed,
+                        bn_trainable=args.bn_trainable)
+        metrics = run(m, spec, recipe, weights, run_dir, _path(args.cache), args.folds, args.resume, _log, args.workers)
+    else:
+        from .train_vgg import VggRecipe, run
+
+        recipe = VggRecipe(size=size, epochs=args.epochs or 12, lr=args.lr or 2e-4, seed=args.seed,
+                           distill=args.distill, val_fold=args.val_fold, n_folds=args.folds)
+        teacher = _path(args.teacher) if args.teacher else None
+        metrics = run(m, spec, recipe, weights, run_dir, _path(args.cache), teacher, args.resume, _log, args.workers)
+    h = metrics.get("oof_cross_fitted") or metrics.get("validation_cross_fitted") or {}
+    _log(f"done: weighted F1 {h.get('weighted_f1', float('nan')):.4f}, AUROC {h.get('auroc', float('nan')):.4f}, "
+         f"ECE {h.get('ece', float('nan')):.4f} (run folder {run_dir})")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    """Recompute metrics + plots of a run from its saved validation predictions."""
+    import numpy as np
+
+    from .metrics import best_threshold, compute, compute_cross_fitted, fit_temperature, plot_all, review_margin, sigmoid, write_json
+
+    run_dir = _path(args.run)
+    d = np.load(run_dir / "oof.npz", allow_pickle=False)
+    z, y, folds, subjects = d["logits"], d["labels"], d["folds"], d["subjects"].tolist()
+    t = fit_temperature(z, y)
+    p = sigmoid(z / t)
+    th = best_threshold(p, y)
+    mg = review_margin(p, y, th)
+    out = {"temperature": t, "threshold": th, "review_margin": mg,
+           "cross_fitted": compute_cross_fitted(z, y, folds, subjects) if len(set(folds.tolist())) > 1 else None,
+           "at_operating_point": compute(p, y, th, subjects, mg)}
+    hist = json.loads((run_dir / "history.json").read_text()) if (run_dir / "history.json").exists() else None
+    write_json(run_dir / "evaluation.json", out)
+    files = plot_all(run_dir, args.name or run_dir.name, p, y, th, hist, args.title or run_dir.name)
+    _log(f"wrote {run_dir / 'evaluation.json'} and {', '.join(f.name for f in files)}")
+    a = out["cross_fitted"] or out["at_operating_point"]
+    _log(f"weighted F1 {a['weighted_f1']:.4f} AUROC {a['auroc']:.4f} ECE {a['ece']:.4f}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export_run import export_run
+
+    export_run(_path(args.run), _path(args.out), _log, name=args.name)
+    return 0
+
+
+def cmd_quantize(args) -> int:
+    from .export_run import quantize_run
+
+    quantize_run(_path(args.run), _path(args.out), _log, name=args.name)
+    return 0
+
+
+def cmd_ensemble(args) -> int:
+    from .export_run import ensemble
+
+    ensemble([_path(r) for r in args.runs], _path(args.out), _log)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="leukoscan-train", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    def data_args(p):
+        p.add_argument("--data", default=DEFAULT_DATA, help="data folder (fold_N/all|hem, all/+hem/, or images + labels CSV)")
+        p.add_argument("--labels-csv", default=None, help="labels CSV (Patient_ID,new_names,labels; 1 = ALL)")
+        p.add_argument("--cache", default="cache", help="cache folder (manifests, pixel and feature caches)")
+        p.add_argument("--workers", type=int, default=2, help="decoding processes")
+        p.add_argument("--folds", type=int, default=5, help="subject-wise cross-validation folds")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--rescan", action="store_true", help="rebuild the manifest (hashes) even if cached")
+
+    p = sub.add_parser("prepare", help="discover, deduplicate, check splits, measure cell extents, build a pixel cache")
+    data_args(p)
+    p.add_argument("--size", type=int, default=None, help="also cache preprocessed pixels at this input size")
+    p.add_argument("--crop", type=float, default=0.85)
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train one architecture with subject-wise validation")
+    data_args(p)
+    p.add_argument("--arch", choices=sorted(DEFAULTS), required=True)
+    p.add_argument("--weights", default=None,
+                   help="'imagenet' (Keras download, needs internet), 'none' (random init) or a weights file; "
+                        "default: InceptionV3 -> the offline ImageNet copy in ../shared/weights, VGG19 -> none")
+    p.add_argument("--run", default=None, help="run folder (default runs/<arch>)")
+    p.add_argument("--size", type=int, default=None)
+    p.add_argument("--crop", type=float, default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--resume", action="store_true", help="reuse finished folds / checkpoints in the run folder")
+    p.add_argument("--cut", default="mixed9", help="InceptionV3: fine-tune the blocks after this layer")
+    p.add_argument("--bn-trainable", action="store_true", help="InceptionV3: BatchNorm in training mode while fine-tuning")
+    p.add_argument("--teacher", default=None, help="VGG19: run folder of an InceptionV3 run (distillation)")
+    p.add_argument("--distill", type=float, default=0.5, help="VGG19: weight of the teacher's soft targets")
+    p.add_argument("--val-fold", type=int, default=0, help="VGG19: the held-out subject fold")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics.json-style evaluation + plots from a run's validation predictions")
+    p.add_argument("--run", required=True)
+    p.add_argument("--name", default=None)
+    p.add_argument("--title", default=None)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="ONNX + model card from a finished run (parity-checked)")
+    p.add_argument("--run", required=True)
+    p.add_argument("--out", default="resources/models")
+    p.add_argument("--name", default=None)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("quantize", help="int8 QDQ attempt; replaces the shipped model only if it qualifies")
+    p.add_argument("--run", required=True)
+    p.add_argument("--out", default="resources/models")
+    p.add_argument("--name", default=None)
+    p.set_defaults(func=cmd_quantize)
+
+    p = sub.add_parser("ensemble", help="ensemble card from runs sharing validation cells")
+    p.add_argument("--runs", nargs="+", required=True)
+    p.add_argument("--out", default="resources/models")
+    p.set_defaults(func=cmd_ensemble)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data import DataError
+
+    try:
+        return args.func(args)
+    except DataError as exc:
+        print(f"leukoscan-train: data problem: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"leukoscan-train: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,237 @@
+"""ONNX export (tf2onnx), Keras-vs-ONNX parity, int8 QDQ quantisation attempt, model cards."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from engine.card import SCHEMA_VERSION, load_card, sha256_file, verify_onnx_file
+from engine.preprocess import Preprocessing
+
+OPSET = 17
+INPUT_NAME = "image"
+OUTPUT_NAME = "logit"
+
+
+def export_onnx(model, path: str | Path, opset: int = OPSET) -> Path:
+    """Keras model (0-255 NHWC input, one logit) -> ONNX with a dynamic batch; input 'image', output 'logit'."""
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    if opset > 18:
+        raise ValueError("opset 19+ is not supported by the engine's onnxruntime path; use <= 18")
+    h, w, c = (int(d) for d in model.inputs[0].shape[1:])
+    spec = (tf.TensorSpec((None, h, w, c), tf.float32, name=INPUT_NAME),)
+
+    @tf.function(input_signature=spec)
+    def serve(image):
+        return {OUTPUT_NAME: tf.cast(model(image, training=False), tf.float32)}
+
+    proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)
+    # tf2onnx names the graph input after the signature; make the names exactly what the card says.
+    _rename_io(proto)
+    _name_batch_dim(proto)
+    onnx.checker.check_model(proto)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".onnx.tmp")
+    onnx.save_model(proto, str(tmp))
+    tmp.replace(path)
+    return path
+
+
+def _rename_io(proto) -> None:
+    g = proto.graph
+    renames = {}
+    if g.input[0].name != INPUT_NAME:
+        renames[g.input[0].name] = INPUT_NAME
+    if g.output[0].name != OUTPUT_NAME:
+        renames[g.output[0].name] = OUTPUT_NAME
+    if not renames:
+        return
+    for node in g.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
+    for vi in list(g.input) + list(g.output):
+        if vi.name in renames:
+            vi.name = renames[vi.name]
+
+
+def _name_batch_dim(proto) -> None:
+    for vi in list(proto.graph.input) + list(proto.graph.output):
+        d0 = vi.type.tensor_type.shape.dim[0]
+        if not d0.HasField("dim_value"):
+            d0.dim_param = "batch"
+
+
+def onnx_logits(path: str | Path, x: np.ndarray, batch: int = 32, threads: int | None = None) -> np.ndarray:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    out = []
+    for i in range(0, len(x), batch):
+        out.append(sess.run([OUTPUT_NAME], {INPUT_NAME: np.asarray(x[i : i + batch], np.float32)})[0][:, 0])
+    return np.concatenate(out)
+
+
+def keras_logits(model, x: np.ndarray, batch: int = 32) -> np.ndarray:
+    return np.concatenate(
+        [np.asarray(model(np.asarray(x[i : i + batch], np.float32), training=False))[:, 0] for i in range(0, len(x), batch)]
+    )
+
+
+def parity(model, onnx_path: str | Path, x: np.ndarray, temperature: float) -> dict:
+    """max |P(ALL) keras - P(ALL) onnx| (calibrated) and max |logit diff| on the given real cells."""
+    from .metrics import sigmoid
+
+    zk = keras_logits(model, x)
+    zo = onnx_logits(onnx_path, x)
+    return {
+        "n_cells": int(len(x)),
+        "max_abs_p_diff": float(np.max(np.abs(sigmoid(zk / temperature) - sigmoid(zo / temperature)))),
+        "max_abs_logit_diff": float(np.max(np.abs(zk - zo))),
+        "pass": bool(np.max(np.abs(sigmoid(zk / temperature) - sigmoid(zo / temperature))) < 1e-4),
+    }
+
+
+def time_onnx(path: str | Path, x: np.ndarray, threads: int = 2, repeats: int = 3) -> float:
+    """Median cells/s of CPU onnxruntime over ``repeats`` passes on ``x`` (batch 32)."""
+    onnx_logits(path, x[:32], threads=threads)  # warm-up
+    rates = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        onnx_logits(path, x, threads=threads)
+        rates.append(len(x) / (time.perf_counter() - t))
+    return float(np.median(rates))
+
+
+def quantize_int8(fp32_path: str | Path, out_path: str | Path, calib: np.ndarray) -> Path:
+    """Static int8 QDQ quantisation, per-channel weights, calibrated on real cells (0-255 inputs)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(range(0, len(calib), 8))
+
+        def get_next(self):
+            i = next(self.it, None)
+            return None if i is None else {INPUT_NAME: np.asarray(calib[i : i + 8], np.float32)}
+
+    pre = Path(str(out_path) + ".pre.onnx")
+    try:
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        src = pre
+    except Exception:  # pre-processing is an optimisation; quantise the original if it fails
+        src = Path(fp32_path)
+    quantize_static(
+        str(src), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+    )
+    pre.unlink(missing_ok=True)
+    return Path(out_path)
+
+
+def versions() -> dict:
+    import keras
+    import onnx
+    import onnxruntime
+    import sklearn
+    import tensorflow as tf
+    import tf2onnx
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "tf2onnx": tf2onnx.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def write_card(
+    out_dir: str | Path,
+    name: str,
+    display_name: str,
+    architecture: str,
+    onnx_path: str | Path,
+    spec: Preprocessing,
+    threshold: float,
+    temperature: float,
+    margin: float,
+    metrics: dict,
+    training: dict,
+    notes: str,
+    version: str = "1.0.0",
+) -> Path:
+    """Write ``<name>.json`` beside the ONNX file and check that the engine accepts it (schema + sha256)."""
+    out_dir = Path(out_dir)
+    card = {
+        "schema_version": SCHEMA_VERSION,
+        "type": "onnx",
+        "name": name,
+        "display_name": display_name,
+        "architecture": architecture,
+        "version": version,
+        "created": _dt.date.today().isoformat(),
+        "onnx_file": Path(onnx_path).name,
+        "sha256": sha256_file(onnx_path),
+        "input": {"name": INPUT_NAME, "height": spec.height, "width": spec.width, "channels": 3,
+                  "layout": "NHWC", "dtype": "float32", "value_range": [0, 255]},
+        "output": {"name": OUTPUT_NAME, "kind": "logit"},
+        "preprocessing": spec.to_dict(),
+        "classes": ["ALL", "HEM"],
+        "positive_class": "ALL",
+        "threshold": round(float(threshold), 4),
+        "temperature": round(float(temperature), 6),
+        "review_margin": round(float(margin), 4),
+        "metrics": metrics,
+        "training": training,
+        "notes": notes,
+    }
+    path = out_dir / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2, default=float) + "\n")
+    tmp.replace(path)
+    verify_onnx_file(load_card(path))
+    return path
+
+
+def write_ensemble_card(out_dir: str | Path, members: list[str], threshold: float, margin: float,
+                        metrics: dict, training: dict, notes: str, version: str = "1.0.0") -> Path:
+    out_dir = Path(out_dir)
+    card = {
+        "schema_version": SCHEMA_VERSION,
+        "type": "ensemble",
+        "name": "ensemble",
+        "display_name": " + ".join(load_card(out_dir / f"{m}.json").display_name for m in members),
+        "architecture": "ensemble",
+        "version": version,
+        "created": _dt.date.today().isoformat(),
+        "members": members,
+        "classes": ["ALL", "HEM"],
+        "positive_class": "ALL",
+        "threshold": round(float(threshold), 4),
+        "review_margin": round(float(margin), 4),
+        "metrics": metrics,
+        "training": training,
+        "notes": notes,
+    }
+    path = out_dir / "ensemble.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2, default=float) + "\n")
+    tmp.replace(path)
+    load_card(path)
+    return path

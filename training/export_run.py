@@ -1,0 +1,243 @@
+"""Turn a finished run folder into shipped files: ONNX + card (+ plots in docs/img), int8 attempt, ensemble."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from engine.card import load_card, verify_onnx_file
+from engine.preprocess import Preprocessing, preprocess_file
+
+from .export import export_onnx, onnx_logits, parity, quantize_int8, time_onnx, versions, write_card, write_ensemble_card
+from .data import subject_halves
+from .metrics import best_threshold, compute, compute_cross_fitted, review_margin, sigmoid, weighted_f1, write_json
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DISPLAY = {"inceptionv3": ("InceptionV3", "InceptionV3"), "vgg19": ("VGG19", "VGG19")}
+TARGETS = {"inceptionv3": 0.88, "vgg19": 0.85, "ensemble": 0.90}
+
+
+def _load_run(run_dir: Path):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    pre = metrics["preprocessing"]
+    spec = Preprocessing(int(pre["height"]), int(pre["width"]), float(pre["crop_fraction"]), pre["resize_filter"])
+    return metrics, spec
+
+
+def _real_cells(run_dir: Path, spec: Preprocessing, n: int) -> tuple[np.ndarray, list[str]]:
+    """``n`` validation cells of the run, spread over classes/subjects, through the engine's preprocess_file."""
+    d = np.load(run_dir / "oof.npz")
+    paths = d["paths"].tolist()
+    idx = np.linspace(0, len(paths) - 1, n).round().astype(int)
+    chosen = [paths[i] for i in idx]
+    return np.stack([preprocess_file(p, spec) for p in chosen]), chosen
+
+
+def _summary(m: dict) -> dict:
+    keep = ("n_cells", "weighted_f1", "macro_f1", "accuracy", "auroc", "ece", "brier", "per_class",
+            "confusion_matrix", "subject_accuracy_min", "subject_accuracy_median", "per_subject_accuracy",
+            "review_margin", "needs_review_fraction", "accuracy_outside_review_band", "errors_flagged_for_review",
+            "threshold")
+    return {k: m[k] for k in keep if k in m}
+
+
+def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None) -> Path:
+    import keras
+
+    from . import models  # noqa: F401  (registers the Normalize layer)
+
+    metrics, spec = _load_run(run_dir)
+    arch = metrics["arch"]
+    name = name or arch
+    display, architecture = DISPLAY[arch]
+    model = keras.models.load_model(run_dir / "final.keras", compile=False)
+    onnx_path = out_dir / f"{name}.onnx"
+    t0 = time.time()
+    export_onnx(model, onnx_path)
+    size_mb = onnx_path.stat().st_size / 1e6
+    log(f"exported {onnx_path} ({size_mb:.1f} MB) in {time.time() - t0:.0f}s")
+    if size_mb > 100:
+        raise RuntimeError(f"{onnx_path} is {size_mb:.0f} MB (> 100 MB)")
+    cal = metrics["calibration"]
+    x, chosen = _real_cells(run_dir, spec, 48)
+    par = parity(model, onnx_path, x, cal["temperature"])
+    par["cells"] = "real validation cells through engine.preprocess.preprocess_file"
+    log(f"parity on {par['n_cells']} real cells: max |P keras - P onnx| = {par['max_abs_p_diff']:.2e}")
+    if not par["pass"]:
+        raise RuntimeError(f"ONNX parity failed: {par}")
+    speed = time_onnx(onnx_path, x, threads=2, repeats=2)
+    is_cv = "oof_cross_fitted" in metrics
+    val = metrics["oof_cross_fitted"] if is_cv else metrics["validation_cross_fitted"]
+    op = metrics["oof_at_shipped_operating_point"] if is_cv else metrics["validation_at_shipped_operating_point"]
+    card_metrics = {
+        "data": metrics["validation"],
+        "weighted_f1": val["weighted_f1"],
+        "auroc": val["auroc"],
+        "ece": val["ece"],
+        "target_weighted_f1": TARGETS[arch],
+        "meets_targets": bool(val["weighted_f1"] >= TARGETS[arch] and val["auroc"] >= 0.94 and val["ece"] <= 0.03),
+        "validation_honest": _summary(val),
+        "validation_at_card_threshold": _summary(op),
+        "onnx_parity": par,
+        "onnx_cpu_cells_per_s_2_threads": round(speed, 1),
+    }
+    if "phase1_head_only_cross_fitted" in metrics:
+        p1 = metrics["phase1_head_only_cross_fitted"]
+        card_metrics["phase1_head_only"] = {k: p1[k] for k in ("weighted_f1", "auroc", "ece")}
+    training = {
+        "data": metrics["data"],
+        "dataset": "C-NMC 2019 training_data fold_0 + fold_1 (development subset, ../shared/data)",
+        "initial_weights": metrics.get("weights"),
+        "recipe": metrics["recipe"],
+        "calibration": cal,
+        "versions": versions(),
+        "timing_s": metrics.get("timing_s"),
+    }
+    if is_cv:
+        training.update({
+            "epochs_chosen_by_cv": metrics["epochs_chosen"],
+            "mean_fold_weighted_f1_by_epoch": metrics["mean_fold_weighted_f1_by_epoch"],
+            "folds": metrics["folds"],
+            "shipped_model": "refit on all 40 subjects with the cross-validated recipe and epoch count",
+        })
+    else:
+        training.update({
+            "best_epoch": metrics["best_epoch"],
+            "train_subjects": metrics["train_subjects"],
+            "val_subjects": metrics["val_subjects"],
+            "teacher": metrics.get("teacher"),
+            "shipped_model": "the model trained on the other folds' subjects (no refit), epoch chosen by held-out F1",
+        })
+    notes = (
+        "Research tool, not a diagnostic device. Metrics are on subjects the model never saw "
+        + ("(5-fold cross-validation by subject, out-of-fold predictions; temperature and threshold cross-fitted). "
+           if is_cv else "(one held-out subject fold; temperature and threshold cross-fitted between its halves). ")
+        + "Trained on the 40-subject development subset of C-NMC 2019 only; see docs/models.md."
+    )
+    card = write_card(out_dir, name, display, architecture, onnx_path, spec, cal["threshold"], cal["temperature"],
+                      cal["review_margin"], card_metrics, training, notes)
+    log(f"wrote {card}")
+    img = REPO_ROOT / "docs" / "img"
+    img.mkdir(parents=True, exist_ok=True)
+    for png in run_dir.glob(f"{arch}_*.png"):
+        shutil.copy2(png, img / png.name)
+    return card
+
+
+def quantize_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None, n_eval: int = 600) -> dict:
+    """Static int8 QDQ attempt.  Weighted F1 of fp32 vs int8 is compared on ``n_eval`` of the run's validation
+    cells (for a refit model these were also training cells: the comparison measures the quantisation error, not
+    generalisation).  The int8 file replaces the shipped fp32 one only if F1 drops <= 0.005 AND it is faster."""
+    metrics, spec = _load_run(run_dir)
+    arch = metrics["arch"]
+    name = name or arch
+    card_path = out_dir / f"{name}.json"
+    card = load_card(card_path)
+    verify_onnx_file(card)
+    fp32 = card.onnx_file
+    d = np.load(run_dir / "oof.npz")
+    paths, labels = d["paths"].tolist(), d["labels"]
+    rng = np.random.default_rng(0)
+    sel = np.sort(rng.choice(len(paths), min(n_eval, len(paths)), replace=False))
+    calib_idx = np.setdiff1d(np.arange(len(paths)), sel)
+    calib_idx = rng.choice(calib_idx, min(128, len(calib_idx)), replace=False)
+    calib = np.stack([preprocess_file(paths[i], spec) for i in calib_idx])
+    x = np.stack([preprocess_file(paths[i], spec) for i in sel])
+    y = labels[sel]
+    int8 = run_dir / f"{name}.int8.onnx"
+    t0 = time.time()
+    quantize_int8(fp32, int8, calib)
+    log(f"quantised in {time.time() - t0:.0f}s: {int8.stat().st_size / 1e6:.1f} MB")
+    t = card.temperature
+    z32, z8 = onnx_logits(fp32, x), onnx_logits(int8, x)
+    f32 = weighted_f1(y, (sigmoid(z32 / t) >= card.threshold).astype(int))
+    f8 = weighted_f1(y, (sigmoid(z8 / t) >= card.threshold).astype(int))
+    s32 = time_onnx(fp32, x[:128], threads=2)
+    s8 = time_onnx(int8, x[:128], threads=2)
+    result = {
+        "n_eval_cells": int(len(sel)), "n_calibration_cells": int(len(calib_idx)),
+        "weighted_f1_fp32": f32, "weighted_f1_int8": f8, "f1_drop": f32 - f8,
+        "max_abs_p_diff": float(np.max(np.abs(sigmoid(z32 / t) - sigmoid(z8 / t)))),
+        "decision_agreement": float(np.mean((sigmoid(z32 / t) >= card.threshold) == (sigmoid(z8 / t) >= card.threshold))),
+        "cells_per_s_fp32": s32, "cells_per_s_int8": s8,
+        "size_mb_fp32": fp32.stat().st_size / 1e6, "size_mb_int8": int8.stat().st_size / 1e6,
+    }
+    result["shipped"] = bool(result["f1_drop"] <= 0.005 and s8 > 1.05 * s32)
+    write_json(run_dir / "quantization.json", result)
+    log(f"int8: F1 {f32:.4f} -> {f8:.4f}, speed {s32:.1f} -> {s8:.1f} cells/s -> "
+        f"{'shipping int8' if result['shipped'] else 'keeping fp32'}")
+    raw = json.loads(card_path.read_text())
+    raw.setdefault("metrics", {})["int8_quantization"] = result
+    if result["shipped"]:
+        shutil.copy2(int8, fp32)
+        from engine.card import sha256_file
+
+        raw["sha256"] = sha256_file(fp32)
+        raw["training"]["storage"] = "int8 QDQ (static, per-channel, onnxruntime.quantization)"
+    card_path.write_text(json.dumps(raw, indent=2, default=float) + "\n")
+    verify_onnx_file(load_card(card_path))
+    return result
+
+
+def ensemble(run_dirs: list[Path], out_dir: Path, log=print) -> Path:
+    """Ensemble card: mean of the members' calibrated P(ALL) on the cells every member was validated on (held-out
+    subjects for all members); threshold and margin fitted there, metrics cross-fitted between subject halves."""
+    members, probs = [], []
+    common = None
+    per = []
+    for rd in run_dirs:
+        metrics, _ = _load_run(rd)
+        d = np.load(rd / "oof.npz")
+        t = metrics["calibration"]["temperature"]
+        mp = dict(zip(d["paths"].tolist(), sigmoid(d["logits"] / t)))
+        lab = dict(zip(d["paths"].tolist(), d["labels"].tolist()))
+        sub = dict(zip(d["paths"].tolist(), d["subjects"].tolist()))
+        members.append(metrics["arch"])
+        per.append((mp, lab, sub))
+        common = set(mp) if common is None else common & set(mp)
+    paths = sorted(common)
+    if not paths:
+        raise ValueError("the runs share no validation cells")
+    p_members = np.stack([[mp[p] for p in paths] for mp, _, _ in per])
+    y = np.asarray([per[0][1][p] for p in paths])
+    subjects = [per[0][2][p] for p in paths]
+    p = p_members.mean(0)
+    # subject-disjoint halves for cross-fitting the threshold (no temperature: members are calibrated already)
+    subs = sorted(set(subjects))
+    halves = subject_halves(subjects, 0)
+    z = np.log(np.clip(p, 1e-7, 1 - 1e-7) / np.clip(1 - p, 1e-7, 1))
+    honest = compute_cross_fitted(z, y, halves, subjects, fit_t=False)
+    th = best_threshold(p, y)
+    mg = review_margin(p, y, th)
+    op = compute(p, y, th, subjects, mg)
+    member_only = {}
+    for name, pm in zip(members, p_members):
+        zz = np.log(np.clip(pm, 1e-7, 1 - 1e-7) / np.clip(1 - pm, 1e-7, 1))
+        member_only[name] = {k: v for k, v in compute_cross_fitted(zz, y, halves, subjects, fit_t=False).items()
+                             if k in ("weighted_f1", "auroc", "ece")}
+    metrics = {
+        "data": f"{len(paths)} cells of {len(subs)} subjects held out from every member's training "
+                "(the VGG19 validation fold; InceptionV3 out-of-fold predictions for the same cells); threshold "
+                "cross-fitted between two subject-disjoint halves",
+        "weighted_f1": honest["weighted_f1"], "auroc": honest["auroc"], "ece": honest["ece"],
+        "target_weighted_f1": TARGETS["ensemble"],
+        "meets_targets": bool(honest["weighted_f1"] >= 0.90 and honest["auroc"] >= 0.94 and honest["ece"] <= 0.03),
+        "validation_honest": _summary(honest),
+        "validation_at_card_threshold": _summary(op),
+        "members_on_same_cells": member_only,
+    }
+    training = {"combination": "mean of the members' calibrated P(ALL)",
+                "threshold_rule": "maximises weighted F1 on the shared held-out cells",
+                "review_margin_rule": "smallest band holding >= 50% of the errors (cap 0.25); the engine also "
+                                      "flags cells on which the members disagree"}
+    notes = ("Research tool, not a diagnostic device. Few held-out subjects: the ensemble's numbers are less "
+             "certain than the InceptionV3 cross-validation; see docs/models.md.")
+    card = write_ensemble_card(out_dir, members, th, mg, metrics, training, notes)
+    write_json(run_dirs[-1] / "ensemble_metrics.json", metrics)
+    log(f"ensemble: weighted F1 {honest['weighted_f1']:.4f} AUROC {honest['auroc']:.4f} ECE {honest['ece']:.4f} "
+        f"-> {card}")
+    return card

@@ -1,0 +1,268 @@
+"""Evaluation: metrics, temperature scaling, operating point, review band, plots (scikit-learn + matplotlib)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature T minimising the NLL of sigmoid(logit / T) (1-D bounded search)."""
+    from scipy.optimize import minimize_scalar
+
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+
+    def nll(log_t):
+        s = z / np.exp(log_t)
+        return float(np.mean(np.logaddexp(0, s) - y * s))
+
+    r = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(r.x))
+
+
+def weighted_f1(y, pred) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y, pred, average="weighted", zero_division=0))
+
+
+def best_threshold(p: np.ndarray, y: np.ndarray) -> float:
+    """Threshold on P(ALL) maximising weighted F1 (grid 0.05..0.95 step 0.01; ties -> closest to 0.5)."""
+    grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
+    scores = np.array([weighted_f1(y, (p >= t).astype(int)) for t in grid])
+    best = np.flatnonzero(scores >= scores.max() - 1e-12)
+    return float(grid[best[np.argmin(np.abs(grid[best] - 0.5))]])
+
+
+def review_margin(p: np.ndarray, y: np.ndarray, threshold: float, error_share: float = 0.5, cap: float = 0.25) -> float:
+    """Smallest margin m (step 0.01, <= cap) whose band |P - t| < m holds at least ``error_share`` of the errors."""
+    wrong = (p >= threshold).astype(int) != y
+    if not wrong.any():
+        return 0.05
+    dist = np.abs(p - threshold)
+    for m in np.round(np.arange(0.01, cap + 1e-9, 0.01), 2):
+        if (dist[wrong] < m).mean() >= error_share:
+            return float(m)
+    return float(cap)
+
+
+def ece(p: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error of P(ALL) (equal-width bins, weighted by bin size)."""
+    p = np.asarray(p, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        sel = idx == b
+        if sel.any():
+            total += sel.mean() * abs(p[sel].mean() - y[sel].mean())
+    return float(total)
+
+
+def compute(p: np.ndarray, y: np.ndarray, threshold: float, subjects: Sequence[str] | None = None,
+            margin: float | None = None) -> dict:
+    """All card/metrics.json numbers for calibrated probabilities ``p`` of ALL and labels ``y`` (1 = ALL)."""
+    from sklearn.metrics import (
+        accuracy_score, brier_score_loss, confusion_matrix, f1_score, precision_recall_fscore_support,
+        roc_auc_score,
+    )
+
+    p = np.asarray(p, dtype=np.float64)
+    y = np.asarray(y).astype(int)
+    pred = (p >= threshold).astype(int)
+    prec, rec, f1, sup = precision_recall_fscore_support(y, pred, labels=[1, 0], zero_division=0)
+    cm = confusion_matrix(y, pred, labels=[1, 0])
+    out = {
+        "n_cells": int(len(y)),
+        "threshold": float(threshold),
+        "weighted_f1": float(f1_score(y, pred, average="weighted", zero_division=0)),
+        "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
+        "accuracy": float(accuracy_score(y, pred)),
+        "auroc": float(roc_auc_score(y, p)) if len(set(y)) == 2 else None,
+        "ece": ece(p, y),
+        "brier": float(brier_score_loss(y, p)),
+        "per_class": {
+            "ALL": {"precision": float(prec[0]), "recall": float(rec[0]), "f1": float(f1[0]), "support": int(sup[0])},
+            "HEM": {"precision": float(prec[1]), "recall": float(rec[1]), "f1": float(f1[1]), "support": int(sup[1])},
+        },
+        "confusion_matrix": {"labels": ["ALL", "HEM"], "rows_true_cols_pred": cm.tolist()},
+    }
+    if subjects is not None:
+        subj = np.asarray(subjects)
+        per = {}
+        for s in sorted(set(subjects), key=lambda s: (s.startswith("H"), int(s.lstrip("H")) if s.lstrip("H").isdigit() else 0, s)):
+            sel = subj == s
+            per[s] = {"n": int(sel.sum()), "class": "ALL" if y[sel][0] == 1 else "HEM",
+                      "accuracy": float((pred[sel] == y[sel]).mean()), "mean_p_all": float(p[sel].mean())}
+        out["per_subject_accuracy"] = per
+        accs = [v["accuracy"] for v in per.values()]
+        out["subject_accuracy_min"] = float(min(accs))
+        out["subject_accuracy_median"] = float(np.median(accs))
+    if margin is not None:
+        band = np.abs(p - threshold) < margin
+        out["review_margin"] = float(margin)
+        out["needs_review_fraction"] = float(band.mean())
+        out["accuracy_outside_review_band"] = float((pred[~band] == y[~band]).mean()) if (~band).any() else None
+        wrong = pred != y
+        out["errors_flagged_for_review"] = float(band[wrong].mean()) if wrong.any() else None
+    return out
+
+
+def cross_fitted(logits: np.ndarray, y: np.ndarray, folds: np.ndarray, fit_t: bool = True):
+    """Honest calibration: for each fold k, temperature and threshold are fitted on the OTHER folds' OOF logits
+    and applied to fold k.  Returns calibrated P and the per-fold (T, threshold) used; the resulting metrics
+    carry no optimism from choosing T or the threshold on the cells they are measured on."""
+    p = np.zeros(len(y))
+    thr = np.zeros(len(y))
+    used = []
+    for k in sorted(set(folds.tolist())):
+        tr, te = folds != k, folds == k
+        t = fit_temperature(logits[tr], y[tr]) if fit_t else 1.0
+        th = best_threshold(sigmoid(logits[tr] / t), y[tr])
+        p[te] = sigmoid(logits[te] / t)
+        thr[te] = th
+        used.append({"fold": int(k), "temperature": t, "threshold": th})
+    return p, thr, used
+
+
+def compute_cross_fitted(logits, y, folds, subjects, fit_t: bool = True) -> dict:
+    """Metrics with per-fold thresholds/temperatures fitted on the other folds (see :func:`cross_fitted`)."""
+    p, thr, used = cross_fitted(logits, y, folds, fit_t)
+    pred = (p >= thr).astype(int)
+    # reuse compute() with a per-cell threshold by shifting: pred = p >= thr  <=>  (p - thr + 0.5) >= 0.5
+    m = compute(p, y, 0.5, subjects)
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    prec, rec, f1, sup = precision_recall_fscore_support(y, pred, labels=[1, 0], zero_division=0)
+    m.update({
+        "threshold": "per fold, fitted on the other folds",
+        "weighted_f1": float(f1_score(y, pred, average="weighted")),
+        "macro_f1": float(f1_score(y, pred, average="macro")),
+        "accuracy": float(accuracy_score(y, pred)),
+        "per_class": {
+            "ALL": {"precision": float(prec[0]), "recall": float(rec[0]), "f1": float(f1[0]), "support": int(sup[0])},
+            "HEM": {"precision": float(prec[1]), "recall": float(rec[1]), "f1": float(f1[1]), "support": int(sup[1])},
+        },
+        "confusion_matrix": {"labels": ["ALL", "HEM"],
+                             "rows_true_cols_pred": confusion_matrix(y, pred, labels=[1, 0]).tolist()},
+        "cross_fit": used,
+    })
+    subj = np.asarray(subjects)
+    for s, d in m.get("per_subject_accuracy", {}).items():
+        sel = subj == s
+        d["accuracy"] = float((pred[sel] == y[sel]).mean())
+    accs = [v["accuracy"] for v in m.get("per_subject_accuracy", {}).values()]
+    if accs:
+        m["subject_accuracy_min"] = float(min(accs))
+        m["subject_accuracy_median"] = float(np.median(accs))
+    return m
+
+
+# ---------------------------------------------------------------- plots
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_all(out_dir: Path, prefix: str, p: np.ndarray, y: np.ndarray, threshold: float,
+             history: dict | None = None, title: str = "") -> list[Path]:
+    """Confusion matrix, ROC, reliability diagram (+ training curves when ``history`` is given) as PNGs."""
+    from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
+
+    plt = _plt()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+
+    cm = confusion_matrix(y, (p >= threshold).astype(int), labels=[1, 0])
+    fig, ax = plt.subplots(figsize=(3.6, 3.2), dpi=120)
+    ax.imshow(cm, cmap="Blues")
+    for i in range(2):
+        for j in range(2):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_xticks([0, 1], ["ALL", "HEM"])
+    ax.set_yticks([0, 1], ["ALL", "HEM"])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{title}\nthreshold {threshold:.2f}", fontsize=9)
+    fig.tight_layout()
+    files.append(out_dir / f"{prefix}_confusion.png")
+    fig.savefig(files[-1])
+    plt.close(fig)
+
+    fpr, tpr, _ = roc_curve(y, p)
+    fig, ax = plt.subplots(figsize=(3.6, 3.4), dpi=120)
+    ax.plot(fpr, tpr, label=f"AUROC {roc_auc_score(y, p):.3f}")
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set_xlabel("false positive rate (HEM called ALL)")
+    ax.set_ylabel("true positive rate (ALL recall)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    files.append(out_dir / f"{prefix}_roc.png")
+    fig.savefig(files[-1])
+    plt.close(fig)
+
+    bins = 10
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    xs, ys, ns = [], [], []
+    for b in range(bins):
+        sel = idx == b
+        if sel.any():
+            xs.append(p[sel].mean())
+            ys.append(y[sel].mean())
+            ns.append(sel.sum())
+    fig, ax = plt.subplots(figsize=(3.6, 3.4), dpi=120)
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.plot(xs, ys, "o-", label=f"ECE {ece(p, y):.3f}")
+    ax.set_xlabel("predicted P(ALL)")
+    ax.set_ylabel("observed fraction ALL")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    files.append(out_dir / f"{prefix}_reliability.png")
+    fig.savefig(files[-1])
+    plt.close(fig)
+
+    if history:
+        fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.0), dpi=120)
+        for name, curve in history.items():
+            if "loss" in curve:
+                axes[0].plot(range(1, len(curve["loss"]) + 1), curve["loss"], label=name, lw=1)
+            if "val_weighted_f1" in curve:
+                axes[1].plot(range(1, len(curve["val_weighted_f1"]) + 1), curve["val_weighted_f1"], label=name, lw=1)
+        axes[0].set_xlabel("epoch")
+        axes[0].set_ylabel("training loss")
+        axes[1].set_xlabel("epoch")
+        axes[1].set_ylabel("validation weighted F1")
+        axes[1].legend(fontsize=6)
+        fig.suptitle(title, fontsize=9)
+        fig.tight_layout()
+        files.append(out_dir / f"{prefix}_curves.png")
+        fig.savefig(files[-1])
+        plt.close(fig)
+    return files
+
+
+def write_json(path: Path, data: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=float))
+    tmp.replace(path)
