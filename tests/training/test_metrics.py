@@ -1,0 +1,77 @@
+"""training.metrics: temperature scaling, operating point, review band, ECE, cross-fitting, plots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("scipy")
+
+from training.metrics import (  # noqa: E402
+    best_threshold, compute, compute_cross_fitted, cross_fitted, ece, fit_temperature, plot_all, review_margin,
+    sigmoid,
+)
+
+
+def _calibrated(n=4000, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 2.5, n)
+    y = (rng.uniform(size=n) < sigmoid(z)).astype(int)
+    return z, y
+
+
+def test_fit_temperature_recovers_overconfidence():
+    z, y = _calibrated()
+    assert fit_temperature(z, y) == pytest.approx(1.0, abs=0.12)
+    assert fit_temperature(3.0 * z, y) == pytest.approx(3.0, rel=0.12)
+
+
+def test_ece_small_when_calibrated_large_when_not():
+    z, y = _calibrated()
+    assert ece(sigmoid(z), y) < 0.03
+    assert ece(sigmoid(4 * z), y) > 0.05
+
+
+def test_best_threshold_and_review_margin():
+    y = np.array([0] * 50 + [1] * 50)
+    p = np.r_[np.linspace(0.0, 0.6, 50), np.linspace(0.4, 1.0, 50)]
+    t = best_threshold(p, y)
+    assert 0.4 <= t <= 0.6
+    m = review_margin(p, y, t)
+    wrong = (p >= t).astype(int) != y
+    assert (np.abs(p - t)[wrong] < m).mean() >= 0.5
+    assert 0 < m <= 0.25
+
+
+def test_compute_reports_what_the_card_needs():
+    z, y = _calibrated()
+    subjects = np.where(y == 1, "7", "H2").tolist()
+    out = compute(sigmoid(z), y, 0.5, subjects, margin=0.1)
+    for k in ("weighted_f1", "auroc", "ece", "per_class", "confusion_matrix", "per_subject_accuracy",
+              "needs_review_fraction", "accuracy_outside_review_band"):
+        assert k in out
+    cm = np.array(out["confusion_matrix"]["rows_true_cols_pred"])
+    assert cm.sum() == len(y) and cm[0].sum() == y.sum()
+    assert set(out["per_subject_accuracy"]) == {"7", "H2"}
+
+
+def test_cross_fitting_never_uses_the_fold_it_scores():
+    z, y = _calibrated()
+    folds = np.arange(len(y)) % 4
+    p, thr, used = cross_fitted(z, y, folds)
+    # overwrite fold 0's own labels: the temperature/threshold applied to fold 0 must not change
+    y2 = y.copy()
+    y2[folds == 0] = 1 - y2[folds == 0]
+    p2, thr2, used2 = cross_fitted(z, y2, folds)
+    assert used[0] == used2[0]
+    assert np.array_equal(p[folds == 0], p2[folds == 0]) and np.array_equal(thr[folds == 0], thr2[folds == 0])
+    m = compute_cross_fitted(z, y, folds, np.where(y == 1, "1", "H1").tolist())
+    assert 0.5 < m["weighted_f1"] <= 1.0 and len(m["cross_fit"]) == 4
+
+
+def test_plots_are_written(tmp_path):
+    z, y = _calibrated(400)
+    files = plot_all(tmp_path, "m", sigmoid(z), y, 0.5, {"fold 0": {"loss": [1, 0.5], "val_weighted_f1": [0.6, 0.7]}}, "t")
+    assert [f.name for f in files] == ["m_confusion.png", "m_roc.png", "m_reliability.png", "m_curves.png"]
+    assert all(f.stat().st_size > 1000 for f in files)

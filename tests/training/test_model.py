@@ -1,0 +1,95 @@
+"""Training models: normalisation layer, weight sharing of the fine-tuned top, one training step, ONNX export
+parity on real cells, and a card the engine accepts.  Skipped without TensorFlow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("tf2onnx")
+
+from engine.card import load_card, verify_onnx_file  # noqa: E402
+from engine.preprocess import Preprocessing, preprocess_file  # noqa: E402
+from training.export import export_onnx, parity, write_card  # noqa: E402
+from training.inception import InceptionTrainer, Recipe  # noqa: E402
+from training.models import Normalize, dihedral, keras, tf, vgg19_model  # noqa: E402
+from training.train_vgg import augment  # noqa: E402
+
+CELLS = sorted((Path(__file__).resolve().parents[1] / "data" / "cells").glob("*.webp"))
+
+
+def test_normalize_layer():
+    x = np.array([[[[0.0, 127.5, 255.0]]]], np.float32)
+    np.testing.assert_allclose(Normalize("inception")(x).numpy(), [[[[-1.0, 0.0, 1.0]]]], atol=1e-6)
+    # VGG: RGB -> BGR, minus the ImageNet BGR means
+    np.testing.assert_allclose(Normalize("vgg")(x).numpy(), [[[[255 - 103.939, 127.5 - 116.779, 0 - 123.68]]]], atol=1e-4)
+
+
+def test_dihedral_views_are_the_eight_symmetries():
+    x = np.arange(2 * 3 * 3 * 1).reshape(2, 3, 3, 1)
+    views = {dihedral(x, k).tobytes() for k in range(8)}
+    assert len(views) == 8
+    assert np.array_equal(dihedral(x, 0), x)
+
+
+def test_augment_keeps_background_black_and_range():
+    rng = np.random.default_rng(0)
+    x = np.zeros((4, 16, 16, 3), np.uint8)
+    x[:, 4:12, 4:12] = 200
+    y = augment(x, rng, 0.1)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 255
+    assert (y[:, 0, 0] == 0).all()
+
+
+def test_finetuned_top_shares_weights_with_exported_model():
+    r = Recipe(size=75, cut="mixed9", views=(0,), epochs=1, batch=4, lr=1e-3)
+    t = InceptionTrainer(r, None, log=lambda s: None)
+    x = np.random.default_rng(0).uniform(0, 255, (8, 75, 75, 3)).astype(np.float32)
+    cut = keras.Model(t.base.input, t.base.get_layer("mixed9").output)
+    feats = {0: cut(x / 127.5 - 1.0, training=False).numpy()}
+    before = t.base.get_layer("conv2d_93").get_weights()[0].copy()  # a conv inside mixed10
+    frozen_before = t.base.get_layer("conv2d").get_weights()[0].copy()  # the stem
+    y = np.array([0, 1] * 4)
+    t.finetune(feats, y, np.arange(8), None, epochs=1)
+    assert not np.allclose(before, t.base.get_layer("conv2d_93").get_weights()[0])
+    assert np.array_equal(frozen_before, t.base.get_layer("conv2d").get_weights()[0])
+    full = t.export_model()
+    z_full = full(x, training=False).numpy()[:, 0]
+    z_top = t.logits(feats[0])
+    np.testing.assert_allclose(z_full, z_top, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(len(CELLS) < 8, reason="tests/data/cells missing")
+def test_tiny_vgg19_one_step_export_parity_and_card(tmp_path):
+    keras.utils.set_random_seed(0)
+    spec = Preprocessing(32, 32, 0.85, "bilinear")
+    x = np.stack([preprocess_file(c, spec) for c in CELLS])
+    y = np.array([1.0 if c.stem.endswith("_all") else 0.0 for c in CELLS], np.float32)
+    model = vgg19_model(32, None)
+    opt = keras.optimizers.Adam(1e-4)
+    w0 = [v.numpy().copy() for v in model.trainable_variables]
+    with tf.GradientTape() as tape:
+        z = model(augment(x.astype(np.uint8), np.random.default_rng(0), 0.1), training=True)[:, 0]
+        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=z))
+    opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+    assert np.isfinite(float(loss))
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(w0, model.trainable_variables))
+
+    onnx_path = export_onnx(model, tmp_path / "tiny_vgg19.onnx")
+    import onnx
+
+    proto = onnx.load(str(onnx_path))
+    assert [i.name for i in proto.graph.input] == ["image"] and [o.name for o in proto.graph.output] == ["logit"]
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) <= 18
+    par = parity(model, onnx_path, x, temperature=1.0)
+    assert par["pass"] and par["max_abs_p_diff"] < 1e-4
+
+    card = write_card(tmp_path, "tiny_vgg19", "Tiny VGG19", "VGG19", onnx_path, spec, 0.5, 1.3, 0.1,
+                      {"data": "none (unit test)", "weighted_f1": 0.0}, {"epochs": 1}, "unit test")
+    c = load_card(card)
+    verify_onnx_file(c)
+    assert c.input_size == (32, 32) and c.preprocessing == spec and c.temperature == pytest.approx(1.3)
