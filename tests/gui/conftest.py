@@ -37,7 +37,10 @@ def make_window(qtbot, tiny_models_dir):
                 w = MainWindow(svc, s, check_orphans=check_orphans)
         else:
             w = MainWindow(svc, s, check_orphans=check_orphans)
-        qtbot.addWidget(w)
+        # not qtbot.addWidget(w): pytest-qt would close it before this fixture's teardown, and a window
+        # with unexported reviews asks before closing (a modal box would block the test run)
+        if wait_model:
+            qtbot.waitUntil(lambda: w.classifier is not None, timeout=RUN_TIMEOUT_MS)
         w.show()
         qtbot.waitExposed(w)
         windows.append(w)
@@ -46,8 +49,8 @@ def make_window(qtbot, tiny_models_dir):
     yield make
     for w in windows:
         w.session.unexported = False  # no close prompt in teardown
-        if not w._closing:
-            w.shutdown()
+        w.close()
+        w.deleteLater()
 
 
 def open_and_classify(qtbot, w, paths, timeout=RUN_TIMEOUT_MS):
