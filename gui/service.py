@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 
 from engine.card import ModelError
 from engine.pipeline import classify, decide, scan
@@ -47,6 +47,7 @@ class EngineService(QObject):
     sessionSaved = Signal(str)
     sessionSaveFailed = Signal(str)
     orphansFound = Signal(object)  # [(Path, SessionState)]
+    _posted = Signal(str, object)  # worker threads -> GUI thread relay (see _emit)
 
     def __init__(self, registry_dirs: Sequence[str | Path] | None = None, parent=None) -> None:
         super().__init__(parent)
@@ -60,6 +61,7 @@ class EngineService(QObject):
         self._cancel: threading.Event | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._posted.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
     # --- helpers --------------------------------------------------------------------------------
     def _submit(self, fn: Callable, *args, pool: ThreadPoolExecutor | None = None) -> Future | None:
@@ -67,11 +69,18 @@ class EngineService(QObject):
             return None
         return (pool or self._pool).submit(fn, *args)
 
-    def _emit(self, signal, *args) -> None:
+    def _emit(self, name: str, *args) -> None:
+        """Called from worker threads: hand ``signal(*args)`` to the GUI thread, which emits it there.
+
+        Every public signal is therefore emitted on the GUI thread (direct connections only), so no
+        queued call can reach a slot or a Python callable that was disconnected in the meantime."""
         try:
-            signal.emit(*args)
+            self._posted.emit(name, args)
         except RuntimeError:  # the service was deleted while the app closes
             pass
+
+    def _deliver(self, name: str, args) -> None:
+        getattr(self, name).emit(*args)
 
     @staticmethod
     def decide(p_all: float, threshold: float, review_margin: float, members_disagree: bool = False):
@@ -92,11 +101,11 @@ class EngineService(QObject):
                 cards = list(reg.cards())
                 problems = [str(p) for p in getattr(reg, "problems", [])]
             except Exception as exc:  # a broken models folder must not kill the app
-                self._emit(self.modelsListed, [], [f"cannot read the model folders: {exc}"])
+                self._emit("modelsListed", [], [f"cannot read the model folders: {exc}"])
                 return
             with self._lock:
                 self._registry = reg
-            self._emit(self.modelsListed, cards, problems)
+            self._emit("modelsListed", cards, problems)
 
         self._submit(work)
 
@@ -111,13 +120,13 @@ class EngineService(QObject):
                     reg = self._registry or Registry(dirs=self._registry_dirs)
                     clf = reg.load(name, device=device)
                 except ModelError as exc:
-                    self._emit(self.modelFailed, name, str(exc))
+                    self._emit("modelFailed", name, str(exc))
                     return
                 except Exception as exc:  # onnxruntime errors etc.: same dialog, app stays usable
-                    self._emit(self.modelFailed, name, f"{type(exc).__name__}: {exc}")
+                    self._emit("modelFailed", name, f"{type(exc).__name__}: {exc}")
                     return
                 self._classifiers[key] = clf
-            self._emit(self.modelLoaded, clf)
+            self._emit("modelLoaded", clf)
 
         self._submit(work)
 
@@ -141,7 +150,7 @@ class EngineService(QObject):
                 except Exception as exc:
                     problems.append(f"cannot scan {', '.join(map(str, good))}: {exc}")
                 problems.extend(str(w) for w in warnings)
-            self._emit(self.scanned, items, problems)
+            self._emit("scanned", items, problems)
 
         self._submit(work)
 
@@ -187,18 +196,18 @@ class EngineService(QObject):
                 done += 1
                 now = time.monotonic()
                 if now - last >= CHUNK_SECONDS:
-                    self._emit(self.resultsReady, job, buf)
-                    self._emit(self.progress, job, done, total)
+                    self._emit("resultsReady", job, buf)
+                    self._emit("progress", job, done, total)
                     buf, last = [], now
             if buf:
-                self._emit(self.resultsReady, job, buf)
-            self._emit(self.progress, job, done, total)
+                self._emit("resultsReady", job, buf)
+            self._emit("progress", job, done, total)
         except Exception as exc:
             if buf:
-                self._emit(self.resultsReady, job, buf)
-            self._emit(self.runFailed, job, f"{type(exc).__name__}: {exc}")
+                self._emit("resultsReady", job, buf)
+            self._emit("runFailed", job, f"{type(exc).__name__}: {exc}")
             return
-        self._emit(self.runFinished, job, cancel.is_set() and done < total, time.monotonic() - t0)
+        self._emit("runFinished", job, cancel.is_set() and done < total, time.monotonic() - t0)
 
     # --- reports --------------------------------------------------------------------------------
     def export(self, cells_csv: Path, summary_csv: Path, snapshot: list, classifier, threshold: float) -> None:
@@ -216,9 +225,9 @@ class EngineService(QObject):
                 write_cell_report(cells_csv, rows)
                 write_summary(summary_csv, summarize(rows))
             except Exception as exc:
-                self._emit(self.exportFailed, f"{type(exc).__name__}: {exc}")
+                self._emit("exportFailed", f"{type(exc).__name__}: {exc}")
                 return
-            self._emit(self.exportDone, [str(cells_csv), str(summary_csv)])
+            self._emit("exportDone", [str(cells_csv), str(summary_csv)])
 
         self._submit(work)
 
@@ -230,9 +239,9 @@ class EngineService(QObject):
             try:
                 SessionFiles.write(path, state)
             except Exception as exc:
-                self._emit(self.sessionSaveFailed, f"{path}: {exc}")
+                self._emit("sessionSaveFailed", f"{path}: {exc}")
                 return
-            self._emit(self.sessionSaved, str(path))
+            self._emit("sessionSaved", str(path))
 
         return self._submit(work, pool=self._writer)
 
@@ -242,7 +251,7 @@ class EngineService(QObject):
                 found = files.orphans()
             except Exception:
                 found = []
-            self._emit(self.orphansFound, found)
+            self._emit("orphansFound", found)
 
         self._submit(work)
 
@@ -270,3 +279,4 @@ class EngineService(QObject):
         self._closed = True
         self._writer.shutdown(wait=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
+

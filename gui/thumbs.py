@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict, deque
 
 from PIL import Image, ImageOps
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QImage
 
 FAILED = object()  # cached marker: this file has no thumbnail (the tile shows the error)
@@ -36,7 +36,8 @@ def decode_thumbnail(path: str, size: int) -> QImage | None:
 
 
 class ThumbnailLoader(QObject):
-    ready = Signal(str)  # key (path) whose thumbnail is now cached
+    ready = Signal(str)  # key (path) whose thumbnail is now cached; emitted on the GUI thread
+    _posted = Signal(str)  # decoder threads -> GUI thread
 
     def __init__(self, size: int = 112, budget_mb: int = 96, threads: int = 2, max_pending: int = 400,
                  parent=None) -> None:
@@ -51,6 +52,7 @@ class ThumbnailLoader(QObject):
         self._cv = threading.Condition()
         self._stop = False
         self._generation = 0
+        self._posted.connect(self.ready.emit, Qt.ConnectionType.QueuedConnection)
         self._threads = [threading.Thread(target=self._run, name=f"thumbs-{i}", daemon=True) for i in range(threads)]
         for t in self._threads:
             t.start()
@@ -122,6 +124,6 @@ class ThumbnailLoader(QObject):
                     if old is not FAILED:
                         self._bytes -= old.sizeInBytes()
             try:
-                self.ready.emit(key)
+                self._posted.emit(key)
             except RuntimeError:  # the loader was deleted while the app closes
                 return

@@ -32,11 +32,7 @@ def make_window(qtbot, tiny_models_dir):
         for k, v in opts.items():
             setattr(s, k, v)
         svc = EngineService([models_dir or tiny_models_dir])
-        if wait_model:
-            with qtbot.waitSignal(svc.modelLoaded, timeout=RUN_TIMEOUT_MS):
-                w = MainWindow(svc, s, check_orphans=check_orphans)
-        else:
-            w = MainWindow(svc, s, check_orphans=check_orphans)
+        w = MainWindow(svc, s, check_orphans=check_orphans)
         # not qtbot.addWidget(w): pytest-qt would close it before this fixture's teardown, and a window
         # with unexported reviews asks before closing (a modal box would block the test run)
         if wait_model:
