@@ -521,6 +521,8 @@ class CaseWork:
                                 f"P(ALL) — {case or (ALL_CASES if len(self._case_of_root) > 1 else 'case')}"
                                 f" ({len(ps)} cells)")
         self.preview.refresh()
+        n, shown = len(cells), self.proxy.rowCount()
+        self.shown_label.setText(f"{shown} of {n} cells shown" if shown != n else f"{n} cells")
         title = "LeukoScan"
         if self._case_of_root:
             title += " — " + ", ".join(list(self._case_of_root.values())[:3])

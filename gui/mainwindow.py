@@ -110,6 +110,7 @@ class MainWindow(CaseWork, QMainWindow):
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.banner)
+        ll.addWidget(self._build_filterbar())
         ll.addWidget(self.welcome, 1)
         ll.addWidget(self.tabs, 10)
 
@@ -139,6 +140,39 @@ class MainWindow(CaseWork, QMainWindow):
         split.setSizes([950, 450])
         self.setCentralWidget(split)
         self.tabs.hide()
+
+    def _build_filterbar(self) -> QWidget:
+        bar = QWidget()
+        h = QHBoxLayout(bar)
+        h.setContentsMargins(2, 2, 2, 2)
+        h.addWidget(QLabel("Case"))
+        self.case_combo = QComboBox()
+        self.case_combo.setObjectName("caseCombo")
+        self.case_combo.setMinimumContentsLength(16)
+        self.case_combo.addItem("All cases", "")
+        self.case_combo.currentIndexChanged.connect(self._case_chosen)
+        h.addWidget(self.case_combo)
+        h.addSpacing(8)
+        h.addWidget(QLabel("Show"))
+        self.filter_combo = QComboBox()
+        self.filter_combo.setObjectName("filterCombo")
+        for key, (label, _fn) in FILTERS.items():
+            self.filter_combo.addItem(label, key)
+        self.filter_combo.currentIndexChanged.connect(
+            lambda _i: (self.proxy.set_kind(self.filter_combo.currentData()), self._schedule_refresh()))
+        h.addWidget(self.filter_combo)
+        h.addSpacing(8)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Filter file names…")
+        self.search.setClearButtonEnabled(True)
+        self.search.setMaximumWidth(220)
+        self.search.textChanged.connect(lambda t: (self.proxy.set_text(t), self._schedule_refresh()))
+        h.addWidget(self.search)
+        h.addStretch(1)
+        self.shown_label = QLabel()
+        self.shown_label.setObjectName("shownLabel")
+        h.addWidget(self.shown_label)
+        return bar
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
         a = QAction(text, self)
@@ -220,7 +254,7 @@ class MainWindow(CaseWork, QMainWindow):
         tb.addWidget(QLabel(" Model "))
         self.model_combo = QComboBox()
         self.model_combo.setObjectName("modelCombo")
-        self.model_combo.setMinimumContentsLength(18)
+        self.model_combo.setMinimumContentsLength(26)
         self.model_combo.setToolTip("The model that classifies the cells (from the installed model cards)")
         self.model_combo.activated.connect(self._model_chosen)
         tb.addWidget(self.model_combo)
@@ -251,28 +285,6 @@ class MainWindow(CaseWork, QMainWindow):
         for w in (self.thr_spin, self.thr_slider, self.thr_reset, self.thr_note):
             w.setEnabled(False) if w is not self.thr_note else None
             tb.addWidget(w)
-        tb.addSeparator()
-        tb.addWidget(QLabel(" Case "))
-        self.case_combo = QComboBox()
-        self.case_combo.setObjectName("caseCombo")
-        self.case_combo.setMinimumContentsLength(14)
-        self.case_combo.addItem("All cases", "")
-        self.case_combo.currentIndexChanged.connect(self._case_chosen)
-        tb.addWidget(self.case_combo)
-        tb.addWidget(QLabel(" Show "))
-        self.filter_combo = QComboBox()
-        self.filter_combo.setObjectName("filterCombo")
-        for key, (label, _fn) in FILTERS.items():
-            self.filter_combo.addItem(label, key)
-        self.filter_combo.currentIndexChanged.connect(
-            lambda _i: (self.proxy.set_kind(self.filter_combo.currentData()), self._schedule_refresh()))
-        tb.addWidget(self.filter_combo)
-        self.search = QLineEdit()
-        self.search.setPlaceholderText("Filter file names…")
-        self.search.setClearButtonEnabled(True)
-        self.search.setMaximumWidth(180)
-        self.search.textChanged.connect(lambda t: (self.proxy.set_text(t), self._schedule_refresh()))
-        tb.addWidget(self.search)
 
     def _build_statusbar(self) -> None:
         sb = self.statusBar()

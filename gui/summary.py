@@ -81,8 +81,11 @@ class SummaryTable(QTableWidget):
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         h = self.horizontalHeader()
         h.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        h.setMinimumSectionSize(36)
         for i in range(1, len(HEADERS)):
             h.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
+        self.setWordWrap(False)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setToolTip("ALL/HEM/% blasts count the final label: the reviewer's where reviewed, else the model's.\n"
                         "Needs review counts cells not reviewed yet.")
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
