@@ -509,6 +509,8 @@ class CaseWork:
     # ------------------------------------------------------------------------------ summary
     def _schedule_refresh(self) -> None:
         if not self._refresh_timer.isActive():
+            # the summary walks every cell: refresh less often for very large sets
+            self._refresh_timer.setInterval(SUMMARY_REFRESH_MS if len(self.model.cells) < 5000 else 500)
             self._refresh_timer.start()
 
     def _refresh_summary(self) -> None:

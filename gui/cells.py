@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer
 
 from .session import ReviewRecord
 
@@ -104,6 +104,11 @@ class CellModel(QAbstractTableModel):
         self.cells: list[Cell] = []
         self._row_of: dict[str, int] = {}
         self.thumbs = thumbs  # ThumbnailLoader or None
+        self._thumb_rows: set[int] = set()
+        self._thumb_timer = QTimer(self)
+        self._thumb_timer.setSingleShot(True)
+        self._thumb_timer.setInterval(30)
+        self._thumb_timer.timeout.connect(self._flush_thumbs)
         if thumbs is not None:
             thumbs.ready.connect(self._thumb_ready)
 
@@ -169,18 +174,20 @@ class CellModel(QAbstractTableModel):
         self._row_of = {}
         self.endResetModel()
 
-    def rows_changed(self, rows: Iterable[int]) -> None:
-        """Emit dataChanged for the given rows, merged into contiguous ranges."""
+    def rows_changed(self, rows: Iterable[int], roles=None, last_col: int | None = None) -> None:
+        """Emit dataChanged for the given rows, merged into contiguous ranges (a range spanning rows
+        that did not change would make the filter proxy re-test all of them)."""
         rs = sorted(set(rows))
         if not rs:
             return
-        last_col = len(COLUMNS) - 1
+        last_col = len(COLUMNS) - 1 if last_col is None else last_col
+        roles = roles or []
         start = prev = rs[0]
         for r in rs[1:] + [None]:
             if r is not None and r == prev + 1:
                 prev = r
                 continue
-            self.dataChanged.emit(self.index(start, 0), self.index(prev, last_col))
+            self.dataChanged.emit(self.index(start, 0), self.index(prev, last_col), roles)
             if r is not None:
                 start = prev = r
 
@@ -189,10 +196,16 @@ class CellModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(0, 0), self.index(len(self.cells) - 1, len(COLUMNS) - 1))
 
     def _thumb_ready(self, key: str) -> None:
+        """Thumbnails arrive one by one: repaint them together, at most every 30 ms."""
         r = self._row_of.get(key)
         if r is not None:
-            idx = self.index(r, 0)
-            self.dataChanged.emit(idx, idx, [ThumbRole])
+            self._thumb_rows.add(r)
+            if not self._thumb_timer.isActive():
+                self._thumb_timer.start()
+
+    def _flush_thumbs(self) -> None:
+        rows, self._thumb_rows = self._thumb_rows, set()
+        self.rows_changed([r for r in rows if r < len(self.cells)], roles=[ThumbRole], last_col=0)
 
 
 def tooltip(c: Cell) -> str:

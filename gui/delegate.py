@@ -22,6 +22,14 @@ class TileDelegate(QStyledItemDelegate):
         self.thumbs = thumbs
         self.thumb_size = thumb_size
 
+    def _badge_font(self, base: QFont) -> QFont:
+        f = getattr(self, "_bf", None)
+        if f is None:
+            f = self._bf = QFont(base)
+            f.setPointSizeF(8.5)
+            f.setBold(True)
+        return f
+
     def sizeHint(self, option, index) -> QSize:
         return QSize(self.thumb_size + 2 * PAD + 4, self.thumb_size + BADGE_H + 2 * PAD + 4)
 
@@ -80,10 +88,7 @@ class TileDelegate(QStyledItemDelegate):
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(bg)
         p.drawRoundedRect(badge, 3, 3)
-        f = QFont(p.font())
-        f.setPointSizeF(8.5)
-        f.setBold(True)
-        p.setFont(f)
+        p.setFont(self._badge_font(p.font()))
         p.setPen(QColor("white"))
         p.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
 

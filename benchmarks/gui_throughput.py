@@ -1,0 +1,234 @@
+"""GUI vs CLI-pipeline throughput, event-loop stalls, and memory with 20,000 cells loaded.
+
+1. The same N real C-NMC cells (default 2,000; one folder of symlinks to ``../shared/data``) are
+   classified with the same model, batch size and thread settings:
+   - ``CLI pipeline``: ``engine.pipeline.classify`` consumed in a plain loop (what ``leukoscan-cli`` runs);
+   - ``GUI``: the real ``MainWindow`` (offscreen): open the folder -> scan -> worker thread -> results
+     streamed to the gallery, summary and chart, timed from ``open_paths`` to the run's end.
+   While the GUI classifies, a 10 ms ``QTimer`` on the GUI thread records how late it fires (the stall).
+2. 20,000 cells are loaded into the window (the N real results, replicated onto 10x distinct paths),
+   the gallery is scrolled from top to bottom (thumbnails decoded on the way) and the process RSS is read.
+
+Models: the registry's (bundled ``resources/models``) when it has any, else the tiny test models
+(``--model`` picks one; default: the ensemble when there is one).  The last line is::
+
+    GUI/CLI throughput ratio R, event-loop stall p99 S ms
+
+Goals: R >= 0.85, S < 50 ms, RSS < 1 GB with 20,000 cells.
+Usage: ``QT_QPA_PLATFORM=offscreen python benchmarks/gui_throughput.py [--n 2000] [--tiny] [--model NAME]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
+
+SHARED = REPO.parent / "shared" / "data" / "C-NMC_Leukemia" / "training_data"
+
+
+def rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return r / 2**20 if sys.platform == "darwin" else r / 1024
+
+
+def pick_cells(n: int) -> list[Path]:
+    files = sorted(SHARED.glob("fold_*/*/*.webp"))
+    if not files:
+        sys.exit(f"no C-NMC cells found under {SHARED} (../shared beside the repository)")
+    step = max(1, len(files) // n)
+    out = files[::step][:n]
+    while len(out) < n:  # fewer files than asked: reuse
+        out += files[: n - len(out)]
+    return out
+
+
+def link_folder(dest: Path, files: list[Path], copies: int = 1) -> Path:
+    dest.mkdir(parents=True)
+    for k in range(copies):
+        for i, f in enumerate(files):
+            (dest / f"c{k:02d}_{i:05d}_{f.name}").symlink_to(f)
+    return dest
+
+
+def models(tiny: bool, tmp: Path):
+    from engine.registry import Registry
+
+    if not tiny:
+        reg = Registry()
+        if reg.cards():
+            return None, reg
+        print("no registered models: using the tiny test models (numbers are for the GUI overhead, "
+              "not for real-model speed)")
+    from tinymodels import make_tiny_ensemble, make_tiny_model
+
+    d = tmp / "tiny-models"
+    make_tiny_model(d, name="tiny_a", size=32, seed=0)
+    make_tiny_model(d, name="tiny_b", size=48, seed=3, crop_fraction=0.8)
+    make_tiny_ensemble(d, ["tiny_a", "tiny_b"], name="tiny_ensemble")
+    return [d], Registry([d])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=2000, help="cells classified (default 2000)")
+    ap.add_argument("--big", type=int, default=20000, help="cells loaded for the memory check (default 20000)")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--model", help="model name (default: the ensemble, else the first model)")
+    ap.add_argument("--tiny", action="store_true", help="use the tiny test models even if real ones are installed")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="leukoscan-guibench-"))
+    os.environ["LEUKOSCAN_DATA_DIR"] = str(tmp / "user-data")  # never touch the real settings/sessions
+    dirs, reg = models(args.tiny, tmp)
+    cards = reg.cards()
+    name = args.model or next((c.name for c in cards if c.is_ensemble), cards[0].name)
+    cells = pick_cells(args.n)
+    case = link_folder(tmp / "case", cells)
+
+    from engine.pipeline import classify, scan
+
+    clf = reg.load(name, device="auto")
+    print(f"model {name} on {clf.device_label}; {args.n} real cells; batch size {args.batch_size}; "
+          f"{os.cpu_count()} CPUs")
+    items = scan([case])
+    list(classify(items[:64], clf, batch_size=args.batch_size))  # warm-up (sessions, caches)
+    t0 = time.perf_counter()
+    cli_results = list(classify(items, clf, batch_size=args.batch_size))
+    cli_s = time.perf_counter() - t0
+    cli_rate = len(cli_results) / cli_s
+    print(f"CLI pipeline: {len(cli_results)} cells in {cli_s:.2f} s = {cli_rate:.1f} cells/s")
+
+    from PySide6.QtCore import QElapsedTimer, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from gui.app import configure_runtime
+    from gui.mainwindow import MainWindow
+    from gui.service import EngineService
+    from gui.settings import Settings
+
+    configure_runtime()  # as the app does (after the CLI measurement, which runs without it)
+
+    app = QApplication.instance() or QApplication([])
+    s = Settings()
+    s.batch_size = args.batch_size
+    s.model = name
+    s.reviewer = "bench"
+    win = MainWindow(EngineService(dirs), s, check_orphans=False)
+    win.resize(1400, 900)
+    win.show()
+    deadline = time.monotonic() + 120
+    while (win.classifier is None or win.classifier.name != name) and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.005)
+    if win.classifier is None:
+        sys.exit(f"the GUI could not load {name}: {win.messages}")
+
+    lateness: list[float] = []
+    tick = QElapsedTimer()
+    timer = QTimer()
+    timer.setInterval(10)
+
+    def on_tick():
+        el = tick.nsecsElapsed() / 1e6
+        tick.restart()
+        lateness.append(max(0.0, el - 10.0))
+
+    timer.timeout.connect(on_tick)
+
+    finished = []
+    win.service.runFinished.connect(lambda job, cancelled, secs: finished.append((cancelled, secs)))
+    t0 = time.perf_counter()
+    tick.start()
+    timer.start()
+    win.open_paths([case])
+    while not finished or win.job is not None:
+        app.processEvents()
+        time.sleep(0.001)
+        if time.perf_counter() - t0 > 3600:
+            sys.exit("GUI run did not finish within an hour")
+    gui_s = time.perf_counter() - t0
+    timer.stop()
+    done = sum(1 for c in win.model.cells if c.result is not None)
+    gui_rate = done / gui_s
+    lateness.sort()
+    p99 = lateness[int(0.99 * (len(lateness) - 1))] if lateness else 0.0
+    print(f"GUI: {done} cells in {gui_s:.2f} s = {gui_rate:.1f} cells/s (open -> last result shown); "
+          f"timer ticks {len(lateness)}, stall median {statistics.median(lateness):.1f} ms, "
+          f"p99 {p99:.1f} ms, max {lateness[-1]:.1f} ms")
+    same = sum(1 for a, c in zip(cli_results, win.model.cells) if c.result and c.result.p_all == a.p_all)
+    print(f"GUI and CLI P(ALL) identical for {same}/{len(cli_results)} cells")
+    rss_run = rss_mb()
+    # the machine may be shared: measure the CLI pipeline again after the GUI run and use the mean
+    t0 = time.perf_counter()
+    again = list(classify(items, clf, batch_size=args.batch_size))
+    cli2_rate = len(again) / (time.perf_counter() - t0)
+    cli_rate = (cli_rate + cli2_rate) / 2
+    print(f"CLI pipeline again: {cli2_rate:.1f} cells/s; mean {cli_rate:.1f} cells/s")
+
+    # --- 20,000 cells loaded: rows with the real results replicated onto distinct paths
+    from gui.cells import Cell
+
+    copies = max(1, -(-args.big // args.n))
+    big = link_folder(tmp / "big", cells, copies)
+    win.close_cases()
+    base = cli_results
+    big_items = scan([big])[: args.big]
+    t0 = time.perf_counter()
+    rows = []
+    for i, it in enumerate(big_items):
+        c = Cell(it.path, it.root, it.folder, "big", it)
+        r = base[i % len(base)]
+        c.result = dataclasses.replace(r, index=i, path=it.path, root=it.root, folder=it.folder, file=it.path.name)
+        win._decide(c)
+        rows.append(c)
+    win.model.add_cells(rows)
+    win.tabs.show()
+    win._refresh_summary()
+    app.processEvents()
+    load_s = time.perf_counter() - t0
+    lateness.clear()
+    tick.restart()
+    timer.start()
+    sb = win.gallery.verticalScrollBar()
+    t0 = time.perf_counter()
+    steps = 200
+    for k in range(steps + 1):
+        sb.setValue(int(sb.maximum() * k / steps))
+        t1 = time.perf_counter()
+        while time.perf_counter() - t1 < 0.02:
+            app.processEvents()
+    scroll_s = time.perf_counter() - t0
+    timer.stop()
+    lateness.sort()
+    sp99 = lateness[int(0.99 * (len(lateness) - 1))] if lateness else 0.0
+    rss_big = rss_mb()
+    print(f"{len(win.model.cells)} cells loaded in {load_s:.2f} s; scrolled top to bottom in {scroll_s:.1f} s "
+          f"({win.thumbs.cached_count()} thumbnails cached, {win.thumbs.cached_bytes() / 2**20:.0f} MB); "
+          f"stall while scrolling p99 {sp99:.1f} ms")
+    print(f"RSS after the 2,000-cell run {rss_run:.0f} MB; with {len(win.model.cells)} cells loaded "
+          f"{rss_big:.0f} MB (goal < 1024 MB)")
+    win.session.unexported = False
+    win.close()
+    ratio = gui_rate / cli_rate
+    print(f"GUI/CLI throughput ratio {ratio:.2f}, event-loop stall p99 {p99:.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
