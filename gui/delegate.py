@@ -49,9 +49,12 @@ class TileDelegate(QStyledItemDelegate):
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(option.palette.highlight() if selected else QBrush(QColor("#20232a")))
         p.drawRoundedRect(r, 5, 5)
-        p.setPen(QPen(frame, 3 if not selected else 4))
+        p.setPen(QPen(frame, 3))
         p.setBrush(Qt.BrushStyle.NoBrush)
         p.drawRoundedRect(r.adjusted(1, 1, -1, -1), 5, 5)
+        if selected:  # unmistakable selection ring outside the class frame
+            p.setPen(QPen(QColor("#f7f7f7"), 2, Qt.PenStyle.SolidLine))
+            p.drawRoundedRect(option.rect.adjusted(1, 1, -1, -1), 6, 6)
 
         s = self.thumb_size
         img_rect = QRect(r.x() + (r.width() - s) // 2, r.y() + PAD, s, s)
@@ -83,7 +86,7 @@ class TileDelegate(QStyledItemDelegate):
         else:
             text = f"{label} {cell.p_all:.2f}"
             if cell.review is not None and cell.overridden:
-                text = f"{label}* {cell.p_all:.2f}"
+                text = f"{cell.prediction}→{label} {cell.p_all:.2f}"  # model -> reviewer
             bg = label_color(label)
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(bg)

@@ -43,7 +43,7 @@ class ImageView(QWidget):
             p.drawImage(QRect(x + 4, y + 4, side - 8, side - 8), self.image)
         else:
             p.setPen(QColor("#aaa"))
-            p.drawText(x, y, side, side, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.text)
+            p.drawText(x + 16, y + 16, side - 32, side - 32, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.text)
         p.setPen(QPen(self.frame, 4))
         p.drawRect(x + 2, y + 2, side - 4, side - 4)
         p.end()

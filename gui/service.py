@@ -25,6 +25,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 
 from engine.card import ModelError
 from engine.pipeline import classify, decide, scan
+from engine.preprocess import load_rgb  # noqa: F401  (thumbnails: the engine's RGB conversion)
 from engine.registry import Registry
 from engine.report import Review, cell_row, summarize, write_cell_report, write_summary
 

@@ -92,11 +92,16 @@ class SummaryTable(QTableWidget):
         self.counts: list[CaseCounts] = []
 
     def sizeHint(self) -> QSize:
-        return QSize(420, 110)
+        return QSize(460, self._height())
+
+    def _height(self) -> int:
+        rows = max(1, min(6, self.rowCount()))
+        return self.horizontalHeader().height() + rows * self.verticalHeader().defaultSectionSize() + 4
 
     def set_counts(self, counts: list[CaseCounts]) -> None:
         self.counts = counts
         self.setRowCount(len(counts))
+        self.setFixedHeight(self._height())
         for r, cc in enumerate(counts):
             pct = "" if cc.pct_blasts is None else f"{cc.pct_blasts:.1f}"
             cells = f"{cc.cells}" if cc.classified + cc.errors == cc.cells else f"{cc.classified + cc.errors}/{cc.cells}"
@@ -107,6 +112,8 @@ class SummaryTable(QTableWidget):
                     it = QTableWidgetItem()
                     self.setItem(r, col, it)
                 it.setText(str(v))
+                if col == 0:
+                    it.setToolTip(cc.case)
                 if col:
                     it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 f = it.font()

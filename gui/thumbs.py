@@ -13,6 +13,8 @@ import threading
 from collections import OrderedDict, deque
 
 from PIL import Image, ImageOps
+
+from .service import load_rgb
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QImage
 
@@ -20,14 +22,19 @@ FAILED = object()  # cached marker: this file has no thumbnail (the tile shows t
 
 
 def decode_thumbnail(path: str, size: int) -> QImage | None:
-    """Decode ``path`` into an RGB QImage fitting ``size`` x ``size``; None if unreadable."""
+    """Decode ``path`` into an RGB QImage fitting ``size`` x ``size``; None if unreadable.
+
+    Common 8-bit images take a fast Pillow path (JPEG decoded at reduced scale); anything else
+    (16-bit, float, alpha, palette ...) goes through the engine's own RGB conversion, so the tile shows
+    what the model sees."""
     try:
         with Image.open(path) as im:
-            im.draft("RGB", (size, size))  # JPEG: decode at reduced scale
-            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGB", "L"):
+                im.draft("RGB", (size, size))  # JPEG: decode at reduced scale
+                im = ImageOps.exif_transpose(im).convert("RGB")
+            else:
+                im = Image.fromarray(load_rgb(path), "RGB")
             im.thumbnail((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
-            if im.mode != "RGB":
-                im = im.convert("RGBA").convert("RGB") if "A" in im.mode or im.mode == "P" else im.convert("RGB")
             w, h = im.size
             data = im.tobytes()
     except Exception:  # any undecodable file: the tile shows the engine's error instead

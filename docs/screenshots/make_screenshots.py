@@ -1,0 +1,163 @@
+"""Re-take the user-guide screenshots: ``xvfb-run -s "-screen 0 1600x1000x24" python docs/screenshots/make_screenshots.py``.
+
+Drives the real app (X11 through Xvfb, or offscreen) on real C-NMC cells from ``../shared/data``:
+a case folder of 400 cells, then the bad-input folder of the tests.  Uses the installed models
+(``resources/models``) when there are any, else the tiny test models (then the screenshots say so in
+their file list printed at the end, and the P(ALL) values are those of a toy model).
+Settings and autosaves go to a temporary folder; nothing of the user's is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+OUT = Path(__file__).resolve().parent
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
+SHARED = REPO.parent / "shared" / "data" / "C-NMC_Leukemia" / "training_data"
+
+TMP = Path(tempfile.mkdtemp(prefix="leukoscan-shots-"))
+os.environ["LEUKOSCAN_DATA_DIR"] = str(TMP / "user")
+
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from engine.registry import Registry  # noqa: E402
+
+
+def pump(app, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def wait(app, cond, timeout: float = 600) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise TimeoutError("screenshot state not reached")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def save(widget, name: str) -> Path:
+    p = OUT / name
+    widget.grab().save(str(p), "PNG")
+    print(p)
+    return p
+
+
+def case_folder() -> Path:
+    files = sorted(SHARED.glob("fold_1/*/*.webp"))
+    if not files:
+        sys.exit(f"C-NMC cells not found under {SHARED}")
+    pick = files[:: max(1, len(files) // 400)][:400]
+    d = TMP / "Patient 017 - slide A"
+    d.mkdir(parents=True)
+    for i, f in enumerate(sorted(pick, key=lambda p: zlib.crc32(p.name.encode()))):  # mixed, reproducible
+        (d / f"cell_{i + 1:04d}{f.suffix}").symlink_to(f)
+    return d
+
+
+def main() -> int:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from gui.app import configure_runtime
+    from gui.mainwindow import MainWindow
+    from gui.service import EngineService
+    from gui.settings import Settings
+
+    configure_runtime()
+    dirs = None
+    if not Registry().cards():
+        from tinymodels import make_tiny_ensemble, make_tiny_model
+
+        d = TMP / "models"
+        make_tiny_model(d, name="tiny_a", size=32, seed=0)
+        make_tiny_model(d, name="tiny_b", size=48, seed=3, crop_fraction=0.8)
+        make_tiny_ensemble(d, ["tiny_a", "tiny_b"], name="tiny_ensemble")
+        dirs = [d]
+        print("NOTE: no installed models: screenshots use the tiny TEST models")
+    s = Settings()
+    s.reviewer = "J. Rivera"
+    s.batch_size = 4
+    w = MainWindow(EngineService(dirs), s, check_orphans=False)
+    w.resize(1480, 920)
+    w.show()
+    wait(app, lambda: w.classifier is not None)
+    pump(app, 0.5)
+    save(w, "00-start.png")
+
+    case = case_folder()
+    w.open_paths([case])
+    wait(app, lambda: w.job is not None and w._run_done >= 40)
+    pump(app, 0.8)
+    save(w, "01-running.png")
+    wait(app, lambda: w.job is None)
+    s.batch_size = 16
+    pump(app, 0.5)
+
+    # review: override one cell, accept two, then select a cell that needs review
+    w._select_proxy_row(0)
+    first = w.current_cell()
+    w.review_selected("HEM" if first.prediction == "ALL" else "ALL")
+    w.review_selected("accept")
+    w.review_selected("accept")
+    w.next_needs_review()
+    pump(app, 1.5)
+    save(w, "02-gallery-review.png")
+
+    w.tabs.setCurrentWidget(w.table)
+    w.filter_combo.setCurrentIndex(w.filter_combo.findData("needs_review"))
+    w.table.sortByColumn(4, Qt.SortOrder.DescendingOrder)
+    w._select_proxy_row(2)
+    pump(app, 0.8)
+    save(w, "03-table-needs-review.png")
+    w.filter_combo.setCurrentIndex(w.filter_combo.findData("all"))
+    w.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+    w.tabs.setCurrentWidget(w.gallery)
+
+    w.thr_spin.setValue(round(w.classifier.threshold + 0.15, 2))
+    w._select_proxy_row(5)
+    pump(app, 1.5)
+    save(w, "04-threshold-changed.png")
+    w.reset_threshold()
+
+    from conftest import build_bad_input
+
+    bad = build_bad_input(TMP / "slide 02 (mixed formats)")
+    w.open_paths([bad.path])
+    wait(app, lambda: w.job is None and any(c.status == "error" for c in w.model.cells))
+    w.case_combo.setCurrentIndex(w.case_combo.findData(w._case_of_root[str(bad.path)]))
+    w.filter_combo.setCurrentIndex(w.filter_combo.findData("all"))
+    row = next(r for r in range(w.proxy.rowCount()) if w.proxy.cell_at(r).status == "error")
+    w._select_proxy_row(row)
+    pump(app, 1.5)
+    save(w, "05-error-tiles.png")
+
+    from gui.dialogs import AboutDialog, ModelInfoDialog
+
+    dlg = ModelInfoDialog(w.cards[w.classifier.name], w.classifier, w)
+    dlg.show()
+    pump(app, 0.5)
+    save(dlg, "06-model-card.png")
+    dlg.close()
+    about = AboutDialog("0.1.0", list(w.cards.values()), w.model_problems, w)
+    about.show()
+    pump(app, 0.5)
+    save(about, "07-about.png")
+    about.close()
+
+    w.session.unexported = False
+    w.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
