@@ -101,6 +101,8 @@ class MainWindow(CaseWork, QMainWindow):
         self.welcome = QLabel(
             "<h2>Drop a case folder here</h2><p>or use <b>File ▸ Open folder…</b> (Ctrl+O).<br>"
             "Every image in the folder and its sub-folders is classified; each folder you open is a case.</p>"
+            "<p style='color:#8a6d00'>Research tool, not a diagnostic device: every result needs review by a "
+            "qualified person.</p>"
         )
         self.welcome.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.welcome.setObjectName("welcome")
@@ -362,6 +364,8 @@ class MainWindow(CaseWork, QMainWindow):
         start = self.settings.last_export_dir or str(Path.home())
         name = self.default_report_name()
         path, _ = QFileDialog.getSaveFileName(self, "Export report", str(Path(start) / name), "CSV (*.csv)")
+        if not path:
+            self._close_after_export = False  # the user cancelled: do not close later by surprise
         if path:
             if not path.lower().endswith(".csv"):
                 path += ".csv"
