@@ -52,13 +52,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_runtime()
 
-    from PySide6.QtCore import QCoreApplication, Qt, QTimer
+    from PySide6.QtCore import QCoreApplication, Qt
     from PySide6.QtWidgets import QApplication
 
     QCoreApplication.setOrganizationName("LeukoScan")
     QCoreApplication.setApplicationName("LeukoScan")
     app = QApplication.instance() or QApplication([sys.argv[0]] + [a for a in sys.argv[1:] if a.startswith("-platform")])
     app.setAttribute(Qt.ApplicationAttribute.AA_DontShowIconsInMenus, False)
+
+    win = build_window(args)
+    win.show()
+    return app.exec()
+
+
+def build_window(args: argparse.Namespace):
+    """The main window for parsed command-line ``args`` (folders given are opened once it runs)."""
+    from PySide6.QtCore import QTimer
 
     from .mainwindow import MainWindow
     from .service import EngineService
@@ -68,10 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         settings.model = args.model
     win = MainWindow(EngineService(args.models_dir), settings, check_orphans=not args.no_restore)
-    win.show()
     if args.paths:
         QTimer.singleShot(0, lambda: win.open_paths(args.paths))
-    return app.exec()
+    return win
 
 
 if __name__ == "__main__":

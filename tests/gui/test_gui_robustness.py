@@ -190,3 +190,55 @@ def test_version_and_self_test_run_before_any_qt_import(flag, tiny_models_dir, t
     else:
         assert "self-test:" in p.stdout  # the engine's verdict line (PASS or FAIL with tiny models)
         assert "EXIT 0" in p.stdout or "EXIT 1" in p.stdout
+
+
+def test_command_line_paths_are_opened_and_classified(qtbot, tiny_models_dir, cells_dir):
+    from gui.app import build_window, parse_args
+
+    args = parse_args([str(cells_dir), "--models-dir", str(tiny_models_dir), "--model", "tiny_a", "--no-restore"])
+    w = build_window(args)
+    try:
+        w.show()
+        qtbot.waitUntil(lambda: len(w.model.cells) == 8 and w.job is None
+                        and all(c.result is not None for c in w.model.cells), timeout=30_000)
+        assert w.classifier.name == "tiny_a"
+        assert str(cells_dir) in w.settings.recent_folders
+    finally:
+        w.session.unexported = False
+        w.close()
+
+
+def test_export_to_an_unwritable_place_reports_and_keeps_work(qtbot, make_window, cells_dir, tmp_path):
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    w._select_proxy_row(0)
+    w.review_selected("ALL")
+    blocker = tmp_path / "a file, not a folder"
+    blocker.write_text("x")
+    with qtbot.waitSignal(w.service.exportFailed, timeout=10_000):
+        w.export_to(blocker / "report.csv")
+    assert any(t == "Export failed" for t, _ in w.messages)
+    assert w.session.unexported and w.session.reviews  # nothing lost; export again elsewhere
+    with qtbot.waitSignal(w.service.exportDone, timeout=10_000):
+        w.export_to(tmp_path / "ok.csv")
+    assert not w.session.unexported
+
+
+def test_bulk_accept_of_a_selection_and_settings_persist(qtbot, make_window, cells_dir):
+    from gui.dialogs import SettingsDialog
+    from gui.settings import Settings
+
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    w.gallery.selectAll()
+    assert w.review_selected("accept") == 8
+    assert all(c.review is not None and c.review.label == c.prediction for c in w.model.cells)
+    assert w.review_selected("clear") == 8 and not w.session.reviews
+    dlg = SettingsDialog(w.settings, w)
+    dlg.reviewer.setText("  A. Chen ")
+    dlg.batch.setValue(4)
+    dlg.thumb.setValue(160)
+    dlg.device.setCurrentIndex(1)
+    dlg.apply()
+    fresh = Settings()  # a new reader of the same settings file
+    assert (fresh.reviewer, fresh.batch_size, fresh.thumb_size, fresh.device) == ("A. Chen", 4, 160, "cpu")
