@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QPoint, QRect, QSize, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen, QPolygon
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen, QPixmap, QPixmapCache, QPolygon
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate
 
 from .cells import ERROR, PENDING
@@ -18,6 +18,7 @@ class TileDelegate(QStyledItemDelegate):
 
     def __init__(self, proxy, thumbs, thumb_size: int = 112, parent=None) -> None:
         super().__init__(parent)
+        QPixmapCache.setCacheLimit(max(QPixmapCache.cacheLimit(), 64 * 1024))  # KB: ~900 tiles
         self.proxy = proxy
         self.thumbs = thumbs
         self.thumb_size = thumb_size
@@ -34,31 +35,50 @@ class TileDelegate(QStyledItemDelegate):
         return QSize(self.thumb_size + 2 * PAD + 4, self.thumb_size + BADGE_H + 2 * PAD + 4)
 
     def paint(self, p: QPainter, option, index) -> None:
+        """Tiles are rendered once per visible state into a cached pixmap (QPixmapCache); a repaint
+        of an unchanged tile is one drawPixmap, so streaming results never make the gallery slow."""
         cell = self.proxy.cell_for(index)
         if cell is None:
             return
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        img = None if cell.status == ERROR else self.thumbs.get(cell.key)
+        rv = cell.review
+        size = option.rect.size()
+        key = (f"tile|{cell.key}|{cell.status}|{cell.prediction}|{cell.p_all}|{cell.needs_review}|"
+               f"{rv.label if rv else ''}|{img is not None}|{selected}|{size.width()}x{size.height()}|{self.thumb_size}")
+        pm = QPixmapCache.find(key)
+        if pm is None or pm.isNull():
+            dpr = p.device().devicePixelRatioF() if p.device() is not None else 1.0
+            pm = QPixmap(int(size.width() * dpr), int(size.height() * dpr))
+            pm.setDevicePixelRatio(dpr)
+            pm.fill(Qt.GlobalColor.transparent)
+            q = QPainter(pm)
+            self._render(q, QRect(0, 0, size.width(), size.height()), cell, selected, img, option.palette)
+            q.end()
+            QPixmapCache.insert(key, pm)
+        p.drawPixmap(option.rect.topLeft(), pm)
+
+    def _render(self, p: QPainter, rect: QRect, cell, selected: bool, img, palette) -> None:
         p.save()
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        r = option.rect.adjusted(2, 2, -2, -2)
-        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        r = rect.adjusted(2, 2, -2, -2)
         status = cell.status
         label = cell.final_label
         frame = ERROR_COLOR if status == ERROR else label_color(label)
 
         # tile background + class-coloured frame (thicker when selected)
         p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(option.palette.highlight() if selected else QBrush(QColor("#20232a")))
+        p.setBrush(palette.highlight() if selected else QBrush(QColor("#20232a")))
         p.drawRoundedRect(r, 5, 5)
         p.setPen(QPen(frame, 3))
         p.setBrush(Qt.BrushStyle.NoBrush)
         p.drawRoundedRect(r.adjusted(1, 1, -1, -1), 5, 5)
         if selected:  # unmistakable selection ring outside the class frame
             p.setPen(QPen(QColor("#f7f7f7"), 2, Qt.PenStyle.SolidLine))
-            p.drawRoundedRect(option.rect.adjusted(1, 1, -1, -1), 6, 6)
+            p.drawRoundedRect(rect.adjusted(1, 1, -1, -1), 6, 6)
 
         s = self.thumb_size
         img_rect = QRect(r.x() + (r.width() - s) // 2, r.y() + PAD, s, s)
-        img = None if status == ERROR else self.thumbs.get(cell.key)
         if img is not None and not img.isNull():
             tw, th = img.width(), img.height()
             target = QRect(img_rect.x() + (s - tw) // 2, img_rect.y() + (s - th) // 2, tw, th)
