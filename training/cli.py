@@ -23,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = "../shared/data/C-NMC_Leukemia"
 DEFAULTS = {
     "inceptionv3": {"size": 224, "crop": 0.85, "weights": "../shared/weights/inception_v3_imagenet_notop.fp16.weights.h5"},
-    "vgg19": {"size": 96, "crop": 0.85, "weights": "none"},
+    "vgg19": {"size": 64, "crop": 0.85, "weights": "none"},
 }
 
 
@@ -75,7 +75,7 @@ def cmd_prepare(args) -> int:
         _log(f"  crop fraction {c:.2f}: {100 * (f <= c).mean():.1f}% of cells entirely inside")
     folds = subject_folds(m, args.folds, args.seed)
     for k, (_, va) in enumerate(folds):
-        subs = sorted(set(np.asarray(m.subjects)[va]))
+        subs = sorted(set(np.asarray(m.subjects)[va].tolist()))
         _log(f"  fold {k}: {len(va)} cells, subjects {subs}")
     if args.size:
         spec = Preprocessing(args.size, args.size, args.crop, "bilinear")
@@ -106,7 +106,7 @@ def cmd_train(args) -> int:
     else:
         from .train_vgg import VggRecipe, run
 
-        recipe = VggRecipe(size=size, epochs=args.epochs or 12, lr=args.lr or 2e-4, seed=args.seed,
+        recipe = VggRecipe(size=size, epochs=args.epochs or 9, lr=args.lr or 2e-4, seed=args.seed,
                            distill=args.distill, val_fold=args.val_fold, n_folds=args.folds)
         teacher = _path(args.teacher) if args.teacher else None
         metrics = run(m, spec, recipe, weights, run_dir, _path(args.cache), teacher, args.resume, _log, args.workers)
@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bn-trainable", action="store_true", help="InceptionV3: BatchNorm in training mode while fine-tuning")
     p.add_argument("--teacher", default=None, help="VGG19: run folder of an InceptionV3 run (distillation)")
     p.add_argument("--distill", type=float, default=0.5, help="VGG19: weight of the teacher's soft targets")
-    p.add_argument("--val-fold", type=int, default=0, help="VGG19: the held-out subject fold")
+    p.add_argument("--val-fold", type=int, default=1, help="VGG19: the held-out subject fold")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="metrics.json-style evaluation + plots from a run's validation predictions")

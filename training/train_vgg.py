@@ -39,7 +39,7 @@ class VggRecipe:
     warmup_epochs: float = 1.0
     dropout: float = 0.3
     distill: float = 0.5  # weight of the teacher's soft targets (0 = hard labels only)
-    val_fold: int = 0
+    val_fold: int = 1
     n_folds: int = 5
     seed: int = 0
     jitter: float = 0.1  # brightness/contrast jitter amplitude
