@@ -19,6 +19,7 @@ from .settings import user_data_dir
 from .summary import ALL_CASES, count_cases
 
 SUMMARY_REFRESH_MS = 150
+ADD_CHUNK = 2000  # rows added per event-loop turn when a folder is opened
 
 
 class CaseWork:
@@ -33,6 +34,8 @@ class CaseWork:
         self.job: int | None = None
         self._run_cells: list[Cell] = []
         self._queue: list[Cell] = []
+        self._adding: list[list] = []  # scanned items not yet added as rows (see _add_next_chunk)
+        self._added_count = 0
         self._run_t0 = 0.0
         self._run_done = 0
         self._run_total = 0
@@ -250,13 +253,10 @@ class CaseWork:
     def _scanned(self, items: list, problems: list) -> None:
         for p in problems:
             self.messages.append(("Open", p))
-        cells = [Cell(it.path, it.root, it.folder, self._case_name(Path(it.root)), it) for it in items]
-        added = self.model.add_cells(cells)
-        for it in items:
-            r = str(it.root)
+        for r in dict.fromkeys(str(it.root) for it in items):
             if r not in self.session.folders:
                 self.session.folders.append(r)
-            name = self._case_of_root[r]
+            name = self._case_name(Path(r))
             if self.case_combo.findData(name) < 0:
                 self.case_combo.addItem(name, name)
         if problems:
@@ -264,16 +264,41 @@ class CaseWork:
         if not items and not problems:
             self.show_message("No images found", "No supported image files (BMP, PNG, JPEG, TIFF, WebP) were "
                               "found in the folder(s) you opened.", QMessageBox.Icon.Information)
-        self.statusBar().showMessage(f"{len(added)} new cell image(s) found", 5000)
-        if added:
+        if items:
+            self._adding.append(list(items))
+            if len(self._adding) == 1:
+                self._add_next_chunk()
+
+    def _add_next_chunk(self) -> None:
+        """Rows are added ADD_CHUNK at a time, yielding to the event loop in between, so opening a
+        folder of 20,000 cells never freezes the window."""
+        if not self._adding:
+            return
+        items = self._adding[0]
+        chunk, rest = items[:ADD_CHUNK], items[ADD_CHUNK:]
+        case_of = self._case_of_root
+        cells = [Cell(it.path, it.root, it.folder, case_of[str(it.root)], it) for it in chunk]
+        added = self.model.add_cells(cells)
+        self._queue.extend(added)
+        self._added_count += len(added)
+        if added and not self.tabs.isVisible():
             self.welcome.hide()
             self.tabs.show()
             if not self.gallery.currentIndex().isValid():
                 self._select_proxy_row(0)
             self.gallery.setFocus()
-            self._queue.extend(added)
-            self._autosave()
-            self._maybe_start_run()
+        if rest:
+            self._adding[0] = rest
+        else:
+            self._adding.pop(0)
+        if self._adding:
+            self.statusBar().showMessage(f"Adding cells… {len(self.model.cells)}")
+            QTimer.singleShot(0, self._add_next_chunk)
+            return
+        self.statusBar().showMessage(f"{self._added_count} new cell image(s) found", 5000)
+        self._added_count = 0
+        self._autosave()
+        self._maybe_start_run()
 
     def close_cases(self) -> None:
         if self.session.unexported and self.session.reviews:
@@ -281,7 +306,7 @@ class CaseWork:
                 return
         self.service.cancel()
         self.job = None
-        self._queue, self._run_cells = [], []
+        self._queue, self._run_cells, self._adding = [], [], []
         self._set_running(False)
         self.model.clear()
         self._case_of_root.clear()
@@ -304,7 +329,7 @@ class CaseWork:
 
     # ------------------------------------------------------------------------------ classification
     def _maybe_start_run(self) -> None:
-        if self.job is not None or not self._queue or self.classifier is None or self._closing:
+        if self.job is not None or not self._queue or self.classifier is None or self._closing or self._adding:
             return
         cells = [c for c in self._queue if c.result is None]
         self._queue = []
