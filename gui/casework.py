@@ -229,9 +229,6 @@ class CaseWork:
         paths = [str(Path(p).expanduser().absolute()) for p in paths if str(p).strip()]
         if not paths:
             return
-        for p in paths:
-            if Path(p).is_dir():
-                self.settings.add_recent(p)
         self.statusBar().showMessage("Looking for images in " + ", ".join(Path(p).name for p in paths) + " …")
         self.service.scan(paths)
 
@@ -250,17 +247,22 @@ class CaseWork:
             self._case_of_root[key] = name
         return name
 
-    def _scanned(self, items: list, problems: list) -> None:
+    def _scanned(self, items: list, problems: list, opened: list) -> None:
         for p in problems:
             self.messages.append(("Open", p))
+        for path, is_dir in opened:  # what was opened (folders or single files): what a restore reopens
+            if path not in self.session.folders:
+                self.session.folders.append(path)
+            if is_dir:
+                self.settings.add_recent(path)
         for r in dict.fromkeys(str(it.root) for it in items):
-            if r not in self.session.folders:
-                self.session.folders.append(r)
             name = self._case_name(Path(r))
             if self.case_combo.findData(name) < 0:
                 self.case_combo.addItem(name, name)
         if problems:
-            self.show_message("Some paths could not be opened", "\n".join(problems[:20]))
+            self.show_message("Some paths could not be opened",
+                              "\n".join(problems[:20]) + "\n\nReviews made earlier on these images are kept in the "
+                              "session; they come back when the folder is available and opened again.")
         if not items and not problems:
             self.show_message("No images found", "No supported image files (BMP, PNG, JPEG, TIFF, WebP) were "
                               "found in the folder(s) you opened.", QMessageBox.Icon.Information)
@@ -614,14 +616,9 @@ class CaseWork:
             if rec is not None and c.result is not None and rec.sha256 == c.result.sha256:
                 c.review = rec
         self.model.all_changed()
-        missing = [f for f in state.folders if not Path(f).exists()]
-        present = [f for f in state.folders if Path(f).exists()]
-        if missing:
-            self.show_message("Folders not found",
-                              "These folders of the restored session are not available now; their reviews are kept "
-                              "in the session:\n" + "\n".join(missing))
-        if present:
-            self.open_paths(present)
+        if state.folders:
+            # a folder that is gone now is reported by the scan; its reviews stay in the session
+            self.open_paths(state.folders)
         self._autosave()
         self.service.remove_file(path)
 

@@ -38,7 +38,7 @@ class EngineService(QObject):
     modelsListed = Signal(object, object)  # [ModelCard], [problem strings]
     modelLoaded = Signal(object)  # Classifier
     modelFailed = Signal(str, str)  # name, message
-    scanned = Signal(object, object)  # [ScanItem], [problem strings]
+    scanned = Signal(object, object, object)  # [ScanItem], [problem strings], [(path, is_dir)] opened
     resultsReady = Signal(int, object)  # job id, [CellResult]
     progress = Signal(int, int, int)  # job id, done, total
     runFinished = Signal(int, bool, float)  # job id, cancelled, seconds
@@ -136,13 +136,14 @@ class EngineService(QObject):
         """Find the images under ``paths`` in the background -> ``scanned``."""
 
         def work():
-            problems, good = [], []
+            problems, good, opened = [], [], []
             for p in paths:
                 p = Path(p)
                 if not p.exists():
                     problems.append(f"{p}: not found")
                 else:
                     good.append(p)
+                    opened.append((str(p), p.is_dir()))
             items = []
             if good:
                 warnings: list[str] = []
@@ -151,7 +152,7 @@ class EngineService(QObject):
                 except Exception as exc:
                     problems.append(f"cannot scan {', '.join(map(str, good))}: {exc}")
                 problems.extend(str(w) for w in warnings)
-            self._emit("scanned", items, problems)
+            self._emit("scanned", items, problems, opened)
 
         self._submit(work)
 

@@ -242,3 +242,32 @@ def test_bulk_accept_of_a_selection_and_settings_persist(qtbot, make_window, cel
     dlg.apply()
     fresh = Settings()  # a new reader of the same settings file
     assert (fresh.reviewer, fresh.batch_size, fresh.thumb_size, fresh.device) == ("A. Chen", 4, 160, "cpu")
+
+
+def test_restore_skips_reviews_of_changed_images_and_reports_missing_folders(qtbot, make_window, cells_dir,
+                                                                             tmp_path, monkeypatch):
+    from PIL import Image
+
+    w1 = make_window()
+    open_and_classify(qtbot, w1, [cells_dir])
+    w1.gallery.selectAll()
+    w1.review_selected("accept")
+    gone = tmp_path / "gone"
+    _wait_saved(qtbot, w1)
+    st = SessionState.from_json(w1.session_path.read_text(encoding="utf-8"))
+    st.folders.append(str(gone))  # a folder (e.g. a network share) that is not there at restore
+    SessionFiles.write(w1.session_path, st)
+    w1.session_files._lock.unlock()  # crash
+    w1.session_files._lock = None
+    w1.session_path = None
+    w1.service.shutdown()
+    changed = w1.model.cells[0].path
+    with Image.open(changed) as im:
+        im.rotate(90).save(changed)  # same name, different image: its review must not be re-applied
+    monkeypatch.setattr(MainWindow, "ask_restore", lambda self, p, s: True)
+    w2 = make_window(check_orphans=True)
+    qtbot.waitUntil(lambda: any(t == "Some reviews were not re-applied" for t, _ in w2.messages), timeout=30_000)
+    assert any(t == "Some paths could not be opened" and str(gone) in m for t, m in w2.messages)
+    by_key = {c.key: c for c in w2.model.cells}
+    assert by_key[str(changed)].review is None
+    assert all(c.review is not None for k, c in by_key.items() if k != str(changed))
