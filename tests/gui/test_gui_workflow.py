@@ -49,20 +49,25 @@ def test_drop_classify_review_by_keyboard_export(qtbot, make_window, cells_dir, 
         assert c.prediction == ("ALL" if c.p_all >= w.threshold else "HEM")
     assert w.summary.counts[0].cells == 8
 
-    # review two cells with the keyboard: first -> the opposite of the model (override), second -> accept
+    # override two cells with the keyboard (A / H: the opposite of the model), accept a third (Space)
     w.activateWindow()
     w.gallery.setFocus()
     qtbot.waitUntil(lambda: w.gallery.hasFocus())
     w._select_proxy_row(0)
-    first = w.current_cell()
-    override = "HEM" if first.prediction == "ALL" else "ALL"
-    qtbot.keyClick(w.gallery, Qt.Key.Key_H if override == "HEM" else Qt.Key.Key_A)
-    assert first.review is not None and first.review.label == override and first.review.reviewer == "tech1"
-    second = w.current_cell()  # auto-advanced
-    assert second is not first
+    overridden = {}
+    for _ in range(2):
+        c = w.current_cell()
+        want = "HEM" if c.prediction == "ALL" else "ALL"
+        qtbot.keyClick(w.gallery, Qt.Key.Key_H if want == "HEM" else Qt.Key.Key_A)
+        assert c.review is not None and c.review.label == want and c.review.reviewer == "tech1"
+        assert c.review.model_label == c.prediction != want
+        overridden[c.file] = (c.prediction, want)
+        assert w.current_cell() is not c  # auto-advanced to the next cell
+    accepted = w.current_cell()
     qtbot.keyClick(w.gallery, Qt.Key.Key_Space)
-    assert second.review is not None and second.review.label == second.prediction
-    assert w.summary is not None and w.session.unexported
+    assert accepted.review is not None and accepted.review.label == accepted.prediction
+    assert w.session.unexported
+    qtbot.waitUntil(lambda: w.summary.counts[0].reviewed == 3)
 
     out = tmp_path / "report" / "case.csv"
     out.parent.mkdir()
@@ -70,13 +75,14 @@ def test_drop_classify_review_by_keyboard_export(qtbot, make_window, cells_dir, 
     assert written == [str(out), str(out.with_name("case_summary.csv"))]
     rows = {r["file"]: r for r in _read_csv(out)}
     assert len(rows) == 8
-    r1 = rows[first.file]
-    assert r1["prediction"] == first.prediction and r1["reviewed_label"] == override
-    assert r1["reviewer"] == "tech1" and r1["reviewed_at"]
-    assert r1["final_label"] == override
-    r2 = rows[second.file]
-    assert r2["reviewed_label"] == second.prediction and r2["final_label"] == second.prediction
-    unreviewed = [r for f, r in rows.items() if f not in (first.file, second.file)]
+    for f, (model_label, human) in overridden.items():  # both labels are in the report
+        r = rows[f]
+        assert r["prediction"] == model_label and r["reviewed_label"] == human != model_label
+        assert r["reviewer"] == "tech1" and r["reviewed_at"].startswith("20")
+        assert r["final_label"] == human
+    r3 = rows[accepted.file]
+    assert r3["reviewed_label"] == accepted.prediction == r3["final_label"]
+    unreviewed = [r for f, r in rows.items() if f not in overridden and f != accepted.file]
     assert all(r["reviewed_label"] == "" and r["final_label"] == r["prediction"] for r in unreviewed)
     summary = _read_csv(out.with_name("case_summary.csv"))
     assert summary, "summary CSV is empty"
