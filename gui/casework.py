@@ -1,28 +1,28 @@
-"""What the technician does with cases: open, classify (via the service), review, threshold,
-autosave/restore, export.  A mixin of :class:`gui.mainwindow.MainWindow` (kept apart from the layout).
+"""What the technician does with cases: models, threshold, opening folders, classification runs.
+A mixin of :class:`gui.mainwindow.MainWindow` (kept apart from the layout); review and summary are in
+:mod:`gui.review`, autosave/restore, export and closing in :mod:`gui.persistence`.
 
 All state changes happen on the GUI thread; anything slow is handed to :class:`EngineService`.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QMessageBox
 
-from .cells import ERROR, OK, PENDING, Cell
-from .session import ReviewRecord, SessionFiles, SessionState, utc_now
+from .cells import Cell
+from .session import SessionFiles, SessionState
+from .persistence import PersistenceMixin
+from .review import SUMMARY_REFRESH_MS, ReviewMixin
 from .settings import user_data_dir
-from .summary import ALL_CASES, count_cases
 
-SUMMARY_REFRESH_MS = 150
 ADD_CHUNK = 2000  # rows added per event-loop turn when a folder is opened
 
 
-class CaseWork:
+class CaseWork(ReviewMixin, PersistenceMixin):
     # ------------------------------------------------------------------------------ setup
     def init_casework(self, check_orphans: bool) -> None:
         self.cards: dict[str, object] = {}
@@ -434,274 +434,3 @@ class CaseWork:
         self._set_running(False)
         self.show_message("Classification stopped", f"The model failed while classifying:\n\n{message}\n\n"
                           "Cells classified so far are kept. Try another model or Classify remaining.")
-
-    # ------------------------------------------------------------------------------ review
-    def selected_cells(self) -> list[Cell]:
-        sm = self.gallery.selectionModel()
-        rows = sorted({i.row() for i in sm.selectedIndexes()})
-        cells = [self.proxy.cell_at(r) for r in rows]
-        if not cells:
-            c = self.current_cell()
-            cells = [c] if c is not None else []
-        return [c for c in cells if c is not None]
-
-    def current_cell(self) -> Cell | None:
-        idx = self.gallery.currentIndex()
-        return self.proxy.cell_at(idx.row()) if idx.isValid() else None
-
-    def _reviewer(self) -> str:
-        name = self.settings.reviewer
-        if not name:
-            name = self.ask_reviewer()
-            if name:
-                self.settings.reviewer = name
-        return name
-
-    def review_selected(self, kind: str) -> int:
-        """``kind``: "ALL" | "HEM" | "accept" | "clear".  Returns the number of cells changed."""
-        cells = [c for c in self.selected_cells() if c.status == OK]
-        if not cells:
-            self.statusBar().showMessage("Select classified cells to review (error and pending cells cannot be "
-                                         "reviewed).", 5000)
-            return 0
-        if kind != "clear":
-            reviewer = self._reviewer()
-            if not reviewer:
-                self.statusBar().showMessage("A reviewer name is needed (File ▸ Settings).", 6000)
-                return 0
-        cur = self.gallery.currentIndex()
-        cur_row = cur.row() if cur.isValid() else 0
-        cur_key = self.current_cell().key if self.current_cell() else None
-        now = utc_now()
-        changed = []
-        for c in cells:
-            if kind == "clear":
-                if c.review is None:
-                    continue
-                c.review = None
-                self.session.reviews.pop(c.key, None)
-            else:
-                label = c.prediction if kind == "accept" else kind
-                c.review = ReviewRecord(label, reviewer, now, c.result.sha256, c.prediction, c.p_all)
-                self.session.reviews[c.key] = c.review
-            changed.append(self.model.row_of(c.key))
-        if not changed:
-            return 0
-        self.session.unexported = True
-        self.model.rows_changed([r for r in changed if r is not None])
-        self._autosave()
-        self._schedule_refresh()
-        if len(cells) == 1 and kind != "clear":
-            # the reviewed cell may have left the filtered view: stay at the same place, else advance
-            still = self.proxy.proxy_row_of(cur_key) if cur_key else None
-            if still is None:
-                self._select_proxy_row(min(cur_row, self.proxy.rowCount() - 1))
-            elif self.settings.auto_advance:
-                self._select_proxy_row(min(still + 1, self.proxy.rowCount() - 1))
-        self._update_preview()
-        return len(changed)
-
-    def next_needs_review(self, backwards: bool = False) -> bool:
-        n = self.proxy.rowCount()
-        if n == 0:
-            return False
-        cur = self.gallery.currentIndex()
-        start = cur.row() if cur.isValid() else -1
-        step = -1 if backwards else 1
-        for k in range(1, n + 1):
-            r = (start + step * k) % n
-            c = self.proxy.cell_at(r)
-            if c is not None and c.needs_review and c.review is None:
-                self._select_proxy_row(r)
-                return True
-        hidden = sum(1 for c in self.model.cells if c.needs_review and c.review is None)
-        msg = "No cell left to review" + (f" in this view ({hidden} hidden by the filter)." if hidden else ".")
-        self.statusBar().showMessage(msg, 6000)
-        return False
-
-    def _select_proxy_row(self, row: int) -> None:
-        if row < 0 or row >= self.proxy.rowCount():
-            return
-        idx = self.proxy.index(row, 0)
-        self.gallery.selectionModel().setCurrentIndex(
-            idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
-        self.gallery.scrollTo(idx)
-        if self.tabs.currentWidget() is self.table:
-            self.table.scrollTo(idx)
-
-    def _update_preview(self) -> None:
-        cells = self.gallery.selectionModel().selectedRows() if self.gallery.selectionModel() else []
-        self.preview.show_cell(self.current_cell(), max(1, len(cells)))
-
-    # ------------------------------------------------------------------------------ summary
-    def _schedule_refresh(self) -> None:
-        if not self._refresh_timer.isActive():
-            # the summary walks every cell: refresh less often for very large sets
-            self._refresh_timer.setInterval(SUMMARY_REFRESH_MS if len(self.model.cells) < 5000 else 500)
-            self._refresh_timer.start()
-
-    def _refresh_summary(self) -> None:
-        cells = self.model.cells
-        self.summary.set_counts(count_cases(cells))
-        case = self.proxy.case
-        ps = [c.p_all for c in cells if c.status == OK and (case is None or c.case == case)]
-        margin = self.classifier.review_margin if self.classifier else 0.0
-        self.histogram.set_data(ps, self.threshold or 0.5, margin,
-                                f"P(ALL) — {case or (ALL_CASES if len(self._case_of_root) > 1 else 'case')}"
-                                f" ({len(ps)} cells)")
-        self.preview.refresh()
-        n, shown = len(cells), self.proxy.rowCount()
-        self.shown_label.setText(f"{shown} of {n} cells shown" if shown != n else f"{n} cells")
-        title = "LeukoScan"
-        if self._case_of_root:
-            title += " — " + ", ".join(list(self._case_of_root.values())[:3])
-        if self.session.unexported:
-            title += " *"
-        self.setWindowTitle(title)
-
-    # ------------------------------------------------------------------------------ autosave
-    def _autosave(self) -> None:
-        """Write the session now (or right after the write in flight): every change is on disk."""
-        if self.session_path is None:
-            return
-        if self._saving:
-            self._save_again = True
-            return
-        self._saving = True
-        self.service.save_session(self.session_path, self.session.copy())
-
-    def _session_saved(self, _path: str) -> None:
-        self._saving = False
-        if self._save_again:
-            self._save_again = False
-            self._autosave()
-
-    def _session_save_failed(self, message: str) -> None:
-        self._saving = False
-        self.statusBar().showMessage(f"Autosave failed: {message}", 15000)
-        self.messages.append(("Autosave failed", message))
-
-    def _orphans_found(self, found: list) -> None:
-        if not found:
-            return
-        path, state = found[0]
-        if not (state.folders or state.reviews):
-            self.service.remove_file(path)
-            return
-        if self.ask_restore(path, state):
-            self.restore_session(path, state)
-
-    def restore_session(self, path: Path, state: SessionState) -> None:
-        """Adopt an orphaned session: its reviews, threshold, model and folders; then drop its file."""
-        self.session.reviews.update(state.reviews)
-        self.session.threshold = state.threshold
-        self.session.unexported = state.unexported or bool(state.reviews)
-        self.session.exported_at = state.exported_at
-        for f in state.folders:
-            if f not in self.session.folders:
-                self.session.folders.append(f)
-        if state.model and not self.cards:
-            self.wanted_model = state.model  # models not listed yet: _models_listed picks it
-        elif state.model in self.cards and (self.classifier is None or self.classifier.name != state.model):
-            self.select_model(state.model)
-        elif self.classifier is not None:
-            thr = state.threshold if state.threshold is not None else self.classifier.threshold
-            self._set_threshold_widgets(thr, self.classifier.threshold)
-            self.threshold = thr
-            for c in self.model.cells:
-                self._decide(c)
-        # already classified cells (none, usually) get their reviews now
-        for c in self.model.cells:
-            rec = self.session.reviews.get(c.key)
-            if rec is not None and c.result is not None and rec.sha256 == c.result.sha256:
-                c.review = rec
-        self.model.all_changed()
-        if state.folders:
-            # a folder that is gone now is reported by the scan; its reviews stay in the session
-            self.open_paths(state.folders)
-        self._autosave()
-        self.service.remove_file(path)
-
-    # ------------------------------------------------------------------------------ export
-    def can_export(self, interactive: bool = False) -> bool:
-        why = ""
-        if self.classifier is None:
-            why = "No model is loaded."
-        elif self.job is not None:
-            why = "Classification is still running: wait for it to finish or cancel it first."
-        elif not any(c.result is not None for c in self.model.cells):
-            why = "No classified cells to export."
-        if why and interactive:
-            self.show_message("Cannot export yet", why, QMessageBox.Icon.Information)
-        return not why
-
-    def default_report_name(self) -> str:
-        cases = list(self._case_of_root.values())
-        base = cases[0] if len(cases) == 1 else "cases"
-        base = re.sub(r"[^\w.-]+", "_", base).strip("_") or "cases"
-        return f"{base}_leukoscan_{time.strftime('%Y%m%d-%H%M')}.csv"
-
-    def export_to(self, cells_csv: Path) -> bool:
-        """Write ``cells_csv`` and ``<stem>_summary.csv`` beside it (in the background)."""
-        if not self.can_export(interactive=True):
-            return False
-        cells_csv = Path(cells_csv)
-        summary_csv = cells_csv.with_name(cells_csv.stem + "_summary.csv")
-        snapshot = [(c.result, c.review) for c in self.model.cells if c.result is not None]
-        pending = sum(1 for c in self.model.cells if c.result is None)
-        if pending:
-            self.messages.append(("Export", f"{pending} cells not classified (cancelled run) are not in the report"))
-        self._export_pending = pending
-        self.statusBar().showMessage(f"Writing {cells_csv} …")
-        self.service.export(cells_csv, summary_csv, snapshot, self.classifier, self.threshold)
-        return True
-
-    def _export_done(self, paths: list) -> None:
-        self.last_export = list(paths)
-        self.session.exported_at = utc_now()
-        self.session.unexported = False
-        self.settings.last_export_dir = str(Path(paths[0]).parent)
-        self._autosave()
-        self._schedule_refresh()
-        extra = ""
-        if getattr(self, "_export_pending", 0):
-            extra = f" ({self._export_pending} unclassified cells left out)"
-        self.statusBar().showMessage("Report written: " + "  ·  ".join(paths) + extra, 20000)
-        if getattr(self, "_close_after_export", False):
-            self._close_after_export = False
-            self.close()
-
-    def _export_failed(self, message: str) -> None:
-        self._close_after_export = False
-        self.show_message("Export failed", f"The report could not be written:\n\n{message}\n\n"
-                          "Nothing is lost: your reviews are autosaved. Choose another folder and export again.")
-
-    # ------------------------------------------------------------------------------ closing
-    def confirm_close(self) -> bool:
-        if self._closing:
-            return True
-        if self.session.unexported and (self.session.reviews or self.session.threshold is not None):
-            choice = self.ask_close(len(self.session.reviews))
-            if choice == "cancel":
-                return False
-            if choice == "export":
-                if self.job is not None:
-                    self.service.cancel()
-                    self.service.wait(2.0)
-                self._close_after_export = True
-                self.export_dialog()
-                return False  # closes after the export finished
-        return True
-
-    def shutdown(self) -> None:
-        """Stop work, flush the autosave, release (and delete: the user closed normally) the session."""
-        self._closing = True
-        self.service.cancel()
-        try:
-            self.service.flush()
-        except Exception:
-            pass
-        self.service.shutdown()
-        self.thumbs.close()
-        self.preview.close_loader()
-        self.session_files.release(delete=True)

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtGui import QGuiApplication
 
     argv = sys.argv[1:] if argv is None else argv
-    _app = QGuiApplication.instance() or QGuiApplication(["leukoscan-icon", "-platform", "offscreen"])
+    app = QGuiApplication.instance() or QGuiApplication(["leukoscan-icon", "-platform", "offscreen"])  # noqa: F841
     folder = Path(argv[0]) if argv else _icons_dir()
     for f in write_icons(folder):
         print(f)

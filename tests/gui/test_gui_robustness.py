@@ -15,7 +15,6 @@ from conftest import open_and_classify
 from gui.mainwindow import MainWindow
 from gui.session import SessionFiles, SessionState
 from gui.settings import user_data_dir
-from tinymodels import make_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 
