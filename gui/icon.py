@@ -43,10 +43,13 @@ def render_icon(size: int) -> QImage:
     p.drawEllipse(c, r, r)
 
     # nucleus: a slightly irregular violet blob filling most of the cell (high N:C ratio of a blast)
-    nc = QPointF(s * 0.47, s * 0.50)
-    nr = s * 0.25
+    nc = QPointF(s * 0.45, s * 0.49)  # eccentric, like a real lymphoblast's nucleus
+    nr = s * 0.245
     path = QPainterPath()
-    path.addEllipse(nc, nr * 1.05, nr * 0.95)
+    path.addEllipse(nc, nr * 1.08, nr * 0.96)
+    notch = QPainterPath()  # a shallow cleft: a nucleus, not an eye
+    notch.addEllipse(QPointF(nc.x() + nr * 1.05, nc.y() + nr * 0.55), nr * 0.38, nr * 0.3)
+    path = path.subtracted(notch)
     ng = QRadialGradient(QPointF(nc.x() - nr * 0.3, nc.y() - nr * 0.3), nr * 1.4)
     ng.setColorAt(0.0, QColor("#a569bd"))
     ng.setColorAt(1.0, QColor("#4a235a"))
