@@ -1,7 +1,7 @@
 """The application icon, drawn with QPainter (no binary source art to maintain).
 
-``python -m gui.icon [DIR]`` writes ``leukoscan-<size>.png`` (16..256) and ``leukoscan.ico`` (via Pillow)
-into ``resources/icons`` — the files the app window and the PyInstaller bundle use.
+``python -m gui.icon [DIR]`` writes ``leukoscan-<size>.png`` (16..256), ``leukoscan.ico`` and
+``leukoscan.icns`` (via Pillow) into ``resources/icons`` — the files the app window and the PyInstaller bundle use.
 """
 
 from __future__ import annotations
@@ -98,14 +98,25 @@ def write_icons(folder: Path) -> list[Path]:
         f = folder / f"leukoscan-{sz}.png"
         img.save(str(f), "PNG")
         out.append(f)
-        buf = QBuffer()
-        buf.open(QIODevice.OpenModeFlag.WriteOnly)
-        img.save(buf, "PNG")
-        pil.append(Image.open(io.BytesIO(bytes(buf.data()))).convert("RGBA"))
+        pil.append(_to_pil(img))
     ico = folder / "leukoscan.ico"
     pil[-1].save(ico, format="ICO", sizes=[(s, s) for s in SIZES], append_images=pil[:-1])
     out.append(ico)
+    # macOS: an .icns from real renderings at every size it holds (no upscaled 256 px art)
+    big = [_to_pil(render_icon(sz)) for sz in (512, 1024)]
+    icns = folder / "leukoscan.icns"
+    big[-1].save(icns, format="ICNS", append_images=pil + big[:-1])
+    out.append(icns)
     return out
+
+
+def _to_pil(img: QImage):
+    from PIL import Image
+
+    buf = QBuffer()
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    img.save(buf, "PNG")
+    return Image.open(io.BytesIO(bytes(buf.data()))).convert("RGBA")
 
 
 def main(argv: list[str] | None = None) -> int:
