@@ -88,8 +88,6 @@ def _icons_dir() -> Path:
 
 
 def write_icons(folder: Path) -> list[Path]:
-    from PIL import Image
-
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     pil = []
@@ -123,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtGui import QGuiApplication
 
     argv = sys.argv[1:] if argv is None else argv
-    app = QGuiApplication.instance() or QGuiApplication(["leukoscan-icon", "-platform", "offscreen"])  # noqa: F841
+    app = QGuiApplication.instance() or QGuiApplication(["leukoscan-icon", "-platform", "offscreen"])
+    assert app is not None  # QPainter on QImage needs a (Gui) application object
     folder = Path(argv[0]) if argv else _icons_dir()
     for f in write_icons(folder):
         print(f)
