@@ -361,6 +361,16 @@ class MainWindow(CaseWork, QMainWindow):
     def export_dialog(self) -> None:
         if not self.can_export(interactive=True):
             return
+        pending = sum(1 for c in self.model.cells if c.result is None)
+        if pending:
+            box = QMessageBox(QMessageBox.Icon.Question, "Export an incomplete report?",
+                              f"{pending} cell(s) were not classified (the run was cancelled), so they will not be "
+                              "in the report.\n\nClassification ▸ Classify remaining (Ctrl+R) classifies them first.",
+                              QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+            box.button(QMessageBox.StandardButton.Yes).setText("Export without them")
+            if box.exec() != QMessageBox.StandardButton.Yes:
+                self._close_after_export = False
+                return
         start = self.settings.last_export_dir or str(Path.home())
         name = self.default_report_name()
         path, _ = QFileDialog.getSaveFileName(self, "Export report", str(Path(start) / name), "CSV (*.csv)")
