@@ -273,11 +273,13 @@ class MainWindow(CaseWork, QMainWindow):
         self.thr_spin.setDecimals(2)
         self.thr_spin.setSingleStep(0.01)
         self.thr_spin.setKeyboardTracking(False)
+        self.thr_spin.setValue(0.5)  # placeholder until a model is loaded (the widgets are disabled)
         self.thr_spin.setToolTip("Cells with P(ALL) at or above the threshold are ALL. Starts at the model card's "
                                  "threshold; a changed threshold is written into the report.")
         self.thr_slider = QSlider(Qt.Orientation.Horizontal)
         self.thr_slider.setRange(1, 99)
         self.thr_slider.setFixedWidth(120)
+        self.thr_slider.setValue(50)
         self.thr_slider.setToolTip(self.thr_spin.toolTip())
         self.thr_reset = QPushButton("Reset")
         self.thr_reset.setToolTip("Back to the model card's threshold")

@@ -156,6 +156,18 @@ def main() -> int:
 
     w.session.unexported = False
     w.close()
+
+    # a workstation where no model is installed (or every card is broken)
+    empty = TMP / "empty-models"
+    empty.mkdir()
+    (empty / "inceptionv3.json").write_text('{"name": "inceptionv3", "threshold": 0.5')
+    w2 = MainWindow(EngineService([empty]), s, check_orphans=False)
+    w2.resize(1480, 920)
+    w2.show()
+    wait(app, lambda: w2.banner.isVisible())
+    pump(app, 0.5)
+    save(w2, "08-no-models.png")
+    w2.close()
     return 0
 
 
