@@ -47,11 +47,3 @@ def make_window(qtbot, tiny_models_dir):
         w.session.unexported = False  # no close prompt in teardown
         w.close()
         w.deleteLater()
-
-
-def open_and_classify(qtbot, w, paths, timeout=RUN_TIMEOUT_MS):
-    """Open ``paths`` and wait until the run they start has finished; returns the finished args."""
-    with qtbot.waitSignal(w.service.runFinished, timeout=timeout) as blocker:
-        w.open_paths([str(p) for p in paths])
-    qtbot.waitUntil(lambda: w.job is None, timeout=timeout)
-    return blocker.args
