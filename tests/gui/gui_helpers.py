@@ -1,8 +1,55 @@
-"""Helpers for the Qt tests (a uniquely named module: ``conftest`` is ambiguous across test folders)."""
+"""Fixtures and helpers for the Qt tests: an isolated settings file, a window factory on the tiny models.
+
+Not a ``conftest.py``: tests elsewhere do ``from conftest import ...`` and a second conftest module
+would shadow the shared one.  Test modules import what they use from here (pytest puts this folder
+on sys.path).  The shared ``tests/conftest.py`` points ``LEUKOSCAN_DATA_DIR`` at a fresh temporary
+folder for every test; :class:`gui.settings.Settings` keeps its INI file there, and autosaved sessions
+go there too.
+"""
 
 from __future__ import annotations
 
+import os
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from gui.mainwindow import MainWindow  # noqa: E402
+from gui.service import EngineService  # noqa: E402
+from gui.settings import Settings  # noqa: E402
+
 RUN_TIMEOUT_MS = 30_000
+
+
+@pytest.fixture
+def make_window(qtbot, tiny_models_dir):
+    """``make_window(models_dir=None, reviewer="tech1", **settings)`` -> a shown MainWindow whose models
+    are listed and whose default model (the tiny ensemble) is loaded."""
+    windows = []
+
+    def make(models_dir=None, reviewer="tech1", check_orphans=False, wait_model=True, **opts):
+        s = Settings()
+        s.reviewer = reviewer
+        s.batch_size = opts.pop("batch_size", 8)
+        for k, v in opts.items():
+            setattr(s, k, v)
+        svc = EngineService([models_dir or tiny_models_dir])
+        w = MainWindow(svc, s, check_orphans=check_orphans)
+        # not qtbot.addWidget(w): pytest-qt would close it before this fixture's teardown, and a window
+        # with unexported reviews asks before closing (a modal box would block the test run)
+        if wait_model:
+            qtbot.waitUntil(lambda: w.classifier is not None, timeout=RUN_TIMEOUT_MS)
+        w.show()
+        qtbot.waitExposed(w)
+        windows.append(w)
+        return w
+
+    yield make
+    for w in windows:
+        w.session.unexported = False  # no close prompt in teardown
+        w.close()
+        w.deleteLater()
 
 
 def open_and_classify(qtbot, w, paths, timeout=RUN_TIMEOUT_MS):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QLockFile
 
-from gui_helpers import open_and_classify  # tests/gui (pytest puts the folder on sys.path)
+from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
 from gui.mainwindow import MainWindow
 from gui.session import SessionFiles, SessionState
 from gui.settings import user_data_dir

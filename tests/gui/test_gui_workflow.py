@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from gui_helpers import open_and_classify  # tests/gui (pytest puts the folder on sys.path)
+from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
 from gui.cells import COL, ERROR, OK, PENDING
 
 
