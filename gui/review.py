@@ -115,7 +115,8 @@ class ReviewMixin:
     def _schedule_refresh(self) -> None:
         if not self._refresh_timer.isActive():
             # the summary walks every cell: refresh less often for very large sets
-            self._refresh_timer.setInterval(SUMMARY_REFRESH_MS if len(self.model.cells) < 5000 else 500)
+            slow = len(self.model.cells) >= 5000 or self.job is not None  # big sets, running classification
+            self._refresh_timer.setInterval(SUMMARY_REFRESH_MS if not slow else 400)
             self._refresh_timer.start()
 
     def _refresh_summary(self) -> None:

@@ -51,17 +51,39 @@ class CaseCounts:
 
 
 def count_cases(cells: list[Cell]) -> list[CaseCounts]:
-    """One CaseCounts per case (in first-seen order) then the total (if more than one case)."""
+    """One CaseCounts per case (in first-seen order) then the total (if more than one case).
+
+    Runs on the GUI thread over every cell after each batch of changes: kept to plain attribute
+    reads (about 1 ms per 2,000 cells)."""
     per: dict[str, CaseCounts] = {}
-    total = CaseCounts(ALL_CASES)
     for c in cells:
         cc = per.get(c.case)
         if cc is None:
             cc = per[c.case] = CaseCounts(c.case)
-        cc.add(c)
-        total.add(c)
+        cc.cells += 1
+        r = c.result
+        if r is None:
+            continue
+        if r.status != "ok":
+            cc.errors += 1
+            continue
+        cc.classified += 1
+        rv = c.review
+        lab = rv.label if rv is not None else c.prediction
+        if lab == "ALL":
+            cc.all += 1
+        elif lab == "HEM":
+            cc.hem += 1
+        if rv is not None:
+            cc.reviewed += 1
+        elif c.needs_review:
+            cc.needs_review += 1
     out = list(per.values())
     if len(out) > 1:
+        total = CaseCounts(ALL_CASES)
+        for cc in out:
+            for f in ("cells", "classified", "all", "hem", "needs_review", "errors", "reviewed"):
+                setattr(total, f, getattr(total, f) + getattr(cc, f))
         out.append(total)
     return out
 
@@ -107,18 +129,22 @@ class SummaryTable(QTableWidget):
             cells = f"{cc.cells}" if cc.classified + cc.errors == cc.cells else f"{cc.classified + cc.errors}/{cc.cells}"
             vals = (cc.case, cells, cc.all, cc.hem, pct, cc.needs_review, cc.errors, cc.reviewed)
             for col, v in enumerate(vals):
+                text = str(v)
                 it = self.item(r, col)
                 if it is None:
                     it = QTableWidgetItem()
+                    if col:
+                        it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                     self.setItem(r, col, it)
-                it.setText(str(v))
+                elif it.text() == text:
+                    continue
+                it.setText(text)
                 if col == 0:
                     it.setToolTip(cc.case)
-                if col:
-                    it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 f = it.font()
-                f.setBold(cc.case == ALL_CASES)
-                it.setFont(f)
+                if f.bold() != (cc.case == ALL_CASES):
+                    f.setBold(cc.case == ALL_CASES)
+                    it.setFont(f)
 
 
 class Histogram(QWidget):
