@@ -47,7 +47,19 @@ class MainWindow(CaseWork, QMainWindow):
         self._build_menus()
         self._build_toolbar()
         self._build_statusbar()
+        self._restore_geometry()
         self.init_casework(check_orphans)
+
+    def _restore_geometry(self) -> None:
+        geo, split = self.settings.value("window/geometry"), self.settings.value("window/splitter")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        if split is not None:
+            self.splitter.restoreState(split)
+
+    def save_geometry(self) -> None:
+        self.settings.set_value("window/geometry", self.saveGeometry())
+        self.settings.set_value("window/splitter", self.splitter.saveState())
 
     # ------------------------------------------------------------------------------ layout
     def _build_views(self) -> None:
@@ -142,6 +154,7 @@ class MainWindow(CaseWork, QMainWindow):
         split.setStretchFactor(1, 1)
         split.setSizes([900, 520])
         self.setCentralWidget(split)
+        self.splitter = split
         self.tabs.hide()
 
     def _build_filterbar(self) -> QWidget:

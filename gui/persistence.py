@@ -152,6 +152,10 @@ class PersistenceMixin:
         self._closing = True
         self.service.cancel()
         try:
+            self.save_geometry()
+        except Exception:  # settings not writable: not worth an error at exit
+            pass
+        try:
             self.service.flush()
         except Exception:
             pass
