@@ -396,9 +396,13 @@ class CaseWork(ReviewMixin, PersistenceMixin):
         if job != self.job:
             return
         self._run_done, self._run_total = done, total
+        now = time.monotonic()
+        if done < total and now - getattr(self, "_progress_shown", 0.0) < 0.25:
+            return  # the bar and ETA are redrawn at most 4 times a second
+        self._progress_shown = now
         self.progress.setMaximum(max(1, total))
         self.progress.setValue(done)
-        el = time.monotonic() - self._run_t0
+        el = now - self._run_t0
         if done and el > 0:
             rate = done / el
             eta = (total - done) / rate

@@ -308,10 +308,11 @@ class MainWindow(CaseWork, QMainWindow):
         sb = self.statusBar()
         self.progress = QProgressBar()
         self.progress.setObjectName("progress")
-        self.progress.setMaximumWidth(260)
+        self.progress.setFixedWidth(230)  # fixed sizes: a progress update never relayouts the status bar
         self.progress.setFormat("%v / %m cells")
         self.progress.hide()
         self.eta_label = QLabel()
+        self.eta_label.setFixedWidth(self.eta_label.fontMetrics().horizontalAdvance("9999.9 cells/s · ETA 999:59") + 8)
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setToolTip("Stop the classification (Esc). Cells already classified are kept.")
         self.cancel_btn.clicked.connect(self.cancel_run)
