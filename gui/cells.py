@@ -243,6 +243,7 @@ class CellFilterProxy(QSortFilterProxyModel):
         self._case: str | None = None
         self._kind = "all"
         self._text = ""
+        self._prange = (0.0, 1.0)
         self.setSortRole(SortRole)
         self.setDynamicSortFilter(True)
 
@@ -268,6 +269,10 @@ class CellFilterProxy(QSortFilterProxyModel):
     def set_text(self, text: str) -> None:
         self._refilter("_text", text.strip().lower())
 
+    def set_p_range(self, lo: float, hi: float) -> None:
+        """Only cells with lo <= P(ALL) <= hi (the full range 0-1 also shows cells without a P(ALL))."""
+        self._refilter("_prange", (float(lo), float(hi)))
+
     @property
     def case(self) -> str | None:
         return self._case
@@ -282,6 +287,11 @@ class CellFilterProxy(QSortFilterProxyModel):
             return False
         if self._text and self._text not in cell.file.lower():
             return False
+        lo, hi = self._prange
+        if lo > 0.0 or hi < 1.0:
+            p = cell.p_all
+            if p is None or not lo <= p <= hi:
+                return False
         return FILTERS[self._kind][1](cell)
 
     def cell_at(self, proxy_row: int) -> Cell | None:

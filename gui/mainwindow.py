@@ -184,6 +184,22 @@ class MainWindow(CaseWork, QMainWindow):
         self.search.setMaximumWidth(220)
         self.search.textChanged.connect(lambda t: (self.proxy.set_text(t), self._schedule_refresh()))
         h.addWidget(self.search)
+        h.addSpacing(8)
+        h.addWidget(QLabel("P(ALL)"))
+        self.p_min, self.p_max = QDoubleSpinBox(), QDoubleSpinBox()
+        for sb, v, tip in ((self.p_min, 0.0, "Show cells with P(ALL) at least this"),
+                           (self.p_max, 1.0, "Show cells with P(ALL) at most this")):
+            sb.setRange(0.0, 1.0)
+            sb.setDecimals(2)
+            sb.setSingleStep(0.05)
+            sb.setValue(v)
+            sb.setToolTip(tip)
+            sb.setKeyboardTracking(False)
+            sb.valueChanged.connect(lambda _v: (self.proxy.set_p_range(self.p_min.value(), self.p_max.value()),
+                                                self._schedule_refresh()))
+        h.addWidget(self.p_min)
+        h.addWidget(QLabel("–"))
+        h.addWidget(self.p_max)
         h.addStretch(1)
         self.shown_label = QLabel()
         self.shown_label.setObjectName("shownLabel")

@@ -55,7 +55,8 @@ def test_session_json_round_trip_and_atomic_write(tmp_path):
 
 class _R:  # the fields of engine.pipeline.CellResult that the counts read
     def __init__(self, status, p):
-        self.status, self.p_all, self.error = status, p, "" if status == "ok" else "broken"
+        self.status, self.error = status, "" if status == "ok" else "broken"
+        self.p_all = p if status == "ok" else None
 
 
 def _cell(case, status="ok", pred="ALL", nr=False, review=None, name="c.bmp"):
@@ -103,3 +104,17 @@ def test_filter_proxy_by_case_kind_and_text(qapp):
     px.set_kind("all")
     px.set_text("Y")
     assert sorted(px.cell_at(r).file for r in range(px.rowCount())) == ["y1", "y2"]
+
+
+def test_filter_proxy_by_p_all_range(qapp):
+    model = CellModel()
+    cells = [_cell("A", pred="ALL", name="hi"), _cell("A", pred="HEM", name="lo"), _cell("A", status="error", name="e")]
+    model.add_cells(cells)
+    px = CellFilterProxy()
+    px.setSourceModel(model)
+    px.set_p_range(0.5, 1.0)
+    assert [px.cell_at(r).file for r in range(px.rowCount())] == ["hi"]  # P(ALL) 0.7; errors have none
+    px.set_p_range(0.0, 0.3)
+    assert [px.cell_at(r).file for r in range(px.rowCount())] == ["lo"]
+    px.set_p_range(0.0, 1.0)
+    assert px.rowCount() == 3
