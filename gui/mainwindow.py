@@ -94,7 +94,8 @@ class MainWindow(CaseWork, QMainWindow):
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setColumnWidth(0, 260)
+        for col, width in enumerate((200, 140, 70, 60, 64, 96, 76, 56, 100)):  # File ... Reviewer; Error stretches
+            self.table.setColumnWidth(col, width)
         self.table.setAlternatingRowColors(True)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(lambda pos: self._context_menu(self.table, pos))
