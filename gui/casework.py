@@ -53,7 +53,9 @@ class CaseWork(ReviewMixin, PersistenceMixin):
             self.session_path = self.session_files.claim(self.session)
         except OSError as exc:  # read-only home etc.: the app works, without autosave
             self.session_path = None
-            self.messages.append(("Autosave unavailable", str(exc)))
+            QTimer.singleShot(0, lambda: self.show_message(
+                "Autosave unavailable", f"Your work cannot be autosaved ({exc}).\n\nLeukoScan works, but export "
+                "your report before closing: a crash would lose the reviews."))
 
         s = self.service
         s.modelsListed.connect(self._models_listed)

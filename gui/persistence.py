@@ -33,7 +33,14 @@ class PersistenceMixin:
     def _session_save_failed(self, message: str) -> None:
         self._saving = False
         self.statusBar().showMessage(f"Autosave failed: {message}", 15000)
-        self.messages.append(("Autosave failed", message))
+        if not any(t == "Autosave failed" for t, _ in self.messages):  # one dialog, then the status bar
+            self.show_message("Autosave failed", f"Your reviews could not be autosaved:\n{message}\n\nLeukoScan "
+                              "keeps trying after every change. Export the report to keep your work safe.")
+        else:
+            self.messages.append(("Autosave failed", message))
+        if self._save_again:  # a later change is waiting: try again with it
+            self._save_again = False
+            self._autosave()
 
     def _orphans_found(self, found: list) -> None:
         if not found:

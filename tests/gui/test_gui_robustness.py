@@ -270,3 +270,26 @@ def test_restore_skips_reviews_of_changed_images_and_reports_missing_folders(qtb
     by_key = {c.key: c for c in w2.model.cells}
     assert by_key[str(changed)].review is None
     assert all(c.review is not None for k, c in by_key.items() if k != str(changed))
+
+
+def test_autosave_failure_is_reported_and_retried(qtbot, make_window, cells_dir, monkeypatch):
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    real_write = SessionFiles.write
+    calls = []
+
+    def failing(path, state):
+        calls.append(state)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SessionFiles, "write", staticmethod(failing))
+    w._select_proxy_row(0)
+    w.review_selected("ALL")
+    qtbot.waitUntil(lambda: any(t == "Autosave failed" for t, _ in w.messages), timeout=10_000)
+    assert "No space left" in [m for t, m in w.messages if t == "Autosave failed"][0]
+    monkeypatch.setattr(SessionFiles, "write", staticmethod(real_write))
+    w._select_proxy_row(1)
+    w.review_selected("HEM")  # the next change is saved, with both reviews
+    _wait_saved(qtbot, w)
+    st = SessionState.from_json(w.session_path.read_text(encoding="utf-8"))
+    assert len(st.reviews) == 2
