@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     QCoreApplication.setOrganizationName("LeukoScan")
     QCoreApplication.setApplicationName("LeukoScan")
-    app = QApplication.instance() or QApplication([sys.argv[0]] + [a for a in sys.argv[1:] if a.startswith("-platform")])
+    app = QApplication.instance() or QApplication(sys.argv[:1])  # Qt options: QT_QPA_PLATFORM etc.
     app.setAttribute(Qt.ApplicationAttribute.AA_DontShowIconsInMenus, False)
 
     win = build_window(args)
