@@ -60,9 +60,50 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])  # Qt options: QT_QPA_PLATFORM etc.
     app.setAttribute(Qt.ApplicationAttribute.AA_DontShowIconsInMenus, False)
 
+    log_file = configure_logging()
     win = build_window(args)
+    install_excepthook(win, log_file)
     win.show()
     return app.exec()
+
+
+def configure_logging():
+    """Warnings and errors (with tracebacks) go to ``<user data>/logs/leukoscan.log`` (rotated)."""
+    import logging
+    from logging.handlers import RotatingFileHandler
+
+    from .settings import user_data_dir
+
+    try:
+        d = user_data_dir() / "logs"
+        d.mkdir(parents=True, exist_ok=True)
+        handler = RotatingFileHandler(d / "leukoscan.log", maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    except OSError:
+        return None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.INFO)
+    return d / "leukoscan.log"
+
+
+def install_excepthook(win, log_file) -> None:
+    """An unexpected error (a bug) is logged and shown once; the app and the autosaved work stay."""
+    import logging
+    import traceback
+
+    shown = []
+
+    def hook(etype, value, tb):
+        logging.getLogger("leukoscan").error("unexpected error:\n%s", "".join(traceback.format_exception(etype, value, tb)))
+        sys.__excepthook__(etype, value, tb)
+        if not shown:
+            shown.append(True)
+            where = f"\n\nDetails were written to {log_file}." if log_file else ""
+            win.show_message("Unexpected error",
+                             f"LeukoScan hit an unexpected error: {etype.__name__}: {value}.{where}\n\n"
+                             "Your reviews are autosaved. Export your report, then restart LeukoScan.")
+
+    sys.excepthook = hook
 
 
 def build_window(args: argparse.Namespace):

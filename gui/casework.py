@@ -7,6 +7,7 @@ All state changes happen on the GUI thread; anything slow is handed to :class:`E
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from .persistence import PersistenceMixin
 from .review import SUMMARY_REFRESH_MS, ReviewMixin
 from .settings import user_data_dir
 
+log = logging.getLogger("leukoscan.gui")
 ADD_CHUNK = 2000  # rows added per event-loop turn when a folder is opened
 
 
@@ -53,9 +55,9 @@ class CaseWork(ReviewMixin, PersistenceMixin):
             self.session_path = self.session_files.claim(self.session)
         except OSError as exc:  # read-only home etc.: the app works, without autosave
             self.session_path = None
-            QTimer.singleShot(0, lambda: self.show_message(
-                "Autosave unavailable", f"Your work cannot be autosaved ({exc}).\n\nLeukoScan works, but export "
-                "your report before closing: a crash would lose the reviews."))
+            why = f"Your work cannot be autosaved ({exc}).\n\nLeukoScan works, but export your report before " \
+                  "closing: a crash would lose the reviews."
+            QTimer.singleShot(0, lambda: self.show_message("Autosave unavailable", why))
 
         s = self.service
         s.modelsListed.connect(self._models_listed)
@@ -144,6 +146,7 @@ class CaseWork(ReviewMixin, PersistenceMixin):
             text += f" &nbsp; <span style='color:#b9770e'>⚠ {warn}</span>"
             self.statusBar().showMessage(warn, 15000)
         self.device_label.setText(text)
+        log.info("model %s %s loaded on %s%s", clf.name, clf.version, clf.active_provider, f" ({warn})" if warn else "")
         self.device_label.setToolTip(f"onnxruntime provider: {clf.active_provider}" + (f"\n{warn}" if warn else ""))
         thr = self.session.threshold if self.session.threshold is not None else clf.threshold
         self._set_threshold_widgets(thr, clf.threshold)
@@ -417,6 +420,8 @@ class CaseWork(ReviewMixin, PersistenceMixin):
         self._set_running(False)
         n = self._run_done
         self.last_run = dict(cancelled=cancelled, done=n, total=self._run_total, seconds=seconds)
+        log.info("run %s: %d of %d cells in %.1f s with %s", "cancelled" if cancelled else "finished", n,
+                 self._run_total, seconds, self.classifier.name if self.classifier else "?")
         if cancelled:
             self.statusBar().showMessage(
                 f"Cancelled: {n} of {self._run_total} cells classified. Classification ▸ Classify remaining "

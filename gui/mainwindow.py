@@ -3,6 +3,7 @@ in :class:`gui.casework.CaseWork`, which this window mixes in."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, QSize, Qt, QTimer
@@ -24,6 +25,8 @@ from .service import EngineService
 from .settings import Settings
 from .summary import Histogram, SummaryTable
 from .thumbs import ThumbnailLoader
+
+log = logging.getLogger("leukoscan.gui")
 
 
 class MainWindow(CaseWork, QMainWindow):
@@ -446,6 +449,7 @@ class MainWindow(CaseWork, QMainWindow):
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.messages.append((title, text))
+        log.warning("%s: %s", title, text.replace("\n", " "))
         box.open()
         return box
 

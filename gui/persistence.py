@@ -3,6 +3,7 @@ A mixin of :class:`gui.mainwindow.MainWindow` (through :class:`gui.casework.Case
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from pathlib import Path
@@ -10,6 +11,9 @@ from pathlib import Path
 from PySide6.QtWidgets import QMessageBox
 
 from .session import SessionState, utc_now
+
+
+log = logging.getLogger("leukoscan.gui")
 
 
 class PersistenceMixin:
@@ -119,6 +123,7 @@ class PersistenceMixin:
 
     def _export_done(self, paths: list) -> None:
         self.last_export = list(paths)
+        log.info("report written: %s", ", ".join(paths))
         self.session.exported_at = utc_now()
         self.session.unexported = False
         self.settings.last_export_dir = str(Path(paths[0]).parent)

@@ -293,3 +293,38 @@ def test_autosave_failure_is_reported_and_retried(qtbot, make_window, cells_dir,
     _wait_saved(qtbot, w)
     st = SessionState.from_json(w.session_path.read_text(encoding="utf-8"))
     assert len(st.reviews) == 2
+
+
+def test_unwritable_user_folder_still_works_and_says_autosave_is_off(qtbot, tmp_path, monkeypatch, make_window):
+    blocked = tmp_path / "user data is a file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("LEUKOSCAN_DATA_DIR", str(blocked))
+    w = make_window()
+    qtbot.waitUntil(lambda: any(t == "Autosave unavailable" for t, _ in w.messages), timeout=5_000)
+    assert w.session_path is None and w.classifier is not None
+
+
+def test_unexpected_error_is_logged_and_shown_once(make_window, tmp_path, monkeypatch):
+    import logging
+
+    from gui.app import install_excepthook
+
+    w = make_window()
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    monkeypatch.setattr(sys, "__excepthook__", lambda *a: None)  # keep the test output clean
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("leukoscan").addHandler(handler)
+    try:
+        install_excepthook(w, tmp_path / "leukoscan.log")
+        for _ in range(2):
+            try:
+                raise KeyError("boom")
+            except KeyError:
+                sys.excepthook(*sys.exc_info())
+    finally:
+        logging.getLogger("leukoscan").removeHandler(handler)
+    assert [t for t, _ in w.messages].count("Unexpected error") == 1
+    errors = [r for r in records if r.name == "leukoscan"]
+    assert len(errors) == 2 and "KeyError" in errors[0].getMessage()
