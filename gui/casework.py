@@ -198,7 +198,7 @@ class CaseWork(ReviewMixin, PersistenceMixin):
     def _update_thr_note(self, value: float) -> None:
         d = getattr(self, "_thr_default", None)
         if d is not None and abs(value - d) > 1e-9:
-            self.thr_note.setText(f" <span style='color:#b9770e'><b>changed</b> (card {d:.2f})</span>")
+            self.thr_note.setText(f" <span style='color:#b9770e'><b>changed</b> (card {d:.3g})</span>")
         else:
             self.thr_note.setText(" (model card default)")
 

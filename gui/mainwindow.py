@@ -303,7 +303,7 @@ class MainWindow(CaseWork, QMainWindow):
         self.thr_spin = QDoubleSpinBox()
         self.thr_spin.setObjectName("thresholdSpin")
         self.thr_spin.setRange(0.01, 0.99)
-        self.thr_spin.setDecimals(2)
+        self.thr_spin.setDecimals(3)  # card thresholds are calibrated values such as 0.437
         self.thr_spin.setSingleStep(0.01)
         self.thr_spin.setKeyboardTracking(False)
         self.thr_spin.setValue(0.5)  # placeholder until a model is loaded (the widgets are disabled)
@@ -317,7 +317,7 @@ class MainWindow(CaseWork, QMainWindow):
         self.thr_reset = QPushButton("Reset")
         self.thr_reset.setToolTip("Back to the model card's threshold")
         self.thr_note = QLabel()
-        self.thr_spin.valueChanged.connect(lambda v: self.set_threshold(round(v, 2)))
+        self.thr_spin.valueChanged.connect(lambda v: self.set_threshold(round(v, 3)))
         self.thr_slider.valueChanged.connect(lambda v: self.set_threshold(v / 100.0))
         self.thr_reset.clicked.connect(self.reset_threshold)
         for w in (self.thr_spin, self.thr_slider, self.thr_reset, self.thr_note):
