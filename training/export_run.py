@@ -128,7 +128,7 @@ def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None)
     return card
 
 
-def quantize_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None, n_eval: int = 600) -> dict:
+def quantize_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None, n_eval: int = 400) -> dict:
     """Static int8 QDQ attempt.  Weighted F1 of fp32 vs int8 is compared on ``n_eval`` of the run's validation
     cells (for a refit model these were also training cells: the comparison measures the quantisation error, not
     generalisation).  The int8 file replaces the shipped fp32 one only if F1 drops <= 0.005 AND it is faster."""
