@@ -8,7 +8,7 @@ HEM_COLOR = QColor("#2471a3")  # HEM normal: blue
 REVIEW_COLOR = QColor("#e69f00")  # needs review: amber
 REVIEWED_COLOR = QColor("#1e8449")  # reviewed: green
 ERROR_COLOR = QColor("#7f8c8d")  # error: grey
-PENDING_COLOR = QColor("#bdc3c7")
+PENDING_COLOR = QColor("#5d6370")  # dim: not to be mistaken for the selection ring
 
 
 def label_color(label: str | None) -> QColor:
