@@ -210,7 +210,10 @@ def describe_metrics(card: ModelCard, limit: int = 5) -> str:
     """One line of a card's key validation metrics, for tables
     (``"weighted_f1=0.871 auroc=0.930 on split=test subjects=9 cells=1200"``)."""
     m = card.metrics or {}
-    nums = _flat_numbers(m)
+    # top-level numbers are the card's headline metrics; nested ones only when there are none
+    nums = [(k, v) for k, v in _flat_numbers(m) if not k.rsplit(".", 1)[-1].startswith("target")]
+    top = [(k, v) for k, v in nums if "." not in k]
+    nums = top or nums
 
     def rank(item: tuple[str, float]) -> int:
         leaf = item[0].rsplit(".", 1)[-1].lower()
@@ -227,7 +230,7 @@ def describe_metrics(card: ModelCard, limit: int = 5) -> str:
         if bits:
             parts.append("on " + " ".join(bits))
     elif isinstance(data, str):
-        parts.append(f"on {data}")
+        parts.append("on " + (data if len(data) <= 60 else data[:59].rstrip() + "…"))
     if not parts and isinstance(m.get("note"), str):
         parts.append(m["note"])
     return " ".join(parts) or "no validation metrics in the card"
