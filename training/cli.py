@@ -117,27 +117,12 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    """Recompute metrics + plots of a run from its saved validation predictions."""
-    import numpy as np
-
-    from .metrics import best_threshold, compute, compute_cross_fitted, fit_temperature, plot_all, review_margin, sigmoid, write_json
+    """Recompute calibration, operating point, metrics.json and plots of a run from its validation predictions."""
+    from .export_run import recalibrate_run
 
     run_dir = _path(args.run)
-    d = np.load(run_dir / "oof.npz", allow_pickle=False)
-    z, y, folds, subjects = d["logits"], d["labels"], d["folds"], d["subjects"].tolist()
-    t = fit_temperature(z, y)
-    p = sigmoid(z / t)
-    th = best_threshold(p, y)
-    mg = review_margin(p, y, th)
-    out = {"temperature": t, "threshold": th, "review_margin": mg,
-           "cross_fitted": compute_cross_fitted(z, y, folds, subjects) if len(set(folds.tolist())) > 1 else None,
-           "at_operating_point": compute(p, y, th, subjects, mg)}
-    hist = json.loads((run_dir / "history.json").read_text()) if (run_dir / "history.json").exists() else None
-    write_json(run_dir / "evaluation.json", out)
-    files = plot_all(run_dir, args.name or run_dir.name, p, y, th, hist, args.title or run_dir.name)
-    _log(f"wrote {run_dir / 'evaluation.json'} and {', '.join(f.name for f in files)}")
-    a = out["cross_fitted"] or out["at_operating_point"]
-    _log(f"weighted F1 {a['weighted_f1']:.4f} AUROC {a['auroc']:.4f} ECE {a['ece']:.4f}")
+    recalibrate_run(run_dir, _log)
+    _log(f"updated {run_dir / 'metrics.json'} and the plots in {run_dir}")
     return 0
 
 
@@ -203,8 +188,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="metrics.json-style evaluation + plots from a run's validation predictions")
     p.add_argument("--run", required=True)
-    p.add_argument("--name", default=None)
-    p.add_argument("--title", default=None)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="ONNX + model card from a finished run (parity-checked)")

@@ -14,7 +14,10 @@ from engine.preprocess import Preprocessing, preprocess_file
 
 from .export import export_onnx, onnx_logits, parity, quantize_int8, time_onnx, versions, write_card, write_ensemble_card
 from .data import subject_halves
-from .metrics import best_threshold, compute, compute_cross_fitted, review_margin, sigmoid, weighted_f1, write_json
+from .metrics import (
+    best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, plot_all, review_margin, sigmoid, weighted_f1,
+    write_json,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DISPLAY = {"inceptionv3": ("InceptionV3", "InceptionV3"), "vgg19": ("VGG19", "VGG19")}
@@ -45,16 +48,58 @@ def _summary(m: dict) -> dict:
     return {k: m[k] for k in keep if k in m}
 
 
+def recalibrate_run(run_dir: Path, log=print) -> dict:
+    """(Re)compute calibration (temperature + logit shift), threshold, review margin, honest cross-fitted metrics and
+    plots from the run's saved validation logits; update metrics.json.  Idempotent."""
+    metrics, _ = _load_run(run_dir)
+    d = np.load(run_dir / "oof.npz")
+    z, y, folds, subjects = d["logits"], d["labels"].astype(int), d["folds"], d["subjects"].tolist()
+    t, shift = fit_platt(z, y)
+    p = calibrated(z, t, shift)
+    th = best_threshold(p, y)
+    mg = review_margin(p, y, th)
+    honest = compute_cross_fitted(z, y, folds, subjects)
+    op = compute(p, y, th, subjects, mg)
+    cal = dict(metrics.get("calibration", {}))
+    cal.update({"temperature": t, "logit_shift": shift, "threshold": th, "review_margin": mg,
+                "calibration_rule": "Platt scaling on the validation logits, stored as temperature + a shift that "
+                                    "the exporter adds to the model's output bias"})
+    metrics["calibration"] = cal
+    key = "oof" if "oof_cross_fitted" in metrics else "validation"
+    metrics[f"{key}_cross_fitted"] = honest
+    metrics[f"{key}_at_shipped_operating_point"] = op
+    write_json(run_dir / "metrics.json", metrics)
+    arch = metrics["arch"]
+    hist = json.loads((run_dir / "history.json").read_text()) if (run_dir / "history.json").exists() else None
+    if hist and "vgg19" in hist:
+        hist = {"VGG19": hist["vgg19"]}
+    title = ("InceptionV3, out-of-fold (40 subjects)" if key == "oof"
+             else f"VGG19, held-out fold ({len(set(subjects))} subjects)")
+    plot_all(run_dir, arch, p, y, th, hist, title)
+    log(f"{arch}: T={t:.3f} shift={shift:+.3f} threshold={th:.2f} margin={mg:.2f}; honest weighted F1 "
+        f"{honest['weighted_f1']:.4f} AUROC {honest['auroc']:.4f} ECE {honest['ece']:.4f}")
+    return metrics
+
+
 def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None) -> Path:
     import keras
 
     from . import models  # noqa: F401  (registers the Normalize layer)
 
+    recalibrate_run(run_dir, log)
     metrics, spec = _load_run(run_dir)
     arch = metrics["arch"]
     name = name or arch
     display, architecture = DISPLAY[arch]
     model = keras.models.load_model(run_dir / "final.keras", compile=False)
+    cal = metrics["calibration"]
+    shift = float(cal.get("logit_shift", 0.0))
+    if shift:
+        out_layer = model.layers[-1]
+        if not isinstance(out_layer, keras.layers.Dense) or out_layer.units != 1:
+            raise RuntimeError("the model's last layer is not the one-logit Dense head")
+        k, b = out_layer.get_weights()
+        out_layer.set_weights([k, b + np.float32(shift)])  # logit + shift: the card keeps sigmoid(logit / T)
     onnx_path = out_dir / f"{name}.onnx"
     t0 = time.time()
     export_onnx(model, onnx_path)
@@ -62,7 +107,6 @@ def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None)
     log(f"exported {onnx_path} ({size_mb:.1f} MB) in {time.time() - t0:.0f}s")
     if size_mb > 100:
         raise RuntimeError(f"{onnx_path} is {size_mb:.0f} MB (> 100 MB)")
-    cal = metrics["calibration"]
     x, chosen = _real_cells(run_dir, spec, 48)
     par = parity(model, onnx_path, x, cal["temperature"])
     par["cells"] = "real validation cells through engine.preprocess.preprocess_file"
@@ -192,8 +236,8 @@ def ensemble(run_dirs: list[Path], out_dir: Path, log=print) -> Path:
     for rd in run_dirs:
         metrics, _ = _load_run(rd)
         d = np.load(rd / "oof.npz")
-        t = metrics["calibration"]["temperature"]
-        mp = dict(zip(d["paths"].tolist(), sigmoid(d["logits"] / t)))
+        cal = metrics["calibration"]
+        mp = dict(zip(d["paths"].tolist(), calibrated(d["logits"], cal["temperature"], cal.get("logit_shift", 0.0))))
         lab = dict(zip(d["paths"].tolist(), d["labels"].tolist()))
         sub = dict(zip(d["paths"].tolist(), d["subjects"].tolist()))
         members.append(metrics["arch"])

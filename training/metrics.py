@@ -28,6 +28,29 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(r.x))
 
 
+def fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Platt scaling written as the card's temperature + a logit shift: P = sigmoid((logit + shift) / T).
+
+    The shift removes the bias that class-weighted training puts into the logits (a temperature alone cannot);
+    the exporter adds it to the model's output bias, so the engine still computes sigmoid(logit / T)."""
+    from scipy.optimize import minimize
+
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+
+    def nll(ab):
+        s = ab[0] * z + ab[1]
+        return float(np.mean(np.logaddexp(0, s) - y * s))
+
+    r = minimize(nll, x0=np.array([1.0, 0.0]), method="L-BFGS-B", bounds=[(0.05, 20.0), (-20.0, 20.0)])
+    a, b = float(r.x[0]), float(r.x[1])
+    return 1.0 / a, b / a
+
+
+def calibrated(logits, temperature: float, shift: float = 0.0) -> np.ndarray:
+    return sigmoid((np.asarray(logits, dtype=np.float64) + shift) / temperature)
+
+
 def weighted_f1(y, pred) -> float:
     from sklearn.metrics import f1_score
 
@@ -118,7 +141,7 @@ def compute(p: np.ndarray, y: np.ndarray, threshold: float, subjects: Sequence[s
 
 
 def cross_fitted(logits: np.ndarray, y: np.ndarray, folds: np.ndarray, fit_t: bool = True):
-    """Honest calibration: for each fold k, temperature and threshold are fitted on the OTHER folds' OOF logits
+    """Honest calibration: for each fold k, temperature, logit shift and threshold are fitted on the OTHER folds' OOF logits
     and applied to fold k.  Returns calibrated P and the per-fold (T, threshold) used; the resulting metrics
     carry no optimism from choosing T or the threshold on the cells they are measured on."""
     p = np.zeros(len(y))
@@ -126,11 +149,11 @@ def cross_fitted(logits: np.ndarray, y: np.ndarray, folds: np.ndarray, fit_t: bo
     used = []
     for k in sorted(set(folds.tolist())):
         tr, te = folds != k, folds == k
-        t = fit_temperature(logits[tr], y[tr]) if fit_t else 1.0
-        th = best_threshold(sigmoid(logits[tr] / t), y[tr])
-        p[te] = sigmoid(logits[te] / t)
+        t, shift = fit_platt(logits[tr], y[tr]) if fit_t else (1.0, 0.0)
+        th = best_threshold(calibrated(logits[tr], t, shift), y[tr])
+        p[te] = calibrated(logits[te], t, shift)
         thr[te] = th
-        used.append({"fold": int(k), "temperature": t, "threshold": th})
+        used.append({"fold": int(k), "temperature": t, "logit_shift": shift, "threshold": th})
     return p, thr, used
 
 

@@ -16,7 +16,7 @@ from . import features
 from .data import Manifest, build_pixel_cache, fold_ids, subject_folds
 from .inception import InceptionTrainer, Recipe, fit_head
 from .metrics import (
-    best_threshold, compute, compute_cross_fitted, fit_temperature, plot_all, review_margin, sigmoid, write_json,
+    best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, fit_temperature, plot_all, review_margin, sigmoid, write_json,
 )
 from .models import keras, tf
 
@@ -136,8 +136,8 @@ def run(
     for k, (_, va) in enumerate(folds):
         oof[va] = val_logits[k][e_best - 1]
 
-    temperature = fit_temperature(oof, y)
-    p = sigmoid(oof / temperature)
+    temperature, shift = fit_platt(oof, y)
+    p = calibrated(oof, temperature, shift)
     threshold = best_threshold(p, y)
     margin = review_margin(p, y, threshold)
     honest = compute_cross_fitted(oof, y, fid, m.subjects)
@@ -159,7 +159,7 @@ def run(
         trainer.export_model().save(final_path)
         write_json(run_dir / "final_history.json", {"loss": h_final["loss"], "seconds": h_final["seconds"]})
 
-    calib = {"temperature": temperature, "threshold": threshold, "review_margin": margin,
+    calib = {"temperature": temperature, "logit_shift": shift, "threshold": threshold, "review_margin": margin,
              "threshold_rule": "maximises weighted F1 of the calibrated out-of-fold P(ALL) (grid 0.05-0.95)",
              "review_margin_rule": "smallest band |P - threshold| < m holding >= 50% of the out-of-fold errors (cap 0.25)"}
     metrics = {

@@ -24,7 +24,7 @@ from engine.preprocess import Preprocessing
 
 from .data import Manifest, build_pixel_cache, check_no_leak, subject_folds, subject_halves
 from .metrics import (
-    best_threshold, compute, compute_cross_fitted, fit_temperature, plot_all, review_margin, sigmoid, weighted_f1,
+    best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, plot_all, review_margin, sigmoid, weighted_f1,
     write_json,
 )
 from .models import dihedral, keras, strategy, tf, vgg19_model
@@ -179,14 +179,14 @@ def finalize(m, r, spec, run_dir, folds, hist, best, weights, seconds, teacher_d
     sv = [m.subjects[i] for i in va]
     halves = subject_halves(sv, r.seed)
     honest = compute_cross_fitted(z, yv, halves, sv)
-    t = fit_temperature(z, yv)
-    p = sigmoid(z / t)
+    t, shift = fit_platt(z, yv)
+    p = calibrated(z, t, shift)
     th = best_threshold(p, yv)
     mg = review_margin(p, yv, th)
     at_ship = compute(p, yv, th, sv, mg)
     np.savez(run_dir / "oof.npz", logits=z, labels=yv, folds=halves, subjects=np.asarray(sv),
              paths=np.asarray([m.paths[i] for i in va]), val_idx=va)
-    calib = {"temperature": t, "threshold": th, "review_margin": mg,
+    calib = {"temperature": t, "logit_shift": shift, "threshold": th, "review_margin": mg,
              "threshold_rule": "maximises weighted F1 of the calibrated held-out-fold P(ALL) (grid 0.05-0.95)",
              "review_margin_rule": "smallest band |P - threshold| < m holding >= 50% of the held-out errors (cap 0.25)"}
     metrics = {
