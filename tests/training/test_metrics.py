@@ -75,3 +75,14 @@ def test_plots_are_written(tmp_path):
     files = plot_all(tmp_path, "m", sigmoid(z), y, 0.5, {"fold 0": {"loss": [1, 0.5], "val_weighted_f1": [0.6, 0.7]}}, "t")
     assert [f.name for f in files] == ["m_confusion.png", "m_roc.png", "m_reliability.png", "m_curves.png"]
     assert all(f.stat().st_size > 1000 for f in files)
+
+
+def test_platt_removes_a_logit_bias_that_temperature_cannot():
+    from training.metrics import calibrated, fit_platt
+
+    z, y = _calibrated()
+    biased = 2.0 * (z - 1.0)  # what class-weighted training does: scaled and shifted logits
+    t, shift = fit_platt(biased, y)
+    assert t == pytest.approx(2.0, rel=0.15) and shift == pytest.approx(2.0, abs=0.3)
+    assert ece(calibrated(biased, t, shift), y) < 0.03
+    assert ece(sigmoid(biased / fit_temperature(biased, y)), y) > ece(calibrated(biased, t, shift), y)
