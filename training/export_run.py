@@ -129,6 +129,9 @@ def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None)
         "onnx_parity": par,
         "onnx_cpu_cells_per_s_2_threads": round(speed, 1),
     }
+    q = run_dir / "quantization.json"
+    if q.exists():  # an earlier `quantize` of this run (same weights; the output bias may differ by the shift)
+        card_metrics["int8_quantization"] = json.loads(q.read_text())
     if "phase1_head_only_cross_fitted" in metrics:
         p1 = metrics["phase1_head_only_cross_fitted"]
         card_metrics["phase1_head_only"] = {k: p1[k] for k in ("weighted_f1", "auroc", "ece")}
