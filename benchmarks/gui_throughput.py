@@ -91,6 +91,9 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--model", help="model name (default: the ensemble, else the first model)")
     ap.add_argument("--tiny", action="store_true", help="use the tiny test models even if real ones are installed")
+    ap.add_argument("--app-only", action="store_true",
+                    help="(internal) no CLI measurement: the memory check runs in a process holding only what "
+                         "the app holds (one model session), started by the full benchmark")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="leukoscan-guibench-"))
@@ -103,16 +106,17 @@ def main() -> int:
 
     from engine.pipeline import classify, scan
 
-    clf = reg.load(name, device="auto")
-    print(f"model {name} on {clf.device_label}; {args.n} real cells; batch size {args.batch_size}; "
-          f"{os.cpu_count()} CPUs")
     items = scan([case])
-    list(classify(items[:64], clf, batch_size=args.batch_size))  # warm-up (sessions, caches)
-    t0 = time.perf_counter()
-    cli_results = list(classify(items, clf, batch_size=args.batch_size))
-    cli_s = time.perf_counter() - t0
-    cli_rate = len(cli_results) / cli_s
-    print(f"CLI pipeline: {len(cli_results)} cells in {cli_s:.2f} s = {cli_rate:.1f} cells/s")
+    if not args.app_only:
+        clf = reg.load(name, device="auto")
+        print(f"model {name} on {clf.device_label}; {args.n} real cells; batch size {args.batch_size}; "
+              f"{os.cpu_count()} CPUs")
+        list(classify(items[:64], clf, batch_size=args.batch_size))  # warm-up (sessions, caches)
+        t0 = time.perf_counter()
+        cli_results = list(classify(items, clf, batch_size=args.batch_size))
+        cli_s = time.perf_counter() - t0
+        cli_rate = len(cli_results) / cli_s
+        print(f"CLI pipeline: {len(cli_results)} cells in {cli_s:.2f} s = {cli_rate:.1f} cells/s")
 
     from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
@@ -171,9 +175,12 @@ def main() -> int:
     print(f"GUI: {done} cells in {gui_s:.2f} s = {gui_rate:.1f} cells/s (open -> last result shown); "
           f"timer ticks {len(lateness)}, stall median {statistics.median(lateness):.1f} ms, "
           f"p99 {p99:.1f} ms, max {lateness[-1]:.1f} ms")
+    rss_run = rss_mb()
+    if args.app_only:
+        return memory_check(args, app, win, [c.result for c in win.model.cells], cells, tmp, rss_run,
+                            lateness, tick, timer)
     same = sum(1 for a, c in zip(cli_results, win.model.cells) if c.result and c.result.p_all == a.p_all)
     print(f"GUI and CLI P(ALL) identical for {same}/{len(cli_results)} cells")
-    rss_run = rss_mb()
     # the machine may be shared: measure the CLI pipeline again after the GUI run and use the mean
     t0 = time.perf_counter()
     again = list(classify(items, clf, batch_size=args.batch_size))
@@ -181,7 +188,28 @@ def main() -> int:
     cli_rate = (cli_rate + cli2_rate) / 2
     print(f"CLI pipeline again: {cli2_rate:.1f} cells/s; mean {cli_rate:.1f} cells/s")
 
-    # --- 20,000 cells loaded: rows with the real results replicated onto distinct paths
+    win.session.unexported = False
+    win.close()
+    # memory: in a fresh process that holds only what the app holds (this one also holds the CLI's model)
+    import subprocess
+
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--app-only", "--n", str(min(args.n, 300)),
+           "--big", str(args.big), "--batch-size", str(args.batch_size), "--model", name]
+    if dirs is not None:
+        cmd.append("--tiny")
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    for line in p.stdout.splitlines():
+        print("[app-only process] " + line)
+    if p.returncode:
+        print(f"memory check failed ({p.returncode}): {p.stderr[-2000:]}")
+    ratio = gui_rate / cli_rate
+    print(f"GUI/CLI throughput ratio {ratio:.2f}, event-loop stall p99 {p99:.1f} ms")
+    return 0
+
+
+def memory_check(args, app, win, base_results, cells, tmp, rss_run, lateness, tick, timer) -> int:
+    """20,000 cells in the window: open them through the app, attach real results (replicated),
+    scroll the gallery end to end, report stalls and the process RSS."""
     copies = max(1, -(-args.big // args.n))
     big = link_folder(tmp / "big", cells, copies)
     for f in sorted(big.iterdir())[args.big:]:
@@ -207,7 +235,7 @@ def main() -> int:
           f"max {max(lateness or [0]):.0f} ms")
     t0 = time.perf_counter()
     for i, c in enumerate(win.model.cells):
-        r = cli_results[i % len(cli_results)]
+        r = base_results[i % len(base_results)]
         c.result = dataclasses.replace(r, index=i, path=c.path, root=c.root, folder=c.folder, file=c.path.name)
         win._decide(c)
     win.model.all_changed()
@@ -233,12 +261,10 @@ def main() -> int:
     print(f"{len(win.model.cells)} results attached in {load_s:.2f} s; scrolled top to bottom in {scroll_s:.1f} s "
           f"({win.thumbs.cached_count()} thumbnails cached, {win.thumbs.cached_bytes() / 2**20:.0f} MB); "
           f"stall while scrolling p99 {sp99:.1f} ms")
-    print(f"RSS after the 2,000-cell run {rss_run:.0f} MB; with {len(win.model.cells)} cells loaded "
-          f"{rss_big:.0f} MB (goal < 1024 MB)")
+    print(f"app process RSS after classifying {args.n} cells {rss_run:.0f} MB; with {len(win.model.cells)} cells "
+          f"loaded and scrolled {rss_big:.0f} MB (goal < 1024 MB)")
     win.session.unexported = False
     win.close()
-    ratio = gui_rate / cli_rate
-    print(f"GUI/CLI throughput ratio {ratio:.2f}, event-loop stall p99 {p99:.1f} ms")
     return 0
 
 
