@@ -328,3 +328,15 @@ def test_unexpected_error_is_logged_and_shown_once(make_window, tmp_path, monkey
     assert [t for t, _ in w.messages].count("Unexpected error") == 1
     errors = [r for r in records if r.name == "leukoscan"]
     assert len(errors) == 2 and "KeyError" in errors[0].getMessage()
+
+
+def test_status_bar_shows_the_provider_and_warns_when_cuda_is_not_obtained(qtbot, make_window):
+    import onnxruntime as ort
+
+    w = make_window(device="cuda")
+    text = w.device_label.text()
+    if "CUDAExecutionProvider" in ort.get_available_providers() and w.classifier.device_label == "CUDA":
+        assert "CUDA" in text and "⚠" not in text
+    else:  # CPU-only onnxruntime (CI): asked for CUDA, got the CPU, and the status bar says so
+        assert "Device: <b>CPU</b>" in text and "⚠" in text and "CUDA" in text
+        assert w.classifier.warnings
