@@ -179,3 +179,31 @@ def test_threshold_change_updates_predictions_and_report(qtbot, make_window, cel
     assert all(r["prediction"] == ("ALL" if float(r["p_all"]) >= new else "HEM") for r in rows)
     w.thr_reset.click()
     assert w.threshold == pytest.approx(default) and w.session.threshold is None
+
+
+def test_bundled_models_work_in_the_app(qtbot, cells_dir, tmp_path):
+    """The models shipped in resources/models (skipped until the training pipeline has shipped one)."""
+    from engine.paths import models_dir
+    from gui.mainwindow import MainWindow
+    from gui.service import EngineService
+    from gui.settings import Settings
+
+    if not any(models_dir().glob("*.json")):
+        pytest.skip(f"no model shipped in {models_dir()} yet")
+    s = Settings()
+    s.reviewer = "tech1"
+    w = MainWindow(EngineService([models_dir()]), s, check_orphans=False)
+    try:
+        w.show()
+        qtbot.waitUntil(lambda: w.classifier is not None or bool(w.messages), timeout=60_000)
+        assert w.classifier is not None, w.messages
+        with qtbot.waitSignal(w.service.runFinished, timeout=120_000):
+            w.open_paths([cells_dir])
+        assert all(c.status == OK and 0.0 <= c.p_all <= 1.0 for c in w.model.cells)
+        out = tmp_path / "bundled.csv"
+        _export(qtbot, w, out)
+        rows = _read_csv(out)
+        assert len(rows) == 8 and {r["model"] for r in rows} == {w.classifier.name}
+    finally:
+        w.session.unexported = False
+        w.close()
