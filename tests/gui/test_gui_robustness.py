@@ -340,3 +340,28 @@ def test_status_bar_shows_the_provider_and_warns_when_cuda_is_not_obtained(qtbot
     else:  # CPU-only onnxruntime (CI): asked for CUDA, got the CPU, and the status bar says so
         assert "Device: <b>CPU</b>" in text and "⚠" in text and "CUDA" in text
         assert w.classifier.warnings
+
+
+def test_model_failing_mid_run_keeps_the_cells_done(qtbot, make_window, cells_dir, monkeypatch):
+    import gui.service as service_mod
+    from engine.card import ModelError
+
+    real = service_mod.classify
+
+    def breaks_after_three(items, classifier, **kw):
+        for i, r in enumerate(real(items, classifier, **kw)):
+            if i == 3:
+                raise ModelError("onnxruntime: out of memory while running batch 1")
+            yield r
+
+    monkeypatch.setattr(service_mod, "classify", breaks_after_three)
+    w = make_window()
+    with qtbot.waitSignal(w.service.runFailed, timeout=30_000):
+        w.open_paths([cells_dir])
+    qtbot.waitUntil(lambda: any(t == "Classification stopped" for t, _ in w.messages), timeout=5_000)
+    assert "out of memory" in [m for t, m in w.messages if t == "Classification stopped"][0]
+    assert sum(c.result is not None for c in w.model.cells) == 3 and w.job is None
+    monkeypatch.setattr(service_mod, "classify", real)
+    with qtbot.waitSignal(w.service.runFinished, timeout=30_000):
+        w.classify_remaining()
+    assert all(c.result is not None for c in w.model.cells)
