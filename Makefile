@@ -58,12 +58,13 @@ VENV_GPU   ?= .venv-gpu
 ORT_GPU_SPEC ?= onnxruntime-gpu[cuda,cudnn]>=1.20,<1.33
 BUNDLE_DIR ?= dist/LeukoScan
 PYI_FLAGS  ?= --noconfirm --clean --log-level WARN
+CHECK_FLAGS ?=
 
 # CPU variant -> dist/LeukoScan/LeukoScan, then verified (contents, models, size <= 350 MB).
 bundle: venv-all
 	rm -rf dist/LeukoScan
 	LEUKOSCAN_VARIANT=cpu $(PY) -m PyInstaller $(PYI_FLAGS) --distpath dist --workpath build/pyinstaller-cpu build.spec
-	$(PY) packaging/check_bundle.py dist/LeukoScan --variant cpu
+	$(PY) packaging/check_bundle.py dist/LeukoScan --variant cpu $(CHECK_FLAGS)
 
 # GPU variant needs its own venv: onnxruntime and onnxruntime-gpu share one folder and overwrite each other.
 $(VENV_GPU)/.gpu-installed: pyproject.toml

@@ -164,9 +164,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-mb", type=float, default=None, help="size limit (default: 350 for cpu, none for gpu)")
     ap.add_argument("--models", type=Path, default=ROOT / "resources" / "models")
     ap.add_argument("--json", type=Path, help="write the summary as JSON")
+    ap.add_argument(
+        "--warn-size",
+        action="store_true",
+        help="report a size over --max-mb as a warning, not a failure (CI: a model change must not block "
+        "every other change from landing; releases use the strict default)",
+    )
     args = ap.parse_args(argv)
     max_mb = args.max_mb if args.max_mb is not None else (350.0 if args.variant == "cpu" else None)
     problems, summary = check(args.bundle, args.variant, max_mb, args.models)
+    if args.warn_size:
+        for p in [p for p in problems if p.startswith("bundle is ") and "over the" in p]:
+            problems.remove(p)
+            print(f"WARNING: {p}: not releasable until it is back under the limit")
     if summary:
         print(f"bundle {summary['bundle']}: {summary['size_mb']} MB in {summary['files']} files, "
               f"{summary['frozen_modules']} frozen modules, variant {summary['variant']}, version {summary['version']}")

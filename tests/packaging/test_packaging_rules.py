@@ -153,3 +153,15 @@ def test_check_bundle_reports_every_kind_of_problem(tmp_path, models):
     # the GPU variant may carry CUDA providers
     problems, _ = check_bundle.check(b, "gpu", None, models, modules=MODULES)
     assert not any("providers_cuda" in p for p in problems)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fake bundle uses Linux plugin names")
+def test_warn_size_downgrades_only_the_size_problem(tmp_path, models, monkeypatch, capsys):
+    b = _fake_bundle(tmp_path, models, extra={"_internal/big.bin": b"\0" * (2 * 1024 * 1024)})
+    monkeypatch.setattr(check_bundle, "frozen_modules", lambda exe: MODULES)
+    assert check_bundle.main([str(b), "--models", str(models), "--max-mb", "1"]) == 1
+    assert "over the 1 MB limit" in capsys.readouterr().out
+    assert check_bundle.main([str(b), "--models", str(models), "--max-mb", "1", "--warn-size"]) == 0
+    assert "WARNING: bundle is" in capsys.readouterr().out
+    (b / "_internal/resources/models/m.onnx").write_bytes(b"tampered")
+    assert check_bundle.main([str(b), "--models", str(models), "--max-mb", "1", "--warn-size"]) == 1
