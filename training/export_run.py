@@ -12,7 +12,10 @@ import numpy as np
 from engine.card import load_card, verify_onnx_file
 from engine.preprocess import Preprocessing, preprocess_file
 
-from .export import export_onnx, onnx_logits, parity, quantize_int8, time_onnx, versions, write_card, write_ensemble_card
+from .export import (
+    export_onnx, onnx_logits, parity, quantize_int8, storage_parity, store_weights_fp16, time_onnx, versions, write_card,
+    write_ensemble_card,
+)
 from .data import subject_halves
 from .metrics import (
     best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, plot_all, review_margin, sigmoid, weighted_f1,
@@ -22,6 +25,10 @@ from .metrics import (
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DISPLAY = {"inceptionv3": ("InceptionV3", "InceptionV3"), "vgg19": ("VGG19", "VGG19")}
 TARGETS = {"inceptionv3": 0.88, "vgg19": 0.85, "ensemble": 0.90}
+#: float16 weight storage is shipped only when it moves no P(ALL) by this much (and no decision) on real cells.
+#: (P(ALL) is shown with 2 decimals; the review band is +-0.2.)
+FP16_MAX_P_DIFF = 5e-3
+STORAGE_CHECK_CELLS = 256
 
 
 def _load_run(run_dir: Path):
@@ -101,18 +108,31 @@ def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None)
         k, b = out_layer.get_weights()
         out_layer.set_weights([k, b + np.float32(shift)])  # logit + shift: the card keeps sigmoid(logit / T)
     onnx_path = out_dir / f"{name}.onnx"
+    fp32_path = run_dir / f"{name}.fp32.onnx"
     t0 = time.time()
-    export_onnx(model, onnx_path)
-    size_mb = onnx_path.stat().st_size / 1e6
-    log(f"exported {onnx_path} ({size_mb:.1f} MB) in {time.time() - t0:.0f}s")
-    if size_mb > 100:
-        raise RuntimeError(f"{onnx_path} is {size_mb:.0f} MB (> 100 MB)")
+    export_onnx(model, fp32_path)
+    log(f"exported {fp32_path} ({fp32_path.stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f}s")
     x, chosen = _real_cells(run_dir, spec, 48)
-    par = parity(model, onnx_path, x, cal["temperature"])
+    par = parity(model, fp32_path, x, cal["temperature"])
     par["cells"] = "real validation cells through engine.preprocess.preprocess_file"
     log(f"parity on {par['n_cells']} real cells: max |P keras - P onnx| = {par['max_abs_p_diff']:.2e}")
     if not par["pass"]:
         raise RuntimeError(f"ONNX parity failed: {par}")
+    # Weights stored as float16 (computed in float32): half the size, so the bundle stays within its budget.
+    store_weights_fp16(fp32_path, onnx_path)
+    x_check, _ = _real_cells(run_dir, spec, STORAGE_CHECK_CELLS)
+    storage = storage_parity(fp32_path, onnx_path, x_check, cal["temperature"], cal["threshold"])
+    storage["weights"] = "float16 storage, float32 compute (Cast at load)"
+    if storage["max_abs_p_diff_vs_fp32"] >= FP16_MAX_P_DIFF or storage["decision_agreement"] < 1.0:
+        shutil.copy2(fp32_path, onnx_path)  # float16 storage would change results: ship float32
+        storage["weights"] = "float32 (float16 storage rejected)"
+        storage["size_mb"] = storage["size_mb_fp32"]
+    par["weight_storage"] = storage
+    log(f"weights: {storage['weights']}, {storage['size_mb']} MB, max |dP| vs float32 "
+        f"{storage['max_abs_p_diff_vs_fp32']:.1e}")
+    size_mb = onnx_path.stat().st_size / 1e6
+    if size_mb > 100:
+        raise RuntimeError(f"{onnx_path} is {size_mb:.0f} MB (> 100 MB)")
     speed = time_onnx(onnx_path, x, threads=2, repeats=2)
     is_cv = "oof_cross_fitted" in metrics
     val = metrics["oof_cross_fitted"] if is_cv else metrics["validation_cross_fitted"]

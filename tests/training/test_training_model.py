@@ -93,3 +93,14 @@ def test_tiny_vgg19_one_step_export_parity_and_card(tmp_path):
     c = load_card(card)
     verify_onnx_file(c)
     assert c.input_size == (32, 32) and c.preprocessing == spec and c.temperature == pytest.approx(1.3)
+
+    # float16 weight storage: half the file, same float32 input/output, P(ALL) barely moves.
+    from training.export import storage_parity, store_weights_fp16
+
+    half = store_weights_fp16(onnx_path, tmp_path / "tiny_vgg19.fp16.onnx")
+    stored = onnx.load(str(half))
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in stored.graph.initializer)
+    assert stored.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert half.stat().st_size < 0.6 * onnx_path.stat().st_size
+    st = storage_parity(onnx_path, half, x, temperature=1.0, threshold=0.5)
+    assert st["max_abs_p_diff_vs_fp32"] < 5e-3 and st["decision_agreement"] == 1.0
