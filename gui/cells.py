@@ -30,9 +30,9 @@ class Cell:
 
     def __init__(self, path: Path, root: Path, folder: str, case: str, item=None) -> None:
         self.item = item  # the engine's ScanItem
-        self.path = Path(path)
+        self.path = path if isinstance(path, Path) else Path(path)  # shared with the ScanItem: 20,000 rows
         self.key = str(self.path)
-        self.root = Path(root)
+        self.root = root if isinstance(root, Path) else Path(root)
         self.folder = folder
         self.case = case  # the opened top-level folder (display name)
         self.result = None  # engine CellResult once classified

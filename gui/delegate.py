@@ -18,7 +18,7 @@ class TileDelegate(QStyledItemDelegate):
 
     def __init__(self, proxy, thumbs, thumb_size: int = 112, parent=None) -> None:
         super().__init__(parent)
-        QPixmapCache.setCacheLimit(max(QPixmapCache.cacheLimit(), 48 * 1024))  # KB: ~700 tiles
+        QPixmapCache.setCacheLimit(max(QPixmapCache.cacheLimit(), 32 * 1024))  # KB: ~450 tiles (8 screens)
         self.proxy = proxy
         self.thumbs = thumbs
         self.thumb_size = thumb_size

@@ -46,7 +46,7 @@ class ThumbnailLoader(QObject):
     ready = Signal(str)  # key (path) whose thumbnail is now cached; emitted on the GUI thread
     _posted = Signal(str)  # decoder threads -> GUI thread
 
-    def __init__(self, size: int = 112, budget_mb: int = 64, threads: int = 2, max_pending: int = 400,
+    def __init__(self, size: int = 112, budget_mb: int = 40, threads: int = 2, max_pending: int = 400,
                  parent=None) -> None:
         super().__init__(parent)
         self._size = size
