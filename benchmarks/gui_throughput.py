@@ -88,7 +88,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=2000, help="cells classified (default 2000)")
     ap.add_argument("--big", type=int, default=20000, help="cells loaded for the memory check (default 20000)")
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=8, help="for both the GUI and the CLI pipeline (default: the app's, 8)")
     ap.add_argument("--model", help="model name (default: the ensemble, else the first model)")
     ap.add_argument("--tiny", action="store_true", help="use the tiny test models even if real ones are installed")
     ap.add_argument("--app-only", action="store_true",
@@ -142,6 +142,8 @@ def main() -> int:
         time.sleep(0.005)
     if win.classifier is None:
         sys.exit(f"the GUI could not load {name}: {win.messages}")
+    if args.app_only:
+        print(f"model {win.classifier.name} on {win.classifier.device_label}; {args.n} real cells")
 
     lateness: list[float] = []
     tick = QElapsedTimer()

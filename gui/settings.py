@@ -78,7 +78,8 @@ class Settings:
 
     @property
     def batch_size(self) -> int:
-        return max(1, min(256, self._get("engine/batch_size", 16, int)))
+        # 8: on a CPU as fast as 16-32, and the onnxruntime memory arena stays ~200 MB smaller
+        return max(1, min(256, self._get("engine/batch_size", 8, int)))
 
     @batch_size.setter
     def batch_size(self, v: int) -> None:
