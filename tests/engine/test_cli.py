@@ -19,6 +19,12 @@ from engine.report import CELL_COLUMNS, SUMMARY_COLUMNS
 CLI = [sys.executable, "-m", "engine.cli"]
 
 
+@pytest.fixture(autouse=True)
+def _no_bundled_models(monkeypatch, tmp_path_factory):
+    """The CLI tests run on the tiny models only (the shipped ones are tested in test_bundled_models)."""
+    monkeypatch.setenv("LEUKOSCAN_RESOURCES_DIR", str(tmp_path_factory.mktemp("no-bundled-resources")))
+
+
 def _read(p: Path) -> list[dict[str, str]]:
     with open(p, encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh))
