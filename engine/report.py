@@ -13,13 +13,12 @@ then renamed over the target, so a crash or a full disk never leaves a half-writ
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from .fileio import atomic_open
 from .model import Classifier
 from .pipeline import CellResult, decide
 
@@ -174,30 +173,14 @@ def summarize(rows: Iterable[Mapping[str, str]]) -> list[dict[str, str]]:
 
 
 def _atomic_write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Mapping[str, str]]) -> Path:
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    try:
-        # backslashreplace: a file name that is not valid UTF-8 (possible on Linux) is written as
-        # e.g. "cell\udcff.bmp" instead of making the whole report fail at the end of a run
-        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore", restval="")
-            w.writeheader()
-            for r in rows:
-                w.writerow(r)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return target
+    # backslashreplace: a file name that is not valid UTF-8 (possible on Linux) is written as
+    # e.g. "cell\udcff.bmp" instead of making the whole report fail at the end of a run
+    with atomic_open(path, public=True, encoding="utf-8", errors="backslashreplace", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore", restval="")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    return Path(path)
 
 
 def write_cell_report(path: str | Path, rows: Sequence[Mapping[str, str]]) -> Path:

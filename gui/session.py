@@ -10,14 +10,14 @@ file whose lock is free belongs to an app that did not close normally and is off
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from PySide6.QtCore import QLockFile
+
+from engine.fileio import atomic_open
 
 SESSION_VERSION = 1
 LABELS = ("ALL", "HEM")
@@ -96,19 +96,8 @@ class SessionState:
 
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_open(path, encoding="utf-8") as fh:
+        fh.write(text)
 
 
 class SessionFiles:
