@@ -24,6 +24,10 @@ Schema (``schema_version`` 1)::
       "threshold": 0.5,                    # decision threshold on calibrated P(ALL)
       "temperature": 1.0,                  # calibrated P(ALL) = sigmoid(logit / temperature)
       "review_margin": 0.15,               # needs_review when |P(ALL) - threshold| < review_margin
+      "test_time_augmentation": {"views": [0, 1, 2, 3, 4, 5, 6, 7], "combine": "mean_logit"},
+                                           # optional (default: view 0 only): the model is run on these dihedral
+                                           # views of each cell (engine.preprocess.dihedral) and the mean logit
+                                           # is calibrated; temperature/threshold are fitted on that mean
       "metrics": {...},                    # free-form: validation metrics + "data" they were measured on
       "training": {...},                   # free-form provenance: data, initial weights, epochs, versions
       "notes": "..."
@@ -44,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .preprocess import Preprocessing
+from .preprocess import DIHEDRAL_VIEWS, Preprocessing
 
 SCHEMA_VERSION = 1
 CLASSES = ("ALL", "HEM")
@@ -84,6 +88,7 @@ class ModelCard:
     output_name: str | None = None
     output_kind: str = "logit"
     preprocessing: Preprocessing | None = None
+    tta_views: tuple[int, ...] = (0,)  # dihedral views averaged (as logits) per cell
     members: tuple[str, ...] = ()
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
@@ -181,7 +186,9 @@ def parse_card(data: dict[str, Any], path: Path) -> ModelCard:
         )
     except ValueError as exc:
         raise ModelError(f"{where}: bad preprocessing: {exc}") from None
+    tta_views = _parse_tta(data.get("test_time_augmentation"), where)
     return ModelCard(
+        tta_views=tta_views,
         onnx_file=(path.parent / onnx_name),
         sha256=sha,
         input_name=inp.get("name"),
@@ -191,6 +198,23 @@ def parse_card(data: dict[str, Any], path: Path) -> ModelCard:
         preprocessing=pre,
         **common,
     )
+
+
+def _parse_tta(tta: Any, where: str) -> tuple[int, ...]:
+    if tta is None:
+        return (0,)
+    if not isinstance(tta, dict):
+        raise ModelError(f"{where}: test_time_augmentation must be an object like {{\"views\": [0, 1, 2, 3]}}")
+    views = tta.get("views")
+    if (not isinstance(views, list) or not views
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v in DIHEDRAL_VIEWS for v in views)
+            or len(set(views)) != len(views)):
+        raise ModelError(f"{where}: test_time_augmentation views must be distinct integers 0-7 "
+                         f"(dihedral views), got {views!r}")
+    combine = tta.get("combine", "mean_logit")
+    if combine != "mean_logit":
+        raise ModelError(f"{where}: test_time_augmentation combine must be 'mean_logit', got {combine!r}")
+    return tuple(views)
 
 
 def load_card(path: str | Path) -> ModelCard:

@@ -26,7 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .card import ModelCard, ModelError, verify_onnx_bytes
-from .preprocess import Preprocessing
+from .preprocess import Preprocessing, dihedral
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,22 @@ class Member:
             outs.append(y[: part.shape[0] - pad, 0])
         return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
 
+    def logit(self, batch: np.ndarray, run_options: ort.RunOptions | None = None) -> np.ndarray:
+        """Uncalibrated logit of ALL per cell, float64; the mean over the card's test-time views."""
+        views = self.card.tta_views
+        n = batch.shape[0]
+        if views == (0,):
+            raw = self.raw(batch, run_options)
+        else:
+            raw = self.raw(np.concatenate([dihedral(batch, k) for k in views]), run_options)
+        raw = np.asarray(raw, dtype=np.float64)
+        if self.card.output_kind == "probability":
+            p = np.clip(raw, 1e-12, 1.0 - 1e-12)
+            raw = np.log(p) - np.log1p(-p)
+        return raw.reshape(len(views), n).mean(axis=0)
+
     def p_all(self, batch: np.ndarray, run_options: ort.RunOptions | None = None) -> np.ndarray:
-        return calibrate(self.raw(batch, run_options), self.card.output_kind, self.card.temperature)
+        return calibrate(self.logit(batch, run_options), "logit", self.card.temperature)
 
 
 def _session_options(threads: int | None) -> ort.SessionOptions:

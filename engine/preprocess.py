@@ -85,6 +85,24 @@ class Preprocessing:
         return {"crop_fraction": self.crop_fraction, "resize_filter": self.resize_filter}
 
 
+#: The eight symmetries of a square image (see :func:`dihedral`).
+DIHEDRAL_VIEWS: tuple[int, ...] = tuple(range(8))
+
+
+def dihedral(batch: np.ndarray, k: int) -> np.ndarray:
+    """View ``k`` (0-7) of an NHWC batch: rotation by 90*(k % 4) degrees, then a horizontal flip when k >= 4.
+
+    A single cell has no preferred orientation, so these are the training augmentations and the test-time
+    augmentation views a model card may ask for (``test_time_augmentation``).  View 0 is the identity.
+    """
+    if int(k) not in DIHEDRAL_VIEWS:
+        raise ValueError(f"dihedral view must be 0-7, got {k!r}")
+    y = np.rot90(batch, int(k) % 4, axes=(1, 2))
+    if k >= 4:
+        y = y[:, :, ::-1]
+    return np.ascontiguousarray(y)
+
+
 def _to_rgb8(im: Image.Image) -> Image.Image:
     """Any Pillow mode -> 8-bit RGB.  Transparency is composited onto black."""
     mode = im.mode

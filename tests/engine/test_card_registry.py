@@ -48,6 +48,11 @@ def test_tiny_card_is_valid(tmp_path):
         ({"name": "Bad Name!"}, "invalid model name"),
         ({"preprocessing": {"crop_fraction": 3}}, "preprocessing"),
         ({"output": {"kind": "softmax"}}, "output kind"),
+        ({"test_time_augmentation": {"views": [0, 8]}}, "views must be distinct integers 0-7"),
+        ({"test_time_augmentation": {"views": [0, 0]}}, "views must be distinct integers 0-7"),
+        ({"test_time_augmentation": {"views": []}}, "views must be distinct integers 0-7"),
+        ({"test_time_augmentation": {"views": [0, 1], "combine": "max"}}, "combine"),
+        ({"test_time_augmentation": [0, 1]}, "test_time_augmentation must be an object"),
     ],
 )
 def test_invalid_cards_name_file_and_problem(tmp_path, changes, word):

@@ -120,3 +120,64 @@ def test_unknown_device(tiny_models_dir):
 def test_threads_setting_reaches_the_session(tiny_models_dir):
     clf = Registry([tiny_models_dir]).load("tiny_a", threads=1)
     assert clf.members[0].session.get_session_options().intra_op_num_threads == 1
+
+
+def _orientation_sensitive_model(dest, views, size=16, temperature=1.3):
+    """A real ONNX model whose logit is a fixed position-weighted sum of the pixels (not rotation invariant)."""
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.random.default_rng(3).normal(0, 1e-4, (1, size, size, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["image", "w"], ["wx"]),
+         helper.make_node("ReduceSum", ["wx", "axes"], ["logit"], keepdims=1)],
+        "orient",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", size, size, 3])],
+        [helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["batch", 1])],
+        [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(np.array([1, 2, 3], np.int64), "axes")],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    card_path = make_tiny_model(dest, "orient", size=size, temperature=temperature)
+    onnx.save(proto, str(dest / "orient.onnx"))
+    card = json.loads(card_path.read_text())
+    import hashlib
+
+    card["sha256"] = hashlib.sha256((dest / "orient.onnx").read_bytes()).hexdigest()
+    if views is not None:
+        card["test_time_augmentation"] = {"views": views, "combine": "mean_logit"}
+    card_path.write_text(json.dumps(card))
+    return weights[0]
+
+
+@pytest.mark.parametrize("views", [None, [0, 5, 2], list(range(8))])
+def test_test_time_augmentation_averages_logits_of_the_card_views(tmp_path, views):
+    from engine.preprocess import dihedral
+
+    w = _orientation_sensitive_model(tmp_path, views)
+    clf = Registry([tmp_path]).load("orient", device="cpu")
+    assert clf.members[0].card.tta_views == tuple(views or [0])
+    (spec,) = clf.preprocessings
+    x = _batch(spec)
+    ks = views or [0]
+    z = np.mean([(dihedral(x, k).astype(np.float64) * w).sum(axis=(1, 2, 3)) for k in ks], axis=0)
+    pred = clf.predict({spec: x})
+    np.testing.assert_allclose(pred.p_all, 1 / (1 + np.exp(-z / 1.3)), rtol=1e-5, atol=1e-6)
+    # the views really differ for this model, so averaging them is not a no-op
+    if views and len(views) > 1:
+        single = (x.astype(np.float64) * w).sum(axis=(1, 2, 3))
+        assert np.abs(single - z).max() > 1e-3
+
+
+def test_dihedral_views_are_the_eight_symmetries():
+    from engine.preprocess import dihedral
+
+    x = np.arange(2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
+    assert len({dihedral(x, k).tobytes() for k in range(8)}) == 8
+    np.testing.assert_array_equal(dihedral(x, 0), x)
+    np.testing.assert_array_equal(dihedral(x, 1), np.rot90(x, 1, axes=(1, 2)))
+    np.testing.assert_array_equal(dihedral(x, 4), x[:, :, ::-1])
+    with pytest.raises(ValueError):
+        dihedral(x, 8)
