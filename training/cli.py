@@ -21,6 +21,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = "../shared/data/C-NMC_Leukemia"
+DEFAULT_VIEWS = (0, 5, 2)  # the InceptionV3 views cached for training (see docs/models.md for the choice)
 DEFAULTS = {
     "inceptionv3": {"size": 224, "crop": 0.85, "weights": "../shared/weights/inception_v3_imagenet_notop.fp16.weights.h5"},
     "vgg19": {"size": 64, "crop": 0.85, "weights": "none"},
@@ -101,19 +102,32 @@ def cmd_train(args) -> int:
         from .train_inception import run
 
         recipe = Recipe(size=size, cut=args.cut, epochs=args.epochs or 6, lr=args.lr or 1e-4, seed=args.seed,
-                        bn_trainable=args.bn_trainable)
+                        bn_trainable=args.bn_trainable, views=_views(args.views),
+                        tta_views=_views(args.tta_views) if args.tta_views else ())
+        recipe.test_views  # noqa: B018  (validates the views before hours of work)
         metrics = run(m, spec, recipe, weights, run_dir, _path(args.cache), args.folds, args.resume, _log, args.workers)
     else:
         from .train_vgg import VggRecipe, run
 
         recipe = VggRecipe(size=size, epochs=args.epochs or 9, lr=args.lr or 2e-4, seed=args.seed,
-                           distill=args.distill, val_fold=args.val_fold, n_folds=args.folds)
+                           distill=args.distill, val_fold=args.val_fold, n_folds=args.folds,
+                           tta_views=_views(args.tta_views) if args.tta_views else (0,))
         teacher = _path(args.teacher) if args.teacher else None
         metrics = run(m, spec, recipe, weights, run_dir, _path(args.cache), teacher, args.resume, _log, args.workers)
     h = metrics.get("oof_cross_fitted") or metrics.get("validation_cross_fitted") or {}
     _log(f"done: weighted F1 {h.get('weighted_f1', float('nan')):.4f}, AUROC {h.get('auroc', float('nan')):.4f}, "
          f"ECE {h.get('ece', float('nan')):.4f} (run folder {run_dir})")
     return 0
+
+
+def _views(text: str) -> tuple[int, ...]:
+    try:
+        views = tuple(int(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise SystemExit(f"views must be comma-separated integers 0-7, got {text!r}") from None
+    if not views or views[0] != 0 or len(set(views)) != len(views) or not all(0 <= v <= 7 for v in views):
+        raise SystemExit(f"views must be distinct integers 0-7 starting with 0 (the identity), got {text!r}")
+    return views
 
 
 def cmd_evaluate(args) -> int:
@@ -180,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--resume", action="store_true", help="reuse finished folds / checkpoints in the run folder")
     p.add_argument("--cut", default="mixed9", help="InceptionV3: fine-tune the blocks after this layer")
+    p.add_argument("--views", default=",".join(map(str, DEFAULT_VIEWS)),
+                   help="InceptionV3: dihedral views (0-7, first 0) whose frozen features are cached for training")
+    p.add_argument("--tta-views", default=None,
+                   help="views averaged at validation and in the app (InceptionV3 default: all --views; VGG19: 0)")
     p.add_argument("--bn-trainable", action="store_true", help="InceptionV3: BatchNorm in training mode while fine-tuning")
     p.add_argument("--teacher", default=None, help="VGG19: run folder of an InceptionV3 run (distillation)")
     p.add_argument("--distill", type=float, default=0.5, help="VGG19: weight of the teacher's soft targets")

@@ -228,8 +228,10 @@ def write_card(
     training: dict,
     notes: str,
     version: str = "1.0.0",
+    tta_views: tuple[int, ...] = (0,),
 ) -> Path:
-    """Write ``<name>.json`` beside the ONNX file and check that the engine accepts it (schema + sha256)."""
+    """Write ``<name>.json`` beside the ONNX file and check that the engine accepts it (schema + sha256).
+    ``tta_views``: dihedral views the engine averages per cell (the calibration must have been fitted on them)."""
     out_dir = Path(out_dir)
     card = {
         "schema_version": SCHEMA_VERSION,
@@ -250,6 +252,8 @@ def write_card(
         "threshold": round(float(threshold), 4),
         "temperature": round(float(temperature), 6),
         "review_margin": round(float(margin), 4),
+        **({"test_time_augmentation": {"views": [int(v) for v in tta_views], "combine": "mean_logit"}}
+           if tuple(tta_views) != (0,) else {}),
         "metrics": metrics,
         "training": training,
         "notes": notes,
@@ -278,6 +282,8 @@ def write_ensemble_card(out_dir: str | Path, members: list[str], threshold: floa
         "positive_class": "ALL",
         "threshold": round(float(threshold), 4),
         "review_margin": round(float(margin), 4),
+        **({"test_time_augmentation": {"views": [int(v) for v in tta_views], "combine": "mean_logit"}}
+           if tuple(tta_views) != (0,) else {}),
         "metrics": metrics,
         "training": training,
         "notes": notes,

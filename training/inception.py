@@ -5,6 +5,9 @@ Phase 2: the blocks after ``cut`` (default ``mixed8``: mixed9 + mixed10) + the h
 rate on the cached ``cut`` activations of the augmentation views (dihedral flips/rotations), class-weighted,
 BatchNorm layers in inference mode, validation weighted F1 tracked per epoch.
 
+Test-time augmentation: validation (and the app, through the card's ``test_time_augmentation``) scores a cell as the
+mean logit over the dihedral views ``Recipe.test_views``; temperature and threshold are fitted on that mean.
+
 Cross-validation by subject runs the whole recipe per fold, keeps every epoch's validation logits, and picks ONE
 epoch count for all folds (the epoch maximising the mean fold weighted F1); the out-of-fold logits at that epoch
 are the honest validation predictions.  The shipped model is refit on all subjects with that epoch count.
@@ -26,6 +29,9 @@ class Recipe:
     size: int = 224
     cut: str = "mixed8"
     views: tuple[int, ...] = (0, 5, 2)
+    # dihedral views averaged (as logits) at validation and in the app (written into the model card); a subset of
+    # ``views`` whose features are cached.  () = all of ``views``.
+    tta_views: tuple[int, ...] = ()
     epochs: int = 8
     batch: int = 32
     lr: float = 1e-4
@@ -34,6 +40,13 @@ class Recipe:
     bn_trainable: bool = False
     seed: int = 0
     extra: dict = field(default_factory=dict)
+
+    @property
+    def test_views(self) -> tuple[int, ...]:
+        tv = tuple(self.tta_views) or tuple(self.views)
+        if tv[0] != 0 or not set(tv) <= set(self.views):
+            raise ValueError(f"tta_views {tv} must start with 0 and be cached training views {self.views}")
+        return tv
 
 
 def class_weights(y: np.ndarray) -> dict[int, float]:
@@ -128,9 +141,10 @@ class InceptionTrainer:
                 losses.append(float(step(tf.constant(x), tf.constant(t), tf.constant(w))))
             hist["loss"].append(float(np.mean(losses)))
             if val_idx is not None:
-                z = self.logits(np.asarray(feats[0])[val_idx])  # identity view, as the app sees cells
-                hist["val_logits"].append(z)
-                hist["val_weighted_f1"].append(weighted_f1(y[val_idx], (z >= 0).astype(int)))
+                # every test-time view, as the app scores cells: (V, n_val); the decision uses the mean logit
+                zv = np.stack([self.logits(np.asarray(feats[v])[val_idx]) for v in r.test_views])
+                hist["val_logits"].append(zv)
+                hist["val_weighted_f1"].append(weighted_f1(y[val_idx], (zv.mean(0) >= 0).astype(int)))
             hist["seconds"].append(time.time() - t0)
             msg = f"epoch {ep}/{epochs}: loss {hist['loss'][-1]:.4f}"
             if val_idx is not None:

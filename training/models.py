@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.preprocess import dihedral  # noqa: F401  (one definition of the views, shared with the app)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
@@ -116,11 +118,3 @@ def vgg19_model(size: int, weights: str | None, dropout: float = 0.3) -> keras.M
     x = base(x)
     out = head(x, dropout)
     return keras.Model(inp, out, name="vgg19_leukoscan")
-
-
-def dihedral(x: np.ndarray, k: int) -> np.ndarray:
-    """k in 0..7: rotation by 90*(k % 4) degrees, then a horizontal flip when k >= 4.  NHWC batch."""
-    y = np.rot90(x, k % 4, axes=(1, 2))
-    if k >= 4:
-        y = y[:, :, ::-1]
-    return np.ascontiguousarray(y)

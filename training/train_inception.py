@@ -84,13 +84,14 @@ def run(
     feats = f8 if recipe.cut == "mixed8" else derive(f8, trainer.base, "mixed8", recipe.cut, cache, tag, log)
     pooled = {v: trainer.pooled(feats[v]) for v in recipe.views}
 
+    tv = recipe.test_views
     # ---- phase 1: head on frozen features, C chosen by CV (OOF log-loss after temperature scaling)
     p1 = {}
     for c in (0.01, 0.1, 1.0):
         z = np.zeros(len(m), np.float32)
         for tr, va in folds:
             w, b = fit_head(pooled, y, tr, c, recipe.seed)
-            z[va] = pooled[0][va] @ w + b
+            z[va] = np.mean([pooled[v][va] @ w + b for v in tv], axis=0)
         t = fit_temperature(z, y)
         pz = sigmoid(z / t)
         nll = float(-np.mean(y * np.log(pz + 1e-12) + (1 - y) * np.log(1 - pz + 1e-12)))
@@ -108,7 +109,8 @@ def run(
         fp = run_dir / f"fold{k}.npz"
         if resume and fp.exists():
             d = np.load(fp)
-            if np.array_equal(d["val_idx"], va) and d["val_logits"].shape[0] >= recipe.epochs:
+            if (np.array_equal(d["val_idx"], va) and "views" in d and tuple(d["views"].tolist()) == tv
+                    and d["val_logits"].shape[0] >= recipe.epochs):
                 val_logits[k] = d["val_logits"][: recipe.epochs]
                 hist_all[f"fold {k}"] = {"loss": d["loss"].tolist(), "val_weighted_f1": d["val_f1"].tolist()}
                 log(f"fold {k}: reused {fp}")
@@ -119,12 +121,12 @@ def run(
         trainer.set_head(*fit_head(pooled, y, tr, c_best, recipe.seed))
         h = trainer.finetune(feats, y, tr, va, recipe.epochs)
         val_logits[k] = np.stack(h["val_logits"])
-        np.savez(fp, val_idx=va, val_logits=val_logits[k], loss=np.array(h["loss"]), val_f1=np.array(h["val_weighted_f1"]))
+        np.savez(fp, val_idx=va, views=np.array(tv), val_logits=val_logits[k], loss=np.array(h["loss"]), val_f1=np.array(h["val_weighted_f1"]))
         hist_all[f"fold {k}"] = {"loss": h["loss"], "val_weighted_f1": h["val_weighted_f1"]}
         if k == TEACHER_FOLD:
             # Distillation targets for a VGG19 held out on the same fold: this model never saw fold k's subjects.
             # Fixed distillation temperature 2 (not fitted on any validation labels).
-            z_all = trainer.logits(np.asarray(feats[0]))
+            z_all = np.mean([trainer.logits(np.asarray(feats[v])) for v in tv], axis=0)
             np.savez(run_dir / "teacher_fold.npz", fold=k, paths=np.asarray(m.paths), p_all=sigmoid(z_all / 2.0),
                      epochs=len(h["loss"]))
 
@@ -134,7 +136,7 @@ def run(
     log(f"mean fold weighted F1 by epoch: {np.round(mean_f1, 4).tolist()} -> {e_best} epochs")
     oof = np.zeros(len(m), np.float32)
     for k, (_, va) in enumerate(folds):
-        oof[va] = val_logits[k][e_best - 1]
+        oof[va] = val_logits[k][e_best - 1].mean(0)  # mean logit over the test-time views
 
     temperature, shift = fit_platt(oof, y)
     p = calibrated(oof, temperature, shift)
@@ -145,7 +147,13 @@ def run(
     log(f"phase 2 OOF (cross-fitted T/threshold): weighted F1 {honest['weighted_f1']:.4f} AUROC {honest['auroc']:.4f} "
         f"ECE {honest['ece']:.4f}")
 
-    np.savez(run_dir / "oof.npz", logits=oof, labels=y, folds=fid, subjects=subjects,
+    single = np.zeros(len(m), np.float32)
+    for k, (_, va) in enumerate(folds):
+        single[va] = val_logits[k][e_best - 1][0]
+    single_view = compute_cross_fitted(single, y, fid, m.subjects)
+    log(f"  without test-time augmentation (view 0 only): weighted F1 {single_view['weighted_f1']:.4f} "
+        f"AUROC {single_view['auroc']:.4f}")
+    np.savez(run_dir / "oof.npz", logits=oof, labels=y, folds=fid, subjects=subjects, logits_view0=single,
              phase1_logits=p1[c_best]["oof_logits"], paths=np.asarray(m.paths))
 
     # ---- refit on all subjects with the CV-chosen recipe
@@ -170,6 +178,8 @@ def run(
         "oof_cross_fitted": honest,
         "oof_at_shipped_operating_point": at_ship,
         "phase1_head_only_cross_fitted": phase1,
+        "test_time_augmentation": {"views": list(tv), "combine": "mean_logit"},
+        "oof_cross_fitted_without_tta": {k: single_view[k] for k in ("weighted_f1", "auroc", "ece")},
         "epochs_chosen": e_best,
         "mean_fold_weighted_f1_by_epoch": mean_f1.tolist(),
         "fold_weighted_f1_by_epoch": f1_by_epoch.tolist(),

@@ -43,6 +43,7 @@ class VggRecipe:
     n_folds: int = 5
     seed: int = 0
     jitter: float = 0.1  # brightness/contrast jitter amplitude
+    tta_views: tuple[int, ...] = (0,)  # dihedral views averaged (mean logit) at validation and in the app
 
 
 def augment(x: np.ndarray, rng: np.random.Generator, jitter: float) -> np.ndarray:
@@ -73,6 +74,13 @@ def teacher_targets(teacher_dir: Path, m: Manifest, fold: int) -> np.ndarray:
         if j is not None:
             out[i] = d["p_all"][j]
     return out
+
+
+def training_checkpoint(model, opt) -> tf.train.Checkpoint:
+    """Model + optimiser + epoch counter.  Keras 3 optimisers create their slot variables lazily: build them first
+    so that ``--resume`` restores Adam's moments and step count instead of silently restarting them at zero."""
+    opt.build(model.trainable_variables)
+    return tf.train.Checkpoint(model=model, opt=opt, epoch=tf.Variable(0))
 
 
 def run(m: Manifest, spec: Preprocessing, r: VggRecipe, weights, run_dir: Path, cache: Path,
@@ -124,9 +132,12 @@ def run(m: Manifest, spec: Preprocessing, r: VggRecipe, weights, run_dir: Path, 
     infer = tf.function(lambda x: model(x, training=False)[:, 0], reduce_retracing=True)
 
     def predict(x):
-        return np.concatenate([infer(tf.constant(x[i : i + 128])).numpy() for i in range(0, len(x), 128)])
+        """Mean logit over the test-time views, as the engine scores a cell with this model's card."""
+        zs = [np.concatenate([infer(tf.constant(dihedral(x[i : i + 128], k))).numpy() for i in range(0, len(x), 128)])
+              for k in r.tta_views]
+        return np.mean(zs, axis=0)
 
-    ckpt = tf.train.Checkpoint(model=model, opt=opt, epoch=tf.Variable(0))
+    ckpt = training_checkpoint(model, opt)
     manager = tf.train.CheckpointManager(ckpt, str(run_dir / "ckpt"), max_to_keep=2)
     hist = {"loss": [], "val_weighted_f1": [], "val_auroc": [], "seconds": []}
     best = {"f1": -1.0, "epoch": 0}
@@ -136,6 +147,12 @@ def run(m: Manifest, spec: Preprocessing, r: VggRecipe, weights, run_dir: Path, 
             saved = json.loads((run_dir / "history.json").read_text())
             hist = saved["vgg19"]
             best = saved["best"]
+            if tuple(saved.get("tta_views", [0])) != tuple(r.tta_views):
+                # earlier epochs were scored on other views: their F1 is not comparable, start the best-epoch
+                # selection afresh
+                log(f"test-time views changed from {saved.get('tta_views', [0])} to {list(r.tta_views)}: "
+                    "best-epoch selection restarts")
+                best = {"f1": -1.0, "epoch": 0}
         log(f"resumed from {manager.latest_checkpoint} (epoch {int(ckpt.epoch)})")
     rng = np.random.default_rng(r.seed + int(ckpt.epoch))
     from sklearn.metrics import roc_auc_score
@@ -165,7 +182,7 @@ def run(m: Manifest, spec: Preprocessing, r: VggRecipe, weights, run_dir: Path, 
             best = {"f1": f1, "epoch": ep}
             model.save(run_dir / "final.keras")
             np.save(run_dir / "val_logits.npy", z)
-        write_json(run_dir / "history.json", {"vgg19": hist, "best": best})
+        write_json(run_dir / "history.json", {"vgg19": hist, "best": best, "tta_views": list(r.tta_views)})
         log(f"epoch {ep}/{r.epochs}: loss {hist['loss'][-1]:.4f} val weighted F1 {f1:.4f} "
             f"AUROC {hist['val_auroc'][-1]:.4f} ({hist['seconds'][-1]:.0f}s)")
     return finalize(m, r, spec, run_dir, folds, hist, best, weights, time.time() - t_start, teacher_dir)
@@ -199,6 +216,7 @@ def finalize(m, r, spec, run_dir, folds, hist, best, weights, seconds, teacher_d
         "best_epoch": best["epoch"],
         "calibration": calib,
         "recipe": asdict(r),
+        "test_time_augmentation": {"views": list(r.tta_views), "combine": "mean_logit"},
         "weights": weights or "none (random initialisation)",
         "teacher": str(teacher_dir) if teacher_dir else None,
         "preprocessing": {"height": spec.height, "width": spec.width, **spec.to_dict()},

@@ -15,7 +15,7 @@ from engine.card import load_card, verify_onnx_file  # noqa: E402
 from engine.preprocess import Preprocessing, preprocess_file  # noqa: E402
 from training.export import export_onnx, parity, write_card  # noqa: E402
 from training.inception import InceptionTrainer, Recipe  # noqa: E402
-from training.models import Normalize, dihedral, keras, tf, vgg19_model  # noqa: E402
+from training.models import Normalize, keras, tf, vgg19_model  # noqa: E402
 from training.train_vgg import augment  # noqa: E402
 
 CELLS = sorted((Path(__file__).resolve().parents[1] / "data" / "cells").glob("*.webp"))
@@ -26,13 +26,6 @@ def test_normalize_layer():
     np.testing.assert_allclose(Normalize("inception")(x).numpy(), [[[[-1.0, 0.0, 1.0]]]], atol=1e-6)
     # VGG: RGB -> BGR, minus the ImageNet BGR means
     np.testing.assert_allclose(Normalize("vgg")(x).numpy(), [[[[255 - 103.939, 127.5 - 116.779, 0 - 123.68]]]], atol=1e-4)
-
-
-def test_dihedral_views_are_the_eight_symmetries():
-    x = np.arange(2 * 3 * 3 * 1).reshape(2, 3, 3, 1)
-    views = {dihedral(x, k).tobytes() for k in range(8)}
-    assert len(views) == 8
-    assert np.array_equal(dihedral(x, 0), x)
 
 
 def test_augment_keeps_background_black_and_range():
@@ -104,3 +97,57 @@ def test_tiny_vgg19_one_step_export_parity_and_card(tmp_path):
     assert half.stat().st_size < 0.6 * onnx_path.stat().st_size
     st = storage_parity(onnx_path, half, x, temperature=1.0, threshold=0.5)
     assert st["max_abs_p_diff_vs_fp32"] < 5e-3 and st["decision_agreement"] == 1.0
+
+
+def test_vgg_checkpoint_restores_optimizer_state(tmp_path):
+    """--resume must bring back Adam's moments and step count, not only the weights."""
+    from training.train_vgg import training_checkpoint
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    y = np.array([1, 0, 1, 0], np.float32)
+
+    def fresh():
+        model = vgg19_model(32, None)
+        opt = keras.optimizers.Adam(1e-4)
+        return model, opt, training_checkpoint(model, opt)
+
+    model, opt, ckpt = fresh()
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=model(x, training=True)[:, 0]))
+    opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+    ckpt.epoch.assign(1)
+    saved = ckpt.save(str(tmp_path / "ckpt"))
+
+    model2, opt2, ckpt2 = fresh()
+    ckpt2.restore(saved).assert_existing_objects_matched()
+    assert int(ckpt2.epoch) == 1 and int(opt2.iterations) == 1
+    for a, b in zip(opt.variables, opt2.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert any(np.abs(v.numpy()).sum() > 0 for v in opt2.variables[2:])  # the moments are non-zero
+
+
+def test_test_time_views_are_cached_views_starting_with_identity():
+    assert Recipe(views=(0, 5, 2)).test_views == (0, 5, 2)
+    assert Recipe(views=tuple(range(8)), tta_views=(0, 2)).test_views == (0, 2)
+    for bad in ((5, 0), (0, 7)):
+        with pytest.raises(ValueError):
+            Recipe(views=(0, 5, 2), tta_views=bad).test_views  # noqa: B018
+
+
+def test_cli_views_parsing():
+    from training.cli import _views
+
+    assert _views("0,5,2") == (0, 5, 2)
+    for bad in ("5,0", "0,0", "0,9", "a", ""):
+        with pytest.raises(SystemExit):
+            _views(bad)
+
+
+def test_card_records_test_time_views(tmp_path):
+    spec = Preprocessing(32, 32, 0.85, "bilinear")
+    model = vgg19_model(32, None)
+    onnx_path = export_onnx(model, tmp_path / "m.onnx")
+    card = write_card(tmp_path, "m", "M", "VGG19", onnx_path, spec, 0.5, 1.0, 0.1, {"data": "unit test"}, {}, "",
+                      tta_views=(0, 5, 2))
+    assert load_card(card).tta_views == (0, 5, 2)
