@@ -90,17 +90,14 @@ class Member:
 
     def logit(self, batch: np.ndarray, run_options: ort.RunOptions | None = None) -> np.ndarray:
         """Uncalibrated logit of ALL per cell, float64; the mean over the card's test-time views."""
-        views = self.card.tta_views
-        n = batch.shape[0]
-        if views == (0,):
-            raw = self.raw(batch, run_options)
-        else:
-            raw = self.raw(np.concatenate([dihedral(batch, k) for k in views]), run_options)
-        raw = np.asarray(raw, dtype=np.float64)
-        if self.card.output_kind == "probability":
-            p = np.clip(raw, 1e-12, 1.0 - 1e-12)
-            raw = np.log(p) - np.log1p(-p)
-        return raw.reshape(len(views), n).mean(axis=0)
+        total = np.zeros(batch.shape[0], dtype=np.float64)
+        for k in self.card.tta_views:  # one view at a time: peak memory as without augmentation
+            raw = np.asarray(self.raw(batch if k == 0 else dihedral(batch, k), run_options), dtype=np.float64)
+            if self.card.output_kind == "probability":
+                p = np.clip(raw, 1e-12, 1.0 - 1e-12)
+                raw = np.log(p) - np.log1p(-p)
+            total += raw
+        return total / len(self.card.tta_views)
 
     def p_all(self, batch: np.ndarray, run_options: ort.RunOptions | None = None) -> np.ndarray:
         return calibrate(self.logit(batch, run_options), "logit", self.card.temperature)
