@@ -47,6 +47,8 @@ def card_html(card, active=None) -> str:
         rows += [
             ("Input", f"{pre.height}x{pre.width} RGB, centre crop {pre.crop_fraction:g}, {escape(pre.resize_filter)}"),
             ("Calibration", f"temperature {card.temperature:.3g}"),
+            ("Test-time views", "the cell as it is" if card.tta_views == (0,) else
+             f"mean over {len(card.tta_views)} rotations/mirrors of each cell (views {', '.join(map(str, card.tta_views))})"),
             ("ONNX file", f"{escape(card.onnx_file.name)} (sha256 {escape((card.sha256 or '')[:16])}…)"),
         ]
     if active is not None and getattr(active, "name", None) == card.name:

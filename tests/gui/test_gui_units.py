@@ -118,3 +118,19 @@ def test_filter_proxy_by_p_all_range(qapp):
     assert [px.cell_at(r).file for r in range(px.rowCount())] == ["lo"]
     px.set_p_range(0.0, 1.0)
     assert px.rowCount() == 3
+
+
+def test_card_view_states_the_test_time_views(tmp_path):
+    import json
+
+    from engine.card import load_card
+    from gui.dialogs import card_html
+    from tinymodels import make_tiny_model
+
+    plain = make_tiny_model(tmp_path, "plain")
+    assert "the cell as it is" in card_html(load_card(plain))
+    tta = make_tiny_model(tmp_path, "tta")
+    card = json.loads(tta.read_text())
+    card["test_time_augmentation"] = {"views": [0, 5, 2]}
+    tta.write_text(json.dumps(card))
+    assert "mean over 3 rotations/mirrors" in card_html(load_card(tta))
