@@ -60,6 +60,10 @@ def extract(
         for i in range(start, n, batch):
             x = dihedral(np.asarray(pixels[i : i + batch], dtype=np.float32), v)
             ys = fwd(tf.constant(x))
+            if not isinstance(ys, (list, tuple)):
+                # a Keras 3 model with ONE output returns the tensor itself, not a list of one: iterating over it
+                # would walk the batch and give every cell of the batch the first cell's activations
+                ys = [ys]
             for ln, y in zip(layers, ys):
                 mm[ln][i : i + len(x)] = y.numpy().astype(np.float16)
             if (i // batch) % 20 == 0:

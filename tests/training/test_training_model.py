@@ -151,3 +151,22 @@ def test_card_records_test_time_views(tmp_path):
     card = write_card(tmp_path, "m", "M", "VGG19", onnx_path, spec, 0.5, 1.0, 0.1, {"data": "unit test"}, {}, "",
                       tta_views=(0, 5, 2))
     assert load_card(card).tta_views == (0, 5, 2)
+
+
+@pytest.mark.parametrize("layers", [["mixed0"], ["mixed0", "mixed1"]])
+def test_feature_cache_rows_are_their_own_cells(tmp_path, layers):
+    """Every cached row is the activation of ITS cell and view (one layer or several; batches of several cells)."""
+    from training import features
+    from training.models import dihedral, inception_base
+
+    px = np.random.default_rng(0).integers(0, 256, (5, 75, 75, 3)).astype(np.uint8)
+    keras.utils.set_random_seed(0)
+    out = features.extract(px, 75, None, layers, [0, 1], tmp_path, "t", batch=2, log=lambda s: None)
+    keras.utils.set_random_seed(0)  # the same random weights as the extractor's network
+    base = inception_base(75, None)
+    for v in (0, 1):
+        for ln in layers:
+            sub = keras.Model(base.input, base.get_layer(ln).output)
+            for i in range(len(px)):
+                ref = sub(dihedral(px[i : i + 1].astype(np.float32), v) / 127.5 - 1.0, training=False).numpy()[0]
+                np.testing.assert_allclose(np.asarray(out[(ln, v)][i], np.float32), ref, rtol=1e-2, atol=1e-2)
