@@ -143,7 +143,7 @@ def cmd_evaluate(args) -> int:
 def cmd_export(args) -> int:
     from .export_run import export_run
 
-    export_run(_path(args.run), _path(args.out), _log, name=args.name)
+    export_run(_path(args.run), _path(args.out), _log, name=args.name, version=args.version)
     return 0
 
 
@@ -157,7 +157,7 @@ def cmd_quantize(args) -> int:
 def cmd_ensemble(args) -> int:
     from .export_run import ensemble
 
-    ensemble([_path(r) for r in args.runs], _path(args.out), _log)
+    ensemble([_path(r) for r in args.runs], _path(args.out), _log, version=args.version)
     return 0
 
 
@@ -212,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True)
     p.add_argument("--out", default="resources/models")
     p.add_argument("--name", default=None)
+    p.add_argument("--version", default="1.0.0", help="model version written into the card (and every report)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("quantize", help="int8 QDQ attempt; replaces the shipped model only if it qualifies")
@@ -223,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ensemble", help="ensemble card from runs sharing validation cells")
     p.add_argument("--runs", nargs="+", required=True)
     p.add_argument("--out", default="resources/models")
+    p.add_argument("--version", default="1.0.0", help="ensemble version written into its card")
     p.set_defaults(func=cmd_ensemble)
     return ap
 

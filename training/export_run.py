@@ -88,7 +88,7 @@ def recalibrate_run(run_dir: Path, log=print) -> dict:
     return metrics
 
 
-def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None) -> Path:
+def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None, version: str = "1.0.0") -> Path:
     import keras
 
     from . import models  # noqa: F401  (registers the Normalize layer)
@@ -193,7 +193,7 @@ def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None)
     )
     card = write_card(out_dir, name, display, architecture, onnx_path, spec, cal["threshold"], cal["temperature"],
                       cal["review_margin"], card_metrics, training, notes,
-                      tta_views=tta)
+                      tta_views=tta, version=version)
     log(f"wrote {card}")
     img = REPO_ROOT / "docs" / "img"
     img.mkdir(parents=True, exist_ok=True)
@@ -257,7 +257,7 @@ def quantize_run(run_dir: Path, out_dir: Path, log=print, name: str | None = Non
     return result
 
 
-def ensemble(run_dirs: list[Path], out_dir: Path, log=print) -> Path:
+def ensemble(run_dirs: list[Path], out_dir: Path, log=print, version: str = "1.0.0") -> Path:
     """Ensemble card: mean of the members' calibrated P(ALL) on the cells every member was validated on (held-out
     subjects for all members); threshold and margin fitted there, metrics cross-fitted between subject halves."""
     members, probs = [], []
@@ -310,7 +310,7 @@ def ensemble(run_dirs: list[Path], out_dir: Path, log=print) -> Path:
                                       "flags cells on which the members disagree"}
     notes = ("Research tool, not a diagnostic device. Few held-out subjects: the ensemble's numbers are less "
              "certain than the InceptionV3 cross-validation; see docs/models.md.")
-    card = write_ensemble_card(out_dir, members, th, mg, metrics, training, notes)
+    card = write_ensemble_card(out_dir, members, th, mg, metrics, training, notes, version=version)
     write_json(run_dirs[-1] / "ensemble_metrics.json", metrics)
     log(f"ensemble: weighted F1 {honest['weighted_f1']:.4f} AUROC {honest['auroc']:.4f} ECE {honest['ece']:.4f} "
         f"-> {card}")
