@@ -45,6 +45,9 @@ def test_single_model_cards_record_honest_metrics_and_parity():
         assert m["onnx_parity"]["n_cells"] >= 32
         assert c.threshold == pytest.approx(m["validation_at_card_threshold"]["threshold"])
         assert c.training["versions"]["tf2onnx"]
+        if c.tta_views != (0,):  # the metrics were measured with the views the engine will run
+            assert m["test_time_augmentation"]["views"] == list(c.tta_views)
+            assert set(c.tta_views) <= set(c.training["recipe"].get("views", c.tta_views))
 
 
 def test_ensemble_card_names_shipped_members():
