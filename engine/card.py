@@ -30,7 +30,8 @@ Schema (``schema_version`` 1)::
                                            # is calibrated; temperature/threshold are fitted on that mean
       "metrics": {...},                    # free-form: validation metrics + "data" they were measured on
       "training": {...},                   # free-form provenance: data, initial weights, epochs, versions
-      "notes": "..."
+      "notes": "...",
+      "recommended": true                  # optional: the app's default choice among the installed models
     }
 
     ensemble: {"schema_version": 1, "type": "ensemble", "name": "ensemble", "members": ["inceptionv3", "vgg19"],
@@ -93,6 +94,7 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
+    recommended: bool = False  # the app opens with a recommended model (else an ensemble, else the first)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -150,6 +152,7 @@ def parse_card(data: dict[str, Any], path: Path) -> ModelCard:
         metrics=dict(data.get("metrics") or {}),
         training=dict(data.get("training") or {}),
         notes=str(data.get("notes", "")),
+        recommended=_recommended(data, where),
         raw=data,
     )
     if ctype == "ensemble":
@@ -198,6 +201,13 @@ def parse_card(data: dict[str, Any], path: Path) -> ModelCard:
         preprocessing=pre,
         **common,
     )
+
+
+def _recommended(data: dict, where: str) -> bool:
+    value = data.get("recommended", False)
+    if not isinstance(value, bool):
+        raise ModelError(f"{where}: recommended must be true or false, got {value!r}")
+    return value
 
 
 def _parse_tta(tta: Any, where: str) -> tuple[int, ...]:

@@ -103,8 +103,9 @@ class CaseWork(ReviewMixin, PersistenceMixin):
             return
         want = self.wanted_model or self.settings.model
         if want not in self.cards:
-            ens = [c.name for c in cards if c.is_ensemble]
-            want = ens[0] if ens else cards[0].name
+            # the card marked "recommended", else an ensemble, else the first model
+            pick = [c.name for c in cards if c.recommended] or [c.name for c in cards if c.is_ensemble]
+            want = pick[0] if pick else cards[0].name
         self.select_model(want)
 
     def _update_banner(self) -> None:

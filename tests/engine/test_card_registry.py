@@ -53,6 +53,7 @@ def test_tiny_card_is_valid(tmp_path):
         ({"test_time_augmentation": {"views": []}}, "views must be distinct integers 0-7"),
         ({"test_time_augmentation": {"views": [0, 1], "combine": "max"}}, "combine"),
         ({"test_time_augmentation": [0, 1]}, "test_time_augmentation must be an object"),
+        ({"recommended": "yes"}, "recommended must be true or false"),
     ],
 )
 def test_invalid_cards_name_file_and_problem(tmp_path, changes, word):

@@ -207,3 +207,20 @@ def test_bundled_models_work_in_the_app(qtbot, cells_dir, tmp_path):
     finally:
         w.session.unexported = False
         w.close()
+
+
+def test_app_opens_with_the_recommended_model(qtbot, make_window, tiny_models_dir, tmp_path):
+    """Without a saved choice the app loads the card marked "recommended" (else an ensemble, else the first)."""
+    import json
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models_dir, models)
+    w = make_window(models_dir=models)
+    assert w.classifier.is_ensemble  # nothing recommended: the ensemble
+    card = models / "tiny_a.json"
+    data = json.loads(card.read_text())
+    data["recommended"] = True
+    card.write_text(json.dumps(data))
+    w2 = make_window(models_dir=models, model="")  # no saved choice (the first window saved its own)
+    assert w2.classifier.name == "tiny_a"
