@@ -143,7 +143,8 @@ def cmd_evaluate(args) -> int:
 def cmd_export(args) -> int:
     from .export_run import export_run
 
-    export_run(_path(args.run), _path(args.out), _log, name=args.name, version=args.version)
+    export_run(_path(args.run), _path(args.out), _log, name=args.name, version=args.version,
+               recommended=args.recommended)
     return 0
 
 
@@ -213,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="resources/models")
     p.add_argument("--name", default=None)
     p.add_argument("--version", default="1.0.0", help="model version written into the card (and every report)")
+    p.add_argument("--recommended", action="store_true", help="mark the card as the app's default choice")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("quantize", help="int8 QDQ attempt; replaces the shipped model only if it qualifies")

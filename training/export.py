@@ -229,6 +229,7 @@ def write_card(
     notes: str,
     version: str = "1.0.0",
     tta_views: tuple[int, ...] = (0,),
+    recommended: bool = False,
 ) -> Path:
     """Write ``<name>.json`` beside the ONNX file and check that the engine accepts it (schema + sha256).
     ``tta_views``: dihedral views the engine averages per cell (the calibration must have been fitted on them)."""
@@ -257,6 +258,7 @@ def write_card(
         "metrics": metrics,
         "training": training,
         "notes": notes,
+        **({"recommended": True} if recommended else {}),
     }
     path = out_dir / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
@@ -282,8 +284,6 @@ def write_ensemble_card(out_dir: str | Path, members: list[str], threshold: floa
         "positive_class": "ALL",
         "threshold": round(float(threshold), 4),
         "review_margin": round(float(margin), 4),
-        **({"test_time_augmentation": {"views": [int(v) for v in tta_views], "combine": "mean_logit"}}
-           if tuple(tta_views) != (0,) else {}),
         "metrics": metrics,
         "training": training,
         "notes": notes,

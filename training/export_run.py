@@ -88,7 +88,8 @@ def recalibrate_run(run_dir: Path, log=print) -> dict:
     return metrics
 
 
-def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None, version: str = "1.0.0") -> Path:
+def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None, version: str = "1.0.0",
+               recommended: bool = False) -> Path:
     import keras
 
     from . import models  # noqa: F401  (registers the Normalize layer)
@@ -193,7 +194,7 @@ def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None,
     )
     card = write_card(out_dir, name, display, architecture, onnx_path, spec, cal["threshold"], cal["temperature"],
                       cal["review_margin"], card_metrics, training, notes,
-                      tta_views=tta, version=version)
+                      tta_views=tta, version=version, recommended=recommended)
     log(f"wrote {card}")
     img = REPO_ROOT / "docs" / "img"
     img.mkdir(parents=True, exist_ok=True)

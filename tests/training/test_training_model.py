@@ -149,8 +149,9 @@ def test_card_records_test_time_views(tmp_path):
     model = vgg19_model(32, None)
     onnx_path = export_onnx(model, tmp_path / "m.onnx")
     card = write_card(tmp_path, "m", "M", "VGG19", onnx_path, spec, 0.5, 1.0, 0.1, {"data": "unit test"}, {}, "",
-                      tta_views=(0, 5, 2))
-    assert load_card(card).tta_views == (0, 5, 2)
+                      tta_views=(0, 5, 2), recommended=True)
+    c = load_card(card)
+    assert c.tta_views == (0, 5, 2) and c.recommended
 
 
 @pytest.mark.parametrize("layers", [["mixed0"], ["mixed0", "mixed1"]])
@@ -170,3 +171,17 @@ def test_feature_cache_rows_are_their_own_cells(tmp_path, layers):
             for i in range(len(px)):
                 ref = sub(dihedral(px[i : i + 1].astype(np.float32), v) / 127.5 - 1.0, training=False).numpy()[0]
                 np.testing.assert_allclose(np.asarray(out[(ln, v)][i], np.float32), ref, rtol=1e-2, atol=1e-2)
+
+
+def test_ensemble_card_is_written_and_loads(tmp_path):
+    from engine.registry import Registry
+    from tinymodels import make_tiny_model
+    from training.export import write_ensemble_card
+
+    make_tiny_model(tmp_path, "a")
+    make_tiny_model(tmp_path, "b", seed=1)
+    card = write_ensemble_card(tmp_path, ["a", "b"], 0.45, 0.2, {"data": "unit test", "weighted_f1": 0.5}, {}, "",
+                               version="1.1.0")
+    c = load_card(card)
+    assert c.is_ensemble and c.members == ("a", "b") and c.version == "1.1.0" and c.threshold == 0.45
+    assert Registry([tmp_path]).load("ensemble", device="cpu").member_names == ("a", "b")
