@@ -45,13 +45,18 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return out
 
 
-def calibrate(raw: np.ndarray, kind: str, temperature: float) -> np.ndarray:
-    """Raw model output (one value per cell) -> calibrated P(ALL), float64."""
+def to_logit(raw: np.ndarray, kind: str) -> np.ndarray:
+    """Raw model output (one value per cell, ``kind`` "logit" or "probability") -> logit of ALL, float64."""
     raw = np.asarray(raw, dtype=np.float64)
     if kind == "probability":
         p = np.clip(raw, 1e-12, 1.0 - 1e-12)
         raw = np.log(p) - np.log1p(-p)
-    return _sigmoid(raw / float(temperature))
+    return raw
+
+
+def calibrate(raw: np.ndarray, kind: str, temperature: float) -> np.ndarray:
+    """Raw model output (one value per cell) -> calibrated P(ALL), float64."""
+    return _sigmoid(to_logit(raw, kind) / float(temperature))
 
 
 @dataclass
@@ -92,11 +97,7 @@ class Member:
         """Uncalibrated logit of ALL per cell, float64; the mean over the card's test-time views."""
         total = np.zeros(batch.shape[0], dtype=np.float64)
         for k in self.card.tta_views:  # one view at a time: peak memory as without augmentation
-            raw = np.asarray(self.raw(batch if k == 0 else dihedral(batch, k), run_options), dtype=np.float64)
-            if self.card.output_kind == "probability":
-                p = np.clip(raw, 1e-12, 1.0 - 1e-12)
-                raw = np.log(p) - np.log1p(-p)
-            total += raw
+            total += to_logit(self.raw(batch if k == 0 else dihedral(batch, k), run_options), self.card.output_kind)
         return total / len(self.card.tta_views)
 
     def p_all(self, batch: np.ndarray, run_options: ort.RunOptions | None = None) -> np.ndarray:
