@@ -104,7 +104,6 @@ def cmd_train(args) -> int:
         recipe = Recipe(size=size, cut=args.cut, epochs=args.epochs or 6, lr=args.lr or 1e-4, seed=args.seed,
                         bn_trainable=args.bn_trainable, views=_views(args.views),
                         tta_views=_views(args.tta_views) if args.tta_views else ())
-        recipe.test_views  # noqa: B018  (validates the views before hours of work)
         metrics = run(m, spec, recipe, weights, run_dir, _path(args.cache), args.folds, args.resume, _log, args.workers)
     else:
         from .train_vgg import VggRecipe, run

@@ -41,12 +41,14 @@ class Recipe:
     seed: int = 0
     extra: dict = field(default_factory=dict)
 
-    @property
-    def test_views(self) -> tuple[int, ...]:
-        tv = tuple(self.tta_views) or tuple(self.views)
+    def __post_init__(self) -> None:
+        tv = self.test_views
         if tv[0] != 0 or not set(tv) <= set(self.views):
             raise ValueError(f"tta_views {tv} must start with 0 and be cached training views {self.views}")
-        return tv
+
+    @property
+    def test_views(self) -> tuple[int, ...]:
+        return tuple(self.tta_views) or tuple(self.views)
 
 
 def class_weights(y: np.ndarray) -> dict[int, float]:

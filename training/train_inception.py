@@ -135,8 +135,10 @@ def run(
     e_best = int(np.argmax(mean_f1)) + 1
     log(f"mean fold weighted F1 by epoch: {np.round(mean_f1, 4).tolist()} -> {e_best} epochs")
     oof = np.zeros(len(m), np.float32)
+    single = np.zeros(len(m), np.float32)  # view 0 only: what test-time augmentation adds is reported
     for k, (_, va) in enumerate(folds):
         oof[va] = val_logits[k][e_best - 1].mean(0)  # mean logit over the test-time views
+        single[va] = val_logits[k][e_best - 1][0]
 
     temperature, shift = fit_platt(oof, y)
     p = calibrated(oof, temperature, shift)
@@ -147,9 +149,6 @@ def run(
     log(f"phase 2 OOF (cross-fitted T/threshold): weighted F1 {honest['weighted_f1']:.4f} AUROC {honest['auroc']:.4f} "
         f"ECE {honest['ece']:.4f}")
 
-    single = np.zeros(len(m), np.float32)
-    for k, (_, va) in enumerate(folds):
-        single[va] = val_logits[k][e_best - 1][0]
     single_view = compute_cross_fitted(single, y, fid, m.subjects)
     log(f"  without test-time augmentation (view 0 only): weighted F1 {single_view['weighted_f1']:.4f} "
         f"AUROC {single_view['auroc']:.4f}")
