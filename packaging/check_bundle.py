@@ -6,6 +6,8 @@ Checks, and exits 1 listing every failure:
 - the executable exists; build_info.json names the expected variant;
 - every model card of resources/models is in the bundle with its ONNX file, byte-identical (sha256);
 - the sample cells and their manifest are there; Qt platform plugins offscreen + xcb (Linux) are there;
+- the frozen archive has what the app needs (engine.offline: onnxruntime telemetry off, the self-test,
+  onnxruntime, Pillow, numpy);
 - nothing forbidden (TensorFlow, Keras, tf2onnx, onnx, training code, tests, matplotlib, scikit-learn,
   QML/Quick, and in the CPU variant any CUDA library), neither as files nor as frozen Python modules;
 - the total size is within --max-mb (CPU default 350 MB; GPU variants carry CUDA and are not limited).
@@ -131,7 +133,8 @@ def check(
     )
     if bad_mods:
         problems.append(f"forbidden Python modules frozen: {', '.join(bad_mods[:8])}")
-    for needed in ("engine.selftest", "engine.preprocess", "onnxruntime", "PIL.Image", "numpy"):
+    # engine.offline: switches onnxruntime's telemetry off before it loads (engine/__init__ imports it)
+    for needed in ("engine.offline", "engine.selftest", "engine.preprocess", "onnxruntime", "PIL.Image", "numpy"):
         if needed not in modules:
             problems.append(f"module {needed} missing from the frozen archive")
 

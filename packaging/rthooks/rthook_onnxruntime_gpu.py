@@ -16,6 +16,9 @@ onnxruntime then silently falls back to CPU ("CUDA provider not available").  Th
    ``LeukoScan --self-test``); the engine itself tells the user in plain words when the CUDA provider
    still cannot start (Classifier.warnings), and falls back to CPU.
 
+This hook runs before the app's code, so it imports ``engine`` before onnxruntime: onnxruntime's
+telemetry must be off when its library loads.
+
 Nothing here raises: a workstation without an NVIDIA GPU must still start the app on CPU.
 """
 
@@ -48,6 +51,7 @@ def _leukoscan_gpu_setup():
 
     report = [f"{len(dirs) - 1} bundled CUDA library folder(s)"]
     try:
+        import engine  # noqa: F401 - first: it switches onnxruntime's telemetry off (engine/offline.py)
         import onnxruntime
 
         if hasattr(onnxruntime, "preload_dlls"):
