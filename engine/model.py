@@ -6,7 +6,8 @@ registry shares sessions between a model and the ensembles that contain it).
 Calibration: calibrated P(ALL) = sigmoid(logit / temperature) (card ``temperature``; an output of kind
 ``probability`` is turned back into a logit first).  An ensemble's P(ALL) is the mean of its members'
 calibrated P(ALL); its members "disagree" on a cell when their own decisions (each at its own
-threshold) differ.
+threshold) differ.  A raw output that is NaN or +-Inf gives that cell a NaN P(ALL) (its error is
+:data:`NON_FINITE`), and a model whose output on a black test image is not finite does not load.
 
 Execution providers: ``device="cpu"`` uses the CPU.  ``"auto"`` and ``"cuda"`` ask for CUDA when the
 installed onnxruntime offers it, then check ``session.get_providers()`` — onnxruntime-gpu lists CUDA as
@@ -26,13 +27,17 @@ import numpy as np
 import onnxruntime as ort
 
 from .card import ModelCard, ModelError, verify_onnx_bytes
+from .offline import disable_telemetry
 from .preprocess import Preprocessing, dihedral
 
 log = logging.getLogger(__name__)
+disable_telemetry()  # onnxruntime is loaded now: its API switch too (engine/__init__ set the variable)
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 DEVICES = ("auto", "cpu", "cuda")
+#: The error of a cell whose model output is NaN or +-Inf (its P(ALL) is NaN, see Member.logit).
+NON_FINITE = "model output not finite"
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -94,11 +99,20 @@ class Member:
         return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
 
     def logit(self, batch: np.ndarray, run_options: ort.RunOptions | None = None) -> np.ndarray:
-        """Uncalibrated logit of ALL per cell, float64; the mean over the card's test-time views."""
+        """Uncalibrated logit of ALL per cell, float64; the mean over the card's test-time views.
+
+        NaN for a cell whose raw output (in any view) is NaN or +-Inf: an infinite logit would
+        calibrate to a confident P(ALL) of exactly 1 or 0, so such a cell gets no score at all."""
         total = np.zeros(batch.shape[0], dtype=np.float64)
+        broken = np.zeros(batch.shape[0], dtype=bool)
         for k in self.card.tta_views:  # one view at a time: peak memory as without augmentation
-            total += to_logit(self.raw(batch if k == 0 else dihedral(batch, k), run_options), self.card.output_kind)
-        return total / len(self.card.tta_views)
+            raw = self.raw(batch if k == 0 else dihedral(batch, k), run_options)
+            broken |= ~np.isfinite(raw)
+            with np.errstate(invalid="ignore"):  # Inf - Inf across views: masked below
+                total += to_logit(raw, self.card.output_kind)
+        total /= len(self.card.tta_views)
+        total[broken] = np.nan
+        return total
 
     def p_all(self, batch: np.ndarray, run_options: ort.RunOptions | None = None) -> np.ndarray:
         return calibrate(self.logit(batch, run_options), "logit", self.card.temperature)
@@ -172,7 +186,7 @@ def load_member(card: ModelCard, device: str = "auto", threads: int | None = Non
         fixed_batch=fixed_batch,
         warnings=warnings,
     )
-    # One real run: catches an output that is not one value per cell, and warms up the provider.
+    # One real run: catches an output that is not one finite value per cell, and warms up the provider.
     h, w = card.input_size
     try:
         probe = member.raw(np.zeros((1, h, w, 3), np.float32))
@@ -182,6 +196,8 @@ def load_member(card: ModelCard, device: str = "auto", threads: int | None = Non
         raise ModelError(f"{card.onnx_file}: test inference failed: {_first_line(exc)}") from None
     if probe.shape != (1,):
         raise ModelError(f"{card.onnx_file}: expected one output value per cell, got shape {probe.shape}")
+    if not np.isfinite(probe).all():
+        raise ModelError(f"{card.onnx_file}: {NON_FINITE} on a black test image ({probe[0]}): the model is broken")
     return member
 
 
@@ -229,8 +245,8 @@ def _check_io(card: ModelCard, session: ort.InferenceSession) -> tuple[str, str,
 class Prediction:
     """Scores of one batch: arrays of length N in the batch's cell order."""
 
-    p_all: np.ndarray  # calibrated P(ALL), float64
-    member_p: dict[str, np.ndarray]  # ensemble only: member name -> its calibrated P(ALL)
+    p_all: np.ndarray  # calibrated P(ALL), float64; NaN where a model output was not finite (NON_FINITE)
+    member_p: dict[str, np.ndarray]  # ensemble only: member name -> its calibrated P(ALL) (NaN likewise)
     members_disagree: np.ndarray  # bool; always False for a single model
 
 

@@ -58,8 +58,25 @@ def reference_p_all(batch: np.ndarray, seed: int = 0, temperature: float = 1.0) 
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def build_tiny_onnx(size: int = 32, seed: int = 0, input_name: str = "image", output_name: str = "logit"):
-    """The ``onnx.ModelProto`` of a tiny model (static H, W = ``size``; dynamic batch)."""
+#: Images brighter than this (mean of ``image / 255``) overflow a ``nonfinite`` model.
+NONFINITE_ABOVE = 0.02
+
+
+def build_tiny_onnx(
+    size: int = 32,
+    seed: int = 0,
+    input_name: str = "image",
+    output_name: str = "logit",
+    nonfinite: str = "",
+    nonfinite_above: float = NONFINITE_ABOVE,
+):
+    """The ``onnx.ModelProto`` of a tiny model (static H, W = ``size``; dynamic batch).
+
+    ``nonfinite`` "inf" or "nan": a broken model, whose output is +Inf (NaN) for images brighter than
+    about ``nonfinite_above`` (mean of ``image / 255``; a float32 ``exp`` overflow) and the normal logit
+    for darker ones: a black image (the load-time probe) still gives a finite output.  A negative
+    ``nonfinite_above`` spoils every output.
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -76,8 +93,25 @@ def build_tiny_onnx(size: int = 32, seed: int = 0, input_name: str = "image", ou
         helper.make_node("Div", [input_name, "scale"], ["x01"]),  # normalisation lives in the graph
         helper.make_node("ReduceMean", ["x01", "hw_axes"], ["chan_mean"], keepdims=0),
         helper.make_node("MatMul", ["chan_mean", "w"], ["z"]),
-        helper.make_node("Add", ["z", "b"], [output_name]),
+        helper.make_node("Add", ["z", "b"], [output_name if not nonfinite else "logit_ok"]),
     ]
+    if nonfinite:
+        if nonfinite not in ("inf", "nan"):
+            raise ValueError(f"nonfinite must be 'inf' or 'nan', got {nonfinite!r}")
+        inits += [
+            numpy_helper.from_array(np.array(nonfinite_above, dtype=np.float32), "nf_above"),
+            numpy_helper.from_array(np.array(1e4, dtype=np.float32), "nf_gain"),
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "nf_axis"),
+        ]
+        nodes += [
+            helper.make_node("ReduceMean", ["chan_mean", "nf_axis"], ["nf_m"], keepdims=1),
+            helper.make_node("Sub", ["nf_m", "nf_above"], ["nf_d"]),
+            helper.make_node("Mul", ["nf_d", "nf_gain"], ["nf_x"]),
+            helper.make_node("Exp", ["nf_x"], ["nf_e"]),  # 0 below the limit, +Inf above it
+        ]
+        if nonfinite == "nan":
+            nodes.append(helper.make_node("Sub", ["nf_e", "nf_e"], ["nf_e2"]))  # 0, or Inf - Inf = NaN
+        nodes.append(helper.make_node("Add", ["logit_ok", "nf_e2" if nonfinite == "nan" else "nf_e"], [output_name]))
     graph = helper.make_graph(nodes, f"tiny_{size}_{seed}", [inp], [out], initializer=inits)
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="leukoscan-tests"
@@ -104,6 +138,8 @@ def make_tiny_model(
     resize_filter: str = "bilinear",
     input_name: str = "image",
     output_name: str = "logit",
+    nonfinite: str = "",
+    nonfinite_above: float = NONFINITE_ABOVE,
 ) -> Path:
     """Write ``<dest_dir>/<name>.onnx`` and its card ``<name>.json``; return the card path."""
     import onnx
@@ -111,7 +147,7 @@ def make_tiny_model(
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     onnx_path = dest / f"{name}.onnx"
-    onnx.save(build_tiny_onnx(size, seed, input_name, output_name), str(onnx_path))
+    onnx.save(build_tiny_onnx(size, seed, input_name, output_name, nonfinite, nonfinite_above), str(onnx_path))
     card = {
         "schema_version": 1,
         "type": "onnx",
