@@ -224,10 +224,11 @@ class CaseWork(ReviewMixin, PersistenceMixin):
     def _decide(self, c: Cell) -> None:
         r = c.result
         if r is None or r.status != "ok":
-            c.prediction, c.needs_review = None, False
+            c.prediction, c.threshold, c.needs_review = None, None, False
             return
         c.prediction, c.needs_review = self.service.decide(
-            r.p_all, self.threshold, self.classifier.review_margin, r.members_disagree)
+            r.p_all, self.threshold, self.classifier.review_margin, r.members_disagree, r.qc)
+        c.threshold = self.threshold
 
     # ------------------------------------------------------------------------------ opening cases
     def open_paths(self, paths: list) -> None:

@@ -1,4 +1,4 @@
-"""Paints one gallery tile: thumbnail, class colour + P(ALL) badge, review marks, error tiles."""
+"""Paints one gallery tile: thumbnail, class colour + P(ALL) badge, review marks, QC mark, error tiles."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ from .style import ERROR_COLOR, REVIEW_COLOR, REVIEWED_COLOR, label_color
 
 BADGE_H = 20
 PAD = 4
+QC_COLOR = QColor("#8e44ad")  # failed the input quality check: purple, unlike any class or review colour
+
+
+def qc_reason(cell) -> str:
+    """Why the cell's image failed the engine's quality check (engine.qc); "" when it passed or is not classified."""
+    return getattr(cell.result, "qc", "") or ""
 
 
 class TileDelegate(QStyledItemDelegate):
@@ -45,7 +51,8 @@ class TileDelegate(QStyledItemDelegate):
         rv = cell.review
         size = option.rect.size()
         key = (f"tile|{cell.key}|{cell.status}|{cell.prediction}|{cell.p_all}|{cell.needs_review}|"
-               f"{rv.label if rv else ''}|{img is not None}|{selected}|{size.width()}x{size.height()}|{self.thumb_size}")
+               f"{bool(qc_reason(cell))}|{rv.label if rv else ''}|{img is not None}|{selected}|"
+               f"{size.width()}x{size.height()}|{self.thumb_size}")
         pm = QPixmapCache.find(key)
         if pm is None or pm.isNull():
             dpr = p.device().devicePixelRatioF() if p.device() is not None else 1.0
@@ -104,9 +111,9 @@ class TileDelegate(QStyledItemDelegate):
         elif status == PENDING:
             text, bg = "…", QColor("#4d5360")
         else:
-            text = f"{label} {cell.p_all:.2f}"
+            text = f"{label} {cell.p_text(2)}"
             if cell.review is not None and cell.overridden:
-                text = f"{cell.prediction}→{label} {cell.p_all:.2f}"  # model -> reviewer
+                text = f"{cell.prediction}→{label} {cell.p_text(2)}"  # model -> reviewer
             bg = label_color(label)
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(bg)
@@ -132,4 +139,13 @@ class TileDelegate(QStyledItemDelegate):
             p.setPen(QPen(QColor("white"), 2.2))
             x, y = mr.x(), mr.y()
             p.drawPolyline(QPolygon([QPoint(x + 4, y + 9), QPoint(x + 8, y + 13), QPoint(x + 14, y + 5)]))
+        if qc_reason(cell):  # "QC" pill beside the review check: the image may not be a usable cell
+            left = r.x() + 3 + (mark + 3 if cell.review is not None else 0)
+            qr = QRect(left, r.y() + 3, mark + 8, mark)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QC_COLOR)
+            p.drawRoundedRect(qr, 4, 4)
+            p.setFont(self._badge_font(p.font()))
+            p.setPen(QColor("white"))
+            p.drawText(qr, Qt.AlignmentFlag.AlignCenter, "QC")
         p.restore()

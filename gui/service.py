@@ -26,6 +26,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from engine.card import ModelError
 from engine.pipeline import classify, decide, scan
 from engine.preprocess import load_rgb  # noqa: F401  (thumbnails: the engine's RGB conversion)
+from engine.fileio import read_regular_file  # noqa: F401  (thumbnails: regular files only, bounded read)
 from engine.registry import Registry
 from engine.report import Review, cell_row, summarize, write_cell_report, write_summary
 
@@ -84,8 +85,8 @@ class EngineService(QObject):
         getattr(self, name).emit(*args)
 
     @staticmethod
-    def decide(p_all: float, threshold: float, review_margin: float, members_disagree: bool = False):
-        return decide(p_all, threshold, review_margin, members_disagree)
+    def decide(p_all: float, threshold: float, review_margin: float, members_disagree: bool = False, qc: str = ""):
+        return decide(p_all, threshold, review_margin, members_disagree, qc)
 
     # --- models ---------------------------------------------------------------------------------
     def registry_dirs(self) -> list[Path]:
