@@ -2,13 +2,16 @@
 
     leukoscan-cli classify PATH [PATH ...] --model NAME --out REPORT.csv [--summary SUMMARY.csv]
                   [--device auto|cpu|cuda] [--batch-size N] [--threads N] [--workers N]
-                  [--threshold T] [--models-dir DIR] [--no-progress]
+                  [--threshold T] [--models-dir DIR] [--no-progress] [--force]
     leukoscan-cli models [--models-dir DIR] [--check]
 
 Exit status: 0 the run completed (even when some files were unreadable: they are error rows);
-2 usage error (bad option, missing PATH, no image found, unusable output path); 3 the model cannot be
-used; 1 the report could not be written where asked (it is then saved in the temp folder, see message);
-130 interrupted with Ctrl-C (the cells done so far go to ``<REPORT>.partial.csv``, never to REPORT).
+2 usage error (bad option, missing PATH, no image found, unusable output path: a folder, an input
+image, the same file for ``--out`` and ``--summary`` even through a symlink, an existing read-only
+file without ``--force``); 3 the model cannot be used; 1 the report could not be written where asked
+(it is then saved in the temp folder, see message) or not at all (disk and temp folder full);
+130 interrupted with Ctrl-C (SIGINT), 143 stopped with SIGTERM: in both cases the cells done so far go
+to ``<REPORT>.partial.csv``, never to REPORT (a second signal quits at once, still writing that file).
 Errors are one line on stderr, no traceback.
 """
 
@@ -35,7 +38,9 @@ from .registry import Registry, default_dirs, describe_metrics
 from .report import cell_row, summarize, write_cell_report, write_summary
 
 PROG = "leukoscan-cli"
-EXIT_OK, EXIT_WRITE, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_WRITE, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
+#: Signals that stop a run cleanly (partial report), and the exit status each gives.
+STOP_SIGNALS = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
 
 
 class CliError(Exception):
@@ -90,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decision threshold on P(ALL) (default: the model card's validated threshold)")
     c.add_argument("--models-dir", action="append", default=[], metavar="DIR", help="extra folder of model cards (repeatable)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.add_argument("--force", action="store_true", help="replace --out/--summary even when the existing file is read-only")
 
     m = sub.add_parser("models", help="list the available models, their validation metrics and invalid cards")
     m.add_argument("--models-dir", action="append", default=[], metavar="DIR", help="extra folder of model cards (repeatable)")
@@ -148,11 +154,34 @@ def cmd_models(args) -> int:
 # -------------------------------------------------------------------------------------- classify
 
 
-def _check_output(path: Path, label: str, inputs: set[str]) -> Path:
+def _real(path: Path) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Same file by real path (symlinks resolved) or by inode (hard links)."""
+    if _real(a) == _real(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return False
+
+
+def _read_only(path: Path) -> bool:
+    """An existing file the user cannot write, or that is marked read-only (root may write a 0444 one)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return not os.access(path, os.W_OK) or not st.st_mode & 0o222
+
+
+def _check_output(path: Path, label: str, inputs: set[str], force: bool = False) -> Path:
     path = Path(os.path.abspath(path.expanduser()))
     if path.is_dir():
         raise CliError(f"{label} {path} is a folder; give a file name such as report.csv")
-    if is_supported(path) or os.path.normcase(os.path.realpath(path)) in inputs:
+    if is_supported(path) or _real(path) in inputs:
         raise CliError(f"{label} {path} is an image file; refusing to overwrite an input image (use a .csv name)")
     folder = path.parent
     if not folder.is_dir():
@@ -163,19 +192,28 @@ def _check_output(path: Path, label: str, inputs: set[str]) -> Path:
         os.unlink(probe)
     except OSError as exc:
         raise CliError(f"{label}: cannot write in {folder} ({exc.strerror or exc})") from None
+    if not force and _read_only(path):
+        raise CliError(f"{label} {path} exists and is read-only; refusing to replace it (use --force to replace it)")
     return path
 
 
 def _write_or_rescue(kind: str, path: Path, writer, rows) -> tuple[Path, bool]:
-    """Write; if the target fails (disk full, permissions changed mid-run), save in the temp folder."""
+    """Write; if the target fails (disk full, permissions changed mid-run), save in the temp folder.
+
+    Raises :class:`CliError` (exit 1, one line) when the temp folder fails too (both disks full)."""
     try:
         return writer(path, rows), True
     except OSError as exc:
-        _say(f"cannot write {kind} {path}: {exc.strerror or exc}")
-        rescue = Path(tempfile.gettempdir()) / f"leukoscan-{time.strftime('%Y%m%d-%H%M%S')}-{path.name}"
+        first = exc.strerror or str(exc)
+    rescue = Path(f"leukoscan-{time.strftime('%Y%m%d-%H%M%S')}-{path.name}")
+    try:
+        rescue = Path(tempfile.gettempdir()) / rescue  # raises when no temp folder is writable
         writer(rescue, rows)
-        _say(f"{kind} saved instead to {rescue}")
-        return rescue, False
+    except OSError as exc:
+        raise CliError(f"cannot write {kind} {path} ({first}), nor a copy in the temp folder "
+                       f"({exc.strerror or exc}); nothing was saved", EXIT_WRITE) from None
+    _say(f"cannot write {kind} {path} ({first}); {kind} saved instead to {rescue}")
+    return rescue, False
 
 
 def cmd_classify(args) -> int:
@@ -190,9 +228,9 @@ def cmd_classify(args) -> int:
         raise CliError("no image files found in " + ", ".join(args.paths) +
                        " (looked for .bmp .png .jpg .jpeg .tif .tiff .webp; hidden files are skipped)")
     inputs = {os.path.normcase(os.path.realpath(it.path)) for it in items}
-    out = _check_output(Path(args.out), "--out", inputs)
-    summary = _check_output(Path(args.summary), "--summary", inputs) if args.summary else None
-    if summary is not None and summary == out:
+    out = _check_output(Path(args.out), "--out", inputs, args.force)
+    summary = _check_output(Path(args.summary), "--summary", inputs, args.force) if args.summary else None
+    if summary is not None and _same_file(summary, out):
         raise CliError("--summary and --out must be different files")
 
     reg = _registry(args.models_dir)
@@ -210,14 +248,17 @@ def cmd_classify(args) -> int:
         _say(f"warning: {w}")
 
     cancel = threading.Event()
-    old_handler = None
+    stopped_by: list[int] = []  # the first stop signal received
+    old_handlers = {}
     if threading.current_thread() is threading.main_thread():
-        def on_sigint(signum, frame):
+        def on_stop(signum, frame):  # SIGINT and SIGTERM alike: stop, keep the cells done so far
             if cancel.is_set():
                 raise KeyboardInterrupt
+            stopped_by.append(signum)
             cancel.set()
-            _say("interrupted: stopping (Ctrl-C again to quit at once)")
-        old_handler = signal.signal(signal.SIGINT, on_sigint)
+            again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
+            _say(f"interrupted ({signal.Signals(signum).name}): stopping ({again} again to quit at once)")
+        old_handlers = {sig: signal.signal(sig, on_stop) for sig in STOP_SIGNALS}
 
     rows: list[dict[str, str]] = []
     t0 = time.perf_counter()
@@ -234,8 +275,8 @@ def cmd_classify(args) -> int:
     except KeyboardInterrupt:
         cancel.set()
     finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
     elapsed = time.perf_counter() - t0
 
     if cancel.is_set() and len(rows) < len(items):
@@ -245,8 +286,8 @@ def cmd_classify(args) -> int:
             _say(f"interrupted after {len(rows)} of {len(items)} cells; those rows are in {where}; "
                  f"{out} was not written")
         else:
-            _say(f"interrupted before any cell was classified; nothing written")
-        return EXIT_INTERRUPTED
+            _say("interrupted before any cell was classified; nothing written")
+        return STOP_SIGNALS[stopped_by[0]] if stopped_by else EXIT_INTERRUPTED
 
     code = EXIT_OK
     where, ok = _write_or_rescue("report", out, write_cell_report, rows)
@@ -258,9 +299,11 @@ def cmd_classify(args) -> int:
     n_ok = sum(r["status"] == "ok" for r in rows)
     n_all = sum(r["final_label"] == "ALL" for r in rows if r["status"] == "ok")
     n_rev = sum(r["needs_review"] == "true" for r in rows)
+    n_qc = sum(bool(r["qc"]) for r in rows)
     _say(
         f"{len(rows)} cells in {len(sums)} folder(s): {n_ok} classified ({n_all} ALL, {n_ok - n_all} HEM, "
-        f"{n_rev} need review), {len(rows) - n_ok} unreadable; {len(rows) / max(elapsed, 1e-9):.1f} cells/s; "
+        f"{n_rev} need review{f', {n_qc} of them failed the quality check' if n_qc else ''}), "
+        f"{len(rows) - n_ok} unreadable; {len(rows) / max(elapsed, 1e-9):.1f} cells/s; "
         f"report: {where}" + (f"; summary: {swhere}" if summary is not None else "")
     )
     return code
@@ -282,6 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `leukoscan-cli models | head`
         return EXIT_OK
+    except OSError as exc:  # any other I/O failure (e.g. a full disk): one line, never a traceback
+        _say(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+        return EXIT_WRITE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,12 +1,18 @@
-"""Atomic file writes: a temp file in the target's folder, fsync, then rename over the target.
+"""Safe file I/O: atomic writes, and bounded reads of regular files only.
 
-A reader (or a crash) never sees a half-written report or session file; on any error the temp file is
-removed and the target is left as it was.
+Writes go to a temp file in the target's folder, fsync, then rename over the target: a reader (or a
+crash) never sees a half-written report or session file; on any error the temp file is removed and
+the target is left as it was.
+
+Reads (:func:`read_regular_file`) accept regular files only and never read more than a limit, so a
+FIFO named ``cell.bmp`` cannot hang a run and a symlink to ``/dev/zero`` cannot exhaust memory.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,3 +45,65 @@ def atomic_open(path: str | Path, *, public: bool = False, **open_kwargs) -> Ite
         except OSError:
             pass
         raise
+
+
+#: Files larger than this are refused without reading them (a cell image is well under 1 MB).
+MAX_FILE_BYTES = 512 * 1024 * 1024
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+class FileRefused(Exception):
+    """A path that is deliberately not read (not a regular file, too large).  ``str()`` is a reason for a user."""
+
+
+def _check_regular(st: os.stat_result, max_bytes: int) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _KINDS if test(st.st_mode)), "a special file")
+        raise FileRefused(f"not a regular file: {kind}")
+    if st.st_size > max_bytes:
+        raise FileRefused(f"file too large ({st.st_size / 2**20:.0f} MB) for a cell image")
+
+
+def read_regular_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of the regular file at ``path`` (symlinks followed); never more than ``max_bytes``.
+
+    The path is checked with ``stat`` (a clear reason for folders, FIFOs, devices), then opened
+    non-blocking and checked again on the open descriptor, so a FIFO swapped in between still cannot
+    block.  At most ``max_bytes + 1`` bytes are read, so a file that grows while it is read is caught
+    too.  Raises :class:`FileRefused` with a reason, or ``OSError`` (missing, no permission, link loop).
+    """
+    _check_regular(os.stat(path), max_bytes)
+    nonblock = getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, os.O_RDONLY | nonblock | getattr(os, "O_BINARY", 0))
+    try:
+        _check_regular(os.fstat(fd), max_bytes)
+        if nonblock:
+            os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        total, want = 0, os.fstat(fd).st_size + 1  # one read for the whole file, one to see EOF
+        while total <= max_bytes:
+            chunk = os.read(fd, min(want, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            want = 1 << 20
+    finally:
+        os.close(fd)
+    if total > max_bytes:
+        raise FileRefused(f"file too large (more than {max_bytes / 2**20:.0f} MB) for a cell image")
+    return b"".join(chunks)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A short reason for a file that could not be read ("symbolic link loop" for ELOOP)."""
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    return exc.strerror or str(exc)

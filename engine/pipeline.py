@@ -7,8 +7,15 @@ At most ``prefetch_batches + 1`` batches are in flight, so memory stays flat on 
 Cancellation (a ``threading.Event``) is checked while waiting and aborts a running batch through
 onnxruntime's ``RunOptions.terminate``: the iterator ends within a fraction of a second.
 
-``decide()`` turns a calibrated P(ALL) into a prediction and a "needs review" flag; it is the only
-place that rule lives (the GUI calls it again when the user moves the threshold).
+Hostile or odd entries never hang a run and are never dropped silently: every entry named like an
+image becomes a row (a FIFO, a device, a folder named ``x.bmp``, a broken symlink or a symlink loop is
+an error row with its reason; files are read through :func:`engine.fileio.read_regular_file`), and a
+folder that cannot be listed is an error row of its own, so a report never looks complete when it is not.
+
+Each decoded image also goes through the input quality check (:mod:`engine.qc`); its reason is the
+result's ``qc``.  ``decide()`` turns a calibrated P(ALL) (and a QC reason) into a prediction and a
+"needs review" flag; it is the only place that rule lives (the GUI calls it again when the user moves
+the threshold).
 """
 
 from __future__ import annotations
@@ -28,14 +35,13 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from . import qc as qc_rules
 from .card import ModelError
-from .model import Classifier
+from .fileio import MAX_FILE_BYTES, FileRefused, describe_os_error, read_regular_file
+from .model import NON_FINITE, Classifier
 from .preprocess import ImageDecodeError, Preprocessing, is_supported, open_rgb, preprocess_image
 
 log = logging.getLogger(__name__)
-
-#: Files larger than this are refused without reading them (a cell image is well under 1 MB).
-MAX_FILE_BYTES = 512 * 1024 * 1024
 
 
 # ------------------------------------------------------------------------------------------ scanning
@@ -46,6 +52,7 @@ class ScanItem:
     path: Path  # absolute
     root: Path  # the PATH given (a file's parent when a file was given)
     folder: str  # the file's folder relative to root, '/'-separated; "." for root itself
+    problem: str = ""  # set when the entry cannot be classified at all (a folder that cannot be listed)
 
     @property
     def file(self) -> str:
@@ -73,6 +80,13 @@ def _is_hidden(entry: os.DirEntry) -> bool:
     return False
 
 
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # follows symlinks
+    except OSError:  # a symlink loop
+        return False
+
+
 def _walk(root: Path, warnings: list[str] | None) -> list[ScanItem]:
     found: list[tuple[tuple, ScanItem]] = []
     try:
@@ -83,33 +97,33 @@ def _walk(root: Path, warnings: list[str] | None) -> list[ScanItem]:
     stack: list[tuple[Path, tuple[str, ...]]] = [(root, ())]
     while stack:
         d, rel = stack.pop()
+        folder = "/".join(rel) if rel else "."
+        folder_key = tuple(natural_key(r) for r in rel)
         try:
             with os.scandir(d) as it:
                 entries = list(it)
         except OSError as exc:
-            msg = f"{d}: folder skipped, cannot be listed ({exc.strerror or exc})"
+            reason = f"folder cannot be listed ({exc.strerror or exc}), its images are not in this report"
+            msg = f"{d}: {reason}"
             log.warning(msg)
             if warnings is not None:
                 warnings.append(msg)
+            found.append(((folder_key, ()), ScanItem(Path(d), root, folder, problem=reason)))
             continue
-        folder = "/".join(rel) if rel else "."
-        folder_key = tuple(natural_key(r) for r in rel)
         for e in entries:
             if _is_hidden(e):
                 continue
-            try:
-                if e.is_dir():  # follows symlinks; loops are cut by the visited set
+            if _is_dir(e):  # loops are cut by the visited set
+                try:
                     est = e.stat()
-                    ident = (est.st_dev, est.st_ino)
-                    if ident in visited:
-                        continue
+                except OSError:  # vanished
+                    continue
+                ident = (est.st_dev, est.st_ino)
+                if ident not in visited:
                     visited.add(ident)
                     stack.append((Path(e.path), rel + (e.name,)))
-                elif is_supported(e.name) and e.is_file():
-                    item = ScanItem(Path(e.path), root, folder)
-                    found.append(((folder_key, natural_key(e.name)), item))
-            except OSError:
-                continue  # dangling symlink or vanished entry
+            if is_supported(e.name):  # of any kind: load_item() says why a non-file is not a cell
+                found.append(((folder_key, natural_key(e.name)), ScanItem(Path(e.path), root, folder)))
     found.sort(key=lambda t: t[0])
     return [it for _, it in found]
 
@@ -117,17 +131,19 @@ def _walk(root: Path, warnings: list[str] | None) -> list[ScanItem]:
 def scan(paths: Iterable[str | Path], warnings: list[str] | None = None) -> list[ScanItem]:
     """Image files under ``paths`` (folders recursively, or files), sorted naturally per folder.
 
-    Hidden files/folders (name starting with '.'; hidden attribute on Windows) and files whose
-    extension is not an image type are skipped.  Symlinked folders are followed once (loops are safe).
-    A file given explicitly is always an item (an unsupported one becomes an error row).  The same
-    file reached twice is listed once.  Raises ``FileNotFoundError`` for a path that does not exist;
-    folders that cannot be listed are skipped with a message appended to ``warnings``.
+    Hidden files/folders (name starting with '.'; hidden attribute on Windows) and entries whose
+    extension is not an image type are skipped.  Every other entry named like an image is an item,
+    whatever it is (FIFO, folder, broken symlink ...: its row says why it was not classified).
+    Symlinked folders are followed once (loops are safe).  A file given explicitly is always an item
+    (an unsupported one becomes an error row).  The same file reached twice is listed once.  Raises
+    ``FileNotFoundError`` for a path that does not exist; a folder that cannot be listed is an item
+    with a ``problem`` (an error row), and a message is appended to ``warnings``.
     """
     items: list[ScanItem] = []
     paths = list(paths)
     for raw in paths:
         p = Path(os.path.abspath(Path(raw).expanduser()))
-        if not p.exists():
+        if not os.path.lexists(p):
             raise FileNotFoundError(f"{raw}: no such file or folder")
         if p.is_dir():
             items.extend(_walk(p, warnings))
@@ -161,6 +177,7 @@ class CellResult:
     p_all: float | None  # calibrated P(ALL); None on error
     member_p: dict[str, float] = field(default_factory=dict)  # ensemble: member -> calibrated P(ALL)
     members_disagree: bool = False
+    qc: str = ""  # why the image failed the input quality check (engine.qc); "" when it passed or on error
 
     @property
     def ok(self) -> bool:
@@ -168,15 +185,16 @@ class CellResult:
 
 
 def decide(
-    p_all: float | None, threshold: float, review_margin: float, members_disagree: bool = False
+    p_all: float | None, threshold: float, review_margin: float, members_disagree: bool = False, qc: str = ""
 ) -> tuple[str, bool]:
     """(prediction, needs_review): "ALL" when p_all >= threshold else "HEM"; review when p_all is
-    within ``review_margin`` of the threshold or the ensemble's members disagree.  ("", False) when
-    there is no score (an error row)."""
+    within ``review_margin`` of the threshold, the ensemble's members disagree, or the image failed the
+    quality check (``qc``: its reason; the score of a not-a-cell image means nothing, however confident).
+    ("", False) when there is no score (an error row)."""
     if p_all is None or not math.isfinite(p_all):
         return "", False
     prediction = "ALL" if p_all >= threshold else "HEM"
-    return prediction, bool(abs(p_all - threshold) < review_margin or members_disagree)
+    return prediction, bool(abs(p_all - threshold) < review_margin or members_disagree or qc)
 
 
 # ------------------------------------------------------------------------------------------ classify
@@ -187,29 +205,45 @@ class _Loaded:
     sha256: str = ""
     arrays: tuple[np.ndarray, ...] = ()
     error: str = ""
+    qc: str = ""
+
+
+def _read(path: Path) -> bytes | str:
+    """The file's bytes, or the reason they cannot be read."""
+    try:
+        return read_regular_file(path, MAX_FILE_BYTES)  # read-only; the file is never modified
+    except FileRefused as exc:
+        return str(exc)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return "broken symbolic link (its target does not exist)"
+        return "file not found (moved or deleted during the run)"
+    except OSError as exc:
+        return f"cannot read file: {describe_os_error(exc)}"
 
 
 def load_item(path: Path, specs: tuple[Preprocessing, ...]) -> _Loaded:
-    """Read a file once: sha256 of its bytes, decode, one model input per spec.  Never raises."""
-    try:
-        size = os.stat(path).st_size
-        if size > MAX_FILE_BYTES:
-            return _Loaded(error=f"file too large ({size / 2**20:.0f} MB) for a cell image")
-        with open(path, "rb") as fh:  # read-only; the file is never modified
-            data = fh.read()
-    except FileNotFoundError:
-        return _Loaded(error="file not found (moved or deleted during the run)")
-    except OSError as exc:
-        return _Loaded(error=f"cannot read file: {exc.strerror or exc}")
+    """Read a file once: sha256 of its bytes, decode, quality check, one model input per spec.  Never raises."""
+    data = _read(path)
+    if isinstance(data, str):
+        return _Loaded(error=data)
     sha = hashlib.sha256(data).hexdigest()
     try:
         im = open_rgb(path, data)
         arrays = tuple(preprocess_image(im, s) for s in specs)
+        qc = qc_rules.check(im)
     except ImageDecodeError as exc:
         return _Loaded(sha, error=str(exc))
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop a run
         return _Loaded(sha, error=f"cannot decode image: {exc.__class__.__name__}: {exc}")
-    return _Loaded(sha, arrays)
+    return _Loaded(sha, arrays, qc=qc)
+
+
+def _problem(reason: str) -> Future:
+    """A finished load for an item that is not read at all (a folder that could not be listed)."""
+    fut: Future = Future()
+    fut.set_result(_Loaded(error=reason))
+    return fut
 
 
 def default_workers(classifier: Classifier | None = None) -> int:
@@ -263,7 +297,8 @@ def classify(
     def fill() -> None:
         nonlocal next_i
         while next_i < total and len(pending) < window:
-            pending.append((next_i, pool.submit(load_item, items[next_i].path, specs)))
+            it = items[next_i]
+            pending.append((next_i, _problem(it.problem) if it.problem else pool.submit(load_item, it.path, specs)))
             next_i += 1
 
     done = 0
@@ -321,12 +356,13 @@ def _result(idx: int, it: ScanItem, ld: _Loaded, pred, r: int | None) -> CellRes
     p = float(pred.p_all[r])
     member_p = {name: float(v[r]) for name, v in pred.member_p.items()}
     if not math.isfinite(p) or not all(math.isfinite(v) for v in member_p.values()):
-        return CellResult(status="error", error="the model returned a non-finite score", p_all=None, **common)
+        return CellResult(status="error", error=NON_FINITE, p_all=None, **common)
     return CellResult(
         status="ok",
         error="",
         p_all=p,
         member_p=member_p,
         members_disagree=bool(pred.members_disagree[r]),
+        qc=ld.qc,
         **common,
     )

@@ -21,6 +21,8 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .fileio import FileRefused, describe_os_error, read_regular_file
+
 #: File extensions the engine reads (compared lower-case).
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
     {".bmp", ".dib", ".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".webp"}
@@ -135,8 +137,8 @@ def load_rgb(path: str | Path) -> np.ndarray:
     """Decode an image file to an 8-bit RGB array (H, W, 3), EXIF orientation applied.
 
     Raises :class:`ImageDecodeError` with a readable reason for anything that is not a usable image
-    (missing, empty, not an image, truncated, too large, unsupported extension).  The file is opened
-    read-only and never modified.
+    (missing, empty, not an image, truncated, too large, unsupported extension, not a regular file).
+    The file is opened read-only and never modified; a FIFO or device is never read.
     """
     return np.asarray(_open_rgb(path))
 
@@ -157,17 +159,17 @@ def _open_rgb(path: str | Path, data: bytes | None = None) -> Image.Image:
         raise ImageDecodeError(f"unsupported file type '{p.suffix or '(none)'}'")
     if data is None:
         try:
-            size = p.stat().st_size
+            data = read_regular_file(p)
+        except FileRefused as exc:
+            raise ImageDecodeError(str(exc)) from None
         except FileNotFoundError:
             raise ImageDecodeError("file not found") from None
         except OSError as exc:
-            raise ImageDecodeError(f"cannot read file: {exc.strerror or exc}") from None
-    else:
-        size = len(data)
-    if size == 0:
+            raise ImageDecodeError(f"cannot read file: {describe_os_error(exc)}") from None
+    if len(data) == 0:
         raise ImageDecodeError("empty file (0 bytes)")
     try:
-        with (open(p, "rb") if data is None else io.BytesIO(data)) as fh, Image.open(fh) as im:
+        with io.BytesIO(data) as fh, Image.open(fh) as im:
             w, h = im.size
             if w * h > MAX_PIXELS:
                 raise ImageDecodeError(

@@ -3,8 +3,16 @@ write through this module, so their files have the same columns.
 
 Per-cell columns, in order (:data:`CELL_COLUMNS`), then one ``p_all_<member>`` column per ensemble
 member.  Values are strings: ``p_all`` with 4 decimals, booleans ``true``/``false``, empty when not
-applicable.  Summary counts use ``final_label`` (the reviewer's label when there is one, else the
-prediction); ``pct_all`` = all / classified * 100 with 1 decimal.
+applicable; ``qc`` is the input quality check's reason (:mod:`engine.qc`), empty when the image passed.
+Summary counts use ``final_label`` (the reviewer's label when there is one, else the prediction);
+``pct_all`` = all / classified * 100 with 1 decimal; ``error_reasons`` lists the distinct reasons of the
+folder's error rows (e.g. a sub-folder that could not be listed).
+
+Formula injection: a file, folder, reviewer or error text starting with ``=``, ``+``, ``-``, ``@``, tab
+or CR would be evaluated by Excel or LibreOffice (``=cmd|' /C calc'!A0.bmp``).  The CSV writer
+prefixes such text cells with ``'`` (OWASP), so they open as text; plain numbers (``p_all``, counts,
+thresholds) are never prefixed and stay numbers.  :func:`read_cell_report` removes the prefix again,
+so a report read back gives the original values.
 
 Files are UTF-8 (no BOM) and written atomically: a temporary file in the same folder, flushed to disk,
 then renamed over the target, so a crash or a full disk never leaves a half-written report.
@@ -13,6 +21,7 @@ then renamed over the target, so a crash or a full disk never leaves a half-writ
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +52,7 @@ CELL_COLUMNS: tuple[str, ...] = (
     "default_threshold",
     "provider",
     "root",
+    "qc",
 )
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "folder",
@@ -55,8 +65,13 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "needs_review",
     "reviewed",
     "root",
+    "error_reasons",
 )
 LABELS = ("ALL", "HEM")
+
+_NEEDS_QUOTE = re.compile(r"'*[=+\-@\t\r]")  # also an already-quoted value, so reading back is exact
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_MAX_REASONS = 3  # per summary row; then "(+N more)"
 
 
 @dataclass(frozen=True)
@@ -84,7 +99,9 @@ def cell_row(
     """The report row of one result.  ``threshold`` defaults to the model's card threshold."""
     thr = classifier.threshold if threshold is None else float(threshold)
     ok = result.status == "ok"
-    prediction, needs_review = decide(result.p_all if ok else None, thr, classifier.review_margin, result.members_disagree)
+    qc = result.qc if ok else ""
+    prediction, needs_review = decide(result.p_all if ok else None, thr, classifier.review_margin,
+                                      result.members_disagree, qc)
     if review is not None and not ok:
         review = None  # a file that could not be classified cannot carry a review label
     reviewed_at = ""
@@ -114,6 +131,7 @@ def cell_row(
         "default_threshold": fmt_threshold(classifier.threshold),
         "provider": classifier.active_provider,
         "root": str(result.root),
+        "qc": qc,
     }
     for name in classifier.member_names:
         row[f"p_all_{name}"] = fmt_p(result.member_p.get(name)) if ok else ""
@@ -135,12 +153,16 @@ def cell_columns(rows: Sequence[Mapping[str, str]]) -> list[str]:
 def summarize(rows: Iterable[Mapping[str, str]]) -> list[dict[str, str]]:
     """One row per (root, folder) in first-seen order.  Counts follow ``final_label``."""
     groups: dict[tuple[str, str], dict[str, int]] = {}
+    reasons: dict[tuple[str, str], list[str]] = {}
     for r in rows:
         key = (r.get("root", ""), r.get("folder", "."))
         g = groups.setdefault(key, dict(cells=0, classified=0, errors=0, all=0, hem=0, needs_review=0, reviewed=0))
         g["cells"] += 1
         if r.get("status") != "ok":
             g["errors"] += 1
+            seen = reasons.setdefault(key, [])
+            if r.get("error") and r["error"] not in seen:
+                seen.append(r["error"])
             continue
         g["classified"] += 1
         label = r.get("final_label") or r.get("reviewed_label") or r.get("prediction", "")
@@ -167,9 +189,29 @@ def summarize(rows: Iterable[Mapping[str, str]]) -> list[dict[str, str]]:
                 "needs_review": str(g["needs_review"]),
                 "reviewed": str(g["reviewed"]),
                 "root": root,
+                "error_reasons": _join_reasons(reasons.get((root, folder), [])),
             }
         )
     return out
+
+
+def _join_reasons(reasons: list[str]) -> str:
+    shown = "; ".join(reasons[:_MAX_REASONS])
+    return shown + (f" (+{len(reasons) - _MAX_REASONS} more)" if len(reasons) > _MAX_REASONS else "")
+
+
+def neutralise(value):
+    """A text cell a spreadsheet would run as a formula, prefixed with ``'``; anything else unchanged."""
+    if isinstance(value, str) and _NEEDS_QUOTE.match(value) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def restore(value: str) -> str:
+    """Undo :func:`neutralise` (for a value read back from a report)."""
+    if value.startswith("'") and _NEEDS_QUOTE.match(value[1:]) and not _PLAIN_NUMBER.fullmatch(value[1:]):
+        return value[1:]
+    return value
 
 
 def _atomic_write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Mapping[str, str]]) -> Path:
@@ -179,7 +221,7 @@ def _atomic_write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[M
         w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore", restval="")
         w.writeheader()
         for r in rows:
-            w.writerow(r)
+            w.writerow({k: neutralise(v) for k, v in r.items()})
     return Path(path)
 
 
@@ -195,6 +237,6 @@ def write_summary(path: str | Path, rows: Sequence[Mapping[str, str]]) -> Path:
 
 
 def read_cell_report(path: str | Path) -> list[dict[str, str]]:
-    """Read a per-cell report back (e.g. to resume a review)."""
+    """Read a report back (e.g. to resume a review), with the formula neutralisation undone."""
     with open(path, encoding="utf-8", newline="") as fh:
-        return list(csv.DictReader(fh))
+        return [{k: restore(v) if isinstance(v, str) else v for k, v in r.items()} for r in csv.DictReader(fh)]

@@ -9,12 +9,13 @@ signal tells the model to repaint that tile.
 
 from __future__ import annotations
 
+import io
 import threading
 from collections import OrderedDict, deque
 
 from PIL import Image, ImageOps
 
-from .service import load_rgb
+from .service import load_rgb, read_regular_file
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QImage
 
@@ -28,7 +29,7 @@ def decode_thumbnail(path: str, size: int) -> QImage | None:
     (16-bit, float, alpha, palette ...) goes through the engine's own RGB conversion, so the tile shows
     what the model sees."""
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(read_regular_file(path))) as im:  # no FIFO/device can block the thread
             if im.mode in ("RGB", "L"):
                 im.draft("RGB", (size, size))  # JPEG: decode at reduced scale
                 im = ImageOps.exif_transpose(im).convert("RGB")
@@ -93,6 +94,11 @@ class ThumbnailLoader(QObject):
                     self._queued.discard(self._pending.popleft())
                 self._cv.notify()
         return None
+
+    def failed(self, key: str) -> bool:
+        """True once ``key`` was tried and could not be decoded (vanished, unreadable, not an image)."""
+        with self._cv:
+            return self._cache.get(key) is FAILED
 
     def cached_count(self) -> int:
         with self._cv:

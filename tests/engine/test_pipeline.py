@@ -54,10 +54,11 @@ def test_scan_symlink_loops_and_duplicates(tmp_path):
     _touch(root / "b.bmp")
     os.symlink(root, root / "sub" / "loop")  # sub/loop -> r  (a cycle)
     os.symlink(tmp_path / "missing", root / "dangling.bmp")
+    os.symlink(tmp_path / "missing", root / "dangling-notes.txt")  # not named like an image: no row
     items = scan([root])
-    assert sorted(it.file for it in items) == ["a.bmp", "b.bmp"]
+    assert sorted(it.file for it in items) == ["a.bmp", "b.bmp", "dangling.bmp"]  # dangling: an error row
     # the same files reached through two PATHs are listed once
-    assert len(scan([root, root / "sub", root / "b.bmp"])) == 2
+    assert len(scan([root, root / "sub", root / "b.bmp"])) == 3
 
 
 def test_scan_unlistable_folder_is_reported(tmp_path, monkeypatch):
@@ -72,164 +73,99 @@ def test_scan_unlistable_folder_is_reported(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline_mod.os, "scandir", scandir)
     warns: list[str] = []
-    assert [it.file for it in scan([tmp_path], warnings=warns)] == ["ok.bmp"]
-    assert len(warns) == 1 and "locked: folder skipped, cannot be listed (Permission denied)" in warns[0]
+    items = scan([tmp_path], warnings=warns)
+    assert [(it.folder, it.file) for it in items] == [(".", "ok.bmp"), ("locked", "locked")]
+    assert len(warns) == 1 and "locked: folder cannot be listed (Permission denied)" in warns[0]
+    assert "cannot be listed (Permission denied)" in items[1].problem
 
 
-def test_natural_key():
-    names = ["c10", "C2", "c1", "c2", "b"]
-    assert sorted(names, key=natural_key) == ["b", "c1", "C2", "c2", "c10"]
-
-
-def test_scan_real_dataset_layout(shared_data_dir):
-    items = scan([shared_data_dir / "training_data"])
-    assert len(items) == 5946
-    assert {it.folder for it in items} == {"fold_0/all", "fold_0/hem", "fold_1/all", "fold_1/hem"}
-    assert items[0].folder == "fold_0/all"
-
-
-# ------------------------------------------------------------------------------------------ decide
-
-
-def test_decide():
-    assert decide(0.7, 0.5, 0.1) == ("ALL", False)
-    assert decide(0.5, 0.5, 0.1) == ("ALL", True)  # >= threshold is ALL
-    assert decide(0.45, 0.5, 0.1) == ("HEM", True)
-    assert decide(0.39, 0.5, 0.1) == ("HEM", False)
-    assert decide(0.61, 0.5, 0.1) == ("ALL", False)
-    assert decide(0.95, 0.5, 0.1, members_disagree=True) == ("ALL", True)
-    assert decide(0.3, 0.2, 0.0) == ("ALL", False)
-    assert decide(None, 0.5, 0.1) == ("", False)
-    assert decide(float("nan"), 0.5, 0.1) == ("", False)
-
-
-# ------------------------------------------------------------------------------------------ classify
-
-
-@pytest.mark.parametrize("batch_size", [1, 3, 64])
-def test_classify_bad_input_folder(bad_input, tiny_models_dir, batch_size):
-    clf = Registry([tiny_models_dir]).load("tiny_a")
-    items = scan([bad_input.path])
-    calls = []
-    results = list(classify(items, clf, batch_size=batch_size, progress=lambda d, t: calls.append((d, t))))
-    assert [r.index for r in results] == list(range(len(items)))
-    assert [r.path for r in results] == [it.path for it in items]
-    assert calls == [(i + 1, len(items)) for i in range(len(items))]
-    by_rel = {(r.file if r.folder == "." else f"{r.folder}/{r.file}"): r for r in results}
-    assert set(by_rel) == bad_input.rows
-    spec = clf.preprocessings[0]
-    for rel in bad_input.ok:
-        r = by_rel[rel]
-        assert r.status == "ok" and r.error == "" and len(r.sha256) == 64
-        expect = reference_p_all(preprocess_file(r.path, spec)[None], seed=0)[0]
-        assert r.p_all == pytest.approx(expect, rel=1e-5)
-    for rel, word in bad_input.errors.items():
-        r = by_rel[rel]
-        assert r.status == "error" and r.p_all is None and word in r.error, (rel, r.error)
-    assert by_rel["broken/empty.bmp"].sha256 == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
-
-def test_classify_ensemble_preprocesses_per_member(cells_dir, tiny_models_dir):
-    reg = Registry([tiny_models_dir])
-    ens = reg.load("tiny_ensemble")
-    items = scan([cells_dir])
-    res = list(classify(items, ens, batch_size=5))
-    sa, sb = reg.get("tiny_a").preprocessing, reg.get("tiny_b").preprocessing
-    for r in res:
-        pa = reference_p_all(preprocess_file(r.path, sa)[None], 0)[0]
-        pb = reference_p_all(preprocess_file(r.path, sb)[None], 3)[0]
-        assert r.member_p["tiny_a"] == pytest.approx(pa, rel=1e-5)
-        assert r.member_p["tiny_b"] == pytest.approx(pb, rel=1e-5)
-        assert r.p_all == pytest.approx((pa + pb) / 2, rel=1e-5)
-        assert r.members_disagree == ((pa >= 0.5) != (pb >= 0.5))
-
-
-def test_classify_empty_and_bad_batch_size(tiny_models_dir):
-    clf = Registry([tiny_models_dir]).load("tiny_a")
-    assert list(classify([], clf)) == []
-    with pytest.raises(ValueError):
-        list(classify(scan([Path(__file__)]), clf, batch_size=0))
-
-
-def test_cancel_from_progress_callback_stops_at_once(cells_dir, tiny_models_dir):
-    clf = Registry([tiny_models_dir]).load("tiny_a")
-    cancel = threading.Event()
-
-    def progress(done, total):
-        if done == 3:
-            cancel.set()
-
-    res = list(classify(scan([cells_dir]), clf, batch_size=2, progress=progress, cancel=cancel))
-    assert len(res) == 3
-
-
-def test_cancel_aborts_a_running_batch(cells_dir, tiny_models_dir, monkeypatch):
-    """A long inference (e.g. VGG19 on a slow CPU) is aborted through RunOptions.terminate."""
-    clf = Registry([tiny_models_dir]).load("tiny_a")
-    started = threading.Event()
-
-    def slow_predict(inputs, run_options=None):
-        started.set()
-        t0 = time.monotonic()
-        while not run_options.terminate:  # what onnxruntime does inside session.run
-            if time.monotonic() - t0 > 20:
-                raise AssertionError("terminate was never requested")
-            time.sleep(0.01)
-        raise RuntimeError("Exiting due to terminate flag being set to true.")
-
-    monkeypatch.setattr(clf, "predict", slow_predict)
-    cancel = threading.Event()
-    out: list = []
-    t = threading.Thread(target=lambda: out.extend(classify(scan([cells_dir]), clf, cancel=cancel)))
-    t.start()
-    assert started.wait(10)
-    t0 = time.monotonic()
-    cancel.set()
-    t.join(5)
-    assert not t.is_alive() and time.monotonic() - t0 < 1.0
-    assert out == []
-
-
-def test_model_failure_is_a_model_error(cells_dir, tiny_models_dir, monkeypatch):
-    clf = Registry([tiny_models_dir]).load("tiny_a")
-
-    def broken(inputs, run_options=None):
-        raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : boom")
-
-    monkeypatch.setattr(clf, "predict", broken)
-    with pytest.raises(ModelError, match="model 'tiny_a' failed on a batch: .*boom"):
-        list(classify(scan([cells_dir]), clf))
-
-
-def test_non_finite_scores_become_error_rows(cells_dir, tiny_models_dir, monkeypatch):
-    clf = Registry([tiny_models_dir]).load("tiny_a")
-    real = clf.predict
-
-    def nan_first(inputs, run_options=None):
-        p = real(inputs, run_options)
-        p.p_all[0] = np.nan
-        return p
-
-    monkeypatch.setattr(clf, "predict", nan_first)
-    res = list(classify(scan([cells_dir]), clf, batch_size=4))
-    assert [r.status for r in res] == ["error", "ok", "ok", "ok", "error", "ok", "ok", "ok"]
-    assert res[0].error == "the model returned a non-finite score"
-
-
-def test_prefetch_is_bounded(tmp_path, cells_dir, tiny_models_dir, monkeypatch):
-    """A slow consumer does not make the pipeline read the whole folder into memory."""
-    src = next(cells_dir.glob("*.bmp"))
-    many = tmp_path / "many"
-    many.mkdir()
-    for i in range(300):
-        os.link(src, many / f"c{i:03d}.bmp")
-    clf = Registry([tiny_models_dir]).load("tiny_a")
+def test_unlistable_folder_is_an_error_row_never_read(tmp_path, cells_dir, tiny_models_dir, monkeypatch):
+    """A report of a case with a locked sub-folder must not look complete: the folder is a row."""
+    (cells_dir / "locked").mkdir()
+    real_scandir = os.scandir
+    monkeypatch.setattr(pipeline_mod.os, "scandir",
+                        lambda p: (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
+                        if Path(p).name == "locked" else real_scandir(p))
     loads = []
     real_load = pipeline_mod.load_item
     monkeypatch.setattr(pipeline_mod, "load_item", lambda p, s: (loads.append(p), real_load(p, s))[1])
-    gen = classify(scan([many]), clf, batch_size=8, prefetch_batches=2)
-    next(gen)
-    time.sleep(0.5)
-    assert len(loads) <= 8 * 3  # the batch being consumed + 2 prefetched batches
-    rest = list(gen)
-    assert len(rest) == 299 and len(loads) == 300
+    clf = Registry([tiny_models_dir]).load("tiny_a")
+    res = list(classify(scan([cells_dir]), clf, batch_size=3))
+    assert len(res) == 9 and sum(r.ok for r in res) == 8
+    bad = res[-1]
+    assert (bad.folder, bad.status, bad.p_all) == ("locked", "error", None)
+    assert "folder cannot be listed (Permission denied)" in bad.error
+    assert cells_dir / "locked" not in loads
+
+
+def _fifo_unblock(path: Path) -> None:
+    """Give a reader blocked on the FIFO (code before the fix) its EOF, so a failing test cannot hang."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+
+
+def _classify_within(items, clf, seconds=30):
+    out: list = []
+    t = threading.Thread(target=lambda: out.extend(classify(items, clf)), daemon=True)
+    t.start()
+    t.join(seconds)
+    return out, not t.is_alive()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs and /dev/zero are POSIX")
+def test_hostile_paths_are_error_rows_and_never_hang(tmp_path, cells_dir, tiny_models_dir, monkeypatch):
+    fifo = tmp_path / "pipe.bmp"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.png"
+    os.symlink("/dev/zero", zero)
+    monkeypatch.setattr(pipeline_mod, "MAX_FILE_BYTES", 4 * 2**20)  # a regression reads 4 MB, not all RAM
+    good = next(cells_dir.glob("*.bmp"))
+    clf = Registry([tiny_models_dir]).load("tiny_a")
+    try:
+        res, finished = _classify_within(scan([fifo, zero, good]), clf)
+    finally:
+        _fifo_unblock(fifo)
+    assert finished, "classify() hung on a FIFO"
+    by = {r.file: r for r in res}
+    assert by[good.name].ok
+    assert by["pipe.bmp"].status == "error" and by["pipe.bmp"].error == "not a regular file: a named pipe (FIFO)"
+    assert by["zero.png"].status == "error" and by["zero.png"].error == "not a regular file: a character device"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_odd_entries_inside_folders_are_error_rows(tmp_path, cells_dir, tiny_models_dir):
+    case = cells_dir
+    os.mkfifo(case / "fifo.bmp")
+    (case / "folder.bmp").mkdir()
+    os.symlink(tmp_path / "missing.bmp", case / "broken.bmp")
+    os.symlink(case / "loop.png", case / "loop.png")  # a link to itself
+    os.symlink("/dev/zero", case / "zero.tif")
+    clf = Registry([tiny_models_dir]).load("tiny_a")
+    try:
+        res, finished = _classify_within(scan([case]), clf)
+    finally:
+        _fifo_unblock(case / "fifo.bmp")
+    assert finished
+    errors = {r.file: r.error for r in res if not r.ok}
+    assert errors == {
+        "fifo.bmp": "not a regular file: a named pipe (FIFO)",
+        "folder.bmp": "not a regular file: a folder",
+        "broken.bmp": "broken symbolic link (its target does not exist)",
+        "loop.png": "cannot read file: symbolic link loop",
+        "zero.tif": "not a regular file: a character device",
+    }
+    assert sum(r.ok for r in res) == 8
+
+
+def test_file_size_limit_is_checked_while_reading(tmp_path, monkeypatch):
+    """At most MAX_FILE_BYTES + 1 bytes are read, even when the file was small when it was checked."""
+    from engine import fileio
+
+    p = tmp_path / "grows.bmp"
+    p.write_bytes(b"x" * 100)
+    monkeypatch.setattr(fileio, "_check_regular", lambda st, max_bytes: None)  # as if it grew after the checks
+    with pytest.raises(fileio.FileRefused, match="file too large"):
+        fileio.read_regular_file(p, max_bytes=50)
+    assert fileio.read_regular_file(p, max_bytes=100) == b"x" * 100

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -116,6 +117,23 @@ def test_truncated_bmp(tmp_path, cell):
 def test_missing_file(tmp_path):
     with pytest.raises(ImageDecodeError, match="not found"):
         load_rgb(tmp_path / "nope.bmp")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs and /dev/zero are POSIX")
+def test_fifo_and_device_are_refused_without_reading(tmp_path):
+    """load_rgb (thumbnails, tools) never blocks on a FIFO nor reads a device."""
+    os.mkfifo(tmp_path / "pipe.bmp")
+    os.symlink("/dev/zero", tmp_path / "zero.png")
+    try:
+        with pytest.raises(ImageDecodeError, match="not a regular file: a named pipe"):
+            load_rgb(tmp_path / "pipe.bmp")
+    finally:  # code that blocked on the FIFO gets its EOF: a failing test cannot hang
+        try:
+            os.close(os.open(tmp_path / "pipe.bmp", os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+    with pytest.raises(ImageDecodeError, match="not a regular file: a character device"):
+        load_rgb(tmp_path / "zero.png")
 
 
 def test_bytes_and_path_give_the_same_pixels(tmp_path, cell):

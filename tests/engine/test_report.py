@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
+import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -17,7 +19,9 @@ from engine.report import (
     SUMMARY_COLUMNS,
     Review,
     cell_row,
+    neutralise,
     read_cell_report,
+    restore,
     summarize,
     write_cell_report,
     write_summary,
@@ -27,10 +31,12 @@ BASE = ["path", "folder", "file", "sha256", "status", "error", "prediction", "p_
         "model_version", "threshold", "reviewed_label", "reviewer", "reviewed_at"]
 
 
-def _res(p_all, status="ok", folder=".", root="/r", members=None, disagree=False, i=0):
-    return CellResult(index=i, path=Path(root) / folder / f"c{i}.bmp", root=Path(root), folder=folder,
-                      file=f"c{i}.bmp", sha256="ab" * 32, status=status, error="" if status == "ok" else "empty file (0 bytes)",
-                      p_all=p_all, member_p=members or {}, members_disagree=disagree)
+def _res(p_all, status="ok", folder=".", root="/r", members=None, disagree=False, i=0, file=None, qc="",
+         error="empty file (0 bytes)"):
+    file = file or f"c{i}.bmp"
+    return CellResult(index=i, path=Path(root) / folder / file, root=Path(root), folder=folder,
+                      file=file, sha256="ab" * 32, status=status, error="" if status == "ok" else error,
+                      p_all=p_all, member_p=members or {}, members_disagree=disagree, qc=qc)
 
 
 @pytest.fixture
@@ -45,8 +51,9 @@ def ens(tiny_models_dir):
 
 def test_column_order():
     assert list(CELL_COLUMNS[: len(BASE)]) == BASE
-    assert list(CELL_COLUMNS[len(BASE):]) == ["final_label", "default_threshold", "provider", "root"]
+    assert list(CELL_COLUMNS[len(BASE):]) == ["final_label", "default_threshold", "provider", "root", "qc"]
     assert list(SUMMARY_COLUMNS[:8]) == ["folder", "cells", "classified", "errors", "all", "hem", "pct_all", "needs_review"]
+    assert list(SUMMARY_COLUMNS[8:]) == ["reviewed", "root", "error_reasons"]
 
 
 def test_cell_row_values(clf):
@@ -100,7 +107,8 @@ def test_summarize_counts_final_labels_per_root_and_folder(clf):
     first = s[0]
     assert {k: first[k] for k in SUMMARY_COLUMNS if k != "root"} == {
         "folder": ".", "cells": "5", "classified": "4", "errors": "1", "all": "1", "hem": "3",
-        "pct_all": "25.0", "needs_review": "1", "reviewed": "1"}
+        "pct_all": "25.0", "needs_review": "1", "reviewed": "1", "error_reasons": "empty file (0 bytes)"}
+    assert s[1]["error_reasons"] == ""
     assert s[3]["pct_all"] == "" and s[3]["classified"] == "0"
 
 
@@ -151,3 +159,79 @@ def test_non_utf8_file_name_does_not_break_the_report(tmp_path, cells_dir, clf):
     back = read_cell_report(out)
     assert len(back) == 8 and any("cell_\\udcff.bmp" in r["file"] for r in back)
     assert all(r["status"] == "ok" for r in back)
+
+
+def test_qc_reason_is_a_column_and_needs_review(clf):
+    row = cell_row(_res(0.95, qc="uniform image (no detail: not a cell)"), clf)
+    assert row["qc"] == "uniform image (no detail: not a cell)" and row["needs_review"] == "true"
+    assert row["prediction"] == "ALL"  # the score is kept; the cell is flagged, not hidden
+    assert cell_row(_res(0.95), clf)["qc"] == ""
+
+
+def test_summary_lists_a_few_distinct_error_reasons(clf):
+    reasons = ["empty file (0 bytes)", "image file is truncated", "not a readable image", "x", "y"]
+    rows = [cell_row(_res(None, status="error", error=e, i=i), clf) for i, e in enumerate(reasons + reasons)]
+    assert summarize(rows)[0]["error_reasons"] == (
+        "empty file (0 bytes); image file is truncated; not a readable image (+2 more)")
+
+
+HOSTILE = ["=cmd|' /C calc'!A0.bmp", "+SUM(1,2).bmp", "-2+3.bmp", "@SUM(1).bmp", "\t=1.bmp", "\r=1.bmp"]
+
+
+@pytest.mark.parametrize("value", [*HOSTILE, "'=already quoted", "''=1", "'-1", "'plain", "'", "", "-1.5", "+2",
+                                   "1e-3", "-inf", "-", "=", "normal.bmp"])
+def test_neutralise_is_reversible(value):
+    assert restore(neutralise(value)) == value
+
+
+def test_neutralise_prefixes_formulas_only():
+    for v in HOSTILE:
+        assert neutralise(v) == "'" + v
+    for v in ["0.1235", "-1.5", "+2", "12", "1e-3", "cell.bmp", "/data/=x.bmp", "'plain"]:
+        assert neutralise(v) == v
+    assert neutralise("-inf") == "'-inf"  # not a plain number: a spreadsheet may evaluate it
+
+
+def _formula_rows(clf):
+    rows = [cell_row(_res(0.9, folder=f, root=f"/{f}", file=name, i=i), clf,
+                     review=Review("ALL", reviewer="=1+2", reviewed_at="2026-01-01T10:00:00"))
+            for i, (f, name) in enumerate(zip(["+case", "-case", "@case", "=case", "\tcase", "\rcase"], HOSTILE))]
+    rows.append(cell_row(_res(None, status="error", file="=HYPERLINK(\"http://x\").bmp", error="-bad", i=9), clf))
+    return rows
+
+
+def test_formula_cells_are_neutralised_in_a_real_csv_round_trip(tmp_path, clf):
+    rows = _formula_rows(clf)
+    out = write_cell_report(tmp_path / "r.csv", rows)
+    summ = write_summary(tmp_path / "s.csv", summarize(rows))
+    with open(out, encoding="utf-8", newline="") as fh:
+        raw = list(csv.DictReader(fh))
+    text_cols = ["path", "folder", "file", "reviewer", "root", "error"]
+    for r in raw:
+        for col in text_cols:
+            assert not r[col] or r[col][0] not in "=+-@\t\r", (col, r[col])
+    assert raw[0]["file"] == "'" + HOSTILE[0] and raw[0]["reviewer"] == "'=1+2" and raw[-1]["error"] == "'-bad"
+    assert [r["p_all"] for r in raw[:-1]] == ["0.9000"] * 6 and raw[0]["threshold"] == "0.5000"  # numbers stay numbers
+    with open(summ, encoding="utf-8", newline="") as fh:
+        sraw = list(csv.DictReader(fh))
+    assert [r["folder"] for r in sraw[:6]] == ["'+case", "'-case", "'@case", "'=case", "'\tcase", "'\rcase"]
+    assert all(r["cells"] == "1" and r["classified"] in ("0", "1") for r in sraw)  # counts are never prefixed
+    assert sraw[-1]["error_reasons"] == "'-bad"
+    # reading back (e.g. to resume a review) gives the original values
+    assert read_cell_report(out) == rows
+    assert read_cell_report(summ) == summarize(rows)
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) is not installed")
+def test_libreoffice_opens_formula_cells_as_text(tmp_path, clf):
+    rows = _formula_rows(clf)
+    out = write_cell_report(tmp_path / "r.csv", rows)
+    conv = tmp_path / "conv"
+    p = subprocess.run(["soffice", "--headless", f"-env:UserInstallation=file://{tmp_path / 'lo-profile'}",
+                        "--convert-to", "csv", "--outdir", str(conv), str(out)],
+                       capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, p.stderr
+    with open(conv / "r.csv", encoding="utf-8", errors="replace", newline="") as fh:
+        back = list(csv.DictReader(fh))
+    assert [r["reviewer"] for r in back[:6]] != ["3"] * 6  # "=1+2" was not evaluated
+    assert all("1+2" in r["reviewer"] for r in back[:6])
