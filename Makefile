@@ -1,5 +1,9 @@
 # LeukoScan — developer entry points.  `make run` and `make test` work from a fresh clone.
-PYTHON ?= python3.11
+# The first supported Python (pyproject: >=3.11,<3.13) that runs and can make a venv (Debian splits
+# ensurepip into python3.X-venv); `make PYTHON=/path/to/python3.1x` overrides it.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(firstword $(foreach p,python3.12 python3.11,$(shell $(p) -c 'import venv, ensurepip' >/dev/null 2>&1 && echo $(p))))
+endif
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
@@ -13,15 +17,34 @@ DEB_PKGS := libegl1 libgl1 libglib2.0-0 libfontconfig1 libfreetype6 libxkbcommon
 
 .PHONY: run test bench sysdeps venv venv-app venv-all clean bundle bundle-gpu install-desktop
 
-# Installs the Debian libraries Qt needs when they are missing (needs root or sudo; skipped elsewhere).
+# Installs every package of DEB_PKGS that dpkg does not list as installed (needs root or sudo; skipped
+# where there is no dpkg/apt-get).  Each package is checked: one missing library is enough for Qt to abort.
 sysdeps:
-	@if command -v apt-get >/dev/null 2>&1 && ! ( ldconfig -p | grep -q libxkbcommon-x11 && ldconfig -p | grep -q libEGL.so.1 && ldconfig -p | grep -q libxcb-cursor && command -v Xvfb >/dev/null && command -v xdotool >/dev/null ); then \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo sudo ); \
-	  echo "Installing Debian packages Qt needs: $(DEB_PKGS)"; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(DEB_PKGS) >/dev/null; \
+	@if command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+	  missing=""; \
+	  for p in $(DEB_PKGS); do \
+	    case "$$(dpkg-query -W -f='$${Status}' $$p 2>/dev/null)" in "install ok installed"*) ;; *) missing="$$missing $$p";; esac; \
+	  done; \
+	  if [ -n "$$missing" ]; then \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo sudo ); \
+	    echo "Installing the Debian packages Qt needs:$$missing"; \
+	    { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } \
+	      || { echo "make sysdeps: could not install:$$missing. Install them with: sudo apt-get install$$missing" >&2; exit 1; }; \
+	  fi; \
 	fi
 
+# Stops with what to install when no supported Python was found.
+define need_python
+	@if [ -z "$(PYTHON)" ]; then \
+	  echo "LeukoScan needs Python 3.12 or 3.11 with its venv module; neither python3.12 nor python3.11 on PATH has it." >&2; \
+	  echo "Install one (Debian/Ubuntu: sudo apt-get install python3.12 python3.12-venv, or python3.11 python3.11-venv;" >&2; \
+	  echo "elsewhere: https://www.python.org/downloads/), or name it: make PYTHON=/path/to/python3.12" >&2; \
+	  exit 1; \
+	fi
+endef
+
 $(PY):
+	$(need_python)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 
@@ -68,6 +91,7 @@ bundle: venv-all
 
 # GPU variant needs its own venv: onnxruntime and onnxruntime-gpu share one folder and overwrite each other.
 $(VENV_GPU)/.gpu-installed: pyproject.toml
+	$(need_python)
 	$(PYTHON) -m venv $(VENV_GPU)
 	$(VENV_GPU)/bin/python -m pip install -q --upgrade pip setuptools wheel
 	$(VENV_GPU)/bin/python -m pip install -q -e . "pyinstaller>=6.10"

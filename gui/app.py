@@ -1,7 +1,9 @@
 """Entry point: ``leukoscan [PATH ...]`` (gui-script), ``leukoscan --self-test``, ``leukoscan --version``.
 
 ``--self-test`` and ``--version`` are handled before Qt is touched, so they work headless and in the
-packaged bundle on machines without a display.
+packaged bundle on machines without a display.  Before Qt loads, :mod:`gui.preflight` checks the
+display and the X11 libraries: a missing one is named with its ``apt-get install`` line (exit 2)
+instead of Qt's abort.
 """
 
 from __future__ import annotations
@@ -50,10 +52,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"LeukoScan {__version__}")
         sys.exit(0)
     args = parse_args(argv)
-    configure_runtime()
+    from .preflight import report_startup_error, startup_problem
 
-    from PySide6.QtCore import QCoreApplication, Qt
-    from PySide6.QtWidgets import QApplication
+    problem = startup_problem()
+    if problem:
+        report_startup_error(problem)
+        return 2
+    configure_runtime()
+    try:
+        from PySide6.QtCore import QCoreApplication, Qt
+        from PySide6.QtWidgets import QApplication
+    except ImportError as exc:  # e.g. libEGL/libGL missing: QtGui cannot load
+        report_startup_error(f"the user interface libraries failed to load: {exc}")
+        return 2
 
     QCoreApplication.setOrganizationName("LeukoScan")
     QCoreApplication.setApplicationName("LeukoScan")

@@ -8,6 +8,7 @@ sorting and selection are the same in both.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -23,10 +24,28 @@ ThumbRole = Qt.ItemDataRole.UserRole + 3  # QImage or None (requests a load)
 PENDING, OK, ERROR = "pending", "ok", "error"
 
 
+def p_all_text(p: float, prediction: str | None, threshold: float | None, digits: int = 2) -> str:
+    """P(ALL) as text that never contradicts the class decided from it (ALL when P >= threshold).
+
+    Plain rounding shows HEM's 0.4978 at threshold 0.50 as "0.50", which reads as ALL.  Then one more
+    digit is shown ("0.498"); if even that crosses the threshold, the value is rounded toward its own
+    side (down for HEM, up for ALL)."""
+    if prediction not in ("ALL", "HEM") or threshold is None:
+        return f"{p:.{digits}f}"
+    for d in (digits, digits + 1):
+        text = f"{p:.{d}f}"
+        if (float(text) >= threshold) == (prediction == "ALL"):
+            return text
+    scale = 10 ** (digits + 1)
+    directed = math.ceil(p * scale) if prediction == "ALL" else math.floor(p * scale)
+    return f"{directed / scale:.{digits + 1}f}"
+
+
 class Cell:
     """One image: where it is, what the model said, what the technician said."""
 
-    __slots__ = ("path", "key", "root", "folder", "case", "item", "result", "prediction", "needs_review", "review")
+    __slots__ = ("path", "key", "root", "folder", "case", "item", "result", "prediction", "threshold", "needs_review",
+                 "review")
 
     def __init__(self, path: Path, root: Path, folder: str, case: str, item=None) -> None:
         self.item = item  # the engine's ScanItem
@@ -37,6 +56,7 @@ class Cell:
         self.case = case  # the opened top-level folder (display name)
         self.result = None  # engine CellResult once classified
         self.prediction: str | None = None  # model label at the current threshold
+        self.threshold: float | None = None  # the threshold that prediction was decided at
         self.needs_review = False
         self.review: ReviewRecord | None = None
 
@@ -53,6 +73,11 @@ class Cell:
     @property
     def p_all(self) -> float | None:
         return None if self.result is None else self.result.p_all
+
+    def p_text(self, digits: int = 2) -> str:
+        """P(ALL) for display, never contradicting :attr:`prediction` (see :func:`p_all_text`)."""
+        p = self.p_all
+        return "" if p is None else p_all_text(p, self.prediction, self.threshold, digits)
 
     @property
     def error(self) -> str:
@@ -76,7 +101,7 @@ class Column:
 
 
 def _p(c: Cell) -> str:
-    return "" if c.p_all is None else f"{c.p_all:.3f}"
+    return c.p_text(3)
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -215,7 +240,7 @@ def tooltip(c: Cell) -> str:
     elif c.status == ERROR:
         lines.append(f"Error: {c.error}")
     else:
-        lines.append(f"Model: {c.prediction}   P(ALL) = {c.p_all:.3f}")
+        lines.append(f"Model: {c.prediction}   P(ALL) = {c.p_text(3)}")
         if c.needs_review:
             lines.append("Needs review")
     if c.review:

@@ -108,7 +108,8 @@ class PreviewPanel(QWidget):
             self.view.update()
             return
         self.view.image = None if cell.status == ERROR else self.loader.get(cell.key)
-        self.view.text = f"Cannot display this file:\n{cell.error}" if cell.status == ERROR else "Loading…"
+        self.view.text = (f"Cannot display this file:\n{cell.error}" if cell.status == ERROR
+                          else self._waiting_text(cell))
         self.view.frame = ERROR_COLOR if cell.status == ERROR else label_color(cell.final_label)
         self.details.setText(details_html(cell, selected))
         self.view.update()
@@ -116,9 +117,20 @@ class PreviewPanel(QWidget):
     def refresh(self) -> None:
         self.show_cell(self.cell)
 
+    def _waiting_text(self, cell: Cell) -> str:
+        """What the view says while it has no image: "Loading…" unless the decode already failed
+        (then no load will ever come, so say why)."""
+        if not self.loader.failed(cell.key):
+            return "Loading…"
+        if not cell.path.is_file():
+            return f"File no longer available:\n{cell.path}"
+        return f"Cannot display this file:\n{cell.path}"
+
     def _ready(self, key: str) -> None:
         if self.cell is not None and self.cell.key == key:
             self.view.image = self.loader.get(key)
+            if self.view.image is None and self.cell.status != ERROR:
+                self.view.text = self._waiting_text(self.cell)
             self.view.update()
 
     def close_loader(self) -> None:
@@ -140,7 +152,8 @@ def details_html(c: Cell, selected: int = 1) -> str:
     elif c.status == ERROR:
         rows.append(_span(ERROR_COLOR, "Error: ") + escape(c.error))
     else:
-        rows.append(f"Model: {_span(label_color(c.prediction), c.prediction or '')} &nbsp; P(ALL) = <b>{c.p_all:.3f}</b>")
+        model = _span(label_color(c.prediction), c.prediction or "")
+        rows.append(f"Model: {model} &nbsp; P(ALL) = <b>{c.p_text(3)}</b>")
         mp = getattr(c.result, "member_p", None) or {}
         if mp:
             rows.append("Members: " + ", ".join(f"{escape(k)} {v:.3f}" for k, v in mp.items()))

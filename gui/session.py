@@ -10,6 +10,7 @@ file whose lock is free belongs to an app that did not close normally and is off
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -116,9 +117,22 @@ class SessionFiles:
         lock = QLockFile(str(path.with_suffix(".lock")))
         lock.setStaleLockTime(0)
         if not lock.tryLock(100):
-            raise OSError(f"session {state.session_id} is in use by another LeukoScan window")
+            raise OSError(self._lock_problem(lock, state))
         self._lock, self.path = lock, path
         return path
+
+    def _lock_problem(self, lock: QLockFile, state: SessionState) -> str:
+        """Why ``lock`` could not be taken, in words: only a lock held by a live process means another
+        window; a folder that cannot be written to (read-only, permissions, disk full) says so."""
+        if lock.error() == QLockFile.LockError.LockFailedError:
+            return f"session {state.session_id} is in use by another LeukoScan window"
+        try:  # the operating system's own reason
+            with tempfile.TemporaryFile(dir=self.dir):
+                pass
+            why = "permission denied" if lock.error() == QLockFile.LockError.PermissionError else "unknown error"
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+        return f"cannot write to the sessions folder {self.dir}: {why}"
 
     def release(self, delete: bool = False) -> None:
         if self._lock is not None:

@@ -1,5 +1,5 @@
-"""The bundle's entry script (display pre-flight, headless self-test), the GPU runtime hook and the
-Linux desktop entry installer."""
+"""The bundle's entry script (display pre-flight of gui.preflight, headless self-test), the GPU runtime
+hook and the Linux desktop entry installer."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "packaging"))
 
 import leukoscan_launcher as launcher  # noqa: E402
+from gui import preflight  # noqa: E402
 
 HOOK = REPO / "packaging" / "rthooks" / "rthook_onnxruntime_gpu.py"
 
@@ -30,16 +31,17 @@ HOOK = REPO / "packaging" / "rthooks" / "rthook_onnxruntime_gpu.py"
     ],
 )
 def test_display_preflight(env, fragment):
-    problem = launcher.linux_display_problem(env)
+    problem = preflight.linux_display_problem(env)
     assert (problem is None) if fragment is None else (fragment in problem)
 
 
 def test_missing_xcb_libraries_are_named_with_the_packages_to_install(monkeypatch):
-    monkeypatch.setattr(launcher, "missing_libraries", lambda names=None, bundle_dir=None: ["libxcb-cursor.so.0"])
-    problem = launcher.linux_display_problem({"DISPLAY": ":0"})
-    assert "libxcb-cursor.so.0" in problem and "apt-get install libxcb-cursor0" in problem
-    monkeypatch.setattr(launcher, "missing_libraries", lambda names=None, bundle_dir=None: [])
-    assert launcher.linux_display_problem({"DISPLAY": ":0"}) is None
+    missing = ["libxcb-cursor.so.0", "libGL.so.1"]
+    monkeypatch.setattr(preflight, "missing_libraries", lambda names=None, bundle_dir=None: missing)
+    problem = preflight.linux_display_problem({"DISPLAY": ":0"})
+    assert "libxcb-cursor.so.0, libGL.so.1" in problem and problem.endswith("sudo apt-get install libxcb-cursor0 libgl1")
+    monkeypatch.setattr(preflight, "missing_libraries", lambda names=None, bundle_dir=None: [])
+    assert preflight.linux_display_problem({"DISPLAY": ":0"}) is None
 
 
 def test_missing_libraries_looks_in_the_bundle_and_the_system(tmp_path):
@@ -47,7 +49,7 @@ def test_missing_libraries_looks_in_the_bundle_and_the_system(tmp_path):
     names = ("libonly-in-bundle.so.1", "libc.so.6", "libdefinitely-not-there-leukoscan.so.9")
     if not sys.platform.startswith("linux"):
         pytest.skip("Linux loader names")
-    assert launcher.missing_libraries(names, bundle_dir=tmp_path) == ["libdefinitely-not-there-leukoscan.so.9"]
+    assert preflight.missing_libraries(names, bundle_dir=tmp_path) == ["libdefinitely-not-there-leukoscan.so.9"]
 
 
 def test_startup_error_is_logged_for_double_click_users(tmp_path, monkeypatch, capsys):

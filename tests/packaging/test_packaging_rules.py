@@ -122,7 +122,7 @@ def models(tmp_path) -> Path:
     return d
 
 
-MODULES = ["engine.selftest", "engine.preprocess", "onnxruntime", "PIL.Image", "numpy", "gui.app"]
+MODULES = ["engine.offline", "engine.selftest", "engine.preprocess", "onnxruntime", "PIL.Image", "numpy", "gui.app"]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fake bundle uses Linux plugin names")
@@ -142,8 +142,10 @@ def test_check_bundle_reports_every_kind_of_problem(tmp_path, models):
     b = _fake_bundle(tmp_path, models, variant="gpu", extra=extra)
     (b / "_internal/resources/models/m.onnx").write_bytes(b"tampered")
     (b / "_internal/PySide6/Qt/plugins/platforms/libqxcb.so").unlink()
-    problems, _ = check_bundle.check(b, "cpu", 1, models, modules=MODULES + ["keras.src", "training.export"])
+    modules = [m for m in MODULES if m != "engine.offline"] + ["keras.src", "training.export"]
+    problems, _ = check_bundle.check(b, "cpu", 1, models, modules=modules)
     text = "\n".join(problems)
+    assert "module engine.offline missing" in text  # onnxruntime telemetry would be on in the bundle
     assert "variant 'gpu', expected 'cpu'" in text
     assert "m.onnx does not match the sha256" in text
     assert "libqxcb.so missing" in text
