@@ -10,6 +10,8 @@ from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLineEdit, QSpinBox, QTextBrowser, QVBoxLayout,
 )
 
+from engine.heldout import plain_words
+
 from .settings import DEVICES, Settings
 
 NOT_A_DEVICE = ("LeukoScan is a <b>research tool, not a diagnostic device</b>. It has not been cleared or "
@@ -57,6 +59,9 @@ def card_html(card, active=None) -> str:
     html = ["<h2>" + escape(card.display_name) + "</h2>", "<table cellspacing=4>"]
     html += [f"<tr><td valign=top><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows]
     html.append("</table>")
+    words = plain_words((card.metrics or {}).get("held_out"))
+    if words:  # the honest held-out numbers first, in plain words; the full JSON follows
+        html.append("<h3>On donors it never saw</h3>" + "".join(f"<p>{escape(w)}</p>" for w in words))
     html.append("<h3>Validation metrics</h3>" + _value_html(card.metrics))
     html.append("<h3>Training provenance</h3>" + _value_html(card.training))
     if card.notes:

@@ -134,3 +134,23 @@ def test_card_view_states_the_test_time_views(tmp_path):
     card["test_time_augmentation"] = {"views": [0, 5, 2]}
     tta.write_text(json.dumps(card))
     assert "mean over 3 rotations/mirrors" in card_html(load_card(tta))
+
+
+def test_card_view_states_the_held_out_donors_in_plain_words(tmp_path):
+    import json
+
+    from engine.card import load_card
+    from engine.heldout import held_out_block
+    from gui.dialogs import card_html
+    from tinymodels import make_tiny_model
+
+    path = make_tiny_model(tmp_path, "honest")
+    assert "never saw" not in card_html(load_card(path))  # no block, no claim
+    card = json.loads(path.read_text())
+    card["metrics"]["held_out"] = held_out_block(
+        {"1": {"n": 10, "class": "ALL", "accuracy": 0.9}, "H1": {"n": 10, "class": "HEM", "accuracy": 0.8}},
+        {"ALL": {"recall": 0.9}, "HEM": {"recall": 0.8}}, "fold 1 of a split by subject")
+    path.write_text(json.dumps(card))
+    html = card_html(load_card(path))
+    assert "2 donors the model never saw" in html and "8 of 10 normal cells called normal" in html
+    assert html.index("never saw") < html.index("Validation metrics")  # plain words come first
