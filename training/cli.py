@@ -119,6 +119,51 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_finetune(args) -> int:
+    from engine.preprocess import Preprocessing
+
+    from .finetune import FinetuneRecipe, run
+    from .models import resolve_weights
+
+    d = DEFAULTS["inceptionv3"]
+    size = args.size or d["size"]
+    spec = Preprocessing(size, size, args.crop or d["crop"], "bilinear")
+    weights = resolve_weights(args.weights or d["weights"], REPO_ROOT)
+    recipe = FinetuneRecipe(size=size, unfreeze_from=args.unfreeze_from, epochs=args.epochs, batch=args.batch,
+                            lr=args.lr, head_lr=args.head_lr, val_fold=args.val_fold, n_folds=args.folds,
+                            seed=args.seed, tta_views=_views(args.tta_views), train_on_all=args.all_subjects)
+    m = _manifest(args)
+    run_dir = _path(args.run)
+    metrics = run(m, spec, recipe, weights, run_dir, _path(args.cache), args.resume, _log, args.workers)
+    h = metrics.get("validation_cross_fitted") or {}
+    if h:
+        _log(f"done: held-out weighted F1 {h['weighted_f1']:.4f}, AUROC {h['auroc']:.4f}, ECE {h['ece']:.4f} "
+             f"(run folder {run_dir})")
+    else:
+        _log(f"done: refit on all subjects (run folder {run_dir})")
+    return 0
+
+
+def cmd_frozen(args) -> int:
+    from engine.preprocess import Preprocessing
+
+    from .frozen_vgg import FrozenRecipe, run
+    from .models import resolve_weights
+
+    spec = Preprocessing(args.size, args.size, args.crop, "bilinear")
+    weights = resolve_weights(args.weights, REPO_ROOT)
+    layers = tuple(s.strip() for s in args.layers.split(",") if s.strip())
+    if args.cut not in layers:
+        raise SystemExit(f"--cut {args.cut} must be one of --layers {','.join(layers)}")
+    recipe = FrozenRecipe(size=args.size, layers=layers, cut=args.cut, tta_views=_views(args.tta_views),
+                          n_aug=args.aug_views, n_folds=args.folds, seed=args.seed)
+    m = _manifest(args)
+    metrics = run(m, spec, recipe, weights, _path(args.run), _path(args.cache), _log, args.workers)
+    h = metrics["oof_cross_fitted"]
+    _log(f"done: out-of-fold weighted F1 {h['weighted_f1']:.4f}, AUROC {h['auroc']:.4f}, ECE {h['ece']:.4f}")
+    return 0
+
+
 def _views(text: str) -> tuple[int, ...]:
     try:
         views = tuple(int(v) for v in str(text).split(",") if v.strip())
@@ -143,7 +188,7 @@ def cmd_export(args) -> int:
     from .export_run import export_run
 
     export_run(_path(args.run), _path(args.out), _log, name=args.name, version=args.version,
-               recommended=args.recommended)
+               recommended=args.recommended, model_from=_path(args.model_from) if args.model_from else None)
     return 0
 
 
@@ -204,6 +249,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fold", type=int, default=1, help="VGG19: the held-out subject fold")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("finetune", help="InceptionV3 fine-tuned end to end with on-the-fly augmentation (2.0 recipe)")
+    data_args(p)
+    p.add_argument("--run", default="runs/inceptionv3_ft", help="run folder")
+    p.add_argument("--weights", default=None,
+                   help="'imagenet' (Keras download, needs internet), 'none' or a weights file (default: the "
+                        "offline ImageNet copy in ../shared/weights)")
+    p.add_argument("--size", type=int, default=None)
+    p.add_argument("--crop", type=float, default=None)
+    p.add_argument("--unfreeze-from", default="mixed5", help="first trained layer ('all' = the whole network)")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch", type=int, default=24)
+    p.add_argument("--lr", type=float, default=1e-4, help="backbone learning rate (peak)")
+    p.add_argument("--head-lr", type=float, default=1e-3, help="head learning rate (peak)")
+    p.add_argument("--val-fold", type=int, default=1, help="the held-out subject fold")
+    p.add_argument("--tta-views", default="0,5,2", help="views averaged at validation and in the app")
+    p.add_argument("--all-subjects", action="store_true",
+                   help="refit on every subject (no held-out fold); export it with --metrics-from the held-out run")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("frozen", help="VGG19 (ImageNet) cut at a mid-level layer, frozen, + logistic head (2.0)")
+    data_args(p)
+    p.add_argument("--run", default="runs/vgg19_frozen", help="run folder")
+    p.add_argument("--weights", default="../shared/weights/vgg19_imagenet_normalised_notop.fp16.weights.h5",
+                   help="'imagenet' (Keras download, needs internet), 'none' or a weights file")
+    p.add_argument("--size", type=int, default=160)
+    p.add_argument("--crop", type=float, default=0.85)
+    p.add_argument("--layers", default="block3_conv4,block4_conv1", help="pooled layers compared by CV")
+    p.add_argument("--cut", default="block3_conv4", help="the layer the shipped model is cut at")
+    p.add_argument("--tta-views", default="0,5", help="dihedral views averaged at validation and in the app")
+    p.add_argument("--aug-views", type=int, default=1, help="augmented views per cell added to the head's training")
+    p.set_defaults(func=cmd_frozen)
+
     p = sub.add_parser("evaluate", help="metrics.json-style evaluation + plots from a run's validation predictions")
     p.add_argument("--run", required=True)
     p.set_defaults(func=cmd_evaluate)
@@ -214,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None)
     p.add_argument("--version", default="1.0.0", help="model version written into the card (and every report)")
     p.add_argument("--recommended", action="store_true", help="mark the card as the app's default choice")
+    p.add_argument("--model-from", default=None,
+                   help="ship this run folder's final.keras (e.g. a finetune --all-subjects refit) with --run's "
+                        "held-out calibration and metrics")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("quantize", help="int8 QDQ attempt; replaces the shipped model only if it qualifies")

@@ -1,0 +1,99 @@
+"""The 2.0 recipes: on-the-fly augmentation, the end-to-end InceptionV3 model, the frozen VGG19 model and the
+export of their run folders.  Skipped without TensorFlow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from training.augment import NONE, Augmentation, augment  # noqa: E402
+from training.models import keras, tf  # noqa: E402
+
+CELLS = sorted((Path(__file__).resolve().parents[1] / "data" / "cells").glob("*.webp"))
+
+
+def _disc(n=4, size=48):
+    x = np.zeros((n, size, size, 3), np.float32)
+    yy, xx = np.mgrid[:size, :size]
+    inside = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 4) ** 2
+    x[:, inside] = (150.0, 80.0, 170.0)
+    return x
+
+
+def test_augmentation_keeps_the_background_black_and_values_in_range():
+    x = _disc()
+    y = augment(tf.constant(x), Augmentation(), tf.constant([0, 1])).numpy()
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 255
+    assert (y[:, :3, :3] == 0).all() and (y[:, -3:, -3:] == 0).all()
+    assert (y.max(axis=3) > 10).mean() > 0.05  # the cell is still there
+
+
+def test_augmentation_is_new_per_seed_and_reproducible_per_seed():
+    x = _disc()
+    a = augment(tf.constant(x), Augmentation(), tf.constant([0, 1])).numpy()
+    b = augment(tf.constant(x), Augmentation(), tf.constant([0, 1])).numpy()
+    c = augment(tf.constant(x), Augmentation(), tf.constant([0, 2])).numpy()
+    np.testing.assert_array_equal(a, b)  # a resumed run replays the same views
+    assert np.abs(a - c).mean() > 1.0
+    assert np.abs(a[0] - a[1]).mean() > 0.1  # each cell of a batch gets its own parameters
+
+
+def test_no_augmentation_is_the_identity():
+    x = _disc()
+    y = augment(tf.constant(x), NONE, tf.constant([0, 1])).numpy()
+    np.testing.assert_allclose(y, x, atol=1e-3)
+
+
+def test_pure_rotation_preserves_the_cell_area():
+    x = _disc(1, 64)
+    aug = Augmentation(flip=0.0, scale=0.0, translate=0.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0,
+                       blur=0.0, noise=0.0)
+    y = augment(tf.constant(x), aug, tf.constant([3, 4])).numpy()
+    # bilinear resampling blurs the edge by a pixel; the total intensity of the cell is what a rotation keeps
+    assert abs(y.sum() - x.sum()) / x.sum() < 0.02
+
+
+def test_colour_jitter_changes_colour_but_not_the_shape():
+    x = _disc()
+    aug = Augmentation(rotation=False, flip=0.0, scale=0.0, translate=0.0, blur=0.0, noise=0.0, hue=20.0)
+    y = augment(tf.constant(x), aug, tf.constant([5, 6])).numpy()
+    np.testing.assert_array_equal(y.max(3) > 10, x.max(3) > 10)
+    assert np.abs(y - x)[x.max(3) > 10].mean() > 1.0
+
+
+def test_end_to_end_model_trains_from_the_cut_with_bn_statistics_re_estimated_only_there():
+    from training.finetune import FinetuneRecipe, build_model
+
+    model, backbone, head = build_model(FinetuneRecipe(size=75, unfreeze_from="mixed9"), None)
+    base = model.get_layer("inception_v3")
+    assert 0 < len(backbone) < len(base.trainable_variables) + len(base.non_trainable_variables) / 2
+    assert all(not lay.trainable for lay in base.layers[: [lay.name for lay in base.layers].index("mixed9")])
+    assert len(head) == 2 and model.layers[-1].name == "head_logit"
+    x = np.random.default_rng(0).uniform(0, 255, (2, 75, 75, 3)).astype(np.float32)
+    bns = [lay for lay in base.layers if isinstance(lay, keras.layers.BatchNormalization)]
+    frozen, trained = bns[0], bns[-1]
+    before = frozen.moving_mean.numpy().copy(), trained.moving_mean.numpy().copy()
+    model(x, training=True)
+    np.testing.assert_array_equal(frozen.moving_mean.numpy(), before[0])  # ImageNet statistics below the cut
+    assert np.abs(trained.moving_mean.numpy() - before[1]).max() > 0  # re-estimated on cells above it
+    with pytest.raises(ValueError):
+        build_model(FinetuneRecipe(size=75, unfreeze_from="no_such_layer"), None)
+
+
+def test_frozen_vgg_model_is_the_pooled_features_times_the_head():
+    from training.frozen_vgg import shipped_model, vgg_trunk
+
+    trunk = vgg_trunk(32, None, ("block3_conv4",))
+    rng = np.random.default_rng(1)
+    w, b = rng.normal(size=256), 0.3
+    model = shipped_model(32, None, "block3_conv4", w, b)
+    model.get_layer("vgg19_pooled").set_weights(trunk.get_weights())
+    x = rng.uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    f = trunk(x)
+    f = (f[0] if isinstance(f, (list, tuple)) else f).numpy()
+    np.testing.assert_allclose(model(x).numpy()[:, 0], f @ w + b, rtol=1e-4, atol=1e-4)
+    assert len(model.layers[-1].get_weights()[0]) == 256  # a small head, no fully connected block
