@@ -202,7 +202,7 @@ def cmd_quantize(args) -> int:
 def cmd_ensemble(args) -> int:
     from .export_run import ensemble
 
-    ensemble([_path(r) for r in args.runs], _path(args.out), _log, version=args.version)
+    ensemble([_path(r) for r in args.runs], _path(args.out), _log, version=args.version, recommended=args.recommended)
     return 0
 
 
@@ -307,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", nargs="+", required=True)
     p.add_argument("--out", default="resources/models")
     p.add_argument("--version", default="1.0.0", help="ensemble version written into its card")
+    p.add_argument("--recommended", action="store_true", help="mark the ensemble card as the app's default choice")
     p.set_defaults(func=cmd_ensemble)
     return ap
 

@@ -269,7 +269,8 @@ def write_card(
 
 
 def write_ensemble_card(out_dir: str | Path, members: list[str], threshold: float, margin: float,
-                        metrics: dict, training: dict, notes: str, version: str = "1.0.0") -> Path:
+                        metrics: dict, training: dict, notes: str, version: str = "1.0.0",
+                        recommended: bool = False) -> Path:
     out_dir = Path(out_dir)
     card = {
         "schema_version": SCHEMA_VERSION,
@@ -278,6 +279,7 @@ def write_ensemble_card(out_dir: str | Path, members: list[str], threshold: floa
         "display_name": " + ".join(load_card(out_dir / f"{m}.json").display_name for m in members),
         "architecture": "ensemble",
         "version": version,
+        **({"recommended": True} if recommended else {}),
         "created": _dt.date.today().isoformat(),
         "members": members,
         "classes": ["ALL", "HEM"],

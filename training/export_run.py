@@ -19,7 +19,8 @@ from .export import (
 )
 from .data import subject_halves
 from .metrics import (
-    best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, plot_all, review_margin, sigmoid, weighted_f1,
+    REVIEW_RULE, best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, plot_all, review_margin,
+    sigmoid, weighted_f1,
     write_json,
 )
 
@@ -70,6 +71,7 @@ def recalibrate_run(run_dir: Path, log=print) -> dict:
     op = compute(p, y, th, subjects, mg)
     cal = dict(metrics.get("calibration", {}))
     cal.update({"temperature": t, "logit_shift": shift, "threshold": th, "review_margin": mg,
+                "review_margin_rule": REVIEW_RULE,
                 "calibration_rule": "Platt scaling on the validation logits, stored as temperature + a shift that "
                                     "the exporter adds to the model's output bias"})
     metrics["calibration"] = cal
@@ -287,7 +289,7 @@ def quantize_run(run_dir: Path, out_dir: Path, log=print, name: str | None = Non
     return result
 
 
-def ensemble(run_dirs: list[Path], out_dir: Path, log=print, version: str = "1.0.0") -> Path:
+def ensemble(run_dirs: list[Path], out_dir: Path, log=print, version: str = "1.0.0", recommended: bool = False) -> Path:
     """Ensemble card: mean of the members' calibrated P(ALL) on the cells every member was validated on (held-out
     subjects for all members); threshold and margin fitted there, metrics cross-fitted between subject halves."""
     members, probs = [], []
@@ -339,11 +341,12 @@ def ensemble(run_dirs: list[Path], out_dir: Path, log=print, version: str = "1.0
     metrics["held_out"] = held_out_block(honest["per_subject_accuracy"], honest["per_class"], metrics["data"])
     training = {"combination": "mean of the members' calibrated P(ALL)",
                 "threshold_rule": "maximises weighted F1 on the shared held-out cells",
-                "review_margin_rule": "smallest band holding >= 50% of the errors (cap 0.25); the engine also "
+                "review_margin_rule": REVIEW_RULE + "; the engine also "
                                       "flags cells on which the members disagree"}
-    notes = ("Research tool, not a diagnostic device. Few held-out subjects: the ensemble's numbers are less "
-             "certain than the InceptionV3 cross-validation; see docs/models.md.")
-    card = write_ensemble_card(out_dir, members, th, mg, metrics, training, notes, version=version)
+    notes = ("Research tool, not a diagnostic device. Measured on the subjects held out of every member (few "
+             "healthy donors: the numbers are uncertain); see docs/models.md.")
+    card = write_ensemble_card(out_dir, members, th, mg, metrics, training, notes, version=version,
+                               recommended=recommended)
     write_json(run_dirs[-1] / "ensemble_metrics.json", metrics)
     log(f"ensemble: weighted F1 {honest['weighted_f1']:.4f} AUROC {honest['auroc']:.4f} ECE {honest['ece']:.4f} "
         f"-> {card}")

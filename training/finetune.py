@@ -35,7 +35,8 @@ from engine.preprocess import Preprocessing
 from .augment import Augmentation, augment
 from .data import Manifest, build_pixel_cache, check_no_leak, subject_folds, subject_halves
 from .metrics import (
-    best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, plot_all, review_margin, weighted_f1,
+    REVIEW_RULE, best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, plot_all, review_margin,
+    weighted_f1,
     write_json,
 )
 from .models import Normalize, dihedral, inception_base, keras, tf
@@ -217,7 +218,7 @@ def finalize(m, r, spec, run_dir, va, tr, hist, weights, seconds) -> dict:
              paths=np.asarray([m.paths[i] for i in va]), val_idx=va)
     calib = {"temperature": t, "logit_shift": shift, "threshold": th, "review_margin": mg,
              "threshold_rule": "maximises weighted F1 of the calibrated held-out-fold P(ALL) (grid 0.05-0.95)",
-             "review_margin_rule": "smallest band |P - threshold| < m holding >= 50% of the held-out errors (cap 0.25)"}
+             "review_margin_rule": REVIEW_RULE}
     metrics = {
         "arch": "inceptionv3",
         "recipe_kind": "end-to-end fine-tuning with on-the-fly augmentation",

@@ -32,7 +32,8 @@ from engine.preprocess import Preprocessing
 from .augment import Augmentation, augment
 from .data import Manifest, build_pixel_cache, fold_ids, subject_folds, subject_halves
 from .metrics import (
-    best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, plot_all, review_margin, write_json,
+    REVIEW_RULE, best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, plot_all, review_margin,
+    write_json,
 )
 from .models import Normalize, dihedral, keras, tf
 
@@ -230,13 +231,12 @@ def run(m: Manifest, spec: Preprocessing, r: FrozenRecipe, weights, run_dir: Pat
              paths=np.asarray(m.paths), val_idx=np.arange(len(m)))
     calib = {"temperature": t, "logit_shift": shift, "threshold": th, "review_margin": mg,
              "threshold_rule": "maximises weighted F1 of the calibrated out-of-fold P(ALL) (grid 0.05-0.95)",
-             "review_margin_rule": "smallest band |P - threshold| < m holding >= 50% of the out-of-fold errors "
-                                   "(cap 0.25)"}
+             "review_margin_rule": REVIEW_RULE}
     metrics = {
         "arch": "vgg19",
         "recipe_kind": f"frozen ImageNet VGG19 cut at {r.cut}, global average pooling, logistic head",
-        "validation": "5-fold cross-validation by subject, out-of-fold predictions for all 40 subjects "
-                      "(C of the head chosen by an inner subject-grouped CV inside each training fold); temperature "
+        "validation": "5-fold cross-validation by subject: out-of-fold predictions for all 40 subjects, each "
+                      "from a head that never saw that subject (C of the head chosen by an inner subject-grouped CV inside each training fold); temperature "
                       "and threshold cross-fitted between folds",
         "oof_cross_fitted": honest,
         "oof_at_shipped_operating_point": at_ship,

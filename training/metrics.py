@@ -65,7 +65,15 @@ def best_threshold(p: np.ndarray, y: np.ndarray) -> float:
     return float(grid[best[np.argmin(np.abs(grid[best] - 0.5))]])
 
 
-def review_margin(p: np.ndarray, y: np.ndarray, threshold: float, error_share: float = 0.5, cap: float = 0.25) -> float:
+#: The "needs review" band must catch most of the errors on donors the model never saw: two thirds of the held-out
+#: errors, within at most +-0.30 of the threshold (a wider band would ask for review of most cells).
+REVIEW_ERROR_SHARE = 2 / 3
+REVIEW_CAP = 0.30
+REVIEW_RULE = "smallest band |P - threshold| < m holding >= 2/3 of the held-out errors (step 0.01, cap 0.30)"
+
+
+def review_margin(p: np.ndarray, y: np.ndarray, threshold: float, error_share: float = REVIEW_ERROR_SHARE,
+                  cap: float = REVIEW_CAP) -> float:
     """Smallest margin m (step 0.01, <= cap) whose band |P - t| < m holds at least ``error_share`` of the errors."""
     wrong = (p >= threshold).astype(int) != y
     if not wrong.any():

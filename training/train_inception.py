@@ -16,7 +16,8 @@ from . import features
 from .data import Manifest, build_pixel_cache, fold_ids, subject_folds
 from .inception import InceptionTrainer, Recipe, fit_head
 from .metrics import (
-    best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, fit_temperature, plot_all, review_margin, sigmoid, write_json,
+    REVIEW_RULE, best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, fit_temperature, plot_all,
+    review_margin, sigmoid, write_json,
 )
 from .models import keras, tf
 
@@ -168,7 +169,7 @@ def run(
 
     calib = {"temperature": temperature, "logit_shift": shift, "threshold": threshold, "review_margin": margin,
              "threshold_rule": "maximises weighted F1 of the calibrated out-of-fold P(ALL) (grid 0.05-0.95)",
-             "review_margin_rule": "smallest band |P - threshold| < m holding >= 50% of the out-of-fold errors (cap 0.25)"}
+             "review_margin_rule": REVIEW_RULE}
     metrics = {
         "arch": "inceptionv3",
         "weights": weights or "none (random initialisation)",

@@ -24,7 +24,8 @@ from engine.preprocess import Preprocessing
 
 from .data import Manifest, build_pixel_cache, check_no_leak, subject_folds, subject_halves
 from .metrics import (
-    best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, plot_all, review_margin, sigmoid, weighted_f1,
+    REVIEW_RULE, best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, plot_all, review_margin,
+    sigmoid, weighted_f1,
     write_json,
 )
 from .models import dihedral, keras, strategy, tf, vgg19_model
@@ -205,7 +206,7 @@ def finalize(m, r, spec, run_dir, folds, hist, best, weights, seconds, teacher_d
              paths=np.asarray([m.paths[i] for i in va]), val_idx=va)
     calib = {"temperature": t, "logit_shift": shift, "threshold": th, "review_margin": mg,
              "threshold_rule": "maximises weighted F1 of the calibrated held-out-fold P(ALL) (grid 0.05-0.95)",
-             "review_margin_rule": "smallest band |P - threshold| < m holding >= 50% of the held-out errors (cap 0.25)"}
+             "review_margin_rule": REVIEW_RULE}
     metrics = {
         "arch": "vgg19",
         "validation": f"one held-out subject fold (fold {r.val_fold} of a 5-fold split by subject, "

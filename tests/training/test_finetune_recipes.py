@@ -13,6 +13,13 @@ pytest.importorskip("tensorflow")
 from training.augment import NONE, Augmentation, augment  # noqa: E402
 from training.models import keras, tf  # noqa: E402
 
+@pytest.fixture(autouse=True)
+def _fresh_keras_names():
+    """Layer names are global counters: leave them as a fresh process has them for the other test modules."""
+    yield
+    keras.backend.clear_session()
+
+
 CELLS = sorted((Path(__file__).resolve().parents[1] / "data" / "cells").glob("*.webp"))
 
 
