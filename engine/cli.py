@@ -34,7 +34,7 @@ from .model import DEVICES
 from .paths import user_models_dir
 from .pipeline import classify, scan
 from .preprocess import is_supported
-from .registry import Registry, default_dirs, describe_metrics
+from .registry import Registry, default_dirs, default_model, describe_metrics
 from .report import cell_row, summarize, write_cell_report, write_summary
 
 PROG = "leukoscan-cli"
@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("classify", help="classify every image under the given folders/files, write a CSV report")
     c.add_argument("paths", nargs="+", metavar="PATH", help="folder (searched recursively) or image file")
-    c.add_argument("--model", required=True, help="model name (see `leukoscan-cli models`), e.g. inceptionv3, vgg19, ensemble")
+    c.add_argument("--model", default=None,
+                   help="model name (see `leukoscan-cli models`), e.g. ensemble, inceptionv3, vgg19; default: the "
+                        "recommended model (as in the app)")
     c.add_argument("--out", required=True, metavar="REPORT.csv", help="per-cell CSV report to write")
     c.add_argument("--summary", metavar="SUMMARY.csv", help="also write a per-folder summary CSV")
     c.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA when usable, else CPU), cpu or cuda")
@@ -235,7 +237,10 @@ def cmd_classify(args) -> int:
 
     reg = _registry(args.models_dir)
     try:
-        clf = reg.load(args.model, device=args.device, threads=args.threads)
+        name = args.model or default_model(reg.cards())
+        if name is None:
+            raise ModelError("no model is installed (see `leukoscan-cli models`)")
+        clf = reg.load(name, device=args.device, threads=args.threads)
     except ModelError as exc:
         raise CliError(str(exc), EXIT_MODEL) from None
     threshold = clf.threshold if args.threshold is None else args.threshold

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from .card import ModelCard, ModelError, load_card, sha256_file
 from .model import DEVICES, Classifier, Member, load_member
@@ -204,6 +204,13 @@ def _find_data(d: dict, depth: int = 0):
                 if found:
                     return found
     return None
+
+
+def default_model(cards: Sequence[ModelCard]) -> str | None:
+    """The model a front end uses when the user named none: the card marked ``recommended``, else an
+    ensemble, else the first card (one rule for the app and the CLI)."""
+    pick = [c.name for c in cards if c.recommended] or [c.name for c in cards if c.is_ensemble]
+    return pick[0] if pick else (cards[0].name if cards else None)
 
 
 def describe_metrics(card: ModelCard, limit: int = 5) -> str:

@@ -103,9 +103,7 @@ class CaseWork(ReviewMixin, PersistenceMixin):
             return
         want = self.wanted_model or self.settings.model
         if want not in self.cards:
-            # the card marked "recommended", else an ensemble, else the first model
-            pick = [c.name for c in cards if c.recommended] or [c.name for c in cards if c.is_ensemble]
-            want = pick[0] if pick else cards[0].name
+            want = self.service.default_model(cards)
         self.select_model(want)
 
     def _update_banner(self) -> None:

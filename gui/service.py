@@ -27,7 +27,7 @@ from engine.card import ModelError
 from engine.pipeline import classify, decide, scan
 from engine.preprocess import load_rgb  # noqa: F401  (thumbnails: the engine's RGB conversion)
 from engine.fileio import read_regular_file  # noqa: F401  (thumbnails: regular files only, bounded read)
-from engine.registry import Registry
+from engine.registry import Registry, default_model
 from engine.report import Review, cell_row, summarize, write_cell_report, write_summary
 
 from .session import SessionFiles, SessionState
@@ -83,6 +83,10 @@ class EngineService(QObject):
 
     def _deliver(self, name: str, args) -> None:
         getattr(self, name).emit(*args)
+
+    @staticmethod
+    def default_model(cards) -> str | None:
+        return default_model(cards)
 
     @staticmethod
     def decide(p_all: float, threshold: float, review_margin: float, members_disagree: bool = False, qc: str = ""):

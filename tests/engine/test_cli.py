@@ -300,3 +300,32 @@ def test_fifo_given_as_path_does_not_hang_the_cli(cells_dir, tiny_models_dir, tm
     rows = {r["file"]: r for r in _read(out)}
     assert rows["cell.bmp"]["status"] == "error" and "named pipe" in rows["cell.bmp"]["error"]
     assert sum(r["status"] == "ok" for r in rows.values()) == 8
+
+
+def test_without_model_the_cli_uses_the_apps_default(cells_dir, tiny_models_dir, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "r.csv"
+    args = ["classify", str(cells_dir), "--out", str(out), "--models-dir", str(tiny_models_dir), "--no-progress"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert {r["model"] for r in _read(out)} == {"tiny_ensemble"}  # no card recommended: the ensemble
+    marked = tmp_path / "marked"
+    shutil.copytree(tiny_models_dir, marked)
+    card = json.loads((marked / "tiny_b.json").read_text())
+    card["recommended"] = True
+    (marked / "tiny_b.json").write_text(json.dumps(card))
+    args[5] = str(marked)
+    out.unlink()
+    assert main(args) == 0, capsys.readouterr().err
+    assert {r["model"] for r in _read(out)} == {"tiny_b"}  # the recommended card, as the app opens it
+
+
+def test_default_model_rule():
+    from types import SimpleNamespace as C
+
+    from engine.registry import default_model
+
+    a, b, e = C(name="a", recommended=False, is_ensemble=False), C(name="b", recommended=True, is_ensemble=False), \
+        C(name="e", recommended=False, is_ensemble=True)
+    assert default_model([a, b, e]) == "b" and default_model([a, e]) == "e" and default_model([a]) == "a"
+    assert default_model([]) is None
