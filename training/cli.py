@@ -257,7 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "offline ImageNet copy in ../shared/weights)")
     p.add_argument("--size", type=int, default=None)
     p.add_argument("--crop", type=float, default=None)
-    p.add_argument("--unfreeze-from", default="mixed5", help="first trained layer ('all' = the whole network)")
+    p.add_argument("--unfreeze-from", default="mixed5",
+                   help="train the layers from this one on in Keras' layer order ('mixed5': the mixed5 concat, then "
+                        "blocks mixed6-mixed10; 'all' = the whole network)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch", type=int, default=24)
     p.add_argument("--lr", type=float, default=1e-4, help="backbone learning rate (peak)")
@@ -265,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fold", type=int, default=1, help="the held-out subject fold")
     p.add_argument("--tta-views", default="0,5,2", help="views averaged at validation and in the app")
     p.add_argument("--all-subjects", action="store_true",
-                   help="refit on every subject (no held-out fold); export it with --metrics-from the held-out run")
+                   help="refit on every subject (no held-out fold); ship it with "
+                        "export --run <held-out run> --model-from <this run>")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.set_defaults(func=cmd_finetune)
 

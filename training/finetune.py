@@ -4,7 +4,8 @@ Why this recipe (docs/models.md, "2.0"): the cached-feature recipe of 1.x fine-t
 transfer to new donors (independent check: weighted F1 0.72, most healthy donors' cells called ALL).  Published
 models that transfer fine-tune the whole network with strong augmentation.  Here:
 
-- ImageNet InceptionV3 (offline copy), layers from ``unfreeze_from`` up trained (``"all"``: every layer);
+- ImageNet InceptionV3 (offline copy), layers from ``unfreeze_from`` on trained (default: blocks mixed6-mixed10;
+  ``"all"``: every layer);
 - BatchNorm: below the cut frozen with the rest (ImageNet statistics, inference mode); from the cut up trained like
   the convolutions -- batch statistics in the training forward pass and moving statistics re-estimated on the
   (augmented) cell images by the usual moving average (momentum 0.99, ~1,000 steps per run), so the shipped
@@ -45,7 +46,9 @@ from .models import Normalize, dihedral, inception_base, keras, tf
 @dataclass
 class FinetuneRecipe:
     size: int = 224
-    unfreeze_from: str = "mixed5"  # first trained block ("all" = the whole network)
+    # trained from this layer on, in Keras' layer order: "mixed5" (the block's concat) -> blocks mixed6-mixed10,
+    # since a block's convolutions come before its concat layer; "all" = the whole network
+    unfreeze_from: str = "mixed5"
     epochs: int = 5
     batch: int = 24
     lr: float = 1e-4  # backbone
