@@ -37,7 +37,7 @@ from .metrics import (
 )
 from .models import Normalize, dihedral, keras, tf
 
-C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3)
+C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
 
 @dataclass
@@ -84,8 +84,17 @@ def _view_names(r: FrozenRecipe) -> list[str]:
     return [f"d{k}" for k in r.tta_views] + [f"a{i}" for i in range(r.n_aug)]
 
 
+def _cache_key(px, r: FrozenRecipe, weights) -> str:
+    """What the cached features depend on: the pixel cache (data + preprocessing), weights, layers, augmentation."""
+    import hashlib
+
+    src = str(getattr(px, "filename", "") or "")
+    text = json.dumps([Path(src).name, str(weights), list(r.layers), r.size, r.seed, r.augmentation.to_dict()])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def extract_features(px, r: FrozenRecipe, weights, cache: Path, log) -> dict[str, dict[str, np.ndarray]]:
-    """{view: {layer: (n, c) float32}}; each view cached and resumable in chunks of 256 cells."""
+    """{view: {layer: (n, c) float32}}; each view cached (keyed by :func:`_cache_key`) and resumable in chunks."""
     model = vgg_trunk(r.size, weights, r.layers)
     fwd = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     aug = tf.function(lambda x, s: augment(x, r.augmentation, s), reduce_retracing=True)
@@ -93,7 +102,7 @@ def extract_features(px, r: FrozenRecipe, weights, cache: Path, log) -> dict[str
     out = {}
     cache.mkdir(parents=True, exist_ok=True)
     for view in _view_names(r):
-        f = cache / f"vggfeat_{r.size}_{'-'.join(r.layers)}_{view}_s{r.seed}.npz"
+        f = cache / f"vggfeat_{r.size}_{_cache_key(px, r, weights)}_{view}.npz"
         if f.exists():
             d = np.load(f)
             out[view] = {ln: d[ln] for ln in r.layers}

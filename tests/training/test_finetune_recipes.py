@@ -104,3 +104,18 @@ def test_frozen_vgg_model_is_the_pooled_features_times_the_head():
     f = (f[0] if isinstance(f, (list, tuple)) else f).numpy()
     np.testing.assert_allclose(model(x).numpy()[:, 0], f @ w + b, rtol=1e-4, atol=1e-4)
     assert len(model.layers[-1].get_weights()[0]) == 256  # a small head, no fully connected block
+
+
+def test_frozen_feature_cache_key_follows_pixels_weights_layers_and_augmentation(tmp_path):
+    from training.augment import NONE
+    from training.frozen_vgg import FrozenRecipe, _cache_key
+
+    a = np.lib.format.open_memmap(tmp_path / "pixels_160x160_c0p85_x.npy", mode="w+", dtype=np.uint8, shape=(1, 2))
+    b = np.lib.format.open_memmap(tmp_path / "pixels_160x160_c0p8_x.npy", mode="w+", dtype=np.uint8, shape=(1, 2))
+    r = FrozenRecipe()
+    key = _cache_key(a, r, "w.h5")
+    assert key == _cache_key(a, FrozenRecipe(), "w.h5")
+    assert key != _cache_key(b, r, "w.h5")  # other crop (or data digest): other pixels
+    assert key != _cache_key(a, r, "other.h5")
+    assert key != _cache_key(a, FrozenRecipe(layers=("block3_conv4",)), "w.h5")
+    assert key != _cache_key(a, FrozenRecipe(augmentation=NONE), "w.h5")
