@@ -136,6 +136,9 @@ def cmd_models(args) -> int:
             print("  ".join(v.ljust(widths[i]) for i, v in enumerate(r[:5])) + "  " + r[5])
     else:
         print("No usable models found.")
+    default = default_model(cards)
+    if default:
+        print(f"\nDefault model (the app opens it; classify uses it without --model): {default}")
     print("\nModel folders: " + ", ".join(str(d) for d in reg.dirs))
     print(f"(add a model: copy <name>.onnx + <name>.json into {user_models_dir()})")
     problems = list(reg.problems)

@@ -130,6 +130,7 @@ def test_models_command(tiny_models_dir, capsys):
     assert any(l.startswith("tiny_b ") and "48x48 crop 0.8" in l for l in lines)
     assert any(l.startswith("tiny_ensemble ") and "mean of tiny_a+tiny_b" in l for l in lines)
     assert "Invalid model cards" in out and "broken.json: invalid JSON" in out
+    assert "Default model (the app opens it; classify uses it without --model): tiny_ensemble" in out
 
 
 def test_console_script_one_line_error(cells_dir, tmp_path):
