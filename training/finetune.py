@@ -34,11 +34,9 @@ import numpy as np
 from engine.preprocess import Preprocessing
 
 from .augment import Augmentation, augment
-from .data import Manifest, build_pixel_cache, check_no_leak, subject_folds, subject_halves
+from .data import Manifest, build_pixel_cache, check_no_leak, subject_folds
 from .metrics import (
-    REVIEW_RULE, best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, plot_all, review_margin,
-    weighted_f1,
-    write_json,
+    compute_cross_fitted, held_out_fold, plot_all, weighted_f1, write_json,
 )
 from .models import Normalize, dihedral, inception_base, keras, tf
 
@@ -209,26 +207,17 @@ def finalize(m, r, spec, run_dir, va, tr, hist, weights, seconds) -> dict:
     z = np.mean([d[str(k)] for k in r.tta_views], axis=0)
     yv = y[va]
     sv = [m.subjects[i] for i in va]
-    halves = subject_halves(sv, r.seed)
-    honest = compute_cross_fitted(z, yv, halves, sv)
+    fold = held_out_fold(z, yv, sv, r.seed, r.val_fold)
+    halves, p, calib, th = fold["halves"], fold["p"], fold["calibration"], fold["calibration"]["threshold"]
     no_tta = compute_cross_fitted(d["0"], yv, halves, sv)
-    t, shift = fit_platt(z, yv)
-    p = calibrated(z, t, shift)
-    th = best_threshold(p, yv)
-    mg = review_margin(p, yv, th)
-    at_ship = compute(p, yv, th, sv, mg)
     np.savez(run_dir / "oof.npz", logits=z, labels=yv, folds=halves, subjects=np.asarray(sv),
              paths=np.asarray([m.paths[i] for i in va]), val_idx=va)
-    calib = {"temperature": t, "logit_shift": shift, "threshold": th, "review_margin": mg,
-             "threshold_rule": "maximises weighted F1 of the calibrated held-out-fold P(ALL) (grid 0.05-0.95)",
-             "review_margin_rule": REVIEW_RULE}
+    at_ship = fold["at_ship"]
     metrics = {
         "arch": "inceptionv3",
-        "recipe_kind": "end-to-end fine-tuning with on-the-fly augmentation",
-        "validation": f"one held-out subject fold (fold {r.val_fold} of a 5-fold split by subject, "
-                      f"{len(set(sv))} subjects never seen in training); temperature and threshold cross-fitted "
-                      f"between two subject-disjoint halves of it",
-        "validation_cross_fitted": honest,
+        "recipe_kind": "fine-tuning on raw pixels with on-the-fly augmentation",
+        "validation": fold["validation"],
+        "validation_cross_fitted": fold["honest"],
         "validation_cross_fitted_without_tta": {k: no_tta[k] for k in ("weighted_f1", "auroc", "ece")},
         "validation_at_shipped_operating_point": at_ship,
         "best_epoch": r.epochs,
