@@ -172,3 +172,21 @@ def build_bad_input(root: Path) -> BadInput:
 @pytest.fixture
 def bad_input(tmp_path_factory) -> BadInput:
     return build_bad_input(tmp_path_factory.mktemp("bad-input-root") / "slide 01")
+
+
+@pytest.fixture
+def locked_folders(monkeypatch):
+    """Folders named ``locked`` cannot be listed (PermissionError from the engine's ``os.scandir``), as an
+    unreadable sub-folder on a share behaves; root ignores chmod, so the scan is faked instead."""
+    import os
+
+    from engine import pipeline
+
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(pipeline.os, "scandir", scandir)

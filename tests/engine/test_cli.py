@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from engine import pipeline as pipeline_mod
 from engine import report as report_mod
 from engine.cli import main
 from engine.report import CELL_COLUMNS, SUMMARY_COLUMNS
@@ -262,16 +261,9 @@ def test_report_saved_in_temp_folder_when_target_fails(cells_dir, tiny_models_di
     assert [len(_read(p)) for p in spare.iterdir()] == [8]
 
 
-def test_unlistable_folder_is_in_the_report_and_summary(cells_dir, tiny_models_dir, tmp_path, capsys, monkeypatch):
+def test_unlistable_folder_is_in_the_report_and_summary(cells_dir, tiny_models_dir, tmp_path, capsys,
+                                                        locked_folders):
     (cells_dir / "locked").mkdir()
-    real_scandir = os.scandir
-
-    def scandir(path):
-        if Path(path).name == "locked":
-            raise PermissionError(13, "Permission denied")
-        return real_scandir(path)
-
-    monkeypatch.setattr(pipeline_mod.os, "scandir", scandir)
     out, summ = tmp_path / "r.csv", tmp_path / "s.csv"
     assert main(["classify", str(cells_dir), "--out", str(out), "--summary", str(summ), *_common(tiny_models_dir)]) == 0
     err = capsys.readouterr().err

@@ -61,17 +61,9 @@ def test_scan_symlink_loops_and_duplicates(tmp_path):
     assert len(scan([root, root / "sub", root / "b.bmp"])) == 3
 
 
-def test_scan_unlistable_folder_is_reported(tmp_path, monkeypatch):
+def test_scan_unlistable_folder_is_reported(tmp_path, locked_folders):
     _touch(tmp_path / "ok.bmp")
     _touch(tmp_path / "locked" / "x.bmp")
-    real_scandir = os.scandir
-
-    def scandir(path):
-        if Path(path).name == "locked":
-            raise PermissionError(13, "Permission denied")
-        return real_scandir(path)
-
-    monkeypatch.setattr(pipeline_mod.os, "scandir", scandir)
     warns: list[str] = []
     items = scan([tmp_path], warnings=warns)
     assert [(it.folder, it.file) for it in items] == [(".", "ok.bmp"), ("locked", "locked")]
@@ -79,13 +71,10 @@ def test_scan_unlistable_folder_is_reported(tmp_path, monkeypatch):
     assert "cannot be listed (Permission denied)" in items[1].problem
 
 
-def test_unlistable_folder_is_an_error_row_never_read(tmp_path, cells_dir, tiny_models_dir, monkeypatch):
+def test_unlistable_folder_is_an_error_row_never_read(tmp_path, cells_dir, tiny_models_dir, monkeypatch,
+                                                      locked_folders):
     """A report of a case with a locked sub-folder must not look complete: the folder is a row."""
     (cells_dir / "locked").mkdir()
-    real_scandir = os.scandir
-    monkeypatch.setattr(pipeline_mod.os, "scandir",
-                        lambda p: (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
-                        if Path(p).name == "locked" else real_scandir(p))
     loads = []
     real_load = pipeline_mod.load_item
     monkeypatch.setattr(pipeline_mod, "load_item", lambda p, s: (loads.append(p), real_load(p, s))[1])
