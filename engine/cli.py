@@ -232,7 +232,7 @@ def cmd_classify(args) -> int:
     if not items:
         raise CliError("no image files found in " + ", ".join(args.paths) +
                        " (looked for .bmp .png .jpg .jpeg .tif .tiff .webp; hidden files are skipped)")
-    inputs = {os.path.normcase(os.path.realpath(it.path)) for it in items}
+    inputs = {_real(it.path) for it in items}
     out = _check_output(Path(args.out), "--out", inputs, args.force)
     summary = _check_output(Path(args.summary), "--summary", inputs, args.force) if args.summary else None
     if summary is not None and _same_file(summary, out):

@@ -83,11 +83,12 @@ def read_regular_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> byte
     nonblock = getattr(os, "O_NONBLOCK", 0)
     fd = os.open(path, os.O_RDONLY | nonblock | getattr(os, "O_BINARY", 0))
     try:
-        _check_regular(os.fstat(fd), max_bytes)
+        st = os.fstat(fd)
+        _check_regular(st, max_bytes)
         if nonblock:
             os.set_blocking(fd, True)
         chunks: list[bytes] = []
-        total, want = 0, os.fstat(fd).st_size + 1  # one read for the whole file, one to see EOF
+        total, want = 0, st.st_size + 1  # one read for the whole file, one to see EOF
         while total <= max_bytes:
             chunk = os.read(fd, min(want, max_bytes + 1 - total))
             if not chunk:
