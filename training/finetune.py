@@ -153,6 +153,7 @@ def run(m: Manifest, spec: Preprocessing, r: FinetuneRecipe, weights, run_dir: P
     from sklearn.metrics import roc_auc_score
 
     va_sorted = np.sort(va)
+    z0 = None  # the last epoch's held-out view-0 logits: the final model's, reused below
     last_save = time.time()
     for ep in range(int(ckpt.epoch) + 1, r.epochs + 1):
         t0 = time.time()
@@ -176,9 +177,9 @@ def run(m: Manifest, spec: Preprocessing, r: FinetuneRecipe, weights, run_dir: P
         ckpt.step.assign(0)
         hist["loss"].append(float(np.mean(losses)) if losses else float("nan"))
         if len(va):
-            z = predict(va_sorted, (0,))
-            hist["val_weighted_f1_view0"].append(weighted_f1(y[va_sorted], (z >= 0).astype(int)))
-            hist["val_auroc_view0"].append(float(roc_auc_score(y[va_sorted], z)))
+            z0 = predict(va_sorted, (0,))
+            hist["val_weighted_f1_view0"].append(weighted_f1(y[va_sorted], (z0 >= 0).astype(int)))
+            hist["val_auroc_view0"].append(float(roc_auc_score(y[va_sorted], z0)))
         hist["seconds"].append(time.time() - t0)
         manager.save()
         last_save = time.time()
@@ -189,7 +190,7 @@ def run(m: Manifest, spec: Preprocessing, r: FinetuneRecipe, weights, run_dir: P
     model.save(run_dir / "final.keras")
     if not len(va):
         return {"run_dir": str(run_dir), "trained_on": "all subjects"}
-    z_views = {k: predict(va_sorted, (k,)) for k in r.tta_views}
+    z_views = {k: z0 if k == 0 and z0 is not None else predict(va_sorted, (k,)) for k in r.tta_views}
     np.savez(run_dir / "val_logits_views.npz", **{str(k): v for k, v in z_views.items()})
     return finalize(m, r, spec, run_dir, va_sorted, tr, hist, weights, time.time() - t_start)
 
