@@ -2,8 +2,19 @@
 
     leukoscan-cli classify PATH [PATH ...] --model NAME --out REPORT.csv [--summary SUMMARY.csv]
                   [--device auto|cpu|cuda] [--batch-size N] [--threads N] [--workers N]
-                  [--threshold T] [--models-dir DIR] [--no-progress] [--force]
+                  [--threshold T] [--models-dir DIR] [--no-progress] [--force] [--store CASE.db]
+                  [--engine local|ray] [--address ADDR] [--actors N] [--gpus-per-actor G]
     leukoscan-cli models [--models-dir DIR] [--check]
+    leukoscan-cli export CASE.db --out REPORT.csv [--summary SUMMARY.csv] [--force]
+    leukoscan-cli report REPORT.csv --pdf CASE.pdf [--models-dir DIR] [--force]
+
+``--store CASE.db`` also writes the run into a case file (created if needed; results stored 64 cells at
+a time as they arrive), which the app opens for review without classifying again; cells already in it
+with a valid result of the model (same card, file unchanged) are skipped.  ``export`` writes the
+reports of a case file (reviews included) and its review history ``<REPORT stem>_reviews.csv``.
+
+``--engine ray`` reads and scores the cells on a Ray cluster (a private local one without ``--address``;
+the ``ray`` extra, see docs/cluster.md): the same scan, the same report, the same exit statuses.
 
 Exit status: 0 the run completed (even when some files were unreadable: they are error rows);
 2 usage error (bad option, missing PATH, no image found, unusable output path: a folder, an input
@@ -18,6 +29,7 @@ Errors are one line on stderr, no traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import signal
@@ -25,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -65,6 +78,16 @@ def _positive_int(s: str) -> int:
     return v
 
 
+def _positive_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {v}")
+    return v
+
+
 def _threshold(s: str) -> float:
     try:
         v = float(s)
@@ -78,7 +101,7 @@ def _threshold(s: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="LeukoScan headless: classify single-cell blood-smear images as ALL or HEM.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="{classify,models}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="{classify,models,export,report}", parser_class=_Parser)
     sub.required = True
 
     c = sub.add_parser("classify", help="classify every image under the given folders/files, write a CSV report")
@@ -98,11 +121,38 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--models-dir", action="append", default=[], metavar="DIR", help="extra folder of model cards (repeatable)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.add_argument("--force", action="store_true", help="replace --out/--summary even when the existing file is read-only")
+    c.add_argument("--store", metavar="CASE.db", default=None,
+                   help="also store the run in this case file (created if needed) to review it in the app; cells "
+                        "it already holds with a valid result of the model are not classified again")
+    c.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: classify on this machine (default); ray: on a Ray cluster (the ray extra)")
+    c.add_argument("--address", default=None, metavar="ADDR",
+                   help="--engine ray: the cluster to join (auto, HOST:6379, ray://HOST:10001); "
+                        "default: a private local Ray instance")
+    c.add_argument("--actors", type=_positive_int, default=None,
+                   help="--engine ray: classifier actors, each with its own model session (default: fill the "
+                        "cluster, one per --threads CPUs (default 1) or per --gpus-per-actor GPUs)")
+    c.add_argument("--gpus-per-actor", type=_positive_float, default=None, metavar="G",
+                   help="--engine ray: GPUs each actor reserves (0.5: two actors share a GPU); actors then use CUDA")
 
     m = sub.add_parser("models", help="list the available models, their validation metrics and invalid cards")
     m.add_argument("--models-dir", action="append", default=[], metavar="DIR", help="extra folder of model cards (repeatable)")
     m.add_argument("--check", action="store_true",
                    help="also load every model (checks the ONNX graph against its card; slower)")
+
+    e = sub.add_parser("export", help="write the CSV reports and the review history of a case file (--store or the app)")
+    e.add_argument("case_file", metavar="CASE.db", help="case file to read")
+    e.add_argument("--out", required=True, metavar="REPORT.csv",
+                   help="per-cell CSV report to write (the review history goes to <REPORT stem>_reviews.csv)")
+    e.add_argument("--summary", metavar="SUMMARY.csv", help="also write a per-folder summary CSV")
+    e.add_argument("--force", action="store_true", help="replace the reports even when an existing file is read-only")
+
+    r = sub.add_parser("report", help="print a per-cell CSV report or a case store as a PDF case report (one or more pages per case)")
+    r.add_argument("report", metavar="REPORT.csv|CASE.db", help="per-cell report written by classify, export or the app, or a case store")
+    r.add_argument("--pdf", required=True, metavar="CASE.pdf", help="PDF file to write")
+    r.add_argument("--models-dir", action="append", default=[], metavar="DIR",
+                   help="extra folder of model cards (repeatable): the card of the report's model adds its facts")
+    r.add_argument("--force", action="store_true", help="replace --pdf even when the existing file is read-only")
     return p
 
 
@@ -237,6 +287,13 @@ def cmd_classify(args) -> int:
     summary = _check_output(Path(args.summary), "--summary", inputs, args.force) if args.summary else None
     if summary is not None and _same_file(summary, out):
         raise CliError("--summary and --out must be different files")
+    store_path = _check_store_path(args, inputs, out, summary)
+    if getattr(args, "engine", "local") == "ray":
+        if store_path is not None:
+            raise CliError("--store is not available with --engine ray")
+        return _classify_on_ray(args, items, out, summary)
+    if getattr(args, "address", None) or getattr(args, "actors", None) or getattr(args, "gpus_per_actor", None):
+        raise CliError("--address, --actors and --gpus-per-actor need --engine ray")
 
     reg = _registry(args.models_dir)
     try:
@@ -247,6 +304,9 @@ def cmd_classify(args) -> int:
     except ModelError as exc:
         raise CliError(str(exc), EXIT_MODEL) from None
     threshold = clf.threshold if args.threshold is None else args.threshold
+    run = _store_run(store_path, args, clf, items) if store_path is not None else None
+    todo, skipped = (items, 0) if run is None else (run.todo, run.skipped)
+    threshold = threshold if run is None else run.threshold
     _say(
         f"model {clf.name} {clf.version} on {clf.device_label} ({clf.active_provider}); "
         f"threshold {threshold:g}{'' if args.threshold is None else ' (card: %g)' % clf.threshold}; "
@@ -257,50 +317,81 @@ def cmd_classify(args) -> int:
 
     cancel = threading.Event()
     stopped_by: list[int] = []  # the first stop signal received
-    old_handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        def on_stop(signum, frame):  # SIGINT and SIGTERM alike: stop, keep the cells done so far
-            if cancel.is_set():
-                raise KeyboardInterrupt
-            stopped_by.append(signum)
-            cancel.set()
-            again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
-            _say(f"interrupted ({signal.Signals(signum).name}): stopping ({again} again to quit at once)")
-        old_handlers = {sig: signal.signal(sig, on_stop) for sig in STOP_SIGNALS}
-
     rows: list[dict[str, str]] = []
     t0 = time.perf_counter()
     try:
-        from tqdm import tqdm
-
-        with tqdm(total=len(items), unit="cell", file=sys.stderr, disable=args.no_progress,
-                  mininterval=0.5, dynamic_ncols=True) as bar:
-            for res in classify(items, clf, batch_size=args.batch_size, threads=args.workers, cancel=cancel):
+        with _stop_signals(cancel, stopped_by), _progress_bar(len(todo), args) as bar:
+            for res in classify(todo, clf, batch_size=args.batch_size, threads=args.workers, cancel=cancel):
                 rows.append(cell_row(res, clf, threshold))
+                if run is not None:
+                    run.add(res)
                 bar.update(1)
     except ModelError as exc:
         raise CliError(str(exc), EXIT_MODEL) from None
     except KeyboardInterrupt:
         cancel.set()
     finally:
+        store_failed = run is not None and _finish_store_run(run)
+    elapsed = time.perf_counter() - t0
+    if run is not None:  # the report covers every item, the skipped ones with their stored results
+        from .case.export import cell_rows
+
+        rows = cell_rows(run.doc, run.cells)
+    return _write_reports(rows, len(items), out, summary, cancel.is_set(), stopped_by, elapsed,
+                          skipped=skipped, store_path=store_path, store_failed=store_failed,
+                          signoffs=run.doc.signoffs if run is not None else None)
+
+
+@contextmanager
+def _stop_signals(cancel: threading.Event, stopped_by: list[int]):
+    """SIGINT and SIGTERM set ``cancel`` (the run stops, keeping the cells done so far; the signal is
+    appended to ``stopped_by``); a second one raises KeyboardInterrupt.  Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_stop(signum, frame):
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        stopped_by.append(signum)
+        cancel.set()
+        again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
+        _say(f"interrupted ({signal.Signals(signum).name}): stopping ({again} again to quit at once)")
+
+    old_handlers = {sig: signal.signal(sig, on_stop) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
-    elapsed = time.perf_counter() - t0
 
-    if cancel.is_set() and len(rows) < len(items):
+
+def _progress_bar(total: int, args):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="cell", file=sys.stderr, disable=args.no_progress, mininterval=0.5,
+                dynamic_ncols=True)
+
+
+def _write_reports(rows, n_items: int, out: Path, summary: Path | None, cancelled: bool, stopped_by: list[int],
+                   elapsed: float, *, skipped: int = 0, store_path: Path | None = None,
+                   store_failed: bool = False, signoffs=None) -> int:
+    """The end of a classify run, whichever engine ran it: only ``<REPORT>.partial.csv`` when it was
+    stopped before the end, else the report, the summary and the one-line account.  The exit status."""
+    if cancelled and len(rows) < n_items:
         partial = out.with_name(out.stem + ".partial" + (out.suffix or ".csv"))
         if rows:
             where, _ = _write_or_rescue("partial report", partial, write_cell_report, rows)
-            _say(f"interrupted after {len(rows)} of {len(items)} cells; those rows are in {where}; "
+            _say(f"interrupted after {len(rows)} of {n_items} cells; those rows are in {where}; "
                  f"{out} was not written")
         else:
             _say("interrupted before any cell was classified; nothing written")
         return STOP_SIGNALS[stopped_by[0]] if stopped_by else EXIT_INTERRUPTED
 
-    code = EXIT_OK
+    code = EXIT_WRITE if store_failed else EXIT_OK
     where, ok = _write_or_rescue("report", out, write_cell_report, rows)
     code = code if ok else EXIT_WRITE
-    sums = summarize(rows)
+    sums = summarize(rows, signoffs=signoffs)
     if summary is not None:
         swhere, ok = _write_or_rescue("summary", summary, write_summary, sums)
         code = code if ok else EXIT_WRITE
@@ -311,10 +402,243 @@ def cmd_classify(args) -> int:
     _say(
         f"{len(rows)} cells in {len(sums)} folder(s): {n_ok} classified ({n_all} ALL, {n_ok - n_all} HEM, "
         f"{n_rev} need review{f', {n_qc} of them failed the quality check' if n_qc else ''}), "
-        f"{len(rows) - n_ok} unreadable; {len(rows) / max(elapsed, 1e-9):.1f} cells/s; "
+        f"{len(rows) - n_ok} unreadable; {(len(rows) - skipped) / max(elapsed, 1e-9):.1f} cells/s; "
         f"report: {where}" + (f"; summary: {swhere}" if summary is not None else "")
+        + (f"; case file: {store_path}" if store_path is not None else "")
     )
     return code
+
+
+RAY_MISSING = "--engine ray needs the ray extra: pip install 'leukoscan[ray]'"
+
+
+def _classify_on_ray(args, items, out: Path, summary: Path | None) -> int:
+    """``--engine ray``: the cells are read and scored by Ray tasks and actors (engine.distributed,
+    imported only here); the rows, the reports and the exit statuses are the local engine's."""
+    try:
+        ray_engine = importlib.import_module("engine.distributed.ray_engine")
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] != "ray":
+            raise
+        raise CliError(RAY_MISSING) from None
+    from .distributed.payload import ModelPayload
+
+    if args.device == "cuda" and not args.gpus_per_actor:
+        raise CliError("--engine ray: --device cuda needs --gpus-per-actor G (the GPUs each actor reserves)")
+    reg = _registry(args.models_dir)
+    try:
+        name = args.model or default_model(reg.cards())
+        if name is None:
+            raise ModelError("no model is installed (see `leukoscan-cli models`)")
+        payload = ModelPayload.from_registry(reg, name)
+    except ModelError as exc:
+        raise CliError(str(exc), EXIT_MODEL) from None
+    card = payload.card
+    threshold = card.threshold if args.threshold is None else args.threshold
+    cancel = threading.Event()
+    stopped_by: list[int] = []
+    rows: list[dict[str, str]] = []
+    t0, elapsed = time.perf_counter(), None
+    try:
+        with ray_engine.connect(args.address):  # before the signal handlers: ray.init sets its own SIGTERM one
+            n = args.actors or ray_engine.default_actors(args.gpus_per_actor or 0.0, args.threads)
+            n = max(1, min(n, -(-len(items) // args.batch_size)))  # no actor without a batch
+            with ray_engine.ClassifierPool(payload, n, args.gpus_per_actor or 0.0, args.threads) as pool:
+                _say(f"model {card.name} {card.version} on Ray ({args.address or 'local instance'}): {n} actor(s) "
+                     f"on {pool.device_label} ({pool.active_provider}); threshold {threshold:g}"
+                     f"{'' if args.threshold is None else ' (card: %g)' % card.threshold}; {len(items)} image files")
+                for w in pool.warnings:
+                    _say(f"warning: {w}")
+                t0 = time.perf_counter()
+                with _stop_signals(cancel, stopped_by), _progress_bar(len(items), args) as bar:
+                    for res, model in ray_engine.classify(items, pool, batch_size=args.batch_size, cancel=cancel):
+                        rows.append(cell_row(res, model, threshold))
+                        bar.update(1)
+                elapsed = time.perf_counter() - t0  # not the shutdown of a local Ray instance
+    except ModelError as exc:
+        raise CliError(str(exc), EXIT_MODEL) from None
+    except KeyboardInterrupt:
+        cancel.set()
+    except ConnectionError as exc:
+        what = f"connect to the Ray cluster at {args.address}" if args.address else "start a local Ray instance"
+        raise CliError(f"cannot {what}: {exc}") from None
+    elapsed = time.perf_counter() - t0 if elapsed is None else elapsed
+    return _write_reports(rows, len(items), out, summary, cancel.is_set(), stopped_by, elapsed)
+
+
+# -------------------------------------------------------------------------------------- case files
+
+
+def _check_store_path(args, inputs: set[str], out: Path, summary: Path | None) -> Path | None:
+    if not getattr(args, "store", None):
+        return None
+    path = _check_output(Path(args.store), "--store", inputs, force=True)  # a case file is added to, not replaced
+    if any(p is not None and _same_file(path, p) for p in (out, summary)):
+        raise CliError("--store must be another file than --out and --summary")
+    return path
+
+
+def _store_run(path: Path, args, clf, items):
+    """Open (or create) the case file and add this run's cells to it; exit 2 when it cannot be read."""
+    from .case import ModelFacts
+    from .case.store import CaseStore, HeadlessRun, StoreError
+
+    try:
+        store = CaseStore.open(path)
+    except StoreError as exc:
+        raise CliError(f"--store: {exc}; the file was left as it is (give another --store; the app offers "
+                       "to move a damaged case file aside)") from None
+    try:
+        opened = [(os.path.abspath(Path(p).expanduser()), os.path.isdir(p)) for p in args.paths]
+        run = HeadlessRun(store, ModelFacts.of(clf), items, args.threshold, opened)
+    except StoreError as exc:
+        store.close()
+        raise CliError(f"--store: {exc}; the file was left as it is") from None
+    except BaseException:
+        store.close()
+        raise
+    note = f", {len(run.changed)} changed since and classified again" if run.changed else ""
+    if args.threshold is None and abs(run.threshold - clf.threshold) > 1e-12:
+        note += f"; threshold {run.threshold:g} kept from the case file (card: {clf.threshold:g})"
+    _say(f"case file {path}: {run.skipped} of {len(items)} cells already classified by {clf.name} "
+         f"{clf.version} are skipped{note}")
+    return run
+
+
+def _finish_store_run(run) -> bool:
+    """Store the last results and close the case file; True (said on stderr) when writes failed."""
+    errors = run.finish()
+    if errors:
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        _say(f"error: {errors[0]}{more}")
+    return bool(errors)
+
+
+def cmd_export(args) -> int:
+    from .case.export import cell_rows, review_history_rows, reviews_path, write_reviews
+    from .case.store import CaseStore, StoreError
+
+    db = Path(os.path.abspath(Path(args.case_file).expanduser()))
+    if not db.is_file():
+        raise CliError(f"{db}: no such case file")
+    for label, p in (("--out", args.out), ("--summary", args.summary)):
+        if p and _same_file(Path(p).expanduser(), db):
+            raise CliError(f"{label} is the case file itself; give a file name such as report.csv")
+    out = _check_output(Path(args.out), "--out", {_real(db)}, args.force)
+    summary = _check_output(Path(args.summary), "--summary", {_real(db)}, args.force) if args.summary else None
+    if summary is not None and _same_file(summary, out):
+        raise CliError("--summary and --out must be different files")
+    history_path = _check_output(reviews_path(out), "review history", {_real(db)}, args.force)
+    if summary is not None and _same_file(summary, history_path):
+        raise CliError(f"--summary must not be {history_path}: the review history goes there")
+    try:
+        store = CaseStore.open(db, create=False)
+    except StoreError as exc:
+        raise CliError(f"cannot read the case file: {exc} (it was left as it is; the app offers to move a "
+                       "damaged case file aside)") from None
+    try:
+        try:
+            doc = store.load()
+            history = review_history_rows(store)
+        except StoreError as exc:
+            raise CliError(f"cannot read the case file: {exc} (it was left as it is)") from None
+        rows = cell_rows(doc)
+        if not rows:
+            raise CliError(f"{db} holds no classified cells" + ("" if doc.current else " (no model has run on it)")
+                           + "; nothing written")
+        code = EXIT_OK
+        where, ok = _write_or_rescue("report", out, write_cell_report, rows)
+        code = code if ok else EXIT_WRITE
+        sums = summarize(rows, signoffs=doc.signoffs)
+        if summary is not None:
+            swhere, ok = _write_or_rescue("summary", summary, write_summary, sums)
+            code = code if ok else EXIT_WRITE
+        hwhere, ok = _write_or_rescue("review history", history_path, write_reviews, history)
+        code = code if ok else EXIT_WRITE
+        if code == EXIT_OK:
+            store.attach(doc)
+            doc.mark_exported()
+    finally:
+        store.close()
+    if store.errors:
+        _say(f"warning: the export could not be recorded in the case file ({store.errors[0]})")
+    n_rev = sum(bool(r["reviewed_label"]) for r in rows)
+    n_open = sum(r["needs_review"] == "true" and not r["reviewed_label"] for r in rows)
+    _say(f"{len(rows)} cells in {len(sums)} folder(s), model {doc.current.name} {doc.current.version}, threshold "
+         f"{doc.threshold:g}: {n_rev} reviewed, {n_open} still need review; report: {where}"
+         + (f"; summary: {swhere}" if summary is not None else "")
+         + f"; review history ({len(history)} events): {hwhere}")
+    return code
+
+
+# -------------------------------------------------------------------------------------- report (PDF)
+
+#: Columns a per-cell report must have to be printed (older reports without ``root`` are one case).
+REPORT_NEEDS = ("path", "file", "status", "prediction", "p_all", "needs_review", "model", "threshold")
+
+
+def _store_report(path: Path) -> tuple[list[dict[str, str]], dict[str, str], dict[str, dict[str, str]]]:
+    """The per-cell rows, the sample ids and the sign-offs per case root of a case store (CASE.db)."""
+    from .case.export import cell_rows, pdf_signoffs
+    from .case.store import CaseStore, StoreError
+
+    try:
+        store = CaseStore.open(path, create=False)
+        try:
+            doc = store.load()
+        finally:
+            store.close()
+    except StoreError as exc:
+        raise CliError(f"cannot read the case store: {exc}") from None
+    if doc.current is None:
+        raise CliError(f"{path}: the case store has no classified cells")
+    rows = cell_rows(doc)
+    if not rows:
+        raise CliError(f"{path}: the case store has no classified cells")
+    return rows, {c.root: c.sample_id for c in doc.cases.values() if c.sample_id}, pdf_signoffs(doc)
+
+
+def _report_rows(path: Path) -> tuple[list[dict[str, str]], dict[str, str], dict[str, dict[str, str]]]:
+    """The per-cell rows to print from ``path`` (a REPORT.csv or a case store .db), the sample ids and the
+    sign-offs per case root (a store's); :class:`CliError` (exit 2) when it is neither."""
+    import csv
+
+    from .report import read_cell_report
+
+    if not path.is_file():
+        raise CliError(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
+    with open(path, "rb") as fh:
+        if fh.read(16) == b"SQLite format 3\x00":
+            return _store_report(path)
+    try:
+        rows = read_cell_report(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CliError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not rows:
+        raise CliError(f"{path} has no cell rows: not a LeukoScan report, or an empty one")
+    missing = [c for c in REPORT_NEEDS if c not in rows[0]]
+    if missing:
+        raise CliError(f"{path} is not a LeukoScan per-cell report (missing columns: {', '.join(missing)})")
+    return rows, {}, {}
+
+
+def cmd_report(args) -> int:
+    from .pdf_report import write_case_pdf
+
+    src = Path(args.report).expanduser()
+    rows, sample_ids, signoffs = _report_rows(src)
+    if _same_file(Path(args.pdf).expanduser(), src):
+        raise CliError("--pdf must be another file than the report it prints")
+    out = _check_output(Path(args.pdf), "--pdf", set(), args.force)
+    reg = _registry(args.models_dir)
+    cards = {name: reg.get(name) for name in {r.get("model", "") for r in rows} if name in reg}
+    where, ok = _write_or_rescue("PDF report", out, lambda p, rs: write_case_pdf(
+        p, rs, card=cards, sample_ids=sample_ids, signoffs=signoffs), rows)
+    n_cases = len({r.get("root", "") for r in rows})
+    unknown = sorted({r.get("model", "") for r in rows if r.get("status") == "ok"} - set(cards))
+    _say(f"{len(rows)} cells in {n_cases} case(s); PDF report: {where}"
+         + (f" (no model card found for {', '.join(unknown)}: card facts left out)" if unknown else ""))
+    return EXIT_OK if ok else EXIT_WRITE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -324,6 +648,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command == "models":
             return cmd_models(args)
+        if args.command == "export":
+            return cmd_export(args)
+        if args.command == "report":
+            return cmd_report(args)
         return cmd_classify(args)
     except CliError as exc:
         _say(f"error: {exc}")

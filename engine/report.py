@@ -5,8 +5,11 @@ Per-cell columns, in order (:data:`CELL_COLUMNS`), then one ``p_all_<member>`` c
 member.  Values are strings: ``p_all`` with 4 decimals, booleans ``true``/``false``, empty when not
 applicable; ``qc`` is the input quality check's reason (:mod:`engine.qc`), empty when the image passed.
 Summary counts use ``final_label`` (the reviewer's label when there is one, else the prediction);
-``pct_all`` = all / classified * 100 with 1 decimal; ``error_reasons`` lists the distinct reasons of the
-folder's error rows (e.g. a sub-folder that could not be listed).
+``pct_all`` = all / classified * 100 with 1 decimal, ``pct_all_ci_low``/``pct_all_ci_high`` its Wilson 95 %
+interval (:mod:`engine.stats`; percent, 1 decimal, empty when nothing was classified); ``error_reasons`` lists
+the distinct reasons of the folder's error rows (e.g. a sub-folder that could not be listed);
+``signed_off_by``, ``signed_off_at``, ``comment``: the case's sign-off (empty when not signed off, and
+always from a plain ``classify``).
 
 Formula injection: a file, folder, reviewer or error text starting with ``=``, ``+``, ``-``, ``@``, tab
 or CR would be evaluated by Excel or LibreOffice (``=cmd|' /C calc'!A0.bmp``).  The CSV writer
@@ -27,9 +30,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from .case import rules as case_rules
+from .case.rules import CaseCounts
 from .fileio import atomic_open
 from .model import Classifier
 from .pipeline import CellResult, decide
+from .stats import wilson_interval
 
 CELL_COLUMNS: tuple[str, ...] = (
     "path",
@@ -53,6 +59,7 @@ CELL_COLUMNS: tuple[str, ...] = (
     "provider",
     "root",
     "qc",
+    "review_model_label",
 )
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "folder",
@@ -62,10 +69,18 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "all",
     "hem",
     "pct_all",
+    "pct_all_ci_low",
+    "pct_all_ci_high",
     "needs_review",
     "reviewed",
     "root",
     "error_reasons",
+    "flagged",
+    "overridden",
+    "qc",
+    "signed_off_by",
+    "signed_off_at",
+    "comment",
 )
 LABELS = ("ALL", "HEM")
 
@@ -79,6 +94,7 @@ class Review:
     label: str  # "ALL" | "HEM"
     reviewer: str = ""
     reviewed_at: str | datetime = ""
+    model_label: str = ""  # what the model said when the review was made
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:
@@ -132,6 +148,7 @@ def cell_row(
         "provider": classifier.active_provider,
         "root": str(result.root),
         "qc": qc,
+        "review_model_label": (review.model_label or "") if review else "",
     }
     for name in classifier.member_names:
         row[f"p_all_{name}"] = fmt_p(result.member_p.get(name)) if ok else ""
@@ -150,46 +167,68 @@ def cell_columns(rows: Sequence[Mapping[str, str]]) -> list[str]:
     return cols
 
 
-def summarize(rows: Iterable[Mapping[str, str]]) -> list[dict[str, str]]:
-    """One row per (root, folder) in first-seen order.  Counts follow ``final_label``."""
-    groups: dict[tuple[str, str], dict[str, int]] = {}
+def _signoff_fields(so) -> tuple[str, str, str]:
+    """(by, at, comment) of a sign-off: an object with ``by``/``at``/``comment`` (:class:`engine.case.SignOff`)
+    or a mapping with those keys or ``signed_off_by``/``signed_off_at``/``comment``; empty for None."""
+    if so is None:
+        return "", "", ""
+    if isinstance(so, Mapping):
+        get = so.get
+        return (str(get("by", get("signed_off_by")) or ""), str(get("at", get("signed_off_at")) or ""),
+                str(get("comment") or ""))
+    return str(getattr(so, "by", "") or ""), str(getattr(so, "at", "") or ""), str(getattr(so, "comment", "") or "")
+
+
+def summarize(rows: Iterable[Mapping[str, str]], signoffs: Mapping[str, object] | None = None) -> list[dict[str, str]]:
+    """One row per (root, folder) in first-seen order, counted by the one case rule
+    (:class:`engine.case.rules.CaseCounts`): labels follow ``final_label``; ``needs_review`` = flagged and
+    not reviewed yet (what the window shows), ``flagged`` = every flagged cell; ``overridden`` = the
+    reviewer set another class than the model gave when the review was made.  ``signoffs``: root -> sign-off
+    (see :func:`_signoff_fields`), filling ``signed_off_by``/``signed_off_at``/``comment`` of every folder row
+    of that root."""
+    signoffs = {str(k): v for k, v in (signoffs or {}).items()}
+    groups: dict[tuple[str, str], CaseCounts] = {}
     reasons: dict[tuple[str, str], list[str]] = {}
     for r in rows:
         key = (r.get("root", ""), r.get("folder", "."))
-        g = groups.setdefault(key, dict(cells=0, classified=0, errors=0, all=0, hem=0, needs_review=0, reviewed=0))
-        g["cells"] += 1
-        if r.get("status") != "ok":
-            g["errors"] += 1
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = CaseCounts(key[1])
+        ok = r.get("status") == "ok"
+        if not ok:
             seen = reasons.setdefault(key, [])
             if r.get("error") and r["error"] not in seen:
                 seen.append(r["error"])
-            continue
-        g["classified"] += 1
-        label = r.get("final_label") or r.get("reviewed_label") or r.get("prediction", "")
-        if label == "ALL":
-            g["all"] += 1
-        elif label == "HEM":
-            g["hem"] += 1
-        if r.get("needs_review") == "true":
-            g["needs_review"] += 1
-        if r.get("reviewed_label"):
-            g["reviewed"] += 1
+        reviewed = r.get("reviewed_label") or ""
+        label = r.get("final_label") or reviewed or r.get("prediction", "")
+        g.add("ok" if ok else "error", label, r.get("needs_review") == "true", bool(reviewed), bool(r.get("qc")),
+              case_rules.overridden(reviewed, r.get("review_model_label") or r.get("prediction")))
     out = []
     for (root, folder), g in groups.items():
-        pct = f"{g['all'] / g['classified'] * 100:.1f}" if g["classified"] else ""
+        pct = f"{g.all / g.classified * 100:.1f}" if g.classified else ""
+        ci = wilson_interval(g.all, g.classified)
+        by, at, comment = _signoff_fields(signoffs.get(root))
         out.append(
             {
                 "folder": folder,
-                "cells": str(g["cells"]),
-                "classified": str(g["classified"]),
-                "errors": str(g["errors"]),
-                "all": str(g["all"]),
-                "hem": str(g["hem"]),
+                "cells": str(g.cells),
+                "classified": str(g.classified),
+                "errors": str(g.errors),
+                "all": str(g.all),
+                "hem": str(g.hem),
                 "pct_all": pct,
-                "needs_review": str(g["needs_review"]),
-                "reviewed": str(g["reviewed"]),
+                "pct_all_ci_low": f"{ci[0] * 100:.1f}" if ci else "",
+                "pct_all_ci_high": f"{ci[1] * 100:.1f}" if ci else "",
+                "needs_review": str(g.needs_review),
+                "reviewed": str(g.reviewed),
                 "root": root,
                 "error_reasons": _join_reasons(reasons.get((root, folder), [])),
+                "flagged": str(g.flagged),
+                "overridden": str(g.overridden),
+                "qc": str(g.qc),
+                "signed_off_by": by,
+                "signed_off_at": at,
+                "comment": comment,
             }
         )
     return out
@@ -223,6 +262,11 @@ def _atomic_write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[M
         for r in rows:
             w.writerow({k: neutralise(v) for k, v in r.items()})
     return Path(path)
+
+
+#: Public name of the atomic, formula-neutralising CSV writer (other reports, e.g. the review history of
+#: :mod:`engine.case.export`, write through it too).
+write_csv = _atomic_write_csv
 
 
 def write_cell_report(path: str | Path, rows: Sequence[Mapping[str, str]]) -> Path:

@@ -14,6 +14,7 @@ import pytest
 from engine import report as report_mod
 from engine.pipeline import CellResult, classify, scan
 from engine.registry import Registry
+from engine.stats import wilson_interval
 from engine.report import (
     CELL_COLUMNS,
     SUMMARY_COLUMNS,
@@ -51,9 +52,11 @@ def ens(tiny_models_dir):
 
 def test_column_order():
     assert list(CELL_COLUMNS[: len(BASE)]) == BASE
-    assert list(CELL_COLUMNS[len(BASE):]) == ["final_label", "default_threshold", "provider", "root", "qc"]
-    assert list(SUMMARY_COLUMNS[:8]) == ["folder", "cells", "classified", "errors", "all", "hem", "pct_all", "needs_review"]
-    assert list(SUMMARY_COLUMNS[8:]) == ["reviewed", "root", "error_reasons"]
+    assert list(CELL_COLUMNS[len(BASE):]) == ["final_label", "default_threshold", "provider", "root", "qc", "review_model_label"]
+    assert list(SUMMARY_COLUMNS[:7]) == ["folder", "cells", "classified", "errors", "all", "hem", "pct_all"]
+    assert list(SUMMARY_COLUMNS[7:]) == ["pct_all_ci_low", "pct_all_ci_high", "needs_review", "reviewed", "root",
+                                         "error_reasons", "flagged", "overridden", "qc", "signed_off_by",
+                                         "signed_off_at", "comment"]
 
 
 def test_cell_row_values(clf):
@@ -107,9 +110,25 @@ def test_summarize_counts_final_labels_per_root_and_folder(clf):
     first = s[0]
     assert {k: first[k] for k in SUMMARY_COLUMNS if k != "root"} == {
         "folder": ".", "cells": "5", "classified": "4", "errors": "1", "all": "1", "hem": "3",
-        "pct_all": "25.0", "needs_review": "1", "reviewed": "1", "error_reasons": "empty file (0 bytes)"}
+        "pct_all": "25.0", "pct_all_ci_low": "4.6", "pct_all_ci_high": "69.9", "needs_review": "1", "reviewed": "1",
+        "error_reasons": "empty file (0 bytes)", "flagged": "1", "overridden": "1", "qc": "0",
+        "signed_off_by": "", "signed_off_at": "", "comment": ""}
     assert s[1]["error_reasons"] == ""
-    assert s[3]["pct_all"] == "" and s[3]["classified"] == "0"
+    assert (s[1]["pct_all"], s[1]["pct_all_ci_low"], s[1]["pct_all_ci_high"]) == ("100.0", "20.7", "100.0")
+    assert s[3]["pct_all"] == s[3]["pct_all_ci_low"] == s[3]["pct_all_ci_high"] == "" and s[3]["classified"] == "0"
+
+
+def test_needs_review_counts_only_flagged_cells_not_yet_reviewed(clf):
+    """One rule for window and report: a reviewed flagged cell is flagged, but no longer needs review; an
+    accepted cell stays accepted when a later threshold gives another class (not an override)."""
+    rows = [
+        cell_row(_res(0.45, i=0), clf),  # flagged, open
+        cell_row(_res(0.46, i=1), clf, review=Review("HEM", "t", "", model_label="HEM")),  # flagged, reviewed
+        cell_row(_res(0.55, i=2), clf, 0.6, review=Review("ALL", "t", "", model_label="ALL")),  # accepted at 0.5
+    ]
+    s = summarize(rows)[0]
+    assert (s["flagged"], s["needs_review"], s["reviewed"]) == ("3", "1", "2")
+    assert rows[2]["prediction"] == "HEM" and s["overridden"] == "0"
 
 
 def test_write_and_read_back_unicode(tmp_path, cells_dir, ens):
@@ -235,3 +254,35 @@ def test_libreoffice_opens_formula_cells_as_text(tmp_path, clf):
         back = list(csv.DictReader(fh))
     assert [r["reviewer"] for r in back[:6]] != ["3"] * 6  # "=1+2" was not evaluated
     assert all("1+2" in r["reviewer"] for r in back[:6])
+
+
+@pytest.mark.parametrize("k, n, low, high", [
+    (5, 10, 23.7, 76.3),   # symmetric around one half
+    (0, 20, 0.0, 16.1),    # no blast seen: the interval still reaches 16 %, not 0..0
+    (20, 20, 83.9, 100.0),
+    (1, 4, 4.6, 69.9),
+    (300, 800, 34.2, 40.9),  # same 37.5 % as 3/8, much narrower
+    (3, 8, 13.7, 69.4),
+])
+def test_wilson_interval_known_values(k, n, low, high):
+    lo, hi = wilson_interval(k, n)
+    assert (round(lo * 100, 1), round(hi * 100, 1)) == (low, high)
+    assert 0.0 <= lo <= k / n <= hi <= 1.0
+
+
+def test_wilson_interval_edge_cases():
+    assert wilson_interval(0, 0) is None
+    lo90, hi90 = wilson_interval(5, 10, z=1.644854)
+    lo95, hi95 = wilson_interval(5, 10)
+    assert lo95 < lo90 < 0.5 < hi90 < hi95
+    for k, n in ((-1, 5), (6, 5), (1.5, 5), (True, 5)):
+        with pytest.raises(ValueError):
+            wilson_interval(k, n)
+
+
+def test_summary_interval_columns_are_percent_with_one_decimal(clf):
+    rows = [cell_row(_res(0.9 if i < 5 else 0.1, i=i), clf) for i in range(10)]
+    s = summarize(rows)[0]
+    assert (s["pct_all"], s["pct_all_ci_low"], s["pct_all_ci_high"]) == ("50.0", "23.7", "76.3")
+    rows = [cell_row(_res(0.1, i=i), clf) for i in range(20)]
+    assert (summarize(rows)[0]["pct_all_ci_low"], summarize(rows)[0]["pct_all_ci_high"]) == ("0.0", "16.1")

@@ -1,0 +1,644 @@
+"""The case document: everything about the opened cases, in one Qt-free object.
+
+It holds the cases, the cells (path, sha256, one result per model), the threshold per model (remembered
+across model switches), and the reviews.  A review records what the person set, who, when and what the
+model said at that moment; the final label and "overridden" are derived from it (:mod:`.rules`).
+The current model's decision per cell (class, flagged) is derived too, recomputed when the model or the
+threshold changes, never stored.
+
+Every change is announced as an :class:`Event` to plain callbacks (:meth:`CaseDocument.subscribe`):
+the GUI turns them into Qt signals, the case store (:mod:`.store`) writes them to SQLite.  Review
+changes form undoable steps; undo/redo are new events (the audit trail is only ever appended to).
+
+A case is signed off (:meth:`CaseDocument.sign_off`) once every cell is classified and every flagged cell
+reviewed; while it is, the reviews of its cells are locked (a review skips them, an undo or redo of a step
+that touches them is refused) until it is reopened (:meth:`CaseDocument.reopen`, with a reason).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+from ..pipeline import CellResult, ScanItem, decide
+from . import rules
+from .rules import LABELS, CaseCounts
+
+PENDING, OK, ERROR = "pending", "ok", "error"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+# ------------------------------------------------------------------------------------------ records
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a report needs to know about the model behind a result, without loading the model."""
+
+    name: str
+    version: str
+    card_sha256: str  # of the card(s) and ONNX file(s): a changed card is another model
+    threshold: float  # the card's
+    review_margin: float
+    member_names: tuple[str, ...] = ()
+    active_provider: str = ""
+    display_name: str = ""
+
+    @classmethod
+    def of(cls, classifier) -> "ModelFacts":
+        return cls(classifier.name, classifier.version, card_sha256(classifier), float(classifier.threshold),
+                   float(classifier.review_margin), tuple(classifier.member_names), classifier.active_provider,
+                   getattr(classifier, "display_name", classifier.name))
+
+
+def card_sha256(classifier) -> str:
+    """One digest of a classifier's card and its members' cards (each names its ONNX file's sha256)."""
+    members = [m.card for m in getattr(classifier, "members", []) if m.card is not classifier.card]
+    return cards_digest(classifier.card, members)
+
+
+def cards_digest(card, member_cards=()) -> str:
+    """The digest :func:`card_sha256` gives, from the cards alone (before the model is loaded)."""
+    blob = json.dumps([c.raw for c in [card, *member_cards]], sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+@dataclass(frozen=True)
+class Result:
+    """One model's output for one cell (engine's :class:`CellResult` without the scan position)."""
+
+    model: str
+    card_sha256: str
+    sha256: str  # of the image bytes that were classified
+    status: str  # "ok" | "error"
+    error: str = ""
+    p_all: float | None = None
+    member_p: dict = field(default_factory=dict)
+    members_disagree: bool = False
+    qc: str = ""
+
+    @classmethod
+    def of(cls, r: CellResult, facts: ModelFacts) -> "Result":
+        return cls(facts.name, facts.card_sha256, r.sha256, r.status, r.error or "", r.p_all, dict(r.member_p),
+                   bool(r.members_disagree), r.qc or "")
+
+
+@dataclass(frozen=True)
+class Review:
+    label: str  # "ALL" | "HEM", what the person set
+    reviewer: str
+    reviewed_at: str  # ISO 8601 UTC
+    sha256: str  # of the image reviewed
+    model: str = ""  # what the model said at that moment:
+    model_version: str = ""
+    model_label: str | None = None
+    p_all: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.label not in LABELS:
+            raise ValueError(f"review label must be one of {LABELS}, got {self.label!r}")
+
+
+@dataclass(frozen=True)
+class SignOff:
+    """Who signed a case off, when (ISO 8601 UTC), and their comment."""
+
+    by: str
+    at: str
+    comment: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        """The form :func:`engine.pdf_report.write_case_pdf` takes (``signoffs={root: ...}``)."""
+        return {"signed_off_by": self.by, "signed_off_at": self.at, "comment": self.comment}
+
+
+@dataclass
+class Case:
+    root: str  # absolute path: the folder (or a file's parent) that was opened
+    name: str  # display name, unique in the document
+    sample_id: str = ""  # typed by the technician; the display name when empty
+    signoff: SignOff | None = None  # None: not signed off (or reopened)
+
+    @property
+    def label(self) -> str:
+        return self.sample_id or self.name
+
+
+class Cell:
+    """One image.  ``result``/``prediction``/``needs_review``/``threshold`` are the current model's,
+    kept up to date by the document; ``review`` is the person's (None when stale or absent)."""
+
+    __slots__ = ("path", "key", "root", "folder", "case", "item", "results", "result", "prediction", "threshold",
+                 "needs_review", "review", "stale", "size", "mtime_ns")
+
+    def __init__(self, path: Path | str, root: Path | str, folder: str, case: str, item: ScanItem | None = None):
+        self.path = path if isinstance(path, Path) else Path(path)
+        self.key = str(self.path)
+        self.root = root if isinstance(root, Path) else Path(root)
+        self.folder = folder
+        self.case = case  # the case's display name
+        self.item = item if item is not None else ScanItem(self.path, self.root, folder)
+        self.results: dict[str, Result] = {}
+        self.result: Result | None = None
+        self.prediction: str | None = None
+        self.threshold: float | None = None
+        self.needs_review = False  # flagged by the current model (reviewed or not)
+        self.review: Review | None = None
+        self.stale: Review | None = None  # a review of an image whose content has changed since
+        self.size: int | None = None
+        self.mtime_ns: int | None = None
+
+    @property
+    def file(self) -> str:
+        return self.path.name
+
+    @property
+    def status(self) -> str:
+        if self.result is None:
+            return PENDING
+        return OK if self.result.status == "ok" else ERROR
+
+    @property
+    def p_all(self) -> float | None:
+        return None if self.result is None else self.result.p_all
+
+    def p_text(self, digits: int = 2) -> str:
+        """P(ALL) for display, never contradicting :attr:`prediction` (:func:`.rules.p_all_text`)."""
+        p = self.p_all
+        return "" if p is None else rules.p_all_text(p, self.prediction, self.threshold, digits)
+
+    @property
+    def error(self) -> str:
+        return "" if self.result is None else (self.result.error or "")
+
+    @property
+    def qc(self) -> str:
+        return "" if self.result is None or self.result.status != "ok" else self.result.qc
+
+    @property
+    def sha256(self) -> str:
+        return self.result.sha256 if self.result is not None else ""
+
+    @property
+    def final_label(self) -> str | None:
+        return rules.final_label(self.prediction, self.review.label if self.review else None)
+
+    @property
+    def overridden(self) -> bool:
+        rv = self.review
+        return rv is not None and rules.overridden(rv.label, rv.model_label)
+
+    @property
+    def review_open(self) -> bool:
+        return rules.review_open(self.needs_review, self.review is not None)
+
+    def count_into(self, cc: CaseCounts) -> None:
+        st = None if self.result is None else self.result.status
+        cc.add(st, self.final_label, self.needs_review, self.review is not None, bool(self.qc), self.overridden)
+
+
+# ------------------------------------------------------------------------------------------ events
+
+
+@dataclass(frozen=True)
+class ReviewChange:
+    """One cell's review before and after (None: no review)."""
+
+    cell: Cell
+    old: Review | None
+    new: Review | None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One undoable review action (a bulk action is one step)."""
+
+    number: int
+    action: str  # "review" | "undo" | "redo"
+    changes: tuple[ReviewChange, ...]
+    reviewer: str = ""  # who did it (the audit trail: also who cleared, undid or redid)
+    at: str = ""  # when (ISO 8601 UTC)
+
+
+@dataclass(frozen=True)
+class Event:
+    """What changed.  ``kind``: "cases" | "cells" (added) | "results" | "decisions" (all cells' class/flag,
+    after a model or threshold change) | "reviews" | "threshold" | "model" | "cleared" | "stale" | "meta" |
+    "signoff" (``data``: ``root``, ``action`` "sign_off" | "reopen", ``by``, ``at``, and ``comment`` for a
+    sign-off or ``reason`` for a reopen)."""
+
+    kind: str
+    cells: tuple[Cell, ...] = ()
+    step: Step | None = None
+    facts: ModelFacts | None = None
+    results: tuple[tuple[Cell, Result], ...] = ()
+    data: dict = field(default_factory=dict)
+
+
+Listener = Callable[[Event], None]
+
+
+# ------------------------------------------------------------------------------------------ document
+
+
+class CaseDocument:
+    def __init__(self, session_id: str | None = None) -> None:
+        self.session_id = session_id or uuid.uuid4().hex[:12]
+        self.started = utc_now()
+        self.cases: dict[str, Case] = {}  # root -> Case, in opening order
+        self.cells: list[Cell] = []
+        self._by_key: dict[str, Cell] = {}
+        self.opened: dict[str, bool] = {}  # what was opened (path -> is a folder), what a restore re-scans
+        self.facts: dict[str, ModelFacts] = {}  # model name -> facts of its latest card
+        self.model: str | None = None  # the current model
+        self.thresholds: dict[str, float] = {}  # model -> threshold the user set (absent: the card's)
+        self.exported_at = ""
+        self.unexported = False  # reviews or threshold changed since the last export
+        self._undo: list[Step] = []
+        self._redo: list[Step] = []
+        self._steps = 0
+        self._listeners: list[Listener] = []
+
+    # --- events ---------------------------------------------------------------------------------------
+    def subscribe(self, fn: Listener) -> Callable[[], None]:
+        """Call ``fn(event)`` after every change; returns the function that unsubscribes."""
+        self._listeners.append(fn)
+        return lambda: self._listeners.remove(fn) if fn in self._listeners else None
+
+    def _emit(self, event: Event) -> None:
+        for fn in list(self._listeners):
+            fn(event)
+
+    # --- cases and cells ------------------------------------------------------------------------------
+    def case_of_root(self, root: str | Path) -> Case:
+        """The case of an opened root, created with a unique display name on first use."""
+        key = str(root)
+        case = self.cases.get(key)
+        if case is None:
+            p = Path(key)
+            used = {c.name for c in self.cases.values()}
+            name = p.name or key
+            if name in used:
+                name = f"{p.name} ({p.parent.name or p.parent})"
+            base, n = name, 2
+            while name in used:
+                name, n = f"{base} {n}", n + 1
+            case = self.cases[key] = Case(key, name)
+            self._emit(Event("cases", data={"root": key}))
+        return case
+
+    def case_named(self, name: str) -> Case | None:
+        return next((c for c in self.cases.values() if c.name == name), None)
+
+    def set_sample_id(self, case: Case, sample_id: str) -> None:
+        sample_id = " ".join(sample_id.split())
+        if sample_id != case.sample_id:
+            case.sample_id = sample_id
+            self.unexported = True
+            self._emit(Event("cases", data={"root": case.root}))
+
+    def note_opened(self, path: str, is_dir: bool) -> None:
+        if path not in self.opened:
+            self.opened[path] = is_dir
+            self._emit(Event("meta", data={"opened": path}))
+
+    def cell(self, key: str) -> Cell | None:
+        return self._by_key.get(key)
+
+    def add_items(self, items: Iterable[ScanItem]) -> list[Cell]:
+        """Cells for scanned items not already in the document (by path); returns the new ones."""
+        new = []
+        for it in items:
+            key = str(it.path)
+            if key in self._by_key:
+                continue
+            case = self.case_of_root(it.root)
+            c = Cell(it.path, it.root, it.folder, case.name, it)
+            self._apply_model(c)
+            self._by_key[key] = c
+            self.cells.append(c)
+            new.append(c)
+        if new:
+            self._emit(Event("cells", tuple(new)))
+        return new
+
+    def clear(self) -> None:
+        """Close every case (the store keeps its audit trail)."""
+        self.cases.clear()
+        self.cells = []
+        self._by_key.clear()
+        self.opened.clear()
+        self._undo.clear()
+        self._redo.clear()
+        self.unexported = False
+        self._emit(Event("cleared"))
+
+    def cells_of(self, case: str | None) -> Iterator[Cell]:
+        return (c for c in self.cells if case is None or c.case == case)
+
+    # --- models, thresholds, decisions -----------------------------------------------------------------
+    @property
+    def current(self) -> ModelFacts | None:
+        return self.facts.get(self.model) if self.model else None
+
+    @property
+    def threshold(self) -> float | None:
+        f = self.current
+        return None if f is None else self.thresholds.get(f.name, f.threshold)
+
+    def threshold_for(self, name: str) -> float | None:
+        f = self.facts.get(name)
+        return None if f is None else self.thresholds.get(name, f.threshold)
+
+    def set_model(self, facts: ModelFacts) -> list[Cell]:
+        """Make ``facts`` the current model.  Returns the cells it has no valid result for (to classify):
+        none yet, or one from another version of the card (its card sha256 differs)."""
+        self.facts[facts.name] = facts
+        self.model = facts.name
+        self._emit(Event("model", facts=facts))
+        self._redecide()
+        return self.unclassified()
+
+    def unclassified(self) -> list[Cell]:
+        return [c for c in self.cells if c.result is None]
+
+    def set_threshold(self, value: float) -> None:
+        f = self.current
+        if f is None:
+            return
+        value = float(value)
+        if abs(value - self.threshold) < 1e-9:
+            return
+        if abs(value - f.threshold) < 1e-9:
+            self.thresholds.pop(f.name, None)
+        else:
+            self.thresholds[f.name] = value
+        self.unexported = True
+        self._emit(Event("threshold", facts=f, data={"value": value, "changed": f.name in self.thresholds}))
+        self._redecide()
+
+    def _apply_model(self, c: Cell) -> None:
+        f = self.current
+        r = c.results.get(f.name) if f is not None else None
+        if r is not None and r.card_sha256 != f.card_sha256:
+            r = None  # a result of an earlier card version: classified again
+        c.result = r
+        self._decide(c, f)
+
+    def _decide(self, c: Cell, f: ModelFacts | None) -> None:
+        r = c.result
+        if r is None or r.status != "ok" or f is None:
+            c.prediction, c.threshold, c.needs_review = None, None, False
+            return
+        thr = self.thresholds.get(f.name, f.threshold)
+        c.prediction, c.needs_review = decide(r.p_all, thr, f.review_margin, r.members_disagree, r.qc)
+        c.threshold = thr
+
+    def _redecide(self) -> None:
+        for c in self.cells:
+            self._apply_model(c)
+        self._emit(Event("decisions", tuple(self.cells)))
+
+    # --- results --------------------------------------------------------------------------------------
+    def add_results(self, facts: ModelFacts, pairs: Sequence[tuple[Cell, CellResult]]) -> None:
+        """Results of ``facts``'s model for these cells.  A review of an image whose content changed
+        (another sha256) is set aside as stale, not applied."""
+        self.facts.setdefault(facts.name, facts)
+        stored, stale = [], []
+        for c, cr in pairs:
+            r = Result.of(cr, facts)
+            if cr.status == "ok" and not (cr.p_all is not None and math.isfinite(cr.p_all)):
+                r = Result(facts.name, facts.card_sha256, cr.sha256, "error", "model output not finite")
+            c.results[facts.name] = r
+            stored.append((c, r))
+            if facts.name == self.model:
+                self._apply_model(c)
+            rv = c.review
+            if rv is not None and r.status == "ok" and r.sha256 and rv.sha256 != r.sha256:
+                c.stale, c.review = rv, None
+                stale.append(c)
+        self._emit(Event("results", tuple(c for c, _ in stored), facts=facts, results=tuple(stored)))
+        if stale:
+            self._emit(Event("stale", tuple(stale)))
+
+    def content_changed(self, cells: Iterable[Cell]) -> list[Cell]:
+        """These images changed on disk since they were classified (another sha256): their results are
+        dropped (classified again) and their reviews set aside as stale, not applied."""
+        changed = []
+        for c in cells:
+            if not c.results and c.review is None:
+                continue
+            c.results.clear()
+            if c.review is not None:
+                c.stale, c.review = c.review, None
+            self._apply_model(c)
+            changed.append(c)
+        if changed:
+            self._emit(Event("stale", tuple(changed), data={"content_changed": True}))
+        return changed
+
+    # --- reviews --------------------------------------------------------------------------------------
+    def review(self, cells: Iterable[Cell], kind: str, reviewer: str = "", at: str | None = None) -> Step | None:
+        """``kind``: "ALL" | "HEM" | "accept" (the model's class) | "clear".  Cells that are not classified
+        are skipped, as are those of a signed-off case (:meth:`locked`) and those whose review would not
+        change.  One step (undoable), or None (also when every cell given is locked)."""
+        if kind not in (*LABELS, "accept", "clear"):
+            raise ValueError(f"unknown review action {kind!r}")
+        if kind != "clear" and not reviewer.strip():
+            raise ValueError("a review needs a reviewer")
+        at = at or utc_now()
+        f = self.current
+        signed = self._signed_names()
+        changes = []
+        for c in cells:
+            if c.status != OK or c.case in signed:
+                continue
+            if kind == "clear":
+                new = None
+            else:
+                label = c.prediction if kind == "accept" else kind
+                new = Review(label, reviewer.strip(), at, c.result.sha256, f.name if f else "",
+                             f.version if f else "", c.prediction, c.p_all)
+            old = c.review
+            if (old is None and new is None) or (old is not None and new is not None and old.label == new.label
+                                                 and old.reviewer == new.reviewer):
+                continue
+            changes.append(ReviewChange(c, old, new))
+        if not changes:
+            return None
+        def stack(step: Step) -> None:
+            self._undo.append(step)
+            self._redo.clear()
+
+        return self._apply_step("review", changes, reviewer.strip(), at, stack)
+
+    def _apply_step(self, action: str, changes: Sequence[ReviewChange], reviewer: str = "",
+                    at: str | None = None, stack: Callable[[Step], None] | None = None) -> Step:
+        """Apply ``changes`` as one step; ``stack`` updates the undo/redo stacks *before* the event goes
+        out, so listeners see can_undo/can_redo as they are after the step."""
+        self._steps += 1
+        for ch in changes:
+            ch.cell.review = ch.new
+        self.unexported = True
+        step = Step(self._steps, action, tuple(changes), reviewer, at or utc_now())
+        if stack is not None:
+            stack(step)
+        self._emit(Event("reviews", tuple(ch.cell for ch in changes), step=step))
+        return step
+
+    @property
+    def can_undo(self) -> bool:
+        """There is a step to undo and it touches no signed-off case."""
+        return bool(self._undo) and not self._step_locked(self._undo[-1])
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo) and not self._step_locked(self._redo[-1])
+
+    def _step_locked(self, step: Step) -> bool:
+        signed = self._signed_names()
+        return bool(signed) and any(ch.cell.case in signed for ch in step.changes
+                                    if self._by_key.get(ch.cell.key) is ch.cell)
+
+    def undo(self, reviewer: str = "") -> Step | None:
+        """Revert the last review step (a new "undo" event; the log keeps both and who undid it).
+        None, with nothing changed, when there is none or it touches a signed-off case's cells."""
+        if not self._undo or self._step_locked(self._undo[-1]):
+            return None
+        step = self._undo.pop()
+        live = [ch for ch in step.changes if self._by_key.get(ch.cell.key) is ch.cell]
+        return self._apply_step("undo", [ReviewChange(ch.cell, ch.new, ch.old) for ch in reversed(live)],
+                                reviewer.strip(), stack=lambda _s: self._redo.append(step))
+
+    def redo(self, reviewer: str = "") -> Step | None:
+        """Apply the last undone step again (None, as :meth:`undo`, when none or locked)."""
+        if not self._redo or self._step_locked(self._redo[-1]):
+            return None
+        step = self._redo.pop()
+        live = [ch for ch in step.changes if self._by_key.get(ch.cell.key) is ch.cell]
+        return self._apply_step("redo", live, reviewer.strip(), stack=lambda _s: self._undo.append(step))
+
+    def load_history(self, steps: list[Step], redo: list[Step], last_step: int = 0) -> None:
+        """Undo/redo stacks rebuilt from the store's event log (restore); ``last_step``: the highest step
+        number in the log, so new steps keep unique numbers."""
+        self._undo, self._redo = list(steps), list(redo)
+        self._steps = max([s.number for s in steps + redo] + [self._steps, last_step])
+
+    def mark_exported(self, at: str | None = None) -> None:
+        self.exported_at = at or utc_now()
+        self.unexported = False
+        self._emit(Event("meta", data={"exported_at": self.exported_at}))
+
+    def note_closed(self, at: str | None = None) -> None:
+        """The window showing this document closed normally (its store is then no orphan to restore)."""
+        self._emit(Event("meta", data={"closed_at": at or utc_now()}))
+
+    # --- sign-off -------------------------------------------------------------------------------------
+    def _case(self, case: Case | str) -> Case:
+        """A case given as a :class:`Case`, its root or its display name."""
+        if isinstance(case, Case):
+            return case
+        found = self.cases.get(str(case)) or self.case_named(str(case))
+        if found is None:
+            raise KeyError(f"no case {case!r} in the document")
+        return found
+
+    def _signed_names(self) -> set[str]:
+        return {c.name for c in self.cases.values() if c.signoff is not None}
+
+    def locked(self, cell: Cell) -> bool:
+        """The cell's case is signed off: its review cannot be changed (nor undone, nor redone)."""
+        case = self.case_named(cell.case)
+        return case is not None and case.signoff is not None
+
+    def signoff_of(self, case: Case | str) -> SignOff | None:
+        """The sign-off of a case (given as its display name, root or :class:`Case`); None when not signed
+        off or unknown."""
+        try:
+            return self._case(case).signoff
+        except KeyError:
+            return None
+
+    @property
+    def signoffs(self) -> dict[str, SignOff]:
+        """root -> sign-off of every signed-off case (what the reports take, keyed like their ``root``)."""
+        return {c.root: c.signoff for c in self.cases.values() if c.signoff is not None}
+
+    def can_sign_off(self, case: Case | str) -> tuple[bool, str]:
+        """(True, "") when the case can be signed off, else (False, why in words): it has no cells, cells
+        not classified yet, flagged cells not reviewed yet (:func:`.rules.review_open`), or is signed off."""
+        case = self._case(case)
+        if case.signoff is not None:
+            so = case.signoff
+            return False, f"the case is already signed off by {so.by}" + (f" on {so.at}" if so.at else "")
+        cells = list(self.cells_of(case.name))
+        if not cells:
+            return False, "the case has no cells"
+        pending = sum(c.status == PENDING for c in cells)
+        open_ = sum(c.review_open for c in cells)
+        why = []
+        if pending:
+            why.append(f"{pending} cell{'s are' if pending != 1 else ' is'} not classified yet")
+        if open_:
+            why.append(f"{open_} flagged cell{'s are' if open_ != 1 else ' is'} not reviewed yet")
+        return (False, "; ".join(why)) if why else (True, "")
+
+    def sign_off(self, case: Case | str, by: str, comment: str = "", at: str | None = None) -> SignOff:
+        """Sign the case off: its reviews are locked until :meth:`reopen`.  Raises ValueError (the reason
+        of :meth:`can_sign_off`, or a missing name) when it cannot be signed off."""
+        case = self._case(case)
+        by = " ".join(str(by or "").split())
+        if not by:
+            raise ValueError("a sign-off needs the name of who signs off")
+        ok, why = self.can_sign_off(case)
+        if not ok:
+            raise ValueError(f"{case.label} cannot be signed off: {why}")
+        so = SignOff(by, at or utc_now(), str(comment or "").strip())
+        case.signoff = so
+        self.unexported = True
+        self._emit(Event("signoff", data={"root": case.root, "action": "sign_off", "by": so.by, "at": so.at,
+                                          "comment": so.comment}))
+        return so
+
+    def reopen(self, case: Case | str, by: str, reason: str, at: str | None = None) -> SignOff:
+        """Undo a sign-off (its reviews can be changed again); who and why are required and logged.
+        Returns the sign-off removed.  Raises ValueError when the case is not signed off, or ``by`` or
+        ``reason`` is empty."""
+        case = self._case(case)
+        by = " ".join(str(by or "").split())
+        reason = str(reason or "").strip()
+        if case.signoff is None:
+            raise ValueError(f"{case.label} is not signed off")
+        if not by:
+            raise ValueError("reopening a case needs the name of who reopens it")
+        if not reason:
+            raise ValueError("reopening a signed-off case needs a reason")
+        old, case.signoff = case.signoff, None
+        self.unexported = True
+        self._emit(Event("signoff", data={"root": case.root, "action": "reopen", "by": by, "at": at or utc_now(),
+                                          "reason": reason}))
+        return old
+
+    # --- counts ---------------------------------------------------------------------------------------
+    def counts(self, total_name: str = "All cases") -> list[CaseCounts]:
+        """One :class:`CaseCounts` per case in opening order, then a total (sums only) with several."""
+        per: dict[str, CaseCounts] = {c.name: CaseCounts(c.name) for c in self.cases.values()}
+        for c in self.cells:
+            cc = per.get(c.case)
+            if cc is None:
+                cc = per[c.case] = CaseCounts(c.case)
+            c.count_into(cc)
+        return rules.with_total([cc for cc in per.values() if cc.cells], total_name)
+
+    @property
+    def reviews(self) -> dict[str, Review]:
+        return {c.key: c.review for c in self.cells if c.review is not None}

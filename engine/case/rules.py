@@ -1,0 +1,125 @@
+"""The case rules, each in one place: final label, overridden, open review, and the per-case counts.
+
+The window, the CLI and the reports all count through :class:`CaseCounts.add`, so "needs review" means
+the same everywhere: a cell the model flagged (:func:`engine.pipeline.decide`) that nobody has reviewed
+yet.  ``flagged`` counts every flagged cell, reviewed or not.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from ..stats import wilson_interval
+
+LABELS = ("ALL", "HEM")
+
+
+def p_all_text(p: float, prediction: str | None, threshold: float | None, digits: int = 2) -> str:
+    """P(ALL) as text that never contradicts the class decided from it (ALL when P >= threshold).
+
+    Plain rounding shows HEM's 0.4978 at threshold 0.50 as "0.50", which reads as ALL.  Then one more
+    digit is shown ("0.498"); if even that crosses the threshold, the value is rounded toward its own
+    side (down for HEM, up for ALL)."""
+    if prediction not in LABELS or threshold is None:
+        return f"{p:.{digits}f}"
+    for d in (digits, digits + 1):
+        text = f"{p:.{d}f}"
+        if (float(text) >= threshold) == (prediction == "ALL"):
+            return text
+    scale = 10 ** (digits + 1)
+    directed = math.ceil(p * scale) if prediction == "ALL" else math.floor(p * scale)
+    return f"{directed / scale:.{digits + 1}f}"
+
+
+def final_label(prediction: str | None, review_label: str | None) -> str | None:
+    """The reviewer's label where there is one, else the model's class."""
+    return review_label or prediction or None
+
+
+def overridden(review_label: str | None, model_label_at_review: str | None) -> bool:
+    """The reviewer set a label other than what the model said *when the review was made* (a later
+    threshold change does not turn an accepted cell into an override)."""
+    return bool(review_label and model_label_at_review and review_label != model_label_at_review)
+
+
+def review_open(flagged: bool, reviewed: bool) -> bool:
+    """Still needs review: flagged by the model and not reviewed."""
+    return bool(flagged and not reviewed)
+
+
+@dataclass
+class CaseCounts:
+    case: str
+    cells: int = 0
+    classified: int = 0
+    all: int = 0
+    hem: int = 0
+    flagged: int = 0  # flagged by the model, reviewed or not
+    needs_review: int = 0  # flagged and not reviewed yet
+    errors: int = 0
+    reviewed: int = 0
+    overridden: int = 0
+    qc: int = 0  # failed the input quality check
+    pending: int = 0  # not classified yet
+
+    def add(self, status: str | None, label: str | None, flagged: bool, reviewed: bool, qc: bool = False,
+            is_override: bool = False) -> None:
+        """Count one cell.  ``status``: "ok" | "error" | None (not classified yet); ``label``: its final label."""
+        self.cells += 1
+        if status is None:
+            self.pending += 1
+            return
+        if status != "ok":
+            self.errors += 1
+            return
+        self.classified += 1
+        if label == "ALL":
+            self.all += 1
+        elif label == "HEM":
+            self.hem += 1
+        self.flagged += bool(flagged)
+        self.reviewed += bool(reviewed)
+        self.needs_review += review_open(flagged, reviewed)
+        self.qc += bool(qc)
+        self.overridden += bool(is_override)
+
+    @property
+    def pct_blasts(self) -> float | None:
+        n = self.all + self.hem
+        return 100.0 * self.all / n if n else None
+
+    @property
+    def pct_interval(self) -> tuple[float, float] | None:
+        """Wilson 95% interval of % blasts (cells of one patient are one binomial sample)."""
+        ci = wilson_interval(self.all, self.all + self.hem)
+        return None if ci is None else (100.0 * ci[0], 100.0 * ci[1])
+
+    def merged(self, other: "CaseCounts") -> None:
+        for f in fields(self):
+            if f.name != "case":
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+def with_total(per_case: list[CaseCounts], name: str) -> list[CaseCounts]:
+    """The cases, then (with more than one) a total row of counts.  Its % blasts is not shown: the cells
+    of different patients are not one sample (:class:`TotalCounts`)."""
+    if len(per_case) <= 1:
+        return list(per_case)
+    total = TotalCounts(name)
+    for cc in per_case:
+        total.merged(cc)
+    return [*per_case, total]
+
+
+@dataclass
+class TotalCounts(CaseCounts):
+    """Counts over several cases: sums only; no pooled % blasts."""
+
+    @property
+    def pct_blasts(self) -> float | None:
+        return None
+
+    @property
+    def pct_interval(self) -> tuple[float, float] | None:
+        return None

@@ -1,0 +1,43 @@
+"""The case document's own behaviour that the case store relies on: who/when of every review step
+(also a clear, an undo, a redo), and step numbers that stay unique after a restore."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.case import CaseDocument, ModelFacts
+from engine.pipeline import CellResult, ScanItem
+
+FACTS = ModelFacts("m", "1", "card", 0.5, 0.1)
+
+
+def _doc(n: int = 3) -> CaseDocument:
+    doc = CaseDocument()
+    root = Path("/data/slide")
+    cells = doc.add_items([ScanItem(root / f"c{i}.bmp", root, ".") for i in range(n)])
+    doc.set_model(FACTS)
+    doc.add_results(FACTS, [(c, CellResult(i, c.path, root, ".", c.file, f"s{i}", "ok", "", 0.9, {}, False, ""))
+                            for i, c in enumerate(cells)])
+    return doc
+
+
+def test_every_step_says_who_and_when():
+    doc = _doc()
+    events = []
+    doc.subscribe(events.append)
+    s1 = doc.review(doc.cells[:2], "ALL", "  ann ", at="2024-01-01T00:00:00Z")
+    s2 = doc.review(doc.cells[:1], "clear", "bob", at="2024-01-01T00:01:00Z")
+    s3 = doc.undo(" carl")
+    s4 = doc.redo("dora")
+    assert (s1.reviewer, s1.at) == ("ann", "2024-01-01T00:00:00Z")
+    assert (s2.reviewer, s2.at, s2.changes[0].new) == ("bob", "2024-01-01T00:01:00Z", None)
+    assert (s3.action, s3.reviewer, s4.action, s4.reviewer) == ("undo", "carl", "redo", "dora")
+    assert s3.at and s4.at
+    assert [e.step for e in events if e.kind == "reviews"] == [s1, s2, s3, s4]
+    assert doc.undo().reviewer == ""  # who undid may be unknown
+
+
+def test_load_history_keeps_step_numbers_unique():
+    doc = _doc()
+    doc.load_history([], [], last_step=41)
+    assert doc.review(doc.cells[:1], "HEM", "ann").number == 42
