@@ -1,0 +1,470 @@
+"""A printable PDF case report: what a lab files with a sample, from a LeukoScan per-cell report.
+
+One case (one ``root`` of the rows: one sample) gets its own page(s): header with the sample id and the
+sign-off state, the intended-use statement, the verdict table (% blasts with its Wilson 95 % interval), a
+P(ALL) histogram with the threshold, the model and its card, thumbnails of the cells a reviewer overrode
+and of the flagged ones.  A document of several cases starts with an overview that lists every case with
+its own % blasts: cases are different samples and are never pooled.
+
+Built with fpdf2 primitives only (no Qt, no matplotlib), written atomically like every other report.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from fpdf import FPDF
+from fpdf.fonts import FontFace
+
+from . import __version__
+from .card import ModelCard, sha256_file
+from .heldout import plain_words
+from .pdf_fonts import install_fonts
+from .preprocess import ImageDecodeError, open_rgb
+from .report_cases import Case, ModelUse, cases_of, review_counts
+from .stats import wilson_interval
+
+#: From README "Intended use and safety"; printed on every case.
+INTENDED_USE = (
+    "Intended use: a research and teaching tool for single segmented cells of C-NMC-style smears; not a "
+    "diagnostic device: every call is a suggestion for a trained person to review, and the models' accuracy "
+    "on new donors is limited (see the model card for what was measured, on which donors)."
+)
+NOT_SIGNED = "not signed off"
+THUMB_PX = 96  # thumbnails are downscaled to this many pixels a side before embedding
+THUMB_CAP = 60  # per group and case; then "and N more"
+BINS = 20
+
+_MARGIN = 12.0
+_THUMB_MM, _THUMB_GAP, _CAPTION_MM = 21.0, 2.0, 6.5
+_GREY, _DARK, _RED = (225, 225, 225), (90, 90, 90), (200, 30, 30)
+
+
+@dataclass(frozen=True)
+class _Meta:
+    sample_id: str
+    signoff: Mapping[str, Any] | None
+
+
+class _Doc(FPDF):
+    def __init__(self, generated: str, fonts_found=None, search_fonts: bool = True):
+        super().__init__(orientation="portrait", unit="mm", format="A4")
+        self.generated = generated
+        self.set_margins(_MARGIN, _MARGIN, _MARGIN)
+        self.set_auto_page_break(True, margin=16)
+        self.ls_fonts = install_fonts(self, fonts_found, search=search_fonts)
+        self.set_title("LeukoScan case report")
+        self.set_creator(f"LeukoScan {__version__}")
+
+    def t(self, s: object) -> str:
+        return self.ls_fonts.text(s)
+
+    def font(self, size: float, bold: bool = False, mono: bool = False) -> None:
+        self.set_font(self.ls_fonts.mono if mono else self.ls_fonts.sans, "B" if bold and not mono else "", size)
+
+    def footer(self) -> None:
+        self.set_y(-11)
+        self.font(7.5)
+        self.set_text_color(*_DARK)
+        self.cell(self.epw * 0.75, 5, self.t(f"LeukoScan {__version__} (research tool, not a diagnostic device) - "
+                                             f"generated {self.generated}"))
+        self.cell(self.epw * 0.25, 5, f"page {self.page_no()} of {{nb}}", align="R")
+        self.set_text_color(0, 0, 0)
+
+    def fits(self, height: float) -> bool:
+        return self.get_y() + height <= self.page_break_trigger
+
+    def need(self, height: float) -> None:
+        """A new page unless ``height`` mm still fit on this one (keeps a block together)."""
+        if not self.fits(height):
+            self.add_page()
+
+    def heading(self, text: str, keep: float = 8) -> None:
+        """A section title, on a new page unless ``keep`` mm of its content fit below it."""
+        self.need(8 + keep)
+        self.ln(2)
+        self.font(11, bold=True)
+        self.cell(0, 6, self.t(text), new_x="LMARGIN", new_y="NEXT")
+        self.font(9)
+
+    def fit(self, text: str, width: float) -> str:
+        """``text`` shortened with "..." in the middle to fit ``width`` mm in the current font."""
+        text = self.t(text)
+        if self.get_string_width(text) <= width:
+            return text
+        keep = len(text)
+        while keep > 4:
+            keep -= 1
+            short = text[: keep // 2] + "..." + text[len(text) - keep // 2:]
+            if self.get_string_width(short) <= width:
+                return short
+        return text[:3] + "..."
+
+
+# ------------------------------------------------------------------------------------------ pieces
+
+
+def fmt_pct(k: int, n: int, short: bool = False) -> str:
+    """``"37.5 % (95 % CI 13.7-69.4 %)"`` (``short``: ``"37.5 % (13.7-69.4 %)"``, for a table whose heading
+    names the interval); ``"-"`` when nothing was classified."""
+    ci = wilson_interval(k, n)
+    if ci is None:
+        return "-"
+    return f"{k / n * 100:.1f} % ({'' if short else '95 % CI '}{ci[0] * 100:.1f}-{ci[1] * 100:.1f} %)"
+
+
+def signoff_text(signoff: Mapping[str, Any] | None) -> str:
+    if not signoff or not signoff.get("signed_off_by"):
+        return NOT_SIGNED
+    at = signoff.get("signed_off_at") or ""
+    if isinstance(at, datetime):
+        at = at.isoformat(sep=" ", timespec="minutes")
+    text = f"signed off by {signoff['signed_off_by']}" + (f" on {at}" if at else "")
+    comment = str(signoff.get("comment") or "").strip()
+    return text + (f' - "{comment}"' if comment else "")
+
+
+def _key_values(pdf: _Doc, pairs: Iterable[tuple[str, str]], key_w: float = 30) -> None:
+    for key, value in pairs:
+        pdf.font(9, bold=True)
+        pdf.cell(key_w, 5, pdf.t(key))
+        pdf.font(9)
+        pdf.multi_cell(0, 5, pdf.t(value), new_x="LMARGIN", new_y="NEXT")
+
+
+def _header(pdf: _Doc, case: Case, meta: _Meta) -> None:
+    pdf.font(16, bold=True)
+    pdf.cell(0, 9, "LeukoScan case report", new_x="LMARGIN", new_y="NEXT")
+    signed = signoff_text(meta.signoff)
+    _key_values(pdf, [
+        ("Sample ID", meta.sample_id or "not given"),
+        ("Case folder", case.root or "(unknown)"),
+        ("Report date", pdf.generated),
+        ("Reviewer(s)", ", ".join(case.reviewers) or "none"),
+        ("Last review", case.last_review or "-"),
+    ])
+    pdf.font(9, bold=True)
+    pdf.cell(30, 5, "Sign-off")
+    if signed == NOT_SIGNED:
+        pdf.set_text_color(*_RED)
+    pdf.multi_cell(0, 5, pdf.t(signed), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_text_color(0, 0, 0)
+    pdf.ln(2)
+    pdf.set_fill_color(255, 246, 214)
+    pdf.font(8.5)
+    pdf.multi_cell(0, 4.2, pdf.t(INTENDED_USE), border=1, fill=True, padding=1.5, new_x="LMARGIN", new_y="NEXT")
+
+
+def _verdict(pdf: _Doc, case: Case) -> None:
+    pdf.heading("Verdict", keep=30)
+    t = case.total
+    k, n = int(t["all"]), int(t["classified"])
+    pdf.font(10, bold=True)
+    line = (f"Blasts (ALL): {fmt_pct(k, n)} of {n} classified cells" if n else
+            "Blasts (ALL): no cell could be classified")
+    pdf.multi_cell(0, 6, pdf.t(line), new_x="LMARGIN", new_y="NEXT")
+    pdf.font(8.5)
+    head = ("Folder", "Cells", "ALL", "HEM", "% blasts (95 % CI)", "Review open", "Errors", "QC flags")
+    folders = case.folders if len(case.folders) > 1 else []
+    by_folder: dict[str, list[dict[str, str]]] = {}
+    for r in case.rows:
+        by_folder.setdefault(r.get("folder", "."), []).append(r)
+    body = []
+    for s in folders:
+        open_, qc, _ = review_counts(by_folder.get(s["folder"], []))
+        body.append(("(case folder itself)" if s["folder"] == "." else s["folder"], s, open_, qc, False))
+    body.append(("Case total", t, case.open_reviews, case.qc_flagged, True))
+    pdf.set_fill_color(255, 255, 255)
+    with pdf.table(col_widths=(48, 13, 12, 12, 42, 23, 14, 22), text_align=("LEFT", *["RIGHT"] * 3, "LEFT",
+                   *["RIGHT"] * 3), line_height=5, headings_style=FontFace(emphasis="BOLD", fill_color=_GREY),
+                   first_row_as_headings=True) as table:
+        table.row([pdf.t(h) for h in head])
+        for name, s, open_, qc, bold in body:
+            style = FontFace(emphasis="BOLD") if bold else None
+            table.row([pdf.t(name), s["cells"], s["all"], s["hem"],
+                       pdf.t(fmt_pct(int(s["all"]), int(s["classified"]), short=True)), str(open_), s["errors"],
+                       str(qc)],
+                      style=style)
+    pdf.font(8.5)
+    reasons = t.get("error_reasons", "")
+    pdf.multi_cell(0, 4.5, pdf.t(
+        f"{case.qc_flagged} cell(s) failed the input quality check (the score means nothing for a not-a-cell "
+        f"image); {case.unreadable} file(s) could not be read" + (f" ({reasons})" if reasons else "") + "."),
+        new_x="LMARGIN", new_y="NEXT")
+
+
+def _histogram(pdf: _Doc, case: Case) -> None:
+    h, w = 38.0, 130.0
+    pdf.heading(f"P(ALL) of the classified cells ({BINS} bins)", keep=h + 12)
+    x0, y0 = pdf.l_margin + 10, pdf.get_y() + 2
+    counts = [0] * BINS
+    for p in case.p_all:
+        counts[min(BINS - 1, max(0, int(p * BINS)))] += 1
+    top = max(counts) if any(counts) else 1
+    bw = w / BINS
+    pdf.set_fill_color(120, 140, 170)
+    for i, c in enumerate(counts):
+        if c:
+            bh = h * c / top
+            pdf.rect(x0 + i * bw + 0.3, y0 + h - bh, bw - 0.6, bh, style="F")
+    pdf.set_draw_color(0, 0, 0)
+    pdf.set_line_width(0.25)
+    pdf.line(x0, y0 + h, x0 + w, y0 + h)
+    pdf.line(x0, y0, x0, y0 + h)
+    pdf.font(7)
+    for tick in (0, 0.25, 0.5, 0.75, 1.0):
+        x = x0 + tick * w
+        pdf.line(x, y0 + h, x, y0 + h + 1)
+        pdf.text(x - 2.5, y0 + h + 4, f"{tick:g}")
+    pdf.text(x0 - 7, y0 + 2.5, str(top))
+    pdf.text(x0 - 3, y0 + h, "0")
+    pdf.text(x0 + w / 2 - 8, y0 + h + 8, "P(ALL) per cell")
+    for j, thr in enumerate(sorted({u.threshold for u in case.uses})):
+        try:
+            t = float(thr)
+        except ValueError:
+            continue
+        x = x0 + t * w
+        pdf.set_draw_color(*_RED)
+        pdf.set_dash_pattern(dash=1.2, gap=0.8)
+        pdf.line(x, y0 - 1, x, y0 + h)
+        pdf.set_dash_pattern()
+        pdf.set_text_color(*_RED)
+        pdf.text(x + 1, y0 + 2 + 3.5 * j, f"threshold {t:.4f}")
+        pdf.set_text_color(0, 0, 0)
+    pdf.set_draw_color(0, 0, 0)
+    if not case.p_all:
+        pdf.font(9)
+        pdf.text(x0 + 30, y0 + h / 2, "no classified cells")
+    pdf.set_xy(pdf.l_margin, y0 + h + 10)
+
+
+def _card_for(use: ModelUse, card: ModelCard | None) -> tuple[ModelCard | None, str]:
+    """The card that describes ``use``, or why none is shown."""
+    if card is None or card.name != use.model:
+        return None, "model card not found: its facts are not shown"
+    if card.version and use.version and card.version != use.version:
+        return None, (f"the installed card of {card.name} is version {card.version}, the report's cells were "
+                      f"classified with version {use.version}: its facts are not shown")
+    return card, ""
+
+
+def _model(pdf: _Doc, case: Case, cards: Mapping[str, ModelCard]) -> None:
+    pdf.heading("Model", keep=25)
+    if not case.uses:
+        pdf.multi_cell(0, 5, "No cell was classified: no model to report.", new_x="LMARGIN", new_y="NEXT")
+        return
+    for use in case.uses:
+        card, why = _card_for(use, cards.get(use.model))
+        name = f"{card.display_name} ({use.model})" if card and card.display_name != use.model else use.model
+        changed = "" if use.threshold == use.default_threshold else " (set by the user, not the card's)"
+        pairs = [
+            ("Model", f"{name}, version {use.version or '?'}" + (f" - {use.cells} cells" if len(case.uses) > 1 else "")),
+            ("Threshold", f"{use.threshold} used{changed}; card default {use.default_threshold or '?'}"),
+            ("Run on", use.provider or "?"),
+        ]
+        _key_values(pdf, pairs)
+        if card is None:
+            _key_values(pdf, [("Model card", why)])
+            continue
+        shas = []
+        if card.path.is_file():
+            shas.append(("Card sha256", sha256_file(card.path)))
+        if card.sha256:
+            shas.append(("ONNX sha256", card.sha256))
+        for key, value in shas:
+            pdf.font(9, bold=True)
+            pdf.cell(30, 5, key)
+            pdf.font(7.5, mono=True)
+            pdf.cell(0, 5, value, new_x="LMARGIN", new_y="NEXT")
+        words = plain_words((card.metrics or {}).get("held_out"))
+        _key_values(pdf, [("Held-out test", " ".join(words) if words else "the card has no held-out results")])
+
+
+def _thumbnail(path: str):
+    """A ~96 px RGB thumbnail, or the reason it cannot be shown."""
+    try:
+        im = open_rgb(path)
+    except ImageDecodeError as exc:
+        return None, str(exc)
+    except (OSError, ValueError, MemoryError) as exc:
+        return None, str(exc) or type(exc).__name__
+    im.thumbnail((THUMB_PX, THUMB_PX))
+    return im, ""
+
+
+def _caption(r: Mapping[str, str]) -> str:
+    p = r.get("p_all", "")
+    call = r.get("prediction", "")
+    if r.get("reviewed_label"):
+        call = f"{call}->{r['reviewed_label']}" if r["reviewed_label"] != call else f"{call} confirmed"
+    return f"P {float(p):.2f} {call}" if p else call
+
+
+def _thumbnails(pdf: _Doc, title: str, rows: list[dict[str, str]]) -> None:
+    per_row = int((pdf.epw + _THUMB_GAP) // (_THUMB_MM + _THUMB_GAP))
+    step_y = _THUMB_MM + _CAPTION_MM + 2
+    pdf.heading(f"{title} ({len(rows)})", keep=step_y if rows else 5)
+    if not rows:
+        pdf.multi_cell(0, 5, "none", new_x="LMARGIN", new_y="NEXT")
+        return
+    shown = rows[:THUMB_CAP]
+    for i, r in enumerate(shown):
+        col = i % per_row
+        if col == 0:
+            if i:
+                pdf.set_y(pdf.get_y() + step_y)
+            pdf.need(step_y)
+        x, y = pdf.l_margin + col * (_THUMB_MM + _THUMB_GAP), pdf.get_y()
+        im, why = _thumbnail(r.get("path", ""))
+        if im is not None:
+            scale = _THUMB_MM / max(im.size)
+            w, h = im.size[0] * scale, im.size[1] * scale
+            pdf.image(im, x + (_THUMB_MM - w) / 2, y + (_THUMB_MM - h) / 2, w, h)
+        else:
+            pdf.set_draw_color(*_DARK)
+            pdf.set_dash_pattern(dash=1, gap=1)
+            pdf.rect(x, y, _THUMB_MM, _THUMB_MM)
+            pdf.set_dash_pattern()
+            pdf.set_draw_color(0, 0, 0)
+            pdf.font(6)
+            pdf.set_text_color(*_RED)
+            pdf.set_xy(x + 0.5, y + 6)
+            pdf.multi_cell(_THUMB_MM - 1, 2.6, pdf.t(f"image not available: {why}"), align="C")
+            pdf.set_text_color(0, 0, 0)
+        pdf.font(5.5)
+        name = r.get("file") or Path(r.get("path", "")).name
+        pdf.text(x, y + _THUMB_MM + 2.4, pdf.fit(name, _THUMB_MM))
+        flag = " QC" if r.get("qc") else ""
+        pdf.text(x, y + _THUMB_MM + 5, pdf.fit(_caption(r) + flag, _THUMB_MM))
+        pdf.set_y(y)
+    pdf.set_xy(pdf.l_margin, pdf.get_y() + step_y)
+    if len(rows) > len(shown):
+        pdf.font(9, bold=True)
+        pdf.cell(0, 5, f"and {len(rows) - len(shown)} more (see the CSV report)", new_x="LMARGIN", new_y="NEXT")
+    pdf.font(9)
+
+
+def _case_pages(pdf: _Doc, case: Case, meta: _Meta, cards: Mapping[str, ModelCard], new_page: bool = True) -> int:
+    """Lay out one case from the top of a page; returns the number of its first page."""
+    if new_page:
+        pdf.add_page()
+    first = pdf.page_no()
+    _header(pdf, case, meta)
+    _verdict(pdf, case)
+    _histogram(pdf, case)
+    _model(pdf, case, cards)
+    _thumbnails(pdf, "Cells the reviewer overrode", case.overridden)
+    _thumbnails(pdf, "Cells flagged for review", case.flagged)
+    return first
+
+
+_OVERVIEW_ROWS_PER_PAGE = 18  # with room for folder names on two lines; more would shift the page numbers
+
+
+def _overview(entries: list[tuple[Case, _Meta, int]]):
+    """The first page(s) of a document of several cases: each case with its own numbers, never a total."""
+
+    def render(pdf: _Doc, _outline) -> None:
+        pdf.set_xy(pdf.l_margin, pdf.t_margin)
+        pdf.font(16, bold=True)
+        pdf.cell(0, 9, f"LeukoScan case report: {len(entries)} cases", new_x="LMARGIN", new_y="NEXT")
+        pdf.font(9)
+        pdf.multi_cell(0, 5, pdf.t(
+            "Every case is a separate sample with its own pages and its own % blasts; no figure in this document "
+            "pools the cells of different cases."), new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(1)
+        pdf.set_fill_color(255, 246, 214)
+        pdf.font(8.5)
+        pdf.multi_cell(0, 4.2, pdf.t(INTENDED_USE), border=1, fill=True, padding=1.5, new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(3)
+        pdf.set_fill_color(255, 255, 255)
+        with pdf.table(col_widths=(26, 52, 11, 36, 15, 35, 11), line_height=4.5, first_row_as_headings=True,
+                       text_align=("LEFT", "LEFT", "RIGHT", "LEFT", "RIGHT", "LEFT", "RIGHT"),
+                       headings_style=FontFace(emphasis="BOLD", fill_color=_GREY)) as table:
+            table.row(["Sample ID", "Case folder", "Cells", "% blasts (95 % CI)", "Review open", "Sign-off",
+                       "Page"])
+            for case, meta, page in entries:
+                t = case.total
+                signed = "not signed off" if signoff_text(meta.signoff) == NOT_SIGNED else \
+                    f"by {meta.signoff['signed_off_by']}"
+                table.row([pdf.t(meta.sample_id or "not given"), pdf.t(case.root), t["cells"],
+                           pdf.t(fmt_pct(int(t["all"]), int(t["classified"]), short=True)), str(case.open_reviews),
+                           pdf.t(signed), str(page)])
+
+    return render
+
+
+# ------------------------------------------------------------------------------------------ API
+
+
+def _cards_by_name(card) -> dict[str, ModelCard]:
+    if card is None:
+        return {}
+    if isinstance(card, ModelCard):
+        return {card.name: card}
+    return {str(k): v for k, v in dict(card).items() if v is not None}
+
+
+def render_case_pdf(rows: Iterable[Mapping[str, str]], *, signoffs: Mapping[str, Mapping[str, Any]] | None = None,
+                    sample_ids: Mapping[str, str] | None = None, card=None, generated_at: datetime | None = None,
+                    fonts_found=None, search_fonts: bool = True) -> bytes:
+    """The PDF document's bytes (see :func:`write_case_pdf`)."""
+    cases = cases_of(rows)
+    if not cases:
+        raise ValueError("the report has no rows: nothing to print")
+    signoffs = {str(k): v for k, v in (signoffs or {}).items()}
+    sample_ids = {str(k): str(v) for k, v in (sample_ids or {}).items()}
+    cards = _cards_by_name(card)
+    when = (generated_at or datetime.now().astimezone()).isoformat(sep=" ", timespec="minutes")
+    pdf = _Doc(when, fonts_found, search_fonts)
+    entries: list[tuple[Case, _Meta, int]] = []
+    if len(cases) > 1:
+        pdf.add_page()
+        pages = max(1, -(-len(cases) // _OVERVIEW_ROWS_PER_PAGE))
+        pdf.insert_toc_placeholder(_overview(entries), pages=pages, allow_extra_pages=True)  # opens the next page
+    for i, case in enumerate(cases):
+        meta = _Meta(sample_ids.get(case.root, ""), signoffs.get(case.root))
+        entries.append((case, meta, _case_pages(pdf, case, meta, cards, new_page=not (i == 0 and len(cases) > 1))))
+    return bytes(pdf.output())
+
+
+def write_case_pdf(path: str | Path, rows: Iterable[Mapping[str, str]], *,
+                   signoffs: Mapping[str, Mapping[str, Any]] | None = None, sample_ids: Mapping[str, str] | None = None,
+                   card=None, generated_at: datetime | None = None) -> Path:
+    """Write the case report of ``rows`` (per-cell rows as :func:`engine.report.read_cell_report` gives them).
+
+    ``signoffs`` and ``sample_ids`` are keyed by case root (the rows' ``root``); a signoff is a dict with
+    ``signed_off_by``, ``signed_off_at`` (str or datetime) and ``comment``; a case without one prints "not
+    signed off".  ``card``: a :class:`ModelCard` or a mapping name -> card; a case's model facts are shown only
+    from the card of the rows' ``model`` (and version).  The file is replaced atomically.  Returns the path.
+    """
+    data = render_case_pdf(rows, signoffs=signoffs, sample_ids=sample_ids, card=card, generated_at=generated_at)
+    return _atomic_write_bytes(Path(path), data)
+
+
+def _atomic_write_bytes(target: Path, data: bytes) -> Path:
+    # engine.fileio.atomic_open is text-only; same rule here: temp file in the folder, fsync, rename
+    folder = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # a report: ordinary permissions, like the CSV files
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return target

@@ -1,0 +1,105 @@
+"""The facts of one case (one ``root`` of a report) that a printed case report shows.
+
+A case is everything classified from one PATH (``root``): one sample.  Its numbers come from the per-cell
+rows of :mod:`engine.report` and from :func:`engine.report.summarize`, so the printed page and the CSV files
+never disagree.  Different cases are never pooled: every figure here is about one root.  Sub-folders of
+one root are listed one by one and as a case total (the same sample).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from .case.rules import overridden
+from .report import summarize
+
+
+@dataclass(frozen=True)
+class ModelUse:
+    """One model/threshold combination that produced rows of a case (normally there is exactly one)."""
+
+    model: str
+    version: str
+    threshold: str
+    default_threshold: str
+    provider: str
+    cells: int
+
+
+@dataclass
+class Case:
+    root: str
+    rows: list[dict[str, str]]
+    folders: list[dict[str, str]]  # summarize() rows of this root, one per folder
+    total: dict[str, str]  # summarize() of the whole root as one folder
+    open_reviews: int  # needs_review and no reviewer label yet
+    qc_flagged: int
+    unreadable: int
+    reviewers: list[str]
+    last_review: str
+    uses: list[ModelUse]
+    p_all: list[float] = field(repr=False)
+    overridden: list[dict[str, str]] = field(repr=False)  # reviewer label differs from the prediction
+    flagged: list[dict[str, str]] = field(repr=False)  # needs_review, not already in overridden
+
+
+def is_overridden(r: Mapping[str, str]) -> bool:
+    """The reviewer set another class than the model gave *when the review was made* (the case rule;
+    reports written before ``review_model_label`` existed fall back to the prediction)."""
+    return r.get("status") == "ok" and overridden(r.get("reviewed_label"),
+                                                  r.get("review_model_label") or r.get("prediction"))
+
+
+def _p(r: Mapping[str, str]) -> float | None:
+    try:
+        return float(r.get("p_all", ""))
+    except ValueError:
+        return None
+
+
+def review_counts(rows: Iterable[Mapping[str, str]]) -> tuple[int, int, int]:
+    """(reviews still open, QC-flagged cells, unreadable files) of ``rows``.
+
+    Open = ``needs_review`` and no reviewer label yet; counted here rather than taken from the summary's
+    ``needs_review`` column, which counts every flagged cell."""
+    open_, qc, bad = 0, 0, 0
+    for r in rows:
+        if r.get("status") != "ok":
+            bad += 1
+            continue
+        open_ += r.get("needs_review") == "true" and not r.get("reviewed_label")
+        qc += bool(r.get("qc"))
+    return open_, qc, bad
+
+
+def case_of(root: str, rows: list[dict[str, str]]) -> Case:
+    ok = [r for r in rows if r.get("status") == "ok"]
+    open_, qc, bad = review_counts(rows)
+    uses = Counter((r.get("model", ""), r.get("model_version", ""), r.get("threshold", ""),
+                    r.get("default_threshold", ""), r.get("provider", "")) for r in ok)
+    overridden = [r for r in ok if is_overridden(r)]
+    return Case(
+        root=root,
+        rows=rows,
+        folders=summarize(rows),
+        total=summarize({**r, "folder": "."} for r in rows)[0],
+        open_reviews=open_,
+        qc_flagged=qc,
+        unreadable=bad,
+        reviewers=sorted({r["reviewer"] for r in ok if r.get("reviewer")}),
+        last_review=max((r.get("reviewed_at", "") for r in ok), default=""),
+        uses=[ModelUse(*k, cells=n) for k, n in uses.most_common()],
+        p_all=[p for p in map(_p, ok) if p is not None],
+        overridden=overridden,
+        flagged=[r for r in ok if r.get("needs_review") == "true" and not is_overridden(r)],
+    )
+
+
+def cases_of(rows: Iterable[Mapping[str, str]]) -> list[Case]:
+    """One :class:`Case` per ``root``, in first-seen order."""
+    by_root: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_root.setdefault(r.get("root", ""), []).append(dict(r))
+    return [case_of(root, rs) for root, rs in by_root.items()]
