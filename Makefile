@@ -53,9 +53,9 @@ $(VENV)/.app-installed: pyproject.toml | $(PY)
 	$(PIP) install -q -e .
 	touch $@
 
-# Everything: app + training + dev tools (what `make test` needs).
+# Everything: app + training + dev tools + the Ray engine (what `make test` needs).
 $(VENV)/.all-installed: pyproject.toml | $(PY)
-	$(PIP) install -q -e ".[train,dev]"
+	$(PIP) install -q -e ".[train,dev,ray]"
 	touch $@ $(VENV)/.app-installed
 
 venv-app: $(VENV)/.app-installed
@@ -67,9 +67,12 @@ run: sysdeps venv-app
 test: sysdeps venv-all
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q $(PYTEST_ARGS)
 
+# Engine, GUI (throughput, stalls, RSS with 20,000 cells) and restoring a 20,000-cell session.
+# BENCH_ARGS go to gui_throughput.py (e.g. BENCH_ARGS="--n 500": the ensemble on 2 CPUs is slow).
 bench: venv-all
 	$(PY) benchmarks/engine_throughput.py
-	@if [ -f benchmarks/gui_throughput.py ]; then QT_QPA_PLATFORM=offscreen $(PY) benchmarks/gui_throughput.py; fi
+	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/gui_throughput.py $(BENCH_ARGS)
+	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/restore_session.py
 
 clean:
 	rm -rf build dist .pytest_cache *.egg-info

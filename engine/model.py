@@ -135,13 +135,28 @@ def load_member(card: ModelCard, device: str = "auto", threads: int | None = Non
         raise ModelError(f"{card.path}: an ensemble card is not a single model")
     if device not in DEVICES:
         raise ModelError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
-    assert card.onnx_file is not None and card.preprocessing is not None
+    return member_from_bytes(card, read_onnx_bytes(card), device, threads)
+
+
+def read_onnx_bytes(card: ModelCard) -> bytes:
+    """The content of the card's ONNX file.  Raises ModelError naming the file."""
+    assert card.onnx_file is not None
     try:
-        data = card.onnx_file.read_bytes()
+        return card.onnx_file.read_bytes()
     except FileNotFoundError:
         raise ModelError(f"{card.onnx_file}: ONNX file named by {card.path.name} is missing") from None
     except OSError as exc:
         raise ModelError(f"{card.onnx_file}: cannot read ONNX file: {exc.strerror or exc}") from None
+
+
+def member_from_bytes(card: ModelCard, data: bytes, device: str = "auto", threads: int | None = None) -> Member:
+    """:func:`load_member` on ONNX bytes read elsewhere (a Ray worker gets them from the driver and has
+    no models folder).  The bytes are checked against the card's sha256 first.  Raises ModelError."""
+    if card.is_ensemble:
+        raise ModelError(f"{card.path}: an ensemble card is not a single model")
+    if device not in DEVICES:
+        raise ModelError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
+    assert card.onnx_file is not None and card.preprocessing is not None
     verify_onnx_bytes(card, data)  # what is hashed is exactly what is loaded
 
     warnings: list[str] = []

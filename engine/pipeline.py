@@ -239,6 +239,20 @@ def load_item(path: Path, specs: tuple[Preprocessing, ...]) -> _Loaded:
     return _Loaded(sha, arrays, qc=qc)
 
 
+def batch_inputs(
+    loaded: list[_Loaded], specs: tuple[Preprocessing, ...]
+) -> tuple[list[int], dict[Preprocessing, np.ndarray] | None]:
+    """The positions of a batch's readable cells and their stacked model inputs (one array per spec;
+    None when no cell is readable).  The per-cell copies are released.  Shared with the Ray engine."""
+    good = [k for k, ld in enumerate(loaded) if not ld.error]
+    if not good:
+        return good, None
+    inputs = {s: np.stack([loaded[k].arrays[j] for k in good]) for j, s in enumerate(specs)}
+    for k in good:
+        loaded[k].arrays = ()  # release per-cell copies early
+    return good, inputs
+
+
 def _problem(reason: str) -> Future:
     """A finished load for an item that is not read at all (a folder that could not be listed)."""
     fut: Future = Future()
@@ -319,12 +333,9 @@ def classify(
                         break
                     except TimeoutError:
                         continue
-            good = [k for k, ld in enumerate(loaded) if not ld.error]
+            good, inputs = batch_inputs(loaded, specs)
             pred = None
-            if good:
-                inputs = {s: np.stack([loaded[k].arrays[j] for k in good]) for j, s in enumerate(specs)}
-                for k in good:
-                    loaded[k].arrays = ()  # release per-cell copies early
+            if inputs is not None:
                 try:
                     pred = classifier.predict(inputs, run_options)
                 except ModelError:

@@ -11,6 +11,7 @@ EXCLUDED_MODULES = [
     "training", "tests", "benchmarks",
     "matplotlib", "sklearn", "scipy", "pandas", "joblib", "h5py", "ml_dtypes", "optree", "grpc", "absl",
     "torch", "torchvision", "jax", "jaxlib", "cv2",
+    "ray", "engine.distributed", "pyarrow",  # the optional cluster engine (leukoscan[ray]): never in the app
     "PIL.AvifImagePlugin", "PIL._avif",  # AVIF: not a microscopy format, 5 MB of libavif
     "IPython", "jupyter", "notebook", "pytest", "_pytest", "pytestqt", "importlinter", "grimp",
     "tkinter", "_tkinter", "PyQt5", "PyQt6", "PySide2",
