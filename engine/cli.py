@@ -14,7 +14,7 @@ with a valid result of the model (same card, file unchanged) are skipped.  ``exp
 reports of a case file (reviews included) and its review history ``<REPORT stem>_reviews.csv``.
 
 ``--engine ray`` reads and scores the cells on a Ray cluster (a private local one without ``--address``;
-the ``ray`` extra, see docs/cluster.md): the same scan, the same report, the same exit statuses.
+the ``ray`` extra, see README "Running on a cluster"): the same scan, the same report, the same exit statuses.
 
 Exit status: 0 the run completed (even when some files were unreadable: they are error rows);
 2 usage error (bad option, missing PATH, no image found, unusable output path: a folder, an input

@@ -8,88 +8,21 @@ sorting and selection are the same in both.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer
 
-from .session import ReviewRecord
+from .document import ERROR, OK, PENDING, Cell, p_all_text  # the case document's cells and display rule
 
 CellRole = Qt.ItemDataRole.UserRole + 1  # the Cell object
 SortRole = Qt.ItemDataRole.UserRole + 2  # a value that sorts correctly (numbers as numbers)
 ThumbRole = Qt.ItemDataRole.UserRole + 3  # QImage or None (requests a load)
 
-PENDING, OK, ERROR = "pending", "ok", "error"
 
-
-def p_all_text(p: float, prediction: str | None, threshold: float | None, digits: int = 2) -> str:
-    """P(ALL) as text that never contradicts the class decided from it (ALL when P >= threshold).
-
-    Plain rounding shows HEM's 0.4978 at threshold 0.50 as "0.50", which reads as ALL.  Then one more
-    digit is shown ("0.498"); if even that crosses the threshold, the value is rounded toward its own
-    side (down for HEM, up for ALL)."""
-    if prediction not in ("ALL", "HEM") or threshold is None:
-        return f"{p:.{digits}f}"
-    for d in (digits, digits + 1):
-        text = f"{p:.{d}f}"
-        if (float(text) >= threshold) == (prediction == "ALL"):
-            return text
-    scale = 10 ** (digits + 1)
-    directed = math.ceil(p * scale) if prediction == "ALL" else math.floor(p * scale)
-    return f"{directed / scale:.{digits + 1}f}"
-
-
-class Cell:
-    """One image: where it is, what the model said, what the technician said."""
-
-    __slots__ = ("path", "key", "root", "folder", "case", "item", "result", "prediction", "threshold", "needs_review",
-                 "review")
-
-    def __init__(self, path: Path, root: Path, folder: str, case: str, item=None) -> None:
-        self.item = item  # the engine's ScanItem
-        self.path = path if isinstance(path, Path) else Path(path)  # shared with the ScanItem: 20,000 rows
-        self.key = str(self.path)
-        self.root = root if isinstance(root, Path) else Path(root)
-        self.folder = folder
-        self.case = case  # the opened top-level folder (display name)
-        self.result = None  # engine CellResult once classified
-        self.prediction: str | None = None  # model label at the current threshold
-        self.threshold: float | None = None  # the threshold that prediction was decided at
-        self.needs_review = False
-        self.review: ReviewRecord | None = None
-
-    @property
-    def file(self) -> str:
-        return self.path.name
-
-    @property
-    def status(self) -> str:
-        if self.result is None:
-            return PENDING
-        return OK if self.result.status == "ok" else ERROR
-
-    @property
-    def p_all(self) -> float | None:
-        return None if self.result is None else self.result.p_all
-
-    def p_text(self, digits: int = 2) -> str:
-        """P(ALL) for display, never contradicting :attr:`prediction` (see :func:`p_all_text`)."""
-        p = self.p_all
-        return "" if p is None else p_all_text(p, self.prediction, self.threshold, digits)
-
-    @property
-    def error(self) -> str:
-        return "" if self.result is None else (self.result.error or "")
-
-    @property
-    def final_label(self) -> str | None:
-        return self.review.label if self.review else self.prediction
-
-    @property
-    def overridden(self) -> bool:
-        return bool(self.review and self.prediction and self.review.label != self.prediction)
+def folder_text(c: Cell) -> str:
+    """The folder within the case; the case's name for cells at its root (not ".")."""
+    return c.case if c.folder in (".", "") else c.folder
 
 
 @dataclass(frozen=True)
@@ -107,12 +40,14 @@ def _p(c: Cell) -> str:
 COLUMNS: tuple[Column, ...] = (
     Column("File", lambda c: c.file, lambda c: c.file.lower()),
     Column("Case", lambda c: c.case, lambda c: c.case.lower()),
-    Column("Folder", lambda c: c.folder, lambda c: c.folder.lower()),
+    Column("Folder", folder_text, lambda c: folder_text(c).lower(), "Sub-folder of the case (the case itself at its root)"),
     Column("Model", lambda c: c.prediction or ("error" if c.status == ERROR else "…"),
            lambda c: c.prediction or c.status, "The model's class at the current threshold"),
     Column("P(ALL)", _p, lambda c: -1.0 if c.p_all is None else c.p_all, "Calibrated probability of ALL"),
-    Column("Needs review", lambda c: "yes" if c.needs_review else "", lambda c: int(c.needs_review),
-           "P(ALL) within the review margin of the threshold, or ensemble members disagree"),
+    Column("Needs review", lambda c: "yes" if c.review_open else ("reviewed" if c.needs_review else ""),
+           lambda c: 2 * c.review_open + c.needs_review,
+           "Flagged by the model (P(ALL) near the threshold, members disagree or the quality check failed); "
+           "'reviewed' once a person reviewed it"),
     Column("Reviewed", lambda c: c.review.label if c.review else "", lambda c: c.review.label if c.review else "",
            "The technician's label"),
     Column("Final", lambda c: c.final_label or "", lambda c: c.final_label or "",
@@ -241,10 +176,12 @@ def tooltip(c: Cell) -> str:
         lines.append(f"Error: {c.error}")
     else:
         lines.append(f"Model: {c.prediction}   P(ALL) = {c.p_text(3)}")
-        if c.needs_review:
+        if c.review_open:
             lines.append("Needs review")
     if c.review:
         lines.append(f"Reviewed: {c.review.label} by {c.review.reviewer} at {c.review.reviewed_at}")
+    if c.stale is not None:
+        lines.append("An earlier review was set aside: the image changed since")
     return "\n".join(lines)
 
 
@@ -252,7 +189,8 @@ FILTERS = {
     "all": ("All cells", lambda c: True),
     "ALL": ("Final class ALL", lambda c: c.final_label == "ALL"),
     "HEM": ("Final class HEM", lambda c: c.final_label == "HEM"),
-    "needs_review": ("Needs review (not yet reviewed)", lambda c: c.needs_review and c.review is None),
+    "needs_review": ("Needs review (not yet reviewed)", lambda c: c.review_open),
+    "flagged": ("Flagged by the model (reviewed or not)", lambda c: c.needs_review),
     "unreviewed": ("Not reviewed", lambda c: c.review is None and c.status == OK),
     "reviewed": ("Reviewed", lambda c: c.review is not None),
     "overridden": ("Overridden by reviewer", lambda c: c.overridden),
@@ -342,5 +280,5 @@ class CellFilterProxy(QSortFilterProxyModel):
 
 __all__ = [
     "Cell", "CellModel", "CellFilterProxy", "COLUMNS", "COL", "FILTERS", "CellRole", "SortRole", "ThumbRole",
-    "PENDING", "OK", "ERROR", "QPersistentModelIndex",
+    "PENDING", "OK", "ERROR", "QPersistentModelIndex", "p_all_text", "folder_text",
 ]

@@ -7,7 +7,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen, QPixmap, QPixma
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate
 
 from .cells import ERROR, PENDING
-from .style import ERROR_COLOR, REVIEW_COLOR, REVIEWED_COLOR, label_color
+from .style import ERROR_COLOR, REVIEW_COLOR, REVIEWED_COLOR, SELECTION_COLOR, SELECTION_OVERLAY, label_color
 
 BADGE_H = 20
 PAD = 4
@@ -73,15 +73,18 @@ class TileDelegate(QStyledItemDelegate):
         label = cell.final_label
         frame = ERROR_COLOR if status == ERROR else label_color(label)
 
-        # tile background + class-coloured frame (thicker when selected)
+        # tile background (lightened, never tinted, when selected) + class-coloured frame
         p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(palette.highlight() if selected else QBrush(QColor("#20232a")))
+        p.setBrush(QBrush(QColor("#20232a")))
         p.drawRoundedRect(r, 5, 5)
+        if selected:
+            p.setBrush(SELECTION_OVERLAY)
+            p.drawRoundedRect(r, 5, 5)
         p.setPen(QPen(frame, 3))
         p.setBrush(Qt.BrushStyle.NoBrush)
         p.drawRoundedRect(r.adjusted(1, 1, -1, -1), 5, 5)
-        if selected:  # unmistakable selection ring outside the class frame
-            p.setPen(QPen(QColor("#f7f7f7"), 2, Qt.PenStyle.SolidLine))
+        if selected:  # unmistakable neutral ring outside the class frame (no class or review hue)
+            p.setPen(QPen(SELECTION_COLOR, 2, Qt.PenStyle.SolidLine))
             p.drawRoundedRect(rect.adjusted(1, 1, -1, -1), 6, 6)
 
         s = self.thumb_size

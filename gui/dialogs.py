@@ -10,8 +10,7 @@ from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLineEdit, QSpinBox, QTextBrowser, QVBoxLayout,
 )
 
-from engine.heldout import plain_words
-
+from .service import plain_words
 from .settings import DEVICES, Settings
 
 NOT_A_DEVICE = ("LeukoScan is a <b>research tool, not a diagnostic device</b>. It has not been cleared or "

@@ -1,5 +1,7 @@
-"""The main window: layout, menus, drag and drop.  Case work (runs, reviews, autosave, export) lives
-in :class:`gui.casework.CaseWork`, which this window mixes in."""
+"""The main window: it owns a case document (through :class:`DocumentBridge`), a run controller, the
+case-store keeper and small widgets, and wires them together.  No mixins: the state of the cases lives
+in the document, runs in :class:`RunController`, reviews in :class:`ReviewActions`, the store in
+:class:`CaseFiles`; this class lays out widgets and turns their signals into calls."""
 
 from __future__ import annotations
 
@@ -7,32 +9,41 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-    QListView, QMainWindow, QMenu, QMessageBox, QProgressBar, QPushButton, QSlider, QSplitter, QTableView,
-    QTabWidget, QToolBar, QVBoxLayout, QWidget,
+    QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMenu,
+    QMessageBox, QProgressBar, QPushButton, QSplitter, QToolBar, QVBoxLayout, QWidget,
 )
 
 from . import __version__
-from .casework import CaseWork
-from .cells import FILTERS, CellFilterProxy, CellModel
-from .delegate import TileDelegate
+from .actions import build_actions, build_menus, shortcut_rows
+from .browser import CellBrowser
+from .case_files import CaseFiles
+from .cells import CellModel
 from .dialogs import AboutDialog, ModelInfoDialog, SettingsDialog
+from .case_actions import CaseActions
+from .exports import ExportFlow
+from .filter_bar import FilterBar
+from .model_chooser import ModelChooser
+from .document import ALL_CASES, DocumentBridge
 from .icon import app_icon
 from .preview import PreviewPanel
+from .review_actions import ReviewActions
+from .run_controller import IDLE, RunController
 from .service import EngineService
-from .settings import Settings
+from .settings import Settings, user_data_dir
 from .summary import Histogram, SummaryTable
 from .thumbs import ThumbnailLoader
+from .threshold_bar import ThresholdBar
 
 log = logging.getLogger("leukoscan.gui")
+ADD_CHUNK = 2000  # rows added per event-loop turn when a folder is opened
+SUMMARY_REFRESH_MS = 150
 
 
-class MainWindow(CaseWork, QMainWindow):
+class MainWindow(QMainWindow):
     def __init__(self, service: EngineService | None = None, settings: Settings | None = None,
                  check_orphans: bool = True, parent=None) -> None:
-        QMainWindow.__init__(self, parent)
+        super().__init__(parent)
         self.settings = settings or Settings()
         self.service = service or EngineService()
         self.service.setParent(self)
@@ -41,17 +52,110 @@ class MainWindow(CaseWork, QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1400, 900)
 
+        self.messages: list[tuple[str, str]] = []  # every message shown (tests and the log read it)
+        self.last_run: dict = {}
+        self._adding: list[list] = []  # scanned items not yet added (see _add_next_chunk)
+        self._added = 0
+        self._stale_reviews = 0
+        self._closing = False
+        self._close_after_run_stop = False
+        self._held_paths: list[str] = []  # command-line paths, opened once the restore question is answered
+        self._orphans_checked = not check_orphans
+
+        self.bridge = DocumentBridge(parent=self)
         self.thumbs = ThumbnailLoader(size=self.settings.thumb_size, parent=self)
         self.model = CellModel(self.thumbs, self)
-        self.proxy = CellFilterProxy(self)
-        self.proxy.setSourceModel(self.model)
+        self.browser = CellBrowser(self.model, self.thumbs, self.settings.thumb_size)
+        self.browser.contextMenuRequested.connect(self._context_menu)
+        self.proxy, self.gallery, self.table = self.browser.proxy, self.browser.gallery, self.browser.table
+        self.tabs = self.browser
+        self.runs = RunController(self.service, self.bridge, self)
+        self.models = ModelChooser(self.service, self.settings, self)
+        self.model_combo, self.device_label = self.models.combo, self.models.device_label
+        self.reviews = ReviewActions(self.browser, self.bridge, self.settings, self.ask_reviewer,
+                                     self.confirm_bulk_accept, self)
+        self.case_files = CaseFiles(self.service, self.bridge, user_data_dir(), self)
+        self.exports = ExportFlow(self, self)
+        self.case_actions = CaseActions(self, self)
+
         self._build_views()
-        self._build_actions()
-        self._build_menus()
+        build_menus(self, build_actions(self), self._fill_recent)
         self._build_toolbar()
         self._build_statusbar()
         self._restore_geometry()
-        self.init_casework(check_orphans)
+        self._connect()
+        self.service.list_models()
+        self.case_files.start(check_orphans)
+
+    # ------------------------------------------------------------------------------ state shortcuts
+    @property
+    def doc(self):
+        return self.bridge.doc
+
+    @property
+    def job(self) -> int | None:
+        return self.runs.job
+
+    @property
+    def threshold(self) -> float | None:
+        return self.doc.threshold
+
+    @property
+    def session_path(self) -> Path | None:
+        return self.case_files.path
+
+    def current_cell(self):
+        return self.browser.current_cell()
+
+    def select_row(self, row: int) -> None:
+        self.browser.select_row(row)
+
+    def review_selected(self, kind: str) -> int:
+        return self.reviews.review(kind)
+
+    def next_needs_review(self, backwards: bool = False) -> bool:
+        return self.reviews.next_open(backwards)
+
+    # ------------------------------------------------------------------------------ wiring
+    def _connect(self) -> None:
+        s, b = self.service, self.bridge
+        self.models.loaded.connect(self._model_loaded)
+        self.models.bannerChanged.connect(self._show_banner)
+        self.models.status.connect(self.statusBar().showMessage)
+        self.models.failed.connect(lambda t, m: self.show_message(t, m))
+        s.scanned.connect(self._scanned)
+        self.exports.status.connect(self.statusBar().showMessage)
+        self.case_actions.status.connect(self.statusBar().showMessage)
+        self.case_actions.changed.connect(self._reviews_changed)  # a sign-off locks undo/redo of its cells
+        self.exports.written.connect(lambda _p: self._schedule_refresh())
+        self.exports.closeRequested.connect(self.close)
+        b.cellsAdded.connect(self._cells_added)
+        b.cellsChanged.connect(self._cells_changed)
+        b.decisionsChanged.connect(self._decisions_changed)
+        b.casesChanged.connect(self._cases_changed)
+        b.replaced.connect(self._document_replaced)
+        b.staleFound.connect(self._stale_found)
+        b.storeFailed.connect(self._store_failed)
+        b.reviewsChanged.connect(lambda _step: self._reviews_changed())
+        self.runs.stateChanged.connect(self._run_state)
+        self.runs.progressed.connect(self._run_progress)
+        self.runs.finished.connect(self._run_finished)
+        self.runs.failed.connect(self._run_failed)
+        self.reviews.status.connect(self.statusBar().showMessage)
+        self.reviews.changed.connect(self._update_preview)
+        # the document announces a step before it is on its undo/redo stack: the actions' state is read after
+        self.reviews.changed.connect(self._reviews_changed)
+        cf = self.case_files
+        cf.message.connect(lambda t, m: self.show_message(t, m))
+        cf.status.connect(self.statusBar().showMessage)
+        cf.askRestore.connect(self._ask_restore)
+        cf.adopted.connect(self._store_adopted)
+        cf.orphansChecked.connect(self._orphans_done)
+        self.browser.selectionChanged.connect(self._update_preview)
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(SUMMARY_REFRESH_MS)
+        self._refresh_timer.timeout.connect(self._refresh_summary)
 
     def _restore_geometry(self) -> None:
         geo, split = self.settings.value("window/geometry"), self.settings.value("window/splitter")
@@ -66,47 +170,6 @@ class MainWindow(CaseWork, QMainWindow):
 
     # ------------------------------------------------------------------------------ layout
     def _build_views(self) -> None:
-        self.gallery = QListView()
-        self.gallery.setObjectName("gallery")
-        self.gallery.setViewMode(QListView.ViewMode.IconMode)
-        self.gallery.setMovement(QListView.Movement.Static)
-        self.gallery.setResizeMode(QListView.ResizeMode.Adjust)
-        self.gallery.setUniformItemSizes(True)
-        self.gallery.setLayoutMode(QListView.LayoutMode.Batched)
-        self.gallery.setBatchSize(500)
-        self.gallery.setSpacing(3)
-        self.gallery.setWrapping(True)
-        self.gallery.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.gallery.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        self.delegate = TileDelegate(self.proxy, self.thumbs, self.settings.thumb_size, self.gallery)
-        self.gallery.setItemDelegate(self.delegate)
-        self.gallery.setModel(self.proxy)
-        self.gallery.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.gallery.customContextMenuRequested.connect(lambda pos: self._context_menu(self.gallery, pos))
-        self.gallery.setStyleSheet("QListView#gallery { background: #16181d; }")
-
-        self.table = QTableView()
-        self.table.setObjectName("table")
-        self.table.setModel(self.proxy)
-        self.table.setSelectionModel(self.gallery.selectionModel())  # one selection for both views
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
-        self.table.verticalHeader().setDefaultSectionSize(22)
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        for col, width in enumerate((200, 140, 70, 60, 64, 96, 76, 56, 100)):  # File ... Reviewer; Error stretches
-            self.table.setColumnWidth(col, width)
-        self.table.setAlternatingRowColors(True)
-        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.table.customContextMenuRequested.connect(lambda pos: self._context_menu(self.table, pos))
-
-        self.tabs = QTabWidget()
-        self.tabs.addTab(self.gallery, "Gallery")
-        self.tabs.addTab(self.table, "Table")
-
         self.banner = QLabel()
         self.banner.setObjectName("banner")
         self.banner.setWordWrap(True)
@@ -128,9 +191,13 @@ class MainWindow(CaseWork, QMainWindow):
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.banner)
-        ll.addWidget(self._build_filterbar())
+        self.filters = FilterBar(self.proxy)
+        self.filters.changed.connect(self._schedule_refresh)
+        self.case_combo, self.filter_combo = self.filters.case_combo, self.filters.filter_combo
+        self.search, self.shown_label = self.filters.search, self.filters.shown_label
+        ll.addWidget(self.filters)
         ll.addWidget(self.welcome, 1)
-        ll.addWidget(self.tabs, 10)
+        ll.addWidget(self.browser, 10)
 
         self.preview = PreviewPanel()
         self.preview.reviewRequested.connect(self.review_selected)
@@ -138,13 +205,18 @@ class MainWindow(CaseWork, QMainWindow):
         self.summary = SummaryTable()
         self.summary.verticalHeader().setDefaultSectionSize(22)
         self.histogram = Histogram()
+        self.flagged_label = QLabel()
+        self.flagged_label.setObjectName("flaggedProgress")
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.preview)
         sw = QWidget()
         sl = QVBoxLayout(sw)
         sl.setContentsMargins(4, 0, 4, 4)
-        title = QLabel("<b>Summary</b>")
-        sl.addWidget(title)
+        head = QHBoxLayout()
+        head.addWidget(QLabel("<b>Summary</b>"))
+        head.addStretch(1)
+        head.addWidget(self.flagged_label)
+        sl.addLayout(head)
         sl.addWidget(self.summary)
         sl.addWidget(self.histogram, 1)
         right.addWidget(sw)
@@ -159,124 +231,7 @@ class MainWindow(CaseWork, QMainWindow):
         split.setSizes([900, 520])
         self.setCentralWidget(split)
         self.splitter = split
-        self.tabs.hide()
-
-    def _build_filterbar(self) -> QWidget:
-        bar = QWidget()
-        h = QHBoxLayout(bar)
-        h.setContentsMargins(2, 2, 2, 2)
-        h.addWidget(QLabel("Case"))
-        self.case_combo = QComboBox()
-        self.case_combo.setObjectName("caseCombo")
-        self.case_combo.setMinimumContentsLength(16)
-        self.case_combo.addItem("All cases", "")
-        self.case_combo.currentIndexChanged.connect(self._case_chosen)
-        h.addWidget(self.case_combo)
-        h.addSpacing(8)
-        h.addWidget(QLabel("Show"))
-        self.filter_combo = QComboBox()
-        self.filter_combo.setObjectName("filterCombo")
-        for key, (label, _fn) in FILTERS.items():
-            self.filter_combo.addItem(label, key)
-        self.filter_combo.currentIndexChanged.connect(
-            lambda _i: (self.proxy.set_kind(self.filter_combo.currentData()), self._schedule_refresh()))
-        h.addWidget(self.filter_combo)
-        h.addSpacing(8)
-        self.search = QLineEdit()
-        self.search.setPlaceholderText("Filter file names…")
-        self.search.setClearButtonEnabled(True)
-        self.search.setMaximumWidth(220)
-        self.search.textChanged.connect(lambda t: (self.proxy.set_text(t), self._schedule_refresh()))
-        h.addWidget(self.search)
-        h.addSpacing(8)
-        h.addWidget(QLabel("P(ALL)"))
-        self.p_min, self.p_max = QDoubleSpinBox(), QDoubleSpinBox()
-        for sb, v, tip in ((self.p_min, 0.0, "Show cells with P(ALL) at least this"),
-                           (self.p_max, 1.0, "Show cells with P(ALL) at most this")):
-            sb.setRange(0.0, 1.0)
-            sb.setDecimals(2)
-            sb.setSingleStep(0.05)
-            sb.setValue(v)
-            sb.setToolTip(tip)
-            sb.setKeyboardTracking(False)
-            sb.valueChanged.connect(lambda _v: (self.proxy.set_p_range(self.p_min.value(), self.p_max.value()),
-                                                self._schedule_refresh()))
-        h.addWidget(self.p_min)
-        h.addWidget(QLabel("–"))
-        h.addWidget(self.p_max)
-        h.addStretch(1)
-        self.shown_label = QLabel()
-        self.shown_label.setObjectName("shownLabel")
-        h.addWidget(self.shown_label)
-        return bar
-
-    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
-        a = QAction(text, self)
-        if shortcut is not None:
-            a.setShortcut(QKeySequence(shortcut))
-        if tip:
-            a.setStatusTip(tip)
-            a.setToolTip(tip)
-        a.triggered.connect(lambda _checked=False: slot())
-        self.addAction(a)
-        return a
-
-    def _build_actions(self) -> None:
-        A = self._action
-        self.act_open = A("&Open folder…", self.open_dialog, QKeySequence.StandardKey.Open,
-                          "Open a case folder (all images in it and its sub-folders)")
-        self.act_open_files = A("Open &images…", self.open_files_dialog, "Ctrl+Shift+O", "Open single image files")
-        self.act_export = A("&Export report…", self.export_dialog, "Ctrl+E",
-                            "Write the per-cell CSV (with review columns) and the summary CSV")
-        self.act_close_cases = A("&Close all cases", self.close_cases, "Ctrl+W", "Remove all opened cases")
-        self.act_settings = A("&Settings…", self.settings_dialog, QKeySequence.StandardKey.Preferences)
-        self.act_quit = A("&Quit", self.close, QKeySequence.StandardKey.Quit)
-        self.act_all = A("Label &ALL", lambda: self.review_selected("ALL"), "A", "Label the selected cells ALL")
-        self.act_hem = A("Label &HEM", lambda: self.review_selected("HEM"), "H", "Label the selected cells HEM")
-        self.act_accept = A("A&ccept model class", lambda: self.review_selected("accept"), "Space",
-                            "Accept the model's class for the selected cells (bulk accept: select many)")
-        self.act_clear = A("Clear &review", lambda: self.review_selected("clear"), "U",
-                           "Remove the review of the selected cells")
-        self.act_next = A("&Next needs-review cell", self.next_needs_review, "N",
-                          "Select the next cell that needs review")
-        self.act_prev = A("&Previous needs-review cell", lambda: self.next_needs_review(backwards=True), "Shift+N")
-        self.act_cancel = A("&Cancel classification", self.cancel_run, "Esc", "Stop the running classification")
-        self.act_resume = A("Classify &remaining", self.classify_remaining, "Ctrl+R",
-                            "Classify the cells a cancelled run did not reach")
-        self.act_model_info = A("Model &card…", self.show_model_info, "Ctrl+I",
-                                "Version, validation metrics, threshold and provenance of the model")
-        self.act_reload_models = A("Re&load models", self.reload_models, None, "Re-read the model folders")
-        self.act_about = A("&About LeukoScan", self.show_about)
-        self.act_cancel.setEnabled(False)
-
-    def _build_menus(self) -> None:
-        mb = self.menuBar()
-        m = mb.addMenu("&File")
-        m.addAction(self.act_open)
-        m.addAction(self.act_open_files)
-        self.recent_menu = m.addMenu("Open &recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        m.addSeparator()
-        m.addAction(self.act_export)
-        m.addAction(self.act_close_cases)
-        m.addSeparator()
-        m.addAction(self.act_settings)
-        m.addSeparator()
-        m.addAction(self.act_quit)
-        m = mb.addMenu("&Review")
-        for a in (self.act_all, self.act_hem, self.act_accept, self.act_clear):
-            m.addAction(a)
-        m.addSeparator()
-        m.addAction(self.act_next)
-        m.addAction(self.act_prev)
-        m = mb.addMenu("&Classification")
-        m.addAction(self.act_cancel)
-        m.addAction(self.act_resume)
-        m.addSeparator()
-        m.addAction(self.act_model_info)
-        m.addAction(self.act_reload_models)
-        m = mb.addMenu("&Help")
-        m.addAction(self.act_about)
+        self.browser.hide()
 
     def _build_toolbar(self) -> None:
         tb = QToolBar("Main")
@@ -286,43 +241,21 @@ class MainWindow(CaseWork, QMainWindow):
         self.addToolBar(tb)
         tb.addAction(self.act_open)
         tb.addAction(self.act_export)
+        tb.addAction(self.act_flagged)
         tb.addSeparator()
         tb.addWidget(QLabel(" Model "))
-        self.model_combo = QComboBox()
-        self.model_combo.setObjectName("modelCombo")
-        self.model_combo.setMinimumContentsLength(26)
-        self.model_combo.setToolTip("The model that classifies the cells (from the installed model cards)")
-        self.model_combo.activated.connect(self._model_chosen)
         tb.addWidget(self.model_combo)
         info = QPushButton("Card…")
         info.setToolTip("Show the model card: version, validation metrics, threshold, provenance")
         info.clicked.connect(self.show_model_info)
         tb.addWidget(info)
         tb.addSeparator()
-        tb.addWidget(QLabel(" Threshold "))
-        self.thr_spin = QDoubleSpinBox()
-        self.thr_spin.setObjectName("thresholdSpin")
-        self.thr_spin.setRange(0.01, 0.99)
-        self.thr_spin.setDecimals(3)  # card thresholds are calibrated values such as 0.437
-        self.thr_spin.setSingleStep(0.01)
-        self.thr_spin.setKeyboardTracking(False)
-        self.thr_spin.setValue(0.5)  # placeholder until a model is loaded (the widgets are disabled)
-        self.thr_spin.setToolTip("Cells with P(ALL) at or above the threshold are ALL. Starts at the model card's "
-                                 "threshold; a changed threshold is written into the report.")
-        self.thr_slider = QSlider(Qt.Orientation.Horizontal)
-        self.thr_slider.setRange(1, 99)
-        self.thr_slider.setFixedWidth(120)
-        self.thr_slider.setValue(50)
-        self.thr_slider.setToolTip(self.thr_spin.toolTip())
-        self.thr_reset = QPushButton("Reset")
-        self.thr_reset.setToolTip("Back to the model card's threshold")
-        self.thr_note = QLabel()
-        self.thr_spin.valueChanged.connect(lambda v: self.set_threshold(round(v, 3)))
-        self.thr_slider.valueChanged.connect(lambda v: self.set_threshold(v / 100.0))
-        self.thr_reset.clicked.connect(self.reset_threshold)
-        for w in (self.thr_spin, self.thr_slider, self.thr_reset, self.thr_note):
-            w.setEnabled(False) if w is not self.thr_note else None
-            tb.addWidget(w)
+        self.thr_bar = ThresholdBar()
+        self.thr_bar.changed.connect(self.set_threshold)
+        self.thr_bar.resetRequested.connect(self.reset_threshold)
+        self.thr_spin, self.thr_slider = self.thr_bar.spin, self.thr_bar.slider
+        self.thr_reset, self.thr_note = self.thr_bar.reset, self.thr_bar.note
+        tb.addWidget(self.thr_bar)
 
     def _build_statusbar(self) -> None:
         sb = self.statusBar()
@@ -333,17 +266,391 @@ class MainWindow(CaseWork, QMainWindow):
         self.progress.hide()
         self.eta_label = QLabel()
         self.eta_label.setFixedWidth(self.eta_label.fontMetrics().horizontalAdvance("9999.9 cells/s · ETA 999:59") + 8)
+        self.eta_label.hide()
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setToolTip("Stop the classification (Esc). Cells already classified are kept.")
         self.cancel_btn.clicked.connect(self.cancel_run)
         self.cancel_btn.hide()
-        self.device_label = QLabel("Model: none")
-        self.device_label.setObjectName("deviceLabel")
-        self.device_label.setTextFormat(Qt.TextFormat.RichText)
-        sb.addPermanentWidget(self.progress)
-        sb.addPermanentWidget(self.eta_label)
-        sb.addPermanentWidget(self.cancel_btn)
-        sb.addPermanentWidget(self.device_label)
+        for w in (self.progress, self.eta_label, self.cancel_btn, self.device_label):
+            sb.addPermanentWidget(w)
+
+    # ------------------------------------------------------------------------------ models (gui/model_chooser.py)
+    @property
+    def classifier(self):
+        return self.models.classifier
+
+    @property
+    def cards(self) -> dict:
+        return self.models.cards
+
+    def select_model(self, name: str) -> None:
+        self.models.select(name)
+
+    def _model_chosen(self, index: int) -> None:
+        self.models.chosen(index)
+
+    def _model_loaded(self, clf) -> None:
+        self.runs.stop()  # a run of the previous model (or card version) ends here; its results are kept
+        self.runs.use(clf, self.settings.batch_size)
+        self.doc.set_model(self.runs.facts)  # the threshold of this model (remembered per model) comes back
+        self._show_threshold()
+        self._maybe_start_run()
+
+    def _show_banner(self, lines: list) -> None:
+        self.banner.setText("<br>".join(lines))
+        self.banner.setVisible(bool(lines))
+
+    # ------------------------------------------------------------------------------ threshold
+    def _show_threshold(self) -> None:
+        f = self.doc.current
+        if f is not None:
+            self.thr_bar.show_value(self.doc.threshold, f.threshold)
+
+    def set_threshold(self, value: float) -> None:
+        if self.doc.current is None:
+            return
+        self.doc.set_threshold(value)
+        self._show_threshold()
+
+    def reset_threshold(self) -> None:
+        f = self.doc.current
+        if f is not None:
+            self.set_threshold(f.threshold)
+
+    # ------------------------------------------------------------------------------ opening cases
+    def open_paths(self, paths: list) -> None:
+        """Open folders/files (dialog, drop, recent menu, command line): scan in the background."""
+        paths = [str(Path(p).expanduser().absolute()) for p in paths if str(p).strip()]
+        if not paths:
+            return
+        if not self._orphans_checked:  # the restore question comes first (it may bring these cases back)
+            self._held_paths.extend(paths)
+            return
+        self.statusBar().showMessage("Looking for images in " + ", ".join(Path(p).name for p in paths) + " …")
+        self.service.scan(paths)
+
+    def _scanned(self, items: list, problems: list, opened: list) -> None:
+        for p in problems:
+            self.messages.append(("Open", p))
+        for path, is_dir in opened:
+            self.doc.note_opened(path, is_dir)
+            if is_dir:
+                self.settings.add_recent(path)
+        if problems:
+            self.show_message("Some paths could not be opened",
+                              "\n".join(problems[:20]) + "\n\nReviews made earlier on these images are kept in the "
+                              "case store; they come back when the folder is available and opened again.")
+        if not items and not problems:
+            self.show_message("No images found", "No supported image files (BMP, PNG, JPEG, TIFF, WebP) were "
+                              "found in the folder(s) you opened.", QMessageBox.Icon.Information)
+        if items:
+            self._adding.append(list(items))
+            self.runs.blocked = True
+            if len(self._adding) == 1:
+                self._add_next_chunk()
+
+    def _add_next_chunk(self) -> None:
+        """Cells are added ADD_CHUNK at a time, yielding to the event loop in between, so opening a folder
+        of 20,000 cells never freezes the window."""
+        if not self._adding:
+            return
+        items = self._adding[0]
+        chunk, rest = items[:ADD_CHUNK], items[ADD_CHUNK:]
+        self._added += len(self.doc.add_items(chunk))
+        if rest:
+            self._adding[0] = rest
+        else:
+            self._adding.pop(0)
+        if self._adding:
+            self.statusBar().showMessage(f"Adding cells… {len(self.model.cells)}")
+            QTimer.singleShot(0, self._add_next_chunk)
+            return
+        self.statusBar().showMessage(f"{self._added} new cell image(s) found", 5000)
+        self._added = 0
+        self.runs.blocked = self._closing
+        self._maybe_start_run()
+
+    def _cells_added(self, cells: list) -> None:
+        self.model.add_cells(cells)
+        if cells and not self.browser.isVisible():
+            self.welcome.hide()
+            self.browser.show()
+            if not self.gallery.currentIndex().isValid():
+                self.select_row(0)
+            self.gallery.setFocus()
+        self._schedule_refresh()
+
+    def _cases_changed(self) -> None:
+        self.filters.set_cases(self.doc.cases.values())
+        self._schedule_refresh()
+
+    def close_cases(self) -> None:
+        if self.doc.unexported and self.doc.reviews:
+            if self.ask_close(len(self.doc.reviews)) != "discard":
+                return
+        self.runs.stop()
+        self._adding = []
+        self.doc.clear()
+
+    def _document_replaced(self) -> None:
+        """A whole new document (restore, open case store, close all): rebuild the rows from it."""
+        self.model.clear()
+        self.filters.reset_cases()
+        self._cases_changed()
+        doc = self.doc
+        if doc.cells:
+            self.model.add_cells(list(doc.cells))
+            self.welcome.hide()
+            self.browser.show()
+            self.select_row(0)
+            self.gallery.setFocus()
+        else:
+            self.browser.hide()
+            self.welcome.show()
+        stored = doc.model  # the model the store's results belong to (a headless run's, maybe)
+        if stored and stored in self.cards and (self.classifier is None or self.classifier.name != stored):
+            self.select_model(stored)  # its results are shown, not classified again with another model
+            self.statusBar().showMessage(f"This case store was classified with {stored}: switching to it.", 8000)
+        elif self.classifier is not None:
+            if stored and stored not in self.cards and self.cards:
+                self.show_message("Model of the case store not installed",
+                                  f"The results in this case store come from the model '{stored}', which is not "
+                                  f"installed here. Its cells are classified again with {self.classifier.display_name};"
+                                  " the stored results and the reviews are kept.")
+            doc.set_model(self.runs.facts)
+        self._show_threshold()
+        self._reviews_changed()
+        self._schedule_refresh()
+
+    # ------------------------------------------------------------------------------ the case store
+    def _orphans_done(self) -> None:
+        self._orphans_checked = True
+        held, self._held_paths = self._held_paths, []
+        if held:
+            self.open_paths(held)
+
+    def _ask_restore(self, path: Path, meta: dict) -> None:
+        if self.ask_restore(path, meta):
+            self.case_files.restore(path)
+
+    def _store_adopted(self, info) -> None:
+        _path, previously_opened = info
+        again = [p for p in list(self.doc.opened) + list(previously_opened) if p]
+        if again:  # new images in those folders are added; a folder that is gone now is reported
+            self.open_paths(list(dict.fromkeys(again)))
+        self._maybe_start_run()
+
+    def open_store_dialog(self) -> None:
+        start = str(self.case_files.files.dir if self.case_files.files.dir.is_dir() else Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open case store", start, "LeukoScan case store (*.db);;All files (*)")
+        if path:
+            self.open_store(Path(path))
+
+    def open_store(self, path: Path) -> None:
+        if self.doc.unexported and self.doc.reviews and self.ask_close(len(self.doc.reviews)) != "discard":
+            return
+        self.runs.stop()
+        self.case_files.restore(Path(path))
+
+    def _stale_found(self, cells: list, content_changed: bool) -> None:
+        self._stale_reviews += sum(1 for c in cells if c.stale is not None)
+        if content_changed:
+            self._maybe_start_run()
+        if self._stale_reviews and not self.runs.running:
+            self._report_stale()
+
+    def _report_stale(self) -> None:
+        n, self._stale_reviews = self._stale_reviews, 0
+        self.show_message("Some reviews were not re-applied",
+                          f"{n} reviewed image(s) changed on disk since they were reviewed (different content): "
+                          "their reviews were set aside (kept in the case store's history), not applied.")
+
+    def _store_failed(self, message: str) -> None:
+        self.statusBar().showMessage(f"Autosave failed: {message}", 15000)
+        if not any(t == "Autosave failed" for t, _ in self.messages):  # one dialog, then the status bar
+            self.show_message("Autosave failed", f"Your work could not be written to the case store:\n{message}\n\n"
+                              "LeukoScan keeps trying with every change. Export the report to keep your work safe.")
+        else:
+            self.messages.append(("Autosave failed", message))
+
+    # ------------------------------------------------------------------------------ classification
+    def _maybe_start_run(self) -> None:
+        if self._closing or self.classifier is None:
+            return
+        if self.doc.model != self.classifier.name or self.models.wanted != self.classifier.name:
+            return  # another model is being loaded (a restore, a switch): classify once it is there
+        if self.runs.start():
+            self.statusBar().showMessage(f"Classifying {self.runs._total} cells with {self.classifier.display_name} "
+                                         f"on {self.classifier.device_label}…")
+
+    def classify_remaining(self) -> None:
+        if self.runs.running:
+            return
+        if not self.doc.unclassified():
+            self.statusBar().showMessage("Every cell is classified.", 4000)
+        self._maybe_start_run()
+
+    def cancel_run(self) -> None:
+        if self.runs.running:
+            self.runs.cancel()
+            self.statusBar().showMessage("Cancelling…")
+
+    def _run_state(self, state: str) -> None:
+        running = state != IDLE
+        for w in (self.progress, self.cancel_btn, self.eta_label):
+            w.setVisible(running)
+        self.act_cancel.setEnabled(running)
+        self.act_export.setEnabled(not running)
+
+    def _run_progress(self, done: int, total: int, rate: str) -> None:
+        self.progress.setMaximum(max(1, total))
+        self.progress.setValue(done)
+        self.eta_label.setText(rate)
+        self._refresh_summary()  # the summary keeps pace with the bar
+
+    def _run_finished(self, cancelled: bool, n: int, total: int, seconds: float) -> None:
+        self.last_run = dict(cancelled=cancelled, done=n, total=total, seconds=seconds)
+        log.info("run %s: %d of %d cells in %.1f s with %s", "cancelled" if cancelled else "finished", n, total,
+                 seconds, self.classifier.name if self.classifier else "?")
+        if cancelled:
+            self.statusBar().showMessage(f"Cancelled: {n} of {total} cells classified. Classification ▸ Classify "
+                                         "remaining (Ctrl+R) continues.", 15000)
+        else:
+            rate = n / seconds if seconds > 0 else 0
+            self.statusBar().showMessage(f"Classified {n} cells in {seconds:.1f} s ({rate:.1f} cells/s).", 10000)
+        if self._stale_reviews:
+            self._report_stale()
+        self._refresh_summary()
+        if not cancelled:
+            self._maybe_start_run()
+
+    def _run_failed(self, message: str) -> None:
+        self.show_message("Classification stopped", f"The model failed while classifying:\n\n{message}\n\n"
+                          "Cells classified so far are kept. Try another model or Classify remaining.")
+
+    # ------------------------------------------------------------------------------ document -> views
+    def _cells_changed(self, cells: list) -> None:
+        row_of = self.model.row_of
+        self.model.rows_changed([r for r in (row_of(c.key) for c in cells) if r is not None])
+        cur = self.preview.cell
+        if cur is not None and any(c is cur for c in cells):
+            self._update_preview()
+        self._schedule_refresh()
+
+    def _decisions_changed(self) -> None:
+        self.model.all_changed()
+        self._update_preview()
+        self._schedule_refresh()
+
+    def _reviews_changed(self) -> None:
+        self.act_undo.setEnabled(self.doc.can_undo)
+        self.act_redo.setEnabled(self.doc.can_redo)
+        self._schedule_refresh()
+
+    def _update_preview(self) -> None:
+        self.preview.show_cell(self.current_cell(), self.browser.selection_size())
+
+    def _schedule_refresh(self) -> None:
+        if not self._refresh_timer.isActive():
+            slow = len(self.model.cells) >= 5000 or self.runs.running  # the summary walks every cell
+            self._refresh_timer.setInterval(SUMMARY_REFRESH_MS if not slow else 400)
+            self._refresh_timer.start()
+
+    def _refresh_summary(self) -> None:
+        doc = self.doc
+        self.summary.set_counts(doc.counts(ALL_CASES), {c.name: c for c in doc.cases.values()})
+        case = self.proxy.case
+        ps = [c.p_all for c in doc.cells_of(case) if c.status == "ok"]
+        f = doc.current
+        self.histogram.set_data(ps, doc.threshold or 0.5, f.review_margin if f else 0.0,
+                                f"P(ALL) — {case or (ALL_CASES if len(doc.cases) > 1 else 'case')} ({len(ps)} cells)")
+        self.preview.refresh()
+        n, shown = len(self.model.cells), self.proxy.rowCount()
+        self.shown_label.setText(f"{shown} of {n} cells shown" if shown != n else f"{n} cells")
+        cur = self.current_cell()
+        self.flagged_label.setText(self.reviews.flagged_progress(case or (cur.case if cur else None)))
+        title = "LeukoScan"
+        if doc.cases:
+            title += " — " + ", ".join(c.label for c in list(doc.cases.values())[:3])
+        if doc.unexported:
+            title += " *"
+        self.setWindowTitle(title)
+
+    # ------------------------------------------------------------------------------ review helpers
+    def _flagged_mode(self, on: bool) -> None:
+        self.reviews.set_flagged_mode(on)
+        self.statusBar().showMessage("Review-flagged mode: each label moves to the next flagged cell of the case."
+                                     if on else "Review-flagged mode off.", 6000)
+
+    def compare_selected(self) -> None:
+        from .compare import CompareDialog
+
+        cells = self.browser.selected_cells()
+        try:
+            dlg = CompareDialog(cells, self)
+        except ValueError as exc:
+            self.statusBar().showMessage(str(exc), 6000)
+            return
+        dlg.show()
+
+    def confirm_bulk_accept(self, n: int, flagged: int) -> bool:
+        box = QMessageBox(QMessageBox.Icon.Question, "Accept flagged cells?",
+                          f"The selection holds {n} cells, {flagged} of them flagged for review (near the threshold, "
+                          "members disagree or the quality check failed).\n\nAccept the model's class for all of them?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+        box.button(QMessageBox.StandardButton.Yes).setText(f"Accept {n} cells")
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        return box.exec() == QMessageBox.StandardButton.Yes
+
+    # ------------------------------------------------------------------------------ export (gui/exports.py)
+    @property
+    def last_export(self) -> list[str]:
+        return self.exports.last
+
+    def can_export(self, interactive: bool = False) -> bool:
+        return self.exports.can_export(interactive)
+
+    def export_dialog(self, close_after: bool = False) -> bool:
+        return self.exports.csv_dialog(close_after)
+
+    def export_to(self, cells_csv: Path, close_after: bool = False) -> bool:
+        return self.exports.csv(cells_csv, close_after)
+
+    def export_pdf_to(self, pdf: Path) -> bool:
+        return self.exports.pdf(pdf)
+
+    # ------------------------------------------------------------------------------ closing
+    def confirm_close(self) -> bool:
+        if self._closing:
+            return True
+        doc = self.doc
+        if doc.unexported and (doc.reviews or doc.thresholds):
+            choice = self.ask_close(len(doc.reviews))
+            if choice == "cancel":
+                return False
+            if choice == "export":
+                self.runs.stop()  # idle now, so the export is not refused
+                self.export_dialog(close_after=True)
+                return False  # closes after the export is written (never later by surprise)
+        return True
+
+    def shutdown(self) -> None:
+        """Stop work, close the case store (kept: it is the case record), release it."""
+        self._closing = True
+        self.runs.blocked = True
+        self.runs.stop()
+        try:
+            self.save_geometry()
+        except Exception:  # settings not writable: not worth an error at exit
+            pass
+        try:
+            self.case_files.close()
+            self.service.flush()
+        except Exception:
+            pass
+        self.service.shutdown()
+        self.thumbs.close()
+        self.preview.close_loader()
 
     # ------------------------------------------------------------------------------ small UI slots
     def _fill_recent(self) -> None:
@@ -369,6 +676,7 @@ class MainWindow(CaseWork, QMainWindow):
             m.addAction(a)
         m.addSeparator()
         m.addAction(self.act_next)
+        m.addAction(self.act_compare)
         cell = self.current_cell()
         if cell is not None:
             m.addSeparator()
@@ -394,29 +702,6 @@ class MainWindow(CaseWork, QMainWindow):
             self.settings.last_open_dir = str(Path(files[0]).parent)
             self.open_paths(files)
 
-    def export_dialog(self) -> None:
-        if not self.can_export(interactive=True):
-            return
-        pending = sum(1 for c in self.model.cells if c.result is None)
-        if pending:
-            box = QMessageBox(QMessageBox.Icon.Question, "Export an incomplete report?",
-                              f"{pending} cell(s) were not classified (the run was cancelled), so they will not be "
-                              "in the report.\n\nClassification ▸ Classify remaining (Ctrl+R) classifies them first.",
-                              QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
-            box.button(QMessageBox.StandardButton.Yes).setText("Export without them")
-            if box.exec() != QMessageBox.StandardButton.Yes:
-                self._close_after_export = False
-                return
-        start = self.settings.last_export_dir or str(Path.home())
-        name = self.default_report_name()
-        path, _ = QFileDialog.getSaveFileName(self, "Export report", str(Path(start) / name), "CSV (*.csv)")
-        if not path:
-            self._close_after_export = False  # the user cancelled: do not close later by surprise
-        if path:
-            if not path.lower().endswith(".csv"):
-                path += ".csv"
-            self.export_to(Path(path))
-
     def settings_dialog(self) -> None:
         dlg = SettingsDialog(self.settings, self)
         old_device, old_thumb = self.settings.device, self.settings.thumb_size
@@ -424,24 +709,30 @@ class MainWindow(CaseWork, QMainWindow):
             dlg.apply()
             if self.settings.thumb_size != old_thumb:
                 self.set_thumb_size(self.settings.thumb_size)
-            if self.settings.device != old_device and self.wanted_model:
-                self.select_model(self.wanted_model)
+            if self.settings.device != old_device and self.models.wanted:
+                self.select_model(self.models.wanted)
 
     def set_thumb_size(self, size: int) -> None:
         self.thumbs.set_size(size)
-        self.delegate.thumb_size = size
-        self.gallery.doItemsLayout()
-        self.gallery.viewport().update()
+        self.browser.set_thumb_size(size)
 
     def show_model_info(self) -> None:
-        card = self.cards.get(self.wanted_model or "")
+        card = self.cards.get(self.models.wanted or "")
         if card is None:
             self.show_message("No model", "No model is selected (none installed, or none could be read).")
             return
         ModelInfoDialog(card, self.classifier, self).open()
 
     def show_about(self) -> None:
-        AboutDialog(__version__, list(self.cards.values()), self.model_problems, self).open()
+        AboutDialog(__version__, list(self.cards.values()), self.models.problems, self).open()
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;&nbsp;{v}</td></tr>" for k, v in shortcut_rows())
+        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", f"<table>{rows}</table>",
+                          QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.open()
 
     def show_message(self, title: str, text: str, icon=QMessageBox.Icon.Warning) -> QMessageBox:
         """A non-blocking message box (the app keeps working behind it)."""
@@ -453,24 +744,24 @@ class MainWindow(CaseWork, QMainWindow):
         box.open()
         return box
 
-    def ask_restore(self, path: Path, state) -> bool:
-        n = len(state.reviews)
+    def ask_restore(self, path: Path, meta: dict) -> bool:
         box = QMessageBox(QMessageBox.Icon.Question, "Restore session?",
-                          f"LeukoScan was not closed normally. Restore the session autosaved at "
-                          f"{state.saved or state.started}?\n\n"
-                          f"Folders: {len(state.folders)}   Reviewed cells: {n}\n"
-                          + "\n".join(state.folders[:5]),
+                          f"LeukoScan was not closed normally. Restore the session saved at "
+                          f"{meta.get('saved') or meta.get('started') or '?'}?\n\n"
+                          f"Cells: {meta.get('cells', '?')}   Reviewed cells: {meta.get('reviews', '?')}\n"
+                          "Results and reviews come back without classifying again.",
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         box.button(QMessageBox.StandardButton.Yes).setText("Restore")
         box.button(QMessageBox.StandardButton.No).setText("Not now")
-        box.setInformativeText("'Not now' keeps the autosave; it is offered again at the next start.")
+        box.setInformativeText(f"'Not now' keeps it ({path.name}); it is offered again at the next start and "
+                               "can be opened with File ▸ Open case store.")
         return box.exec() == QMessageBox.StandardButton.Yes
 
     def ask_close(self, n_reviews: int) -> str:
         """'export' | 'discard' | 'cancel'."""
         box = QMessageBox(QMessageBox.Icon.Warning, "Unexported reviews",
-                          f"{n_reviews} reviewed cell(s) or a threshold change have not been exported.",
-                          parent=self)
+                          f"{n_reviews} reviewed cell(s) or a threshold change have not been exported.\n\n"
+                          "They stay in the case store either way.", parent=self)
         exp = box.addButton("Export…", QMessageBox.ButtonRole.AcceptRole)
         dis = box.addButton("Close without exporting", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
@@ -483,14 +774,8 @@ class MainWindow(CaseWork, QMainWindow):
         return "cancel"
 
     def ask_reviewer(self) -> str:
-        from PySide6.QtWidgets import QInputDialog
-
         name, ok = QInputDialog.getText(self, "Reviewer", "Your name or staff ID (written into the report):")
         return name.strip() if ok else ""
-
-    def update_banner(self, lines: list[str]) -> None:
-        self.banner.setText("<br>".join(lines))
-        self.banner.setVisible(bool(lines))
 
     # ------------------------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, e) -> None:

@@ -1,52 +1,22 @@
-"""Large preview of the selected cell with its details and the review buttons."""
+"""Large preview of the selected cell with its details and the review buttons.
+
+The image is the file's own pixels (up to :data:`gui.thumbs.FULL_SIZE_CAP`), decoded off the GUI thread,
+so zooming in (:class:`gui.imageview.ImageView`) shows real pixels; a new cell starts at fit."""
 
 from __future__ import annotations
 
 from html import escape
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPen
-from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from .cells import ERROR, PENDING, Cell
+from .imageview import ImageView
 from .style import ERROR_COLOR, REVIEW_COLOR, REVIEWED_COLOR, label_color
-from .thumbs import ThumbnailLoader
+from .thumbs import full_size_loader
 
-
-class ImageView(QWidget):
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self.image = None
-        self.frame = QColor("#555")
-        self.text = "No cell selected"
-        self.setMinimumSize(200, 200)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-
-    def sizeHint(self) -> QSize:
-        return QSize(320, 320)
-
-    def hasHeightForWidth(self) -> bool:
-        return True
-
-    def heightForWidth(self, w: int) -> int:
-        return w
-
-    def paintEvent(self, _e) -> None:
-        p = QPainter(self)
-        side = min(self.width(), self.height())
-        x, y = (self.width() - side) // 2, (self.height() - side) // 2
-        p.fillRect(x, y, side, side, QColor("black"))
-        if self.image is not None and not self.image.isNull():
-            from PySide6.QtCore import QRect
-
-            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-            p.drawImage(QRect(x + 4, y + 4, side - 8, side - 8), self.image)
-        else:
-            p.setPen(QColor("#aaa"))
-            p.drawText(x + 16, y + 16, side - 32, side - 32, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.text)
-        p.setPen(QPen(self.frame, 4))
-        p.drawRect(x + 2, y + 2, side - 4, side - 4)
-        p.end()
+__all__ = ["ImageView", "PreviewPanel", "details_html"]
 
 
 class PreviewPanel(QWidget):
@@ -55,7 +25,7 @@ class PreviewPanel(QWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.loader = ThumbnailLoader(size=400, budget_mb=24, threads=1, max_pending=4, parent=self)
+        self.loader = full_size_loader(parent=self)
         self.loader.ready.connect(self._ready)
         self.cell: Cell | None = None
         self.view = ImageView()
@@ -96,23 +66,23 @@ class PreviewPanel(QWidget):
         self.show_cell(None)
 
     def show_cell(self, cell: Cell | None, selected: int = 1) -> None:
-        self.cell = cell
         reviewable = cell is not None and cell.status not in (PENDING, ERROR)
         for b in (self.btn_all, self.btn_hem, self.btn_accept, self.btn_clear):
             b.setEnabled(reviewable or selected > 1)
+        new_cell = cell is None or self.cell is None or cell.key != self.cell.key
+        self.cell = cell
         if cell is None:
-            self.view.image = None
+            self.view.set_image(None)
             self.view.text = "No cell selected"
             self.view.frame = QColor("#555")
             self.details.setText("<i>Select a cell in the gallery or the table.</i>")
             self.view.update()
             return
-        self.view.image = None if cell.status == ERROR else self.loader.get(cell.key)
         self.view.text = (f"Cannot display this file:\n{cell.error}" if cell.status == ERROR
                           else self._waiting_text(cell))
         self.view.frame = ERROR_COLOR if cell.status == ERROR else label_color(cell.final_label)
         self.details.setText(details_html(cell, selected))
-        self.view.update()
+        self.view.set_image(None if cell.status == ERROR else self.loader.get(cell.key), reset=new_cell)
 
     def refresh(self) -> None:
         self.show_cell(self.cell)
@@ -128,7 +98,7 @@ class PreviewPanel(QWidget):
 
     def _ready(self, key: str) -> None:
         if self.cell is not None and self.cell.key == key:
-            self.view.image = self.loader.get(key)
+            self.view.set_image(self.loader.get(key), reset=False)
             if self.view.image is None and self.cell.status != ERROR:
                 self.view.text = self._waiting_text(self.cell)
             self.view.update()

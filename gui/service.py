@@ -4,7 +4,8 @@ Every engine call the app makes goes through :class:`EngineService`, and every s
 GUI thread:
 
 - a small thread pool for listing/loading models, scanning folders, writing reports;
-- one writer thread for autosaves (so they are written in order);
+- the case store's own writer thread (:mod:`engine.case.store`), which writes every change of the
+  case document as it happens; opening, loading and closing a store happen in the pool;
 - one classification thread per run, iterating :func:`engine.pipeline.classify` and handing results
   to the GUI thread in chunks (at most one signal per ``CHUNK_SECONDS``), so the event loop never
   drowns in per-cell signals.  Cancel = a ``threading.Event`` the engine checks between batches.
@@ -24,13 +25,17 @@ from typing import Any, Callable, Sequence
 from PySide6.QtCore import QObject, Qt, Signal
 
 from engine.card import ModelError
-from engine.pipeline import classify, decide, scan
+from engine.case.document import cards_digest
+from engine.case.export import cell_rows, review_history_rows, reviews_path, write_reviews
+from engine.case.store import CaseStore, StoreError, move_aside, rehash_changed
+from engine.pipeline import classify, scan
 from engine.preprocess import load_rgb  # noqa: F401  (thumbnails: the engine's RGB conversion)
 from engine.fileio import read_regular_file  # noqa: F401  (thumbnails: regular files only, bounded read)
+from engine.heldout import plain_words  # noqa: F401  (the card view leads with the held-out facts in words)
 from engine.registry import Registry, default_model
-from engine.report import Review, cell_row, summarize, write_cell_report, write_summary
+from engine.report import summarize, write_cell_report, write_summary
 
-from .session import SessionFiles, SessionState
+from .session import SessionFiles
 
 CHUNK_SECONDS = 0.05
 
@@ -46,9 +51,10 @@ class EngineService(QObject):
     runFailed = Signal(int, str)  # job id, message
     exportDone = Signal(object)  # [written paths]
     exportFailed = Signal(str)
-    sessionSaved = Signal(str)
-    sessionSaveFailed = Signal(str)
-    orphansFound = Signal(object)  # [(Path, SessionState)]
+    storeOpened = Signal(object, object, object)  # path, CaseStore, CaseDocument | None (None: a new store)
+    storeFailed = Signal(object, str, object)  # path, one-line reason, where it was moved aside (or None)
+    orphansFound = Signal(object)  # [(Path, {meta})] of stores of apps that did not close normally
+    filesChanged = Signal(object)  # [Cell] whose image content changed since the store was written
     _posted = Signal(str, object)  # worker threads -> GUI thread relay (see _emit)
 
     def __init__(self, registry_dirs: Sequence[str | Path] | None = None, parent=None) -> None:
@@ -89,8 +95,10 @@ class EngineService(QObject):
         return default_model(cards)
 
     @staticmethod
-    def decide(p_all: float, threshold: float, review_margin: float, members_disagree: bool = False, qc: str = ""):
-        return decide(p_all, threshold, review_margin, members_disagree, qc)
+    def card_digest(reg, name: str) -> str:
+        """The card digest a loaded classifier of ``name`` will report (ModelFacts.card_sha256)."""
+        card = reg.get(name)
+        return cards_digest(card, [reg.get(m) for m in card.members] if card.is_ensemble else [])
 
     # --- models ---------------------------------------------------------------------------------
     def registry_dirs(self) -> list[Path]:
@@ -111,6 +119,9 @@ class EngineService(QObject):
                 return
             with self._lock:
                 self._registry = reg
+                # sessions of cards that changed or went away are dropped (keys carry the card digest)
+                live = {(c.name, self.card_digest(reg, c.name)) for c in cards}
+                self._classifiers = {k: v for k, v in self._classifiers.items() if (k[0], k[2]) in live}
             self._emit("modelsListed", cards, problems)
 
         self._submit(work)
@@ -119,11 +130,15 @@ class EngineService(QObject):
         """Load (or reuse) a classifier in the background -> ``modelLoaded`` / ``modelFailed``."""
 
         def work():
-            key = (name, device)
+            try:
+                reg = self._registry or Registry(dirs=self._registry_dirs)
+                key = (name, device, self.card_digest(reg, name))  # a changed card is another model
+            except ModelError as exc:
+                self._emit("modelFailed", name, str(exc))
+                return
             clf = self._classifiers.get(key)
             if clf is None:
                 try:
-                    reg = self._registry or Registry(dirs=self._registry_dirs)
                     clf = reg.load(name, device=device)
                 except ModelError as exc:
                     self._emit("modelFailed", name, str(exc))
@@ -217,45 +232,107 @@ class EngineService(QObject):
         self._emit("runFinished", job, cancel.is_set() and done < total, time.monotonic() - t0)
 
     # --- reports --------------------------------------------------------------------------------
-    def export(self, cells_csv: Path, summary_csv: Path, snapshot: list, classifier, threshold: float) -> None:
-        """Write the per-cell and summary CSVs in the background.
+    def export(self, cells_csv: Path, summary_csv: Path, doc, cells: list, store=None) -> None:
+        """Write the per-cell and summary CSVs, and the review history beside them, in the background.
 
-        ``snapshot``: [(CellResult, ReviewRecord | None)] taken on the GUI thread.
-        """
+        ``cells``: the cells to report (a list taken on the GUI thread); their results and reviews are
+        immutable records, so reading them off the GUI thread is safe."""
 
         def work():
             try:
-                rows = []
-                for res, rec in snapshot:
-                    review = Review(rec.label, rec.reviewer, rec.reviewed_at) if rec is not None else None
-                    rows.append(cell_row(res, classifier, threshold, review))
+                rows = cell_rows(doc, cells)
                 write_cell_report(cells_csv, rows)
                 write_summary(summary_csv, summarize(rows))
+                written = [str(cells_csv), str(summary_csv)]
+                if store is not None:
+                    store.flush(10.0)
+                    hist = reviews_path(cells_csv)
+                    write_reviews(hist, review_history_rows(store))
+                    written.append(str(hist))
             except Exception as exc:
                 self._emit("exportFailed", f"{type(exc).__name__}: {exc}")
                 return
-            self._emit("exportDone", [str(cells_csv), str(summary_csv)])
+            self._emit("exportDone", written)
 
         self._submit(work)
 
-    # --- sessions -------------------------------------------------------------------------------
-    def save_session(self, path: Path, state: SessionState) -> Future | None:
-        """Write ``state`` (a copy owned by the writer) atomically, in order, off the GUI thread."""
+    def export_pdf(self, pdf: Path, doc, cells: list) -> None:
+        """Write the printable case report (:mod:`engine.pdf_report`) in the background -> ``exportDone``."""
+        sample_ids = {c.root: c.sample_id for c in doc.cases.values() if c.sample_id}
+        reg = self._registry
 
         def work():
             try:
-                SessionFiles.write(path, state)
-            except Exception as exc:
-                self._emit("sessionSaveFailed", f"{path}: {exc}")
-                return
-            self._emit("sessionSaved", str(path))
+                from engine.pdf_report import write_case_pdf
 
-        return self._submit(work, pool=self._writer)
+                rows = cell_rows(doc, cells)
+                cards = {}
+                if reg is not None:
+                    cards = {n: reg.get(n) for n in {r.get("model", "") for r in rows} if n in reg}
+                write_case_pdf(pdf, rows, sample_ids=sample_ids, card=cards)
+            except Exception as exc:
+                self._emit("exportFailed", f"{type(exc).__name__}: {exc}")
+                return
+            self._emit("exportDone", [str(pdf)])
+
+        self._submit(work)
+
+    # --- case stores ------------------------------------------------------------------------------
+    def open_store(self, path: Path, load: bool) -> None:
+        """Open (create) the store at ``path``; with ``load``, also read its document -> ``storeOpened``.
+        A store that cannot be read is moved aside (``.corrupt``) -> ``storeFailed``."""
+
+        def work():
+            try:
+                store = CaseStore.open(path, create=not load)
+                doc = store.load() if load else None
+            except StoreError as exc:
+                moved = None
+                if load and exc.kind in ("not_sqlite", "damaged") and Path(path).exists():
+                    try:
+                        moved = move_aside(path)
+                    except OSError:
+                        moved = None
+                self._emit("storeFailed", Path(path), str(exc), moved)
+                return
+            except OSError as exc:
+                self._emit("storeFailed", Path(path), exc.strerror or str(exc), None)
+                return
+            self._emit("storeOpened", Path(path), store, doc)
+
+        self._submit(work)
+
+    def check_files(self, store, doc) -> None:
+        """Cells whose image changed on disk since the store was written -> ``filesChanged`` (stat first,
+        then the sha256 of those that look changed)."""
+        cells_by_key = {c.key: c for c in doc.cells}
+
+        def work():
+            try:
+                keys = store.changed_files()
+                changed = rehash_changed(doc, keys, store) if keys else []
+            except Exception:
+                return
+            if changed:
+                self._emit("filesChanged", [cells_by_key.get(c.key, c) for c in changed])
+
+        self._submit(work)
+
+    def close_store(self, store) -> Future | None:
+        return self._submit(store.close, pool=self._writer)
 
     def find_orphans(self, files: SessionFiles) -> None:
         def work():
+            found = []
             try:
-                found = files.orphans()
+                for p in files.orphans():
+                    try:
+                        meta = CaseStore.peek(p)
+                    except (StoreError, OSError) as exc:
+                        meta = {"problem": str(exc)}
+                    if meta.get("closed_at"):
+                        continue  # closed normally: opened on request only (File > Open case store)
+                    found.append((p, meta))
             except Exception:
                 found = []
             self._emit("orphansFound", found)
@@ -264,7 +341,7 @@ class EngineService(QObject):
 
     def remove_file(self, path: Path) -> None:
         def work():
-            for p in (Path(path), Path(path).with_suffix(".lock")):
+            for p in (Path(path), Path(str(path) + ".lock"), Path(str(path) + "-wal"), Path(str(path) + "-shm")):
                 try:
                     p.unlink()
                 except OSError:
@@ -273,7 +350,7 @@ class EngineService(QObject):
         self._submit(work, pool=self._writer)
 
     def flush(self, timeout: float = 5.0) -> None:
-        """Wait until queued autosaves are on disk (used when closing)."""
+        """Wait until queued store closes and file removals are done (used when closing)."""
         f = self._submit(lambda: None, pool=self._writer)
         if f is not None:
             f.result(timeout)
@@ -286,4 +363,3 @@ class EngineService(QObject):
         self._closed = True
         self._writer.shutdown(wait=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
-

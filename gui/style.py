@@ -9,6 +9,11 @@ REVIEW_COLOR = QColor("#e69f00")  # needs review: amber
 REVIEWED_COLOR = QColor("#1e8449")  # reviewed: green
 ERROR_COLOR = QColor("#7f8c8d")  # error: grey
 PENDING_COLOR = QColor("#5d6370")  # dim: not to be mistaken for the selection ring
+# Selection is neutral: a light ring and a faint lightening of the tile, never a hue that means something
+# (the platform highlight is a blue that read as HEM).  The overlay sits under the cell image, so the
+# image's own colours are never tinted.
+SELECTION_COLOR = QColor("#f2f2f2")  # ring around a selected tile
+SELECTION_OVERLAY = QColor(255, 255, 255, 46)  # over the dark tile background
 
 
 def label_color(label: str | None) -> QColor:

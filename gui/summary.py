@@ -2,116 +2,56 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QSizePolicy, QTableWidget, QTableWidgetItem, QWidget
 
-from .cells import ERROR, OK, Cell
+from .document import ALL_CASES
 from .style import ALL_COLOR, HEM_COLOR, REVIEW_COLOR
 
-ALL_CASES = "All cases"
+HEADERS = ("Case", "Cells", "ALL", "HEM", "% blasts", "To review", "Errors", "QC", "Reviewed")
+HEADER_TIPS = ("The case (its sample id when one is set); ✓ = signed off", "Cells (classified/total while a run goes)",
+               "Final class ALL", "Final class HEM", "ALL / (ALL + HEM), with its Wilson 95% interval",
+               "Flagged cells not reviewed yet (the summary CSV's needs_review)", "Files that could not be read",
+               "Cells that failed the input quality check", "Cells a person reviewed")
+SIGNED = "✓ "
 
 
-@dataclass
-class CaseCounts:
-    case: str
-    cells: int = 0
-    classified: int = 0
-    all: int = 0
-    hem: int = 0
-    needs_review: int = 0  # still to review
-    errors: int = 0
-    reviewed: int = 0
-
-    @property
-    def pct_blasts(self) -> float | None:
-        n = self.all + self.hem
-        return 100.0 * self.all / n if n else None
-
-    def add(self, c: Cell) -> None:
-        self.cells += 1
-        st = c.status
-        if st == ERROR:
-            self.errors += 1
-            return
-        if st != OK:
-            return
-        self.classified += 1
-        lab = c.final_label
-        if lab == "ALL":
-            self.all += 1
-        elif lab == "HEM":
-            self.hem += 1
-        if c.review is not None:
-            self.reviewed += 1
-        elif c.needs_review:
-            self.needs_review += 1
-
-
-def count_cases(cells: list[Cell]) -> list[CaseCounts]:
-    """One CaseCounts per case (in first-seen order) then the total (if more than one case).
-
-    Runs on the GUI thread over every cell after each batch of changes: kept to plain attribute
-    reads (about 1 ms per 2,000 cells)."""
-    per: dict[str, CaseCounts] = {}
-    for c in cells:
-        cc = per.get(c.case)
-        if cc is None:
-            cc = per[c.case] = CaseCounts(c.case)
-        cc.cells += 1
-        r = c.result
-        if r is None:
-            continue
-        if r.status != "ok":
-            cc.errors += 1
-            continue
-        cc.classified += 1
-        rv = c.review
-        lab = rv.label if rv is not None else c.prediction
-        if lab == "ALL":
-            cc.all += 1
-        elif lab == "HEM":
-            cc.hem += 1
-        if rv is not None:
-            cc.reviewed += 1
-        elif c.needs_review:
-            cc.needs_review += 1
-    out = list(per.values())
-    if len(out) > 1:
-        total = CaseCounts(ALL_CASES)
-        for cc in out:
-            for f in ("cells", "classified", "all", "hem", "needs_review", "errors", "reviewed"):
-                setattr(total, f, getattr(total, f) + getattr(cc, f))
-        out.append(total)
-    return out
-
-
-HEADERS = ("Case", "Cells", "ALL", "HEM", "% blasts", "Needs review", "Errors", "Reviewed")
+def pct_text(cc) -> str:
+    """% blasts with its Wilson 95% interval; nothing for the total of several cases (not one patient)."""
+    pct, ci = cc.pct_blasts, cc.pct_interval
+    if pct is None:
+        return "—" if cc.case == ALL_CASES else ""
+    return f"{pct:.1f} ({ci[0]:.0f}–{ci[1]:.0f})" if ci else f"{pct:.1f}"
 
 
 class SummaryTable(QTableWidget):
-    """Counts use each cell's final label: the reviewer's where reviewed, else the model's."""
+    """Counts (:class:`engine.case.rules.CaseCounts`, from the document) use each cell's final label: the
+    reviewer's where reviewed, else the model's."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(0, len(HEADERS), parent)
         self.setHorizontalHeaderLabels(HEADERS)
+        for i, tip in enumerate(HEADER_TIPS):
+            self.horizontalHeaderItem(i).setToolTip(tip)
         self.verticalHeader().hide()
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         h = self.horizontalHeader()
         h.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        h.setMinimumSectionSize(36)
+        h.setMinimumSectionSize(30)
         for i in range(1, len(HEADERS)):
             h.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
         self.setWordWrap(False)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setToolTip("ALL/HEM/% blasts count the final label: the reviewer's where reviewed, else the model's.\n"
-                        "Needs review counts cells not reviewed yet.")
+                        "% blasts: with its 95% interval (Wilson). The All cases row has none: cells of different "
+                        "patients are not one sample.\nTo review: flagged cells not reviewed yet. ✓: signed off.")
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.counts: list[CaseCounts] = []
+        self.counts: list = []
 
     def sizeHint(self) -> QSize:
         return QSize(460, self._height())
@@ -120,14 +60,18 @@ class SummaryTable(QTableWidget):
         rows = max(1, min(6, self.rowCount()))
         return self.horizontalHeader().height() + rows * self.verticalHeader().defaultSectionSize() + 4
 
-    def set_counts(self, counts: list[CaseCounts]) -> None:
+    def set_counts(self, counts: list, cases: dict | None = None) -> None:
+        """``cases``: display name -> Case (for its sample id and sign-off)."""
         self.counts = counts
+        cases = cases or {}
         self.setRowCount(len(counts))
         self.setFixedHeight(self._height())
         for r, cc in enumerate(counts):
-            pct = "" if cc.pct_blasts is None else f"{cc.pct_blasts:.1f}"
-            cells = f"{cc.cells}" if cc.classified + cc.errors == cc.cells else f"{cc.classified + cc.errors}/{cc.cells}"
-            vals = (cc.case, cells, cc.all, cc.hem, pct, cc.needs_review, cc.errors, cc.reviewed)
+            case = cases.get(cc.case)
+            so = case.signoff if case is not None else None
+            name = (SIGNED if so is not None else "") + (case.label if case is not None else cc.case)
+            cells = f"{cc.cells}" if not cc.pending else f"{cc.cells - cc.pending}/{cc.cells}"
+            vals = (name, cells, cc.all, cc.hem, pct_text(cc), cc.needs_review, cc.errors, cc.qc, cc.reviewed)
             for col, v in enumerate(vals):
                 text = str(v)
                 it = self.item(r, col)
@@ -140,7 +84,10 @@ class SummaryTable(QTableWidget):
                     continue
                 it.setText(text)
                 if col == 0:
-                    it.setToolTip(cc.case)
+                    tip = cc.case if case is None or not case.sample_id else f"{case.sample_id} ({case.name})"
+                    if so is not None:
+                        tip += f"\nSigned off by {so.by} at {so.at}" + (f": {so.comment}" if so.comment else "")
+                    it.setToolTip(tip)
                 f = it.font()
                 if f.bold() != (cc.case == ALL_CASES):
                     f.setBold(cc.case == ALL_CASES)

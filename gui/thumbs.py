@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QImage
 
 FAILED = object()  # cached marker: this file has no thumbnail (the tile shows the error)
+FULL_SIZE_CAP = 2048  # the preview's longest side: cells (450 px) keep their own pixels, a huge scan is capped
 
 
 def decode_thumbnail(path: str, size: int) -> QImage | None:
@@ -140,3 +141,12 @@ class ThumbnailLoader(QObject):
                 self._posted.emit(key)
             except RuntimeError:  # the loader was deleted while the app closes
                 return
+
+
+def full_size_loader(budget_mb: int = 48, threads: int = 1, max_pending: int = 4, parent=None) -> ThumbnailLoader:
+    """A loader of images at their own resolution (up to :data:`FULL_SIZE_CAP`), for zooming to pixels.
+
+    :func:`decode_thumbnail` only ever shrinks, so a "thumbnail" as large as the cap is the original
+    image; the gallery's small loader is untouched.  Few pending requests: only the shown cells matter."""
+    return ThumbnailLoader(size=FULL_SIZE_CAP, budget_mb=budget_mb, threads=threads, max_pending=max_pending,
+                           parent=parent)

@@ -96,7 +96,7 @@ def main() -> int:
 
     case = case_folder()
     w.open_paths([case])
-    wait(app, lambda: w.job is not None and w._run_done >= 40)
+    wait(app, lambda: w.job is not None and w.runs._done >= 40)
     pump(app, 0.8)
     save(w, "01-running.png")
     wait(app, lambda: w.job is None)
@@ -104,7 +104,7 @@ def main() -> int:
     pump(app, 0.5)
 
     # review: override one cell, accept two, then select a cell that needs review
-    w._select_proxy_row(0)
+    w.select_row(0)
     first = w.current_cell()
     w.review_selected("HEM" if first.prediction == "ALL" else "ALL")
     w.review_selected("accept")
@@ -116,7 +116,7 @@ def main() -> int:
     w.tabs.setCurrentWidget(w.table)
     w.filter_combo.setCurrentIndex(w.filter_combo.findData("needs_review"))
     w.table.sortByColumn(4, Qt.SortOrder.DescendingOrder)
-    w._select_proxy_row(2)
+    w.select_row(2)
     pump(app, 0.8)
     save(w, "03-table-needs-review.png")
     w.filter_combo.setCurrentIndex(w.filter_combo.findData("all"))
@@ -124,7 +124,7 @@ def main() -> int:
     w.tabs.setCurrentWidget(w.gallery)
 
     w.thr_spin.setValue(round(w.classifier.threshold + 0.15, 2))
-    w._select_proxy_row(5)
+    w.select_row(5)
     pump(app, 1.5)
     save(w, "04-threshold-changed.png")
     w.reset_threshold()
@@ -134,12 +134,51 @@ def main() -> int:
     bad = build_bad_input(TMP / "slide 02 (mixed formats)")
     w.open_paths([bad.path])
     wait(app, lambda: w.job is None and any(c.status == "error" for c in w.model.cells))
-    w.case_combo.setCurrentIndex(w.case_combo.findData(w._case_of_root[str(bad.path)]))
+    w.case_combo.setCurrentIndex(w.case_combo.findData(w.doc.case_of_root(str(bad.path)).name))
     w.filter_combo.setCurrentIndex(w.filter_combo.findData("all"))
     row = next(r for r in range(w.proxy.rowCount()) if w.proxy.cell_at(r).status == "error")
-    w._select_proxy_row(row)
+    w.select_row(row)
     pump(app, 1.5)
     save(w, "05-error-tiles.png")
+
+    # the lab workflow on the first case: review-flagged mode, compare, zoom, sign-off
+    w.case_combo.setCurrentIndex(w.case_combo.findData(w.doc.case_of_root(str(case)).name))
+    w.filter_combo.setCurrentIndex(w.filter_combo.findData("all"))
+    w.doc.set_sample_id(w.doc.case_of_root(str(case)), "BM-2026-0417")
+    w.select_row(0)
+    w.act_flagged.setChecked(True)
+    for _ in range(12):
+        w.review_selected("accept")
+    pump(app, 1.0)
+    save(w, "09-review-flagged.png")
+    w.browser.gallery.selectionModel().clearSelection()
+    from PySide6.QtCore import QItemSelectionModel
+
+    sm = w.browser.gallery.selectionModel()
+    for r in (1, 2, 3):
+        sm.select(w.proxy.index(r, 0), QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
+    from gui.compare import CompareDialog
+
+    cmp = CompareDialog(w.browser.selected_cells(), w)
+    cmp.resize(1200, 520)
+    cmp.show()
+    pump(app, 1.5)
+    cmp.zoom.zoom_by(2.0)
+    pump(app, 0.8)
+    save(cmp, "10-compare.png")
+    cmp.close()
+    name = w.doc.case_of_root(str(case)).name
+    w.reviews.confirm_bulk = lambda n, flagged: True  # no modal question in a script
+    for _ in range(len(w.model.cells)):
+        if not any(c.review_open and c.case == name for c in w.model.cells):
+            break
+        w.next_needs_review()
+        w.review_selected("accept")
+    w.case_actions.ask_comment = lambda c, r: ("blast count confirmed", True)
+    w.case_actions.sign_off()
+    w.act_flagged.setChecked(False)
+    pump(app, 1.0)
+    save(w, "11-signed-off.png")
 
     from gui.dialogs import AboutDialog, ModelInfoDialog
 
@@ -148,13 +187,13 @@ def main() -> int:
     pump(app, 0.5)
     save(dlg, "06-model-card.png")
     dlg.close()
-    about = AboutDialog("0.1.0", list(w.cards.values()), w.model_problems, w)
+    about = AboutDialog("0.1.0", list(w.cards.values()), w.models.problems, w)
     about.show()
     pump(app, 0.5)
     save(about, "07-about.png")
     about.close()
 
-    w.session.unexported = False
+    w.doc.unexported = False
     w.close()
 
     # a workstation where no model is installed (or every card is broken)

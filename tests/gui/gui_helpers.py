@@ -47,7 +47,7 @@ def make_window(qtbot, tiny_models_dir):
 
     yield make
     for w in windows:
-        w.session.unexported = False  # no close prompt in teardown
+        w.doc.unexported = False  # no close prompt in teardown
         w.close()
         w.deleteLater()
 

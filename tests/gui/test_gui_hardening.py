@@ -15,7 +15,7 @@ from PySide6.QtCore import QLockFile
 import gui.session as session_mod
 from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
 from gui.cells import COL, p_all_text
-from gui.session import SessionFiles, SessionState
+from gui.session import SessionFiles, new_session_id
 
 
 def test_vanished_file_says_so_instead_of_loading_forever(qtbot, make_window, cells_dir, tmp_path):
@@ -25,21 +25,21 @@ def test_vanished_file_says_so_instead_of_loading_forever(qtbot, make_window, ce
     open_and_classify(qtbot, w, [case])
     gone = sorted(case.glob("*.bmp"))[-1]
     gone.unlink()
-    w._select_proxy_row(w.proxy.proxy_row_of(str(gone)))
+    w.select_row(w.proxy.proxy_row_of(str(gone)))
     qtbot.waitUntil(lambda: w.preview.view.text.startswith("File no longer available"), timeout=10_000)
     assert str(gone) in w.preview.view.text
-    w._select_proxy_row(0 if w.proxy.proxy_row_of(str(gone)) else 1)
-    w._select_proxy_row(w.proxy.proxy_row_of(str(gone)))  # again: known at once, no load to wait for
+    w.select_row(0 if w.proxy.proxy_row_of(str(gone)) else 1)
+    w.select_row(w.proxy.proxy_row_of(str(gone)))  # again: known at once, no load to wait for
     assert w.preview.view.text.startswith("File no longer available")
 
 
 def test_a_session_held_by_another_window_is_reported_as_such(tmp_path):
-    state = SessionState()
     first = SessionFiles(tmp_path)
-    first.claim(state)
-    with pytest.raises(OSError, match="in use by another LeukoScan window"):
-        SessionFiles(tmp_path).claim(state)
+    path = first.claim(first.new_path(new_session_id()))
+    with pytest.raises(OSError, match=f"the case store {path.name} is in use by another LeukoScan window"):
+        SessionFiles(tmp_path).claim(path)
     first.release()
+    assert SessionFiles(tmp_path).claim(path) == path  # free again once released
 
 
 def test_a_read_only_sessions_folder_is_reported_with_the_real_reason(tmp_path, monkeypatch):
@@ -62,7 +62,8 @@ def test_a_read_only_sessions_folder_is_reported_with_the_real_reason(tmp_path, 
         monkeypatch.setattr("tempfile.TemporaryFile", no_temp_file)
     try:
         with pytest.raises(OSError) as exc:
-            SessionFiles(tmp_path).claim(SessionState())
+            files = SessionFiles(tmp_path)
+            files.claim(files.new_path(new_session_id()))
     finally:
         sessions.chmod(0o755)
     msg = str(exc.value)
@@ -111,5 +112,5 @@ def test_table_and_preview_show_a_p_all_that_agrees_with_the_class(qtbot, make_w
     row = w.model.row_of(cell.key)
     shown = w.model.data(w.model.index(row, COL["P(ALL)"]))
     assert float(shown) < w.threshold and shown != f"{cell.p_all:.3f}"
-    w._select_proxy_row(w.proxy.proxy_row_of(cell.key))
+    w.select_row(w.proxy.proxy_row_of(cell.key))
     assert f"P(ALL) = <b>{shown}</b>" in w.preview.details.text()

@@ -1,4 +1,5 @@
-"""Nothing the technician did is lost: autosave/restore, model failures, no models, closing, CLI."""
+"""Nothing the technician did is lost: the session store and its restore, model failures, no models, closing,
+command line."""
 
 from __future__ import annotations
 
@@ -12,69 +13,96 @@ import pytest
 from PySide6.QtCore import QLockFile
 
 from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
+from engine.case.store import CaseStore
 from gui.mainwindow import MainWindow
-from gui.session import SessionFiles, SessionState
+from gui.service import EngineService
+from gui.session import SessionFiles, lock_path
 from gui.settings import user_data_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _wait_saved(qtbot, w):
-    qtbot.waitUntil(lambda: not w._saving and not w._save_again, timeout=10_000)
-    w.service.flush()
+    """Every change so far is committed to the window's case store."""
+    assert w.bridge.store is not None, "the window writes no case store"
+    assert w.bridge.store.flush(10.0)
+
+
+def _crash(w):
+    """What a kill does: the lock is gone (its process is), the store is never closed; the file stays."""
+    w.case_files.files._lock.unlock()
+    w.case_files.files._lock = None
+    w.bridge.detach_store(close=True)  # the writer stops; no closed_at is written
+    w.service.shutdown()
+
+
+def _stored(path):
+    store = CaseStore.open(path, create=False)
+    try:
+        return store.load()
+    finally:
+        store.close()
 
 
 def test_autosave_then_restore_in_a_new_window(qtbot, make_window, cells_dir, monkeypatch):
     w1 = make_window()
     open_and_classify(qtbot, w1, [cells_dir])
     a, b = w1.model.cells[1], w1.model.cells[5]
-    w1._select_proxy_row(1)
+    w1.select_row(1)
     w1.review_selected("HEM" if a.prediction == "ALL" else "ALL")
-    w1._select_proxy_row(5)
+    w1.select_row(5)
     w1.review_selected("accept")
     labels = {a.key: a.review.label, b.key: b.review.label}
     w1.set_threshold(0.62)
     _wait_saved(qtbot, w1)
     path = w1.session_path
-    saved = SessionState.from_json(path.read_text(encoding="utf-8"))
-    assert set(saved.reviews) == set(labels) and saved.threshold == pytest.approx(0.62)
-    assert saved.folders == [str(cells_dir)] and saved.model == "tiny_ensemble"
+    assert path.parent == SessionFiles(user_data_dir()).dir and path.suffix == ".db"
+    saved = _stored(path)  # what is on disk now, read back without the window
+    assert {k: r.label for k, r in saved.reviews.items()} == labels
+    assert saved.thresholds == {"tiny_ensemble": pytest.approx(0.62)} and saved.model == "tiny_ensemble"
+    assert saved.opened == {str(cells_dir): True} and not saved.unclassified()
+    p_before = {c.key: c.p_all for c in w1.model.cells}
 
-    # "crash": the process loses its lock without closing (what a kill does); the file stays
-    w1.session_files._lock.unlock()
-    w1.session_files._lock = None
-    w1.session_path = None  # this window can no longer write it
-    w1.service.shutdown()
+    _crash(w1)
+    assert path.exists() and not CaseStore.peek(path).get("closed_at")
 
     asked = []
-    monkeypatch.setattr(MainWindow, "ask_restore", lambda self, p, st: asked.append((p, st)) or True)
+    monkeypatch.setattr(MainWindow, "ask_restore", lambda self, p, meta: asked.append((p, meta)) or True)
     w2 = make_window(check_orphans=True)
+    runs = []
+    w2.service.runFinished.connect(lambda *a: runs.append(a))
+    w2.service.resultsReady.connect(lambda *a: runs.append(a))
     qtbot.waitUntil(lambda: bool(asked), timeout=10_000)
-    assert asked[0][0] == path
-    qtbot.waitUntil(lambda: len(w2.model.cells) == 8 and w2.job is None
-                    and all(c.result is not None for c in w2.model.cells), timeout=30_000)
+    assert asked[0][0] == path and asked[0][1]["cells"] == "8" and asked[0][1]["reviews"] == "2"
+    qtbot.waitUntil(lambda: len(w2.model.cells) == 8, timeout=10_000)
+    # the results are there at once: restored, not classified again
+    assert all(c.result is not None for c in w2.model.cells)
+    assert {c.key: c.p_all for c in w2.model.cells} == p_before
+    assert w2.session_path == path
     got = {c.key: c.review.label for c in w2.model.cells if c.review is not None}
     assert got == labels
     assert w2.threshold == pytest.approx(0.62) and w2.thr_spin.value() == pytest.approx(0.62)
-    assert w2.session.unexported
-    qtbot.waitUntil(lambda: not path.exists(), timeout=5_000)  # adopted: the old file is gone
+    assert w2.doc.unexported
+    assert w2.doc.can_undo  # the undo history came back too
+    qtbot.wait(300)  # the folder is scanned again (new images would be added): still nothing to classify
+    assert runs == [] and w2.last_run == {} and w2.job is None
+    w2.select_row(0)
+    w2.review_selected("clear" if w2.current_cell().review else "ALL")  # the restored store is written on
     _wait_saved(qtbot, w2)
-    again = SessionState.from_json(w2.session_path.read_text(encoding="utf-8"))
-    assert {k: r.label for k, r in again.reviews.items()} == labels
+    assert set(_stored(path).reviews) != set(labels)
 
 
 def test_session_of_a_killed_process_is_an_orphan(tmp_path):
     files = SessionFiles(tmp_path)
+    path = files.new_path("abc123")
     files.dir.mkdir(parents=True)
-    st = SessionState(folders=["/data/case 7"])
-    SessionFiles.write(files.dir / f"session-{st.session_id}.json", st)
-    lock = files.dir / f"session-{st.session_id}.lock"
+    CaseStore.open(path).close()
+    lock = lock_path(path)
     code = ("import sys, os; from PySide6.QtCore import QLockFile; l = QLockFile(sys.argv[1]); "
             "assert l.tryLock(1000); print('locked', flush=True); os._exit(0)")  # exits holding the lock
     p = subprocess.run([sys.executable, "-c", code, str(lock)], capture_output=True, text=True, timeout=60)
     assert "locked" in p.stdout and lock.exists()
-    found = files.orphans()
-    assert [s.session_id for _, s in found] == [st.session_id]
+    assert files.orphans() == [path]
     # a lock held by a live process (this one) is not an orphan
     live = QLockFile(str(lock))
     live.setStaleLockTime(0)
@@ -109,7 +137,7 @@ def test_model_that_fails_to_load_keeps_the_app_usable(qtbot, make_window, tiny_
 def test_switching_model_reclassifies_and_keeps_reviews(qtbot, make_window, cells_dir):
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
-    w._select_proxy_row(0)
+    w.select_row(0)
     w.review_selected("HEM")
     key = w.current_cell().key if False else w.model.cells[0].key
     before = {c.key: c.p_all for c in w.model.cells}
@@ -120,7 +148,7 @@ def test_switching_model_reclassifies_and_keeps_reviews(qtbot, make_window, cell
     after = {c.key: c.p_all for c in w.model.cells}
     assert w.classifier.name == "tiny_a" and after != before
     assert w.model.cells[0].review is not None and w.model.cells[0].review.label == "HEM"
-    assert key in w.session.reviews
+    assert key in w.doc.reviews
 
 
 def test_no_models_installed_shows_a_clear_message(qtbot, make_window, tmp_path, cells_dir):
@@ -141,7 +169,7 @@ def test_no_models_installed_shows_a_clear_message(qtbot, make_window, tmp_path,
 def test_close_with_unexported_reviews_asks(qtbot, make_window, cells_dir, monkeypatch):
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
-    w._select_proxy_row(2)
+    w.select_row(2)
     w.review_selected("ALL")
     _wait_saved(qtbot, w)
     path = w.session_path
@@ -151,8 +179,16 @@ def test_close_with_unexported_reviews_asks(qtbot, make_window, cells_dir, monke
     assert w.isVisible() and path.exists()
     answers.append("discard")
     assert w.close()
-    assert not path.exists()  # closed normally, by choice: no restore offered next time
-    assert SessionFiles(user_data_dir()).orphans() == []
+    # closed normally: the store is kept (it is the case record), marked closed, and not offered for restore
+    assert path.exists() and CaseStore.peek(path).get("closed_at")
+    assert len(_stored(path).reviews) == 1
+    svc = EngineService([])
+    try:
+        with qtbot.waitSignal(svc.orphansFound, timeout=10_000) as found:
+            svc.find_orphans(SessionFiles(user_data_dir()))
+        assert found.args[0] == []
+    finally:
+        svc.shutdown()
 
 
 def test_unreadable_folder_and_missing_path_are_reported(qtbot, make_window, tmp_path):
@@ -203,36 +239,37 @@ def test_command_line_paths_are_opened_and_classified(qtbot, tiny_models_dir, ce
         assert w.classifier.name == "tiny_a"
         assert str(cells_dir) in w.settings.recent_folders
     finally:
-        w.session.unexported = False
+        w.doc.unexported = False
         w.close()
 
 
 def test_export_to_an_unwritable_place_reports_and_keeps_work(qtbot, make_window, cells_dir, tmp_path):
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
-    w._select_proxy_row(0)
+    w.select_row(0)
     w.review_selected("ALL")
     blocker = tmp_path / "a file, not a folder"
     blocker.write_text("x")
     with qtbot.waitSignal(w.service.exportFailed, timeout=10_000):
         w.export_to(blocker / "report.csv")
     assert any(t == "Export failed" for t, _ in w.messages)
-    assert w.session.unexported and w.session.reviews  # nothing lost; export again elsewhere
+    assert w.doc.unexported and w.doc.reviews  # nothing lost; export again elsewhere
     with qtbot.waitSignal(w.service.exportDone, timeout=10_000):
         w.export_to(tmp_path / "ok.csv")
-    assert not w.session.unexported
+    assert not w.doc.unexported
 
 
-def test_bulk_accept_of_a_selection_and_settings_persist(qtbot, make_window, cells_dir):
+def test_bulk_accept_of_a_selection_and_settings_persist(qtbot, make_window, cells_dir, monkeypatch):
     from gui.dialogs import SettingsDialog
     from gui.settings import Settings
 
+    monkeypatch.setattr(MainWindow, "confirm_bulk_accept", lambda self, n, flagged: True)  # flagged cells: asks
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     w.gallery.selectAll()
     assert w.review_selected("accept") == 8
     assert all(c.review is not None and c.review.label == c.prediction for c in w.model.cells)
-    assert w.review_selected("clear") == 8 and not w.session.reviews
+    assert w.review_selected("clear") == 8 and not w.doc.reviews
     dlg = SettingsDialog(w.settings, w)
     dlg.reviewer.setText("  A. Chen ")
     dlg.batch.setValue(4)
@@ -247,52 +284,136 @@ def test_restore_skips_reviews_of_changed_images_and_reports_missing_folders(qtb
                                                                              tmp_path, monkeypatch):
     from PIL import Image
 
+    monkeypatch.setattr(MainWindow, "confirm_bulk_accept", lambda self, n, flagged: True)
     w1 = make_window()
     open_and_classify(qtbot, w1, [cells_dir])
     w1.gallery.selectAll()
     w1.review_selected("accept")
     gone = tmp_path / "gone"
+    w1.doc.note_opened(str(gone), True)  # a folder (e.g. a network share) that is not there at restore
     _wait_saved(qtbot, w1)
-    st = SessionState.from_json(w1.session_path.read_text(encoding="utf-8"))
-    st.folders.append(str(gone))  # a folder (e.g. a network share) that is not there at restore
-    SessionFiles.write(w1.session_path, st)
-    w1.session_files._lock.unlock()  # crash
-    w1.session_files._lock = None
-    w1.session_path = None
-    w1.service.shutdown()
+    path = w1.session_path
+    _crash(w1)
     changed = w1.model.cells[0].path
     with Image.open(changed) as im:
         im.rotate(90).save(changed)  # same name, different image: its review must not be re-applied
-    monkeypatch.setattr(MainWindow, "ask_restore", lambda self, p, s: True)
+    monkeypatch.setattr(MainWindow, "ask_restore", lambda self, p, meta: True)
     w2 = make_window(check_orphans=True)
     qtbot.waitUntil(lambda: any(t == "Some reviews were not re-applied" for t, _ in w2.messages), timeout=30_000)
+    qtbot.waitUntil(lambda: any(t == "Some paths could not be opened" for t, _ in w2.messages), timeout=10_000)
     assert any(t == "Some paths could not be opened" and str(gone) in m for t, m in w2.messages)
     by_key = {c.key: c for c in w2.model.cells}
-    assert by_key[str(changed)].review is None
+    assert by_key[str(changed)].review is None and by_key[str(changed)].stale is not None
     assert all(c.review is not None for k, c in by_key.items() if k != str(changed))
+    qtbot.waitUntil(lambda: w2.job is None and by_key[str(changed)].result is not None, timeout=30_000)
+    _wait_saved(qtbot, w2)
+    events = CaseStore.open(path, create=False)
+    try:
+        stale = [e for e in events.review_events() if e["action"] == "stale"]
+    finally:
+        events.close()
+    assert [e["path"] for e in stale] == [str(changed)]  # set aside in the audit trail, not deleted
 
 
-def test_autosave_failure_is_reported_and_retried(qtbot, make_window, cells_dir, monkeypatch):
+def test_autosave_failure_is_reported_once(qtbot, make_window, cells_dir, monkeypatch):
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
-    real_write = SessionFiles.write
-    calls = []
+    shown = []
+    real_show = MainWindow.show_message
+    monkeypatch.setattr(MainWindow, "show_message",
+                        lambda self, title, text, *a: shown.append(title) or real_show(self, title, text, *a))
+    real_write = CaseStore._w_reviews
 
-    def failing(path, state):
-        calls.append(state)
+    def failing(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(SessionFiles, "write", staticmethod(failing))
-    w._select_proxy_row(0)
+    monkeypatch.setattr(CaseStore, "_w_reviews", staticmethod(failing))
+    w.select_row(0)
     w.review_selected("ALL")
     qtbot.waitUntil(lambda: any(t == "Autosave failed" for t, _ in w.messages), timeout=10_000)
     assert "No space left" in [m for t, m in w.messages if t == "Autosave failed"][0]
-    monkeypatch.setattr(SessionFiles, "write", staticmethod(real_write))
-    w._select_proxy_row(1)
-    w.review_selected("HEM")  # the next change is saved, with both reviews
+    w.select_row(1)
+    w.review_selected("HEM")
+    qtbot.waitUntil(lambda: [t for t, _ in w.messages].count("Autosave failed") == 2, timeout=10_000)
+    assert shown.count("Autosave failed") == 1  # one dialog; later failures go to the status bar
+    assert "Autosave failed" in w.statusBar().currentMessage()
+    monkeypatch.setattr(CaseStore, "_w_reviews", real_write)
+    w.select_row(2)
+    w.review_selected("HEM")  # the writer carries on with the next change, and writes the failed ones first
     _wait_saved(qtbot, w)
-    st = SessionState.from_json(w.session_path.read_text(encoding="utf-8"))
-    assert len(st.reviews) == 2
+    stored = _stored(w.session_path)
+    assert {c.key for c in w.model.cells[:3]} <= set(stored.reviews)  # nothing lost while the disk was full
+    events = CaseStore.open(w.session_path, create=False).review_events()
+    assert [e["path"] for e in events][-3:] == [c.key for c in w.model.cells[:3]]  # in the order they were made
+
+
+def test_corrupt_session_store_is_reported_and_moved_aside(qtbot, make_window):
+    sessions = SessionFiles(user_data_dir()).dir
+    sessions.mkdir(parents=True, exist_ok=True)
+    bad = sessions / "session-x.db"
+    data = os.urandom(8192)
+    bad.write_bytes(data)  # no lock: looks like the store of an app that was killed
+    w = make_window(check_orphans=True)
+    qtbot.waitUntil(lambda: any(t == "Case store could not be read" for t, _ in w.messages), timeout=10_000)
+    msg = [m for t, m in w.messages if t == "Case store could not be read"][0]
+    assert str(bad) in msg and "moved aside" in msg
+    moved = sessions / "session-x.db.corrupt"
+    assert not bad.exists() and moved.read_bytes() == data  # moved, never deleted
+    assert w.session_path is not None and w.session_path != bad  # the window still autosaves
+
+
+def test_open_case_store_written_by_the_cli_shows_its_results_without_a_run(qtbot, make_window, cells_dir,
+                                                                           tiny_models_dir, tmp_path, monkeypatch):
+    from engine.cli import main
+
+    monkeypatch.setenv("LEUKOSCAN_RESOURCES_DIR", str(tmp_path / "no bundled models"))
+    db = tmp_path / "overnight.db"
+    assert main(["classify", str(cells_dir), "--out", str(tmp_path / "cli.csv"), "--store", str(db),
+                 "--model", "tiny_ensemble", "--models-dir", str(tiny_models_dir), "--no-progress"]) == 0
+    w = make_window()
+    runs = []
+    w.service.runFinished.connect(lambda *a: runs.append(a))
+    monkeypatch.setattr("gui.mainwindow.QFileDialog.getOpenFileName", lambda *a, **k: (str(db), ""))
+    w.act_open_store.trigger()
+    qtbot.waitUntil(lambda: len(w.model.cells) == 8, timeout=10_000)
+    assert all(c.result is not None and c.prediction in ("ALL", "HEM") for c in w.model.cells)
+    assert w.session_path == db
+    qtbot.wait(300)
+    assert runs == [] and w.last_run == {} and w.job is None
+    with open(tmp_path / "cli.csv", newline="", encoding="utf-8") as fh:
+        import csv
+
+        cli = {r["path"]: r["p_all"] for r in csv.DictReader(fh)}
+    assert {c.key: f"{c.p_all:.4f}" for c in w.model.cells} == cli
+    qtbot.waitUntil(lambda: w.summary.counts and w.summary.counts[0].classified == 8, timeout=5_000)
+    # the window writes its reviews into that store
+    w.select_row(0)
+    w.review_selected("ALL")
+    _wait_saved(qtbot, w)
+    assert w.model.cells[0].key in _stored(db).reviews
+
+
+def test_a_case_store_of_another_model_switches_to_it_instead_of_classifying_again(
+        qtbot, make_window, cells_dir, tiny_models_dir, tmp_path, monkeypatch):
+    """An overnight batch classified with tiny_a opened in a window running the ensemble: the window
+    switches to tiny_a and shows the stored results; nothing is classified."""
+    from engine.cli import main
+
+    monkeypatch.setenv("LEUKOSCAN_RESOURCES_DIR", str(tmp_path / "no bundled models"))
+    db = tmp_path / "overnight.db"
+    assert main(["classify", str(cells_dir), "--out", str(tmp_path / "cli.csv"), "--store", str(db),
+                 "--model", "tiny_a", "--models-dir", str(tiny_models_dir), "--no-progress"]) == 0
+    w = make_window()
+    assert w.classifier.name == "tiny_ensemble"
+    runs = []
+    w.service.resultsReady.connect(lambda *a: runs.append(a))
+    w.open_store(db)
+    qtbot.waitUntil(lambda: w.classifier is not None and w.classifier.name == "tiny_a" and len(w.model.cells) == 8,
+                    timeout=10_000)
+    qtbot.wait(300)
+    assert runs == [] and w.job is None
+    assert all(c.result is not None and c.result.model == "tiny_a" for c in w.model.cells)
+    assert w.model_combo.currentData() == "tiny_a"
 
 
 def test_unwritable_user_folder_still_works_and_says_autosave_is_off(qtbot, tmp_path, monkeypatch, make_window):

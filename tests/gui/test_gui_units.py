@@ -1,4 +1,4 @@
-"""Small parts of the app without a window: thumbnails, session files, counts, the filter proxy."""
+"""Small parts of the app without a window: thumbnails, the session store, counts, the filter proxy."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 
 from gui_helpers import RUN_TIMEOUT_MS  # noqa: F401  (sets QT_QPA_PLATFORM before Qt is used)
+from engine.case.document import CaseDocument, ModelFacts, Review
+from engine.case.store import CaseStore
+from engine.pipeline import CellResult, ScanItem
 from gui.cells import Cell, CellFilterProxy, CellModel
-from gui.session import ReviewRecord, SessionFiles, SessionState
-from gui.summary import ALL_CASES, count_cases
+from gui.document import ALL_CASES
+from gui.session import SessionFiles, lock_path, new_session_id
 from gui.thumbs import ThumbnailLoader, decode_thumbnail
 
 
@@ -39,18 +42,40 @@ def test_thumbnail_cache_is_bounded_and_lazy(qtbot, cells_dir):
         loader.close()
 
 
-def test_session_json_round_trip_and_atomic_write(tmp_path):
-    st = SessionState(model="ensemble", threshold=0.61, folders=["/data/case 1", "/data/cell.bmp"])
-    st.reviews["/data/case 1/a.bmp"] = ReviewRecord("ALL", "J. Rivera", "2026-11-26T10:00:00Z", "ab" * 32, "HEM", 0.41)
-    path = tmp_path / "sessions" / "session-x.json"
-    SessionFiles.write(path, st)
-    back = SessionState.from_json(path.read_text(encoding="utf-8"))
-    assert back.reviews == st.reviews and back.threshold == 0.61 and back.folders == st.folders
-    assert [p.name for p in path.parent.iterdir()] == ["session-x.json"]  # no temp file left behind
+def test_session_store_claim_write_peek_and_load(tmp_path):
+    files = SessionFiles(tmp_path)
+    path = files.claim(files.new_path(new_session_id()))
+    assert path.parent == tmp_path / "sessions" and path.name.startswith("session-") and path.suffix == ".db"
+    assert lock_path(path).exists()
+    doc = CaseDocument()
+    doc.note_opened("/data/case 1", True)
+    doc.add_items([ScanItem(Path("/data/case 1/a.bmp"), Path("/data/case 1"), ".")])
+    facts = ModelFacts("ensemble", "1.0", "c" * 64, 0.5, 0.1)
+    doc.set_model(facts)
+    cell = doc.cells[0]
+    doc.add_results(facts, [(cell, CellResult(0, cell.path, cell.root, ".", "a.bmp", "ab" * 32, "ok", "", 0.41))])
+    doc.set_threshold(0.61)
+    doc.review([cell], "ALL", "J. Rivera")
+    store = CaseStore.open(path)
+    store.attach(doc)
+    store.flush()
+    meta = CaseStore.peek(path)
+    assert (meta["cells"], meta["reviews"], meta["model"]) == ("1", "1", "ensemble")
+    store.close()
+    back = CaseStore.open(path, create=False)
+    try:
+        got = back.load()
+    finally:
+        back.close()
+    rv = got.cells[0].review
+    assert (rv.label, rv.reviewer, rv.sha256, rv.model_label) == ("ALL", "J. Rivera", "ab" * 32, "HEM")
+    assert got.thresholds == {"ensemble": 0.61} and got.opened == {"/data/case 1": True}
+    assert got.cells[0].result is not None and got.cells[0].prediction == "HEM"  # 0.41 < 0.61: no classification
+    assert files.orphans() == []  # held by this window
+    files.release()
+    assert files.orphans() == [path]  # lock free (a normal close also writes closed_at: see the service)
     with pytest.raises(ValueError):
-        ReviewRecord("BLAST", "x", "t", "s")
-    with pytest.raises(ValueError):
-        SessionState.from_json('{"version": 99}')
+        Review("BLAST", "x", "t", "s")
 
 
 class _R:  # the fields of engine.pipeline.CellResult that the counts read
@@ -65,21 +90,44 @@ def _cell(case, status="ok", pred="ALL", nr=False, review=None, name="c.bmp"):
     c.prediction = pred if status == "ok" else None
     c.needs_review = nr
     if review:
-        c.review = ReviewRecord(review, "t", "now", "x")
+        c.review = Review(review, "t", "now", "x", model_label=c.prediction)
     return c
 
 
+def _doc(specs):
+    """A document whose cells have the given (case, name, p_all or "error"/"pending", review label)."""
+    doc = CaseDocument()
+    facts = ModelFacts("m", "1", "d" * 64, 0.5, 0.1)
+    doc.set_model(facts)
+    items = [ScanItem(Path(f"/{case}/{name}"), Path(f"/{case}"), ".") for case, name, _p, _rv in specs]
+    cells = doc.add_items(items)
+    results = []
+    for i, (c, (_case, _name, p, _rv)) in enumerate(zip(cells, specs)):
+        if p == "pending":
+            continue
+        st = "error" if p == "error" else "ok"
+        results.append((c, CellResult(i, c.path, c.root, ".", c.file, "ab" * 32, st, "broken" if st != "ok" else "",
+                                      None if st != "ok" else p)))
+    doc.add_results(facts, results)
+    for c, (_case, _name, _p, rv) in zip(cells, specs):
+        if rv:
+            doc.review([c], rv, "t")
+    return doc
+
+
 def test_counts_use_the_final_label_per_case_and_total():
-    cells = [
-        _cell("A", pred="ALL", name="1"), _cell("A", pred="HEM", nr=True, name="2"),
-        _cell("A", pred="ALL", review="HEM", nr=True, name="3"), _cell("A", status="error", name="4"),
-        _cell("B", pred="HEM", name="5"), _cell("B", status="pending", name="6"),
-    ]
-    a, b, total = count_cases(cells)
-    assert (a.cells, a.classified, a.all, a.hem, a.needs_review, a.errors, a.reviewed) == (4, 3, 1, 2, 1, 1, 1)
+    doc = _doc([
+        ("A", "1", 0.9, ""), ("A", "2", 0.45, ""),  # 0.45: inside the review margin (flagged)
+        ("A", "3", 0.55, "HEM"), ("A", "4", "error", ""),  # 0.55: flagged, reviewed (overridden)
+        ("B", "5", 0.1, ""), ("B", "6", "pending", ""),
+    ])
+    a, b, total = doc.counts(ALL_CASES)
+    assert (a.cells, a.classified, a.all, a.hem, a.needs_review, a.flagged, a.errors, a.reviewed, a.overridden) \
+        == (4, 3, 1, 2, 1, 2, 1, 1, 1)
     assert a.pct_blasts == pytest.approx(100 / 3)
-    assert (b.cells, b.classified, b.hem) == (2, 1, 1)
+    assert (b.cells, b.classified, b.hem, b.pending) == (2, 1, 1, 1)
     assert total.case == ALL_CASES and total.cells == 6 and total.all == 1 and total.hem == 3
+    assert total.pct_blasts is None  # no pooled % blasts over several patients
 
 
 def test_filter_proxy_by_case_kind_and_text(qapp):

@@ -13,6 +13,8 @@ from PySide6.QtGui import QDropEvent
 
 from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
 from gui.cells import COL, ERROR, OK, PENDING
+from gui.case_actions import CaseActions
+from gui.mainwindow import MainWindow
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -53,7 +55,7 @@ def test_drop_classify_review_by_keyboard_export(qtbot, make_window, cells_dir, 
     w.activateWindow()
     w.gallery.setFocus()
     qtbot.waitUntil(lambda: w.gallery.hasFocus())
-    w._select_proxy_row(0)
+    w.select_row(0)
     overridden = {}
     for _ in range(2):
         c = w.current_cell()
@@ -66,13 +68,17 @@ def test_drop_classify_review_by_keyboard_export(qtbot, make_window, cells_dir, 
     accepted = w.current_cell()
     qtbot.keyClick(w.gallery, Qt.Key.Key_Space)
     assert accepted.review is not None and accepted.review.label == accepted.prediction
-    assert w.session.unexported
+    assert w.doc.unexported
     qtbot.waitUntil(lambda: w.summary.counts[0].reviewed == 3)
 
     out = tmp_path / "report" / "case.csv"
     out.parent.mkdir()
     written = _export(qtbot, w, out)
-    assert written == [str(out), str(out.with_name("case_summary.csv"))]
+    assert written == [str(out), str(out.with_name("case_summary.csv")), str(out.with_name("case_reviews.csv"))]
+    history = _read_csv(out.with_name("case_reviews.csv"))  # the audit trail: one row per review change
+    assert [(h["old"], h["new"], h["who"]) for h in history] == [
+        ("", want, "tech1") for want in [v[1] for v in overridden.values()] + [accepted.prediction]]
+    assert all(h["model_version"] == w.classifier.version and h["when"].startswith("20") for h in history)
     rows = {r["file"]: r for r in _read_csv(out)}
     assert len(rows) == 8
     for f, (model_label, human) in overridden.items():  # both labels are in the report
@@ -86,7 +92,7 @@ def test_drop_classify_review_by_keyboard_export(qtbot, make_window, cells_dir, 
     assert all(r["reviewed_label"] == "" and r["final_label"] == r["prediction"] for r in unreviewed)
     summary = _read_csv(out.with_name("case_summary.csv"))
     assert summary, "summary CSV is empty"
-    assert not w.session.unexported  # exported: closing does not ask
+    assert not w.doc.unexported  # exported: closing does not ask
 
 
 def test_table_filter_and_next_needs_review(qtbot, make_window, cells_dir):
@@ -99,12 +105,12 @@ def test_table_filter_and_next_needs_review(qtbot, make_window, cells_dir):
     w.filter_combo.setCurrentIndex(w.filter_combo.findData("needs_review"))
     assert w.proxy.rowCount() == sum(1 for x in w.model.cells if x.needs_review and x.review is None)
     w.filter_combo.setCurrentIndex(w.filter_combo.findData("all"))
-    w._select_proxy_row(0)
+    w.select_row(0)
     assert w.next_needs_review()
     assert w.current_cell().needs_review
     # reviewing every needs-review cell leaves nothing to go to
     for c in [x for x in w.model.cells if x.needs_review]:
-        w._select_proxy_row(w.proxy.proxy_row_of(c.key))
+        w.select_row(w.proxy.proxy_row_of(c.key))
         w.review_selected("accept")
     assert not w.next_needs_review()
     # table sorts numerically by P(ALL)
@@ -151,9 +157,9 @@ def test_bad_files_are_error_tiles_with_reasons(qtbot, make_window, bad_input):
     # error cells cannot be reviewed
     w.filter_combo.setCurrentIndex(w.filter_combo.findData("errors"))
     assert w.proxy.rowCount() == len(bad_input.errors)
-    w._select_proxy_row(0)
+    w.select_row(0)
     assert w.review_selected("ALL") == 0
-    assert not w.session.reviews
+    assert not w.doc.reviews
 
 
 def test_threshold_change_updates_predictions_and_report(qtbot, make_window, cells_dir, tmp_path):
@@ -168,7 +174,7 @@ def test_threshold_change_updates_predictions_and_report(qtbot, make_window, cel
     for c in w.model.cells:
         assert c.prediction == ("ALL" if c.p_all >= new else "HEM")
     assert sum(c.prediction == "ALL" for c in w.model.cells) == sum(p >= new for p in ps)
-    assert w.session.threshold == pytest.approx(new) and w.session.unexported
+    assert w.doc.thresholds[w.classifier.name] == pytest.approx(new) and w.doc.unexported
     assert "changed" in w.thr_note.text()
     qtbot.waitUntil(lambda: w.summary.counts[0].all == sum(p >= new for p in ps))
     out = tmp_path / "thr.csv"
@@ -178,13 +184,13 @@ def test_threshold_change_updates_predictions_and_report(qtbot, make_window, cel
     assert all(float(r["default_threshold"]) == pytest.approx(default) for r in rows)
     assert all(r["prediction"] == ("ALL" if float(r["p_all"]) >= new else "HEM") for r in rows)
     w.thr_reset.click()
-    assert w.threshold == pytest.approx(default) and w.session.threshold is None
+    assert w.threshold == pytest.approx(default) and w.classifier.name not in w.doc.thresholds
 
 
 def test_bundled_models_work_in_the_app(qtbot, cells_dir, tmp_path):
     """The models shipped in resources/models (skipped until the training pipeline has shipped one)."""
     from engine.paths import models_dir
-    from gui.mainwindow import MainWindow
+    from gui.case_actions import CaseActions
     from gui.service import EngineService
     from gui.settings import Settings
 
@@ -205,7 +211,7 @@ def test_bundled_models_work_in_the_app(qtbot, cells_dir, tmp_path):
         rows = _read_csv(out)
         assert len(rows) == 8 and {r["model"] for r in rows} == {w.classifier.name}
     finally:
-        w.session.unexported = False
+        w.doc.unexported = False
         w.close()
 
 
@@ -224,3 +230,57 @@ def test_app_opens_with_the_recommended_model(qtbot, make_window, tiny_models_di
     card.write_text(json.dumps(data))
     w2 = make_window(models_dir=models, model="")  # no saved choice (the first window saved its own)
     assert w2.classifier.name == "tiny_a"
+
+
+def test_pdf_report_from_the_app(qtbot, make_window, cells_dir, tmp_path):
+    """File ▸ Export PDF report writes the same printable report as `leukoscan-cli report`."""
+    from pypdf import PdfReader
+
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    w.doc.set_sample_id(next(iter(w.doc.cases.values())), "S-17")
+    w.select_row(0)
+    w.review_selected("accept")
+    pdf = tmp_path / "case.pdf"
+    with qtbot.waitSignal(w.service.exportDone, timeout=30_000) as done:
+        assert w.export_pdf_to(pdf)
+    assert done.args[0] == [str(pdf)]
+    text = "\n".join(p.extract_text() for p in PdfReader(pdf).pages)
+    assert "S-17" in text and w.classifier.version in text
+    assert w.doc.unexported  # a PDF is a print: the CSV report is still to be exported
+
+
+def test_sign_off_is_blocked_while_flagged_cells_remain_locks_and_reopens_with_a_reason(
+        qtbot, make_window, cells_dir, tmp_path, monkeypatch):
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    w.set_threshold(0.5)
+    case = next(iter(w.doc.cases.values()))
+    monkeypatch.setattr(CaseActions, "ask_comment", lambda self, c, r: ("checked twice", True))
+    open_cells = [c for c in w.model.cells if c.review_open]
+    if not open_cells:  # make sure one is flagged: a threshold right at a cell's P(ALL)
+        w.set_threshold(round(w.model.cells[0].p_all, 3))
+        open_cells = [c for c in w.model.cells if c.review_open]
+    assert open_cells
+    w.select_row(w.proxy.proxy_row_of(open_cells[0].key))
+    assert not w.case_actions.sign_off()  # blocked: flagged cells are left
+    assert any(t == "Cannot sign off yet" and "flagged" in m for t, m in w.messages) and case.signoff is None
+    w.act_flagged.setChecked(True)  # review-flagged mode walks them
+    while any(c.review_open for c in w.model.cells):
+        assert w.current_cell().review_open
+        w.review_selected("accept")
+    assert w.case_actions.sign_off() and case.signoff.by == "tech1" and case.signoff.comment == "checked twice"
+    w.select_row(0)
+    before = w.current_cell().review
+    assert w.review_selected("HEM" if (before and before.label == "ALL") else "ALL") == 0  # locked
+    assert w.current_cell().review == before
+    qtbot.waitUntil(lambda: w.summary.item(0, 0).text().startswith("✓ "))
+    monkeypatch.setattr(CaseActions, "ask_reason", lambda self, c: "")
+    assert not w.case_actions.reopen() and case.signoff is not None  # no reason: not reopened
+    monkeypatch.setattr(CaseActions, "ask_reason", lambda self, c: "second opinion")
+    assert w.case_actions.reopen() and case.signoff is None
+    out = tmp_path / "r.csv"
+    with qtbot.waitSignal(w.service.exportDone, timeout=30_000):
+        w.export_to(out)
+    events = w.bridge.store.case_events()
+    assert [(e["action"], e["text"]) for e in events] == [("sign_off", "checked twice"), ("reopen", "second opinion")]

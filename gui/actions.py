@@ -1,0 +1,151 @@
+"""The window's commands: text, keys, tip and the method they call, in one table, from which the menus,
+the shortcuts and Help ▸ Keyboard shortcuts are all built (so the list can never disagree with the keys).
+
+A slot is a dotted path on the window (``"exports.pdf_dialog"``) or a callable taking the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from PySide6.QtGui import QAction, QKeySequence
+
+SK = QKeySequence.StandardKey
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str  # the window attribute is act_<name>
+    text: str
+    slot: str | Callable
+    keys: tuple = ()  # key strings or QKeySequence.StandardKey values
+    tip: str = ""
+    checkable: bool = False
+    enabled: bool = True
+    help: str = ""  # what Help ▸ Keyboard shortcuts says (the tip, else the text)
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("open", "&Open folder…", "open_dialog", (SK.Open,), "Open a case folder (all images in it and its sub-folders)"),
+    Command("open_files", "Open &images…", "open_files_dialog", ("Ctrl+Shift+O",), "Open single image files"),
+    Command("open_store", "Open case &store…", "open_store_dialog", ("Ctrl+Shift+S",),
+            "Open a case store (.db) written by the app or by leukoscan-cli classify --store: its results and "
+            "reviews, without classifying again"),
+    Command("sample_id", "Case/sample &ID…", "case_actions.edit_sample_id", ("Ctrl+Shift+I",),
+            "The sample or case id of the current case (used in the title and reports)"),
+    Command("export", "&Export report…", "export_dialog", ("Ctrl+E",),
+            "Write the per-cell CSV (with review columns), the summary CSV and the review history"),
+    Command("export_pdf", "Export &PDF report…", "exports.pdf_dialog", ("Ctrl+P",),
+            "A printable case report: verdict with its 95% interval, histogram, model, overridden and flagged cells"),
+    Command("close_cases", "&Close all cases", "close_cases", ("Ctrl+W",), "Remove all opened cases"),
+    Command("settings", "&Settings…", "settings_dialog", ("Ctrl+,", SK.Preferences), "Settings"),
+    Command("quit", "&Quit", "close", (SK.Quit,), "Quit"),
+    Command("all", "Label &ALL", lambda w: w.review_selected("ALL"), ("A",), "Label the selected cells ALL"),
+    Command("hem", "Label &HEM", lambda w: w.review_selected("HEM"), ("H",), "Label the selected cells HEM"),
+    Command("accept", "A&ccept model class", lambda w: w.review_selected("accept"), ("Space",),
+            "Accept the model's class for the selected cells (bulk accept: select many)"),
+    Command("clear", "Clear &review", lambda w: w.review_selected("clear"), ("U",),
+            "Remove the review of the selected cells"),
+    Command("undo", "&Undo review", "reviews.undo", (SK.Undo,), "Undo the last review action (a bulk action is one step)",
+            enabled=False),
+    Command("redo", "&Redo review", "reviews.redo", ("Ctrl+Shift+Z", SK.Redo), "Redo the review action undone",
+            enabled=False),
+    Command("next", "&Next needs-review cell", "next_needs_review", ("N",), "Select the next cell that needs review"),
+    Command("prev", "&Previous needs-review cell", lambda w: w.next_needs_review(backwards=True), ("Shift+N",),
+            "Select the previous cell that needs review"),
+    Command("flagged", "Review &flagged cells", "_flagged_mode", ("F",),
+            "Walk only the flagged, unreviewed cells of the case: each label moves to the next", checkable=True),
+    Command("compare", "C&ompare selected", "compare_selected", ("C",),
+            "Show 2-4 selected cells side by side at the same scale"),
+    Command("sign_off", "&Sign off case…", "case_actions.sign_off", ("Ctrl+Return",),
+            "Sign the current case off once no flagged cell is left unreviewed (locks its reviews)"),
+    Command("reopen", "Re&open case…", "case_actions.reopen", ("Ctrl+Shift+Return",),
+            "Reopen a signed-off case to change its reviews (asks for a reason, logged)"),
+    Command("cancel", "&Cancel classification", "cancel_run", ("Esc",), "Stop the running classification",
+            enabled=False),
+    Command("resume", "Classify &remaining", "classify_remaining", ("Ctrl+R",),
+            "Classify the cells a cancelled run did not reach"),
+    Command("model_info", "Model &card…", "show_model_info", ("Ctrl+I",),
+            "Version, validation metrics, threshold and provenance of the model"),
+    Command("reload_models", "Re&load models", "models.reload", (), "Re-read the model folders"),
+    Command("shortcuts", "&Keyboard shortcuts", "show_shortcuts", ("F1",), "This list"),
+    Command("about", "&About LeukoScan", "show_about"),
+)
+
+MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("&File", ("open", "open_files", "open_store", "@recent", "-", "sample_id", "export", "export_pdf", "close_cases",
+               "-", "settings", "-", "quit")),
+    ("&Review", ("all", "hem", "accept", "clear", "-", "undo", "redo", "-", "next", "prev", "flagged", "compare", "-",
+                 "sign_off", "reopen")),
+    ("&Classification", ("cancel", "resume", "-", "model_info", "reload_models")),
+    ("&Help", ("shortcuts", "about")),
+)
+
+
+def _sequences(keys: tuple) -> list[QKeySequence]:
+    out: list[QKeySequence] = []
+    for k in keys:
+        seqs = QKeySequence.keyBindings(k) if isinstance(k, SK) else [QKeySequence(k)]
+        out.extend(s for s in seqs if s not in out)
+    return out
+
+
+def _resolve(window, slot) -> Callable:
+    if callable(slot):
+        return lambda *a: slot(window)
+    def call(*args):
+        target = window
+        for part in slot.split("."):
+            target = getattr(target, part)
+        return target(*args)
+    return call
+
+
+def build_actions(window) -> dict[str, QAction]:
+    """Create every command as ``window.act_<name>`` (added to the window, so its keys work anywhere)."""
+    actions = {}
+    for c in COMMANDS:
+        a = QAction(c.text, window)
+        a.setShortcuts(_sequences(c.keys))
+        if c.tip:
+            a.setStatusTip(c.tip)
+            a.setToolTip(c.tip)
+        a.setCheckable(c.checkable)
+        fn = _resolve(window, c.slot)
+        if c.checkable:
+            a.toggled.connect(fn)
+        else:
+            a.triggered.connect(lambda _checked=False, fn=fn: fn())
+        a.setEnabled(c.enabled)
+        window.addAction(a)
+        setattr(window, f"act_{c.name}", a)
+        actions[c.name] = a
+    return actions
+
+
+def build_menus(window, actions: dict[str, QAction], recent_filler: Callable) -> None:
+    for title, names in MENUS:
+        m = window.menuBar().addMenu(title)
+        for n in names:
+            if n == "-":
+                m.addSeparator()
+            elif n == "@recent":
+                window.recent_menu = m.addMenu("Open &recent")
+                window.recent_menu.aboutToShow.connect(recent_filler)
+            else:
+                m.addAction(actions[n])
+
+
+def shortcut_rows() -> list[tuple[str, str]]:
+    """(keys, what they do) for every command with keys, as the Help list shows them."""
+    rows = []
+    for c in COMMANDS:
+        seqs = _sequences(c.keys)
+        if seqs:
+            keys = " / ".join(s.toString(QKeySequence.SequenceFormat.NativeText) for s in seqs)
+            rows.append((keys, c.help or c.tip or c.text.replace("&", "")))
+    rows.append(("+ / - / 0", "Zoom in / out / fit in the preview (once clicked); wheel zooms, drag pans, "
+                 "double-click fits"))
+    rows.append(("← → ↑ ↓", "Move between cells (Shift/Ctrl to select several; Ctrl+A selects all shown)"))
+    return rows

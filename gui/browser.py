@@ -1,0 +1,145 @@
+"""The cell views: the gallery and the table over one filter proxy and one selection.
+
+Owns what "current", "selected" and "next" mean, so review actions and the preview ask it instead of
+reaching into the views.  Sorting keeps the current cell selected and scrolled into view.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QListView, QTableView, QTabWidget
+
+from .cells import COLUMNS, OK, Cell, CellFilterProxy, CellModel
+from .delegate import TileDelegate
+
+SELECT = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+TABLE_WIDTHS = (200, 140, 90, 60, 64, 96, 76, 56, 100)  # File ... Reviewer; the last column (Error) stretches
+
+
+class CellBrowser(QTabWidget):
+    selectionChanged = Signal()  # current cell or selection changed
+    contextMenuRequested = Signal(object, object)  # view, position
+
+    def __init__(self, model: CellModel, thumbs, thumb_size: int, parent=None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.proxy = CellFilterProxy(self)
+        self.proxy.setSourceModel(model)
+
+        g = self.gallery = QListView()
+        g.setObjectName("gallery")
+        g.setViewMode(QListView.ViewMode.IconMode)
+        g.setMovement(QListView.Movement.Static)
+        g.setResizeMode(QListView.ResizeMode.Adjust)
+        g.setUniformItemSizes(True)
+        g.setLayoutMode(QListView.LayoutMode.Batched)
+        g.setBatchSize(500)
+        g.setSpacing(3)
+        g.setWrapping(True)
+        g.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        g.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.delegate = TileDelegate(self.proxy, thumbs, thumb_size, g)
+        g.setItemDelegate(self.delegate)
+        g.setModel(self.proxy)
+        g.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        g.customContextMenuRequested.connect(lambda pos: self.contextMenuRequested.emit(self.gallery, pos))
+        g.setStyleSheet("QListView#gallery { background: #16181d; }")
+
+        t = self.table = QTableView()
+        t.setObjectName("table")
+        t.setModel(self.proxy)
+        t.setSelectionModel(g.selectionModel())  # one selection for both views
+        t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        t.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        t.setSortingEnabled(True)
+        t.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+        t.verticalHeader().setDefaultSectionSize(22)
+        t.verticalHeader().hide()
+        h = t.horizontalHeader()
+        h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        h.setStretchLastSection(True)
+        h.setMinimumSectionSize(40)
+        for col, width in enumerate(TABLE_WIDTHS[: len(COLUMNS) - 1]):
+            t.setColumnWidth(col, width)
+        t.setAlternatingRowColors(True)
+        t.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        t.customContextMenuRequested.connect(lambda pos: self.contextMenuRequested.emit(self.table, pos))
+        t.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+
+        self.addTab(g, "Gallery")
+        self.addTab(t, "Table")
+        sm = g.selectionModel()
+        sm.currentChanged.connect(lambda *_: self.selectionChanged.emit())
+        sm.selectionChanged.connect(lambda *_: self.selectionChanged.emit())
+        self._keep: str | None = None
+        self.proxy.layoutAboutToBeChanged.connect(self._remember_current)
+        self.proxy.layoutChanged.connect(self._restore_current)
+
+    # --- what is selected -------------------------------------------------------------------------
+    def current_cell(self) -> Cell | None:
+        idx = self.gallery.currentIndex()
+        return self.proxy.cell_at(idx.row()) if idx.isValid() else None
+
+    def selected_cells(self) -> list[Cell]:
+        """The selected cells in view order; the current one when nothing is selected."""
+        rows = sorted({i.row() for i in self.gallery.selectionModel().selectedIndexes()})
+        cells = [c for c in (self.proxy.cell_at(r) for r in rows) if c is not None]
+        if not cells:
+            c = self.current_cell()
+            cells = [c] if c is not None else []
+        return cells
+
+    def selection_size(self) -> int:
+        return max(1, len(self.gallery.selectionModel().selectedRows()))
+
+    def select_row(self, row: int) -> None:
+        if row < 0 or row >= self.proxy.rowCount():
+            return
+        idx = self.proxy.index(row, 0)
+        self.gallery.selectionModel().setCurrentIndex(idx, SELECT)
+        self.gallery.scrollTo(idx)
+        if self.currentWidget() is self.table:
+            self.table.scrollTo(idx)
+
+    def select_key(self, key: str) -> bool:
+        r = self.proxy.proxy_row_of(key)
+        if r is None:
+            return False
+        self.select_row(r)
+        return True
+
+    def next_open(self, backwards: bool = False, case: str | None = None) -> Cell | None:
+        """Select the next (previous) cell in view order that still needs review; None when there is none."""
+        n = self.proxy.rowCount()
+        if n == 0:
+            return None
+        cur = self.gallery.currentIndex()
+        start = cur.row() if cur.isValid() else -1
+        step = -1 if backwards else 1
+        for k in range(1, n + 1):
+            r = (start + step * k) % n
+            c = self.proxy.cell_at(r)
+            if c is not None and c.status == OK and c.review_open and (case is None or c.case == case):
+                self.select_row(r)
+                return c
+        return None
+
+    # --- sorting keeps the current cell ----------------------------------------------------------
+    def _remember_current(self, *_args) -> None:
+        c = self.current_cell()
+        self._keep = c.key if c is not None else None
+
+    def _restore_current(self, *_args) -> None:
+        key, self._keep = self._keep, None
+        if key is None:
+            return
+        r = self.proxy.proxy_row_of(key)
+        if r is not None:
+            idx = self.proxy.index(r, 0)
+            view = self.currentWidget()
+            view.scrollTo(idx, QAbstractItemView.ScrollHint.PositionAtCenter)
+
+    def set_thumb_size(self, size: int) -> None:
+        self.delegate.thumb_size = size
+        self.gallery.doItemsLayout()
+        self.gallery.viewport().update()

@@ -1,0 +1,94 @@
+"""What a technician does with a whole case: its sample id, sign-off and reopening.
+
+The rules (when a case may be signed off, what a sign-off locks) are the case document's; this class
+asks the person (reviewer, comment, reason) and reports in the status bar.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox
+
+
+class CaseActions(QObject):
+    status = Signal(str, int)
+    changed = Signal()
+
+    def __init__(self, window, parent=None) -> None:
+        super().__init__(parent)
+        self.win = window  # parent for dialogs; its browser says which case is current
+
+    @property
+    def doc(self):
+        return self.win.bridge.doc
+
+    def current_case(self):
+        """The case of the current cell, else the one the Case filter shows, else the only one."""
+        cell = self.win.browser.current_cell()
+        case = self.doc.case_named(cell.case) if cell is not None else None
+        if case is None and self.win.proxy.case:
+            case = self.doc.case_named(self.win.proxy.case)
+        if case is None and len(self.doc.cases) == 1:
+            case = next(iter(self.doc.cases.values()))
+        return case
+
+    def edit_sample_id(self) -> None:
+        case = self.current_case()
+        if case is None:
+            self.status.emit("Select a cell of the case first.", 5000)
+            return
+        text, ok = QInputDialog.getText(self.win, "Case/sample ID", f"Sample or case ID of {case.name}:",
+                                        QLineEdit.EchoMode.Normal, case.sample_id or case.name)
+        if ok:
+            self.doc.set_sample_id(case, text if text.strip() != case.name else "")
+
+    def sign_off(self) -> bool:
+        """Sign the current case off (reviewer, time, optional comment); refused, with the reason, while
+        cells are unclassified or flagged cells are unreviewed."""
+        case = self.current_case()
+        if case is None:
+            self.status.emit("Select a cell of the case to sign off.", 5000)
+            return False
+        ok, why = self.doc.can_sign_off(case)
+        if not ok:
+            self.win.show_message("Cannot sign off yet", f"{case.label}: {why}.\n\nReview ▸ Review flagged cells (F) "
+                                  "walks the flagged cells that are left.", QMessageBox.Icon.Information)
+            return False
+        reviewer = self.win.reviews.reviewer()
+        if not reviewer:
+            return False
+        comment, accepted = self.ask_comment(case, reviewer)
+        if not accepted:
+            return False
+        so = self.doc.sign_off(case, reviewer, comment)
+        self.status.emit(f"{case.label} signed off by {so.by} at {so.at}. Its reviews are locked.", 10000)
+        self.changed.emit()
+        return True
+
+    def reopen(self) -> bool:
+        case = self.current_case()
+        if case is None or case.signoff is None:
+            self.status.emit("The current case is not signed off.", 5000)
+            return False
+        reviewer = self.win.reviews.reviewer()
+        reason = self.ask_reason(case) if reviewer else ""
+        if not reason:
+            self.status.emit("Not reopened: a reason is needed (it is kept in the case store).", 6000)
+            return False
+        self.doc.reopen(case, reviewer, reason)
+        self.status.emit(f"{case.label} reopened by {reviewer}: {reason}", 10000)
+        self.changed.emit()
+        return True
+
+    def ask_comment(self, case, reviewer: str) -> tuple[str, bool]:
+        counts = next((cc for cc in self.doc.counts() if cc.case == case.name), None)
+        pct = "" if counts is None or counts.pct_blasts is None else \
+            f"\n% blasts {counts.pct_blasts:.1f} (95% CI {counts.pct_interval[0]:.1f}–{counts.pct_interval[1]:.1f})"
+        text, ok = QInputDialog.getText(self.win, "Sign off case", f"Sign off {case.label} as {reviewer}.{pct}\n\n"
+                                        "Optional comment (written into the reports):")
+        return text.strip(), ok
+
+    def ask_reason(self, case) -> str:
+        text, ok = QInputDialog.getText(self.win, "Reopen case", f"{case.label} was signed off by {case.signoff.by} "
+                                        f"at {case.signoff.at}.\n\nWhy is it reopened? (kept in the case store)")
+        return text.strip() if ok else ""

@@ -1,0 +1,147 @@
+"""The case store this window writes: claimed at start, adopted on restore or File ▸ Open case store,
+closed (and kept) when the window closes.
+
+Every change of the case document reaches the store by itself (the store listens to the document);
+this class only decides *which* store that is, and says so when one cannot be used:
+
+- at start, a new session store in the user data folder (none, with a message, when the folder is not
+  writable: the app works, without autosave);
+- a session store of an app that did not close normally is offered for restore;
+- a store that cannot be read is reported in a dialog and the log and moved aside (``.corrupt``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from .session import SessionFiles, new_session_id
+
+log = logging.getLogger("leukoscan.gui")
+
+
+class CaseFiles(QObject):
+    message = Signal(str, str)  # title, text (shown as a dialog)
+    status = Signal(str, int)  # status bar text, ms
+    adopted = Signal(object)  # path of the store whose document is now shown (restore / open)
+    askRestore = Signal(object, object)  # path, {meta}: the window asks the user, then calls restore()
+    orphansChecked = Signal()
+
+    def __init__(self, service, bridge, data_dir: Path, parent=None) -> None:
+        super().__init__(parent)
+        self.service = service
+        self.bridge = bridge
+        self.files = SessionFiles(data_dir)
+        self.path: Path | None = None  # the store written now
+        self.unavailable = ""  # why there is no store (autosave is off)
+        self._wanted: Path | None = None  # a store being opened
+        self._fresh: Path | None = None  # the new session store, deleted when another one is adopted unused
+        service.storeOpened.connect(self._opened)
+        service.storeFailed.connect(self._failed)
+        service.orphansFound.connect(self._orphans)
+        service.filesChanged.connect(self._files_changed)
+
+    # --- start ------------------------------------------------------------------------------------
+    def start(self, check_orphans: bool) -> None:
+        path = self.files.new_path(new_session_id())
+        try:
+            self.path = self._fresh = self.files.claim(path)
+        except OSError as exc:  # read-only home etc.: the app works, without autosave
+            self.path = None
+            self.unavailable = str(exc)
+            self.message.emit("Autosave unavailable",
+                              f"Your work cannot be autosaved ({exc}).\n\nLeukoScan works, but export your report "
+                              "before closing: a crash would lose the reviews.")
+        else:
+            self._wanted = path
+            self.service.open_store(path, load=False)
+        if check_orphans:
+            self.service.find_orphans(self.files)
+        else:
+            self.orphansChecked.emit()
+
+    def _orphans(self, found: list) -> None:
+        for path, meta in found:
+            if meta.get("problem"):
+                self._failed(path, meta["problem"], None, offer_move=True)
+                continue
+            if not int(meta.get("cells", "0") or 0) and not int(meta.get("reviews", "0") or 0):
+                self.service.remove_file(path)  # nothing in it worth offering
+                continue
+            self.askRestore.emit(path, meta)
+            break
+        self.orphansChecked.emit()
+
+    # --- adopt a store ----------------------------------------------------------------------------
+    def restore(self, path: Path) -> bool:
+        """Open the store at ``path`` and show its document (results and reviews, no re-classification)."""
+        path = Path(path)
+        if self.path is not None and path == self.path:
+            return True
+        try:
+            self.files.claim(path)  # keeps the current lock until this one is taken
+        except OSError as exc:
+            self.message.emit("Case store in use", str(exc))
+            return False
+        self._wanted = path
+        self.status.emit(f"Opening {path.name} …", 0)
+        self.service.open_store(path, load=True)
+        return True
+
+    def _opened(self, path: Path, store, doc) -> None:
+        if path != self._wanted:
+            self.service.close_store(store)
+            return
+        self._wanted = None
+        if doc is None:  # our new session store
+            self.bridge.attach_store(store)
+            return
+        old, old_opened = self.path, dict(self.bridge.doc.opened)
+        previous = self.bridge.adopt(doc, store)
+        if previous is not None:
+            self.service.close_store(previous)
+        self.path = path
+        if old is not None and old == self._fresh and old != path:
+            self.service.remove_file(old)  # the unused new session: its content came along (re-opened below)
+        self._fresh = None
+        self.adopted.emit((path, old_opened))
+        self.service.check_files(store, doc)
+        log.info("case store %s opened: %d cells, %d reviews", path, len(doc.cells), len(doc.reviews))
+
+    def _failed(self, path: Path, reason: str, moved, offer_move: bool = False) -> None:
+        if offer_move and moved is None:
+            self.service.open_store(path, load=True)  # fails again, and is moved aside there
+            return
+        if self.path is not None and path == self.path and self._fresh == path:
+            self.path = None
+            self.unavailable = reason
+            self.message.emit("Autosave unavailable", f"The session store {path} cannot be written ({reason}).\n\n"
+                              "LeukoScan works, but export your report before closing.")
+            return
+        if path == self._wanted:
+            self._wanted = None
+            self.files.claim(self.path) if self.path is not None else self.files.release()
+        where = f"\n\nIt was moved aside to {moved} (nothing was deleted)." if moved else ""
+        self.message.emit("Case store could not be read", f"{path}:\n{reason}{where}")
+
+    def _files_changed(self, cells: list) -> None:
+        changed = self.bridge.doc.content_changed(cells)
+        if changed:
+            self.status.emit(f"{len(changed)} image(s) changed on disk since they were classified: classified "
+                             "again; their reviews were set aside", 15000)
+
+    # --- close ------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Flush and close the store (kept: it is the case record), release its lock.  A new session with
+        no cells is removed."""
+        store = self.bridge.store
+        empty = not self.bridge.doc.cells and not self.bridge.doc.reviews
+        if store is not None:
+            try:
+                self.bridge.doc.note_closed()
+            except Exception:
+                pass
+            self.bridge.detach_store(close=True)
+        self.files.release(delete=empty and self.path is not None and self.path == self._fresh)

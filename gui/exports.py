@@ -1,0 +1,144 @@
+"""Exports: the CSV report (with summary and review history) and the printable PDF, one at a time.
+
+The request in flight carries what should happen once it is written (close the window, when the export
+was chosen in the close prompt), so a refused, cancelled or failed export can never close the window later
+by surprise.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+log = logging.getLogger("leukoscan.gui")
+
+
+@dataclass
+class ExportRequest:
+    path: Path
+    close_after: bool = False
+    pending: int = 0  # unclassified cells left out
+
+
+class ExportFlow(QObject):
+    written = Signal(object)  # [paths]
+    closeRequested = Signal()  # the export the close prompt asked for is written
+    status = Signal(str, int)
+
+    def __init__(self, window, parent=None) -> None:
+        super().__init__(parent)
+        self.win = window  # for dialogs (parent widget), show_message and messages
+        self.request: ExportRequest | None = None
+        self.last: list[str] = []
+        window.service.exportDone.connect(self._done)
+        window.service.exportFailed.connect(self._failed)
+
+    @property
+    def doc(self):
+        return self.win.bridge.doc
+
+    def why_not(self) -> str:
+        """Why an export cannot start now ("" when it can)."""
+        if self.doc.current is None:
+            return "No model is loaded."
+        if self.win.runs.running:
+            return "Classification is still running: wait for it to finish or cancel it first."
+        if self.request is not None:
+            return "A report is being written."
+        if not any(c.result is not None for c in self.doc.cells):
+            return "No classified cells to export."
+        return ""
+
+    def can_export(self, interactive: bool = False) -> bool:
+        why = self.why_not()
+        if why and interactive:
+            self.win.show_message("Cannot export yet", why, QMessageBox.Icon.Information)
+        return not why
+
+    def default_name(self, suffix: str = ".csv") -> str:
+        cases = [c.label for c in self.doc.cases.values()]
+        base = cases[0] if len(cases) == 1 else "cases"
+        base = re.sub(r"[^\w.-]+", "_", base).strip("_") or "cases"
+        return f"{base}_leukoscan_{time.strftime('%Y%m%d-%H%M')}{suffix}"
+
+    def folder(self) -> str:
+        """The last export folder, else the case's folder, else home."""
+        last = self.win.settings.last_export_dir
+        if last and Path(last).is_dir():
+            return last
+        roots = [Path(c.root) for c in self.doc.cases.values()]
+        return str(roots[0] if len(roots) == 1 and roots[0].is_dir() else Path.home())
+
+    def csv_dialog(self, close_after: bool = False) -> bool:
+        if not self.can_export(interactive=True):
+            return False
+        pending = len(self.doc.unclassified())
+        if pending:
+            box = QMessageBox(QMessageBox.Icon.Question, "Export an incomplete report?",
+                              f"{pending} cell(s) were not classified (the run was cancelled), so they will not be "
+                              "in the report.\n\nClassification ▸ Classify remaining (Ctrl+R) classifies them first.",
+                              QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self.win)
+            box.button(QMessageBox.StandardButton.Yes).setText("Export without them")
+            if box.exec() != QMessageBox.StandardButton.Yes:
+                return False
+        start = Path(self.folder()) / self.default_name()
+        path, _ = QFileDialog.getSaveFileName(self.win, "Export report", str(start), "CSV (*.csv)")
+        if not path:
+            return False
+        return self.csv(Path(path if path.lower().endswith(".csv") else path + ".csv"), close_after=close_after)
+
+    def pdf_dialog(self) -> bool:
+        if not self.can_export(interactive=True):
+            return False
+        start = Path(self.folder()) / self.default_name(".pdf")
+        path, _ = QFileDialog.getSaveFileName(self.win, "Export PDF report", str(start), "PDF (*.pdf)")
+        if not path:
+            return False
+        return self.pdf(Path(path if path.lower().endswith(".pdf") else path + ".pdf"))
+
+    def pdf(self, pdf: Path) -> bool:
+        if not self.can_export(interactive=True):
+            return False
+        self.request = ExportRequest(Path(pdf))
+        self.status.emit(f"Writing {pdf} …", 0)
+        self.win.service.export_pdf(Path(pdf), self.doc, [c for c in self.doc.cells if c.result is not None])
+        return True
+
+    def csv(self, cells_csv: Path, close_after: bool = False) -> bool:
+        """Write ``cells_csv``, ``<stem>_summary.csv`` and ``<stem>_reviews.csv`` beside it (in the background)."""
+        if not self.can_export(interactive=True):
+            return False
+        cells_csv = Path(cells_csv)
+        cells = [c for c in self.doc.cells if c.result is not None]
+        pending = len(self.doc.cells) - len(cells)
+        if pending:
+            self.win.messages.append(("Export", f"{pending} cells not classified (cancelled run) are not in the report"))
+        self.request = ExportRequest(cells_csv, close_after, pending)
+        self.status.emit(f"Writing {cells_csv} …", 0)
+        self.win.service.export(cells_csv, cells_csv.with_name(cells_csv.stem + "_summary.csv"), self.doc, cells,
+                                self.win.bridge.store)
+        return True
+
+    def _done(self, paths: list) -> None:
+        req, self.request = self.request, None
+        self.last = list(paths)
+        log.info("report written: %s", ", ".join(paths))
+        if not str(paths[0]).lower().endswith(".pdf"):
+            self.doc.mark_exported()  # the CSV report is the record; a PDF is a print of it
+        self.win.settings.last_export_dir = str(Path(paths[0]).parent)
+        extra = f" ({req.pending} unclassified cells left out)" if req is not None and req.pending else ""
+        self.status.emit("Report written: " + "  ·  ".join(paths) + extra, 20000)
+        self.written.emit(list(paths))
+        if req is not None and req.close_after:
+            self.closeRequested.emit()
+
+    def _failed(self, message: str) -> None:
+        self.request = None  # a close that waited for this export does not happen later by surprise
+        self.win.show_message("Export failed", f"The report could not be written:\n\n{message}\n\nNothing is lost: "
+                              "your work is in the case store. Choose another folder and export again.")

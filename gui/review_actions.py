@@ -1,0 +1,137 @@
+"""Review actions: label, accept, clear, undo/redo, and walking the cells that still need review.
+
+The labels go into the case document (one undoable step per action, bulk ones included); the document
+decides what "accepted", "overridden" and "needs review" mean.  In *review-flagged* mode every label
+moves on to the next flagged, unreviewed cell of the case.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from .document import OK
+
+
+class ReviewActions(QObject):
+    status = Signal(str, int)  # status bar text, ms
+    changed = Signal()  # a review, undo or redo was applied (refresh previews, titles, undo actions)
+
+    def __init__(self, browser, bridge, settings, ask_reviewer: Callable[[], str],
+                 confirm_bulk: Callable[[int, int], bool], parent=None) -> None:
+        super().__init__(parent)
+        self.browser = browser
+        self.bridge = bridge
+        self.settings = settings
+        self.ask_reviewer = ask_reviewer
+        self.confirm_bulk = confirm_bulk  # (cells, flagged among them) -> go ahead?
+        self.flagged_mode = False
+
+    @property
+    def doc(self):
+        return self.bridge.doc
+
+    def reviewer(self) -> str:
+        name = self.settings.reviewer
+        if not name:
+            name = self.ask_reviewer()
+            if name:
+                self.settings.reviewer = name
+        return name
+
+    def review(self, kind: str) -> int:
+        """``kind``: "ALL" | "HEM" | "accept" | "clear" on the selected cells.  Returns cells changed."""
+        b = self.browser
+        cells = [c for c in b.selected_cells() if c.status == OK]
+        if not cells:
+            self.status.emit("Select classified cells to review (error and pending cells cannot be reviewed).", 5000)
+            return 0
+        locked = [c for c in cells if self.doc.locked(c)]
+        if locked:
+            cases = ", ".join(sorted({c.case for c in locked}))
+            self.status.emit(f"{cases} is signed off: its reviews are locked (Review ▸ Reopen case to change them).",
+                             8000)
+            cells = [c for c in cells if not self.doc.locked(c)]
+            if not cells:
+                return 0
+        flagged = sum(1 for c in cells if c.review_open)
+        if kind == "accept" and len(cells) > 1 and flagged and not self.confirm_bulk(len(cells), flagged):
+            self.status.emit("Bulk accept cancelled.", 4000)
+            return 0
+        reviewer = ""
+        if kind != "clear":
+            reviewer = self.reviewer()
+            if not reviewer:
+                self.status.emit("A reviewer name is needed (File ▸ Settings).", 6000)
+                return 0
+        cur = b.current_cell()
+        cur_row = b.gallery.currentIndex().row() if b.gallery.currentIndex().isValid() else 0
+        step = self.doc.review(cells, kind, reviewer)
+        if step is None:
+            self.status.emit("Nothing changed: the selected cells already have that review.", 4000)
+            return 0
+        n = len(step.changes)
+        if len(cells) > 1:
+            what = {"clear": "Cleared the review of", "accept": "Accepted the model's class for"}.get(
+                kind, f"Labelled {kind}:")
+            self.status.emit(f"{what} {n} cell(s)" + (f", {flagged} of them flagged" if flagged else "")
+                             + ". Ctrl+Z undoes it.", 8000)
+        elif kind != "clear":
+            self._advance(cur, cur_row)
+        self.changed.emit()
+        return n
+
+    def _advance(self, cur, cur_row: int) -> None:
+        """After labelling one cell: the next flagged one (review-flagged mode), else stay in place or
+        move on (the reviewed cell may have left the filtered view)."""
+        b = self.browser
+        if self.flagged_mode:
+            if b.next_open(case=cur.case if cur is not None else None) is None:
+                self.status.emit(f"Every flagged cell of {cur.case if cur else 'the case'} is reviewed.", 8000)
+            return
+        still = b.proxy.proxy_row_of(cur.key) if cur is not None else None
+        if still is None:
+            b.select_row(min(cur_row, b.proxy.rowCount() - 1))
+        elif self.settings.auto_advance:
+            b.select_row(min(still + 1, b.proxy.rowCount() - 1))
+
+    def undo(self) -> None:
+        step = self.doc.undo()
+        self._after_history(step, "Undone")
+
+    def redo(self) -> None:
+        step = self.doc.redo()
+        self._after_history(step, "Redone")
+
+    def _after_history(self, step, verb: str) -> None:
+        if step is None:
+            self.status.emit(f"Nothing to {verb.lower()[:-2]} (or its case is signed off).", 4000)
+            return
+        if step.changes:
+            self.browser.select_key(step.changes[0].cell.key)
+        self.status.emit(f"{verb}: the review of {len(step.changes)} cell(s).", 5000)
+        self.changed.emit()
+
+    def next_open(self, backwards: bool = False) -> bool:
+        cur = self.browser.current_cell()
+        case = cur.case if (self.flagged_mode and cur is not None) else None
+        if self.browser.next_open(backwards, case) is not None:
+            return True
+        hidden = sum(1 for c in self.doc.cells if c.review_open and (case is None or c.case == case))
+        msg = "No cell left to review" + (f" in this view ({hidden} hidden by the filter)." if hidden else ".")
+        self.status.emit(msg, 6000)
+        return False
+
+    def set_flagged_mode(self, on: bool) -> None:
+        self.flagged_mode = bool(on)
+        if on:
+            cur = self.browser.current_cell()
+            if cur is None or not cur.review_open:
+                self.next_open()
+
+    def flagged_progress(self, case: str | None) -> str:
+        """'12 / 55 flagged cells reviewed' for the case (or all cases)."""
+        flagged = [c for c in self.doc.cells_of(case) if c.needs_review and c.status == OK]
+        done = sum(1 for c in flagged if c.review is not None)
+        return f"{done} / {len(flagged)} flagged cells reviewed"

@@ -1,0 +1,61 @@
+"""The gallery's selection is neutral: a light ring and a lightened grey tile, never the platform's
+highlight (a blue that read as HEM) nor any class, review, QC or error colour."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QRect, Qt  # noqa: E402
+from PySide6.QtGui import QColor, QImage, QPainter, QPalette  # noqa: E402
+
+from gui.cells import Cell  # noqa: E402
+from gui.delegate import QC_COLOR, TileDelegate  # noqa: E402
+from gui.style import (ALL_COLOR, ERROR_COLOR, HEM_COLOR, REVIEW_COLOR, REVIEWED_COLOR,  # noqa: E402
+                       SELECTION_COLOR)
+
+
+def _all_cell() -> Cell:
+    c = Cell(Path("/case/c1.bmp"), Path("/case"), ".", "case")
+    c.result = SimpleNamespace(status="ok", error="", p_all=0.91, qc="", sha256="ab" * 32, member_p={},
+                               members_disagree=False)
+    c.prediction, c.threshold = "ALL", 0.5
+    return c
+
+
+def _tile(selected: bool) -> QImage:
+    pal = QPalette()
+    pal.setColor(QPalette.ColorRole.Highlight, HEM_COLOR)  # a platform whose highlight is the HEM blue
+    img = QImage(120, 140, QImage.Format.Format_ARGB32)
+    img.fill(Qt.GlobalColor.transparent)
+    p = QPainter(img)
+    TileDelegate(proxy=None, thumbs=None, thumb_size=96)._render(p, QRect(0, 0, 120, 140), _all_cell(), selected,
+                                                                  None, pal)
+    p.end()
+    return img
+
+
+def _dist(a: QColor, b: QColor) -> float:
+    return ((a.red() - b.red()) ** 2 + (a.green() - b.green()) ** 2 + (a.blue() - b.blue()) ** 2) ** 0.5
+
+
+def test_selected_tile_has_no_hem_blue_and_a_neutral_ring(qapp):
+    sel, plain = _tile(True), _tile(False)
+    bluish = [(x, y) for x in range(sel.width()) for y in range(sel.height())
+              if _dist(sel.pixelColor(x, y), HEM_COLOR) < 40]
+    assert bluish == []  # an ALL tile, selected, shows no HEM-like blue anywhere
+    ring = sel.pixelColor(60, 0)  # top edge, middle: outside the class frame
+    assert _dist(ring, SELECTION_COLOR) < 30 and ring.alpha() > 200
+    assert plain.pixelColor(60, 0).alpha() == 0  # no ring when not selected
+    bg_sel, bg_plain = sel.pixelColor(8, 60), plain.pixelColor(8, 60)  # between frame and image
+    assert max(bg_sel.red(), bg_sel.green(), bg_sel.blue()) - min(bg_sel.red(), bg_sel.green(), bg_sel.blue()) < 14
+    assert bg_sel.lightness() > bg_plain.lightness() + 15  # visibly lightened, still grey
+
+
+def test_selection_colour_is_distinct_from_every_meaningful_colour():
+    for c in (ALL_COLOR, HEM_COLOR, REVIEW_COLOR, REVIEWED_COLOR, ERROR_COLOR, QC_COLOR):
+        assert _dist(SELECTION_COLOR, c) > 120, c.name()
+    assert SELECTION_COLOR.hsvSaturation() < 20  # neutral: carries no hue
