@@ -549,7 +549,7 @@ def cmd_export(args) -> int:
         code = EXIT_OK
         where, ok = _write_or_rescue("report", out, write_cell_report, rows)
         code = code if ok else EXIT_WRITE
-        sums = summarize(rows, signoffs=doc.signoffs)
+        sums = summarize(rows, signoffs=doc.signoffs, sample_ids=doc.sample_ids)
         if summary is not None:
             swhere, ok = _write_or_rescue("summary", summary, write_summary, sums)
             code = code if ok else EXIT_WRITE

@@ -81,6 +81,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "signed_off_by",
     "signed_off_at",
     "comment",
+    "sample_id",
 )
 LABELS = ("ALL", "HEM")
 
@@ -179,14 +180,16 @@ def _signoff_fields(so) -> tuple[str, str, str]:
     return str(getattr(so, "by", "") or ""), str(getattr(so, "at", "") or ""), str(getattr(so, "comment", "") or "")
 
 
-def summarize(rows: Iterable[Mapping[str, str]], signoffs: Mapping[str, object] | None = None) -> list[dict[str, str]]:
+def summarize(rows: Iterable[Mapping[str, str]], signoffs: Mapping[str, object] | None = None,
+              sample_ids: Mapping[str, str] | None = None) -> list[dict[str, str]]:
     """One row per (root, folder) in first-seen order, counted by the one case rule
     (:class:`engine.case.rules.CaseCounts`): labels follow ``final_label``; ``needs_review`` = flagged and
     not reviewed yet (what the window shows), ``flagged`` = every flagged cell; ``overridden`` = the
     reviewer set another class than the model gave when the review was made.  ``signoffs``: root -> sign-off
     (see :func:`_signoff_fields`), filling ``signed_off_by``/``signed_off_at``/``comment`` of every folder row
-    of that root."""
+    of that root; ``sample_ids``: root -> the sample/case id typed by the technician (``sample_id``)."""
     signoffs = {str(k): v for k, v in (signoffs or {}).items()}
+    sample_ids = {str(k): v for k, v in (sample_ids or {}).items()}
     groups: dict[tuple[str, str], CaseCounts] = {}
     reasons: dict[tuple[str, str], list[str]] = {}
     for r in rows:
@@ -229,6 +232,7 @@ def summarize(rows: Iterable[Mapping[str, str]], signoffs: Mapping[str, object] 
                 "signed_off_by": by,
                 "signed_off_at": at,
                 "comment": comment,
+                "sample_id": sample_ids.get(root, ""),
             }
         )
     return out

@@ -242,7 +242,7 @@ class EngineService(QObject):
             try:
                 rows = cell_rows(doc, cells)
                 write_cell_report(cells_csv, rows)
-                write_summary(summary_csv, summarize(rows))
+                write_summary(summary_csv, summarize(rows, signoffs=doc.signoffs, sample_ids=doc.sample_ids))
                 written = [str(cells_csv), str(summary_csv)]
                 if store is not None:
                     store.flush(10.0)

@@ -640,5 +640,10 @@ class CaseDocument:
         return rules.with_total([cc for cc in per.values() if cc.cells], total_name)
 
     @property
+    def sample_ids(self) -> dict[str, str]:
+        """root -> the sample id typed for that case (cases without one are absent)."""
+        return {c.root: c.sample_id for c in self.cases.values() if c.sample_id}
+
+    @property
     def reviews(self) -> dict[str, Review]:
         return {c.key: c.review for c in self.cells if c.review is not None}

@@ -8,7 +8,7 @@
   ``cell`` (file name), ``old``/``new`` (label before/after, empty = none), ``who``, ``when`` (ISO 8601 UTC),
   ``model``, ``model_version``, ``action`` (review | undo | redo | stale), ``step``, ``path``.
 - :func:`pdf_signoffs`: the document's sign-offs in the form :func:`engine.pdf_report.write_case_pdf` takes
-  (the summary takes ``doc.signoffs`` as it is: ``report.summarize(rows, signoffs=doc.signoffs)``).
+  (the summary takes ``doc.signoffs`` as it is: ``report.summarize(rows, signoffs=doc.signoffs, sample_ids=doc.sample_ids)``).
 - :func:`export_store`: all of them from a case file.
 """
 
@@ -99,7 +99,7 @@ def export_store(db_path: str | Path, out_csv: str | Path, summary_csv: str | Pa
         rows = cell_rows(doc)
         written = {"report": report.write_cell_report(out_csv, rows)}
         if summary_csv is not None:
-            written["summary"] = report.write_summary(summary_csv, report.summarize(rows, signoffs=doc.signoffs))
+            written["summary"] = report.write_summary(summary_csv, report.summarize(rows, signoffs=doc.signoffs, sample_ids=doc.sample_ids))
         written["reviews"] = write_reviews(reviews_csv or reviews_path(out_csv), review_history_rows(store))
         if mark_exported:
             store.attach(doc)

@@ -298,7 +298,7 @@ def test_summary_columns_from_export_store_and_summarize(tmp_path):
     doc = _doc(tmp_path, store, flagged=0, plain=3, other=2)  # slide A has folders "." and "sub"
     doc.sign_off("slide A", "Dr. Ada", comment="=SUM(A1)", at=AT)
     store.close()
-    assert list(SUMMARY_COLUMNS[-3:]) == ["signed_off_by", "signed_off_at", "comment"]
+    assert list(SUMMARY_COLUMNS[-4:-1]) == ["signed_off_by", "signed_off_at", "comment"]
 
     written = export_store(path, tmp_path / "r.csv", tmp_path / "s.csv")
     summary = _read(written["summary"])

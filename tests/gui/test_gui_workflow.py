@@ -275,6 +275,12 @@ def test_sign_off_is_blocked_while_flagged_cells_remain_locks_and_reopens_with_a
     assert w.review_selected("HEM" if (before and before.label == "ALL") else "ALL") == 0  # locked
     assert w.current_cell().review == before
     qtbot.waitUntil(lambda: w.summary.item(0, 0).text().startswith("✓ "))
+    w.doc.set_sample_id(case, "BM-17")
+    signed = tmp_path / "signed.csv"
+    with qtbot.waitSignal(w.service.exportDone, timeout=30_000):
+        w.export_to(signed)
+    (srow,) = _read_csv(signed.with_name("signed_summary.csv"))  # the app's summary carries the sign-off
+    assert (srow["signed_off_by"], srow["comment"], srow["sample_id"]) == ("tech1", "checked twice", "BM-17")
     monkeypatch.setattr(CaseActions, "ask_reason", lambda self, c: "")
     assert not w.case_actions.reopen() and case.signoff is not None  # no reason: not reopened
     monkeypatch.setattr(CaseActions, "ask_reason", lambda self, c: "second opinion")
