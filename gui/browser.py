@@ -7,13 +7,24 @@ reaching into the views.  Sorting keeps the current cell selected and scrolled i
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QListView, QTableView, QTabWidget
 
 from .cells import COLUMNS, OK, Cell, CellFilterProxy, CellModel
 from .delegate import TileDelegate
+from .style import TABLE_SELECTION
+
+
+def neutral_selection(view) -> None:
+    """Selected rows in a neutral grey, never the HEM blue the platform highlight often is."""
+    pal = view.palette()
+    for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
+        pal.setColor(group, QPalette.ColorRole.Highlight, QColor(TABLE_SELECTION))
+        pal.setColor(group, QPalette.ColorRole.HighlightedText, QColor("#ffffff"))
+    view.setPalette(pal)
 
 SELECT = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
-TABLE_WIDTHS = (200, 140, 90, 60, 64, 96, 76, 56, 100)  # File ... Reviewer; the last column (Error) stretches
+TABLE_WIDTHS = (150, 120, 90, 50, 58, 92, 70, 46, 90)  # File ... Reviewer: Error (last, stretched) stays in view
 
 
 class CellBrowser(QTabWidget):
@@ -65,6 +76,8 @@ class CellBrowser(QTabWidget):
         t.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         t.customContextMenuRequested.connect(lambda pos: self.contextMenuRequested.emit(self.table, pos))
         t.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        neutral_selection(t)
+        neutral_selection(g)  # the rubber band and any platform-drawn selection
 
         self.addTab(g, "Gallery")
         self.addTab(t, "Table")

@@ -14,6 +14,7 @@ PENDING_COLOR = QColor("#5d6370")  # dim: not to be mistaken for the selection r
 # image's own colours are never tinted.
 SELECTION_COLOR = QColor("#f2f2f2")  # ring around a selected tile
 SELECTION_OVERLAY = QColor(255, 255, 255, 46)  # over the dark tile background
+TABLE_SELECTION = "#5b6270"  # selected table rows: neutral slate, distinct from ALL red, HEM blue, review amber
 
 
 def label_color(label: str | None) -> QColor:

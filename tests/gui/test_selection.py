@@ -13,6 +13,7 @@ from PySide6.QtCore import QRect, Qt  # noqa: E402
 from PySide6.QtGui import QColor, QImage, QPainter, QPalette  # noqa: E402
 
 from gui.cells import Cell  # noqa: E402
+from gui_helpers import make_window, open_and_classify  # noqa: E402,F401  (fixture + helper)
 from gui.delegate import QC_COLOR, TileDelegate  # noqa: E402
 from gui.style import (ALL_COLOR, ERROR_COLOR, HEM_COLOR, REVIEW_COLOR, REVIEWED_COLOR,  # noqa: E402
                        SELECTION_COLOR)
@@ -59,3 +60,21 @@ def test_selection_colour_is_distinct_from_every_meaningful_colour():
     for c in (ALL_COLOR, HEM_COLOR, REVIEW_COLOR, REVIEWED_COLOR, ERROR_COLOR, QC_COLOR):
         assert _dist(SELECTION_COLOR, c) > 120, c.name()
     assert SELECTION_COLOR.hsvSaturation() < 20  # neutral: carries no hue
+
+
+def test_table_selection_is_neutral_and_the_error_column_is_in_view(qtbot, make_window, cells_dir):
+    """Selected rows are not drawn in the HEM blue, and the last column (Error) fits the default window."""
+    from PySide6.QtGui import QColor, QPalette
+
+    from gui.style import TABLE_SELECTION
+
+    w = make_window()
+    w.resize(1480, 920)
+    open_and_classify(qtbot, w, [cells_dir])
+    w.tabs.setCurrentWidget(w.table)
+    qtbot.wait(50)
+    hl = w.table.palette().color(QPalette.ColorGroup.Active, QPalette.ColorRole.Highlight)
+    assert hl == QColor(TABLE_SELECTION) and hl != QColor(HEM_COLOR)
+    h = w.table.horizontalHeader()
+    last = w.model.columnCount() - 1
+    assert h.sectionViewportPosition(last) + 40 <= w.table.viewport().width()  # Error starts well inside the view
