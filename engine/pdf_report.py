@@ -125,6 +125,8 @@ def signoff_text(signoff: Mapping[str, Any] | None) -> str:
     if isinstance(at, datetime):
         at = at.isoformat(sep=" ", timespec="minutes")
     text = f"signed off by {signoff['signed_off_by']}" + (f" on {at}" if at else "")
+    basis = str(signoff.get("basis") or "").strip()
+    text += f" ({basis})" if basis else ""
     comment = str(signoff.get("comment") or "").strip()
     return text + (f' - "{comment}"' if comment else "")
 

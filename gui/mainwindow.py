@@ -294,6 +294,7 @@ class MainWindow(QMainWindow):
         self.runs.use(clf, self.settings.batch_size)
         self.doc.set_model(self.runs.facts)  # the threshold of this model (remembered per model) comes back
         self._show_threshold()
+        self._warn_signed_off()
         self._maybe_start_run()
 
     def _show_banner(self, lines: list) -> None:
@@ -311,6 +312,16 @@ class MainWindow(QMainWindow):
             return
         self.doc.set_threshold(value)
         self._show_threshold()
+        self._warn_signed_off()
+
+    def _warn_signed_off(self) -> None:
+        """A signed-off case's counts now rest on another model or threshold than the one it was signed at."""
+        moved = self.doc.signed_off_elsewhere()
+        if moved:
+            c = moved[0]
+            self.statusBar().showMessage(
+                f"{c.label} was signed off with {c.signoff.basis}; its counts now follow the current model and "
+                "threshold (the sign-off keeps what it was signed with).", 15000)
 
     def reset_threshold(self) -> None:
         f = self.doc.current

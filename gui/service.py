@@ -26,7 +26,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 
 from engine.card import ModelError
 from engine.case.document import cards_digest
-from engine.case.export import cell_rows, review_history_rows, reviews_path, write_reviews
+from engine.case.export import cell_rows, pdf_signoffs, review_history_rows, reviews_path, write_reviews
 from engine.case.store import CaseStore, StoreError, move_aside, rehash_changed
 from engine.pipeline import classify, scan
 from engine.preprocess import load_rgb  # noqa: F401  (thumbnails: the engine's RGB conversion)
@@ -258,7 +258,7 @@ class EngineService(QObject):
 
     def export_pdf(self, pdf: Path, doc, cells: list) -> None:
         """Write the printable case report (:mod:`engine.pdf_report`) in the background -> ``exportDone``."""
-        sample_ids = {c.root: c.sample_id for c in doc.cases.values() if c.sample_id}
+        sample_ids, signoffs = doc.sample_ids, pdf_signoffs(doc)
         reg = self._registry
 
         def work():
@@ -269,7 +269,7 @@ class EngineService(QObject):
                 cards = {}
                 if reg is not None:
                     cards = {n: reg.get(n) for n in {r.get("model", "") for r in rows} if n in reg}
-                write_case_pdf(pdf, rows, sample_ids=sample_ids, card=cards)
+                write_case_pdf(pdf, rows, sample_ids=sample_ids, signoffs=signoffs, card=cards)
             except Exception as exc:
                 self._emit("exportFailed", f"{type(exc).__name__}: {exc}")
                 return

@@ -86,7 +86,8 @@ class SummaryTable(QTableWidget):
                 if col == 0:
                     tip = cc.case if case is None or not case.sample_id else f"{case.sample_id} ({case.name})"
                     if so is not None:
-                        tip += f"\nSigned off by {so.by} at {so.at}" + (f": {so.comment}" if so.comment else "")
+                        tip += f"\nSigned off by {so.by} at {so.at}" + (f" ({so.basis})" if so.basis else "") \
+                            + (f": {so.comment}" if so.comment else "")
                     it.setToolTip(tip)
                 f = it.font()
                 if f.bold() != (cc.case == ALL_CASES):

@@ -110,15 +110,17 @@ class Review:
 
 @dataclass(frozen=True)
 class SignOff:
-    """Who signed a case off, when (ISO 8601 UTC), and their comment."""
+    """Who signed a case off, when (ISO 8601 UTC), their comment, and what the verdict rested on (``basis``:
+    the model, its version and the threshold at that moment; a later change does not rewrite it)."""
 
     by: str
     at: str
     comment: str = ""
+    basis: str = ""  # e.g. "vgg19 2.0.0, threshold 0.500"
 
     def as_dict(self) -> dict[str, str]:
         """The form :func:`engine.pdf_report.write_case_pdf` takes (``signoffs={root: ...}``)."""
-        return {"signed_off_by": self.by, "signed_off_at": self.at, "comment": self.comment}
+        return {"signed_off_by": self.by, "signed_off_at": self.at, "comment": self.comment, "basis": self.basis}
 
 
 @dataclass
@@ -560,6 +562,12 @@ class CaseDocument:
         case = self.case_named(cell.case)
         return case is not None and case.signoff is not None
 
+    def signed_off_elsewhere(self) -> list[Case]:
+        """Signed-off cases whose verdict no longer rests on the current model and threshold."""
+        f = self.current
+        now = f"{f.name} {f.version}, threshold {self.threshold:.3f}" if f is not None else ""
+        return [c for c in self.cases.values() if c.signoff is not None and c.signoff.basis and c.signoff.basis != now]
+
     def signoff_of(self, case: Case | str) -> SignOff | None:
         """The sign-off of a case (given as its display name, root or :class:`Case`); None when not signed
         off or unknown."""
@@ -602,11 +610,13 @@ class CaseDocument:
         ok, why = self.can_sign_off(case)
         if not ok:
             raise ValueError(f"{case.label} cannot be signed off: {why}")
-        so = SignOff(by, at or utc_now(), str(comment or "").strip())
+        f = self.current
+        basis = f"{f.name} {f.version}, threshold {self.threshold:.3f}" if f is not None else ""
+        so = SignOff(by, at or utc_now(), str(comment or "").strip(), basis)
         case.signoff = so
         self.unexported = True
         self._emit(Event("signoff", data={"root": case.root, "action": "sign_off", "by": so.by, "at": so.at,
-                                          "comment": so.comment}))
+                                          "comment": so.comment, "basis": basis}))
         return so
 
     def reopen(self, case: Case | str, by: str, reason: str, at: str | None = None) -> SignOff:

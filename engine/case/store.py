@@ -118,10 +118,10 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
 
 _V2 = (
     "CREATE TABLE signoffs(case_id INTEGER PRIMARY KEY REFERENCES cases(id), signed_off_by TEXT NOT NULL,"
-    " signed_off_at TEXT NOT NULL, comment TEXT NOT NULL DEFAULT '')",
+    " signed_off_at TEXT NOT NULL, comment TEXT NOT NULL DEFAULT '', basis TEXT NOT NULL DEFAULT '')",
     "CREATE TABLE case_events(id INTEGER PRIMARY KEY AUTOINCREMENT, case_root TEXT NOT NULL,"
     " action TEXT NOT NULL CHECK(action IN ('sign_off', 'reopen')), by TEXT NOT NULL, at TEXT NOT NULL,"
-    " text TEXT NOT NULL DEFAULT '')",
+    " text TEXT NOT NULL DEFAULT '', basis TEXT NOT NULL DEFAULT '')",
     "CREATE INDEX case_events_root ON case_events(case_root)",
     "CREATE TRIGGER case_events_no_update BEFORE UPDATE ON case_events"
     " BEGIN SELECT RAISE(ABORT, 'the sign-off log is append-only'); END",
@@ -392,7 +392,7 @@ class CaseStore:
                                        " model_version, model_label, p_all, sha256 FROM review_events WHERE id > ?"
                                        " ORDER BY id", (history_from,)).fetchall()
                 last_step = c.execute("SELECT max(step) FROM review_events").fetchone()[0] or 0
-                signoff_rows = c.execute("SELECT case_id, signed_off_by, signed_off_at, comment FROM signoffs")\
+                signoff_rows = c.execute("SELECT case_id, signed_off_by, signed_off_at, comment, basis FROM signoffs")\
                     .fetchall()
             finally:
                 c.execute("COMMIT")
@@ -404,9 +404,9 @@ class CaseStore:
             case = Case(root, name, sample_id or "")
             doc.cases[root] = case
             roots[cid] = (case, Path(root))
-        for cid, by, at, comment in signoff_rows:
+        for cid, by, at, comment, basis in signoff_rows:
             if cid in roots:
-                roots[cid][0].signoff = SignOff(by, at, comment or "")
+                roots[cid][0].signoff = SignOff(by, at, comment or "", basis or "")
         doc.opened = {p: bool(d) for p, d in opened}
         for name, card, version, thr, margin, members, provider, display in model_rows:
             doc.facts[name] = ModelFacts(name, version or "", card, float(thr), float(margin),
@@ -701,18 +701,19 @@ class CaseStore:
                 conn.execute("DELETE FROM results WHERE cell_id=(SELECT id FROM cells WHERE path=?)", (key,))
 
     @staticmethod
-    def _w_set_signoffs(conn, rows: list[tuple[str, str, str, str]]) -> None:  # (root, by, at, comment), no log
-        conn.executemany("INSERT OR REPLACE INTO signoffs(case_id, signed_off_by, signed_off_at, comment)"
-                         " SELECT id, ?, ?, ? FROM cases WHERE root=?", [(b, a, c, r) for r, b, a, c in rows])
+    def _w_set_signoffs(conn, rows: list[tuple]) -> None:  # (root, by, at, comment, basis), no log
+        conn.executemany("INSERT OR REPLACE INTO signoffs(case_id, signed_off_by, signed_off_at, comment, basis)"
+                         " SELECT id, ?, ?, ?, ? FROM cases WHERE root=?",
+                         [(b, a, c, basis, r) for r, b, a, c, basis in rows])
 
     @classmethod
-    def _w_signoff(cls, conn, root: str, action: str, by: str, at: str, text: str) -> None:
+    def _w_signoff(cls, conn, root: str, action: str, by: str, at: str, text: str, basis: str = "") -> None:
         if action == "sign_off":
-            cls._w_set_signoffs(conn, [(root, by, at, text)])
+            cls._w_set_signoffs(conn, [(root, by, at, text, basis)])
         else:
             conn.execute("DELETE FROM signoffs WHERE case_id=(SELECT id FROM cases WHERE root=?)", (root,))
-        conn.execute("INSERT INTO case_events(case_root, action, by, at, text) VALUES(?, ?, ?, ?, ?)",
-                     (root, action, by, at, text))
+        conn.execute("INSERT INTO case_events(case_root, action, by, at, text, basis) VALUES(?, ?, ?, ?, ?, ?)",
+                     (root, action, by, at, text, basis))
 
     @staticmethod
     def _w_cleared(conn) -> None:
@@ -754,7 +755,7 @@ def _ops_of(doc: CaseDocument, ev: Event) -> list[_Op]:
     if k == "signoff":
         d = ev.data
         return [("signoff", d["root"], d["action"], d.get("by", ""), d.get("at") or utc_now(),
-                 d.get("comment" if d["action"] == "sign_off" else "reason", "") or "")]
+                 d.get("comment" if d["action"] == "sign_off" else "reason", "") or "", d.get("basis", ""))]
     if k == "stale":
         return [("stale", [c.key for c in ev.cells], bool(ev.data.get("content_changed")), utc_now())]
     if k == "meta":
@@ -784,7 +785,7 @@ def _snapshot(doc: CaseDocument) -> list[_Op]:
     ops.append(("stats", [(c.key, c.size, c.mtime_ns) for c in doc.cells if c.size is not None]))
     ops.append(("thresholds", dict(doc.thresholds)))
     ops.append(("set_reviews", [(c.key, c.review) for c in doc.cells if c.review is not None]))
-    signed = [(c.root, c.signoff.by, c.signoff.at, c.signoff.comment) for c in doc.cases.values()
+    signed = [(c.root, c.signoff.by, c.signoff.at, c.signoff.comment, c.signoff.basis) for c in doc.cases.values()
               if c.signoff is not None]
     if signed:
         ops.append(("set_signoffs", signed))

@@ -23,6 +23,10 @@ FACTS = ModelFacts("m", "1.0", "card-m", 0.5, 0.1, (), "CPUExecutionProvider", "
 AT = "2024-06-01T09:30:00Z"
 
 
+def _plain(so) -> tuple[str, str, str]:
+    return (so.by, so.at, so.comment)
+
+
 def _cr(i: int, cell, p: float) -> CellResult:
     return CellResult(i, cell.path, cell.root, cell.folder, cell.file, f"sha-{cell.key}", "ok", "", p, {}, False, "")
 
@@ -94,12 +98,16 @@ def test_sign_off_is_blocked_while_flagged_cells_are_open(tmp_path):
         doc.sign_off(a, "   ")
     assert a.signoff is None and not doc.unexported and events == []
     so = doc.sign_off(a, "  Dr.  Ada ", comment=" fine ", at=AT)
-    assert so == SignOff("Dr. Ada", AT, "fine") == a.signoff == doc.signoff_of("slide A")
+    assert so == a.signoff == doc.signoff_of("slide A") and _plain(so) == ("Dr. Ada", AT, "fine")
+    f = doc.current  # what the verdict rested on is kept with it
+    assert so.basis == f"{f.name} {f.version}, threshold {doc.threshold:.3f}"
+    assert doc.signed_off_elsewhere() == []
     assert doc.signoffs == {a.root: so} and so.as_dict() == {"signed_off_by": "Dr. Ada", "signed_off_at": AT,
-                                                             "comment": "fine"}
+                                                             "comment": "fine", "basis": so.basis}
     assert doc.unexported  # a sign-off is a change to export
     assert [(e.kind, e.data) for e in events] == [
-        ("signoff", {"root": a.root, "action": "sign_off", "by": "Dr. Ada", "at": AT, "comment": "fine"})]
+        ("signoff", {"root": a.root, "action": "sign_off", "by": "Dr. Ada", "at": AT, "comment": "fine",
+                     "basis": so.basis})]
     ok, why = doc.can_sign_off(a)
     assert not ok and why.startswith("the case is already signed off by Dr. Ada")
     with pytest.raises(ValueError, match="already signed off"):
@@ -110,6 +118,9 @@ def test_sign_off_is_blocked_while_flagged_cells_are_open(tmp_path):
     with pytest.raises(KeyError):
         doc.can_sign_off("no such case")
     assert doc.signoff_of("no such case") is None
+    # a later threshold change is noticed, the sign-off keeps what it was signed with
+    doc.set_threshold(doc.threshold + 0.1)
+    assert doc.signed_off_elsewhere() == [a] and a.signoff == so
 
 
 def test_sign_off_locks_the_reviews_of_its_cells(tmp_path):
@@ -215,7 +226,8 @@ def test_sign_off_round_trips_through_the_store(tmp_path):
     again = CaseStore.open(path, create=False)
     loaded = again.load()
     a = _case(loaded, "slide A")
-    assert a.signoff == SignOff("ann", AT, "ok, 1 override") and _case(loaded, "slide B").signoff is None
+    assert _plain(a.signoff) == ("ann", AT, "ok, 1 override") and "threshold" in a.signoff.basis
+    assert _case(loaded, "slide B").signoff is None
     assert loaded.signoffs == doc.signoffs and loaded.unexported
     assert all(loaded.locked(c) for c in _cells(loaded, "slide A"))
     assert loaded.review(_cells(loaded, "slide A"), "ALL", "carl") is None  # still locked after a restore
@@ -286,7 +298,7 @@ def test_a_version_1_file_is_migrated_to_version_2(tmp_path, monkeypatch):
     assert {"signoffs", "case_events", "case_events_no_update", "case_events_no_delete"} <= tables
     assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
     con.close()
-    assert CaseStore.open(path).load().signoff_of("slide A") == SignOff("ann", AT, "")
+    assert _plain(CaseStore.open(path).load().signoff_of("slide A")) == ("ann", AT, "")
 
 
 # ------------------------------------------------------------------------------------------ reports
@@ -320,8 +332,10 @@ def test_summary_columns_from_export_store_and_summarize(tmp_path):
         assert {k: v for k, v in got[0].items()} == plain[0]  # nothing else changes
     write_summary(tmp_path / "s2.csv", summarize(rows, signoffs={b_root: so}))
     assert _read(tmp_path / "s2.csv")[-1]["signed_off_by"] == "bob"
-    assert pdf_signoffs(CaseStore.open(path).load()) == {
+    got = pdf_signoffs(CaseStore.open(path).load())
+    assert {r: {k: v for k, v in d.items() if k != "basis"} for r, d in got.items()} == {
         a_root: {"signed_off_by": "Dr. Ada", "signed_off_at": AT, "comment": "=SUM(A1)"}}
+    assert "threshold" in got[a_root]["basis"]
 
 
 @pytest.fixture
@@ -360,7 +374,7 @@ def test_cli_export_and_pdf_report_show_the_signer(cells_dir, tiny_models_dir, t
     assert main(["classify", str(cells_dir), "--out", str(tmp_path / "r2.csv"), "--summary",
                  str(tmp_path / "s2.csv"), "--store", str(db), *common]) == 0
     assert _read(tmp_path / "s2.csv")[0]["signed_off_by"] == "Ada Lovelace"
-    assert CaseStore.open(db).load().signoff_of(case.name) == SignOff("Ada Lovelace", AT, "all good")
+    assert _plain(CaseStore.open(db).load().signoff_of(case.name)) == ("Ada Lovelace", AT, "all good")
 
     # the same report from the store, reopened: "not signed off"
     store = CaseStore.open(db)

@@ -13,6 +13,7 @@ from PySide6.QtGui import QDropEvent
 
 from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
 from gui.cells import COL, ERROR, OK, PENDING
+from engine.case.store import CaseStore
 from gui.case_actions import CaseActions
 from gui.mainwindow import MainWindow
 
@@ -190,7 +191,6 @@ def test_threshold_change_updates_predictions_and_report(qtbot, make_window, cel
 def test_bundled_models_work_in_the_app(qtbot, cells_dir, tmp_path):
     """The models shipped in resources/models (skipped until the training pipeline has shipped one)."""
     from engine.paths import models_dir
-    from gui.case_actions import CaseActions
     from gui.service import EngineService
     from gui.settings import Settings
 
@@ -281,6 +281,19 @@ def test_sign_off_is_blocked_while_flagged_cells_remain_locks_and_reopens_with_a
         w.export_to(signed)
     (srow,) = _read_csv(signed.with_name("signed_summary.csv"))  # the app's summary carries the sign-off
     assert (srow["signed_off_by"], srow["comment"], srow["sample_id"]) == ("tech1", "checked twice", "BM-17")
+    basis = f"{w.classifier.name} {w.classifier.version}, threshold {w.threshold:.3f}"
+    assert case.signoff.basis == basis  # what the verdict rested on, kept as signed
+    from pypdf import PdfReader
+
+    pdf = tmp_path / "signed.pdf"
+    with qtbot.waitSignal(w.service.exportDone, timeout=30_000):
+        w.export_pdf_to(pdf)
+    text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(pdf).pages)
+    assert "signed off by tech1" in text and "BM-17" in text and basis in text
+    w.set_threshold(w.threshold + 0.05)  # the counts now follow another threshold: said, sign-off kept as signed
+    assert "was signed off with" in w.statusBar().currentMessage() and case.signoff.basis == basis
+    events = w.bridge.store.case_events()
+    assert events[-1]["basis"] == basis
     monkeypatch.setattr(CaseActions, "ask_reason", lambda self, c: "")
     assert not w.case_actions.reopen() and case.signoff is not None  # no reason: not reopened
     monkeypatch.setattr(CaseActions, "ask_reason", lambda self, c: "second opinion")
@@ -290,3 +303,4 @@ def test_sign_off_is_blocked_while_flagged_cells_remain_locks_and_reopens_with_a
         w.export_to(out)
     events = w.bridge.store.case_events()
     assert [(e["action"], e["text"]) for e in events] == [("sign_off", "checked twice"), ("reopen", "second opinion")]
+    assert CaseStore.open(w.session_path, create=False).load().cases[case.root].signoff is None
