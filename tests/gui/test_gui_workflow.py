@@ -304,3 +304,31 @@ def test_sign_off_is_blocked_while_flagged_cells_remain_locks_and_reopens_with_a
     events = w.bridge.store.case_events()
     assert [(e["action"], e["text"]) for e in events] == [("sign_off", "checked twice"), ("reopen", "second opinion")]
     assert CaseStore.open(w.session_path, create=False).load().cases[case.root].signoff is None
+
+
+def test_from_a_case_folder_to_a_signed_off_case_and_a_pdf_by_keyboard(qtbot, make_window, cells_dir, tmp_path,
+                                                                     monkeypatch):
+    """The lab workflow without the mouse: F walks the flagged cells, Space accepts, Ctrl+Enter signs off,
+    Ctrl+P writes the PDF (the file dialogs are the only things stubbed)."""
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    w.set_threshold(round(sorted(c.p_all for c in w.model.cells)[4], 3))  # make sure some cells are flagged
+    assert any(c.review_open for c in w.model.cells)
+    monkeypatch.setattr(CaseActions, "ask_comment", lambda self, c, r: ("", True))
+    pdf = tmp_path / "case.pdf"
+    monkeypatch.setattr("gui.exports.QFileDialog.getSaveFileName", lambda *a, **k: (str(pdf), ""))
+    w.activateWindow()
+    w.gallery.setFocus()
+    qtbot.waitUntil(lambda: w.gallery.hasFocus())
+    qtbot.keyClick(w.gallery, Qt.Key.Key_F)
+    assert w.act_flagged.isChecked() and w.current_cell().review_open
+    for _ in range(len(w.model.cells)):
+        if not any(c.review_open for c in w.model.cells):
+            break
+        qtbot.keyClick(w.gallery, Qt.Key.Key_Space)
+    assert not any(c.review_open for c in w.model.cells)
+    qtbot.keyClick(w.gallery, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert next(iter(w.doc.cases.values())).signoff is not None
+    with qtbot.waitSignal(w.service.exportDone, timeout=30_000):
+        qtbot.keyClick(w.gallery, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
+    assert pdf.is_file() and pdf.read_bytes().startswith(b"%PDF")
