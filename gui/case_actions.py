@@ -37,10 +37,17 @@ class CaseActions(QObject):
         if case is None:
             self.status.emit("Select a cell of the case first.", 5000)
             return
+        if case.signoff is not None:
+            self.win.show_message("Sample ID not changed", f"{case.label} is signed off: reopen it "
+                                  "(Review ▸ Reopen case) to change its sample id.", QMessageBox.Icon.Information)
+            return
         text, ok = QInputDialog.getText(self.win, "Case/sample ID", f"Sample or case ID of {case.name}:",
                                         QLineEdit.EchoMode.Normal, case.sample_id or case.name)
         if ok:
-            self.doc.set_sample_id(case, text if text.strip() != case.name else "")
+            try:
+                self.doc.set_sample_id(case, text if text.strip() != case.name else "")
+            except ValueError as exc:  # signed off: the id is part of what was signed
+                self.win.show_message("Sample ID not changed", f"{exc}.", QMessageBox.Icon.Information)
 
     def sign_off(self) -> bool:
         """Sign the current case off (reviewer, time, optional comment); refused, with the reason, while

@@ -37,11 +37,17 @@ class CaseFiles(QObject):
         self.path: Path | None = None  # the store written now
         self.unavailable = ""  # why there is no store (autosave is off)
         self._wanted: Path | None = None  # a store being opened
-        self._fresh: Path | None = None  # the new session store, deleted when another one is adopted unused
+        self._fresh: Path | None = None  # the new session store: deleted on close only if it never held a cell
+        self._fresh_used = False
+        bridge.cellsAdded.connect(self._note_used)
         service.storeOpened.connect(self._opened)
         service.storeFailed.connect(self._failed)
         service.orphansFound.connect(self._orphans)
         service.filesChanged.connect(self._files_changed)
+
+    def _note_used(self, _cells) -> None:
+        if self.path is not None and self.path == self._fresh:
+            self._fresh_used = True
 
     # --- start ------------------------------------------------------------------------------------
     def start(self, check_orphans: bool) -> None:
@@ -67,8 +73,8 @@ class CaseFiles(QObject):
             if meta.get("problem"):
                 self._failed(path, meta["problem"], None, offer_move=True)
                 continue
-            if not int(meta.get("cells", "0") or 0) and not int(meta.get("reviews", "0") or 0):
-                self.service.remove_file(path)  # nothing in it worth offering
+            if not any(int(meta.get(k, "0") or 0) for k in ("cells", "reviews", "events")):
+                self.service.remove_file(path)  # never held a cell nor an audit-trail row: nothing to offer
                 continue
             self.askRestore.emit(path, meta)
             break
@@ -99,12 +105,14 @@ class CaseFiles(QObject):
             self.bridge.attach_store(store)
             return
         old, old_opened = self.path, dict(self.bridge.doc.opened)
+        if self.bridge.store is not None:
+            self.bridge.doc.note_closed()  # the store left behind is a closed session, not a crash to restore
         previous = self.bridge.adopt(doc, store)
         if previous is not None:
             self.service.close_store(previous)
         self.path = path
-        if old is not None and old == self._fresh and old != path:
-            self.service.remove_file(old)  # the unused new session: its content came along (re-opened below)
+        if old is not None and old == self._fresh and old != path and not self._fresh_used:
+            self.service.remove_file(old)  # a new session that never held a cell; otherwise it is kept
         self._fresh = None
         self.adopted.emit((path, old_opened))
         self.service.check_files(store, doc)
@@ -126,8 +134,10 @@ class CaseFiles(QObject):
         where = f"\n\nIt was moved aside to {moved} (nothing was deleted)." if moved else ""
         self.message.emit("Case store could not be read", f"{path}:\n{reason}{where}")
 
-    def _files_changed(self, cells: list) -> None:
-        changed = self.bridge.doc.content_changed(cells)
+    def _files_changed(self, doc, cells: list) -> None:
+        if doc is not self.bridge.doc:
+            return  # checked for a document that is no longer shown
+        changed = doc.content_changed(cells)
         if changed:
             self.status.emit(f"{len(changed)} image(s) changed on disk since they were classified: classified "
                              "again; their reviews were set aside", 15000)
@@ -137,7 +147,7 @@ class CaseFiles(QObject):
         """Flush and close the store (kept: it is the case record), release its lock.  A new session with
         no cells is removed."""
         store = self.bridge.store
-        empty = not self.bridge.doc.cells and not self.bridge.doc.reviews
+        empty = not self._fresh_used  # a new session that never held a cell (its audit trail is empty too)
         if store is not None:
             try:
                 self.bridge.doc.note_closed()

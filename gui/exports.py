@@ -24,6 +24,7 @@ class ExportRequest:
     path: Path
     close_after: bool = False
     pending: int = 0  # unclassified cells left out
+    revision: int = -1  # the document's revision the report was taken at
 
 
 class ExportFlow(QObject):
@@ -107,7 +108,8 @@ class ExportFlow(QObject):
             return False
         self.request = ExportRequest(Path(pdf))
         self.status.emit(f"Writing {pdf} …", 0)
-        self.win.service.export_pdf(Path(pdf), self.doc, [c for c in self.doc.cells if c.result is not None])
+        self.request.revision = self.win.service.export_pdf(Path(pdf), self.doc,
+                                                            [c for c in self.doc.cells if c.result is not None])
         return True
 
     def csv(self, cells_csv: Path, close_after: bool = False) -> bool:
@@ -121,18 +123,21 @@ class ExportFlow(QObject):
             self.win.messages.append(("Export", f"{pending} cells not classified (cancelled run) are not in the report"))
         self.request = ExportRequest(cells_csv, close_after, pending)
         self.status.emit(f"Writing {cells_csv} …", 0)
-        self.win.service.export(cells_csv, cells_csv.with_name(cells_csv.stem + "_summary.csv"), self.doc, cells,
-                                self.win.bridge.store)
+        self.request.revision = self.win.service.export(
+            cells_csv, cells_csv.with_name(cells_csv.stem + "_summary.csv"), self.doc, cells, self.win.bridge.store)
         return True
 
     def _done(self, paths: list) -> None:
         req, self.request = self.request, None
         self.last = list(paths)
         log.info("report written: %s", ", ".join(paths))
-        if not str(paths[0]).lower().endswith(".pdf"):
-            self.doc.mark_exported()  # the CSV report is the record; a PDF is a print of it
-        self.win.settings.last_export_dir = str(Path(paths[0]).parent)
         extra = f" ({req.pending} unclassified cells left out)" if req is not None and req.pending else ""
+        if not str(paths[0]).lower().endswith(".pdf"):  # the CSV report is the record; a PDF is a print of it
+            if req is not None and req.revision == self.doc.revision:
+                self.doc.mark_exported()
+            else:  # changed while it was written: not in the report, so closing still asks
+                extra += "; changes made while it was written are not in it: export again"
+        self.win.settings.last_export_dir = str(Path(paths[0]).parent)
         self.status.emit("Report written: " + "  ·  ".join(paths) + extra, 20000)
         self.written.emit(list(paths))
         if req is not None and req.close_after:

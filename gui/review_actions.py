@@ -59,12 +59,10 @@ class ReviewActions(QObject):
         if kind == "accept" and len(cells) > 1 and flagged and not self.confirm_bulk(len(cells), flagged):
             self.status.emit("Bulk accept cancelled.", 4000)
             return 0
-        reviewer = ""
-        if kind != "clear":
-            reviewer = self.reviewer()
-            if not reviewer:
-                self.status.emit("A reviewer name is needed (File ▸ Settings).", 6000)
-                return 0
+        reviewer = self.reviewer()  # also for a clear: the audit trail says who did every change
+        if not reviewer:
+            self.status.emit("A reviewer name is needed (File ▸ Settings).", 6000)
+            return 0
         cur = b.current_cell()
         cur_row = b.gallery.currentIndex().row() if b.gallery.currentIndex().isValid() else 0
         step = self.doc.review(cells, kind, reviewer)
@@ -97,11 +95,11 @@ class ReviewActions(QObject):
             b.select_row(min(still + 1, b.proxy.rowCount() - 1))
 
     def undo(self) -> None:
-        step = self.doc.undo()
+        step = self.doc.undo(self.reviewer()) if self.doc.can_undo else None
         self._after_history(step, "Undone")
 
     def redo(self) -> None:
-        step = self.doc.redo()
+        step = self.doc.redo(self.reviewer()) if self.doc.can_redo else None
         self._after_history(step, "Redone")
 
     def _after_history(self, step, verb: str) -> None:

@@ -43,6 +43,7 @@ class RunController(QObject):
         service.progress.connect(self._progress)
         service.runFinished.connect(self._finished)
         service.runFailed.connect(self._failed)
+        bridge.replaced.connect(self.stop)  # a run's late results belong to the document it started on
 
     @property
     def running(self) -> bool:

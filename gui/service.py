@@ -26,7 +26,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 
 from engine.card import ModelError
 from engine.case.document import cards_digest
-from engine.case.export import cell_rows, pdf_signoffs, review_history_rows, reviews_path, write_reviews
+from engine.case.export import cell_rows, review_history_rows, reviews_path, snapshot, write_reviews
 from engine.case.store import CaseStore, StoreError, move_aside, rehash_changed
 from engine.pipeline import classify, scan
 from engine.preprocess import load_rgb  # noqa: F401  (thumbnails: the engine's RGB conversion)
@@ -54,7 +54,7 @@ class EngineService(QObject):
     storeOpened = Signal(object, object, object)  # path, CaseStore, CaseDocument | None (None: a new store)
     storeFailed = Signal(object, str, object)  # path, one-line reason, where it was moved aside (or None)
     orphansFound = Signal(object)  # [(Path, {meta})] of stores of apps that did not close normally
-    filesChanged = Signal(object)  # [Cell] whose image content changed since the store was written
+    filesChanged = Signal(object, object)  # document, [Cell] whose image content changed since it was stored
     _posted = Signal(str, object)  # worker threads -> GUI thread relay (see _emit)
 
     def __init__(self, registry_dirs: Sequence[str | Path] | None = None, parent=None) -> None:
@@ -232,17 +232,19 @@ class EngineService(QObject):
         self._emit("runFinished", job, cancel.is_set() and done < total, time.monotonic() - t0)
 
     # --- reports --------------------------------------------------------------------------------
-    def export(self, cells_csv: Path, summary_csv: Path, doc, cells: list, store=None) -> None:
+    def export(self, cells_csv: Path, summary_csv: Path, doc, cells: list, store=None) -> int:
         """Write the per-cell and summary CSVs, and the review history beside them, in the background.
 
-        ``cells``: the cells to report (a list taken on the GUI thread); their results and reviews are
-        immutable records, so reading them off the GUI thread is safe."""
+        The report is a snapshot of ``doc`` taken now, on the GUI thread (model, threshold, the cells'
+        immutable results and reviews); returns its revision, so the caller can tell whether anything
+        changed while it was written."""
+        snap = snapshot(doc, cells)
 
         def work():
             try:
-                rows = cell_rows(doc, cells)
+                rows = cell_rows(snap)
                 write_cell_report(cells_csv, rows)
-                write_summary(summary_csv, summarize(rows, signoffs=doc.signoffs, sample_ids=doc.sample_ids))
+                write_summary(summary_csv, summarize(rows, signoffs=snap.signoffs, sample_ids=snap.sample_ids))
                 written = [str(cells_csv), str(summary_csv)]
                 if store is not None:
                     store.flush(10.0)
@@ -255,27 +257,31 @@ class EngineService(QObject):
             self._emit("exportDone", written)
 
         self._submit(work)
+        return snap.revision
 
-    def export_pdf(self, pdf: Path, doc, cells: list) -> None:
-        """Write the printable case report (:mod:`engine.pdf_report`) in the background -> ``exportDone``."""
-        sample_ids, signoffs = doc.sample_ids, pdf_signoffs(doc)
+    def export_pdf(self, pdf: Path, doc, cells: list) -> int:
+        """Write the printable case report (:mod:`engine.pdf_report`) of a snapshot of ``doc`` in the
+        background -> ``exportDone``; returns the snapshot's revision."""
+        snap = snapshot(doc, cells)
+        signoffs = {root: so.as_dict() for root, so in snap.signoffs.items()}
         reg = self._registry
 
         def work():
             try:
                 from engine.pdf_report import write_case_pdf
 
-                rows = cell_rows(doc, cells)
+                rows = cell_rows(snap)
                 cards = {}
                 if reg is not None:
                     cards = {n: reg.get(n) for n in {r.get("model", "") for r in rows} if n in reg}
-                write_case_pdf(pdf, rows, sample_ids=sample_ids, signoffs=signoffs, card=cards)
+                write_case_pdf(pdf, rows, sample_ids=snap.sample_ids, signoffs=signoffs, card=cards)
             except Exception as exc:
                 self._emit("exportFailed", f"{type(exc).__name__}: {exc}")
                 return
             self._emit("exportDone", [str(pdf)])
 
         self._submit(work)
+        return snap.revision
 
     # --- case stores ------------------------------------------------------------------------------
     def open_store(self, path: Path, load: bool) -> None:
@@ -314,7 +320,7 @@ class EngineService(QObject):
             except Exception:
                 return
             if changed:
-                self._emit("filesChanged", [cells_by_key.get(c.key, c) for c in changed])
+                self._emit("filesChanged", doc, [cells_by_key.get(c.key, c) for c in changed])
 
         self._submit(work)
 

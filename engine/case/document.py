@@ -269,6 +269,7 @@ class CaseDocument:
         self._redo: list[Step] = []
         self._steps = 0
         self._listeners: list[Listener] = []
+        self.revision = 0
 
     # --- events ---------------------------------------------------------------------------------------
     def subscribe(self, fn: Listener) -> Callable[[], None]:
@@ -277,6 +278,7 @@ class CaseDocument:
         return lambda: self._listeners.remove(fn) if fn in self._listeners else None
 
     def _emit(self, event: Event) -> None:
+        self.revision += 1  # any change: an export taken at an earlier revision does not cover it
         for fn in list(self._listeners):
             fn(event)
 
@@ -302,7 +304,10 @@ class CaseDocument:
         return next((c for c in self.cases.values() if c.name == name), None)
 
     def set_sample_id(self, case: Case, sample_id: str) -> None:
+        """Raises ValueError while the case is signed off (the id is part of what was signed)."""
         sample_id = " ".join(sample_id.split())
+        if case.signoff is not None and sample_id != case.sample_id:
+            raise ValueError(f"{case.label} is signed off: reopen it to change its sample id")
         if sample_id != case.sample_id:
             case.sample_id = sample_id
             self.unexported = True
@@ -431,6 +436,7 @@ class CaseDocument:
         self._emit(Event("results", tuple(c for c, _ in stored), facts=facts, results=tuple(stored)))
         if stale:
             self._emit(Event("stale", tuple(stale)))
+            self._reopen_changed(stale)
 
     def content_changed(self, cells: Iterable[Cell]) -> list[Cell]:
         """These images changed on disk since they were classified (another sha256): their results are
@@ -446,7 +452,21 @@ class CaseDocument:
             changed.append(c)
         if changed:
             self._emit(Event("stale", tuple(changed), data={"content_changed": True}))
+            self._reopen_changed([c for c in changed if c.stale is not None])
         return changed
+
+    def _reopen_changed(self, cells: Sequence[Cell]) -> None:
+        """A signed-off case whose reviewed image changed on disk is no longer what was signed: it is
+        reopened, with the reason logged, so it can be reviewed (and signed) again."""
+        by_case: dict[str, list[Cell]] = {}
+        for c in cells:
+            case = self.case_named(c.case)
+            if case is not None and case.signoff is not None:
+                by_case.setdefault(case.root, []).append(c)
+        for root, changed in by_case.items():
+            names = ", ".join(c.file for c in changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+            self.reopen(self.cases[root], "LeukoScan (automatic)",
+                        f"reviewed image(s) changed on disk after the sign-off: {names}")
 
     # --- reviews --------------------------------------------------------------------------------------
     def review(self, cells: Iterable[Cell], kind: str, reviewer: str = "", at: str | None = None) -> Step | None:
@@ -511,13 +531,20 @@ class CaseDocument:
         return bool(signed) and any(ch.cell.case in signed for ch in step.changes
                                     if self._by_key.get(ch.cell.key) is ch.cell)
 
+    def _still(self, cell: Cell, now: Review | None, back: Review | None) -> bool:
+        """A change can be undone/redone only on the same cell, still holding what the step left there, and
+        never to put a review of another image content back (a stale review stays set aside)."""
+        if self._by_key.get(cell.key) is not cell or cell.review != now:
+            return False
+        return back is None or (cell.result is not None and back.sha256 == cell.result.sha256)
+
     def undo(self, reviewer: str = "") -> Step | None:
         """Revert the last review step (a new "undo" event; the log keeps both and who undid it).
         None, with nothing changed, when there is none or it touches a signed-off case's cells."""
         if not self._undo or self._step_locked(self._undo[-1]):
             return None
         step = self._undo.pop()
-        live = [ch for ch in step.changes if self._by_key.get(ch.cell.key) is ch.cell]
+        live = [ch for ch in step.changes if self._still(ch.cell, ch.new, ch.old)]
         return self._apply_step("undo", [ReviewChange(ch.cell, ch.new, ch.old) for ch in reversed(live)],
                                 reviewer.strip(), stack=lambda _s: self._redo.append(step))
 
@@ -526,7 +553,7 @@ class CaseDocument:
         if not self._redo or self._step_locked(self._redo[-1]):
             return None
         step = self._redo.pop()
-        live = [ch for ch in step.changes if self._by_key.get(ch.cell.key) is ch.cell]
+        live = [ch for ch in step.changes if self._still(ch.cell, ch.old, ch.new)]
         return self._apply_step("redo", live, reviewer.strip(), stack=lambda _s: self._undo.append(step))
 
     def load_history(self, steps: list[Step], redo: list[Step], last_step: int = 0) -> None:

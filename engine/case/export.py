@@ -14,12 +14,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from .. import report
 from ..pipeline import CellResult
-from .document import CaseDocument, Cell
+from .document import CaseDocument, Cell, ModelFacts
 from .store import CaseStore
 
 REVIEW_COLUMNS: tuple[str, ...] = ("cell", "old", "new", "who", "when", "model", "model_version", "action", "step",
@@ -41,7 +43,37 @@ def cell_result(cell: Cell, index: int = 0) -> CellResult | None:
                       dict(r.member_p), r.members_disagree, r.qc)
 
 
-def cell_rows(doc: CaseDocument, cells: Iterable[Cell] | None = None) -> list[dict[str, str]]:
+@dataclass(frozen=True)
+class _CellView:
+    path: Path
+    root: Path
+    folder: str
+    file: str
+    result: object
+    review: object
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a report needs from a document, copied at one moment (cheap: the records are immutable), so a
+    report written off the GUI thread cannot mix two models or thresholds, or miss a later review
+    without knowing it (``revision``)."""
+
+    current: ModelFacts | None
+    threshold: float | None
+    cells: tuple
+    signoffs: dict
+    sample_ids: dict
+    revision: int
+
+
+def snapshot(doc: CaseDocument, cells: Iterable[Cell] | None = None) -> Snapshot:
+    views = tuple(_CellView(c.path, c.root, c.folder, c.file, c.result, c.review)
+                  for c in (doc.cells if cells is None else cells) if c.result is not None)
+    return Snapshot(doc.current, doc.threshold, views, dict(doc.signoffs), dict(doc.sample_ids), doc.revision)
+
+
+def cell_rows(doc: "CaseDocument | Snapshot", cells: Iterable[Cell] | None = None) -> list[dict[str, str]]:
     """One report row per classified cell (of ``cells``, default all, in document order) under the
     current model, its threshold in the document, and the cell's review."""
     facts = doc.current
@@ -49,7 +81,7 @@ def cell_rows(doc: CaseDocument, cells: Iterable[Cell] | None = None) -> list[di
         return []
     threshold = doc.threshold
     rows = []
-    for i, c in enumerate(doc.cells if cells is None else cells):
+    for i, c in enumerate((doc.cells if cells is None else cells)):
         cr = cell_result(c, i) if c is not None else None
         if cr is None:
             continue

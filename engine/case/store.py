@@ -47,10 +47,11 @@ Schema version 2 (``PRAGMA user_version`` = the ``meta`` row ``schema_version``)
         when; model..p_all/sha256: the review the row sets (for a clear or "stale": the one removed).
         Rows are kept when the cases are closed: cell_id may then point nowhere, path still names the image.
     signoffs(case_id INTEGER PRIMARY KEY REFERENCES cases, signed_off_by TEXT NOT NULL, signed_off_at TEXT NOT NULL,
-             comment TEXT NOT NULL DEFAULT '')                                                  (version 2)
+             comment TEXT NOT NULL DEFAULT '', basis TEXT NOT NULL DEFAULT '')                  (version 2)
         the current sign-off of each signed-off case (a reopened case has none)
     case_events(id INTEGER PRIMARY KEY AUTOINCREMENT, case_root TEXT NOT NULL, action TEXT NOT NULL /*sign_off|reopen*/,
-                by TEXT NOT NULL, at TEXT NOT NULL, text TEXT NOT NULL DEFAULT '')              (version 2)
+                by TEXT NOT NULL, at TEXT NOT NULL, text TEXT NOT NULL DEFAULT '',
+                basis TEXT NOT NULL DEFAULT '')                                                 (version 2)
         the sign-off audit trail, append-only like review_events; text = the sign-off's comment or the
         reason for reopening; kept when the cases are closed (case_root names the case)
 
@@ -346,6 +347,10 @@ class CaseStore:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             meta["cells"] = str(conn.execute("SELECT COUNT(*) FROM cells").fetchone()[0])
             meta["reviews"] = str(conn.execute("SELECT COUNT(*) FROM reviews").fetchone()[0])
+            events = conn.execute("SELECT COUNT(*) FROM review_events").fetchone()[0]
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name='case_events'").fetchone():
+                events += conn.execute("SELECT COUNT(*) FROM case_events").fetchone()[0]
+            meta["events"] = str(events)  # audit-trail rows (kept even when the cases were closed)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: not a readable LeukoScan case store ({_one_line(exc)})", "damaged") from None
         finally:

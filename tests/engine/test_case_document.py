@@ -41,3 +41,36 @@ def test_load_history_keeps_step_numbers_unique():
     doc = _doc()
     doc.load_history([], [], last_step=41)
     assert doc.review(doc.cells[:1], "HEM", "ann").number == 42
+
+
+def _result(c, i, sha, p=0.9):
+    return CellResult(i, c.path, c.root, ".", c.file, sha, "ok", "", p, {}, False, "")
+
+
+def test_undo_never_puts_back_a_review_of_another_image_content():
+    """HEM, then ALL; the image changes (the ALL review is set aside as stale); undo must not bring back the
+    HEM review of the old pixels onto the new image, nor redo the ALL one."""
+    doc = _doc(1)
+    c = doc.cells[0]
+    doc.review([c], "HEM", "ann")
+    doc.review([c], "ALL", "ann")
+    doc.add_results(FACTS, [(c, _result(c, 0, "another image"))])
+    assert c.review is None and c.stale is not None and c.stale.label == "ALL"
+    doc.undo("ann")
+    assert c.review is None  # nothing of the old image comes back
+    doc.redo("ann")
+    assert c.review is None
+
+
+def test_a_changed_image_reopens_its_signed_off_case_with_the_reason_logged():
+    doc = _doc(2)
+    doc.review(doc.cells, "accept", "ann")
+    case = next(iter(doc.cases.values()))
+    doc.sign_off(case, "ann")
+    events = []
+    doc.subscribe(events.append)
+    doc.content_changed([doc.cells[0]])
+    assert case.signoff is None  # what was signed is no longer what is on disk
+    (e,) = [e for e in events if e.kind == "signoff"]
+    assert e.data["action"] == "reopen" and doc.cells[0].file in e.data["reason"]
+    assert e.data["by"] == "LeukoScan (automatic)"

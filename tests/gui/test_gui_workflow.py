@@ -269,13 +269,15 @@ def test_sign_off_is_blocked_while_flagged_cells_remain_locks_and_reopens_with_a
     while any(c.review_open for c in w.model.cells):
         assert w.current_cell().review_open
         w.review_selected("accept")
+    w.doc.set_sample_id(case, "BM-17")
     assert w.case_actions.sign_off() and case.signoff.by == "tech1" and case.signoff.comment == "checked twice"
     w.select_row(0)
     before = w.current_cell().review
     assert w.review_selected("HEM" if (before and before.label == "ALL") else "ALL") == 0  # locked
     assert w.current_cell().review == before
     qtbot.waitUntil(lambda: w.summary.item(0, 0).text().startswith("✓ "))
-    w.doc.set_sample_id(case, "BM-17")
+    with pytest.raises(ValueError, match="signed off"):
+        w.doc.set_sample_id(case, "another id")  # part of what was signed
     signed = tmp_path / "signed.csv"
     with qtbot.waitSignal(w.service.exportDone, timeout=30_000):
         w.export_to(signed)

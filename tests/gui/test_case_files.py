@@ -1,0 +1,70 @@
+"""Which case store the window writes, and that none is ever lost by switching, closing or exporting
+(found by review: opening another store, or Close all then quit, deleted a session that held work)."""
+
+from __future__ import annotations
+
+from engine.case.store import CaseStore
+from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
+
+
+def _stored(path):
+    store = CaseStore.open(path, create=False)
+    try:
+        return store.load()
+    finally:
+        store.close()
+
+
+def test_opening_another_store_keeps_the_current_session_as_a_closed_store(qtbot, make_window, cells_dir,
+                                                                            tmp_path):
+    other = tmp_path / "other.db"
+    CaseStore.open(other).close()
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    w.select_row(0)
+    w.review_selected("ALL")
+    session = w.session_path
+    w.doc.unexported = False  # no close prompt in the test
+    w.open_store(other)
+    qtbot.waitUntil(lambda: w.session_path == other, timeout=10_000)
+    w.service.flush()
+    assert session.exists()  # the work of that session is kept...
+    assert CaseStore.peek(session).get("closed_at")  # ...as a closed session, not a crash to offer
+    assert len(_stored(session).reviews) == 1
+
+
+def test_close_all_then_quit_keeps_the_store_and_its_audit_trail(qtbot, make_window, cells_dir):
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    w.select_row(0)
+    w.review_selected("HEM")
+    w.doc.unexported = False
+    w.close_cases()
+    path = w.session_path
+    w.close()
+    assert path.exists()
+    assert CaseStore.open(path, create=False).review_events()  # the audit trail survives Close all
+
+
+def test_a_clear_is_logged_with_who_cleared(qtbot, make_window, cells_dir):
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    w.select_row(0)
+    w.review_selected("ALL")
+    w.select_row(0)
+    w.review_selected("clear")
+    assert w.bridge.store.flush(10)
+    last = CaseStore.open(w.session_path, create=False).review_events()[-1]
+    assert (last["old_label"], last["new_label"], last["reviewer"]) == ("ALL", None, "tech1")
+
+
+def test_a_review_made_while_the_report_is_written_keeps_the_case_unexported(qtbot, make_window, cells_dir,
+                                                                             tmp_path):
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    with qtbot.waitSignal(w.service.exportDone, timeout=30_000):
+        assert w.export_to(tmp_path / "r.csv")
+        w.select_row(1)
+        w.review_selected("HEM")  # before the report's "done" comes back: not in that report
+    assert w.doc.unexported  # so closing still asks
+    assert "not in it" in w.statusBar().currentMessage()
