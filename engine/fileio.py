@@ -20,17 +20,20 @@ from typing import IO, Iterator
 
 
 @contextmanager
-def atomic_open(path: str | Path, *, public: bool = False, **open_kwargs) -> Iterator[IO]:
-    """Open a text file for writing that replaces ``path`` only when the ``with`` block succeeds.
+def atomic_open(path: str | Path, *, public: bool = False, mode: str = "w", **open_kwargs) -> Iterator[IO]:
+    """Open a file for writing that replaces ``path`` only when the ``with`` block succeeds.
 
-    ``open_kwargs`` go to :func:`open` (encoding, errors, newline).  ``public=True`` gives the file the
-    ordinary permissions of the umask (a report); otherwise it keeps mkstemp's owner-only 0600.
+    ``mode``: "w" (text) or "wb" (bytes, e.g. a PDF).  ``open_kwargs`` go to :func:`open` (encoding, errors,
+    newline).  ``public=True`` gives the file the ordinary permissions of the umask (a report); otherwise it
+    keeps mkstemp's owner-only 0600.
     """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes a new file: mode 'w' or 'wb', not {mode!r}")
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "w", **open_kwargs) as fh:
+        with os.fdopen(fd, mode, **open_kwargs) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

@@ -11,8 +11,6 @@ Built with fpdf2 primitives only (no Qt, no matplotlib), written atomically like
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +21,7 @@ from fpdf.fonts import FontFace
 
 from . import __version__
 from .card import ModelCard, sha256_file
+from .fileio import atomic_open
 from .heldout import plain_words
 from .pdf_fonts import install_fonts
 from .preprocess import ImageDecodeError, open_rgb
@@ -447,26 +446,6 @@ def write_case_pdf(path: str | Path, rows: Iterable[Mapping[str, str]], *,
     from the card of the rows' ``model`` (and version).  The file is replaced atomically.  Returns the path.
     """
     data = render_case_pdf(rows, signoffs=signoffs, sample_ids=sample_ids, card=card, generated_at=generated_at)
-    return _atomic_write_bytes(Path(path), data)
-
-
-def _atomic_write_bytes(target: Path, data: bytes) -> Path:
-    # engine.fileio.atomic_open is text-only; same rule here: temp file in the folder, fsync, rename
-    folder = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # a report: ordinary permissions, like the CSV files
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return target
+    with atomic_open(path, public=True, mode="wb") as fh:  # a report: ordinary permissions, like the CSVs
+        fh.write(data)
+    return Path(path)

@@ -187,7 +187,7 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     def boom(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(pdf_report.os, "replace", boom)
+    monkeypatch.setattr("engine.fileio.os.replace", boom)
     with pytest.raises(OSError):
         write_case_pdf(target, [row])
     assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["case.pdf"]

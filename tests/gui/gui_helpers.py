@@ -58,3 +58,14 @@ def open_and_classify(qtbot, w, paths, timeout=RUN_TIMEOUT_MS):
         w.open_paths([str(p) for p in paths])
     qtbot.waitUntil(lambda: w.job is None, timeout=timeout)
     return blocker.args
+
+
+def stored(path):
+    """The document a case store holds on disk now, read back without any window."""
+    from engine.case.store import CaseStore
+
+    store = CaseStore.open(path, create=False)
+    try:
+        return store.load()
+    finally:
+        store.close()

@@ -4,15 +4,7 @@
 from __future__ import annotations
 
 from engine.case.store import CaseStore
-from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
-
-
-def _stored(path):
-    store = CaseStore.open(path, create=False)
-    try:
-        return store.load()
-    finally:
-        store.close()
+from gui_helpers import make_window, open_and_classify, stored  # noqa: F401  (fixture + helper)
 
 
 def test_opening_another_store_keeps_the_current_session_as_a_closed_store(qtbot, make_window, cells_dir,
@@ -30,7 +22,7 @@ def test_opening_another_store_keeps_the_current_session_as_a_closed_store(qtbot
     w.service.flush()
     assert session.exists()  # the work of that session is kept...
     assert CaseStore.peek(session).get("closed_at")  # ...as a closed session, not a crash to offer
-    assert len(_stored(session).reviews) == 1
+    assert len(stored(session).reviews) == 1
 
 
 def test_close_all_then_quit_keeps_the_store_and_its_audit_trail(qtbot, make_window, cells_dir):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QLockFile
 
-from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
+from gui_helpers import make_window, open_and_classify, stored  # noqa: F401  (fixture + helper)
 from engine.case.store import CaseStore
 from gui.mainwindow import MainWindow
 from gui.service import EngineService
@@ -36,14 +36,6 @@ def _crash(w):
     w.service.shutdown()
 
 
-def _stored(path):
-    store = CaseStore.open(path, create=False)
-    try:
-        return store.load()
-    finally:
-        store.close()
-
-
 def test_autosave_then_restore_in_a_new_window(qtbot, make_window, cells_dir, monkeypatch):
     w1 = make_window()
     open_and_classify(qtbot, w1, [cells_dir])
@@ -57,7 +49,7 @@ def test_autosave_then_restore_in_a_new_window(qtbot, make_window, cells_dir, mo
     _wait_saved(qtbot, w1)
     path = w1.session_path
     assert path.parent == SessionFiles(user_data_dir()).dir and path.suffix == ".db"
-    saved = _stored(path)  # what is on disk now, read back without the window
+    saved = stored(path)  # what is on disk now, read back without the window
     assert {k: r.label for k, r in saved.reviews.items()} == labels
     assert saved.thresholds == {"tiny_ensemble": pytest.approx(0.62)} and saved.model == "tiny_ensemble"
     assert saved.opened == {str(cells_dir): True} and not saved.unclassified()
@@ -89,7 +81,7 @@ def test_autosave_then_restore_in_a_new_window(qtbot, make_window, cells_dir, mo
     w2.select_row(0)
     w2.review_selected("clear" if w2.current_cell().review else "ALL")  # the restored store is written on
     _wait_saved(qtbot, w2)
-    assert set(_stored(path).reviews) != set(labels)
+    assert set(stored(path).reviews) != set(labels)
 
 
 def test_session_of_a_killed_process_is_an_orphan(tmp_path):
@@ -181,7 +173,7 @@ def test_close_with_unexported_reviews_asks(qtbot, make_window, cells_dir, monke
     assert w.close()
     # closed normally: the store is kept (it is the case record), marked closed, and not offered for restore
     assert path.exists() and CaseStore.peek(path).get("closed_at")
-    assert len(_stored(path).reviews) == 1
+    assert len(stored(path).reviews) == 1
     svc = EngineService([])
     try:
         with qtbot.waitSignal(svc.orphansFound, timeout=10_000) as found:
@@ -341,8 +333,8 @@ def test_autosave_failure_is_reported_once(qtbot, make_window, cells_dir, monkey
     w.select_row(2)
     w.review_selected("HEM")  # the writer carries on with the next change, and writes the failed ones first
     _wait_saved(qtbot, w)
-    stored = _stored(w.session_path)
-    assert {c.key for c in w.model.cells[:3]} <= set(stored.reviews)  # nothing lost while the disk was full
+    on_disk = stored(w.session_path)
+    assert {c.key for c in w.model.cells[:3]} <= set(on_disk.reviews)  # nothing lost while the disk was full
     events = CaseStore.open(w.session_path, create=False).review_events()
     assert [e["path"] for e in events][-3:] == [c.key for c in w.model.cells[:3]]  # in the order they were made
 
@@ -390,7 +382,7 @@ def test_open_case_store_written_by_the_cli_shows_its_results_without_a_run(qtbo
     w.select_row(0)
     w.review_selected("ALL")
     _wait_saved(qtbot, w)
-    assert w.model.cells[0].key in _stored(db).reviews
+    assert w.model.cells[0].key in stored(db).reviews
 
 
 def test_a_case_store_of_another_model_switches_to_it_instead_of_classifying_again(
