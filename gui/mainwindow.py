@@ -491,7 +491,7 @@ class MainWindow(QMainWindow):
         if self.doc.model != self.classifier.name or self.models.wanted != self.classifier.name:
             return  # another model is being loaded (a restore, a switch): classify once it is there
         if self.runs.start():
-            self.statusBar().showMessage(f"Classifying {self.runs._total} cells with {self.classifier.display_name} "
+            self.statusBar().showMessage(f"Classifying {self.runs.total} cells with {self.classifier.display_name} "
                                          f"on {self.classifier.device_label}…")
 
     def classify_remaining(self) -> None:

@@ -46,6 +46,16 @@ class RunController(QObject):
         bridge.replaced.connect(self.stop)  # a run's late results belong to the document it started on
 
     @property
+    def total(self) -> int:
+        """Cells in the run in flight (or the last one)."""
+        return self._total
+
+    @property
+    def done(self) -> int:
+        """Cells of that run classified so far."""
+        return self._done
+
+    @property
     def running(self) -> bool:
         return self.state != IDLE
 

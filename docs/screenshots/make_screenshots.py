@@ -96,7 +96,7 @@ def main() -> int:
 
     case = case_folder()
     w.open_paths([case])
-    wait(app, lambda: w.job is not None and w.runs._done >= 40)
+    wait(app, lambda: w.job is not None and w.runs.done >= 40)
     pump(app, 0.8)
     save(w, "01-running.png")
     wait(app, lambda: w.job is None)

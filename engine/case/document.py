@@ -591,9 +591,13 @@ class CaseDocument:
 
     def signed_off_elsewhere(self) -> list[Case]:
         """Signed-off cases whose verdict no longer rests on the current model and threshold."""
-        f = self.current
-        now = f"{f.name} {f.version}, threshold {self.threshold:.3f}" if f is not None else ""
+        now = self._basis()
         return [c for c in self.cases.values() if c.signoff is not None and c.signoff.basis and c.signoff.basis != now]
+
+    def _basis(self) -> str:
+        """What a verdict rests on now: the model, its version and the threshold."""
+        f = self.current
+        return f"{f.name} {f.version}, threshold {self.threshold:.3f}" if f is not None else ""
 
     def signoff_of(self, case: Case | str) -> SignOff | None:
         """The sign-off of a case (given as its display name, root or :class:`Case`); None when not signed
@@ -637,8 +641,7 @@ class CaseDocument:
         ok, why = self.can_sign_off(case)
         if not ok:
             raise ValueError(f"{case.label} cannot be signed off: {why}")
-        f = self.current
-        basis = f"{f.name} {f.version}, threshold {self.threshold:.3f}" if f is not None else ""
+        basis = self._basis()
         so = SignOff(by, at or utc_now(), str(comment or "").strip(), basis)
         case.signoff = so
         self.unexported = True
