@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -30,22 +28,12 @@ sys.path.insert(0, str(REPO))
 from engine.case import CaseDocument, ModelFacts  # noqa: E402
 from engine.case.store import CaseStore  # noqa: E402
 from engine.pipeline import CellResult, ScanItem  # noqa: E402
+from rss import rss_mb  # noqa: E402  (benchmarks/rss.py, beside this script)
 
 FACTS = ModelFacts("ensemble", "1.0.0", "c" * 64, 0.5, 0.1, ("inceptionv3", "vgg19"), "CPUExecutionProvider",
                    "Ensemble")
 
 
-def rss_mb() -> float:
-    """Current resident set size (Linux /proc), else the peak from getrusage."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (2**20 if sys.platform == "darwin" else 1024)
 
 
 def build(path: Path, n: int, n_reviews: int) -> tuple[float, float, float]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -39,17 +38,11 @@ from engine import cli  # noqa: E402
 from engine.pipeline import classify, scan  # noqa: E402
 from engine.preprocess import dihedral, preprocess_file  # noqa: E402
 from engine.registry import Registry, default_dirs  # noqa: E402
+from rss import rss_mb  # noqa: E402  (benchmarks/rss.py, beside this script)
 
 SHARED = REPO.parent / "shared" / "data" / "C-NMC_Leukemia" / "training_data"
 
 
-def rss_mb() -> float:
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:  # not Linux: peak RSS instead
-        r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return r / 2**20 if sys.platform == "darwin" else r / 1024
 
 
 def real_cells(n: int) -> list[Path]:

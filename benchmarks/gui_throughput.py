@@ -28,12 +28,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import resource
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from rss import rss_mb  # noqa: E402  (benchmarks/rss.py, beside this script)
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parents[1]
@@ -43,13 +43,6 @@ sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared" / "data" / "C-NMC_Leukemia" / "training_data"
 
 
-def rss_mb() -> float:
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return r / 2**20 if sys.platform == "darwin" else r / 1024
 
 
 def pick_cells(n: int) -> list[Path]:

@@ -29,13 +29,13 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from rss import rss_mb  # noqa: E402  (benchmarks/rss.py, beside this script)
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parents[1]
@@ -46,17 +46,6 @@ SOURCE = REPO.parent / "shared" / "data" / "C-NMC_Leukemia" / "training_data" / 
 GOAL_S = 2.0
 
 
-def rss_mb() -> float:
-    """Current resident set size (Linux /proc), else the peak from getrusage."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (2**20 if sys.platform == "darwin" else 1024)
 
 
 def link_folder(dest: Path, n: int) -> Path:

@@ -160,6 +160,14 @@ def _say(msg: str) -> None:
     print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
 
 
+def _model_name(reg: Registry, args) -> str:
+    """``--model``, else the registry's default (the one the app opens with); ModelError when none."""
+    name = args.model or default_model(reg.cards())
+    if name is None:
+        raise ModelError("no model is installed (see `leukoscan-cli models`)")
+    return name
+
+
 def _registry(extra: Sequence[str]) -> Registry:
     return Registry([*default_dirs(), *[Path(d).expanduser() for d in extra]])
 
@@ -297,10 +305,7 @@ def cmd_classify(args) -> int:
 
     reg = _registry(args.models_dir)
     try:
-        name = args.model or default_model(reg.cards())
-        if name is None:
-            raise ModelError("no model is installed (see `leukoscan-cli models`)")
-        clf = reg.load(name, device=args.device, threads=args.threads)
+        clf = reg.load(_model_name(reg, args), device=args.device, threads=args.threads)
     except ModelError as exc:
         raise CliError(str(exc), EXIT_MODEL) from None
     threshold = clf.threshold if args.threshold is None else args.threshold
@@ -427,10 +432,7 @@ def _classify_on_ray(args, items, out: Path, summary: Path | None) -> int:
         raise CliError("--engine ray: --device cuda needs --gpus-per-actor G (the GPUs each actor reserves)")
     reg = _registry(args.models_dir)
     try:
-        name = args.model or default_model(reg.cards())
-        if name is None:
-            raise ModelError("no model is installed (see `leukoscan-cli models`)")
-        payload = ModelPayload.from_registry(reg, name)
+        payload = ModelPayload.from_registry(reg, _model_name(reg, args))
     except ModelError as exc:
         raise CliError(str(exc), EXIT_MODEL) from None
     card = payload.card

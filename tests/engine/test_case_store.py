@@ -359,27 +359,35 @@ def test_migration_mechanism(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------------ writer
 
 
-def test_a_failed_batch_is_reported_kept_and_written_with_the_next_change(tmp_path, monkeypatch):
-    """A batch that fails for a reason that may pass (disk full) is not dropped: it is written, in order,
-    before the next change; the user is told once."""
+def _second_batch_fails(tmp_path, monkeypatch, exc: Exception):
+    """A store whose second write of results raises ``exc``; three batches of 10 results sent to it.
+    Returns (store, document, cells, messages the store reported)."""
     store = CaseStore.open(tmp_path / "case.db")
     messages = []
     real = CaseStore._w_results
     calls = []
 
-    def flaky(conn, pairs, stat):
+    def failing(conn, pairs, stat):
         calls.extend(pairs[:1])
         if len(calls) == 2:  # the second batch of results
-            raise sqlite3.OperationalError("database or disk is full")
+            raise exc
         real(conn, pairs, stat)
 
-    monkeypatch.setattr(CaseStore, "_w_results", staticmethod(flaky))
+    monkeypatch.setattr(CaseStore, "_w_results", staticmethod(failing))
     doc = CaseDocument()
     store.attach(doc, on_error=messages.append)
     cells = doc.add_items(_items(tmp_path / "s", 30))
     doc.set_model(FB)
     for k in range(3):
         doc.add_results(FB, [(c, _cr(i, c, 0.2)) for i, c in enumerate(cells[10 * k:10 * k + 10])])
+    return store, doc, cells, messages
+
+
+def test_a_failed_batch_is_reported_kept_and_written_with_the_next_change(tmp_path, monkeypatch):
+    """A batch that fails for a reason that may pass (disk full) is not dropped: it is written, in order,
+    before the next change; the user is told once."""
+    store, doc, cells, messages = _second_batch_fails(tmp_path, monkeypatch,
+                                                      sqlite3.OperationalError("database or disk is full"))
     doc.review(cells[:1], "ALL", "ann")
     assert store.flush(10)
     assert len(messages) == 1 and "disk is full" in messages[0] and "\n" not in messages[0]
@@ -390,24 +398,8 @@ def test_a_failed_batch_is_reported_kept_and_written_with_the_next_change(tmp_pa
 
 
 def test_a_batch_that_can_never_be_written_is_reported_and_does_not_block_the_rest(tmp_path, monkeypatch):
-    store = CaseStore.open(tmp_path / "case.db")
-    messages = []
-    real = CaseStore._w_results
-    calls = []
-
-    def broken(conn, pairs, stat):
-        calls.extend(pairs[:1])
-        if len(calls) == 2:
-            raise sqlite3.IntegrityError("a bug in the batch")  # would fail again: not retried
-        real(conn, pairs, stat)
-
-    monkeypatch.setattr(CaseStore, "_w_results", staticmethod(broken))
-    doc = CaseDocument()
-    store.attach(doc, on_error=messages.append)
-    cells = doc.add_items(_items(tmp_path / "s", 30))
-    doc.set_model(FB)
-    for k in range(3):
-        doc.add_results(FB, [(c, _cr(i, c, 0.2)) for i, c in enumerate(cells[10 * k:10 * k + 10])])
+    store, _doc, _cells, messages = _second_batch_fails(tmp_path, monkeypatch,
+                                                        sqlite3.IntegrityError("a bug in the batch"))  # not retried
     assert store.flush(10)
     assert len(messages) == 1 and "a bug in the batch" in messages[0]
     store.close()
