@@ -5,8 +5,10 @@ when it is trained and when it is used.  Everything here is deterministic and th
 
 Pipeline: decode (BMP, PNG, JPEG, TIFF, WebP; extensions case-insensitive) -> EXIF orientation ->
 8-bit RGB (grayscale, RGBA, palette, 16-bit, CMYK ... converted; transparency composited onto black,
-the background of C-NMC cells) -> square centre crop of ``crop_fraction`` of the shorter side ->
-resize to the model's input size with the card's filter -> float32 HxWx3 in [0, 255].
+the background of C-NMC cells) -> the crop (``crop_mode``: ``"centre"``, a square centre crop of ``crop_fraction`` of the
+shorter side; ``"centroid"``, a square window of ``window_px`` native pixels centred on the cell's
+centroid, black beyond the frame: it keeps the cell's absolute size *and* its detail and drops the empty
+border) -> resize to the model's input size with the card's filter -> float32 HxWx3 in [0, 255].
 
 Normalisation (scaling to [-1, 1], mean subtraction ...) lives inside the model graph, never here.
 """
@@ -44,6 +46,12 @@ RESIZE_FILTERS: Mapping[str, int] = {
 
 _ORIENTATION = 0x0112  # EXIF tag
 
+#: How the model's square is cut from the image (see the module docstring).
+CROP_MODES: frozenset[str] = frozenset({"centre", "centroid"})
+
+#: A pixel is part of the cell when any channel is above this (0-255); the C-NMC background is black.
+FOREGROUND_LEVEL = 10
+
 
 class ImageDecodeError(Exception):
     """A single file could not be turned into a model input.  ``str(err)`` is a reason for a user."""
@@ -61,6 +69,8 @@ class Preprocessing:
     width: int
     crop_fraction: float = 1.0
     resize_filter: str = "bilinear"
+    crop_mode: str = "centre"  # "centre" | "centroid" (see the module docstring)
+    window_px: int = 0  # "centroid": side of the window in native pixels
 
     def __post_init__(self) -> None:
         if not (isinstance(self.height, int) and isinstance(self.width, int)):
@@ -69,6 +79,10 @@ class Preprocessing:
             raise ValueError(f"input size {self.height}x{self.width} is too small")
         if not (0.05 <= float(self.crop_fraction) <= 1.0):
             raise ValueError(f"crop_fraction must be in [0.05, 1], got {self.crop_fraction}")
+        if self.crop_mode not in CROP_MODES:
+            raise ValueError(f"unknown crop_mode {self.crop_mode!r}; use one of {sorted(CROP_MODES)}")
+        if self.crop_mode == "centroid" and not (isinstance(self.window_px, int) and 16 <= self.window_px <= 4096):
+            raise ValueError(f"crop_mode 'centroid' needs window_px in [16, 4096], got {self.window_px!r}")
         if self.resize_filter not in RESIZE_FILTERS:
             raise ValueError(
                 f"unknown resize_filter {self.resize_filter!r}; use one of {sorted(RESIZE_FILTERS)}"
@@ -81,10 +95,15 @@ class Preprocessing:
             width=int(width),
             crop_fraction=float(d.get("crop_fraction", 1.0)),
             resize_filter=str(d.get("resize_filter", "bilinear")),
+            crop_mode=str(d.get("crop_mode", "centre")),
+            window_px=int(d.get("window_px", 0)),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"crop_fraction": self.crop_fraction, "resize_filter": self.resize_filter}
+        d: dict[str, Any] = {"crop_fraction": self.crop_fraction, "resize_filter": self.resize_filter}
+        if self.crop_mode != "centre":  # cards written before crop modes existed stay byte-identical
+            d.update(crop_mode=self.crop_mode, window_px=self.window_px)
+        return d
 
 
 #: The eight symmetries of a square image (see :func:`dihedral`).
@@ -202,13 +221,31 @@ def preprocess_image(im: Image.Image | np.ndarray, spec: Preprocessing) -> np.nd
         im = Image.fromarray(im, "RGB")
     if im.mode != "RGB":
         im = _to_rgb8(im)
+    size, resample = (spec.width, spec.height), RESIZE_FILTERS[spec.resize_filter]
+    if spec.crop_mode == "centroid":
+        cx, cy = cell_centroid(np.asarray(im))
+        half = spec.window_px / 2.0
+        left, top = int(round(cx - half)), int(round(cy - half))
+        window = im.crop((left, top, left + spec.window_px, top + spec.window_px))  # black beyond the frame
+        return np.asarray(window.resize(size, resample=resample), dtype=np.float32)
     w, h = im.size
     side = min(w, h) * float(spec.crop_fraction)
     left = (w - side) / 2.0
     top = (h - side) / 2.0
     box = (left, top, left + side, top + side)
-    out = im.resize((spec.width, spec.height), resample=RESIZE_FILTERS[spec.resize_filter], box=box)
-    return np.asarray(out, dtype=np.float32)
+    return np.asarray(im.resize(size, resample=resample, box=box), dtype=np.float32)
+
+
+def cell_centroid(rgb: np.ndarray) -> tuple[float, float]:
+    """(x, y) centre of mass of the foreground (any channel > FOREGROUND_LEVEL) of an (H, W, 3) uint8 image;
+    the frame's centre when there is no foreground or everything is foreground (not a segmented cell)."""
+    h, w = rgb.shape[:2]
+    fg = rgb.max(axis=2) > FOREGROUND_LEVEL
+    n = int(fg.sum())
+    if n == 0 or n == fg.size:
+        return (w - 1) / 2.0, (h - 1) / 2.0
+    ys, xs = np.nonzero(fg)
+    return float(xs.mean()), float(ys.mean())
 
 
 def preprocess_file(path: str | Path, spec: Preprocessing) -> np.ndarray:

@@ -144,6 +144,27 @@ def cmd_finetune(args) -> int:
     return 0
 
 
+def cmd_e2e(args) -> int:
+    from .e2e import HARD_PANEL, E2ERecipe, run
+    from .weights import default_weights, resolve_weights
+
+    weights = resolve_weights(args.weights or default_weights(args.arch), REPO_ROOT)
+    holdout = tuple(s.strip() for s in (args.holdout or ",".join(HARD_PANEL)).split(",") if s.strip())
+    recipe = E2ERecipe(arch=args.arch, size=args.size, window_px=args.window, unfreeze_from=args.unfreeze_from,
+                       epochs=args.epochs, batch=args.batch, lr=args.lr, holdout=holdout, seed=args.seed,
+                       tta_views=_views(args.tta_views), train_on_all=args.all_subjects)
+    m = _manifest(args)
+    portable = _path(args.portable_checkpoint) if args.portable_checkpoint else None
+    metrics = run(m, recipe, weights, _path(args.run), _path(args.cache), args.resume, _log, args.workers, portable)
+    h = metrics.get("validation_cross_fitted") or {}
+    if h:
+        d = metrics["donors_cross_fitted"]
+        _log(f"done: held-out weighted F1 {h['weighted_f1']:.4f}, AUROC {h['auroc']:.4f}, ECE {h['ece']:.4f}; "
+             f"healthy donors' mean share called HEM {d['healthy_donors']['mean_share_called_right']:.3f} "
+             f"(run folder {args.run})")
+    return 0
+
+
 def cmd_frozen(args) -> int:
     from engine.preprocess import Preprocessing
 
@@ -271,6 +292,31 @@ def build_parser() -> argparse.ArgumentParser:
                         "export --run <held-out run> --model-from <this run>")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("e2e", help="InceptionV3 or VGG19 fine-tuned end to end on a centroid window, validated "
+                                   "on held-out donors; any Keras backend (3.0 recipe)")
+    data_args(p)
+    p.add_argument("--arch", choices=("inceptionv3", "vgg19"), default="inceptionv3")
+    p.add_argument("--run", default="runs/inceptionv3_e2e", help="run folder")
+    p.add_argument("--weights", default=None,
+                   help="'imagenet' (Keras download, needs internet), 'none' or a weights file (default: the "
+                        "offline ImageNet copy in ../shared/weights)")
+    p.add_argument("--size", type=int, default=192, help="model input size (pixels)")
+    p.add_argument("--window", type=int, default=288, help="native pixels of the window centred on the cell")
+    p.add_argument("--unfreeze-from", default="all",
+                   help="'all' (every layer, stem included) or the first trained layer (VGG19: e.g. block3_conv1)")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=6e-5, help="backbone peak learning rate (the head's is 10x)")
+    p.add_argument("--holdout", default=None,
+                   help="comma-separated held-out subjects (default: the hard panel H6,H7,H11,H12 + five ALL)")
+    p.add_argument("--tta-views", default="0,5,2", help="views averaged at validation and in the app")
+    p.add_argument("--all-subjects", action="store_true", help="train on every subject (no held-out donors)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's (or the portable) checkpoint")
+    p.add_argument("--portable-checkpoint", default=None,
+                   help="also write a weights-only float16 checkpoint here after every epoch (commit it to resume "
+                        "on another machine; delete it when the model ships)")
+    p.set_defaults(func=cmd_e2e)
 
     p = sub.add_parser("frozen", help="VGG19 (ImageNet) cut at a mid-level layer, frozen, + logistic head (2.0)")
     data_args(p)

@@ -344,7 +344,8 @@ def _prep_one(args: tuple[str, Preprocessing]) -> np.ndarray:
 
 
 def spec_key(spec: Preprocessing) -> str:
-    return f"{spec.height}x{spec.width}_c{spec.crop_fraction:g}_{spec.resize_filter}".replace(".", "p")
+    crop = f"w{spec.window_px}" if spec.crop_mode == "centroid" else f"c{spec.crop_fraction:g}"
+    return f"{spec.height}x{spec.width}_{crop}_{spec.resize_filter}".replace(".", "p")
 
 
 def build_pixel_cache(

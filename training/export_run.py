@@ -36,7 +36,7 @@ STORAGE_CHECK_CELLS = 256
 def _load_run(run_dir: Path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     pre = metrics["preprocessing"]
-    spec = Preprocessing(int(pre["height"]), int(pre["width"]), float(pre["crop_fraction"]), pre["resize_filter"])
+    spec = Preprocessing.from_dict(pre, int(pre["height"]), int(pre["width"]))
     return metrics, spec
 
 

@@ -323,3 +323,29 @@ def write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=float))
     tmp.replace(path)
+
+
+def donor_summary(per_subject: dict) -> dict:
+    """The numbers that decide (docs/models.md): per class of donor, the mean and worst share of cells called
+    right, and how many donors are called right at case level (share of ALL calls above / below 50 %).
+    ``per_subject``: ``compute(...)["per_subject_accuracy"]``."""
+    out = {}
+    for cls, key in (("HEM", "healthy_donors"), ("ALL", "all_patients")):
+        acc = {s: d["accuracy"] for s, d in per_subject.items() if d["class"] == cls}
+        if not acc:
+            continue
+        worst = min(acc, key=acc.get)
+        out[key] = {"n": len(acc), "mean_share_called_right": float(np.mean(list(acc.values()))),
+                    "worst_share": float(acc[worst]), "worst_subject": worst,
+                    "called_right_at_case_level": int(sum(v > 0.5 for v in acc.values())),
+                    "per_subject": {s: round(float(v), 4) for s, v in acc.items()}}
+    return out
+
+
+def area_auroc(px: np.ndarray, y: np.ndarray, fg_level: float = 10.0) -> float:
+    """AUROC of the cell's area alone (share of non-black pixels of each NHWC image) for labels ``y`` (1 = ALL):
+    the size-only baseline every model has to beat on healthy donors."""
+    from sklearn.metrics import roc_auc_score
+
+    area = (np.asarray(px).max(axis=3) > fg_level).mean(axis=(1, 2))
+    return float(roc_auc_score(np.asarray(y).astype(int), area))

@@ -15,9 +15,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from .layers import VGG_MEAN_BGR, Normalize  # noqa: E402,F401  (keras.ops only: any backend)
+from .weights import resolve_weights  # noqa: E402,F401
+
 DEFAULT_INCEPTION_WEIGHTS = "../shared/weights/inception_v3_imagenet_notop.fp16.weights.h5"
-# VGG19 ImageNet BGR channel means (caffe-style preprocessing used by keras.applications.vgg19).
-VGG_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
 def strategy() -> tf.distribute.Strategy:
@@ -26,20 +27,6 @@ def strategy() -> tf.distribute.Strategy:
     if len(gpus) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def resolve_weights(weights: str | None, repo_root: Path | None = None) -> str | None:
-    """``imagenet`` (Keras download), ``none``/None (random init), or a path to a weights file."""
-    if weights is None or str(weights).lower() in ("none", "random", "scratch"):
-        return None
-    if str(weights).lower() == "imagenet":
-        return "imagenet"
-    p = Path(weights)
-    if not p.is_absolute() and repo_root is not None and not p.exists():
-        p = repo_root / p
-    if not p.is_file():
-        raise FileNotFoundError(f"weights file not found: {weights}")
-    return str(p)
 
 
 def inception_base(size: int, weights: str | None) -> keras.Model:
@@ -51,26 +38,6 @@ def inception_base(size: int, weights: str | None) -> keras.Model:
         if weights:
             base.load_weights(weights)
     return base
-
-
-@keras.saving.register_keras_serializable(package="leukoscan")
-class Normalize(keras.layers.Layer):
-    """0-255 RGB -> the backbone's input scale.  ``mode``: 'inception' ((x/127.5)-1) or 'vgg' (BGR - mean)."""
-
-    def __init__(self, mode: str = "inception", **kw):
-        super().__init__(**kw)
-        if mode not in ("inception", "vgg"):
-            raise ValueError(mode)
-        self.mode = mode
-
-    def call(self, x):
-        if self.mode == "inception":
-            return x / 127.5 - 1.0
-        x = tf.reverse(x, axis=[-1])  # RGB -> BGR
-        return x - tf.constant(VGG_MEAN_BGR, dtype=x.dtype)
-
-    def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
 
 
 def head(features, dropout: float, name_prefix: str = "head"):

@@ -176,3 +176,45 @@ def test_unreadable_bytes_in_memory_never_crash():
     for cut in (8, 20, 40, len(data) // 2):
         with pytest.raises(ImageDecodeError):
             open_rgb("x.png", data[:cut])
+
+
+def _off_centre_cell(side=450, cx=300, cy=160, r=60):
+    a = np.zeros((side, side, 3), np.uint8)
+    yy, xx = np.mgrid[:side, :side]
+    a[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = (150, 80, 170)
+    return a
+
+
+def test_cell_centroid_finds_the_cell_and_falls_back_to_the_centre():
+    from engine.preprocess import cell_centroid
+
+    cx, cy = cell_centroid(_off_centre_cell())
+    assert abs(cx - 300) < 1 and abs(cy - 160) < 1
+    assert cell_centroid(np.zeros((40, 60, 3), np.uint8)) == (29.5, 19.5)  # no foreground: the frame's centre
+    assert cell_centroid(np.full((40, 60, 3), 255, np.uint8)) == (29.5, 19.5)  # all foreground: not a cell
+
+
+def test_centroid_window_keeps_the_cell_centred_at_native_scale():
+    spec = Preprocessing(96, 96, crop_mode="centroid", window_px=192)
+    x = preprocess_image(_off_centre_cell(), spec)
+    fg = x.max(axis=2) > 10
+    ys, xs = np.nonzero(fg)
+    assert abs(xs.mean() - 47.5) < 1.5 and abs(ys.mean() - 47.5) < 1.5  # centred although the cell is not
+    # 192 native px -> 96: a radius-60 disc becomes radius ~30 (absolute size kept, only the window's scale)
+    assert abs(fg.sum() - np.pi * 30 * 30) / (np.pi * 30 * 30) < 0.08
+    # a window reaching beyond the frame is black there
+    edge = preprocess_image(_off_centre_cell(cx=440, cy=10, r=20), spec)
+    assert edge[:20].max() == 0 and edge[:, -20:].max() == 0
+
+
+def test_crop_mode_round_trips_through_the_card_dict_and_is_validated():
+    spec = Preprocessing(192, 192, crop_mode="centroid", window_px=288)
+    d = spec.to_dict()
+    assert d["crop_mode"] == "centroid" and d["window_px"] == 288
+    assert Preprocessing.from_dict(d, 192, 192) == spec
+    assert "crop_mode" not in Preprocessing(32, 32, 0.85).to_dict()  # older cards stay as they were
+    assert Preprocessing.from_dict({"crop_fraction": 0.85}, 32, 32).crop_mode == "centre"
+    with pytest.raises(ValueError, match="crop_mode"):
+        Preprocessing(32, 32, crop_mode="bbox")
+    with pytest.raises(ValueError, match="window_px"):
+        Preprocessing(32, 32, crop_mode="centroid")
