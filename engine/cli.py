@@ -7,6 +7,15 @@
     leukoscan-cli models [--models-dir DIR] [--check]
     leukoscan-cli export CASE.db --out REPORT.csv [--summary SUMMARY.csv] [--force]
     leukoscan-cli report REPORT.csv --pdf CASE.pdf [--models-dir DIR] [--force]
+    leukoscan-cli verify CASE.db
+
+``verify`` checks a case file's history (the hash chain, the append-only triggers, the live reviews and
+sign-offs against the history): "intact", exit 0, or the first broken row and why, exit 4.  ``export`` and
+``report CASE.db`` refuse a broken record (exit 4, nothing written, nothing in it changed or deleted).
+
+Writers take the case file's lock (``CASE.db.lock``, the app's too): ``classify --store`` and ``export``
+(which records the export in the case file) exit 2 naming the holder (host, pid, since) while another
+program writes it; ``export --no-bookkeeping``, ``report`` and ``verify`` only read and work meanwhile.
 
 ``--store CASE.db`` also writes the run into a case file (created if needed; results stored 64 cells at
 a time as they arrive), which the app opens for review without classifying again; cells already in it
@@ -52,6 +61,7 @@ from .report import cell_row, summarize, write_cell_report, write_summary
 
 PROG = "leukoscan-cli"
 EXIT_OK, EXIT_WRITE, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
+EXIT_BROKEN = 4  # the case file's record is broken (leukoscan-cli verify says where)
 #: Signals that stop a run cleanly (partial report), and the exit status each gives.
 STOP_SIGNALS = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
 
@@ -101,7 +111,7 @@ def _threshold(s: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="LeukoScan headless: classify single-cell blood-smear images as ALL or HEM.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="{classify,models,export,report}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="{classify,models,export,report,verify}", parser_class=_Parser)
     sub.required = True
 
     c = sub.add_parser("classify", help="classify every image under the given folders/files, write a CSV report")
@@ -146,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-cell CSV report to write (the review history goes to <REPORT stem>_reviews.csv)")
     e.add_argument("--summary", metavar="SUMMARY.csv", help="also write a per-folder summary CSV")
     e.add_argument("--force", action="store_true", help="replace the reports even when an existing file is read-only")
+    e.add_argument("--no-bookkeeping", action="store_true",
+                   help="only read the case file: do not record the export in it (works while the app has it open)")
 
     r = sub.add_parser("report", help="print a per-cell CSV report or a case store as a PDF case report (one or more pages per case)")
     r.add_argument("report", metavar="REPORT.csv|CASE.db", help="per-cell report written by classify, export or the app, or a case store")
@@ -153,7 +165,56 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--models-dir", action="append", default=[], metavar="DIR",
                    help="extra folder of model cards (repeatable): the card of the report's model adds its facts")
     r.add_argument("--force", action="store_true", help="replace --pdf even when the existing file is read-only")
+
+    v = sub.add_parser("verify", help="check a case file's history: 'intact' (exit 0) or the first broken row (exit 4)")
+    v.add_argument("case_file", metavar="CASE.db", help="case file to check (only read)")
     return p
+
+
+def _take_lock(path: Path, program: str):
+    """The case file's write lock (one protocol with the app); exit 2 naming the holder when it is taken."""
+    from .case.lock import StoreLock, StoreLocked
+
+    lock = StoreLock(path, program)
+    try:
+        lock.acquire()
+    except StoreLocked as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot lock the case file {path} ({exc.strerror or exc})") from None
+    if lock.took_over:
+        _say(f"warning: {lock.took_over}")
+    return lock
+
+
+def _refuse_broken(store) -> None:
+    """Exit 4 (nothing written, nothing changed) when the case file's record is broken."""
+    problem = store.verify()
+    if problem is not None:
+        raise CliError(f"{store.path}: the case record is broken: {problem}; nothing was written and nothing in "
+                       f"it was changed (leukoscan-cli verify {store.path})", EXIT_BROKEN)
+
+
+def cmd_verify(args) -> int:
+    from .case.store import CaseStore, StoreError
+
+    db = Path(os.path.abspath(Path(args.case_file).expanduser()))
+    if not db.is_file():
+        raise CliError(f"{db}: no such case file")
+    try:
+        store = CaseStore.open(db, create=False)
+    except StoreError as exc:
+        raise CliError(f"cannot read the case file: {exc}") from None
+    try:
+        problem = store.verify()
+        rows, head = store.head()
+    finally:
+        store.close()
+    if problem is not None:
+        print(f"{db}: broken: {problem}")
+        return EXIT_BROKEN
+    print(f"{db}: intact ({rows} history rows, chain head {head[:16]})")
+    return EXIT_OK
 
 
 def _say(msg: str) -> None:
@@ -485,19 +546,24 @@ def _store_run(path: Path, args, clf, items):
     from .case import ModelFacts
     from .case.store import CaseStore, HeadlessRun, StoreError
 
+    lock = _take_lock(path, "leukoscan-cli classify --store")
     try:
         store = CaseStore.open(path)
     except StoreError as exc:
+        lock.release()
         raise CliError(f"--store: {exc}; the file was left as it is (give another --store; the app offers "
                        "to move a damaged case file aside)") from None
+    store.lock = lock  # released with the store (_finish_store_run)
     try:
         opened = [(os.path.abspath(Path(p).expanduser()), os.path.isdir(p)) for p in args.paths]
         run = HeadlessRun(store, ModelFacts.of(clf), items, args.threshold, opened)
     except StoreError as exc:
         store.close()
+        lock.release()
         raise CliError(f"--store: {exc}; the file was left as it is") from None
     except BaseException:
         store.close()
+        lock.release()
         raise
     note = f", {len(run.changed)} changed since and classified again" if run.changed else ""
     if args.threshold is None and abs(run.threshold - clf.threshold) > 1e-12:
@@ -509,7 +575,12 @@ def _store_run(path: Path, args, clf, items):
 
 def _finish_store_run(run) -> bool:
     """Store the last results and close the case file; True (said on stderr) when writes failed."""
-    errors = run.finish()
+    try:
+        errors = run.finish()
+    finally:
+        lock = getattr(run.store, "lock", None)
+        if lock is not None:
+            lock.release()
     if errors:
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
         _say(f"error: {errors[0]}{more}")
@@ -533,12 +604,16 @@ def cmd_export(args) -> int:
     history_path = _check_output(reviews_path(out), "review history", {_real(db)}, args.force)
     if summary is not None and _same_file(summary, history_path):
         raise CliError(f"--summary must not be {history_path}: the review history goes there")
+    lock = None if args.no_bookkeeping else _take_lock(db, "leukoscan-cli export")
     try:
         store = CaseStore.open(db, create=False)
     except StoreError as exc:
+        if lock is not None:
+            lock.release()
         raise CliError(f"cannot read the case file: {exc} (it was left as it is; the app offers to move a "
                        "damaged case file aside)") from None
     try:
+        _refuse_broken(store)
         try:
             doc = store.load()
             history = review_history_rows(store)
@@ -557,11 +632,13 @@ def cmd_export(args) -> int:
             code = code if ok else EXIT_WRITE
         hwhere, ok = _write_or_rescue("review history", history_path, write_reviews, history)
         code = code if ok else EXIT_WRITE
-        if code == EXIT_OK:
+        if code == EXIT_OK and lock is not None:
             store.attach(doc)
             doc.mark_exported()
     finally:
         store.close()
+        if lock is not None:
+            lock.release()
     if store.errors:
         _say(f"warning: the export could not be recorded in the case file ({store.errors[0]})")
     n_rev = sum(bool(r["reviewed_label"]) for r in rows)
@@ -587,6 +664,7 @@ def _store_report(path: Path) -> tuple[list[dict[str, str]], dict[str, str], dic
     try:
         store = CaseStore.open(path, create=False)
         try:
+            _refuse_broken(store)
             doc = store.load()
         finally:
             store.close()
@@ -654,6 +732,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_export(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "verify":
+            return cmd_verify(args)
         return cmd_classify(args)
     except CliError as exc:
         _say(f"error: {exc}")

@@ -9,7 +9,7 @@ thresholds, reviews, undo/redo history) without classifying anything.
 The file is an ordinary SQLite 3 database (WAL journal: ``<file>-wal`` and ``<file>-shm`` beside it
 while it is open); any SQLite tool can read it (``sqlite3 case.leukoscan "SELECT ..."``).
 
-Schema version 2 (``PRAGMA user_version`` = the ``meta`` row ``schema_version``)::
+Schema version 3 (``PRAGMA user_version`` = the ``meta`` row ``schema_version``)::
 
     meta(key TEXT PRIMARY KEY, value TEXT)
         schema_version, session_id, started (ISO 8601 UTC), saved (last commit), app_version (the LeukoScan
@@ -54,6 +54,11 @@ Schema version 2 (``PRAGMA user_version`` = the ``meta`` row ``schema_version``)
                 basis TEXT NOT NULL DEFAULT '')                                                 (version 2)
         the sign-off audit trail, append-only like review_events; text = the sign-off's comment or the
         reason for reopening; kept when the cases are closed (case_root names the case)
+    review_events and case_events also have (version 3): seq INTEGER, prev_hash TEXT, hash TEXT,
+        recorded_at TEXT, recorded_by TEXT -- one SHA-256 hash chain over both logs and the engine's own
+        clock and OS account (:mod:`.audit`); triggers *_no_replace refuse an INSERT (OR REPLACE) of an
+        existing id.  The live reviews and signoffs must be what the history leads to (checked on open:
+        :attr:`CaseStore.problem`, and by :meth:`CaseStore.verify` before every export).
 
 Versions: :data:`MIGRATIONS` [i] migrates version i to i + 1 (0 = an empty file), each in one
 transaction.  A file that is not SQLite, is damaged (``PRAGMA quick_check``), or comes from a newer
@@ -77,6 +82,7 @@ from typing import Callable, Iterable, Sequence
 from .. import __version__
 from ..fileio import FileRefused, read_regular_file
 from ..pipeline import ScanItem
+from . import audit
 from .document import (Case, CaseDocument, Cell, Event, ModelFacts, Result, Review, ReviewChange, SignOff, Step,
                        utc_now)
 
@@ -137,10 +143,42 @@ def _migrate_v2(conn: sqlite3.Connection) -> None:
         conn.execute(stmt)
 
 
+_V3 = tuple(
+    [f"ALTER TABLE {t} ADD COLUMN {c}" for t in audit.TABLES for c in
+     ("seq INTEGER", "prev_hash TEXT", "hash TEXT", "recorded_at TEXT", "recorded_by TEXT")]
+    + [f"CREATE INDEX {t}_seq ON {t}(seq)" for t in audit.TABLES]
+    + [f"CREATE TRIGGER {t}_no_replace BEFORE INSERT ON {t} WHEN EXISTS(SELECT 1 FROM {t} WHERE id = NEW.id)"
+       f" BEGIN SELECT RAISE(ABORT, 'the {what} log is append-only: that row exists'); END"
+       for t, what in (("review_events", "review"), ("case_events", "sign-off"))]
+)
+
+
+def _migrate_v3(conn: sqlite3.Connection) -> None:
+    """Version 3: the tamper-evident history.  Rows written before get hashed as they are (in id order,
+    review events first), then an ``upgrade`` marker and whatever makes the history explain the live
+    reviews and sign-offs (:func:`.audit.reconcile`)."""
+    for stmt in _V3:
+        conn.execute(stmt)
+    legacy = any(conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
+                 for t in ("review_events", "case_events", "reviews", "signoffs"))
+    if not legacy:
+        return
+    triggers = {t: conn.execute("SELECT sql FROM sqlite_master WHERE type='trigger' AND name=?", (f"{t}_no_update",))
+                .fetchone()[0] for t in audit.TABLES}
+    for t in audit.TABLES:  # inside the migration's transaction: put back before it commits
+        conn.execute(f"DROP TRIGGER {t}_no_update")
+    conn.execute("PRAGMA user_version=3")  # (in the same transaction) audit.append writes chained rows
+    audit.chain_unchained(conn)
+    for sql in triggers.values():
+        conn.execute(sql)
+    row = conn.execute("SELECT value FROM meta WHERE key='history_from'").fetchone()
+    audit.reconcile(conn, int(row[0] or 0) if row else 0)
+
+
 #: ``MIGRATIONS[i](conn)`` turns a version-i file into version i + 1 (inside a transaction the caller
 #: commits, together with the new ``user_version``).  The current version is ``len(MIGRATIONS)``;
 #: a new version is one more entry here.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3]
 
 
 def schema_version() -> int:
@@ -229,6 +267,7 @@ class CaseStore:
         self.on_error: Callable[[str], None] | None = None
         self.errors: list[str] = []  # every failed write's message (also given to on_error)
         self._closed = False
+        self.problem: audit.Problem | None = None  # the record is broken (see verify): set on open
 
     # --- opening -------------------------------------------------------------------------------------
     @classmethod
@@ -275,7 +314,32 @@ class CaseStore:
                 else "damaged"
             raise StoreError(f"{path} is damaged ({msg})" if kind == "damaged" else f"{path} cannot be used ({msg})",
                              kind) from None
-        return cls(path, conn)
+        store = cls(path, conn)
+        store.problem = store.verify(flush=False)
+        return store
+
+    def verify(self, flush: bool = True) -> "audit.Problem | None":
+        """None when the history chain is intact and the live reviews and sign-offs are what it leads to;
+        else the first broken row and why (:func:`.audit.verify`).  Read-only."""
+        if flush:
+            self.flush()
+        if self.version < 3:
+            return None  # pragma: no cover - a store this LeukoScan opened is migrated
+        with self._lock:
+            c = self._conn
+            c.execute("BEGIN")
+            try:
+                return audit.verify(c)
+            except sqlite3.DatabaseError as exc:
+                return audit.Problem(str(self.path), f"cannot be checked ({_one_line(exc)})")
+            finally:
+                c.execute("COMMIT")
+
+    def head(self) -> tuple[int, str]:
+        """(rows, SHA-256) of the end of the history chain: a report that prints it pins the record."""
+        self.flush()
+        with self._lock:
+            return audit.head(self._conn)
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -396,7 +460,8 @@ class CaseStore:
                 event_rows = c.execute("SELECT step, action, path, old_label, new_label, reviewer, at, model,"
                                        " model_version, model_label, p_all, sha256 FROM review_events WHERE id > ?"
                                        " ORDER BY id", (history_from,)).fetchall()
-                last_step = c.execute("SELECT max(step) FROM review_events").fetchone()[0] or 0
+                last_step = c.execute("SELECT max(step) FROM review_events WHERE action IN ('review', 'undo',"
+                                      " 'redo')").fetchone()[0] or 0
                 signoff_rows = c.execute("SELECT case_id, signed_off_by, signed_off_at, comment, basis FROM signoffs")\
                     .fetchall()
             finally:
@@ -666,7 +731,18 @@ class CaseStore:
         conn.executemany("INSERT INTO thresholds(model, value) VALUES(?, ?)", list(values.items()))
 
     @staticmethod
-    def _w_set_reviews(conn, rows: list[tuple[str, Review]]) -> None:  # current reviews, no log (a snapshot)
+    def _w_set_reviews(conn, rows: list[tuple[str, Review]]) -> None:  # a snapshot: logged as "import"
+        live = audit.live_reviews(conn)
+        changed = [(k, rv) for k, rv in rows if live.get(k) != audit._review(
+            rv.label, rv.reviewer, rv.reviewed_at, rv.sha256, rv.model, rv.model_version, rv.model_label, rv.p_all)]
+        CaseStore._put_reviews(conn, changed)
+        for key, rv in changed:
+            audit._import(conn, key, live.get(key), audit._review(
+                rv.label, rv.reviewer, rv.reviewed_at, rv.sha256, rv.model, rv.model_version, rv.model_label,
+                rv.p_all))
+
+    @staticmethod
+    def _put_reviews(conn, rows: list[tuple[str, Review]]) -> None:  # the live table only
         conn.executemany(
             "INSERT OR REPLACE INTO reviews(cell_id, label, reviewer, reviewed_at, sha256, model, model_version,"
             " model_label, p_all) SELECT id, ?, ?, ?, ?, ?, ?, ?, ? FROM cells WHERE path=?",
@@ -676,7 +752,7 @@ class CaseStore:
     @classmethod
     def _w_reviews(cls, conn, number: int, action: str, actor: str, at: str,
                    changes: list[tuple[str, Review | None, Review | None]]) -> None:
-        cls._w_set_reviews(conn, [(k, new) for k, _old, new in changes if new is not None])
+        cls._put_reviews(conn, [(k, new) for k, _old, new in changes if new is not None])
         conn.executemany("DELETE FROM reviews WHERE cell_id=(SELECT id FROM cells WHERE path=?)",
                          [(k,) for k, _old, new in changes if new is None])
         events = []
@@ -684,12 +760,14 @@ class CaseStore:
             who, when = actor, at
             if action == "review" and new is not None:
                 who, when = new.reviewer, new.reviewed_at
-            events.append((number, action, key, key, old.label if old else None, new.label if new else None, who,
+            events.append((number, action, key, old.label if old else None, new.label if new else None, who,
                            when, *_review_fields(new if new is not None else old)))
-        conn.executemany(
-            "INSERT INTO review_events(step, action, cell_id, path, old_label, new_label, reviewer, at, model,"
-            " model_version, model_label, p_all, sha256) VALUES(?, ?, (SELECT id FROM cells WHERE path=?), ?, ?, ?, ?,"
-            " ?, ?, ?, ?, ?, ?)", events)
+        for number, action, key, old_label, new_label, who, when, model, version, mlabel, p_all, sha in events:
+            cid = conn.execute("SELECT id FROM cells WHERE path=?", (key,)).fetchone()
+            audit.append(conn, "review_events", {
+                "step": number, "action": action, "cell_id": cid[0] if cid else None, "path": key,
+                "old_label": old_label, "new_label": new_label, "reviewer": who, "at": when, "model": model,
+                "model_version": version, "model_label": mlabel, "p_all": p_all, "sha256": sha})
 
     @staticmethod
     def _w_stale(conn, keys: list[str], content_changed: bool, at: str) -> None:
@@ -699,14 +777,25 @@ class CaseStore:
             if row is not None:  # only a review that was still current is set aside (and logged)
                 cid, label, *fields = row
                 conn.execute("DELETE FROM reviews WHERE cell_id=?", (cid,))
-                conn.execute("INSERT INTO review_events(step, action, cell_id, path, old_label, new_label, reviewer,"
-                             " at, model, model_version, model_label, p_all, sha256) VALUES(0, 'stale', ?, ?, ?, NULL,"
-                             " '', ?, ?, ?, ?, ?, ?)", (cid, key, label, at, *fields))
+                model, version, mlabel, p_all, sha = fields
+                audit.append(conn, "review_events", {
+                    "step": 0, "action": "stale", "cell_id": cid, "path": key, "old_label": label, "new_label": None,
+                    "reviewer": "", "at": at, "model": model, "model_version": version, "model_label": mlabel,
+                    "p_all": p_all, "sha256": sha})
             if content_changed:  # its results were dropped: classified again
                 conn.execute("DELETE FROM results WHERE cell_id=(SELECT id FROM cells WHERE path=?)", (key,))
 
     @staticmethod
-    def _w_set_signoffs(conn, rows: list[tuple]) -> None:  # (root, by, at, comment, basis), no log
+    def _w_set_signoffs(conn, rows: list[tuple]) -> None:  # (root, by, at, comment, basis): a snapshot, logged
+        live = audit.live_signoffs(conn)
+        known = {r[0] for r in conn.execute("SELECT root FROM cases")}
+        changed = [r for r in rows if r[0] in known and live.get(r[0]) != tuple(x or "" for x in r[1:])]
+        CaseStore._put_signoffs(conn, changed)
+        for r in changed:
+            audit.signoff_row(conn, r[0], tuple(x or "" for x in r[1:]))
+
+    @staticmethod
+    def _put_signoffs(conn, rows: list[tuple]) -> None:  # the live table only
         conn.executemany("INSERT OR REPLACE INTO signoffs(case_id, signed_off_by, signed_off_at, comment, basis)"
                          " SELECT id, ?, ?, ?, ? FROM cases WHERE root=?",
                          [(b, a, c, basis, r) for r, b, a, c, basis in rows])
@@ -714,15 +803,15 @@ class CaseStore:
     @classmethod
     def _w_signoff(cls, conn, root: str, action: str, by: str, at: str, text: str, basis: str = "") -> None:
         if action == "sign_off":
-            cls._w_set_signoffs(conn, [(root, by, at, text, basis)])
+            cls._put_signoffs(conn, [(root, by, at, text, basis)])
         else:
             conn.execute("DELETE FROM signoffs WHERE case_id=(SELECT id FROM cases WHERE root=?)", (root,))
-        conn.execute("INSERT INTO case_events(case_root, action, by, at, text, basis) VALUES(?, ?, ?, ?, ?, ?)",
-                     (root, action, by, at, text, basis))
+        audit.append(conn, "case_events", {"case_root": root, "action": action, "by": by, "at": at, "text": text,
+                                           "basis": basis})
 
     @staticmethod
     def _w_cleared(conn) -> None:
-        last = conn.execute("SELECT coalesce(max(id), 0) FROM review_events").fetchone()[0]
+        last = audit.append(conn, "review_events", {"step": 0, "action": "closed", "path": "", "at": utc_now()})
         for table in ("reviews", "results", "cells", "signoffs", "cases", "opened"):  # never the logs: the audit trail
             conn.execute(f"DELETE FROM {table}")
         conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)",

@@ -152,7 +152,7 @@ def test_schema_is_plain_sqlite_with_meta(tmp_path):
     store.close()
     con = sqlite3.connect(path)
     meta = dict(con.execute("SELECT key, value FROM meta"))
-    assert meta["schema_version"] == "2" == str(con.execute("PRAGMA user_version").fetchone()[0])
+    assert meta["schema_version"] == "3" == str(con.execute("PRAGMA user_version").fetchone()[0])
     assert {"session_id", "started", "saved", "app_version", "model", "exported_at", "unexported"} <= set(meta)
     assert meta["model"] == "ens" and meta["unexported"] == "1"
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -199,7 +199,7 @@ def test_clear_keeps_the_audit_trail_but_not_the_history(tmp_path):
     con = sqlite3.connect(path)
     assert [con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in
             ("cells", "results", "reviews", "cases", "opened")] == [0] * 5
-    assert con.execute("SELECT count(*) FROM review_events").fetchone()[0] == n
+    assert con.execute("SELECT count(*) FROM review_events").fetchone()[0] == n + 1  # + the "closed" marker
     con.close()
     doc.add_items(items)  # the same images opened again: their results and old history are gone
     doc.add_results(FA, [(c, _cr(i, c, 0.9)) for i, c in enumerate(doc.cells)])

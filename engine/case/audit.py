@@ -1,0 +1,363 @@
+"""The case store's tamper-evident history: one SHA-256 hash chain over ``review_events`` and
+``case_events``, and the check of the live ``reviews`` / ``signoffs`` tables against it.
+
+One chain for both logs: every row has ``seq`` (1, 2, 3 ... across both tables, in the order written),
+``prev_hash`` (the ``hash`` of row ``seq - 1``; 64 zeros for the first) and ``hash``::
+
+    hash = sha256(json.dumps([table, id, seq, <the row's content columns in schema order>, prev_hash],
+                             ensure_ascii=False, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+so changing, deleting, inserting or re-ordering any row breaks the chain at that row (a REPLACE is
+refused by a trigger, an UPDATE or DELETE by the older triggers).  ``recorded_at`` / ``recorded_by``
+are the engine's: its clock and the operating-system account when the row was written, whatever the
+caller said in ``at`` / ``reviewer`` / ``by``.
+
+The live state must be the state the history leads to (:func:`derived_reviews`, :func:`derived_signoffs`):
+a ``reviews`` or ``signoffs`` row the history does not explain (or a review the history has that the
+table lost) breaks the record.  Markers in ``review_events`` (``path`` ''):
+
+* ``closed``: the cases were closed (everything live was cleared); replay restarts after it;
+* ``upgrade``: written once when a version-2 file was upgraded; ``step`` = the ``history_from`` it had,
+  ``path`` = JSON list of the roots closed before (their older sign-off rows no longer apply);
+* ``import`` (a real ``path``): a review written whole (a document that did not come from this store,
+  or the live review found at the upgrade where the older history did not explain it).
+
+The chain shows that the history was changed by anything but LeukoScan's own appends; it cannot stop
+someone who rewrites the whole chain with a copy of this code.  A report carries the chain head
+(:func:`head`), so a record rewritten after that report no longer matches it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import itertools
+import json
+import os
+import sqlite3
+import unicodedata
+from dataclasses import dataclass
+
+from .document import utc_now
+
+GENESIS = "0" * 64
+TABLES = ("review_events", "case_events")
+REVIEW_COLS = ("step", "action", "cell_id", "path", "old_label", "new_label", "reviewer", "at", "model",
+               "model_version", "model_label", "p_all", "sha256", "recorded_at", "recorded_by")
+CASE_COLS = ("case_root", "action", "by", "at", "text", "basis", "recorded_at", "recorded_by")
+COLS = {"review_events": REVIEW_COLS, "case_events": CASE_COLS}
+CHAIN_COLS = ("seq", "prev_hash", "hash")
+#: the triggers that keep the logs append-only (a missing one is a broken record)
+TRIGGERS = tuple(f"{t}_no_{w}" for t in TABLES for w in ("update", "delete", "replace"))
+
+
+class RecordRefused(ValueError):
+    """A history row LeukoScan will not write (e.g. a name with control characters)."""
+
+
+# ------------------------------------------------------------------------------------------ names
+
+
+def check_name(name: str, what: str = "reviewer name") -> str:
+    """``name`` with runs of spaces collapsed; :class:`RecordRefused` when it holds a control character
+    (a line break, tab, escape, NUL, a bidi override ...), which could forge lines in a report."""
+    name = str(name or "")
+    bad = [ch for ch in name if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")]
+    if bad:
+        raise RecordRefused(f"the {what} {name.encode('unicode_escape').decode('ascii')!r} contains control "
+                            f"characters ({', '.join(sorted({f'U+{ord(c):04X}' for c in bad}))}); "
+                            "use letters, digits, spaces and punctuation only")
+    return " ".join(name.split())
+
+
+def os_user() -> str:
+    """The operating-system account running LeukoScan (what the engine records as ``recorded_by``)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name (a container without passwd entry)
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+def reviewer_name(settings_name: str | None = None) -> str:
+    """The reviewer the engine records: the settings' reviewer name when one is set, else the OS account;
+    :class:`RecordRefused` for a name with control characters."""
+    name = check_name(settings_name or "")
+    return name or check_name(os_user(), "account name")
+
+
+# ------------------------------------------------------------------------------------------ chain
+
+
+def row_hash(table: str, row_id: int, seq: int, values: dict, prev: str) -> str:
+    content = [table, row_id, seq, *(values.get(c) for c in COLS[table]), prev]
+    return hashlib.sha256(json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def head(conn: sqlite3.Connection) -> tuple[int, str]:
+    """(seq, hash) of the last row of the chain; (0, GENESIS) for an empty history."""
+    best = (0, GENESIS)
+    for t in TABLES:
+        row = conn.execute(f"SELECT seq, hash FROM {t} WHERE seq = (SELECT max(seq) FROM {t})").fetchone()
+        if row is not None and row[0] is not None and row[0] > best[0]:
+            best = (int(row[0]), row[1] or "")
+    return best
+
+
+def _next_id(conn: sqlite3.Connection, table: str) -> int:
+    seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name=?", (table,)).fetchone()
+    top = conn.execute(f"SELECT max(id) FROM {table}").fetchone()[0]
+    return max(int(seq[0]) if seq else 0, int(top or 0)) + 1
+
+
+def append(conn: sqlite3.Connection, table: str, values: dict, recorded_by: str | None = None) -> int:
+    """Append one row to ``table`` (inside the caller's transaction), chained; returns its id.  The
+    names in it are checked (:func:`check_name`); ``recorded_at``/``recorded_by`` are the engine's."""
+    values = dict(values)
+    for key, what in (("reviewer", "reviewer name"), ("by", "name")):
+        if values.get(key):
+            values[key] = _checked(values[key], what)
+    if conn.execute("PRAGMA user_version").fetchone()[0] < 3:  # a file not yet upgraded (tests of older ones)
+        cols = [c for c in COLS[table] if c in values and not c.startswith("recorded_")]
+        cur = conn.execute(f"INSERT INTO {table}({', '.join(cols)}) VALUES({', '.join('?' * len(cols))})",
+                           [values[c] for c in cols])
+        return int(cur.lastrowid)
+    values["recorded_at"] = utc_now()
+    values["recorded_by"] = recorded_by or os_user()
+    seq, prev = head(conn)
+    row_id, seq = _next_id(conn, table), seq + 1
+    values = {c: values.get(c) for c in COLS[table]}
+    h = row_hash(table, row_id, seq, values, prev)
+    cols = ("id", *COLS[table], *CHAIN_COLS)
+    conn.execute(f"INSERT INTO {table}({', '.join(cols)}) VALUES({', '.join('?' * len(cols))})",
+                 (row_id, *values.values(), seq, prev, h))
+    return row_id
+
+
+def _checked(name: str, what: str) -> str:
+    check_name(name, what)  # refuse control characters; keep the name as the document has it
+    return name
+
+
+def chain_unchained(conn: sqlite3.Connection) -> int:
+    """Hash the rows written before the chain existed (the upgrade to version 3): every review event by
+    id, then every sign-off event by id.  Returns how many.  Needs the UPDATE triggers dropped."""
+    seq, prev = head(conn)
+    n = 0
+    for t in TABLES:
+        rows = conn.execute(f"SELECT id, {', '.join(COLS[t])} FROM {t} WHERE seq IS NULL ORDER BY id").fetchall()
+        for r in rows:
+            seq += 1
+            values = dict(zip(COLS[t], r[1:]))
+            h = row_hash(t, r[0], seq, values, prev)
+            conn.execute(f"UPDATE {t} SET seq=?, prev_hash=?, hash=? WHERE id=?", (seq, prev, h, r[0]))
+            prev, n = h, n + 1
+    return n
+
+
+# ------------------------------------------------------------------------------------------ live state
+
+_REVIEW_FIELDS = ("label", "reviewer", "reviewed_at", "sha256", "model", "model_version", "model_label", "p_all")
+
+
+def _review(label, reviewer, at, sha, model, version, mlabel, p_all) -> tuple | None:
+    if label not in ("ALL", "HEM"):
+        return None
+    return (label, reviewer or "", at or "", sha or "", model or "", version or "", mlabel or "",
+            None if p_all is None else float(p_all))
+
+
+def _markers(conn: sqlite3.Connection) -> tuple[int, int, int, set[str]]:
+    """(review replay starts after this id, sign-off replay starts after this seq, the upgrade's seq,
+    the roots closed before the upgrade)."""
+    start_id, start_seq, up_seq, closed_roots = 0, 0, 0, set()
+    for rid, seq, action, step, path in conn.execute(
+            "SELECT id, seq, action, step, path FROM review_events WHERE action IN ('closed', 'upgrade')"
+            " ORDER BY id"):
+        if action == "closed":
+            start_id, start_seq = rid, seq or 0
+        else:
+            start_id, up_seq = max(start_id, int(step or 0)), seq or 0
+            try:
+                closed_roots = set(json.loads(path or "[]"))
+            except ValueError:
+                closed_roots = set()
+    return start_id, start_seq, up_seq, closed_roots
+
+
+def derived_reviews(conn: sqlite3.Connection, start_id: int | None = None) -> dict[str, tuple]:
+    """path -> the review (label, reviewer, reviewed_at, sha256, model, model_version, model_label, p_all)
+    the history leads to, for every path it names (None: no review).  Replays as the document builds its
+    undo/redo stacks (see ``store._replay``), from the last close on."""
+    if start_id is None:
+        start_id = _markers(conn)[0]
+    rows = conn.execute("SELECT step, action, path, old_label, new_label, reviewer, at, model, model_version,"
+                        " model_label, p_all, sha256 FROM review_events WHERE id > ? ORDER BY id",
+                        (start_id,)).fetchall()
+    current: dict[str, tuple | None] = {}
+    undo: list[list] = []
+    redo: list[list] = []
+    for (_n, action), group in itertools.groupby(rows, key=lambda r: (r[0], r[1])):
+        group = list(group)
+        if action == "review":
+            changes = []
+            for _s, _a, path, old_label, new_label, who, at, model, version, mlabel, p_all, sha in group:
+                old = current.get(path)
+                if (old[0] if old else None) != old_label:
+                    old = _review(old_label, "", "", "", "", "", "", None)
+                new = _review(new_label, who, at, sha, model, version, mlabel, p_all)
+                current[path] = new
+                changes.append((path, old, new))
+            undo.append(changes)
+            redo.clear()
+        elif action in ("undo", "redo"):
+            stack, other = (undo, redo) if action == "undo" else (redo, undo)
+            if stack:
+                s = stack.pop()
+                other.append(s)
+                back = {p: (old if action == "undo" else new) for p, old, new in s}
+                for r in group:
+                    if r[2] in back:
+                        current[r[2]] = back[r[2]]
+        elif action == "stale":
+            for r in group:
+                current[r[2]] = None
+        elif action == "import":
+            for _s, _a, path, _o, new_label, who, at, model, version, mlabel, p_all, sha in group:
+                current[path] = _review(new_label, who, at, sha, model, version, mlabel, p_all)
+    return current
+
+
+def derived_signoffs(conn: sqlite3.Connection) -> dict[str, tuple | None]:
+    """root -> the sign-off (by, at, comment, basis) the history leads to (None: not signed off)."""
+    _sid, start_seq, up_seq, closed_roots = _markers(conn)
+    state: dict[str, tuple | None] = {}
+    for root, action, by, at, text, basis, seq in conn.execute(
+            "SELECT case_root, action, by, at, text, basis, seq FROM case_events ORDER BY seq, id"):
+        if (seq or 0) < start_seq or ((seq or 0) < up_seq and root in closed_roots):
+            continue
+        state[root] = (by or "", at or "", text or "", basis or "") if action == "sign_off" else None
+    return state
+
+
+def live_reviews(conn: sqlite3.Connection) -> dict[str, tuple]:
+    return {path: _review(*rest) for path, *rest in conn.execute(
+        "SELECT c.path, r.label, r.reviewer, r.reviewed_at, r.sha256, r.model, r.model_version, r.model_label,"
+        " r.p_all FROM reviews r JOIN cells c ON c.id = r.cell_id")}
+
+
+def live_signoffs(conn: sqlite3.Connection) -> dict[str, tuple]:
+    return {root: (by or "", at or "", comment or "", basis or "") for root, by, at, comment, basis in conn.execute(
+        "SELECT c.root, s.signed_off_by, s.signed_off_at, s.comment, s.basis FROM signoffs s"
+        " JOIN cases c ON c.id = s.case_id")}
+
+
+# ------------------------------------------------------------------------------------------ verify
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The first thing that breaks the record: ``where`` (a table row, or a live table) and ``why``."""
+
+    where: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.why}"
+
+
+def verify(conn: sqlite3.Connection) -> Problem | None:
+    """None when the record is intact; else the first broken row and why.  Read-only."""
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
+    for t in TRIGGERS:
+        if t not in have:
+            return Problem(f"trigger {t}", "missing: the history could be rewritten without a trace")
+    rows = []
+    for t in TABLES:
+        cols = ", ".join(("id", *COLS[t], *CHAIN_COLS))
+        for r in conn.execute(f"SELECT {cols} FROM {t} ORDER BY id"):
+            n = len(COLS[t])
+            rows.append((t, r[0], dict(zip(COLS[t], r[1:1 + n])), *r[1 + n:]))
+    last_seq = {t: 0 for t in TABLES}
+    for t, rid, _v, seq, _p, _h in rows:  # per table: ids and chain order agree
+        if seq is None or not isinstance(seq, int):
+            return Problem(f"{t} row {rid}", "has no place in the hash chain (added outside LeukoScan)")
+        if seq <= last_seq[t]:
+            return Problem(f"{t} row {rid}", f"is out of order (chain #{seq} after #{last_seq[t]})")
+        last_seq[t] = seq
+    prev = GENESIS
+    for i, (t, rid, values, seq, p, h) in enumerate(sorted(rows, key=lambda r: r[3]), start=1):
+        where = f"{t} row {rid} (chain #{seq})"
+        if seq != i:
+            return Problem(f"{t} row {rid}", f"chain #{i} is missing (a row was deleted) or #{seq} duplicated")
+        if p != prev:
+            return Problem(where, "does not follow the row before it (a row before it was changed or removed)")
+        if h != row_hash(t, rid, seq, values, p):
+            return Problem(where, "its content does not match its hash (changed after it was written)")
+        prev = h
+    start_id = _markers(conn)[0]
+    meta = dict(conn.execute("SELECT key, value FROM meta WHERE key='history_from'").fetchall())
+    if str(meta.get("history_from", "0") or "0") != str(start_id):
+        return Problem("meta history_from", f"is {meta.get('history_from')!r}, the history says {start_id}")
+    derived, live = derived_reviews(conn, start_id), live_reviews(conn)
+    for path, rv in live.items():
+        if derived.get(path) != rv:
+            return Problem(f"reviews ({path})", _differs("review", derived.get(path), rv))
+    for path in conn.execute("SELECT path FROM cells").fetchall():
+        if derived.get(path[0]) is not None and path[0] not in live:
+            return Problem(f"reviews ({path[0]})", _differs("review", derived[path[0]], None))
+    dso, lso = derived_signoffs(conn), live_signoffs(conn)
+    for (root,) in conn.execute("SELECT root FROM cases"):
+        if dso.get(root) != lso.get(root):
+            return Problem(f"signoffs ({root})", _differs("sign-off", dso.get(root), lso.get(root)))
+    return None
+
+
+def _differs(what: str, history, live) -> str:
+    def say(v):
+        if v is None:
+            return "none"
+        return f"{v[0]} by {v[1]} at {v[2]}" if what == "review" else f"by {v[0]} at {v[1]}"
+    return f"the live {what} ({say(live)}) is not the one the history leads to ({say(history)})"
+
+
+# ------------------------------------------------------------------------------------------ upgrade
+
+
+def reconcile(conn: sqlite3.Connection, history_from: int) -> None:
+    """After :func:`chain_unchained` (upgrade to version 3): the ``upgrade`` marker, then an ``import``
+    row for every live review and a sign-off/reopen row for every live sign-off the older history does
+    not explain, so the live state and the history agree from here on."""
+    roots = {r[0] for r in conn.execute("SELECT root FROM cases")}
+    closed = sorted({r[0] for r in conn.execute("SELECT DISTINCT case_root FROM case_events")} - roots)
+    append(conn, "review_events", {"step": int(history_from), "action": "upgrade", "path": json.dumps(closed),
+                                   "at": utc_now()}, "LeukoScan (upgrade)")
+    derived, live = derived_reviews(conn), live_reviews(conn)
+    for (path,) in conn.execute("SELECT path FROM cells ORDER BY id").fetchall():
+        now, before = live.get(path), derived.get(path)
+        if now != before:
+            _import(conn, path, before, now, "LeukoScan (upgrade)")
+    dso, lso = derived_signoffs(conn), live_signoffs(conn)
+    for root in sorted(roots):
+        if dso.get(root) != lso.get(root):
+            signoff_row(conn, root, lso.get(root), "LeukoScan (upgrade)")
+
+
+def _import(conn, path: str, old: tuple | None, new: tuple | None, recorded_by: str | None = None) -> None:
+    rv = new if new is not None else old
+    append(conn, "review_events", {
+        "step": 0, "action": "import", "path": path,
+        "cell_id": (conn.execute("SELECT id FROM cells WHERE path=?", (path,)).fetchone() or (None,))[0],
+        "old_label": old[0] if old else None, "new_label": new[0] if new else None,
+        "reviewer": new[1] if new else "", "at": new[2] if new else utc_now(),
+        "sha256": rv[3] if rv else "", "model": rv[4] if rv else "", "model_version": rv[5] if rv else "",
+        "model_label": (rv[6] or None) if rv else None, "p_all": rv[7] if rv else None}, recorded_by)
+
+
+def signoff_row(conn, root: str, so: tuple | None, recorded_by: str | None = None) -> None:
+    """A sign-off (``so`` = (by, at, comment, basis)) or, for None, a reopen that makes the history say so."""
+    if so is not None:
+        append(conn, "case_events", {"case_root": root, "action": "sign_off", "by": so[0], "at": so[1],
+                                     "text": so[2], "basis": so[3]}, recorded_by)
+    else:
+        append(conn, "case_events", {"case_root": root, "action": "reopen", "by": "LeukoScan (automatic)",
+                                     "at": utc_now(), "text": "no sign-off in the record", "basis": ""}, recorded_by)
