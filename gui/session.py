@@ -2,9 +2,9 @@
 
 Each window writes one case store (SQLite, :mod:`engine.case.store`): a new session gets
 ``<user data>/sessions/session-<id>.db``; File ▸ Open case store (or a restore) adopts an existing one.
-A ``QLockFile`` beside the store is held while the window has it, so two windows never write one store,
-and a session store whose lock is free belongs to an app that did not close normally: it is offered
-for restore.
+The store's lock (:mod:`engine.case.lock`, the one protocol of every writer: the CLI's ``classify --store``
+and ``export`` take it too) is held while the window has it, so two writers never write one store, and a
+session store whose lock is free belongs to an app that did not close normally: it is offered for restore.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from PySide6.QtCore import QLockFile
+from engine.case.lock import StoreLock, StoreLocked, is_locked
+from engine.case.lock import lock_path as _lock_path
 
 STORE_SUFFIX = ".db"
 
@@ -23,7 +24,7 @@ def new_session_id() -> str:
 
 
 def lock_path(store: Path) -> Path:
-    return store.with_name(store.name + ".lock")
+    return _lock_path(store)
 
 
 class SessionFiles:
@@ -31,7 +32,7 @@ class SessionFiles:
 
     def __init__(self, data_dir: Path) -> None:
         self.dir = Path(data_dir) / "sessions"
-        self._lock: QLockFile | None = None
+        self._lock: StoreLock | None = None
         self.path: Path | None = None
 
     def new_path(self, session_id: str) -> Path:
@@ -42,24 +43,28 @@ class SessionFiles:
         path = Path(path)
         if path.parent == self.dir:
             self.dir.mkdir(parents=True, exist_ok=True)
-        lock = QLockFile(str(lock_path(path)))
-        lock.setStaleLockTime(0)
-        if not lock.tryLock(100):
-            raise OSError(self._lock_problem(lock, path))
+        lock = StoreLock(path, "LeukoScan")
+        try:
+            lock.acquire()
+        except StoreLocked as exc:  # name the holder: another window, or a CLI run
+            h = exc.holder
+            who = "another LeukoScan window" if h is None or h.program == "LeukoScan" else h.program
+            where = f" (host {h.host}, pid {h.pid}" + (f", since {h.since})" if h.since else ")") if h else ""
+            raise OSError(f"the case store {path.name} is in use by {who}{where}") from None
+        except OSError as exc:
+            raise OSError(self._lock_problem(exc, path)) from None
         self.release()
         self._lock, self.path = lock, path
         return path
 
-    def _lock_problem(self, lock: QLockFile, path: Path) -> str:
-        """Why ``lock`` could not be taken, in words: only a lock held by a live process means another
-        window; a folder that cannot be written to (read-only, permissions, disk full) says so."""
-        if lock.error() == QLockFile.LockError.LockFailedError:
-            return f"the case store {path.name} is in use by another LeukoScan window"
+    def _lock_problem(self, error: OSError, path: Path) -> str:
+        """Why the lock file could not be made, in words: a folder that cannot be written to (read-only,
+        permissions, disk full) says so.  (A lock held by another writer is :class:`StoreLocked`.)"""
         where = "the sessions folder" if path.parent == self.dir else "the folder"
         try:  # the operating system's own reason
             with tempfile.TemporaryFile(dir=path.parent):
                 pass
-            why = "permission denied" if lock.error() == QLockFile.LockError.PermissionError else "unknown error"
+            why = error.strerror or str(error)
         except OSError as exc:
             why = exc.strerror or str(exc)
         return f"cannot write to {where} {path.parent}: {why}"
@@ -74,7 +79,7 @@ class SessionFiles:
                         p.unlink()
                     except FileNotFoundError:
                         pass
-            self._lock.unlock()
+            self._lock.release()
             self._lock = None
             self.path = None
 
@@ -86,11 +91,8 @@ class SessionFiles:
         for p in self.dir.glob(f"session-*{STORE_SUFFIX}"):
             if self.path is not None and p == self.path:
                 continue
-            lock = QLockFile(str(lock_path(p)))
-            lock.setStaleLockTime(0)
-            if not lock.tryLock(0):
-                continue  # another running LeukoScan owns it
-            lock.unlock()
+            if is_locked(p):
+                continue  # another running LeukoScan (or a CLI run) owns it
             try:
                 found.append((p.stat().st_mtime, p))
             except OSError:

@@ -10,7 +10,6 @@ import random
 import shutil
 
 import pytest
-from PySide6.QtCore import QLockFile
 
 import gui.session as session_mod
 from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
@@ -48,17 +47,14 @@ def test_a_read_only_sessions_folder_is_reported_with_the_real_reason(tmp_path, 
     if os.name == "posix" and os.geteuid() != 0:
         sessions.chmod(0o555)
     else:  # root writes anywhere: make the folder behave as a read-only file system does
-        class ReadOnlyLock(QLockFile):
-            def tryLock(self, timeout=0):
-                return False
-
-            def error(self):
-                return QLockFile.LockError.PermissionError
-
         def no_temp_file(*args, **kwargs):
             raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-        monkeypatch.setattr(session_mod, "QLockFile", ReadOnlyLock)
+        class ReadOnlyLock(session_mod.StoreLock):
+            def acquire(self):
+                no_temp_file()
+
+        monkeypatch.setattr(session_mod, "StoreLock", ReadOnlyLock)
         monkeypatch.setattr("tempfile.TemporaryFile", no_temp_file)
     try:
         with pytest.raises(OSError) as exc:
