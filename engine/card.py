@@ -23,7 +23,7 @@ Schema (``schema_version`` 1)::
       "classes": ["ALL", "HEM"], "positive_class": "ALL",
       "threshold": 0.5,                    # decision threshold on calibrated P(ALL)
       "temperature": 1.0,                  # calibrated P(ALL) = sigmoid(logit / temperature)
-      "review_margin": 0.15,               # needs_review when |P(ALL) - threshold| < review_margin
+      "review_margin": 0.15,               # flagged for review when |P(ALL) - threshold| < review_margin
       "test_time_augmentation": {"views": [0, 1, 2, 3, 4, 5, 6, 7], "combine": "mean_logit"},
                                            # optional (default: view 0 only): the model is run on these dihedral
                                            # views of each cell (engine.preprocess.dihedral) and the mean logit
@@ -36,7 +36,7 @@ Schema (``schema_version`` 1)::
 
     ensemble: {"schema_version": 1, "type": "ensemble", "name": "ensemble", "members": ["inceptionv3", "vgg19"],
                "threshold": ..., "review_margin": ..., "metrics": ..., ...}
-    calibrated P(ALL) of an ensemble = mean of the members' calibrated P(ALL); needs_review also when the
+    calibrated P(ALL) of an ensemble = mean of the members' calibrated P(ALL); flagged for review also when the
     members' own decisions (each at its own threshold) disagree.
 """
 

@@ -57,7 +57,7 @@ from .paths import user_models_dir
 from .pipeline import classify, scan
 from .preprocess import is_supported
 from .registry import Registry, default_dirs, default_model, describe_metrics
-from .report import cell_row, summarize, write_cell_report, write_summary
+from .report import cell_row, count_rows, summarize, write_cell_report, write_summary
 
 PROG = "leukoscan-cli"
 EXIT_OK, EXIT_WRITE, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
@@ -461,14 +461,12 @@ def _write_reports(rows, n_items: int, out: Path, summary: Path | None, cancelle
     if summary is not None:
         swhere, ok = _write_or_rescue("summary", summary, write_summary, sums)
         code = code if ok else EXIT_WRITE
-    n_ok = sum(r["status"] == "ok" for r in rows)
-    n_all = sum(r["final_label"] == "ALL" for r in rows if r["status"] == "ok")
-    n_rev = sum(r["needs_review"] == "true" for r in rows)
-    n_qc = sum(bool(r["qc"]) for r in rows)
+    cc = count_rows(rows)
     _say(
-        f"{len(rows)} cells in {len(sums)} folder(s): {n_ok} classified ({n_all} ALL, {n_ok - n_all} HEM, "
-        f"{n_rev} need review{f', {n_qc} of them failed the quality check' if n_qc else ''}), "
-        f"{len(rows) - n_ok} unreadable; {(len(rows) - skipped) / max(elapsed, 1e-9):.1f} cells/s; "
+        f"{cc.cells} cells in {len(sums)} folder(s): {cc.classified} classified ({cc.all} ALL, {cc.hem} HEM, "
+        f"{cc.flagged} flagged for review, {cc.review_open} review(s) open"
+        f"{f', {cc.qc} failed the quality check' if cc.qc else ''}), {cc.errors} unreadable; "
+        f" {(len(rows) - skipped) / max(elapsed, 1e-9):.1f} cells/s; "
         f"report: {where}" + (f"; summary: {swhere}" if summary is not None else "")
         + (f"; case file: {store_path}" if store_path is not None else "")
     )
@@ -641,10 +639,10 @@ def cmd_export(args) -> int:
             lock.release()
     if store.errors:
         _say(f"warning: the export could not be recorded in the case file ({store.errors[0]})")
-    n_rev = sum(bool(r["reviewed_label"]) for r in rows)
-    n_open = sum(r["needs_review"] == "true" and not r["reviewed_label"] for r in rows)
-    _say(f"{len(rows)} cells in {len(sums)} folder(s), model {doc.current.name} {doc.current.version}, threshold "
-         f"{doc.threshold:g}: {n_rev} reviewed, {n_open} still need review; report: {where}"
+    cc = count_rows(rows)
+    _say(f"{cc.cells} cells in {len(sums)} folder(s), model {doc.current.name} {doc.current.version}, threshold "
+         f"{doc.threshold:g}: {cc.flagged} flagged for review, {cc.reviewed} reviewed, {cc.review_open} review(s) "
+         f"open; report: {where}"
          + (f"; summary: {swhere}" if summary is not None else "")
          + f"; review history ({len(history)} events): {hwhere}")
     return code
@@ -653,7 +651,8 @@ def cmd_export(args) -> int:
 # -------------------------------------------------------------------------------------- report (PDF)
 
 #: Columns a per-cell report must have to be printed (older reports without ``root`` are one case).
-REPORT_NEEDS = ("path", "file", "status", "prediction", "p_all", "needs_review", "model", "threshold")
+#: Plus ``flagged`` (``needs_review`` in reports written before 3.0).
+REPORT_NEEDS = ("path", "file", "status", "prediction", "p_all", "model", "threshold")
 
 
 def _store_report(path: Path) -> tuple[list[dict[str, str]], dict[str, str], dict[str, dict[str, str]]]:
@@ -697,6 +696,8 @@ def _report_rows(path: Path) -> tuple[list[dict[str, str]], dict[str, str], dict
     if not rows:
         raise CliError(f"{path} has no cell rows: not a LeukoScan report, or an empty one")
     missing = [c for c in REPORT_NEEDS if c not in rows[0]]
+    if "flagged" not in rows[0] and "needs_review" not in rows[0]:
+        missing.append("flagged")
     if missing:
         raise CliError(f"{path} is not a LeukoScan per-cell report (missing columns: {', '.join(missing)})")
     return rows, {}, {}

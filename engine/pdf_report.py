@@ -23,10 +23,11 @@ from . import __version__
 from .card import ModelCard, sha256_file
 from .fileio import atomic_open
 from .heldout import plain_words
+from .localtime import local_time
 from .pdf_fonts import install_fonts
 from .preprocess import ImageDecodeError, open_rgb
-from .report_cases import Case, ModelUse, cases_of, review_counts
-from .stats import wilson_interval
+from .report_cases import Case, ModelUse, cases_of
+from .case.rules import CaseCounts
 
 #: From README "Intended use and safety"; printed on every case.
 INTENDED_USE = (
@@ -36,7 +37,11 @@ INTENDED_USE = (
 )
 NOT_SIGNED = "not signed off"
 THUMB_PX = 96  # thumbnails are downscaled to this many pixels a side before embedding
-THUMB_CAP = 60  # per group and case; then "and N more"
+THUMB_CAP = 60  # per group and case; then "and N more" (not for the cells counted as ALL: every one is shown)
+INTERPRETATION = (
+    "Interpretation: % blasts is the share of the classified cells that count as ALL in this sample, with a 95 % "
+    "interval for the sampling of cells. It is not a diagnosis, not a bone-marrow blast count and not a measure of "
+    "disease burden; a case unlike the donors the model was trained on can be wrong as a whole.")
 BINS = 20
 
 _MARGIN = 12.0
@@ -108,21 +113,19 @@ class _Doc(FPDF):
 # ------------------------------------------------------------------------------------------ pieces
 
 
-def fmt_pct(k: int, n: int, short: bool = False) -> str:
+def fmt_pct(cc: CaseCounts, short: bool = False) -> str:
     """``"37.5 % (95 % CI 13.7-69.4 %)"`` (``short``: ``"37.5 % (13.7-69.4 %)"``, for a table whose heading
-    names the interval); ``"-"`` when nothing was classified."""
-    ci = wilson_interval(k, n)
-    if ci is None:
+    names the interval); ``"-"`` when no cell counts.  From the case rule (:class:`CaseCounts`) only."""
+    pct, ci = cc.pct_blasts, cc.pct_interval
+    if pct is None or ci is None:
         return "-"
-    return f"{k / n * 100:.1f} % ({'' if short else '95 % CI '}{ci[0] * 100:.1f}-{ci[1] * 100:.1f} %)"
+    return f"{pct:.1f} % ({'' if short else '95 % CI '}{ci[0]:.1f}-{ci[1]:.1f} %)"
 
 
 def signoff_text(signoff: Mapping[str, Any] | None) -> str:
     if not signoff or not signoff.get("signed_off_by"):
         return NOT_SIGNED
-    at = signoff.get("signed_off_at") or ""
-    if isinstance(at, datetime):
-        at = at.isoformat(sep=" ", timespec="minutes")
+    at = local_time(signoff.get("signed_off_at"))
     text = f"signed off by {signoff['signed_off_by']}" + (f" on {at}" if at else "")
     basis = str(signoff.get("basis") or "").strip()
     text += f" ({basis})" if basis else ""
@@ -147,7 +150,7 @@ def _header(pdf: _Doc, case: Case, meta: _Meta) -> None:
         ("Case folder", case.root or "(unknown)"),
         ("Report date", pdf.generated),
         ("Reviewer(s)", ", ".join(case.reviewers) or "none"),
-        ("Last review", case.last_review or "-"),
+        ("Last review", local_time(case.last_review) or "-"),
     ])
     pdf.font(9, bold=True)
     pdf.cell(30, 5, "Sign-off")
@@ -163,33 +166,30 @@ def _header(pdf: _Doc, case: Case, meta: _Meta) -> None:
 
 def _verdict(pdf: _Doc, case: Case) -> None:
     pdf.heading("Verdict", keep=30)
-    t = case.total
-    k, n = int(t["all"]), int(t["classified"])
+    t, cc = case.total, case.counts
+    n = cc.all + cc.hem
     pdf.font(10, bold=True)
-    line = (f"Blasts (ALL): {fmt_pct(k, n)} of {n} classified cells" if n else
+    line = (f"Blasts (ALL): {fmt_pct(cc)} of {n} classified cells" if n else
             "Blasts (ALL): no cell could be classified")
     pdf.multi_cell(0, 6, pdf.t(line), new_x="LMARGIN", new_y="NEXT")
     pdf.font(8.5)
     head = ("Folder", "Cells", "ALL", "HEM", "% blasts (95 % CI)", "Review open", "Errors", "QC flags")
     folders = case.folders if len(case.folders) > 1 else []
-    by_folder: dict[str, list[dict[str, str]]] = {}
-    for r in case.rows:
-        by_folder.setdefault(r.get("folder", "."), []).append(r)
     body = []
     for s in folders:
-        open_, qc, _ = review_counts(by_folder.get(s["folder"], []))
-        body.append(("(case folder itself)" if s["folder"] == "." else s["folder"], s, open_, qc, False))
-    body.append(("Case total", t, case.open_reviews, case.qc_flagged, True))
+        body.append(("(case folder itself)" if s["folder"] == "." else s["folder"], s,
+                     case.folder_counts[s["folder"]], False))
+    body.append(("Case total", t, cc, True))
     pdf.set_fill_color(255, 255, 255)
     with pdf.table(col_widths=(48, 13, 12, 12, 42, 23, 14, 22), text_align=("LEFT", *["RIGHT"] * 3, "LEFT",
                    *["RIGHT"] * 3), line_height=5, headings_style=FontFace(emphasis="BOLD", fill_color=_GREY),
                    first_row_as_headings=True) as table:
         table.row([pdf.t(h) for h in head])
-        for name, s, open_, qc, bold in body:
+        for name, s, counts, bold in body:
             style = FontFace(emphasis="BOLD") if bold else None
-            table.row([pdf.t(name), s["cells"], s["all"], s["hem"],
-                       pdf.t(fmt_pct(int(s["all"]), int(s["classified"]), short=True)), str(open_), s["errors"],
-                       str(qc)],
+            table.row([pdf.t(name), str(counts.cells), str(counts.all), str(counts.hem),
+                       pdf.t(fmt_pct(counts, short=True)), str(counts.review_open), str(counts.errors),
+                       str(counts.qc)],
                       style=style)
     pdf.font(8.5)
     reasons = t.get("error_reasons", "")
@@ -299,22 +299,25 @@ def _thumbnail(path: str):
     return im, ""
 
 
-def _caption(r: Mapping[str, str]) -> str:
+def _caption(r: Mapping[str, str]) -> tuple[str, str]:
+    """Two short lines under a thumbnail: the cell id (also in the CSV) and P(ALL); then the model's call,
+    the final call and who confirmed it ("-" when nobody has)."""
     p = r.get("p_all", "")
-    call = r.get("prediction", "")
-    if r.get("reviewed_label"):
-        call = f"{call}->{r['reviewed_label']}" if r["reviewed_label"] != call else f"{call} confirmed"
-    return f"P {float(p):.2f} {call}" if p else call
+    cid = r.get("cell_id") or (r.get("sha256") or "")[:10] or (r.get("file") or Path(r.get("path", "")).name)
+    first = f"{cid} P{float(p):.2f}" if p else cid
+    call, final = r.get("prediction", "") or "?", r.get("final_label") or r.get("reviewed_label") or r.get("prediction")
+    who = r.get("reviewer") or "-"
+    return first, f"{call}>{final} {who}"
 
 
-def _thumbnails(pdf: _Doc, title: str, rows: list[dict[str, str]]) -> None:
+def _thumbnails(pdf: _Doc, title: str, rows: list[dict[str, str]], cap: int | None = THUMB_CAP) -> None:
     per_row = int((pdf.epw + _THUMB_GAP) // (_THUMB_MM + _THUMB_GAP))
     step_y = _THUMB_MM + _CAPTION_MM + 2
     pdf.heading(f"{title} ({len(rows)})", keep=step_y if rows else 5)
     if not rows:
         pdf.multi_cell(0, 5, "none", new_x="LMARGIN", new_y="NEXT")
         return
-    shown = rows[:THUMB_CAP]
+    shown = rows if cap is None else rows[:cap]
     for i, r in enumerate(shown):
         col = i % per_row
         if col == 0:
@@ -339,10 +342,10 @@ def _thumbnails(pdf: _Doc, title: str, rows: list[dict[str, str]]) -> None:
             pdf.multi_cell(_THUMB_MM - 1, 2.6, pdf.t(f"image not available: {why}"), align="C")
             pdf.set_text_color(0, 0, 0)
         pdf.font(5.5)
-        name = r.get("file") or Path(r.get("path", "")).name
-        pdf.text(x, y + _THUMB_MM + 2.4, pdf.fit(name, _THUMB_MM))
+        first, second = _caption(r)
+        pdf.text(x, y + _THUMB_MM + 2.4, pdf.fit(first, _THUMB_MM))
         flag = " QC" if r.get("qc") else ""
-        pdf.text(x, y + _THUMB_MM + 5, pdf.fit(_caption(r) + flag, _THUMB_MM))
+        pdf.text(x, y + _THUMB_MM + 5, pdf.fit(second + flag, _THUMB_MM))
         pdf.set_y(y)
     pdf.set_xy(pdf.l_margin, pdf.get_y() + step_y)
     if len(rows) > len(shown):
@@ -360,9 +363,28 @@ def _case_pages(pdf: _Doc, case: Case, meta: _Meta, cards: Mapping[str, ModelCar
     _verdict(pdf, case)
     _histogram(pdf, case)
     _model(pdf, case, cards)
+    _thumbnails(pdf, "Every cell counted as ALL (caption: cell id, P(ALL); model call > final call, who confirmed)",
+                case.blasts, cap=None)
     _thumbnails(pdf, "Cells the reviewer overrode", case.overridden)
     _thumbnails(pdf, "Cells flagged for review", case.flagged)
+    _signature(pdf, meta)
     return first
+
+
+def _signature(pdf: _Doc, meta: _Meta) -> None:
+    pdf.need(22)
+    pdf.ln(3)
+    pdf.font(8.5)
+    pdf.multi_cell(0, 4.2, pdf.t(INTERPRETATION), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(2)
+    pdf.font(9, bold=True)
+    so = meta.signoff or {}
+    if so.get("signed_off_by"):
+        line = f"Reviewed by {so['signed_off_by']}, signed {local_time(so.get('signed_off_at'))}"
+    else:
+        line = "Reviewed by ______________________   signed ______________________   (not signed off)"
+    pdf.multi_cell(0, 5, pdf.t(line), new_x="LMARGIN", new_y="NEXT")
+    pdf.font(9)
 
 
 _OVERVIEW_ROWS_PER_PAGE = 18  # with room for folder names on two lines; more would shift the page numbers
@@ -395,7 +417,7 @@ def _overview(entries: list[tuple[Case, _Meta, int]]):
                 signed = "not signed off" if signoff_text(meta.signoff) == NOT_SIGNED else \
                     f"by {meta.signoff['signed_off_by']}"
                 table.row([pdf.t(meta.sample_id or "not given"), pdf.t(case.root), t["cells"],
-                           pdf.t(fmt_pct(int(t["all"]), int(t["classified"]), short=True)), str(case.open_reviews),
+                           pdf.t(fmt_pct(case.counts, short=True)), str(case.open_reviews),
                            pdf.t(signed), str(page)])
 
     return render
@@ -422,7 +444,7 @@ def render_case_pdf(rows: Iterable[Mapping[str, str]], *, signoffs: Mapping[str,
     signoffs = {str(k): v for k, v in (signoffs or {}).items()}
     sample_ids = {str(k): str(v) for k, v in (sample_ids or {}).items()}
     cards = _cards_by_name(card)
-    when = (generated_at or datetime.now().astimezone()).isoformat(sep=" ", timespec="minutes")
+    when = local_time(generated_at or datetime.now().astimezone())
     pdf = _Doc(when, fonts_found, search_fonts)
     entries: list[tuple[Case, _Meta, int]] = []
     if len(cases) > 1:

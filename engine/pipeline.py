@@ -187,9 +187,9 @@ class CellResult:
 def decide(
     p_all: float | None, threshold: float, review_margin: float, members_disagree: bool = False, qc: str = ""
 ) -> tuple[str, bool]:
-    """(prediction, needs_review): "ALL" when p_all >= threshold else "HEM"; review when p_all is
+    """(prediction, flagged): "ALL" when p_all >= threshold else "HEM"; review when p_all is
     within ``review_margin`` of the threshold, the ensemble's members disagree, or the image failed the
-    quality check (``qc``: its reason; the score of a not-a-cell image means nothing, however confident).
+    quality check (``qc``: its reason; the score of a not-a-cell image means nothing, however confident): *flagged* for review.
     ("", False) when there is no score (an error row)."""
     if p_all is None or not math.isfinite(p_all):
         return "", False

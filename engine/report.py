@@ -3,9 +3,13 @@ write through this module, so their files have the same columns.
 
 Per-cell columns, in order (:data:`CELL_COLUMNS`), then one ``p_all_<member>`` column per ensemble
 member.  Values are strings: ``p_all`` with 4 decimals, booleans ``true``/``false``, empty when not
-applicable; ``qc`` is the input quality check's reason (:mod:`engine.qc`), empty when the image passed.
-Summary counts use ``final_label`` (the reviewer's label when there is one, else the prediction);
-``pct_all`` = all / classified * 100 with 1 decimal, ``pct_all_ci_low``/``pct_all_ci_high`` its Wilson 95 %
+applicable; ``flagged``: the model flagged the cell for review (reviews of it may exist; reports written
+before 3.0 call this column ``needs_review`` and are still read); ``qc`` is the input quality check's reason
+(:mod:`engine.qc`), empty when the image passed.
+Summary rows are counted by :func:`count_rows` (the one case rule, :class:`engine.case.rules.CaseCounts`):
+labels follow ``final_label`` (the reviewer's label when there is one, else the prediction); ``flagged`` =
+every flagged cell, ``review_open`` = flagged and not reviewed yet;
+``pct_all`` = % blasts (:func:`engine.case.rules.pct_blasts`) with 1 decimal, ``pct_all_ci_low``/``pct_all_ci_high`` its Wilson 95 %
 interval (:mod:`engine.stats`; percent, 1 decimal, empty when nothing was classified); ``error_reasons`` lists
 the distinct reasons of the folder's error rows (e.g. a sub-folder that could not be listed);
 ``signed_off_by``, ``signed_off_at``, ``comment``: the case's sign-off (empty when not signed off, and
@@ -35,7 +39,6 @@ from .case.rules import CaseCounts
 from .fileio import atomic_open
 from .model import Classifier
 from .pipeline import CellResult, decide
-from .stats import wilson_interval
 
 CELL_COLUMNS: tuple[str, ...] = (
     "path",
@@ -46,7 +49,7 @@ CELL_COLUMNS: tuple[str, ...] = (
     "error",
     "prediction",
     "p_all",
-    "needs_review",
+    "flagged",
     "model",
     "model_version",
     "threshold",
@@ -60,6 +63,7 @@ CELL_COLUMNS: tuple[str, ...] = (
     "root",
     "qc",
     "review_model_label",
+    "cell_id",
 )
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "folder",
@@ -71,7 +75,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "pct_all",
     "pct_all_ci_low",
     "pct_all_ci_high",
-    "needs_review",
+    "review_open",
     "reviewed",
     "root",
     "error_reasons",
@@ -83,7 +87,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "comment",
     "sample_id",
 )
-LABELS = ("ALL", "HEM")
+LABELS = case_rules.LABELS
 
 _NEEDS_QUOTE = re.compile(r"'*[=+\-@\t\r]")  # also an already-quoted value, so reading back is exact
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -102,6 +106,12 @@ class Review:
             raise ValueError(f"review label must be one of {LABELS}, got {self.label!r}")
 
 
+def cell_id(sha256: str) -> str:
+    """The short id a person can read off a printed thumbnail and find in the CSV: the first 10 hex digits of
+    the image's sha256 (the same image in two files has the same id)."""
+    return (sha256 or "")[:10]
+
+
 def fmt_p(p: float | None) -> str:
     return "" if p is None else f"{p:.4f}"
 
@@ -117,8 +127,8 @@ def cell_row(
     thr = classifier.threshold if threshold is None else float(threshold)
     ok = result.status == "ok"
     qc = result.qc if ok else ""
-    prediction, needs_review = decide(result.p_all if ok else None, thr, classifier.review_margin,
-                                      result.members_disagree, qc)
+    prediction, flagged = decide(result.p_all if ok else None, thr, classifier.review_margin,
+                                 result.members_disagree, qc)
     if review is not None and not ok:
         review = None  # a file that could not be classified cannot carry a review label
     reviewed_at = ""
@@ -137,7 +147,7 @@ def cell_row(
         "error": result.error,
         "prediction": prediction,
         "p_all": fmt_p(result.p_all if ok else None),
-        "needs_review": "true" if needs_review else "false",
+        "flagged": "true" if flagged else "false",
         "model": classifier.name,
         "model_version": classifier.version,
         "threshold": fmt_threshold(thr),
@@ -150,6 +160,7 @@ def cell_row(
         "root": str(result.root),
         "qc": qc,
         "review_model_label": (review.model_label or "") if review else "",
+        "cell_id": cell_id(result.sha256),
     }
     for name in classifier.member_names:
         row[f"p_all_{name}"] = fmt_p(result.member_p.get(name)) if ok else ""
@@ -180,10 +191,33 @@ def _signoff_fields(so) -> tuple[str, str, str]:
     return str(getattr(so, "by", "") or ""), str(getattr(so, "at", "") or ""), str(getattr(so, "comment", "") or "")
 
 
+def row_flagged(r: Mapping[str, str]) -> bool:
+    """The row's ``flagged`` column (``needs_review`` in per-cell reports written before 3.0)."""
+    v = r.get("flagged")
+    return (r.get("needs_review") if v is None else v) == "true"
+
+
+def count_row(cc: CaseCounts, r: Mapping[str, str]) -> None:
+    """Count one per-cell report row into ``cc`` by the case rule (the same as the window's cells)."""
+    ok = r.get("status") == "ok"
+    reviewed = r.get("reviewed_label") or ""
+    label = r.get("final_label") or reviewed or r.get("prediction", "")
+    cc.add("ok" if ok else "error", label, row_flagged(r), bool(reviewed), bool(r.get("qc")),
+           case_rules.overridden(reviewed, r.get("review_model_label") or r.get("prediction")))
+
+
+def count_rows(rows: Iterable[Mapping[str, str]], name: str = ".") -> CaseCounts:
+    """The counts of per-cell report rows (one case or one folder), by :func:`count_row`."""
+    cc = CaseCounts(name)
+    for r in rows:
+        count_row(cc, r)
+    return cc
+
+
 def summarize(rows: Iterable[Mapping[str, str]], signoffs: Mapping[str, object] | None = None,
               sample_ids: Mapping[str, str] | None = None) -> list[dict[str, str]]:
     """One row per (root, folder) in first-seen order, counted by the one case rule
-    (:class:`engine.case.rules.CaseCounts`): labels follow ``final_label``; ``needs_review`` = flagged and
+    (:func:`count_row`): labels follow ``final_label``; ``review_open`` = flagged and
     not reviewed yet (what the window shows), ``flagged`` = every flagged cell; ``overridden`` = the
     reviewer set another class than the model gave when the review was made.  ``signoffs``: root -> sign-off
     (see :func:`_signoff_fields`), filling ``signed_off_by``/``signed_off_at``/``comment`` of every folder row
@@ -197,19 +231,14 @@ def summarize(rows: Iterable[Mapping[str, str]], signoffs: Mapping[str, object] 
         g = groups.get(key)
         if g is None:
             g = groups[key] = CaseCounts(key[1])
-        ok = r.get("status") == "ok"
-        if not ok:
+        if r.get("status") != "ok":
             seen = reasons.setdefault(key, [])
             if r.get("error") and r["error"] not in seen:
                 seen.append(r["error"])
-        reviewed = r.get("reviewed_label") or ""
-        label = r.get("final_label") or reviewed or r.get("prediction", "")
-        g.add("ok" if ok else "error", label, r.get("needs_review") == "true", bool(reviewed), bool(r.get("qc")),
-              case_rules.overridden(reviewed, r.get("review_model_label") or r.get("prediction")))
+        count_row(g, r)
     out = []
     for (root, folder), g in groups.items():
-        pct = f"{g.all / g.classified * 100:.1f}" if g.classified else ""
-        ci = wilson_interval(g.all, g.classified)
+        pct, ci = g.pct_blasts, g.pct_interval
         by, at, comment = _signoff_fields(signoffs.get(root))
         out.append(
             {
@@ -219,10 +248,10 @@ def summarize(rows: Iterable[Mapping[str, str]], signoffs: Mapping[str, object] 
                 "errors": str(g.errors),
                 "all": str(g.all),
                 "hem": str(g.hem),
-                "pct_all": pct,
-                "pct_all_ci_low": f"{ci[0] * 100:.1f}" if ci else "",
-                "pct_all_ci_high": f"{ci[1] * 100:.1f}" if ci else "",
-                "needs_review": str(g.needs_review),
+                "pct_all": "" if pct is None else f"{pct:.1f}",
+                "pct_all_ci_low": f"{ci[0]:.1f}" if ci else "",
+                "pct_all_ci_high": f"{ci[1]:.1f}" if ci else "",
+                "review_open": str(g.review_open),
                 "reviewed": str(g.reviewed),
                 "root": root,
                 "error_reasons": _join_reasons(reasons.get((root, folder), [])),

@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from .case.rules import overridden
-from .report import summarize
+from .case.rules import CaseCounts, overridden
+from .report import count_rows, row_flagged, summarize
 
 
 @dataclass(frozen=True)
@@ -34,15 +34,27 @@ class Case:
     rows: list[dict[str, str]]
     folders: list[dict[str, str]]  # summarize() rows of this root, one per folder
     total: dict[str, str]  # summarize() of the whole root as one folder
-    open_reviews: int  # needs_review and no reviewer label yet
-    qc_flagged: int
-    unreadable: int
+    counts: CaseCounts  # the whole root, by the case rule (engine.report.count_rows)
+    folder_counts: dict[str, CaseCounts]  # per folder of the root, same rule
     reviewers: list[str]
     last_review: str
     uses: list[ModelUse]
     p_all: list[float] = field(repr=False)
     overridden: list[dict[str, str]] = field(repr=False)  # reviewer label differs from the prediction
-    flagged: list[dict[str, str]] = field(repr=False)  # needs_review, not already in overridden
+    flagged: list[dict[str, str]] = field(repr=False)  # flagged, not already in overridden
+    blasts: list[dict[str, str]] = field(repr=False, default_factory=list)  # every cell counted as ALL
+
+    @property
+    def open_reviews(self) -> int:
+        return self.counts.review_open
+
+    @property
+    def qc_flagged(self) -> int:
+        return self.counts.qc
+
+    @property
+    def unreadable(self) -> int:
+        return self.counts.errors
 
 
 def is_overridden(r: Mapping[str, str]) -> bool:
@@ -59,24 +71,11 @@ def _p(r: Mapping[str, str]) -> float | None:
         return None
 
 
-def review_counts(rows: Iterable[Mapping[str, str]]) -> tuple[int, int, int]:
-    """(reviews still open, QC-flagged cells, unreadable files) of ``rows``.
-
-    Open = ``needs_review`` and no reviewer label yet; counted here rather than taken from the summary's
-    ``needs_review`` column, which counts every flagged cell."""
-    open_, qc, bad = 0, 0, 0
-    for r in rows:
-        if r.get("status") != "ok":
-            bad += 1
-            continue
-        open_ += r.get("needs_review") == "true" and not r.get("reviewed_label")
-        qc += bool(r.get("qc"))
-    return open_, qc, bad
-
-
 def case_of(root: str, rows: list[dict[str, str]]) -> Case:
     ok = [r for r in rows if r.get("status") == "ok"]
-    open_, qc, bad = review_counts(rows)
+    by_folder: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_folder.setdefault(r.get("folder", "."), []).append(r)
     uses = Counter((r.get("model", ""), r.get("model_version", ""), r.get("threshold", ""),
                     r.get("default_threshold", ""), r.get("provider", "")) for r in ok)
     overridden = [r for r in ok if is_overridden(r)]
@@ -85,15 +84,15 @@ def case_of(root: str, rows: list[dict[str, str]]) -> Case:
         rows=rows,
         folders=summarize(rows),
         total=summarize({**r, "folder": "."} for r in rows)[0],
-        open_reviews=open_,
-        qc_flagged=qc,
-        unreadable=bad,
+        counts=count_rows(rows),
+        folder_counts={f: count_rows(rs, f) for f, rs in by_folder.items()},
         reviewers=sorted({r["reviewer"] for r in ok if r.get("reviewer")}),
         last_review=max((r.get("reviewed_at", "") for r in ok), default=""),
         uses=[ModelUse(*k, cells=n) for k, n in uses.most_common()],
         p_all=[p for p in map(_p, ok) if p is not None],
         overridden=overridden,
-        flagged=[r for r in ok if r.get("needs_review") == "true" and not is_overridden(r)],
+        flagged=[r for r in ok if row_flagged(r) and not is_overridden(r)],
+        blasts=[r for r in ok if (r.get("final_label") or r.get("reviewed_label") or r.get("prediction")) == "ALL"],
     )
 
 

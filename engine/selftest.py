@@ -171,7 +171,7 @@ def check_model(registry, card, samples: Sequence[Sample], device: str, log: Tex
             out.ok = False
             out.problems.append(f"{name}: invalid P(ALL) {p!r}")
             continue
-        prediction, needs_review = decide(p, clf.threshold, clf.review_margin, r.members_disagree)
+        prediction, flagged = decide(p, clf.threshold, clf.review_margin, r.members_disagree)
         margin = abs(p - clf.threshold)
         out.min_margin = min(out.min_margin, margin)
         members = ""
@@ -179,13 +179,13 @@ def check_model(registry, card, samples: Sequence[Sample], device: str, log: Tex
             members = " (" + ", ".join(f"{k} {v:.3f}" for k, v in sorted(r.member_p.items())) + ")"
         print(
             f"  {card.name:<14} {name:<34} expected {s.expected}  P(ALL) {p:.4f}{members}"
-            f" -> {prediction}{'  [needs review]' if needs_review else ''}",
+            f" -> {prediction}{'  [flagged for review]' if flagged else ''}",
             file=log,
         )
         if prediction != s.expected:
             out.ok = False
             out.problems.append(f"{name}: expected {s.expected}, got {prediction} (P(ALL) {p:.3f})")
-        elif needs_review:
+        elif flagged:
             out.ok = False
             out.problems.append(
                 f"{name}: {prediction} as expected but inside the review band "

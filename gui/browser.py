@@ -121,8 +121,10 @@ class CellBrowser(QTabWidget):
         self.select_row(r)
         return True
 
-    def next_open(self, backwards: bool = False, case: str | None = None) -> Cell | None:
-        """Select the next (previous) cell in view order that still needs review; None when there is none."""
+    def next_open(self, backwards: bool = False, case: str | None = None, want=None) -> Cell | None:
+        """Select the next (previous) cell in view order with an open review (or for which ``want(cell)``
+        holds); None when there is none."""
+        want = want or (lambda c: c.review_open)
         n = self.proxy.rowCount()
         if n == 0:
             return None
@@ -132,7 +134,7 @@ class CellBrowser(QTabWidget):
         for k in range(1, n + 1):
             r = (start + step * k) % n
             c = self.proxy.cell_at(r)
-            if c is not None and c.status == OK and c.review_open and (case is None or c.case == case):
+            if c is not None and c.status == OK and want(c) and (case is None or c.case == case):
                 self.select_row(r)
                 return c
         return None

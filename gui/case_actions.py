@@ -58,8 +58,7 @@ class CaseActions(QObject):
             return False
         ok, why = self.doc.can_sign_off(case)
         if not ok:
-            self.win.show_message("Cannot sign off yet", f"{case.label}: {why}.\n\nReview ▸ Review flagged cells (F) "
-                                  "walks the flagged cells that are left.", QMessageBox.Icon.Information)
+            self.offer_walk(case, why)
             return False
         reviewer = self.win.reviews.reviewer()
         if not reviewer:
@@ -71,6 +70,16 @@ class CaseActions(QObject):
         self.status.emit(f"{case.label} signed off by {so.by} at {so.at}. Its reviews are locked.", 10000)
         self.changed.emit()
         return True
+
+    def offer_walk(self, case, why: str) -> QMessageBox:
+        """Says exactly what is left, and offers to walk those cells (review-flagged mode) at once."""
+        box = self.win.show_message("Cannot sign off yet", f"{case.label}: {why}.\n\nEvery ALL call and every "
+                                    "flagged cell must be seen by a person before sign-off.",
+                                    QMessageBox.Icon.Information)
+        walk = box.addButton("Walk them now (F)", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(walk)
+        walk.clicked.connect(self.win.start_walk)
+        return box
 
     def reopen(self) -> bool:
         case = self.current_case()

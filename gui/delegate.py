@@ -50,7 +50,7 @@ class TileDelegate(QStyledItemDelegate):
         img = None if cell.status == ERROR else self.thumbs.get(cell.key)
         rv = cell.review
         size = option.rect.size()
-        key = (f"tile|{cell.key}|{cell.status}|{cell.prediction}|{cell.p_all}|{cell.needs_review}|"
+        key = (f"tile|{cell.key}|{cell.status}|{cell.prediction}|{cell.p_all}|{cell.flagged}|"
                f"{bool(qc_reason(cell))}|{rv.label if rv else ''}|{img is not None}|{selected}|"
                f"{size.width()}x{size.height()}|{self.thumb_size}")
         pm = QPixmapCache.find(key)
@@ -125,9 +125,9 @@ class TileDelegate(QStyledItemDelegate):
         p.setPen(QColor("white"))
         p.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
 
-        # corner marks: needs review (amber "?"), reviewed (green check)
+        # corner marks: review open (amber "?"), reviewed (green check)
         mark = 18
-        if cell.needs_review and cell.review is None:
+        if cell.review_open:
             mr = QRect(r.right() - mark - 3, r.y() + 3, mark, mark)
             p.setPen(Qt.PenStyle.NoPen)
             p.setBrush(REVIEW_COLOR)

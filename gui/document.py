@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.case.document import ERROR, OK, PENDING, CaseDocument, Cell, Event, ModelFacts, utc_now
+from engine.case import events as ev
+from engine.case.document import ERROR, OK, PENDING, CaseDocument, Cell, ModelFacts, utc_now
 from engine.case.rules import LABELS, p_all_text
 
 ALL_CASES = "All cases"
@@ -65,23 +66,35 @@ class DocumentBridge(QObject):
     def facts_of(self, classifier) -> ModelFacts:
         return ModelFacts.of(classifier)
 
-    def _event(self, e: Event) -> None:
-        k = e.kind
-        if k == "cells":
-            self.cellsAdded.emit(list(e.cells))
-        elif k in ("results",):
-            self.cellsChanged.emit(list(e.cells))
-        elif k == "reviews":
-            self.cellsChanged.emit(list(e.cells))
-            self.reviewsChanged.emit(e.step)
-        elif k == "stale":
-            self.cellsChanged.emit(list(e.cells))
-            self.staleFound.emit(list(e.cells), bool(e.data.get("content_changed")))
-        elif k == "decisions":
-            self.decisionsChanged.emit()
-        elif k == "threshold":
-            self.thresholdChanged.emit()
-        elif k in ("cases", "signoff"):
-            self.casesChanged.emit()
-        elif k == "cleared":
-            self.replaced.emit()
+    def _event(self, e: ev.CaseEvent) -> None:
+        HANDLERS[type(e)](self, e)
+
+    def _reviews(self, e: ev.ReviewsChanged) -> None:
+        self.cellsChanged.emit(list(e.cells))
+        self.reviewsChanged.emit(e.step)
+
+    def _stale(self, e: ev.StaleFound) -> None:
+        self.cellsChanged.emit(list(e.cells))
+        self.staleFound.emit(list(e.cells), e.content_changed)
+
+
+def _nothing(bridge: DocumentBridge, e: ev.CaseEvent) -> None:
+    """Events the widgets do not show (they change only what the store keeps)."""
+
+
+#: Every document event type -> what the window does with it (tests/gui: every type has an entry).
+HANDLERS = {
+    ev.CaseAdded: lambda b, e: b.casesChanged.emit(),
+    ev.SignOffChanged: lambda b, e: b.casesChanged.emit(),
+    ev.CellsAdded: lambda b, e: b.cellsAdded.emit(list(e.cells)),
+    ev.ResultsStored: lambda b, e: b.cellsChanged.emit(list(e.cells)),
+    ev.ReviewsChanged: DocumentBridge._reviews,
+    ev.StaleFound: DocumentBridge._stale,
+    ev.DecisionsChanged: lambda b, e: b.decisionsChanged.emit(),
+    ev.ThresholdChanged: lambda b, e: b.thresholdChanged.emit(),
+    ev.Cleared: lambda b, e: b.replaced.emit(),
+    ev.ModelChanged: _nothing,
+    ev.PathOpened: _nothing,
+    ev.Exported: _nothing,
+    ev.Closed: _nothing,
+}

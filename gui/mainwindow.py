@@ -113,7 +113,7 @@ class MainWindow(QMainWindow):
     def review_selected(self, kind: str) -> int:
         return self.reviews.review(kind)
 
-    def next_needs_review(self, backwards: bool = False) -> bool:
+    def next_review_open(self, backwards: bool = False) -> bool:
         return self.reviews.next_open(backwards)
 
     # ------------------------------------------------------------------------------ wiring
@@ -201,7 +201,7 @@ class MainWindow(QMainWindow):
 
         self.preview = PreviewPanel()
         self.preview.reviewRequested.connect(self.review_selected)
-        self.preview.nextRequested.connect(self.next_needs_review)
+        self.preview.nextRequested.connect(self.next_review_open)
         self.summary = SummaryTable()
         self.summary.verticalHeader().setDefaultSectionSize(22)
         self.histogram = Histogram()
@@ -588,9 +588,18 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(title)
 
     # ------------------------------------------------------------------------------ review helpers
+    def start_walk(self) -> None:
+        """Review-flagged mode on (as the F key does): walks what is left before sign-off."""
+        act = getattr(self, "act_flagged", None)
+        if act is not None and not act.isChecked():
+            act.setChecked(True)  # toggled -> _flagged_mode(True)
+        elif act is None:
+            self._flagged_mode(True)
+
     def _flagged_mode(self, on: bool) -> None:
         self.reviews.set_flagged_mode(on)
-        self.statusBar().showMessage("Review-flagged mode: each label moves to the next flagged cell of the case."
+        self.statusBar().showMessage("Review-flagged mode: each label moves to the next cell left before sign-off "
+                                     "(flagged, or an ALL call not confirmed)."
                                      if on else "Review-flagged mode off.", 6000)
 
     def compare_selected(self) -> None:
@@ -604,11 +613,18 @@ class MainWindow(QMainWindow):
             return
         dlg.show()
 
-    def confirm_bulk_accept(self, n: int, flagged: int) -> bool:
-        box = QMessageBox(QMessageBox.Icon.Question, "Accept flagged cells?",
-                          f"The selection holds {n} cells, {flagged} of them flagged for review (near the threshold, "
-                          "members disagree or the quality check failed).\n\nAccept the model's class for all of them?",
+    def confirm_bulk_accept(self, n: int, left: list) -> bool:
+        """Bulk accept of cells nobody has looked at yet (flagged, or ALL calls): they are listed first."""
+        flagged = sum(1 for c in left if c.review_open)
+        blasts = sum(1 for c in left if c.blast_unconfirmed and not c.review_open)
+        what = " and ".join(t for t in (f"{flagged} flagged for review" if flagged else "",
+                                         f"{blasts} ALL call(s) not confirmed" if blasts else "") if t)
+        box = QMessageBox(QMessageBox.Icon.Question, "Accept cells nobody has looked at?",
+                          f"The selection holds {n} cells, {what} (listed under Show Details).\n\n"
+                          "Accept the model's class for all of them?",
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+        box.setDetailedText("\n".join(f"{c.file}  {c.prediction} P(ALL) {c.p_text()}"
+                                       + ("  flagged" if c.review_open else "") for c in left))
         box.button(QMessageBox.StandardButton.Yes).setText(f"Accept {n} cells")
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         return box.exec() == QMessageBox.StandardButton.Yes

@@ -129,8 +129,8 @@ def details_html(c: Cell, selected: int = 1) -> str:
             rows.append("Members: " + ", ".join(f"{escape(k)} {v:.3f}" for k, v in mp.items()))
             if getattr(c.result, "members_disagree", False):
                 rows.append(_span(REVIEW_COLOR, "Members disagree"))
-        if c.needs_review and c.review is None:
-            rows.append(_span(REVIEW_COLOR, "Needs review"))
+        if c.review_open:
+            rows.append(_span(REVIEW_COLOR, "Flagged: review open"))
     if c.review is not None:
         verdict = "overridden" if c.overridden else "accepted"
         rows.append(_span(REVIEWED_COLOR, f"Reviewed: {c.review.label}") +

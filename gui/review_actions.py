@@ -1,8 +1,9 @@
 """Review actions: label, accept, clear, undo/redo, and walking the cells that still need review.
 
 The labels go into the case document (one undoable step per action, bulk ones included); the document
-decides what "accepted", "overridden" and "needs review" mean.  In *review-flagged* mode every label
-moves on to the next flagged, unreviewed cell of the case.
+decides what "accepted", "overridden", "review open" and "blast unconfirmed" mean.  In *review-flagged* mode
+every label moves on to the next cell of the case that is left before sign-off: a flagged cell nobody reviewed,
+or an ALL call nobody confirmed (a blast call is the finding: every one is seen by a person).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class ReviewActions(QObject):
         self.bridge = bridge
         self.settings = settings
         self.ask_reviewer = ask_reviewer
-        self.confirm_bulk = confirm_bulk  # (cells, flagged among them) -> go ahead?
+        self.confirm_bulk = confirm_bulk  # (cells, [the ones left before sign-off]) -> go ahead?
         self.flagged_mode = False
 
     @property
@@ -55,8 +56,9 @@ class ReviewActions(QObject):
             cells = [c for c in cells if not self.doc.locked(c)]
             if not cells:
                 return 0
-        flagged = sum(1 for c in cells if c.review_open)
-        if kind == "accept" and len(cells) > 1 and flagged and not self.confirm_bulk(len(cells), flagged):
+        left = [c for c in cells if c.left_before_signoff]
+        flagged = sum(1 for c in left if c.review_open)
+        if kind == "accept" and len(cells) > 1 and left and not self.confirm_bulk(len(cells), left):
             self.status.emit("Bulk accept cancelled.", 4000)
             return 0
         reviewer = self.reviewer()  # also for a clear: the audit trail says who did every change
@@ -85,8 +87,9 @@ class ReviewActions(QObject):
         move on (the reviewed cell may have left the filtered view)."""
         b = self.browser
         if self.flagged_mode:
-            if b.next_open(case=cur.case if cur is not None else None) is None:
-                self.status.emit(f"Every flagged cell of {cur.case if cur else 'the case'} is reviewed.", 8000)
+            if b.next_open(case=cur.case if cur is not None else None, want=_left) is None:
+                self.status.emit(f"Every flagged cell and every ALL call of {cur.case if cur else 'the case'} "
+                                 "has been looked at: it can be signed off.", 8000)
             return
         still = b.proxy.proxy_row_of(cur.key) if cur is not None else None
         if still is None:
@@ -114,9 +117,10 @@ class ReviewActions(QObject):
     def next_open(self, backwards: bool = False) -> bool:
         cur = self.browser.current_cell()
         case = cur.case if (self.flagged_mode and cur is not None) else None
-        if self.browser.next_open(backwards, case) is not None:
+        want = _left if self.flagged_mode else None
+        if self.browser.next_open(backwards, case, want) is not None:
             return True
-        hidden = sum(1 for c in self.doc.cells if c.review_open and (case is None or c.case == case))
+        hidden = sum(1 for c in self.doc.cells if (want or _open)(c) and (case is None or c.case == case))
         msg = "No cell left to review" + (f" in this view ({hidden} hidden by the filter)." if hidden else ".")
         self.status.emit(msg, 6000)
         return False
@@ -125,11 +129,22 @@ class ReviewActions(QObject):
         self.flagged_mode = bool(on)
         if on:
             cur = self.browser.current_cell()
-            if cur is None or not cur.review_open:
+            if cur is None or not cur.left_before_signoff:
                 self.next_open()
 
     def flagged_progress(self, case: str | None) -> str:
-        """'12 / 55 flagged cells reviewed' for the case (or all cases)."""
-        flagged = [c for c in self.doc.cells_of(case) if c.needs_review and c.status == OK]
+        """'12 / 55 flagged cells reviewed · 3 ALL calls to confirm' for the case (or all cases)."""
+        cells = list(self.doc.cells_of(case))
+        flagged = [c for c in cells if c.flagged and c.status == OK]
         done = sum(1 for c in flagged if c.review is not None)
-        return f"{done} / {len(flagged)} flagged cells reviewed"
+        blasts = sum(1 for c in cells if c.blast_unconfirmed)
+        return f"{done} / {len(flagged)} flagged cells reviewed" + (
+            f" · {blasts} ALL call{'s' if blasts != 1 else ''} to confirm" if blasts else "")
+
+
+def _left(c) -> bool:
+    return c.left_before_signoff
+
+
+def _open(c) -> bool:
+    return c.review_open

@@ -10,10 +10,10 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QSizePolicy, QTabl
 from .document import ALL_CASES
 from .style import ALL_COLOR, HEM_COLOR, REVIEW_COLOR
 
-HEADERS = ("Case", "Cells", "ALL", "HEM", "% blasts", "To review", "Errors", "QC", "Reviewed")
+HEADERS = ("Case", "Cells", "ALL", "HEM", "% blasts", "Review open", "Errors", "QC", "Reviewed")
 HEADER_TIPS = ("The case (its sample id when one is set); ✓ = signed off", "Cells (classified/total while a run goes)",
                "Final class ALL", "Final class HEM", "ALL / (ALL + HEM), with its Wilson 95% interval",
-               "Flagged cells not reviewed yet (the summary CSV's needs_review)", "Files that could not be read",
+               "Flagged cells not reviewed yet (the summary CSV's review_open)", "Files that could not be read",
                "Cells that failed the input quality check", "Cells a person reviewed")
 SIGNED = "✓ "
 
@@ -71,7 +71,7 @@ class SummaryTable(QTableWidget):
             so = case.signoff if case is not None else None
             name = (SIGNED if so is not None else "") + (case.label if case is not None else cc.case)
             cells = f"{cc.cells}" if not cc.pending else f"{cc.cells - cc.pending}/{cc.cells}"
-            vals = (name, cells, cc.all, cc.hem, pct_text(cc), cc.needs_review, cc.errors, cc.qc, cc.reviewed)
+            vals = (name, cells, cc.all, cc.hem, pct_text(cc), cc.review_open, cc.errors, cc.qc, cc.reviewed)
             for col, v in enumerate(vals):
                 text = str(v)
                 it = self.item(r, col)

@@ -28,6 +28,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from ..pipeline import CellResult, ScanItem, decide
 from . import rules
+from .events import (CaseAdded, CaseEvent, CellsAdded, Cleared, Closed, DecisionsChanged, Exported, ModelChanged,
+                     PathOpened, ResultsStored, ReviewsChanged, SignOffAction, SignOffChanged, StaleFound,
+                     ThresholdChanged)
 from .rules import LABELS, CaseCounts
 
 PENDING, OK, ERROR = "pending", "ok", "error"
@@ -136,11 +139,11 @@ class Case:
 
 
 class Cell:
-    """One image.  ``result``/``prediction``/``needs_review``/``threshold`` are the current model's,
+    """One image.  ``result``/``prediction``/``flagged``/``threshold`` are the current model's,
     kept up to date by the document; ``review`` is the person's (None when stale or absent)."""
 
     __slots__ = ("path", "key", "root", "folder", "case", "item", "results", "result", "prediction", "threshold",
-                 "needs_review", "review", "stale", "size", "mtime_ns")
+                 "flagged", "review", "stale", "size", "mtime_ns")
 
     def __init__(self, path: Path | str, root: Path | str, folder: str, case: str, item: ScanItem | None = None):
         self.path = path if isinstance(path, Path) else Path(path)
@@ -153,7 +156,7 @@ class Cell:
         self.result: Result | None = None
         self.prediction: str | None = None
         self.threshold: float | None = None
-        self.needs_review = False  # flagged by the current model (reviewed or not)
+        self.flagged = False  # flagged for review by the current model (reviewed or not)
         self.review: Review | None = None
         self.stale: Review | None = None  # a review of an image whose content has changed since
         self.size: int | None = None
@@ -201,11 +204,22 @@ class Cell:
 
     @property
     def review_open(self) -> bool:
-        return rules.review_open(self.needs_review, self.review is not None)
+        return rules.review_open(self.flagged, self.review is not None)
+
+    @property
+    def blast_unconfirmed(self) -> bool:
+        """Counts as a blast and no person has confirmed it (:func:`.rules.blast_unconfirmed`)."""
+        return self.status == OK and rules.blast_unconfirmed(self.final_label, self.review is not None)
+
+    @property
+    def left_before_signoff(self) -> bool:
+        """What a person still has to look at before the case can be signed off: an open review or an
+        unconfirmed blast call."""
+        return self.status == OK and (self.review_open or self.blast_unconfirmed)
 
     def count_into(self, cc: CaseCounts) -> None:
         st = None if self.result is None else self.result.status
-        cc.add(st, self.final_label, self.needs_review, self.review is not None, bool(self.qc), self.overridden)
+        cc.add(st, self.final_label, self.flagged, self.review is not None, bool(self.qc), self.overridden)
 
 
 # ------------------------------------------------------------------------------------------ events
@@ -231,22 +245,8 @@ class Step:
     at: str = ""  # when (ISO 8601 UTC)
 
 
-@dataclass(frozen=True)
-class Event:
-    """What changed.  ``kind``: "cases" | "cells" (added) | "results" | "decisions" (all cells' class/flag,
-    after a model or threshold change) | "reviews" | "threshold" | "model" | "cleared" | "stale" | "meta" |
-    "signoff" (``data``: ``root``, ``action`` "sign_off" | "reopen", ``by``, ``at``, and ``comment`` for a
-    sign-off or ``reason`` for a reopen)."""
-
-    kind: str
-    cells: tuple[Cell, ...] = ()
-    step: Step | None = None
-    facts: ModelFacts | None = None
-    results: tuple[tuple[Cell, Result], ...] = ()
-    data: dict = field(default_factory=dict)
-
-
-Listener = Callable[[Event], None]
+Event = CaseEvent  # the base of the typed events (engine/case/events.py)
+Listener = Callable[[CaseEvent], None]
 
 
 # ------------------------------------------------------------------------------------------ document
@@ -297,7 +297,7 @@ class CaseDocument:
             while name in used:
                 name, n = f"{base} {n}", n + 1
             case = self.cases[key] = Case(key, name)
-            self._emit(Event("cases", data={"root": key}))
+            self._emit(CaseAdded(key))
         return case
 
     def case_named(self, name: str) -> Case | None:
@@ -311,12 +311,12 @@ class CaseDocument:
         if sample_id != case.sample_id:
             case.sample_id = sample_id
             self.unexported = True
-            self._emit(Event("cases", data={"root": case.root}))
+            self._emit(CaseAdded(case.root))
 
     def note_opened(self, path: str, is_dir: bool) -> None:
         if path not in self.opened:
             self.opened[path] = is_dir
-            self._emit(Event("meta", data={"opened": path}))
+            self._emit(PathOpened(path))
 
     def cell(self, key: str) -> Cell | None:
         return self._by_key.get(key)
@@ -335,7 +335,7 @@ class CaseDocument:
             self.cells.append(c)
             new.append(c)
         if new:
-            self._emit(Event("cells", tuple(new)))
+            self._emit(CellsAdded(tuple(new)))
         return new
 
     def clear(self) -> None:
@@ -347,7 +347,7 @@ class CaseDocument:
         self._undo.clear()
         self._redo.clear()
         self.unexported = False
-        self._emit(Event("cleared"))
+        self._emit(Cleared())
 
     def cells_of(self, case: str | None) -> Iterator[Cell]:
         return (c for c in self.cells if case is None or c.case == case)
@@ -371,7 +371,7 @@ class CaseDocument:
         none yet, or one from another version of the card (its card sha256 differs)."""
         self.facts[facts.name] = facts
         self.model = facts.name
-        self._emit(Event("model", facts=facts))
+        self._emit(ModelChanged(facts))
         self._redecide()
         return self.unclassified()
 
@@ -390,7 +390,7 @@ class CaseDocument:
         else:
             self.thresholds[f.name] = value
         self.unexported = True
-        self._emit(Event("threshold", facts=f, data={"value": value, "changed": f.name in self.thresholds}))
+        self._emit(ThresholdChanged(f, value, f.name in self.thresholds))
         self._redecide()
 
     def _apply_model(self, c: Cell) -> None:
@@ -404,16 +404,16 @@ class CaseDocument:
     def _decide(self, c: Cell, f: ModelFacts | None) -> None:
         r = c.result
         if r is None or r.status != "ok" or f is None:
-            c.prediction, c.threshold, c.needs_review = None, None, False
+            c.prediction, c.threshold, c.flagged = None, None, False
             return
         thr = self.thresholds.get(f.name, f.threshold)
-        c.prediction, c.needs_review = decide(r.p_all, thr, f.review_margin, r.members_disagree, r.qc)
+        c.prediction, c.flagged = decide(r.p_all, thr, f.review_margin, r.members_disagree, r.qc)
         c.threshold = thr
 
     def _redecide(self) -> None:
         for c in self.cells:
             self._apply_model(c)
-        self._emit(Event("decisions", tuple(self.cells)))
+        self._emit(DecisionsChanged(tuple(self.cells)))
 
     # --- results --------------------------------------------------------------------------------------
     def add_results(self, facts: ModelFacts, pairs: Sequence[tuple[Cell, CellResult]]) -> None:
@@ -433,9 +433,9 @@ class CaseDocument:
             if rv is not None and r.status == "ok" and r.sha256 and rv.sha256 != r.sha256:
                 c.stale, c.review = rv, None
                 stale.append(c)
-        self._emit(Event("results", tuple(c for c, _ in stored), facts=facts, results=tuple(stored)))
+        self._emit(ResultsStored(tuple(c for c, _ in stored), facts, tuple(stored)))
         if stale:
-            self._emit(Event("stale", tuple(stale)))
+            self._emit(StaleFound(tuple(stale)))
             self._reopen_changed(stale)
 
     def content_changed(self, cells: Iterable[Cell]) -> list[Cell]:
@@ -451,7 +451,7 @@ class CaseDocument:
             self._apply_model(c)
             changed.append(c)
         if changed:
-            self._emit(Event("stale", tuple(changed), data={"content_changed": True}))
+            self._emit(StaleFound(tuple(changed), content_changed=True))
             self._reopen_changed([c for c in changed if c.stale is not None])
         return changed
 
@@ -514,7 +514,7 @@ class CaseDocument:
         step = Step(self._steps, action, tuple(changes), reviewer, at or utc_now())
         if stack is not None:
             stack(step)
-        self._emit(Event("reviews", tuple(ch.cell for ch in changes), step=step))
+        self._emit(ReviewsChanged(tuple(ch.cell for ch in changes), step))
         return step
 
     @property
@@ -565,11 +565,11 @@ class CaseDocument:
     def mark_exported(self, at: str | None = None) -> None:
         self.exported_at = at or utc_now()
         self.unexported = False
-        self._emit(Event("meta", data={"exported_at": self.exported_at}))
+        self._emit(Exported(self.exported_at))
 
     def note_closed(self, at: str | None = None) -> None:
         """The window showing this document closed normally (its store is then no orphan to restore)."""
-        self._emit(Event("meta", data={"closed_at": at or utc_now()}))
+        self._emit(Closed(at or utc_now()))
 
     # --- sign-off -------------------------------------------------------------------------------------
     def _case(self, case: Case | str) -> Case:
@@ -614,7 +614,8 @@ class CaseDocument:
 
     def can_sign_off(self, case: Case | str) -> tuple[bool, str]:
         """(True, "") when the case can be signed off, else (False, why in words): it has no cells, cells
-        not classified yet, flagged cells not reviewed yet (:func:`.rules.review_open`), or is signed off."""
+        not classified yet, ALL calls that no person confirmed (:func:`.rules.blast_unconfirmed`), flagged
+        cells not reviewed yet (:func:`.rules.review_open`), or is signed off."""
         case = self._case(case)
         if case.signoff is not None:
             so = case.signoff
@@ -624,9 +625,12 @@ class CaseDocument:
             return False, "the case has no cells"
         pending = sum(c.status == PENDING for c in cells)
         open_ = sum(c.review_open for c in cells)
+        blasts = sum(c.blast_unconfirmed and not c.review_open for c in cells)  # flagged ones: counted below
         why = []
         if pending:
             why.append(f"{pending} cell{'s are' if pending != 1 else ' is'} not classified yet")
+        if blasts:
+            why.append(f"{blasts} ALL call{'s are' if blasts != 1 else ' is'} not confirmed")
         if open_:
             why.append(f"{open_} flagged cell{'s are' if open_ != 1 else ' is'} not reviewed yet")
         return (False, "; ".join(why)) if why else (True, "")
@@ -645,8 +649,7 @@ class CaseDocument:
         so = SignOff(by, at or utc_now(), str(comment or "").strip(), basis)
         case.signoff = so
         self.unexported = True
-        self._emit(Event("signoff", data={"root": case.root, "action": "sign_off", "by": so.by, "at": so.at,
-                                          "comment": so.comment, "basis": basis}))
+        self._emit(SignOffChanged(case.root, SignOffAction.SIGN_OFF, so.by, so.at, so.comment, basis))
         return so
 
     def reopen(self, case: Case | str, by: str, reason: str, at: str | None = None) -> SignOff:
@@ -664,8 +667,7 @@ class CaseDocument:
             raise ValueError("reopening a signed-off case needs a reason")
         old, case.signoff = case.signoff, None
         self.unexported = True
-        self._emit(Event("signoff", data={"root": case.root, "action": "reopen", "by": by, "at": at or utc_now(),
-                                          "reason": reason}))
+        self._emit(SignOffChanged(case.root, SignOffAction.REOPEN, by, at or utc_now(), reason))
         return old
 
     # --- counts ---------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The case rules, each in one place: final label, overridden, open review, and the per-case counts.
 
-The window, the CLI and the reports all count through :class:`CaseCounts.add`, so "needs review" means
-the same everywhere: a cell the model flagged (:func:`engine.pipeline.decide`) that nobody has reviewed
-yet.  ``flagged`` counts every flagged cell, reviewed or not.
+The window, the CLI and the reports all count through :class:`CaseCounts.add`, so the words mean the same
+everywhere: *flagged* is a cell the model flagged for review (:func:`engine.pipeline.decide`), reviewed or
+not; *review open* is a flagged cell that nobody has reviewed yet.  % blasts and its interval come from
+:func:`pct_blasts` / :func:`blast_interval` only.
 """
 
 from __future__ import annotations
@@ -44,8 +45,26 @@ def overridden(review_label: str | None, model_label_at_review: str | None) -> b
 
 
 def review_open(flagged: bool, reviewed: bool) -> bool:
-    """Still needs review: flagged by the model and not reviewed."""
+    """Review still open: flagged by the model and not reviewed."""
     return bool(flagged and not reviewed)
+
+
+def blast_unconfirmed(label: str | None, reviewed: bool) -> bool:
+    """A cell that counts as a blast (final label ALL) that no person has confirmed (accepted or relabelled).
+    In a leukemia screen a blast call is the finding: a case is signed off only when none is left."""
+    return label == "ALL" and not reviewed
+
+
+def pct_blasts(n_all: int, n_hem: int) -> float | None:
+    """% blasts of a case: ALL cells of the cells that count (ALL + HEM); None when none count."""
+    n = n_all + n_hem
+    return 100.0 * n_all / n if n else None
+
+
+def blast_interval(n_all: int, n_hem: int) -> tuple[float, float] | None:
+    """Wilson 95% interval of % blasts, in percent (the cells of one patient are one binomial sample)."""
+    ci = wilson_interval(n_all, n_all + n_hem)
+    return None if ci is None else (100.0 * ci[0], 100.0 * ci[1])
 
 
 @dataclass
@@ -56,7 +75,8 @@ class CaseCounts:
     all: int = 0
     hem: int = 0
     flagged: int = 0  # flagged by the model, reviewed or not
-    needs_review: int = 0  # flagged and not reviewed yet
+    review_open: int = 0  # flagged and not reviewed yet
+    blasts_unconfirmed: int = 0  # final label ALL, not confirmed by a person
     errors: int = 0
     reviewed: int = 0
     overridden: int = 0
@@ -80,20 +100,19 @@ class CaseCounts:
             self.hem += 1
         self.flagged += bool(flagged)
         self.reviewed += bool(reviewed)
-        self.needs_review += review_open(flagged, reviewed)
+        self.review_open += review_open(flagged, reviewed)
+        self.blasts_unconfirmed += blast_unconfirmed(label, reviewed)
         self.qc += bool(qc)
         self.overridden += bool(is_override)
 
     @property
     def pct_blasts(self) -> float | None:
-        n = self.all + self.hem
-        return 100.0 * self.all / n if n else None
+        return pct_blasts(self.all, self.hem)
 
     @property
     def pct_interval(self) -> tuple[float, float] | None:
-        """Wilson 95% interval of % blasts (cells of one patient are one binomial sample)."""
-        ci = wilson_interval(self.all, self.all + self.hem)
-        return None if ci is None else (100.0 * ci[0], 100.0 * ci[1])
+        """Wilson 95% interval of % blasts, in percent."""
+        return blast_interval(self.all, self.hem)
 
     def merged(self, other: "CaseCounts") -> None:
         for f in fields(self):

@@ -77,12 +77,13 @@ import sqlite3
 import threading
 import weakref
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from .. import __version__
 from ..fileio import FileRefused, read_regular_file
 from ..pipeline import ScanItem
 from . import audit
+from . import events
 from .document import (Case, CaseDocument, Cell, Event, ModelFacts, Result, Review, ReviewChange, SignOff, Step,
                        utc_now)
 
@@ -821,46 +822,50 @@ class CaseStore:
 # ------------------------------------------------------------------------------------------ snapshots
 
 
-def _ops_of(doc: CaseDocument, ev: Event) -> list[_Op]:
+def _ops_of(doc: CaseDocument, e: events.CaseEvent) -> list[_Op]:
     """The writes of one event, as plain values (Result and Review are frozen; Cells are not)."""
-    k = ev.kind
-    if k == "cases":
-        case = doc.cases.get(ev.data.get("root", ""))
-        return [("cases", [(case.root, case.name, case.sample_id)])] if case is not None else []
-    if k == "cells":
-        return [("cells", [(c.key, str(c.root), c.folder) for c in ev.cells])]
-    if k == "results":
-        ops: list[_Op] = []
-        if ev.facts is not None:
-            ops.append(("models", [_facts_row(ev.facts)], False))
-        ops.append(("results", [(c.key, r) for c, r in ev.results], True))
-        return ops
-    if k == "reviews" and ev.step is not None:
-        st = ev.step
-        actor, at = st.reviewer, st.at or utc_now()
-        return [("reviews", st.number, st.action, actor, at, [(ch.cell.key, ch.old, ch.new) for ch in st.changes])]
-    if k == "threshold" and ev.facts is not None:
-        f = ev.facts
-        return [("threshold", f.name, doc.thresholds.get(f.name))]
-    if k == "model" and ev.facts is not None:
-        return [("models", [_facts_row(ev.facts)], True), ("meta", {"model": ev.facts.name})]
-    if k == "cleared":
-        return [("cleared",)]
-    if k == "signoff":
-        d = ev.data
-        return [("signoff", d["root"], d["action"], d.get("by", ""), d.get("at") or utc_now(),
-                 d.get("comment" if d["action"] == "sign_off" else "reason", "") or "", d.get("basis", ""))]
-    if k == "stale":
-        return [("stale", [c.key for c in ev.cells], bool(ev.data.get("content_changed")), utc_now())]
-    if k == "meta":
-        if "opened" in ev.data:
-            p = ev.data["opened"]
-            return [("opened", [(p, int(bool(doc.opened.get(p, False))))])]
-        if "closed_at" in ev.data:
-            return [("meta", {"closed_at": ev.data["closed_at"]})]
-        if "exported_at" in ev.data:
-            return [("meta", {"exported_at": ev.data["exported_at"], "unexported": "1" if doc.unexported else "0"})]
-    return []  # "decisions": derived, never stored
+    return OPS_OF[type(e)](doc, e)
+
+
+def _case_ops(doc: CaseDocument, e: events.CaseAdded) -> list[_Op]:
+    case = doc.cases.get(e.root)
+    return [("cases", [(case.root, case.name, case.sample_id)])] if case is not None else []
+
+
+def _results_ops(doc: CaseDocument, e: events.ResultsStored) -> list[_Op]:
+    ops: list[_Op] = []
+    if e.facts is not None:
+        ops.append(("models", [_facts_row(e.facts)], False))
+    ops.append(("results", [(c.key, r) for c, r in e.results], True))
+    return ops
+
+
+def _reviews_ops(doc: CaseDocument, e: events.ReviewsChanged) -> list[_Op]:
+    st = e.step
+    return [("reviews", st.number, st.action, st.reviewer, st.at or utc_now(),
+             [(ch.cell.key, ch.old, ch.new) for ch in st.changes])]
+
+
+def _signoff_ops(doc: CaseDocument, e: events.SignOffChanged) -> list[_Op]:
+    return [("signoff", e.root, e.action.value, e.by, e.at or utc_now(), e.text, e.basis)]
+
+
+#: Every document event type -> the store writes it causes (tests/engine: every type has an entry).
+OPS_OF: dict[type, Callable[[CaseDocument, Any], list[_Op]]] = {
+    events.CaseAdded: _case_ops,
+    events.CellsAdded: lambda doc, e: [("cells", [(c.key, str(c.root), c.folder) for c in e.cells])],
+    events.ResultsStored: _results_ops,
+    events.ReviewsChanged: _reviews_ops,
+    events.ThresholdChanged: lambda doc, e: [("threshold", e.facts.name, doc.thresholds.get(e.facts.name))],
+    events.ModelChanged: lambda doc, e: [("models", [_facts_row(e.facts)], True), ("meta", {"model": e.facts.name})],
+    events.Cleared: lambda doc, e: [("cleared",)],
+    events.SignOffChanged: _signoff_ops,
+    events.StaleFound: lambda doc, e: [("stale", [c.key for c in e.cells], e.content_changed, utc_now())],
+    events.PathOpened: lambda doc, e: [("opened", [(e.path, int(bool(doc.opened.get(e.path, False))))])],
+    events.Closed: lambda doc, e: [("meta", {"closed_at": e.at})],
+    events.Exported: lambda doc, e: [("meta", {"exported_at": e.at, "unexported": "1" if doc.unexported else "0"})],
+    events.DecisionsChanged: lambda doc, e: [],  # derived, never stored
+}
 
 
 def _snapshot(doc: CaseDocument) -> list[_Op]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.case import CaseDocument, ModelFacts
+from engine.case.events import ReviewsChanged, SignOffAction, SignOffChanged
 from engine.pipeline import CellResult, ScanItem
 
 FACTS = ModelFacts("m", "1", "card", 0.5, 0.1)
@@ -33,7 +34,7 @@ def test_every_step_says_who_and_when():
     assert (s2.reviewer, s2.at, s2.changes[0].new) == ("bob", "2024-01-01T00:01:00Z", None)
     assert (s3.action, s3.reviewer, s4.action, s4.reviewer) == ("undo", "carl", "redo", "dora")
     assert s3.at and s4.at
-    assert [e.step for e in events if e.kind == "reviews"] == [s1, s2, s3, s4]
+    assert [e.step for e in events if isinstance(e, ReviewsChanged)] == [s1, s2, s3, s4]
     assert doc.undo().reviewer == ""  # who undid may be unknown
 
 
@@ -71,6 +72,6 @@ def test_a_changed_image_reopens_its_signed_off_case_with_the_reason_logged():
     doc.subscribe(events.append)
     doc.content_changed([doc.cells[0]])
     assert case.signoff is None  # what was signed is no longer what is on disk
-    (e,) = [e for e in events if e.kind == "signoff"]
-    assert e.data["action"] == "reopen" and doc.cells[0].file in e.data["reason"]
-    assert e.data["by"] == "LeukoScan (automatic)"
+    (e,) = [e for e in events if isinstance(e, SignOffChanged)]
+    assert e.action is SignOffAction.REOPEN and doc.cells[0].file in e.text
+    assert e.by == "LeukoScan (automatic)"

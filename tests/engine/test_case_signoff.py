@@ -12,6 +12,7 @@ import pytest
 from pypdf import PdfReader
 
 from engine.case import CaseDocument, ModelFacts, SignOff
+from engine.case.events import SignOffAction, SignOffChanged
 from engine.case import store as store_mod
 from engine.case.export import cell_rows, export_store, pdf_signoffs
 from engine.case.store import CaseStore
@@ -60,6 +61,13 @@ def _cells(doc: CaseDocument, name: str):
     return list(doc.cells_of(name))
 
 
+def _confirm_blasts(doc: CaseDocument, case=None, who: str = "ann") -> None:
+    """Accept every ALL call nobody confirmed yet: a sign-off needs each blast call seen by a person."""
+    cells = [c for c in doc.cells if c.blast_unconfirmed and (case is None or c.case == case or c.root == case)]
+    if cells:
+        doc.review(cells, "accept", who)
+
+
 def _texts(path: Path) -> list[str]:
     return [" ".join(p.extract_text().split()) for p in PdfReader(path).pages]
 
@@ -75,11 +83,13 @@ def _read(p: Path) -> list[dict[str, str]]:
 def test_sign_off_is_blocked_while_flagged_cells_are_open(tmp_path):
     doc = _doc(tmp_path)
     a = _case(doc, "slide A")
-    assert doc.can_sign_off(a) == (False, "12 flagged cells are not reviewed yet")
+    assert doc.can_sign_off(a) == (False, "3 ALL calls are not confirmed; 12 flagged cells are not reviewed yet")
     with pytest.raises(ValueError, match="12 flagged cells are not reviewed yet"):
         doc.sign_off(a, "ann")
-    flagged = [c for c in _cells(doc, "slide A") if c.needs_review]
+    flagged = [c for c in _cells(doc, "slide A") if c.flagged]
     doc.review(flagged[:11], "accept", "ann")
+    # review safety: every ALL call is confirmed by a person, flagged or not
+    doc.review([c for c in _cells(doc, "slide A") if c.blast_unconfirmed and not c.flagged], "accept", "ann")
     assert doc.can_sign_off(a) == (False, "1 flagged cell is not reviewed yet")
     # a cell not classified yet blocks too, and both reasons are given
     doc.add_items([ScanItem(Path(a.root) / "late.bmp", Path(a.root), ".")])
@@ -88,6 +98,8 @@ def test_sign_off_is_blocked_while_flagged_cells_are_open(tmp_path):
     late = doc.cell(str(Path(a.root) / "late.bmp"))
     doc.add_results(FACTS, [(late, _cr(99, late, 0.95))])
     doc.review(flagged[11:], "HEM", "ann")
+    assert doc.can_sign_off(a.root) == (False, "1 ALL call is not confirmed")  # the late cell
+    doc.review([late], "accept", "ann")
     assert doc.can_sign_off(a.root) == (True, "")
     assert doc.signoff_of("slide A") is None and doc.signoffs == {}
 
@@ -105,9 +117,7 @@ def test_sign_off_is_blocked_while_flagged_cells_are_open(tmp_path):
     assert doc.signoffs == {a.root: so} and so.as_dict() == {"signed_off_by": "Dr. Ada", "signed_off_at": AT,
                                                              "comment": "fine", "basis": so.basis}
     assert doc.unexported  # a sign-off is a change to export
-    assert [(e.kind, e.data) for e in events] == [
-        ("signoff", {"root": a.root, "action": "sign_off", "by": "Dr. Ada", "at": AT, "comment": "fine",
-                     "basis": so.basis})]
+    assert events == [SignOffChanged(a.root, SignOffAction.SIGN_OFF, "Dr. Ada", AT, "fine", so.basis)]
     ok, why = doc.can_sign_off(a)
     assert not ok and why.startswith("the case is already signed off by Dr. Ada")
     with pytest.raises(ValueError, match="already signed off"):
@@ -126,6 +136,7 @@ def test_sign_off_is_blocked_while_flagged_cells_are_open(tmp_path):
 def test_sign_off_locks_the_reviews_of_its_cells(tmp_path):
     doc = _doc(tmp_path, flagged=0, plain=3, other=2)  # nothing flagged: can be signed off at once
     a_cells, b_cells = _cells(doc, "slide A"), _cells(doc, "slide B")
+    doc.review(a_cells[2:], "accept", "ann")  # the third ALL call confirmed (a sign-off needs every one)
     s1 = doc.review(a_cells[:1], "HEM", "ann")  # an override on A (then undone: a redo step on A)
     doc.undo("ann")
     assert doc.can_redo and a_cells[0].review is None
@@ -157,12 +168,13 @@ def test_sign_off_locks_the_reviews_of_its_cells(tmp_path):
 
     # a redo of a step on A is refused as well
     doc.reopen("slide A", "ann", "second look")
-    assert doc.undo("ann") is not None and a_cells[1].review is None  # s2 undone: on the redo stack now
+    assert doc.review(a_cells[:1], "ALL", "ann") is not None
+    assert doc.undo("ann") is not None and a_cells[0].review.label == "HEM"  # on the redo stack now
     doc.sign_off("slide A", "ann")
     redo_before = list(doc._redo)
     assert not doc.can_redo and doc.redo("ann") is None and doc._redo == redo_before
     doc.reopen("slide A", "ann", "fix it")
-    assert doc.redo("ann") is not None and a_cells[1].review.label == "HEM"
+    assert doc.redo("ann") is not None and a_cells[0].review.label == "ALL"
     assert not any(doc.locked(c) for c in a_cells)
 
 
@@ -173,7 +185,8 @@ def test_reopen_needs_a_reason_and_is_logged_append_only(tmp_path):
     a = _case(doc, "slide A")
     with pytest.raises(ValueError, match="not signed off"):
         doc.reopen(a, "ann", "why not")
-    doc.review([c for c in _cells(doc, "slide A") if c.needs_review], "accept", "ann")
+    doc.review([c for c in _cells(doc, "slide A") if c.flagged], "accept", "ann")
+    _confirm_blasts(doc)
     doc.sign_off(a, "ann", comment="=looks fine", at="2024-06-01T10:00:00Z")
     events = []
     doc.subscribe(events.append)
@@ -183,10 +196,10 @@ def test_reopen_needs_a_reason_and_is_logged_append_only(tmp_path):
     assert a.signoff is not None and events == []
     old = doc.reopen(a, " bob ", " new cells found ", at="2024-06-02T08:00:00Z")
     assert old.by == "ann" and a.signoff is None and doc.signoff_of("slide A") is None
-    assert [(e.kind, e.data) for e in events] == [
-        ("signoff", {"root": a.root, "action": "reopen", "by": "bob", "at": "2024-06-02T08:00:00Z",
-                     "reason": "new cells found"})]
+    assert events == [SignOffChanged(a.root, SignOffAction.REOPEN, "bob", "2024-06-02T08:00:00Z",
+                                     "new cells found")]
     assert doc.review(_cells(doc, "slide A")[:1], "ALL", "bob") is not None  # unlocked again
+    _confirm_blasts(doc)
     doc.sign_off(a, "carl", at="2024-06-03T08:00:00Z")
     rows = store.case_events()
     store.close()
@@ -216,8 +229,10 @@ def test_sign_off_round_trips_through_the_store(tmp_path):
     path = tmp_path / "case.db"
     store = CaseStore.open(path)
     doc = _doc(tmp_path, store, flagged=1)
-    doc.review([c for c in _cells(doc, "slide A") if c.needs_review], "HEM", "ann")
+    doc.review([c for c in _cells(doc, "slide A") if c.flagged], "HEM", "ann")
+    _confirm_blasts(doc)
     doc.sign_off("slide A", "ann", comment="ok, 1 override", at=AT)
+    _confirm_blasts(doc)
     doc.sign_off("slide B", "bob", at=AT)
     doc.reopen("slide B", "bob", "wrong slide")
     store.close()
@@ -240,6 +255,7 @@ def test_sign_off_round_trips_through_the_store(tmp_path):
 
     # a document that did not come from the store is written whole, sign-offs included
     fresh = _doc(tmp_path / "late", flagged=0)
+    _confirm_blasts(fresh)
     fresh.sign_off("slide A", "dora", at=AT)
     late = CaseStore.open(tmp_path / "late.db")
     late.attach(fresh)
@@ -250,6 +266,7 @@ def test_sign_off_round_trips_through_the_store(tmp_path):
     store = CaseStore.open(path)
     doc = store.load()
     store.attach(doc)
+    _confirm_blasts(doc)
     doc.sign_off("slide B", "eve")
     doc.clear()
     store.close()
@@ -283,8 +300,8 @@ def test_a_version_1_file_is_migrated_to_version_2(tmp_path, monkeypatch):
     assert upgraded.version == store_mod.schema_version()
     assert upgraded.meta()["schema_version"] == str(store_mod.schema_version())
     loaded = upgraded.load()
-    assert [(c.key, c.case, c.results, c.review, c.prediction, c.needs_review) for c in loaded.cells] == \
-        [(c.key, c.case, c.results, c.review, c.prediction, c.needs_review) for c in doc.cells]
+    assert [(c.key, c.case, c.results, c.review, c.prediction, c.flagged) for c in loaded.cells] == \
+        [(c.key, c.case, c.results, c.review, c.prediction, c.flagged) for c in doc.cells]
     assert [(c.root, c.name, c.sample_id, c.signoff) for c in loaded.cases.values()] == \
         [(c.root, c.name, c.sample_id, None) for c in doc.cases.values()]
     assert loaded.thresholds == {"m": 0.45}
@@ -292,6 +309,7 @@ def test_a_version_1_file_is_migrated_to_version_2(tmp_path, monkeypatch):
     assert upgraded.case_events() == []
     upgraded.attach(loaded)  # the upgraded file takes sign-offs
     loaded.review([c for c in _cells(loaded, "slide A") if c.review_open], "accept", "ann")
+    _confirm_blasts(loaded)
     loaded.sign_off("slide A", "ann", at=AT)
     upgraded.close()
     assert upgraded.errors == []
@@ -311,6 +329,7 @@ def test_summary_columns_from_export_store_and_summarize(tmp_path):
     path = tmp_path / "case.db"
     store = CaseStore.open(path)
     doc = _doc(tmp_path, store, flagged=0, plain=3, other=2)  # slide A has folders "." and "sub"
+    _confirm_blasts(doc)
     doc.sign_off("slide A", "Dr. Ada", comment="=SUM(A1)", at=AT)
     store.close()
     assert list(SUMMARY_COLUMNS[-4:-1]) == ["signed_off_by", "signed_off_at", "comment"]
@@ -361,13 +380,14 @@ def test_cli_export_and_pdf_report_show_the_signer(cells_dir, tiny_models_dir, t
     store.attach(doc)
     (case,) = doc.cases.values()
     doc.review([c for c in doc.cells if c.review_open], "accept", "Ada Lovelace")
+    _confirm_blasts(doc)
     doc.sign_off(case, "Ada Lovelace", comment="all good", at=AT)
     store.close()
     capsys.readouterr()
 
     pdf = tmp_path / "case.pdf"
     assert main(["report", str(db), "--pdf", str(pdf), "--models-dir", str(tiny_models_dir)]) == 0
-    (text,) = _texts(pdf)
+    text = " ".join(_texts(pdf))
     assert "signed off by Ada Lovelace" in text and "all good" in text and "not signed off" not in text
 
     assert main(["export", str(db), "--out", str(tmp_path / "e.csv"), "--summary", str(tmp_path / "es.csv")]) == 0

@@ -55,7 +55,7 @@ def _state(doc: CaseDocument) -> dict:
         "cases": [(c.root, c.name, c.sample_id) for c in doc.cases.values()],
         "opened": dict(doc.opened),
         "cells": [(c.key, str(c.root), c.folder, c.case, c.results, c.review) for c in doc.cells],
-        "decisions": [(c.prediction, c.needs_review, c.threshold) for c in doc.cells],
+        "decisions": [(c.prediction, c.flagged, c.threshold) for c in doc.cells],
         "facts": dict(doc.facts),
         "model": doc.model,
         "thresholds": dict(doc.thresholds),

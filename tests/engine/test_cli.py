@@ -51,7 +51,7 @@ def test_classify_bad_input_folder(bad_input, tiny_models_dir, tmp_path, capsys)
         r = by[rel]
         assert r["status"] == "ok" and r["error"] == "" and r["prediction"] in ("ALL", "HEM")
         assert 0 <= float(r["p_all"]) <= 1 and len(r["p_all"].split(".")[1]) == 4
-        assert r["needs_review"] in ("true", "false") and r["model"] == "tiny_ensemble"
+        assert r["flagged"] in ("true", "false") and r["model"] == "tiny_ensemble"
         assert Path(r["path"]).is_absolute() and Path(r["path"]).is_file()
     for rel, word in bad_input.errors.items():
         r = by[rel]

@@ -72,7 +72,7 @@ def _pct_text(s: dict[str, str]) -> str:
 
 def _thumbs(rows) -> int:
     (case,) = cases_of(rows)
-    return len(case.overridden) + len(case.flagged)
+    return len({r["path"] for r in case.blasts + case.overridden + case.flagged})  # one image object per cell
 
 
 def test_single_case_says_what_the_csv_says(cells_dir, reg, tmp_path):
@@ -81,7 +81,7 @@ def test_single_case_says_what_the_csv_says(cells_dir, reg, tmp_path):
     out = write_case_pdf(tmp_path / "case.pdf", rows, sample_ids={root: "S-2026-0042"}, card=reg.get("tiny_ensemble"),
                          generated_at=WHEN)
     assert out == tmp_path / "case.pdf" and out.read_bytes().startswith(b"%PDF-")
-    (text,) = _texts(out)  # eight cells, a few thumbnails: one page
+    text = " ".join(_texts(out))
     (s,) = summarize(rows)
     assert "S-2026-0042" in text and root in text
     assert f"Blasts (ALL): {_pct_text(s)} of {s['classified']} classified cells" in text
@@ -89,7 +89,7 @@ def test_single_case_says_what_the_csv_says(cells_dir, reg, tmp_path):
     assert INTENDED_USE in text and "not a diagnostic device" in text
     assert "Sign-off not signed off" in text and "Reviewer(s) Dr. Ana Núñez" in text
     assert sha256_file(reg.get("tiny_ensemble").path) in text  # the exact card that was used
-    assert f"LeukoScan {engine.__version__}" in text and "page 1 of 1" in text
+    assert f"LeukoScan {engine.__version__}" in text and "page 1 of" in text
     assert "generated 2026-12-01 09:30" in text
     assert "Cells the reviewer overrode (2)" in text
     assert _images(out) == _thumbs(rows) >= 2
@@ -108,21 +108,26 @@ def test_two_cases_each_on_its_own_pages_and_never_pooled(cells_dir, reg, tmp_pa
     out = write_case_pdf(tmp_path / "two.pdf", rows, sample_ids={r1: "CASE-ONE", r2: "CASE-TWO"}, signoffs=signoffs,
                          card=reg.get("tiny_ensemble"), generated_at=WHEN)
     texts = _texts(out)
-    assert len(texts) == 3  # overview, then one page per case
+    n = len(texts)
+    # the overview, then each case from the top of its own page(s)
+    starts = [i for i, t in enumerate(texts) if "LeukoScan case report Sample ID" in t]
+    assert starts[0] == 1 and len(starts) == 2
     s1 = summarize(r for r in rows if r["root"] == r1)[0]
     s2 = summarize(r for r in rows if r["root"] == r2)[0]
     assert s1["pct_all"] != s2["pct_all"]
-    overview, p1, p2 = texts
+    overview = texts[0]
+    p1, p2 = " ".join(texts[starts[0]:starts[1]]), " ".join(texts[starts[1]:])
     assert "2 cases" in overview and "CASE-ONE" in overview and "CASE-TWO" in overview
     assert f"{s1['pct_all']} % ({s1['pct_all_ci_low']}-{s1['pct_all_ci_high']} %)" in overview
     assert f"{s2['pct_all']} % ({s2['pct_all_ci_low']}-{s2['pct_all_ci_high']} %)" in overview
     assert "CASE-ONE" in p1 and "CASE-TWO" not in p1 and _pct_text(s1) in p1 and "not signed off" in p1
     assert "CASE-TWO" in p2 and "CASE-ONE" not in p2 and _pct_text(s2) in p2
-    assert "signed off by Dr. Jo Lee on 2026-12-01 11:00 - \"ok\"" in p2 and "not signed off" not in p2
+    assert "signed off by Dr. Jo Lee on 2026-12-01 11:00" in p2 and "- \"ok\"" in p2
+    assert "not signed off" not in p2
     pooled = summarize({**r, "root": "", "folder": "."} for r in rows)[0]
     assert pooled["pct_all"] not in (s1["pct_all"], s2["pct_all"])
     assert all(f"{pooled['pct_all']} %" not in t for t in texts)  # no "all cases" percentage anywhere
-    assert all("page %d of 3" % (i + 1) in t for i, t in enumerate(texts))
+    assert all("page %d of %d" % (i + 1, n) in t for i, t in enumerate(texts))
 
 
 def test_a_missing_image_gets_a_placeholder_not_a_failure(cells_dir, reg, tmp_path):
@@ -130,8 +135,8 @@ def test_a_missing_image_gets_a_placeholder_not_a_failure(cells_dir, reg, tmp_pa
     gone = next(r for r in rows if r["reviewed_label"])
     Path(gone["path"]).unlink()
     out = write_case_pdf(tmp_path / "case.pdf", rows, generated_at=WHEN)
-    (text,) = _texts(out)
-    assert "image not available: file not found" in text and gone["file"] in text
+    text = " ".join(_texts(out))
+    assert "image not available: file not found" in text and gone["cell_id"] in text
     assert _images(out) == _thumbs(rows) - 1
     assert "model card not found" in text  # no card given: no facts invented
 
@@ -139,27 +144,53 @@ def test_a_missing_image_gets_a_placeholder_not_a_failure(cells_dir, reg, tmp_pa
 def test_thumbnails_are_capped_per_group(tmp_path):
     n = THUMB_CAP + 7
     rows = [dict(path=str(tmp_path / f"gone{i}.bmp"), folder=".", file=f"gone{i}.bmp", status="ok", error="",
-                 prediction="ALL", p_all="0.5500", needs_review="true", model="m", model_version="1",
-                 threshold="0.5000", reviewed_label="", reviewer="", reviewed_at="", final_label="ALL",
-                 default_threshold="0.5000", provider="CPUExecutionProvider", root="/case", qc="")
+                 prediction="HEM", p_all="0.4500", flagged="true", model="m", model_version="1",
+                 threshold="0.5000", reviewed_label="", reviewer="", reviewed_at="", final_label="HEM",
+                 default_threshold="0.5000", provider="CPUExecutionProvider", root="/case", qc="",
+                 cell_id=f"id{i:04d}")
             for i in range(n)]
     out = tmp_path / "many.pdf"
     out.write_bytes(render_case_pdf(rows, generated_at=WHEN))
     text = " ".join(_texts(out))
     assert f"Cells flagged for review ({n})" in text and "and 7 more" in text
     assert text.count("image not available") == THUMB_CAP
-    assert f"{THUMB_CAP - 1}.bmp" in text and f"gone{THUMB_CAP}.bmp" not in text
+    assert f"id{THUMB_CAP - 1:04d}" in text and f"id{THUMB_CAP:04d}" not in text
+
+
+def test_every_cell_counted_as_all_is_shown_with_a_traceable_caption(tmp_path):
+    """Review-safety issue, item 2: the printed report showed only flagged and overridden cells, captioned by
+    truncated file names ("UID_H12...em.webp") that could not be traced; ALL calls nobody flagged were on no
+    page.  Now every ALL cell is shown (beyond the per-group cap), captioned with its cell id (in the CSV too),
+    P(ALL), the model's and the final call and who confirmed it; then a signature and an interpretation line."""
+    n = THUMB_CAP + 5
+    rows = [dict(path=str(tmp_path / f"UID_H12_{i}_hem.webp"), folder=".", file=f"UID_H12_{i}_hem.webp",
+                 status="ok", error="", prediction="ALL", p_all="0.9100", flagged="false", model="m",
+                 model_version="1", threshold="0.5000", reviewed_label="ALL" if i == 0 else "",
+                 reviewer="ann" if i == 0 else "", reviewed_at="2026-12-01T09:00:00Z" if i == 0 else "",
+                 final_label="ALL", default_threshold="0.5000", provider="CPUExecutionProvider", root="/case", qc="",
+                 cell_id=f"c{i:05d}ab")
+            for i in range(n)]
+    out = tmp_path / "all.pdf"
+    out.write_bytes(render_case_pdf(rows, signoffs={"/case": {"signed_off_by": "Dr. Ada",
+                                                              "signed_off_at": "2026-12-01T10:00:00Z"}},
+                                    generated_at=WHEN))
+    text = " ".join(_texts(out))
+    assert f"Every cell counted as ALL (caption: cell id, P(ALL); model call > final call, who confirmed) ({n})" \
+        in text
+    assert all(f"c{i:05d}ab" in text for i in range(n))  # each one, uniquely
+    assert "ALL>ALL ann" in text and "ALL>ALL -" in text
+    assert "Reviewed by Dr. Ada, signed 2026-12-01" in text and "Interpretation:" in text
 
 
 def test_core_fonts_fallback_writes_any_name(tmp_path):
     """Without a Unicode system font, names outside Latin-1 must not make the report fail."""
     row = dict(path=str(tmp_path / "細胞.bmp"), folder="スライド", file="細胞 – 1.bmp", status="ok", prediction="HEM",
-               p_all="0.2000", needs_review="false", model="m", model_version="1", threshold="0.5000",
+               p_all="0.2000", flagged="false", model="m", model_version="1", threshold="0.5000",
                reviewed_label="ALL", reviewer="Łukasz 李", root="/Fall ñ 細胞", qc="")
     out = tmp_path / "core.pdf"
     out.write_bytes(render_case_pdf([row], signoffs={"/Fall ñ 細胞": {"signed_off_by": "李"}}, generated_at=WHEN,
                                     search_fonts=False))
-    (text,) = _texts(out)
+    text = " ".join(_texts(out))
     assert "/Fall ñ ??" in text and "signed off by ?" in text and "100.0 % (95 % CI 20.7-100.0 %)" in text
 
 
@@ -172,10 +203,10 @@ def test_held_out_card_facts_and_version_check(tmp_path, cells_dir, reg):
     card_path.write_text(json.dumps(data))
     card = load_card(card_path)
     rows = _classify(cells_dir, reg, overrides=0)
-    (text,) = _texts(write_case_pdf(tmp_path / "a.pdf", rows, card=card, generated_at=WHEN))
+    text = " ".join(_texts(write_case_pdf(tmp_path / "a.pdf", rows, card=card, generated_at=WHEN)))
     assert plain_words(data["metrics"]["held_out"])[0] in text and card.sha256 in text
     newer = [{**r, "model_version": "9.9"} for r in rows]
-    (text,) = _texts(write_case_pdf(tmp_path / "b.pdf", newer, card=card, generated_at=WHEN))
+    text = " ".join(_texts(write_case_pdf(tmp_path / "b.pdf", newer, card=card, generated_at=WHEN)))
     assert "classified with version 9.9: its facts are not shown" in text and card.sha256 not in text
 
 
@@ -203,7 +234,7 @@ def test_cli_report(cells_dir, tiny_models_dir, tmp_path, capsys):
     pdf = tmp_path / "case.pdf"
     assert main(["report", str(csv_path), "--pdf", str(pdf), "--models-dir", str(tiny_models_dir)]) == 0
     assert "8 cells in 1 case(s); PDF report: " in capsys.readouterr().err
-    (text,) = _texts(pdf)
+    text = " ".join(_texts(pdf))
     assert sha256_file(tiny_models_dir / "tiny_ensemble.json") in text and "not signed off" in text
 
     assert main(["report", str(csv_path), "--pdf", str(tmp_path / "nocard.pdf")]) == 0
@@ -240,9 +271,25 @@ def test_cli_report_from_a_case_store_uses_its_sample_ids(cells_dir, tiny_models
     capsys.readouterr()
     pdf = tmp_path / "case.pdf"
     assert main(["report", str(db), "--pdf", str(pdf), "--models-dir", str(tiny_models_dir)]) == 0
-    (text,) = _texts(pdf)
+    text = " ".join(_texts(pdf))
     assert "BM-2026-0042" in text and "8" in text
     empty = tmp_path / "empty.db"
     CaseStore.open(empty).close()
     assert main(["report", str(empty), "--pdf", str(tmp_path / "e.pdf")]) == 2
     assert "no classified cells" in capsys.readouterr().err
+
+
+def test_local_time_shows_the_offset_and_keeps_unparseable_text(monkeypatch):
+    import time
+
+    from engine.localtime import local_time
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        assert local_time("2024-06-01T10:00:00Z") == "2024-06-01 12:00 +02:00"
+        assert local_time("2024-01-01T10:00:00+00:00") == "2024-01-01 11:00 +01:00"
+        assert local_time("") == "" and local_time("yesterday") == "yesterday"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

@@ -28,7 +28,7 @@ from engine.report import (
     write_summary,
 )
 
-BASE = ["path", "folder", "file", "sha256", "status", "error", "prediction", "p_all", "needs_review", "model",
+BASE = ["path", "folder", "file", "sha256", "status", "error", "prediction", "p_all", "flagged", "model",
         "model_version", "threshold", "reviewed_label", "reviewer", "reviewed_at"]
 
 
@@ -52,9 +52,10 @@ def ens(tiny_models_dir):
 
 def test_column_order():
     assert list(CELL_COLUMNS[: len(BASE)]) == BASE
-    assert list(CELL_COLUMNS[len(BASE):]) == ["final_label", "default_threshold", "provider", "root", "qc", "review_model_label"]
+    assert list(CELL_COLUMNS[len(BASE):]) == ["final_label", "default_threshold", "provider", "root", "qc", "review_model_label",
+                                              "cell_id"]
     assert list(SUMMARY_COLUMNS[:7]) == ["folder", "cells", "classified", "errors", "all", "hem", "pct_all"]
-    assert list(SUMMARY_COLUMNS[7:]) == ["pct_all_ci_low", "pct_all_ci_high", "needs_review", "reviewed", "root",
+    assert list(SUMMARY_COLUMNS[7:]) == ["pct_all_ci_low", "pct_all_ci_high", "review_open", "reviewed", "root",
                                          "error_reasons", "flagged", "overridden", "qc", "signed_off_by",
                                          "signed_off_at", "comment", "sample_id"]
 
@@ -62,7 +63,7 @@ def test_column_order():
 def test_cell_row_values(clf):
     row = cell_row(_res(0.123456), clf)
     assert list(row) == list(CELL_COLUMNS)
-    assert row["p_all"] == "0.1235" and row["prediction"] == "HEM" and row["needs_review"] == "false"
+    assert row["p_all"] == "0.1235" and row["prediction"] == "HEM" and row["flagged"] == "false"
     assert row["threshold"] == row["default_threshold"] == "0.5000"
     assert row["model"] == "tiny_a" and row["model_version"] == "0.0-test" and row["provider"] == "CPUExecutionProvider"
     assert row["final_label"] == "HEM" and row["reviewed_label"] == row["reviewer"] == row["reviewed_at"] == ""
@@ -71,7 +72,7 @@ def test_cell_row_values(clf):
 
 def test_user_threshold_and_review(clf):
     row = cell_row(_res(0.3), clf, threshold=0.25, review=Review("HEM", "J. Doe", datetime(2026, 11, 26, 14, 3, 5)))
-    assert row["prediction"] == "ALL" and row["needs_review"] == "true"  # |0.3-0.25| < 0.1
+    assert row["prediction"] == "ALL" and row["flagged"] == "true"  # |0.3-0.25| < 0.1
     assert row["threshold"] == "0.2500" and row["default_threshold"] == "0.5000"
     assert (row["reviewed_label"], row["reviewer"], row["reviewed_at"]) == ("HEM", "J. Doe", "2026-11-26T14:03:05")
     assert row["final_label"] == "HEM"
@@ -83,14 +84,14 @@ def test_error_row(clf):
     row = cell_row(_res(None, status="error"), clf, review=Review("ALL"))
     assert row["status"] == "error" and row["error"] == "empty file (0 bytes)"
     assert row["prediction"] == row["p_all"] == row["final_label"] == row["reviewed_label"] == ""
-    assert row["needs_review"] == "false"
+    assert row["flagged"] == "false"
 
 
 def test_ensemble_member_columns(ens):
     row = cell_row(_res(0.55, members={"tiny_a": 0.2, "tiny_b": 0.9}, disagree=True), ens)
     assert list(row)[-2:] == ["p_all_tiny_a", "p_all_tiny_b"]
     assert row["p_all_tiny_a"] == "0.2000" and row["p_all_tiny_b"] == "0.9000"
-    assert row["needs_review"] == "true" and row["prediction"] == "ALL"
+    assert row["flagged"] == "true" and row["prediction"] == "ALL"
 
 
 def test_summarize_counts_final_labels_per_root_and_folder(clf):
@@ -110,7 +111,7 @@ def test_summarize_counts_final_labels_per_root_and_folder(clf):
     first = s[0]
     assert {k: first[k] for k in SUMMARY_COLUMNS if k != "root"} == {
         "folder": ".", "cells": "5", "classified": "4", "errors": "1", "all": "1", "hem": "3",
-        "pct_all": "25.0", "pct_all_ci_low": "4.6", "pct_all_ci_high": "69.9", "needs_review": "1", "reviewed": "1",
+        "pct_all": "25.0", "pct_all_ci_low": "4.6", "pct_all_ci_high": "69.9", "review_open": "1", "reviewed": "1",
         "error_reasons": "empty file (0 bytes)", "flagged": "1", "overridden": "1", "qc": "0",
         "signed_off_by": "", "signed_off_at": "", "comment": "", "sample_id": ""}
     assert s[1]["error_reasons"] == ""
@@ -118,7 +119,7 @@ def test_summarize_counts_final_labels_per_root_and_folder(clf):
     assert s[3]["pct_all"] == s[3]["pct_all_ci_low"] == s[3]["pct_all_ci_high"] == "" and s[3]["classified"] == "0"
 
 
-def test_needs_review_counts_only_flagged_cells_not_yet_reviewed(clf):
+def test_review_open_counts_only_flagged_cells_not_yet_reviewed(clf):
     """One rule for window and report: a reviewed flagged cell is flagged, but no longer needs review; an
     accepted cell stays accepted when a later threshold gives another class (not an override)."""
     rows = [
@@ -127,7 +128,7 @@ def test_needs_review_counts_only_flagged_cells_not_yet_reviewed(clf):
         cell_row(_res(0.55, i=2), clf, 0.6, review=Review("ALL", "t", "", model_label="ALL")),  # accepted at 0.5
     ]
     s = summarize(rows)[0]
-    assert (s["flagged"], s["needs_review"], s["reviewed"]) == ("3", "1", "2")
+    assert (s["flagged"], s["review_open"], s["reviewed"]) == ("3", "1", "2")
     assert rows[2]["prediction"] == "HEM" and s["overridden"] == "0"
 
 
@@ -180,9 +181,9 @@ def test_non_utf8_file_name_does_not_break_the_report(tmp_path, cells_dir, clf):
     assert all(r["status"] == "ok" for r in back)
 
 
-def test_qc_reason_is_a_column_and_needs_review(clf):
+def test_qc_reason_is_a_column_and_flagged(clf):
     row = cell_row(_res(0.95, qc="uniform image (no detail: not a cell)"), clf)
-    assert row["qc"] == "uniform image (no detail: not a cell)" and row["needs_review"] == "true"
+    assert row["qc"] == "uniform image (no detail: not a cell)" and row["flagged"] == "true"
     assert row["prediction"] == "ALL"  # the score is kept; the cell is flagged, not hidden
     assert cell_row(_res(0.95), clf)["qc"] == ""
 

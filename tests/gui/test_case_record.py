@@ -51,7 +51,7 @@ def _flag_some(w, n: int = 2) -> float:
     t = round((ps[best] + ps[best + n - 1]) / 2, 3)
     assert ps[best + n - 1] - ps[best] < 2 * margin, "the tiny model's P(ALL) are too far apart to flag two cells"
     w.set_threshold(t)
-    assert sum(c.needs_review for c in w.model.cells) >= n
+    assert sum(c.flagged for c in w.model.cells) >= n
     return t
 
 
@@ -129,17 +129,17 @@ def test_2_needs_review_means_the_same_in_the_window_and_the_summary_csv(qtbot, 
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     _flag_some(w, 2)
-    flagged = [c for c in w.model.cells if c.needs_review]
+    flagged = [c for c in w.model.cells if c.flagged]
     w.select_row(w.proxy.proxy_row_of(flagged[0].key))
     assert w.review_selected("accept") == 1
-    open_now = sum(1 for c in w.model.cells if c.needs_review and c.review is None)
+    open_now = sum(1 for c in w.model.cells if c.review_open)
     assert open_now == len(flagged) - 1
     qtbot.waitUntil(lambda: w.summary.counts[0].reviewed == 1, timeout=5_000)
-    assert w.summary.counts[0].needs_review == open_now
+    assert w.summary.counts[0].review_open == open_now
     out = tmp_path / "r.csv"
     _export(qtbot, w, out)
     (row,) = _read_csv(out.with_name("r_summary.csv"))
-    assert int(row["needs_review"]) == open_now == w.summary.counts[0].needs_review
+    assert int(row["review_open"]) == open_now == w.summary.counts[0].review_open
     if "flagged" in row:
         assert int(row["flagged"]) == len(flagged)
     assert int(row["reviewed"]) == 1
@@ -353,21 +353,22 @@ def test_review_flagged_mode_moves_to_the_next_flagged_cell(qtbot, make_window, 
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     _flag_some(w, 2)
-    flagged = [c for c in w.model.cells if c.needs_review]
+    flagged = [c for c in w.model.cells if c.flagged]
+    left = [c for c in w.model.cells if c.left_before_signoff]  # flagged, or ALL calls nobody confirmed
     _focus_gallery(qtbot, w)
-    w.select_row(0 if not w.model.cells[0].needs_review else 1)
+    w.select_row(0 if not w.model.cells[0].left_before_signoff else 1)
     qtbot.keyClick(w.gallery, Qt.Key.Key_F)
     assert w.act_flagged.isChecked() and w.reviews.flagged_mode
     first = w.current_cell()
-    assert first.review_open
+    assert first.left_before_signoff
     qtbot.keyClick(w.gallery, Qt.Key.Key_A)
     assert first.review is not None and first.review.label == "ALL"
     nxt = w.current_cell()
-    assert nxt is not first and nxt.review_open  # not merely the next row: the next flagged unreviewed cell
-    for _ in range(len(flagged) - 1):
+    assert nxt is not first and nxt.left_before_signoff  # not merely the next row: the next one left
+    for _ in range(len(left) - 1):
         qtbot.keyClick(w.gallery, Qt.Key.Key_H)
-    assert all(c.review is not None for c in flagged)
-    assert "Every flagged cell" in w.statusBar().currentMessage()
+    assert all(c.review is not None for c in left)
+    assert "Every flagged cell and every ALL call" in w.statusBar().currentMessage()
     qtbot.waitUntil(lambda: w.flagged_label.text() == f"{len(flagged)} / {len(flagged)} flagged cells reviewed",
                     timeout=5_000)
     w.act_flagged.trigger()
@@ -376,25 +377,26 @@ def test_review_flagged_mode_moves_to_the_next_flagged_cell(qtbot, make_window, 
 
 def test_bulk_accept_with_flagged_cells_asks_first_and_reports(qtbot, make_window, cells_dir, monkeypatch):
     """Old code: a bulk accept went ahead without a word (AttributeError: no ``confirm_bulk_accept``)."""
-    answers = [False, True]
+    answers = [False, True, True]
     asked = []
     monkeypatch.setattr(MainWindow, "confirm_bulk_accept",
-                        lambda self, n, flagged: asked.append((n, flagged)) or answers.pop(0))
+                        lambda self, n, left: asked.append((n, len(left))) or answers.pop(0))
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     _flag_some(w, 2)
-    n_flagged = sum(c.needs_review for c in w.model.cells)
+    n_flagged = sum(c.flagged for c in w.model.cells)
+    n_left = sum(c.left_before_signoff for c in w.model.cells)  # flagged, or ALL calls nobody confirmed
     w.gallery.selectAll()
     assert w.review_selected("accept") == 0
-    assert asked == [(8, n_flagged)] and not w.doc.reviews
+    assert asked == [(8, n_left)] and not w.doc.reviews
     assert w.statusBar().currentMessage() == "Bulk accept cancelled."
     assert w.review_selected("accept") == 8
     assert all(c.review is not None and c.review.label == c.review.model_label for c in w.model.cells)
     msg = w.statusBar().currentMessage()
     assert "Accepted the model's class for 8 cell(s)" in msg and f"{n_flagged} of them flagged" in msg
-    # nothing flagged in the selection: no question
+    # nothing left before sign-off in the selection (no flag, no unconfirmed ALL call): no question
     w.act_undo.trigger()
-    unflagged = [c for c in w.model.cells if not c.needs_review]
+    unflagged = [c for c in w.model.cells if not c.left_before_signoff]
     sm = w.gallery.selectionModel()
     sm.clearSelection()
     for c in unflagged:

@@ -19,7 +19,7 @@ def _cell(qc: str = "") -> Cell:
     c = Cell(path, Path("/case"), ".", "case")
     c.result = CellResult(index=0, path=path, root=Path("/case"), folder=".", file="c1.bmp", sha256="ab" * 32,
                           status="ok", error="", p_all=0.12, qc=qc)
-    c.prediction, c.needs_review = "HEM", bool(qc)
+    c.prediction, c.flagged = "HEM", bool(qc)
     return c
 
 

@@ -30,7 +30,7 @@ def _wait_saved(qtbot, w):
 
 def _crash(w):
     """What a kill does: the lock is gone (its process is), the store is never closed; the file stays."""
-    w.case_files.files._lock.unlock()
+    w.case_files.files._lock.release()  # the lock file goes with the killed process (its pid is dead)
     w.case_files.files._lock = None
     w.bridge.detach_store(close=True)  # the writer stops; no closed_at is written
     w.service.shutdown()

@@ -88,7 +88,7 @@ def _cell(case, status="ok", pred="ALL", nr=False, review=None, name="c.bmp"):
     c = Cell(Path(f"/{case}/{name}"), Path(f"/{case}"), ".", case)
     c.result = None if status == "pending" else _R(status, 0.7 if pred == "ALL" else 0.2)
     c.prediction = pred if status == "ok" else None
-    c.needs_review = nr
+    c.flagged = nr
     if review:
         c.review = Review(review, "t", "now", "x", model_label=c.prediction)
     return c
@@ -122,7 +122,7 @@ def test_counts_use_the_final_label_per_case_and_total():
         ("B", "5", 0.1, ""), ("B", "6", "pending", ""),
     ])
     a, b, total = doc.counts(ALL_CASES)
-    assert (a.cells, a.classified, a.all, a.hem, a.needs_review, a.flagged, a.errors, a.reviewed, a.overridden) \
+    assert (a.cells, a.classified, a.all, a.hem, a.review_open, a.flagged, a.errors, a.reviewed, a.overridden) \
         == (4, 3, 1, 2, 1, 2, 1, 1, 1)
     assert a.pct_blasts == pytest.approx(100 / 3)
     assert (b.cells, b.classified, b.hem, b.pending) == (2, 1, 1, 1)
@@ -147,7 +147,7 @@ def test_filter_proxy_by_case_kind_and_text(qapp):
     px.set_case(None)
     px.set_kind("overridden")
     assert [px.cell_at(r).file for r in range(px.rowCount())] == ["y2"]
-    px.set_kind("needs_review")
+    px.set_kind("review_open")
     assert [px.cell_at(r).file for r in range(px.rowCount())] == ["x2"]
     px.set_kind("all")
     px.set_text("Y")
@@ -202,3 +202,11 @@ def test_card_view_states_the_held_out_donors_in_plain_words(tmp_path):
     html = card_html(load_card(path))
     assert "2 donors the model never saw" in html and "8 of 10 normal cells called normal" in html
     assert html.index("never saw") < html.index("Validation metrics")  # plain words come first
+
+
+def test_every_document_event_type_has_a_bridge_handler():
+    """Typed events (refactoring issue, item 2): the window's bridge covers every kind the document emits."""
+    from engine.case.events import EVENT_TYPES
+    from gui.document import HANDLERS
+
+    assert set(HANDLERS) == set(EVENT_TYPES)

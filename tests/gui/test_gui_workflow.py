@@ -96,24 +96,24 @@ def test_drop_classify_review_by_keyboard_export(qtbot, make_window, cells_dir, 
     assert not w.doc.unexported  # exported: closing does not ask
 
 
-def test_table_filter_and_next_needs_review(qtbot, make_window, cells_dir):
+def test_table_filter_and_next_review_open(qtbot, make_window, cells_dir):
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     # a threshold right at one cell's P(ALL) puts that cell inside the review margin
     target = w.model.cells[3]
     w.set_threshold(round(target.p_all, 2))
-    assert target.needs_review
-    w.filter_combo.setCurrentIndex(w.filter_combo.findData("needs_review"))
-    assert w.proxy.rowCount() == sum(1 for x in w.model.cells if x.needs_review and x.review is None)
+    assert target.flagged
+    w.filter_combo.setCurrentIndex(w.filter_combo.findData("review_open"))
+    assert w.proxy.rowCount() == sum(1 for x in w.model.cells if x.review_open)
     w.filter_combo.setCurrentIndex(w.filter_combo.findData("all"))
     w.select_row(0)
-    assert w.next_needs_review()
-    assert w.current_cell().needs_review
+    assert w.next_review_open()
+    assert w.current_cell().flagged
     # reviewing every needs-review cell leaves nothing to go to
-    for c in [x for x in w.model.cells if x.needs_review]:
+    for c in [x for x in w.model.cells if x.flagged]:
         w.select_row(w.proxy.proxy_row_of(c.key))
         w.review_selected("accept")
-    assert not w.next_needs_review()
+    assert not w.next_review_open()
     # table sorts numerically by P(ALL)
     w.table.sortByColumn(COL["P(ALL)"], Qt.SortOrder.DescendingOrder)
     ps = [w.proxy.cell_at(r).p_all for r in range(w.proxy.rowCount())]
@@ -265,9 +265,9 @@ def test_sign_off_is_blocked_while_flagged_cells_remain_locks_and_reopens_with_a
     w.select_row(w.proxy.proxy_row_of(open_cells[0].key))
     assert not w.case_actions.sign_off()  # blocked: flagged cells are left
     assert any(t == "Cannot sign off yet" and "flagged" in m for t, m in w.messages) and case.signoff is None
-    w.act_flagged.setChecked(True)  # review-flagged mode walks them
-    while any(c.review_open for c in w.model.cells):
-        assert w.current_cell().review_open
+    w.act_flagged.setChecked(True)  # review-flagged mode walks them: flagged cells and unconfirmed ALL calls
+    while any(c.left_before_signoff for c in w.model.cells):
+        assert w.current_cell().left_before_signoff
         w.review_selected("accept")
     w.doc.set_sample_id(case, "BM-17")
     assert w.case_actions.sign_off() and case.signoff.by == "tech1" and case.signoff.comment == "checked twice"
@@ -315,7 +315,7 @@ def test_from_a_case_folder_to_a_signed_off_case_and_a_pdf_by_keyboard(qtbot, ma
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     w.set_threshold(round(sorted(c.p_all for c in w.model.cells)[4], 3))  # make sure some cells are flagged
-    assert any(c.review_open for c in w.model.cells)
+    assert any(c.left_before_signoff for c in w.model.cells)
     monkeypatch.setattr(CaseActions, "ask_comment", lambda self, c, r: ("", True))
     pdf = tmp_path / "case.pdf"
     monkeypatch.setattr("gui.exports.QFileDialog.getSaveFileName", lambda *a, **k: (str(pdf), ""))
@@ -323,12 +323,12 @@ def test_from_a_case_folder_to_a_signed_off_case_and_a_pdf_by_keyboard(qtbot, ma
     w.gallery.setFocus()
     qtbot.waitUntil(lambda: w.gallery.hasFocus())
     qtbot.keyClick(w.gallery, Qt.Key.Key_F)
-    assert w.act_flagged.isChecked() and w.current_cell().review_open
+    assert w.act_flagged.isChecked() and w.current_cell().left_before_signoff
     for _ in range(len(w.model.cells)):
-        if not any(c.review_open for c in w.model.cells):
+        if not any(c.left_before_signoff for c in w.model.cells):
             break
         qtbot.keyClick(w.gallery, Qt.Key.Key_Space)
-    assert not any(c.review_open for c in w.model.cells)
+    assert not any(c.left_before_signoff for c in w.model.cells)
     qtbot.keyClick(w.gallery, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     assert next(iter(w.doc.cases.values())).signoff is not None
     with qtbot.waitSignal(w.service.exportDone, timeout=30_000):

@@ -1,0 +1,122 @@
+"""What a :class:`~engine.case.document.CaseDocument` says after each change: one frozen dataclass per kind.
+
+Listeners (the GUI bridge, the case store) dispatch on the event's *type* through a table; a test checks that
+every type in :data:`EVENT_TYPES` has an entry in each table, so a new kind of change cannot be silently dropped
+by one side (it was, with ``Event(kind: str, data: dict)`` and if/elif chains on strings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .document import Cell, ModelFacts, Result, Step
+
+
+class SignOffAction(str, Enum):
+    SIGN_OFF = "sign_off"
+    REOPEN = "reopen"
+
+
+@dataclass(frozen=True)
+class CaseEvent:
+    """Base of every document event."""
+
+
+@dataclass(frozen=True)
+class CaseAdded(CaseEvent):
+    """A case (an opened root) was created or its display name / sample id changed."""
+
+    root: str
+
+
+@dataclass(frozen=True)
+class PathOpened(CaseEvent):
+    """A folder or file was opened (what a restore re-scans)."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class CellsAdded(CaseEvent):
+    cells: tuple[Cell, ...]
+
+
+@dataclass(frozen=True)
+class ResultsStored(CaseEvent):
+    """New classification results (``facts``: the model that produced them)."""
+
+    cells: tuple[Cell, ...]
+    facts: ModelFacts | None
+    results: tuple[tuple[Cell, Result], ...]
+
+
+@dataclass(frozen=True)
+class DecisionsChanged(CaseEvent):
+    """Every cell's class and flag were decided again (model or threshold change): derived, never stored."""
+
+    cells: tuple[Cell, ...]
+
+
+@dataclass(frozen=True)
+class ReviewsChanged(CaseEvent):
+    """One undoable review step (review, undo or redo)."""
+
+    cells: tuple[Cell, ...]
+    step: Step
+
+
+@dataclass(frozen=True)
+class ThresholdChanged(CaseEvent):
+    facts: ModelFacts
+    value: float
+    changed: bool  # False: back to the card's threshold
+
+
+@dataclass(frozen=True)
+class ModelChanged(CaseEvent):
+    facts: ModelFacts
+
+
+@dataclass(frozen=True)
+class Cleared(CaseEvent):
+    """Every case and cell removed (the audit trail stays in the store)."""
+
+
+@dataclass(frozen=True)
+class StaleFound(CaseEvent):
+    """Reviews of images whose content changed (``content_changed``) or that are gone."""
+
+    cells: tuple[Cell, ...]
+    content_changed: bool = False
+
+
+@dataclass(frozen=True)
+class Exported(CaseEvent):
+    at: str
+
+
+@dataclass(frozen=True)
+class Closed(CaseEvent):
+    at: str
+
+
+@dataclass(frozen=True)
+class SignOffChanged(CaseEvent):
+    """A case was signed off or reopened; ``text``: the sign-off's comment or the reopening's reason."""
+
+    root: str
+    action: SignOffAction
+    by: str
+    at: str
+    text: str = ""
+    basis: str = ""
+
+
+#: Every kind of event a document emits (the dispatch tables of the bridge and the store cover all of them).
+EVENT_TYPES: tuple[type[CaseEvent], ...] = (
+    CaseAdded, PathOpened, CellsAdded, ResultsStored, DecisionsChanged, ReviewsChanged, ThresholdChanged,
+    ModelChanged, Cleared, StaleFound, Exported, Closed, SignOffChanged,
+)
