@@ -7,7 +7,9 @@ this class only decides *which* store that is, and says so when one cannot be us
 - at start, a new session store in the user data folder (none, with a message, when the folder is not
   writable: the app works, without autosave);
 - a session store of an app that did not close normally is offered for restore;
-- a store that cannot be read is reported in a dialog and the log and moved aside (``.corrupt``).
+- a store that cannot be read is reported in a dialog and the log and moved aside (``.corrupt``);
+- one patient per record: a store opened shows its own cases only; the cases on screen before stay in the
+  store they were written to (``adopted`` names it), never in the one opened.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ log = logging.getLogger("leukoscan.gui")
 class CaseFiles(QObject):
     message = Signal(str, str)  # title, text (shown as a dialog)
     status = Signal(str, int)  # status bar text, ms
-    adopted = Signal(object)  # path of the store whose document is now shown (restore / open)
+    adopted = Signal(object)  # (path of the store now shown (restore / open), the store the cases shown before
+    #                           are kept in, or None)
     askRestore = Signal(object, object)  # path, {meta}: the window asks the user, then calls restore()
     orphansChecked = Signal()
 
@@ -104,17 +107,21 @@ class CaseFiles(QObject):
         if doc is None:  # our new session store
             self.bridge.attach_store(store)
             return
-        old, old_opened = self.path, dict(self.bridge.doc.opened)
+        # the cases on screen stay in the store they were written to (never re-opened into this one: one
+        # patient per record); ``kept`` names that store for the window to say so
+        old, had_cells = self.path, bool(self.bridge.doc.cells)
         if self.bridge.store is not None:
             self.bridge.doc.note_closed()  # the store left behind is a closed session, not a crash to restore
         previous = self.bridge.adopt(doc, store)
         if previous is not None:
             self.service.close_store(previous)
         self.path = path
+        kept = old if had_cells and old is not None and old != path else None
         if old is not None and old == self._fresh and old != path and not self._fresh_used:
             self.service.remove_file(old)  # a new session that never held a cell; otherwise it is kept
+            kept = None
         self._fresh = None
-        self.adopted.emit((path, old_opened))
+        self.adopted.emit((path, kept))
         self.service.check_files(store, doc)
         log.info("case store %s opened: %d cells, %d reviews", path, len(doc.cells), len(doc.reviews))
 

@@ -55,6 +55,7 @@ class MainWindow(QMainWindow):
         self.messages: list[tuple[str, str]] = []  # every message shown (tests and the log read it)
         self.last_run: dict = {}
         self._adding: list[list] = []  # scanned items not yet added (see _add_next_chunk)
+        self._scanning: list[frozenset] = []  # paths of the scans running for the document shown (see _scanned)
         self._added = 0
         self._stale_reviews = 0
         self._closing = False
@@ -338,9 +339,17 @@ class MainWindow(QMainWindow):
             self._held_paths.extend(paths)
             return
         self.statusBar().showMessage("Looking for images in " + ", ".join(Path(p).name for p in paths) + " …")
+        self._scanning.append(frozenset(str(Path(p)) for p in paths))
         self.service.scan(paths)
 
     def _scanned(self, items: list, problems: list, opened: list) -> None:
+        want = frozenset(p for p, _ in opened)
+        mine = next((s for s in self._scanning if want <= s), None) if want else None
+        if want and mine is None:  # started for a document no longer shown: never into another record
+            log.info("scan of %s finished after its cases were closed: not added", ", ".join(sorted(want)))
+            return
+        if mine is not None:
+            self._scanning.remove(mine)
         for p in problems:
             self.messages.append(("Open", p))
         for path, is_dir in opened:
@@ -405,6 +414,8 @@ class MainWindow(QMainWindow):
 
     def _document_replaced(self) -> None:
         """A whole new document (restore, open case store, close all): rebuild the rows from it."""
+        self._scanning, self._adding, self._added = [], [], 0  # what was found for the cases before: not theirs
+        self.runs.blocked = self._closing
         self.model.clear()
         self.filters.reset_cases()
         self._cases_changed()
@@ -445,10 +456,17 @@ class MainWindow(QMainWindow):
             self.case_files.restore(path)
 
     def _store_adopted(self, info) -> None:
-        _path, previously_opened = info
-        again = [p for p in list(self.doc.opened) + list(previously_opened) if p]
-        if again:  # new images in those folders are added; a folder that is gone now is reported
+        """The store's own folders are scanned again (new images in them are added; a folder that is gone
+        now is reported); what was on screen before is never opened into it: one patient per record."""
+        _path, kept = info
+        again = [p for p in self.doc.opened if p]
+        if again:
             self.open_paths(list(dict.fromkeys(again)))
+        if kept is not None:
+            text = (f"The cases shown before are kept in their own case store, {kept.name} (File ▸ Open case "
+                    f"store: {kept})")
+            self.messages.append(("Case store opened", text))
+            self.statusBar().showMessage(text, 30000)
         self._maybe_start_run()
 
     def open_store_dialog(self) -> None:
@@ -458,7 +476,11 @@ class MainWindow(QMainWindow):
             self.open_store(Path(path))
 
     def open_store(self, path: Path) -> None:
-        if self.doc.unexported and self.doc.reviews and self.ask_close(len(self.doc.reviews)) != "discard":
+        """Show the store at ``path`` instead of the cases on screen (which stay in their own store)."""
+        if self.case_files.path is None and self.doc.cells:
+            if not self.confirm_leave_unsaved(len(self.doc.cells)):  # in no store: they would be lost
+                return
+        elif self.doc.unexported and self.doc.reviews and self.ask_close(len(self.doc.reviews)) != "discard":
             return
         self.runs.stop()
         self.case_files.restore(Path(path))
@@ -799,6 +821,17 @@ class MainWindow(QMainWindow):
         if box.clickedButton() is dis:
             return "discard"
         return "cancel"
+
+    def confirm_leave_unsaved(self, n_cells: int) -> bool:
+        """Opening a case store while the cases on screen are in none (autosave off): True = close them."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Cases not saved",
+                          f"The {n_cells} cell(s) on screen are not saved in any case store (autosave is off).\n\n"
+                          "Opening a case store closes them; export your report first to keep them.", parent=self)
+        go = box.addButton("Close them and open", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is go
 
     def ask_reviewer(self) -> str:
         name, ok = QInputDialog.getText(self, "Reviewer", "Your name or staff ID (written into the report):")

@@ -284,21 +284,27 @@ class CaseDocument:
 
     # --- cases and cells ------------------------------------------------------------------------------
     def case_of_root(self, root: str | Path) -> Case:
-        """The case of an opened root, created with a unique display name on first use."""
+        """The case of an opened root, created with a unique display name on first use.  A case *is* its
+        root (the key of :attr:`cases`, and each cell's :attr:`Cell.root`); the display name only labels it."""
         key = str(root)
         case = self.cases.get(key)
         if case is None:
-            p = Path(key)
-            used = {c.name for c in self.cases.values()}
-            name = p.name or key
-            if name in used:
-                name = f"{p.name} ({p.parent.name or p.parent})"
-            base, n = name, 2
-            while name in used:
-                name, n = f"{base} {n}", n + 1
-            case = self.cases[key] = Case(key, name)
+            case = self.cases[key] = Case(key, self.unique_name(key))
             self._emit(CaseAdded(key))
         return case
+
+    def unique_name(self, root: str, wanted: str = "") -> str:
+        """A display name for the case of ``root`` that no other case of the document has: ``wanted`` (a
+        stored name; default the folder's name), else "name (parent)", else "name (parent) 2", ..."""
+        p = Path(root)
+        used = {c.name for r, c in self.cases.items() if r != root}
+        name = wanted or p.name or root
+        if name in used:
+            name = f"{p.name or name} ({p.parent.name or p.parent})"
+        base, n = name, 2
+        while name in used:
+            name, n = f"{base} {n}", n + 1
+        return name
 
     def case_named(self, name: str) -> Case | None:
         return next((c for c in self.cases.values() if c.name == name), None)
@@ -349,8 +355,16 @@ class CaseDocument:
         self.unexported = False
         self._emit(Cleared())
 
-    def cells_of(self, case: str | None) -> Iterator[Cell]:
-        return (c for c in self.cells if case is None or c.case == case)
+    def cells_of(self, case: "Case | str | None") -> Iterator[Cell]:
+        """The cells of one case (a :class:`Case`, its root or its display name; None: every cell), by root:
+        two cases never pool their cells, whatever they are called.  An unknown case has none."""
+        if case is None:
+            return iter(self.cells)
+        found = case if isinstance(case, Case) else (self.cases.get(str(case)) or self.case_named(str(case)))
+        if found is None:
+            return iter(())
+        root = Path(found.root)
+        return (c for c in self.cells if c.root == root)
 
     # --- models, thresholds, decisions -----------------------------------------------------------------
     @property
@@ -673,11 +687,11 @@ class CaseDocument:
     # --- counts ---------------------------------------------------------------------------------------
     def counts(self, total_name: str = "All cases") -> list[CaseCounts]:
         """One :class:`CaseCounts` per case in opening order, then a total (sums only) with several."""
-        per: dict[str, CaseCounts] = {c.name: CaseCounts(c.name) for c in self.cases.values()}
+        per: dict[Path, CaseCounts] = {Path(c.root): CaseCounts(c.name) for c in self.cases.values()}  # by root
         for c in self.cells:
-            cc = per.get(c.case)
+            cc = per.get(c.root)
             if cc is None:
-                cc = per[c.case] = CaseCounts(c.case)
+                cc = per[c.root] = CaseCounts(c.case)
             c.count_into(cc)
         return rules.with_total([cc for cc in per.values() if cc.cells], total_name)
 

@@ -472,7 +472,9 @@ class CaseStore:
         doc.started = meta.get("started") or doc.started
         roots: dict[int, tuple[Case, Path]] = {}
         for cid, root, name, sample_id in case_rows:
-            case = Case(root, name, sample_id or "")
+            # a case is its root: two stored with one display name (two runs that loaded the file before
+            # either wrote) stay two cases, the later one renamed as case_of_root would have named it
+            case = Case(root, doc.unique_name(root, name), sample_id or "")
             doc.cases[root] = case
             roots[cid] = (case, Path(root))
         for cid, by, at, comment, basis in signoff_rows:
