@@ -36,7 +36,8 @@ from engine.preprocess import Preprocessing, dihedral  # noqa: E402
 
 from .data import Manifest, build_pixel_cache, check_no_leak  # noqa: E402
 from .layers import CellAugment, CellAugmentation, Normalize  # noqa: E402
-from .metrics import area_auroc, compute, donor_summary, held_out_fold, plot_all, weighted_f1, write_json  # noqa: E402
+from .metrics import (area_auroc, area_baseline, compute, donor_summary, held_out_fold, plot_all,  # noqa: E402
+                      weighted_f1, write_json)
 
 #: held out by default: the three healthy donors with large cells (the nearest thing to the outside donors that
 #: ../shared has), one small-cell healthy donor and five ALL patients of a range of cell sizes (fold 4 of the
@@ -189,27 +190,38 @@ class _Run:
         """Weights only, float16 (one path, overwritten): what a later session on a new machine resumes from."""
         if not self.portable:
             return
-        import h5py
-
         self.portable.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / "portable.tmp.weights.h5"
+        tmp, half = self.dir / "portable.fp32.weights.h5", self.dir / "portable.tmp.weights.h5"
         self.model.save_weights(tmp)
-        with h5py.File(tmp, "r+") as f:
-            def _half(name, obj):
-                if isinstance(obj, h5py.Dataset) and obj.dtype == np.float32:
-                    data = obj[()]
-                    del f[name]
-                    f.create_dataset(name, data=data.astype(np.float16))
-            names = []
-            f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-            for n in names:
-                _half(n, f[n])
-        shutil.move(tmp, self.portable)
+        to_float16(tmp, half)
+        tmp.unlink()
+        shutil.move(half, self.portable)
         write_json(self.portable.with_suffix(".json"), {
             "recipe": self.r.to_dict(), "epochs_done": epochs_done,
             "optimizer_iterations": int(keras.ops.convert_to_numpy(self.opt.iterations)), "history": history,
             "note": "weights-only float16 checkpoint of an unfinished `leukoscan-train e2e` run; delete when the "
                     "model ships"})
+
+
+def to_float16(src: Path, dst: Path) -> None:
+    """A copy of a Keras weights file with every float32 array stored as float16, written fresh (HDF5 does not
+    give back the space of a dataset deleted in place: that file would keep its float32 size)."""
+    import h5py
+
+    def copy(a, b):
+        for k, v in a.attrs.items():
+            b.attrs[k] = v
+        for name, obj in a.items():
+            if isinstance(obj, h5py.Group):
+                copy(obj, b.create_group(name))
+            else:
+                data = obj[()]
+                b.create_dataset(name, data=data.astype(np.float16) if obj.dtype == np.float32 else data)
+                for k, v in obj.attrs.items():
+                    b[name].attrs[k] = v
+
+    with h5py.File(src, "r") as a, h5py.File(dst, "w") as b:
+        copy(a, b)
 
 
 def _predict(model, px, idx, views, batch=32) -> np.ndarray:
@@ -281,6 +293,7 @@ def run(m: Manifest, r: E2ERecipe, weights, run_dir: Path, cache: Path, resume: 
         log(f"cell-area AUROC on training cells: raw {aa['raw']:.3f}, augmented views {aa['augmented']:.3f}")
     va_sorted = np.sort(va)
     z0 = None
+    trained_here = epochs_done < r.epochs
     for ep in range(epochs_done + 1, r.epochs + 1):
         t0 = time.time()
         data = _Batches(px, y, tr, r.batch, ep, r.seed, start, cw)
@@ -311,9 +324,15 @@ def run(m: Manifest, r: E2ERecipe, weights, run_dir: Path, cache: Path, resume: 
     model.save(run_dir / "final.keras")
     if not len(va):
         return {"run_dir": str(run_dir), "trained_on": "all subjects"}
-    z_views = {k: z0 if k == 0 and z0 is not None else _predict(model, px, va_sorted, (k,)) for k in r.tta_views}
-    np.savez(run_dir / "val_logits_views.npz", **{str(k): v for k, v in z_views.items()})
-    return finalize(m, r, run_dir, va_sorted, tr, hist, weights, time.time() - t_start)
+    views = run_dir / "val_logits_views.npz"
+    if trained_here or not views.exists():  # (a finished run is finalised again from its saved logits)
+        z_views = {k: z0 if k == 0 and z0 is not None else _predict(model, px, va_sorted, (k,)) for k in r.tta_views}
+        np.savez(views, **{str(k): v for k, v in z_views.items()})
+    base = run_dir / "area_baseline.json"
+    if not base.exists():
+        write_json(base, area_baseline(px, y, m.subjects, tr, va))
+    seconds = time.time() - t_start if trained_here else float(sum(hist["seconds"]))
+    return finalize(m, r, run_dir, va_sorted, tr, hist, weights, seconds)
 
 
 class _HeadFasterAdamW(keras.optimizers.AdamW):
@@ -368,6 +387,10 @@ def finalize(m, r: E2ERecipe, run_dir, va, tr, hist, weights, seconds) -> dict:
     aa = run_dir / "augmented_area.json"
     if aa.exists():
         metrics["cell_area_auroc_training_views"] = json.loads(aa.read_text())
+    ab = run_dir / "area_baseline.json"
+    if ab.exists():
+        metrics["cell_area_baseline"] = json.loads(ab.read_text())
+    metrics["per_epoch_held_out_donors_view0"] = hist.get("val_donors_view0", [])
     write_json(run_dir / "metrics.json", metrics)
     label = {"inceptionv3": "InceptionV3", "vgg19": "VGG19"}[r.arch]
     curves = {label: {"loss": hist["loss"], "val_weighted_f1": hist["val_weighted_f1_view0"]}}

@@ -180,7 +180,12 @@ def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None,
     }
     if "recipe_kind" in metrics:
         card_metrics["recipe_kind"] = metrics["recipe_kind"]
-    for key in ("layers_compared", "validation_cross_fitted_without_tta", "bn_reestimate", "fold1_cross_fitted"):
+    if "donors_cross_fitted" in metrics:  # the numbers that decide: per donor, beside the size-only baseline
+        card_metrics["held_out"]["donors"] = metrics["donors_cross_fitted"]
+    if "cell_area_baseline" in metrics:
+        card_metrics["held_out"]["cell_area_baseline"] = metrics["cell_area_baseline"]
+    for key in ("layers_compared", "validation_cross_fitted_without_tta", "bn_reestimate", "fold1_cross_fitted",
+                "cell_area_auroc_training_views", "per_epoch_held_out_donors_view0"):
         if key in metrics:
             card_metrics[key] = metrics[key]
     if len(tta) > 1:

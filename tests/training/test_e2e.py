@@ -96,6 +96,7 @@ def test_tiny_e2e_run_reports_donors_and_resumes_from_the_portable_checkpoint(tm
     assert set(metrics["donors_cross_fitted"]) == {"healthy_donors", "all_patients"}
     assert metrics["preprocessing"]["crop_mode"] == "centroid" and metrics["preprocessing"]["window_px"] == 288
     assert "augmented" in metrics["cell_area_auroc_training_views"]
+    assert "healthy_donors" in metrics["cell_area_baseline"]["donors"]  # the size-only bar, on the same donors
     st = json.loads(portable.with_suffix(".json").read_text())
     assert st["epochs_done"] == 1 and st["recipe"] == r.to_dict()
     import h5py
