@@ -30,6 +30,8 @@ Exit status: 0 the run completed (even when some files were unreadable: they are
 image, the same file for ``--out`` and ``--summary`` even through a symlink, an existing read-only
 file without ``--force``); 3 the model cannot be used; 1 the report could not be written where asked
 (it is then saved in the temp folder, see message) or not at all (disk and temp folder full);
+4 the case file's record is broken (``verify`` says where); 5 ``classify --store`` would change a signed-off case
+(new or changed images) and no ``--reopen REASON`` was given: nothing was classified or written;
 130 interrupted with Ctrl-C (SIGINT), 143 stopped with SIGTERM: in both cases the cells done so far go
 to ``<REPORT>.partial.csv``, never to REPORT (a second signal quits at once, still writing that file).
 Errors are one line on stderr, no traceback.
@@ -57,11 +59,12 @@ from .paths import user_models_dir
 from .pipeline import classify, scan
 from .preprocess import is_supported
 from .registry import Registry, default_dirs, default_model, describe_metrics
-from .report import cell_row, count_rows, summarize, write_cell_report, write_summary
+from .report import cell_row, count_rows, exclusions_text, summarize, write_cell_report, write_summary
 
 PROG = "leukoscan-cli"
 EXIT_OK, EXIT_WRITE, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 EXIT_BROKEN = 4  # the case file's record is broken (leukoscan-cli verify says where)
+EXIT_SIGNED_OFF = 5  # classify --store would change a signed-off case and no --reopen REASON was given
 #: Signals that stop a run cleanly (partial report), and the exit status each gives.
 STOP_SIGNALS = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
 
@@ -134,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--store", metavar="CASE.db", default=None,
                    help="also store the run in this case file (created if needed) to review it in the app; cells "
                         "it already holds with a valid result of the model are not classified again")
+    c.add_argument("--reopen", metavar="REASON", default=None,
+                   help="--store: the run may change a signed-off case (new or changed images); it is reopened "
+                        "first with this reason, logged with your OS user. Without it such a run is refused")
     c.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: classify on this machine (default); ray: on a Ray cluster (the ray extra)")
     c.add_argument("--address", default=None, metavar="ADDR",
@@ -465,8 +471,9 @@ def _write_reports(rows, n_items: int, out: Path, summary: Path | None, cancelle
     _say(
         f"{cc.cells} cells in {len(sums)} folder(s): {cc.classified} classified ({cc.all} ALL, {cc.hem} HEM, "
         f"{cc.flagged} flagged for review, {cc.review_open} review(s) open"
-        f"{f', {cc.qc} failed the quality check' if cc.qc else ''}), {cc.errors} unreadable; "
-        f" {(len(rows) - skipped) / max(elapsed, 1e-9):.1f} cells/s; "
+        f"{f', {cc.qc} failed the quality check' if cc.qc else ''}), {cc.errors} unreadable"
+        f"{'; ' + exclusions_text(rows) if cc.excluded else ''}; "
+        f"{(len(rows) - skipped) / max(elapsed, 1e-9):.1f} cells/s; "
         f"report: {where}" + (f"; summary: {swhere}" if summary is not None else "")
         + (f"; case file: {store_path}" if store_path is not None else "")
     )
@@ -542,7 +549,7 @@ def _check_store_path(args, inputs: set[str], out: Path, summary: Path | None) -
 def _store_run(path: Path, args, clf, items):
     """Open (or create) the case file and add this run's cells to it; exit 2 when it cannot be read."""
     from .case import ModelFacts
-    from .case.store import CaseStore, HeadlessRun, StoreError
+    from .case.store import CaseStore, HeadlessRun, SignedOffChanged, StoreError
 
     lock = _take_lock(path, "leukoscan-cli classify --store")
     try:
@@ -554,7 +561,15 @@ def _store_run(path: Path, args, clf, items):
     store.lock = lock  # released with the store (_finish_store_run)
     try:
         opened = [(os.path.abspath(Path(p).expanduser()), os.path.isdir(p)) for p in args.paths]
-        run = HeadlessRun(store, ModelFacts.of(clf), items, args.threshold, opened)
+        from .case.audit import reviewer_name
+
+        reopen = getattr(args, "reopen", None)
+        run = HeadlessRun(store, ModelFacts.of(clf), items, args.threshold, opened, reopen=reopen,
+                          reopened_by=reviewer_name() if reopen else "")
+    except SignedOffChanged as exc:
+        store.close()
+        lock.release()
+        raise CliError(f"--store {path}: {exc}", EXIT_SIGNED_OFF) from None
     except StoreError as exc:
         store.close()
         lock.release()
@@ -642,7 +657,7 @@ def cmd_export(args) -> int:
     cc = count_rows(rows)
     _say(f"{cc.cells} cells in {len(sums)} folder(s), model {doc.current.name} {doc.current.version}, threshold "
          f"{doc.threshold:g}: {cc.flagged} flagged for review, {cc.reviewed} reviewed, {cc.review_open} review(s) "
-         f"open; report: {where}"
+         f"open{'; ' + exclusions_text(rows) if cc.excluded else ''}; report: {where}"
          + (f"; summary: {swhere}" if summary is not None else "")
          + f"; review history ({len(history)} events): {hwhere}")
     return code

@@ -10,6 +10,12 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 
+#: The one warning that matters, in plain words (card view, CLI ``models``, PDF).
+WARNING = ("A case unlike the donors the model was trained on can be wrong as a whole: on healthy donors whose "
+           "normal cells are larger than usual, earlier models called every cell leukemic. The numbers above are "
+           "from donors it never saw; new donors can be worse.")
+
+
 def _tenths(x: float) -> str:
     return f"{int(10 * x + 0.5)} of 10"  # half up: 0.25 -> 3, not banker's 2
 
@@ -68,6 +74,11 @@ def plain_words(held_out: Mapping[str, Any] | None) -> list[str]:
     out.append(
         f"Whole-case call (share of cells called ALL above or below one half): {h['donors_called_right']} of "
         f"{h['n_donors']} donors right.")
+    healthy = [d for d in (h.get("per_donor") or {}).values() if d.get("class") == "HEM"]
+    if healthy:
+        ok = sum(float(d["share_called_all"]) < 0.5 for d in healthy)
+        out.append(f"Healthy donors called healthy as a whole case: {ok} of {len(healthy)}.")
+    out.append(WARNING)
     if h.get("description"):
         out.append(str(h["description"]))
     return out

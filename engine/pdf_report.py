@@ -26,6 +26,7 @@ from .heldout import plain_words
 from .localtime import local_time
 from .pdf_fonts import install_fonts
 from .preprocess import ImageDecodeError, open_rgb
+from .report import signoff_check
 from .report_cases import Case, ModelUse, cases_of
 from .case.rules import CaseCounts
 
@@ -158,6 +159,12 @@ def _header(pdf: _Doc, case: Case, meta: _Meta) -> None:
         pdf.set_text_color(*_RED)
     pdf.multi_cell(0, 5, pdf.t(signed), new_x="LMARGIN", new_y="NEXT")
     pdf.set_text_color(0, 0, 0)
+    moved = signoff_check(meta.signoff, case.rows) if signed != NOT_SIGNED else ""
+    if moved:
+        pdf.font(9, bold=True)
+        pdf.set_text_color(*_RED)
+        pdf.multi_cell(0, 5, pdf.t(f"SIGN-OFF DOES NOT COVER THIS REPORT: {moved}."), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0, 0, 0)
     pdf.ln(2)
     pdf.set_fill_color(255, 246, 214)
     pdf.font(8.5)
@@ -171,9 +178,11 @@ def _verdict(pdf: _Doc, case: Case) -> None:
     pdf.font(10, bold=True)
     line = (f"Blasts (ALL): {fmt_pct(cc)} of {n} classified cells" if n else
             "Blasts (ALL): no cell could be classified")
+    if cc.excluded:
+        line += f" ({cc.excluded} excluded, not counted)"
     pdf.multi_cell(0, 6, pdf.t(line), new_x="LMARGIN", new_y="NEXT")
     pdf.font(8.5)
-    head = ("Folder", "Cells", "ALL", "HEM", "% blasts (95 % CI)", "Review open", "Errors", "QC flags")
+    head = ("Folder", "Cells", "ALL", "HEM", "% blasts (95 % CI)", "Review open", "Errors", "QC", "Excluded")
     folders = case.folders if len(case.folders) > 1 else []
     body = []
     for s in folders:
@@ -181,21 +190,23 @@ def _verdict(pdf: _Doc, case: Case) -> None:
                      case.folder_counts[s["folder"]], False))
     body.append(("Case total", t, cc, True))
     pdf.set_fill_color(255, 255, 255)
-    with pdf.table(col_widths=(48, 13, 12, 12, 42, 23, 14, 22), text_align=("LEFT", *["RIGHT"] * 3, "LEFT",
-                   *["RIGHT"] * 3), line_height=5, headings_style=FontFace(emphasis="BOLD", fill_color=_GREY),
+    with pdf.table(col_widths=(40, 12, 12, 12, 40, 20, 14, 12, 18), text_align=("LEFT", *["RIGHT"] * 3, "LEFT",
+                   *["RIGHT"] * 4), line_height=5, headings_style=FontFace(emphasis="BOLD", fill_color=_GREY),
                    first_row_as_headings=True) as table:
         table.row([pdf.t(h) for h in head])
         for name, s, counts, bold in body:
             style = FontFace(emphasis="BOLD") if bold else None
             table.row([pdf.t(name), str(counts.cells), str(counts.all), str(counts.hem),
                        pdf.t(fmt_pct(counts, short=True)), str(counts.review_open), str(counts.errors),
-                       str(counts.qc)],
+                       str(counts.qc), str(counts.excluded)],
                       style=style)
     pdf.font(8.5)
     reasons = t.get("error_reasons", "")
     pdf.multi_cell(0, 4.5, pdf.t(
         f"{case.qc_flagged} cell(s) failed the input quality check (the score means nothing for a not-a-cell "
-        f"image); {case.unreadable} file(s) could not be read" + (f" ({reasons})" if reasons else "") + "."),
+        f"image: excluded unless a reviewer labelled it ALL or HEM); {case.unreadable} file(s) could not be read"
+        + (f" ({reasons})" if reasons else "") + "."
+        + (f" Excluded from % blasts: {t.get('excluded_reasons')}." if cc.excluded else "")),
         new_x="LMARGIN", new_y="NEXT")
 
 
@@ -366,6 +377,7 @@ def _case_pages(pdf: _Doc, case: Case, meta: _Meta, cards: Mapping[str, ModelCar
     _thumbnails(pdf, "Every cell counted as ALL (caption: cell id, P(ALL); model call > final call, who confirmed)",
                 case.blasts, cap=None)
     _thumbnails(pdf, "Cells the reviewer overrode", case.overridden)
+    _thumbnails(pdf, "Cells excluded from % blasts (not a cell, artefact, failed quality check ...)", case.excluded)
     _thumbnails(pdf, "Cells flagged for review", case.flagged)
     _signature(pdf, meta)
     return first

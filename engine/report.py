@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -86,6 +87,9 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "signed_off_at",
     "comment",
     "sample_id",
+    "excluded",
+    "excluded_reasons",
+    "signoff_check",
 )
 LABELS = case_rules.LABELS
 
@@ -102,8 +106,8 @@ class Review:
     model_label: str = ""  # what the model said when the review was made
 
     def __post_init__(self) -> None:
-        if self.label not in LABELS:
-            raise ValueError(f"review label must be one of {LABELS}, got {self.label!r}")
+        if not case_rules.is_review_label(self.label):
+            raise ValueError(f"review label must be one of {LABELS} or an exclusion, got {self.label!r}")
 
 
 def cell_id(sha256: str) -> str:
@@ -154,7 +158,7 @@ def cell_row(
         "reviewed_label": review.label if review else "",
         "reviewer": review.reviewer if review else "",
         "reviewed_at": reviewed_at,
-        "final_label": (review.label if review else prediction),
+        "final_label": (case_rules.final_label(prediction, review.label if review else None, qc) or "") if ok else "",
         "default_threshold": fmt_threshold(classifier.threshold),
         "provider": classifier.active_provider,
         "root": str(result.root),
@@ -179,6 +183,20 @@ def cell_columns(rows: Sequence[Mapping[str, str]]) -> list[str]:
     return cols
 
 
+def _signoff_basis(so) -> str:
+    if so is None:
+        return ""
+    if isinstance(so, Mapping):
+        return str(so.get("basis") or "")
+    return str(getattr(so, "basis", "") or "")
+
+
+def signoff_check(so, rows: Iterable[Mapping[str, str]]) -> str:
+    """"" when a case's sign-off covered exactly the images of ``rows`` (all rows of that root), else what
+    differs (:func:`engine.case.rules.signoff_mismatch`)."""
+    return case_rules.signoff_mismatch(_signoff_basis(so), (r.get("sha256", "") for r in rows)) if so else ""
+
+
 def _signoff_fields(so) -> tuple[str, str, str]:
     """(by, at, comment) of a sign-off: an object with ``by``/``at``/``comment`` (:class:`engine.case.SignOff`)
     or a mapping with those keys or ``signed_off_by``/``signed_off_at``/``comment``; empty for None."""
@@ -201,7 +219,7 @@ def count_row(cc: CaseCounts, r: Mapping[str, str]) -> None:
     """Count one per-cell report row into ``cc`` by the case rule (the same as the window's cells)."""
     ok = r.get("status") == "ok"
     reviewed = r.get("reviewed_label") or ""
-    label = r.get("final_label") or reviewed or r.get("prediction", "")
+    label = case_rules.final_label(r.get("prediction") or None, reviewed or None, r.get("qc") or "")
     cc.add("ok" if ok else "error", label, row_flagged(r), bool(reviewed), bool(r.get("qc")),
            case_rules.overridden(reviewed, r.get("review_model_label") or r.get("prediction")))
 
@@ -212,6 +230,26 @@ def count_rows(rows: Iterable[Mapping[str, str]], name: str = ".") -> CaseCounts
     for r in rows:
         count_row(cc, r)
     return cc
+
+
+def excluded_reason_of(r: Mapping[str, str]) -> str:
+    """Why the row's cell does not count ("" when it counts): a reviewer's exclusion or a failed QC."""
+    if r.get("status") != "ok":
+        return ""
+    label = case_rules.final_label(r.get("prediction") or None, r.get("reviewed_label") or None, r.get("qc") or "")
+    return case_rules.exclusion_reason(label)
+
+
+def exclusions_text(rows: Iterable[Mapping[str, str]]) -> str:
+    """``"2 excluded from % blasts (not a cell: 1; duplicate: 1)"``, or ``""`` when every cell counts."""
+    counts = Counter(w for w in map(excluded_reason_of, rows) if w)
+    n = sum(counts.values())
+    return f"{n} excluded from % blasts ({reasons_text(counts)})" if n else ""
+
+
+def reasons_text(counts: Counter[str]) -> str:
+    """``"not a cell: 2; duplicate: 1"``, most frequent first."""
+    return "; ".join(f"{why}: {n}" for why, n in counts.most_common())
 
 
 def summarize(rows: Iterable[Mapping[str, str]], signoffs: Mapping[str, object] | None = None,
@@ -226,6 +264,8 @@ def summarize(rows: Iterable[Mapping[str, str]], signoffs: Mapping[str, object] 
     sample_ids = {str(k): v for k, v in (sample_ids or {}).items()}
     groups: dict[tuple[str, str], CaseCounts] = {}
     reasons: dict[tuple[str, str], list[str]] = {}
+    excluded: dict[tuple[str, str], Counter[str]] = {}
+    by_root: dict[str, list[Mapping[str, str]]] = {}
     for r in rows:
         key = (r.get("root", ""), r.get("folder", "."))
         g = groups.get(key)
@@ -236,6 +276,10 @@ def summarize(rows: Iterable[Mapping[str, str]], signoffs: Mapping[str, object] 
             if r.get("error") and r["error"] not in seen:
                 seen.append(r["error"])
         count_row(g, r)
+        by_root.setdefault(key[0], []).append(r)
+        why = excluded_reason_of(r)
+        if why:
+            excluded.setdefault(key, Counter())[why] += 1
     out = []
     for (root, folder), g in groups.items():
         pct, ci = g.pct_blasts, g.pct_interval
@@ -262,6 +306,9 @@ def summarize(rows: Iterable[Mapping[str, str]], signoffs: Mapping[str, object] 
                 "signed_off_at": at,
                 "comment": comment,
                 "sample_id": sample_ids.get(root, ""),
+                "excluded": str(g.excluded),
+                "excluded_reasons": reasons_text(excluded.get((root, folder), Counter())),
+                "signoff_check": signoff_check(signoffs.get(root), by_root.get(root, [])),
             }
         )
     return out

@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from .case.rules import CaseCounts, overridden
-from .report import count_rows, row_flagged, summarize
+from .case.rules import CaseCounts, final_label, label_class, overridden
+from .report import count_rows, excluded_reason_of, row_flagged, summarize
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class Case:
     overridden: list[dict[str, str]] = field(repr=False)  # reviewer label differs from the prediction
     flagged: list[dict[str, str]] = field(repr=False)  # flagged, not already in overridden
     blasts: list[dict[str, str]] = field(repr=False, default_factory=list)  # every cell counted as ALL
+    excluded: list[dict[str, str]] = field(repr=False, default_factory=list)  # not counted, with a reason
 
     @property
     def open_reviews(self) -> int:
@@ -92,7 +93,9 @@ def case_of(root: str, rows: list[dict[str, str]]) -> Case:
         p_all=[p for p in map(_p, ok) if p is not None],
         overridden=overridden,
         flagged=[r for r in ok if row_flagged(r) and not is_overridden(r)],
-        blasts=[r for r in ok if (r.get("final_label") or r.get("reviewed_label") or r.get("prediction")) == "ALL"],
+        blasts=[r for r in ok if label_class(final_label(r.get("prediction") or None, r.get("reviewed_label") or None,
+                                                         r.get("qc") or "")) == "ALL"],
+        excluded=[r for r in ok if excluded_reason_of(r)],
     )
 
 

@@ -45,6 +45,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("hem", "Label &HEM", lambda w: w.review_selected("HEM"), ("H",), "Label the selected cells HEM"),
     Command("accept", "A&ccept model class", lambda w: w.review_selected("accept"), ("Space",),
             "Accept the model's class for the selected cells (bulk accept: select many)"),
+    Command("exclude", "E&xclude from % blasts…", lambda w: w.reviews.exclude(), ("X",),
+            "Not a cell, artefact, smudge, duplicate: the selected cells stop counting (a reason is asked)"),
     Command("clear", "Clear &review", lambda w: w.review_selected("clear"), ("U",),
             "Remove the review of the selected cells"),
     Command("undo", "&Undo review", "reviews.undo", (SK.Undo,), "Undo the last review action (a bulk action is one step)",
@@ -78,7 +80,7 @@ COMMANDS: tuple[Command, ...] = (
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("open", "open_files", "open_store", "@recent", "-", "sample_id", "export", "export_pdf", "close_cases",
                "-", "settings", "-", "quit")),
-    ("&Review", ("all", "hem", "accept", "clear", "-", "undo", "redo", "-", "next", "prev", "flagged", "compare", "-",
+    ("&Review", ("all", "hem", "accept", "exclude", "clear", "-", "undo", "redo", "-", "next", "prev", "flagged", "compare", "-",
                  "sign_off", "reopen")),
     ("&Classification", ("cancel", "resume", "-", "model_info", "reload_models")),
     ("&Help", ("shortcuts", "about")),

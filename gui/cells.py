@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer
 
-from .document import ERROR, OK, PENDING, Cell, p_all_text  # the case document's cells and display rule
+from .document import ERROR, OK, PENDING, Cell, exclusion_reason, p_all_text  # the case document's cells and display rule
 
 CellRole = Qt.ItemDataRole.UserRole + 1  # the Cell object
 SortRole = Qt.ItemDataRole.UserRole + 2  # a value that sorts correctly (numbers as numbers)
@@ -50,6 +50,9 @@ COLUMNS: tuple[Column, ...] = (
            "failed): 'open' until a person reviews it, then 'reviewed'"),
     Column("Reviewed", lambda c: c.review.label if c.review else "", lambda c: c.review.label if c.review else "",
            "The technician's label"),
+    Column("QC", lambda c: c.qc, lambda c: c.qc,
+           "Why the image failed the input quality check (not a cell?): excluded from % blasts until a "
+           "reviewer labels it ALL or HEM"),
     Column("Final", lambda c: c.final_label or "", lambda c: c.final_label or "",
            "Reviewed label if any, else the model's"),
     Column("Reviewer", lambda c: c.review.reviewer if c.review else "", lambda c: c.review.reviewer if c.review else ""),
@@ -176,8 +179,12 @@ def tooltip(c: Cell) -> str:
         lines.append(f"Error: {c.error}")
     else:
         lines.append(f"Model: {c.prediction}   P(ALL) = {c.p_text(3)}")
+        if c.qc:
+            lines.append(f"QC failed: {c.qc}")
+        if c.excluded:
+            lines.append(f"Excluded from % blasts: {exclusion_reason(c.final_label)}")
         if c.review_open:
-            lines.append("Needs review")
+            lines.append("Flagged: review open")
     if c.review:
         lines.append(f"Reviewed: {c.review.label} by {c.review.reviewer} at {c.review.reviewed_at}")
     if c.stale is not None:
@@ -189,6 +196,8 @@ FILTERS = {
     "all": ("All cells", lambda c: True),
     "ALL": ("Final class ALL", lambda c: c.final_label == "ALL"),
     "HEM": ("Final class HEM", lambda c: c.final_label == "HEM"),
+    "excluded": ("Excluded (not counted)", lambda c: c.excluded),
+    "qc": ("QC failed", lambda c: bool(c.qc)),
     "review_open": ("Review open (flagged, not yet reviewed)", lambda c: c.review_open),
     "flagged": ("Flagged by the model (reviewed or not)", lambda c: c.flagged),
     "blast_unconfirmed": ("ALL calls not confirmed", lambda c: c.blast_unconfirmed),

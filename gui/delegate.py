@@ -7,7 +7,8 @@ from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen, QPixmap, QPixma
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate
 
 from .cells import ERROR, PENDING
-from .style import ERROR_COLOR, REVIEW_COLOR, REVIEWED_COLOR, SELECTION_COLOR, SELECTION_OVERLAY, label_color
+from .style import (ERROR_COLOR, REVIEW_COLOR, REVIEWED_COLOR, SELECTION_COLOR, SELECTION_OVERLAY, label_color,
+                    short_label)
 
 BADGE_H = 20
 PAD = 4
@@ -114,9 +115,11 @@ class TileDelegate(QStyledItemDelegate):
         elif status == PENDING:
             text, bg = "…", QColor("#4d5360")
         else:
-            text = f"{label} {cell.p_text(2)}"
+            text = f"{short_label(label)} {cell.p_text(2)}"
             if cell.review is not None and cell.overridden:
                 text = f"{cell.prediction}→{label} {cell.p_text(2)}"  # model -> reviewer
+            elif cell.excluded:
+                text = "QC excl." if cell.review is None else "excluded"
             bg = label_color(label)
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(bg)

@@ -24,7 +24,7 @@ from .case_actions import CaseActions
 from .exports import ExportFlow
 from .filter_bar import FilterBar
 from .model_chooser import ModelChooser
-from .document import ALL_CASES, DocumentBridge
+from .document import ALL_CASES, DocumentBridge, model_basis
 from .icon import app_icon
 from .preview import PreviewPanel
 from .review_actions import ReviewActions
@@ -74,7 +74,8 @@ class MainWindow(QMainWindow):
         self.models = ModelChooser(self.service, self.settings, self)
         self.model_combo, self.device_label = self.models.combo, self.models.device_label
         self.reviews = ReviewActions(self.browser, self.bridge, self.settings, self.ask_reviewer,
-                                     self.confirm_bulk_accept, self)
+                                     self.confirm_bulk_accept, self,
+                                     ask_exclusion=lambda n: self.ask_exclusion_reason(n))
         self.case_files = CaseFiles(self.service, self.bridge, user_data_dir(), self)
         self.exports = ExportFlow(self, self)
         self.case_actions = CaseActions(self, self)
@@ -321,7 +322,7 @@ class MainWindow(QMainWindow):
         if moved:
             c = moved[0]
             self.statusBar().showMessage(
-                f"{c.label} was signed off with {c.signoff.basis}; its counts now follow the current model and "
+                f"{c.label} was signed off with {model_basis(c.signoff.basis)}; its counts now follow the current model and "
                 "threshold (the sign-off keeps what it was signed with).", 15000)
 
     def reset_threshold(self) -> None:
@@ -591,7 +592,8 @@ class MainWindow(QMainWindow):
 
     def _refresh_summary(self) -> None:
         doc = self.doc
-        self.summary.set_counts(doc.counts(ALL_CASES), {c.name: c for c in doc.cases.values()})
+        self.summary.set_counts(doc.counts(ALL_CASES), {c.name: c for c in doc.cases.values()},
+                                {c.name: doc.exclusion_reasons(c.name) for c in doc.cases.values()})
         case = self.proxy.case
         ps = [c.p_all for c in doc.cells_of(case) if c.status == "ok"]
         f = doc.current
@@ -634,6 +636,16 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(str(exc), 6000)
             return
         dlg.show()
+
+    def ask_exclusion_reason(self, n: int) -> str:
+        """Why ``n`` selected cells do not count (a common reason or the user's own words); "" = cancelled."""
+        from .document import EXCLUSION_REASONS
+
+        text, ok = QInputDialog.getItem(self, "Exclude from % blasts",
+                                        f"Exclude {n} cell(s) from % blasts, the counts and the interval.\n"
+                                        "Reason (kept in the review history; Ctrl+Z undoes it):",
+                                        list(EXCLUSION_REASONS), 0, True)
+        return text.strip() if ok else ""
 
     def confirm_bulk_accept(self, n: int, left: list) -> bool:
         """Bulk accept of cells nobody has looked at yet (flagged, or ALL calls): they are listed first."""

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from .cells import ERROR, PENDING, Cell
+from .cells import ERROR, PENDING, Cell, exclusion_reason
 from .imageview import ImageView
 from .style import ERROR_COLOR, REVIEW_COLOR, REVIEWED_COLOR, label_color
 from .thumbs import full_size_loader
@@ -129,6 +129,10 @@ def details_html(c: Cell, selected: int = 1) -> str:
             rows.append("Members: " + ", ".join(f"{escape(k)} {v:.3f}" for k, v in mp.items()))
             if getattr(c.result, "members_disagree", False):
                 rows.append(_span(REVIEW_COLOR, "Members disagree"))
+        if c.qc:
+            rows.append(_span(REVIEW_COLOR, "QC failed: ") + escape(c.qc))
+        if c.excluded:
+            rows.append(_span(REVIEW_COLOR, "Excluded from % blasts: ") + escape(exclusion_reason(c.final_label)))
         if c.review_open:
             rows.append(_span(REVIEW_COLOR, "Flagged: review open"))
     if c.review is not None:

@@ -12,7 +12,7 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
-from .document import OK
+from .document import OK, excluded_label
 
 
 class ReviewActions(QObject):
@@ -20,7 +20,8 @@ class ReviewActions(QObject):
     changed = Signal()  # a review, undo or redo was applied (refresh previews, titles, undo actions)
 
     def __init__(self, browser, bridge, settings, ask_reviewer: Callable[[], str],
-                 confirm_bulk: Callable[[int, int], bool], parent=None) -> None:
+                 confirm_bulk: Callable[[int, list], bool], parent=None,
+                 ask_exclusion: Callable[[int], str] | None = None) -> None:
         super().__init__(parent)
         self.browser = browser
         self.bridge = bridge
@@ -28,6 +29,7 @@ class ReviewActions(QObject):
         self.ask_reviewer = ask_reviewer
         self.confirm_bulk = confirm_bulk  # (cells, [the ones left before sign-off]) -> go ahead?
         self.flagged_mode = False
+        self.ask_exclusion = ask_exclusion  # (cells) -> reason, "" = cancelled
 
     @property
     def doc(self):
@@ -41,8 +43,28 @@ class ReviewActions(QObject):
                 self.settings.reviewer = name
         return name
 
+    def exclude(self, reason: str | None = None) -> int:
+        """Exclude the selected cells from % blasts (not a cell, artefact, duplicate ...) with a reason (asked
+        when not given); one undoable step like any review."""
+        n = sum(1 for c in self.browser.selected_cells() if c.status == OK)
+        if not n:
+            self.status.emit("Select classified cells to exclude.", 5000)
+            return 0
+        if reason is None:
+            reason = self.ask_exclusion(n) if self.ask_exclusion is not None else ""
+        if not str(reason or "").strip():
+            self.status.emit("Not excluded: a reason is needed (it is kept in the review history).", 6000)
+            return 0
+        try:
+            label = excluded_label(reason)
+        except ValueError as exc:
+            self.status.emit(f"Not excluded: {exc}.", 8000)
+            return 0
+        return self.review(label)
+
     def review(self, kind: str) -> int:
-        """``kind``: "ALL" | "HEM" | "accept" | "clear" on the selected cells.  Returns cells changed."""
+        """``kind``: "ALL" | "HEM" | an exclusion label | "accept" | "clear" on the selected cells.  Returns
+        cells changed."""
         b = self.browser
         cells = [c for c in b.selected_cells() if c.status == OK]
         if not cells:

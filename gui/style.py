@@ -9,6 +9,7 @@ REVIEW_COLOR = QColor("#e69f00")  # needs review: amber
 REVIEWED_COLOR = QColor("#1e8449")  # reviewed: green
 ERROR_COLOR = QColor("#7f8c8d")  # error: grey
 PENDING_COLOR = QColor("#5d6370")  # dim: not to be mistaken for the selection ring
+EXCLUDED_COLOR = QColor("#6c5b7b")  # excluded (not a cell, artefact, failed QC): muted violet, counted nowhere
 # Selection is neutral: a light ring and a faint lightening of the tile, never a hue that means something
 # (the platform highlight is a blue that read as HEM).  The overlay sits under the cell image, so the
 # image's own colours are never tinted.
@@ -22,4 +23,13 @@ def label_color(label: str | None) -> QColor:
         return ALL_COLOR
     if label == "HEM":
         return HEM_COLOR
+    if label and label.startswith("EXCLUDED"):
+        return EXCLUDED_COLOR
     return PENDING_COLOR
+
+
+def short_label(label: str | None) -> str:
+    """ALL / HEM / "excl." for a tile badge (an exclusion's reason is in the tooltip and the preview)."""
+    if label and label.startswith("EXCLUDED"):
+        return "excl."
+    return label or ""

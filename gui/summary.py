@@ -10,11 +10,13 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QSizePolicy, QTabl
 from .document import ALL_CASES
 from .style import ALL_COLOR, HEM_COLOR, REVIEW_COLOR
 
-HEADERS = ("Case", "Cells", "ALL", "HEM", "% blasts", "Review open", "Errors", "QC", "Reviewed")
+HEADERS = ("Case", "Cells", "ALL", "HEM", "% blasts", "Review open", "Errors", "QC", "Excluded", "Reviewed")
 HEADER_TIPS = ("The case (its sample id when one is set); ✓ = signed off", "Cells (classified/total while a run goes)",
                "Final class ALL", "Final class HEM", "ALL / (ALL + HEM), with its Wilson 95% interval",
                "Flagged cells not reviewed yet (the summary CSV's review_open)", "Files that could not be read",
-               "Cells that failed the input quality check", "Cells a person reviewed")
+               "Cells that failed the input quality check",
+               "Cells that do not count in % blasts (failed QC and not labelled, or excluded by a reviewer); the "
+               "reasons are in the cell's tooltip", "Cells a person reviewed")
 SIGNED = "✓ "
 
 
@@ -60,8 +62,10 @@ class SummaryTable(QTableWidget):
         rows = max(1, min(6, self.rowCount()))
         return self.horizontalHeader().height() + rows * self.verticalHeader().defaultSectionSize() + 4
 
-    def set_counts(self, counts: list, cases: dict | None = None) -> None:
-        """``cases``: display name -> Case (for its sample id and sign-off)."""
+    def set_counts(self, counts: list, cases: dict | None = None, reasons=None) -> None:
+        """``cases``: display name -> Case (for its sample id and sign-off); ``reasons``: display name ->
+        {why a cell is excluded: how many} (the Excluded column's tooltip)."""
+        reasons = reasons or {}
         self.counts = counts
         cases = cases or {}
         self.setRowCount(len(counts))
@@ -71,7 +75,8 @@ class SummaryTable(QTableWidget):
             so = case.signoff if case is not None else None
             name = (SIGNED if so is not None else "") + (case.label if case is not None else cc.case)
             cells = f"{cc.cells}" if not cc.pending else f"{cc.cells - cc.pending}/{cc.cells}"
-            vals = (name, cells, cc.all, cc.hem, pct_text(cc), cc.review_open, cc.errors, cc.qc, cc.reviewed)
+            vals = (name, cells, cc.all, cc.hem, pct_text(cc), cc.review_open, cc.errors, cc.qc, cc.excluded,
+                    cc.reviewed)
             for col, v in enumerate(vals):
                 text = str(v)
                 it = self.item(r, col)
@@ -83,6 +88,9 @@ class SummaryTable(QTableWidget):
                 elif it.text() == text:
                     continue
                 it.setText(text)
+                if col == HEADERS.index("Excluded"):
+                    why = reasons.get(cc.case) or {}
+                    it.setToolTip("\n".join(f"{w}: {n}" for w, n in why.items()) or "none excluded")
                 if col == 0:
                     tip = cc.case if case is None or not case.sample_id else f"{case.sample_id} ({case.name})"
                     if so is not None:

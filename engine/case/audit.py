@@ -39,6 +39,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from .document import utc_now
+from .rules import is_review_label
 
 GENESIS = "0" * 64
 TABLES = ("review_events", "case_events")
@@ -160,7 +161,7 @@ _REVIEW_FIELDS = ("label", "reviewer", "reviewed_at", "sha256", "model", "model_
 
 
 def _review(label, reviewer, at, sha, model, version, mlabel, p_all) -> tuple | None:
-    if label not in ("ALL", "HEM"):
+    if not is_review_label(label):
         return None
     return (label, reviewer or "", at or "", sha or "", model or "", version or "", mlabel or "",
             None if p_all is None else float(p_all))

@@ -107,8 +107,8 @@ class Review:
     p_all: float | None = None
 
     def __post_init__(self) -> None:
-        if self.label not in LABELS:
-            raise ValueError(f"review label must be one of {LABELS}, got {self.label!r}")
+        if not rules.is_review_label(self.label):
+            raise ValueError(f"review label must be one of {LABELS} or an exclusion, got {self.label!r}")
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,13 @@ class Cell:
 
     @property
     def final_label(self) -> str | None:
-        return rules.final_label(self.prediction, self.review.label if self.review else None)
+        """ALL, HEM, or "EXCLUDED: reason" (:func:`.rules.final_label`: a QC failure nobody labelled is
+        excluded)."""
+        return rules.final_label(self.prediction, self.review.label if self.review else None, self.qc)
+
+    @property
+    def excluded(self) -> bool:
+        return self.status == OK and rules.label_class(self.final_label) == rules.EXCLUDED
 
     @property
     def overridden(self) -> bool:
@@ -327,8 +333,9 @@ class CaseDocument:
     def cell(self, key: str) -> Cell | None:
         return self._by_key.get(key)
 
-    def add_items(self, items: Iterable[ScanItem]) -> list[Cell]:
-        """Cells for scanned items not already in the document (by path); returns the new ones."""
+    def add_items(self, items: Iterable[ScanItem], *, loading: bool = False) -> list[Cell]:
+        """Cells for scanned items not already in the document (by path); returns the new ones.  New images
+        in a signed-off case reopen it (:meth:`_reopen_signed`), except while a store is ``loading``."""
         new = []
         for it in items:
             key = str(it.path)
@@ -342,6 +349,8 @@ class CaseDocument:
             new.append(c)
         if new:
             self._emit(CellsAdded(tuple(new)))
+            if not loading:
+                self._reopen_signed(new, "new image(s) added after the sign-off")
         return new
 
     def clear(self) -> None:
@@ -466,28 +475,33 @@ class CaseDocument:
             changed.append(c)
         if changed:
             self._emit(StaleFound(tuple(changed), content_changed=True))
-            self._reopen_changed([c for c in changed if c.stale is not None])
+            self._reopen_signed(changed, "image(s) changed on disk after the sign-off")
         return changed
 
-    def _reopen_changed(self, cells: Sequence[Cell]) -> None:
-        """A signed-off case whose reviewed image changed on disk is no longer what was signed: it is
-        reopened, with the reason logged, so it can be reviewed (and signed) again."""
+    def signed_cases_touched(self, cells: Iterable[Cell]) -> dict[str, list[Cell]]:
+        """root -> the given cells that belong to a signed-off case."""
         by_case: dict[str, list[Cell]] = {}
         for c in cells:
-            case = self.case_named(c.case)
+            case = self.cases.get(str(c.root))
             if case is not None and case.signoff is not None:
                 by_case.setdefault(case.root, []).append(c)
-        for root, changed in by_case.items():
+        return by_case
+
+    def _reopen_signed(self, cells: Sequence[Cell], what: str) -> None:
+        """A signed-off case whose set of images or whose pixels changed is no longer what was signed: it is
+        reopened, with the reason logged, so it is reviewed (and signed) again.  The same rule as the CLI's,
+        which refuses such a change unless ``--reopen REASON`` is given."""
+        for root, changed in self.signed_cases_touched(cells).items():
             names = ", ".join(c.file for c in changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
-            self.reopen(self.cases[root], "LeukoScan (automatic)",
-                        f"reviewed image(s) changed on disk after the sign-off: {names}")
+            self.reopen(self.cases[root], "LeukoScan (automatic)", f"{what}: {names}")
 
     # --- reviews --------------------------------------------------------------------------------------
     def review(self, cells: Iterable[Cell], kind: str, reviewer: str = "", at: str | None = None) -> Step | None:
-        """``kind``: "ALL" | "HEM" | "accept" (the model's class) | "clear".  Cells that are not classified
+        """``kind``: "ALL" | "HEM" | an exclusion (:func:`.rules.excluded_label`) | "accept" (the model's
+        class) | "clear".  Cells that are not classified
         are skipped, as are those of a signed-off case (:meth:`locked`) and those whose review would not
         change.  One step (undoable), or None (also when every cell given is locked)."""
-        if kind not in (*LABELS, "accept", "clear"):
+        if kind not in ("accept", "clear") and not rules.is_review_label(kind):
             raise ValueError(f"unknown review action {kind!r}")
         if kind != "clear" and not reviewer.strip():
             raise ValueError("a review needs a reviewer")
@@ -606,12 +620,24 @@ class CaseDocument:
     def signed_off_elsewhere(self) -> list[Case]:
         """Signed-off cases whose verdict no longer rests on the current model and threshold."""
         now = self._basis()
-        return [c for c in self.cases.values() if c.signoff is not None and c.signoff.basis and c.signoff.basis != now]
+        return [c for c in self.cases.values() if c.signoff is not None and c.signoff.basis
+                and rules.model_basis(c.signoff.basis) != now]
 
-    def _basis(self) -> str:
-        """What a verdict rests on now: the model, its version and the threshold."""
+    def _basis(self, case: Case | None = None) -> str:
+        """What a verdict rests on now: the model, its version and the threshold; with ``case``, also the exact
+        images it covers (:func:`.rules.cell_set`)."""
         f = self.current
-        return f"{f.name} {f.version}, threshold {self.threshold:.3f}" if f is not None else ""
+        basis = f"{f.name} {f.version}, threshold {self.threshold:.3f}" if f is not None else ""
+        if case is not None:
+            basis += "; " + rules.cell_set(c.sha256 for c in self.cells_of(case.name))
+        return basis
+
+    def signoff_mismatch(self, case: Case | str) -> str:
+        """"" when the case's images are the ones its sign-off covered; else what differs (in words)."""
+        case = self._case(case)
+        if case.signoff is None:
+            return ""
+        return rules.signoff_mismatch(case.signoff.basis, (c.sha256 for c in self.cells_of(case.name)))
 
     def signoff_of(self, case: Case | str) -> SignOff | None:
         """The sign-off of a case (given as its display name, root or :class:`Case`); None when not signed
@@ -659,7 +685,7 @@ class CaseDocument:
         ok, why = self.can_sign_off(case)
         if not ok:
             raise ValueError(f"{case.label} cannot be signed off: {why}")
-        basis = self._basis()
+        basis = self._basis(case)
         so = SignOff(by, at or utc_now(), str(comment or "").strip(), basis)
         case.signoff = so
         self.unexported = True
@@ -694,6 +720,13 @@ class CaseDocument:
                 cc = per[c.root] = CaseCounts(c.case)
             c.count_into(cc)
         return rules.with_total([cc for cc in per.values() if cc.cells], total_name)
+
+    def exclusion_reasons(self, case: str | None = None) -> dict[str, int]:
+        """Why cells of ``case`` (display name; None: every case) do not count, most frequent first."""
+        from collections import Counter
+
+        n = Counter(rules.exclusion_reason(c.final_label) for c in self.cells_of(case) if c.excluded)
+        return dict(n.most_common())
 
     @property
     def sample_ids(self) -> dict[str, str]:

@@ -8,12 +8,54 @@ not; *review open* is a flagged cell that nobody has reviewed yet.  % blasts and
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
+import unicodedata
 from dataclasses import dataclass, fields
+from typing import Iterable
 
 from ..stats import wilson_interval
 
 LABELS = ("ALL", "HEM")
+
+#: A third final label: the image does not count (not a cell, an artefact, a duplicate ...).  As a review label
+#: it is written ``"EXCLUDED: <reason>"`` (one text, so the history and its hash chain carry the reason).
+EXCLUDED = "EXCLUDED"
+EXCLUSION_REASONS = ("not a cell", "artefact", "smudge", "duplicate", "out of focus")
+_EXCLUDED_PREFIX = EXCLUDED + ": "
+
+
+def excluded_label(reason: str) -> str:
+    """The review label that excludes a cell for ``reason`` (required, one line)."""
+    text = " ".join(str(reason or "").split())
+    if not text:
+        raise ValueError("excluding a cell needs a reason (e.g. 'not a cell', 'artefact', 'duplicate')")
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text):
+        raise ValueError("the reason for an exclusion may not contain control characters")
+    return _EXCLUDED_PREFIX + text
+
+
+def qc_exclusion(qc: str) -> str:
+    """The final label of an image that failed the input quality check and nobody labelled yet."""
+    return excluded_label(f"failed the quality check ({qc})")
+
+
+def is_review_label(label: object) -> bool:
+    return label in LABELS or (isinstance(label, str) and label.startswith(_EXCLUDED_PREFIX)
+                               and bool(label[len(_EXCLUDED_PREFIX):].strip()))
+
+
+def label_class(label: str | None) -> str | None:
+    """"ALL" | "HEM" | "EXCLUDED" | None for a final or review label."""
+    if label in LABELS:
+        return label
+    return EXCLUDED if is_review_label(label) else None
+
+
+def exclusion_reason(label: str | None) -> str:
+    """Why a cell is excluded ("" when it is not)."""
+    return label[len(_EXCLUDED_PREFIX):] if label_class(label) == EXCLUDED else ""
 
 
 def p_all_text(p: float, prediction: str | None, threshold: float | None, digits: int = 2) -> str:
@@ -33,15 +75,21 @@ def p_all_text(p: float, prediction: str | None, threshold: float | None, digits
     return f"{directed / scale:.{digits + 1}f}"
 
 
-def final_label(prediction: str | None, review_label: str | None) -> str | None:
-    """The reviewer's label where there is one, else the model's class."""
-    return review_label or prediction or None
+def final_label(prediction: str | None, review_label: str | None, qc: str = "") -> str | None:
+    """The reviewer's label where there is one; else excluded when the image failed the quality check (the
+    score of a not-a-cell image means nothing, however confident); else the model's class."""
+    if review_label:
+        return review_label
+    if qc and prediction:
+        return qc_exclusion(qc)
+    return prediction or None
 
 
 def overridden(review_label: str | None, model_label_at_review: str | None) -> bool:
-    """The reviewer set a label other than what the model said *when the review was made* (a later
-    threshold change does not turn an accepted cell into an override)."""
-    return bool(review_label and model_label_at_review and review_label != model_label_at_review)
+    """The reviewer set a class other than what the model said *when the review was made* (a later
+    threshold change does not turn an accepted cell into an override).  An exclusion is not an override:
+    it is counted and listed as excluded."""
+    return bool(review_label in LABELS and model_label_at_review and review_label != model_label_at_review)
 
 
 def review_open(flagged: bool, reviewed: bool) -> bool:
@@ -53,6 +101,39 @@ def blast_unconfirmed(label: str | None, reviewed: bool) -> bool:
     """A cell that counts as a blast (final label ALL) that no person has confirmed (accepted or relabelled).
     In a leukemia screen a blast call is the finding: a case is signed off only when none is left."""
     return label == "ALL" and not reviewed
+
+
+# ------------------------------------------------------------------------------- what a sign-off covered
+
+_CELL_SET = re.compile(r"cells (\d+), set ([0-9a-f]{16})")
+
+
+def cell_set(sha256s: Iterable[str]) -> str:
+    """``"cells 20, set 3fa9c0d1e2b4a5f6"``: how many images a case holds and a digest of their sorted sha256s.
+    A sign-off records it (in its ``basis``), so any later change to the set of images or to one image's
+    pixels is visible to every report."""
+    shas = sorted(s or "" for s in sha256s)
+    digest = hashlib.sha256("\n".join(shas).encode("ascii", "replace")).hexdigest()[:16]
+    return f"cells {len(shas)}, set {digest}"
+
+
+def model_basis(basis: str) -> str:
+    """The model/threshold part of a sign-off's basis (``"vgg19 2.0.0, threshold 0.500"``)."""
+    return (basis or "").split(";", 1)[0].strip()
+
+
+def signoff_mismatch(basis: str, sha256s: Iterable[str]) -> str:
+    """"" when the images now in the case are the ones signed off (or the sign-off predates cell sets);
+    else what differs, in words, for a report to print in red."""
+    m = _CELL_SET.search(basis or "")
+    if m is None:
+        return ""
+    now = cell_set(sha256s)
+    if now == m.group(0):
+        return ""
+    n_now = int(_CELL_SET.search(now).group(1))
+    return (f"the images are not the ones signed off (signed: {m.group(1)} images, set {m.group(2)}; now: "
+            f"{n_now} images, set {now[-16:]})")
 
 
 def pct_blasts(n_all: int, n_hem: int) -> float | None:
@@ -77,6 +158,7 @@ class CaseCounts:
     flagged: int = 0  # flagged by the model, reviewed or not
     review_open: int = 0  # flagged and not reviewed yet
     blasts_unconfirmed: int = 0  # final label ALL, not confirmed by a person
+    excluded: int = 0  # final label EXCLUDED (by a reviewer, or failed QC and not labelled): not in % blasts
     errors: int = 0
     reviewed: int = 0
     overridden: int = 0
@@ -94,10 +176,13 @@ class CaseCounts:
             self.errors += 1
             return
         self.classified += 1
-        if label == "ALL":
+        kind = label_class(label)
+        if kind == "ALL":
             self.all += 1
-        elif label == "HEM":
+        elif kind == "HEM":
             self.hem += 1
+        elif kind == EXCLUDED:
+            self.excluded += 1
         self.flagged += bool(flagged)
         self.reviewed += bool(reviewed)
         self.review_open += review_open(flagged, reviewed)

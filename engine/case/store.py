@@ -84,6 +84,7 @@ from ..fileio import FileRefused, read_regular_file
 from ..pipeline import ScanItem
 from . import audit
 from . import events
+from .rules import is_review_label
 from .document import (Case, CaseDocument, Cell, Event, ModelFacts, Result, Review, ReviewChange, SignOff, Step,
                        utc_now)
 
@@ -490,7 +491,7 @@ class CaseStore:
         for cid, case_id, path, folder, _size, _mtime in cell_rows:
             _case, root = roots[case_id]
             items.append(ScanItem(Path(path), root, folder))
-        cells = doc.add_items(items)  # nobody listens yet: no event goes anywhere
+        cells = doc.add_items(items, loading=True)  # nobody listens yet: no event goes anywhere
         by_id: dict[int, Cell] = {}
         for cell, (cid, _case_id, _path, _folder, size, mtime) in zip(cells, cell_rows):
             cell.size, cell.mtime_ns = size, mtime
@@ -507,7 +508,7 @@ class CaseStore:
             doc.set_model(doc.facts[model])  # derives every cell's class and flag
         for cid, label, reviewer, at, sha, rmodel, rversion, rlabel, rp in review_rows:
             cell = by_id.get(cid)
-            if cell is not None and label in ("ALL", "HEM"):
+            if cell is not None and is_review_label(label):
                 cell.review = Review(label, reviewer or "", at or "", sha or "", rmodel or "", rversion or "",
                                      rlabel, rp)
         doc.exported_at = meta.get("exported_at") or ""
@@ -908,9 +909,9 @@ def _replay(doc: CaseDocument, rows: Sequence[tuple]) -> tuple[list[Step], list[
             for _n, _a, path, old_label, new_label, reviewer, at, model, version, mlabel, p_all, sha in group:
                 old = current.get(path)
                 if (old.label if old else None) != old_label:  # the log began mid-way (a document written whole)
-                    old = Review(old_label, "", "", "") if old_label in ("ALL", "HEM") else None
+                    old = Review(old_label, "", "", "") if is_review_label(old_label) else None
                 new = None
-                if new_label in ("ALL", "HEM"):
+                if is_review_label(new_label):
                     new = Review(new_label, reviewer or "", at or "", sha or "", model or "", version or "", mlabel,
                                  p_all)
                 current[path] = new
@@ -980,6 +981,13 @@ def rehash_changed(doc: CaseDocument, keys: Iterable[str], store: CaseStore | No
 # ------------------------------------------------------------------------------------------ headless runs
 
 
+class SignedOffChanged(StoreError):
+    """A headless run would change the images of a signed-off case and no reason to reopen it was given."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "signed_off")
+
+
 class HeadlessRun:
     """A headless classification into a case file (``leukoscan-cli classify --store``): the scanned
     items are added to the stored document, the cells that already have a valid result of this model
@@ -991,10 +999,14 @@ class HeadlessRun:
     """
 
     def __init__(self, store: CaseStore, facts: ModelFacts, items: Sequence[ScanItem],
-                 threshold: float | None = None, opened: Iterable[tuple[str, bool]] = (), chunk: int = 64):
+                 threshold: float | None = None, opened: Iterable[tuple[str, bool]] = (), chunk: int = 64,
+                 reopen: str | None = None, reopened_by: str = ""):
         self.store, self.facts, self.chunk = store, facts, max(1, chunk)
         self.doc = doc = store.load()
+        touched = self._signed_off_changes(items, reopen)  # raises before anything is written
         store.attach(doc)
+        for root, what in touched.items():
+            doc.reopen(doc.cases[root], reopened_by or "leukoscan-cli", f"{reopen} ({what})")
         for path, is_dir in opened:
             doc.note_opened(path, is_dir)
         doc.add_items(items)
@@ -1011,6 +1023,30 @@ class HeadlessRun:
         self.skipped = len(items) - len(todo)
         self._pending: list = []
         self._finished = False
+
+    def _signed_off_changes(self, items: Sequence[ScanItem], reopen: str | None) -> dict[str, str]:
+        """root -> what this run changes in that signed-off case (new images, changed images).  Such a run is
+        refused (:class:`SignedOffChanged`) unless ``reopen`` gives a reason: then the cases are reopened with it
+        before anything else is written (the app reopens them automatically, with a logged reason)."""
+        doc = self.doc
+        signed = {root for root, case in doc.cases.items() if case.signoff is not None}
+        if not signed:
+            return {}
+        new = [it for it in items if str(it.root) in signed and doc.cell(str(it.path)) is None]
+        keys = [str(it.path) for it in items if doc.cell(str(it.path)) is not None]
+        changed = [c for c in rehash_changed(doc, [k for k in self.store.changed_files() if k in set(keys)])
+                   if str(c.root) in signed]
+        touched: dict[str, str] = {}
+        for r in sorted({str(it.root) for it in new} | {str(c.root) for c in changed}):
+            n_new, n_changed = sum(str(it.root) == r for it in new), sum(str(c.root) == r for c in changed)
+            touched[r] = ", ".join(t for t in (f"{n_new} new image(s)" if n_new else "",
+                                                f"{n_changed} changed image(s)" if n_changed else "") if t)
+        if touched and not reopen:
+            what = "; ".join(f"{doc.cases[r].label}: {w}" for r, w in touched.items())
+            raise SignedOffChanged(f"signed-off case(s) would change ({what}); nothing was classified or written. "
+                                   "Give --reopen REASON to reopen them (the reason is logged), or classify the new "
+                                   "images as a separate case")
+        return touched
 
     def add(self, result) -> None:
         self._pending.append((self._todo_cells[result.index], result))

@@ -112,7 +112,7 @@ def test_sign_off_is_blocked_while_flagged_cells_are_open(tmp_path):
     so = doc.sign_off(a, "  Dr.  Ada ", comment=" fine ", at=AT)
     assert so == a.signoff == doc.signoff_of("slide A") and _plain(so) == ("Dr. Ada", AT, "fine")
     f = doc.current  # what the verdict rested on is kept with it
-    assert so.basis == f"{f.name} {f.version}, threshold {doc.threshold:.3f}"
+    assert so.basis.startswith(f"{f.name} {f.version}, threshold {doc.threshold:.3f}; cells 16, set ")
     assert doc.signed_off_elsewhere() == []
     assert doc.signoffs == {a.root: so} and so.as_dict() == {"signed_off_by": "Dr. Ada", "signed_off_at": AT,
                                                              "comment": "fine", "basis": so.basis}
@@ -332,7 +332,7 @@ def test_summary_columns_from_export_store_and_summarize(tmp_path):
     _confirm_blasts(doc)
     doc.sign_off("slide A", "Dr. Ada", comment="=SUM(A1)", at=AT)
     store.close()
-    assert list(SUMMARY_COLUMNS[-4:-1]) == ["signed_off_by", "signed_off_at", "comment"]
+    assert list(SUMMARY_COLUMNS[-7:-4]) == ["signed_off_by", "signed_off_at", "comment"]
 
     written = export_store(path, tmp_path / "r.csv", tmp_path / "s.csv")
     summary = _read(written["summary"])

@@ -33,6 +33,8 @@ def test_plain_words_say_it_in_tenths():
     assert "8 of 10 leukemic cells called ALL" in text
     assert "the worst donor 4 of 10" in text  # 0.35 rounds to 4 tenths
     assert "2 of 4 donors right" in text
+    assert "Healthy donors called healthy as a whole case: 1 of 2." in text
+    assert "can be wrong as a whole" in text  # the one warning that matters
 
 
 def test_older_cards_without_a_block_say_nothing():

@@ -72,7 +72,7 @@ def _pct_text(s: dict[str, str]) -> str:
 
 def _thumbs(rows) -> int:
     (case,) = cases_of(rows)
-    return len({r["path"] for r in case.blasts + case.overridden + case.flagged})  # one image object per cell
+    return len({r["path"] for r in case.blasts + case.overridden + case.excluded + case.flagged})  # one per cell
 
 
 def test_single_case_says_what_the_csv_says(cells_dir, reg, tmp_path):

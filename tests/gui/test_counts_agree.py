@@ -58,12 +58,13 @@ def test_window_cli_summary_csv_and_pdf_report_the_same_flagged_and_open_counts(
         (row,) = list(csv.DictReader(fh))
     assert (int(row["flagged"]), int(row["review_open"]), int(row["reviewed"])) == \
         (win.flagged, win.review_open, win.reviewed)
-    # the PDF's case total row: Cells, ALL, HEM, % blasts (CI), Review open, Errors, QC
+    # the PDF's case total row: Cells, ALL, HEM, % blasts (CI), Review open, Errors, QC, Excluded
     pdf = tmp_path / "case.pdf"
     assert main(["report", str(db), "--pdf", str(pdf)]) == 0
     from pypdf import PdfReader
 
     text = "\n".join(p.extract_text() for p in PdfReader(pdf).pages)
-    m = re.search(r"Case total\s+(\d+)\s+(\d+)\s+(\d+)\s+\S+ % \([^)]*\)\s+(\d+)\s+(\d+)\s+(\d+)", text)
+    m = re.search(r"Case total\s+(\d+)\s+(\d+)\s+(\d+)\s+\S+ % \([^)]*\)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", text)
     assert m, text
-    assert tuple(map(int, m.groups())) == (win.cells, win.all, win.hem, win.review_open, win.errors, win.qc)
+    assert tuple(map(int, m.groups())) == (win.cells, win.all, win.hem, win.review_open, win.errors, win.qc,
+                                           win.excluded)

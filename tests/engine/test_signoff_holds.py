@@ -1,0 +1,141 @@
+"""Case record integrity, item 2: a signed-off verdict cannot move.
+
+Before: sign off a case, copy two more images into its folder and run ``classify DIR --store``: the summary
+became 15/22 = 68.2 % (or, replacing an unreviewed ALL image by a HEM one, 13/20 = 65.0 %) while the CSV and PDF
+still said "signed off by ...", and ``case_events`` held only the sign-off.  Now the CLI refuses (exit 5) unless
+``--reopen REASON``; the app reopens automatically with a logged reason; and every report checks that the images
+are the ones the sign-off covered.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from engine.case.store import CaseStore
+from engine.cli import main
+
+
+@pytest.fixture
+def _no_bundled_models(monkeypatch, tmp_path_factory):
+    monkeypatch.setenv("LEUKOSCAN_RESOURCES_DIR", str(tmp_path_factory.mktemp("no-bundled-resources")))
+
+
+def _read(p: Path) -> list[dict[str, str]]:
+    with open(p, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _signed_case(cells_dir, tiny_models_dir, tmp_path):
+    case = tmp_path / "case"
+    shutil.copytree(cells_dir, case)
+    spare = sorted(case.glob("*"))[-2:]
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    for f in spare:
+        shutil.move(f, extra / f.name)
+    db = tmp_path / "case.db"
+    common = ["--model", "tiny_ensemble", "--models-dir", str(tiny_models_dir), "--no-progress"]
+    assert main(["classify", str(case), "--out", str(tmp_path / "a.csv"), "--store", str(db), *common]) == 0
+    store = CaseStore.open(db)
+    doc = store.load()
+    store.attach(doc)
+    cells = [c for c in doc.cells if c.status == "ok"]
+    doc.review(cells, "accept", "ann")
+    (c,) = doc.cases.values()
+    doc.sign_off(c, "Dr. Ada")
+    store.close()
+    return case, extra, db, common
+
+
+def test_cli_refuses_new_images_in_a_signed_off_case_unless_reopened(cells_dir, tiny_models_dir, tmp_path, capsys,
+                                                                    _no_bundled_models):
+    case, extra, db, common = _signed_case(cells_dir, tiny_models_dir, tmp_path)
+    for f in extra.iterdir():
+        shutil.copy2(f, case / f.name)
+    before = db.read_bytes()
+    capsys.readouterr()
+    rc = main(["classify", str(case), "--out", str(tmp_path / "b.csv"), "--store", str(db), *common])
+    err = capsys.readouterr().err
+    assert rc == 5 and "signed-off case(s) would change" in err and "2 new image(s)" in err and "--reopen" in err
+    assert db.read_bytes() == before  # nothing written
+    assert main(["classify", str(case), "--out", str(tmp_path / "c.csv"), "--store", str(db),
+                 "--reopen", "two late images", *common]) == 0
+    store = CaseStore.open(db)
+    try:
+        events = store.case_events()
+        doc = store.load()
+    finally:
+        store.close()
+    assert events[-1]["action"] == "reopen" and events[-1]["text"].startswith("two late images")
+    assert next(iter(doc.cases.values())).signoff is None
+
+
+def test_the_app_rule_reopens_a_signed_off_case_when_an_image_is_added(cells_dir, tiny_models_dir, tmp_path,
+                                                                      _no_bundled_models):
+    from engine.pipeline import ScanItem
+
+    case, extra, db, _common = _signed_case(cells_dir, tiny_models_dir, tmp_path)
+    store = CaseStore.open(db)
+    doc = store.load()
+    store.attach(doc)
+    (c,) = doc.cases.values()
+    assert c.signoff is not None and doc.signoff_mismatch(c) == ""
+    f = next(extra.iterdir())
+    shutil.copy2(f, case / f.name)
+    doc.add_items([ScanItem(case / f.name, case, ".")])
+    assert c.signoff is None
+    events = store.case_events()
+    store.close()
+    assert events[-1]["by"] == "LeukoScan (automatic)" and "new image(s) added after the sign-off" in events[-1]["text"]
+
+
+def test_reports_say_in_red_when_the_images_are_not_the_ones_signed_off(cells_dir, tiny_models_dir, tmp_path,
+                                                                       capsys, _no_bundled_models):
+    """A store changed behind LeukoScan's back (a cell row deleted with sqlite3): the sign-off no longer covers the
+    images, and the summary CSV and the PDF say so instead of presenting the old sign-off as valid."""
+    import sqlite3
+
+    from engine.report import signoff_check, summarize
+
+    _case, _extra, db, _common = _signed_case(cells_dir, tiny_models_dir, tmp_path)
+    store = CaseStore.open(db)
+    doc = store.load()
+    store.close()
+    from engine.case.export import cell_rows, pdf_signoffs
+
+    rows = cell_rows(doc)
+    so = pdf_signoffs(doc)
+    root = rows[0]["root"]
+    assert signoff_check(so[root], rows) == ""
+    fewer = rows[1:]  # one image gone from what the report covers
+    assert "not the ones signed off" in signoff_check(so[root], fewer)
+    (s,) = summarize(fewer, signoffs=so)
+    assert "signed: 6 images" in s["signoff_check"] and "now: 5 images" in s["signoff_check"]
+    from engine.pdf_report import render_case_pdf
+
+    pdf = tmp_path / "moved.pdf"
+    pdf.write_bytes(render_case_pdf(fewer, signoffs=so))
+    text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(pdf).pages)
+    assert "SIGN-OFF DOES NOT COVER THIS REPORT" in text
+    del sqlite3
+
+
+def test_cli_refuses_a_replaced_image_in_a_signed_off_case(cells_dir, tiny_models_dir, tmp_path, capsys,
+                                                          _no_bundled_models):
+    import os
+
+    case, extra, db, common = _signed_case(cells_dir, tiny_models_dir, tmp_path)
+    victim = sorted(case.iterdir())[0]
+    other = next(extra.iterdir())
+    victim.write_bytes(other.read_bytes())  # same name, other pixels
+    st = victim.stat()
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    capsys.readouterr()
+    rc = main(["classify", str(case), "--out", str(tmp_path / "b.csv"), "--store", str(db), *common])
+    err = capsys.readouterr().err
+    assert rc == 5 and "1 changed image(s)" in err

@@ -1,0 +1,78 @@
+"""Review safety in the window: a not-a-cell image is excluded (not counted as a blast), a reviewer excludes
+with X and a reason, the QC reason is where the technician looks, and sign-off waits for every ALL call."""
+
+from __future__ import annotations
+
+import shutil
+
+from PIL import Image
+from PySide6.QtCore import Qt
+
+from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
+from gui.cells import COL, FILTERS
+from gui.mainwindow import MainWindow
+
+
+def _case_with_white_frame(cells_dir, tmp_path):
+    case = tmp_path / "case"
+    shutil.copytree(cells_dir, case)
+    Image.new("RGB", (450, 450), (255, 255, 255)).save(case / "white.png")
+    return case
+
+
+def test_a_white_frame_is_excluded_and_shown_as_qc_failed(qtbot, make_window, cells_dir, tmp_path):
+    """Before: the white frame was called ALL 1.00 and counted in % blasts in the window."""
+    w = make_window()
+    open_and_classify(qtbot, w, [_case_with_white_frame(cells_dir, tmp_path)])
+    white = next(c for c in w.model.cells if c.file == "white.png")
+    assert white.qc and white.excluded
+    qtbot.waitUntil(lambda: w.summary.counts[0].excluded == 1, timeout=5_000)
+    cc = w.summary.counts[0]
+    assert cc.all + cc.hem == len(w.model.cells) - 1  # % blasts counts the real cells only
+    assert w.summary.item(0, w.summary.columnCount() - 2).text() == "1"
+    assert "failed the quality check" in w.summary.item(0, w.summary.columnCount() - 2).toolTip()
+    # where the technician looks: the table's QC column, the Show filter, the preview, the tooltip
+    row = w.model.row_of(white.key) if hasattr(w.model, "row_of") else w.model.cells.index(white)
+    assert w.model.index(row, COL["QC"]).data() == white.qc
+    assert "qc" in FILTERS and w.filter_combo.findData("qc") >= 0
+    w.filter_combo.setCurrentIndex(w.filter_combo.findData("qc"))
+    assert w.proxy.rowCount() == 1
+    w.select_row(0)
+    assert "QC failed" in w.preview.details.text() and "Excluded from % blasts" in w.preview.details.text()
+    # a reviewer who says it is a cell brings it back into the count
+    assert w.review_selected("HEM") == 1
+    qtbot.waitUntil(lambda: w.summary.counts[0].excluded == 0, timeout=5_000)
+
+
+def test_x_excludes_with_a_reason_and_ctrl_z_brings_it_back(qtbot, make_window, cells_dir, monkeypatch):
+    monkeypatch.setattr(MainWindow, "ask_exclusion_reason", lambda self, n: "duplicate")
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    w.select_row(0)
+    cell = w.current_cell()
+    w.gallery.setFocus()
+    qtbot.keyClick(w.gallery, Qt.Key.Key_X)
+    assert cell.review is not None and cell.review.label == "EXCLUDED: duplicate" and cell.excluded
+    qtbot.waitUntil(lambda: w.summary.counts[0].excluded == 1, timeout=5_000)
+    qtbot.keyClick(w.gallery, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert cell.review is None and not cell.excluded
+    # no reason, no exclusion
+    monkeypatch.setattr(MainWindow, "ask_exclusion_reason", lambda self, n: "")
+    w.select_row(0)
+    assert w.reviews.exclude() == 0 and w.current_cell().review is None
+
+
+def test_sign_off_says_what_is_left_and_offers_the_walk(qtbot, make_window, cells_dir):
+    """Before: a case could be signed off while confident ALL calls had never been looked at."""
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    assert any(c.blast_unconfirmed for c in w.model.cells)
+    w.select_row(0)
+    assert not w.case_actions.sign_off()
+    title, text = w.messages[-1]
+    n = sum(c.blast_unconfirmed and not c.review_open for c in w.model.cells)
+    assert title == "Cannot sign off yet" and f"{n} ALL call" in text
+    box = next(b for b in w.findChildren(type(w.show_message("x", "y"))) if b.windowTitle() == "Cannot sign off yet")
+    walk = next(b for b in box.buttons() if b.text().startswith("Walk them"))
+    walk.click()
+    assert w.act_flagged.isChecked() and w.current_cell().left_before_signoff
