@@ -2,23 +2,24 @@
 
     leukoscan-cli classify PATH [PATH ...] --model NAME --out REPORT.csv [--summary SUMMARY.csv]
                   [--device auto|cpu|cuda] [--batch-size N] [--threads N] [--workers N]
-                  [--threshold T] [--models-dir DIR] [--no-progress] [--force] [--store CASE.db]
+                  [--threshold T] [--models-dir DIR] [--no-progress] [--force] [--store CASE.leukoscan]
                   [--engine local|ray] [--address ADDR] [--actors N] [--gpus-per-actor G]
     leukoscan-cli models [--models-dir DIR] [--check]
-    leukoscan-cli export CASE.db --out REPORT.csv [--summary SUMMARY.csv] [--force]
+    leukoscan-cli export CASE.leukoscan --out REPORT.csv [--summary SUMMARY.csv] [--force]
     leukoscan-cli report REPORT.csv --pdf CASE.pdf [--models-dir DIR] [--force]
-    leukoscan-cli verify CASE.db
+    leukoscan-cli verify CASE.leukoscan
 
 ``verify`` checks a case file's history (the hash chain, the append-only triggers, the live reviews and
 sign-offs against the history): "intact", exit 0, or the first broken row and why, exit 4.  ``export`` and
-``report CASE.db`` refuse a broken record (exit 4, nothing written, nothing in it changed or deleted).
+``report CASE.leukoscan`` refuse a broken record (exit 4, nothing written, nothing in it changed or deleted).
 
-Writers take the case file's lock (``CASE.db.lock``, the app's too): ``classify --store`` and ``export``
+Writers take the case file's lock (``CASE.leukoscan.lock``, the app's too): ``classify --store`` and ``export``
 (which records the export in the case file) exit 2 naming the holder (host, pid, since) while another
 program writes it; ``export --no-bookkeeping``, ``report`` and ``verify`` only read and work meanwhile.
 
-``--store CASE.db`` also writes the run into a case file (created if needed; results stored 64 cells at
-a time as they arrive), which the app opens for review without classifying again; cells already in it
+``--store CASE.leukoscan`` also writes the run into a case file (created if needed; results stored 64 cells
+at a time as they arrive; ``.leukoscan`` is the case file's extension everywhere, a ``.db`` name still
+works), which the app opens for review without classifying again; cells already in it
 with a valid result of the model (same card, file unchanged) are skipped.  ``export`` writes the
 reports of a case file (reviews included) and its review history ``<REPORT stem>_reviews.csv``.
 
@@ -134,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--models-dir", action="append", default=[], metavar="DIR", help="extra folder of model cards (repeatable)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.add_argument("--force", action="store_true", help="replace --out/--summary even when the existing file is read-only")
-    c.add_argument("--store", metavar="CASE.db", default=None,
+    c.add_argument("--store", metavar="CASE.leukoscan", default=None,
                    help="also store the run in this case file (created if needed) to review it in the app; cells "
                         "it already holds with a valid result of the model are not classified again")
     c.add_argument("--reopen", metavar="REASON", default=None,
@@ -157,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also load every model (checks the ONNX graph against its card; slower)")
 
     e = sub.add_parser("export", help="write the CSV reports and the review history of a case file (--store or the app)")
-    e.add_argument("case_file", metavar="CASE.db", help="case file to read")
+    e.add_argument("case_file", metavar="CASE.leukoscan", help="case file to read")
     e.add_argument("--out", required=True, metavar="REPORT.csv",
                    help="per-cell CSV report to write (the review history goes to <REPORT stem>_reviews.csv)")
     e.add_argument("--summary", metavar="SUMMARY.csv", help="also write a per-folder summary CSV")
@@ -166,14 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only read the case file: do not record the export in it (works while the app has it open)")
 
     r = sub.add_parser("report", help="print a per-cell CSV report or a case store as a PDF case report (one or more pages per case)")
-    r.add_argument("report", metavar="REPORT.csv|CASE.db", help="per-cell report written by classify, export or the app, or a case store")
+    r.add_argument("report", metavar="REPORT.csv|CASE.leukoscan", help="per-cell report written by classify, export or the app, or a case store")
     r.add_argument("--pdf", required=True, metavar="CASE.pdf", help="PDF file to write")
     r.add_argument("--models-dir", action="append", default=[], metavar="DIR",
                    help="extra folder of model cards (repeatable): the card of the report's model adds its facts")
     r.add_argument("--force", action="store_true", help="replace --pdf even when the existing file is read-only")
 
     v = sub.add_parser("verify", help="check a case file's history: 'intact' (exit 0) or the first broken row (exit 4)")
-    v.add_argument("case_file", metavar="CASE.db", help="case file to check (only read)")
+    v.add_argument("case_file", metavar="CASE.leukoscan", help="case file to check (only read)")
     return p
 
 
@@ -671,7 +672,7 @@ REPORT_NEEDS = ("path", "file", "status", "prediction", "p_all", "model", "thres
 
 
 def _store_report(path: Path) -> tuple[list[dict[str, str]], dict[str, str], dict[str, dict[str, str]]]:
-    """The per-cell rows, the sample ids and the sign-offs per case root of a case store (CASE.db)."""
+    """The per-cell rows, the sample ids and the sign-offs per case root of a case store (CASE.leukoscan)."""
     from .case.export import cell_rows, pdf_signoffs
     from .case.store import CaseStore, StoreError
 

@@ -30,8 +30,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("open", "&Open folder…", "open_dialog", (SK.Open,), "Open a case folder (all images in it and its sub-folders)"),
     Command("open_files", "Open &images…", "open_files_dialog", ("Ctrl+Shift+O",), "Open single image files"),
     Command("open_store", "Open case &store…", "open_store_dialog", ("Ctrl+Shift+S",),
-            "Open a case store (.db) written by the app or by leukoscan-cli classify --store: its results and "
-            "reviews, without classifying again"),
+            "Open a case store (.leukoscan; .db too) written by the app or by leukoscan-cli classify --store: its "
+            "results and reviews, without classifying again"),
+    Command("find_record", "&Find case record…", "find_record_dialog", ("Ctrl+Shift+F",),
+            "Open the case record of a sample id or a folder (its reviews and sign-off)"),
     Command("sample_id", "Case/sample &ID…", "case_actions.edit_sample_id", ("Ctrl+Shift+I",),
             "The sample or case id of the current case (used in the title and reports)"),
     Command("export", "&Export report…", "export_dialog", ("Ctrl+E",),
@@ -78,7 +80,7 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("&File", ("open", "open_files", "open_store", "@recent", "-", "sample_id", "export", "export_pdf", "close_cases",
+    ("&File", ("open", "open_files", "open_store", "find_record", "@recent", "-", "sample_id", "export", "export_pdf", "close_cases",
                "-", "settings", "-", "quit")),
     ("&Review", ("all", "hem", "accept", "exclude", "clear", "-", "undo", "redo", "-", "next", "prev", "flagged", "compare", "-",
                  "sign_off", "reopen")),

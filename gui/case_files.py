@@ -10,6 +10,9 @@ this class only decides *which* store that is, and says so when one cannot be us
 - a store that cannot be read is reported in a dialog and the log and moved aside (``.corrupt``);
 - one patient per record: a store opened shows its own cases only; the cases on screen before stay in the
   store they were written to (``adopted`` names it), never in the one opened.
+- a case store is named after its case: the new session store takes the name of the folder opened first
+  (``<folder>.leukoscan``), and is renamed after the case's sample id when the window closes (both under the
+  store locks of :mod:`engine.case.lock`); stores outside the sessions folder keep their name.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
+
+from engine.case.records import free_path, store_name
+from engine.case.store import CaseStore
 
 from .session import SessionFiles, new_session_id
 
@@ -149,16 +155,60 @@ class CaseFiles(QObject):
             self.status.emit(f"{len(changed)} image(s) changed on disk since they were classified: classified "
                              "again; their reviews were set aside", 15000)
 
+    # --- naming -----------------------------------------------------------------------------------
+    def name_after(self, label: str) -> Path | None:
+        """The new session store, while it has held nothing, is made again as ``<label>.leukoscan`` (the
+        folder opened first) in the sessions folder: a record is found by its name.  Returns the new path
+        (None: kept as it was: not a new empty session, or the new file cannot be made)."""
+        old, store = self.path, self.bridge.store
+        if (old is None or old != self._fresh or self._fresh_used or self.bridge.doc.cells or store is None
+                or self._wanted is not None or old.parent != self.files.dir or not label):
+            return None
+        new = free_path(self.files.dir, label)
+        try:
+            self.files.claim(new)  # the new lock is taken before the old one goes
+        except OSError:
+            return None
+        try:
+            fresh = CaseStore.open(new)
+        except Exception as exc:  # noqa: BLE001 - keep the store we have
+            log.warning("cannot create %s (%s): the session keeps %s", new, exc, old.name)
+            self.files.claim(old)
+            self.service.remove_file(new)
+            return None
+        self.bridge.detach_store(close=True)  # empty: closes at once
+        self.service.remove_file(old)
+        self.bridge.attach_store(fresh)  # the document (model, threshold) is written into it as it stands
+        self.path = self._fresh = new
+        log.info("session store %s named %s", old.name, new.name)
+        return new
+
+    def _label(self) -> str:
+        case = next(iter(self.bridge.doc.cases.values()), None)
+        return case.sample_id if case is not None else ""
+
     # --- close ------------------------------------------------------------------------------------
-    def close(self) -> None:
+    def close(self) -> Path | None:
         """Flush and close the store (kept: it is the case record), release its lock.  A new session with
-        no cells is removed."""
+        no cells is removed.  A store of the sessions folder whose case has a sample id is renamed after
+        it (``<sample id>.leukoscan``).  Returns where the record is now (None: no record kept)."""
         store = self.bridge.store
         empty = not self._fresh_used  # a new session that never held a cell (its audit trail is empty too)
+        label = ""
         if store is not None:
             try:
+                label = self._label()
                 self.bridge.doc.note_closed()
             except Exception:
                 pass
             self.bridge.detach_store(close=True)
-        self.files.release(delete=empty and self.path is not None and self.path == self._fresh)
+        path, delete = self.path, empty and self.path is not None and self.path == self._fresh
+        self.files.release(delete=delete)
+        if path is None or delete:
+            return None
+        if store is not None and label and not path.stem.startswith(store_name(label)):
+            renamed = self.files.name_after(path, label)
+            if renamed != path:
+                log.info("case store %s renamed %s", path.name, renamed.name)
+                self.path = path = renamed
+        return path

@@ -61,6 +61,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._close_after_run_stop = False
         self._held_paths: list[str] = []  # command-line paths, opened once the restore question is answered
+        self._after_record: list[str] = []  # paths opened with a folder whose record is being opened: opened after it
         self._orphans_checked = not check_orphans
 
         self.bridge = DocumentBridge(parent=self)
@@ -339,9 +340,88 @@ class MainWindow(QMainWindow):
         if not self._orphans_checked:  # the restore question comes first (it may bring these cases back)
             self._held_paths.extend(paths)
             return
+        if self._open_record_of(paths):
+            return
         self.statusBar().showMessage("Looking for images in " + ", ".join(Path(p).name for p in paths) + " …")
         self._scanning.append(frozenset(str(Path(p)) for p in paths))
         self.service.scan(paths)
+
+    # ------------------------------------------------------------------------------ case records
+    def _record_places(self) -> list[Path]:
+        """The case stores a record is looked for in: the sessions folder and the stores opened lately."""
+        from engine.case.records import candidates
+
+        return candidates([self.case_files.files.dir], self.settings.recent_stores)
+
+    def find_records(self, folder: str | None = None, sample_id: str | None = None) -> list:
+        """The case records (:class:`engine.case.records.Record`) of ``folder`` or of ``sample_id``, newest
+        first; the store this window writes is not among them."""
+        from engine.case.records import find_records
+
+        mine = self.case_files.path
+        return [r for r in find_records(self._record_places(), folder=folder, sample_id=sample_id)
+                if mine is None or r.path.resolve() != mine.resolve()]
+
+    def _open_record_of(self, paths: list[str]) -> bool:
+        """A folder that already has a case record opens that record (its reviews, sample id and sign-off:
+        nothing is classified again, no second record is made) instead of a new one; with several records,
+        :meth:`choose_record` asks which.  True when a record is being opened (or the choice was cancelled)."""
+        for p in paths:
+            if p in self.doc.opened or p in self.doc.cases or not Path(p).is_dir():
+                continue  # on screen already: scanned again into the record shown
+            try:
+                records = self.find_records(folder=p)
+            except Exception as exc:  # noqa: BLE001 - never stops a folder from opening
+                log.warning("looking for the case record of %s failed: %s", p, exc)
+                continue
+            if not records:
+                continue
+            chosen = records[0].path if len(records) == 1 else self.choose_record(p, records)
+            if chosen is None:
+                return True  # cancelled: nothing opened
+            if not chosen:
+                continue  # "a new record": the folder is classified into the record shown
+            rest = [q for q in paths if q != p]
+            if not self.open_store(Path(chosen)):
+                return True
+            self._after_record = rest
+            log.info("%s has a case record: opening %s", p, chosen)
+            self.statusBar().showMessage(f"{Path(p).name} has a case record: opening {Path(chosen).name} "
+                                         "(its reviews and sign-off)", 10000)
+            return True
+        return False
+
+    def choose_record(self, folder: str, records: list) -> Path | str | None:
+        """Several case records hold ``folder``'s case: which one to open (its path), "" for a new record,
+        None to cancel.  (Tests replace this method.)"""
+        new = "A new record (classify the folder again)"
+        items = [r.describe() for r in records] + [new]
+        text, ok = QInputDialog.getItem(self, "Open which case record?",
+                                        f"{Path(folder).name} has {len(records)} case records. Open:", items, 0, False)
+        if not ok:
+            return None
+        return "" if text == new else records[items.index(text)].path
+
+    def find_record_dialog(self) -> None:
+        """File ▸ Find case record: by sample id (or a folder's path)."""
+        text, ok = QInputDialog.getText(self, "Find case record", "Sample ID (or the case folder's path):")
+        text = text.strip() if ok else ""
+        if text:
+            self.open_record_of(text)
+
+    def open_record_of(self, text: str) -> bool:
+        """Open the record of the sample id or folder ``text`` (asks which when there are several)."""
+        found = {r.path: r for r in self.find_records(sample_id=text)}
+        if Path(text).expanduser().is_dir():
+            found.update({r.path: r for r in self.find_records(folder=str(Path(text).expanduser().absolute()))})
+        records = sorted(found.values(), key=lambda r: r.saved, reverse=True)
+        if not records:
+            self.show_message("No case record", f"No case record of '{text}' was found in the sessions folder "
+                              f"({self.case_files.files.dir}) or among the case stores opened lately.",
+                              QMessageBox.Icon.Information)
+            return False
+        chosen = records[0].path if len(records) == 1 else self.choose_record(text, records)
+        return bool(chosen) and self.open_store(Path(chosen))
 
     def _scanned(self, items: list, problems: list, opened: list) -> None:
         want = frozenset(p for p, _ in opened)
@@ -353,6 +433,10 @@ class MainWindow(QMainWindow):
             self._scanning.remove(mine)
         for p in problems:
             self.messages.append(("Open", p))
+        if items and not self.doc.cells and opened:  # a new record is named after the folder opened first
+            named = self.case_files.name_after(Path(opened[0][0]).name)
+            if named is not None:
+                self.settings.add_recent_store(str(named))
         for path, is_dir in opened:
             self.doc.note_opened(path, is_dir)
             if is_dir:
@@ -407,7 +491,7 @@ class MainWindow(QMainWindow):
 
     def close_cases(self) -> None:
         if self.doc.unexported and self.doc.reviews:
-            if self.ask_close(len(self.doc.reviews)) != "discard":
+            if self.ask_close(self.doc.unexported_reviews()) != "discard":
                 return
         self.runs.stop()
         self._adding = []
@@ -459,8 +543,10 @@ class MainWindow(QMainWindow):
     def _store_adopted(self, info) -> None:
         """The store's own folders are scanned again (new images in them are added; a folder that is gone
         now is reported); what was on screen before is never opened into it: one patient per record."""
-        _path, kept = info
-        again = [p for p in self.doc.opened if p]
+        path, kept = info
+        self.settings.add_recent_store(str(path))
+        again = [p for p in self.doc.opened if p] + self._after_record
+        self._after_record = []
         if again:
             self.open_paths(list(dict.fromkeys(again)))
         if kept is not None:
@@ -472,19 +558,23 @@ class MainWindow(QMainWindow):
 
     def open_store_dialog(self) -> None:
         start = str(self.case_files.files.dir if self.case_files.files.dir.is_dir() else Path.home())
-        path, _ = QFileDialog.getOpenFileName(self, "Open case store", start, "LeukoScan case store (*.db);;All files (*)")
+        from engine.case.records import STORE_FILTER
+
+        path, _ = QFileDialog.getOpenFileName(self, "Open case store", start, f"{STORE_FILTER};;All files (*)")
         if path:
             self.open_store(Path(path))
 
-    def open_store(self, path: Path) -> None:
-        """Show the store at ``path`` instead of the cases on screen (which stay in their own store)."""
+    def open_store(self, path: Path) -> bool:
+        """Show the store at ``path`` instead of the cases on screen (which stay in their own store).
+        False when the user kept the cases on screen (or the store is in use)."""
         if self.case_files.path is None and self.doc.cells:
             if not self.confirm_leave_unsaved(len(self.doc.cells)):  # in no store: they would be lost
-                return
-        elif self.doc.unexported and self.doc.reviews and self.ask_close(len(self.doc.reviews)) != "discard":
-            return
+                return False
+        elif self.doc.unexported and self.doc.reviews and \
+                self.ask_close(self.doc.unexported_reviews()) != "discard":
+            return False
         self.runs.stop()
-        self.case_files.restore(Path(path))
+        return self.case_files.restore(Path(path))
 
     def _stale_found(self, cells: list, content_changed: bool) -> None:
         self._stale_reviews += sum(1 for c in cells if c.stale is not None)
@@ -686,7 +776,7 @@ class MainWindow(QMainWindow):
             return True
         doc = self.doc
         if doc.unexported and (doc.reviews or doc.thresholds):
-            choice = self.ask_close(len(doc.reviews))
+            choice = self.ask_close(doc.unexported_reviews())  # only what changed since the last export
             if choice == "cancel":
                 return False
             if choice == "export":
@@ -705,7 +795,9 @@ class MainWindow(QMainWindow):
         except Exception:  # settings not writable: not worth an error at exit
             pass
         try:
-            self.case_files.close()
+            kept = self.case_files.close()
+            if kept is not None:
+                self.settings.add_recent_store(str(kept))
             self.service.flush()
         except Exception:
             pass
@@ -714,16 +806,32 @@ class MainWindow(QMainWindow):
         self.preview.close_loader()
 
     # ------------------------------------------------------------------------------ small UI slots
+    def _fill_recent_records(self) -> None:
+        """Case records (stores) opened or closed lately, by sample id (or folder) and file name."""
+        from engine.case.records import read_record
+
+        records = [r for r in (read_record(p) for p in self.settings.recent_stores if Path(p).is_file()) if r]
+        if not records:
+            return
+        self.recent_menu.addSeparator()
+        head = self.recent_menu.addAction("Case records")
+        head.setEnabled(False)
+        for r in records:
+            a = self.recent_menu.addAction(f"{r.label} — {r.path.name}")
+            a.setToolTip(r.describe())
+            a.triggered.connect(lambda _c=False, p=r.path: self.open_store(p))
+
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
         recent = self.settings.recent_folders
-        if not recent:
+        if not recent and not self.settings.recent_stores:
             a = self.recent_menu.addAction("(none)")
             a.setEnabled(False)
             return
         for f in recent:
             a = self.recent_menu.addAction(f)
-            a.triggered.connect(lambda _c=False, f=f: self.open_paths([f]))
+            a.triggered.connect(lambda _c=False, f=f: self.open_paths([f]))  # opens the folder's record, if any
+        self._fill_recent_records()
         self.recent_menu.addSeparator()
         self.recent_menu.addAction("Clear list", self.settings.clear_recent)
 
@@ -820,9 +928,11 @@ class MainWindow(QMainWindow):
 
     def ask_close(self, n_reviews: int) -> str:
         """'export' | 'discard' | 'cancel'."""
+        since = f" (last export {self.doc.exported_at[:16].replace('T', ' ')} UTC)" if self.doc.exported_at else ""
+        what = (f"{n_reviews} review(s) made or changed since the last export{since} have not been exported"
+                if n_reviews else f"A sample id, sign-off or threshold changed since the last export{since}")
         box = QMessageBox(QMessageBox.Icon.Warning, "Unexported reviews",
-                          f"{n_reviews} reviewed cell(s) or a threshold change have not been exported.\n\n"
-                          "They stay in the case store either way.", parent=self)
+                          f"{what}.\n\nThey stay in the case store either way.", parent=self)
         exp = box.addButton("Export…", QMessageBox.ButtonRole.AcceptRole)
         dis = box.addButton("Close without exporting", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton(QMessageBox.StandardButton.Cancel)

@@ -1,7 +1,9 @@
 """Which case store this window writes, and the stores of apps that did not close normally.
 
 Each window writes one case store (SQLite, :mod:`engine.case.store`): a new session gets
-``<user data>/sessions/session-<id>.db``; File ▸ Open case store (or a restore) adopts an existing one.
+``<user data>/sessions/session-<id>.leukoscan``, renamed after its sample id (or folder) when it is closed
+(:meth:`SessionFiles.name_after`); File ▸ Open case store, a restore, or opening a folder that already has a
+record (:func:`engine.case.records.find_records`) adopts an existing one.
 The store's lock (:mod:`engine.case.lock`, the one protocol of every writer: the CLI's ``classify --store``
 and ``export`` take it too) is held while the window has it, so two writers never write one store, and a
 session store whose lock is free belongs to an app that did not close normally: it is offered for restore.
@@ -15,8 +17,7 @@ from pathlib import Path
 
 from engine.case.lock import StoreLock, StoreLocked, is_locked
 from engine.case.lock import lock_path as _lock_path
-
-STORE_SUFFIX = ".db"
+from engine.case.records import STORE_SUFFIX, STORE_SUFFIXES, free_path, rename_store
 
 
 def new_session_id() -> str:
@@ -83,12 +84,25 @@ class SessionFiles:
             self._lock = None
             self.path = None
 
+    def name_after(self, path: Path, label: str) -> Path:
+        """Rename the closed, unlocked store ``path`` of the sessions folder after ``label`` (its sample id or
+        folder): ``<label>.leukoscan``.  Stores elsewhere keep their name; a store in use, or a rename
+        that fails, keeps it too.  Returns the path it has now."""
+        path = Path(path)
+        if path.parent != self.dir or not label or (self.path is not None and path == self.path):
+            return path
+        target = free_path(self.dir, label, current=path)
+        try:
+            return rename_store(path, target)
+        except (OSError, StoreLocked):
+            return path
+
     def orphans(self) -> list[Path]:
         """Session stores of apps that did not close normally (their lock is free), newest first."""
         if not self.dir.is_dir():
             return []
         found = []
-        for p in self.dir.glob(f"session-*{STORE_SUFFIX}"):
+        for p in (p for s in STORE_SUFFIXES for p in self.dir.glob(f"*{s}")):
             if self.path is not None and p == self.path:
                 continue
             if is_locked(p):

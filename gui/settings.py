@@ -138,6 +138,19 @@ class Settings:
 
     def clear_recent(self) -> None:
         self._set("paths/recent", [])
+        self._set("paths/recent_stores", [])
+
+    @property
+    def recent_stores(self) -> list[str]:
+        """Case stores (records) opened or closed lately, newest first."""
+        v = self._s.value("paths/recent_stores", [])
+        if isinstance(v, str):
+            v = [v] if v else []
+        return [str(x) for x in (v or [])][:MAX_RECENT]
+
+    def add_recent_store(self, path: str, replaces: str = "") -> None:
+        items = [path] + [f for f in self.recent_stores if f not in (path, replaces)]
+        self._set("paths/recent_stores", items[:MAX_RECENT])
 
     def value(self, key: str, default=None):
         return self._s.value(key, default)

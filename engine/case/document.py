@@ -271,6 +271,8 @@ class CaseDocument:
         self.thresholds: dict[str, float] = {}  # model -> threshold the user set (absent: the card's)
         self.exported_at = ""
         self.unexported = False  # reviews or threshold changed since the last export
+        self._exported_reviews: dict[str, Review] | None = None  # the reviews of the last export (None: a
+        #                                                            loaded document: those made before it)
         self._undo: list[Step] = []
         self._redo: list[Step] = []
         self._steps = 0
@@ -362,6 +364,7 @@ class CaseDocument:
         self._undo.clear()
         self._redo.clear()
         self.unexported = False
+        self._exported_reviews = {}
         self._emit(Cleared())
 
     def cells_of(self, case: "Case | str | None") -> Iterator[Cell]:
@@ -593,7 +596,20 @@ class CaseDocument:
     def mark_exported(self, at: str | None = None) -> None:
         self.exported_at = at or utc_now()
         self.unexported = False
+        self._exported_reviews = {c.key: c.review for c in self.cells if c.review is not None}
         self._emit(Exported(self.exported_at))
+
+    def unexported_reviews(self) -> int:
+        """How many cells' reviews were made, changed or cleared since the last export (0 when nothing is
+        unexported): what closing would leave out of every report.  For a document loaded from a store, the
+        reviews made after its last export (``exported_at``)."""
+        if not self.unexported:
+            return 0
+        base = self._exported_reviews
+        if base is None:
+            return sum(1 for c in self.cells if c.review is not None
+                       and (not self.exported_at or (c.review.at or "") > self.exported_at))
+        return sum(1 for c in self.cells if c.review != base.get(c.key))
 
     def note_closed(self, at: str | None = None) -> None:
         """The window showing this document closed normally (its store is then no orphan to restore)."""

@@ -48,7 +48,7 @@ def test_autosave_then_restore_in_a_new_window(qtbot, make_window, cells_dir, mo
     w1.set_threshold(0.62)
     _wait_saved(qtbot, w1)
     path = w1.session_path
-    assert path.parent == SessionFiles(user_data_dir()).dir and path.suffix == ".db"
+    assert path.parent == SessionFiles(user_data_dir()).dir and path.suffix == ".leukoscan"
     saved = stored(path)  # what is on disk now, read back without the window
     assert {k: r.label for k, r in saved.reviews.items()} == labels
     assert saved.thresholds == {"tiny_ensemble": pytest.approx(0.62)} and saved.model == "tiny_ensemble"

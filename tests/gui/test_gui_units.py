@@ -45,7 +45,7 @@ def test_thumbnail_cache_is_bounded_and_lazy(qtbot, cells_dir):
 def test_session_store_claim_write_peek_and_load(tmp_path):
     files = SessionFiles(tmp_path)
     path = files.claim(files.new_path(new_session_id()))
-    assert path.parent == tmp_path / "sessions" and path.name.startswith("session-") and path.suffix == ".db"
+    assert path.parent == tmp_path / "sessions" and path.name.startswith("session-") and path.suffix == ".leukoscan"
     assert lock_path(path).exists()
     doc = CaseDocument()
     doc.note_opened("/data/case 1", True)
