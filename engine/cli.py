@@ -702,8 +702,10 @@ def _report_rows(path: Path) -> tuple[list[dict[str, str]], dict[str, str], dict
 
     if not path.is_file():
         raise CliError(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
+    from .case.store import SQLITE_MAGIC
+
     with open(path, "rb") as fh:
-        if fh.read(16) == b"SQLite format 3\x00":
+        if fh.read(16) == SQLITE_MAGIC:
             return _store_report(path)
     try:
         rows = read_cell_report(path)
@@ -716,7 +718,26 @@ def _report_rows(path: Path) -> tuple[list[dict[str, str]], dict[str, str], dict
         missing.append("flagged")
     if missing:
         raise CliError(f"{path} is not a LeukoScan per-cell report (missing columns: {', '.join(missing)})")
-    return rows, {}, {}
+    return (rows, *_summary_record(path))
+
+
+def _summary_record(report: Path) -> tuple[dict[str, str], dict[str, dict[str, str]]] | tuple[None, None]:
+    """Sample ids and sign-offs per root from the summary written beside a per-cell report (``<stem>_summary.csv``,
+    as the app and ``--summary`` name it); (None, None) when there is none: the PDF then says "unknown (not in
+    this CSV)" instead of asserting "not signed off" or "not given"."""
+    from .report import read_cell_report
+
+    summary = report.with_name(f"{report.stem}_summary.csv")
+    try:
+        rows = read_cell_report(summary) if summary.is_file() else None
+    except (OSError, UnicodeDecodeError, csv.Error):
+        rows = None
+    if not rows or "signed_off_by" not in rows[0]:
+        return None, None
+    ids = {r.get("root", ""): r.get("sample_id", "") for r in rows if r.get("sample_id")}
+    signed = {r.get("root", ""): {"signed_off_by": r["signed_off_by"], "signed_off_at": r.get("signed_off_at", ""),
+                                  "comment": r.get("comment", "")} for r in rows if r.get("signed_off_by")}
+    return ids, signed
 
 
 def cmd_report(args) -> int:
@@ -730,7 +751,7 @@ def cmd_report(args) -> int:
     reg = _registry(args.models_dir)
     cards = {name: reg.get(name) for name in {r.get("model", "") for r in rows} if name in reg}
     where, ok = _write_or_rescue("PDF report", out, lambda p, rs: write_case_pdf(
-        p, rs, card=cards, sample_ids=sample_ids, signoffs=signoffs), rows)
+        p, rs, card=cards, sample_ids=sample_ids, signoffs=signoffs, record_known=signoffs is not None), rows)
     n_cases = len({r.get("root", "") for r in rows})
     unknown = sorted({r.get("model", "") for r in rows if r.get("status") == "ok"} - set(cards))
     _say(f"{len(rows)} cells in {n_cases} case(s); PDF report: {where}"

@@ -37,6 +37,7 @@ INTENDED_USE = (
     "on new donors is limited (see the model card for what was measured, on which donors)."
 )
 NOT_SIGNED = "not signed off"
+UNKNOWN = "unknown (not in this CSV: print the report from the case store, or keep the summary CSV beside it)"
 THUMB_PX = 96  # thumbnails are downscaled to this many pixels a side before embedding
 THUMB_CAP = 60  # per group and case; then "and N more" (not for the cells counted as ALL: every one is shown)
 INTERPRETATION = (
@@ -54,6 +55,7 @@ _GREY, _DARK, _RED = (225, 225, 225), (90, 90, 90), (200, 30, 30)
 class _Meta:
     sample_id: str
     signoff: Mapping[str, Any] | None
+    known: bool = True  # False: the source (a per-cell CSV alone) does not say the sample id or the sign-off
 
 
 class _Doc(FPDF):
@@ -145,9 +147,9 @@ def _key_values(pdf: _Doc, pairs: Iterable[tuple[str, str]], key_w: float = 30) 
 def _header(pdf: _Doc, case: Case, meta: _Meta) -> None:
     pdf.font(16, bold=True)
     pdf.cell(0, 9, "LeukoScan case report", new_x="LMARGIN", new_y="NEXT")
-    signed = signoff_text(meta.signoff)
+    signed = signoff_text(meta.signoff) if meta.known else UNKNOWN
     _key_values(pdf, [
-        ("Sample ID", meta.sample_id or "not given"),
+        ("Sample ID", meta.sample_id or ("not given" if meta.known else UNKNOWN)),
         ("Case folder", case.root or "(unknown)"),
         ("Report date", pdf.generated),
         ("Reviewer(s)", ", ".join(case.reviewers) or "none"),
@@ -155,7 +157,7 @@ def _header(pdf: _Doc, case: Case, meta: _Meta) -> None:
     ])
     pdf.font(9, bold=True)
     pdf.cell(30, 5, "Sign-off")
-    if signed == NOT_SIGNED:
+    if signed in (NOT_SIGNED, UNKNOWN):
         pdf.set_text_color(*_RED)
     pdf.multi_cell(0, 5, pdf.t(signed), new_x="LMARGIN", new_y="NEXT")
     pdf.set_text_color(0, 0, 0)
@@ -394,7 +396,8 @@ def _signature(pdf: _Doc, meta: _Meta) -> None:
     if so.get("signed_off_by"):
         line = f"Reviewed by {so['signed_off_by']}, signed {local_time(so.get('signed_off_at'))}"
     else:
-        line = "Reviewed by ______________________   signed ______________________   (not signed off)"
+        line = ("Reviewed by ______________________   signed ______________________   "
+                + ("(not signed off)" if meta.known else "(sign-off unknown: not in this CSV)"))
     pdf.multi_cell(0, 5, pdf.t(line), new_x="LMARGIN", new_y="NEXT")
     pdf.font(9)
 
@@ -448,8 +451,11 @@ def _cards_by_name(card) -> dict[str, ModelCard]:
 
 def render_case_pdf(rows: Iterable[Mapping[str, str]], *, signoffs: Mapping[str, Mapping[str, Any]] | None = None,
                     sample_ids: Mapping[str, str] | None = None, card=None, generated_at: datetime | None = None,
-                    fonts_found=None, search_fonts: bool = True) -> bytes:
-    """The PDF document's bytes (see :func:`write_case_pdf`)."""
+                    fonts_found=None, search_fonts: bool = True, record_known: bool = True) -> bytes:
+    """The PDF document's bytes (see :func:`write_case_pdf`).  ``record_known`` False: the source does not say
+    the sample ids and sign-offs (a per-cell CSV without its summary): the PDF says "unknown (not in this CSV)"
+    rather than asserting "not signed off" or "not given"."""
+    known = record_known
     cases = cases_of(rows)
     if not cases:
         raise ValueError("the report has no rows: nothing to print")
@@ -464,14 +470,14 @@ def render_case_pdf(rows: Iterable[Mapping[str, str]], *, signoffs: Mapping[str,
         pages = max(1, -(-len(cases) // _OVERVIEW_ROWS_PER_PAGE))
         pdf.insert_toc_placeholder(_overview(entries), pages=pages, allow_extra_pages=True)  # opens the next page
     for i, case in enumerate(cases):
-        meta = _Meta(sample_ids.get(case.root, ""), signoffs.get(case.root))
+        meta = _Meta(sample_ids.get(case.root, ""), signoffs.get(case.root), known)
         entries.append((case, meta, _case_pages(pdf, case, meta, cards, new_page=not (i == 0 and len(cases) > 1))))
     return bytes(pdf.output())
 
 
 def write_case_pdf(path: str | Path, rows: Iterable[Mapping[str, str]], *,
                    signoffs: Mapping[str, Mapping[str, Any]] | None = None, sample_ids: Mapping[str, str] | None = None,
-                   card=None, generated_at: datetime | None = None) -> Path:
+                   card=None, generated_at: datetime | None = None, record_known: bool = True) -> Path:
     """Write the case report of ``rows`` (per-cell rows as :func:`engine.report.read_cell_report` gives them).
 
     ``signoffs`` and ``sample_ids`` are keyed by case root (the rows' ``root``); a signoff is a dict with
@@ -479,7 +485,8 @@ def write_case_pdf(path: str | Path, rows: Iterable[Mapping[str, str]], *,
     signed off".  ``card``: a :class:`ModelCard` or a mapping name -> card; a case's model facts are shown only
     from the card of the rows' ``model`` (and version).  The file is replaced atomically.  Returns the path.
     """
-    data = render_case_pdf(rows, signoffs=signoffs, sample_ids=sample_ids, card=card, generated_at=generated_at)
+    data = render_case_pdf(rows, signoffs=signoffs, sample_ids=sample_ids, card=card, generated_at=generated_at,
+                           record_known=record_known)
     with atomic_open(path, public=True, mode="wb") as fh:  # a report: ordinary permissions, like the CSVs
         fh.write(data)
     return Path(path)

@@ -22,10 +22,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.case.records import free_path, store_name
-from engine.case.store import CaseStore
-
-from .session import SessionFiles, new_session_id
+from .session import SessionFiles, free_path, new_session_id, store_name
 
 log = logging.getLogger("leukoscan.gui")
 
@@ -170,7 +167,7 @@ class CaseFiles(QObject):
         except OSError:
             return None
         try:
-            fresh = CaseStore.open(new)
+            fresh = self.service.create_store(new)
         except Exception as exc:  # noqa: BLE001 - keep the store we have
             log.warning("cannot create %s (%s): the session keeps %s", new, exc, old.name)
             self.files.claim(old)

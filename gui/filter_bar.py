@@ -39,7 +39,7 @@ class FilterBar(QWidget):
         self.search = QLineEdit()
         self.search.setPlaceholderText("Filter file names…")
         self.search.setClearButtonEnabled(True)
-        self.search.setMaximumWidth(220)
+        self.search.setFixedWidth(220)  # a fixed place: it never shrinks away from under the mouse
         self.search.textChanged.connect(lambda t: self._apply(proxy.set_text, t))
         h.addWidget(self.search)
         h.addSpacing(8)

@@ -114,7 +114,7 @@ class MainWindow(QMainWindow):
         self.browser.select_row(row)
 
     def review_selected(self, kind: str) -> int:
-        return self.reviews.review(kind)
+        return self.reviews.exclude() if kind == "exclude" else self.reviews.review(kind)
 
     def next_review_open(self, backwards: bool = False) -> bool:
         return self.reviews.next_open(backwards)
@@ -203,6 +203,7 @@ class MainWindow(QMainWindow):
         ll.addWidget(self.browser, 10)
 
         self.preview = PreviewPanel()
+        self.preview.is_locked = lambda cell: self.doc.locked(cell)
         self.preview.reviewRequested.connect(self.review_selected)
         self.preview.nextRequested.connect(self.next_review_open)
         self.summary = SummaryTable()
@@ -349,14 +350,14 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------ case records
     def _record_places(self) -> list[Path]:
         """The case stores a record is looked for in: the sessions folder and the stores opened lately."""
-        from engine.case.records import candidates
+        from .session import candidates
 
         return candidates([self.case_files.files.dir], self.settings.recent_stores)
 
     def find_records(self, folder: str | None = None, sample_id: str | None = None) -> list:
         """The case records (:class:`engine.case.records.Record`) of ``folder`` or of ``sample_id``, newest
         first; the store this window writes is not among them."""
-        from engine.case.records import find_records
+        from .session import find_records
 
         mine = self.case_files.path
         return [r for r in find_records(self._record_places(), folder=folder, sample_id=sample_id)
@@ -558,7 +559,7 @@ class MainWindow(QMainWindow):
 
     def open_store_dialog(self) -> None:
         start = str(self.case_files.files.dir if self.case_files.files.dir.is_dir() else Path.home())
-        from engine.case.records import STORE_FILTER
+        from .session import STORE_FILTER
 
         path, _ = QFileDialog.getOpenFileName(self, "Open case store", start, f"{STORE_FILTER};;All files (*)")
         if path:
@@ -808,7 +809,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------ small UI slots
     def _fill_recent_records(self) -> None:
         """Case records (stores) opened or closed lately, by sample id (or folder) and file name."""
-        from engine.case.records import read_record
+        from .session import read_record
 
         records = [r for r in (read_record(p) for p in self.settings.recent_stores if Path(p).is_file()) if r]
         if not records:

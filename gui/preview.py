@@ -40,11 +40,14 @@ class PreviewPanel(QWidget):
         self.btn_hem = QPushButton("HEM  [H]")
         self.btn_accept = QPushButton("Accept  [Space]")
         self.btn_clear = QPushButton("Clear review  [U]")
+        self.btn_exclude = QPushButton("Exclude…  [X]")
+        self.is_locked = lambda cell: False  # set by the window: a signed-off case's cells cannot be labelled
         self.btn_next = QPushButton("Next to review  [N]")
         for b, tip in ((self.btn_all, "Label the selected cells ALL (blast)"),
                        (self.btn_hem, "Label the selected cells HEM (normal)"),
                        (self.btn_accept, "Accept the model's class for the selected cells"),
                        (self.btn_clear, "Remove the review of the selected cells"),
+                       (self.btn_exclude, "Not a cell, artefact, duplicate: exclude from % blasts (asks why)"),
                        (self.btn_next, "Go to the next cell that needs review")):
             b.setToolTip(tip)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the gallery
@@ -52,12 +55,14 @@ class PreviewPanel(QWidget):
         self.btn_hem.clicked.connect(lambda: self.reviewRequested.emit("HEM"))
         self.btn_accept.clicked.connect(lambda: self.reviewRequested.emit("accept"))
         self.btn_clear.clicked.connect(lambda: self.reviewRequested.emit("clear"))
+        self.btn_exclude.clicked.connect(lambda: self.reviewRequested.emit("exclude"))
         self.btn_next.clicked.connect(self.nextRequested.emit)
         buttons.addWidget(self.btn_all, 0, 0)
         buttons.addWidget(self.btn_hem, 0, 1)
         buttons.addWidget(self.btn_accept, 1, 0)
         buttons.addWidget(self.btn_clear, 1, 1)
-        buttons.addWidget(self.btn_next, 2, 0, 1, 2)
+        buttons.addWidget(self.btn_exclude, 2, 0)
+        buttons.addWidget(self.btn_next, 2, 1)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.view, 1)
@@ -67,8 +72,11 @@ class PreviewPanel(QWidget):
 
     def show_cell(self, cell: Cell | None, selected: int = 1) -> None:
         reviewable = cell is not None and cell.status not in (PENDING, ERROR)
-        for b in (self.btn_all, self.btn_hem, self.btn_accept, self.btn_clear):
-            b.setEnabled(reviewable or selected > 1)
+        locked = cell is not None and self.is_locked(cell)
+        for b in (self.btn_all, self.btn_hem, self.btn_accept, self.btn_clear, self.btn_exclude):
+            b.setEnabled((reviewable or selected > 1) and not locked)
+            b.setToolTip(b.toolTip().split("\n")[0] + ("\nThe case is signed off: Review ▸ Reopen case to change it"
+                                                        if locked else ""))
         new_cell = cell is None or self.cell is None or cell.key != self.cell.key
         self.cell = cell
         if cell is None:

@@ -109,7 +109,13 @@ class ReviewActions(QObject):
         move on (the reviewed cell may have left the filtered view)."""
         b = self.browser
         if self.flagged_mode:
-            if b.next_open(case=cur.case if cur is not None else None, want=_left) is None:
+            case = cur.case if cur is not None else None
+            still = b.proxy.proxy_row_of(cur.key) if cur is not None else None
+            if still is None and b.proxy.rowCount():
+                # the labelled cell left the filtered view and the rows moved up: the cell now at its row is the
+                # next one in view order; stepping on from there would skip it
+                b.select_row(min(cur_row, b.proxy.rowCount() - 1) - 1 if cur_row > 0 else b.proxy.rowCount() - 1)
+            if b.next_open(case=case, want=_left) is None:
                 self.status.emit(f"Every flagged cell and every ALL call of {cur.case if cur else 'the case'} "
                                  "has been looked at: it can be signed off.", 8000)
             return

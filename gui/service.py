@@ -345,6 +345,13 @@ class EngineService(QObject):
 
         self._submit(work)
 
+    def create_store(self, path: Path):
+        """A new, empty case store at ``path`` (an empty SQLite file: quick enough to make on the caller's
+        thread; loading and closing stores stay on the workers)."""
+        from engine.case.store import CaseStore
+
+        return CaseStore.open(path)
+
     def remove_file(self, path: Path) -> None:
         def work():
             for p in (Path(path), Path(str(path) + ".lock"), Path(str(path) + "-wal"), Path(str(path) + "-shm")):

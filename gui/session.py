@@ -17,7 +17,8 @@ from pathlib import Path
 
 from engine.case.lock import StoreLock, StoreLocked, is_locked
 from engine.case.lock import lock_path as _lock_path
-from engine.case.records import STORE_SUFFIX, STORE_SUFFIXES, free_path, rename_store
+from engine.case.records import (STORE_FILTER, STORE_SUFFIX, STORE_SUFFIXES, candidates, find_records,  # noqa: F401
+                                 free_path, read_record, rename_store, store_name)
 
 
 def new_session_id() -> str:

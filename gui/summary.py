@@ -25,7 +25,10 @@ def pct_text(cc) -> str:
     pct, ci = cc.pct_blasts, cc.pct_interval
     if pct is None:
         return "—" if cc.case == ALL_CASES else ""
-    return f"{pct:.1f} ({ci[0]:.0f}–{ci[1]:.0f})" if ci else f"{pct:.1f}"
+    text = f"{pct:.1f} ({ci[0]:.0f}–{ci[1]:.0f})" if ci else f"{pct:.1f}"
+    if cc.pending:  # a run is still going: not a result yet
+        return f"partial: {text}, {cc.cells - cc.pending} of {cc.cells} classified"
+    return text
 
 
 class SummaryTable(QTableWidget):

@@ -109,12 +109,12 @@ def main() -> int:
     w.review_selected("HEM" if first.prediction == "ALL" else "ALL")
     w.review_selected("accept")
     w.review_selected("accept")
-    w.next_needs_review()
+    w.next_review_open()
     pump(app, 1.5)
     save(w, "02-gallery-review.png")
 
     w.tabs.setCurrentWidget(w.table)
-    w.filter_combo.setCurrentIndex(w.filter_combo.findData("needs_review"))
+    w.filter_combo.setCurrentIndex(w.filter_combo.findData("review_open"))
     w.table.sortByColumn(4, Qt.SortOrder.DescendingOrder)
     w.select_row(2)
     pump(app, 0.8)
@@ -168,11 +168,11 @@ def main() -> int:
     save(cmp, "10-compare.png")
     cmp.close()
     name = w.doc.case_of_root(str(case)).name
-    w.reviews.confirm_bulk = lambda n, flagged: True  # no modal question in a script
+    w.reviews.confirm_bulk = lambda n, left: True  # no modal question in a script
     for _ in range(len(w.model.cells)):
-        if not any(c.review_open and c.case == name for c in w.model.cells):
+        if not any(c.left_before_signoff and c.case == name for c in w.model.cells):
             break
-        w.next_needs_review()
+        w.next_review_open()
         w.review_selected("accept")
     w.case_actions.ask_comment = lambda c, r: ("blast count confirmed", True)
     w.case_actions.sign_off()

@@ -462,7 +462,7 @@ class CaseDocument:
         self._emit(ResultsStored(tuple(c for c, _ in stored), facts, tuple(stored)))
         if stale:
             self._emit(StaleFound(tuple(stale)))
-            self._reopen_changed(stale)
+            self._reopen_signed(stale, "reviewed image(s) changed on disk after the sign-off")
 
     def content_changed(self, cells: Iterable[Cell]) -> list[Cell]:
         """These images changed on disk since they were classified (another sha256): their results are

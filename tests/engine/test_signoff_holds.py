@@ -139,3 +139,24 @@ def test_cli_refuses_a_replaced_image_in_a_signed_off_case(cells_dir, tiny_model
     rc = main(["classify", str(case), "--out", str(tmp_path / "b.csv"), "--store", str(db), *common])
     err = capsys.readouterr().err
     assert rc == 5 and "1 changed image(s)" in err
+
+
+def test_a_csv_report_never_asserts_the_opposite_of_the_record(cells_dir, tiny_models_dir, tmp_path, capsys,
+                                                                 _no_bundled_models):
+    """Review-safety issue, item 5: ``report REPORT.csv --pdf`` of a signed-off case printed "Sample ID: not
+    given" and, in red, "not signed off".  With the summary beside the CSV the PDF says what the record says
+    (the same as from the store); without it, "unknown (not in this CSV ...)"."""
+    _case, _extra, db, _common = _signed_case(cells_dir, tiny_models_dir, tmp_path)
+    assert main(["export", str(db), "--out", str(tmp_path / "r.csv"), "--summary", str(tmp_path / "r_summary.csv")]) == 0
+
+    def text(pdf):
+        return " ".join(" ".join(p.extract_text().split()) for p in PdfReader(pdf).pages)
+
+    assert main(["report", str(tmp_path / "r.csv"), "--pdf", str(tmp_path / "a.pdf")]) == 0
+    assert main(["report", str(db), "--pdf", str(tmp_path / "b.pdf")]) == 0
+    a, b = text(tmp_path / "a.pdf"), text(tmp_path / "b.pdf")
+    assert "signed off by Dr. Ada" in a and "signed off by Dr. Ada" in b and "not signed off" not in a
+    (tmp_path / "r_summary.csv").unlink()
+    assert main(["report", str(tmp_path / "r.csv"), "--pdf", str(tmp_path / "c.pdf")]) == 0
+    c = text(tmp_path / "c.pdf")
+    assert "unknown (not in this CSV" in c and "not signed off" not in c and "not given" not in c

@@ -210,3 +210,19 @@ def test_every_document_event_type_has_a_bridge_handler():
     from gui.document import HANDLERS
 
     assert set(HANDLERS) == set(EVENT_TYPES)
+
+
+def test_pct_blasts_of_a_run_still_going_is_labelled_partial():
+    """Review-safety issue, item 5: "1 of 60 classified" is not a result."""
+    from engine.case.rules import CaseCounts
+    from gui.summary import pct_text
+
+    cc = CaseCounts("slide")
+    cc.add("ok", "ALL", False, False)
+    for _ in range(59):
+        cc.add(None, None, False, False)
+    assert pct_text(cc).startswith("partial: 100.0") and "1 of 60 classified" in pct_text(cc)
+    done = CaseCounts("slide")
+    done.add("ok", "ALL", False, False)
+    done.add("ok", "HEM", False, False)
+    assert not pct_text(done).startswith("partial")

@@ -76,3 +76,42 @@ def test_sign_off_says_what_is_left_and_offers_the_walk(qtbot, make_window, cell
     walk = next(b for b in box.buttons() if b.text().startswith("Walk them"))
     walk.click()
     assert w.act_flagged.isChecked() and w.current_cell().left_before_signoff
+
+
+def test_review_flagged_mode_with_the_review_open_filter_skips_no_cell(qtbot, make_window, cells_dir):
+    """Before: with the "Needs review" filter on, labelling the first tile selected the third (the labelled
+    cell left the view, the rows moved up, and the walk stepped on from the moved row)."""
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    w.filter_combo.setCurrentIndex(w.filter_combo.findData("left_before_signoff"))
+    n = w.proxy.rowCount()
+    assert n >= 3
+    order = [w.proxy.cell_at(r) for r in range(n)]
+    w.act_flagged.setChecked(True)
+    w.select_row(0)
+    seen = []
+    for _ in range(n):
+        cur = w.current_cell()
+        if cur is None or not cur.left_before_signoff:
+            break
+        seen.append(cur)
+        w.review_selected("accept")
+    assert seen == order  # every cell in view order, none skipped
+
+
+def test_a_signed_off_case_disables_the_label_buttons(qtbot, make_window, cells_dir, monkeypatch):
+    from gui.case_actions import CaseActions
+
+    monkeypatch.setattr(CaseActions, "ask_comment", lambda self, c, r: ("", True))
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    for c in list(w.model.cells):
+        if c.left_before_signoff:
+            w.select_row(w.proxy.proxy_row_of(c.key))
+            w.review_selected("accept")
+    w.select_row(0)
+    assert w.preview.btn_all.isEnabled()
+    assert w.case_actions.sign_off()
+    w.select_row(1)
+    assert not w.preview.btn_all.isEnabled() and not w.preview.btn_exclude.isEnabled()
+    assert "signed off" in w.preview.btn_hem.toolTip()
