@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 
 SK = QKeySequence.StandardKey
@@ -24,6 +25,7 @@ class Command:
     checkable: bool = False
     enabled: bool = True
     help: str = ""  # what Help ▸ Keyboard shortcuts says (the tip, else the text)
+    on_cells: bool = False  # a label key: acts only while the gallery, table or preview has the focus
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -43,14 +45,17 @@ COMMANDS: tuple[Command, ...] = (
     Command("close_cases", "&Close all cases", "close_cases", ("Ctrl+W",), "Remove all opened cases"),
     Command("settings", "&Settings…", "settings_dialog", ("Ctrl+,", SK.Preferences), "Settings"),
     Command("quit", "&Quit", "close", (SK.Quit,), "Quit"),
-    Command("all", "Label &ALL", lambda w: w.review_selected("ALL"), ("A",), "Label the selected cells ALL"),
-    Command("hem", "Label &HEM", lambda w: w.review_selected("HEM"), ("H",), "Label the selected cells HEM"),
+    Command("all", "Label &ALL", lambda w: w.review_selected("ALL"), ("A",), "Label the selected cells ALL",
+            on_cells=True),
+    Command("hem", "Label &HEM", lambda w: w.review_selected("HEM"), ("H",), "Label the selected cells HEM",
+            on_cells=True),
     Command("accept", "A&ccept model class", lambda w: w.review_selected("accept"), ("Space",),
-            "Accept the model's class for the selected cells (bulk accept: select many)"),
+            "Accept the model's class for the selected cells (bulk accept: select many)", on_cells=True),
     Command("exclude", "E&xclude from % blasts…", lambda w: w.reviews.exclude(), ("X",),
-            "Not a cell, artefact, smudge, duplicate: the selected cells stop counting (a reason is asked)"),
+            "Not a cell, artefact, smudge, duplicate: the selected cells stop counting (a reason is asked)",
+            on_cells=True),
     Command("clear", "Clear &review", lambda w: w.review_selected("clear"), ("U",),
-            "Remove the review of the selected cells"),
+            "Remove the review of the selected cells", on_cells=True),
     Command("undo", "&Undo review", "reviews.undo", (SK.Undo,), "Undo the last review action (a bulk action is one step)",
             enabled=False),
     Command("redo", "&Redo review", "reviews.redo", ("Ctrl+Shift+Z", SK.Redo), "Redo the review action undone",
@@ -109,7 +114,9 @@ def _resolve(window, slot) -> Callable:
 
 
 def build_actions(window) -> dict[str, QAction]:
-    """Create every command as ``window.act_<name>`` (added to the window, so its keys work anywhere)."""
+    """Create every command as ``window.act_<name>``: added to the window, so its keys work anywhere, except the
+    label keys (``on_cells``), which work only while the cell views (``window.cell_views``) have the focus: a key
+    typed where a text box had been never relabels a cell."""
     actions = {}
     for c in COMMANDS:
         a = QAction(c.text, window)
@@ -124,7 +131,12 @@ def build_actions(window) -> dict[str, QAction]:
         else:
             a.triggered.connect(lambda _checked=False, fn=fn: fn())
         a.setEnabled(c.enabled)
-        window.addAction(a)
+        if c.on_cells:
+            a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            for view in window.cell_views():
+                view.addAction(a)
+        else:
+            window.addAction(a)
         setattr(window, f"act_{c.name}", a)
         actions[c.name] = a
     return actions

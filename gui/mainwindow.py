@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, QSize, Qt, QTimer
 from PySide6.QtWidgets import (
-    QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMenu,
+    QApplication, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMenu,
     QMessageBox, QProgressBar, QPushButton, QSplitter, QToolBar, QVBoxLayout, QWidget,
 )
 
@@ -275,8 +275,28 @@ class MainWindow(QMainWindow):
         self.cancel_btn.setToolTip("Stop the classification (Esc). Cells already classified are kept.")
         self.cancel_btn.clicked.connect(self.cancel_run)
         self.cancel_btn.hide()
-        for w in (self.progress, self.eta_label, self.cancel_btn, self.device_label):
+        self.keys_label = QLabel()
+        self.keys_label.setObjectName("keysLabel")
+        self.keys_label.setFixedWidth(self.keys_label.fontMetrics().horizontalAdvance("Label keys off: click a cell") + 12)
+        self.keys_label.setToolTip("A, H, X, Space and U label cells only while the gallery, the table or the "
+                                   "preview has the keyboard focus")
+        for w in (self.keys_label, self.progress, self.eta_label, self.cancel_btn, self.device_label):
             sb.addPermanentWidget(w)
+        QApplication.instance().focusChanged.connect(self._focus_moved)
+        self._focus_moved(None, QApplication.focusWidget())
+
+    def cell_views(self) -> tuple:
+        """The widgets whose focus makes the label keys act (gui/actions.py ``on_cells``)."""
+        return (self.browser, self.preview)
+
+    def labels_have_focus(self) -> bool:
+        f = QApplication.focusWidget()
+        return f is not None and any(v is f or v.isAncestorOf(f) for v in self.cell_views())
+
+    def _focus_moved(self, _old, _new) -> None:
+        on = self.labels_have_focus()
+        self.keys_label.setText("Label keys on" if on else "Label keys off: click a cell")
+        self.keys_label.setStyleSheet("" if on else "color: #b36b00;")
 
     # ------------------------------------------------------------------------------ models (gui/model_chooser.py)
     @property

@@ -115,3 +115,32 @@ def test_a_signed_off_case_disables_the_label_buttons(qtbot, make_window, cells_
     w.select_row(1)
     assert not w.preview.btn_all.isEnabled() and not w.preview.btn_exclude.isEnabled()
     assert "signed off" in w.preview.btn_hem.toolTip()
+
+
+def test_label_keys_act_only_on_the_cell_views(qtbot, make_window, cells_dir):
+    """Before: the filter box shrank, a click where it had been landed on the gallery, and typing "white" there
+    relabelled a cell HEM.  The box keeps its size, and the label keys act only while the gallery, table or
+    preview has the focus; the status bar says whether they do."""
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    w.select_row(0)
+    cell = w.current_cell()
+    width = w.search.width()
+    w.search.setFocus()
+    qtbot.waitUntil(lambda: w.search.hasFocus())
+    qtbot.keyClicks(w.search, "white")
+    assert cell.review is None and w.search.text() == "white"
+    assert w.keys_label.text().startswith("Label keys off")
+    w.search.clear()
+    w.select_row(0)
+    assert w.search.width() == width  # the box never moves from under the mouse
+    w.gallery.setFocus()
+    qtbot.waitUntil(lambda: w.gallery.hasFocus())
+    assert w.keys_label.text() == "Label keys on"
+    w.search.parent().setFocus()  # focus on the filter bar itself (not a text box): still no label
+    qtbot.keyClick(w.search.parent(), Qt.Key.Key_H)
+    assert cell.review is None
+    w.gallery.setFocus()
+    qtbot.waitUntil(lambda: w.gallery.hasFocus())
+    qtbot.keyClick(w.gallery, Qt.Key.Key_H)
+    assert cell.review is not None and cell.review.label == "HEM"
