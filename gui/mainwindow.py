@@ -724,7 +724,9 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------ review helpers
     def start_walk(self) -> None:
-        """Review-flagged mode on (as the F key does): walks what is left before sign-off."""
+        """Review-flagged mode on (as the F key does): walks what is left before sign-off; the gallery takes the
+        focus, so the label keys act at once."""
+        self.gallery.setFocus()
         act = getattr(self, "act_flagged", None)
         if act is not None and not act.isChecked():
             act.setChecked(True)  # toggled -> _flagged_mode(True)

@@ -10,13 +10,15 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QSizePolicy, QTabl
 from .document import ALL_CASES
 from .style import ALL_COLOR, HEM_COLOR, REVIEW_COLOR
 
-HEADERS = ("Case", "Cells", "ALL", "HEM", "% blasts", "Review open", "Errors", "QC", "Excluded", "Reviewed")
+# short headings: ten columns share the side panel (each heading's tooltip says it in full)
+HEADERS = ("Case", "Cells", "ALL", "HEM", "% blasts", "Open", "Err.", "QC", "Excl.", "Rev.")
 HEADER_TIPS = ("The case (its sample id when one is set); ✓ = signed off", "Cells (classified/total while a run goes)",
                "Final class ALL", "Final class HEM", "ALL / (ALL + HEM), with its Wilson 95% interval",
-               "Flagged cells not reviewed yet (the summary CSV's review_open)", "Files that could not be read",
+               "Review open: flagged cells not reviewed yet (the summary CSV's review_open)",
+               "Errors: files that could not be read",
                "Cells that failed the input quality check",
-               "Cells that do not count in % blasts (failed QC and not labelled, or excluded by a reviewer); the "
-               "reasons are in the cell's tooltip", "Cells a person reviewed")
+               "Excluded: cells that do not count in % blasts (failed QC and not labelled, or excluded by a "
+               "reviewer); the reasons are in the cell's tooltip", "Reviewed: cells a person reviewed")
 SIGNED = "✓ "
 
 
@@ -91,7 +93,7 @@ class SummaryTable(QTableWidget):
                 elif it.text() == text:
                     continue
                 it.setText(text)
-                if col == HEADERS.index("Excluded"):
+                if col == HEADERS.index("Excl."):
                     why = reasons.get(cc.case) or {}
                     it.setToolTip("\n".join(f"{w}: {n}" for w, n in why.items()) or "none excluded")
                 if col == 0:

@@ -500,8 +500,8 @@ class CaseDocument:
 
     # --- reviews --------------------------------------------------------------------------------------
     def review(self, cells: Iterable[Cell], kind: str, reviewer: str = "", at: str | None = None) -> Step | None:
-        """``kind``: "ALL" | "HEM" | an exclusion (:func:`.rules.excluded_label`) | "accept" (the model's
-        class) | "clear".  Cells that are not classified
+        """``kind``: "ALL" | "HEM" | an exclusion (:func:`.rules.excluded_label`) | "accept" (what the cell
+        shows: the model's class, or the QC exclusion of an image that failed the quality check) | "clear".  Cells that are not classified
         are skipped, as are those of a signed-off case (:meth:`locked`) and those whose review would not
         change.  One step (undoable), or None (also when every cell given is locked)."""
         if kind not in ("accept", "clear") and not rules.is_review_label(kind):
@@ -518,7 +518,9 @@ class CaseDocument:
             if kind == "clear":
                 new = None
             else:
-                label = c.prediction if kind == "accept" else kind
+                # "accept" confirms what the cell shows now: the model's class, or the exclusion of an image that
+                # failed the quality check (accepting must never turn a not-a-cell image into a counted blast)
+                label = rules.final_label(c.prediction, None, c.qc) if kind == "accept" else kind
                 new = Review(label, reviewer.strip(), at, c.result.sha256, f.name if f else "",
                              f.version if f else "", c.prediction, c.p_all)
             old = c.review

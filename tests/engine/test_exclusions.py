@@ -115,3 +115,14 @@ def test_cli_and_pdf_say_what_was_excluded(tmp_path, capsys):
     text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(pdf).pages)
     assert "Blasts (ALL): 49.2 %" in text and "of 59 classified cells (2 excluded, not counted)" in text
     assert "Cells excluded from % blasts" in text and "Excluded from % blasts: " in text
+
+
+def test_accepting_a_qc_failure_confirms_its_exclusion_not_a_blast(tmp_path):
+    """Seen in the screenshots: walking the cells left before sign-off with Space accepted the blank frame as
+    "ALL 1.00", and it was counted again.  Accept confirms what the cell shows: its exclusion."""
+    doc = _doc(tmp_path)
+    white = doc.cells[-1]
+    doc.review([white], "accept", "ann")
+    assert white.review.label.startswith("EXCLUDED: failed the quality check") and white.excluded
+    (cc,) = doc.counts()
+    assert (cc.all, cc.hem, cc.excluded) == (30, 30, 1)
