@@ -253,8 +253,10 @@ def cmd_models(args) -> int:
         else:
             h, w = c.input_size
             inp = f"{h}x{w}"
-            if c.preprocessing and c.preprocessing.crop_fraction < 1:
-                inp += f" crop {c.preprocessing.crop_fraction:g}"
+            pre = c.preprocessing
+            if pre and (pre.crop_mode == "centroid" or pre.crop_fraction < 1):
+                inp += (f" window {pre.window_px}px on the cell" if pre.crop_mode == "centroid"
+                        else f" crop {pre.crop_fraction:g}")
         rows.append((c.name, c.version, c.architecture, inp, f"{c.threshold:g}", describe_metrics(c)))
     if cards:
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
@@ -647,8 +649,11 @@ def cmd_export(args) -> int:
         hwhere, ok = _write_or_rescue("review history", history_path, write_reviews, history)
         code = code if ok else EXIT_WRITE
         if code == EXIT_OK and lock is not None:
+            closed_at = store.meta().get("closed_at", "")
             store.attach(doc)
             doc.mark_exported()
+            if closed_at:  # a normally closed record stays closed (the app must not offer it for restore)
+                doc.note_closed(closed_at)
     finally:
         store.close()
         if lock is not None:
@@ -658,7 +663,8 @@ def cmd_export(args) -> int:
     cc = count_rows(rows)
     _say(f"{cc.cells} cells in {len(sums)} folder(s), model {doc.current.name} {doc.current.version}, threshold "
          f"{doc.threshold:g}: {cc.flagged} flagged for review, {cc.reviewed} reviewed, {cc.review_open} review(s) "
-         f"open{'; ' + exclusions_text(rows) if cc.excluded else ''}; report: {where}"
+         f"open{'; ' + exclusions_text(rows) if cc.excluded else ''}"
+         f"{f'; INCOMPLETE: {cc.pending} of {cc.cells} images not classified' if cc.pending else ''}; report: {where}"
          + (f"; summary: {swhere}" if summary is not None else "")
          + f"; review history ({len(history)} events): {hwhere}")
     return code

@@ -183,6 +183,12 @@ def _verdict(pdf: _Doc, case: Case) -> None:
     if cc.excluded:
         line += f" ({cc.excluded} excluded, not counted)"
     pdf.multi_cell(0, 6, pdf.t(line), new_x="LMARGIN", new_y="NEXT")
+    if cc.pending:
+        pdf.set_text_color(*_RED)
+        pdf.multi_cell(0, 6, pdf.t(f"INCOMPLETE: {cc.cells - cc.pending} of {cc.cells} images classified, "
+                                   f"{cc.pending} not classified (the run stopped before them)."),
+                       new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0, 0, 0)
     pdf.font(8.5)
     head = ("Folder", "Cells", "ALL", "HEM", "% blasts (95 % CI)", "Review open", "Errors", "QC", "Excluded")
     folders = case.folders if len(case.folders) > 1 else []

@@ -90,8 +90,10 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "excluded",
     "excluded_reasons",
     "signoff_check",
+    "not_classified",
 )
 LABELS = case_rules.LABELS
+PENDING_STATUS = "pending"  # a row of an image found but not classified (an interrupted run)
 
 _NEEDS_QUOTE = re.compile(r"'*[=+\-@\t\r]")  # also an already-quoted value, so reading back is exact
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -171,6 +173,17 @@ def cell_row(
     return row
 
 
+def pending_row(path, root, folder: str, file: str, classifier, threshold: float | None = None) -> dict[str, str]:
+    """The report row of an image that was found but not classified (the run stopped before it)."""
+    thr = classifier.threshold if threshold is None else float(threshold)
+    row = {c: "" for c in CELL_COLUMNS}
+    row.update({"path": str(path), "folder": folder, "file": file, "status": PENDING_STATUS,
+                "error": "not classified (the run stopped before this image)", "flagged": "false",
+                "model": classifier.name, "model_version": classifier.version, "threshold": fmt_threshold(thr),
+                "default_threshold": fmt_threshold(classifier.threshold), "root": str(root)})
+    return row
+
+
 def cell_columns(rows: Sequence[Mapping[str, str]]) -> list[str]:
     """:data:`CELL_COLUMNS` then any extra keys of the rows (``p_all_<member>``) in first-seen order."""
     cols = list(CELL_COLUMNS)
@@ -218,6 +231,9 @@ def row_flagged(r: Mapping[str, str]) -> bool:
 def count_row(cc: CaseCounts, r: Mapping[str, str]) -> None:
     """Count one per-cell report row into ``cc`` by the case rule (the same as the window's cells)."""
     ok = r.get("status") == "ok"
+    if r.get("status") == PENDING_STATUS:
+        cc.add(None, None, False, False)
+        return
     reviewed = r.get("reviewed_label") or ""
     label = case_rules.final_label(r.get("prediction") or None, reviewed or None, r.get("qc") or "")
     cc.add("ok" if ok else "error", label, row_flagged(r), bool(reviewed), bool(r.get("qc")),
@@ -271,7 +287,7 @@ def summarize(rows: Iterable[Mapping[str, str]], signoffs: Mapping[str, object] 
         g = groups.get(key)
         if g is None:
             g = groups[key] = CaseCounts(key[1])
-        if r.get("status") != "ok":
+        if r.get("status") not in ("ok", PENDING_STATUS):
             seen = reasons.setdefault(key, [])
             if r.get("error") and r["error"] not in seen:
                 seen.append(r["error"])
@@ -309,6 +325,7 @@ def summarize(rows: Iterable[Mapping[str, str]], signoffs: Mapping[str, object] 
                 "excluded": str(g.excluded),
                 "excluded_reasons": reasons_text(excluded.get((root, folder), Counter())),
                 "signoff_check": signoff_check(signoffs.get(root), by_root.get(root, [])),
+                "not_classified": str(g.pending),
             }
         )
     return out

@@ -9,6 +9,8 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox
 
+from .document import local_time
+
 
 class CaseActions(QObject):
     status = Signal(str, int)
@@ -67,7 +69,7 @@ class CaseActions(QObject):
         if not accepted:
             return False
         so = self.doc.sign_off(case, reviewer, comment)
-        self.status.emit(f"{case.label} signed off by {so.by} at {so.at}. Its reviews are locked.", 10000)
+        self.status.emit(f"{case.label} signed off by {so.by} at {local_time(so.at)}. Its reviews are locked.", 10000)
         self.changed.emit()
         return True
 
@@ -106,5 +108,5 @@ class CaseActions(QObject):
 
     def ask_reason(self, case) -> str:
         text, ok = QInputDialog.getText(self.win, "Reopen case", f"{case.label} was signed off by {case.signoff.by} "
-                                        f"at {case.signoff.at}.\n\nWhy is it reopened? (kept in the case store)")
+                                        f"at {local_time(case.signoff.at)}.\n\nWhy is it reopened? (kept in the case store)")
         return text.strip() if ok else ""

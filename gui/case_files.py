@@ -42,6 +42,7 @@ class CaseFiles(QObject):
         self.files = SessionFiles(data_dir)
         self.path: Path | None = None  # the store written now
         self.unavailable = ""  # why there is no store (autosave is off)
+        self.broken = ""  # why the record shown is broken (engine.case.audit.verify), "" when intact
         self._wanted: Path | None = None  # a store being opened
         self._fresh: Path | None = None  # the new session store: deleted on close only if it never held a cell
         self._fresh_used = False
@@ -124,13 +125,19 @@ class CaseFiles(QObject):
             self.service.remove_file(old)  # a new session that never held a cell; otherwise it is kept
             kept = None
         self._fresh = None
+        problem = getattr(store, "problem", None)
+        self.broken = str(problem) if problem is not None else ""
+        if self.broken:
+            self.message.emit("Case record is broken", f"{path}:\n{self.broken}\n\nIts history was changed outside "
+                              "LeukoScan, so its reviews and sign-off cannot be trusted. Nothing was deleted; "
+                              f"leukoscan-cli verify \"{path}\" says where. Reports of it are refused.")
         self.adopted.emit((path, kept))
         self.service.check_files(store, doc)
         log.info("case store %s opened: %d cells, %d reviews", path, len(doc.cells), len(doc.reviews))
 
     def _failed(self, path: Path, reason: str, moved, offer_move: bool = False) -> None:
         if offer_move and moved is None:
-            self.service.open_store(path, load=True)  # fails again, and is moved aside there
+            self.service.open_store(path, load=True, move_damaged=True)  # asked (restore?): moved aside if damaged
             return
         if self.path is not None and path == self.path and self._fresh == path:
             self.path = None

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer
 
-from .document import ERROR, OK, PENDING, Cell, exclusion_reason, p_all_text  # the case document's cells and display rule
+from .document import ERROR, OK, PENDING, Cell, exclusion_reason, local_time, p_all_text  # the case document's cells and display rule
 
 CellRole = Qt.ItemDataRole.UserRole + 1  # the Cell object
 SortRole = Qt.ItemDataRole.UserRole + 2  # a value that sorts correctly (numbers as numbers)
@@ -186,7 +186,7 @@ def tooltip(c: Cell) -> str:
         if c.review_open:
             lines.append("Flagged: review open")
     if c.review:
-        lines.append(f"Reviewed: {c.review.label} by {c.review.reviewer} at {c.review.reviewed_at}")
+        lines.append(f"Reviewed: {c.review.label} by {c.review.reviewer} at {local_time(c.review.reviewed_at)}")
     if c.stale is not None:
         lines.append("An earlier review was set aside: the image changed since")
     return "\n".join(lines)

@@ -46,7 +46,9 @@ def card_html(card, active=None) -> str:
     if not card.is_ensemble:
         pre = card.preprocessing
         rows += [
-            ("Input", f"{pre.height}x{pre.width} RGB, centre crop {pre.crop_fraction:g}, {escape(pre.resize_filter)}"),
+            ("Input", f"{pre.height}x{pre.width} RGB, "
+                      + (f"a {pre.window_px}-pixel window centred on the cell" if pre.crop_mode == "centroid"
+                         else f"centre crop {pre.crop_fraction:g}") + f", {escape(pre.resize_filter)}"),
             ("Calibration", f"temperature {card.temperature:.3g}"),
             ("Test-time views", "the cell as it is" if card.tta_views == (0,) else
              f"mean over {len(card.tta_views)} rotations/mirrors of each cell (views {', '.join(map(str, card.tta_views))})"),

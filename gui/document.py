@@ -12,13 +12,14 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.case import events as ev
 from engine.case.document import ERROR, OK, PENDING, CaseDocument, Cell, ModelFacts, utc_now
+from engine.localtime import local_time
 from engine.case.rules import (EXCLUDED, EXCLUSION_REASONS, LABELS, excluded_label, exclusion_reason, model_basis,
                                p_all_text)
 
 ALL_CASES = "All cases"
 
 __all__ = ["ALL_CASES", "ERROR", "EXCLUDED", "EXCLUSION_REASONS", "LABELS", "OK", "PENDING", "Cell", "DocumentBridge",
-           "excluded_label", "exclusion_reason", "model_basis", "p_all_text", "utc_now"]
+           "excluded_label", "exclusion_reason", "local_time", "model_basis", "p_all_text", "utc_now"]
 
 
 class DocumentBridge(QObject):

@@ -48,6 +48,10 @@ class ExportFlow(QObject):
         """Why an export cannot start now ("" when it can)."""
         if self.doc.current is None:
             return "No model is loaded."
+        broken = getattr(self.win.case_files, "broken", "")
+        if broken:
+            return (f"This case record is broken ({broken}): a report would present it as valid. Nothing was "
+                    "deleted; leukoscan-cli verify says where.")
         if self.win.runs.running:
             return "Classification is still running: wait for it to finish or cancel it first."
         if self.request is not None:

@@ -180,6 +180,11 @@ class MainWindow(QMainWindow):
         self.banner.setStyleSheet("QLabel#banner { background:#fff3cd; color:#5c4400; padding:6px;"
                                   " border:1px solid #e0c36c; }")
         self.banner.hide()
+        self.record_banner = QLabel()  # a broken case record (engine.case.audit): red, until another is opened
+        self.record_banner.setObjectName("recordBanner")
+        self.record_banner.setWordWrap(True)
+        self.record_banner.setStyleSheet("QLabel#recordBanner { background:#f8d7da; color:#721c24; padding:6px; }")
+        self.record_banner.hide()
         self.welcome = QLabel(
             "<h2>Drop a case folder here</h2><p>or use <b>File ▸ Open folder…</b> (Ctrl+O).<br>"
             "Every image in the folder and its sub-folders is classified; each folder you open is a case.</p>"
@@ -194,6 +199,7 @@ class MainWindow(QMainWindow):
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.banner)
+        ll.addWidget(self.record_banner)
         self.filters = FilterBar(self.proxy)
         self.filters.changed.connect(self._schedule_refresh)
         self.case_combo, self.filter_combo = self.filters.case_combo, self.filters.filter_combo
@@ -566,6 +572,10 @@ class MainWindow(QMainWindow):
         now is reported); what was on screen before is never opened into it: one patient per record."""
         path, kept = info
         self.settings.add_recent_store(str(path))
+        broken = self.case_files.broken
+        self.record_banner.setText(f"<b>This case record is broken:</b> {broken}. Its reviews and sign-off cannot "
+                                   "be trusted and reports of it are refused (nothing was deleted)." if broken else "")
+        self.record_banner.setVisible(bool(broken))
         again = [p for p in self.doc.opened if p] + self._after_record
         self._after_record = []
         if again:

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from .cells import ERROR, PENDING, Cell, exclusion_reason
+from .cells import ERROR, PENDING, Cell, exclusion_reason, local_time
 from .imageview import ImageView
 from .style import ERROR_COLOR, REVIEW_COLOR, REVIEWED_COLOR, label_color
 from .thumbs import full_size_loader
@@ -146,5 +146,5 @@ def details_html(c: Cell, selected: int = 1) -> str:
     if c.review is not None:
         verdict = "overridden" if c.overridden else "accepted"
         rows.append(_span(REVIEWED_COLOR, f"Reviewed: {c.review.label}") +
-                    f" ({verdict}) by {escape(c.review.reviewer)}, {escape(c.review.reviewed_at)}")
+                    f" ({verdict}) by {escape(c.review.reviewer)}, {escape(local_time(c.review.reviewed_at))}")
     return "<br>".join(rows)

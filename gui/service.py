@@ -284,9 +284,11 @@ class EngineService(QObject):
         return snap.revision
 
     # --- case stores ------------------------------------------------------------------------------
-    def open_store(self, path: Path, load: bool) -> None:
+    def open_store(self, path: Path, load: bool, move_damaged: bool = False) -> None:
         """Open (create) the store at ``path``; with ``load``, also read its document -> ``storeOpened``.
-        A store that cannot be read is moved aside (``.corrupt``) -> ``storeFailed``."""
+        Else ``storeFailed``.  Only a LeukoScan store that is damaged is ever moved aside (``.corrupt``), and only
+        with ``move_damaged`` (the user was asked first); a file that is not a LeukoScan store (a CSV, another
+        program's SQLite database) is never touched."""
 
         def work():
             try:
@@ -294,7 +296,7 @@ class EngineService(QObject):
                 doc = store.load() if load else None
             except StoreError as exc:
                 moved = None
-                if load and exc.kind in ("not_sqlite", "damaged") and Path(path).exists():
+                if load and move_damaged and exc.kind == "damaged" and Path(path).exists():
                     try:
                         moved = move_aside(path)
                     except OSError:

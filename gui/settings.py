@@ -1,8 +1,8 @@
 """Persistent user settings (QSettings, organisation "LeukoScan") and the user data folder.
 
-``LEUKOSCAN_DATA_DIR`` (honoured by :func:`engine.paths.user_data_dir` too) moves the user data folder;
-when it is set the settings live in an INI file inside it as well, so tests, benchmarks and
-screenshots never touch a real user's settings.
+The settings live in ``settings.ini`` inside the user data folder (one place, with ``sessions/`` and ``logs/``).
+``LEUKOSCAN_DATA_DIR`` (honoured by :func:`engine.paths.user_data_dir` too) moves that folder, so tests,
+benchmarks and screenshots never touch a real user's settings.
 """
 
 from __future__ import annotations
@@ -32,11 +32,31 @@ def user_data_dir() -> Path:
     return Path(engine_user_data_dir())
 
 
+def settings_path() -> Path:
+    """The one place the settings live: ``settings.ini`` in the user data folder (beside ``sessions/`` and
+    ``logs/``), as the README says; never the platform's own settings store."""
+    return user_data_dir() / "settings.ini"
+
+
 def _qsettings() -> QSettings:
-    env = os.environ.get("LEUKOSCAN_DATA_DIR")
-    if env:
-        return QSettings(str(Path(env) / "settings.ini"), QSettings.Format.IniFormat)
-    return QSettings(ORG, APP)
+    path = settings_path()
+    if not path.exists() and not os.environ.get("LEUKOSCAN_DATA_DIR"):
+        _adopt_native_settings(path)
+    return QSettings(str(path), QSettings.Format.IniFormat)
+
+
+def _adopt_native_settings(path: Path) -> None:
+    """Settings written by an earlier LeukoScan to the platform store (~/.config/LeukoScan/LeukoScan.conf,
+    the registry ...) are copied once into the INI file, so nothing the user set is lost."""
+    old = QSettings(ORG, APP)
+    keys = old.allKeys()
+    if not keys:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = QSettings(str(path), QSettings.Format.IniFormat)
+    for k in keys:
+        new.setValue(k, old.value(k))
+    new.sync()
 
 
 class Settings:

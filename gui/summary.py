@@ -7,7 +7,7 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QSizePolicy, QTableWidget, QTableWidgetItem, QWidget
 
-from .document import ALL_CASES
+from .document import ALL_CASES, local_time
 from .style import ALL_COLOR, HEM_COLOR, REVIEW_COLOR
 
 # short headings: ten columns share the side panel (each heading's tooltip says it in full)
@@ -99,7 +99,7 @@ class SummaryTable(QTableWidget):
                 if col == 0:
                     tip = cc.case if case is None or not case.sample_id else f"{case.sample_id} ({case.name})"
                     if so is not None:
-                        tip += f"\nSigned off by {so.by} at {so.at}" + (f" ({so.basis})" if so.basis else "") \
+                        tip += f"\nSigned off by {so.by} at {local_time(so.at)}" + (f" ({so.basis})" if so.basis else "") \
                             + (f": {so.comment}" if so.comment else "")
                     it.setToolTip(tip)
                 f = it.font()

@@ -234,8 +234,8 @@ def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None,
     log(f"wrote {card}")
     img = REPO_ROOT / "docs" / "img"
     img.mkdir(parents=True, exist_ok=True)
-    for png in run_dir.glob(f"{arch}_*.png"):
-        shutil.copy2(png, img / png.name)
+    for png in run_dir.glob(f"{arch}_*.png"):  # named after the shipped model: another model's plots stay
+        shutil.copy2(png, img / png.name.replace(arch, name, 1))
     return card
 
 

@@ -69,13 +69,14 @@ class Snapshot:
 
 def snapshot(doc: CaseDocument, cells: Iterable[Cell] | None = None) -> Snapshot:
     views = tuple(_CellView(c.path, c.root, c.folder, c.file, c.result, c.review)
-                  for c in (doc.cells if cells is None else cells) if c.result is not None)
+                  for c in (doc.cells if cells is None else cells))
     return Snapshot(doc.current, doc.threshold, views, dict(doc.signoffs), dict(doc.sample_ids), doc.revision)
 
 
 def cell_rows(doc: "CaseDocument | Snapshot", cells: Iterable[Cell] | None = None) -> list[dict[str, str]]:
-    """One report row per classified cell (of ``cells``, default all, in document order) under the
-    current model, its threshold in the document, and the cell's review."""
+    """One report row per cell (of ``cells``, default all, in document order) under the current model, its
+    threshold in the document, and the cell's review; a cell the model has not classified (an interrupted run)
+    is a ``pending`` row, so no report looks more complete than it is."""
     facts = doc.current
     if facts is None:
         return []
@@ -84,6 +85,8 @@ def cell_rows(doc: "CaseDocument | Snapshot", cells: Iterable[Cell] | None = Non
     for i, c in enumerate((doc.cells if cells is None else cells)):
         cr = cell_result(c, i) if c is not None else None
         if cr is None:
+            if c is not None:
+                rows.append(report.pending_row(c.path, c.root, c.folder, c.file, facts, threshold))
             continue
         rv = c.review
         review = report.Review(rv.label, rv.reviewer, rv.reviewed_at, rv.model_label or "") if rv is not None else None

@@ -332,7 +332,7 @@ def test_summary_columns_from_export_store_and_summarize(tmp_path):
     _confirm_blasts(doc)
     doc.sign_off("slide A", "Dr. Ada", comment="=SUM(A1)", at=AT)
     store.close()
-    assert list(SUMMARY_COLUMNS[-7:-4]) == ["signed_off_by", "signed_off_at", "comment"]
+    assert list(SUMMARY_COLUMNS[-8:-5]) == ["signed_off_by", "signed_off_at", "comment"]
 
     written = export_store(path, tmp_path / "r.csv", tmp_path / "s.csv")
     summary = _read(written["summary"])

@@ -322,3 +322,17 @@ def test_default_model_rule():
         C(name="e", recommended=False, is_ensemble=True)
     assert default_model([a, b, e]) == "b" and default_model([a, e]) == "e" and default_model([a]) == "a"
     assert default_model([]) is None
+
+
+def test_ctrl_c_while_the_cli_starts_is_one_line_and_exit_130(monkeypatch, capsys):
+    """Case-record issue, item 5: Ctrl-C in the first 0.3 s printed a Python traceback (exit -2)."""
+    import importlib
+
+    from engine import cli_entry
+
+    def interrupted(name, *a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib, "import_module", interrupted)
+    assert cli_entry.main(["models"]) == 130
+    assert capsys.readouterr().err == "leukoscan-cli: interrupted\n"

@@ -58,7 +58,7 @@ def test_column_order():
     assert list(SUMMARY_COLUMNS[7:]) == ["pct_all_ci_low", "pct_all_ci_high", "review_open", "reviewed", "root",
                                          "error_reasons", "flagged", "overridden", "qc", "signed_off_by",
                                          "signed_off_at", "comment", "sample_id", "excluded", "excluded_reasons",
-                                         "signoff_check"]
+                                         "signoff_check", "not_classified"]
 
 
 def test_cell_row_values(clf):
@@ -115,7 +115,7 @@ def test_summarize_counts_final_labels_per_root_and_folder(clf):
         "pct_all": "25.0", "pct_all_ci_low": "4.6", "pct_all_ci_high": "69.9", "review_open": "1", "reviewed": "1",
         "error_reasons": "empty file (0 bytes)", "flagged": "1", "overridden": "1", "qc": "0",
         "signed_off_by": "", "signed_off_at": "", "comment": "", "sample_id": "", "excluded": "0", "excluded_reasons": "",
-        "signoff_check": ""}
+        "signoff_check": "", "not_classified": "0"}
     assert s[1]["error_reasons"] == ""
     assert (s[1]["pct_all"], s[1]["pct_all_ci_low"], s[1]["pct_all_ci_high"]) == ("100.0", "20.7", "100.0")
     assert s[3]["pct_all"] == s[3]["pct_all_ci_low"] == s[3]["pct_all_ci_high"] == "" and s[3]["classified"] == "0"

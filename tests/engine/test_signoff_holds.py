@@ -160,3 +160,48 @@ def test_a_csv_report_never_asserts_the_opposite_of_the_record(cells_dir, tiny_m
     assert main(["report", str(tmp_path / "r.csv"), "--pdf", str(tmp_path / "c.pdf")]) == 0
     c = text(tmp_path / "c.pdf")
     assert "unknown (not in this CSV" in c and "not signed off" not in c and "not given" not in c
+
+
+def test_export_keeps_a_closed_record_closed(cells_dir, tiny_models_dir, tmp_path, _no_bundled_models):
+    """Case-record issue, item 5: ``leukoscan-cli export`` cleared ``closed_at``, so the app then offered a
+    normally closed store for Restore."""
+    _case, _extra, db, _common = _signed_case(cells_dir, tiny_models_dir, tmp_path)
+    store = CaseStore.open(db)
+    doc = store.load()
+    store.attach(doc)
+    doc.note_closed("2026-12-01T10:00:00Z")
+    store.close()
+    assert main(["export", str(db), "--out", str(tmp_path / "e.csv")]) == 0
+    store = CaseStore.open(db)
+    try:
+        assert store.meta().get("closed_at") == "2026-12-01T10:00:00Z"
+    finally:
+        store.close()
+
+
+def test_an_interrupted_run_is_reported_as_incomplete(cells_dir, tiny_models_dir, tmp_path, capsys,
+                                                      _no_bundled_models):
+    """Case-record issue, item 5: after an interrupted run (64 of 100 stored) ``export`` exited 0 and the PDF said
+    "90.6 % of 64 classified cells" without a word about the 36 images never classified."""
+    from engine.case import ModelFacts
+    from engine.case.store import HeadlessRun
+    from engine.pipeline import classify, scan
+    from engine.registry import Registry
+
+    clf = Registry([tiny_models_dir]).load("tiny_ensemble")
+    items = scan([cells_dir])
+    db = tmp_path / "c.db"
+    run = HeadlessRun(CaseStore.open(db), ModelFacts.of(clf), items)
+    for res in list(classify(run.todo, clf))[:5]:  # stopped after 5 of 8
+        run.add(res)
+    assert run.finish() == []
+    capsys.readouterr()
+    assert main(["export", str(db), "--out", str(tmp_path / "e.csv"), "--summary", str(tmp_path / "s.csv")]) == 0
+    assert "INCOMPLETE: 3 of 8 images not classified" in capsys.readouterr().err
+    rows = _read(tmp_path / "e.csv")
+    assert len(rows) == 8 and sum(r["status"] == "pending" for r in rows) == 3
+    (s,) = _read(tmp_path / "s.csv")
+    assert (s["cells"], s["classified"], s["not_classified"]) == ("8", "5", "3")
+    assert main(["report", str(db), "--pdf", str(tmp_path / "c.pdf")]) == 0
+    text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(tmp_path / "c.pdf").pages)
+    assert "INCOMPLETE: 5 of 8 images classified, 3 not classified" in text

@@ -348,10 +348,26 @@ def test_corrupt_session_store_is_reported_and_moved_aside(qtbot, make_window):
     w = make_window(check_orphans=True)
     qtbot.waitUntil(lambda: any(t == "Case store could not be read" for t, _ in w.messages), timeout=10_000)
     msg = [m for t, m in w.messages if t == "Case store could not be read"][0]
-    assert str(bad) in msg and "moved aside" in msg
-    moved = sessions / "session-x.db.corrupt"
-    assert not bad.exists() and moved.read_bytes() == data  # moved, never deleted
+    assert str(bad) in msg and "not a LeukoScan case file" in msg
+    # not a LeukoScan store at all (random bytes): never renamed, never deleted (case-record issue, item 5)
+    assert bad.read_bytes() == data and not (sessions / "session-x.db.corrupt").exists()
     assert w.session_path is not None and w.session_path != bad  # the window still autosaves
+
+
+def test_open_case_store_never_renames_a_file_that_is_not_a_store(qtbot, make_window, tmp_path):
+    """Case-record issue, item 5: File > Open case store on a CSV (or another program's SQLite file) renamed it
+    to .corrupt."""
+    import sqlite3
+
+    w = make_window()
+    for f, make in ((tmp_path / "report.csv", lambda p: p.write_text("path,status\n")),
+                    (tmp_path / "other.db", lambda p: sqlite3.connect(p).execute("CREATE TABLE t(x)").connection.commit())):
+        make(f)
+        before = f.read_bytes()
+        w.messages.clear()
+        w.open_store(f)
+        qtbot.waitUntil(lambda: any(t == "Case store could not be read" for t, _ in w.messages), timeout=10_000)
+        assert f.exists() and f.read_bytes() == before and not f.with_name(f.name + ".corrupt").exists()
 
 
 def test_open_case_store_written_by_the_cli_shows_its_results_without_a_run(qtbot, make_window, cells_dir,

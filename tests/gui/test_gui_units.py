@@ -226,3 +226,15 @@ def test_pct_blasts_of_a_run_still_going_is_labelled_partial():
     done.add("ok", "ALL", False, False)
     done.add("ok", "HEM", False, False)
     assert not pct_text(done).startswith("partial")
+
+
+def test_settings_live_in_the_user_data_folder(tmp_path, monkeypatch):
+    """Case-record issue, item 5: the app wrote ~/.config/LeukoScan/LeukoScan.conf although the README says
+    the settings live in the user data folder."""
+    from gui.settings import Settings, settings_path, user_data_dir
+
+    assert settings_path() == user_data_dir() / "settings.ini"
+    s = Settings()
+    s.reviewer = "ann"
+    del s
+    assert settings_path().is_file() and "ann" in settings_path().read_text()

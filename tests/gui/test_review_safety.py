@@ -144,3 +144,35 @@ def test_label_keys_act_only_on_the_cell_views(qtbot, make_window, cells_dir):
     qtbot.waitUntil(lambda: w.gallery.hasFocus())
     qtbot.keyClick(w.gallery, Qt.Key.Key_H)
     assert cell.review is not None and cell.review.label == "HEM"
+
+
+def test_a_broken_record_is_shown_with_a_banner_and_its_reports_refused(qtbot, make_window, cells_dir, tmp_path):
+    """Case-record issue, item 3: the app must not present a record whose history was changed behind
+    LeukoScan's back as valid."""
+    import sqlite3
+
+    from engine.case import CaseDocument  # noqa: F401
+    from engine.case.store import CaseStore
+
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    w.select_row(0)
+    assert w.review_selected("ALL") == 1
+    db = w.session_path
+    w.doc.unexported = False
+    w.close()
+    con = sqlite3.connect(db)
+    con.execute("UPDATE reviews SET label='HEM' WHERE label='ALL'")  # the live table no longer follows the history
+    con.commit()
+    con.close()
+    store = CaseStore.open(db)
+    try:
+        assert store.problem is not None
+    finally:
+        store.close()
+    w2 = make_window()
+    assert w2.open_store_path(db) if hasattr(w2, "open_store_path") else w2.case_files.restore(db)
+    qtbot.waitUntil(lambda: w2.record_banner.isVisible(), timeout=10_000)
+    assert "broken" in w2.record_banner.text()
+    assert any(t == "Case record is broken" for t, _ in w2.messages)
+    assert "broken" in w2.exports.why_not()
