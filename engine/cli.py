@@ -209,7 +209,7 @@ def cmd_verify(args) -> int:
     if not db.is_file():
         raise CliError(f"{db}: no such case file")
     try:
-        store = CaseStore.open(db, create=False)
+        store = CaseStore.open(db, create=False, read_only=True)
     except StoreError as exc:
         raise CliError(f"cannot read the case file: {exc}") from None
     try:
@@ -622,7 +622,7 @@ def cmd_export(args) -> int:
         raise CliError(f"--summary must not be {history_path}: the review history goes there")
     lock = None if args.no_bookkeeping else _take_lock(db, "leukoscan-cli export")
     try:
-        store = CaseStore.open(db, create=False)
+        store = CaseStore.open(db, create=False, read_only=bool(args.no_bookkeeping))
     except StoreError as exc:
         if lock is not None:
             lock.release()
@@ -683,7 +683,7 @@ def _store_report(path: Path) -> tuple[list[dict[str, str]], dict[str, str], dic
     from .case.store import CaseStore, StoreError
 
     try:
-        store = CaseStore.open(path, create=False)
+        store = CaseStore.open(path, create=False, read_only=True)
         try:
             _refuse_broken(store)
             doc = store.load()

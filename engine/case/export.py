@@ -110,7 +110,7 @@ def review_history_rows(source: CaseStore | str | Path) -> list[dict[str, str]]:
     """Every review event of a case file (a :class:`CaseStore` or its path), oldest first."""
     if isinstance(source, CaseStore):
         return _history(source.review_events())
-    store = CaseStore.open(source, create=False)
+    store = CaseStore.open(source, create=False, read_only=True)
     try:
         return _history(store.review_events())
     finally:

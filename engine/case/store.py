@@ -273,11 +273,15 @@ class CaseStore:
 
     # --- opening -------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, create: bool = True) -> "CaseStore":
+    def open(cls, path: str | Path, create: bool = True, read_only: bool = False) -> "CaseStore":
         """Open (or with ``create`` make) the case file at ``path``, migrated to the current schema.
-        Raises :class:`StoreError`."""
+        ``read_only``: for reading commands (``report``, ``verify``, ``export --no-bookkeeping``): opened with
+        SQLite's ``mode=ro`` (``immutable`` on read-only media), nothing is ever written, not even the WAL
+        files; such a store can be read but not attached.  Raises :class:`StoreError`."""
         path = Path(os.path.abspath(Path(path).expanduser()))
         exists = path.exists()
+        if read_only:
+            create = False
         if not exists and not create:
             raise StoreError(f"{path}: no such case file", "missing")
         if path.is_dir():
@@ -301,8 +305,8 @@ class CaseStore:
                 raise StoreError(f"cannot create {path} ({exc.strerror or exc})", "io") from None
         conn = None
         try:
-            conn = cls._connect(path)
-            cls._check_and_migrate(conn, path)
+            conn = cls._connect_read_only(path) if read_only else cls._connect(path)
+            cls._check_and_migrate(conn, path, read_only)
         except StoreError:
             if conn is not None:
                 conn.close()
@@ -351,7 +355,20 @@ class CaseStore:
         return conn
 
     @staticmethod
-    def _check_and_migrate(conn: sqlite3.Connection, path: Path) -> None:
+    def _connect_read_only(path: Path) -> sqlite3.Connection:
+        from urllib.parse import quote
+
+        uri = "file:" + quote(str(path)) + "?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=10.0, isolation_level=None, check_same_thread=False)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:  # read-only media: no -shm can be made beside a WAL file
+            conn = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA query_only=ON")
+        return conn
+
+    @staticmethod
+    def _check_and_migrate(conn: sqlite3.Connection, path: Path, read_only: bool = False) -> None:
         known = schema_version()
         version = conn.execute("PRAGMA user_version").fetchone()[0]  # raises on a file that is not a database
         if version > known:
@@ -370,6 +387,11 @@ class CaseStore:
             if row is None or str(row[0]) != str(version):
                 raise StoreError(f"{path} is not a consistent LeukoScan case file (schema version "
                                  f"{row[0] if row else 'missing'} in meta, {version} in the header)", "damaged")
+        if read_only:
+            if version < known:
+                raise StoreError(f"{path} was written by an older LeukoScan (case file version {version}); open it "
+                                 "once with write access to upgrade it", "io")
+            return
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":  # pragma: no cover - a file system without shared memory
             conn.execute("PRAGMA journal_mode=DELETE")

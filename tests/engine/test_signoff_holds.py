@@ -205,3 +205,30 @@ def test_an_interrupted_run_is_reported_as_incomplete(cells_dir, tiny_models_dir
     assert main(["report", str(db), "--pdf", str(tmp_path / "c.pdf")]) == 0
     text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(tmp_path / "c.pdf").pages)
     assert "INCOMPLETE: 5 of 8 images classified, 3 not classified" in text
+
+
+def test_reading_commands_open_the_store_read_only(cells_dir, tiny_models_dir, tmp_path, capsys,
+                                                   _no_bundled_models):
+    """Case-record issue, item 5: a store on read-only media could not be reported ("attempt to write a readonly
+    database"): reading commands open it with SQLite's mode=ro and write nothing, not even -wal/-shm files."""
+    _case, _extra, db, _common = _signed_case(cells_dir, tiny_models_dir, tmp_path)
+    before = db.read_bytes()
+    listing = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["verify", str(db)]) == 0
+    assert main(["report", str(db), "--pdf", str(tmp_path / "r.pdf")]) == 0
+    assert main(["export", str(db), "--out", str(tmp_path / "e.csv"), "--no-bookkeeping"]) == 0
+    assert db.read_bytes() == before
+    new = sorted(p.name for p in tmp_path.iterdir())
+    # no lock and no data written (a WAL reader may leave SQLite's empty -wal and its -shm index beside the file)
+    assert [n for n in new if n not in listing and not n.endswith(("-shm", "-wal"))] == \
+        ["e.csv", "e_reviews.csv", "r.pdf"]
+    wal = db.with_name(db.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    store = CaseStore.open(db, read_only=True)
+    try:
+        import sqlite3
+
+        with pytest.raises(sqlite3.OperationalError):
+            store._conn.execute("DELETE FROM meta")
+    finally:
+        store.close()
