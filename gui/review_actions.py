@@ -89,7 +89,11 @@ class ReviewActions(QObject):
             return 0
         cur = b.current_cell()
         cur_row = b.gallery.currentIndex().row() if b.gallery.currentIndex().isValid() else 0
-        step = self.doc.review(cells, kind, reviewer)
+        try:
+            step = self.doc.review(cells, kind, reviewer)
+        except ValueError as exc:  # e.g. a reviewer name with control characters (File > Settings)
+            self.status.emit(f"Not reviewed: {exc}.", 10000)
+            return 0
         if step is None:
             self.status.emit("Nothing changed: the selected cells already have that review.", 4000)
             return 0

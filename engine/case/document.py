@@ -258,6 +258,14 @@ Listener = Callable[[CaseEvent], None]
 # ------------------------------------------------------------------------------------------ document
 
 
+def _checked_name(name: str | None) -> str:
+    """A reviewer's or signer's name with runs of spaces collapsed; ValueError (:class:`.audit.RecordRefused`)
+    when it holds control characters: refused here, before the window shows a change the store would refuse."""
+    from .audit import check_name
+
+    return check_name(str(name or ""))
+
+
 class CaseDocument:
     def __init__(self, session_id: str | None = None) -> None:
         self.session_id = session_id or uuid.uuid4().hex[:12]
@@ -506,6 +514,7 @@ class CaseDocument:
         change.  One step (undoable), or None (also when every cell given is locked)."""
         if kind not in ("accept", "clear") and not rules.is_review_label(kind):
             raise ValueError(f"unknown review action {kind!r}")
+        reviewer = _checked_name(reviewer)
         if kind != "clear" and not reviewer.strip():
             raise ValueError("a review needs a reviewer")
         at = at or utc_now()
@@ -697,7 +706,7 @@ class CaseDocument:
         """Sign the case off: its reviews are locked until :meth:`reopen`.  Raises ValueError (the reason
         of :meth:`can_sign_off`, or a missing name) when it cannot be signed off."""
         case = self._case(case)
-        by = " ".join(str(by or "").split())
+        by = _checked_name(by)
         if not by:
             raise ValueError("a sign-off needs the name of who signs off")
         ok, why = self.can_sign_off(case)
@@ -715,7 +724,7 @@ class CaseDocument:
         Returns the sign-off removed.  Raises ValueError when the case is not signed off, or ``by`` or
         ``reason`` is empty."""
         case = self._case(case)
-        by = " ".join(str(by or "").split())
+        by = _checked_name(by)
         reason = str(reason or "").strip()
         if case.signoff is None:
             raise ValueError(f"{case.label} is not signed off")

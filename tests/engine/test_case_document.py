@@ -75,3 +75,14 @@ def test_a_changed_image_reopens_its_signed_off_case_with_the_reason_logged():
     (e,) = [e for e in events if isinstance(e, SignOffChanged)]
     assert e.action is SignOffAction.REOPEN and doc.cells[0].file in e.text
     assert e.by == "LeukoScan (automatic)"
+
+
+def test_a_name_with_control_characters_is_refused_before_anything_changes():
+    """Case-record issue, item 3: the store refused such a name, but the window had already shown the change."""
+    import pytest
+
+    doc = _doc()
+    for bad in ("ann\nSigned off by: Dr. X", "ann\x1b[2J", "ann\u202e"):
+        with pytest.raises(ValueError, match="control"):
+            doc.review(doc.cells[:1], "ALL", bad)
+    assert doc.cells[0].review is None and not doc.can_undo
