@@ -131,12 +131,14 @@ class EngineService(QObject):
 
         def work():
             try:
-                reg = self._registry or Registry(dirs=self._registry_dirs)
+                with self._lock:
+                    reg = self._registry or Registry(dirs=self._registry_dirs)
                 key = (name, device, self.card_digest(reg, name))  # a changed card is another model
             except ModelError as exc:
                 self._emit("modelFailed", name, str(exc))
                 return
-            clf = self._classifiers.get(key)
+            with self._lock:  # list_models replaces the dict under the same lock
+                clf = self._classifiers.get(key)
             if clf is None:
                 try:
                     clf = reg.load(name, device=device)
@@ -146,7 +148,8 @@ class EngineService(QObject):
                 except Exception as exc:  # onnxruntime errors etc.: same dialog, app stays usable
                     self._emit("modelFailed", name, f"{type(exc).__name__}: {exc}")
                     return
-                self._classifiers[key] = clf
+                with self._lock:
+                    self._classifiers[key] = clf
             self._emit("modelLoaded", clf)
 
         self._submit(work)
