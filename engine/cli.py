@@ -731,6 +731,8 @@ def _summary_record(report: Path) -> tuple[dict[str, str], dict[str, dict[str, s
     """Sample ids and sign-offs per root from the summary written beside a per-cell report (``<stem>_summary.csv``,
     as the app and ``--summary`` name it); (None, None) when there is none: the PDF then says "unknown (not in
     this CSV)" instead of asserting "not signed off" or "not given"."""
+    import csv
+
     from .report import read_cell_report
 
     summary = report.with_name(f"{report.stem}_summary.csv")

@@ -4,9 +4,6 @@ the [-1, 1] (InceptionV3) or mean-subtraction (VGG19) normalisation is the model
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
-import numpy as np
 
 from engine.preprocess import dihedral  # noqa: F401  (one definition of the views, shared with the app)
 

@@ -232,3 +232,14 @@ def test_reading_commands_open_the_store_read_only(cells_dir, tiny_models_dir, t
             store._conn.execute("DELETE FROM meta")
     finally:
         store.close()
+
+
+def test_an_unreadable_summary_beside_a_csv_report_is_ignored(cells_dir, tiny_models_dir, tmp_path, capsys):
+    """The summary beside a per-cell CSV is optional: one that cannot be read means "unknown", not a crash."""
+    csv_path = tmp_path / "r.csv"
+    assert main(["classify", str(cells_dir), "--out", str(csv_path), "--model", "tiny_ensemble", "--models-dir",
+                 str(tiny_models_dir), "--no-progress"]) == 0
+    (tmp_path / "r_summary.csv").write_bytes(b"\xff\xfe\x00garbage")
+    assert main(["report", str(csv_path), "--pdf", str(tmp_path / "r.pdf"), "--models-dir", str(tiny_models_dir)]) == 0
+    text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(tmp_path / "r.pdf").pages)
+    assert "unknown (not in this CSV" in text
