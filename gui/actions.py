@@ -31,7 +31,7 @@ class Command:
 COMMANDS: tuple[Command, ...] = (
     Command("open", "&Open folder…", "open_dialog", (SK.Open,), "Open a case folder (all images in it and its sub-folders)"),
     Command("open_files", "Open &images…", "open_files_dialog", ("Ctrl+Shift+O",), "Open single image files"),
-    Command("open_store", "Open case &store…", "open_store_dialog", ("Ctrl+Shift+S",),
+    Command("open_store", "Open case &store…", "open_store_dialog", ("Ctrl+Alt+O",),
             "Open a case store (.leukoscan; .db too) written by the app or by leukoscan-cli classify --store: its "
             "results and reviews, without classifying again"),
     Command("find_record", "&Find case record…", "find_record_dialog", ("Ctrl+Shift+F",),
