@@ -37,7 +37,7 @@ from engine.preprocess import Preprocessing, dihedral  # noqa: E402
 from .data import Manifest, build_pixel_cache, check_no_leak  # noqa: E402
 from .layers import CellAugment, CellAugmentation, Normalize  # noqa: E402
 from .metrics import (area_auroc, area_baseline, compute, donor_summary, held_out_fold, plot_all,  # noqa: E402
-                      weighted_f1, write_json)
+                      run_facts, weighted_f1, write_json)
 
 #: held out by default: the three healthy donors with large cells (the nearest thing to the outside donors that
 #: ../shared has), one small-cell healthy donor and five ALL patients of a range of cell sizes (fold 4 of the
@@ -375,14 +375,8 @@ def finalize(m, r: E2ERecipe, run_dir, va, tr, hist, weights, seconds) -> dict:
         "best_epoch": r.epochs,
         "calibration": fold["calibration"],
         "recipe": r.to_dict(),
-        "test_time_augmentation": {"views": list(r.tta_views), "combine": "mean_logit"},
-        "weights": weights or "none (random initialisation)",
-        "preprocessing": {"height": spec.height, "width": spec.width, **spec.to_dict()},
-        "train_subjects": sorted(set(np.asarray(m.subjects)[tr])),
-        "val_subjects": sorted(set(sv)),
-        "timing_s": {"total": seconds, "per_epoch": hist["seconds"]},
+        **run_facts(m, spec, tr, sv, r.tta_views, weights, seconds, hist["seconds"]),
         "keras_backend": keras.backend.backend(),
-        "data": m.summary(),
     }
     aa = run_dir / "augmented_area.json"
     if aa.exists():

@@ -36,7 +36,7 @@ from engine.preprocess import Preprocessing
 from .augment import Augmentation, augment
 from .data import Manifest, build_pixel_cache, check_no_leak, subject_folds
 from .metrics import (
-    compute_cross_fitted, held_out_fold, plot_all, weighted_f1, write_json,
+    compute_cross_fitted, held_out_fold, plot_all, run_facts, weighted_f1, write_json,
 )
 from .models import Normalize, dihedral, inception_base, keras, tf
 
@@ -224,13 +224,7 @@ def finalize(m, r, spec, run_dir, va, tr, hist, weights, seconds) -> dict:
         "best_epoch": r.epochs,
         "calibration": calib,
         "recipe": _recipe_dict(r),
-        "test_time_augmentation": {"views": list(r.tta_views), "combine": "mean_logit"},
-        "weights": weights or "none (random initialisation)",
-        "preprocessing": {"height": spec.height, "width": spec.width, **spec.to_dict()},
-        "train_subjects": sorted(set(np.asarray(m.subjects)[tr])),
-        "val_subjects": sorted(set(sv)),
-        "timing_s": {"total": seconds, "per_epoch": hist["seconds"]},
-        "data": m.summary(),
+        **run_facts(m, spec, tr, sv, r.tta_views, weights, seconds, hist["seconds"]),
     }
     write_json(run_dir / "metrics.json", metrics)
     curves = {"InceptionV3": {"loss": hist["loss"], "val_weighted_f1": hist["val_weighted_f1_view0"]}}

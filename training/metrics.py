@@ -198,6 +198,20 @@ def compute_cross_fitted(logits, y, folds, subjects, fit_t: bool = True) -> dict
     return m
 
 
+def run_facts(m, spec, tr, val_subjects, tta_views, weights, seconds: float, per_epoch_s) -> dict:
+    """The metrics.json fields every held-out-panel recipe writes the same way (preprocessing, subjects, test-time
+    views, weights, timing, data): one place, so ``export`` reads the same keys from every run."""
+    return {
+        "test_time_augmentation": {"views": list(tta_views), "combine": "mean_logit"},
+        "weights": weights or "none (random initialisation)",
+        "preprocessing": {"height": spec.height, "width": spec.width, **spec.to_dict()},
+        "train_subjects": sorted(set(np.asarray(m.subjects)[tr])),
+        "val_subjects": sorted(set(val_subjects)),
+        "timing_s": {"total": seconds, "per_epoch": per_epoch_s},
+        "data": m.summary(),
+    }
+
+
 def held_out_fold(z: np.ndarray, y: np.ndarray, subjects: Sequence[str], seed: int, val_fold: int) -> dict:
     """Operating point and honest metrics of one held-out subject fold (recipes without a full CV): Platt
     calibration, threshold and review margin fitted on the fold, metrics cross-fitted between two subject-disjoint
