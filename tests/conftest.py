@@ -45,6 +45,12 @@ def _isolated_user_data(monkeypatch, tmp_path_factory):
 
 
 @pytest.fixture
+def _no_bundled_models(monkeypatch, tmp_path_factory):
+    """Model look-ups see only the models a test gives (the shipped ones are tested in test_bundled_models)."""
+    monkeypatch.setenv("LEUKOSCAN_RESOURCES_DIR", str(tmp_path_factory.mktemp("no-bundled-resources")))
+
+
+@pytest.fixture
 def tiny_models_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("tiny-models")
     make_tiny_model(d, **TINY_A)

@@ -360,11 +360,6 @@ def test_summary_columns_from_export_store_and_summarize(tmp_path):
     assert "threshold" in got[a_root]["basis"]
 
 
-@pytest.fixture
-def _no_bundled_models(monkeypatch, tmp_path_factory):
-    monkeypatch.setenv("LEUKOSCAN_RESOURCES_DIR", str(tmp_path_factory.mktemp("no-bundled-resources")))
-
-
 def test_cli_export_and_pdf_report_show_the_signer(cells_dir, tiny_models_dir, tmp_path, capsys, _no_bundled_models):
     common = ["--model", "tiny_ensemble", "--models-dir", str(tiny_models_dir), "--no-progress"]
     db = tmp_path / "CASE.db"

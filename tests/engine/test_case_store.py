@@ -515,11 +515,6 @@ def test_changed_image_marks_the_review_stale(tmp_path):
 # ------------------------------------------------------------------------------------------ CLI
 
 
-@pytest.fixture
-def _no_bundled_models(monkeypatch, tmp_path_factory):
-    monkeypatch.setenv("LEUKOSCAN_RESOURCES_DIR", str(tmp_path_factory.mktemp("no-bundled-resources")))
-
-
 def _read(p: Path) -> list[dict[str, str]]:
     with open(p, encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh))

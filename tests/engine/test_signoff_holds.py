@@ -20,11 +20,6 @@ from engine.case.store import CaseStore
 from engine.cli import main
 
 
-@pytest.fixture
-def _no_bundled_models(monkeypatch, tmp_path_factory):
-    monkeypatch.setenv("LEUKOSCAN_RESOURCES_DIR", str(tmp_path_factory.mktemp("no-bundled-resources")))
-
-
 def _read(p: Path) -> list[dict[str, str]]:
     with open(p, encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh))
