@@ -31,9 +31,10 @@ from . import rules
 from .events import (CaseAdded, CaseEvent, CellsAdded, Cleared, Closed, DecisionsChanged, Exported, ModelChanged,
                      PathOpened, ResultsStored, ReviewsChanged, SignOffAction, SignOffChanged, StaleFound,
                      ThresholdChanged)
+from .kinds import CellStatus
 from .rules import LABELS, CaseCounts
 
-PENDING, OK, ERROR = "pending", "ok", "error"
+PENDING, OK, ERROR = CellStatus.PENDING, CellStatus.OK, CellStatus.ERROR
 
 
 def utc_now() -> str:

@@ -8,16 +8,16 @@ by one side (it was, with ``Event(kind: str, data: dict)`` and if/elif chains on
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING
+
+from .kinds import SignOffAction
 
 if TYPE_CHECKING:
     from .document import Cell, ModelFacts, Result, Step
 
-
-class SignOffAction(str, Enum):
-    SIGN_OFF = "sign_off"
-    REOPEN = "reopen"
+__all__ = ["EVENT_TYPES", "CaseAdded", "CaseEvent", "CellsAdded", "Cleared", "Closed", "DecisionsChanged", "Exported",
+           "ModelChanged", "PathOpened", "ResultsStored", "ReviewsChanged", "SignOffAction", "SignOffChanged",
+           "StaleFound", "ThresholdChanged"]
 
 
 @dataclass(frozen=True)
