@@ -38,9 +38,7 @@ def atomic_open(path: str | Path, *, public: bool = False, mode: str = "w", **op
             fh.flush()
             os.fsync(fh.fileno())
         if public:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
+            _public(tmp)
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -48,6 +46,57 @@ def atomic_open(path: str | Path, *, public: bool = False, mode: str = "w", **op
         except OSError:
             pass
         raise
+
+
+def _public(path: str | Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+@contextmanager
+def atomic_path(path: str | Path, *, public: bool = False) -> Iterator[Path]:
+    """A temporary file name beside ``path`` that replaces ``path`` only when the ``with`` block succeeds.
+
+    For writers that want a file name, not a handle (Keras' ``model.save``, h5py, ``onnx.save_model``): the temp
+    name ends like ``path`` (``.weights.h5``, ``.keras``, ``.onnx``), because such writers check the suffix.  The
+    written file is fsynced before the rename; on any error it is removed and ``path`` is left as it was.
+    """
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    ends = "".join(target.suffixes[-2:])
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{ends}", dir=folder)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if public:
+            _public(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_text(path: str | Path, text: str, *, public: bool = False, encoding: str = "utf-8") -> Path:
+    """``Path.write_text`` that a crash or a reader never sees half-written (:func:`atomic_open`)."""
+    with atomic_open(path, public=public, encoding=encoding) as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def write_json(path: str | Path, data, *, public: bool = False, indent: int | None = 2, **dumps_kwargs) -> Path:
+    """``data`` as JSON (UTF-8, a final newline), written atomically; ``dumps_kwargs`` go to :func:`json.dumps`."""
+    import json
+
+    return write_text(path, json.dumps(data, indent=indent, **dumps_kwargs) + "\n", public=public)
 
 
 #: Files larger than this are refused without reading them (a cell image is well under 1 MB).
