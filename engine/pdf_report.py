@@ -27,7 +27,7 @@ from .localtime import local_time
 from .pdf_fonts import install_fonts
 from .preprocess import ImageDecodeError, open_rgb
 from .report import signoff_check
-from .report_cases import Case, ModelUse, cases_of
+from .report_cases import CaseReport, ModelUse, cases_of
 from .case.rules import CaseCounts
 
 #: From README "Intended use and safety"; printed on every case.
@@ -144,7 +144,7 @@ def _key_values(pdf: _Doc, pairs: Iterable[tuple[str, str]], key_w: float = 30) 
         pdf.multi_cell(0, 5, pdf.t(value), new_x="LMARGIN", new_y="NEXT")
 
 
-def _header(pdf: _Doc, case: Case, meta: _Meta) -> None:
+def _header(pdf: _Doc, case: CaseReport, meta: _Meta) -> None:
     pdf.font(16, bold=True)
     pdf.cell(0, 9, "LeukoScan case report", new_x="LMARGIN", new_y="NEXT")
     signed = signoff_text(meta.signoff) if meta.known else UNKNOWN
@@ -173,7 +173,7 @@ def _header(pdf: _Doc, case: Case, meta: _Meta) -> None:
     pdf.multi_cell(0, 4.2, pdf.t(INTENDED_USE), border=1, fill=True, padding=1.5, new_x="LMARGIN", new_y="NEXT")
 
 
-def _verdict(pdf: _Doc, case: Case) -> None:
+def _verdict(pdf: _Doc, case: CaseReport) -> None:
     pdf.heading("Verdict", keep=30)
     t, cc = case.total, case.counts
     n = cc.all + cc.hem
@@ -218,7 +218,7 @@ def _verdict(pdf: _Doc, case: Case) -> None:
         new_x="LMARGIN", new_y="NEXT")
 
 
-def _histogram(pdf: _Doc, case: Case) -> None:
+def _histogram(pdf: _Doc, case: CaseReport) -> None:
     h, w = 38.0, 130.0
     pdf.heading(f"P(ALL) of the classified cells ({BINS} bins)", keep=h + 12)
     x0, y0 = pdf.l_margin + 10, pdf.get_y() + 2
@@ -274,7 +274,7 @@ def _card_for(use: ModelUse, card: ModelCard | None) -> tuple[ModelCard | None, 
     return card, ""
 
 
-def _model(pdf: _Doc, case: Case, cards: Mapping[str, ModelCard]) -> None:
+def _model(pdf: _Doc, case: CaseReport, cards: Mapping[str, ModelCard]) -> None:
     pdf.heading("Model", keep=25)
     if not case.uses:
         pdf.multi_cell(0, 5, "No cell was classified: no model to report.", new_x="LMARGIN", new_y="NEXT")
@@ -373,7 +373,7 @@ def _thumbnails(pdf: _Doc, title: str, rows: list[dict[str, str]], cap: int | No
     pdf.font(9)
 
 
-def _case_pages(pdf: _Doc, case: Case, meta: _Meta, cards: Mapping[str, ModelCard], new_page: bool = True) -> int:
+def _case_pages(pdf: _Doc, case: CaseReport, meta: _Meta, cards: Mapping[str, ModelCard], new_page: bool = True) -> int:
     """Lay out one case from the top of a page; returns the number of its first page."""
     if new_page:
         pdf.add_page()
@@ -411,7 +411,7 @@ def _signature(pdf: _Doc, meta: _Meta) -> None:
 _OVERVIEW_ROWS_PER_PAGE = 18  # with room for folder names on two lines; more would shift the page numbers
 
 
-def _overview(entries: list[tuple[Case, _Meta, int]]):
+def _overview(entries: list[tuple[CaseReport, _Meta, int]]):
     """The first page(s) of a document of several cases: each case with its own numbers, never a total."""
 
     def render(pdf: _Doc, _outline) -> None:
@@ -470,7 +470,7 @@ def render_case_pdf(rows: Iterable[Mapping[str, str]], *, signoffs: Mapping[str,
     cards = _cards_by_name(card)
     when = local_time(generated_at or datetime.now().astimezone())
     pdf = _Doc(when, fonts_found, search_fonts)
-    entries: list[tuple[Case, _Meta, int]] = []
+    entries: list[tuple[CaseReport, _Meta, int]] = []
     if len(cases) > 1:
         pdf.add_page()
         pages = max(1, -(-len(cases) // _OVERVIEW_ROWS_PER_PAGE))

@@ -37,6 +37,7 @@ import numpy as np
 
 from . import qc as qc_rules
 from .card import ModelError
+from .case.kinds import CellStatus
 from .fileio import MAX_FILE_BYTES, FileRefused, describe_os_error, read_regular_file
 from .model import NON_FINITE, Classifier
 from .preprocess import ImageDecodeError, Preprocessing, is_supported, open_rgb, preprocess_image
@@ -172,7 +173,7 @@ class CellResult:
     folder: str
     file: str
     sha256: str  # of the file bytes; "" when the file could not be read
-    status: str  # "ok" | "error"
+    status: CellStatus  # OK | ERROR
     error: str  # reason, "" when ok
     p_all: float | None  # calibrated P(ALL); None on error
     member_p: dict[str, float] = field(default_factory=dict)  # ensemble: member -> calibrated P(ALL)
@@ -181,7 +182,7 @@ class CellResult:
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == CellStatus.OK
 
 
 def decide(
@@ -363,13 +364,13 @@ def classify(
 def _result(idx: int, it: ScanItem, ld: _Loaded, pred, r: int | None) -> CellResult:
     common = dict(index=idx, path=it.path, root=it.root, folder=it.folder, file=it.path.name, sha256=ld.sha256)
     if ld.error or pred is None or r is None:
-        return CellResult(status="error", error=ld.error or "not classified", p_all=None, **common)
+        return CellResult(status=CellStatus.ERROR, error=ld.error or "not classified", p_all=None, **common)
     p = float(pred.p_all[r])
     member_p = {name: float(v[r]) for name, v in pred.member_p.items()}
     if not math.isfinite(p) or not all(math.isfinite(v) for v in member_p.values()):
-        return CellResult(status="error", error=NON_FINITE, p_all=None, **common)
+        return CellResult(status=CellStatus.ERROR, error=NON_FINITE, p_all=None, **common)
     return CellResult(
-        status="ok",
+        status=CellStatus.OK,
         error="",
         p_all=p,
         member_p=member_p,

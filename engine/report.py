@@ -30,16 +30,15 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
 from .case import rules as case_rules
 from .case.rules import CaseCounts
 from .fileio import atomic_open
-from .model import Classifier
+from .case.kinds import CellStatus
 from .pipeline import CellResult, decide
+from .case.values import Review
 
 CELL_COLUMNS: tuple[str, ...] = (
     "path",
@@ -92,24 +91,31 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "signoff_check",
     "not_classified",
 )
-LABELS = case_rules.LABELS
-PENDING_STATUS = "pending"  # a row of an image found but not classified (an interrupted run)
+PENDING_STATUS = CellStatus.PENDING  # a row of an image found but not classified (an interrupted run)
 
 _NEEDS_QUOTE = re.compile(r"'*[=+\-@\t\r]")  # also an already-quoted value, so reading back is exact
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _MAX_REASONS = 3  # per summary row; then "(+N more)"
 
 
-@dataclass(frozen=True)
-class Review:
-    label: str  # "ALL" | "HEM"
-    reviewer: str = ""
-    reviewed_at: str | datetime = ""
-    model_label: str = ""  # what the model said when the review was made
+class ReportedModel(Protocol):
+    """What :func:`cell_row` reads of the model behind a result: a live :class:`engine.model.Classifier`, the
+    :class:`engine.case.values.ModelFacts` a case record stores, or the
+    :class:`engine.distributed.payload.ReportModel` a Ray driver holds (it has no onnxruntime session).
+    One review type too: :class:`engine.case.values.Review` (``engine.report.Review``)."""
 
-    def __post_init__(self) -> None:
-        if not case_rules.is_review_label(self.label):
-            raise ValueError(f"review label must be one of {LABELS} or an exclusion, got {self.label!r}")
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def review_margin(self) -> float: ...
+    @property
+    def member_names(self) -> Sequence[str]: ...
+    @property
+    def active_provider(self) -> str: ...
 
 
 def cell_id(sha256: str) -> str:
@@ -127,23 +133,16 @@ def fmt_threshold(t: float) -> str:
 
 
 def cell_row(
-    result: CellResult, classifier: Classifier, threshold: float | None = None, review: Review | None = None
+    result: CellResult, classifier: ReportedModel, threshold: float | None = None, review: Review | None = None
 ) -> dict[str, str]:
     """The report row of one result.  ``threshold`` defaults to the model's card threshold."""
     thr = classifier.threshold if threshold is None else float(threshold)
-    ok = result.status == "ok"
+    ok = result.status == CellStatus.OK
     qc = result.qc if ok else ""
     prediction, flagged = decide(result.p_all if ok else None, thr, classifier.review_margin,
                                  result.members_disagree, qc)
     if review is not None and not ok:
         review = None  # a file that could not be classified cannot carry a review label
-    reviewed_at = ""
-    if review is not None:
-        reviewed_at = (
-            review.reviewed_at.isoformat(timespec="seconds")
-            if isinstance(review.reviewed_at, datetime)
-            else str(review.reviewed_at)
-        )
     row = {
         "path": str(result.path),
         "folder": result.folder,
@@ -159,7 +158,7 @@ def cell_row(
         "threshold": fmt_threshold(thr),
         "reviewed_label": review.label if review else "",
         "reviewer": review.reviewer if review else "",
-        "reviewed_at": reviewed_at,
+        "reviewed_at": review.reviewed_at if review else "",
         "final_label": (case_rules.final_label(prediction, review.label if review else None, qc) or "") if ok else "",
         "default_threshold": fmt_threshold(classifier.threshold),
         "provider": classifier.active_provider,
@@ -173,7 +172,8 @@ def cell_row(
     return row
 
 
-def pending_row(path, root, folder: str, file: str, classifier, threshold: float | None = None) -> dict[str, str]:
+def pending_row(path: str | Path, root: str | Path, folder: str, file: str, classifier: ReportedModel,
+                threshold: float | None = None) -> dict[str, str]:
     """The report row of an image that was found but not classified (the run stopped before it)."""
     thr = classifier.threshold if threshold is None else float(threshold)
     row = {c: "" for c in CELL_COLUMNS}
@@ -230,13 +230,13 @@ def row_flagged(r: Mapping[str, str]) -> bool:
 
 def count_row(cc: CaseCounts, r: Mapping[str, str]) -> None:
     """Count one per-cell report row into ``cc`` by the case rule (the same as the window's cells)."""
-    ok = r.get("status") == "ok"
+    ok = r.get("status") == CellStatus.OK
     if r.get("status") == PENDING_STATUS:
         cc.add(None, None, False, False)
         return
     reviewed = r.get("reviewed_label") or ""
     label = case_rules.final_label(r.get("prediction") or None, reviewed or None, r.get("qc") or "")
-    cc.add("ok" if ok else "error", label, row_flagged(r), bool(reviewed), bool(r.get("qc")),
+    cc.add(CellStatus.OK if ok else CellStatus.ERROR, label, row_flagged(r), bool(reviewed), bool(r.get("qc")),
            case_rules.overridden(reviewed, r.get("review_model_label") or r.get("prediction")))
 
 
@@ -250,7 +250,7 @@ def count_rows(rows: Iterable[Mapping[str, str]], name: str = ".") -> CaseCounts
 
 def excluded_reason_of(r: Mapping[str, str]) -> str:
     """Why the row's cell does not count ("" when it counts): a reviewer's exclusion or a failed QC."""
-    if r.get("status") != "ok":
+    if r.get("status") != CellStatus.OK:
         return ""
     label = case_rules.final_label(r.get("prediction") or None, r.get("reviewed_label") or None, r.get("qc") or "")
     return case_rules.exclusion_reason(label)
@@ -287,7 +287,7 @@ def summarize(rows: Iterable[Mapping[str, str]], signoffs: Mapping[str, object] 
         g = groups.get(key)
         if g is None:
             g = groups[key] = CaseCounts(key[1])
-        if r.get("status") not in ("ok", PENDING_STATUS):
+        if r.get("status") not in (CellStatus.OK, PENDING_STATUS):
             seen = reasons.setdefault(key, [])
             if r.get("error") and r["error"] not in seen:
                 seen.append(r["error"])

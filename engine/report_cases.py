@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
+from .case.kinds import CellStatus
 from .case.rules import CaseCounts, final_label, label_class, overridden
 from .report import count_rows, excluded_reason_of, row_flagged, summarize
 
@@ -29,7 +30,10 @@ class ModelUse:
 
 
 @dataclass
-class Case:
+class CaseReport:
+    """One case of a printed report (one root), from its report rows; a case of the document itself is
+    :class:`engine.case.values.Case`."""
+
     root: str
     rows: list[dict[str, str]]
     folders: list[dict[str, str]]  # summarize() rows of this root, one per folder
@@ -61,7 +65,7 @@ class Case:
 def is_overridden(r: Mapping[str, str]) -> bool:
     """The reviewer set another class than the model gave *when the review was made* (the case rule;
     reports written before ``review_model_label`` existed fall back to the prediction)."""
-    return r.get("status") == "ok" and overridden(r.get("reviewed_label"),
+    return r.get("status") == CellStatus.OK and overridden(r.get("reviewed_label"),
                                                   r.get("review_model_label") or r.get("prediction"))
 
 
@@ -72,15 +76,15 @@ def _p(r: Mapping[str, str]) -> float | None:
         return None
 
 
-def case_of(root: str, rows: list[dict[str, str]]) -> Case:
-    ok = [r for r in rows if r.get("status") == "ok"]
+def case_of(root: str, rows: list[dict[str, str]]) -> CaseReport:
+    ok = [r for r in rows if r.get("status") == CellStatus.OK]
     by_folder: dict[str, list[dict[str, str]]] = {}
     for r in rows:
         by_folder.setdefault(r.get("folder", "."), []).append(r)
     uses = Counter((r.get("model", ""), r.get("model_version", ""), r.get("threshold", ""),
                     r.get("default_threshold", ""), r.get("provider", "")) for r in ok)
     overridden = [r for r in ok if is_overridden(r)]
-    return Case(
+    return CaseReport(
         root=root,
         rows=rows,
         folders=summarize(rows),
@@ -99,8 +103,8 @@ def case_of(root: str, rows: list[dict[str, str]]) -> Case:
     )
 
 
-def cases_of(rows: Iterable[Mapping[str, str]]) -> list[Case]:
-    """One :class:`Case` per ``root``, in first-seen order."""
+def cases_of(rows: Iterable[Mapping[str, str]]) -> list[CaseReport]:
+    """One :class:`CaseReport` per ``root``, in first-seen order."""
     by_root: dict[str, list[dict[str, str]]] = {}
     for r in rows:
         by_root.setdefault(r.get("root", ""), []).append(dict(r))

@@ -17,240 +17,25 @@ that touches them is refused) until it is reopened (:meth:`CaseDocument.reopen`,
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from ..pipeline import CellResult, ScanItem, decide
 from . import rules
+from .cell import Cell, ReviewChange, Step
 from .events import (CaseAdded, CaseEvent, CellsAdded, Cleared, Closed, DecisionsChanged, Exported, ModelChanged,
                      PathOpened, ResultsStored, ReviewsChanged, SignOffAction, SignOffChanged, StaleFound,
                      ThresholdChanged)
-from .kinds import CellStatus
-from .rules import LABELS, CaseCounts
+from .kinds import CellStatus, ReviewAction, ReviewCommand
+from .rules import CaseCounts
+from .values import Case, ModelFacts, Result, Review, SignOff, card_sha256, cards_digest, utc_now
 
-PENDING, OK, ERROR = CellStatus.PENDING, CellStatus.OK, CellStatus.ERROR
+__all__ = ["ERROR", "OK", "PENDING", "Case", "CaseDocument", "Cell", "Event", "Listener", "ModelFacts", "Result",
+           "Review", "ReviewChange", "SignOff", "Step", "card_sha256", "cards_digest", "utc_now"]
 
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-# ------------------------------------------------------------------------------------------ records
-
-
-@dataclass(frozen=True)
-class ModelFacts:
-    """What a report needs to know about the model behind a result, without loading the model."""
-
-    name: str
-    version: str
-    card_sha256: str  # of the card(s) and ONNX file(s): a changed card is another model
-    threshold: float  # the card's
-    review_margin: float
-    member_names: tuple[str, ...] = ()
-    active_provider: str = ""
-    display_name: str = ""
-
-    @classmethod
-    def of(cls, classifier) -> "ModelFacts":
-        return cls(classifier.name, classifier.version, card_sha256(classifier), float(classifier.threshold),
-                   float(classifier.review_margin), tuple(classifier.member_names), classifier.active_provider,
-                   getattr(classifier, "display_name", classifier.name))
-
-
-def card_sha256(classifier) -> str:
-    """One digest of a classifier's card and its members' cards (each names its ONNX file's sha256)."""
-    members = [m.card for m in getattr(classifier, "members", []) if m.card is not classifier.card]
-    return cards_digest(classifier.card, members)
-
-
-def cards_digest(card, member_cards=()) -> str:
-    """The digest :func:`card_sha256` gives, from the cards alone (before the model is loaded)."""
-    blob = json.dumps([c.raw for c in [card, *member_cards]], sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()
-
-
-@dataclass(frozen=True)
-class Result:
-    """One model's output for one cell (engine's :class:`CellResult` without the scan position)."""
-
-    model: str
-    card_sha256: str
-    sha256: str  # of the image bytes that were classified
-    status: str  # "ok" | "error"
-    error: str = ""
-    p_all: float | None = None
-    member_p: dict = field(default_factory=dict)
-    members_disagree: bool = False
-    qc: str = ""
-
-    @classmethod
-    def of(cls, r: CellResult, facts: ModelFacts) -> "Result":
-        return cls(facts.name, facts.card_sha256, r.sha256, r.status, r.error or "", r.p_all, dict(r.member_p),
-                   bool(r.members_disagree), r.qc or "")
-
-
-@dataclass(frozen=True)
-class Review:
-    label: str  # "ALL" | "HEM", what the person set
-    reviewer: str
-    reviewed_at: str  # ISO 8601 UTC
-    sha256: str  # of the image reviewed
-    model: str = ""  # what the model said at that moment:
-    model_version: str = ""
-    model_label: str | None = None
-    p_all: float | None = None
-
-    def __post_init__(self) -> None:
-        if not rules.is_review_label(self.label):
-            raise ValueError(f"review label must be one of {LABELS} or an exclusion, got {self.label!r}")
-
-
-@dataclass(frozen=True)
-class SignOff:
-    """Who signed a case off, when (ISO 8601 UTC), their comment, and what the verdict rested on (``basis``:
-    the model, its version and the threshold at that moment; a later change does not rewrite it)."""
-
-    by: str
-    at: str
-    comment: str = ""
-    basis: str = ""  # e.g. "vgg19 2.0.0, threshold 0.500"
-
-    def as_dict(self) -> dict[str, str]:
-        """The form :func:`engine.pdf_report.write_case_pdf` takes (``signoffs={root: ...}``)."""
-        return {"signed_off_by": self.by, "signed_off_at": self.at, "comment": self.comment, "basis": self.basis}
-
-
-@dataclass
-class Case:
-    root: str  # absolute path: the folder (or a file's parent) that was opened
-    name: str  # display name, unique in the document
-    sample_id: str = ""  # typed by the technician; the display name when empty
-    signoff: SignOff | None = None  # None: not signed off (or reopened)
-
-    @property
-    def label(self) -> str:
-        return self.sample_id or self.name
-
-
-class Cell:
-    """One image.  ``result``/``prediction``/``flagged``/``threshold`` are the current model's,
-    kept up to date by the document; ``review`` is the person's (None when stale or absent)."""
-
-    __slots__ = ("path", "key", "root", "folder", "case", "item", "results", "result", "prediction", "threshold",
-                 "flagged", "review", "stale", "size", "mtime_ns")
-
-    def __init__(self, path: Path | str, root: Path | str, folder: str, case: str, item: ScanItem | None = None):
-        self.path = path if isinstance(path, Path) else Path(path)
-        self.key = str(self.path)
-        self.root = root if isinstance(root, Path) else Path(root)
-        self.folder = folder
-        self.case = case  # the case's display name
-        self.item = item if item is not None else ScanItem(self.path, self.root, folder)
-        self.results: dict[str, Result] = {}
-        self.result: Result | None = None
-        self.prediction: str | None = None
-        self.threshold: float | None = None
-        self.flagged = False  # flagged for review by the current model (reviewed or not)
-        self.review: Review | None = None
-        self.stale: Review | None = None  # a review of an image whose content has changed since
-        self.size: int | None = None
-        self.mtime_ns: int | None = None
-
-    @property
-    def file(self) -> str:
-        return self.path.name
-
-    @property
-    def status(self) -> str:
-        if self.result is None:
-            return PENDING
-        return OK if self.result.status == "ok" else ERROR
-
-    @property
-    def p_all(self) -> float | None:
-        return None if self.result is None else self.result.p_all
-
-    def p_text(self, digits: int = 2) -> str:
-        """P(ALL) for display, never contradicting :attr:`prediction` (:func:`.rules.p_all_text`)."""
-        p = self.p_all
-        return "" if p is None else rules.p_all_text(p, self.prediction, self.threshold, digits)
-
-    @property
-    def error(self) -> str:
-        return "" if self.result is None else (self.result.error or "")
-
-    @property
-    def qc(self) -> str:
-        return "" if self.result is None or self.result.status != "ok" else self.result.qc
-
-    @property
-    def sha256(self) -> str:
-        return self.result.sha256 if self.result is not None else ""
-
-    @property
-    def final_label(self) -> str | None:
-        """ALL, HEM, or "EXCLUDED: reason" (:func:`.rules.final_label`: a QC failure nobody labelled is
-        excluded)."""
-        return rules.final_label(self.prediction, self.review.label if self.review else None, self.qc)
-
-    @property
-    def excluded(self) -> bool:
-        return self.status == OK and rules.label_class(self.final_label) == rules.EXCLUDED
-
-    @property
-    def overridden(self) -> bool:
-        rv = self.review
-        return rv is not None and rules.overridden(rv.label, rv.model_label)
-
-    @property
-    def review_open(self) -> bool:
-        return rules.review_open(self.flagged, self.review is not None)
-
-    @property
-    def blast_unconfirmed(self) -> bool:
-        """Counts as a blast and no person has confirmed it (:func:`.rules.blast_unconfirmed`)."""
-        return self.status == OK and rules.blast_unconfirmed(self.final_label, self.review is not None)
-
-    @property
-    def left_before_signoff(self) -> bool:
-        """What a person still has to look at before the case can be signed off: an open review or an
-        unconfirmed blast call."""
-        return self.status == OK and (self.review_open or self.blast_unconfirmed)
-
-    def count_into(self, cc: CaseCounts) -> None:
-        st = None if self.result is None else self.result.status
-        cc.add(st, self.final_label, self.flagged, self.review is not None, bool(self.qc), self.overridden)
-
-
-# ------------------------------------------------------------------------------------------ events
-
-
-@dataclass(frozen=True)
-class ReviewChange:
-    """One cell's review before and after (None: no review)."""
-
-    cell: Cell
-    old: Review | None
-    new: Review | None
-
-
-@dataclass(frozen=True)
-class Step:
-    """One undoable review action (a bulk action is one step)."""
-
-    number: int
-    action: str  # "review" | "undo" | "redo"
-    changes: tuple[ReviewChange, ...]
-    reviewer: str = ""  # who did it (the audit trail: also who cleared, undid or redid)
-    at: str = ""  # when (ISO 8601 UTC)
-
+PENDING, OK, ERROR = CellStatus.PENDING, CellStatus.OK, CellStatus.ERROR  # the names the GUI reads
 
 Event = CaseEvent  # the base of the typed events (engine/case/events.py)
 Listener = Callable[[CaseEvent], None]
@@ -438,7 +223,7 @@ class CaseDocument:
 
     def _decide(self, c: Cell, f: ModelFacts | None) -> None:
         r = c.result
-        if r is None or r.status != "ok" or f is None:
+        if r is None or r.status != CellStatus.OK or f is None:
             c.prediction, c.threshold, c.flagged = None, None, False
             return
         thr = self.thresholds.get(f.name, f.threshold)
@@ -458,14 +243,14 @@ class CaseDocument:
         stored, stale = [], []
         for c, cr in pairs:
             r = Result.of(cr, facts)
-            if cr.status == "ok" and not (cr.p_all is not None and math.isfinite(cr.p_all)):
-                r = Result(facts.name, facts.card_sha256, cr.sha256, "error", "model output not finite")
+            if cr.status == CellStatus.OK and not (cr.p_all is not None and math.isfinite(cr.p_all)):
+                r = Result(facts.name, facts.card_sha256, cr.sha256, CellStatus.ERROR, "model output not finite")
             c.results[facts.name] = r
             stored.append((c, r))
             if facts.name == self.model:
                 self._apply_model(c)
             rv = c.review
-            if rv is not None and r.status == "ok" and r.sha256 and rv.sha256 != r.sha256:
+            if rv is not None and r.status == CellStatus.OK and r.sha256 and rv.sha256 != r.sha256:
                 c.stale, c.review = rv, None
                 stale.append(c)
         self._emit(ResultsStored(tuple(c for c, _ in stored), facts, tuple(stored)))
@@ -508,29 +293,30 @@ class CaseDocument:
             self.reopen(self.cases[root], "LeukoScan (automatic)", f"{what}: {names}")
 
     # --- reviews --------------------------------------------------------------------------------------
-    def review(self, cells: Iterable[Cell], kind: str, reviewer: str = "", at: str | None = None) -> Step | None:
-        """``kind``: "ALL" | "HEM" | an exclusion (:func:`.rules.excluded_label`) | "accept" (what the cell
-        shows: the model's class, or the QC exclusion of an image that failed the quality check) | "clear".  Cells that are not classified
-        are skipped, as are those of a signed-off case (:meth:`locked`) and those whose review would not
+    def review(self, cells: Iterable[Cell], kind: ReviewCommand | str, reviewer: str = "",
+               at: str | None = None) -> Step | None:
+        """``kind``: a label ("ALL" | "HEM" | an exclusion, :func:`.rules.excluded_label`) or a
+        :class:`ReviewCommand`: ACCEPT (what the cell shows: the model's class, or the QC exclusion of an image that
+        failed the quality check) | CLEAR.  Cells that are not classified are skipped, as are those of a signed-off case (:meth:`locked`) and those whose review would not
         change.  One step (undoable), or None (also when every cell given is locked)."""
-        if kind not in ("accept", "clear") and not rules.is_review_label(kind):
+        if kind not in tuple(ReviewCommand) and not rules.is_review_label(kind):
             raise ValueError(f"unknown review action {kind!r}")
         reviewer = _checked_name(reviewer)
-        if kind != "clear" and not reviewer.strip():
+        if kind != ReviewCommand.CLEAR and not reviewer.strip():
             raise ValueError("a review needs a reviewer")
         at = at or utc_now()
         f = self.current
         signed = self._signed_names()
         changes = []
         for c in cells:
-            if c.status != OK or c.case in signed:
+            if c.status != CellStatus.OK or c.case in signed:
                 continue
-            if kind == "clear":
+            if kind == ReviewCommand.CLEAR:
                 new = None
             else:
                 # "accept" confirms what the cell shows now: the model's class, or the exclusion of an image that
                 # failed the quality check (accepting must never turn a not-a-cell image into a counted blast)
-                label = rules.final_label(c.prediction, None, c.qc) if kind == "accept" else kind
+                label = rules.final_label(c.prediction, None, c.qc) if kind == ReviewCommand.ACCEPT else str(kind)
                 new = Review(label, reviewer.strip(), at, c.result.sha256, f.name if f else "",
                              f.version if f else "", c.prediction, c.p_all)
             old = c.review
@@ -544,9 +330,9 @@ class CaseDocument:
             self._undo.append(step)
             self._redo.clear()
 
-        return self._apply_step("review", changes, reviewer.strip(), at, stack)
+        return self._apply_step(ReviewAction.REVIEW, changes, reviewer.strip(), at, stack)
 
-    def _apply_step(self, action: str, changes: Sequence[ReviewChange], reviewer: str = "",
+    def _apply_step(self, action: ReviewAction, changes: Sequence[ReviewChange], reviewer: str = "",
                     at: str | None = None, stack: Callable[[Step], None] | None = None) -> Step:
         """Apply ``changes`` as one step; ``stack`` updates the undo/redo stacks *before* the event goes
         out, so listeners see can_undo/can_redo as they are after the step."""
@@ -588,7 +374,7 @@ class CaseDocument:
             return None
         step = self._undo.pop()
         live = [ch for ch in step.changes if self._still(ch.cell, ch.new, ch.old)]
-        return self._apply_step("undo", [ReviewChange(ch.cell, ch.new, ch.old) for ch in reversed(live)],
+        return self._apply_step(ReviewAction.UNDO, [ReviewChange(ch.cell, ch.new, ch.old) for ch in reversed(live)],
                                 reviewer.strip(), stack=lambda _s: self._redo.append(step))
 
     def redo(self, reviewer: str = "") -> Step | None:
@@ -597,7 +383,7 @@ class CaseDocument:
             return None
         step = self._redo.pop()
         live = [ch for ch in step.changes if self._still(ch.cell, ch.old, ch.new)]
-        return self._apply_step("redo", live, reviewer.strip(), stack=lambda _s: self._undo.append(step))
+        return self._apply_step(ReviewAction.REDO, live, reviewer.strip(), stack=lambda _s: self._undo.append(step))
 
     def load_history(self, steps: list[Step], redo: list[Step], last_step: int = 0) -> None:
         """Undo/redo stacks rebuilt from the store's event log (restore); ``last_step``: the highest step
@@ -620,7 +406,7 @@ class CaseDocument:
         base = self._exported_reviews
         if base is None:
             return sum(1 for c in self.cells if c.review is not None
-                       and (not self.exported_at or (c.review.at or "") > self.exported_at))
+                       and (not self.exported_at or (c.review.reviewed_at or "") > self.exported_at))
         return sum(1 for c in self.cells if c.review != base.get(c.key))
 
     def note_closed(self, at: str | None = None) -> None:
@@ -691,7 +477,7 @@ class CaseDocument:
         cells = list(self.cells_of(case.name))
         if not cells:
             return False, "the case has no cells"
-        pending = sum(c.status == PENDING for c in cells)
+        pending = sum(c.status == CellStatus.PENDING for c in cells)
         open_ = sum(c.review_open for c in cells)
         blasts = sum(c.blast_unconfirmed and not c.review_open for c in cells)  # flagged ones: counted below
         why = []

@@ -88,9 +88,7 @@ def cell_rows(doc: "CaseDocument | Snapshot", cells: Iterable[Cell] | None = Non
             if c is not None:
                 rows.append(report.pending_row(c.path, c.root, c.folder, c.file, facts, threshold))
             continue
-        rv = c.review
-        review = report.Review(rv.label, rv.reviewer, rv.reviewed_at, rv.model_label or "") if rv is not None else None
-        rows.append(report.cell_row(cr, facts, threshold, review))
+        rows.append(report.cell_row(cr, facts, threshold, c.review))
     return rows
 
 

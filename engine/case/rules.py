@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Iterable
 
 from ..stats import wilson_interval
+from .kinds import CellStatus
 
 LABELS = ("ALL", "HEM")
 
@@ -167,12 +168,13 @@ class CaseCounts:
 
     def add(self, status: str | None, label: str | None, flagged: bool, reviewed: bool, qc: bool = False,
             is_override: bool = False) -> None:
-        """Count one cell.  ``status``: "ok" | "error" | None (not classified yet); ``label``: its final label."""
+        """Count one cell.  ``status``: :class:`.kinds.CellStatus` OK | ERROR, or None (not classified yet);
+        ``label``: its final label."""
         self.cells += 1
         if status is None:
             self.pending += 1
             return
-        if status != "ok":
+        if status != CellStatus.OK:
             self.errors += 1
             return
         self.classified += 1
