@@ -158,14 +158,14 @@ def main() -> int:
     timer.timeout.connect(on_tick)
 
     finished = []
-    win.service.runFinished.connect(lambda job, cancelled, secs: finished.append((cancelled, secs)))
+    win.runs.finished.connect(lambda run: finished.append((run.cancelled, run.seconds)))
     delivered: list = []  # the engine's CellResults as the run delivers them (replicated by the memory check)
-    win.service.resultsReady.connect(lambda job, results: delivered.extend(results) if job == win.job else None)
+    win.runs.resultsStored.connect(lambda batch: delivered.extend(batch.results))
     t0 = time.perf_counter()
     tick.start()
     timer.start()
     win.open_paths([case])
-    while not finished or win.job is not None:
+    while not finished or win.runs.running:
         app.processEvents()
         time.sleep(0.001)
         if time.perf_counter() - t0 > 3600:
@@ -233,7 +233,7 @@ def memory_check(args, app, win, base_results, cells, tmp, rss_run, lateness, ti
     open_s = time.perf_counter() - t0
     timer.stop()
     win.cancel_run()
-    while win.job is not None:
+    while win.runs.running:
         app.processEvents()
         time.sleep(0.005)
     print(f"opened {len(win.model.cells)} cells in {open_s:.2f} s; event-loop stall while opening: "

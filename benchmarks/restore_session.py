@@ -12,7 +12,7 @@
    (offscreen, ``check_orphans=False``, a temp ``LEUKOSCAN_DATA_DIR``, ``settings.model`` = that model)
    loads the model; then ``win.case_files.restore(path)`` is timed until every row is in ``win.model``,
    the gallery shows tiles (``indexAt(10, 10)`` valid) and the summary shows 20,000 classified cells.
-   Nothing may be classified again: ``win.job`` is checked at every event-loop turn, through the
+   Nothing may be classified again: ``win.runs.running`` is checked at every event-loop turn, through the
    re-scan of the opened folder that the restore starts (any run is reported with the cells it covers).
 
 Prints the store build time, the restore-to-drawn-gallery time (goal < 2 s) and the RSS after the
@@ -149,7 +149,7 @@ def restore(path: Path, name: str, dirs: list[Path] | None, built: dict, timeout
 
     from gui.app import configure_runtime
     from gui.mainwindow import MainWindow
-    from gui.run_controller import RUNNING
+    from gui.run_controller import RunState
     from gui.service import EngineService
     from gui.settings import Settings
 
@@ -166,8 +166,8 @@ def restore(path: Path, name: str, dirs: list[Path] | None, built: dict, timeout
 
     runs: list[dict] = []  # every run the window starts
 
-    def on_state(state: str) -> None:  # RUNNING is entered once per run (before its job id is set)
-        if state == RUNNING:
+    def on_state(state) -> None:  # RUNNING is entered once per run
+        if state == RunState.RUNNING:
             cells = list(win.runs._cells)
             runs.append({"job": len(runs) + 1, "cells": len(cells), "at_s": time.perf_counter() - t_restore,
                          "with_stored_result": sum(1 for c in cells if name in c.results),
@@ -198,7 +198,7 @@ def restore(path: Path, name: str, dirs: list[Path] | None, built: dict, timeout
               "the restore will classify every cell again")
     runs.clear()
     scans: list[int] = []
-    win.service.scanned.connect(lambda items, problems, opened: scans.append(len(items)))
+    win.service.scanned.connect(lambda found: scans.append(len(found.items)))
 
     def summary_cells() -> bool:
         t = win.summary
@@ -212,7 +212,7 @@ def restore(path: Path, name: str, dirs: list[Path] | None, built: dict, timeout
     while len(marks) < 3:
         app.processEvents()
         now = time.perf_counter() - t_restore
-        job_seen += win.job is not None
+        job_seen += win.runs.running
         if "rows" not in marks and len(win.model.cells) == n:
             marks["rows"] = now
         if "rows" in marks and "gallery" not in marks and win.gallery.isVisible() \
@@ -233,7 +233,7 @@ def restore(path: Path, name: str, dirs: list[Path] | None, built: dict, timeout
     quiet_since = None
     while time.perf_counter() < settle_deadline:
         app.processEvents()
-        job_seen += win.job is not None
+        job_seen += win.runs.running
         if runs:
             break
         busy = not scans or win._adding or win.runs.running
@@ -262,9 +262,9 @@ def restore(path: Path, name: str, dirs: list[Path] | None, built: dict, timeout
             print(f"RE-CLASSIFICATION: run {r['job']} started {r['at_s']:.2f} s after restore() over {r['cells']} "
                   f"cells, {r['with_stored_result']} of them with a stored {name} result (e.g. {r['example']})")
     elif job_seen:
-        print(f"RE-CLASSIFICATION: win.job was set during {job_seen} event-loop turns")
+        print(f"RE-CLASSIFICATION: a run was going during {job_seen} event-loop turns")
     else:
-        print("no classification run was started (win.job stayed None throughout)")
+        print("no classification run was started (win.runs.running stayed False throughout)")
     win.doc.unexported = False  # no close prompt (the reviews stay in the store)
     win.close()
     app.processEvents()

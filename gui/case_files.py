@@ -20,19 +20,29 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from dataclasses import dataclass
+
 from PySide6.QtCore import QObject, Signal
 
+from .service import FilesChanged, Orphan, StoreFailed, StoreOpened
 from .session import SessionFiles, free_path, new_session_id, store_name
 
 log = logging.getLogger("leukoscan.gui")
 
 
+@dataclass(frozen=True)
+class Adopted:
+    """``adopted``: the store now shown (restored or opened), and the store the cases shown before are
+    kept in (None: there were none, or they were in no store)."""
+    path: Path
+    kept: Path | None
+
+
 class CaseFiles(QObject):
     message = Signal(str, str)  # title, text (shown as a dialog)
     status = Signal(str, int)  # status bar text, ms
-    adopted = Signal(object)  # (path of the store now shown (restore / open), the store the cases shown before
-    #                           are kept in, or None)
-    askRestore = Signal(object, object)  # path, {meta}: the window asks the user, then calls restore()
+    adopted = Signal(Adopted)
+    askRestore = Signal(Orphan)  # the window asks the user, then calls restore(orphan.path)
     orphansChecked = Signal()
 
     def __init__(self, service, bridge, data_dir: Path, parent=None) -> None:
@@ -75,15 +85,16 @@ class CaseFiles(QObject):
         else:
             self.orphansChecked.emit()
 
-    def _orphans(self, found: list) -> None:
-        for path, meta in found:
+    def _orphans(self, found: list[Orphan]) -> None:
+        for orphan in found:
+            path, meta = orphan.path, orphan.meta
             if meta.get("problem"):
-                self._failed(path, meta["problem"], None, offer_move=True)
+                self._failed(StoreFailed(path, meta["problem"], None), offer_move=True)
                 continue
             if not any(int(meta.get(k, "0") or 0) for k in ("cells", "reviews", "events")):
                 self.service.remove_file(path)  # never held a cell nor an audit-trail row: nothing to offer
                 continue
-            self.askRestore.emit(path, meta)
+            self.askRestore.emit(orphan)
             break
         self.orphansChecked.emit()
 
@@ -103,7 +114,8 @@ class CaseFiles(QObject):
         self.service.open_store(path, load=True)
         return True
 
-    def _opened(self, path: Path, store, doc) -> None:
+    def _opened(self, opened: StoreOpened) -> None:
+        path, store, doc = opened.path, opened.store, opened.doc
         if path != self._wanted:
             self.service.close_store(store)
             return
@@ -131,11 +143,12 @@ class CaseFiles(QObject):
             self.message.emit("Case record is broken", f"{path}:\n{self.broken}\n\nIts history was changed outside "
                               "LeukoScan, so its reviews and sign-off cannot be trusted. Nothing was deleted; "
                               f"leukoscan-cli verify \"{path}\" says where. Reports of it are refused.")
-        self.adopted.emit((path, kept))
+        self.adopted.emit(Adopted(path, kept))
         self.service.check_files(store, doc)
         log.info("case store %s opened: %d cells, %d reviews", path, len(doc.cells), len(doc.reviews))
 
-    def _failed(self, path: Path, reason: str, moved, offer_move: bool = False) -> None:
+    def _failed(self, failed: StoreFailed, offer_move: bool = False) -> None:
+        path, reason, moved = failed.path, failed.reason, failed.moved
         if offer_move and moved is None:
             self.service.open_store(path, load=True, move_damaged=True)  # asked (restore?): moved aside if damaged
             return
@@ -151,7 +164,8 @@ class CaseFiles(QObject):
         where = f"\n\nIt was moved aside to {moved} (nothing was deleted)." if moved else ""
         self.message.emit("Case store could not be read", f"{path}:\n{reason}{where}")
 
-    def _files_changed(self, doc, cells: list) -> None:
+    def _files_changed(self, found: FilesChanged) -> None:
+        doc, cells = found.doc, found.cells
         if doc is not self.bridge.doc:
             return  # checked for a document that is no longer shown
         changed = doc.content_changed(cells)

@@ -66,7 +66,7 @@ class CellModel(QAbstractTableModel):
         super().__init__(parent)
         self.cells: list[Cell] = []
         self._row_of: dict[str, int] = {}
-        self.thumbs = thumbs  # ThumbnailLoader or None
+        self.thumbs = thumbs  # gui.thumbs.ImageLoader or None
         self._thumb_rows: set[int] = set()
         self._thumb_timer = QTimer(self)
         self._thumb_timer.setSingleShot(True)

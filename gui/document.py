@@ -16,6 +16,8 @@ from engine.localtime import local_time
 from engine.case.rules import (EXCLUDED, EXCLUSION_REASONS, LABELS, excluded_label, exclusion_reason, model_basis,
                                p_all_text)
 
+from .tasks import Relay
+
 ALL_CASES = "All cases"
 
 __all__ = ["ALL_CASES", "ERROR", "EXCLUDED", "EXCLUSION_REASONS", "LABELS", "OK", "PENDING", "Cell", "DocumentBridge",
@@ -33,12 +35,13 @@ class DocumentBridge(QObject):
     thresholdChanged = Signal()
     reviewsChanged = Signal(object)  # Step: a review, undo or redo
     staleFound = Signal(object, bool)  # [Cell], content changed on disk (else a new result's sha256 differs)
-    storeFailed = Signal(str)  # a write to the case store failed (from the writer thread, queued)
+    storeFailed = Signal(str)  # a write to the case store failed (emitted on the GUI thread)
 
     def __init__(self, doc: CaseDocument | None = None, parent=None) -> None:
         super().__init__(parent)
         self.doc = doc or CaseDocument()
         self.store = None
+        self._relay = Relay(self)  # the store's writer thread reports its errors through it
         self._unsubscribe = self.doc.subscribe(self._event)
 
     def adopt(self, doc: CaseDocument, store=None):
@@ -56,7 +59,7 @@ class DocumentBridge(QObject):
     def attach_store(self, store) -> None:
         self.detach_store()
         self.store = store
-        store.attach(self.doc, on_error=self.storeFailed.emit)  # a Qt signal: safe from the writer thread
+        store.attach(self.doc, on_error=lambda message: self._relay.call(self.storeFailed.emit, message))
 
     def detach_store(self, close: bool = True):
         store, self.store = self.store, None

@@ -28,11 +28,11 @@ from .document import ALL_CASES, DocumentBridge, model_basis
 from .icon import app_icon
 from .preview import PreviewPanel
 from .review_actions import ReviewActions
-from .run_controller import IDLE, RunController
-from .service import EngineService
+from .run_controller import RunController, RunFinished, RunProgress, RunState
+from .service import EngineService, ScanResult
 from .settings import Settings, user_data_dir
 from .summary import Histogram, SummaryTable
-from .thumbs import ThumbnailLoader
+from .thumbs import ImageLoader
 from .threshold_bar import ThresholdBar
 
 log = logging.getLogger("leukoscan.gui")
@@ -53,7 +53,7 @@ class MainWindow(QMainWindow):
         self.resize(1400, 900)
 
         self.messages: list[tuple[str, str]] = []  # every message shown (tests and the log read it)
-        self.last_run: dict = {}
+        self.last_run: RunFinished | None = None
         self._adding: list[list] = []  # scanned items not yet added (see _add_next_chunk)
         self._scanning: list[frozenset] = []  # paths of the scans running for the document shown (see _scanned)
         self._added = 0
@@ -65,7 +65,7 @@ class MainWindow(QMainWindow):
         self._orphans_checked = not check_orphans
 
         self.bridge = DocumentBridge(parent=self)
-        self.thumbs = ThumbnailLoader(size=self.settings.thumb_size, parent=self)
+        self.thumbs = ImageLoader(size=self.settings.thumb_size, parent=self)
         self.model = CellModel(self.thumbs, self)
         self.browser = CellBrowser(self.model, self.thumbs, self.settings.thumb_size)
         self.browser.contextMenuRequested.connect(self._context_menu)
@@ -94,10 +94,6 @@ class MainWindow(QMainWindow):
     @property
     def doc(self):
         return self.bridge.doc
-
-    @property
-    def job(self) -> int | None:
-        return self.runs.job
 
     @property
     def threshold(self) -> float | None:
@@ -450,7 +446,8 @@ class MainWindow(QMainWindow):
         chosen = records[0].path if len(records) == 1 else self.choose_record(text, records)
         return bool(chosen) and self.open_store(Path(chosen))
 
-    def _scanned(self, items: list, problems: list, opened: list) -> None:
+    def _scanned(self, found: ScanResult) -> None:
+        items, problems, opened = found.items, found.problems, found.opened
         want = frozenset(p for p, _ in opened)
         mine = next((s for s in self._scanning if want <= s), None) if want else None
         if want and mine is None:  # started for a document no longer shown: never into another record
@@ -563,14 +560,14 @@ class MainWindow(QMainWindow):
         if held:
             self.open_paths(held)
 
-    def _ask_restore(self, path: Path, meta: dict) -> None:
-        if self.ask_restore(path, meta):
-            self.case_files.restore(path)
+    def _ask_restore(self, orphan) -> None:
+        if self.ask_restore(orphan.path, orphan.meta):
+            self.case_files.restore(orphan.path)
 
-    def _store_adopted(self, info) -> None:
+    def _store_adopted(self, adopted) -> None:
         """The store's own folders are scanned again (new images in them are added; a folder that is gone
         now is reported); what was on screen before is never opened into it: one patient per record."""
-        path, kept = info
+        path, kept = adopted.path, adopted.kept
         self.settings.add_recent_store(str(path))
         broken = self.case_files.broken
         self.record_banner.setText(f"<b>This case record is broken:</b> {broken}. Its reviews and sign-off cannot "
@@ -650,21 +647,22 @@ class MainWindow(QMainWindow):
             self.runs.cancel()
             self.statusBar().showMessage("Cancelling…")
 
-    def _run_state(self, state: str) -> None:
-        running = state != IDLE
+    def _run_state(self, state: RunState) -> None:
+        running = state != RunState.IDLE
         for w in (self.progress, self.cancel_btn, self.eta_label):
             w.setVisible(running)
         self.act_cancel.setEnabled(running)
         self.act_export.setEnabled(not running)
 
-    def _run_progress(self, done: int, total: int, rate: str) -> None:
-        self.progress.setMaximum(max(1, total))
-        self.progress.setValue(done)
-        self.eta_label.setText(rate)
+    def _run_progress(self, p: RunProgress) -> None:
+        self.progress.setMaximum(max(1, p.total))
+        self.progress.setValue(p.done)
+        self.eta_label.setText(p.rate)
         self._refresh_summary()  # the summary keeps pace with the bar
 
-    def _run_finished(self, cancelled: bool, n: int, total: int, seconds: float) -> None:
-        self.last_run = dict(cancelled=cancelled, done=n, total=total, seconds=seconds)
+    def _run_finished(self, run: RunFinished) -> None:
+        self.last_run = run
+        cancelled, n, total, seconds = run.cancelled, run.done, run.total, run.seconds
         log.info("run %s: %d of %d cells in %.1f s with %s", "cancelled" if cancelled else "finished", n, total,
                  seconds, self.classifier.name if self.classifier else "?")
         if cancelled:

@@ -45,7 +45,8 @@ class ModelChooser(QObject):
     def reload(self) -> None:
         self.service.list_models()
 
-    def _listed(self, cards: list, problems: list) -> None:
+    def _listed(self, listed) -> None:
+        cards, problems = listed.cards, listed.problems
         self.cards = {c.name: c for c in cards}
         self.problems = list(problems)
         self.combo.clear()
@@ -101,7 +102,8 @@ class ModelChooser(QObject):
         log.info("model %s %s loaded on %s%s", clf.name, clf.version, clf.active_provider, f" ({warn})" if warn else "")
         self.loaded.emit(clf)
 
-    def _failed(self, name: str, message: str) -> None:
+    def _failed(self, failure) -> None:
+        name, message = failure.name, failure.message
         self.failed.emit("Model could not be loaded", f"The model '{name}' could not be loaded:\n\n{message}\n\n"
                          "LeukoScan stays usable: choose another model.")
         clf = self.classifier

@@ -1,33 +1,63 @@
 """Classification runs: one at a time, with explicit states, results written into the case document.
 
-The controller owns the queue of cells waiting for the current model and the one run in flight.  Its
-state is ``idle`` | ``running`` | ``cancelling``; whoever needs the run to be over (export, close, a
-model switch) asks :meth:`stop` and gets a definite answer, so no half-finished state can linger.
+The controller owns the queue of cells waiting for the current model and the one run in flight (a
+:class:`gui.tasks.Task` of the service).  Its state is a :class:`RunState`; whoever needs the run to be
+over (export, close, a model switch) asks :meth:`stop` and gets a definite answer, so no half-finished
+state can linger.  :meth:`stop` cancels the task, which disconnects it: a stopped run's late results
+never arrive, so nothing here filters them.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from enum import Enum
 
 from PySide6.QtCore import QObject, Signal
 
-IDLE, RUNNING, CANCELLING = "idle", "running", "cancelling"
+from .service import RunBatch, RunEnd
+
+
+class RunState(Enum):
+    IDLE = "idle"
+    RUNNING = "running"
+    CANCELLING = "cancelling"  # Cancel was asked: the run ends at its next batch and says how far it got
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """``progressed``: cells done of the run's total, and "12.3 cells/s · ETA 0:42" (or "estimating…")."""
+    done: int
+    total: int
+    rate: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """``finished``: a run ended (``cancelled``: by Cancel, before its last cell)."""
+    cancelled: bool
+    done: int
+    total: int
+    seconds: float
+
+
 ETA_AFTER_S = 3.0  # no ETA before this: the first batches include model warm-up and file-cache misses
 RATE_SMOOTHING = 0.3  # exponential smoothing of the cells/s rate between progress updates
 
 
 class RunController(QObject):
-    stateChanged = Signal(str)
-    progressed = Signal(int, int, str)  # done, total, "12.3 cells/s · ETA 0:42" ("" while unknown)
-    finished = Signal(bool, int, int, float)  # cancelled, done, total, seconds
-    failed = Signal(str)
+    stateChanged = Signal(RunState)
+    progressed = Signal(RunProgress)
+    resultsStored = Signal(RunBatch)  # a batch of the run is in the document
+    finished = Signal(RunFinished)
+    failed = Signal(str)  # why the model stopped (the cells done before are kept)
 
     def __init__(self, service, bridge, parent=None) -> None:
         super().__init__(parent)
         self.service = service
         self.bridge = bridge
-        self.state = IDLE
-        self.job: int | None = None
+        self.state = RunState.IDLE
+        self.task = None  # the run in flight (gui.tasks.Task)
         self.classifier = None
         self.facts = None
         self.batch_size = 16
@@ -39,10 +69,6 @@ class RunController(QObject):
         self._rate: float | None = None
         self._last = (0.0, 0)
         self._shown = 0.0
-        service.resultsReady.connect(self._results)
-        service.progress.connect(self._progress)
-        service.runFinished.connect(self._finished)
-        service.runFailed.connect(self._failed)
         bridge.replaced.connect(self.stop)  # a run's late results belong to the document it started on
 
     @property
@@ -57,9 +83,9 @@ class RunController(QObject):
 
     @property
     def running(self) -> bool:
-        return self.state != IDLE
+        return self.state != RunState.IDLE
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: RunState) -> None:
         if state != self.state:
             self.state = state
             self.stateChanged.emit(state)
@@ -83,37 +109,38 @@ class RunController(QObject):
         self._cells = cells
         self._t0 = time.monotonic()
         self._done, self._total, self._rate, self._last, self._shown = 0, len(cells), None, (self._t0, 0), 0.0
-        self._set_state(RUNNING)
-        self.job = self.service.start_run([c.item for c in cells], self.classifier, self.batch_size)
-        self.progressed.emit(0, len(cells), "starting…")
+        self._set_state(RunState.RUNNING)
+        self.task = self.service.start_run([c.item for c in cells], self.classifier, self.batch_size,
+                                           on_batch=self._batch, on_end=self._finished, on_error=self._failed)
+        self.progressed.emit(RunProgress(0, len(cells), "starting…"))
         return True
 
     def cancel(self) -> None:
         """Ask the run to stop (its cells done so far are kept); ``finished`` follows."""
-        if self.state == RUNNING:
-            self.service.cancel()
-            self._set_state(CANCELLING)
+        if self.state == RunState.RUNNING:
+            self.task.request_interrupt()
+            self._set_state(RunState.CANCELLING)
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop the run now: cancel, wait for the worker, drop its late results.  Always ends idle."""
+        """Stop the run now: cancel its task (nothing of it arrives after this), wait for the worker.
+        Always ends idle."""
         if not self.running:
             return
-        self.service.cancel()
-        self.service.wait(timeout)
-        self.job = None
+        task, self.task = self.task, None
+        task.cancel()
+        task.wait(timeout)
         self._cells = []
-        self._set_state(IDLE)
+        self._set_state(RunState.IDLE)
 
-    # --- service signals --------------------------------------------------------------------------
-    def _results(self, job: int, results: list) -> None:
-        if job != self.job:
-            return
+    # --- the run's task ---------------------------------------------------------------------------
+    def _batch(self, batch: RunBatch) -> None:
         cells = self._cells
-        self.bridge.doc.add_results(self.facts, [(cells[r.index], r) for r in results])
+        if batch.results:
+            self.bridge.doc.add_results(self.facts, [(cells[r.index], r) for r in batch.results])
+        self._progress(batch.done, batch.total)
+        self.resultsStored.emit(batch)
 
-    def _progress(self, job: int, done: int, total: int) -> None:
-        if job != self.job:
-            return
+    def _progress(self, done: int, total: int) -> None:
         self._done, self._total = done, total
         now = time.monotonic()
         t_last, n_last = self._last
@@ -124,7 +151,7 @@ class RunController(QObject):
         if done < total and now - self._shown < 0.25:
             return  # the bar and ETA are redrawn at most 4 times a second
         self._shown = now
-        self.progressed.emit(done, total, self.rate_text(now))
+        self.progressed.emit(RunProgress(done, total, self.rate_text(now)))
 
     def rate_text(self, now: float | None = None) -> str:
         now = time.monotonic() if now is None else now
@@ -133,18 +160,14 @@ class RunController(QObject):
         eta = (self._total - self._done) / max(self._rate, 1e-9)
         return f"{self._rate:.1f} cells/s · ETA {int(eta // 60)}:{int(eta % 60):02d}"
 
-    def _finished(self, job: int, cancelled: bool, seconds: float) -> None:
-        if job != self.job:
-            return
-        self.job = None
+    def _finished(self, end: RunEnd) -> None:
+        self.task = None
         self._cells = []
-        self._set_state(IDLE)
-        self.finished.emit(cancelled, self._done, self._total, seconds)
+        self._set_state(RunState.IDLE)
+        self.finished.emit(RunFinished(end.cancelled, self._done, self._total, end.seconds))
 
-    def _failed(self, job: int, message: str) -> None:
-        if job != self.job:
-            return
-        self.job = None
+    def _failed(self, exc: BaseException) -> None:
+        self.task = None
         self._cells = []
-        self._set_state(IDLE)
-        self.failed.emit(message)
+        self._set_state(RunState.IDLE)
+        self.failed.emit(f"{type(exc).__name__}: {exc}")

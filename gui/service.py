@@ -1,28 +1,30 @@
 """The one boundary between the GUI and the engine.
 
 Every engine call the app makes goes through :class:`EngineService`, and every slow one runs off the
-GUI thread:
+GUI thread as a task of :mod:`gui.tasks` (the one worker pattern of the GUI):
 
-- a small thread pool for listing/loading models, scanning folders, writing reports;
-- the case store's own writer thread (:mod:`engine.case.store`), which writes every change of the
-  case document as it happens; opening, loading and closing a store happen in the pool;
-- one classification thread per run, iterating :func:`engine.pipeline.classify` and handing results
-  to the GUI thread in chunks (at most one signal per ``CHUNK_SECONDS``), so the event loop never
-  drowns in per-cell signals.  Cancel = a ``threading.Event`` the engine checks between batches.
+- ``io``: listing/loading models, scanning folders, opening stores, writing reports (2 workers);
+- ``store-close``: closing case stores and removing the files of empty ones, in order (1 worker; the
+  case store's own writer thread, :mod:`engine.case.store`, writes every change as it happens);
+- ``classify``: one run at a time, iterating :func:`engine.pipeline.classify` and handing results to the
+  GUI thread as partial results in chunks (at most one per ``CHUNK_SECONDS``), so the event loop never
+  drowns in per-cell events.  :meth:`start_run` returns the run's :class:`~gui.tasks.Task`; cancelling it
+  stops the engine between batches and drops whatever the run still hands out.
 
-Results arrive through Qt signals (queued onto the GUI thread).  Each run has a job id; results of a
-cancelled or superseded job are dropped by the window.
+The service's signals are emitted on the GUI thread (from the tasks' callbacks), with the typed payloads
+below.
 """
 
 from __future__ import annotations
 
 import threading
+import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Signal
 
 from engine.card import ModelError
 from engine.case.document import cards_digest
@@ -36,59 +38,107 @@ from engine.registry import Registry, default_model
 from engine.report import summarize, write_cell_report, write_summary
 
 from .session import SessionFiles
+from .tasks import Task, TaskRunner
 
 CHUNK_SECONDS = 0.05
+log = logging.getLogger("leukoscan.gui")
+
+
+@dataclass(frozen=True)
+class ModelList:
+    """``modelsListed``: the registry's usable cards and why the others cannot be used."""
+    cards: list
+    problems: list[str]
+
+
+@dataclass(frozen=True)
+class ModelLoadFailed:
+    """``modelFailed``: the model asked for and why it did not load."""
+    name: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """``scanned``: the images found, the paths that could not be opened (and why), and the paths
+    opened as ``(path, is_dir)``."""
+    items: list
+    problems: list[str]
+    opened: list[tuple[str, bool]]
+
+
+@dataclass(frozen=True)
+class RunBatch:
+    """A run's partial result: the cells classified since the last batch, and how far it is."""
+    results: list
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """A run's result: whether it was cancelled before the end, and how long it took."""
+    cancelled: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class StoreOpened:
+    """``storeOpened``: the store at ``path`` and its document (None: a new store, nothing loaded)."""
+    path: Path
+    store: Any
+    doc: Any
+
+
+@dataclass(frozen=True)
+class StoreFailed:
+    """``storeFailed``: a store that could not be opened, in one line, and where it was moved aside."""
+    path: Path
+    reason: str
+    moved: Path | None = None
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A case store of an app that did not close normally (``meta``: :meth:`CaseStore.peek`, or a
+    ``problem``)."""
+    path: Path
+    meta: dict
+
+
+@dataclass(frozen=True)
+class FilesChanged:
+    """``filesChanged``: cells of ``doc`` whose image content changed since the store was written."""
+    doc: Any
+    cells: list
 
 
 class EngineService(QObject):
-    modelsListed = Signal(object, object)  # [ModelCard], [problem strings]
+    modelsListed = Signal(ModelList)
     modelLoaded = Signal(object)  # Classifier
-    modelFailed = Signal(str, str)  # name, message
-    scanned = Signal(object, object, object)  # [ScanItem], [problem strings], [(path, is_dir)] opened
-    resultsReady = Signal(int, object)  # job id, [CellResult]
-    progress = Signal(int, int, int)  # job id, done, total
-    runFinished = Signal(int, bool, float)  # job id, cancelled, seconds
-    runFailed = Signal(int, str)  # job id, message
-    exportDone = Signal(object)  # [written paths]
+    modelFailed = Signal(ModelLoadFailed)
+    scanned = Signal(ScanResult)
+    exportDone = Signal(list)  # [written paths]
     exportFailed = Signal(str)
-    storeOpened = Signal(object, object, object)  # path, CaseStore, CaseDocument | None (None: a new store)
-    storeFailed = Signal(object, str, object)  # path, one-line reason, where it was moved aside (or None)
-    orphansFound = Signal(object)  # [(Path, {meta})] of stores of apps that did not close normally
-    filesChanged = Signal(object, object)  # document, [Cell] whose image content changed since it was stored
-    _posted = Signal(str, object)  # worker threads -> GUI thread relay (see _emit)
+    storeOpened = Signal(StoreOpened)
+    storeFailed = Signal(StoreFailed)
+    orphansFound = Signal(list)  # [Orphan]
+    filesChanged = Signal(FilesChanged)
 
     def __init__(self, registry_dirs: Sequence[str | Path] | None = None, parent=None) -> None:
         super().__init__(parent)
         self._registry_dirs = [Path(d) for d in registry_dirs] if registry_dirs else None
         self._registry: Registry | None = None
         self._classifiers: dict[tuple[str, str], Any] = {}
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="leukoscan-io")
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leukoscan-autosave")
+        self._io = TaskRunner(2, "leukoscan-io", self)
+        self._store_close = TaskRunner(1, "leukoscan-store-close", self)  # closes stores, removes empty ones
+        self._classify = TaskRunner(1, "leukoscan-classify", self)
         self._lock = threading.Lock()
-        self._job = 0
-        self._cancel: threading.Event | None = None
-        self._thread: threading.Thread | None = None
         self._closed = False
-        self._posted.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
     # --- helpers --------------------------------------------------------------------------------
-    def _submit(self, fn: Callable, *args, pool: ThreadPoolExecutor | None = None) -> Future | None:
-        if self._closed:
-            return None
-        return (pool or self._pool).submit(fn, *args)
-
-    def _emit(self, name: str, *args) -> None:
-        """Called from worker threads: hand ``signal(*args)`` to the GUI thread, which emits it there.
-
-        Every public signal is therefore emitted on the GUI thread (direct connections only), so no
-        queued call can reach a slot or a Python callable that was disconnected in the meantime."""
-        try:
-            self._posted.emit(name, args)
-        except RuntimeError:  # the service was deleted while the app closes
-            pass
-
-    def _deliver(self, name: str, args) -> None:
-        getattr(self, name).emit(*args)
+    def _start(self, fn: Callable, *args, runner: TaskRunner | None = None, **callbacks) -> Task:
+        return (runner or self._io).start(fn, *args, **callbacks)
 
     @staticmethod
     def default_model(cards) -> str | None:
@@ -109,56 +159,48 @@ class EngineService(QObject):
     def list_models(self) -> None:
         """Read the registry's cards in the background -> ``modelsListed``."""
 
-        def work():
+        def work(_state):
             try:
                 reg = Registry(dirs=self._registry_dirs) if self._registry_dirs else Registry()
                 cards = list(reg.cards())
                 problems = [str(p) for p in getattr(reg, "problems", [])]
             except Exception as exc:  # a broken models folder must not kill the app
-                self._emit("modelsListed", [], [f"cannot read the model folders: {exc}"])
-                return
+                return ModelList([], [f"cannot read the model folders: {exc}"])
             with self._lock:
                 self._registry = reg
                 # sessions of cards that changed or went away are dropped (keys carry the card digest)
                 live = {(c.name, self.card_digest(reg, c.name)) for c in cards}
                 self._classifiers = {k: v for k, v in self._classifiers.items() if (k[0], k[2]) in live}
-            self._emit("modelsListed", cards, problems)
+            return ModelList(cards, problems)
 
-        self._submit(work)
+        self._start(work, on_result=self.modelsListed.emit)
 
     def load_model(self, name: str, device: str = "auto") -> None:
         """Load (or reuse) a classifier in the background -> ``modelLoaded`` / ``modelFailed``."""
 
-        def work():
-            try:
-                with self._lock:
-                    reg = self._registry or Registry(dirs=self._registry_dirs)
-                key = (name, device, self.card_digest(reg, name))  # a changed card is another model
-            except ModelError as exc:
-                self._emit("modelFailed", name, str(exc))
-                return
+        def work(_state):
+            with self._lock:
+                reg = self._registry or Registry(dirs=self._registry_dirs)
+            key = (name, device, self.card_digest(reg, name))  # a changed card is another model
             with self._lock:  # list_models replaces the dict under the same lock
                 clf = self._classifiers.get(key)
             if clf is None:
-                try:
-                    clf = reg.load(name, device=device)
-                except ModelError as exc:
-                    self._emit("modelFailed", name, str(exc))
-                    return
-                except Exception as exc:  # onnxruntime errors etc.: same dialog, app stays usable
-                    self._emit("modelFailed", name, f"{type(exc).__name__}: {exc}")
-                    return
+                clf = reg.load(name, device=device)
                 with self._lock:
                     self._classifiers[key] = clf
-            self._emit("modelLoaded", clf)
+            return clf
 
-        self._submit(work)
+        def failed(exc: BaseException) -> None:  # onnxruntime errors etc.: same dialog, app stays usable
+            message = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
+            self.modelFailed.emit(ModelLoadFailed(name, message))
+
+        self._start(work, on_result=self.modelLoaded.emit, on_error=failed)
 
     # --- folders --------------------------------------------------------------------------------
     def scan(self, paths: Sequence[str | Path]) -> None:
         """Find the images under ``paths`` in the background -> ``scanned``."""
 
-        def work():
+        def work(_state):
             problems, good, opened = [], [], []
             for p in paths:
                 p = Path(p)
@@ -175,64 +217,36 @@ class EngineService(QObject):
                 except Exception as exc:
                     problems.append(f"cannot scan {', '.join(map(str, good))}: {exc}")
                 problems.extend(str(w) for w in warnings)
-            self._emit("scanned", items, problems, opened)
+            return ScanResult(items, problems, opened)
 
-        self._submit(work)
+        self._start(work, on_result=self.scanned.emit)
 
     # --- classification ---------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+    def start_run(self, items: list, classifier, batch_size: int, *, on_batch: Callable[[RunBatch], None],
+                  on_end: Callable[[RunEnd], None], on_error: Callable[[BaseException], None]) -> Task:
+        """Classify ``items`` on the ``classify`` worker (one run at a time: a new one waits for the one
+        before to stop).  ``on_batch`` gets :class:`RunBatch` es, then ``on_end`` a :class:`RunEnd` or
+        ``on_error`` the exception that stopped the model (after the batch of the cells done before it).
+        Cancelling the returned task stops the engine within a batch; nothing of the run arrives after."""
+        return self._start(self._run, list(items), classifier, batch_size, runner=self._classify,
+                           on_partial=on_batch, on_result=on_end, on_error=on_error)
 
-    def start_run(self, items: list, classifier, batch_size: int = 16) -> int:
-        """Classify ``items`` in a worker thread; returns the job id used by the run's signals."""
-        self.cancel()
-        with self._lock:
-            self._job += 1
-            job = self._job
-        cancel = threading.Event()
-        self._cancel = cancel
-        t = threading.Thread(target=self._run, args=(job, list(items), classifier, batch_size, cancel),
-                             name=f"leukoscan-classify-{job}", daemon=True)
-        self._thread = t
-        t.start()
-        return job
-
-    def cancel(self) -> None:
-        if self._cancel is not None:
-            self._cancel.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        t = self._thread
-        if t is not None:
-            t.join(timeout)
-            return not t.is_alive()
-        return True
-
-    def _run(self, job: int, items: list, classifier, batch_size: int, cancel: threading.Event) -> None:
-        t0 = time.monotonic()
-        total = len(items)
-        buf: list = []
-        done = 0
-        last = t0
+    @staticmethod
+    def _run(state, items: list, classifier, batch_size: int) -> RunEnd:
+        t0 = last = time.monotonic()
+        total, done, buf = len(items), 0, []
         try:
-            for res in classify(items, classifier, batch_size=batch_size, cancel=cancel):
+            for res in classify(items, classifier, batch_size=batch_size, cancel=state.interrupt):
                 buf.append(res)
                 done += 1
                 now = time.monotonic()
                 if now - last >= CHUNK_SECONDS:
-                    self._emit("resultsReady", job, buf)
-                    self._emit("progress", job, done, total)
+                    state.set_partial_result(RunBatch(buf, done, total))
                     buf, last = [], now
-            if buf:
-                self._emit("resultsReady", job, buf)
-            self._emit("progress", job, done, total)
-        except Exception as exc:
-            if buf:
-                self._emit("resultsReady", job, buf)
-            self._emit("runFailed", job, f"{type(exc).__name__}: {exc}")
-            return
-        self._emit("runFinished", job, cancel.is_set() and done < total, time.monotonic() - t0)
+        finally:  # also before an error: the cells classified before it are kept
+            if buf or not done:
+                state.set_partial_result(RunBatch(buf, done, total))
+        return RunEnd(state.is_interruption_requested() and done < total, time.monotonic() - t0)
 
     # --- reports --------------------------------------------------------------------------------
     def export(self, cells_csv: Path, summary_csv: Path, doc, cells: list, store=None) -> int:
@@ -243,24 +257,23 @@ class EngineService(QObject):
         changed while it was written."""
         snap = snapshot(doc, cells)
 
-        def work():
-            try:
-                rows = cell_rows(snap)
-                write_cell_report(cells_csv, rows)
-                write_summary(summary_csv, summarize(rows, signoffs=snap.signoffs, sample_ids=snap.sample_ids))
-                written = [str(cells_csv), str(summary_csv)]
-                if store is not None:
-                    store.flush(10.0)
-                    hist = reviews_path(cells_csv)
-                    write_reviews(hist, review_history_rows(store))
-                    written.append(str(hist))
-            except Exception as exc:
-                self._emit("exportFailed", f"{type(exc).__name__}: {exc}")
-                return
-            self._emit("exportDone", written)
+        def work(_state):
+            rows = cell_rows(snap)
+            write_cell_report(cells_csv, rows)
+            write_summary(summary_csv, summarize(rows, signoffs=snap.signoffs, sample_ids=snap.sample_ids))
+            written = [str(cells_csv), str(summary_csv)]
+            if store is not None:
+                store.flush(10.0)
+                hist = reviews_path(cells_csv)
+                write_reviews(hist, review_history_rows(store))
+                written.append(str(hist))
+            return written
 
-        self._submit(work)
+        self._start(work, on_result=self.exportDone.emit, on_error=self._export_failed)
         return snap.revision
+
+    def _export_failed(self, exc: BaseException) -> None:
+        self.exportFailed.emit(f"{type(exc).__name__}: {exc}")
 
     def export_pdf(self, pdf: Path, doc, cells: list) -> int:
         """Write the printable case report (:mod:`engine.pdf_report`) of a snapshot of ``doc`` in the
@@ -269,21 +282,17 @@ class EngineService(QObject):
         signoffs = {root: so.as_dict() for root, so in snap.signoffs.items()}
         reg = self._registry
 
-        def work():
-            try:
-                from engine.pdf_report import write_case_pdf
+        def work(_state):
+            from engine.pdf_report import write_case_pdf
 
-                rows = cell_rows(snap)
-                cards = {}
-                if reg is not None:
-                    cards = {n: reg.get(n) for n in {r.get("model", "") for r in rows} if n in reg}
-                write_case_pdf(pdf, rows, sample_ids=snap.sample_ids, signoffs=signoffs, card=cards)
-            except Exception as exc:
-                self._emit("exportFailed", f"{type(exc).__name__}: {exc}")
-                return
-            self._emit("exportDone", [str(pdf)])
+            rows = cell_rows(snap)
+            cards = {}
+            if reg is not None:
+                cards = {n: reg.get(n) for n in {r.get("model", "") for r in rows} if n in reg}
+            write_case_pdf(pdf, rows, sample_ids=snap.sample_ids, signoffs=signoffs, card=cards)
+            return [str(pdf)]
 
-        self._submit(work)
+        self._start(work, on_result=self.exportDone.emit, on_error=self._export_failed)
         return snap.revision
 
     # --- case stores ------------------------------------------------------------------------------
@@ -293,7 +302,7 @@ class EngineService(QObject):
         with ``move_damaged`` (the user was asked first); a file that is not a LeukoScan store (a CSV, another
         program's SQLite database) is never touched."""
 
-        def work():
+        def work(_state) -> StoreOpened | StoreFailed:
             try:
                 store = CaseStore.open(path, create=not load)
                 doc = store.load() if load else None
@@ -304,36 +313,36 @@ class EngineService(QObject):
                         moved = move_aside(path)
                     except OSError:
                         moved = None
-                self._emit("storeFailed", Path(path), str(exc), moved)
-                return
+                return StoreFailed(Path(path), str(exc), moved)
             except OSError as exc:
-                self._emit("storeFailed", Path(path), exc.strerror or str(exc), None)
-                return
-            self._emit("storeOpened", Path(path), store, doc)
+                return StoreFailed(Path(path), exc.strerror or str(exc), None)
+            return StoreOpened(Path(path), store, doc)
 
-        self._submit(work)
+        def opened(outcome: StoreOpened | StoreFailed) -> None:
+            (self.storeOpened if isinstance(outcome, StoreOpened) else self.storeFailed).emit(outcome)
+
+        self._start(work, on_result=opened)
 
     def check_files(self, store, doc) -> None:
         """Cells whose image changed on disk since the store was written -> ``filesChanged`` (stat first,
         then the sha256 of those that look changed)."""
         cells_by_key = {c.key: c for c in doc.cells}
 
-        def work():
-            try:
-                keys = store.changed_files()
-                changed = rehash_changed(doc, keys, store) if keys else []
-            except Exception:
-                return
+        def work(_state):
+            keys = store.changed_files()
+            return rehash_changed(doc, keys, store) if keys else []
+
+        def checked(changed: list) -> None:
             if changed:
-                self._emit("filesChanged", doc, [cells_by_key.get(c.key, c) for c in changed])
+                self.filesChanged.emit(FilesChanged(doc, [cells_by_key.get(c.key, c) for c in changed]))
 
-        self._submit(work)
+        self._start(work, on_result=checked, on_error=lambda exc: log.warning("checking the images failed: %s", exc))
 
-    def close_store(self, store) -> Future | None:
-        return self._submit(store.close, pool=self._writer)
+    def close_store(self, store) -> Task:
+        return self._start(lambda _state: store.close(), runner=self._store_close)
 
     def find_orphans(self, files: SessionFiles) -> None:
-        def work():
+        def work(_state):
             found = []
             try:
                 for p in files.orphans():
@@ -343,12 +352,12 @@ class EngineService(QObject):
                         meta = {"problem": str(exc)}
                     if meta.get("closed_at"):
                         continue  # closed normally: opened on request only (File > Open case store)
-                    found.append((p, meta))
+                    found.append(Orphan(p, meta))
             except Exception:
                 found = []
-            self._emit("orphansFound", found)
+            return found
 
-        self._submit(work)
+        self._start(work, on_result=self.orphansFound.emit)
 
     def create_store(self, path: Path):
         """A new, empty case store at ``path`` (an empty SQLite file: quick enough to make on the caller's
@@ -358,26 +367,24 @@ class EngineService(QObject):
         return CaseStore.open(path)
 
     def remove_file(self, path: Path) -> None:
-        def work():
+        def work(_state):
             for p in (Path(path), Path(str(path) + ".lock"), Path(str(path) + "-wal"), Path(str(path) + "-shm")):
                 try:
                     p.unlink()
                 except OSError:
                     pass
 
-        self._submit(work, pool=self._writer)
+        self._start(work, runner=self._store_close)
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until queued store closes and file removals are done (used when closing)."""
-        f = self._submit(lambda: None, pool=self._writer)
-        if f is not None:
-            f.result(timeout)
+        self._start(lambda _state: None, runner=self._store_close).wait(timeout)
 
     def shutdown(self) -> None:
+        """Stop the run (within a batch), let queued store closes finish, drop everything else."""
         if self._closed:
             return
-        self.cancel()
-        self.wait(3.0)
         self._closed = True
-        self._writer.shutdown(wait=True)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._classify.shutdown(wait=True, timeout=3.0)
+        self._store_close.shutdown(wait=True, cancel=False)
+        self._io.shutdown(wait=False)

@@ -1,10 +1,12 @@
-"""Lazy, cached thumbnails decoded off the GUI thread.
+"""Lazy, cached images decoded off the GUI thread: the gallery's thumbnails and the preview's full-size
+images (:func:`full_size_loader`).
 
-The gallery asks for a thumbnail only when it paints a tile.  A miss queues the path (newest request
-first, old requests beyond ``max_pending`` dropped, so scrolling quickly through 20,000 cells only
-decodes what is on screen) for a couple of daemon threads that decode with Pillow into a ``QImage``
-(safe outside the GUI thread).  Ready images sit in an LRU cache bounded in bytes and the ``ready``
-signal tells the model to repaint that tile.
+A view asks for an image only when it paints it.  A miss queues the path (newest request first, old
+requests beyond ``max_pending`` dropped, so scrolling quickly through 20,000 cells only decodes what is
+on screen) for the loader's decode tasks (:mod:`gui.tasks`, at most ``threads`` at a time), which decode
+with Pillow into a ``QImage`` (safe outside the GUI thread) and hand each image out as a partial result.
+On the GUI thread it goes into an LRU cache bounded in bytes and ``ready`` tells the view to repaint it.
+A size change or :meth:`ImageLoader.close` cancels the decode tasks: images of the old size never arrive.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import threading
 from collections import OrderedDict, deque
 
 from PIL import Image, ImageOps
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage
 
 from .service import load_rgb, read_regular_file
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QImage
+from .tasks import TaskRunner
 
 FAILED = object()  # cached marker: this file has no thumbnail (the tile shows the error)
 FULL_SIZE_CAP = 2048  # the preview's longest side: cells (450 px) keep their own pixels, a huge scan is capped
@@ -44,9 +47,11 @@ def decode_thumbnail(path: str, size: int) -> QImage | None:
     return QImage(data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
-class ThumbnailLoader(QObject):
-    ready = Signal(str)  # key (path) whose thumbnail is now cached; emitted on the GUI thread
-    _posted = Signal(str)  # decoder threads -> GUI thread
+class ImageLoader(QObject):
+    """Images of at most ``size`` x ``size`` pixels, decoded in the background and cached (see the module
+    docstring).  Everything but the decode runs on the GUI thread."""
+
+    ready = Signal(str)  # key (path) whose image is now cached
 
     def __init__(self, size: int = 112, budget_mb: int = 40, threads: int = 2, max_pending: int = 400,
                  parent=None) -> None:
@@ -54,99 +59,102 @@ class ThumbnailLoader(QObject):
         self._size = size
         self._budget = budget_mb * 1024 * 1024
         self._bytes = 0
-        self._cache: OrderedDict[str, object] = OrderedDict()
+        self._cache: OrderedDict[str, object] = OrderedDict()  # GUI thread only
+        self._lock = threading.Lock()  # the queue below: the GUI thread adds, the decode tasks take
         self._pending: deque[str] = deque()
-        self._queued: set[str] = set()
+        self._queued: set[str] = set()  # pending or being decoded: not queued twice
         self._max_pending = max_pending
-        self._cv = threading.Condition()
-        self._stop = False
-        self._generation = 0
-        self._posted.connect(self.ready.emit, Qt.ConnectionType.QueuedConnection)
-        self._threads = [threading.Thread(target=self._run, name=f"thumbs-{i}", daemon=True) for i in range(threads)]
-        for t in self._threads:
-            t.start()
+        self._threads = threads
+        self._tasks: list = []  # decode tasks started for this size
+        self._active = 0  # of them, those not yet out of work (under the lock: a task ends as work arrives)
+        self._generation = 0  # the size's: a cancelled task of an earlier size does not count
+        self.runner = TaskRunner(threads, "leukoscan-images", self)
 
     @property
     def size(self) -> int:
         return self._size
 
     def set_size(self, size: int) -> None:
-        with self._cv:
-            if size == self._size:
-                return
-            self._size = size
-            self._generation += 1
-            self._cache.clear()
-            self._bytes = 0
+        if size == self._size:
+            return
+        self._size = size
+        for t in self._tasks:
+            t.cancel()  # what they decode at the old size never arrives
+        self._tasks = []
+        self._cache.clear()
+        self._bytes = 0
+        with self._lock:
             self._pending.clear()
             self._queued.clear()
+            self._generation += 1
+            self._active = 0
 
     def get(self, key: str) -> QImage | None:
-        """The cached thumbnail, or None (and a load is queued).  GUI thread."""
-        with self._cv:
-            img = self._cache.get(key)
-            if img is not None:
-                self._cache.move_to_end(key)
-                return None if img is FAILED else img
-            if key not in self._queued:
-                self._queued.add(key)
-                self._pending.append(key)
-                while len(self._pending) > self._max_pending:
-                    self._queued.discard(self._pending.popleft())
-                self._cv.notify()
+        """The cached image, or None (and a decode is queued).  GUI thread."""
+        img = self._cache.get(key)
+        if img is not None:
+            self._cache.move_to_end(key)
+            return None if img is FAILED else img
+        with self._lock:
+            if key in self._queued:
+                return None
+            self._queued.add(key)
+            self._pending.append(key)
+            while len(self._pending) > self._max_pending:
+                self._queued.discard(self._pending.popleft())
+            start = self._active < self._threads and not self.runner.closed
+            if start:
+                self._active += 1
+        if start:
+            self._tasks = [t for t in self._tasks if not t.done]
+            self._tasks.append(self.runner.start(self._decode, self._size, self._generation,
+                                                 on_partial=self._decoded))
         return None
 
     def failed(self, key: str) -> bool:
         """True once ``key`` was tried and could not be decoded (vanished, unreadable, not an image)."""
-        with self._cv:
-            return self._cache.get(key) is FAILED
+        return self._cache.get(key) is FAILED
 
     def cached_count(self) -> int:
-        with self._cv:
-            return len(self._cache)
+        return len(self._cache)
 
     def cached_bytes(self) -> int:
-        with self._cv:
-            return self._bytes
+        return self._bytes
 
     def close(self) -> None:
-        with self._cv:
-            self._stop = True
+        """Cancel the decode tasks and end their threads (a decode under way finishes first)."""
+        with self._lock:
             self._pending.clear()
-            self._cv.notify_all()
-        for t in self._threads:
-            t.join(timeout=2)
+        self.runner.shutdown(wait=True, timeout=2.0)
 
-    def _run(self) -> None:
+    def _decode(self, state, size: int, generation: int) -> None:
+        """A decode task: the newest request first, until none is left (or the task is cancelled)."""
         while True:
-            with self._cv:
-                while not self._pending and not self._stop:
-                    self._cv.wait()
-                if self._stop:
+            with self._lock:
+                if state.is_interruption_requested() or not self._pending:
+                    if generation == self._generation:
+                        self._active -= 1
                     return
                 key = self._pending.pop()  # newest first: what is on screen now
-                size, gen = self._size, self._generation
-            img = decode_thumbnail(key, size)
-            with self._cv:
-                self._queued.discard(key)
-                if gen != self._generation or self._stop:
-                    continue
-                self._cache[key] = img if img is not None else FAILED
-                self._bytes += img.sizeInBytes() if img is not None else 0
-                while self._bytes > self._budget and len(self._cache) > 1:
-                    _, old = self._cache.popitem(last=False)
-                    if old is not FAILED:
-                        self._bytes -= old.sizeInBytes()
-            try:
-                self._posted.emit(key)
-            except RuntimeError:  # the loader was deleted while the app closes
-                return
+            state.set_partial_result((key, decode_thumbnail(key, size)))
+
+    def _decoded(self, item: tuple[str, QImage | None]) -> None:
+        key, img = item
+        with self._lock:
+            self._queued.discard(key)
+        self._cache[key] = img if img is not None else FAILED
+        self._bytes += img.sizeInBytes() if img is not None else 0
+        while self._bytes > self._budget and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            if old is not FAILED:
+                self._bytes -= old.sizeInBytes()
+        self.ready.emit(key)
 
 
-def full_size_loader(budget_mb: int = 48, threads: int = 1, max_pending: int = 4, parent=None) -> ThumbnailLoader:
+def full_size_loader(budget_mb: int = 48, threads: int = 1, max_pending: int = 4, parent=None) -> ImageLoader:
     """A loader of images at their own resolution (up to :data:`FULL_SIZE_CAP`), for zooming to pixels.
 
     :func:`decode_thumbnail` only ever shrinks, so a "thumbnail" as large as the cap is the original
     image; the gallery's small loader is untouched.  Few pending requests: only the shown cells matter."""
-    return ThumbnailLoader(size=FULL_SIZE_CAP, budget_mb=budget_mb, threads=threads, max_pending=max_pending,
-                           parent=parent)
+    return ImageLoader(size=FULL_SIZE_CAP, budget_mb=budget_mb, threads=threads, max_pending=max_pending,
+                       parent=parent)

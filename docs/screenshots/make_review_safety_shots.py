@@ -52,7 +52,7 @@ def main() -> int:
     wait(app, lambda: w.classifier is not None)
     case = case_folder()
     w.open_paths([case])
-    wait(app, lambda: w.job is None and len(w.model.cells) == 61 and all(c.result for c in w.model.cells))
+    wait(app, lambda: not w.runs.running and len(w.model.cells) == 61 and all(c.result for c in w.model.cells))
     pump(app, 0.5)
 
     # the blank frame: QC failed, excluded, where the technician looks

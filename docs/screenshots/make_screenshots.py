@@ -96,10 +96,10 @@ def main() -> int:
 
     case = case_folder()
     w.open_paths([case])
-    wait(app, lambda: w.job is not None and w.runs.done >= 40)
+    wait(app, lambda: w.runs.running and w.runs.done >= 40)
     pump(app, 0.8)
     save(w, "01-running.png")
-    wait(app, lambda: w.job is None)
+    wait(app, lambda: not w.runs.running)
     s.batch_size = 16
     pump(app, 0.5)
 
@@ -133,7 +133,7 @@ def main() -> int:
 
     bad = build_bad_input(TMP / "slide 02 (mixed formats)")
     w.open_paths([bad.path])
-    wait(app, lambda: w.job is None and any(c.status == "error" for c in w.model.cells))
+    wait(app, lambda: not w.runs.running and any(c.status == "error" for c in w.model.cells))
     w.case_combo.setCurrentIndex(w.case_combo.findData(w.doc.case_of_root(str(bad.path)).name))
     w.filter_combo.setCurrentIndex(w.filter_combo.findData("all"))
     row = next(r for r in range(w.proxy.rowCount()) if w.proxy.cell_at(r).status == "error")

@@ -54,9 +54,9 @@ def make_window(qtbot, tiny_models_dir):
 
 def open_and_classify(qtbot, w, paths, timeout=RUN_TIMEOUT_MS):
     """Open ``paths`` and wait until the run they start has finished; returns the finished args."""
-    with qtbot.waitSignal(w.service.runFinished, timeout=timeout) as blocker:
+    with qtbot.waitSignal(w.runs.finished, timeout=timeout) as blocker:
         w.open_paths([str(p) for p in paths])
-    qtbot.waitUntil(lambda: w.job is None, timeout=timeout)
+    qtbot.waitUntil(lambda: not w.runs.running, timeout=timeout)
     return blocker.args
 
 

@@ -160,7 +160,7 @@ def test_3_reload_models_uses_a_changed_card(qtbot, make_window, tiny_models_dir
     qtbot.waitUntil(lambda: w.classifier.version == "9.9-test", timeout=10_000)
     assert old_version != "9.9-test"
     # the results of the earlier card are classified again with the new one
-    qtbot.waitUntil(lambda: w.job is None and all(c.result is not None for c in w.model.cells),
+    qtbot.waitUntil(lambda: not w.runs.running and all(c.result is not None for c in w.model.cells),
                     timeout=RUN_TIMEOUT_MS)
     assert w.threshold == pytest.approx(0.3)
     rows = _read_csv(Path(_export(qtbot, w, tmp_path / "r.csv")[0]))
@@ -184,7 +184,7 @@ def test_4_close_then_export_during_a_run_and_a_cancelled_export(qtbot, make_win
     w = make_window(batch_size=1)
 
     # B: close -> Export… while a run is going, then the file dialog is cancelled: the window stays
-    with qtbot.waitSignal(w.service.resultsReady, timeout=RUN_TIMEOUT_MS):
+    with qtbot.waitSignal(w.runs.resultsStored, timeout=RUN_TIMEOUT_MS):
         w.open_paths([cells_dir])
     assert w.runs.running
     w.select_row(0)
@@ -194,9 +194,9 @@ def test_4_close_then_export_during_a_run_and_a_cancelled_export(qtbot, make_win
     assert not w.close()
     assert w.isVisible() and not w.runs.running and w.exports.request is None
     # later: the rest is classified and exported the ordinary way; the window does not close
-    with qtbot.waitSignal(w.service.runFinished, timeout=RUN_TIMEOUT_MS):
+    with qtbot.waitSignal(w.runs.finished, timeout=RUN_TIMEOUT_MS):
         w.classify_remaining()
-    qtbot.waitUntil(lambda: w.job is None, timeout=5_000)
+    qtbot.waitUntil(lambda: not w.runs.running, timeout=5_000)
     _export(qtbot, w, tmp_path / "ordinary.csv")
     qtbot.wait(100)
     assert w.isVisible()
@@ -204,7 +204,7 @@ def test_4_close_then_export_during_a_run_and_a_cancelled_export(qtbot, make_win
     # A: close -> Export… while a run is going: the run is stopped, the report written, then the window closes
     case2 = tmp_path / "case 2"
     shutil.copytree(cells_dir, case2)
-    with qtbot.waitSignal(w.service.resultsReady, timeout=RUN_TIMEOUT_MS):
+    with qtbot.waitSignal(w.runs.resultsStored, timeout=RUN_TIMEOUT_MS):
         w.open_paths([case2])
     assert w.runs.running
     w.select_row(w.proxy.proxy_row_of(str(next(c for c in w.model.cells if c.result is not None
@@ -231,15 +231,15 @@ def test_5_threshold_per_model_and_a_live_preview_and_summary_during_a_run(qtbot
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     w.set_threshold(0.62)
-    with qtbot.waitSignal(w.service.runFinished, timeout=RUN_TIMEOUT_MS):
+    with qtbot.waitSignal(w.runs.finished, timeout=RUN_TIMEOUT_MS):
         w.model_combo.setCurrentIndex(w.model_combo.findData("tiny_a"))
         w._model_chosen(w.model_combo.currentIndex())
-    qtbot.waitUntil(lambda: w.job is None, timeout=5_000)
+    qtbot.waitUntil(lambda: not w.runs.running, timeout=5_000)
     assert w.classifier.name == "tiny_a" and w.threshold == pytest.approx(w.classifier.threshold)
     w.model_combo.setCurrentIndex(w.model_combo.findData("tiny_ensemble"))
     w._model_chosen(w.model_combo.currentIndex())
     qtbot.waitUntil(lambda: w.classifier.name == "tiny_ensemble", timeout=10_000)
-    qtbot.waitUntil(lambda: w.job is None, timeout=RUN_TIMEOUT_MS)  # (nothing to classify: its results are kept)
+    qtbot.waitUntil(lambda: not w.runs.running, timeout=RUN_TIMEOUT_MS)  # (nothing to classify: its results are kept)
     assert w.threshold == pytest.approx(0.62) and w.thr_spin.value() == pytest.approx(0.62)
     assert all(c.prediction == ("ALL" if c.p_all >= 0.62 else "HEM") for c in w.model.cells)
 
@@ -260,11 +260,11 @@ def test_5_threshold_per_model_and_a_live_preview_and_summary_during_a_run(qtbot
     first = next(c for c in w.model.cells if str(c.path).startswith(str(case2)))
     w.select_row(w.proxy.proxy_row_of(first.key))
     assert "Not classified yet" in w.preview.details.text()
-    with qtbot.waitSignal(w.service.resultsReady, timeout=RUN_TIMEOUT_MS):
+    with qtbot.waitSignal(w.runs.resultsStored, timeout=RUN_TIMEOUT_MS):
         pass
     assert first.result is not None
     assert "Not classified yet" not in w.preview.details.text() and "P(ALL)" in w.preview.details.text()
-    qtbot.waitUntil(lambda: w.job is None, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not w.runs.running, timeout=RUN_TIMEOUT_MS)
     assert seen and all(bar == counted for bar, counted in seen), seen
 
 

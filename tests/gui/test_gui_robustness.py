@@ -62,8 +62,8 @@ def test_autosave_then_restore_in_a_new_window(qtbot, make_window, cells_dir, mo
     monkeypatch.setattr(MainWindow, "ask_restore", lambda self, p, meta: asked.append((p, meta)) or True)
     w2 = make_window(check_orphans=True)
     runs = []
-    w2.service.runFinished.connect(lambda *a: runs.append(a))
-    w2.service.resultsReady.connect(lambda *a: runs.append(a))
+    w2.runs.finished.connect(lambda *a: runs.append(a))
+    w2.runs.resultsStored.connect(lambda *a: runs.append(a))
     qtbot.waitUntil(lambda: bool(asked), timeout=10_000)
     assert asked[0][0] == path and asked[0][1]["cells"] == "8" and asked[0][1]["reviews"] == "2"
     qtbot.waitUntil(lambda: len(w2.model.cells) == 8, timeout=10_000)
@@ -77,7 +77,7 @@ def test_autosave_then_restore_in_a_new_window(qtbot, make_window, cells_dir, mo
     assert w2.doc.unexported
     assert w2.doc.can_undo  # the undo history came back too
     qtbot.wait(300)  # the folder is scanned again (new images would be added): still nothing to classify
-    assert runs == [] and w2.last_run == {} and w2.job is None
+    assert runs == [] and w2.last_run is None and not w2.runs.running
     w2.select_row(0)
     w2.review_selected("clear" if w2.current_cell().review else "ALL")  # the restored store is written on
     _wait_saved(qtbot, w2)
@@ -133,10 +133,10 @@ def test_switching_model_reclassifies_and_keeps_reviews(qtbot, make_window, cell
     w.review_selected("HEM")
     key = w.current_cell().key if False else w.model.cells[0].key
     before = {c.key: c.p_all for c in w.model.cells}
-    with qtbot.waitSignal(w.service.runFinished, timeout=30_000):
+    with qtbot.waitSignal(w.runs.finished, timeout=30_000):
         w.model_combo.setCurrentIndex(w.model_combo.findData("tiny_a"))
         w._model_chosen(w.model_combo.currentIndex())
-    qtbot.waitUntil(lambda: w.job is None and all(c.result is not None for c in w.model.cells))
+    qtbot.waitUntil(lambda: not w.runs.running and all(c.result is not None for c in w.model.cells))
     after = {c.key: c.p_all for c in w.model.cells}
     assert w.classifier.name == "tiny_a" and after != before
     assert w.model.cells[0].review is not None and w.model.cells[0].review.label == "HEM"
@@ -155,7 +155,7 @@ def test_no_models_installed_shows_a_clear_message(qtbot, make_window, tmp_path,
     with qtbot.waitSignal(w.service.scanned, timeout=10_000):
         w.open_paths([cells_dir])
     qtbot.waitUntil(lambda: len(w.model.cells) == 8)
-    assert w.job is None and not w.can_export()
+    assert not w.runs.running and not w.can_export()
 
 
 def test_close_with_unexported_reviews_asks(qtbot, make_window, cells_dir, monkeypatch):
@@ -226,7 +226,7 @@ def test_command_line_paths_are_opened_and_classified(qtbot, tiny_models_dir, ce
     w = build_window(args)
     try:
         w.show()
-        qtbot.waitUntil(lambda: len(w.model.cells) == 8 and w.job is None
+        qtbot.waitUntil(lambda: len(w.model.cells) == 8 and not w.runs.running
                         and all(c.result is not None for c in w.model.cells), timeout=30_000)
         assert w.classifier.name == "tiny_a"
         assert str(cells_dir) in w.settings.recent_folders
@@ -297,7 +297,7 @@ def test_restore_skips_reviews_of_changed_images_and_reports_missing_folders(qtb
     by_key = {c.key: c for c in w2.model.cells}
     assert by_key[str(changed)].review is None and by_key[str(changed)].stale is not None
     assert all(c.review is not None for k, c in by_key.items() if k != str(changed))
-    qtbot.waitUntil(lambda: w2.job is None and by_key[str(changed)].result is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: not w2.runs.running and by_key[str(changed)].result is not None, timeout=30_000)
     _wait_saved(qtbot, w2)
     events = CaseStore.open(path, create=False)
     try:
@@ -380,14 +380,14 @@ def test_open_case_store_written_by_the_cli_shows_its_results_without_a_run(qtbo
                  "--model", "tiny_ensemble", "--models-dir", str(tiny_models_dir), "--no-progress"]) == 0
     w = make_window()
     runs = []
-    w.service.runFinished.connect(lambda *a: runs.append(a))
+    w.runs.finished.connect(lambda *a: runs.append(a))
     monkeypatch.setattr("gui.mainwindow.QFileDialog.getOpenFileName", lambda *a, **k: (str(db), ""))
     w.act_open_store.trigger()
     qtbot.waitUntil(lambda: len(w.model.cells) == 8, timeout=10_000)
     assert all(c.result is not None and c.prediction in ("ALL", "HEM") for c in w.model.cells)
     assert w.session_path == db
     qtbot.wait(300)
-    assert runs == [] and w.last_run == {} and w.job is None
+    assert runs == [] and w.last_run is None and not w.runs.running
     with open(tmp_path / "cli.csv", newline="", encoding="utf-8") as fh:
         import csv
 
@@ -414,12 +414,12 @@ def test_a_case_store_of_another_model_switches_to_it_instead_of_classifying_aga
     w = make_window()
     assert w.classifier.name == "tiny_ensemble"
     runs = []
-    w.service.resultsReady.connect(lambda *a: runs.append(a))
+    w.runs.resultsStored.connect(lambda *a: runs.append(a))
     w.open_store(db)
     qtbot.waitUntil(lambda: w.classifier is not None and w.classifier.name == "tiny_a" and len(w.model.cells) == 8,
                     timeout=10_000)
     qtbot.wait(300)
-    assert runs == [] and w.job is None
+    assert runs == [] and not w.runs.running
     assert all(c.result is not None and c.result.model == "tiny_a" for c in w.model.cells)
     assert w.model_combo.currentData() == "tiny_a"
 
@@ -485,12 +485,12 @@ def test_model_failing_mid_run_keeps_the_cells_done(qtbot, make_window, cells_di
 
     monkeypatch.setattr(service_mod, "classify", breaks_after_three)
     w = make_window()
-    with qtbot.waitSignal(w.service.runFailed, timeout=30_000):
+    with qtbot.waitSignal(w.runs.failed, timeout=30_000):
         w.open_paths([cells_dir])
     qtbot.waitUntil(lambda: any(t == "Classification stopped" for t, _ in w.messages), timeout=5_000)
     assert "out of memory" in [m for t, m in w.messages if t == "Classification stopped"][0]
-    assert sum(c.result is not None for c in w.model.cells) == 3 and w.job is None
+    assert sum(c.result is not None for c in w.model.cells) == 3 and not w.runs.running
     monkeypatch.setattr(service_mod, "classify", real)
-    with qtbot.waitSignal(w.service.runFinished, timeout=30_000):
+    with qtbot.waitSignal(w.runs.finished, timeout=30_000):
         w.classify_remaining()
     assert all(c.result is not None for c in w.model.cells)

@@ -40,9 +40,9 @@ def _export(qtbot, w, path: Path) -> list[str]:
 def test_drop_classify_review_by_keyboard_export(qtbot, make_window, cells_dir, tmp_path):
     w = make_window()
     assert w.classifier is not None and w.classifier.name == "tiny_ensemble"
-    with qtbot.waitSignal(w.service.runFinished, timeout=30_000) as fin:
+    with qtbot.waitSignal(w.runs.finished, timeout=30_000) as fin:
         _drop(w, [cells_dir])
-    cancelled = fin.args[1]
+    cancelled = fin.args[0].cancelled
     assert not cancelled
     cells = w.model.cells
     assert len(cells) == 8 and all(c.status == OK for c in cells)
@@ -127,19 +127,19 @@ def test_cancel_stops_within_a_second_and_resume(qtbot, make_window, tmp_path):
     for i in range(600):
         shutil.copyfile(src[i % len(src)], case / f"cell_{i:04d}.webp")
     w = make_window(batch_size=1)
-    with qtbot.waitSignal(w.service.resultsReady, timeout=30_000):
+    with qtbot.waitSignal(w.runs.resultsStored, timeout=30_000):
         w.open_paths([case])
-    assert w.job is not None
+    assert w.runs.running
     t0 = time.monotonic()
-    with qtbot.waitSignal(w.service.runFinished, timeout=5_000) as fin:
+    with qtbot.waitSignal(w.runs.finished, timeout=5_000) as fin:
         w.cancel_btn.click()
     assert time.monotonic() - t0 < 1.0
-    assert fin.args[1] is True  # cancelled
+    assert fin.args[0].cancelled is True  # cancelled
     done = sum(1 for c in w.model.cells if c.status != PENDING)
     assert 0 < done < 600
     assert not w.cancel_btn.isVisible()
     # the rest can be classified later; nothing already classified is redone or lost
-    with qtbot.waitSignal(w.service.runFinished, timeout=60_000):
+    with qtbot.waitSignal(w.runs.finished, timeout=60_000):
         w.classify_remaining()
     assert all(c.status == OK for c in w.model.cells)
 
@@ -203,7 +203,7 @@ def test_bundled_models_work_in_the_app(qtbot, cells_dir, tmp_path):
         w.show()
         qtbot.waitUntil(lambda: w.classifier is not None or bool(w.messages), timeout=60_000)
         assert w.classifier is not None, w.messages
-        with qtbot.waitSignal(w.service.runFinished, timeout=120_000):
+        with qtbot.waitSignal(w.runs.finished, timeout=120_000):
             w.open_paths([cells_dir])
         assert all(c.status == OK and 0.0 <= c.p_all <= 1.0 for c in w.model.cells)
         out = tmp_path / "bundled.csv"

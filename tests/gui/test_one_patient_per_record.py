@@ -49,7 +49,7 @@ def test_opening_a_store_shows_only_its_cases_and_never_writes_the_screen_into_i
     w.open_store(db)
     qtbot.waitUntil(lambda: w.session_path == db and bool(w.model.cells), timeout=10_000)
     qtbot.wait(500)  # anything re-opened into the store would be scanned and added by now
-    qtbot.waitUntil(lambda: w.job is None, timeout=30_000)
+    qtbot.waitUntil(lambda: not w.runs.running, timeout=30_000)
     w.service.flush()
     assert list(w.doc.cases) == [str(patient_b)]  # the window shows B.db's case, and nothing else
     assert _roots(w.doc) == {str(patient_b)} and len(w.model.cells) == 5
@@ -113,7 +113,7 @@ def test_a_scan_that_finishes_after_a_store_was_opened_is_not_added_to_it(qtbot,
     with qtbot.waitSignal(w.service.scanned, timeout=10_000):
         real_scan(late[0])  # patientA's scan finishes now
     qtbot.wait(500)
-    qtbot.waitUntil(lambda: w.job is None, timeout=30_000)
+    qtbot.waitUntil(lambda: not w.runs.running, timeout=30_000)
     w.service.flush()
     assert _roots(w.doc) == {str(patient_b)} and list(w.doc.opened) == [str(patient_b)]
     assert list(stored(db).cases) == [str(patient_b)] and len(stored(db).cells) == 5

@@ -51,8 +51,8 @@ def test_reopening_a_signed_off_folder_opens_its_record_not_a_new_one(qtbot, mak
     assert record.suffix == ".leukoscan" and "S-0042" in record.name  # named after its sample id
     w = make_window()
     runs = []
-    w.service.resultsReady.connect(lambda *a: runs.append(a))
-    w.service.runFinished.connect(lambda *a: runs.append(a))
+    w.runs.resultsStored.connect(lambda *a: runs.append(a))
+    w.runs.finished.connect(lambda *a: runs.append(a))
     w.open_paths([str(folder)])  # as File ▸ Open recent does
     qtbot.waitUntil(lambda: len(w.model.cells) == 6, timeout=10_000)
     qtbot.wait(300)

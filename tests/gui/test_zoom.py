@@ -391,9 +391,10 @@ def test_escape_closes_the_compare_dialog(qtbot, cells_dir):
     dlg.show()
     qtbot.waitExposed(dlg)
     assert len(dlg.views) == 4
-    threads = list(dlg.loader._threads)
+    runner = dlg.loader.runner
+    assert runner.threads()  # decoding the cells shown
     dlg.views[0].setFocus()
     with qtbot.waitSignal(dlg.finished, timeout=5_000):
         qtbot.keyClick(dlg.views[0], Qt.Key.Key_Escape)
     assert not shiboken6.isValid(dlg) or not dlg.isVisible()  # closed (and deleted once the loop runs)
-    assert not any(t.is_alive() for t in threads)  # its decoder thread ended with it
+    assert runner.closed and not runner.threads()  # its decoder thread ended with it

@@ -1,0 +1,185 @@
+"""The one way the GUI runs work off its thread and gets the outcome back (modelled on Orange3's
+``TaskState`` + ``FutureWatcher``).
+
+- :class:`TaskRunner` owns a thread pool.  ``runner.start(fn, *args, on_result=, on_error=, on_partial=)``
+  calls ``fn(state, *args)`` on a worker and returns a :class:`Task`.
+- The worker sees a :class:`TaskState`: ``is_interruption_requested()`` / ``interrupt`` (a
+  ``threading.Event``, what :func:`engine.pipeline.classify` takes as ``cancel``) and
+  ``set_partial_result(value)`` for results handed out while it runs (a batch of a run, a thumbnail).
+- Every callback runs on the GUI thread, reached through one queued signal of the runner.  Nothing else
+  crosses threads: no worker emits a public signal, touches a widget or a model.
+- ``task.request_interrupt()`` asks the worker to stop and still hears how it ended;
+  ``task.cancel()`` (GUI thread) asks the worker to stop *and disconnects the task*: whatever it hands out
+  after that, even a result already queued, is dropped on arrival.  A cancelled or superseded job can
+  therefore never reach the window, and callers need no job ids to filter stale results.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, Qt, Signal
+
+log = logging.getLogger("leukoscan.gui")
+_ids = itertools.count(1)
+
+
+class TaskState:
+    """The worker's side of a task: whether to stop, and where partial results go."""
+
+    def __init__(self, task: "Task") -> None:
+        self._task = task
+        self.interrupt = threading.Event()
+
+    def is_interruption_requested(self) -> bool:
+        return self.interrupt.is_set()
+
+    def set_partial_result(self, value: Any) -> None:
+        """Hand ``value`` to the task's ``on_partial`` on the GUI thread (dropped if the task is cancelled)."""
+        self._task._post("partial", value)
+
+
+class Task:
+    """The GUI thread's handle of one job: its callbacks, its future, and :meth:`cancel`."""
+
+    def __init__(self, runner: "TaskRunner", name: str, on_result: Callable | None, on_error: Callable | None,
+                 on_partial: Callable | None) -> None:
+        self.name = name
+        self._runner = runner
+        self._callbacks = {"result": on_result, "error": on_error, "partial": on_partial}
+        self.state = TaskState(self)
+        self.future: Future | None = None
+        self.cancelled = False
+        self.delivered = False  # its result or error reached the GUI thread
+
+    def request_interrupt(self) -> None:
+        """Ask the worker to stop at its next check; unlike :meth:`cancel`, what it hands out until it
+        returns still arrives (a cancelled run reports how far it got)."""
+        self.state.interrupt.set()
+
+    def cancel(self) -> None:
+        """GUI thread: stop the worker (it checks ``state``) and drop everything it still hands out."""
+        self.cancelled = True
+        self._callbacks = {}
+        self.state.interrupt.set()
+        if self.future is not None:
+            self.future.cancel()  # not started yet: never starts
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the worker function has returned (or ``timeout``); True when it has."""
+        if self.future is None:
+            return True
+        return not wait_futures([self.future], timeout).not_done
+
+    @property
+    def done(self) -> bool:
+        return self.future is not None and self.future.done()
+
+    def _post(self, kind: str, value: Any) -> None:
+        self._runner._post(self, kind, value)
+
+    def _deliver(self, kind: str, value: Any) -> None:
+        if self.cancelled:
+            return
+        if kind != "partial":
+            self.delivered = True
+        fn = self._callbacks.get(kind)
+        if fn is not None:
+            fn(value)
+        elif kind == "error":
+            log.error("background task %s failed: %r", self.name, value)
+
+
+class Relay(QObject):
+    """Runs ``fn(*args)`` on the GUI thread, called from any thread: the one queued path into the GUI
+    thread (tasks use it; so does the case store's writer thread for its errors)."""
+
+    _posted = Signal(object)  # (fn, args)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._posted.connect(self._run, Qt.ConnectionType.QueuedConnection)
+
+    def call(self, fn: Callable, *args) -> None:
+        try:
+            self._posted.emit((fn, args))
+        except RuntimeError:  # the relay was deleted while the app closes: nobody is left to tell
+            pass
+
+    def _run(self, item) -> None:
+        fn, args = item
+        fn(*args)
+
+
+class TaskRunner(QObject):
+    """A thread pool whose jobs report back on the GUI thread (see the module docstring)."""
+
+    def __init__(self, workers: int, name: str, parent=None) -> None:
+        super().__init__(parent)
+        self.name = f"{name}-{next(_ids)}"
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name)
+        self._relay = Relay(self)
+        self._live: set[Task] = set()
+        self._lock = threading.Lock()  # _live: a future's done-callback runs on its worker
+        self.closed = False
+
+    def start(self, fn: Callable, *args, on_result: Callable | None = None, on_error: Callable | None = None,
+              on_partial: Callable | None = None) -> Task:
+        """Run ``fn(state, *args)`` on a worker.  Its return value goes to ``on_result``, an exception to
+        ``on_error`` (else it is logged), ``state.set_partial_result(v)`` to ``on_partial``; all on the GUI
+        thread, none after ``task.cancel()``.  After :meth:`shutdown` the task is cancelled at once."""
+        task = Task(self, getattr(fn, "__name__", "task"), on_result, on_error, on_partial)
+        if self.closed:
+            task.cancel()
+            return task
+        with self._lock:
+            self._live.add(task)
+
+        def run():
+            if task.cancelled:
+                return
+            try:
+                value = fn(task.state, *args)
+            except BaseException as exc:  # noqa: BLE001 - handed to on_error, never lost in the pool
+                task._post("error", exc)
+                return
+            task._post("result", value)
+
+        task.future = self._pool.submit(run)
+        task.future.add_done_callback(lambda _f: self._forget(task))
+        return task
+
+    def _forget(self, task: Task) -> None:
+        with self._lock:
+            self._live.discard(task)
+
+    def threads(self) -> list[threading.Thread]:
+        """The pool's worker threads still alive (tests: none after :meth:`shutdown`)."""
+        return [t for t in threading.enumerate() if t.name.startswith(self.name + "_")]
+
+    def shutdown(self, wait: bool = True, timeout: float | None = None, cancel: bool = True) -> None:
+        """No new tasks; with ``cancel``, every task is cancelled (nothing more is delivered; queued ones
+        never start), else the queued ones still run (closing stores).  With ``wait``, join the workers
+        (each stops at its next interruption check), for at most ``timeout`` seconds if given."""
+        if self.closed:
+            return
+        self.closed = True
+        with self._lock:
+            tasks = list(self._live)
+        for t in tasks if cancel else ():
+            t.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=cancel)
+        if wait:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            for t in self.threads():
+                t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def _post(self, task: Task, kind: str, value: Any) -> None:
+        if not task.cancelled:  # a cheap early drop; the GUI thread checks again on arrival
+            self._relay.call(task._deliver, kind, value)

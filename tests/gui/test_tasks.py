@@ -1,0 +1,150 @@
+"""gui.tasks: the one worker pattern of the GUI (callbacks on the GUI thread; cancel drops what is late)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from gui.tasks import Relay, TaskRunner  # noqa: E402
+from gui_helpers import make_window  # noqa: E402,F401  (fixture)
+
+
+def _runner(_qtbot, workers=1):
+    return TaskRunner(workers, "test")
+
+
+def test_result_partials_and_error_arrive_on_the_gui_thread_in_order(qtbot):
+    r = _runner(qtbot)
+    got, threads = [], set()
+
+    def work(state, n):
+        for i in range(n):
+            state.set_partial_result(i)
+        return "done"
+
+    def note(kind):
+        return lambda v: (got.append((kind, v)), threads.add(threading.current_thread()))
+
+    t = r.start(work, 3, on_partial=note("partial"), on_result=note("result"))
+    qtbot.waitUntil(lambda: t.delivered, timeout=5_000)
+    assert got == [("partial", 0), ("partial", 1), ("partial", 2), ("result", "done")]
+    assert threads == {threading.main_thread()}
+
+    def boom(_state):
+        raise ValueError("broken model")
+
+    errors = []
+    t = r.start(boom, on_result=got.append, on_error=errors.append)
+    qtbot.waitUntil(lambda: t.delivered, timeout=5_000)
+    assert len(errors) == 1 and isinstance(errors[0], ValueError) and str(errors[0]) == "broken model"
+    r.shutdown()
+
+
+def test_cancel_drops_what_was_already_queued_and_stops_the_worker(qtbot):
+    r = _runner(qtbot)
+    got = []
+    posted, release = threading.Event(), threading.Event()
+
+    def work(state):
+        state.set_partial_result("late batch")  # queued for the GUI thread before cancel
+        posted.set()
+        state.interrupt.wait(5)  # as engine.pipeline.classify waits on its cancel event
+        return "interrupted" if state.is_interruption_requested() else "ran out"
+
+    t = r.start(work, on_partial=got.append, on_result=got.append, on_error=got.append)
+    assert posted.wait(5)
+    t.cancel()  # before the event loop ran: the queued partial must not arrive either
+    assert t.wait(5)
+    qtbot.wait(100)
+    assert got == [] and not t.delivered
+    r.shutdown()
+
+
+def test_request_interrupt_stops_the_worker_and_still_reports(qtbot):
+    r = _runner(qtbot)
+    got = []
+    t = r.start(lambda state: state.interrupt.wait(5) and "stopped", on_result=got.append)
+    t.request_interrupt()
+    qtbot.waitUntil(lambda: got == ["stopped"], timeout=5_000)
+    r.shutdown()
+
+
+def test_a_task_queued_behind_another_never_starts_once_cancelled(qtbot):
+    r = _runner(qtbot)
+    started, gate = [], threading.Event()
+    first = r.start(lambda state: gate.wait(5))
+    second = r.start(lambda state: started.append(1))
+    second.cancel()
+    gate.set()
+    assert first.wait(5) and second.wait(5)
+    assert started == []
+    r.shutdown()
+
+
+def test_shutdown_ends_the_threads_and_refuses_new_tasks(qtbot):
+    r = _runner(qtbot, workers=2)
+    r.start(lambda state: state.interrupt.wait(5))
+    assert r.threads()
+    r.shutdown(wait=True, timeout=5)
+    assert r.closed and not r.threads()
+    got = []
+    t = r.start(lambda state: got.append(1))
+    assert t.cancelled and t.wait(0) and got == []
+
+
+def test_relay_calls_on_the_gui_thread(qtbot):
+    relay = Relay()
+    seen = []
+    th = threading.Thread(target=lambda: relay.call(lambda v: seen.append((v, threading.current_thread())), 7))
+    th.start()
+    th.join()
+    qtbot.waitUntil(lambda: bool(seen), timeout=5_000)
+    assert seen == [(7, threading.main_thread())]
+
+
+def test_a_stopped_run_delivers_nothing_more(qtbot, make_window, cells_dir, monkeypatch):
+    """RunController.stop() cancels the run's task: no batch of it reaches the document afterwards (this
+    replaced the controller's job-id filters)."""
+    import time
+
+    import gui.service as service_mod
+
+    real = service_mod.classify
+
+    def slow(items, clf, **kw):
+        for r in real(items, clf, **kw):
+            time.sleep(0.05)
+            yield r
+
+    monkeypatch.setattr(service_mod, "classify", slow)
+    w = make_window(batch_size=1)
+    with qtbot.waitSignal(w.runs.resultsStored, timeout=30_000):
+        w.open_paths([cells_dir])
+    late = []
+    w.runs.resultsStored.connect(late.append)
+    w.runs.finished.connect(late.append)
+    w.runs.stop()
+    done = sum(c.result is not None for c in w.doc.cells)
+    qtbot.wait(600)
+    assert not w.runs.running and late == []
+    assert sum(c.result is not None for c in w.doc.cells) == done < 8
+
+
+def test_a_size_change_drops_images_decoded_at_the_old_size(qtbot, cells_dir):
+    from gui.thumbs import ImageLoader
+
+    files = sorted(str(p) for p in cells_dir.iterdir())
+    loader = ImageLoader(size=32, threads=1)
+    try:
+        for f in files:
+            loader.get(f)
+        loader.set_size(64)
+        assert loader.get(files[0]) is None
+        qtbot.waitUntil(lambda: loader.get(files[0]) is not None, timeout=10_000)
+        qtbot.wait(200)
+        sizes = {max(img.width(), img.height()) for img in (loader.get(f) for f in files) if img is not None}
+        assert sizes == {64}
+    finally:
+        loader.close()
