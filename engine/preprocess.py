@@ -222,18 +222,27 @@ def preprocess_image(im: Image.Image | np.ndarray, spec: Preprocessing) -> np.nd
     if im.mode != "RGB":
         im = _to_rgb8(im)
     size, resample = (spec.width, spec.height), RESIZE_FILTERS[spec.resize_filter]
+    box = crop_box(im, spec)
+    if spec.crop_mode == "centroid":
+        window = im.crop(box)  # black beyond the frame
+        return np.asarray(window.resize(size, resample=resample), dtype=np.float32)
+    return np.asarray(im.resize(size, resample=resample, box=box), dtype=np.float32)
+
+
+def crop_box(im: Image.Image, spec: Preprocessing) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) in the image's pixels of the square the model sees (it may reach beyond the
+    frame in centroid mode): :func:`preprocess_image` crops it, and the class-activation overlay (``engine.cam``)
+    is drawn over it."""
     if spec.crop_mode == "centroid":
         cx, cy = cell_centroid(np.asarray(im))
         half = spec.window_px / 2.0
         left, top = int(round(cx - half)), int(round(cy - half))
-        window = im.crop((left, top, left + spec.window_px, top + spec.window_px))  # black beyond the frame
-        return np.asarray(window.resize(size, resample=resample), dtype=np.float32)
+        return (left, top, left + spec.window_px, top + spec.window_px)
     w, h = im.size
     side = min(w, h) * float(spec.crop_fraction)
     left = (w - side) / 2.0
     top = (h - side) / 2.0
-    box = (left, top, left + side, top + side)
-    return np.asarray(im.resize(size, resample=resample, box=box), dtype=np.float32)
+    return (left, top, left + side, top + side)
 
 
 def cell_centroid(rgb: np.ndarray) -> tuple[float, float]:

@@ -37,6 +37,7 @@ def export_onnx(model, path: str | Path, opset: int = OPSET) -> Path:
     # tf2onnx names the graph input after the signature; make the names exactly what the card says.
     _rename_io(proto)
     _name_batch_dim(proto)
+    _add_cam(proto)
     onnx.checker.check_model(proto)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +62,19 @@ def _rename_io(proto) -> None:
     for vi in list(g.input) + list(g.output):
         if vi.name in renames:
             vi.name = renames[vi.name]
+
+
+def _add_cam(proto) -> None:
+    """The class-activation map as a second output (training/cam.py), so the app's overlay keeps working after
+    a retrain; a head CAM cannot be exact for is exported without it, with a warning."""
+    import warnings
+
+    from .cam import CamError, add_cam_graph
+
+    try:
+        add_cam_graph(proto, OUTPUT_NAME)
+    except CamError as exc:
+        warnings.warn(f"exported without the class-activation output: {exc}", stacklevel=3)
 
 
 def _name_batch_dim(proto) -> None:

@@ -75,11 +75,17 @@ def test_tiny_vgg19_one_step_export_parity_and_card(tmp_path):
     import onnx
 
     proto = onnx.load(str(onnx_path))
-    assert [i.name for i in proto.graph.input] == ["image"] and [o.name for o in proto.graph.output] == ["logit"]
+    # the second output is the class-activation map (training/cam.py), written by every export
+    assert [i.name for i in proto.graph.input] == ["image"] and [o.name for o in proto.graph.output] == ["logit", "cam"]
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) <= 18
     par = parity(model, onnx_path, x, temperature=1.0)
     assert par["pass"] and par["max_abs_p_diff"] < 1e-4
+    import onnxruntime as ort
+
+    z_onnx, cam = ort.InferenceSession(str(onnx_path)).run(["logit", "cam"], {"image": x.astype(np.float32)})
+    assert cam.ndim == 3 and cam.shape[0] == len(x)  # exact CAM: its spatial mean is the logit
+    np.testing.assert_allclose(cam.mean(axis=(1, 2)), z_onnx[:, 0], rtol=1e-4, atol=1e-4)
 
     card = write_card(tmp_path, "tiny_vgg19", "Tiny VGG19", "VGG19", onnx_path, spec, 0.5, 1.3, 0.1,
                       {"data": "none (unit test)", "weighted_f1": 0.0}, {"epochs": 1}, "unit test")
