@@ -43,6 +43,13 @@ def default_dirs() -> list[Path]:
     return [models_dir(), user_models_dir()]
 
 
+def model_dirs(extra: Iterable[str | Path] = ()) -> list[Path]:
+    """The folders of ``--models-dir DIR`` in the app and the CLI alike: DIR is added after the bundled and
+    user folders (a lab tries a new model beside the shipped ones; a card named like a shipped one is
+    reported as a duplicate, never silently preferred)."""
+    return [*default_dirs(), *(Path(d).expanduser() for d in extra)]
+
+
 class Registry:
     """Cards from ``dirs`` (default: bundled models, then the user models folder)."""
 

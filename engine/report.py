@@ -21,17 +21,20 @@ prefixes such text cells with ``'`` (OWASP), so they open as text; plain numbers
 thresholds) are never prefixed and stay numbers.  :func:`read_cell_report` removes the prefix again,
 so a report read back gives the original values.
 
-Files are UTF-8 (no BOM) and written atomically: a temporary file in the same folder, flushed to disk,
-then renamed over the target, so a crash or a full disk never leaves a half-written report.
+Files are UTF-8, without a byte-order mark unless ``bom=True`` (Excel on Windows reads a BOM-less file as
+the ANSI code page and garbles non-ASCII names; scripts and ``csv`` readers expect no BOM, so none is the
+default), and written atomically: a temporary file in the same folder, flushed to disk, then renamed over the
+target, so a crash or a full disk never leaves a half-written report.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Mapping, Protocol, Sequence
+from typing import BinaryIO, Iterable, Mapping, Protocol, Sequence
 
 from .case import rules as case_rules
 from .case.rules import CaseCounts
@@ -350,34 +353,55 @@ def restore(value: str) -> str:
     return value
 
 
-def _atomic_write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Mapping[str, str]]) -> Path:
+def csv_encoding(bom: bool = False) -> str:
+    """The codec of every report: UTF-8, with a byte-order mark when ``bom`` (for Excel on Windows)."""
+    return "utf-8-sig" if bom else "utf-8"
+
+
+def _write_rows(fh, columns: Sequence[str], rows: Iterable[Mapping[str, str]]) -> None:
+    w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore", restval="")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: neutralise(v) for k, v in r.items()})
+
+
+def write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Mapping[str, str]], *,
+              bom: bool = False) -> Path:
+    """The atomic, formula-neutralising CSV writer every report goes through (also the review history of
+    :mod:`engine.case.export`).  Returns the path."""
     # backslashreplace: a file name that is not valid UTF-8 (possible on Linux) is written as
     # e.g. "cell\udcff.bmp" instead of making the whole report fail at the end of a run
-    with atomic_open(path, public=True, encoding="utf-8", errors="backslashreplace", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore", restval="")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: neutralise(v) for k, v in r.items()})
+    with atomic_open(path, public=True, encoding=csv_encoding(bom), errors="backslashreplace", newline="") as fh:
+        _write_rows(fh, columns, rows)
     return Path(path)
 
 
-#: Public name of the atomic, formula-neutralising CSV writer (other reports, e.g. the review history of
-#: :mod:`engine.case.export`, write through it too).
-write_csv = _atomic_write_csv
-
-
-def write_cell_report(path: str | Path, rows: Sequence[Mapping[str, str]]) -> Path:
+def write_cell_report(path: str | Path, rows: Sequence[Mapping[str, str]], *, bom: bool = False) -> Path:
     """Write per-cell rows (from :func:`cell_row`) to ``path``, atomically.  Returns the path."""
     rows = list(rows)
-    return _atomic_write_csv(path, cell_columns(rows), rows)
+    return write_csv(path, cell_columns(rows), rows, bom=bom)
 
 
-def write_summary(path: str | Path, rows: Sequence[Mapping[str, str]]) -> Path:
+def write_cell_report_stream(stream: BinaryIO, rows: Sequence[Mapping[str, str]], *, bom: bool = False) -> None:
+    """The per-cell report as bytes on ``stream`` (``leukoscan-cli --out -``: stdout), the same bytes as the
+    file :func:`write_cell_report` writes, whatever the console's own encoding is."""
+    rows = list(rows)
+    text = io.TextIOWrapper(stream, encoding=csv_encoding(bom), errors="backslashreplace", newline="",
+                            write_through=True)
+    try:
+        _write_rows(text, cell_columns(rows), rows)
+        text.flush()
+    finally:
+        text.detach()  # the caller's stream stays open
+
+
+def write_summary(path: str | Path, rows: Sequence[Mapping[str, str]], *, bom: bool = False) -> Path:
     """Write summary rows (from :func:`summarize`) to ``path``, atomically.  Returns the path."""
-    return _atomic_write_csv(path, SUMMARY_COLUMNS, rows)
+    return write_csv(path, SUMMARY_COLUMNS, rows, bom=bom)
 
 
 def read_cell_report(path: str | Path) -> list[dict[str, str]]:
-    """Read a report back (e.g. to resume a review), with the formula neutralisation undone."""
-    with open(path, encoding="utf-8", newline="") as fh:
+    """Read a report back (e.g. to resume a review), with the formula neutralisation undone; with or
+    without a byte-order mark."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
         return [{k: restore(v) if isinstance(v, str) else v for k, v in r.items()} for r in csv.DictReader(fh)]

@@ -9,15 +9,15 @@
   ``model``, ``model_version``, ``action`` (review | undo | redo | stale), ``step``, ``path``.
 - :func:`pdf_signoffs`: the document's sign-offs in the form :func:`engine.pdf_report.write_case_pdf` takes
   (the summary takes ``doc.signoffs`` as it is: ``report.summarize(rows, signoffs=doc.signoffs, sample_ids=doc.sample_ids)``).
-- :func:`export_store`: all of them from a case file.
+- :func:`export_store`: all of them from a case file (``leukoscan-cli export`` runs it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from .. import report
 from ..pipeline import CellResult
@@ -115,28 +115,89 @@ def review_history_rows(source: CaseStore | str | Path) -> list[dict[str, str]]:
         store.close()
 
 
-def write_reviews(path: str | Path, rows: Sequence[Mapping[str, str]]) -> Path:
+def write_reviews(path: str | Path, rows: Sequence[Mapping[str, str]], *, bom: bool = False) -> Path:
     """Write review history rows atomically, formula-neutralised like every report.  Returns the path."""
-    return report.write_csv(path, REVIEW_COLUMNS, rows)
+    return report.write_csv(path, REVIEW_COLUMNS, rows, bom=bom)
+
+
+class ExportRefused(Exception):
+    """The case file was not exported: nothing was written and nothing in it changed."""
+
+
+class RecordBroken(ExportRefused):
+    """The case file's history fails :meth:`CaseStore.verify` (the message says where)."""
+
+
+class NothingToExport(ExportRefused):
+    """The case file holds no classified cell."""
+
+
+#: ``write(kind, path, writer, rows) -> (where, ok)``: how each file is written.  The default writes to
+#: ``path`` and lets ``OSError`` through; the CLI's saves a failed file in the temp folder instead.
+Write = Callable[[str, Path, Callable, list], tuple[Path, bool]]
+
+
+def _write(kind: str, path: Path, writer: Callable, rows: list) -> tuple[Path, bool]:
+    return writer(path, rows), True
+
+
+@dataclass
+class StoreExport:
+    """What :func:`export_store` read and wrote."""
+
+    doc: CaseDocument
+    rows: list[dict[str, str]]
+    summary: list[dict[str, str]]
+    history: list[dict[str, str]]
+    written: dict[str, Path] = field(default_factory=dict)  # kind ("report", "summary", "reviews") -> where
+    complete: bool = True  # every file was written where asked
+    recorded: bool = False  # the export was recorded in the case file
+    record_errors: list[str] = field(default_factory=list)  # why recording it failed
+
+    @property
+    def counts(self) -> report.CaseCounts:
+        return report.count_rows(self.rows)
 
 
 def export_store(db_path: str | Path, out_csv: str | Path, summary_csv: str | Path | None = None,
-                 reviews_csv: str | Path | None = None, mark_exported: bool = True) -> dict[str, Path]:
-    """Write the per-cell report, optionally the summary, and the review history (default
-    ``<out stem>_reviews.csv``) of a case file; then record the export in it.  Returns
-    ``{"report": ..., "summary": ..., "reviews": ...}`` of the files written.  Raises
-    :class:`~.store.StoreError` (unreadable case file) or ``OSError``."""
-    store = CaseStore.open(db_path, create=False)
+                 reviews_csv: str | Path | None = None, mark_exported: bool = True, *, history: bool = True,
+                 bom: bool = False, write: Write = _write) -> StoreExport:
+    """Write the per-cell report, optionally the summary, and (``history``) the review history (default
+    ``<out stem>_reviews.csv``) of a case file; then, when every file was written where asked and
+    ``mark_exported``, record the export in it (a closed record stays closed).  Without ``mark_exported``
+    the file is only read (the app may hold it meanwhile).
+
+    Raises :class:`~.store.StoreError` (unreadable), :class:`RecordBroken`, :class:`NothingToExport`
+    (both before anything is written) or, with the default ``write``, ``OSError``."""
+    store = CaseStore.open(db_path, create=False, read_only=not mark_exported)
     try:
+        problem = store.verify()
+        if problem is not None:
+            raise RecordBroken(str(problem))
         doc = store.load()
+        events = review_history_rows(store)
         rows = cell_rows(doc)
-        written = {"report": report.write_cell_report(out_csv, rows)}
+        if not rows:
+            raise NothingToExport("holds no classified cells" + ("" if doc.current else " (no model has run on it)"))
+        sums = report.summarize(rows, signoffs=doc.signoffs, sample_ids=doc.sample_ids)
+        result = StoreExport(doc, rows, sums, events)
+        jobs = [("report", out_csv, partial(report.write_cell_report, bom=bom), rows)]
         if summary_csv is not None:
-            written["summary"] = report.write_summary(summary_csv, report.summarize(rows, signoffs=doc.signoffs, sample_ids=doc.sample_ids))
-        written["reviews"] = write_reviews(reviews_csv or reviews_path(out_csv), review_history_rows(store))
-        if mark_exported:
+            jobs.append(("summary", summary_csv, partial(report.write_summary, bom=bom), sums))
+        if history:
+            jobs.append(("reviews", reviews_csv or reviews_path(out_csv), partial(write_reviews, bom=bom), events))
+        for kind, path, writer, data in jobs:
+            result.written[kind], ok = write(kind, Path(path), writer, data)
+            result.complete = result.complete and ok
+        if mark_exported and result.complete:
+            closed_at = store.meta().get("closed_at", "")
             store.attach(doc)
             doc.mark_exported()
+            if closed_at:  # a normally closed record stays closed (the app must not offer it for restore)
+                doc.note_closed(closed_at)
+            result.recorded = True
     finally:
         store.close()
-    return written
+    result.record_errors = list(store.errors)
+    result.recorded = result.recorded and not store.errors
+    return result

@@ -334,7 +334,7 @@ def test_summary_columns_from_export_store_and_summarize(tmp_path):
     store.close()
     assert list(SUMMARY_COLUMNS[-8:-5]) == ["signed_off_by", "signed_off_at", "comment"]
 
-    written = export_store(path, tmp_path / "r.csv", tmp_path / "s.csv")
+    written = export_store(path, tmp_path / "r.csv", tmp_path / "s.csv").written
     summary = _read(written["summary"])
     assert list(summary[0]) == list(SUMMARY_COLUMNS)
     a_root, b_root = str(tmp_path / "slide A"), str(tmp_path / "slide B")

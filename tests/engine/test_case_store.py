@@ -230,7 +230,7 @@ def test_review_history_rows_and_csv(tmp_path):
     assert rows[0]["who"].startswith("=cmd") and rows[0]["when"] == "2024-01-02T03:04:05Z"
     assert rows[2]["who"] == "ann" and rows[3]["who"] == "bob"  # who cleared, who undid
     assert all(r["model_version"] == "2.1" and r["model"] == "single" for r in rows)
-    out = export_store(path, tmp_path / "report.csv")
+    out = export_store(path, tmp_path / "report.csv").written
     assert out["reviews"] == tmp_path / "report_reviews.csv" == reviews_path(tmp_path / "report.csv")
     with open(out["reviews"], encoding="utf-8", newline="") as fh:
         written = list(csv.DictReader(fh))

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine import cli
+from engine.cli import on_ray as cli_on_ray
 from engine.registry import Registry
 
 REPO = Path(__file__).resolve().parents[2]
@@ -120,7 +121,7 @@ def test_a_model_the_actors_cannot_load_is_a_model_error(tiny_models_dir):
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_stop_signal_writes_only_a_partial_report(cells_dir, tiny_models_dir, tmp_path, monkeypatch, capsys,
                                                   sig, code):
-    real_row = cli.cell_row
+    real_row = cli_on_ray.cell_row
     done = []
 
     def row_then_signal(*a, **kw):  # the signal arrives mid-run, after the third row
@@ -129,7 +130,7 @@ def test_stop_signal_writes_only_a_partial_report(cells_dir, tiny_models_dir, tm
             os.kill(os.getpid(), sig)
         return real_row(*a, **kw)
 
-    monkeypatch.setattr(cli, "cell_row", row_then_signal)
+    monkeypatch.setattr(cli_on_ray, "cell_row", row_then_signal)
     before = signal.getsignal(sig)
     big = tmp_path / "big"
     big.mkdir()

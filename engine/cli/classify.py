@@ -1,0 +1,368 @@
+"""``leukoscan-cli classify``: classify folders of cell images on this machine (``--engine ray``: :mod:`.ray`),
+write the per-cell report, optionally the summary and a case file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+from ..card import ModelError
+from ..model import DEVICES
+from ..pipeline import classify, scan
+from ..registry import default_model
+from ..report import (
+    cell_row,
+    count_rows,
+    exclusions_text,
+    summarize,
+    write_cell_report,
+    write_summary,
+)
+from .common import (
+    EXIT_INTERRUPTED,
+    EXIT_MODEL,
+    EXIT_OK,
+    EXIT_SIGNED_OFF,
+    EXIT_WRITE,
+    STOP_SIGNALS,
+    CliError,
+    add_command,
+    check_output,
+    counts_json,
+    emit_json,
+    is_stdout,
+    real,
+    registry,
+    same_file,
+    say,
+    shown,
+    take_lock,
+    verbosity,
+    warn,
+    write_or_rescue,
+)
+
+SCHEMA = "leukoscan.classify/1"
+CODES = ("0    the run completed (unreadable files are error rows)",
+         "1    a report could not be written where asked (then saved in the temp folder, see message) or not at all",
+         "2    usage error: bad option, no image found, unusable output path, case file locked by another program",
+         "3    the model cannot be used",
+         "5    --store would change a signed-off case and no --reopen REASON was given",
+         "130  Ctrl-C; 143 SIGTERM: the cells done so far go to <REPORT>.partial.csv, never to REPORT")
+
+
+def _positive_int(s: str) -> int:
+    import argparse
+
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _positive_float(s: str) -> float:
+    import argparse
+
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {v}")
+    return v
+
+
+def _threshold(s: str) -> float:
+    import argparse
+
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {s!r}") from None
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {v}")
+    return v
+
+
+def add_parser(sub) -> None:
+    c = add_command(sub, "classify", "classify every image under the given folders/files, write a CSV report", CODES,
+                    "leukoscan-cli classify /data/slide_0423 --model ensemble --out report.csv --summary summary.csv",
+                    "leukoscan-cli classify /data/slide_0423 --out - -q | csvgrep -c flagged -m true")
+    c.add_argument("paths", nargs="+", metavar="PATH", help="folder (searched recursively) or image file")
+    c.add_argument("--model", default=None,
+                   help="model name (see `leukoscan-cli models`), e.g. ensemble, inceptionv3, vgg19; default: the "
+                        "recommended model (as in the app)")
+    c.add_argument("--out", required=True, metavar="REPORT.csv",
+                   help="per-cell CSV report to write; - writes it to stdout (messages stay on stderr)")
+    c.add_argument("--summary", metavar="SUMMARY.csv", help="also write a per-folder summary CSV")
+    c.add_argument("--bom", "--excel", action="store_true", dest="bom",
+                   help="write the CSV files with a UTF-8 byte-order mark, so that Excel on Windows shows "
+                        "non-ASCII names right (default: none, as scripts expect)")
+    c.add_argument("--json", action="store_true",
+                   help=f"print the run's summary as JSON on stdout (schema {SCHEMA}, see README); not with --out -")
+    c.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA when usable, else CPU), cpu or cuda")
+    c.add_argument("--batch-size", type=_positive_int, default=32, help="cells per inference batch (default 32)")
+    c.add_argument("--threads", type=_positive_int, default=None, help="onnxruntime threads (default: all cores)")
+    c.add_argument("--workers", type=_positive_int, default=None,
+                   help="image decoding threads (default: min(4, cores) on CPU, min(8, cores) with CUDA)")
+    c.add_argument("--threshold", type=_threshold, default=None,
+                   help="decision threshold on P(ALL) (default: the model card's validated threshold)")
+    c.add_argument("--models-dir", action="append", default=[], metavar="DIR",
+                   help="also read model cards from this folder, after the bundled and user ones (repeatable)")
+    c.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is one only when stderr is a terminal)")
+    c.add_argument("--force", action="store_true", help="replace --out/--summary even when the existing file is read-only")
+    c.add_argument("--store", metavar="CASE.leukoscan", default=None,
+                   help="also store the run in this case file (created if needed) to review it in the app; cells "
+                        "it already holds with a valid result of the model are not classified again")
+    c.add_argument("--reopen", metavar="REASON", default=None,
+                   help="--store: the run may change a signed-off case (new or changed images); it is reopened "
+                        "first with this reason, logged with your OS user. Without it such a run is refused")
+    c.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: classify on this machine (default); ray: on a Ray cluster (the ray extra)")
+    c.add_argument("--address", default=None, metavar="ADDR",
+                   help="--engine ray: the cluster to join (auto, HOST:6379, ray://HOST:10001); "
+                        "default: a private local Ray instance")
+    c.add_argument("--actors", type=_positive_int, default=None,
+                   help="--engine ray: classifier actors, each with its own model session (default: fill the "
+                        "cluster, one per --threads CPUs (default 1) or per --gpus-per-actor GPUs)")
+    c.add_argument("--gpus-per-actor", type=_positive_float, default=None, metavar="G",
+                   help="--engine ray: GPUs each actor reserves (0.5: two actors share a GPU); actors then use CUDA")
+    c.set_defaults(run=run)
+
+
+def model_name(reg, args) -> str:
+    """``--model``, else the registry's default (the one the app opens with); ModelError when none."""
+    name = args.model or default_model(reg.cards())
+    if name is None:
+        raise ModelError("no model is installed (see `leukoscan-cli models`)")
+    return name
+
+
+def run(args) -> int:
+    if args.json and str(args.out) == "-":
+        raise CliError("--json and --out - both write to stdout: give --out a file name")
+    warnings: list[str] = []
+    try:
+        items = scan(args.paths, warnings=warnings)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from None
+    for w in warnings:
+        warn(w)
+    if not items:
+        raise CliError("no image files found in " + ", ".join(args.paths) +
+                       " (looked for .bmp .png .jpg .jpeg .tif .tiff .webp; hidden files are skipped)")
+    inputs = {real(it.path) for it in items}
+    out = check_output(Path(args.out), "--out", inputs, args.force, stdout=True)
+    summary = check_output(Path(args.summary), "--summary", inputs, args.force) if args.summary else None
+    if summary is not None and same_file(summary, out):
+        raise CliError("--summary and --out must be different files")
+    store_path = _check_store_path(args, inputs, out, summary)
+    if args.engine == "ray":
+        if store_path is not None:
+            raise CliError("--store is not available with --engine ray")
+        from .on_ray import classify_on_ray
+
+        return classify_on_ray(args, items, out, summary)
+    if args.address or args.actors or args.gpus_per_actor:
+        raise CliError("--address, --actors and --gpus-per-actor need --engine ray")
+
+    reg = registry(args.models_dir)
+    try:
+        clf = reg.load(model_name(reg, args), device=args.device, threads=args.threads)
+    except ModelError as exc:
+        raise CliError(str(exc), EXIT_MODEL) from None
+    threshold = clf.threshold if args.threshold is None else args.threshold
+    run = _store_run(store_path, args, clf, items) if store_path is not None else None
+    todo, skipped = (items, 0) if run is None else (run.todo, run.skipped)
+    threshold = threshold if run is None else run.threshold
+    say(f"model {clf.name} {clf.version} on {clf.device_label} ({clf.active_provider}); "
+        f"threshold {threshold:g}{'' if args.threshold is None else f' (card: {clf.threshold:g})'}; "
+        f"{len(items)} image files")
+    for w in clf.warnings:
+        warn(w)
+
+    cancel = threading.Event()
+    stopped_by: list[int] = []  # the first stop signal received
+    rows: list[dict[str, str]] = []
+    t0 = time.perf_counter()
+    try:
+        with stop_signals(cancel, stopped_by), progress_bar(len(todo), args) as bar:
+            for res in classify(todo, clf, batch_size=args.batch_size, threads=args.workers, cancel=cancel):
+                rows.append(cell_row(res, clf, threshold))
+                if run is not None:
+                    run.add(res)
+                bar.update(1)
+    except ModelError as exc:
+        raise CliError(str(exc), EXIT_MODEL) from None
+    except KeyboardInterrupt:
+        cancel.set()
+    finally:
+        store_failed = run is not None and _finish_store_run(run)
+    elapsed = time.perf_counter() - t0
+    if run is not None:  # the report covers every item, the skipped ones with their stored results
+        from ..case.export import cell_rows
+
+        rows = cell_rows(run.doc, run.cells)
+    facts = {"engine": "local", "model": {"name": clf.name, "version": clf.version}, "threshold": threshold,
+             "default_threshold": clf.threshold, "device": clf.device_label, "provider": clf.active_provider}
+    return write_reports(args, rows, len(items), out, summary, cancel.is_set(), stopped_by, elapsed, facts,
+                         skipped=skipped, store_path=store_path, store_failed=store_failed,
+                         signoffs=run.doc.signoffs if run is not None else None)
+
+
+@contextmanager
+def stop_signals(cancel: threading.Event, stopped_by: list[int]):
+    """SIGINT and SIGTERM set ``cancel`` (the run stops, keeping the cells done so far; the signal is
+    appended to ``stopped_by``); a second one raises KeyboardInterrupt.  Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_stop(signum, frame):
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        stopped_by.append(signum)
+        cancel.set()
+        again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
+        say(f"interrupted ({signal.Signals(signum).name}): stopping ({again} again to quit at once)")
+
+    old_handlers = {sig: signal.signal(sig, on_stop) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+
+
+def progress_bar(total: int, args):
+    """On stderr, only when it is a terminal (tqdm's ``disable=None``): ``2>err.txt`` gets no progress frames."""
+    from tqdm import tqdm
+
+    off = True if args.no_progress or verbosity(args) < 0 else None
+    return tqdm(total=total, unit="cell", file=sys.stderr, disable=off, mininterval=0.5, dynamic_ncols=True)
+
+
+def write_reports(args, rows, n_items: int, out: Path, summary: Path | None, cancelled: bool, stopped_by: list[int],
+                  elapsed: float, facts: dict, *, skipped: int = 0, store_path: Path | None = None,
+                  store_failed: bool = False, signoffs=None) -> int:
+    """The end of a classify run, whichever engine ran it: only ``<REPORT>.partial.csv`` when it was
+    stopped before the end (``--out -``: in the temp folder; stdout gets nothing), else the report, the
+    summary and the one-line account (``--json``: the summary on stdout).  The exit status."""
+    bom = bool(getattr(args, "bom", False))
+    files = {"report": None, "summary": None, "partial": None, "case_file": shown(store_path)}
+    result = {**facts, "images": n_items, "skipped": skipped, "elapsed_s": round(elapsed, 3),
+              "cells_per_s": round((len(rows) - skipped) / max(elapsed, 1e-9), 2)}
+    if cancelled and len(rows) < n_items:
+        if is_stdout(out):
+            partial_path = Path(tempfile.gettempdir()) / f"leukoscan-{time.strftime('%Y%m%d-%H%M%S')}-stdout.partial.csv"
+        else:
+            partial_path = out.with_name(out.stem + ".partial" + (out.suffix or ".csv"))
+        if rows:
+            where, _ = write_or_rescue("partial report", partial_path, partial(write_cell_report, bom=bom), rows)
+            files["partial"] = str(where)
+            say(f"interrupted after {len(rows)} of {n_items} cells; those rows are in {where}; "
+                f"{'nothing was written to stdout' if is_stdout(out) else f'{out} was not written'}")
+        else:
+            say("interrupted before any cell was classified; nothing written")
+        code = STOP_SIGNALS[stopped_by[0]] if stopped_by else EXIT_INTERRUPTED
+        if args.json:
+            emit_json(SCHEMA, {"status": "interrupted", "exit_code": code, **result, "counts": counts_json(rows),
+                               "folders": None, "files": files, "complete": False})
+        return code
+
+    code = EXIT_WRITE if store_failed else EXIT_OK
+    where, ok = write_or_rescue("report", out, partial(write_cell_report, bom=bom), rows)
+    files["report"] = shown(where)
+    code = code if ok else EXIT_WRITE
+    sums = summarize(rows, signoffs=signoffs)
+    if summary is not None:
+        swhere, ok = write_or_rescue("summary", summary, partial(write_summary, bom=bom), sums)
+        files["summary"] = shown(swhere)
+        code = code if ok else EXIT_WRITE
+    cc = count_rows(rows)
+    say(f"{cc.cells} cells in {len(sums)} folder(s): {cc.classified} classified ({cc.all} ALL, {cc.hem} HEM, "
+        f"{cc.flagged} flagged for review, {cc.review_open} review(s) open"
+        f"{f', {cc.qc} failed the quality check' if cc.qc else ''}), {cc.errors} unreadable"
+        f"{'; ' + exclusions_text(rows) if cc.excluded else ''}; {result['cells_per_s']:.1f} cells/s; "
+        f"report: {'stdout' if is_stdout(where) else where}" + (f"; summary: {swhere}" if summary is not None else "")
+        + (f"; case file: {store_path}" if store_path is not None else ""))
+    if args.json:
+        emit_json(SCHEMA, {"status": "completed", "exit_code": code, **result, "counts": counts_json(rows),
+                           "folders": len(sums), "files": files, "complete": code == EXIT_OK})
+    return code
+
+
+# -------------------------------------------------------------------------------------- --store
+
+
+def _check_store_path(args, inputs: set[str], out: Path, summary: Path | None) -> Path | None:
+    if not args.store:
+        return None
+    path = check_output(Path(args.store), "--store", inputs, force=True)  # a case file is added to, not replaced
+    if any(p is not None and same_file(path, p) for p in (out, summary)):
+        raise CliError("--store must be another file than --out and --summary")
+    return path
+
+
+def _store_run(path: Path, args, clf, items):
+    """Open (or create) the case file and add this run's cells to it; exit 2 when it cannot be read."""
+    from ..case import ModelFacts
+    from ..case.audit import reviewer_name
+    from ..case.store import CaseStore, HeadlessRun, SignedOffChanged, StoreError
+
+    lock = take_lock(path, "leukoscan-cli classify --store")
+    try:
+        store = CaseStore.open(path)
+    except StoreError as exc:
+        lock.release()
+        raise CliError(f"--store: {exc}; the file was left as it is (give another --store; the app offers "
+                       "to move a damaged case file aside)") from None
+    store.lock = lock  # released with the store (_finish_store_run)
+    try:
+        opened = [(os.path.abspath(Path(p).expanduser()), os.path.isdir(p)) for p in args.paths]
+        reopen = args.reopen
+        run = HeadlessRun(store, ModelFacts.of(clf), items, args.threshold, opened, reopen=reopen,
+                          reopened_by=reviewer_name() if reopen else "")
+    except SignedOffChanged as exc:
+        store.close()
+        lock.release()
+        raise CliError(f"--store {path}: {exc}", EXIT_SIGNED_OFF) from None
+    except StoreError as exc:
+        store.close()
+        lock.release()
+        raise CliError(f"--store: {exc}; the file was left as it is") from None
+    except BaseException:
+        store.close()
+        lock.release()
+        raise
+    note = f", {len(run.changed)} changed since and classified again" if run.changed else ""
+    if args.threshold is None and abs(run.threshold - clf.threshold) > 1e-12:
+        note += f"; threshold {run.threshold:g} kept from the case file (card: {clf.threshold:g})"
+    say(f"case file {path}: {run.skipped} of {len(items)} cells already classified by {clf.name} "
+        f"{clf.version} are skipped{note}")
+    return run
+
+
+def _finish_store_run(run) -> bool:
+    """Store the last results and close the case file; True (said on stderr) when writes failed."""
+    try:
+        errors = run.finish()
+    finally:
+        lock = getattr(run.store, "lock", None)
+        if lock is not None:
+            lock.release()
+    if errors:
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        say(f"error: {errors[0]}{more}")
+    return bool(errors)

@@ -1,0 +1,124 @@
+"""``leukoscan-cli report``: print a per-cell CSV report or a case store as a PDF case report."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from .common import (
+    EXIT_OK,
+    EXIT_WRITE,
+    CliError,
+    add_command,
+    check_output,
+    refuse_broken,
+    registry,
+    same_file,
+    say,
+    write_or_rescue,
+)
+
+CODES = ("0    written",
+         "1    the PDF could not be written where asked (then saved in the temp folder, see message) or not at all",
+         "2    usage error, or not a LeukoScan report or case store",
+         "4    the case store's record is broken")
+#: Columns a per-cell report must have to be printed (older reports without ``root`` are one case).
+#: Plus ``flagged`` (``needs_review`` in reports written before 3.0).
+REPORT_NEEDS = ("path", "file", "status", "prediction", "p_all", "model", "threshold")
+
+
+def add_parser(sub) -> None:
+    r = add_command(sub, "report", "print a per-cell CSV report or a case store as a PDF case report (one or more "
+                    "pages per case)", CODES, "leukoscan-cli report final.csv --pdf case.pdf",
+                    "leukoscan-cli report case.leukoscan --pdf case.pdf --force")
+    r.add_argument("report", metavar="REPORT.csv|CASE.leukoscan",
+                   help="per-cell report written by classify, export or the app, or a case store")
+    r.add_argument("--pdf", required=True, metavar="CASE.pdf", help="PDF file to write")
+    r.add_argument("--models-dir", action="append", default=[], metavar="DIR",
+                   help="also read model cards from this folder (repeatable): the card of the report's model adds "
+                        "its facts")
+    r.add_argument("--force", action="store_true", help="replace --pdf even when the existing file is read-only")
+    r.set_defaults(run=run)
+
+
+def _store_report(path: Path) -> tuple[list[dict[str, str]], dict[str, str], dict[str, dict[str, str]]]:
+    """The per-cell rows, the sample ids and the sign-offs per case root of a case store (CASE.leukoscan)."""
+    from ..case.export import cell_rows, pdf_signoffs
+    from ..case.store import CaseStore, StoreError
+
+    try:
+        store = CaseStore.open(path, create=False, read_only=True)
+        try:
+            refuse_broken(store)
+            doc = store.load()
+        finally:
+            store.close()
+    except StoreError as exc:
+        raise CliError(f"cannot read the case store: {exc}") from None
+    rows = cell_rows(doc) if doc.current is not None else []
+    if not rows:
+        raise CliError(f"{path}: the case store has no classified cells")
+    return rows, {c.root: c.sample_id for c in doc.cases.values() if c.sample_id}, pdf_signoffs(doc)
+
+
+def _report_rows(path: Path) -> tuple[list[dict[str, str]], dict[str, str], dict[str, dict[str, str]]]:
+    """The per-cell rows to print from ``path`` (a REPORT.csv or a case store), the sample ids and the
+    sign-offs per case root (a store's); :class:`CliError` (exit 2) when it is neither."""
+    from ..case.store import SQLITE_MAGIC
+    from ..report import read_cell_report
+
+    if not path.is_file():
+        raise CliError(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
+    with open(path, "rb") as fh:
+        if fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC:
+            return _store_report(path)
+    try:
+        rows = read_cell_report(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CliError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not rows:
+        raise CliError(f"{path} has no cell rows: not a LeukoScan report, or an empty one")
+    missing = [c for c in REPORT_NEEDS if c not in rows[0]]
+    if "flagged" not in rows[0] and "needs_review" not in rows[0]:
+        missing.append("flagged")
+    if missing:
+        raise CliError(f"{path} is not a LeukoScan per-cell report (missing columns: {', '.join(missing)})")
+    return (rows, *_summary_record(path))
+
+
+def _summary_record(report: Path) -> tuple[dict[str, str], dict[str, dict[str, str]]] | tuple[None, None]:
+    """Sample ids and sign-offs per root from the summary written beside a per-cell report (``<stem>_summary.csv``,
+    as the app and ``--summary`` name it); (None, None) when there is none: the PDF then says "unknown (not in
+    this CSV)" instead of asserting "not signed off" or "not given"."""
+    from ..report import read_cell_report
+
+    summary = report.with_name(f"{report.stem}_summary.csv")
+    try:
+        rows = read_cell_report(summary) if summary.is_file() else None
+    except (OSError, UnicodeDecodeError, csv.Error):
+        rows = None
+    if not rows or "signed_off_by" not in rows[0]:
+        return None, None
+    ids = {r.get("root", ""): r.get("sample_id", "") for r in rows if r.get("sample_id")}
+    signed = {r.get("root", ""): {"signed_off_by": r["signed_off_by"], "signed_off_at": r.get("signed_off_at", ""),
+                                  "comment": r.get("comment", "")} for r in rows if r.get("signed_off_by")}
+    return ids, signed
+
+
+def run(args) -> int:
+    from ..pdf_report import write_case_pdf
+
+    src = Path(args.report).expanduser()
+    rows, sample_ids, signoffs = _report_rows(src)
+    if same_file(Path(args.pdf).expanduser(), src):
+        raise CliError("--pdf must be another file than the report it prints")
+    out = check_output(Path(args.pdf), "--pdf", set(), args.force)
+    reg = registry(args.models_dir)
+    cards = {name: reg.get(name) for name in {r.get("model", "") for r in rows} if name in reg}
+    where, ok = write_or_rescue("PDF report", out, lambda p, rs: write_case_pdf(
+        p, rs, card=cards, sample_ids=sample_ids, signoffs=signoffs, record_known=signoffs is not None), rows)
+    n_cases = len({r.get("root", "") for r in rows})
+    unknown = sorted({r.get("model", "") for r in rows if r.get("status") == "ok"} - set(cards))
+    say(f"{len(rows)} cells in {n_cases} case(s); PDF report: {where}"
+        + (f" (no model card found for {', '.join(unknown)}: card facts left out)" if unknown else ""))
+    return EXIT_OK if ok else EXIT_WRITE
