@@ -53,7 +53,7 @@ def _summary(m: dict) -> dict:
     keep = ("n_cells", "weighted_f1", "macro_f1", "accuracy", "auroc", "ece", "brier", "per_class",
             "confusion_matrix", "subject_accuracy_min", "subject_accuracy_median", "per_subject_accuracy",
             "review_margin", "needs_review_fraction", "accuracy_outside_review_band", "errors_flagged_for_review",
-            "threshold")
+            "threshold", "reliability")  # reliability: the card's diagram in the app (ECE bins, training.metrics)
     return {k: m[k] for k in keep if k in m}
 
 

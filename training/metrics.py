@@ -85,18 +85,36 @@ def review_margin(p: np.ndarray, y: np.ndarray, threshold: float, error_share: f
     return float(cap)
 
 
-def ece(p: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
-    """Expected calibration error of P(ALL) (equal-width bins, weighted by bin size)."""
+#: Equal-width bins of the ECE, of the reliability diagram that shows it and of the card's reliability table.
+ECE_BINS = 15
+
+
+def reliability_bins(p: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> dict:
+    """Per non-empty bin of P(ALL): mean predicted P(ALL), observed share of ALL, cell count.  scikit-learn's
+    ``calibration_curve`` binning (``CalibrationDisplay`` draws the same points), so the ECE printed on a reliability
+    diagram is computed from exactly the bins it draws.  Stored in the card (``reliability``) for the app's
+    diagram, which must not need scikit-learn."""
     p = np.asarray(p, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    edges = np.linspace(0, 1, bins + 1)
-    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        sel = idx == b
-        if sel.any():
-            total += sel.mean() * abs(p[sel].mean() - y[sel].mean())
-    return float(total)
+    idx = np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], p)
+    n = np.bincount(idx, minlength=bins)
+    sum_p = np.bincount(idx, weights=p, minlength=bins)
+    sum_y = np.bincount(idx, weights=y, minlength=bins)
+    nz = n > 0
+    return {"bins": int(bins), "mean_p_all": [round(float(v), 4) for v in sum_p[nz] / n[nz]],
+            "fraction_all": [round(float(v), 4) for v in sum_y[nz] / n[nz]], "n_cells": n[nz].astype(int).tolist()}
+
+
+def ece(p: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Expected calibration error of P(ALL): |mean P - share ALL| per equal-width bin, weighted by bin size (the
+    bins of :func:`reliability_bins`)."""
+    p = np.asarray(p, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if not len(p):
+        return 0.0
+    idx = np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], p)
+    gap = np.abs(np.bincount(idx, weights=p, minlength=bins) - np.bincount(idx, weights=y, minlength=bins))
+    return float(gap.sum() / len(p))
 
 
 def compute(p: np.ndarray, y: np.ndarray, threshold: float, subjects: Sequence[str] | None = None,
@@ -120,6 +138,7 @@ def compute(p: np.ndarray, y: np.ndarray, threshold: float, subjects: Sequence[s
         "accuracy": float(accuracy_score(y, pred)),
         "auroc": float(roc_auc_score(y, p)) if len(set(y)) == 2 else None,
         "ece": ece(p, y),
+        "reliability": reliability_bins(p, y),
         "brier": float(brier_score_loss(y, p)),
         "per_class": {
             "ALL": {"precision": float(prec[0]), "recall": float(rec[0]), "f1": float(f1[0]), "support": int(sup[0])},
@@ -252,22 +271,22 @@ def _plt():
 
 def plot_all(out_dir: Path, prefix: str, p: np.ndarray, y: np.ndarray, threshold: float,
              history: dict | None = None, title: str = "") -> list[Path]:
-    """Confusion matrix, ROC, reliability diagram (+ training curves when ``history`` is given) as PNGs."""
-    from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
+    """Confusion matrix, ROC, reliability diagram (+ training curves when ``history`` is given) as PNGs, drawn by
+    scikit-learn's displays; the reliability diagram uses the :data:`ECE_BINS` bins of the ECE in its legend."""
+    from sklearn.calibration import CalibrationDisplay
+    from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 
     plt = _plt()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
+    p = np.asarray(p, dtype=np.float64)
+    y = np.asarray(y).astype(int)
+    names = np.array(["HEM", "ALL"])
 
-    cm = confusion_matrix(y, (p >= threshold).astype(int), labels=[1, 0])
     fig, ax = plt.subplots(figsize=(3.6, 3.2), dpi=120)
-    ax.imshow(cm, cmap="Blues")
-    for i in range(2):
-        for j in range(2):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > cm.max() / 2 else "black")
-    ax.set_xticks([0, 1], ["ALL", "HEM"])
-    ax.set_yticks([0, 1], ["ALL", "HEM"])
+    ConfusionMatrixDisplay.from_predictions(names[y], names[(p >= threshold).astype(int)], labels=["ALL", "HEM"],
+                                            cmap="Blues", colorbar=False, ax=ax)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"{title}\nthreshold {threshold:.2f}", fontsize=9)
@@ -276,10 +295,8 @@ def plot_all(out_dir: Path, prefix: str, p: np.ndarray, y: np.ndarray, threshold
     fig.savefig(files[-1])
     plt.close(fig)
 
-    fpr, tpr, _ = roc_curve(y, p)
     fig, ax = plt.subplots(figsize=(3.6, 3.4), dpi=120)
-    ax.plot(fpr, tpr, label=f"AUROC {roc_auc_score(y, p):.3f}")
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    RocCurveDisplay.from_predictions(y, p, pos_label=1, name="P(ALL)", ax=ax, plot_chance_level=True)
     ax.set_xlabel("false positive rate (HEM called ALL)")
     ax.set_ylabel("true positive rate (ALL recall)")
     ax.set_title(title, fontsize=9)
@@ -289,19 +306,9 @@ def plot_all(out_dir: Path, prefix: str, p: np.ndarray, y: np.ndarray, threshold
     fig.savefig(files[-1])
     plt.close(fig)
 
-    bins = 10
-    edges = np.linspace(0, 1, bins + 1)
-    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    xs, ys, ns = [], [], []
-    for b in range(bins):
-        sel = idx == b
-        if sel.any():
-            xs.append(p[sel].mean())
-            ys.append(y[sel].mean())
-            ns.append(sel.sum())
     fig, ax = plt.subplots(figsize=(3.6, 3.4), dpi=120)
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.plot(xs, ys, "o-", label=f"ECE {ece(p, y):.3f}")
+    CalibrationDisplay.from_predictions(y, p, n_bins=ECE_BINS, strategy="uniform", pos_label=1, ax=ax,
+                                       name=f"ECE {ece(p, y):.3f} ({ECE_BINS} bins)")
     ax.set_xlabel("predicted P(ALL)")
     ax.set_ylabel("observed fraction ALL")
     ax.set_title(title, fontsize=9)

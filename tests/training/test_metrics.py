@@ -86,3 +86,37 @@ def test_platt_removes_a_logit_bias_that_temperature_cannot():
     assert t == pytest.approx(2.0, rel=0.15) and shift == pytest.approx(2.0, abs=0.3)
     assert ece(calibrated(biased, t, shift), y) < 0.03
     assert ece(sigmoid(biased / fit_temperature(biased, y)), y) > ece(calibrated(biased, t, shift), y)
+
+
+def test_reliability_diagram_draws_the_bins_of_the_ece_it_prints(tmp_path, monkeypatch):
+    """The diagram (scikit-learn's CalibrationDisplay) and the printed ECE use the same 15 bins; the card's
+    reliability table holds exactly those points (the app draws it without scikit-learn)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.calibration import calibration_curve
+
+    from training.metrics import ECE_BINS, reliability_bins
+
+    z, y = _calibrated(600)
+    p = sigmoid(z)
+    rel = reliability_bins(p, y)
+    frac, mean_p = calibration_curve(y, p, n_bins=ECE_BINS)
+    assert rel["bins"] == ECE_BINS == 15 and len(rel["mean_p_all"]) == len(mean_p) > 10
+    np.testing.assert_allclose(rel["mean_p_all"], mean_p, atol=1e-4)
+    np.testing.assert_allclose(rel["fraction_all"], frac, atol=1e-4)
+    gap = sum(n * abs(a - b) for n, a, b in zip(rel["n_cells"], rel["mean_p_all"], rel["fraction_all"]))
+    assert ece(p, y) == pytest.approx(gap / len(y), abs=1e-3)
+    assert compute(p, y, 0.5)["reliability"] == rel
+
+    plt.close("all")
+    monkeypatch.setattr(plt, "close", lambda *a, **k: None)  # keep the figures to look inside
+    plot_all(tmp_path, "m", p, y, 0.5, None, "t")
+    ax = plt.figure(plt.get_fignums()[2]).axes[0]
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("ECE")]
+    assert line.get_label() == f"ECE {ece(p, y):.3f} (15 bins)"
+    np.testing.assert_allclose(line.get_xdata(), rel["mean_p_all"], atol=1e-4)
+    np.testing.assert_allclose(line.get_ydata(), rel["fraction_all"], atol=1e-4)
+    monkeypatch.undo()
+    plt.close("all")
