@@ -29,6 +29,8 @@ import numpy as np
 
 from engine.preprocess import Preprocessing, is_supported, load_rgb, preprocess_file
 
+from .files import write_json
+
 CLASSES = ("ALL", "HEM")  # label 1 = ALL (positive), 0 = HEM
 _SUBJECT_RE = re.compile(r"^UID_(H?)([0-9A-Z]+)_", re.IGNORECASE)
 CSV_COLUMNS = ("Patient_ID", "new_names", "labels")
@@ -376,15 +378,12 @@ def build_pixel_cache(
             out[i] = u
     out.flush()
     del out
-    done.write_text(json.dumps({"spec": asdict(spec), "n": len(m)}))
+    write_json(done, {"spec": asdict(spec), "n": len(m)})  # the memmap above counts as written once this exists
     return np.load(npy, mmap_mode="r")
 
 
 def save_manifest(m: Manifest, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(m.to_json()))
-    tmp.replace(path)
+    write_json(path, m.to_json())
 
 
 def load_manifest(path: str | Path) -> Manifest:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import platform
 import time
 from pathlib import Path
@@ -12,6 +11,8 @@ import numpy as np
 
 from engine.card import SCHEMA_VERSION, load_card, sha256_file, verify_onnx_file
 from engine.preprocess import Preprocessing
+
+from .files import saving, write_json
 
 OPSET = 17
 INPUT_NAME = "image"
@@ -40,10 +41,8 @@ def export_onnx(model, path: str | Path, opset: int = OPSET) -> Path:
     _add_cam(proto)
     onnx.checker.check_model(proto)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".onnx.tmp")
-    onnx.save_model(proto, str(tmp))
-    tmp.replace(path)
+    with saving(path) as tmp:
+        onnx.save_model(proto, str(tmp))
     return path
 
 
@@ -114,9 +113,8 @@ def store_weights_fp16(src: str | Path, dst: str | Path, min_elements: int = 102
     g.node.extend(nodes)
     onnx.checker.check_model(proto)
     dst = Path(dst)
-    tmp = dst.with_suffix(".onnx.tmp")
-    onnx.save_model(proto, str(tmp))
-    tmp.replace(dst)
+    with saving(dst) as tmp:
+        onnx.save_model(proto, str(tmp))
     return dst
 
 
@@ -200,10 +198,11 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calib: np.ndarray
         src = pre
     except Exception:  # pre-processing is an optimisation; quantise the original if it fails
         src = Path(fp32_path)
-    quantize_static(
-        str(src), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-    )
+    with saving(out_path) as tmp:
+        quantize_static(
+            str(src), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+        )
     pre.unlink(missing_ok=True)
     return Path(out_path)
 
@@ -275,9 +274,7 @@ def write_card(
         **({"recommended": True} if recommended else {}),
     }
     path = out_dir / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(card, indent=2, default=float) + "\n")
-    tmp.replace(path)
+    write_json(path, card)
     verify_onnx_file(load_card(path))
     return path
 
@@ -305,8 +302,6 @@ def write_ensemble_card(out_dir: str | Path, members: list[str], threshold: floa
         "notes": notes,
     }
     path = out_dir / "ensemble.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(card, indent=2, default=float) + "\n")
-    tmp.replace(path)
+    write_json(path, card)
     load_card(path)
     return path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from .export import (
     write_ensemble_card,
 )
 from .data import subject_halves
+from .files import copy_file
 from .metrics import (
     REVIEW_RULE, best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, plot_all, review_margin,
     sigmoid, weighted_f1,
@@ -148,7 +148,7 @@ def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None,
     storage = storage_parity(fp32_path, onnx_path, x_check, cal["temperature"], cal["threshold"])
     storage["weights"] = "float16 storage, float32 compute (Cast at load)"
     if storage["max_abs_p_diff_vs_fp32"] >= FP16_MAX_P_DIFF or storage["decision_agreement"] < 1.0:
-        shutil.copy2(fp32_path, onnx_path)  # float16 storage would change results: ship float32
+        copy_file(fp32_path, onnx_path)  # float16 storage would change results: ship float32
         storage["weights"] = "float32 (float16 storage rejected)"
         storage["size_mb"] = storage["size_mb_fp32"]
     par["weight_storage"] = storage
@@ -235,7 +235,7 @@ def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None,
     img = REPO_ROOT / "docs" / "img"
     img.mkdir(parents=True, exist_ok=True)
     for png in run_dir.glob(f"{arch}_*.png"):  # named after the shipped model: another model's plots stay
-        shutil.copy2(png, img / png.name.replace(arch, name, 1))
+        copy_file(png, img / png.name.replace(arch, name, 1))
     return card
 
 
@@ -284,12 +284,12 @@ def quantize_run(run_dir: Path, out_dir: Path, log=print, name: str | None = Non
     raw = json.loads(card_path.read_text())
     raw.setdefault("metrics", {})["int8_quantization"] = result
     if result["shipped"]:
-        shutil.copy2(int8, fp32)
+        copy_file(int8, fp32)
         from engine.card import sha256_file
 
         raw["sha256"] = sha256_file(fp32)
         raw["training"]["storage"] = "int8 QDQ (static, per-channel, onnxruntime.quantization)"
-    card_path.write_text(json.dumps(raw, indent=2, default=float) + "\n")
+    write_json(card_path, raw)  # atomically, like every card (was written in place)
     verify_onnx_file(load_card(card_path))
     return result
 

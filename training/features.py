@@ -3,13 +3,13 @@ store the activations (float16) so that fine-tuning the top blocks costs a fract
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from .files import write_json, write_text
 from .models import dihedral, inception_base, keras, tf
 
 
@@ -69,13 +69,13 @@ def extract(
             if (i // batch) % 20 == 0:
                 for a in mm.values():
                     a.flush()
-                progress_file.write_text(str(i + len(x)))
+                write_text(progress_file, str(i + len(x)))
                 rate = (i + len(x) - start) / max(time.time() - t0, 1e-6)
                 log(f"view {v}: {i + len(x)}/{n} cells, {rate:.1f} img/s")
         for ln in layers:
             mm[ln].flush()
             del mm[ln]
-            paths[ln][1].write_text(json.dumps({"n": n, "view": v, "layer": ln}))
+            write_json(paths[ln][1], {"n": n, "view": v, "layer": ln})  # the .npy counts as written once this exists
             out[(ln, v)] = np.load(paths[ln][0], mmap_mode="r")
         progress_file.unlink(missing_ok=True)
         log(f"view {v} done in {time.time() - t0:.0f}s")

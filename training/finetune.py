@@ -35,6 +35,7 @@ from engine.preprocess import Preprocessing
 
 from .augment import Augmentation, augment
 from .data import Manifest, build_pixel_cache, check_no_leak, subject_folds
+from .files import save_npz, saving
 from .metrics import (
     compute_cross_fitted, held_out_fold, plot_all, run_facts, weighted_f1, write_json,
 )
@@ -187,11 +188,12 @@ def run(m: Manifest, spec: Preprocessing, r: FinetuneRecipe, weights, run_dir: P
         log(f"epoch {ep}/{r.epochs}: loss {hist['loss'][-1]:.4f}"
             + (f", held-out view 0: weighted F1 {hist['val_weighted_f1_view0'][-1]:.4f} AUROC "
                f"{hist['val_auroc_view0'][-1]:.4f}" if len(va) else "") + f" ({hist['seconds'][-1]:.0f}s)")
-    model.save(run_dir / "final.keras")
+    with saving(run_dir / "final.keras") as tmp:
+        model.save(tmp)
     if not len(va):
         return {"run_dir": str(run_dir), "trained_on": "all subjects"}
     z_views = {k: z0 if k == 0 and z0 is not None else predict(va_sorted, (k,)) for k in r.tta_views}
-    np.savez(run_dir / "val_logits_views.npz", **{str(k): v for k, v in z_views.items()})
+    save_npz(run_dir / "val_logits_views.npz", **{str(k): v for k, v in z_views.items()})
     return finalize(m, r, spec, run_dir, va_sorted, tr, hist, weights, time.time() - t_start)
 
 
@@ -211,7 +213,7 @@ def finalize(m, r, spec, run_dir, va, tr, hist, weights, seconds) -> dict:
     fold = held_out_fold(z, yv, sv, r.seed, r.val_fold)
     halves, p, calib, th = fold["halves"], fold["p"], fold["calibration"], fold["calibration"]["threshold"]
     no_tta = compute_cross_fitted(d["0"], yv, halves, sv)
-    np.savez(run_dir / "oof.npz", logits=z, labels=yv, folds=halves, subjects=np.asarray(sv),
+    save_npz(run_dir / "oof.npz", logits=z, labels=yv, folds=halves, subjects=np.asarray(sv),
              paths=np.asarray([m.paths[i] for i in va]), val_idx=va)
     at_ship = fold["at_ship"]
     metrics = {

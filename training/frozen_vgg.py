@@ -31,6 +31,7 @@ from engine.preprocess import Preprocessing
 
 from .augment import Augmentation, augment
 from .data import Manifest, build_pixel_cache, fold_ids, subject_folds, subject_halves
+from .files import save_npz, saving
 from .metrics import (
     REVIEW_RULE, best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, plot_all, review_margin,
     write_json,
@@ -123,10 +124,10 @@ def extract_features(px, r: FrozenRecipe, weights, cache: Path, log) -> dict[str
             for ln, v in zip(r.layers, ys):
                 feats[ln].extend(np.asarray(v, np.float32))
             if (i // 32) % 8 == 7 or i + 32 >= n:
-                np.savez(part, _n=np.int64(min(i + 32, n)), **{ln: np.stack(feats[ln]) for ln in r.layers})
+                save_npz(part, _n=np.int64(min(i + 32, n)), **{ln: np.stack(feats[ln]) for ln in r.layers})
                 rate = (min(i + 32, n) - start) / (time.time() - t0)
                 log(f"  VGG19 features view {view}: {min(i + 32, n)}/{n} ({rate:.1f} cells/s)")
-        np.savez(f, **{ln: np.stack(feats[ln]) for ln in r.layers})
+        save_npz(f, **{ln: np.stack(feats[ln]) for ln in r.layers})
         part.unlink(missing_ok=True)
         out[view] = {ln: np.stack(feats[ln]) for ln in r.layers}
     return out
@@ -235,8 +236,9 @@ def run(m: Manifest, spec: Preprocessing, r: FrozenRecipe, weights, run_dir: Pat
     w, b = _fit(_train_views(feats, r, (r.cut,), np.arange(len(m))), np.concatenate([y] * len(feats)), c_ship,
                 r.seed)
     model = shipped_model(r.size, weights, r.cut, w, b)
-    model.save(run_dir / "final.keras")
-    np.savez(run_dir / "oof.npz", logits=z, labels=y, folds=folds, subjects=np.asarray(subjects),
+    with saving(run_dir / "final.keras") as tmp:
+        model.save(tmp)
+    save_npz(run_dir / "oof.npz", logits=z, labels=y, folds=folds, subjects=np.asarray(subjects),
              paths=np.asarray(m.paths), val_idx=np.arange(len(m)))
     calib = {"temperature": t, "logit_shift": shift, "threshold": th, "review_margin": mg,
              "threshold_rule": "maximises weighted F1 of the calibrated out-of-fold P(ALL) (grid 0.05-0.95)",

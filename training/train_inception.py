@@ -14,6 +14,7 @@ from engine.preprocess import Preprocessing
 
 from . import features
 from .data import Manifest, build_pixel_cache, fold_ids, subject_folds
+from .files import save_npz, saving, write_text
 from .inception import InceptionTrainer, Recipe, fit_head
 from .metrics import (
     REVIEW_RULE, best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, fit_temperature, plot_all,
@@ -46,7 +47,7 @@ def derive(feats: dict[int, np.ndarray], base, src: str, dst: str, cache: Path, 
                 mm[i : i + 128] = f(tf.constant(np.asarray(a[i : i + 128]))).numpy().astype(np.float16)
             mm.flush()
             del mm
-            done.write_text("{}")
+            write_text(done, "{}")  # the .npy above counts as written once this marker exists
             log(f"derived {dst} view {v} in {time.time() - t0:.0f}s")
         out[v] = np.load(npy)
     return out
@@ -122,13 +123,13 @@ def run(
         trainer.set_head(*fit_head(pooled, y, tr, c_best, recipe.seed))
         h = trainer.finetune(feats, y, tr, va, recipe.epochs)
         val_logits[k] = np.stack(h["val_logits"])
-        np.savez(fp, val_idx=va, views=np.array(tv), val_logits=val_logits[k], loss=np.array(h["loss"]), val_f1=np.array(h["val_weighted_f1"]))
+        save_npz(fp, val_idx=va, views=np.array(tv), val_logits=val_logits[k], loss=np.array(h["loss"]), val_f1=np.array(h["val_weighted_f1"]))
         hist_all[f"fold {k}"] = {"loss": h["loss"], "val_weighted_f1": h["val_weighted_f1"]}
         if k == TEACHER_FOLD:
             # Distillation targets for a VGG19 held out on the same fold: this model never saw fold k's subjects.
             # Fixed distillation temperature 2 (not fitted on any validation labels).
             z_all = np.mean([trainer.logits(np.asarray(feats[v])) for v in tv], axis=0)
-            np.savez(run_dir / "teacher_fold.npz", fold=k, paths=np.asarray(m.paths), p_all=sigmoid(z_all / 2.0),
+            save_npz(run_dir / "teacher_fold.npz", fold=k, paths=np.asarray(m.paths), p_all=sigmoid(z_all / 2.0),
                      epochs=len(h["loss"]))
 
     f1_by_epoch = np.array([hist_all[f"fold {k}"]["val_weighted_f1"][: recipe.epochs] for k in range(n_folds)])
@@ -153,7 +154,7 @@ def run(
     single_view = compute_cross_fitted(single, y, fid, m.subjects)
     log(f"  without test-time augmentation (view 0 only): weighted F1 {single_view['weighted_f1']:.4f} "
         f"AUROC {single_view['auroc']:.4f}")
-    np.savez(run_dir / "oof.npz", logits=oof, labels=y, folds=fid, subjects=subjects, logits_view0=single,
+    save_npz(run_dir / "oof.npz", logits=oof, labels=y, folds=fid, subjects=subjects, logits_view0=single,
              phase1_logits=p1[c_best]["oof_logits"], paths=np.asarray(m.paths))
 
     # ---- refit on all subjects with the CV-chosen recipe
@@ -164,7 +165,8 @@ def run(
         trainer.set_head(*fit_head(pooled, y, np.arange(len(m)), c_best, recipe.seed))
         h_final = trainer.finetune(feats, y, np.arange(len(m)), None, e_best)
         hist_all["final (all subjects)"] = {"loss": h_final["loss"]}
-        trainer.export_model().save(final_path)
+        with saving(final_path) as tmp:
+            trainer.export_model().save(tmp)
         write_json(run_dir / "final_history.json", {"loss": h_final["loss"], "seconds": h_final["seconds"]})
 
     calib = {"temperature": temperature, "logit_shift": shift, "threshold": threshold, "review_margin": margin,

@@ -23,6 +23,7 @@ import numpy as np
 from engine.preprocess import Preprocessing
 
 from .data import Manifest, build_pixel_cache, check_no_leak, subject_folds
+from .files import save_npy, save_npz, saving
 from .metrics import (
     held_out_fold, plot_all, weighted_f1, write_json,
 )
@@ -179,8 +180,9 @@ def run(m: Manifest, spec: Preprocessing, r: VggRecipe, weights, run_dir: Path, 
         manager.save()
         if f1 > best["f1"]:
             best = {"f1": f1, "epoch": ep}
-            model.save(run_dir / "final.keras")
-            np.save(run_dir / "val_logits.npy", z)
+            with saving(run_dir / "final.keras") as tmp:
+                model.save(tmp)
+            save_npy(run_dir / "val_logits.npy", z)
         write_json(run_dir / "history.json", {"vgg19": hist, "best": best, "tta_views": list(r.tta_views)})
         log(f"epoch {ep}/{r.epochs}: loss {hist['loss'][-1]:.4f} val weighted F1 {f1:.4f} "
             f"AUROC {hist['val_auroc'][-1]:.4f} ({hist['seconds'][-1]:.0f}s)")
@@ -196,7 +198,7 @@ def finalize(m, r, spec, run_dir, folds, hist, best, weights, seconds, teacher_d
     fold = held_out_fold(z, yv, sv, r.seed, r.val_fold)
     halves, p, calib, th = fold["halves"], fold["p"], fold["calibration"], fold["calibration"]["threshold"]
     at_ship = fold["at_ship"]
-    np.savez(run_dir / "oof.npz", logits=z, labels=yv, folds=halves, subjects=np.asarray(sv),
+    save_npz(run_dir / "oof.npz", logits=z, labels=yv, folds=halves, subjects=np.asarray(sv),
              paths=np.asarray([m.paths[i] for i in va]), val_idx=va)
     metrics = {
         "arch": "vgg19",
