@@ -1,13 +1,18 @@
 """The window's commands: text, keys, tip and the method they call, in one table, from which the menus,
 the shortcuts and Help ▸ Keyboard shortcuts are all built (so the list can never disagree with the keys).
 
-A slot is a dotted path on the window (``"exports.pdf_dialog"``) or a callable taking the window.
+A command's ``slot`` takes the window and returns the callable to run (``lambda w: w.exports.pdf_dialog``).
+:func:`build_actions` calls every one of them once, when the window builds its actions, so a misspelt
+name is an AttributeError at start-up (and in the tests), never a silent failure on a click.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from functools import partial
+from typing import Any, Callable
+
+from .document import ReviewCommand
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
@@ -17,9 +22,9 @@ SK = QKeySequence.StandardKey
 
 @dataclass(frozen=True)
 class Command:
-    name: str  # the window attribute is act_<name>
+    name: str  # the action is ``window.acts[name]``
     text: str
-    slot: str | Callable
+    slot: Callable[[Any], Callable]  # window -> the callable the action runs (bound at start-up)
     keys: tuple = ()  # key strings or QKeySequence.StandardKey values
     tip: str = ""
     checkable: bool = False
@@ -29,59 +34,59 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("open", "&Open folder…", "open_dialog", (SK.Open,), "Open a case folder (all images in it and its sub-folders)"),
-    Command("open_files", "Open &images…", "open_files_dialog", ("Ctrl+Shift+O",), "Open single image files"),
-    Command("open_store", "Open case &store…", "open_store_dialog", ("Ctrl+Alt+O",),
+    Command("open", "&Open folder…", lambda w: w.open_dialog, (SK.Open,), "Open a case folder (all images in it and its sub-folders)"),
+    Command("open_files", "Open &images…", lambda w: w.open_files_dialog, ("Ctrl+Shift+O",), "Open single image files"),
+    Command("open_store", "Open case &store…", lambda w: w.open_store_dialog, ("Ctrl+Alt+O",),
             "Open a case store (.leukoscan; .db too) written by the app or by leukoscan-cli classify --store: its "
             "results and reviews, without classifying again"),
-    Command("find_record", "&Find case record…", "find_record_dialog", ("Ctrl+Shift+F",),
+    Command("find_record", "&Find case record…", lambda w: w.find_record_dialog, ("Ctrl+Shift+F",),
             "Open the case record of a sample id or a folder (its reviews and sign-off)"),
-    Command("sample_id", "Case/sample &ID…", "case_actions.edit_sample_id", ("Ctrl+Shift+I",),
+    Command("sample_id", "Case/sample &ID…", lambda w: w.case_actions.edit_sample_id, ("Ctrl+Shift+I",),
             "The sample or case id of the current case (used in the title and reports)"),
-    Command("export", "&Export report…", "export_dialog", ("Ctrl+E",),
+    Command("export", "&Export report…", lambda w: w.exports.csv_dialog, ("Ctrl+E",),
             "Write the per-cell CSV (with review columns), the summary CSV and the review history"),
-    Command("export_pdf", "Export &PDF report…", "exports.pdf_dialog", ("Ctrl+P",),
+    Command("export_pdf", "Export &PDF report…", lambda w: w.exports.pdf_dialog, ("Ctrl+P",),
             "A printable case report: verdict with its 95% interval, histogram, model, overridden and flagged cells"),
-    Command("close_cases", "&Close all cases", "close_cases", ("Ctrl+W",), "Remove all opened cases"),
-    Command("settings", "&Settings…", "settings_dialog", ("Ctrl+,", SK.Preferences), "Settings"),
-    Command("quit", "&Quit", "close", (SK.Quit,), "Quit"),
-    Command("all", "Label &ALL", lambda w: w.review_selected("ALL"), ("A",), "Label the selected cells ALL",
+    Command("close_cases", "&Close all cases", lambda w: w.close_cases, ("Ctrl+W",), "Remove all opened cases"),
+    Command("settings", "&Settings…", lambda w: w.settings_dialog, ("Ctrl+,", SK.Preferences), "Settings"),
+    Command("quit", "&Quit", lambda w: w.close, (SK.Quit,), "Quit"),
+    Command("all", "Label &ALL", lambda w: partial(w.reviews.review, "ALL"), ("A",), "Label the selected cells ALL",
             on_cells=True),
-    Command("hem", "Label &HEM", lambda w: w.review_selected("HEM"), ("H",), "Label the selected cells HEM",
+    Command("hem", "Label &HEM", lambda w: partial(w.reviews.review, "HEM"), ("H",), "Label the selected cells HEM",
             on_cells=True),
-    Command("accept", "A&ccept model class", lambda w: w.review_selected("accept"), ("Space",),
+    Command("accept", "A&ccept model class", lambda w: partial(w.reviews.review, ReviewCommand.ACCEPT), ("Space",),
             "Accept the model's class for the selected cells (bulk accept: select many)", on_cells=True),
-    Command("exclude", "E&xclude from % blasts…", lambda w: w.reviews.exclude(), ("X",),
+    Command("exclude", "E&xclude from % blasts…", lambda w: w.reviews.exclude, ("X",),
             "Not a cell, artefact, smudge, duplicate: the selected cells stop counting (a reason is asked)",
             on_cells=True),
-    Command("clear", "Clear &review", lambda w: w.review_selected("clear"), ("U",),
+    Command("clear", "Clear &review", lambda w: partial(w.reviews.review, ReviewCommand.CLEAR), ("U",),
             "Remove the review of the selected cells", on_cells=True),
-    Command("undo", "&Undo review", "reviews.undo", (SK.Undo,), "Undo the last review action (a bulk action is one step)",
+    Command("undo", "&Undo review", lambda w: w.reviews.undo, (SK.Undo,), "Undo the last review action (a bulk action is one step)",
             enabled=False),
-    Command("redo", "&Redo review", "reviews.redo", ("Ctrl+Shift+Z", SK.Redo), "Redo the review action undone",
+    Command("redo", "&Redo review", lambda w: w.reviews.redo, ("Ctrl+Shift+Z", SK.Redo), "Redo the review action undone",
             enabled=False),
-    Command("next", "&Next cell with an open review", "next_review_open", ("N",),
+    Command("next", "&Next cell with an open review", lambda w: w.reviews.next_open, ("N",),
             "Select the next flagged cell that nobody has reviewed yet"),
-    Command("prev", "&Previous cell with an open review", lambda w: w.next_review_open(backwards=True), ("Shift+N",),
+    Command("prev", "&Previous cell with an open review", lambda w: partial(w.reviews.next_open, backwards=True), ("Shift+N",),
             "Select the previous flagged cell that nobody has reviewed yet"),
-    Command("flagged", "Review &flagged cells", "_flagged_mode", ("F",),
+    Command("flagged", "Review &flagged cells", lambda w: w.set_flagged_mode, ("F",),
             "Walk what is left before sign-off (flagged cells not reviewed, ALL calls not confirmed): each label "
             "moves to the next", checkable=True),
-    Command("compare", "C&ompare selected", "compare_selected", ("C",),
+    Command("compare", "C&ompare selected", lambda w: w.compare_selected, ("C",),
             "Show 2-4 selected cells side by side at the same scale"),
-    Command("sign_off", "&Sign off case…", "case_actions.sign_off", ("Ctrl+Return",),
+    Command("sign_off", "&Sign off case…", lambda w: w.case_actions.sign_off, ("Ctrl+Return",),
             "Sign the current case off once no flagged cell is left unreviewed (locks its reviews)"),
-    Command("reopen", "Re&open case…", "case_actions.reopen", ("Ctrl+Shift+Return",),
+    Command("reopen", "Re&open case…", lambda w: w.case_actions.reopen, ("Ctrl+Shift+Return",),
             "Reopen a signed-off case to change its reviews (asks for a reason, logged)"),
-    Command("cancel", "&Cancel classification", "cancel_run", ("Esc",), "Stop the running classification",
+    Command("cancel", "&Cancel classification", lambda w: w.cancel_run, ("Esc",), "Stop the running classification",
             enabled=False),
-    Command("resume", "Classify &remaining", "classify_remaining", ("Ctrl+R",),
+    Command("resume", "Classify &remaining", lambda w: w.classify_remaining, ("Ctrl+R",),
             "Classify the cells a cancelled run did not reach"),
-    Command("model_info", "Model &card…", "show_model_info", ("Ctrl+I",),
+    Command("model_info", "Model &card…", lambda w: w.show_model_info, ("Ctrl+I",),
             "Version, validation metrics, threshold and provenance of the model"),
-    Command("reload_models", "Re&load models", "models.reload", (), "Re-read the model folders"),
-    Command("shortcuts", "&Keyboard shortcuts", "show_shortcuts", ("F1",), "This list"),
-    Command("about", "&About LeukoScan", "show_about"),
+    Command("reload_models", "Re&load models", lambda w: w.models.reload, (), "Re-read the model folders"),
+    Command("shortcuts", "&Keyboard shortcuts", lambda w: w.show_shortcuts, ("F1",), "This list"),
+    Command("about", "&About LeukoScan", lambda w: w.show_about),
 )
 
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -102,30 +107,28 @@ def _sequences(keys: tuple) -> list[QKeySequence]:
     return out
 
 
-def _resolve(window, slot) -> Callable:
-    if callable(slot):
-        return lambda *a: slot(window)
-    def call(*args):
-        target = window
-        for part in slot.split("."):
-            target = getattr(target, part)
-        return target(*args)
-    return call
+def bind(window, command: Command) -> Callable:
+    """The callable ``command`` runs on ``window``; raises (AttributeError, TypeError) when it names nothing
+    callable: called for every command when the window starts."""
+    fn = command.slot(window)
+    if not callable(fn):
+        raise TypeError(f"command {command.name!r}: {fn!r} is not callable")
+    return fn
 
 
-def build_actions(window) -> dict[str, QAction]:
-    """Create every command as ``window.act_<name>``: added to the window, so its keys work anywhere, except the
-    label keys (``on_cells``), which work only while the cell views (``window.cell_views``) have the focus: a key
-    typed where a text box had been never relabels a cell."""
+def build_actions(window, commands: tuple[Command, ...] = COMMANDS) -> dict[str, QAction]:
+    """Every command as a QAction (the window keeps them as ``window.acts``), its callable bound now.  Added to
+    the window, so its keys work anywhere, except the label keys (``on_cells``), which work only while the cell
+    views (``window.cell_views``) have the focus: a key typed where a text box had been never relabels a cell."""
     actions = {}
-    for c in COMMANDS:
+    for c in commands:
         a = QAction(c.text, window)
         a.setShortcuts(_sequences(c.keys))
         if c.tip:
             a.setStatusTip(c.tip)
             a.setToolTip(c.tip)
         a.setCheckable(c.checkable)
-        fn = _resolve(window, c.slot)
+        fn = bind(window, c)
         if c.checkable:
             a.toggled.connect(fn)
         else:
@@ -137,7 +140,6 @@ def build_actions(window) -> dict[str, QAction]:
                 view.addAction(a)
         else:
             window.addAction(a)
-        setattr(window, f"act_{c.name}", a)
         actions[c.name] = a
     return actions
 

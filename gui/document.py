@@ -11,6 +11,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 
 from engine.case import events as ev
+from engine.case.kinds import ReviewCommand
 from engine.case.document import ERROR, OK, PENDING, CaseDocument, Cell, ModelFacts, utc_now
 from engine.localtime import local_time
 from engine.case.rules import (EXCLUDED, EXCLUSION_REASONS, LABELS, excluded_label, exclusion_reason, model_basis,
@@ -21,7 +22,7 @@ from .tasks import Relay
 ALL_CASES = "All cases"
 
 __all__ = ["ALL_CASES", "ERROR", "EXCLUDED", "EXCLUSION_REASONS", "LABELS", "OK", "PENDING", "Cell", "DocumentBridge",
-           "excluded_label", "exclusion_reason", "local_time", "model_basis", "p_all_text", "utc_now"]
+           "ReviewCommand", "excluded_label", "exclusion_reason", "local_time", "model_basis", "p_all_text", "utc_now"]
 
 
 class DocumentBridge(QObject):

@@ -82,7 +82,8 @@ class MainWindow(QMainWindow):
         self.case_actions = CaseActions(self, self)
 
         self._build_views()
-        build_menus(self, build_actions(self), self._fill_recent)
+        self.acts = build_actions(self)  # every command's callable bound now: a misspelt one fails here
+        build_menus(self, self.acts, self._fill_recent)
         self._build_toolbar()
         self._build_statusbar()
         self._restore_geometry()
@@ -245,9 +246,9 @@ class MainWindow(QMainWindow):
         tb.setMovable(False)
         tb.setIconSize(QSize(16, 16))
         self.addToolBar(tb)
-        tb.addAction(self.act_open)
-        tb.addAction(self.act_export)
-        tb.addAction(self.act_flagged)
+        tb.addAction(self.acts["open"])
+        tb.addAction(self.acts["export"])
+        tb.addAction(self.acts["flagged"])
         tb.addSeparator()
         tb.addWidget(QLabel(" Model "))
         tb.addWidget(self.model_combo)
@@ -651,8 +652,8 @@ class MainWindow(QMainWindow):
         running = state != RunState.IDLE
         for w in (self.progress, self.cancel_btn, self.eta_label):
             w.setVisible(running)
-        self.act_cancel.setEnabled(running)
-        self.act_export.setEnabled(not running)
+        self.acts["cancel"].setEnabled(running)
+        self.acts["export"].setEnabled(not running)
 
     def _run_progress(self, p: RunProgress) -> None:
         self.progress.setMaximum(max(1, p.total))
@@ -696,8 +697,8 @@ class MainWindow(QMainWindow):
         self._schedule_refresh()
 
     def _reviews_changed(self) -> None:
-        self.act_undo.setEnabled(self.doc.can_undo)
-        self.act_redo.setEnabled(self.doc.can_redo)
+        self.acts["undo"].setEnabled(self.doc.can_undo)
+        self.acts["redo"].setEnabled(self.doc.can_redo)
         self._schedule_refresh()
 
     def _update_preview(self) -> None:
@@ -735,13 +736,11 @@ class MainWindow(QMainWindow):
         """Review-flagged mode on (as the F key does): walks what is left before sign-off; the gallery takes the
         focus, so the label keys act at once."""
         self.gallery.setFocus()
-        act = getattr(self, "act_flagged", None)
-        if act is not None and not act.isChecked():
-            act.setChecked(True)  # toggled -> _flagged_mode(True)
-        elif act is None:
-            self._flagged_mode(True)
+        act = self.acts["flagged"]
+        if not act.isChecked():
+            act.setChecked(True)  # toggled -> set_flagged_mode(True)
 
-    def _flagged_mode(self, on: bool) -> None:
+    def set_flagged_mode(self, on: bool) -> None:
         self.reviews.set_flagged_mode(on)
         self.statusBar().showMessage("Review-flagged mode: each label moves to the next cell left before sign-off "
                                      "(flagged, or an ALL call not confirmed)."
@@ -872,11 +871,11 @@ class MainWindow(QMainWindow):
             view.selectionModel().setCurrentIndex(
                 idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
         m = QMenu(view)
-        for a in (self.act_all, self.act_hem, self.act_accept, self.act_clear):
+        for a in (self.acts["all"], self.acts["hem"], self.acts["accept"], self.acts["clear"]):
             m.addAction(a)
         m.addSeparator()
-        m.addAction(self.act_next)
-        m.addAction(self.act_compare)
+        m.addAction(self.acts["next"])
+        m.addAction(self.acts["compare"])
         cell = self.current_cell()
         if cell is not None:
             m.addSeparator()

@@ -146,7 +146,7 @@ def main() -> int:
     w.filter_combo.setCurrentIndex(w.filter_combo.findData("all"))
     w.doc.set_sample_id(w.doc.case_of_root(str(case)), "BM-2026-0417")
     w.select_row(0)
-    w.act_flagged.setChecked(True)
+    w.acts["flagged"].setChecked(True)
     for _ in range(12):
         w.review_selected("accept")
     pump(app, 1.0)
@@ -176,7 +176,7 @@ def main() -> int:
         w.review_selected("accept")
     w.case_actions.ask_comment = lambda c, r: ("blast count confirmed", True)
     w.case_actions.sign_off()
-    w.act_flagged.setChecked(False)
+    w.acts["flagged"].setChecked(False)
     pump(app, 1.0)
     save(w, "11-signed-off.png")
 

@@ -156,7 +156,7 @@ def test_3_reload_models_uses_a_changed_card(qtbot, make_window, tiny_models_dir
     card = json.loads(card_path.read_text())
     card.update(version="9.9-test", threshold=0.3)  # same ONNX file: its sha256 stays valid
     card_path.write_text(json.dumps(card))
-    w.act_reload_models.trigger()
+    w.acts["reload_models"].trigger()
     qtbot.waitUntil(lambda: w.classifier.version == "9.9-test", timeout=10_000)
     assert old_version != "9.9-test"
     # the results of the earlier card are classified again with the new one
@@ -321,12 +321,12 @@ def test_undo_redo_of_one_review_and_of_a_bulk_accept_by_keyboard(qtbot, make_wi
     _focus_gallery(qtbot, w)
     w.select_row(0)
     c0 = w.current_cell()
-    assert not w.act_undo.isEnabled()
+    assert not w.acts["undo"].isEnabled()
     mine = "HEM" if c0.prediction == "ALL" else "ALL"  # not the model's class: the bulk accept changes it
     qtbot.keyClick(w.gallery, Qt.Key.Key_H if mine == "HEM" else Qt.Key.Key_A)
-    assert c0.review is not None and c0.review.label == mine and w.act_undo.isEnabled()
+    assert c0.review is not None and c0.review.label == mine and w.acts["undo"].isEnabled()
     qtbot.keyClick(w.gallery, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert c0.review is None and w.act_redo.isEnabled()
+    assert c0.review is None and w.acts["redo"].isEnabled()
     assert w.current_cell() is c0  # the undone cell is shown
     qtbot.keyClick(w.gallery, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert c0.review is not None and c0.review.label == mine
@@ -335,13 +335,13 @@ def test_undo_redo_of_one_review_and_of_a_bulk_accept_by_keyboard(qtbot, make_wi
     qtbot.keyClick(w.gallery, Qt.Key.Key_Space)  # bulk accept: one step
     assert all(c.review is not None for c in w.model.cells)
     assert c0.review.label == c0.prediction
-    w.act_undo.trigger()  # the whole bulk accept at once; c0 is back to its earlier review
+    w.acts["undo"].trigger()  # the whole bulk accept at once; c0 is back to its earlier review
     assert [c.key for c in w.model.cells if c.review is not None] == [c0.key] and c0.review.label == mine
-    w.act_redo.trigger()
+    w.acts["redo"].trigger()
     assert all(c.review is not None for c in w.model.cells)
-    w.act_undo.trigger()
-    w.act_undo.trigger()
-    assert not w.doc.reviews and not w.act_undo.isEnabled()
+    w.acts["undo"].trigger()
+    w.acts["undo"].trigger()
+    assert not w.doc.reviews and not w.acts["undo"].isEnabled()
     qtbot.waitUntil(lambda: w.summary.counts[0].reviewed == 0, timeout=5_000)
     events = [e["action"] for e in w.bridge.store.review_events()]
     # every change, undo and redo is in the audit trail, one row per cell: undo 1 + 8 + 8 + 1, redo 1 + 8
@@ -358,7 +358,7 @@ def test_review_flagged_mode_moves_to_the_next_flagged_cell(qtbot, make_window, 
     _focus_gallery(qtbot, w)
     w.select_row(0 if not w.model.cells[0].left_before_signoff else 1)
     qtbot.keyClick(w.gallery, Qt.Key.Key_F)
-    assert w.act_flagged.isChecked() and w.reviews.flagged_mode
+    assert w.acts["flagged"].isChecked() and w.reviews.flagged_mode
     first = w.current_cell()
     assert first.left_before_signoff
     qtbot.keyClick(w.gallery, Qt.Key.Key_A)
@@ -371,7 +371,7 @@ def test_review_flagged_mode_moves_to_the_next_flagged_cell(qtbot, make_window, 
     assert "Every flagged cell and every ALL call" in w.statusBar().currentMessage()
     qtbot.waitUntil(lambda: w.flagged_label.text() == f"{len(flagged)} / {len(flagged)} flagged cells reviewed",
                     timeout=5_000)
-    w.act_flagged.trigger()
+    w.acts["flagged"].trigger()
     assert not w.reviews.flagged_mode
 
 
@@ -395,7 +395,7 @@ def test_bulk_accept_with_flagged_cells_asks_first_and_reports(qtbot, make_windo
     msg = w.statusBar().currentMessage()
     assert "Accepted the model's class for 8 cell(s)" in msg and f"{n_flagged} of them flagged" in msg
     # nothing left before sign-off in the selection (no flag, no unconfirmed ALL call): no question
-    w.act_undo.trigger()
+    w.acts["undo"].trigger()
     unflagged = [c for c in w.model.cells if not c.left_before_signoff]
     sm = w.gallery.selectionModel()
     sm.clearSelection()
@@ -437,10 +437,10 @@ def test_keyboard_shortcuts_list_every_action_and_ctrl_comma_opens_settings(qtbo
     assert not missing, missing
     primary = {a.shortcut().toString() for a in keyed}  # the portable form too (what the actions were given)
     assert primary <= listed, primary - listed
-    assert QKeySequence("Ctrl+,") in w.act_settings.shortcuts()
+    assert QKeySequence("Ctrl+,") in w.acts["settings"].shortcuts()
     menus = {a.text(): a.menu() for a in w.menuBar().actions()}
-    assert w.act_shortcuts in menus["&Help"].actions()
-    w.act_shortcuts.trigger()
+    assert w.acts["shortcuts"] in menus["&Help"].actions()
+    w.acts["shortcuts"].trigger()
     box = next(b for b in w.findChildren(QMessageBox) if b.windowTitle() == "Keyboard shortcuts")
     assert all(keys in box.text() for keys, _ in rows if "<" not in keys and "&" not in keys)
     box.close()

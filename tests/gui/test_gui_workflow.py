@@ -265,7 +265,7 @@ def test_sign_off_is_blocked_while_flagged_cells_remain_locks_and_reopens_with_a
     w.select_row(w.proxy.proxy_row_of(open_cells[0].key))
     assert not w.case_actions.sign_off()  # blocked: flagged cells are left
     assert any(t == "Cannot sign off yet" and "flagged" in m for t, m in w.messages) and case.signoff is None
-    w.act_flagged.setChecked(True)  # review-flagged mode walks them: flagged cells and unconfirmed ALL calls
+    w.acts["flagged"].setChecked(True)  # review-flagged mode walks them: flagged cells and unconfirmed ALL calls
     while any(c.left_before_signoff for c in w.model.cells):
         assert w.current_cell().left_before_signoff
         w.review_selected("accept")
@@ -323,7 +323,7 @@ def test_from_a_case_folder_to_a_signed_off_case_and_a_pdf_by_keyboard(qtbot, ma
     w.gallery.setFocus()
     qtbot.waitUntil(lambda: w.gallery.hasFocus())
     qtbot.keyClick(w.gallery, Qt.Key.Key_F)
-    assert w.act_flagged.isChecked() and w.current_cell().left_before_signoff
+    assert w.acts["flagged"].isChecked() and w.current_cell().left_before_signoff
     for _ in range(len(w.model.cells)):
         if not any(c.left_before_signoff for c in w.model.cells):
             break

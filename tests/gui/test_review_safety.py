@@ -75,7 +75,7 @@ def test_sign_off_says_what_is_left_and_offers_the_walk(qtbot, make_window, cell
     box = next(b for b in w.findChildren(type(w.show_message("x", "y"))) if b.windowTitle() == "Cannot sign off yet")
     walk = next(b for b in box.buttons() if b.text().startswith("Walk them"))
     walk.click()
-    assert w.act_flagged.isChecked() and w.current_cell().left_before_signoff
+    assert w.acts["flagged"].isChecked() and w.current_cell().left_before_signoff
 
 
 def test_review_flagged_mode_with_the_review_open_filter_skips_no_cell(qtbot, make_window, cells_dir):
@@ -87,7 +87,7 @@ def test_review_flagged_mode_with_the_review_open_filter_skips_no_cell(qtbot, ma
     n = w.proxy.rowCount()
     assert n >= 3
     order = [w.proxy.cell_at(r) for r in range(n)]
-    w.act_flagged.setChecked(True)
+    w.acts["flagged"].setChecked(True)
     w.select_row(0)
     seen = []
     for _ in range(n):
