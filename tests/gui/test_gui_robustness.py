@@ -382,7 +382,7 @@ def test_open_case_store_written_by_the_cli_shows_its_results_without_a_run(qtbo
     runs = []
     w.runs.finished.connect(lambda *a: runs.append(a))
     monkeypatch.setattr("gui.mainwindow.QFileDialog.getOpenFileName", lambda *a, **k: (str(db), ""))
-    w.act_open_store.trigger()
+    w.acts["open_store"].trigger()
     qtbot.waitUntil(lambda: len(w.model.cells) == 8, timeout=10_000)
     assert all(c.result is not None and c.prediction in ("ALL", "HEM") for c in w.model.cells)
     assert w.session_path == db
