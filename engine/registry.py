@@ -220,9 +220,10 @@ def default_model(cards: Sequence[ModelCard]) -> str | None:
     return pick[0] if pick else (cards[0].name if cards else None)
 
 
-def describe_metrics(card: ModelCard, limit: int = 5) -> str:
+def describe_metrics(card: ModelCard, limit: int = 5, data_chars: int | None = 60) -> str:
     """One line of a card's key validation metrics, for tables
-    (``"weighted_f1=0.871 auroc=0.930 on split=test subjects=9 cells=1200"``)."""
+    (``"weighted_f1=0.871 auroc=0.930 on split=test subjects=9 cells=1200"``); a data description longer than
+    ``data_chars`` is cut with "…" (None: never, e.g. for JSON)."""
     m = card.metrics or {}
     # top-level numbers are the card's headline metrics; nested ones only when there are none
     nums = [(k, v) for k, v in _flat_numbers(m) if not k.rsplit(".", 1)[-1].startswith("target")]
@@ -244,7 +245,8 @@ def describe_metrics(card: ModelCard, limit: int = 5) -> str:
         if bits:
             parts.append("on " + " ".join(bits))
     elif isinstance(data, str):
-        parts.append("on " + (data if len(data) <= 60 else data[:59].rstrip() + "…"))
+        short = data_chars is None or len(data) <= data_chars
+        parts.append("on " + (data if short else data[:data_chars - 1].rstrip() + "…"))
     if not parts and isinstance(m.get("note"), str):
         parts.append(m["note"])
     return " ".join(parts) or "no validation metrics in the card"

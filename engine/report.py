@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Mapping, Protocol, Sequence
 
 from .case import rules as case_rules
-from .case.rules import CaseCounts
-from .fileio import atomic_open
 from .case.kinds import CellStatus
-from .pipeline import CellResult, decide
+from .case.rules import CaseCounts
 from .case.values import Review
+from .fileio import atomic_open
+from .pipeline import CellResult, decide
 
 CELL_COLUMNS: tuple[str, ...] = (
     "path",

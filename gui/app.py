@@ -34,8 +34,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     "export a CSV report. Research tool, not a diagnostic device.")
     ap.add_argument("paths", nargs="*", help="case folders (or images) to open and classify at start")
     ap.add_argument("--model", help="model name to use (see the model menu), e.g. ensemble")
-    ap.add_argument("--models-dir", action="append", help="read models from this folder instead of the "
-                    "bundled and user model folders (repeatable)")
+    ap.add_argument("--models-dir", action="append", default=[], metavar="DIR",
+                    help="also read models from this folder, after the bundled and user model folders (repeatable; "
+                         "as in leukoscan-cli)")
     ap.add_argument("--no-restore", action="store_true", help="do not offer to restore an autosaved session")
     ap.add_argument("--self-test", action="store_true", help="run the headless self-test and exit")
     ap.add_argument("--version", action="store_true", help="print the version and exit")
@@ -121,6 +122,8 @@ def build_window(args: argparse.Namespace):
     """The main window for parsed command-line ``args`` (folders given are opened once it runs)."""
     from PySide6.QtCore import QTimer
 
+    from engine.registry import model_dirs
+
     from .mainwindow import MainWindow
     from .service import EngineService
     from .settings import Settings
@@ -128,7 +131,7 @@ def build_window(args: argparse.Namespace):
     settings = Settings()
     if args.model:
         settings.model = args.model
-    win = MainWindow(EngineService(args.models_dir), settings, check_orphans=not args.no_restore)
+    win = MainWindow(EngineService(model_dirs(args.models_dir)), settings, check_orphans=not args.no_restore)
     if args.paths:
         QTimer.singleShot(0, lambda: win.open_paths(args.paths))
     return win

@@ -139,11 +139,16 @@ class SettingsDialog(QDialog):
         self.thumb.setValue(settings.thumb_size)
         self.advance = QCheckBox("Move to the next cell after a review key")
         self.advance.setChecked(settings.auto_advance)
+        self.bom = QCheckBox("CSV reports for Excel (UTF-8 with byte-order mark)")
+        self.bom.setToolTip("Excel on Windows then shows names with accents right; scripts and other programs "
+                            "may show a stray character at the start of the first column")
+        self.bom.setChecked(settings.csv_bom)
         form.addRow("Reviewer name", self.reviewer)
         form.addRow("Compute device", self.device)
         form.addRow("Batch size", self.batch)
         form.addRow("Thumbnail size", self.thumb)
         form.addRow("", self.advance)
+        form.addRow("", self.bom)
         bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         bb.accepted.connect(self.accept)
         bb.rejected.connect(self.reject)
@@ -157,6 +162,7 @@ class SettingsDialog(QDialog):
         s.batch_size = self.batch.value()
         s.thumb_size = self.thumb.value()
         s.auto_advance = self.advance.isChecked()
+        s.csv_bom = self.bom.isChecked()
 
 
 __all__ = ["ModelInfoDialog", "AboutDialog", "SettingsDialog", "card_html", "NOT_A_DEVICE", "Qt"]

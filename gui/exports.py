@@ -128,7 +128,8 @@ class ExportFlow(QObject):
         self.request = ExportRequest(cells_csv, close_after, pending)
         self.status.emit(f"Writing {cells_csv} …", 0)
         self.request.revision = self.win.service.export(
-            cells_csv, cells_csv.with_name(cells_csv.stem + "_summary.csv"), self.doc, cells, self.win.bridge.store)
+            cells_csv, cells_csv.with_name(cells_csv.stem + "_summary.csv"), self.doc, cells, self.win.bridge.store,
+            bom=self.win.settings.csv_bom)
         return True
 
     def _done(self, paths: list) -> None:

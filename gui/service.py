@@ -249,8 +249,9 @@ class EngineService(QObject):
         return RunEnd(state.is_interruption_requested() and done < total, time.monotonic() - t0)
 
     # --- reports --------------------------------------------------------------------------------
-    def export(self, cells_csv: Path, summary_csv: Path, doc, cells: list, store=None) -> int:
-        """Write the per-cell and summary CSVs, and the review history beside them, in the background.
+    def export(self, cells_csv: Path, summary_csv: Path, doc, cells: list, store=None, bom: bool = False) -> int:
+        """Write the per-cell and summary CSVs, and the review history beside them, in the background
+        (``bom``: UTF-8 with a byte-order mark, the setting for Excel).
 
         The report is a snapshot of ``doc`` taken now, on the GUI thread (model, threshold, the cells'
         immutable results and reviews); returns its revision, so the caller can tell whether anything
@@ -259,13 +260,13 @@ class EngineService(QObject):
 
         def work(_state):
             rows = cell_rows(snap)
-            write_cell_report(cells_csv, rows)
-            write_summary(summary_csv, summarize(rows, signoffs=snap.signoffs, sample_ids=snap.sample_ids))
+            write_cell_report(cells_csv, rows, bom=bom)
+            write_summary(summary_csv, summarize(rows, signoffs=snap.signoffs, sample_ids=snap.sample_ids), bom=bom)
             written = [str(cells_csv), str(summary_csv)]
             if store is not None:
                 store.flush(10.0)
                 hist = reviews_path(cells_csv)
-                write_reviews(hist, review_history_rows(store))
+                write_reviews(hist, review_history_rows(store), bom=bom)
                 written.append(str(hist))
             return written
 

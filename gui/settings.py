@@ -130,6 +130,16 @@ class Settings:
         self._set("review/auto_advance", bool(v))
 
     @property
+    def csv_bom(self) -> bool:
+        """CSV reports with a UTF-8 byte-order mark (Excel on Windows then shows non-ASCII names right); off by
+        default, so the app writes the same bytes as ``leukoscan-cli`` and scripts read them as they expect."""
+        return self._get("export/csv_bom", False, bool)
+
+    @csv_bom.setter
+    def csv_bom(self, v: bool) -> None:
+        self._set("export/csv_bom", bool(v))
+
+    @property
     def last_open_dir(self) -> str:
         return self._get("paths/last_open_dir", "", str)
 

@@ -20,7 +20,8 @@ _WHERE = {"Case": "values", "CaseCounts": "rules", "CaseDocument": "document", "
           "ModelFacts": "values", "Result": "values", "Review": "values", "ReviewChange": "cell", "SignOff": "values",
           "Step": "cell", "utc_now": "values"}
 
-__all__ = sorted(_WHERE)
+__all__ = ["Case", "CaseCounts", "CaseDocument", "Cell", "Event", "ModelFacts", "Result", "Review", "ReviewChange",
+           "SignOff", "Step", "utc_now"]
 
 
 def __getattr__(name: str) -> Any:

@@ -31,15 +31,15 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import itertools
 import json
 import os
 import sqlite3
 import unicodedata
 from dataclasses import dataclass
 
-from .document import utc_now
+from . import replay
 from .rules import is_review_label
+from .values import utc_now
 
 GENESIS = "0" * 64
 TABLES = ("review_events", "case_events")
@@ -185,47 +185,17 @@ def _markers(conn: sqlite3.Connection) -> tuple[int, int, int, set[str]]:
     return start_id, start_seq, up_seq, closed_roots
 
 
-def derived_reviews(conn: sqlite3.Connection, start_id: int | None = None) -> dict[str, tuple]:
+def derived_reviews(conn: sqlite3.Connection, start_id: int | None = None) -> dict[str, tuple | None]:
     """path -> the review (label, reviewer, reviewed_at, sha256, model, model_version, model_label, p_all)
-    the history leads to, for every path it names (None: no review).  Replays as the document builds its
-    undo/redo stacks (see ``store._replay``), from the last close on."""
+    the history leads to, for every path it names (None: no review): :func:`.replay.replay` (the one the
+    store restores the undo history with), from the last close on."""
     if start_id is None:
         start_id = _markers(conn)[0]
-    rows = conn.execute("SELECT step, action, path, old_label, new_label, reviewer, at, model, model_version,"
-                        " model_label, p_all, sha256 FROM review_events WHERE id > ? ORDER BY id",
-                        (start_id,)).fetchall()
-    current: dict[str, tuple | None] = {}
-    undo: list[list] = []
-    redo: list[list] = []
-    for (_n, action), group in itertools.groupby(rows, key=lambda r: (r[0], r[1])):
-        group = list(group)
-        if action == "review":
-            changes = []
-            for _s, _a, path, old_label, new_label, who, at, model, version, mlabel, p_all, sha in group:
-                old = current.get(path)
-                if (old[0] if old else None) != old_label:
-                    old = _review(old_label, "", "", "", "", "", "", None)
-                new = _review(new_label, who, at, sha, model, version, mlabel, p_all)
-                current[path] = new
-                changes.append((path, old, new))
-            undo.append(changes)
-            redo.clear()
-        elif action in ("undo", "redo"):
-            stack, other = (undo, redo) if action == "undo" else (redo, undo)
-            if stack:
-                s = stack.pop()
-                other.append(s)
-                back = {p: (old if action == "undo" else new) for p, old, new in s}
-                for r in group:
-                    if r[2] in back:
-                        current[r[2]] = back[r[2]]
-        elif action == "stale":
-            for r in group:
-                current[r[2]] = None
-        elif action == "import":
-            for _s, _a, path, _o, new_label, who, at, model, version, mlabel, p_all, sha in group:
-                current[path] = _review(new_label, who, at, sha, model, version, mlabel, p_all)
-    return current
+    rows = conn.execute(f"SELECT {', '.join(replay.COLUMNS)} FROM review_events WHERE id > ? ORDER BY id",
+                        (start_id,))
+    return {path: None if rv is None else _review(rv.label, rv.reviewer, rv.reviewed_at, rv.sha256, rv.model,
+                                                  rv.model_version, rv.model_label, rv.p_all)
+            for path, rv in replay.replay(rows).current.items()}
 
 
 def derived_signoffs(conn: sqlite3.Connection) -> dict[str, tuple | None]:

@@ -10,8 +10,6 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable
-
 from ..pipeline import CellResult
 from . import rules
 from .kinds import CellStatus
@@ -66,7 +64,7 @@ class Result:
     model: str
     card_sha256: str
     sha256: str  # of the image bytes that were classified
-    status: str  # CellStatus.OK | CellStatus.ERROR
+    status: CellStatus  # OK | ERROR
     error: str = ""
     p_all: float | None = None
     member_p: dict = field(default_factory=dict)

@@ -38,6 +38,7 @@ from .common import (
     counts_json,
     emit_json,
     is_stdout,
+    log,
     real,
     registry,
     same_file,
@@ -191,6 +192,8 @@ def run(args) -> int:
         f"{len(items)} image files")
     for w in clf.warnings:
         warn(w)
+    log.debug(f"batch size {args.batch_size}, decoding threads {args.workers or 'default'}, onnxruntime threads "
+              f"{args.threads or 'all cores'}; {len(todo)} cells to classify")
 
     cancel = threading.Event()
     stopped_by: list[int] = []  # the first stop signal received

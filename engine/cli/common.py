@@ -83,9 +83,10 @@ class _Stderr(logging.StreamHandler):
 
 
 def _set_level(level: int) -> None:
-    """-1 (``-q``): warnings and errors; 0: the run's account too; 1 (``-v``): the engine's INFO lines; 2: DEBUG."""
+    """-1 (``-q``): warnings and errors; 0: the run's account too; 1 (``-v``): the CLI's details (model folders,
+    settings) and the engine's INFO lines; 2 (``-vv``): the engine's DEBUG lines too."""
     logging.getLogger("engine").setLevel(logging.ERROR if level <= 0 else logging.INFO if level == 1 else logging.DEBUG)
-    log.setLevel(logging.WARNING if level < 0 else logging.INFO if level <= 1 else logging.DEBUG)
+    log.setLevel(logging.WARNING if level < 0 else logging.INFO if level == 0 else logging.DEBUG)
 
 
 @contextmanager
@@ -130,7 +131,9 @@ def emit_json(schema: str, data: dict) -> None:
 
 def registry(extra: Sequence[str]) -> Registry:
     """``--models-dir`` adds folders after the bundled and user ones (the app's option means the same)."""
-    return Registry(model_dirs(extra))
+    dirs = model_dirs(extra)
+    log.debug("model folders: " + ", ".join(map(str, dirs)))
+    return Registry(dirs)
 
 
 def take_lock(path: Path, program: str):

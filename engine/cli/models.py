@@ -58,7 +58,7 @@ def run(args) -> int:
                         "architecture": c.architecture, "type": c.type, "members": list(c.members),
                         "input": _input(c), "threshold": c.threshold, "review_margin": c.review_margin,
                         "recommended": c.recommended, "default": c.name == default,
-                        "validation": describe_metrics(c, limit=1000), "metrics": c.metrics,
+                        "validation": describe_metrics(c, limit=1000, data_chars=None), "metrics": c.metrics,
                         "card": str(c.path), **({"check": checks[c.name]} if c.name in checks else {})}
                        for c in cards],
             "default": default,

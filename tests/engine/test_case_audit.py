@@ -11,7 +11,7 @@ import pytest
 
 from engine.case import CaseDocument, ModelFacts
 from engine.case import audit
-from engine.case import store as store_mod
+from engine.case import schema as schema_mod
 from engine.case.store import CaseStore
 from engine.cli import main
 from engine.pipeline import CellResult, ScanItem
@@ -221,7 +221,7 @@ def test_a_document_written_whole_is_in_the_history(tmp_path):
 
 def test_a_version_2_file_is_migrated_and_its_history_hashed(tmp_path, monkeypatch, capsys):
     with monkeypatch.context() as m:
-        m.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS[:2])
+        m.setattr(schema_mod, "MIGRATIONS", schema_mod.MIGRATIONS[:2])
         db = _signed(tmp_path)
         # a review written whole (no history row) and a case closed before, as version 2 allowed
         con = _raw(db)
@@ -229,10 +229,10 @@ def test_a_version_2_file_is_migrated_and_its_history_hashed(tmp_path, monkeypat
         con.execute("INSERT INTO reviews(cell_id, label, reviewer, reviewed_at) SELECT id, 'ALL', 'zed',"
                     " '2024-01-01T00:00:00Z' FROM cells WHERE path LIKE '%b0.bmp'")
         con.close()
-    assert store_mod.schema_version() >= 3
+    assert schema_mod.schema_version() >= 3
     store = CaseStore.open(db, create=False)
     try:
-        assert store.version == store_mod.schema_version() and store.problem is None
+        assert store.version == schema_mod.schema_version() and store.problem is None
         doc = store.load()
         assert doc.signoff_of("slide A").by == "bob" and len(doc.reviews) == 5
         events = store.review_events()

@@ -27,11 +27,11 @@ def test_event_types_are_frozen_dataclasses_of_one_base():
 
 def test_an_unknown_event_type_fails_loudly_in_the_store():
     from engine.case.document import CaseDocument
-    from engine.case.store import _ops_of
+    from engine.case.ops import ops_of
 
     @dataclasses.dataclass(frozen=True)
     class Surprise(events.CaseEvent):
         pass
 
     with pytest.raises(KeyError):
-        _ops_of(CaseDocument(), Surprise())
+        ops_of(CaseDocument(), Surprise())

@@ -13,7 +13,7 @@ from pypdf import PdfReader
 
 from engine.case import CaseDocument, ModelFacts, SignOff
 from engine.case.events import SignOffAction, SignOffChanged
-from engine.case import store as store_mod
+from engine.case import schema as schema_mod
 from engine.case.export import cell_rows, export_store, pdf_signoffs
 from engine.case.store import CaseStore
 from engine.cli import main
@@ -280,7 +280,7 @@ def test_sign_off_round_trips_through_the_store(tmp_path):
 def test_a_version_1_file_is_migrated_to_version_2(tmp_path, monkeypatch):
     path = tmp_path / "v1.db"
     with monkeypatch.context() as m:
-        m.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS[:1])  # the LeukoScan before sign-off
+        m.setattr(schema_mod, "MIGRATIONS", schema_mod.MIGRATIONS[:1])  # the LeukoScan before sign-off
         store = CaseStore.open(path)
         doc = _doc(tmp_path, store, flagged=4)
         doc.set_sample_id(_case(doc, "slide A"), "BM-1")
@@ -295,10 +295,10 @@ def test_a_version_1_file_is_migrated_to_version_2(tmp_path, monkeypatch):
     assert not con.execute("SELECT name FROM sqlite_master WHERE name IN ('signoffs', 'case_events')").fetchall()
     con.close()
 
-    assert store_mod.schema_version() >= 2
+    assert schema_mod.schema_version() >= 2
     upgraded = CaseStore.open(path, create=False)
-    assert upgraded.version == store_mod.schema_version()
-    assert upgraded.meta()["schema_version"] == str(store_mod.schema_version())
+    assert upgraded.version == schema_mod.schema_version()
+    assert upgraded.meta()["schema_version"] == str(schema_mod.schema_version())
     loaded = upgraded.load()
     assert [(c.key, c.case, c.results, c.review, c.prediction, c.flagged) for c in loaded.cells] == \
         [(c.key, c.case, c.results, c.review, c.prediction, c.flagged) for c in doc.cells]
@@ -317,7 +317,7 @@ def test_a_version_1_file_is_migrated_to_version_2(tmp_path, monkeypatch):
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
     assert {"signoffs", "case_events", "case_events_no_update", "case_events_no_delete"} <= tables
     assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == \
-        str(store_mod.schema_version())
+        str(schema_mod.schema_version())
     con.close()
     assert _plain(CaseStore.open(path).load().signoff_of("slide A")) == ("ann", AT, "")
 

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from engine.case import CaseDocument, ModelFacts
-from engine.case import store as store_mod
+from engine.case import schema as schema_mod
+from engine.case import writer as writer_mod
+from engine.case.ops import PutResults
 from engine.case.export import REVIEW_COLUMNS, cell_rows, export_store, review_history_rows, reviews_path
 from engine.case.store import CaseStore, StoreError, move_aside, rehash_changed
 from engine.cli import main
@@ -279,10 +281,10 @@ def test_truncated_file_is_refused(tmp_path):
 
 def test_header_only_and_garbage_after_header(tmp_path):
     path = tmp_path / "short.db"
-    path.write_bytes(store_mod.SQLITE_MAGIC + b"\0" * 20)
+    path.write_bytes(schema_mod.SQLITE_MAGIC + b"\0" * 20)
     with pytest.raises(StoreError, match="truncated"):
         CaseStore.open(path)
-    path.write_bytes(store_mod.SQLITE_MAGIC + os.urandom(4096))
+    path.write_bytes(schema_mod.SQLITE_MAGIC + os.urandom(4096))
     with pytest.raises(StoreError):
         CaseStore.open(path)
 
@@ -317,22 +319,22 @@ def test_newer_schema_version_is_refused(tmp_path):
 
 def test_migration_mechanism(tmp_path, monkeypatch):
     # the mechanism, on a version-1 file with a stand-in version 2 (the real v1 -> v2: test_case_signoff.py)
-    monkeypatch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS[:1])
+    monkeypatch.setattr(schema_mod, "MIGRATIONS", schema_mod.MIGRATIONS[:1])
     path = tmp_path / "case.db"
     store = CaseStore.open(path)
     doc = _build(tmp_path, store)
     store.close()
-    assert store_mod.schema_version() == 1
+    assert schema_mod.schema_version() == 1
 
     def v2(conn):
-        store_mod._migrate_v2(conn)  # load() reads its tables
+        schema_mod._migrate_v2(conn)  # load() reads its tables
         conn.execute("CREATE TABLE stand_in(id INTEGER PRIMARY KEY, case_id INTEGER REFERENCES cases, who TEXT)")
 
     def broken(conn):
         conn.execute("CREATE TABLE half_done(x)")
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(store_mod, "MIGRATIONS", [*store_mod.MIGRATIONS, broken])
+    monkeypatch.setattr(schema_mod, "MIGRATIONS", [*schema_mod.MIGRATIONS, broken])
     with pytest.raises(StoreError, match="left at version 1"):
         CaseStore.open(path)
     con = sqlite3.connect(path)
@@ -340,7 +342,7 @@ def test_migration_mechanism(tmp_path, monkeypatch):
     assert not con.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetchall()  # rolled back
     con.close()
 
-    monkeypatch.setattr(store_mod, "MIGRATIONS", [*store_mod.MIGRATIONS[:1], v2])
+    monkeypatch.setattr(schema_mod, "MIGRATIONS", [*schema_mod.MIGRATIONS[:1], v2])
     upgraded = CaseStore.open(path)
     assert upgraded.version == 2 and upgraded.meta()["schema_version"] == "2"
     assert _state(upgraded.load())["cells"] == _state(doc)["cells"]  # the data survive the upgrade
@@ -351,7 +353,7 @@ def test_migration_mechanism(tmp_path, monkeypatch):
     con = sqlite3.connect(tmp_path / "fresh.db")
     assert con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'stand_in'").fetchone()[0] == 1
     con.close()
-    monkeypatch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS[:1])
+    monkeypatch.setattr(schema_mod, "MIGRATIONS", schema_mod.MIGRATIONS[:1])
     with pytest.raises(StoreError, match="newer"):
         CaseStore.open(path)
 
@@ -364,16 +366,16 @@ def _second_batch_fails(tmp_path, monkeypatch, exc: Exception):
     Returns (store, document, cells, messages the store reported)."""
     store = CaseStore.open(tmp_path / "case.db")
     messages = []
-    real = CaseStore._w_results
+    real = writer_mod.WRITES[PutResults]
     calls = []
 
-    def failing(conn, pairs, stat):
-        calls.extend(pairs[:1])
+    def failing(conn, op):
+        calls.extend(op.pairs[:1])
         if len(calls) == 2:  # the second batch of results
             raise exc
-        real(conn, pairs, stat)
+        real(conn, op)
 
-    monkeypatch.setattr(CaseStore, "_w_results", staticmethod(failing))
+    monkeypatch.setitem(writer_mod.WRITES, PutResults, failing)
     doc = CaseDocument()
     store.attach(doc, on_error=messages.append)
     cells = doc.add_items(_items(tmp_path / "s", 30))

@@ -314,12 +314,14 @@ def test_autosave_failure_is_reported_once(qtbot, make_window, cells_dir, monkey
     real_show = MainWindow.show_message
     monkeypatch.setattr(MainWindow, "show_message",
                         lambda self, title, text, *a: shown.append(title) or real_show(self, title, text, *a))
-    real_write = CaseStore._w_reviews
+    from engine.case import ops, writer
+
+    real_write = writer.WRITES[ops.LogReviews]
 
     def failing(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(CaseStore, "_w_reviews", staticmethod(failing))
+    monkeypatch.setitem(writer.WRITES, ops.LogReviews, failing)
     w.select_row(0)
     w.review_selected("ALL")
     qtbot.waitUntil(lambda: any(t == "Autosave failed" for t, _ in w.messages), timeout=10_000)
@@ -329,7 +331,7 @@ def test_autosave_failure_is_reported_once(qtbot, make_window, cells_dir, monkey
     qtbot.waitUntil(lambda: [t for t, _ in w.messages].count("Autosave failed") == 2, timeout=10_000)
     assert shown.count("Autosave failed") == 1  # one dialog; later failures go to the status bar
     assert "Autosave failed" in w.statusBar().currentMessage()
-    monkeypatch.setattr(CaseStore, "_w_reviews", real_write)
+    monkeypatch.setitem(writer.WRITES, ops.LogReviews, real_write)
     w.select_row(2)
     w.review_selected("HEM")  # the writer carries on with the next change, and writes the failed ones first
     _wait_saved(qtbot, w)

@@ -1,0 +1,139 @@
+"""A headless classification into a case file (``leukoscan-cli classify --store``), and the re-hash of images
+whose size or mtime changed (:func:`rehash_changed`, also the app's)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from ..fileio import FileRefused, read_regular_file
+from ..pipeline import CellResult, ScanItem
+from .cell import Cell
+from .document import CaseDocument
+from .schema import StoreError
+from .values import ModelFacts
+from .writer import file_stat
+
+if TYPE_CHECKING:
+    from .store import CaseStore  # (the store re-exports this module's names: no import at run time)
+
+__all__ = ["HeadlessRun", "SignedOffChanged", "rehash_changed"]
+
+
+def rehash_changed(doc: CaseDocument, keys: Iterable[str], store: CaseStore | None = None) -> list[Cell]:
+    """Of these cells (from :meth:`CaseStore.changed_files`), those whose image content really changed
+    (its sha256 is not the one classified or reviewed); pass them to ``doc.content_changed``.  With
+    ``store``, the unchanged ones (only touched) get their new size/mtime stored, so they are not
+    re-hashed next time.  Unreadable files are left alone (a classification says why)."""
+    changed: list[Cell] = []
+    touched: list[tuple[str, int | None, int | None]] = []
+    for key in keys:
+        cell = doc.cell(key)
+        if cell is None:
+            continue
+        known = {r.sha256 for r in cell.results.values() if r.sha256}
+        if cell.review is not None and cell.review.sha256:
+            known.add(cell.review.sha256)
+        if not known:
+            continue
+        try:
+            sha = hashlib.sha256(read_regular_file(cell.path)).hexdigest()
+        except (OSError, FileRefused):
+            continue
+        if any(s != sha for s in known):
+            changed.append(cell)
+        else:
+            touched.append((key, *file_stat(key)))
+    if store is not None and touched:
+        store.record_stats(touched)
+    return changed
+
+
+
+class SignedOffChanged(StoreError):
+    """A headless run would change the images of a signed-off case and no reason to reopen it was given."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "signed_off")
+
+
+class HeadlessRun:
+    """A headless classification into a case file (``leukoscan-cli classify --store``): the scanned
+    items are added to the stored document, the cells that already have a valid result of this model
+    (same card, file unchanged since) are skipped, and results are stored ``chunk`` at a time as they
+    arrive, so an overnight run can be opened in the app and reviewed without classifying again.
+
+    ``todo``: the items to classify (``classify(run.todo, ...)``; each result's ``index`` is into it);
+    :meth:`add` each result; :meth:`finish` stores the rest and closes the store (returns its write errors).
+    """
+
+    def __init__(self, store: CaseStore, facts: ModelFacts, items: Sequence[ScanItem],
+                 threshold: float | None = None, opened: Iterable[tuple[str, bool]] = (), chunk: int = 64,
+                 reopen: str | None = None, reopened_by: str = ""):
+        self.store, self.facts, self.chunk = store, facts, max(1, chunk)
+        self.doc = doc = store.load()
+        touched = self._signed_off_changes(items, reopen)  # raises before anything is written
+        store.attach(doc)
+        for root, what in touched.items():
+            doc.reopen(doc.cases[root], reopened_by or "leukoscan-cli", f"{reopen} ({what})")
+        for path, is_dir in opened:
+            doc.note_opened(path, is_dir)
+        doc.add_items(items)
+        doc.set_model(facts)
+        if threshold is not None:
+            doc.set_threshold(threshold)
+        self.threshold = doc.threshold
+        self.cells: list[Cell] = [doc.cell(str(it.path)) for it in items]
+        keys = {c.key for c in self.cells}
+        self.changed = doc.content_changed(rehash_changed(doc, [k for k in store.changed_files() if k in keys], store))
+        todo = [i for i, c in enumerate(self.cells) if c.result is None or c.result.status != "ok"]
+        self.todo: list[ScanItem] = [items[i] for i in todo]
+        self._todo_cells = [self.cells[i] for i in todo]
+        self.skipped = len(items) - len(todo)
+        self._pending: list = []
+        self._finished = False
+
+    def _signed_off_changes(self, items: Sequence[ScanItem], reopen: str | None) -> dict[str, str]:
+        """root -> what this run changes in that signed-off case (new images, changed images).  Such a run is
+        refused (:class:`SignedOffChanged`) unless ``reopen`` gives a reason: then the cases are reopened with it
+        before anything else is written (the app reopens them automatically, with a logged reason)."""
+        doc = self.doc
+        signed = {root for root, case in doc.cases.items() if case.signoff is not None}
+        if not signed:
+            return {}
+        new = [it for it in items if str(it.root) in signed and doc.cell(str(it.path)) is None]
+        keys = [str(it.path) for it in items if doc.cell(str(it.path)) is not None]
+        changed = [c for c in rehash_changed(doc, [k for k in self.store.changed_files() if k in set(keys)])
+                   if str(c.root) in signed]
+        touched: dict[str, str] = {}
+        for r in sorted({str(it.root) for it in new} | {str(c.root) for c in changed}):
+            n_new, n_changed = sum(str(it.root) == r for it in new), sum(str(c.root) == r for c in changed)
+            touched[r] = ", ".join(t for t in (f"{n_new} new image(s)" if n_new else "",
+                                                f"{n_changed} changed image(s)" if n_changed else "") if t)
+        if touched and not reopen:
+            what = "; ".join(f"{doc.cases[r].label}: {w}" for r, w in touched.items())
+            raise SignedOffChanged(f"signed-off case(s) would change ({what}); nothing was classified or written. "
+                                   "Give --reopen REASON to reopen them (the reason is logged), or classify the new "
+                                   "images as a separate case")
+        return touched
+
+    def add(self, result: CellResult) -> None:
+        self._pending.append((self._todo_cells[result.index], result))
+        if len(self._pending) >= self.chunk:
+            self._store_pending()
+
+    def _store_pending(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, []
+            self.doc.add_results(self.facts, pending)
+
+    def finish(self, timeout: float | None = 60.0) -> list[str]:
+        """Store what is left, wait for the writes, close the case file; the write errors, if any."""
+        if not self._finished:
+            self._finished = True
+            try:
+                self._store_pending()
+            finally:
+                if not self.store.close(timeout):
+                    self.store.errors.append(f"the case file {self.store.path} was not fully written in {timeout:g} s")
+        return list(self.store.errors)
