@@ -19,7 +19,7 @@ from .export import (
 from .data import subject_halves
 from .files import copy_file
 from .metrics import (
-    REVIEW_RULE, best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, plot_all, review_margin,
+    REVIEW_RULE, best_threshold, calibrated, compute, compute_cross_fitted, donor_summary, fit_platt, plot_all, review_margin,
     sigmoid, weighted_f1,
     write_json,
 )
@@ -63,13 +63,14 @@ def recalibrate_run(run_dir: Path, log=print) -> dict:
     metrics, _ = _load_run(run_dir)
     d = np.load(run_dir / "oof.npz")
     z, y, folds, subjects = d["logits"], d["labels"].astype(int), d["folds"], d["subjects"].tolist()
+    cal = dict(metrics.get("calibration", {}))
+    rule = cal.get("threshold_rule_id", "weighted_f1")  # the run's own rule (training.metrics.THRESHOLD_RULES)
     t, shift = fit_platt(z, y)
     p = calibrated(z, t, shift)
-    th = best_threshold(p, y)
+    th = best_threshold(p, y, rule)
     mg = review_margin(p, y, th)
-    honest = compute_cross_fitted(z, y, folds, subjects)
+    honest = compute_cross_fitted(z, y, folds, subjects, rule=rule)
     op = compute(p, y, th, subjects, mg)
-    cal = dict(metrics.get("calibration", {}))
     cal.update({"temperature": t, "logit_shift": shift, "threshold": th, "review_margin": mg,
                 "review_margin_rule": REVIEW_RULE,
                 "calibration_rule": "Platt scaling on the validation logits, stored as temperature + a shift that "
@@ -78,6 +79,9 @@ def recalibrate_run(run_dir: Path, log=print) -> dict:
     key = "oof" if "oof_cross_fitted" in metrics else "validation"
     metrics[f"{key}_cross_fitted"] = honest
     metrics[f"{key}_at_shipped_operating_point"] = op
+    if "donors_cross_fitted" in metrics:  # the held-out-donor recipes' decisive table follows the numbers above
+        metrics["donors_cross_fitted"] = donor_summary(honest["per_subject_accuracy"])
+        metrics["donors_at_shipped_operating_point"] = donor_summary(op["per_subject_accuracy"])
     write_json(run_dir / "metrics.json", metrics)
     arch = metrics["arch"]
     hist = json.loads((run_dir / "history.json").read_text()) if (run_dir / "history.json").exists() else None
@@ -226,7 +230,10 @@ def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None,
         "Research tool, not a diagnostic device. Metrics are on subjects the model never saw "
         + ("(5-fold cross-validation by subject, out-of-fold predictions; temperature and threshold cross-fitted). "
            if is_cv else "(one held-out subject fold; temperature and threshold cross-fitted between its halves). ")
-        + "Trained on the 40-subject development subset of C-NMC 2019 only; see docs/models.md."
+        + (f"Trained on {len(metrics['train_subjects'])} subjects of the 40-subject development subset of C-NMC "
+           "2019 (the held-out ones excluded) only; see docs/models.md."
+           if metrics.get("train_subjects") and model_from is None
+           else "Trained on the 40-subject development subset of C-NMC 2019 only; see docs/models.md.")
     )
     card = write_card(out_dir, name, display, architecture, onnx_path, spec, cal["threshold"], cal["temperature"],
                       cal["review_margin"], card_metrics, training, notes,

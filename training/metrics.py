@@ -270,6 +270,7 @@ def held_out_fold(z: np.ndarray, y: np.ndarray, subjects: Sequence[str], seed: i
         "calibration": {"temperature": t, "logit_shift": shift, "threshold": th, "review_margin": mg,
                         "threshold_rule": f"{THRESHOLD_RULES[rule][1]} of the calibrated held-out-fold P(ALL) "
                                           "(grid 0.05-0.95)",
+                        "threshold_rule_id": rule,
                         "review_margin_rule": REVIEW_RULE},
         "at_ship": compute(p, y, th, subjects, mg),
         "validation": f"one held-out subject fold (fold {val_fold} of a 5-fold split by subject, "
