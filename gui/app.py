@@ -122,10 +122,8 @@ def build_window(args: argparse.Namespace):
     """The main window for parsed command-line ``args`` (folders given are opened once it runs)."""
     from PySide6.QtCore import QTimer
 
-    from engine.registry import model_dirs
-
     from .mainwindow import MainWindow
-    from .service import EngineService
+    from .service import EngineService, model_dirs
     from .settings import Settings
 
     settings = Settings()
