@@ -1,22 +1,22 @@
-"""``leukoscan-train``: prepare | train | evaluate | export | quantize | ensemble.
+"""``leukoscan-train``: prepare | e2e | finetune | frozen | train | evaluate | export | quantize | ensemble.
 
-Typical use (see README "Training (leukoscan-train)")::
+Typical use (see README "Training (leukoscan-train)"): the 3.0 recipe, then the 2.0 VGG19 and the ensemble::
 
     leukoscan-train prepare  --data ../shared/data/C-NMC_Leukemia
-    leukoscan-train train    --arch inceptionv3 --data ../shared/data/C-NMC_Leukemia --run runs/inceptionv3
-    leukoscan-train export   --run runs/inceptionv3 --out resources/models
-    leukoscan-train train    --arch vgg19 --data ... --run runs/vgg19 --teacher runs/inceptionv3 [--resume]
-    leukoscan-train export   --run runs/vgg19 --out resources/models
-    leukoscan-train ensemble --runs runs/inceptionv3 runs/vgg19 --out resources/models
-    leukoscan-train quantize --run runs/inceptionv3 --out resources/models
+    leukoscan-train e2e      --run runs/inceptionv3_e2e --epochs 8 --size 192 --window 288 --resume
+    leukoscan-train export   --run runs/inceptionv3_e2e --out resources/models --name inceptionv3 --version 3.0.0
+    leukoscan-train frozen   --run runs/vgg19_frozen --tta-views 0 --aug-views 1
+    leukoscan-train export   --run runs/vgg19_frozen --out resources/models --version 2.0.0
+    leukoscan-train ensemble --runs runs/inceptionv3_e2e runs/vgg19_frozen --out resources/models
+    leukoscan-train evaluate --run runs/inceptionv3_e2e          # metrics + plots again from a run
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
-import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +29,21 @@ DEFAULTS = {
 
 
 def _log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    """To the console and, once :func:`main` has named the run folder, to ``RUN/train.log`` (training.runlog)."""
+    from . import runlog
+
+    logger = logging.getLogger(runlog.LOGGER)
+    if not logger.handlers:  # called without main() (a script, a test): the console, as before
+        runlog.setup(None)
+    logger.info(msg)
+
+
+def _run_dir(args) -> Path | None:
+    """The run folder a command works in (its train.log goes there); None for prepare and ensemble."""
+    if args.cmd == "train":
+        return _path(args.run or f"runs/{args.arch}")
+    run = getattr(args, "run", None)
+    return _path(run) if run else None
 
 
 def _path(p: str | Path) -> Path:
@@ -228,8 +242,11 @@ def cmd_ensemble(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from engine import __version__
+
     ap = argparse.ArgumentParser(prog="leukoscan-train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     def data_args(p):
@@ -363,13 +380,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from . import runlog
     from .data import DataError
 
+    runlog.setup(_run_dir(args), argv)
+    file_only = {"extra": {"file_only": True}}  # the console already shows these (stderr, or the traceback)
+    logger = logging.getLogger(runlog.LOGGER)
     try:
         return args.func(args)
     except DataError as exc:
+        logger.error("data problem: %s", exc, **file_only)
         print(f"leukoscan-train: data problem: {exc}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:
+        logger.error("%s", exc, **file_only)
         print(f"leukoscan-train: {exc}", file=sys.stderr)
         return 2
+    except SystemExit as exc:  # a refused option (its message is on the console)
+        if exc.code not in (0, None):
+            logger.error("%s", exc.code, **file_only)
+        raise
+    except BaseException as exc:  # a crash or Ctrl-C overnight: its traceback is in train.log too
+        logger.error("stopped: %s", type(exc).__name__, exc_info=True, **file_only)
+        raise

@@ -365,17 +365,22 @@ def build_pixel_cache(
         if arr.shape == shape:
             return arr
     out = np.lib.format.open_memmap(npy, mode="w+", dtype=np.uint8, shape=shape)
-    from tqdm import tqdm
+    from .progress import Progress
 
     jobs = [(p, spec) for p in m.paths]
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as ex:
-            for i, u in enumerate(tqdm(ex.map(_prep_one, jobs, chunksize=32), total=len(jobs), desc="preprocess",
-                                       disable=not progress)):
+    # a bar on a terminal, a line every 10 % (with the ETA) when the output is redirected; nothing if not progress
+    bar = Progress(len(jobs), f"preprocessing {len(jobs)} cells", unit="cells", bar=None if progress else False,
+                   every=0.1 if progress else 2.0)
+    with bar:
+        if workers > 1:
+            with ProcessPoolExecutor(workers) as ex:
+                for i, u in enumerate(ex.map(_prep_one, jobs, chunksize=32)):
+                    out[i] = u
+                    bar.update(1)
+        else:
+            for i, u in enumerate(map(_prep_one, jobs)):
                 out[i] = u
-    else:
-        for i, u in enumerate(tqdm(map(_prep_one, jobs), total=len(jobs), desc="preprocess", disable=not progress)):
-            out[i] = u
+                bar.update(1)
     out.flush()
     del out
     write_json(done, {"spec": asdict(spec), "n": len(m)})  # the memmap above counts as written once this exists

@@ -39,6 +39,7 @@ from .files import save_npz, saving  # noqa: E402
 from .layers import CellAugment, CellAugmentation, Normalize  # noqa: E402
 from .metrics import (area_auroc, area_baseline, compute, donor_summary, held_out_fold, plot_all,  # noqa: E402
                       run_facts, weighted_f1, write_json)
+from .progress import Progress  # noqa: E402
 
 #: held out by default: the three healthy donors with large cells (the nearest thing to the outside donors that
 #: ../shared has), one small-cell healthy donor and five ALL patients of a range of cell sizes (fold 4 of the
@@ -128,22 +129,24 @@ class _Batches(keras.utils.PyDataset):
 
 
 class _Checkpointer(keras.callbacks.Callback):
-    """Saves weights + optimizer state + position every ``every_s`` seconds, and logs progress."""
+    """Saves weights + optimizer state + position every ``every_s`` seconds, and shows the epoch's progress with
+    its ETA (:class:`training.progress.Progress`: a bar on a terminal, a line every 10 % otherwise)."""
 
     def __init__(self, run: "_Run", epoch: int, start: int, steps: int, log):
         super().__init__()
         self.run, self.epoch, self.start, self.steps, self.log = run, epoch, start, steps, log
-        self.t0 = time.time()
         self.losses: list[float] = []
+        self.progress = Progress(steps, f"epoch {epoch}/{run.r.epochs}", start=start, per_step=run.r.batch)
 
     def on_train_batch_end(self, batch, logs=None):
         s = self.start + batch + 1
         self.losses.append(float(logs.get("loss", float("nan"))) if logs else float("nan"))
-        if batch % 25 == 0:
-            rate = (batch + 1) * self.run.r.batch / max(time.time() - self.t0, 1e-6)
-            self.log(f"  epoch {self.epoch} step {s}/{self.steps} loss {self.losses[-1]:.4f} ({rate:.1f} img/s)")
+        self.progress.update(1, loss=float(np.nanmean(self.losses)))
         if time.time() - self.run.last_save > self.run.r.checkpoint_s:
             self.run.save(self.epoch - 1, s)
+
+    def on_train_end(self, logs=None):
+        self.progress.close()
 
 
 class _Run:

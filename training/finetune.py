@@ -40,6 +40,7 @@ from .metrics import (
     compute_cross_fitted, held_out_fold, plot_all, run_facts, weighted_f1, write_json,
 )
 from .models import Normalize, dihedral, inception_base, keras, tf
+from .progress import Progress
 
 
 @dataclass
@@ -160,6 +161,7 @@ def run(m: Manifest, spec: Preprocessing, r: FinetuneRecipe, weights, run_dir: P
         t0 = time.time()
         order = np.random.default_rng(r.seed * 1000 + ep).permutation(tr)
         losses = []
+        progress = Progress(steps, f"epoch {ep}/{r.epochs}", start=int(ckpt.step), per_step=r.batch)
         for s in range(int(ckpt.step), steps):
             idx = np.sort(order[s * r.batch : (s + 1) * r.batch])
             t = y[idx].astype(np.float32)
@@ -167,13 +169,12 @@ def run(m: Manifest, spec: Preprocessing, r: FinetuneRecipe, weights, run_dir: P
             seed = tf.constant([r.seed, ep * 100_000 + s], tf.int32)
             losses.append(float(step(tf.constant(np.asarray(px[idx], np.float32)), tf.constant(t), tf.constant(w),
                                      seed)))
-            if s % 20 == 0:
-                log(f"  epoch {ep} step {s}/{steps} loss {np.mean(losses):.4f} "
-                    f"({(time.time() - t0) / max(len(losses), 1) / r.batch * 1000:.0f} ms/cell)")
+            progress.update(1, loss=float(np.mean(losses)))
             if time.time() - last_save > r.checkpoint_s:
                 ckpt.step.assign(s + 1)
                 manager.save()
                 last_save = time.time()
+        progress.close()
         ckpt.epoch.assign(ep)
         ckpt.step.assign(0)
         hist["loss"].append(float(np.mean(losses)) if losses else float("nan"))

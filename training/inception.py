@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .models import full_inception, inception_base, keras, set_trainable_top, tf, top_submodel
+from .progress import Progress
 
 
 @dataclass
@@ -134,6 +135,7 @@ class InceptionTrainer:
             t0 = time.time()
             order = rng.permutation(train_idx)
             losses = []
+            progress = Progress(len(order) // r.batch, f"epoch {ep}/{epochs}", per_step=r.batch)
             for i in range(0, len(order) - r.batch + 1, r.batch):
                 idx = order[i : i + r.batch]
                 vs = rng.integers(0, len(views), len(idx))
@@ -141,6 +143,8 @@ class InceptionTrainer:
                 t = y[idx].astype(np.float32)
                 w = np.where(t == 1, cw[1], cw[0]).astype(np.float32)
                 losses.append(float(step(tf.constant(x), tf.constant(t), tf.constant(w))))
+                progress.update(1, loss=float(np.mean(losses)))
+            progress.close()
             hist["loss"].append(float(np.mean(losses)))
             if val_idx is not None:
                 # every test-time view, as the app scores cells: (V, n_val); the decision uses the mean logit

@@ -28,6 +28,7 @@ from .metrics import (
     held_out_fold, plot_all, weighted_f1, write_json,
 )
 from .models import dihedral, keras, strategy, tf, vgg19_model
+from .progress import Progress
 
 
 @dataclass
@@ -161,6 +162,7 @@ def run(m: Manifest, spec: Preprocessing, r: VggRecipe, weights, run_dir: Path, 
         t0 = time.time()
         order = rng.permutation(tr)
         losses = []
+        progress = Progress(steps_per_epoch, f"epoch {ep}/{r.epochs}", per_step=r.batch)
         for i in range(0, steps_per_epoch * r.batch, r.batch):
             idx = np.sort(order[i : i + r.batch])
             x = augment(np.asarray(px[idx]), rng, r.jitter)
@@ -168,8 +170,8 @@ def run(m: Manifest, spec: Preprocessing, r: VggRecipe, weights, run_dir: Path, 
             s = soft[idx] if soft is not None else t
             w = np.where(t == 1, cw[1], cw[0]).astype(np.float32)
             losses.append(float(step(tf.constant(x), tf.constant(t), tf.constant(s.astype(np.float32)), tf.constant(w))))
-            if (i // r.batch) % 50 == 0:
-                log(f"  epoch {ep} step {i // r.batch}/{steps_per_epoch} loss {np.mean(losses):.4f}")
+            progress.update(1, loss=float(np.mean(losses)))
+        progress.close()
         z = predict(x_va)
         f1 = weighted_f1(y[va], (z >= 0).astype(int))
         hist["loss"].append(float(np.mean(losses)))
