@@ -107,7 +107,7 @@ def check(
     if f"{res}samples/manifest.csv" not in files:
         problems.append("resources/samples/manifest.csv missing (self-test cells)")
     if sys.platform.startswith("linux"):
-        for name in ("install-desktop.sh", "leukoscan.desktop.in"):
+        for name in ("install-desktop.sh", "leukoscan.desktop.in", "leukoscan-mime.xml"):
             if name not in files:
                 problems.append(f"{name} missing beside the executable (Linux menu entry for technicians)")
     plugin_dir = f"{internal}PySide6/Qt/plugins/platforms/"

@@ -3,23 +3,27 @@
 #   packaging/install-desktop.sh [BUNDLE_DIR]        default: dist/LeukoScan (make install-desktop)
 #   LeukoScan/install-desktop.sh                     the copy inside a bundle folder installs that bundle
 #   packaging/install-desktop.sh --uninstall
-# Writes $XDG_DATA_HOME/applications/leukoscan.desktop (Exec = the bundle's absolute path) and the
-# application icon in $XDG_DATA_HOME/icons/hicolor/<size>/apps/leukoscan.png. The bundle folder must
-# stay where it is (move it, then run this again).
+# Writes $XDG_DATA_HOME/applications/leukoscan.desktop (Exec = the bundle's absolute path), the
+# application icon in $XDG_DATA_HOME/icons/hicolor/<size>/apps/leukoscan.png and the case-store file type
+# (*.leukoscan, application/x-leukoscan-case) in $XDG_DATA_HOME/mime/packages/leukoscan.xml, so the file
+# manager offers "Open with LeukoScan" for case stores. The bundle folder must stay where it is (move it,
+# then run this again).
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 DATA=${XDG_DATA_HOME:-$HOME/.local/share}
 APPS="$DATA/applications"
 ICONS="$DATA/icons/hicolor"
+MIME="$DATA/mime"
 SIZES="16 24 32 48 64 128 256"
 
 refresh() {
+  command -v update-mime-database >/dev/null 2>&1 && [ -d "$MIME/packages" ] && update-mime-database "$MIME" 2>/dev/null || true
   command -v update-desktop-database >/dev/null 2>&1 && update-desktop-database -q "$APPS" 2>/dev/null || true
   command -v gtk-update-icon-cache >/dev/null 2>&1 && gtk-update-icon-cache -q -t "$ICONS" 2>/dev/null || true
 }
 
 if [ "${1:-}" = "--uninstall" ]; then
-  rm -f "$APPS/leukoscan.desktop"
+  rm -f "$APPS/leukoscan.desktop" "$MIME/packages/leukoscan.xml"
   for s in $SIZES; do rm -f "$ICONS/${s}x${s}/apps/leukoscan.png"; done
   refresh
   echo "LeukoScan removed from the desktop menu (the bundle folder itself was not touched)."
@@ -55,6 +59,15 @@ for s in $SIZES; do
   fi
 done
 [ "$installed" -gt 0 ] || echo "install-desktop: warning: no leukoscan-<size>.png icon found in $ICON_SRC" >&2
+
+# The case-store file type (beside this script: in the bundle folder and in packaging/ alike).
+if [ -f "$HERE/leukoscan-mime.xml" ]; then
+  mkdir -p "$MIME/packages"
+  cp "$HERE/leukoscan-mime.xml" "$MIME/packages/.leukoscan.xml.tmp"
+  mv "$MIME/packages/.leukoscan.xml.tmp" "$MIME/packages/leukoscan.xml"
+else
+  echo "install-desktop: warning: leukoscan-mime.xml not found beside this script: case stores will not open with LeukoScan from the file manager" >&2
+fi
 
 mkdir -p "$APPS"
 TMP="$APPS/.leukoscan.desktop.tmp"

@@ -133,6 +133,13 @@ def test_install_desktop_writes_entry_and_icons_and_uninstalls(tmp_path):
     assert f'Exec="{exe}" %F' in entry and f"TryExec={exe}" in entry
     assert "Icon=leukoscan" in entry and "Terminal=false" in entry and "@" not in entry
     assert (tmp_path / "data/icons/hicolor/48x48/apps/leukoscan.png").is_file()
+    # case stores are a file type LeukoScan opens ("Open with LeukoScan" in the file manager)
+    assert "MimeType=application/x-leukoscan-case;" in entry
+    xml = tmp_path / "data" / "mime" / "packages" / "leukoscan.xml"
+    assert xml.read_bytes() == (REPO / "packaging" / "leukoscan-mime.xml").read_bytes()
+    if shutil.which("update-mime-database"):  # the shared-mime-info database now knows *.leukoscan
+        globs = (tmp_path / "data" / "mime" / "globs2").read_text()
+        assert "application/x-leukoscan-case:*.leukoscan" in globs
     if shutil.which("desktop-file-validate"):
         v = subprocess.run(["desktop-file-validate", str(tmp_path / "data/applications/leukoscan.desktop")],
                            capture_output=True, text=True)
@@ -140,8 +147,11 @@ def test_install_desktop_writes_entry_and_icons_and_uninstalls(tmp_path):
     r = subprocess.run(["sh", str(script), "--uninstall"], env=env, capture_output=True, text=True)
     assert r.returncode == 0 and not (tmp_path / "data/applications/leukoscan.desktop").exists()
     assert not (tmp_path / "data/icons/hicolor/48x48/apps/leukoscan.png").exists()
+    assert not xml.exists()
+    if shutil.which("update-mime-database"):
+        assert "leukoscan" not in (tmp_path / "data" / "mime" / "globs2").read_text()
     # the copy build.spec puts beside the executable installs its own bundle, no argument needed
-    for name in ("install-desktop.sh", "leukoscan.desktop.in"):
+    for name in ("install-desktop.sh", "leukoscan.desktop.in", "leukoscan-mime.xml"):
         shutil.copy(REPO / "packaging" / name, bundle / name)
     r = subprocess.run(["sh", str(bundle / "install-desktop.sh")], env=env, capture_output=True, text=True,
                        cwd=tmp_path)

@@ -102,6 +102,7 @@ def _fake_bundle(root: Path, models: Path, variant: str = "cpu", extra: dict[str
         "_internal/PySide6/Qt/plugins/platforms/libqoffscreen.so": b"x",
         "install-desktop.sh": b"#!/bin/sh\n",
         "leukoscan.desktop.in": b"[Desktop Entry]\n",
+        "leukoscan-mime.xml": b"<mime-info/>\n",
         **(extra or {}),
     }
     for p in models.iterdir():
