@@ -49,6 +49,7 @@ BINS = 20
 _MARGIN = 12.0
 _THUMB_MM, _THUMB_GAP, _CAPTION_MM = 21.0, 2.0, 6.5
 _GREY, _DARK, _RED = (225, 225, 225), (90, 90, 90), (200, 30, 30)
+_AMBER = (230, 159, 0)  # the window's review colour (gui.style.REVIEW_COLOR)
 
 
 @dataclass(frozen=True)
@@ -218,10 +219,32 @@ def _verdict(pdf: _Doc, case: CaseReport) -> None:
         new_x="LMARGIN", new_y="NEXT")
 
 
-def _histogram(pdf: _Doc, case: CaseReport) -> None:
+def _review_bands(case: CaseReport, cards: Mapping[str, ModelCard]) -> list[tuple[float, float]]:
+    """(threshold, review margin) of each model use whose card is the one that classified the cells (the margin is
+    the card's: the CSV does not carry it); a use without its card gets no band."""
+    bands = []
+    for use in case.uses:
+        card, _ = _card_for(use, cards.get(use.model))
+        try:
+            t = float(use.threshold)
+        except ValueError:
+            continue
+        if card is not None and (t, float(card.review_margin)) not in bands:
+            bands.append((t, float(card.review_margin)))
+    return bands
+
+
+def _histogram(pdf: _Doc, case: CaseReport, cards: Mapping[str, ModelCard] | None = None) -> None:
+    """The P(ALL) histogram with each threshold and, as in the window's, the review band around it (amber)."""
     h, w = 38.0, 130.0
     pdf.heading(f"P(ALL) of the classified cells ({BINS} bins)", keep=h + 12)
     x0, y0 = pdf.l_margin + 10, pdf.get_y() + 2
+    bands = _review_bands(case, cards or {})
+    with pdf.local_context(fill_opacity=0.35):
+        pdf.set_fill_color(*_AMBER)
+        for t, m in bands:
+            lo, hi = max(0.0, t - m), min(1.0, t + m)
+            pdf.rect(x0 + lo * w, y0, (hi - lo) * w, h, style="F")
     counts = [0] * BINS
     for p in case.p_all:
         counts[min(BINS - 1, max(0, int(p * BINS)))] += 1
@@ -244,6 +267,13 @@ def _histogram(pdf: _Doc, case: CaseReport) -> None:
     pdf.text(x0 - 7, y0 + 2.5, str(top))
     pdf.text(x0 - 3, y0 + h, "0")
     pdf.text(x0 + w / 2 - 8, y0 + h + 8, "P(ALL) per cell")
+    if bands:
+        pdf.set_fill_color(*_AMBER)
+        with pdf.local_context(fill_opacity=0.35):
+            pdf.rect(x0 + w + 3, y0 + h - 3, 3, 3, style="F")
+        pdf.text(x0 + w + 7.5, y0 + h - 0.6, "review band")
+        for j, (t, m) in enumerate(bands):
+            pdf.text(x0 + w + 3, y0 + h - 5 - 3.5 * j, f"{t:g} ± {m:g}: flagged")
     for j, thr in enumerate(sorted({u.threshold for u in case.uses})):
         try:
             t = float(thr)
@@ -380,7 +410,7 @@ def _case_pages(pdf: _Doc, case: CaseReport, meta: _Meta, cards: Mapping[str, Mo
     first = pdf.page_no()
     _header(pdf, case, meta)
     _verdict(pdf, case)
-    _histogram(pdf, case)
+    _histogram(pdf, case, cards)
     _model(pdf, case, cards)
     _thumbnails(pdf, "Every cell counted as ALL (caption: cell id, P(ALL); model call > final call, who confirmed)",
                 case.blasts, cap=None)

@@ -294,3 +294,18 @@ def test_local_time_shows_the_offset_and_keeps_unparseable_text(monkeypatch):
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_histogram_shows_the_review_band_as_the_window_does(cells_dir, reg, tmp_path):
+    """The amber band of the card's review margin around the threshold, with its legend; none without the card."""
+    rows = _classify(cells_dir, reg, overrides=0)
+    card = reg.get("tiny_ensemble")  # threshold 0.5, review margin 0.1
+    out = write_case_pdf(tmp_path / "band.pdf", rows, card=card, generated_at=WHEN)
+    text = " ".join(_texts(out))
+    assert "review band" in text and "0.5 ± 0.1: flagged" in text
+    page = PdfReader(out).pages[0]
+    stream = page.get_contents().get_data().decode("latin-1")
+    assert "0.902 0.6235 0 rg" in stream  # the amber fill (230, 159, 0: gui.style.REVIEW_COLOR)
+    newer = [{**r, "model_version": "9.9"} for r in rows]  # not the card that classified them: no band claimed
+    text = " ".join(_texts(write_case_pdf(tmp_path / "none.pdf", newer, card=card, generated_at=WHEN)))
+    assert "review band" not in text
