@@ -36,10 +36,12 @@ import os
 import sqlite3
 import unicodedata
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from . import replay
+from .kinds import ReviewAction, SignOffAction
 from .rules import is_review_label
-from .values import utc_now
+from .values import Review, utc_now
 
 GENESIS = "0" * 64
 TABLES = ("review_events", "case_events")
@@ -89,7 +91,7 @@ def reviewer_name(settings_name: str | None = None) -> str:
 # ------------------------------------------------------------------------------------------ chain
 
 
-def row_hash(table: str, row_id: int, seq: int, values: dict, prev: str) -> str:
+def row_hash(table: str, row_id: int, seq: int, values: Mapping[str, Any], prev: str) -> str:
     content = [table, row_id, seq, *(values.get(c) for c in COLS[table]), prev]
     return hashlib.sha256(json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")).hexdigest()
 
@@ -110,10 +112,10 @@ def _next_id(conn: sqlite3.Connection, table: str) -> int:
     return max(int(seq[0]) if seq else 0, int(top or 0)) + 1
 
 
-def append(conn: sqlite3.Connection, table: str, values: dict, recorded_by: str | None = None) -> int:
+def append(conn: sqlite3.Connection, table: str, values: Mapping[str, Any], recorded_by: str | None = None) -> int:
     """Append one row to ``table`` (inside the caller's transaction), chained; returns its id.  The
     names in it are checked (:func:`check_name`); ``recorded_at``/``recorded_by`` are the engine's."""
-    values = dict(values)
+    values = dict(values)  # (also: the row as written, every column)
     for key, what in (("reviewer", "reviewer name"), ("by", "name")):
         if values.get(key):
             values[key] = _checked(values[key], what)
@@ -121,15 +123,15 @@ def append(conn: sqlite3.Connection, table: str, values: dict, recorded_by: str 
         cols = [c for c in COLS[table] if c in values and not c.startswith("recorded_")]
         cur = conn.execute(f"INSERT INTO {table}({', '.join(cols)}) VALUES({', '.join('?' * len(cols))})",
                            [values[c] for c in cols])
-        return int(cur.lastrowid)
+        return int(cur.lastrowid or 0)
     values["recorded_at"] = utc_now()
     values["recorded_by"] = recorded_by or os_user()
     seq, prev = head(conn)
     row_id, seq = _next_id(conn, table), seq + 1
     values = {c: values.get(c) for c in COLS[table]}
     h = row_hash(table, row_id, seq, values, prev)
-    cols = ("id", *COLS[table], *CHAIN_COLS)
-    conn.execute(f"INSERT INTO {table}({', '.join(cols)}) VALUES({', '.join('?' * len(cols))})",
+    chained = ("id", *COLS[table], *CHAIN_COLS)
+    conn.execute(f"INSERT INTO {table}({', '.join(chained)}) VALUES({', '.join('?' * len(chained))})",
                  (row_id, *values.values(), seq, prev, h))
     return row_id
 
@@ -160,7 +162,15 @@ def chain_unchained(conn: sqlite3.Connection) -> int:
 _REVIEW_FIELDS = ("label", "reviewer", "reviewed_at", "sha256", "model", "model_version", "model_label", "p_all")
 
 
-def _review(label, reviewer, at, sha, model, version, mlabel, p_all) -> tuple | None:
+#: A review as the record check compares it: (label, reviewer, reviewed_at, sha256, model, model_version,
+#: model_label, p_all), text fields "" for missing.
+ReviewState = tuple[str, str, str, str, str, str, str, "float | None"]
+SignOffState = tuple[str, str, str, str]  # (by, at, comment, basis)
+
+
+def review_state(label: Any, reviewer: Any, at: Any, sha: Any, model: Any, version: Any, mlabel: Any,
+                 p_all: Any) -> ReviewState | None:
+    """The comparable form of a review from its column values (None: not a review label)."""
     if not is_review_label(label):
         return None
     return (label, reviewer or "", at or "", sha or "", model or "", version or "", mlabel or "",
@@ -170,11 +180,11 @@ def _review(label, reviewer, at, sha, model, version, mlabel, p_all) -> tuple | 
 def _markers(conn: sqlite3.Connection) -> tuple[int, int, int, set[str]]:
     """(review replay starts after this id, sign-off replay starts after this seq, the upgrade's seq,
     the roots closed before the upgrade)."""
-    start_id, start_seq, up_seq, closed_roots = 0, 0, 0, set()
+    start_id, start_seq, up_seq, closed_roots = 0, 0, 0, set[str]()
     for rid, seq, action, step, path in conn.execute(
-            "SELECT id, seq, action, step, path FROM review_events WHERE action IN ('closed', 'upgrade')"
-            " ORDER BY id"):
-        if action == "closed":
+            "SELECT id, seq, action, step, path FROM review_events WHERE action IN (?, ?) ORDER BY id",
+            (str(ReviewAction.CLOSED), str(ReviewAction.UPGRADE))):
+        if action == ReviewAction.CLOSED:
             start_id, start_seq = rid, seq or 0
         else:
             start_id, up_seq = max(start_id, int(step or 0)), seq or 0
@@ -185,7 +195,12 @@ def _markers(conn: sqlite3.Connection) -> tuple[int, int, int, set[str]]:
     return start_id, start_seq, up_seq, closed_roots
 
 
-def derived_reviews(conn: sqlite3.Connection, start_id: int | None = None) -> dict[str, tuple | None]:
+def state_of(rv: Review) -> ReviewState | None:
+    return review_state(rv.label, rv.reviewer, rv.reviewed_at, rv.sha256, rv.model, rv.model_version,
+                        rv.model_label, rv.p_all)
+
+
+def derived_reviews(conn: sqlite3.Connection, start_id: int | None = None) -> dict[str, ReviewState | None]:
     """path -> the review (label, reviewer, reviewed_at, sha256, model, model_version, model_label, p_all)
     the history leads to, for every path it names (None: no review): :func:`.replay.replay` (the one the
     store restores the undo history with), from the last close on."""
@@ -193,30 +208,28 @@ def derived_reviews(conn: sqlite3.Connection, start_id: int | None = None) -> di
         start_id = _markers(conn)[0]
     rows = conn.execute(f"SELECT {', '.join(replay.COLUMNS)} FROM review_events WHERE id > ? ORDER BY id",
                         (start_id,))
-    return {path: None if rv is None else _review(rv.label, rv.reviewer, rv.reviewed_at, rv.sha256, rv.model,
-                                                  rv.model_version, rv.model_label, rv.p_all)
-            for path, rv in replay.replay(rows).current.items()}
+    return {path: None if rv is None else state_of(rv) for path, rv in replay.replay(rows).current.items()}
 
 
-def derived_signoffs(conn: sqlite3.Connection) -> dict[str, tuple | None]:
+def derived_signoffs(conn: sqlite3.Connection) -> dict[str, SignOffState | None]:
     """root -> the sign-off (by, at, comment, basis) the history leads to (None: not signed off)."""
     _sid, start_seq, up_seq, closed_roots = _markers(conn)
-    state: dict[str, tuple | None] = {}
+    state: dict[str, SignOffState | None] = {}
     for root, action, by, at, text, basis, seq in conn.execute(
             "SELECT case_root, action, by, at, text, basis, seq FROM case_events ORDER BY seq, id"):
         if (seq or 0) < start_seq or ((seq or 0) < up_seq and root in closed_roots):
             continue
-        state[root] = (by or "", at or "", text or "", basis or "") if action == "sign_off" else None
+        state[root] = (by or "", at or "", text or "", basis or "") if action == SignOffAction.SIGN_OFF else None
     return state
 
 
-def live_reviews(conn: sqlite3.Connection) -> dict[str, tuple]:
-    return {path: _review(*rest) for path, *rest in conn.execute(
+def live_reviews(conn: sqlite3.Connection) -> dict[str, ReviewState | None]:
+    return {path: review_state(*rest) for path, *rest in conn.execute(
         "SELECT c.path, r.label, r.reviewer, r.reviewed_at, r.sha256, r.model, r.model_version, r.model_label,"
         " r.p_all FROM reviews r JOIN cells c ON c.id = r.cell_id")}
 
 
-def live_signoffs(conn: sqlite3.Connection) -> dict[str, tuple]:
+def live_signoffs(conn: sqlite3.Connection) -> dict[str, SignOffState]:
     return {root: (by or "", at or "", comment or "", basis or "") for root, by, at, comment, basis in conn.execute(
         "SELECT c.root, s.signed_off_by, s.signed_off_at, s.comment, s.basis FROM signoffs s"
         " JOIN cases c ON c.id = s.case_id")}
@@ -283,8 +296,8 @@ def verify(conn: sqlite3.Connection) -> Problem | None:
     return None
 
 
-def _differs(what: str, history, live) -> str:
-    def say(v):
+def _differs(what: str, history: tuple[Any, ...] | None, live: tuple[Any, ...] | None) -> str:
+    def say(v: tuple[Any, ...] | None) -> str:
         if v is None:
             return "none"
         return f"{v[0]} by {v[1]} at {v[2]}" if what == "review" else f"by {v[0]} at {v[1]}"
@@ -300,23 +313,25 @@ def reconcile(conn: sqlite3.Connection, history_from: int) -> None:
     not explain, so the live state and the history agree from here on."""
     roots = {r[0] for r in conn.execute("SELECT root FROM cases")}
     closed = sorted({r[0] for r in conn.execute("SELECT DISTINCT case_root FROM case_events")} - roots)
-    append(conn, "review_events", {"step": int(history_from), "action": "upgrade", "path": json.dumps(closed),
+    append(conn, "review_events", {"step": int(history_from), "action": str(ReviewAction.UPGRADE), "path": json.dumps(closed),
                                    "at": utc_now()}, "LeukoScan (upgrade)")
     derived, live = derived_reviews(conn), live_reviews(conn)
     for (path,) in conn.execute("SELECT path FROM cells ORDER BY id").fetchall():
         now, before = live.get(path), derived.get(path)
         if now != before:
-            _import(conn, path, before, now, "LeukoScan (upgrade)")
+            import_row(conn, path, before, now, "LeukoScan (upgrade)")
     dso, lso = derived_signoffs(conn), live_signoffs(conn)
     for root in sorted(roots):
         if dso.get(root) != lso.get(root):
             signoff_row(conn, root, lso.get(root), "LeukoScan (upgrade)")
 
 
-def _import(conn, path: str, old: tuple | None, new: tuple | None, recorded_by: str | None = None) -> None:
+def import_row(conn: sqlite3.Connection, path: str, old: ReviewState | None, new: ReviewState | None,
+               recorded_by: str | None = None) -> None:
+    """An ``import`` row: the review of ``path`` is ``new`` (written whole; ``old``: what the history had)."""
     rv = new if new is not None else old
     append(conn, "review_events", {
-        "step": 0, "action": "import", "path": path,
+        "step": 0, "action": str(ReviewAction.IMPORT), "path": path,
         "cell_id": (conn.execute("SELECT id FROM cells WHERE path=?", (path,)).fetchone() or (None,))[0],
         "old_label": old[0] if old else None, "new_label": new[0] if new else None,
         "reviewer": new[1] if new else "", "at": new[2] if new else utc_now(),
@@ -324,11 +339,11 @@ def _import(conn, path: str, old: tuple | None, new: tuple | None, recorded_by: 
         "model_label": (rv[6] or None) if rv else None, "p_all": rv[7] if rv else None}, recorded_by)
 
 
-def signoff_row(conn, root: str, so: tuple | None, recorded_by: str | None = None) -> None:
+def signoff_row(conn: sqlite3.Connection, root: str, so: SignOffState | None, recorded_by: str | None = None) -> None:
     """A sign-off (``so`` = (by, at, comment, basis)) or, for None, a reopen that makes the history say so."""
     if so is not None:
-        append(conn, "case_events", {"case_root": root, "action": "sign_off", "by": so[0], "at": so[1],
+        append(conn, "case_events", {"case_root": root, "action": str(SignOffAction.SIGN_OFF), "by": so[0], "at": so[1],
                                      "text": so[2], "basis": so[3]}, recorded_by)
     else:
-        append(conn, "case_events", {"case_root": root, "action": "reopen", "by": "LeukoScan (automatic)",
+        append(conn, "case_events", {"case_root": root, "action": str(SignOffAction.REOPEN), "by": "LeukoScan (automatic)",
                                      "at": utc_now(), "text": "no sign-off in the record", "basis": ""}, recorded_by)

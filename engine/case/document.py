@@ -203,7 +203,7 @@ class CaseDocument:
         if f is None:
             return
         value = float(value)
-        if abs(value - self.threshold) < 1e-9:
+        if abs(value - self.thresholds.get(f.name, f.threshold)) < 1e-9:
             return
         if abs(value - f.threshold) < 1e-9:
             self.thresholds.pop(f.name, None)
@@ -216,7 +216,7 @@ class CaseDocument:
     def _apply_model(self, c: Cell) -> None:
         f = self.current
         r = c.results.get(f.name) if f is not None else None
-        if r is not None and r.card_sha256 != f.card_sha256:
+        if r is not None and f is not None and r.card_sha256 != f.card_sha256:
             r = None  # a result of an earlier card version: classified again
         c.result = r
         self._decide(c, f)
@@ -309,7 +309,8 @@ class CaseDocument:
         signed = self._signed_names()
         changes = []
         for c in cells:
-            if c.status != CellStatus.OK or c.case in signed:
+            r = c.result
+            if r is None or r.status != CellStatus.OK or c.case in signed:
                 continue
             if kind == ReviewCommand.CLEAR:
                 new = None
@@ -317,7 +318,7 @@ class CaseDocument:
                 # "accept" confirms what the cell shows now: the model's class, or the exclusion of an image that
                 # failed the quality check (accepting must never turn a not-a-cell image into a counted blast)
                 label = rules.final_label(c.prediction, None, c.qc) if kind == ReviewCommand.ACCEPT else str(kind)
-                new = Review(label, reviewer.strip(), at, c.result.sha256, f.name if f else "",
+                new = Review(label or "", reviewer.strip(), at, r.sha256, f.name if f else "",
                              f.version if f else "", c.prediction, c.p_all)
             old = c.review
             if (old is None and new is None) or (old is not None and new is not None and old.label == new.label

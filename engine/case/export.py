@@ -17,12 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .. import report
 from ..pipeline import CellResult
-from .document import CaseDocument, Cell, ModelFacts
+from .cell import Cell
+from .document import CaseDocument
+from .rules import CaseCounts
 from .store import CaseStore
+from .values import ModelFacts, Result, Review, SignOff
 
 REVIEW_COLUMNS: tuple[str, ...] = ("cell", "old", "new", "who", "when", "model", "model_version", "action", "step",
                                    "path")
@@ -34,7 +37,7 @@ def reviews_path(report_path: str | Path) -> Path:
     return p.with_name(f"{p.stem}_reviews.csv")
 
 
-def cell_result(cell: Cell, index: int = 0) -> CellResult | None:
+def cell_result(cell: Cell | _CellView, index: int = 0) -> CellResult | None:
     """The current model's result of ``cell`` as the engine's :class:`CellResult` (None: not classified)."""
     r = cell.result
     if r is None:
@@ -49,8 +52,8 @@ class _CellView:
     root: Path
     folder: str
     file: str
-    result: object
-    review: object
+    result: Result | None
+    review: Review | None
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,9 @@ class Snapshot:
 
     current: ModelFacts | None
     threshold: float | None
-    cells: tuple
-    signoffs: dict
-    sample_ids: dict
+    cells: tuple[_CellView, ...]
+    signoffs: dict[str, SignOff]
+    sample_ids: dict[str, str]
     revision: int
 
 
@@ -73,7 +76,7 @@ def snapshot(doc: CaseDocument, cells: Iterable[Cell] | None = None) -> Snapshot
     return Snapshot(doc.current, doc.threshold, views, dict(doc.signoffs), dict(doc.sample_ids), doc.revision)
 
 
-def cell_rows(doc: "CaseDocument | Snapshot", cells: Iterable[Cell] | None = None) -> list[dict[str, str]]:
+def cell_rows(doc: CaseDocument | Snapshot, cells: Iterable[Cell | None] | None = None) -> list[dict[str, str]]:
     """One report row per cell (of ``cells``, default all, in document order) under the current model, its
     threshold in the document, and the cell's review; a cell the model has not classified (an interrupted run)
     is a ``pending`` row, so no report looks more complete than it is."""
@@ -82,11 +85,13 @@ def cell_rows(doc: "CaseDocument | Snapshot", cells: Iterable[Cell] | None = Non
         return []
     threshold = doc.threshold
     rows = []
-    for i, c in enumerate((doc.cells if cells is None else cells)):
-        cr = cell_result(c, i) if c is not None else None
+    chosen: Iterable[Cell | _CellView | None] = doc.cells if cells is None else cells
+    for i, c in enumerate(chosen):
+        if c is None:
+            continue
+        cr = cell_result(c, i)
         if cr is None:
-            if c is not None:
-                rows.append(report.pending_row(c.path, c.root, c.folder, c.file, facts, threshold))
+            rows.append(report.pending_row(c.path, c.root, c.folder, c.file, facts, threshold))
             continue
         rows.append(report.cell_row(cr, facts, threshold, c.review))
     return rows
@@ -97,7 +102,7 @@ def pdf_signoffs(doc: CaseDocument) -> dict[str, dict[str, str]]:
     return {root: so.as_dict() for root, so in doc.signoffs.items()}
 
 
-def _history(events: Sequence[Mapping]) -> list[dict[str, str]]:
+def _history(events: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     return [{"cell": Path(e["path"]).name, "old": e["old_label"] or "", "new": e["new_label"] or "",
              "who": e["reviewer"] or "", "when": e["at"] or "", "model": e["model"] or "",
              "model_version": e["model_version"] or "", "action": e["action"], "step": str(e["step"]),
@@ -134,10 +139,11 @@ class NothingToExport(ExportRefused):
 
 #: ``write(kind, path, writer, rows) -> (where, ok)``: how each file is written.  The default writes to
 #: ``path`` and lets ``OSError`` through; the CLI's saves a failed file in the temp folder instead.
-Write = Callable[[str, Path, Callable, list], tuple[Path, bool]]
+Writer = Callable[[Path, list[dict[str, str]]], Path]
+Write = Callable[[str, Path, Writer, list[dict[str, str]]], tuple[Path, bool]]
 
 
-def _write(kind: str, path: Path, writer: Callable, rows: list) -> tuple[Path, bool]:
+def _write(kind: str, path: Path, writer: Writer, rows: list[dict[str, str]]) -> tuple[Path, bool]:
     return writer(path, rows), True
 
 
@@ -155,7 +161,7 @@ class StoreExport:
     record_errors: list[str] = field(default_factory=list)  # why recording it failed
 
     @property
-    def counts(self) -> report.CaseCounts:
+    def counts(self) -> CaseCounts:
         return report.count_rows(self.rows)
 
 

@@ -10,6 +10,7 @@ from ..fileio import FileRefused, read_regular_file
 from ..pipeline import CellResult, ScanItem
 from .cell import Cell
 from .document import CaseDocument
+from .kinds import CellStatus
 from .schema import StoreError
 from .values import ModelFacts
 from .writer import file_stat
@@ -83,14 +84,16 @@ class HeadlessRun:
         if threshold is not None:
             doc.set_threshold(threshold)
         self.threshold = doc.threshold
-        self.cells: list[Cell] = [doc.cell(str(it.path)) for it in items]
+        found = [doc.cell(str(it.path)) for it in items]
+        self.cells: list[Cell] = [c for c in found if c is not None]
+        assert len(self.cells) == len(items), "add_items made a cell of every item"  # todo indexes both alike
         keys = {c.key for c in self.cells}
         self.changed = doc.content_changed(rehash_changed(doc, [k for k in store.changed_files() if k in keys], store))
-        todo = [i for i, c in enumerate(self.cells) if c.result is None or c.result.status != "ok"]
+        todo = [i for i, c in enumerate(self.cells) if c.result is None or c.result.status != CellStatus.OK]
         self.todo: list[ScanItem] = [items[i] for i in todo]
         self._todo_cells = [self.cells[i] for i in todo]
         self.skipped = len(items) - len(todo)
-        self._pending: list = []
+        self._pending: list[tuple[Cell, CellResult]] = []
         self._finished = False
 
     def _signed_off_changes(self, items: Sequence[ScanItem], reopen: str | None) -> dict[str, str]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from .document import utc_now
 
 log = logging.getLogger(__name__)
 
-if os.name == "nt":  # pragma: no cover - exercised on Windows only
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only (mypy reads this test, not os.name)
     import msvcrt
 
     _FAR = 1 << 30  # lock one byte far past the content, so the content stays readable
@@ -122,7 +123,9 @@ class Holder:
             pid = int(lines[0].strip())
         except ValueError:
             return None
-        get = lambda i: lines[i].strip() if len(lines) > i else ""  # noqa: E731
+        def get(i: int) -> str:
+            return lines[i].strip() if len(lines) > i else ""
+
         since = get(3)
         if since and not since[:4].isdigit():  # QLockFile's 4th line is a machine id, not a time
             since = ""
@@ -252,7 +255,7 @@ class StoreLock:
     def __enter__(self) -> "StoreLock":
         return self.acquire()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
     def __del__(self) -> None:  # pragma: no cover - a forgotten lock still goes with its object

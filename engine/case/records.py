@@ -95,8 +95,8 @@ def candidates(dirs: Iterable[str | Path] = (), stores: Iterable[str | Path] = (
         for p in entries:
             if is_store_name(p) and p.is_file():
                 found.setdefault(_norm(p), p)
-    for p in stores:
-        p = Path(p)
+    for given in stores:
+        p = Path(given)
         if p.is_file():
             found.setdefault(_norm(p), p)
     return list(found.values())

@@ -56,7 +56,7 @@ def label_class(label: str | None) -> str | None:
 
 def exclusion_reason(label: str | None) -> str:
     """Why a cell is excluded ("" when it is not)."""
-    return label[len(_EXCLUDED_PREFIX):] if label_class(label) == EXCLUDED else ""
+    return label[len(_EXCLUDED_PREFIX):] if label is not None and label_class(label) == EXCLUDED else ""
 
 
 def p_all_text(p: float, prediction: str | None, threshold: float | None, digits: int = 2) -> str:
@@ -129,10 +129,11 @@ def signoff_mismatch(basis: str, sha256s: Iterable[str]) -> str:
     m = _CELL_SET.search(basis or "")
     if m is None:
         return ""
-    now = cell_set(sha256s)
+    shas = list(sha256s)
+    now = cell_set(shas)
     if now == m.group(0):
         return ""
-    n_now = int(_CELL_SET.search(now).group(1))
+    n_now = len(shas)
     return (f"the images are not the ones signed off (signed: {m.group(1)} images, set {m.group(2)}; now: "
             f"{n_now} images, set {now[-16:]})")
 

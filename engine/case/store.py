@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import weakref
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from .. import __version__
 from ..pipeline import ScanItem
@@ -138,7 +138,7 @@ class CaseStore:
     @property
     def version(self) -> int:
         with self._lock:
-            return self._conn.execute("PRAGMA user_version").fetchone()[0]
+            return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
     @staticmethod
     def peek(path: str | Path) -> dict[str, str]:
@@ -237,18 +237,18 @@ class CaseStore:
             by_id[cid] = cell
         loads = json.loads
         for cid, model, card, sha, status, error, p_all, member_p, disagree, qc in result_rows:
-            cell = by_id.get(cid)
-            if cell is not None:
-                cell.results[model] = Result(model, card or "", sha or "", CellStatus(status), error or "", p_all,
+            known = by_id.get(cid)
+            if known is not None:
+                known.results[model] = Result(model, card or "", sha or "", CellStatus(status), error or "", p_all,
                                              loads(member_p) if member_p and member_p != "{}" else {},
                                              bool(disagree), qc or "")
         model = meta.get("model") or None
         if model in doc.facts:
             doc.set_model(doc.facts[model])  # derives every cell's class and flag
         for cid, label, reviewer, at, sha, rmodel, rversion, rlabel, rp in review_rows:
-            cell = by_id.get(cid)
-            if cell is not None and is_review_label(label):
-                cell.review = Review(label, reviewer or "", at or "", sha or "", rmodel or "", rversion or "",
+            known = by_id.get(cid)
+            if known is not None and is_review_label(label):
+                known.review = Review(label, reviewer or "", at or "", sha or "", rmodel or "", rversion or "",
                                      rlabel, rp)
         doc.exported_at = meta.get("exported_at") or ""
         doc.unexported = meta.get("unexported") == "1"
@@ -257,7 +257,7 @@ class CaseStore:
         self._loaded = weakref.ref(doc)
         return doc
 
-    def review_events(self) -> list[dict]:
+    def review_events(self) -> list[dict[str, Any]]:
         """Every row of the audit trail, oldest first, as dicts."""
         self.flush()
         with self._lock:
@@ -265,7 +265,7 @@ class CaseStore:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r)) for r in cur.fetchall()]
 
-    def case_events(self) -> list[dict]:
+    def case_events(self) -> list[dict[str, Any]]:
         """Every row of the sign-off log (``case_events``: sign_off / reopen), oldest first, as dicts."""
         self.flush()
         with self._lock:

@@ -10,10 +10,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Iterable
 from ..pipeline import CellResult
 from . import rules
 from .kinds import CellStatus
 from .rules import LABELS
+
+if TYPE_CHECKING:
+    from ..card import ModelCard
+    from ..model import Classifier
 
 __all__ = ["Case", "ModelFacts", "Result", "Review", "SignOff", "card_sha256", "cards_digest", "utc_now"]
 
@@ -39,19 +44,19 @@ class ModelFacts:
     display_name: str = ""
 
     @classmethod
-    def of(cls, classifier) -> "ModelFacts":
+    def of(cls, classifier: Classifier) -> ModelFacts:
         return cls(classifier.name, classifier.version, card_sha256(classifier), float(classifier.threshold),
                    float(classifier.review_margin), tuple(classifier.member_names), classifier.active_provider,
                    getattr(classifier, "display_name", classifier.name))
 
 
-def card_sha256(classifier) -> str:
+def card_sha256(classifier: Classifier) -> str:
     """One digest of a classifier's card and its members' cards (each names its ONNX file's sha256)."""
     members = [m.card for m in getattr(classifier, "members", []) if m.card is not classifier.card]
     return cards_digest(classifier.card, members)
 
 
-def cards_digest(card, member_cards=()) -> str:
+def cards_digest(card: ModelCard, member_cards: Iterable[ModelCard] = ()) -> str:
     """The digest :func:`card_sha256` gives, from the cards alone (before the model is loaded)."""
     blob = json.dumps([c.raw for c in [card, *member_cards]], sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
@@ -67,7 +72,7 @@ class Result:
     status: CellStatus  # OK | ERROR
     error: str = ""
     p_all: float | None = None
-    member_p: dict = field(default_factory=dict)
+    member_p: dict[str, float] = field(default_factory=dict)
     members_disagree: bool = False
     qc: str = ""
 

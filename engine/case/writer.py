@@ -91,11 +91,6 @@ def _thresholds(conn: sqlite3.Connection, op: o.SetThresholds) -> None:
     conn.executemany("INSERT INTO thresholds(model, value) VALUES(?, ?)", list(op.values.items()))
 
 
-def _review_tuple(rv: Review) -> tuple[Any, ...] | None:
-    return audit._review(rv.label, rv.reviewer, rv.reviewed_at, rv.sha256, rv.model, rv.model_version,
-                         rv.model_label, rv.p_all)
-
-
 def _put_reviews(conn: sqlite3.Connection, rows: Sequence[tuple[str, Review]]) -> None:  # the live table only
     conn.executemany(
         "INSERT OR REPLACE INTO reviews(cell_id, label, reviewer, reviewed_at, sha256, model, model_version,"
@@ -106,10 +101,10 @@ def _put_reviews(conn: sqlite3.Connection, rows: Sequence[tuple[str, Review]]) -
 
 def _set_reviews(conn: sqlite3.Connection, op: o.SetReviews) -> None:  # a snapshot: logged as "import"
     live = audit.live_reviews(conn)
-    changed = [(k, rv) for k, rv in op.rows if live.get(k) != _review_tuple(rv)]
+    changed = [(k, rv) for k, rv in op.rows if live.get(k) != audit.state_of(rv)]
     _put_reviews(conn, changed)
     for key, rv in changed:
-        audit._import(conn, key, live.get(key), _review_tuple(rv))
+        audit.import_row(conn, key, live.get(key), audit.state_of(rv))
 
 
 def _log_reviews(conn: sqlite3.Connection, op: o.LogReviews) -> None:
@@ -154,10 +149,14 @@ def _put_signoffs(conn: sqlite3.Connection, rows: Sequence[o.SignOffRow]) -> Non
 def _set_signoffs(conn: sqlite3.Connection, op: o.SetSignOffs) -> None:  # a snapshot, logged
     live = audit.live_signoffs(conn)
     known = {r[0] for r in conn.execute("SELECT root FROM cases")}
-    changed = [r for r in op.rows if r[0] in known and live.get(r[0]) != tuple(x or "" for x in r[1:])]
+    changed = [r for r in op.rows if r[0] in known and live.get(r[0]) != _signoff_state(r)]
     _put_signoffs(conn, changed)
     for r in changed:
-        audit.signoff_row(conn, r[0], tuple(x or "" for x in r[1:]))
+        audit.signoff_row(conn, r[0], _signoff_state(r))
+
+
+def _signoff_state(r: o.SignOffRow) -> audit.SignOffState:
+    return (r[1] or "", r[2] or "", r[3] or "", r[4] or "")
 
 
 def _log_signoff(conn: sqlite3.Connection, op: o.LogSignOff) -> None:
