@@ -7,6 +7,9 @@
   ``%LOCALAPPDATA%\\LeukoScan\\LeukoScan``, ``~/Library/Application Support/LeukoScan``).
   ``LEUKOSCAN_DATA_DIR`` overrides it.
 - ``user_models_dir()``: ``<user_data_dir>/models`` — where a lab drops extra models (ONNX + card).
+- ``user_log_dir()``: the platform's per-user log folder (platformdirs; ``~/.local/state/LeukoScan/log``,
+  ``%LOCALAPPDATA%\\LeukoScan\\Logs``, ``~/Library/Logs/LeukoScan``).  ``LEUKOSCAN_LOG_DIR`` overrides it;
+  with ``LEUKOSCAN_DATA_DIR`` set it is ``<user_data_dir>/logs``.
 
 None of these functions creates a folder; callers that write create what they need.
 """
@@ -49,3 +52,17 @@ def user_data_dir() -> Path:
 
 def user_models_dir() -> Path:
     return user_data_dir() / "models"
+
+
+def user_log_dir() -> Path:
+    """Where the app's log lives: the platform's log folder, where ``startup-error.log`` goes too (one place to
+    look).  A moved data folder (``LEUKOSCAN_DATA_DIR``: tests, benchmarks, screenshots) takes the log with it, so
+    those never write into a real user's log."""
+    env = os.environ.get("LEUKOSCAN_LOG_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    if os.environ.get("LEUKOSCAN_DATA_DIR"):
+        return user_data_dir() / "logs"
+    from platformdirs import user_log_dir as _pd_user_log_dir
+
+    return Path(_pd_user_log_dir(APP_NAME, appauthor=False))

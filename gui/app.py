@@ -79,23 +79,31 @@ def main(argv: list[str] | None = None) -> int:
     return app.exec()
 
 
+#: Libraries whose INFO lines are noise in a user's log: fpdf2 subsets the PDF report's font with fontTools, which
+#: logs a dozen INFO lines per report ("maxp pruned", "glyf subsetted" ...).  Their warnings still come through.
+QUIET_LOGGERS = ("fontTools",)
+
+
 def configure_logging():
-    """Warnings and errors (with tracebacks) go to ``<user data>/logs/leukoscan.log`` (rotated)."""
+    """Messages, warnings and errors (with tracebacks) go to ``leukoscan.log`` in the platform's log folder
+    (:func:`gui.settings.user_log_dir`, where ``startup-error.log`` goes too), rotated at 2 MB, three kept."""
     import logging
     from logging.handlers import RotatingFileHandler
 
-    from .settings import user_data_dir
+    from .settings import log_path
 
+    path = log_path()
     try:
-        d = user_data_dir() / "logs"
-        d.mkdir(parents=True, exist_ok=True)
-        handler = RotatingFileHandler(d / "leukoscan.log", maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
     except OSError:
         return None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
     logging.getLogger().setLevel(logging.INFO)
-    return d / "leukoscan.log"
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return path
 
 
 def install_excepthook(win, log_file) -> None:

@@ -1,6 +1,7 @@
 """Persistent user settings (QSettings, organisation "LeukoScan") and the user data folder.
 
-The settings live in ``settings.ini`` inside the user data folder (one place, with ``sessions/`` and ``logs/``).
+The settings live in ``settings.ini`` inside the user data folder (one place, with ``sessions/``); the log goes to
+the platform's log folder (:func:`user_log_dir`).
 ``LEUKOSCAN_DATA_DIR`` (honoured by :func:`engine.paths.user_data_dir` too) moves that folder, so tests,
 benchmarks and screenshots never touch a real user's settings.
 """
@@ -32,9 +33,20 @@ def user_data_dir() -> Path:
     return Path(engine_user_data_dir())
 
 
+def user_log_dir() -> Path:
+    """Where the app's log goes (:func:`engine.paths.user_log_dir`: the platform's log folder)."""
+    from engine.paths import user_log_dir as engine_user_log_dir
+
+    return Path(engine_user_log_dir())
+
+
+def log_path() -> Path:
+    return user_log_dir() / "leukoscan.log"
+
+
 def settings_path() -> Path:
-    """The one place the settings live: ``settings.ini`` in the user data folder (beside ``sessions/`` and
-    ``logs/``), as the README says; never the platform's own settings store."""
+    """The one place the settings live: ``settings.ini`` in the user data folder (beside ``sessions/``), as the
+    README says; never the platform's own settings store."""
     return user_data_dir() / "settings.ini"
 
 
