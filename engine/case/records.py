@@ -23,7 +23,8 @@ from .lock import StoreLock
 
 STORE_SUFFIX = ".leukoscan"  # what the app and the docs create
 STORE_SUFFIXES = (".leukoscan", ".db")  # what is found and opened
-STORE_FILTER = "LeukoScan case store (*.leukoscan *.db)"
+# file-dialog filters: the one extension first (the default filter); stores named .db before, as a second choice
+STORE_FILTER = "LeukoScan case store (*.leukoscan);;Older LeukoScan case store (*.db)"
 
 
 def is_store_name(path: str | Path) -> bool:

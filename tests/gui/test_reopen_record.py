@@ -115,6 +115,8 @@ def test_one_extension_for_case_stores(qtbot, make_window, monkeypatch):
                         staticmethod(lambda *a, **k: seen.append(a[3] if len(a) > 3 else k.get("filter")) or ("", "")))
     w.open_store_dialog()
     assert seen and "*.leukoscan" in seen[0] and "*.db" in seen[0]  # creates .leukoscan, opens both
+    filters = seen[0].split(";;")  # the default (first) filter shows the one extension; older .db stores second
+    assert filters[0] == "LeukoScan case store (*.leukoscan)" and "(*.db)" in filters[1]
 
 
 def test_close_prompt_counts_only_what_changed_since_the_export(qtbot, make_window, cells_dir, tmp_path,
