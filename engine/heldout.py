@@ -7,6 +7,7 @@ JSON to learn that, e.g., a model calls 4 of 10 normal cells of its worst health
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 
@@ -82,3 +83,105 @@ def plain_words(held_out: Mapping[str, Any] | None) -> list[str]:
     if h.get("description"):
         out.append(str(h["description"]))
     return out
+
+
+# ---------------------------------------------------------------- the per-donor chart (app card view, docs)
+
+@dataclass(frozen=True)
+class DonorBar:
+    """One donor of a card's held-out block: the share of its cells called right (HEM for a healthy donor, ALL for
+    a patient), and whether the shipped model saw the donor in training (``None``: the card does not say)."""
+
+    donor: str
+    cls: str  # "ALL" | "HEM"
+    n_cells: int
+    share_right: float
+    seen_in_training: bool | None
+
+
+@dataclass(frozen=True)
+class DonorChart:
+    healthy: tuple[DonorBar, ...]
+    patients: tuple[DonorBar, ...]
+    caption: str  # what the bars are and who saw the donors, in plain words
+
+    @property
+    def bars(self) -> tuple[DonorBar, ...]:
+        return self.healthy + self.patients
+
+
+#: Donors every model of a card saw in training, when the card says the shipped weights were refit on all of them.
+ALL_DONORS = "all"
+
+
+def donors_seen(card, member_cards=()) -> set[str] | str | None:
+    """The donors the shipped model was trained on: a set, :data:`ALL_DONORS` (refit on every development donor),
+    or ``None`` when the card does not say.  An ensemble saw a donor when any member did.  ``card`` and
+    ``member_cards``: :class:`engine.card.ModelCard` objects (or anything with ``training``, ``members``,
+    ``name``)."""
+    members = tuple(getattr(card, "members", ()) or ())
+    if members:
+        by_name = {c.name: c for c in member_cards}
+        seen: set[str] = set()
+        for m in members:
+            s = donors_seen(by_name[m]) if m in by_name else None
+            if s is None or s == ALL_DONORS:
+                return s
+            seen |= s
+        return seen
+    t = getattr(card, "training", None) or {}
+    shipped = str(t.get("shipped_model") or "")
+    if "refit on all" in shipped:
+        return ALL_DONORS
+    if t.get("train_subjects") is not None:
+        return {str(s) for s in t["train_subjects"]}
+    return None
+
+
+def _donor_key(d: str) -> tuple:
+    core = d.lstrip("Hh")
+    return (int(core) if core.isdigit() else 10**9, d)
+
+
+def donor_chart(card, member_cards=()) -> DonorChart | None:
+    """The per-donor bars of ``card``'s ``metrics.held_out.per_donor``, healthy donors and patients apart (each
+    group by donor number); ``None`` for a card without per-donor numbers (older or synthetic cards)."""
+    held = ((getattr(card, "metrics", None) or {}).get("held_out") or {})
+    per = held.get("per_donor") or {}
+    if not per:
+        return None
+    seen = donors_seen(card, member_cards)
+
+    def bar(d: str, v: Mapping[str, Any]) -> DonorBar:
+        share_all = float(v["share_called_all"])
+        known = None if seen is None else (True if seen == ALL_DONORS else d in seen)
+        return DonorBar(d, v["class"], int(v.get("n_cells", 0)), share_all if v["class"] == "ALL" else 1 - share_all,
+                        known)
+
+    bars = [bar(str(d), v) for d, v in sorted(per.items(), key=lambda kv: _donor_key(str(kv[0])))]
+    if seen is None:
+        who = ("Each bar was measured by a model that had not seen that donor; the card does not say which donors "
+               "the shipped model was trained on.")
+    elif seen == ALL_DONORS:
+        who = ("Each bar was measured by a model that had not seen that donor, but the shipped model"
+               + (" (one of its members)" if getattr(card, "members", ()) else "")
+               + " was then refit on every development donor: the model you run has seen them all (hatched bars).")
+    else:
+        never = sum(not b.seen_in_training for b in bars)
+        who = ("None of these donors was in the shipped model's training (solid bars)." if never == len(bars) else
+               f"{never} of {len(bars)} donors were never seen by the shipped model (solid bars); the others were in "
+               "its training (hatched).")
+    caption = ("Share of each donor's cells called right (healthy donors: called HEM; patients: called ALL). "
+               "Below one half the whole case is called wrong. " + who)
+    return DonorChart(tuple(b for b in bars if b.cls == "HEM"), tuple(b for b in bars if b.cls == "ALL"), caption)
+
+
+def reliability_table(card) -> dict | None:
+    """The card's reliability table (``training.metrics.reliability_bins``: mean P(ALL), share ALL and cells per
+    bin of the honest held-out predictions), or ``None`` for cards exported before it was recorded."""
+    m = getattr(card, "metrics", None) or {}
+    for block in (m.get("held_out") or {}, m.get("validation_honest") or {}):
+        rel = block.get("reliability")
+        if rel and rel.get("mean_p_all"):
+            return dict(rel)
+    return None

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLineEdit, QSpinBox, QTextBrowser, QVBoxLayout,
 )
 
+from .card_view import ModelCardView
 from .service import plain_words
 from .settings import DEVICES, Settings
 
@@ -33,8 +34,8 @@ def _value_html(v: Any, depth: int = 0) -> str:
     return escape(str(v))
 
 
-def card_html(card, active=None) -> str:
-    """A model card as HTML (``active``: the loaded Classifier for provider info, optional)."""
+def card_facts_html(card, active=None) -> str:
+    """The card's identity and operating point as an HTML table (``active``: the loaded Classifier, optional)."""
     rows: list[tuple[str, str]] = [
         ("Name", f"{escape(card.display_name)} <span style='color:gray'>({escape(card.name)})</span>"),
         ("Type", "ensemble of " + escape(", ".join(card.members)) if card.is_ensemble else escape(card.architecture)),
@@ -60,6 +61,12 @@ def card_html(card, active=None) -> str:
     html = ["<h2>" + escape(card.display_name) + "</h2>", "<table cellspacing=4>"]
     html += [f"<tr><td valign=top><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows]
     html.append("</table>")
+    return "".join(html)
+
+
+def card_html(card, active=None) -> str:
+    """A model card as HTML (``active``: the loaded Classifier for provider info, optional)."""
+    html = [card_facts_html(card, active)]
     words = plain_words((card.metrics or {}).get("held_out"))
     if words:  # the honest held-out numbers first, in plain words; the full JSON follows
         html.append("<h3>On donors it never saw</h3>" + "".join(f"<p>{escape(w)}</p>" for w in words))
@@ -71,14 +78,18 @@ def card_html(card, active=None) -> str:
 
 
 class ModelInfoDialog(QDialog):
-    def __init__(self, card, active=None, parent=None) -> None:
+    """Help > Model card: the facts, the held-out numbers in words and as charts (gui.card_view), the raw card
+    behind Details.  ``cards``: the installed cards (an ensemble's members); by default the parent window's."""
+
+    def __init__(self, card, active=None, parent=None, cards=None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Model card — {card.display_name}")
-        self.resize(640, 620)
+        self.resize(1180, 720)
         lay = QVBoxLayout(self)
-        self.browser = QTextBrowser()
-        self.browser.setHtml(card_html(card, active))
-        lay.addWidget(self.browser)
+        if cards is None:
+            cards = list((getattr(parent, "cards", None) or {}).values())
+        self.view = ModelCardView(card, card_facts_html(card, active), cards)
+        lay.addWidget(self.view)
         bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         bb.rejected.connect(self.reject)
         lay.addWidget(bb)
@@ -170,4 +181,4 @@ class SettingsDialog(QDialog):
         s.csv_bom = self.bom.isChecked()
 
 
-__all__ = ["ModelInfoDialog", "AboutDialog", "SettingsDialog", "card_html", "NOT_A_DEVICE", "Qt"]
+__all__ = ["ModelInfoDialog", "AboutDialog", "SettingsDialog", "card_html", "card_facts_html", "NOT_A_DEVICE", "Qt"]

@@ -33,7 +33,7 @@ from engine.case.store import CaseStore, StoreError, move_aside, rehash_changed
 from engine.pipeline import classify, scan
 from engine.preprocess import load_rgb  # noqa: F401  (thumbnails: the engine's RGB conversion)
 from engine.fileio import read_regular_file  # noqa: F401  (thumbnails: regular files only, bounded read)
-from engine.heldout import plain_words  # noqa: F401  (the card view leads with the held-out facts in words)
+from engine.heldout import donor_chart, plain_words, reliability_table  # noqa: F401  (the card view: words, charts)
 from engine.registry import Registry, default_model, model_dirs  # noqa: F401  (model_dirs: gui.app's --models-dir)
 from engine.report import summarize, write_cell_report, write_summary
 
