@@ -86,11 +86,12 @@ BUNDLE_DIR ?= dist/LeukoScan
 PYI_FLAGS  ?= --noconfirm --clean --log-level WARN
 CHECK_FLAGS ?=
 
-# CPU variant -> dist/LeukoScan/LeukoScan, then verified (contents, models, size <= 350 MB).
+# CPU variant -> dist/LeukoScan/LeukoScan (+ leukoscan-cli), then verified (contents, models, size <= 350 MB, one
+# leukoscan-cli classify of the bundled sample cells).
 bundle: venv-all
 	rm -rf dist/LeukoScan
 	LEUKOSCAN_VARIANT=cpu $(PY) -m PyInstaller $(PYI_FLAGS) --distpath dist --workpath build/pyinstaller-cpu build.spec
-	$(PY) packaging/check_bundle.py dist/LeukoScan --variant cpu $(CHECK_FLAGS)
+	$(PY) packaging/check_bundle.py dist/LeukoScan --variant cpu --run-cli $(CHECK_FLAGS)
 
 # GPU variant needs its own venv: onnxruntime and onnxruntime-gpu share one folder and overwrite each other.
 $(VENV_GPU)/.gpu-installed: pyproject.toml
@@ -106,7 +107,7 @@ $(VENV_GPU)/.gpu-installed: pyproject.toml
 bundle-gpu: $(VENV_GPU)/.gpu-installed
 	rm -rf dist/gpu/LeukoScan
 	LEUKOSCAN_VARIANT=gpu $(VENV_GPU)/bin/python -m PyInstaller $(PYI_FLAGS) --distpath dist/gpu --workpath build/pyinstaller-gpu build.spec
-	$(VENV_GPU)/bin/python packaging/check_bundle.py dist/gpu/LeukoScan --variant gpu
+	$(VENV_GPU)/bin/python packaging/check_bundle.py dist/gpu/LeukoScan --variant gpu --run-cli
 
 # Linux desktop menu entry + icon for the current user (BUNDLE_DIR=... for another bundle folder).
 install-desktop:

@@ -1,9 +1,10 @@
 """Verify a built LeukoScan bundle folder (``make bundle`` runs it after PyInstaller).
 
-    python packaging/check_bundle.py [dist/LeukoScan] [--variant cpu|gpu] [--max-mb 350] [--json FILE]
+    python packaging/check_bundle.py [dist/LeukoScan] [--variant cpu|gpu] [--max-mb 350] [--json FILE] [--run-cli]
 
 Checks, and exits 1 listing every failure:
-- the executable exists; build_info.json names the expected variant;
+- both executables exist (``LeukoScan``, and ``leukoscan-cli``: the headless CLI); build_info.json names the
+  expected variant;
 - every model card of resources/models is in the bundle with its ONNX file, byte-identical (sha256);
 - the sample cells and their manifest are there; Qt platform plugins offscreen + xcb (Linux) are there;
 - the frozen archive has what the app needs (engine.offline: onnxruntime telemetry off, the self-test,
@@ -11,17 +12,23 @@ Checks, and exits 1 listing every failure:
 - nothing forbidden (TensorFlow, Keras, tf2onnx, onnx, training code, tests, matplotlib, scikit-learn,
   QML/Quick, and in the CPU variant any CUDA library), neither as files nor as frozen Python modules;
 - the total size is within --max-mb (CPU default 350 MB; GPU variants carry CUDA and are not limited).
+- ``--run-cli`` (``make bundle``): one ``leukoscan-cli classify`` of the bundled sample cells through the bundle,
+  in a fresh user folder: exit 0, its JSON summary, every cell classified as the manifest says; and
+  ``LeukoScan cli --version`` reaches the same CLI.
 Prints the size and the ten largest contributors.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -76,6 +83,8 @@ def check(
     exe = bundle / exe_name
     if not exe.is_file():
         return [f"executable {exe} missing"], {}
+    if not (bundle / CLI_EXE).is_file():
+        problems.append(f"executable {CLI_EXE} missing (the headless CLI)")
     files = bundle_files(bundle)
     internal = "_internal/" if any(k.startswith("_internal/") for k in files) else ""
     res = f"{internal}resources/"
@@ -134,7 +143,8 @@ def check(
     if bad_mods:
         problems.append(f"forbidden Python modules frozen: {', '.join(bad_mods[:8])}")
     # engine.offline: switches onnxruntime's telemetry off before it loads (engine/__init__ imports it)
-    for needed in ("engine.offline", "engine.selftest", "engine.preprocess", "onnxruntime", "PIL.Image", "numpy"):
+    for needed in ("engine.offline", "engine.selftest", "engine.preprocess", "engine.cli", "engine.cli.classify",
+                   "onnxruntime", "PIL.Image", "numpy"):
         if needed not in modules:
             problems.append(f"module {needed} missing from the frozen archive")
 
@@ -160,6 +170,50 @@ def check(
     return problems, summary
 
 
+CLI_EXE = "leukoscan-cli.exe" if sys.platform == "win32" else "leukoscan-cli"
+
+
+def run_cli(bundle: Path, timeout: float = 600) -> list[str]:
+    """Classify the bundled sample cells through the bundle's ``leukoscan-cli`` (a fresh user folder, the
+    bundled models only); the problems found.  Also ``LeukoScan cli --version`` (not on Windows, where
+    LeukoScan.exe has no console)."""
+    exe = bundle / CLI_EXE
+    if not exe.is_file():
+        return [f"executable {CLI_EXE} missing (the headless CLI)"]
+    internal = "_internal/" if (bundle / "_internal").is_dir() else ""
+    samples = bundle / f"{internal}resources/samples"
+    with open(samples / "manifest.csv", newline="", encoding="utf-8") as fh:
+        expected = {r["file"]: r["expected_class"] for r in csv.DictReader(fh)}
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="leukoscan-cli-check-") as tmp:
+        env = {k: v for k, v in os.environ.items() if k != "LEUKOSCAN_RESOURCES_DIR"}
+        env["LEUKOSCAN_DATA_DIR"] = tmp
+        out = Path(tmp) / "samples.csv"
+        cmd = [str(exe), "classify", str(samples), "--out", str(out), "--json", "-q", "--device", "cpu"]
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+        if p.returncode != 0:
+            return [f"leukoscan-cli classify of the sample cells exited {p.returncode}: {p.stderr.strip()[-600:]}"]
+        try:
+            summary = json.loads(p.stdout)
+        except ValueError:
+            return [f"leukoscan-cli classify --json printed no JSON: {p.stdout[:200]!r}"]
+        if summary.get("schema") != "leukoscan.classify/1":
+            problems.append(f"leukoscan-cli classify --json: schema {summary.get('schema')!r}")
+        with open(out, newline="", encoding="utf-8-sig") as fh:
+            got = {r["file"]: r["final_label"] for r in csv.DictReader(fh)}
+        if got != expected:
+            wrong = sorted(f"{f}: {got.get(f, 'missing')} (expected {c})" for f, c in expected.items() if got.get(f) != c)
+            problems.append("leukoscan-cli classify of the sample cells: " + ("; ".join(wrong) or f"rows {sorted(got)}"))
+        elif summary.get("counts", {}).get("classified") != len(expected):
+            problems.append(f"leukoscan-cli classify --json counts {summary.get('counts')} for {len(expected)} cells")
+        if sys.platform != "win32":
+            p = subprocess.run([str(bundle / "LeukoScan"), "cli", "--version"], capture_output=True, text=True,
+                               env=env, timeout=timeout, check=False)
+            if p.returncode != 0 or not p.stdout.startswith("leukoscan-cli "):
+                problems.append(f"LeukoScan cli --version: exit {p.returncode}, {(p.stdout + p.stderr).strip()[:300]}")
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Verify a built LeukoScan bundle.")
     ap.add_argument("bundle", nargs="?", type=Path, default=ROOT / "dist" / "LeukoScan")
@@ -173,9 +227,15 @@ def main(argv: list[str] | None = None) -> int:
         help="report a size over --max-mb as a warning, not a failure (CI: a model change must not block "
         "every other change from landing; releases use the strict default)",
     )
+    ap.add_argument("--run-cli", action="store_true",
+                    help="also classify the bundled sample cells through the bundle's leukoscan-cli")
     args = ap.parse_args(argv)
     max_mb = args.max_mb if args.max_mb is not None else (350.0 if args.variant == "cpu" else None)
     problems, summary = check(args.bundle, args.variant, max_mb, args.models)
+    if args.run_cli and summary:
+        cli_problems = run_cli(args.bundle)
+        problems += cli_problems
+        print("leukoscan-cli classify of the sample cells: " + ("FAILED" if cli_problems else "as expected"))
     if args.warn_size:
         for p in [p for p in problems if p.startswith("bundle is ") and "over the" in p]:
             problems.remove(p)

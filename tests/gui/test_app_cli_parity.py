@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
+
+from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
+from tinymodels import make_tiny_model
 
 from engine.cli import main as cli_main
 from engine.registry import model_dirs
-from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
-from tinymodels import make_tiny_model
 
 BOM = b"\xef\xbb\xbf"
 
@@ -43,11 +45,11 @@ def _export(qtbot, w, path):
     return b.args[0]
 
 
-def test_csv_bom_setting(qtbot, make_window, cells_dir, tmp_path):
+def test_csv_bom_setting(qtbot, make_window, cells_dir, tmp_path):  # noqa: F811  (the fixture)
     plain = make_window()
     open_and_classify(qtbot, plain, [cells_dir])
     written = _export(qtbot, plain, tmp_path / "plain.csv")
-    assert len(written) >= 2 and not any(open(p, "rb").read(3) == BOM for p in written)
+    assert len(written) >= 2 and not any(Path(p).read_bytes()[:3] == BOM for p in written)
     plain.doc.unexported = False
 
     other = tmp_path / "cells"  # the first window holds the case store of cells_dir
@@ -55,7 +57,7 @@ def test_csv_bom_setting(qtbot, make_window, cells_dir, tmp_path):
     excel = make_window(csv_bom=True)
     open_and_classify(qtbot, excel, [other])
     written = _export(qtbot, excel, tmp_path / "excel.csv")
-    assert len(written) >= 2 and all(open(p, "rb").read(3) == BOM for p in written)
+    assert len(written) >= 2 and all(Path(p).read_bytes()[:3] == BOM for p in written)
     assert (tmp_path / "excel.csv").read_bytes()[3:] == (tmp_path / "plain.csv").read_bytes().replace(
         str(cells_dir).encode(), str(other).encode())
     excel.doc.unexported = False

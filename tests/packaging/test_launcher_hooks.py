@@ -3,6 +3,7 @@ hook and the Linux desktop entry installer."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -172,3 +173,29 @@ def test_install_desktop_refuses_missing_bundle_and_unsafe_paths(tmp_path):
     r = subprocess.run(["sh", script, str(bad)], env=env, capture_output=True, text=True)
     assert r.returncode == 1 and "must not contain" in r.stderr
     assert not (tmp_path / "data" / "applications" / "leukoscan.desktop").exists()
+
+
+# --------------------------------------------------------------------------- the bundle's headless CLI
+
+
+@pytest.mark.parametrize("argv, executable", [
+    (["cli", "models", "--json"], "/opt/LeukoScan/LeukoScan"),  # LeukoScan cli ...
+    (["models", "--json"], "/opt/LeukoScan/leukoscan-cli"),  # the second executable
+    (["models", "--json"], r"C:\LeukoScan\leukoscan-cli.exe"),
+])
+def test_the_bundle_runs_the_cli_without_qt(argv, executable, tiny_models_dir, _no_bundled_models):
+    code = ("import json, sys; sys.path.insert(0, 'packaging'); import leukoscan_launcher as l; "
+            "rc = l.main(sys.argv[2:], executable=sys.argv[1]); assert 'PySide6' not in sys.modules; sys.exit(rc)")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    r = subprocess.run([sys.executable, "-c", code, executable, *argv, "--models-dir", str(tiny_models_dir)],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["schema"] == "leukoscan.models/1"
+
+
+def test_only_the_cli_name_or_the_cli_word_starts_the_cli():
+    assert launcher.cli_args(["cli", "classify", "x"], "/b/LeukoScan") == ["classify", "x"]
+    assert launcher.cli_args(["classify", "x"], "/b/leukoscan-cli") == ["classify", "x"]
+    assert launcher.cli_args(["/data/cli"], "/b/LeukoScan") is None  # a folder to open in the app
+    assert launcher.cli_args(["cli"], "/usr/bin/python3") == []
+    assert launcher.cli_args([], "/b/LeukoScan") is None

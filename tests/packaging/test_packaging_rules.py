@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+import shutil
 import sys
 import tomllib
 from importlib import metadata
@@ -96,6 +98,7 @@ def _fake_bundle(root: Path, models: Path, variant: str = "cpu", extra: dict[str
     b = root / "LeukoScan"
     files = {
         "LeukoScan": b"\x7fELF fake",
+        "leukoscan-cli": b"\x7fELF fake",
         "_internal/resources/build_info.json": json.dumps({"variant": variant, "version": "9.9"}).encode(),
         "_internal/resources/samples/manifest.csv": b"file,expected_class,subject\n",
         "_internal/PySide6/Qt/plugins/platforms/libqxcb.so": b"x",
@@ -123,7 +126,8 @@ def models(tmp_path) -> Path:
     return d
 
 
-MODULES = ["engine.offline", "engine.selftest", "engine.preprocess", "onnxruntime", "PIL.Image", "numpy", "gui.app"]
+MODULES = ["engine.offline", "engine.selftest", "engine.preprocess", "engine.cli", "engine.cli.classify", "onnxruntime",
+           "PIL.Image", "numpy", "gui.app"]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fake bundle uses Linux plugin names")
@@ -143,10 +147,12 @@ def test_check_bundle_reports_every_kind_of_problem(tmp_path, models):
     b = _fake_bundle(tmp_path, models, variant="gpu", extra=extra)
     (b / "_internal/resources/models/m.onnx").write_bytes(b"tampered")
     (b / "_internal/PySide6/Qt/plugins/platforms/libqxcb.so").unlink()
-    modules = [m for m in MODULES if m != "engine.offline"] + ["keras.src", "training.export"]
+    (b / "leukoscan-cli").unlink()
+    modules = [m for m in MODULES if m not in ("engine.offline", "engine.cli")] + ["keras.src", "training.export"]
     problems, _ = check_bundle.check(b, "cpu", 1, models, modules=modules)
     text = "\n".join(problems)
     assert "module engine.offline missing" in text  # onnxruntime telemetry would be on in the bundle
+    assert "executable leukoscan-cli missing" in text and "module engine.cli missing" in text
     assert "variant 'gpu', expected 'cpu'" in text
     assert "m.onnx does not match the sha256" in text
     assert "libqxcb.so missing" in text
@@ -168,3 +174,33 @@ def test_warn_size_downgrades_only_the_size_problem(tmp_path, models, monkeypatc
     assert "WARNING: bundle is" in capsys.readouterr().out
     (b / "_internal/resources/models/m.onnx").write_bytes(b"tampered")
     assert check_bundle.main([str(b), "--models", str(models), "--max-mb", "1", "--warn-size"]) == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shell scripts stand in for the executables")
+def test_run_cli_classifies_the_sample_cells_through_the_bundle(tmp_path, cells_dir, tiny_models_dir, capsys,
+                                                               _no_bundled_models):
+    """check_bundle --run-cli: the bundle's leukoscan-cli (here a script running the CLI on the fake bundle's
+    resources, as the frozen one does) classifies the sample cells as the manifest says; a wrong answer fails."""
+    from engine.cli import main as cli_main
+
+    b = _fake_bundle(tmp_path, tiny_models_dir)
+    samples = b / "_internal/resources/samples"
+    for p in cells_dir.iterdir():
+        shutil.copy(p, samples / p.name)
+    res = b / "_internal/resources"
+    for name, run in (("leukoscan-cli", "-m engine.cli"), ("LeukoScan", str(REPO / "packaging/leukoscan_launcher.py"))):
+        (b / name).write_text(f'#!/bin/sh\nLEUKOSCAN_RESOURCES_DIR="{res}" exec "{sys.executable}" {run} "$@"\n')
+        (b / name).chmod(0o755)
+    assert cli_main(["classify", str(cells_dir), "--out", str(tmp_path / "truth.csv"), "--models-dir",
+                     str(tiny_models_dir), "--no-progress"]) == 0
+    with open(tmp_path / "truth.csv", newline="", encoding="utf-8") as fh:
+        truth = [(r["file"], r["final_label"]) for r in csv.DictReader(fh)]
+    manifest = samples / "manifest.csv"
+    manifest.write_text("file,expected_class,subject\n" + "".join(f"{f},{c},s{i}\n" for i, (f, c) in enumerate(truth)))
+    assert check_bundle.run_cli(b) == []
+    flipped = {"ALL": "HEM", "HEM": "ALL"}[truth[0][1]]
+    manifest.write_text(manifest.read_text().replace(f"{truth[0][0]},{truth[0][1]},", f"{truth[0][0]},{flipped},"))
+    problems = check_bundle.run_cli(b)
+    assert len(problems) == 1 and f"{truth[0][0]}: {truth[0][1]} (expected {flipped})" in problems[0]
+    (b / "leukoscan-cli").unlink()
+    assert check_bundle.run_cli(b) == ["executable leukoscan-cli missing (the headless CLI)"]
