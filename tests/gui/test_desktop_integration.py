@@ -67,11 +67,21 @@ def test_the_log_goes_to_the_platform_log_folder_without_fonttools_info(tmp_path
     logging.getLogger("leukoscan").info("model loaded: tiny")
     logging.getLogger("fontTools.subset").info("maxp pruned")
     logging.getLogger("fontTools.ttLib").warning("a broken font table")
+    from fpdf import FPDF
+
+    from engine.pdf_fonts import install_fonts
+
+    pdf = FPDF()  # a PDF with a subset Unicode font, as the case report writes (fontTools logs "... pruned")
+    pdf.add_page()
+    fonts = install_fonts(pdf)
+    pdf.set_font(fonts.sans, size=10)
+    pdf.cell(text=fonts.text("Zürich: 3 ALL, 2 HEM"))
+    pdf.output(str(tmp_path / "report.pdf"))
     for h in logging.getLogger().handlers:
         h.flush()
     text = path.read_text(encoding="utf-8")
     assert "model loaded: tiny" in text and "a broken font table" in text
-    assert "maxp pruned" not in text
+    assert "maxp pruned" not in text and "fontTools.subset" not in text  # none of the real PDF's either
 
 
 def test_about_says_where_the_log_is(qtbot, tmp_path, monkeypatch):
