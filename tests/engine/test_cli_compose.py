@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -196,3 +197,43 @@ def test_models_dir_adds_to_the_bundled_models(tmp_path, monkeypatch, capsys):
     assert [m["name"] for m in doc["models"]] == ["shipped", "trial"]
     assert doc["model_dirs"] == [str(bundled / "models"), doc["user_models_dir"], str(extra)]
 
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
+def test_interrupted_run_to_stdout_writes_nothing_there(cells_dir, tiny_models_dir, tmp_path, monkeypatch, capsys):
+    """A pipeline never receives a report that looks complete: stdout stays empty, the rows done go to the temp
+    folder; the JSON summary (to a file report) says interrupted."""
+    import signal
+    import tempfile
+
+    from engine.cli import classify as cli_classify
+
+    spare = tmp_path / "tmp"
+    spare.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spare))
+    real_row, done = cli_classify.cell_row, []
+
+    def row_then_sigint(*a, **kw):
+        done.append(1)
+        if len(done) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_row(*a, **kw)
+
+    monkeypatch.setattr(cli_classify, "cell_row", row_then_sigint)
+    big = tmp_path / "big"
+    big.mkdir()
+    for i, src in enumerate(sorted(cells_dir.glob("*.bmp")) * 5):
+        os.link(src, big / f"c{i:03d}.bmp")
+    common = ["--model", "tiny_a", "--models-dir", str(tiny_models_dir), "--batch-size", "2"]
+    assert main(["classify", str(big), "--out", "-", *common]) == 130
+    captured = capsys.readouterr()
+    assert captured.out == "" and "nothing was written to stdout" in captured.err
+    (partial,) = spare.iterdir()
+    assert partial.name.endswith("-stdout.partial.csv") and 0 < len(read_cell_report(partial)) < 40
+
+    done.clear()
+    assert main(["classify", str(big), "--out", str(tmp_path / "r.csv"), "--json", *common]) == 130
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["status"] == "interrupted" and doc["exit_code"] == 130 and doc["complete"] is False
+    assert doc["files"]["report"] is None and doc["files"]["partial"] == str(tmp_path / "r.partial.csv")
+    assert 0 < doc["counts"]["cells"] < 40 and not (tmp_path / "r.csv").exists()
