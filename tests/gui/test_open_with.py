@@ -33,16 +33,17 @@ def test_a_case_store_on_the_command_line_opens_that_record_once(qtbot, make_win
     w = make_window()
     runs = []
     w.runs.resultsStored.connect(lambda *a: runs.append(a))
-    w.open_paths([str(record)])  # what build_window does with the command line's paths
-    qtbot.waitUntil(lambda: w.session_path == record and len(w.model.cells) == 5, timeout=10_000)
+    w.opener.open_paths([str(record)])  # what build_window does with the command line's paths
+    qtbot.waitUntil(lambda: w.case_files.path == record and len(w.cell_model.cells) == 5, timeout=10_000)
     qtbot.wait(300)
     assert w.doc.cases[str(folder)].sample_id == "S-0077"
     assert sum(c.review is not None for c in w.doc.cells) == 2
     assert not runs  # its results were shown, nothing classified again
-    assert not [m for m in w.messages if m[0] in ("No images found", "Some paths could not be opened")]
-    shown = list(w.messages)
-    w.open_paths([str(record)])  # handed over again (a second double-click): it is on screen already
+    assert str(record) in w.settings.recent_stores  # and it is in File ▸ Open recent from now on
+    assert not [m for m in w.prompts.messages if m[0] in ("No images found", "Some paths could not be opened")]
+    shown = list(w.prompts.messages)
+    w.opener.open_paths([str(record)])  # handed over again (a second double-click): it is on screen already
     qtbot.wait(200)
-    assert w.session_path == record and w.messages == shown
+    assert w.case_files.path == record and w.prompts.messages == shown
     stores = [p for p in w.case_files.files.dir.iterdir() if p.suffix in (".leukoscan", ".db")]
     assert stores == [record]  # no second record was made
