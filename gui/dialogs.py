@@ -86,8 +86,9 @@ class ModelInfoDialog(QDialog):
         self.setWindowTitle(f"Model card — {card.display_name}")
         self.resize(1180, 720)
         lay = QVBoxLayout(self)
-        if cards is None:
-            cards = list((getattr(parent, "cards", None) or {}).values())
+        if cards is None:  # the window's (its model chooser's) installed cards
+            found = getattr(getattr(parent, "model_chooser", None), "cards", None) or getattr(parent, "cards", None)
+            cards = list(found.values()) if isinstance(found, dict) else list(found or ())
         self.view = ModelCardView(card, card_facts_html(card, active), cards)
         lay.addWidget(self.view)
         bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)

@@ -27,6 +27,8 @@ class ImageView(QWidget):
     def __init__(self, parent=None, zoom: ZoomState | None = None) -> None:
         super().__init__(parent)
         self.image: QImage | None = None
+        #: Drawn over the whole image, scaled smoothly (the class-activation overlay, gui.cam_overlay); None: none.
+        self.overlay: QImage | None = None
         self.frame = QColor("#555")
         self.text = "No cell selected"
         self.owns_zoom = zoom is None
@@ -145,6 +147,9 @@ class ImageView(QWidget):
         p.setClipRect(vp)
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, not crisp)
         p.drawImage(target, img, source)
+        if self.overlay is not None:
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            p.drawImage(QRectF(to_widget(0, 0), to_widget(img.width(), img.height())), self.overlay)
         p.restore()
 
     def _paint_label(self, p: QPainter, vp: QRectF, label: str) -> None:

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from .cam_overlay import CamOverlay, window_classifier
 from .cells import ERROR, PENDING, Cell, exclusion_reason, local_time
 from .imageview import ImageView
 from .style import ERROR_COLOR, REVIEW_COLOR, REVIEWED_COLOR, label_color
@@ -43,6 +44,17 @@ class PreviewPanel(QWidget):
         self.btn_exclude = QPushButton("Exclude…  [X]")
         self.is_locked = lambda cell: False  # set by the window: a signed-off case's cells cannot be labelled
         self.btn_next = QPushButton("Next to review  [N]")
+        self.btn_cam = QPushButton("What the model looked at")
+        self.btn_cam.setCheckable(True)
+        self.btn_cam.setToolTip("Overlay the model's class-activation map on this cell: red regions pushed the call "
+                                "towards ALL, blue towards HEM.\nComputed for the cell on screen only.")
+        self.btn_cam.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.cam = CamOverlay(self.view, lambda: window_classifier(self), self)
+        self.cam_status = QLabel()
+        self.cam_status.setWordWrap(True)
+        self.cam_status.setVisible(False)
+        self.cam.status.connect(self._cam_status)
+        self.btn_cam.toggled.connect(self.cam.set_enabled)
         for b, tip in ((self.btn_all, "Label the selected cells ALL (blast)"),
                        (self.btn_hem, "Label the selected cells HEM (normal)"),
                        (self.btn_accept, "Accept the model's class for the selected cells"),
@@ -66,6 +78,8 @@ class PreviewPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.view, 1)
+        lay.addWidget(self.btn_cam)
+        lay.addWidget(self.cam_status)
         lay.addLayout(buttons)
         lay.addWidget(self.details)
         self.show_cell(None)
@@ -80,6 +94,7 @@ class PreviewPanel(QWidget):
         new_cell = cell is None or self.cell is None or cell.key != self.cell.key
         self.cell = cell
         if cell is None:
+            self.cam.show(None)
             self.view.set_image(None)
             self.view.text = "No cell selected"
             self.view.frame = QColor("#555")
@@ -91,6 +106,7 @@ class PreviewPanel(QWidget):
         self.view.frame = ERROR_COLOR if cell.status == ERROR else label_color(cell.final_label)
         self.details.setText(details_html(cell, selected))
         self.view.set_image(None if cell.status == ERROR else self.loader.get(cell.key), reset=new_cell)
+        self.cam.show(cell)
 
     def refresh(self) -> None:
         self.show_cell(self.cell)
@@ -113,6 +129,11 @@ class PreviewPanel(QWidget):
 
     def close_loader(self) -> None:
         self.loader.close()
+        self.cam.close()
+
+    def _cam_status(self, text: str) -> None:
+        self.cam_status.setText(text)
+        self.cam_status.setVisible(bool(text))
 
 
 def _span(color: QColor, text: str) -> str:

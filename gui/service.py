@@ -34,6 +34,7 @@ from engine.pipeline import classify, scan
 from engine.preprocess import load_rgb  # noqa: F401  (thumbnails: the engine's RGB conversion)
 from engine.fileio import read_regular_file  # noqa: F401  (thumbnails: regular files only, bounded read)
 from engine.heldout import donor_chart, plain_words, reliability_table  # noqa: F401  (the card view: words, charts)
+from engine.cam import cam_available, cell_cam  # noqa: F401  (the preview's overlay: one cell, off the GUI thread)
 from engine.registry import Registry, default_model, model_dirs  # noqa: F401  (model_dirs: gui.app's --models-dir)
 from engine.report import summarize, write_cell_report, write_summary
 

@@ -1,0 +1,144 @@
+"""The preview's class-activation overlay: what the model looked at, for the cell on screen only.
+
+The models learned cell size (docs/models.md), so a technician should be able to see whether a call rests on the
+cell's nucleus or on its outline and the empty frame.  The map comes from the model's second ONNX output
+(``engine.cam``), computed in a worker thread for the previewed cell when the toggle is on: batch
+classification never computes it.  Red: regions that pushed the call towards ALL; blue: towards HEM.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage
+
+from .cells import ERROR, PENDING
+from .service import cam_available, cell_cam
+from .style import ALL_COLOR, HEM_COLOR
+
+__all__ = ["CamOverlay", "cam_image", "window_classifier"]
+
+#: Largest overlay opacity (0-255): the cell stays visible under the strongest evidence.
+MAX_ALPHA = 170
+CACHE = 32
+
+
+def cam_image(values: np.ndarray, scale: float) -> QImage:
+    """RGBA overlay of a map in decision units: red where > 0 (towards ALL), blue where < 0 (towards HEM), opacity
+    in proportion to |value| / ``scale``; transparent outside the model's window (NaN)."""
+    v = np.nan_to_num(np.asarray(values, dtype=np.float32) / max(float(scale), 1e-6), nan=0.0)
+    v = np.clip(v, -1.0, 1.0)
+    rgba = np.zeros(v.shape + (4,), np.uint8)
+    pos = v > 0
+    for mask, c in ((pos, ALL_COLOR), (~pos, HEM_COLOR)):
+        rgba[mask, 0], rgba[mask, 1], rgba[mask, 2] = c.red(), c.green(), c.blue()
+    rgba[..., 3] = (np.abs(v) * MAX_ALPHA).astype(np.uint8)
+    h, w = v.shape
+    return QImage(rgba.tobytes(), w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+
+
+def window_classifier(widget):
+    """The model loaded in ``widget``'s main window (its model chooser's, or a ``classifier`` attribute), or None:
+    read when a map is wanted, so a model chosen later is the one used."""
+    win = widget.window()
+    chooser = getattr(win, "model_chooser", None)
+    return getattr(chooser if chooser is not None else win, "classifier", None)
+
+
+class CamOverlay(QObject):
+    """Owns the toggle's state for one :class:`gui.imageview.ImageView`: requests the map of the shown cell off the
+    GUI thread, keeps the last few, and sets ``view.overlay``.  ``classifier``: returns the loaded model (or None).
+    ``status`` is emitted with a line for the panel (legend, or why there is no overlay)."""
+
+    status = Signal(str)
+    _done = Signal(int, str, object, str)  # request id, key, CamResult | None, error (worker -> GUI thread)
+
+    def __init__(self, view, classifier: Callable[[], Any], parent=None) -> None:
+        super().__init__(parent)
+        self.view = view
+        self.classifier = classifier
+        self.enabled = False
+        self._cell = None
+        self._request = 0
+        self._shown: tuple[str, str] | None = None  # (model, cell key) on screen or being computed
+        self._cache: OrderedDict[tuple[str, str], tuple[QImage, str]] = OrderedDict()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leukoscan-cam")
+        self._done.connect(self._deliver)
+
+    def unavailable(self) -> str:
+        """Why the toggle cannot work now ('' when it can)."""
+        clf = self.classifier()
+        if clf is None:
+            return "No model is loaded."
+        return cam_available(clf)
+
+    def set_enabled(self, on: bool) -> None:
+        self.enabled = on
+        self._shown = None
+        self.show(self._cell)
+
+    def show(self, cell) -> None:
+        """The cell now in the preview (None: nothing shown); called on every refresh: the same cell and model
+        keep their overlay (or the computation under way)."""
+        self._cell = cell
+        clf = self.classifier() if self.enabled and cell is not None else None
+        if clf is not None and cell.status not in (PENDING, ERROR) and self._shown == (clf.name, cell.key):
+            return
+        self._shown = None
+        self._request += 1
+        self.view.overlay = None
+        self.view.update()
+        if not self.enabled:
+            self.status.emit("")
+            return
+        if cell is None or cell.status in (PENDING, ERROR):
+            self.status.emit("What the model looked at: shown for a classified cell.")
+            return
+        why = self.unavailable()
+        if why:
+            self.status.emit(why)
+            return
+        key = (clf.name, cell.key)
+        self._shown = key
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            self.view.overlay, legend = self._cache[key]
+            self.view.update()
+            self.status.emit(legend)
+            return
+        self.status.emit("Computing what the model looked at…")
+        self._pool.submit(self._work, self._request, cell.key, clf, cell.path)
+
+    def _work(self, request: int, key: str, clf, path) -> None:
+        try:
+            result = cell_cam(clf, path)
+        except Exception as exc:  # a file gone or unreadable, a model without the output: say why
+            self._done.emit(request, key, None, f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc))
+            return
+        self._done.emit(request, key, result, "")
+
+    def _deliver(self, request: int, key: str, result, error: str) -> None:
+        if request != self._request or not self.enabled:
+            return  # another cell (or the toggle went off) since
+        if result is None:
+            self._shown = None
+            self.status.emit(f"No overlay: {error}")
+            return
+        img = cam_image(result.values, result.scale)
+        h, w = result.resolution
+        legend = (f"Red: pushed towards ALL, blue: towards HEM ({result.model}; a {h}×{w} map"
+                  + (", coarse" if h * w < 100 else "") + ").")
+        self._cache[(result.model, key)] = (img, legend)
+        while len(self._cache) > CACHE:
+            self._cache.popitem(last=False)
+        self.view.overlay = img
+        self.view.update()
+        self.status.emit(legend)
+
+    def close(self) -> None:
+        self._request += 1
+        self._pool.shutdown(wait=False, cancel_futures=True)
