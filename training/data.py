@@ -225,19 +225,22 @@ def build_manifest(items: Sequence[Item], workers: int = 1, progress: bool = Tru
     Duplicates with the same label keep the first path (sorted); copies that disagree on the label are all
     dropped (a cell cannot be both classes).  Unreadable files raise DataError naming them.
     """
+    from .progress import Progress
+
     paths = [it.path for it in items]
     results = []
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover
-        tqdm = None
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as ex:
-            it = ex.map(_scan_one, paths, chunksize=32)
-            results = list(tqdm(it, total=len(paths), desc="hash", disable=not progress) if tqdm else it)
-    else:
-        it = map(_scan_one, paths)
-        results = list(tqdm(it, total=len(paths), desc="hash", disable=not progress) if tqdm else it)
+    # a bar on a terminal, a line every 10 % (with the ETA) when the output is redirected; nothing if not progress
+    with Progress(len(paths), f"hashing {len(paths)} cells", unit="cells", bar=None if progress else False,
+                  every=0.1 if progress else 2.0) as bar:
+        if workers > 1:
+            with ProcessPoolExecutor(workers) as ex:
+                for r in ex.map(_scan_one, paths, chunksize=32):
+                    results.append(r)
+                    bar.update(1)
+        else:
+            for r in map(_scan_one, paths):
+                results.append(r)
+                bar.update(1)
     by_hash: dict[str, list[int]] = {}
     for i, (h, *_rest) in enumerate(results):
         by_hash.setdefault(h, []).append(i)
