@@ -15,7 +15,7 @@ DEB_PKGS := libegl1 libgl1 libglib2.0-0 libfontconfig1 libfreetype6 libxkbcommon
             libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxrender1 libxi6 xvfb fonts-dejavu-core \
             xdotool
 
-.PHONY: run test bench sysdeps venv venv-app venv-all clean bundle bundle-gpu install-desktop
+.PHONY: run test typecheck bench sysdeps venv venv-app venv-all clean bundle bundle-gpu install-desktop
 
 # Installs every package of DEB_PKGS that dpkg does not list as installed (needs root or sudo; skipped
 # where there is no dpkg/apt-get).  Each package is checked: one missing library is enough for Qt to abort.
@@ -64,8 +64,12 @@ venv-all: $(VENV)/.all-installed
 run: sysdeps venv-app
 	QT_QPA_PLATFORM= $(VENV)/bin/leukoscan $(ARGS)
 
-test: sysdeps venv-all
+test: sysdeps venv-all typecheck
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q $(PYTEST_ARGS)
+
+# mypy as configured in pyproject.toml ([tool.mypy]: engine/, strict on engine/case/).
+typecheck: venv-all
+	$(PY) -m mypy
 
 # Engine, GUI (throughput, stalls, RSS with 20,000 cells) and restoring a 20,000-cell session.
 # BENCH_ARGS go to gui_throughput.py (e.g. BENCH_ARGS="--n 500": the ensemble on 2 CPUs is slow).

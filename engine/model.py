@@ -187,8 +187,8 @@ def member_from_bytes(card: ModelCard, data: bytes, device: str = "auto", thread
             f"CUDA is offered by onnxruntime but could not be used (no usable GPU, driver or CUDA/cuDNN "
             f"libraries); {card.name} runs on the CPU ({active})"
         )
-    for w in warnings:
-        log.warning("%s: %s", card.name, w)
+    for msg in warnings:
+        log.warning("%s: %s", card.name, msg)
 
     input_name, output_name, fixed_batch = _check_io(card, session)
     member = Member(
@@ -305,7 +305,7 @@ class Classifier:
             return Prediction(p, {}, np.zeros(p.shape, dtype=bool))
         stacked = np.stack(ps)
         votes = np.stack([p >= m.card.threshold for p, m in zip(ps, self.members)])
-        disagree = votes.any(axis=0) & ~votes.all(axis=0)
+        disagree = np.asarray(votes.any(axis=0) & ~votes.all(axis=0))
         member_p = {m.card.name: p for m, p in zip(self.members, ps)}
         return Prediction(stacked.mean(axis=0), member_p, disagree)
 

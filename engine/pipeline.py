@@ -31,7 +31,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -39,7 +39,7 @@ from . import qc as qc_rules
 from .card import ModelError
 from .case.kinds import CellStatus
 from .fileio import MAX_FILE_BYTES, FileRefused, describe_os_error, read_regular_file
-from .model import NON_FINITE, Classifier
+from .model import NON_FINITE, Classifier, Prediction
 from .preprocess import ImageDecodeError, Preprocessing, is_supported, open_rgb, preprocess_image
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def _is_hidden(entry: os.DirEntry) -> bool:
             attrs = entry.stat().st_file_attributes  # type: ignore[attr-defined]
         except OSError:
             return False
-        return bool(attrs & (stat.FILE_ATTRIBUTE_HIDDEN | stat.FILE_ATTRIBUTE_SYSTEM))  # type: ignore[attr-defined]
+        return bool(attrs & (stat.FILE_ATTRIBUTE_HIDDEN | stat.FILE_ATTRIBUTE_SYSTEM))
     return False
 
 
@@ -361,20 +361,16 @@ def classify(
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _result(idx: int, it: ScanItem, ld: _Loaded, pred, r: int | None) -> CellResult:
-    common = dict(index=idx, path=it.path, root=it.root, folder=it.folder, file=it.path.name, sha256=ld.sha256)
+def _result(idx: int, it: ScanItem, ld: _Loaded, pred: Prediction | None, r: int | None) -> CellResult:
+    def result(status: CellStatus, error: str, p_all: float | None = None, **more: Any) -> CellResult:
+        return CellResult(index=idx, path=it.path, root=it.root, folder=it.folder, file=it.path.name,
+                          sha256=ld.sha256, status=status, error=error, p_all=p_all, **more)
+
     if ld.error or pred is None or r is None:
-        return CellResult(status=CellStatus.ERROR, error=ld.error or "not classified", p_all=None, **common)
+        return result(CellStatus.ERROR, ld.error or "not classified")
     p = float(pred.p_all[r])
     member_p = {name: float(v[r]) for name, v in pred.member_p.items()}
     if not math.isfinite(p) or not all(math.isfinite(v) for v in member_p.values()):
-        return CellResult(status=CellStatus.ERROR, error=NON_FINITE, p_all=None, **common)
-    return CellResult(
-        status=CellStatus.OK,
-        error="",
-        p_all=p,
-        member_p=member_p,
-        members_disagree=bool(pred.members_disagree[r]),
-        qc=ld.qc,
-        **common,
-    )
+        return result(CellStatus.ERROR, NON_FINITE)
+    return result(CellStatus.OK, "", p, member_p=member_p, members_disagree=bool(pred.members_disagree[r]),
+                  qc=ld.qc)

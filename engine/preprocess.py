@@ -196,7 +196,7 @@ def _open_rgb(path: str | Path, data: bytes | None = None) -> Image.Image:
                 )
             im.load()
             if im.format != "BMP" and im.getexif().get(_ORIENTATION, 1) != 1:
-                im = ImageOps.exif_transpose(im)  # (a copy: only when there is something to rotate)
+                return _to_rgb8(ImageOps.exif_transpose(im))  # (a copy: only when there is something to rotate)
             return _to_rgb8(im)
     except ImageDecodeError:
         raise
@@ -236,8 +236,8 @@ def crop_box(im: Image.Image, spec: Preprocessing) -> tuple[float, float, float,
     if spec.crop_mode == "centroid":
         cx, cy = cell_centroid(np.asarray(im))
         half = spec.window_px / 2.0
-        left, top = int(round(cx - half)), int(round(cy - half))
-        return (left, top, left + spec.window_px, top + spec.window_px)
+        x0, y0 = int(round(cx - half)), int(round(cy - half))
+        return (x0, y0, x0 + spec.window_px, y0 + spec.window_px)
     w, h = im.size
     side = min(w, h) * float(spec.crop_fraction)
     left = (w - side) / 2.0

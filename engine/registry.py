@@ -123,9 +123,10 @@ class Registry:
         if not card.onnx_file.is_file():
             raise ModelError(f"{card.onnx_file}: ONNX file named by {card.path.name} is missing")
         actual = _cached_sha256(card.onnx_file)
-        if actual != card.sha256:
+        expected = card.sha256 or ""
+        if actual != expected:
             raise ModelError(
-                f"{card.onnx_file}: sha256 mismatch (card {card.path.name} says {card.sha256[:12]}..., "
+                f"{card.onnx_file}: sha256 mismatch (card {card.path.name} says {expected[:12]}..., "
                 f"file is {actual[:12]}...): the model file was changed or corrupted"
             )
 
@@ -246,7 +247,7 @@ def describe_metrics(card: ModelCard, limit: int = 5, data_chars: int | None = 6
             parts.append("on " + " ".join(bits))
     elif isinstance(data, str):
         short = data_chars is None or len(data) <= data_chars
-        parts.append("on " + (data if short else data[:data_chars - 1].rstrip() + "…"))
+        parts.append("on " + (data if short or data_chars is None else data[:data_chars - 1].rstrip() + "…"))
     if not parts and isinstance(m.get("note"), str):
         parts.append(m["note"])
     return " ".join(parts) or "no validation metrics in the card"

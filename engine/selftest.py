@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import Protocol, Sequence
 
 from .card import CLASSES, ModelError
 
@@ -116,7 +116,15 @@ def read_manifest(samples_dir: str | Path) -> list[Sample]:
     return samples
 
 
-def check_model(registry, card, samples: Sequence[Sample], device: str, log: TextIO) -> ModelOutcome:
+class Log(Protocol):
+    """Where the detail lines go: a text stream, or the entry point's tee (stderr and a kept copy)."""
+
+    def write(self, s: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+def check_model(registry, card, samples: Sequence[Sample], device: str, log: Log) -> ModelOutcome:
     """Load one model and classify the samples with it; never raises for a model problem."""
     from .pipeline import classify, decide, scan
 
@@ -155,14 +163,14 @@ def check_model(registry, card, samples: Sequence[Sample], device: str, log: Tex
         out.ok = False
         out.problems.append(f"classify() returned {len(results)} results for {len(items)} cells")
     for r in results:
-        s = by_path.get(str(r.path))
+        sample = by_path.get(str(r.path))
         name = Path(r.path).name
-        if s is None:
+        if sample is None:
             out.ok = False
             out.problems.append(f"{name}: result for a file that was not asked for")
             continue
         out.checked += 1
-        if r.status != "ok":
+        if not r.ok:
             out.ok = False
             out.problems.append(f"{name}: could not be classified: {r.error}")
             continue
@@ -178,13 +186,13 @@ def check_model(registry, card, samples: Sequence[Sample], device: str, log: Tex
         if r.member_p:
             members = " (" + ", ".join(f"{k} {v:.3f}" for k, v in sorted(r.member_p.items())) + ")"
         print(
-            f"  {card.name:<14} {name:<34} expected {s.expected}  P(ALL) {p:.4f}{members}"
+            f"  {card.name:<14} {name:<34} expected {sample.expected}  P(ALL) {p:.4f}{members}"
             f" -> {prediction}{'  [flagged for review]' if flagged else ''}",
             file=log,
         )
-        if prediction != s.expected:
+        if prediction != sample.expected:
             out.ok = False
-            out.problems.append(f"{name}: expected {s.expected}, got {prediction} (P(ALL) {p:.3f})")
+            out.problems.append(f"{name}: expected {sample.expected}, got {prediction} (P(ALL) {p:.3f})")
         elif flagged:
             out.ok = False
             out.problems.append(
@@ -203,7 +211,7 @@ def run(
     models_dirs: Sequence[str | Path] | None = None,
     samples_dir: str | Path | None = None,
     device: str = "auto",
-    log: TextIO | None = None,
+    log: Log | None = None,
 ) -> tuple[bool, str]:
     """Run the self-test.  Returns ``(passed, verdict_line)``; detail lines go to ``log``."""
     log = log if log is not None else sys.stderr

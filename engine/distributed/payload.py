@@ -36,7 +36,7 @@ class ModelPayload:
     @property
     def preprocessings(self) -> tuple[Preprocessing, ...]:
         """The distinct input specs, in the order :attr:`Classifier.preprocessings` has them."""
-        return tuple(dict.fromkeys(mc.preprocessing for mc, _ in self.members))
+        return tuple(dict.fromkeys(mc.preprocessing for mc, _ in self.members if mc.preprocessing is not None))
 
     @property
     def size(self) -> int:

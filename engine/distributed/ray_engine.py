@@ -27,7 +27,7 @@ import threading
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -60,7 +60,7 @@ def connect(address: str | None = None) -> Iterator[None]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the site unasked
     if address is not None:
         _check_reachable(address)
-    kwargs = dict(include_dashboard=False) if address is None else {}
+    kwargs: dict[str, Any] = dict(include_dashboard=False) if address is None else {}
     # A new local instance gets Ray's token authentication, with a notice on stderr on every run: muted.
     notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
     level = notice.level
