@@ -11,6 +11,7 @@ import numpy as np
 
 from .files import write_json, write_text
 from .models import dihedral, inception_base, keras, tf
+from .progress import Progress
 
 
 def feature_paths(cache_dir: Path, tag: str, layer: str, view: int) -> tuple[Path, Path]:
@@ -57,6 +58,7 @@ def extract(
                 start = 0
                 mm[ln] = np.lib.format.open_memmap(p, mode="w+", dtype=np.float16, shape=shape)
         t0 = time.time()
+        bar = Progress(n, f"features of view {v}", start=start, unit="cells")
         for i in range(start, n, batch):
             x = dihedral(np.asarray(pixels[i : i + batch], dtype=np.float32), v)
             ys = fwd(tf.constant(x))
@@ -66,12 +68,12 @@ def extract(
                 ys = [ys]
             for ln, y in zip(layers, ys):
                 mm[ln][i : i + len(x)] = y.numpy().astype(np.float16)
+            bar.update(len(x))
             if (i // batch) % 20 == 0:
                 for a in mm.values():
                     a.flush()
                 write_text(progress_file, str(i + len(x)))
-                rate = (i + len(x) - start) / max(time.time() - t0, 1e-6)
-                log(f"view {v}: {i + len(x)}/{n} cells, {rate:.1f} img/s")
+        bar.close()
         for ln in layers:
             mm[ln].flush()
             del mm[ln]

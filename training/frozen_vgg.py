@@ -37,6 +37,7 @@ from .metrics import (
     write_json,
 )
 from .models import Normalize, dihedral, keras, tf
+from .progress import Progress
 
 C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
@@ -112,7 +113,7 @@ def extract_features(px, r: FrozenRecipe, weights, cache: Path, log) -> dict[str
         done = dict(np.load(part)) if part.exists() else {}
         start = int(done.pop("_n", 0))
         feats = {ln: list(done[ln][:start]) if start else [] for ln in r.layers}
-        t0 = time.time()
+        bar = Progress(n, f"VGG19 features view {view}", start=start, unit="cells")
         for i in range(start, n, 32):
             x = np.asarray(px[i : i + 32], np.float32)
             if view.startswith("d"):
@@ -123,10 +124,10 @@ def extract_features(px, r: FrozenRecipe, weights, cache: Path, log) -> dict[str
             ys = ys if isinstance(ys, (list, tuple)) else [ys]
             for ln, v in zip(r.layers, ys):
                 feats[ln].extend(np.asarray(v, np.float32))
+            bar.update(len(x))
             if (i // 32) % 8 == 7 or i + 32 >= n:
                 save_npz(part, _n=np.int64(min(i + 32, n)), **{ln: np.stack(feats[ln]) for ln in r.layers})
-                rate = (min(i + 32, n) - start) / (time.time() - t0)
-                log(f"  VGG19 features view {view}: {min(i + 32, n)}/{n} ({rate:.1f} cells/s)")
+        bar.close()
         save_npz(f, **{ln: np.stack(feats[ln]) for ln in r.layers})
         part.unlink(missing_ok=True)
         out[view] = {ln: np.stack(feats[ln]) for ln in r.layers}
