@@ -97,6 +97,8 @@ class DonorBar:
     n_cells: int
     share_right: float
     seen_in_training: bool | None
+    #: the same share for the cell-area-only baseline on this donor (3.0 cards: ``held_out.cell_area_baseline``)
+    baseline: float | None = None
 
 
 @dataclass(frozen=True)
@@ -151,12 +153,15 @@ def donor_chart(card, member_cards=()) -> DonorChart | None:
     if not per:
         return None
     seen = donors_seen(card, member_cards)
+    base: dict[str, float] = {}
+    for group in ((held.get("cell_area_baseline") or {}).get("donors") or {}).values():
+        base.update({str(k): float(v) for k, v in (group.get("per_subject") or {}).items()})
 
     def bar(d: str, v: Mapping[str, Any]) -> DonorBar:
         share_all = float(v["share_called_all"])
         known = None if seen is None else (True if seen == ALL_DONORS else d in seen)
         return DonorBar(d, v["class"], int(v.get("n_cells", 0)), share_all if v["class"] == "ALL" else 1 - share_all,
-                        known)
+                        known, base.get(d))
 
     bars = [bar(str(d), v) for d, v in sorted(per.items(), key=lambda kv: _donor_key(str(kv[0])))]
     if seen is None:
@@ -173,6 +178,8 @@ def donor_chart(card, member_cards=()) -> DonorChart | None:
                "its training (hatched).")
     caption = ("Share of each donor's cells called right (healthy donors: called HEM; patients: called ALL). "
                "Below one half the whole case is called wrong. " + who)
+    if base:
+        caption += " Black ticks: the same share for cell size alone (the baseline every model must beat)."
     return DonorChart(tuple(b for b in bars if b.cls == "HEM"), tuple(b for b in bars if b.cls == "ALL"), caption)
 
 

@@ -97,6 +97,10 @@ class DonorChartView(QWidget):
                     p.setPen(fg)
                     p.drawText(QRectF(x, r.top() - lh - 1, bw, lh), Qt.AlignmentFlag.AlignCenter,
                                f"{b.share_right:.2f}")
+                if b.baseline is not None:  # cell size alone on this donor: the bar to beat
+                    yb = plot.bottom() - plot.height() * max(0.0, min(1.0, b.baseline))
+                    p.setPen(QPen(fg, 2.5))
+                    p.drawLine(QPointF(x + bw * 0.02, yb), QPointF(x + bw * 0.98, yb))
                 if b.share_right < 0.01:  # a zero is a finding, not a missing bar
                     p.setPen(QPen(color, 2))
                     p.drawLine(QPointF(r.left(), plot.bottom() - 1), QPointF(r.right(), plot.bottom() - 1))
@@ -111,6 +115,8 @@ class DonorChartView(QWidget):
                     p.drawText(QRectF(x, plot.bottom() + 2, bw, lh), Qt.AlignmentFlag.AlignCenter, b.donor)
                 seen = {True: "in the shipped model's training", False: "never seen by the shipped model",
                         None: "not stated in the card"}[b.seen_in_training]
+                if b.baseline is not None:
+                    seen += f"; cell size alone: {b.baseline:.2f}"
                 what = "called HEM (normal)" if b.cls == "HEM" else "called ALL"
                 self._hits.append((QRectF(x, plot.top(), bw, plot.height() + label_h),
                                    f"{'Healthy donor' if b.cls == 'HEM' else 'Patient'} {b.donor}: "
@@ -138,6 +144,12 @@ class DonorChartView(QWidget):
         p.drawLine(QPointF(x, y + lh / 2), QPointF(x + 16, y + lh / 2))
         p.setPen(fg)
         p.drawText(QPointF(x + 20, y + lh - 4), "below: whole case called wrong")
+        if any(b.baseline is not None for b in self.chart.bars):
+            x += 34 + p.fontMetrics().horizontalAdvance("below: whole case called wrong")
+            p.setPen(QPen(fg, 2.5))
+            p.drawLine(QPointF(x, y + lh / 2), QPointF(x + 16, y + lh / 2))
+            p.setPen(fg)
+            p.drawText(QPointF(x + 20, y + lh - 4), "cell size alone")
 
     def event(self, e) -> bool:
         if e.type() == e.Type.ToolTip:

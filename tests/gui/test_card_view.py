@@ -56,8 +56,8 @@ def test_shipped_card_shows_one_bar_per_donor_healthy_and_patients_apart(qtbot):
     assert _colour_count(img, HEM_COLOR) > 200 and _colour_count(img, ALL_COLOR) > 200  # both groups drawn
     tips = [view.donors.tip_at(r.center()) for r, _ in view.donors._hits]
     h6, last = per["H6"], chart.patients[-1]
-    assert tips[0] == (f"Healthy donor H6: {1 - h6['share_called_all']:.2f} of {h6['n_cells']} cells called HEM "
-                       "(normal); never seen by the shipped model")
+    assert tips[0].startswith(f"Healthy donor H6: {1 - h6['share_called_all']:.2f} of {h6['n_cells']} cells called "
+                              "HEM (normal); never seen by the shipped model")
     assert tips[-1].startswith(f"Patient {last.donor}: {per[last.donor]['share_called_all']:.2f} of "
                                f"{per[last.donor]['n_cells']} cells called ALL")
     assert view.donors.tip_at(QPointF(2, 2)) == ""
@@ -124,6 +124,7 @@ def test_reliability_diagram_from_the_cards_table_and_a_card_without_one(qtbot, 
     data["metrics"]["held_out"] = held_out_block(
         {"H1": {"n": 10, "class": "HEM", "accuracy": 0.8}, "7": {"n": 12, "class": "ALL", "accuracy": 0.5}},
         {"ALL": {"recall": 0.5}, "HEM": {"recall": 0.8}}, "unit test")
+    data["metrics"]["held_out"]["cell_area_baseline"] = {"donors": {"healthy_donors": {"per_subject": {"H1": 0.1}}}}
     data["training"]["train_subjects"] = ["7", "8"]
     path.write_text(json.dumps(data))
     view = ModelCardView(load_card(path), "")
@@ -134,3 +135,8 @@ def test_reliability_diagram_from_the_cards_table_and_a_card_without_one(qtbot, 
     seen = {b.donor: b.seen_in_training for b in view.donors.chart.bars}
     assert seen == {"H1": False, "7": True}
     assert "1 of 2 donors were never seen by the shipped model" in view.caption.text()
+    assert view.donors.chart.healthy[0].baseline == 0.1 and view.donors.chart.patients[0].baseline is None
+    assert "Black ticks: the same share for cell size alone" in view.caption.text()
+    view.donors.grab()  # paints: the bars' hover areas are laid out
+    tips = [view.donors.tip_at(r.center()) for r, _ in view.donors._hits]
+    assert tips[0].endswith("never seen by the shipped model; cell size alone: 0.10")

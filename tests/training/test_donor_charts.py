@@ -1,0 +1,30 @@
+"""training.donor_charts: the per-donor chart of docs/models.md, drawn from a card."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from engine.card import load_card  # noqa: E402
+from engine.heldout import held_out_block  # noqa: E402
+from tinymodels import make_tiny_model  # noqa: E402
+from training.donor_charts import draw, main  # noqa: E402
+
+
+def test_chart_of_a_card_with_per_donor_numbers_and_none_without(tmp_path):
+    path = make_tiny_model(tmp_path / "m", "t")
+    assert draw(load_card(path), out=tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
+    data = json.loads(path.read_text())
+    data["metrics"]["held_out"] = held_out_block(
+        {"5": {"n": 9, "class": "ALL", "accuracy": 0.8}, "H6": {"n": 9, "class": "HEM", "accuracy": 0.0}},
+        {"ALL": {"recall": 0.8}, "HEM": {"recall": 0.0}}, "unit test")
+    data["metrics"]["held_out"]["cell_area_baseline"] = {"donors": {"healthy_donors": {"per_subject": {"H6": 0.1}}}}
+    data["training"]["train_subjects"] = ["1"]
+    path.write_text(json.dumps(data))
+    out = draw(load_card(path), out=tmp_path / "t_donors.png")
+    assert out.read_bytes().startswith(b"\x89PNG") and out.stat().st_size > 5000
+    assert main([str(path), "--out", str(tmp_path / "docs"), "--suffix", "_x"]) == 0
+    assert (tmp_path / "docs" / "t_x_donors.png").exists()
