@@ -137,7 +137,9 @@ def build_window(args: argparse.Namespace):
     settings = Settings()
     if args.model:
         settings.model = args.model
-    win = MainWindow(EngineService(model_dirs(args.models_dir)), settings, check_orphans=not args.no_restore)
+    # None without --models-dir: the registry then finds the default folders each time it reads them
+    service = EngineService(model_dirs(args.models_dir) if args.models_dir else None)
+    win = MainWindow(service, settings, check_orphans=not args.no_restore)
     if args.paths:
         QTimer.singleShot(0, lambda: win.open_paths(args.paths))
     return win
