@@ -34,7 +34,7 @@ import io
 import re
 from collections import Counter
 from pathlib import Path
-from typing import BinaryIO, Iterable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Iterable, Mapping, Protocol, Sequence
 
 from .case import rules as case_rules
 from .case.kinds import CellStatus
@@ -119,6 +119,15 @@ class ReportedModel(Protocol):
     def member_names(self) -> Sequence[str]: ...
     @property
     def active_provider(self) -> str: ...
+
+
+if TYPE_CHECKING:  # mypy (`make typecheck`) checks that the three models cell_row is given fit the protocol
+    from .case.values import ModelFacts
+    from .distributed.payload import ReportModel
+    from .model import Classifier
+
+    def _reported(models: tuple[Classifier, ModelFacts, ReportModel]) -> tuple[ReportedModel, ...]:
+        return models
 
 
 def cell_id(sha256: str) -> str:
