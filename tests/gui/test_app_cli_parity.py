@@ -33,8 +33,8 @@ def test_models_dir_adds_folders_in_the_app_as_in_the_cli(qtbot, tmp_path, monke
     w = build_window(parse_args(["--models-dir", str(extra), "--model", "trial", "--no-restore"]))
     try:
         assert w.service.registry_dirs() == model_dirs([extra])
-        qtbot.waitUntil(lambda: set(w.models.cards) == cli_names and w.classifier is not None, timeout=30_000)
-        assert w.classifier.name == "trial"
+        qtbot.waitUntil(lambda: set(w.model_chooser.cards) == cli_names and w.model_chooser.classifier is not None, timeout=30_000)
+        assert w.model_chooser.classifier.name == "trial"
     finally:
         w.close()
 
@@ -61,3 +61,19 @@ def test_csv_bom_setting(qtbot, make_window, cells_dir, tmp_path):  # noqa: F811
     assert (tmp_path / "excel.csv").read_bytes()[3:] == (tmp_path / "plain.csv").read_bytes().replace(
         str(cells_dir).encode(), str(other).encode())
     excel.doc.unexported = False
+
+
+def test_settings_dialog_keeps_the_csv_for_excel_choice(qtbot):
+    from gui.dialogs import SettingsDialog
+    from gui.settings import Settings
+
+    s = Settings()
+    assert s.csv_bom is False  # the default: the same bytes as leukoscan-cli
+    dlg = SettingsDialog(s)
+    qtbot.addWidget(dlg)
+    assert not dlg.bom.isChecked()
+    dlg.bom.setChecked(True)
+    dlg.apply()
+    again = SettingsDialog(Settings())  # a new reader of the same settings file
+    qtbot.addWidget(again)
+    assert Settings().csv_bom is True and again.bom.isChecked()
