@@ -136,14 +136,14 @@ def main() -> int:
     win.show()
     deadline = time.monotonic() + 120
     # the model loaded, and the new session's case store attached (results are written to it)
-    while ((win.classifier is None or win.classifier.name != name)
+    while ((win.model_chooser.classifier is None or win.model_chooser.classifier.name != name)
            or (win.case_files.path is not None and win.bridge.store is None)) and time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.005)
-    if win.classifier is None:
-        sys.exit(f"the GUI could not load {name}: {win.messages}")
+    if win.model_chooser.classifier is None:
+        sys.exit(f"the GUI could not load {name}: {win.prompts.messages}")
     if args.app_only:
-        print(f"model {win.classifier.name} on {win.classifier.device_label}; {args.n} real cells")
+        print(f"model {win.model_chooser.classifier.name} on {win.model_chooser.classifier.device_label}; {args.n} real cells")
 
     lateness: list[float] = []
     tick = QElapsedTimer()
@@ -164,7 +164,7 @@ def main() -> int:
     t0 = time.perf_counter()
     tick.start()
     timer.start()
-    win.open_paths([case])
+    win.opener.open_paths([case])
     while not finished or win.runs.running:
         app.processEvents()
         time.sleep(0.001)
@@ -172,7 +172,7 @@ def main() -> int:
             sys.exit("GUI run did not finish within an hour")
     gui_s = time.perf_counter() - t0
     timer.stop()
-    done = sum(1 for c in win.model.cells if c.result is not None)
+    done = sum(1 for c in win.cell_model.cells if c.result is not None)
     gui_rate = done / gui_s
     lateness.sort()
     p99 = lateness[int(0.99 * (len(lateness) - 1))] if lateness else 0.0
@@ -183,7 +183,7 @@ def main() -> int:
     if args.app_only:
         base = sorted((r for r in delivered if r.status == "ok"), key=lambda r: r.index) or delivered
         return memory_check(args, app, win, base, cells, tmp, rss_run, lateness, tick, timer)
-    same = sum(1 for a, c in zip(cli_results, win.model.cells) if c.result and c.result.p_all == a.p_all)
+    same = sum(1 for a, c in zip(cli_results, win.cell_model.cells) if c.result and c.result.p_all == a.p_all)
     print(f"GUI and CLI P(ALL) identical for {same}/{len(cli_results)} cells")
     # the machine may be shared: measure the CLI pipeline again after the GUI run and use the mean
     t0 = time.perf_counter()
@@ -219,42 +219,42 @@ def memory_check(args, app, win, base_results, cells, tmp, rss_run, lateness, ti
     big = link_folder(tmp / "big", cells, copies)
     for f in sorted(big.iterdir())[args.big:]:
         f.unlink()
-    win.close_cases()
+    win.opener.close_cases()
     # open the 20,000-cell folder through the app (scan in the background, rows added in chunks);
     # the run it starts is cancelled at once: real results are attached below instead
     lateness.clear()
     tick.restart()
     timer.start()
     t0 = time.perf_counter()
-    win.open_paths([big])
-    while len(win.model.cells) < args.big or win._adding:
+    win.opener.open_paths([big])
+    while len(win.cell_model.cells) < args.big or win.opener.busy:
         app.processEvents()
         time.sleep(0.001)
     open_s = time.perf_counter() - t0
     timer.stop()
-    win.cancel_run()
+    win.run_panel.cancel()
     while win.runs.running:
         app.processEvents()
         time.sleep(0.005)
-    print(f"opened {len(win.model.cells)} cells in {open_s:.2f} s; event-loop stall while opening: "
+    print(f"opened {len(win.cell_model.cells)} cells in {open_s:.2f} s; event-loop stall while opening: "
           f"max {max(lateness or [0]):.0f} ms")
     t0 = time.perf_counter()
     facts = win.runs.facts  # the loaded classifier's ModelFacts: the results are that model's
     pairs = [(c, dataclasses.replace(base_results[i % len(base_results)], index=i, path=c.path, root=c.root,
                                      folder=c.folder, file=c.path.name))
-             for i, c in enumerate(win.model.cells)]
+             for i, c in enumerate(win.cell_model.cells)]
     for b in range(0, len(pairs), 64):  # in batches, as a run delivers them (one store transaction each)
         win.doc.add_results(facts, pairs[b:b + 64])
     win._refresh_summary()
     app.processEvents()
     load_s = time.perf_counter() - t0
-    missing = sum(1 for c in win.model.cells if c.result is None)
+    missing = sum(1 for c in win.cell_model.cells if c.result is None)
     if missing:
         print(f"WARNING: {missing} cells without a result after add_results")
     lateness.clear()
     tick.restart()
     timer.start()
-    sb = win.gallery.verticalScrollBar()
+    sb = win.browser.gallery.verticalScrollBar()
     t0 = time.perf_counter()
     steps = 200
     for k in range(steps + 1):
@@ -267,10 +267,10 @@ def memory_check(args, app, win, base_results, cells, tmp, rss_run, lateness, ti
     lateness.sort()
     sp99 = lateness[int(0.99 * (len(lateness) - 1))] if lateness else 0.0
     rss_big = rss_mb()
-    print(f"{len(win.model.cells)} results attached in {load_s:.2f} s; scrolled top to bottom in {scroll_s:.1f} s "
+    print(f"{len(win.cell_model.cells)} results attached in {load_s:.2f} s; scrolled top to bottom in {scroll_s:.1f} s "
           f"({win.thumbs.cached_count()} thumbnails cached, {win.thumbs.cached_bytes() / 2**20:.0f} MB); "
           f"stall while scrolling p99 {sp99:.1f} ms")
-    print(f"app process RSS after classifying {args.n} cells {rss_run:.0f} MB; with {len(win.model.cells)} cells "
+    print(f"app process RSS after classifying {args.n} cells {rss_run:.0f} MB; with {len(win.cell_model.cells)} cells "
           f"loaded and scrolled {rss_big:.0f} MB (goal < 1024 MB)")
     win.doc.unexported = False
     win.close()

@@ -10,7 +10,7 @@
    (``ModelFacts.of``), as the window's own (``win.runs.facts``) do, so the card digests match.
 2. ``restore`` (this process, which then holds only what the app holds): a fresh ``MainWindow``
    (offscreen, ``check_orphans=False``, a temp ``LEUKOSCAN_DATA_DIR``, ``settings.model`` = that model)
-   loads the model; then ``win.case_files.restore(path)`` is timed until every row is in ``win.model``,
+   loads the model; then ``win.case_files.restore(path)`` is timed until every row is in ``win.cell_model``,
    the gallery shows tiles (``indexAt(10, 10)`` valid) and the summary shows 20,000 classified cells.
    Nothing may be classified again: ``win.runs.running`` is checked at every event-loop turn, through the
    re-scan of the opened folder that the restore starts (any run is reported with the cells it covers).
@@ -178,17 +178,17 @@ def restore(path: Path, name: str, dirs: list[Path] | None, built: dict, timeout
 
     deadline = time.monotonic() + 180
     want = window_model or name
-    while ((win.classifier is None or win.classifier.name != want)
+    while ((win.model_chooser.classifier is None or win.model_chooser.classifier.name != want)
            or (win.case_files.path is not None and win.bridge.store is None)) and time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.005)
-    if win.classifier is None or win.classifier.name != want:
-        sys.exit(f"the window did not load {want}: {win.messages}")
+    if win.model_chooser.classifier is None or win.model_chooser.classifier.name != want:
+        sys.exit(f"the window did not load {want}: {win.prompts.messages}")
     for _ in range(20):
         app.processEvents()
     facts = win.runs.facts
     same_card = facts.card_sha256 == built["card_sha256"]
-    print(f"window : model {facts.name} {facts.version} on {win.classifier.device_label}; card digest "
+    print(f"window : model {facts.name} {facts.version} on {win.model_chooser.classifier.device_label}; card digest "
           f"{facts.card_sha256[:12]} {'==' if same_card else '!='} stored {built['card_sha256'][:12]}; "
           f"RSS {rss_mb():.0f} MB (before the window {rss_start:.0f} MB)")
     if window_model and window_model != name:
@@ -198,33 +198,33 @@ def restore(path: Path, name: str, dirs: list[Path] | None, built: dict, timeout
               "the restore will classify every cell again")
     runs.clear()
     scans: list[int] = []
-    win.service.scanned.connect(lambda found: scans.append(len(found.items)))
+    win.opener.scanned.connect(lambda found: scans.append(len(found.items)))
 
     def summary_cells() -> bool:
-        t = win.summary
+        t = win.side.summary
         return any((it := t.item(r, 1)) is not None and it.text() == str(n) for r in range(t.rowCount()))
 
     marks: dict[str, float] = {}
     job_seen = 0
     t_restore = time.perf_counter()
     if not win.case_files.restore(path):
-        sys.exit(f"restore refused: {win.messages}")
+        sys.exit(f"restore refused: {win.prompts.messages}")
     while len(marks) < 3:
         app.processEvents()
         now = time.perf_counter() - t_restore
         job_seen += win.runs.running
-        if "rows" not in marks and len(win.model.cells) == n:
+        if "rows" not in marks and len(win.cell_model.cells) == n:
             marks["rows"] = now
-        if "rows" in marks and "gallery" not in marks and win.gallery.isVisible() \
-                and win.gallery.indexAt(QPoint(10, 10)).isValid():
+        if "rows" in marks and "gallery" not in marks and win.browser.gallery.isVisible() \
+                and win.browser.gallery.indexAt(QPoint(10, 10)).isValid():
             marks["gallery"] = now
         if "summary" not in marks and summary_cells():
             marks["summary"] = now
         if runs:  # something is classified again: reported below, not waited for
             break
         if now > timeout:
-            print(f"restore: not done after {timeout:.0f} s: {marks}, {len(win.model.cells)} rows, "
-                  f"messages {win.messages}")
+            print(f"restore: not done after {timeout:.0f} s: {marks}, {len(win.cell_model.cells)} rows, "
+                  f"messages {win.prompts.messages}")
             break
     drawn = max(marks.values()) if len(marks) == 3 else float("nan")
     # the restore also re-scans the opened folder (new images are added) and stats the files: let that
@@ -236,7 +236,7 @@ def restore(path: Path, name: str, dirs: list[Path] | None, built: dict, timeout
         job_seen += win.runs.running
         if runs:
             break
-        busy = not scans or win._adding or win.runs.running
+        busy = not scans or win.opener.busy or win.runs.running
         if busy:
             quiet_since = None
         elif quiet_since is None:
@@ -249,13 +249,13 @@ def restore(path: Path, name: str, dirs: list[Path] | None, built: dict, timeout
     doc = win.doc
     unclassified = len(doc.unclassified())
     nan = float("nan")
-    print(f"restore: {len(win.model.cells)} rows in win.model {marks.get('rows', nan):.2f} s, gallery tiles "
+    print(f"restore: {len(win.cell_model.cells)} rows in win.cell_model {marks.get('rows', nan):.2f} s, gallery tiles "
           f"{marks.get('gallery', nan):.2f} s, summary {n} cells {marks.get('summary', nan):.2f} s "
           f"-> restore-to-drawn-gallery {drawn:.2f} s (goal < {GOAL_S:.0f} s)")
     print(f"after  : settled in {settled:.1f} s (re-scan found {scans[0] if scans else '?'} images); "
           f"{len(doc.reviews)} reviews, undo {'available' if doc.can_undo else 'EMPTY'}; "
           f"{unclassified} cells without a result of the current model {doc.model}")
-    print(f"rss    : {rss:.0f} MB after the restore ({len(win.model.cells)} cells, the model loaded)")
+    print(f"rss    : {rss:.0f} MB after the restore ({len(win.cell_model.cells)} cells, the model loaded)")
     bad = bool(runs) or job_seen > 0 or unclassified > 0
     if runs:
         for r in runs:

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
 
-from .document import ReviewCommand
-
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenu
+
+from .document import ReviewCommand
 
 SK = QKeySequence.StandardKey
 
@@ -34,12 +35,14 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("open", "&Open folder…", lambda w: w.open_dialog, (SK.Open,), "Open a case folder (all images in it and its sub-folders)"),
-    Command("open_files", "Open &images…", lambda w: w.open_files_dialog, ("Ctrl+Shift+O",), "Open single image files"),
-    Command("open_store", "Open case &store…", lambda w: w.open_store_dialog, ("Ctrl+Alt+O",),
+    Command("open", "&Open folder…", lambda w: partial(w.opener.open_dialog, w), (SK.Open,),
+            "Open a case folder (all images in it and its sub-folders)"),
+    Command("open_files", "Open &images…", lambda w: partial(w.opener.open_files_dialog, w), ("Ctrl+Shift+O",),
+            "Open single image files"),
+    Command("open_store", "Open case &store…", lambda w: partial(w.opener.open_store_dialog, w), ("Ctrl+Alt+O",),
             "Open a case store (.leukoscan; .db too) written by the app or by leukoscan-cli classify --store: its "
             "results and reviews, without classifying again"),
-    Command("find_record", "&Find case record…", lambda w: w.find_record_dialog, ("Ctrl+Shift+F",),
+    Command("find_record", "&Find case record…", lambda w: partial(w.opener.find_record_dialog, w), ("Ctrl+Shift+F",),
             "Open the case record of a sample id or a folder (its reviews and sign-off)"),
     Command("sample_id", "Case/sample &ID…", lambda w: w.case_actions.edit_sample_id, ("Ctrl+Shift+I",),
             "The sample or case id of the current case (used in the title and reports)"),
@@ -47,7 +50,7 @@ COMMANDS: tuple[Command, ...] = (
             "Write the per-cell CSV (with review columns), the summary CSV and the review history"),
     Command("export_pdf", "Export &PDF report…", lambda w: w.exports.pdf_dialog, ("Ctrl+P",),
             "A printable case report: verdict with its 95% interval, histogram, model, overridden and flagged cells"),
-    Command("close_cases", "&Close all cases", lambda w: w.close_cases, ("Ctrl+W",), "Remove all opened cases"),
+    Command("close_cases", "&Close all cases", lambda w: w.opener.close_cases, ("Ctrl+W",), "Remove all opened cases"),
     Command("settings", "&Settings…", lambda w: w.settings_dialog, ("Ctrl+,", SK.Preferences), "Settings"),
     Command("quit", "&Quit", lambda w: w.close, (SK.Quit,), "Quit"),
     Command("all", "Label &ALL", lambda w: partial(w.reviews.review, "ALL"), ("A",), "Label the selected cells ALL",
@@ -78,14 +81,14 @@ COMMANDS: tuple[Command, ...] = (
             "Sign the current case off once no flagged cell is left unreviewed (locks its reviews)"),
     Command("reopen", "Re&open case…", lambda w: w.case_actions.reopen, ("Ctrl+Shift+Return",),
             "Reopen a signed-off case to change its reviews (asks for a reason, logged)"),
-    Command("cancel", "&Cancel classification", lambda w: w.cancel_run, ("Esc",), "Stop the running classification",
-            enabled=False),
-    Command("resume", "Classify &remaining", lambda w: w.classify_remaining, ("Ctrl+R",),
+    Command("cancel", "&Cancel classification", lambda w: w.run_panel.cancel, ("Esc",),
+            "Stop the running classification", enabled=False),
+    Command("resume", "Classify &remaining", lambda w: w.run_panel.classify_remaining, ("Ctrl+R",),
             "Classify the cells a cancelled run did not reach"),
     Command("model_info", "Model &card…", lambda w: w.show_model_info, ("Ctrl+I",),
             "Version, validation metrics, threshold and provenance of the model"),
-    Command("reload_models", "Re&load models", lambda w: w.models.reload, (), "Re-read the model folders"),
-    Command("shortcuts", "&Keyboard shortcuts", lambda w: w.show_shortcuts, ("F1",), "This list"),
+    Command("reload_models", "Re&load models", lambda w: w.model_chooser.reload, (), "Re-read the model folders"),
+    Command("shortcuts", "&Keyboard shortcuts", lambda w: w.prompts.show_shortcuts, ("F1",), "This list"),
     Command("about", "&About LeukoScan", lambda w: w.show_about),
 )
 
@@ -144,17 +147,20 @@ def build_actions(window, commands: tuple[Command, ...] = COMMANDS) -> dict[str,
     return actions
 
 
-def build_menus(window, actions: dict[str, QAction], recent_filler: Callable) -> None:
+def build_menus(window, actions: dict[str, QAction], recent_filler: Callable) -> QMenu:
+    """The menu bar from :data:`MENUS`; returns File ▸ Open recent (filled by ``recent_filler`` when shown)."""
+    recent = None
     for title, names in MENUS:
         m = window.menuBar().addMenu(title)
         for n in names:
             if n == "-":
                 m.addSeparator()
             elif n == "@recent":
-                window.recent_menu = m.addMenu("Open &recent")
-                window.recent_menu.aboutToShow.connect(recent_filler)
+                recent = m.addMenu("Open &recent")
+                recent.aboutToShow.connect(recent_filler)
             else:
                 m.addAction(actions[n])
+    return recent
 
 
 def shortcut_rows() -> list[tuple[str, str]]:

@@ -119,9 +119,9 @@ def install_excepthook(win, log_file) -> None:
         if not shown:
             shown.append(True)
             where = f"\n\nDetails were written to {log_file}." if log_file else ""
-            win.show_message("Unexpected error",
-                             f"LeukoScan hit an unexpected error: {etype.__name__}: {value}.{where}\n\n"
-                             "Your reviews are autosaved. Export your report, then restart LeukoScan.")
+            win.prompts.show_message("Unexpected error",
+                                     f"LeukoScan hit an unexpected error: {etype.__name__}: {value}.{where}\n\n"
+                                     "Your reviews are autosaved. Export your report, then restart LeukoScan.")
 
     sys.excepthook = hook
 
@@ -141,7 +141,7 @@ def build_window(args: argparse.Namespace):
     service = EngineService(model_dirs(args.models_dir) if args.models_dir else None)
     win = MainWindow(service, settings, check_orphans=not args.no_restore)
     if args.paths:
-        QTimer.singleShot(0, lambda: win.open_paths(args.paths))
+        QTimer.singleShot(0, lambda: win.opener.open_paths(args.paths))
     return win
 
 

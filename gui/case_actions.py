@@ -6,6 +6,8 @@ asks the person (reviewer, comment, reason) and reports in the status bar.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox
 
@@ -16,20 +18,22 @@ class CaseActions(QObject):
     status = Signal(str, int)
     changed = Signal()
 
-    def __init__(self, window, parent=None) -> None:
+    def __init__(self, bridge, browser, reviews, prompts, walk: Callable[[], None], parent=None) -> None:
+        """``browser`` says which case is current; ``reviews`` asks for the reviewer; ``walk`` starts
+        review-flagged mode (offered when a sign-off is refused)."""
         super().__init__(parent)
-        self.win = window  # parent for dialogs; its browser says which case is current
+        self.bridge, self.browser, self.reviews, self.prompts, self.walk = bridge, browser, reviews, prompts, walk
 
     @property
     def doc(self):
-        return self.win.bridge.doc
+        return self.bridge.doc
 
     def current_case(self):
         """The case of the current cell, else the one the Case filter shows, else the only one."""
-        cell = self.win.browser.current_cell()
+        cell = self.browser.current_cell()
         case = self.doc.case_named(cell.case) if cell is not None else None
-        if case is None and self.win.proxy.case:
-            case = self.doc.case_named(self.win.proxy.case)
+        if case is None and self.browser.proxy.case:
+            case = self.doc.case_named(self.browser.proxy.case)
         if case is None and len(self.doc.cases) == 1:
             case = next(iter(self.doc.cases.values()))
         return case
@@ -40,16 +44,16 @@ class CaseActions(QObject):
             self.status.emit("Select a cell of the case first.", 5000)
             return
         if case.signoff is not None:
-            self.win.show_message("Sample ID not changed", f"{case.label} is signed off: reopen it "
-                                  "(Review ▸ Reopen case) to change its sample id.", QMessageBox.Icon.Information)
+            self.prompts.show_message("Sample ID not changed", f"{case.label} is signed off: reopen it "
+                                      "(Review ▸ Reopen case) to change its sample id.", QMessageBox.Icon.Information)
             return
-        text, ok = QInputDialog.getText(self.win, "Case/sample ID", f"Sample or case ID of {case.name}:",
+        text, ok = QInputDialog.getText(self.prompts.parent, "Case/sample ID", f"Sample or case ID of {case.name}:",
                                         QLineEdit.EchoMode.Normal, case.sample_id or case.name)
         if ok:
             try:
                 self.doc.set_sample_id(case, text if text.strip() != case.name else "")
             except ValueError as exc:  # signed off: the id is part of what was signed
-                self.win.show_message("Sample ID not changed", f"{exc}.", QMessageBox.Icon.Information)
+                self.prompts.show_message("Sample ID not changed", f"{exc}.", QMessageBox.Icon.Information)
 
     def sign_off(self) -> bool:
         """Sign the current case off (reviewer, time, optional comment); refused, with the reason, while
@@ -62,7 +66,7 @@ class CaseActions(QObject):
         if not ok:
             self.offer_walk(case, why)
             return False
-        reviewer = self.win.reviews.reviewer()
+        reviewer = self.reviews.reviewer()
         if not reviewer:
             return False
         comment, accepted = self.ask_comment(case, reviewer)
@@ -75,12 +79,12 @@ class CaseActions(QObject):
 
     def offer_walk(self, case, why: str) -> QMessageBox:
         """Says exactly what is left, and offers to walk those cells (review-flagged mode) at once."""
-        box = self.win.show_message("Cannot sign off yet", f"{case.label}: {why}.\n\nEvery ALL call and every "
-                                    "flagged cell must be seen by a person before sign-off.",
-                                    QMessageBox.Icon.Information)
+        box = self.prompts.show_message("Cannot sign off yet", f"{case.label}: {why}.\n\nEvery ALL call and every "
+                                        "flagged cell must be seen by a person before sign-off.",
+                                        QMessageBox.Icon.Information)
         walk = box.addButton("Walk them now (F)", QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(walk)
-        walk.clicked.connect(self.win.start_walk)
+        walk.clicked.connect(self.walk)
         return box
 
     def reopen(self) -> bool:
@@ -88,7 +92,7 @@ class CaseActions(QObject):
         if case is None or case.signoff is None:
             self.status.emit("The current case is not signed off.", 5000)
             return False
-        reviewer = self.win.reviews.reviewer()
+        reviewer = self.reviews.reviewer()
         reason = self.ask_reason(case) if reviewer else ""
         if not reason:
             self.status.emit("Not reopened: a reason is needed (it is kept in the case store).", 6000)
@@ -102,11 +106,14 @@ class CaseActions(QObject):
         counts = next((cc for cc in self.doc.counts() if cc.case == case.name), None)
         pct = "" if counts is None or counts.pct_blasts is None else \
             f"\n% blasts {counts.pct_blasts:.1f} (95% CI {counts.pct_interval[0]:.1f}–{counts.pct_interval[1]:.1f})"
-        text, ok = QInputDialog.getText(self.win, "Sign off case", f"Sign off {case.label} as {reviewer}.{pct}\n\n"
+        text, ok = QInputDialog.getText(self.prompts.parent, "Sign off case",
+                                        f"Sign off {case.label} as {reviewer}.{pct}\n\n"
                                         "Optional comment (written into the reports):")
         return text.strip(), ok
 
     def ask_reason(self, case) -> str:
-        text, ok = QInputDialog.getText(self.win, "Reopen case", f"{case.label} was signed off by {case.signoff.by} "
-                                        f"at {local_time(case.signoff.at)}.\n\nWhy is it reopened? (kept in the case store)")
+        text, ok = QInputDialog.getText(self.prompts.parent, "Reopen case",
+                                        f"{case.label} was signed off by {case.signoff.by} at "
+                                        f"{local_time(case.signoff.at)}.\n\nWhy is it reopened? "
+                                        "(kept in the case store)")
         return text.strip() if ok else ""

@@ -32,27 +32,28 @@ class ExportFlow(QObject):
     closeRequested = Signal()  # the export the close prompt asked for is written
     status = Signal(str, int)
 
-    def __init__(self, window, parent=None) -> None:
+    def __init__(self, service, bridge, runs, case_files, settings, prompts, parent=None) -> None:
         super().__init__(parent)
-        self.win = window  # for dialogs (parent widget), show_message and messages
+        self.service, self.bridge, self.runs, self.case_files = service, bridge, runs, case_files
+        self.settings, self.prompts = settings, prompts
         self.request: ExportRequest | None = None
         self.last: list[str] = []
-        window.service.exportDone.connect(self._done)
-        window.service.exportFailed.connect(self._failed)
+        service.exportDone.connect(self._done)
+        service.exportFailed.connect(self._failed)
 
     @property
     def doc(self):
-        return self.win.bridge.doc
+        return self.bridge.doc
 
     def why_not(self) -> str:
         """Why an export cannot start now ("" when it can)."""
         if self.doc.current is None:
             return "No model is loaded."
-        broken = getattr(self.win.case_files, "broken", "")
+        broken = self.case_files.broken
         if broken:
             return (f"This case record is broken ({broken}): a report would present it as valid. Nothing was "
                     "deleted; leukoscan-cli verify says where.")
-        if self.win.runs.running:
+        if self.runs.running:
             return "Classification is still running: wait for it to finish or cancel it first."
         if self.request is not None:
             return "A report is being written."
@@ -63,7 +64,7 @@ class ExportFlow(QObject):
     def can_export(self, interactive: bool = False) -> bool:
         why = self.why_not()
         if why and interactive:
-            self.win.show_message("Cannot export yet", why, QMessageBox.Icon.Information)
+            self.prompts.show_message("Cannot export yet", why, QMessageBox.Icon.Information)
         return not why
 
     def default_name(self, suffix: str = ".csv") -> str:
@@ -74,7 +75,7 @@ class ExportFlow(QObject):
 
     def folder(self) -> str:
         """The last export folder, else the case's folder, else home."""
-        last = self.win.settings.last_export_dir
+        last = self.settings.last_export_dir
         if last and Path(last).is_dir():
             return last
         roots = [Path(c.root) for c in self.doc.cases.values()]
@@ -88,12 +89,12 @@ class ExportFlow(QObject):
             box = QMessageBox(QMessageBox.Icon.Question, "Export an incomplete report?",
                               f"{pending} cell(s) were not classified (the run was cancelled), so they will not be "
                               "in the report.\n\nClassification ▸ Classify remaining (Ctrl+R) classifies them first.",
-                              QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self.win)
+                              QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self.prompts.parent)
             box.button(QMessageBox.StandardButton.Yes).setText("Export without them")
             if box.exec() != QMessageBox.StandardButton.Yes:
                 return False
         start = Path(self.folder()) / self.default_name()
-        path, _ = QFileDialog.getSaveFileName(self.win, "Export report", str(start), "CSV (*.csv)")
+        path, _ = QFileDialog.getSaveFileName(self.prompts.parent, "Export report", str(start), "CSV (*.csv)")
         if not path:
             return False
         return self.csv(Path(path if path.lower().endswith(".csv") else path + ".csv"), close_after=close_after)
@@ -102,7 +103,7 @@ class ExportFlow(QObject):
         if not self.can_export(interactive=True):
             return False
         start = Path(self.folder()) / self.default_name(".pdf")
-        path, _ = QFileDialog.getSaveFileName(self.win, "Export PDF report", str(start), "PDF (*.pdf)")
+        path, _ = QFileDialog.getSaveFileName(self.prompts.parent, "Export PDF report", str(start), "PDF (*.pdf)")
         if not path:
             return False
         return self.pdf(Path(path if path.lower().endswith(".pdf") else path + ".pdf"))
@@ -112,7 +113,7 @@ class ExportFlow(QObject):
             return False
         self.request = ExportRequest(Path(pdf))
         self.status.emit(f"Writing {pdf} …", 0)
-        self.request.revision = self.win.service.export_pdf(Path(pdf), self.doc,
+        self.request.revision = self.service.export_pdf(Path(pdf), self.doc,
                                                             [c for c in self.doc.cells if c.result is not None])
         return True
 
@@ -124,12 +125,12 @@ class ExportFlow(QObject):
         cells = [c for c in self.doc.cells if c.result is not None]
         pending = len(self.doc.cells) - len(cells)
         if pending:
-            self.win.messages.append(("Export", f"{pending} cells not classified (cancelled run) are not in the report"))
+            self.prompts.note("Export", f"{pending} cells not classified (cancelled run) are not in the report")
         self.request = ExportRequest(cells_csv, close_after, pending)
         self.status.emit(f"Writing {cells_csv} …", 0)
-        self.request.revision = self.win.service.export(
-            cells_csv, cells_csv.with_name(cells_csv.stem + "_summary.csv"), self.doc, cells, self.win.bridge.store,
-            bom=self.win.settings.csv_bom)
+        self.request.revision = self.service.export(
+            cells_csv, cells_csv.with_name(cells_csv.stem + "_summary.csv"), self.doc, cells, self.bridge.store,
+            bom=self.settings.csv_bom)
         return True
 
     def _done(self, paths: list) -> None:
@@ -142,7 +143,7 @@ class ExportFlow(QObject):
                 self.doc.mark_exported()
             else:  # changed while it was written: not in the report, so closing still asks
                 extra += "; changes made while it was written are not in it: export again"
-        self.win.settings.last_export_dir = str(Path(paths[0]).parent)
+        self.settings.last_export_dir = str(Path(paths[0]).parent)
         self.status.emit("Report written: " + "  ·  ".join(paths) + extra, 20000)
         self.written.emit(list(paths))
         if req is not None and req.close_after:
@@ -150,5 +151,5 @@ class ExportFlow(QObject):
 
     def _failed(self, message: str) -> None:
         self.request = None  # a close that waited for this export does not happen later by surprise
-        self.win.show_message("Export failed", f"The report could not be written:\n\n{message}\n\nNothing is lost: "
+        self.prompts.show_message("Export failed", f"The report could not be written:\n\n{message}\n\nNothing is lost: "
                               "your work is in the case store. Choose another folder and export again.")

@@ -43,6 +43,10 @@ class ReviewActions(QObject):
                 self.settings.reviewer = name
         return name
 
+    def apply(self, kind: str) -> int:
+        """The preview's buttons: ``kind`` is "exclude" (a reason is asked) or what :meth:`review` takes."""
+        return self.exclude() if kind == "exclude" else self.review(kind)
+
     def exclude(self, reason: str | None = None) -> int:
         """Exclude the selected cells from % blasts (not a cell, artefact, duplicate ...) with a reason (asked
         when not given); one undoable step like any review."""

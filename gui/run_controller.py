@@ -61,7 +61,8 @@ class RunController(QObject):
         self.classifier = None
         self.facts = None
         self.batch_size = 16
-        self.blocked = False  # while folders are still being added, or the window closes
+        self.adding = False  # folders are still being added (gui.opening): the run starts once they are in
+        self.closing = False  # the window closes: no run starts any more
         self._cells: list = []
         self._t0 = 0.0
         self._done = 0
@@ -101,7 +102,7 @@ class RunController(QObject):
     def start(self) -> bool:
         """Classify every cell of the document without a result of the current model.  False if there is
         nothing to do or a run cannot start now."""
-        if self.running or self.classifier is None or self.blocked:
+        if self.running or self.classifier is None or self.adding or self.closing:
             return False
         cells = self.bridge.doc.unclassified()
         if not cells:

@@ -61,7 +61,7 @@ class ModelLoadFailed:
 
 @dataclass(frozen=True)
 class ScanResult:
-    """``scanned``: the images found, the paths that could not be opened (and why), and the paths
+    """A scan: the images found, the paths that could not be opened (and why), and the paths
     opened as ``(path, is_dir)``."""
     items: list
     problems: list[str]
@@ -118,7 +118,6 @@ class EngineService(QObject):
     modelsListed = Signal(ModelList)
     modelLoaded = Signal(object)  # Classifier
     modelFailed = Signal(ModelLoadFailed)
-    scanned = Signal(ScanResult)
     exportDone = Signal(list)  # [written paths]
     exportFailed = Signal(str)
     storeOpened = Signal(StoreOpened)
@@ -198,8 +197,8 @@ class EngineService(QObject):
         self._start(work, on_result=self.modelLoaded.emit, on_error=failed)
 
     # --- folders --------------------------------------------------------------------------------
-    def scan(self, paths: Sequence[str | Path]) -> None:
-        """Find the images under ``paths`` in the background -> ``scanned``."""
+    def scan(self, paths: Sequence[str | Path], on_result: Callable[[ScanResult], None]) -> Task:
+        """Find the images under ``paths`` in the background -> ``on_result`` (cancel the task: never)."""
 
         def work(_state):
             problems, good, opened = [], [], []
@@ -220,7 +219,7 @@ class EngineService(QObject):
                 problems.extend(str(w) for w in warnings)
             return ScanResult(items, problems, opened)
 
-        self._start(work, on_result=self.scanned.emit)
+        return self._start(work, on_result=on_result)
 
     # --- classification ---------------------------------------------------------------------------
     def start_run(self, items: list, classifier, batch_size: int, *, on_batch: Callable[[RunBatch], None],

@@ -56,7 +56,7 @@ build = app.build_window
 
 def build_and_finish(args):
     win = build(args)
-    win.runs.finished.connect(lambda *_: win.export_to(report))
+    win.runs.finished.connect(lambda *_: win.exports.csv(report))
     win.service.exportDone.connect(lambda *_: (setattr(win.doc, "unexported", False), win.close()))
     win.service.exportFailed.connect(lambda msg: sys.exit(f"export failed: {msg}"))
     return win

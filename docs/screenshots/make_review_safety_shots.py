@@ -49,23 +49,23 @@ def main() -> int:
     w = MainWindow(EngineService(None), s, check_orphans=False)
     w.resize(1480, 920)
     w.show()
-    wait(app, lambda: w.classifier is not None)
+    wait(app, lambda: w.model_chooser.classifier is not None)
     case = case_folder()
-    w.open_paths([case])
-    wait(app, lambda: not w.runs.running and len(w.model.cells) == 61 and all(c.result for c in w.model.cells))
+    w.opener.open_paths([case])
+    wait(app, lambda: not w.runs.running and len(w.cell_model.cells) == 61 and all(c.result for c in w.cell_model.cells))
     pump(app, 0.5)
 
     # the blank frame: QC failed, excluded, where the technician looks
-    w.tabs.setCurrentWidget(w.table)
-    w.filter_combo.setCurrentIndex(w.filter_combo.findData("qc"))
-    w.select_row(0)
+    w.browser.setCurrentWidget(w.browser.table)
+    w.filters.filter_combo.setCurrentIndex(w.filters.filter_combo.findData("qc"))
+    w.browser.select_row(0)
     pump(app, 1.0)
     save(w, "12-qc-excluded.png")
-    w.filter_combo.setCurrentIndex(w.filter_combo.findData("all"))
-    w.tabs.setCurrentWidget(w.gallery)
+    w.filters.filter_combo.setCurrentIndex(w.filters.filter_combo.findData("all"))
+    w.browser.setCurrentWidget(w.browser.gallery)
 
     # sign-off says what is left and offers the walk
-    w.select_row(0)
+    w.browser.select_row(0)
     w.case_actions.sign_off()
     pump(app, 0.8)
     box = next(b for b in w.findChildren(QMessageBox) if b.windowTitle() == "Cannot sign off yet" and b.isVisible())
@@ -75,16 +75,16 @@ def main() -> int:
     pump(app, 1.0)
     save(w, "14-walk-unconfirmed-blasts.png")
     w.reviews.confirm_bulk = lambda n, left: True
-    for _ in range(len(w.model.cells)):
-        if not any(c.left_before_signoff for c in w.model.cells):
+    for _ in range(len(w.cell_model.cells)):
+        if not any(c.left_before_signoff for c in w.cell_model.cells):
             break
-        w.review_selected("accept")
+        w.reviews.apply("accept")
     w.case_actions.ask_comment = lambda c, r: ("blasts confirmed one by one", True)
     assert w.case_actions.sign_off()
     pdf = TMP / "BM-2026-0512.pdf"
     done = []
     w.service.exportDone.connect(lambda *a: done.append(a))
-    w.export_pdf_to(pdf)
+    w.exports.pdf(pdf)
     wait(app, lambda: bool(done) and pdf.exists(), timeout=120)
     w.doc.unexported = False
     w.close()

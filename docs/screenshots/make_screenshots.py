@@ -90,12 +90,12 @@ def main() -> int:
     w = MainWindow(EngineService(dirs), s, check_orphans=False)
     w.resize(1480, 920)
     w.show()
-    wait(app, lambda: w.classifier is not None)
+    wait(app, lambda: w.model_chooser.classifier is not None)
     pump(app, 0.5)
     save(w, "00-start.png")
 
     case = case_folder()
-    w.open_paths([case])
+    w.opener.open_paths([case])
     wait(app, lambda: w.runs.running and w.runs.done >= 40)
     pump(app, 0.8)
     save(w, "01-running.png")
@@ -104,27 +104,27 @@ def main() -> int:
     pump(app, 0.5)
 
     # review: override one cell, accept two, then select a cell that needs review
-    w.select_row(0)
-    first = w.current_cell()
-    w.review_selected("HEM" if first.prediction == "ALL" else "ALL")
-    w.review_selected("accept")
-    w.review_selected("accept")
-    w.next_review_open()
+    w.browser.select_row(0)
+    first = w.browser.current_cell()
+    w.reviews.apply("HEM" if first.prediction == "ALL" else "ALL")
+    w.reviews.apply("accept")
+    w.reviews.apply("accept")
+    w.reviews.next_open()
     pump(app, 1.5)
     save(w, "02-gallery-review.png")
 
-    w.tabs.setCurrentWidget(w.table)
-    w.filter_combo.setCurrentIndex(w.filter_combo.findData("review_open"))
-    w.table.sortByColumn(4, Qt.SortOrder.DescendingOrder)
-    w.select_row(2)
+    w.browser.setCurrentWidget(w.browser.table)
+    w.filters.filter_combo.setCurrentIndex(w.filters.filter_combo.findData("review_open"))
+    w.browser.table.sortByColumn(4, Qt.SortOrder.DescendingOrder)
+    w.browser.select_row(2)
     pump(app, 0.8)
     save(w, "03-table-needs-review.png")
-    w.filter_combo.setCurrentIndex(w.filter_combo.findData("all"))
-    w.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
-    w.tabs.setCurrentWidget(w.gallery)
+    w.filters.filter_combo.setCurrentIndex(w.filters.filter_combo.findData("all"))
+    w.browser.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+    w.browser.setCurrentWidget(w.browser.gallery)
 
-    w.thr_spin.setValue(round(w.classifier.threshold + 0.15, 2))
-    w.select_row(5)
+    w.thr_bar.spin.setValue(round(w.model_chooser.classifier.threshold + 0.15, 2))
+    w.browser.select_row(5)
     pump(app, 1.5)
     save(w, "04-threshold-changed.png")
     w.reset_threshold()
@@ -132,23 +132,23 @@ def main() -> int:
     from conftest import build_bad_input
 
     bad = build_bad_input(TMP / "slide 02 (mixed formats)")
-    w.open_paths([bad.path])
-    wait(app, lambda: not w.runs.running and any(c.status == "error" for c in w.model.cells))
-    w.case_combo.setCurrentIndex(w.case_combo.findData(w.doc.case_of_root(str(bad.path)).name))
-    w.filter_combo.setCurrentIndex(w.filter_combo.findData("all"))
-    row = next(r for r in range(w.proxy.rowCount()) if w.proxy.cell_at(r).status == "error")
-    w.select_row(row)
+    w.opener.open_paths([bad.path])
+    wait(app, lambda: not w.runs.running and any(c.status == "error" for c in w.cell_model.cells))
+    w.filters.case_combo.setCurrentIndex(w.filters.case_combo.findData(w.doc.case_of_root(str(bad.path)).name))
+    w.filters.filter_combo.setCurrentIndex(w.filters.filter_combo.findData("all"))
+    row = next(r for r in range(w.browser.proxy.rowCount()) if w.browser.proxy.cell_at(r).status == "error")
+    w.browser.select_row(row)
     pump(app, 1.5)
     save(w, "05-error-tiles.png")
 
     # the lab workflow on the first case: review-flagged mode, compare, zoom, sign-off
-    w.case_combo.setCurrentIndex(w.case_combo.findData(w.doc.case_of_root(str(case)).name))
-    w.filter_combo.setCurrentIndex(w.filter_combo.findData("all"))
+    w.filters.case_combo.setCurrentIndex(w.filters.case_combo.findData(w.doc.case_of_root(str(case)).name))
+    w.filters.filter_combo.setCurrentIndex(w.filters.filter_combo.findData("all"))
     w.doc.set_sample_id(w.doc.case_of_root(str(case)), "BM-2026-0417")
-    w.select_row(0)
+    w.browser.select_row(0)
     w.acts["flagged"].setChecked(True)
     for _ in range(12):
-        w.review_selected("accept")
+        w.reviews.apply("accept")
     pump(app, 1.0)
     save(w, "09-review-flagged.png")
     w.browser.gallery.selectionModel().clearSelection()
@@ -156,7 +156,7 @@ def main() -> int:
 
     sm = w.browser.gallery.selectionModel()
     for r in (1, 2, 3):
-        sm.select(w.proxy.index(r, 0), QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
+        sm.select(w.browser.proxy.index(r, 0), QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
     from gui.compare import CompareDialog
 
     cmp = CompareDialog(w.browser.selected_cells(), w)
@@ -169,11 +169,11 @@ def main() -> int:
     cmp.close()
     name = w.doc.case_of_root(str(case)).name
     w.reviews.confirm_bulk = lambda n, left: True  # no modal question in a script
-    for _ in range(len(w.model.cells)):
-        if not any(c.left_before_signoff and c.case == name for c in w.model.cells):
+    for _ in range(len(w.cell_model.cells)):
+        if not any(c.left_before_signoff and c.case == name for c in w.cell_model.cells):
             break
-        w.next_review_open()
-        w.review_selected("accept")
+        w.reviews.next_open()
+        w.reviews.apply("accept")
     w.case_actions.ask_comment = lambda c, r: ("blast count confirmed", True)
     w.case_actions.sign_off()
     w.acts["flagged"].setChecked(False)
@@ -182,12 +182,12 @@ def main() -> int:
 
     from gui.dialogs import AboutDialog, ModelInfoDialog
 
-    dlg = ModelInfoDialog(w.cards[w.classifier.name], w.classifier, w)
+    dlg = ModelInfoDialog(w.model_chooser.cards[w.model_chooser.classifier.name], w.model_chooser.classifier, w)
     dlg.show()
     pump(app, 0.5)
     save(dlg, "06-model-card.png")
     dlg.close()
-    about = AboutDialog("0.1.0", list(w.cards.values()), w.models.problems, w)
+    about = AboutDialog("0.1.0", list(w.model_chooser.cards.values()), w.model_chooser.problems, w)
     about.show()
     pump(app, 0.5)
     save(about, "07-about.png")

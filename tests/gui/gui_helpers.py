@@ -39,7 +39,7 @@ def make_window(qtbot, tiny_models_dir):
         # not qtbot.addWidget(w): pytest-qt would close it before this fixture's teardown, and a window
         # with unexported reviews asks before closing (a modal box would block the test run)
         if wait_model:
-            qtbot.waitUntil(lambda: w.classifier is not None, timeout=RUN_TIMEOUT_MS)
+            qtbot.waitUntil(lambda: w.model_chooser.classifier is not None, timeout=RUN_TIMEOUT_MS)
         w.show()
         qtbot.waitExposed(w)
         windows.append(w)
@@ -55,7 +55,7 @@ def make_window(qtbot, tiny_models_dir):
 def open_and_classify(qtbot, w, paths, timeout=RUN_TIMEOUT_MS):
     """Open ``paths`` and wait until the run they start has finished; returns the finished args."""
     with qtbot.waitSignal(w.runs.finished, timeout=timeout) as blocker:
-        w.open_paths([str(p) for p in paths])
+        w.opener.open_paths([str(p) for p in paths])
     qtbot.waitUntil(lambda: not w.runs.running, timeout=timeout)
     return blocker.args
 

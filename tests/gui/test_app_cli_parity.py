@@ -33,7 +33,8 @@ def test_models_dir_adds_folders_in_the_app_as_in_the_cli(qtbot, tmp_path, monke
     w = build_window(parse_args(["--models-dir", str(extra), "--model", "trial", "--no-restore"]))
     try:
         assert w.service.registry_dirs() == model_dirs([extra])
-        qtbot.waitUntil(lambda: set(w.model_chooser.cards) == cli_names and w.model_chooser.classifier is not None, timeout=30_000)
+        chooser = w.model_chooser
+        qtbot.waitUntil(lambda: set(chooser.cards) == cli_names and chooser.classifier is not None, timeout=30_000)
         assert w.model_chooser.classifier.name == "trial"
     finally:
         w.close()

@@ -13,12 +13,12 @@ def test_opening_another_store_keeps_the_current_session_as_a_closed_store(qtbot
     CaseStore.open(other).close()
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
-    w.select_row(0)
-    w.review_selected("ALL")
-    session = w.session_path
+    w.browser.select_row(0)
+    w.reviews.apply("ALL")
+    session = w.case_files.path
     w.doc.unexported = False  # no close prompt in the test
-    w.open_store(other)
-    qtbot.waitUntil(lambda: w.session_path == other, timeout=10_000)
+    w.opener.open_store(other)
+    qtbot.waitUntil(lambda: w.case_files.path == other, timeout=10_000)
     w.service.flush()
     assert session.exists()  # the work of that session is kept...
     assert CaseStore.peek(session).get("closed_at")  # ...as a closed session, not a crash to offer
@@ -28,11 +28,11 @@ def test_opening_another_store_keeps_the_current_session_as_a_closed_store(qtbot
 def test_close_all_then_quit_keeps_the_store_and_its_audit_trail(qtbot, make_window, cells_dir):
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
-    w.select_row(0)
-    w.review_selected("HEM")
+    w.browser.select_row(0)
+    w.reviews.apply("HEM")
     w.doc.unexported = False
-    w.close_cases()
-    path = w.session_path
+    w.opener.close_cases()
+    path = w.case_files.path
     w.close()
     assert path.exists()
     assert CaseStore.open(path, create=False).review_events()  # the audit trail survives Close all
@@ -41,12 +41,12 @@ def test_close_all_then_quit_keeps_the_store_and_its_audit_trail(qtbot, make_win
 def test_a_clear_is_logged_with_who_cleared(qtbot, make_window, cells_dir):
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
-    w.select_row(0)
-    w.review_selected("ALL")
-    w.select_row(0)
-    w.review_selected("clear")
+    w.browser.select_row(0)
+    w.reviews.apply("ALL")
+    w.browser.select_row(0)
+    w.reviews.apply("clear")
     assert w.bridge.store.flush(10)
-    last = CaseStore.open(w.session_path, create=False).review_events()[-1]
+    last = CaseStore.open(w.case_files.path, create=False).review_events()[-1]
     assert (last["old_label"], last["new_label"], last["reviewer"]) == ("ALL", None, "tech1")
 
 
@@ -55,8 +55,8 @@ def test_a_review_made_while_the_report_is_written_keeps_the_case_unexported(qtb
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     with qtbot.waitSignal(w.service.exportDone, timeout=30_000):
-        assert w.export_to(tmp_path / "r.csv")
-        w.select_row(1)
-        w.review_selected("HEM")  # before the report's "done" comes back: not in that report
+        assert w.exports.csv(tmp_path / "r.csv")
+        w.browser.select_row(1)
+        w.reviews.apply("HEM")  # before the report's "done" comes back: not in that report
     assert w.doc.unexported  # so closing still asks
     assert "not in it" in w.statusBar().currentMessage()

@@ -19,11 +19,11 @@ from engine.cli import main
 def _flag(w, n: int) -> None:
     """A threshold that puts at least ``n`` cells inside the review margin."""
     margin = w.doc.current.review_margin
-    ps = sorted(c.p_all for c in w.model.cells)
+    ps = sorted(c.p_all for c in w.cell_model.cells)
     best = min(range(len(ps) - n + 1), key=lambda i: ps[i + n - 1] - ps[i])
     assert ps[best + n - 1] - ps[best] < 2 * margin
     w.set_threshold(round((ps[best] + ps[best + n - 1]) / 2, 3))
-    assert sum(c.flagged for c in w.model.cells) >= n
+    assert sum(c.flagged for c in w.cell_model.cells) >= n
 
 
 def test_window_cli_summary_csv_and_pdf_report_the_same_flagged_and_open_counts(qtbot, make_window, cells_dir,
@@ -33,13 +33,13 @@ def test_window_cli_summary_csv_and_pdf_report_the_same_flagged_and_open_counts(
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     _flag(w, 3)
-    first = next(c for c in w.model.cells if c.flagged)
-    w.select_row(w.proxy.proxy_row_of(first.key))
-    assert w.review_selected("accept") == 1
-    qtbot.waitUntil(lambda: w.summary.counts[0].reviewed == 1, timeout=5_000)
-    win = w.summary.counts[0]
+    first = next(c for c in w.cell_model.cells if c.flagged)
+    w.browser.select_row(w.browser.proxy.proxy_row_of(first.key))
+    assert w.reviews.apply("accept") == 1
+    qtbot.waitUntil(lambda: w.side.summary.counts[0].reviewed == 1, timeout=5_000)
+    win = w.side.summary.counts[0]
     assert win.flagged >= 3 and win.review_open == win.flagged - 1  # the two names differ here
-    db = w.session_path
+    db = w.case_files.path
     w.doc.unexported = False
     w.close()  # writes what is pending and releases the store
     capsys.readouterr()

@@ -24,11 +24,11 @@ def test_vanished_file_says_so_instead_of_loading_forever(qtbot, make_window, ce
     open_and_classify(qtbot, w, [case])
     gone = sorted(case.glob("*.bmp"))[-1]
     gone.unlink()
-    w.select_row(w.proxy.proxy_row_of(str(gone)))
+    w.browser.select_row(w.browser.proxy.proxy_row_of(str(gone)))
     qtbot.waitUntil(lambda: w.preview.view.text.startswith("File no longer available"), timeout=10_000)
     assert str(gone) in w.preview.view.text
-    w.select_row(0 if w.proxy.proxy_row_of(str(gone)) else 1)
-    w.select_row(w.proxy.proxy_row_of(str(gone)))  # again: known at once, no load to wait for
+    w.browser.select_row(0 if w.browser.proxy.proxy_row_of(str(gone)) else 1)
+    w.browser.select_row(w.browser.proxy.proxy_row_of(str(gone)))  # again: known at once, no load to wait for
     assert w.preview.view.text.startswith("File no longer available")
 
 
@@ -97,16 +97,16 @@ def test_shown_p_all_agrees_with_the_class_for_any_value():
 
 def test_table_and_preview_show_a_p_all_that_agrees_with_the_class(qtbot, make_window, cells_dir):
     w = make_window(model="tiny_a")
-    qtbot.waitUntil(lambda: w.classifier is not None and w.classifier.name == "tiny_a", timeout=30_000)
+    qtbot.waitUntil(lambda: w.model_chooser.classifier is not None and w.model_chooser.classifier.name == "tiny_a", timeout=30_000)
     open_and_classify(qtbot, w, [cells_dir])
     # a threshold just above a cell's P(ALL), below its 3-digit rounding: plain rounding would say ALL
-    cell = next((c for c in w.model.cells if round(c.p_all, 3) > c.p_all + 1e-6), None)
+    cell = next((c for c in w.cell_model.cells if round(c.p_all, 3) > c.p_all + 1e-6), None)
     if cell is None:
         pytest.skip("no cell whose P(ALL) rounds up")
     w.set_threshold((cell.p_all + round(cell.p_all, 3)) / 2)
     assert cell.prediction == "HEM"
-    row = w.model.row_of(cell.key)
-    shown = w.model.data(w.model.index(row, COL["P(ALL)"]))
-    assert float(shown) < w.threshold and shown != f"{cell.p_all:.3f}"
-    w.select_row(w.proxy.proxy_row_of(cell.key))
+    row = w.cell_model.row_of(cell.key)
+    shown = w.cell_model.data(w.cell_model.index(row, COL["P(ALL)"]))
+    assert float(shown) < w.doc.threshold and shown != f"{cell.p_all:.3f}"
+    w.browser.select_row(w.browser.proxy.proxy_row_of(cell.key))
     assert f"P(ALL) = <b>{shown}</b>" in w.preview.details.text()

@@ -15,6 +15,7 @@ from PySide6.QtCore import QLockFile
 from gui_helpers import make_window, open_and_classify, stored  # noqa: F401  (fixture + helper)
 from engine.case.store import CaseStore
 from gui.mainwindow import MainWindow
+from gui.prompts import CloseChoice, Prompts  # noqa: E402
 from gui.service import EngineService
 from gui.session import SessionFiles, lock_path
 from gui.settings import user_data_dir
@@ -39,47 +40,47 @@ def _crash(w):
 def test_autosave_then_restore_in_a_new_window(qtbot, make_window, cells_dir, monkeypatch):
     w1 = make_window()
     open_and_classify(qtbot, w1, [cells_dir])
-    a, b = w1.model.cells[1], w1.model.cells[5]
-    w1.select_row(1)
-    w1.review_selected("HEM" if a.prediction == "ALL" else "ALL")
-    w1.select_row(5)
-    w1.review_selected("accept")
+    a, b = w1.cell_model.cells[1], w1.cell_model.cells[5]
+    w1.browser.select_row(1)
+    w1.reviews.apply("HEM" if a.prediction == "ALL" else "ALL")
+    w1.browser.select_row(5)
+    w1.reviews.apply("accept")
     labels = {a.key: a.review.label, b.key: b.review.label}
     w1.set_threshold(0.62)
     _wait_saved(qtbot, w1)
-    path = w1.session_path
+    path = w1.case_files.path
     assert path.parent == SessionFiles(user_data_dir()).dir and path.suffix == ".leukoscan"
     saved = stored(path)  # what is on disk now, read back without the window
     assert {k: r.label for k, r in saved.reviews.items()} == labels
     assert saved.thresholds == {"tiny_ensemble": pytest.approx(0.62)} and saved.model == "tiny_ensemble"
     assert saved.opened == {str(cells_dir): True} and not saved.unclassified()
-    p_before = {c.key: c.p_all for c in w1.model.cells}
+    p_before = {c.key: c.p_all for c in w1.cell_model.cells}
 
     _crash(w1)
     assert path.exists() and not CaseStore.peek(path).get("closed_at")
 
     asked = []
-    monkeypatch.setattr(MainWindow, "ask_restore", lambda self, p, meta: asked.append((p, meta)) or True)
+    monkeypatch.setattr(Prompts, "ask_restore", lambda self, p, meta: asked.append((p, meta)) or True)
     w2 = make_window(check_orphans=True)
     runs = []
     w2.runs.finished.connect(lambda *a: runs.append(a))
     w2.runs.resultsStored.connect(lambda *a: runs.append(a))
     qtbot.waitUntil(lambda: bool(asked), timeout=10_000)
     assert asked[0][0] == path and asked[0][1]["cells"] == "8" and asked[0][1]["reviews"] == "2"
-    qtbot.waitUntil(lambda: len(w2.model.cells) == 8, timeout=10_000)
+    qtbot.waitUntil(lambda: len(w2.cell_model.cells) == 8, timeout=10_000)
     # the results are there at once: restored, not classified again
-    assert all(c.result is not None for c in w2.model.cells)
-    assert {c.key: c.p_all for c in w2.model.cells} == p_before
-    assert w2.session_path == path
-    got = {c.key: c.review.label for c in w2.model.cells if c.review is not None}
+    assert all(c.result is not None for c in w2.cell_model.cells)
+    assert {c.key: c.p_all for c in w2.cell_model.cells} == p_before
+    assert w2.case_files.path == path
+    got = {c.key: c.review.label for c in w2.cell_model.cells if c.review is not None}
     assert got == labels
-    assert w2.threshold == pytest.approx(0.62) and w2.thr_spin.value() == pytest.approx(0.62)
+    assert w2.doc.threshold == pytest.approx(0.62) and w2.thr_bar.spin.value() == pytest.approx(0.62)
     assert w2.doc.unexported
     assert w2.doc.can_undo  # the undo history came back too
     qtbot.wait(300)  # the folder is scanned again (new images would be added): still nothing to classify
-    assert runs == [] and w2.last_run is None and not w2.runs.running
-    w2.select_row(0)
-    w2.review_selected("clear" if w2.current_cell().review else "ALL")  # the restored store is written on
+    assert runs == [] and w2.run_panel.last_run is None and not w2.runs.running
+    w2.browser.select_row(0)
+    w2.reviews.apply("clear" if w2.browser.current_cell().review else "ALL")  # the restored store is written on
     _wait_saved(qtbot, w2)
     assert set(stored(path).reviews) != set(labels)
 
@@ -113,33 +114,33 @@ def test_model_that_fails_to_load_keeps_the_app_usable(qtbot, make_window, tiny_
                 sha256=hashlib.sha256(bad.read_bytes()).hexdigest())
     (tiny_models_dir / "tiny_broken.json").write_text(json.dumps(card))
     w = make_window()
-    assert w.model_combo.findData("tiny_broken") >= 0
+    assert w.model_chooser.combo.findData("tiny_broken") >= 0
     with qtbot.waitSignal(w.service.modelFailed, timeout=20_000):
-        w.model_combo.setCurrentIndex(w.model_combo.findData("tiny_broken"))
-        w._model_chosen(w.model_combo.currentIndex())
-    qtbot.waitUntil(lambda: any(t == "Model could not be loaded" for t, _ in w.messages))
-    msg = [m for t, m in w.messages if t == "Model could not be loaded"][0]
+        w.model_chooser.combo.setCurrentIndex(w.model_chooser.combo.findData("tiny_broken"))
+        w.model_chooser.chosen(w.model_chooser.combo.currentIndex())
+    qtbot.waitUntil(lambda: any(t == "Model could not be loaded" for t, _ in w.prompts.messages))
+    msg = [m for t, m in w.prompts.messages if t == "Model could not be loaded"][0]
     assert "tiny_broken" in msg
     # still on the working model, and it still classifies
-    assert w.classifier.name == "tiny_ensemble" and w.model_combo.currentData() == "tiny_ensemble"
+    assert w.model_chooser.classifier.name == "tiny_ensemble" and w.model_chooser.combo.currentData() == "tiny_ensemble"
     open_and_classify(qtbot, w, [cells_dir])
-    assert all(c.p_all is not None for c in w.model.cells)
+    assert all(c.p_all is not None for c in w.cell_model.cells)
 
 
 def test_switching_model_reclassifies_and_keeps_reviews(qtbot, make_window, cells_dir):
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
-    w.select_row(0)
-    w.review_selected("HEM")
-    key = w.current_cell().key if False else w.model.cells[0].key
-    before = {c.key: c.p_all for c in w.model.cells}
+    w.browser.select_row(0)
+    w.reviews.apply("HEM")
+    key = w.browser.current_cell().key if False else w.cell_model.cells[0].key
+    before = {c.key: c.p_all for c in w.cell_model.cells}
     with qtbot.waitSignal(w.runs.finished, timeout=30_000):
-        w.model_combo.setCurrentIndex(w.model_combo.findData("tiny_a"))
-        w._model_chosen(w.model_combo.currentIndex())
-    qtbot.waitUntil(lambda: not w.runs.running and all(c.result is not None for c in w.model.cells))
-    after = {c.key: c.p_all for c in w.model.cells}
-    assert w.classifier.name == "tiny_a" and after != before
-    assert w.model.cells[0].review is not None and w.model.cells[0].review.label == "HEM"
+        w.model_chooser.combo.setCurrentIndex(w.model_chooser.combo.findData("tiny_a"))
+        w.model_chooser.chosen(w.model_chooser.combo.currentIndex())
+    qtbot.waitUntil(lambda: not w.runs.running and all(c.result is not None for c in w.cell_model.cells))
+    after = {c.key: c.p_all for c in w.cell_model.cells}
+    assert w.model_chooser.classifier.name == "tiny_a" and after != before
+    assert w.cell_model.cells[0].review is not None and w.cell_model.cells[0].review.label == "HEM"
     assert key in w.doc.reviews
 
 
@@ -152,24 +153,24 @@ def test_no_models_installed_shows_a_clear_message(qtbot, make_window, tmp_path,
     text = w.banner.text()
     assert "No usable model" in text and str(empty) in text and "junk.json" in text
     # folders still open (cells listed, pending), nothing crashes
-    with qtbot.waitSignal(w.service.scanned, timeout=10_000):
-        w.open_paths([cells_dir])
-    qtbot.waitUntil(lambda: len(w.model.cells) == 8)
-    assert not w.runs.running and not w.can_export()
+    with qtbot.waitSignal(w.opener.scanned, timeout=10_000):
+        w.opener.open_paths([cells_dir])
+    qtbot.waitUntil(lambda: len(w.cell_model.cells) == 8)
+    assert not w.runs.running and not w.exports.can_export()
 
 
 def test_close_with_unexported_reviews_asks(qtbot, make_window, cells_dir, monkeypatch):
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
-    w.select_row(2)
-    w.review_selected("ALL")
+    w.browser.select_row(2)
+    w.reviews.apply("ALL")
     _wait_saved(qtbot, w)
-    path = w.session_path
-    answers = ["cancel"]
-    monkeypatch.setattr(MainWindow, "ask_close", lambda self, n: answers.pop(0))
+    path = w.case_files.path
+    answers = [CloseChoice.CANCEL]
+    monkeypatch.setattr(Prompts, "ask_close", lambda self, n, since="": answers.pop(0))
     assert not w.close()  # cancelled: the window stays, the work stays
     assert w.isVisible() and path.exists()
-    answers.append("discard")
+    answers.append(CloseChoice.DISCARD)
     assert w.close()
     # closed normally: the store is kept (it is the case record), marked closed, and not offered for restore
     assert path.exists() and CaseStore.peek(path).get("closed_at")
@@ -185,15 +186,15 @@ def test_close_with_unexported_reviews_asks(qtbot, make_window, cells_dir, monke
 
 def test_unreadable_folder_and_missing_path_are_reported(qtbot, make_window, tmp_path):
     w = make_window()
-    with qtbot.waitSignal(w.service.scanned, timeout=10_000):
-        w.open_paths([tmp_path / "does not exist"])
-    qtbot.waitUntil(lambda: any("not found" in m for _, m in w.messages))
+    with qtbot.waitSignal(w.opener.scanned, timeout=10_000):
+        w.opener.open_paths([tmp_path / "does not exist"])
+    qtbot.waitUntil(lambda: any("not found" in m for _, m in w.prompts.messages))
     empty = tmp_path / "empty case"
     empty.mkdir()
     (empty / "notes.txt").write_text("no images here")
-    with qtbot.waitSignal(w.service.scanned, timeout=10_000):
-        w.open_paths([empty])
-    qtbot.waitUntil(lambda: any(t == "No images found" for t, _ in w.messages))
+    with qtbot.waitSignal(w.opener.scanned, timeout=10_000):
+        w.opener.open_paths([empty])
+    qtbot.waitUntil(lambda: any(t == "No images found" for t, _ in w.prompts.messages))
 
 
 @pytest.mark.parametrize("flag", ["--version", "--self-test"])
@@ -226,9 +227,9 @@ def test_command_line_paths_are_opened_and_classified(qtbot, tiny_models_dir, ce
     w = build_window(args)
     try:
         w.show()
-        qtbot.waitUntil(lambda: len(w.model.cells) == 8 and not w.runs.running
-                        and all(c.result is not None for c in w.model.cells), timeout=30_000)
-        assert w.classifier.name == "tiny_a"
+        qtbot.waitUntil(lambda: len(w.cell_model.cells) == 8 and not w.runs.running
+                        and all(c.result is not None for c in w.cell_model.cells), timeout=30_000)
+        assert w.model_chooser.classifier.name == "tiny_a"
         assert str(cells_dir) in w.settings.recent_folders
     finally:
         w.doc.unexported = False
@@ -238,16 +239,16 @@ def test_command_line_paths_are_opened_and_classified(qtbot, tiny_models_dir, ce
 def test_export_to_an_unwritable_place_reports_and_keeps_work(qtbot, make_window, cells_dir, tmp_path):
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
-    w.select_row(0)
-    w.review_selected("ALL")
+    w.browser.select_row(0)
+    w.reviews.apply("ALL")
     blocker = tmp_path / "a file, not a folder"
     blocker.write_text("x")
     with qtbot.waitSignal(w.service.exportFailed, timeout=10_000):
-        w.export_to(blocker / "report.csv")
-    assert any(t == "Export failed" for t, _ in w.messages)
+        w.exports.csv(blocker / "report.csv")
+    assert any(t == "Export failed" for t, _ in w.prompts.messages)
     assert w.doc.unexported and w.doc.reviews  # nothing lost; export again elsewhere
     with qtbot.waitSignal(w.service.exportDone, timeout=10_000):
-        w.export_to(tmp_path / "ok.csv")
+        w.exports.csv(tmp_path / "ok.csv")
     assert not w.doc.unexported
 
 
@@ -255,13 +256,13 @@ def test_bulk_accept_of_a_selection_and_settings_persist(qtbot, make_window, cel
     from gui.dialogs import SettingsDialog
     from gui.settings import Settings
 
-    monkeypatch.setattr(MainWindow, "confirm_bulk_accept", lambda self, n, flagged: True)  # flagged cells: asks
+    monkeypatch.setattr(Prompts, "confirm_bulk_accept", lambda self, n, flagged: True)  # flagged cells: asks
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
-    w.gallery.selectAll()
-    assert w.review_selected("accept") == 8
-    assert all(c.review is not None and c.review.label == c.prediction for c in w.model.cells)
-    assert w.review_selected("clear") == 8 and not w.doc.reviews
+    w.browser.gallery.selectAll()
+    assert w.reviews.apply("accept") == 8
+    assert all(c.review is not None and c.review.label == c.prediction for c in w.cell_model.cells)
+    assert w.reviews.apply("clear") == 8 and not w.doc.reviews
     dlg = SettingsDialog(w.settings, w)
     dlg.reviewer.setText("  A. Chen ")
     dlg.batch.setValue(4)
@@ -276,25 +277,25 @@ def test_restore_skips_reviews_of_changed_images_and_reports_missing_folders(qtb
                                                                              tmp_path, monkeypatch):
     from PIL import Image
 
-    monkeypatch.setattr(MainWindow, "confirm_bulk_accept", lambda self, n, flagged: True)
+    monkeypatch.setattr(Prompts, "confirm_bulk_accept", lambda self, n, flagged: True)
     w1 = make_window()
     open_and_classify(qtbot, w1, [cells_dir])
-    w1.gallery.selectAll()
-    w1.review_selected("accept")
+    w1.browser.gallery.selectAll()
+    w1.reviews.apply("accept")
     gone = tmp_path / "gone"
     w1.doc.note_opened(str(gone), True)  # a folder (e.g. a network share) that is not there at restore
     _wait_saved(qtbot, w1)
-    path = w1.session_path
+    path = w1.case_files.path
     _crash(w1)
-    changed = w1.model.cells[0].path
+    changed = w1.cell_model.cells[0].path
     with Image.open(changed) as im:
         im.rotate(90).save(changed)  # same name, different image: its review must not be re-applied
-    monkeypatch.setattr(MainWindow, "ask_restore", lambda self, p, meta: True)
+    monkeypatch.setattr(Prompts, "ask_restore", lambda self, p, meta: True)
     w2 = make_window(check_orphans=True)
-    qtbot.waitUntil(lambda: any(t == "Some reviews were not re-applied" for t, _ in w2.messages), timeout=30_000)
-    qtbot.waitUntil(lambda: any(t == "Some paths could not be opened" for t, _ in w2.messages), timeout=10_000)
-    assert any(t == "Some paths could not be opened" and str(gone) in m for t, m in w2.messages)
-    by_key = {c.key: c for c in w2.model.cells}
+    qtbot.waitUntil(lambda: any(t == "Some reviews were not re-applied" for t, _ in w2.prompts.messages), timeout=30_000)
+    qtbot.waitUntil(lambda: any(t == "Some paths could not be opened" for t, _ in w2.prompts.messages), timeout=10_000)
+    assert any(t == "Some paths could not be opened" and str(gone) in m for t, m in w2.prompts.messages)
+    by_key = {c.key: c for c in w2.cell_model.cells}
     assert by_key[str(changed)].review is None and by_key[str(changed)].stale is not None
     assert all(c.review is not None for k, c in by_key.items() if k != str(changed))
     qtbot.waitUntil(lambda: not w2.runs.running and by_key[str(changed)].result is not None, timeout=30_000)
@@ -311,8 +312,8 @@ def test_autosave_failure_is_reported_once(qtbot, make_window, cells_dir, monkey
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     shown = []
-    real_show = MainWindow.show_message
-    monkeypatch.setattr(MainWindow, "show_message",
+    real_show = Prompts.show_message
+    monkeypatch.setattr(Prompts, "show_message",
                         lambda self, title, text, *a: shown.append(title) or real_show(self, title, text, *a))
     from engine.case import ops, writer
 
@@ -322,23 +323,23 @@ def test_autosave_failure_is_reported_once(qtbot, make_window, cells_dir, monkey
         raise OSError(28, "No space left on device")
 
     monkeypatch.setitem(writer.WRITES, ops.LogReviews, failing)
-    w.select_row(0)
-    w.review_selected("ALL")
-    qtbot.waitUntil(lambda: any(t == "Autosave failed" for t, _ in w.messages), timeout=10_000)
-    assert "No space left" in [m for t, m in w.messages if t == "Autosave failed"][0]
-    w.select_row(1)
-    w.review_selected("HEM")
-    qtbot.waitUntil(lambda: [t for t, _ in w.messages].count("Autosave failed") == 2, timeout=10_000)
+    w.browser.select_row(0)
+    w.reviews.apply("ALL")
+    qtbot.waitUntil(lambda: any(t == "Autosave failed" for t, _ in w.prompts.messages), timeout=10_000)
+    assert "No space left" in [m for t, m in w.prompts.messages if t == "Autosave failed"][0]
+    w.browser.select_row(1)
+    w.reviews.apply("HEM")
+    qtbot.waitUntil(lambda: [t for t, _ in w.prompts.messages].count("Autosave failed") == 2, timeout=10_000)
     assert shown.count("Autosave failed") == 1  # one dialog; later failures go to the status bar
     assert "Autosave failed" in w.statusBar().currentMessage()
     monkeypatch.setitem(writer.WRITES, ops.LogReviews, real_write)
-    w.select_row(2)
-    w.review_selected("HEM")  # the writer carries on with the next change, and writes the failed ones first
+    w.browser.select_row(2)
+    w.reviews.apply("HEM")  # the writer carries on with the next change, and writes the failed ones first
     _wait_saved(qtbot, w)
-    on_disk = stored(w.session_path)
-    assert {c.key for c in w.model.cells[:3]} <= set(on_disk.reviews)  # nothing lost while the disk was full
-    events = CaseStore.open(w.session_path, create=False).review_events()
-    assert [e["path"] for e in events][-3:] == [c.key for c in w.model.cells[:3]]  # in the order they were made
+    on_disk = stored(w.case_files.path)
+    assert {c.key for c in w.cell_model.cells[:3]} <= set(on_disk.reviews)  # nothing lost while the disk was full
+    events = CaseStore.open(w.case_files.path, create=False).review_events()
+    assert [e["path"] for e in events][-3:] == [c.key for c in w.cell_model.cells[:3]]  # in the order they were made
 
 
 def test_corrupt_session_store_is_reported_and_moved_aside(qtbot, make_window):
@@ -348,12 +349,12 @@ def test_corrupt_session_store_is_reported_and_moved_aside(qtbot, make_window):
     data = os.urandom(8192)
     bad.write_bytes(data)  # no lock: looks like the store of an app that was killed
     w = make_window(check_orphans=True)
-    qtbot.waitUntil(lambda: any(t == "Case store could not be read" for t, _ in w.messages), timeout=10_000)
-    msg = [m for t, m in w.messages if t == "Case store could not be read"][0]
+    qtbot.waitUntil(lambda: any(t == "Case store could not be read" for t, _ in w.prompts.messages), timeout=10_000)
+    msg = [m for t, m in w.prompts.messages if t == "Case store could not be read"][0]
     assert str(bad) in msg and "not a LeukoScan case file" in msg
     # not a LeukoScan store at all (random bytes): never renamed, never deleted (case-record issue, item 5)
     assert bad.read_bytes() == data and not (sessions / "session-x.db.corrupt").exists()
-    assert w.session_path is not None and w.session_path != bad  # the window still autosaves
+    assert w.case_files.path is not None and w.case_files.path != bad  # the window still autosaves
 
 
 def test_open_case_store_never_renames_a_file_that_is_not_a_store(qtbot, make_window, tmp_path):
@@ -366,9 +367,9 @@ def test_open_case_store_never_renames_a_file_that_is_not_a_store(qtbot, make_wi
                     (tmp_path / "other.db", lambda p: sqlite3.connect(p).execute("CREATE TABLE t(x)").connection.commit())):
         make(f)
         before = f.read_bytes()
-        w.messages.clear()
-        w.open_store(f)
-        qtbot.waitUntil(lambda: any(t == "Case store could not be read" for t, _ in w.messages), timeout=10_000)
+        w.prompts.messages.clear()
+        w.opener.open_store(f)
+        qtbot.waitUntil(lambda: any(t == "Case store could not be read" for t, _ in w.prompts.messages), timeout=10_000)
         assert f.exists() and f.read_bytes() == before and not f.with_name(f.name + ".corrupt").exists()
 
 
@@ -383,24 +384,24 @@ def test_open_case_store_written_by_the_cli_shows_its_results_without_a_run(qtbo
     w = make_window()
     runs = []
     w.runs.finished.connect(lambda *a: runs.append(a))
-    monkeypatch.setattr("gui.mainwindow.QFileDialog.getOpenFileName", lambda *a, **k: (str(db), ""))
+    monkeypatch.setattr("gui.opening.QFileDialog.getOpenFileName", lambda *a, **k: (str(db), ""))
     w.acts["open_store"].trigger()
-    qtbot.waitUntil(lambda: len(w.model.cells) == 8, timeout=10_000)
-    assert all(c.result is not None and c.prediction in ("ALL", "HEM") for c in w.model.cells)
-    assert w.session_path == db
+    qtbot.waitUntil(lambda: len(w.cell_model.cells) == 8, timeout=10_000)
+    assert all(c.result is not None and c.prediction in ("ALL", "HEM") for c in w.cell_model.cells)
+    assert w.case_files.path == db
     qtbot.wait(300)
-    assert runs == [] and w.last_run is None and not w.runs.running
+    assert runs == [] and w.run_panel.last_run is None and not w.runs.running
     with open(tmp_path / "cli.csv", newline="", encoding="utf-8") as fh:
         import csv
 
         cli = {r["path"]: r["p_all"] for r in csv.DictReader(fh)}
-    assert {c.key: f"{c.p_all:.4f}" for c in w.model.cells} == cli
-    qtbot.waitUntil(lambda: w.summary.counts and w.summary.counts[0].classified == 8, timeout=5_000)
+    assert {c.key: f"{c.p_all:.4f}" for c in w.cell_model.cells} == cli
+    qtbot.waitUntil(lambda: w.side.summary.counts and w.side.summary.counts[0].classified == 8, timeout=5_000)
     # the window writes its reviews into that store
-    w.select_row(0)
-    w.review_selected("ALL")
+    w.browser.select_row(0)
+    w.reviews.apply("ALL")
     _wait_saved(qtbot, w)
-    assert w.model.cells[0].key in stored(db).reviews
+    assert w.cell_model.cells[0].key in stored(db).reviews
 
 
 def test_a_case_store_of_another_model_switches_to_it_instead_of_classifying_again(
@@ -414,16 +415,16 @@ def test_a_case_store_of_another_model_switches_to_it_instead_of_classifying_aga
     assert main(["classify", str(cells_dir), "--out", str(tmp_path / "cli.csv"), "--store", str(db),
                  "--model", "tiny_a", "--models-dir", str(tiny_models_dir), "--no-progress"]) == 0
     w = make_window()
-    assert w.classifier.name == "tiny_ensemble"
+    assert w.model_chooser.classifier.name == "tiny_ensemble"
     runs = []
     w.runs.resultsStored.connect(lambda *a: runs.append(a))
-    w.open_store(db)
-    qtbot.waitUntil(lambda: w.classifier is not None and w.classifier.name == "tiny_a" and len(w.model.cells) == 8,
+    w.opener.open_store(db)
+    qtbot.waitUntil(lambda: w.model_chooser.classifier is not None and w.model_chooser.classifier.name == "tiny_a" and len(w.cell_model.cells) == 8,
                     timeout=10_000)
     qtbot.wait(300)
     assert runs == [] and not w.runs.running
-    assert all(c.result is not None and c.result.model == "tiny_a" for c in w.model.cells)
-    assert w.model_combo.currentData() == "tiny_a"
+    assert all(c.result is not None and c.result.model == "tiny_a" for c in w.cell_model.cells)
+    assert w.model_chooser.combo.currentData() == "tiny_a"
 
 
 def test_unwritable_user_folder_still_works_and_says_autosave_is_off(qtbot, tmp_path, monkeypatch, make_window):
@@ -431,8 +432,8 @@ def test_unwritable_user_folder_still_works_and_says_autosave_is_off(qtbot, tmp_
     blocked.write_text("not a folder")
     monkeypatch.setenv("LEUKOSCAN_DATA_DIR", str(blocked))
     w = make_window()
-    qtbot.waitUntil(lambda: any(t == "Autosave unavailable" for t, _ in w.messages), timeout=5_000)
-    assert w.session_path is None and w.classifier is not None
+    qtbot.waitUntil(lambda: any(t == "Autosave unavailable" for t, _ in w.prompts.messages), timeout=5_000)
+    assert w.case_files.path is None and w.model_chooser.classifier is not None
 
 
 def test_unexpected_error_is_logged_and_shown_once(make_window, tmp_path, monkeypatch):
@@ -456,7 +457,7 @@ def test_unexpected_error_is_logged_and_shown_once(make_window, tmp_path, monkey
                 sys.excepthook(*sys.exc_info())
     finally:
         logging.getLogger("leukoscan").removeHandler(handler)
-    assert [t for t, _ in w.messages].count("Unexpected error") == 1
+    assert [t for t, _ in w.prompts.messages].count("Unexpected error") == 1
     errors = [r for r in records if r.name == "leukoscan"]
     assert len(errors) == 2 and "KeyError" in errors[0].getMessage()
 
@@ -465,12 +466,12 @@ def test_status_bar_shows_the_provider_and_warns_when_cuda_is_not_obtained(qtbot
     import onnxruntime as ort
 
     w = make_window(device="cuda")
-    text = w.device_label.text()
-    if "CUDAExecutionProvider" in ort.get_available_providers() and w.classifier.device_label == "CUDA":
+    text = w.model_chooser.device_label.text()
+    if "CUDAExecutionProvider" in ort.get_available_providers() and w.model_chooser.classifier.device_label == "CUDA":
         assert "CUDA" in text and "⚠" not in text
     else:  # CPU-only onnxruntime (CI): asked for CUDA, got the CPU, and the status bar says so
         assert "Device: <b>CPU</b>" in text and "⚠" in text and "CUDA" in text
-        assert w.classifier.warnings
+        assert w.model_chooser.classifier.warnings
 
 
 def test_model_failing_mid_run_keeps_the_cells_done(qtbot, make_window, cells_dir, monkeypatch):
@@ -488,11 +489,11 @@ def test_model_failing_mid_run_keeps_the_cells_done(qtbot, make_window, cells_di
     monkeypatch.setattr(service_mod, "classify", breaks_after_three)
     w = make_window()
     with qtbot.waitSignal(w.runs.failed, timeout=30_000):
-        w.open_paths([cells_dir])
-    qtbot.waitUntil(lambda: any(t == "Classification stopped" for t, _ in w.messages), timeout=5_000)
-    assert "out of memory" in [m for t, m in w.messages if t == "Classification stopped"][0]
-    assert sum(c.result is not None for c in w.model.cells) == 3 and not w.runs.running
+        w.opener.open_paths([cells_dir])
+    qtbot.waitUntil(lambda: any(t == "Classification stopped" for t, _ in w.prompts.messages), timeout=5_000)
+    assert "out of memory" in [m for t, m in w.prompts.messages if t == "Classification stopped"][0]
+    assert sum(c.result is not None for c in w.cell_model.cells) == 3 and not w.runs.running
     monkeypatch.setattr(service_mod, "classify", real)
     with qtbot.waitSignal(w.runs.finished, timeout=30_000):
-        w.classify_remaining()
-    assert all(c.result is not None for c in w.model.cells)
+        w.run_panel.classify_remaining()
+    assert all(c.result is not None for c in w.cell_model.cells)

@@ -42,23 +42,23 @@ def test_opening_a_store_shows_only_its_cases_and_never_writes_the_screen_into_i
     db = _store_of(tmp_path, tiny_models_dir, monkeypatch, patient_b, "B.db")
     w = make_window()
     open_and_classify(qtbot, w, [patient_a])
-    w.select_row(0)
-    w.review_selected("ALL")
-    session = w.session_path
+    w.browser.select_row(0)
+    w.reviews.apply("ALL")
+    session = w.case_files.path
     w.doc.unexported = False  # no export prompt in the test
-    w.open_store(db)
-    qtbot.waitUntil(lambda: w.session_path == db and bool(w.model.cells), timeout=10_000)
+    w.opener.open_store(db)
+    qtbot.waitUntil(lambda: w.case_files.path == db and bool(w.cell_model.cells), timeout=10_000)
     qtbot.wait(500)  # anything re-opened into the store would be scanned and added by now
     qtbot.waitUntil(lambda: not w.runs.running, timeout=30_000)
     w.service.flush()
     assert list(w.doc.cases) == [str(patient_b)]  # the window shows B.db's case, and nothing else
-    assert _roots(w.doc) == {str(patient_b)} and len(w.model.cells) == 5
+    assert _roots(w.doc) == {str(patient_b)} and len(w.cell_model.cells) == 5
     on_disk = stored(db)
     assert list(on_disk.cases) == [str(patient_b)] and len(on_disk.cells) == 5  # B.db holds patient B only
     # the work that was on screen is kept in its own record: the session store it was written to
     kept = stored(session)
     assert list(kept.cases) == [str(patient_a)] and len(kept.cells) == 8 and len(kept.reviews) == 1
-    assert any("kept" in text and session.name in text for _t, text in w.messages)  # and the window says where
+    assert any("kept" in text and session.name in text for _t, text in w.prompts.messages)  # and the window says where
 
     # and the report of B.db names one case, patient B
     from engine.cli import main
@@ -82,15 +82,15 @@ def test_work_in_no_store_is_not_dropped_without_asking(qtbot, make_window, cell
     w.case_files.path = None
     open_and_classify(qtbot, w, [patient_a])
     asked = []
-    monkeypatch.setattr(w, "confirm_leave_unsaved", lambda n: asked.append(n) or False, raising=False)
-    w.open_store(db)
+    monkeypatch.setattr(w.prompts, "confirm_leave_unsaved", lambda n: asked.append(n) or False, raising=False)
+    w.opener.open_store(db)
     qtbot.wait(300)
     assert asked == [8]
-    assert w.session_path is None and _roots(w.doc) == {str(patient_a)}  # still on screen, nothing opened
+    assert w.case_files.path is None and _roots(w.doc) == {str(patient_a)}  # still on screen, nothing opened
     assert list(stored(db).cases) == [str(patient_b)]
-    monkeypatch.setattr(w, "confirm_leave_unsaved", lambda n: asked.append(n) or True)
-    w.open_store(db)
-    qtbot.waitUntil(lambda: w.session_path == db and len(w.model.cells) == 5, timeout=10_000)
+    monkeypatch.setattr(w.prompts, "confirm_leave_unsaved", lambda n: asked.append(n) or True)
+    w.opener.open_store(db)
+    qtbot.waitUntil(lambda: w.case_files.path == db and len(w.cell_model.cells) == 5, timeout=10_000)
     qtbot.wait(300)
     assert _roots(w.doc) == {str(patient_b)} and list(stored(db).cases) == [str(patient_b)]
 
@@ -102,18 +102,31 @@ def test_a_scan_that_finishes_after_a_store_was_opened_is_not_added_to_it(qtbot,
     patient_a = _patient(cells_dir, tmp_path, "patientA", 8)
     patient_b = _patient(cells_dir, tmp_path, "patientB", 5)
     db = _store_of(tmp_path, tiny_models_dir, monkeypatch, patient_b, "B.db")
+    import threading
+
+    import gui.service as service_mod
+
+    real_scan, release = service_mod.scan, threading.Event()
+
+    def slow_scan(paths, warnings=None):
+        if any(str(patient_a) in str(p) for p in paths):
+            release.wait(10)  # patientA's scan is still running while B.db is opened
+        return real_scan(paths, warnings=warnings)
+
+    monkeypatch.setattr(service_mod, "scan", slow_scan)
     w = make_window()
-    real_scan, late = w.service.scan, []
-    monkeypatch.setattr(w.service, "scan",
-                        lambda paths: late.append(list(paths)) if str(patient_a) in map(str, paths) else real_scan(paths))
-    w.open_paths([str(patient_a)])
-    assert late
-    w.open_store(db)
-    qtbot.waitUntil(lambda: w.session_path == db and len(w.model.cells) == 5, timeout=10_000)
-    with qtbot.waitSignal(w.service.scanned, timeout=10_000):
-        real_scan(late[0])  # patientA's scan finishes now
+    handled = []
+    w.opener.scanned.connect(handled.append)
+    w.opener.open_paths([str(patient_a)])
+    (scan_a,) = w.opener._scans
+    w.opener.open_store(db)
+    qtbot.waitUntil(lambda: w.case_files.path == db and len(w.cell_model.cells) == 5, timeout=10_000)
+    assert scan_a.cancelled  # the document it was started for is gone
+    release.set()  # patientA's scan finishes now
+    assert scan_a.wait(10)
     qtbot.wait(500)
     qtbot.waitUntil(lambda: not w.runs.running, timeout=30_000)
     w.service.flush()
+    assert not any(str(patient_a) in p for found in handled for p, _ in found.opened)
     assert _roots(w.doc) == {str(patient_b)} and list(w.doc.opened) == [str(patient_b)]
     assert list(stored(db).cases) == [str(patient_b)] and len(stored(db).cells) == 5

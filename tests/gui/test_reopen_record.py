@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 
+from gui.prompts import CloseChoice
 from gui.session import SessionFiles
 from gui.settings import user_data_dir
 from gui_helpers import make_window, open_and_classify, stored  # noqa: F401  (fixture + helpers)
@@ -32,7 +33,7 @@ def _signed_off_record(qtbot, make_window, folder, sample_id="S-0042"):
     doc.review(doc.cells, "accept", "tech1")
     doc.set_sample_id(case, sample_id)
     doc.sign_off(case, "dr. who")
-    path = w.session_path
+    path = w.case_files.path
     w.doc.unexported = False  # no close prompt
     w.close()
     return path
@@ -53,11 +54,11 @@ def test_reopening_a_signed_off_folder_opens_its_record_not_a_new_one(qtbot, mak
     runs = []
     w.runs.resultsStored.connect(lambda *a: runs.append(a))
     w.runs.finished.connect(lambda *a: runs.append(a))
-    w.open_paths([str(folder)])  # as File ▸ Open recent does
-    qtbot.waitUntil(lambda: len(w.model.cells) == 6, timeout=10_000)
+    w.opener.open_paths([str(folder)])  # as File ▸ Open recent does
+    qtbot.waitUntil(lambda: len(w.cell_model.cells) == 6, timeout=10_000)
     qtbot.wait(300)
     case = w.doc.cases[str(folder)]
-    assert w.session_path == record  # the record itself is shown and written
+    assert w.case_files.path == record  # the record itself is shown and written
     assert case.sample_id == "S-0042" and case.signoff is not None and case.signoff.by == "dr. who"
     assert len(w.doc.reviews) == 6 and not w.doc.unclassified() and not runs  # nothing classified again
     w.close()
@@ -84,9 +85,9 @@ def test_several_records_of_a_folder_ask_which(qtbot, make_window, cells_dir, tm
         return next(r.path for r in records if r.path == other)
 
     w = make_window()
-    monkeypatch.setattr(w, "choose_record", choose)
-    w.open_paths([str(folder)])
-    qtbot.waitUntil(lambda: w.session_path == other and len(w.model.cells) == 6, timeout=10_000)
+    monkeypatch.setattr(w.prompts, "choose_record", choose)
+    w.opener.open_paths([str(folder)])
+    qtbot.waitUntil(lambda: w.case_files.path == other and len(w.cell_model.cells) == 6, timeout=10_000)
     assert asked and asked[0][0] == str(folder) and asked[0][1] == sorted([first.name, other.name])
     assert w.doc.cases[str(folder)].signoff is None and w.doc.cases[str(folder)].sample_id == "S-7A"
 
@@ -96,10 +97,10 @@ def test_a_record_is_found_by_sample_id_and_listed_in_open_recent(qtbot, make_wi
     _signed_off_record(qtbot, make_window, folder, "S-0009")
     (record,) = _stores()
     w = make_window()
-    found = w.find_records(sample_id="s-0009")  # case-insensitive
+    found = w.opener.find_records(sample_id="s-0009")  # case-insensitive
     assert [r.path for r in found] == [record] and found[0].roots == [str(folder)]
-    assert [r.path for r in w.find_records(folder=str(folder))] == [record]
-    assert w.find_records(sample_id="S-nope") == []
+    assert [r.path for r in w.opener.find_records(folder=str(folder))] == [record]
+    assert w.opener.find_records(sample_id="S-nope") == []
     w._fill_recent()
     texts = [a.text() for a in w.recent_menu.actions()]
     assert any("S-0009" in t for t in texts), texts
@@ -107,13 +108,13 @@ def test_a_record_is_found_by_sample_id_and_listed_in_open_recent(qtbot, make_wi
 
 def test_one_extension_for_case_stores(qtbot, make_window, monkeypatch):
     w = make_window()
-    assert w.session_path.suffix == ".leukoscan"
+    assert w.case_files.path.suffix == ".leukoscan"
     seen = []
-    from gui import mainwindow
+    from gui import opening
 
-    monkeypatch.setattr(mainwindow.QFileDialog, "getOpenFileName",
+    monkeypatch.setattr(opening.QFileDialog, "getOpenFileName",
                         staticmethod(lambda *a, **k: seen.append(a[3] if len(a) > 3 else k.get("filter")) or ("", "")))
-    w.open_store_dialog()
+    w.opener.open_store_dialog(w)
     assert seen and "*.leukoscan" in seen[0] and "*.db" in seen[0]  # creates .leukoscan, opens both
     filters = seen[0].split(";;")  # the default (first) filter shows the one extension; older .db stores second
     assert filters[0] == "LeukoScan case store (*.leukoscan)" and "(*.db)" in filters[1]
@@ -124,14 +125,14 @@ def test_close_prompt_counts_only_what_changed_since_the_export(qtbot, make_wind
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     for row in range(4):
-        w.select_row(row)
-        w.review_selected("HEM")
+        w.browser.select_row(row)
+        w.reviews.apply("HEM")
     with qtbot.waitSignal(w.service.exportDone, timeout=30_000):
-        assert w.export_to(tmp_path / "r.csv")
+        assert w.exports.csv(tmp_path / "r.csv")
     qtbot.waitUntil(lambda: not w.doc.unexported, timeout=10_000)
-    w.select_row(5)
-    w.review_selected("ALL")
+    w.browser.select_row(5)
+    w.reviews.apply("ALL")
     asked = []
-    monkeypatch.setattr(w, "ask_close", lambda n: asked.append(n) or "cancel")
+    monkeypatch.setattr(w.prompts, "ask_close", lambda n, since="": asked.append(n) or CloseChoice.CANCEL)
     assert not w.confirm_close()
     assert asked == [1]  # one review since the export, not 5

@@ -71,10 +71,10 @@ def test_table_selection_is_neutral_and_the_error_column_is_in_view(qtbot, make_
     w = make_window()
     w.resize(1480, 920)
     open_and_classify(qtbot, w, [cells_dir])
-    w.tabs.setCurrentWidget(w.table)
+    w.browser.setCurrentWidget(w.browser.table)
     qtbot.wait(50)
-    hl = w.table.palette().color(QPalette.ColorGroup.Active, QPalette.ColorRole.Highlight)
+    hl = w.browser.table.palette().color(QPalette.ColorGroup.Active, QPalette.ColorRole.Highlight)
     assert hl == QColor(TABLE_SELECTION) and hl != QColor(HEM_COLOR)
-    h = w.table.horizontalHeader()
-    last = w.model.columnCount() - 1
-    assert h.sectionViewportPosition(last) + 40 <= w.table.viewport().width()  # Error starts well inside the view
+    h = w.browser.table.horizontalHeader()
+    last = w.cell_model.columnCount() - 1
+    assert h.sectionViewportPosition(last) + 40 <= w.browser.table.viewport().width()  # Error starts well inside the view

@@ -7,8 +7,9 @@ import threading
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from gui.tasks import Relay, TaskRunner  # noqa: E402
-from gui_helpers import make_window  # noqa: E402,F401  (fixture)
+from gui_helpers import make_window  # noqa: F401  (fixture)
+
+from gui.tasks import Relay, TaskRunner
 
 
 def _runner(_qtbot, workers=1):
@@ -45,7 +46,7 @@ def test_result_partials_and_error_arrive_on_the_gui_thread_in_order(qtbot):
 def test_cancel_drops_what_was_already_queued_and_stops_the_worker(qtbot):
     r = _runner(qtbot)
     got = []
-    posted, release = threading.Event(), threading.Event()
+    posted = threading.Event()
 
     def work(state):
         state.set_partial_result("late batch")  # queued for the GUI thread before cancel
@@ -121,7 +122,7 @@ def test_a_stopped_run_delivers_nothing_more(qtbot, make_window, cells_dir, monk
     monkeypatch.setattr(service_mod, "classify", slow)
     w = make_window(batch_size=1)
     with qtbot.waitSignal(w.runs.resultsStored, timeout=30_000):
-        w.open_paths([cells_dir])
+        w.opener.open_paths([cells_dir])
     late = []
     w.runs.resultsStored.connect(late.append)
     w.runs.finished.connect(late.append)

@@ -1,0 +1,281 @@
+"""Opening cases: folders and files (dialog, drop, recent menu, command line), case records (a folder's own
+record, File ▸ Find case record, File ▸ Open case store) and the restore offer at start.
+
+Folders are scanned by a service task; cells are added ``ADD_CHUNK`` at a time, yielding to the event loop
+in between, so opening 20,000 cells never freezes the window.  A scan belongs to the document it was started
+for: when the document is replaced, its scans are cancelled (:mod:`gui.tasks`), so what they find never
+lands in another patient's record.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+from .prompts import CloseChoice
+from .service import ScanResult
+
+log = logging.getLogger("leukoscan.gui")
+ADD_CHUNK = 2000  # rows added per event-loop turn when a folder is opened
+
+
+class CaseOpener(QObject):
+    status = Signal(str, int)  # status bar text, ms (0: until replaced)
+    scanned = Signal(ScanResult)  # a scan of this document was handled (its cells are being added)
+    added = Signal()  # every cell found is in the document: a run may start
+
+    def __init__(self, service, bridge, case_files, runs, settings, prompts, ready: bool = True,
+                 parent=None) -> None:
+        """``ready`` False: paths asked for are held until the restore question was answered (``start``)."""
+        super().__init__(parent)
+        self.service, self.bridge, self.case_files = service, bridge, case_files
+        self.runs, self.settings, self.prompts = runs, settings, prompts
+        self.ready = ready
+        self._held: list[str] = []  # command-line paths, opened once the restore question is answered
+        self._after_record: list[str] = []  # paths opened with a folder whose record is being opened
+        self._scans: list = []  # the scan tasks of the document shown
+        self._adding: list[list] = []  # scanned items not yet added (see _add_next_chunk)
+        self._added = 0
+        bridge.replaced.connect(self._forget)
+        case_files.askRestore.connect(self._ask_restore)
+        case_files.adopted.connect(self._adopted)
+        case_files.orphansChecked.connect(self._orphans_checked)
+
+    @property
+    def doc(self):
+        return self.bridge.doc
+
+    @property
+    def busy(self) -> bool:
+        """Scanned cells are still being added."""
+        return bool(self._adding)
+
+    # --- folders and files ----------------------------------------------------------------------------
+    def open_paths(self, paths: list) -> None:
+        """Open folders/files: a folder with a case record opens that record, the rest is scanned."""
+        paths = [str(Path(p).expanduser().absolute()) for p in paths if str(p).strip()]
+        if not paths:
+            return
+        if not self.ready:  # the restore question comes first (it may bring these cases back)
+            self._held.extend(paths)
+            return
+        if self._open_store_among(paths):
+            return
+        paths = [p for p in paths if not self._is_store_file(p)]
+        if not paths:
+            return
+        if self._open_record_of(paths):
+            return
+        self.status.emit("Looking for images in " + ", ".join(Path(p).name for p in paths) + " …", 0)
+        self._scans.append(self.service.scan(paths, on_result=self._scanned))
+
+    @staticmethod
+    def _is_store_file(path: str) -> bool:
+        from .session import STORE_SUFFIXES
+
+        return Path(path).suffix.lower() in STORE_SUFFIXES and Path(path).is_file()
+
+    def _open_store_among(self, paths: list[str]) -> bool:
+        """A case store among ``paths`` (``leukoscan CASE.leukoscan``: the file manager's "Open with", a drop, the
+        command line) is opened like File ▸ Open case store, unless this window shows it already; the other paths
+        open into it once it is shown.  One store per window: further ones are named in a message.  True when a
+        store is being opened (or the user kept the cases on screen)."""
+        stores = [p for p in paths if self._is_store_file(p)]
+        if not stores:
+            return False
+        if len(stores) > 1:
+            self.prompts.show_message("One case store per window", "Only " + Path(stores[0]).name + " was opened; "
+                                      "open " + ", ".join(Path(p).name for p in stores[1:]) + " with File ▸ Open "
+                                      "case store in another LeukoScan window.", QMessageBox.Icon.Information)
+        mine = self.case_files.path
+        if mine is not None and Path(stores[0]).resolve() == Path(mine).resolve():
+            return False  # shown already: nothing to open
+        rest = [p for p in paths if p not in stores]
+        if self.open_store(Path(stores[0])):
+            self._after_record = rest
+        return True
+
+    def open_dialog(self, parent) -> None:
+        d = QFileDialog.getExistingDirectory(parent, "Open case folder", self.settings.last_open_dir)
+        if d:
+            self.settings.last_open_dir = str(Path(d).parent)
+            self.open_paths([d])
+
+    def open_files_dialog(self, parent) -> None:
+        files, _ = QFileDialog.getOpenFileNames(
+            parent, "Open cell images", self.settings.last_open_dir,
+            "Images (*.bmp *.png *.jpg *.jpeg *.tif *.tiff *.webp *.BMP *.PNG *.JPG *.TIF *.TIFF);;All files (*)")
+        if files:
+            self.settings.last_open_dir = str(Path(files[0]).parent)
+            self.open_paths(files)
+
+    def _scanned(self, found: ScanResult) -> None:
+        self._scans = [t for t in self._scans if not t.delivered]
+        items, problems, opened = found.items, found.problems, found.opened
+        for p in problems:
+            self.prompts.note("Open", p)
+        if items and not self.doc.cells and opened:  # a new record is named after the folder opened first
+            named = self.case_files.name_after(Path(opened[0][0]).name)
+            if named is not None:
+                self.settings.add_recent_store(str(named))
+        for path, is_dir in opened:
+            self.doc.note_opened(path, is_dir)
+            if is_dir:
+                self.settings.add_recent(path)
+        if problems:
+            self.prompts.show_message(
+                "Some paths could not be opened", "\n".join(problems[:20]) + "\n\nReviews made earlier on these "
+                "images are kept in the case store; they come back when the folder is available and opened again.")
+        if not items and not problems:
+            self.prompts.show_message("No images found", "No supported image files (BMP, PNG, JPEG, TIFF, WebP) "
+                                      "were found in the folder(s) you opened.", QMessageBox.Icon.Information)
+        if items:
+            self._adding.append(list(items))
+            self.runs.adding = True
+            if len(self._adding) == 1:
+                self._add_next_chunk()
+        self.scanned.emit(found)
+
+    def _add_next_chunk(self) -> None:
+        if not self._adding:
+            return
+        items = self._adding[0]
+        chunk, rest = items[:ADD_CHUNK], items[ADD_CHUNK:]
+        self._added += len(self.doc.add_items(chunk))
+        if rest:
+            self._adding[0] = rest
+        else:
+            self._adding.pop(0)
+        if self._adding:
+            self.status.emit(f"Adding cells… {len(self.doc.cells)}", 0)
+            QTimer.singleShot(0, self._add_next_chunk)
+            return
+        self.status.emit(f"{self._added} new cell image(s) found", 5000)
+        self._added = 0
+        self.runs.adding = False
+        self.added.emit()
+
+    def _forget(self) -> None:
+        """A new document: what was being found or added for the cases before is not its own."""
+        for t in self._scans:
+            t.cancel()
+        self._scans, self._adding, self._added = [], [], 0
+        self.runs.adding = False
+
+    def close_cases(self) -> None:
+        if self.doc.unexported and self.doc.reviews:
+            if self.prompts.ask_close(self.doc.unexported_reviews(), self.doc.exported_at) != CloseChoice.DISCARD:
+                return
+        self.runs.stop()
+        self.doc.clear()  # -> bridge.replaced -> _forget
+
+    # --- case records ---------------------------------------------------------------------------------
+    def find_records(self, folder: str | None = None, sample_id: str | None = None) -> list:
+        """The case records (:class:`engine.case.records.Record`) of ``folder`` or of ``sample_id``, newest
+        first, in the sessions folder and the stores opened lately; the store written now is not among them."""
+        from .session import candidates, find_records
+
+        places = candidates([self.case_files.files.dir], self.settings.recent_stores)
+        mine = self.case_files.path
+        return [r for r in find_records(places, folder=folder, sample_id=sample_id)
+                if mine is None or r.path.resolve() != mine.resolve()]
+
+    def _open_record_of(self, paths: list[str]) -> bool:
+        """A folder that already has a case record opens that record (its reviews, sample id and sign-off:
+        nothing is classified again, no second record is made) instead of a new one; with several records,
+        the user chooses.  True when a record is being opened (or the choice was cancelled)."""
+        for p in paths:
+            if p in self.doc.opened or p in self.doc.cases or not Path(p).is_dir():
+                continue  # on screen already: scanned again into the record shown
+            try:
+                records = self.find_records(folder=p)
+            except Exception as exc:  # noqa: BLE001 - never stops a folder from opening
+                log.warning("looking for the case record of %s failed: %s", p, exc)
+                continue
+            if not records:
+                continue
+            chosen = records[0].path if len(records) == 1 else self.prompts.choose_record(p, records)
+            if chosen is None:
+                return True  # cancelled: nothing opened
+            if not chosen:
+                continue  # "a new record": the folder is classified into the record shown
+            rest = [q for q in paths if q != p]
+            if not self.open_store(Path(chosen)):
+                return True
+            self._after_record = rest
+            log.info("%s has a case record: opening %s", p, chosen)
+            self.status.emit(f"{Path(p).name} has a case record: opening {Path(chosen).name} "
+                             "(its reviews and sign-off)", 10000)
+            return True
+        return False
+
+    def find_record_dialog(self, parent) -> None:
+        """File ▸ Find case record: by sample id (or a folder's path)."""
+        text, ok = QInputDialog.getText(parent, "Find case record", "Sample ID (or the case folder's path):")
+        text = text.strip() if ok else ""
+        if text:
+            self.open_record_of(text)
+
+    def open_record_of(self, text: str) -> bool:
+        """Open the record of the sample id or folder ``text`` (asks which when there are several)."""
+        found = {r.path: r for r in self.find_records(sample_id=text)}
+        if Path(text).expanduser().is_dir():
+            found.update({r.path: r for r in self.find_records(folder=str(Path(text).expanduser().absolute()))})
+        records = sorted(found.values(), key=lambda r: r.saved, reverse=True)
+        if not records:
+            self.prompts.show_message("No case record", f"No case record of '{text}' was found in the sessions "
+                                      f"folder ({self.case_files.files.dir}) or among the case stores opened lately.",
+                                      QMessageBox.Icon.Information)
+            return False
+        chosen = records[0].path if len(records) == 1 else self.prompts.choose_record(text, records)
+        return bool(chosen) and self.open_store(Path(chosen))
+
+    # --- case stores ----------------------------------------------------------------------------------
+    def open_store_dialog(self, parent) -> None:
+        from .session import STORE_FILTER
+
+        start = str(self.case_files.files.dir if self.case_files.files.dir.is_dir() else Path.home())
+        path, _ = QFileDialog.getOpenFileName(parent, "Open case store", start, f"{STORE_FILTER};;All files (*)")
+        if path:
+            self.open_store(Path(path))
+
+    def open_store(self, path: Path) -> bool:
+        """Show the store at ``path`` instead of the cases on screen (which stay in their own store).
+        False when the user kept the cases on screen (or the store is in use)."""
+        doc = self.doc
+        if self.case_files.path is None and doc.cells:
+            if not self.prompts.confirm_leave_unsaved(len(doc.cells)):  # in no store: they would be lost
+                return False
+        elif doc.unexported and doc.reviews and \
+                self.prompts.ask_close(doc.unexported_reviews(), doc.exported_at) != CloseChoice.DISCARD:
+            return False
+        self.runs.stop()
+        return self.case_files.restore(Path(path))
+
+    def _ask_restore(self, orphan) -> None:
+        if self.prompts.ask_restore(orphan.path, orphan.meta):
+            self.case_files.restore(orphan.path)
+
+    def _orphans_checked(self) -> None:
+        self.ready = True
+        held, self._held = self._held, []
+        if held:
+            self.open_paths(held)
+
+    def _adopted(self, adopted) -> None:
+        """The store's own folders are scanned again (new images in them are added; a folder that is gone
+        now is reported); what was on screen before is never opened into it: one patient per record."""
+        self.settings.add_recent_store(str(adopted.path))
+        again = [p for p in self.doc.opened if p] + self._after_record
+        self._after_record = []
+        if again:
+            self.open_paths(list(dict.fromkeys(again)))
+        if adopted.kept is not None:
+            text = (f"The cases shown before are kept in their own case store, {adopted.kept.name} (File ▸ Open "
+                    f"case store: {adopted.kept})")
+            self.prompts.note("Case store opened", text)
+            self.status.emit(text, 30000)
+        self.added.emit()
