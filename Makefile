@@ -15,7 +15,7 @@ DEB_PKGS := libegl1 libgl1 libglib2.0-0 libfontconfig1 libfreetype6 libxkbcommon
             libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxrender1 libxi6 xvfb fonts-dejavu-core \
             xdotool
 
-.PHONY: run test typecheck bench sysdeps venv venv-app venv-all clean bundle bundle-gpu install-desktop
+.PHONY: run test typecheck lock bench sysdeps venv venv-app venv-all clean bundle bundle-gpu install-desktop
 
 # Installs every package of DEB_PKGS that dpkg does not list as installed (needs root or sudo; skipped
 # where there is no dpkg/apt-get).  Each package is checked: one missing library is enough for Qt to abort.
@@ -53,10 +53,20 @@ $(VENV)/.app-installed: pyproject.toml | $(PY)
 	$(PIP) install -q -e .
 	touch $@
 
-# Everything: app + training + dev tools + the Ray engine (what `make test` needs).
-$(VENV)/.all-installed: pyproject.toml | $(PY)
-	$(PIP) install -q -e ".[train,dev,ray]"
+# Everything: app + training + dev tools + the Ray engine (what `make test` and `make bundle` need), at the
+# versions pinned in requirements/dev.lock, so that two bundle builds (and two CI runs) get the same packages.
+LOCK := requirements/dev.lock
+$(VENV)/.all-installed: pyproject.toml $(LOCK) | $(PY)
+	$(PIP) install -q -r $(LOCK)
+	$(PIP) install -q --no-deps -e ".[train,dev,ray]"
 	touch $@ $(VENV)/.app-installed
+
+# Re-pin requirements/dev.lock from pyproject.toml (newest versions its ranges allow; every platform and Python
+# 3.11-3.12 in one file).  Run after changing a dependency, then `make test` and commit both files.
+lock: | $(PY)
+	$(PIP) install -q "uv>=0.4"
+	$(VENV)/bin/uv pip compile pyproject.toml --extra train --extra dev --extra ray --universal \
+	    --python-version 3.11 -q -o $(LOCK)
 
 venv-app: $(VENV)/.app-installed
 venv-all: $(VENV)/.all-installed
