@@ -152,6 +152,7 @@ class StoreExport:
     """What :func:`export_store` read and wrote."""
 
     doc: CaseDocument
+    model: ModelFacts  # the document's current model, whose results were exported
     rows: list[dict[str, str]]
     summary: list[dict[str, str]]
     history: list[dict[str, str]]
@@ -183,10 +184,10 @@ def export_store(db_path: str | Path, out_csv: str | Path, summary_csv: str | Pa
         doc = store.load()
         events = review_history_rows(store)
         rows = cell_rows(doc)
-        if not rows:
+        if doc.current is None or not rows:
             raise NothingToExport("holds no classified cells" + ("" if doc.current else " (no model has run on it)"))
         sums = report.summarize(rows, signoffs=doc.signoffs, sample_ids=doc.sample_ids)
-        result = StoreExport(doc, rows, sums, events)
+        result = StoreExport(doc, doc.current, rows, sums, events)
         jobs = [("report", out_csv, partial(report.write_cell_report, bom=bom), rows)]
         if summary_csv is not None:
             jobs.append(("summary", summary_csv, partial(report.write_summary, bom=bom), sums))

@@ -184,7 +184,7 @@ def run(args) -> int:
     except ModelError as exc:
         raise CliError(str(exc), EXIT_MODEL) from None
     threshold = clf.threshold if args.threshold is None else args.threshold
-    run = _store_run(store_path, args, clf, items) if store_path is not None else None
+    run, lock = _store_run(store_path, args, clf, items) if store_path is not None else (None, None)
     todo, skipped = (items, 0) if run is None else (run.todo, run.skipped)
     threshold = threshold if run is None else run.threshold
     say(f"model {clf.name} {clf.version} on {clf.device_label} ({clf.active_provider}); "
@@ -211,7 +211,7 @@ def run(args) -> int:
     except KeyboardInterrupt:
         cancel.set()
     finally:
-        store_failed = run is not None and _finish_store_run(run)
+        store_failed = run is not None and _finish_store_run(run, lock)
     elapsed = time.perf_counter() - t0
     if run is not None:  # the report covers every item, the skipped ones with their stored results
         from ..case.export import cell_rows
@@ -319,7 +319,8 @@ def _check_store_path(args, inputs: set[str], out: Path, summary: Path | None) -
 
 
 def _store_run(path: Path, args, clf, items):
-    """Open (or create) the case file and add this run's cells to it; exit 2 when it cannot be read."""
+    """Open (or create) the case file, holding its lock, and add this run's cells to it: (the run, the lock to
+    release after :func:`_finish_store_run`); exit 2 when it cannot be read."""
     from ..case import ModelFacts
     from ..case.audit import reviewer_name
     from ..case.store import CaseStore, HeadlessRun, SignedOffChanged, StoreError
@@ -331,7 +332,6 @@ def _store_run(path: Path, args, clf, items):
         lock.release()
         raise CliError(f"--store: {exc}; the file was left as it is (give another --store; the app offers "
                        "to move a damaged case file aside)") from None
-    store.lock = lock  # released with the store (_finish_store_run)
     try:
         opened = [(os.path.abspath(Path(p).expanduser()), os.path.isdir(p)) for p in args.paths]
         reopen = args.reopen
@@ -354,17 +354,16 @@ def _store_run(path: Path, args, clf, items):
         note += f"; threshold {run.threshold:g} kept from the case file (card: {clf.threshold:g})"
     say(f"case file {path}: {run.skipped} of {len(items)} cells already classified by {clf.name} "
         f"{clf.version} are skipped{note}")
-    return run
+    return run, lock
 
 
-def _finish_store_run(run) -> bool:
-    """Store the last results and close the case file; True (said on stderr) when writes failed."""
+def _finish_store_run(run, lock) -> bool:
+    """Store the last results, close the case file and release its lock; True (said on stderr) when writes
+    failed."""
     try:
         errors = run.finish()
     finally:
-        lock = getattr(run.store, "lock", None)
-        if lock is not None:
-            lock.release()
+        lock.release()
     if errors:
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
         say(f"error: {errors[0]}{more}")

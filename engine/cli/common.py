@@ -25,7 +25,7 @@ EXIT_OK, EXIT_WRITE, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED, EXIT_TERMINATED =
 EXIT_BROKEN = 4  # the case file's record is broken (leukoscan-cli verify says where)
 EXIT_SIGNED_OFF = 5  # classify --store would change a signed-off case and no --reopen REASON was given
 #: Signals that stop a run cleanly (partial report), and the exit status each gives.
-STOP_SIGNALS = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
+STOP_SIGNALS: dict[int, int] = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
 #: ``--out -``: the report goes to stdout (compared by ``is_stdout``: a checked path is absolute, never "-").
 STDOUT = Path("-")
 

@@ -73,6 +73,7 @@ def run(args) -> int:
     summary = check_output(Path(args.summary), "--summary", inputs, args.force) if args.summary else None
     if summary is not None and same_file(summary, out):
         raise CliError("--summary and --out must be different files")
+    history: Path | None
     if args.reviews:
         history = check_output(Path(args.reviews), "--reviews", inputs, args.force)
     else:
@@ -96,9 +97,9 @@ def run(args) -> int:
     if done.record_errors:
         warn(f"the export could not be recorded in the case file ({done.record_errors[0]})")
     code = EXIT_OK if done.complete else EXIT_WRITE
-    doc, rows, cc = done.doc, done.rows, done.counts
+    doc, rows, cc, model = done.doc, done.rows, done.counts, done.model
     where = {k: ("stdout" if is_stdout(v) else str(v)) for k, v in done.written.items()}
-    say(f"{cc.cells} cells in {len(done.summary)} folder(s), model {doc.current.name} {doc.current.version}, "
+    say(f"{cc.cells} cells in {len(done.summary)} folder(s), model {model.name} {model.version}, "
         f"threshold {doc.threshold:g}: {cc.flagged} flagged for review, {cc.reviewed} reviewed, {cc.review_open} "
         f"review(s) open{'; ' + exclusions_text(rows) if cc.excluded else ''}"
         f"{f'; INCOMPLETE: {cc.pending} of {cc.cells} images not classified' if cc.pending else ''}; "
@@ -107,7 +108,7 @@ def run(args) -> int:
            else f"; review history ({len(done.history)} events) not written (give --reviews FILE)"))
     if args.json:
         emit_json(SCHEMA, {"status": "completed", "exit_code": code, "case_file": str(db),
-                           "model": {"name": doc.current.name, "version": doc.current.version},
+                           "model": {"name": model.name, "version": model.version},
                            "threshold": doc.threshold, "counts": counts_json(rows), "folders": len(done.summary),
                            "review_events": len(done.history),
                            "files": {k: shown(done.written.get(k)) for k in ("report", "summary", "reviews")},
