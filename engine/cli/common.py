@@ -124,9 +124,12 @@ def error(msg: str) -> None:
 
 def emit_json(schema: str, data: dict) -> None:
     """One JSON document on stdout: ``{"schema": "leukoscan.<command>/<major>", "leukoscan_version": ..., ...}``
-    (README "JSON output"; a new field keeps the major number, a changed or removed one bumps it)."""
-    print(json.dumps({"schema": schema, "leukoscan_version": __version__, **data}, indent=2, ensure_ascii=False),
-          flush=True)
+    (README "JSON output"; a new field keeps the major number, a changed or removed one bumps it).  UTF-8
+    bytes whatever the console's code page (JSON's encoding; a cp1252 console could not print every path)."""
+    text = json.dumps({"schema": schema, "leukoscan_version": __version__, **data}, indent=2, ensure_ascii=False)
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode("utf-8") + b"\n")
+    sys.stdout.buffer.flush()
 
 
 def registry(extra: Sequence[str]) -> Registry:

@@ -237,3 +237,14 @@ def test_interrupted_run_to_stdout_writes_nothing_there(cells_dir, tiny_models_d
     assert doc["status"] == "interrupted" and doc["exit_code"] == 130 and doc["complete"] is False
     assert doc["files"]["report"] is None and doc["files"]["partial"] == str(tmp_path / "r.partial.csv")
     assert 0 < doc["counts"]["cells"] < 40 and not (tmp_path / "r.csv").exists()
+
+
+def test_json_is_utf8_whatever_the_console_encoding(tiny_models_dir, tmp_path):
+    """A Windows console in cp1252 (here: ASCII) cannot encode every path; the JSON is UTF-8 bytes all the same."""
+    models = tmp_path / "Modèles Zoë"
+    shutil.copytree(tiny_models_dir, models)
+    p = subprocess.run([sys.executable, "-m", "engine.cli", "models", "--json", "--models-dir", str(models)],
+                       capture_output=True, timeout=120, check=False, env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout.decode("utf-8"))
+    assert doc["model_dirs"][-1] == str(models) and len(doc["models"]) == 3
