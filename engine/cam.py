@@ -77,16 +77,15 @@ def member_cam(member, rgb) -> tuple[np.ndarray, tuple[float, float, float, floa
     if CAM_OUTPUT not in {o.name for o in member.session.get_outputs()}:
         raise CamUnavailable(f"{member.card.onnx_file}: no '{CAM_OUTPUT}' output")
     x = preprocess_image(rgb, member.spec)[None].astype(np.float32)
-    acc = None
+    views = []
     for k in member.card.tta_views:
         xv = x if k == 0 else dihedral(x, k)
         if member.fixed_batch and member.fixed_batch > 1:
             xv = np.concatenate([xv, np.zeros((member.fixed_batch - 1,) + xv.shape[1:], np.float32)])
         (cam,) = member.session.run([CAM_OUTPUT], {member.input_name: xv})
-        m = _undo_view(np.asarray(cam, np.float64)[0], k)
-        acc = m if acc is None else acc + m
-    acc = acc / len(member.card.tta_views)
-    return acc / float(member.card.temperature), crop_box(rgb, member.spec)
+        views.append(_undo_view(np.asarray(cam, np.float64)[0], k))
+    mean = np.mean(np.stack(views), axis=0)
+    return mean / float(member.card.temperature), crop_box(rgb, member.spec)
 
 
 def _resample(m: np.ndarray, box, size: tuple[int, int], grid: tuple[int, int]) -> np.ndarray:

@@ -127,7 +127,7 @@ def donors_seen(card, member_cards=()) -> set[str] | str | None:
         seen: set[str] = set()
         for m in members:
             s = donors_seen(by_name[m]) if m in by_name else None
-            if s is None or s == ALL_DONORS:
+            if s is None or isinstance(s, str):  # unknown, or ALL_DONORS
                 return s
             seen |= s
         return seen

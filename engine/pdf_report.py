@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping
 
 from fpdf import FPDF
 from fpdf.fonts import FontFace
+from fpdf.util import Padding
 
 from . import __version__
 from .card import ModelCard, sha256_file
@@ -50,6 +51,7 @@ _MARGIN = 12.0
 _THUMB_MM, _THUMB_GAP, _CAPTION_MM = 21.0, 2.0, 6.5
 _GREY, _DARK, _RED = (225, 225, 225), (90, 90, 90), (200, 30, 30)
 _AMBER = (230, 159, 0)  # the window's review colour (gui.style.REVIEW_COLOR)
+_PAD = Padding.new(1.5)  # mm around the intended-use box (fpdf's type hints say int; Padding takes mm)
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ def _header(pdf: _Doc, case: CaseReport, meta: _Meta) -> None:
     pdf.ln(2)
     pdf.set_fill_color(255, 246, 214)
     pdf.font(8.5)
-    pdf.multi_cell(0, 4.2, pdf.t(INTENDED_USE), border=1, fill=True, padding=1.5, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 4.2, pdf.t(INTENDED_USE), border=1, fill=True, padding=_PAD, new_x="LMARGIN", new_y="NEXT")
 
 
 def _verdict(pdf: _Doc, case: CaseReport) -> None:
@@ -455,7 +457,7 @@ def _overview(entries: list[tuple[CaseReport, _Meta, int]]):
         pdf.ln(1)
         pdf.set_fill_color(255, 246, 214)
         pdf.font(8.5)
-        pdf.multi_cell(0, 4.2, pdf.t(INTENDED_USE), border=1, fill=True, padding=1.5, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 4.2, pdf.t(INTENDED_USE), border=1, fill=True, padding=_PAD, new_x="LMARGIN", new_y="NEXT")
         pdf.ln(3)
         pdf.set_fill_color(255, 255, 255)
         with pdf.table(col_widths=(26, 52, 11, 36, 15, 35, 11), line_height=4.5, first_row_as_headings=True,
@@ -466,7 +468,7 @@ def _overview(entries: list[tuple[CaseReport, _Meta, int]]):
             for case, meta, page in entries:
                 t = case.total
                 signed = "not signed off" if signoff_text(meta.signoff) == NOT_SIGNED else \
-                    f"by {meta.signoff['signed_off_by']}"
+                    f"by {(meta.signoff or {}).get('signed_off_by', '?')}"
                 table.row([pdf.t(meta.sample_id or "not given"), pdf.t(case.root), t["cells"],
                            pdf.t(fmt_pct(case.counts, short=True)), str(case.open_reviews),
                            pdf.t(signed), str(page)])
