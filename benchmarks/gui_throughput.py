@@ -245,7 +245,7 @@ def memory_check(args, app, win, base_results, cells, tmp, rss_run, lateness, ti
              for i, c in enumerate(win.cell_model.cells)]
     for b in range(0, len(pairs), 64):  # in batches, as a run delivers them (one store transaction each)
         win.doc.add_results(facts, pairs[b:b + 64])
-    win._refresh_summary()
+    win.views.refresh_summary()
     app.processEvents()
     load_s = time.perf_counter() - t0
     missing = sum(1 for c in win.cell_model.cells if c.result is None)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QItemSelectionModel, Qt
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from .document import ReviewCommand
@@ -161,6 +161,27 @@ def build_menus(window, actions: dict[str, QAction], recent_filler: Callable) ->
             else:
                 m.addAction(actions[n])
     return recent
+
+
+def cell_menu(view, pos, actions: dict[str, QAction], current_cell: Callable) -> QMenu:
+    """The cells' context menu at ``pos`` of ``view`` (the gallery or the table); a right-click on a cell that is
+    not selected selects it first, so the menu acts on what was clicked."""
+    idx = view.indexAt(pos)
+    if idx.isValid() and not view.selectionModel().isSelected(idx):
+        view.selectionModel().setCurrentIndex(
+            idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+    m = QMenu(view)
+    for name in ("all", "hem", "accept", "clear", "-", "next", "compare"):
+        if name == "-":
+            m.addSeparator()
+        else:
+            m.addAction(actions[name])
+    cell = current_cell()
+    if cell is not None:
+        m.addSeparator()
+        m.addAction("Copy file path", lambda: QGuiApplication.clipboard().setText(str(cell.path)))
+    m.popup(view.viewport().mapToGlobal(pos))
+    return m
 
 
 def shortcut_rows() -> list[tuple[str, str]]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QSize, Qt, QTimer
-from PySide6.QtWidgets import (QApplication, QLabel, QMainWindow, QMenu, QPushButton, QSplitter, QToolBar,
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtWidgets import (QApplication, QLabel, QMainWindow, QPushButton, QSplitter, QToolBar,
                                QVBoxLayout, QWidget)
 
 from . import __version__
-from .actions import build_actions, build_menus
+from .actions import build_actions, build_menus, cell_menu
 from .browser import CellBrowser
 from .case_actions import CaseActions
 from .case_files import CaseFiles
@@ -26,6 +26,7 @@ from .exports import ExportFlow
 from .filter_bar import FilterBar
 from .icon import app_icon
 from .model_chooser import ModelChooser
+from .notices import Notices
 from .opening import CaseOpener
 from .prompts import CloseChoice, Prompts
 from .review_actions import ReviewActions
@@ -35,10 +36,10 @@ from .service import EngineService
 from .settings import Settings, user_data_dir
 from .side_panel import SidePanel
 from .threshold_bar import ThresholdBar
+from .views import DocumentViews
 from .thumbs import ImageLoader
 
 log = logging.getLogger("leukoscan.gui")
-SUMMARY_REFRESH_MS = 150
 
 
 class MainWindow(QMainWindow):
@@ -74,8 +75,10 @@ class MainWindow(QMainWindow):
         self.case_actions = CaseActions(self.bridge, self.browser, self.reviews, p, self.start_walk, self)
 
         self._build_views()
+        self.views = DocumentViews(self.bridge, self.cell_model, self.browser, self.filters, self.side, self.reviews,
+                                   self.runs, self.notices.welcome, self)
         self.acts = build_actions(self)  # every command's callable bound now: a misspelt one fails here
-        self.recent_menu = build_menus(self, self.acts, self._fill_recent)
+        self.recent_menu = build_menus(self, self.acts, lambda: self.opener.fill_recent(self.recent_menu))
         self._build_toolbar()
         self._build_statusbar()
         self._restore_geometry()
@@ -95,32 +98,24 @@ class MainWindow(QMainWindow):
                           self.run_panel, self.opener):
             component.status.connect(show)
         self.model_chooser.loaded.connect(self._model_loaded)
-        self.model_chooser.bannerChanged.connect(self._show_banner)
+        self.model_chooser.bannerChanged.connect(self.notices.show_models)
         self.model_chooser.failed.connect(lambda t, m: self.prompts.show_message(t, m))
         self.case_files.message.connect(lambda t, m: self.prompts.show_message(t, m))
-        self.case_files.adopted.connect(self._show_record_state)
+        self.case_files.adopted.connect(lambda _a: self.notices.show_broken(self.case_files.broken))
         self.case_actions.changed.connect(self._reviews_changed)  # a sign-off locks undo/redo of its cells
-        self.exports.written.connect(lambda _p: self._schedule_refresh())
+        self.exports.written.connect(lambda _p: self.views.schedule_refresh())
         self.exports.closeRequested.connect(self.close)
         self.opener.added.connect(self.run_panel.maybe_start)
         self.run_panel.runningChanged.connect(self._running_changed)
-        self.run_panel.summaryDue.connect(self._refresh_summary)
-        b.cellsAdded.connect(self._cells_added)
-        b.cellsChanged.connect(self._cells_changed)
-        b.decisionsChanged.connect(self._decisions_changed)
-        b.casesChanged.connect(self._cases_changed)
+        self.run_panel.summaryDue.connect(self.views.refresh_summary)
+        self.views.titleChanged.connect(self.setWindowTitle)
         b.replaced.connect(self._document_replaced)
         b.storeFailed.connect(self._store_failed)
         b.reviewsChanged.connect(lambda _step: self._reviews_changed())
-        self.reviews.changed.connect(self._update_preview)
         # the document announces a step before it is on its undo/redo stack: the actions' state is read after
         self.reviews.changed.connect(self._reviews_changed)
-        self.browser.selectionChanged.connect(self._update_preview)
-        self.browser.contextMenuRequested.connect(self._context_menu)
-        self._refresh_timer = QTimer(self)
-        self._refresh_timer.setSingleShot(True)
-        self._refresh_timer.setInterval(SUMMARY_REFRESH_MS)
-        self._refresh_timer.timeout.connect(self._refresh_summary)
+        self.browser.contextMenuRequested.connect(
+            lambda view, pos: cell_menu(view, pos, self.acts, self.browser.current_cell))
 
     def _restore_geometry(self) -> None:
         geo, split = self.settings.value("window/geometry"), self.settings.value("window/splitter")
@@ -135,37 +130,15 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------ layout
     def _build_views(self) -> None:
-        self.banner = QLabel()
-        self.banner.setObjectName("banner")
-        self.banner.setWordWrap(True)
-        self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.banner.setStyleSheet("QLabel#banner { background:#fff3cd; color:#5c4400; padding:6px;"
-                                  " border:1px solid #e0c36c; }")
-        self.banner.hide()
-        self.record_banner = QLabel()  # a broken case record (engine.case.audit): red, until another is opened
-        self.record_banner.setObjectName("recordBanner")
-        self.record_banner.setWordWrap(True)
-        self.record_banner.setStyleSheet("QLabel#recordBanner { background:#f8d7da; color:#721c24; padding:6px; }")
-        self.record_banner.hide()
-        self.welcome = QLabel(
-            "<h2>Drop a case folder here</h2><p>or use <b>File ▸ Open folder…</b> (Ctrl+O).<br>"
-            "Every image in the folder and its sub-folders is classified; each folder you open is a case.</p>"
-            "<p style='color:#8a6d00'>Research tool, not a diagnostic device: every result needs review by a "
-            "qualified person.</p>"
-        )
-        self.welcome.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.welcome.setObjectName("welcome")
-        self.welcome.setStyleSheet("QLabel#welcome { color:#555; border:2px dashed #aaa; padding:30px; }")
-
+        self.notices = Notices()
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
-        ll.addWidget(self.banner)
-        ll.addWidget(self.record_banner)
+        ll.addWidget(self.notices.banner)
+        ll.addWidget(self.notices.record_banner)
         self.filters = FilterBar(self.browser.proxy)
-        self.filters.changed.connect(self._schedule_refresh)
         ll.addWidget(self.filters)
-        ll.addWidget(self.welcome, 1)
+        ll.addWidget(self.notices.welcome, 1)
         ll.addWidget(self.browser, 10)
 
         self.side = SidePanel()
@@ -239,10 +212,6 @@ class MainWindow(QMainWindow):
         self._warn_signed_off()
         self.run_panel.maybe_start()
 
-    def _show_banner(self, lines: list) -> None:
-        self.banner.setText("<br>".join(lines))
-        self.banner.setVisible(bool(lines))
-
     def _show_threshold(self) -> None:
         f = self.doc.current
         if f is not None:
@@ -270,35 +239,10 @@ class MainWindow(QMainWindow):
             self.set_threshold(f.threshold)
 
     # ------------------------------------------------------------------------------ document -> views
-    def _cells_added(self, cells: list) -> None:
-        self.cell_model.add_cells(cells)
-        if cells and not self.browser.isVisible():
-            self.welcome.hide()
-            self.browser.show()
-            if not self.browser.gallery.currentIndex().isValid():
-                self.browser.select_row(0)
-            self.browser.gallery.setFocus()
-        self._schedule_refresh()
-
-    def _cases_changed(self) -> None:
-        self.filters.set_cases(self.doc.cases.values())
-        self._schedule_refresh()
-
     def _document_replaced(self) -> None:
-        """A whole new document (restore, open case store, close all): rebuild the rows from it."""
-        self.cell_model.clear()
-        self.filters.reset_cases()
-        self._cases_changed()
+        """A whole new document (restore, open case store, close all; the rows follow in DocumentViews): the
+        model its results came from is chosen, if installed."""
         doc, chooser = self.doc, self.model_chooser
-        if doc.cells:
-            self.cell_model.add_cells(list(doc.cells))
-            self.welcome.hide()
-            self.browser.show()
-            self.browser.select_row(0)
-            self.browser.gallery.setFocus()
-        else:
-            self.browser.hide()
-            self.welcome.show()
         stored, clf, cards = doc.model, chooser.classifier, chooser.cards  # doc.model: its results' model's name
         if stored and stored in cards and (clf is None or clf.name != stored):
             chooser.select(stored)  # its results are shown, not classified again with another model
@@ -312,13 +256,6 @@ class MainWindow(QMainWindow):
             doc.set_model(self.runs.facts)
         self._show_threshold()
         self._reviews_changed()
-        self._schedule_refresh()
-
-    def _show_record_state(self, _adopted) -> None:
-        broken = self.case_files.broken
-        self.record_banner.setText(f"<b>This case record is broken:</b> {broken}. Its reviews and sign-off cannot "
-                                   "be trusted and reports of it are refused (nothing was deleted)." if broken else "")
-        self.record_banner.setVisible(bool(broken))
 
     def _store_failed(self, message: str) -> None:
         self.statusBar().showMessage(f"Autosave failed: {message}", 15000)
@@ -334,44 +271,10 @@ class MainWindow(QMainWindow):
         self.acts["cancel"].setEnabled(running)
         self.acts["export"].setEnabled(not running)
 
-    def _cells_changed(self, cells: list) -> None:
-        row_of = self.cell_model.row_of
-        self.cell_model.rows_changed([r for r in (row_of(c.key) for c in cells) if r is not None])
-        cur = self.preview.cell
-        if cur is not None and any(c is cur for c in cells):
-            self._update_preview()
-        self._schedule_refresh()
-
-    def _decisions_changed(self) -> None:
-        self.cell_model.all_changed()
-        self._update_preview()
-        self._schedule_refresh()
-
     def _reviews_changed(self) -> None:
         self.acts["undo"].setEnabled(self.doc.can_undo)
         self.acts["redo"].setEnabled(self.doc.can_redo)
-        self._schedule_refresh()
-
-    def _update_preview(self) -> None:
-        self.preview.show_cell(self.browser.current_cell(), self.browser.selection_size())
-
-    def _schedule_refresh(self) -> None:
-        if not self._refresh_timer.isActive():
-            slow = len(self.cell_model.cells) >= 5000 or self.runs.running  # the summary walks every cell
-            self._refresh_timer.setInterval(SUMMARY_REFRESH_MS if not slow else 400)
-            self._refresh_timer.start()
-
-    def _refresh_summary(self) -> None:
-        doc, case, cur = self.doc, self.browser.proxy.case, self.browser.current_cell()
-        self.side.refresh(doc, case, self.reviews.flagged_progress(case or (cur.case if cur else None)))
-        n, shown = len(self.cell_model.cells), self.browser.proxy.rowCount()
-        self.filters.shown_label.setText(f"{shown} of {n} cells shown" if shown != n else f"{n} cells")
-        title = "LeukoScan"
-        if doc.cases:
-            title += " — " + ", ".join(c.label for c in list(doc.cases.values())[:3])
-        if doc.unexported:
-            title += " *"
-        self.setWindowTitle(title)
+        self.views.schedule_refresh()
 
     # ------------------------------------------------------------------------------ review helpers
     def start_walk(self) -> None:
@@ -434,57 +337,6 @@ class MainWindow(QMainWindow):
         self.preview.close_loader()
 
     # ------------------------------------------------------------------------------ small UI slots
-    def _fill_recent_records(self) -> None:
-        """Case records (stores) opened or closed lately, by sample id (or folder) and file name."""
-        from .session import read_record
-
-        records = [r for r in (read_record(p) for p in self.settings.recent_stores if Path(p).is_file()) if r]
-        if not records:
-            return
-        self.recent_menu.addSeparator()
-        head = self.recent_menu.addAction("Case records")
-        head.setEnabled(False)
-        for r in records:
-            a = self.recent_menu.addAction(f"{r.label} — {r.path.name}")
-            a.setToolTip(r.describe())
-            a.triggered.connect(lambda _c=False, p=r.path: self.opener.open_store(p))
-
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        recent = self.settings.recent_folders
-        if not recent and not self.settings.recent_stores:
-            a = self.recent_menu.addAction("(none)")
-            a.setEnabled(False)
-            return
-        for f in recent:
-            a = self.recent_menu.addAction(f)
-            a.triggered.connect(lambda _c=False, f=f: self.opener.open_paths([f]))  # opens the folder's record, if any
-        self._fill_recent_records()
-        self.recent_menu.addSeparator()
-        self.recent_menu.addAction("Clear list", self.settings.clear_recent)
-
-    def _context_menu(self, view, pos) -> None:
-        idx = view.indexAt(pos)
-        if idx.isValid() and not view.selectionModel().isSelected(idx):
-            view.selectionModel().setCurrentIndex(
-                idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
-        m = QMenu(view)
-        for a in (self.acts["all"], self.acts["hem"], self.acts["accept"], self.acts["clear"]):
-            m.addAction(a)
-        m.addSeparator()
-        m.addAction(self.acts["next"])
-        m.addAction(self.acts["compare"])
-        cell = self.browser.current_cell()
-        if cell is not None:
-            m.addSeparator()
-            m.addAction("Copy file path", lambda: self._copy(str(cell.path)))
-        m.popup(view.viewport().mapToGlobal(pos))
-
-    def _copy(self, text: str) -> None:
-        from PySide6.QtGui import QGuiApplication
-
-        QGuiApplication.clipboard().setText(text)
-
     def settings_dialog(self) -> None:
         dlg = SettingsDialog(self.settings, self)
         old_device, old_thumb = self.settings.device, self.settings.thumb_size

@@ -172,6 +172,29 @@ class CaseOpener(QObject):
         self.runs.stop()
         self.doc.clear()  # -> bridge.replaced -> _forget
 
+    def fill_recent(self, menu) -> None:
+        """File ▸ Open recent, as it is shown: the folders opened lately (a folder opens its record, if it has
+        one), then the case records (stores) opened or closed lately, by sample id (or folder) and file name."""
+        from .session import read_record
+
+        menu.clear()
+        recent = self.settings.recent_folders
+        if not recent and not self.settings.recent_stores:
+            menu.addAction("(none)").setEnabled(False)
+            return
+        for f in recent:
+            menu.addAction(f).triggered.connect(lambda _c=False, f=f: self.open_paths([f]))
+        records = [r for r in (read_record(p) for p in self.settings.recent_stores if Path(p).is_file()) if r]
+        if records:
+            menu.addSeparator()
+            menu.addAction("Case records").setEnabled(False)
+            for r in records:
+                a = menu.addAction(f"{r.label} — {r.path.name}")
+                a.setToolTip(r.describe())
+                a.triggered.connect(lambda _c=False, p=r.path: self.open_store(p))
+        menu.addSeparator()
+        menu.addAction("Clear list", self.settings.clear_recent)
+
     # --- case records ---------------------------------------------------------------------------------
     def find_records(self, folder: str | None = None, sample_id: str | None = None) -> list:
         """The case records (:class:`engine.case.records.Record`) of ``folder`` or of ``sample_id``, newest

@@ -20,9 +20,10 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 
@@ -33,7 +34,7 @@ _ids = itertools.count(1)
 class TaskState:
     """The worker's side of a task: whether to stop, and where partial results go."""
 
-    def __init__(self, task: "Task") -> None:
+    def __init__(self, task: Task) -> None:
         self._task = task
         self.interrupt = threading.Event()
 
@@ -48,7 +49,7 @@ class TaskState:
 class Task:
     """The GUI thread's handle of one job: its callbacks, its future, and :meth:`cancel`."""
 
-    def __init__(self, runner: "TaskRunner", name: str, on_result: Callable | None, on_error: Callable | None,
+    def __init__(self, runner: TaskRunner, name: str, on_result: Callable | None, on_error: Callable | None,
                  on_partial: Callable | None) -> None:
         self.name = name
         self._runner = runner

@@ -203,7 +203,7 @@ def main() -> int:
     w2 = MainWindow(EngineService([empty]), s, check_orphans=False)
     w2.resize(1480, 920)
     w2.show()
-    wait(app, lambda: w2.banner.isVisible())
+    wait(app, lambda: w2.notices.banner.isVisible())
     pump(app, 0.5)
     save(w2, "08-no-models.png")
     w2.close()

@@ -9,10 +9,10 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtWidgets import QMainWindow  # noqa: E402
+from gui_helpers import make_window  # noqa: F401  (fixture)
+from PySide6.QtWidgets import QMainWindow
 
-from gui.actions import COMMANDS, MENUS, Command, bind, build_actions  # noqa: E402
-from gui_helpers import make_window  # noqa: E402,F401  (fixture)
+from gui.actions import COMMANDS, MENUS, Command, bind, build_actions
 
 
 class _Window(QMainWindow):

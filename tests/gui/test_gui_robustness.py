@@ -149,8 +149,8 @@ def test_no_models_installed_shows_a_clear_message(qtbot, make_window, tmp_path,
     empty.mkdir()
     (empty / "junk.json").write_text("{not json")
     w = make_window(models_dir=empty, wait_model=False)
-    qtbot.waitUntil(lambda: w.banner.isVisible(), timeout=10_000)
-    text = w.banner.text()
+    qtbot.waitUntil(lambda: w.notices.banner.isVisible(), timeout=10_000)
+    text = w.notices.banner.text()
     assert "No usable model" in text and str(empty) in text and "junk.json" in text
     # folders still open (cells listed, pending), nothing crashes
     with qtbot.waitSignal(w.opener.scanned, timeout=10_000):

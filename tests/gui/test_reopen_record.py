@@ -101,7 +101,7 @@ def test_a_record_is_found_by_sample_id_and_listed_in_open_recent(qtbot, make_wi
     assert [r.path for r in found] == [record] and found[0].roots == [str(folder)]
     assert [r.path for r in w.opener.find_records(folder=str(folder))] == [record]
     assert w.opener.find_records(sample_id="S-nope") == []
-    w._fill_recent()
+    w.opener.fill_recent(w.recent_menu)
     texts = [a.text() for a in w.recent_menu.actions()]
     assert any("S-0009" in t for t in texts), texts
 

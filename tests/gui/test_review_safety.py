@@ -172,8 +172,8 @@ def test_a_broken_record_is_shown_with_a_banner_and_its_reports_refused(qtbot, m
     finally:
         store.close()
     w2 = make_window()
-    assert w2.open_store_path(db) if hasattr(w2, "open_store_path") else w2.case_files.restore(db)
-    qtbot.waitUntil(lambda: w2.record_banner.isVisible(), timeout=10_000)
-    assert "broken" in w2.record_banner.text()
+    assert w2.case_files.restore(db)
+    qtbot.waitUntil(lambda: w2.notices.record_banner.isVisible(), timeout=10_000)
+    assert "broken" in w2.notices.record_banner.text()
     assert any(t == "Case record is broken" for t, _ in w2.prompts.messages)
     assert "broken" in w2.exports.why_not()
