@@ -148,7 +148,7 @@ def cell_row(
     result: CellResult, classifier: ReportedModel, threshold: float | None = None, review: Review | None = None
 ) -> dict[str, str]:
     """The report row of one result.  ``threshold`` defaults to the model's card threshold."""
-    thr = classifier.threshold if threshold is None else float(threshold)
+    thr = case_rules.threshold_in_use(classifier.threshold, threshold)
     ok = result.status == CellStatus.OK
     qc = result.qc if ok else ""
     prediction, flagged = decide(result.p_all if ok else None, thr, classifier.review_margin,
@@ -187,7 +187,7 @@ def cell_row(
 def pending_row(path: str | Path, root: str | Path, folder: str, file: str, classifier: ReportedModel,
                 threshold: float | None = None) -> dict[str, str]:
     """The report row of an image that was found but not classified (the run stopped before it)."""
-    thr = classifier.threshold if threshold is None else float(threshold)
+    thr = case_rules.threshold_in_use(classifier.threshold, threshold)
     row = {c: "" for c in CELL_COLUMNS}
     row.update({"path": str(path), "folder": folder, "file": file, "status": PENDING_STATUS,
                 "error": "not classified (the run stopped before this image)", "flagged": "false",

@@ -29,7 +29,7 @@ from .events import (CaseAdded, CaseEvent, CellsAdded, Cleared, Closed, Decision
                      PathOpened, ResultsStored, ReviewsChanged, SignOffAction, SignOffChanged, StaleFound,
                      ThresholdChanged)
 from .kinds import CellStatus, ReviewAction, ReviewCommand
-from .rules import CaseCounts
+from .rules import CaseCounts, threshold_in_use
 from .values import Case, ModelFacts, Result, Review, SignOff, card_sha256, cards_digest, utc_now
 
 __all__ = ["ERROR", "OK", "PENDING", "Case", "CaseDocument", "Cell", "Event", "Listener", "ModelFacts", "Result",
@@ -180,11 +180,11 @@ class CaseDocument:
     @property
     def threshold(self) -> float | None:
         f = self.current
-        return None if f is None else self.thresholds.get(f.name, f.threshold)
+        return None if f is None else threshold_in_use(f.threshold, self.thresholds.get(f.name))
 
     def threshold_for(self, name: str) -> float | None:
         f = self.facts.get(name)
-        return None if f is None else self.thresholds.get(name, f.threshold)
+        return None if f is None else threshold_in_use(f.threshold, self.thresholds.get(name))
 
     def set_model(self, facts: ModelFacts) -> list[Cell]:
         """Make ``facts`` the current model.  Returns the cells it has no valid result for (to classify):

@@ -27,6 +27,11 @@ EXCLUSION_REASONS = ("not a cell", "artefact", "smudge", "duplicate", "out of fo
 _EXCLUDED_PREFIX = EXCLUDED + ": "
 
 
+def threshold_in_use(card_threshold: float, chosen: float | None) -> float:
+    """The decision threshold of a run or a case: the one the user chose, else the model card's."""
+    return float(card_threshold) if chosen is None else float(chosen)
+
+
 def excluded_label(reason: str) -> str:
     """The review label that excludes a cell for ``reason`` (required, one line)."""
     text = " ".join(str(reason or "").split())

@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 
 from ..card import ModelError
+from ..case.rules import threshold_in_use
 from ..model import DEVICES
 from ..pipeline import classify, scan
 from ..registry import default_model
@@ -183,7 +184,7 @@ def run(args) -> int:
         clf = reg.load(model_name(reg, args), device=args.device, threads=args.threads)
     except ModelError as exc:
         raise CliError(str(exc), EXIT_MODEL) from None
-    threshold = clf.threshold if args.threshold is None else args.threshold
+    threshold = threshold_in_use(clf.threshold, args.threshold)
     run, lock = _store_run(store_path, args, clf, items) if store_path is not None else (None, None)
     todo, skipped = (items, 0) if run is None else (run.todo, run.skipped)
     threshold = threshold if run is None else run.threshold

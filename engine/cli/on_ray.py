@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from ..card import ModelError
+from ..case.rules import threshold_in_use
 from ..report import cell_row
 from .classify import model_name, progress_bar, stop_signals, write_reports
 from .common import EXIT_MODEL, CliError, registry, say, warn
@@ -34,7 +35,7 @@ def classify_on_ray(args, items, out: Path, summary: Path | None) -> int:
     except ModelError as exc:
         raise CliError(str(exc), EXIT_MODEL) from None
     card = payload.card
-    threshold = card.threshold if args.threshold is None else args.threshold
+    threshold = threshold_in_use(card.threshold, args.threshold)
     cancel = threading.Event()
     stopped_by: list[int] = []
     rows: list[dict[str, str]] = []
