@@ -123,6 +123,7 @@ bundle-gpu: $(VENV_GPU)/.gpu-installed
 	LEUKOSCAN_VARIANT=gpu $(VENV_GPU)/bin/python -m PyInstaller $(PYI_FLAGS) --distpath dist/gpu --workpath build/pyinstaller-gpu build.spec
 	$(VENV_GPU)/bin/python packaging/check_bundle.py dist/gpu/LeukoScan --variant gpu --run-cli
 
-# Linux desktop menu entry + icon for the current user (BUNDLE_DIR=... for another bundle folder).
+# Linux desktop menu entry + icon for the current user, and the case-store file type (*.leukoscan opens with
+# LeukoScan from the file manager); BUNDLE_DIR=... for another bundle folder.
 install-desktop:
 	sh packaging/install-desktop.sh $(BUNDLE_DIR)
