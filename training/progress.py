@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import Self
 
 from .runlog import LOGGER
 
@@ -90,7 +91,7 @@ class Progress:
             self.bar.close()
             self.bar = None
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -27,10 +27,9 @@ def test_atomic_path_keeps_the_suffixes_writers_check_and_replaces_on_success(tm
 def test_atomic_path_failure_leaves_the_old_file_and_no_temp(tmp_path):
     target = tmp_path / "final.keras"
     target.write_bytes(b"old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(b"half")
-            raise RuntimeError("writer crashed")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("writer crashed")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["final.keras"]
 
