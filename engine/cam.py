@@ -48,9 +48,11 @@ class CamResult:
 
     @property
     def scale(self) -> float:
-        """The largest |value|: the overlay's colour scale."""
-        finite = self.values[np.isfinite(self.values)]
-        return float(np.abs(finite).max()) if finite.size else 0.0
+        """The overlay's colour scale: the 98th percentile of |value|, so that a few extreme positions (VGG19's
+        convolutions light up the edge of its window) do not wash out the rest; larger values are drawn at full
+        strength."""
+        finite = np.abs(self.values[np.isfinite(self.values)])
+        return float(np.percentile(finite, 98)) if finite.size else 0.0
 
 
 def cam_available(classifier) -> str:

@@ -2,7 +2,8 @@
 ``xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/screenshots/make_cam_shot.py``.
 
 The real app on 12 real C-NMC cells with the installed default model; the preview's "What the model looked at"
-toggle on for an ALL and a HEM call.  Writes ``17-cam-overlay-all.png`` and ``17-cam-overlay-hem.png``.
+toggle on for an ALL and a HEM call, then for an ALL call of VGG19.  Writes ``17-cam-overlay-all.png``,
+``17-cam-overlay-hem.png`` and ``17-cam-overlay-vgg19.png``.
 """
 
 from __future__ import annotations
@@ -59,7 +60,14 @@ def main() -> int:
     panel = w.findChild(PreviewPanel)
     panel.btn_cam.setChecked(True)
     cells = w.cell_model.cells
-    for want, name in (("ALL", "17-cam-overlay-all.png"), ("HEM", "17-cam-overlay-hem.png")):
+    shots = (("ALL", "17-cam-overlay-all.png", None), ("HEM", "17-cam-overlay-hem.png", None),
+             ("ALL", "17-cam-overlay-vgg19.png", "vgg19"))  # VGG19's 40 x 40 map: finer than InceptionV3's
+    for want, name, model in shots:
+        if model and w.model_chooser.classifier.name != model:
+            w.model_chooser.select(model)
+            wait(app, lambda: w.model_chooser.classifier.name == model)
+            wait(app, lambda: w.runs.running, 60)
+            wait(app, lambda: not w.runs.running)
         row = next(i for i, c in enumerate(cells) if c.prediction == want)
         w.browser.select_row(row)
         wait(app, lambda: panel.view.overlay is not None or panel.cam_status.text().startswith("No overlay"), 120)
