@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from collections import OrderedDict, deque
 
 from PIL import Image, ImageOps
@@ -23,6 +24,7 @@ from .service import load_rgb, read_regular_file
 from .tasks import TaskRunner
 
 FAILED = object()  # cached marker: this file has no thumbnail (the tile shows the error)
+BATCH_SECONDS = 0.03  # decoded images reach the GUI thread at most this often per decode task
 FULL_SIZE_CAP = 2048  # the preview's longest side: cells (450 px) keep their own pixels, a huge scan is capped
 
 
@@ -128,27 +130,37 @@ class ImageLoader(QObject):
         self.runner.shutdown(wait=True, timeout=2.0)
 
     def _decode(self, state, size: int, generation: int) -> None:
-        """A decode task: the newest request first, until none is left (or the task is cancelled)."""
+        """A decode task: the newest request first, until none is left (or the task is cancelled).  Images go
+        to the GUI thread in batches, at most one every ``BATCH_SECONDS``: while a gallery of thousands of tiles
+        scrolls, the event loop handles a few batches a second instead of an event per tile."""
+        batch, last = [], time.monotonic()
         while True:
             with self._lock:
                 if state.is_interruption_requested() or not self._pending:
                     if generation == self._generation:
                         self._active -= 1
-                    return
+                    break
                 key = self._pending.pop()  # newest first: what is on screen now
-            state.set_partial_result((key, decode_thumbnail(key, size)))
+            batch.append((key, decode_thumbnail(key, size)))
+            if time.monotonic() - last >= BATCH_SECONDS:
+                state.set_partial_result(batch)
+                batch, last = [], time.monotonic()
+        if batch:
+            state.set_partial_result(batch)
 
-    def _decoded(self, item: tuple[str, QImage | None]) -> None:
-        key, img = item
+    def _decoded(self, batch: list[tuple[str, QImage | None]]) -> None:
         with self._lock:
-            self._queued.discard(key)
-        self._cache[key] = img if img is not None else FAILED
-        self._bytes += img.sizeInBytes() if img is not None else 0
+            self._queued.difference_update(key for key, _ in batch)
+        for key, img in reversed(batch):  # the first decoded was the most wanted: it is the newest in the cache
+            self._cache[key] = img if img is not None else FAILED
+            self._bytes += img.sizeInBytes() if img is not None else 0
         while self._bytes > self._budget and len(self._cache) > 1:
             _, old = self._cache.popitem(last=False)
             if old is not FAILED:
                 self._bytes -= old.sizeInBytes()
-        self.ready.emit(key)
+        for key, _ in batch:
+            if key in self._cache:  # not already pushed out by the budget (a repaint would only queue it again)
+                self.ready.emit(key)
 
 
 def full_size_loader(budget_mb: int = 48, threads: int = 1, max_pending: int = 4, parent=None) -> ImageLoader:

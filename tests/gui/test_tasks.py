@@ -149,3 +149,28 @@ def test_a_size_change_drops_images_decoded_at_the_old_size(qtbot, cells_dir):
         assert sizes == {64}
     finally:
         loader.close()
+
+
+def test_decoded_images_reach_the_gui_thread_in_batches(qtbot, cells_dir, monkeypatch):
+    """One decode task hands its images over in batches (at most one every BATCH_SECONDS), each key announced
+    once it is cached: a scrolled gallery costs the event loop a few batches, not an event per tile."""
+    import gui.thumbs as thumbs
+
+    monkeypatch.setattr(thumbs, "BATCH_SECONDS", 60.0)  # everything this task decodes comes in one batch
+    files = sorted(str(p) for p in cells_dir.iterdir())
+    loader = thumbs.ImageLoader(size=32, threads=1)
+    batches, ready = [], []
+    real = loader._decoded
+    loader._decoded = lambda batch: (batches.append(len(batch)), real(batch))
+    loader.ready.connect(ready.append)
+    try:
+        with loader._lock:  # queue them all before the task starts taking
+            for f in files[1:]:
+                loader._pending.append(f)
+                loader._queued.add(f)
+        loader.get(files[0])
+        qtbot.waitUntil(lambda: len(ready) == len(files), timeout=10_000)
+        assert batches == [len(files)] and sorted(ready) == files
+        assert all(loader.get(f) is not None for f in files)
+    finally:
+        loader.close()
