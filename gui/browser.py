@@ -6,7 +6,7 @@ reaching into the views.  Sorting keeps the current cell selected and scrolled i
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, QPoint, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QListView, QTableView, QTabWidget
 
@@ -29,7 +29,7 @@ TABLE_WIDTHS = (150, 120, 90, 50, 58, 92, 70, 46, 90)  # File ... Reviewer: Erro
 
 class CellBrowser(QTabWidget):
     selectionChanged = Signal()  # current cell or selection changed
-    contextMenuRequested = Signal(object, object)  # view, position
+    contextMenuRequested = Signal(QAbstractItemView, QPoint)  # the gallery or the table, where in it
 
     def __init__(self, model: CellModel, thumbs, thumb_size: int, parent=None) -> None:
         super().__init__(parent)

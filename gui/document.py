@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.case import events as ev
 from engine.case.kinds import ReviewCommand
+from engine.case.cell import Step
 from engine.case.document import ERROR, OK, PENDING, CaseDocument, Cell, ModelFacts, utc_now
 from engine.localtime import local_time
 from engine.case.rules import (EXCLUDED, EXCLUSION_REASONS, LABELS, excluded_label, exclusion_reason, model_basis,
@@ -29,13 +30,13 @@ class DocumentBridge(QObject):
     """Owns the current document (and its store); re-emits the document's events as signals."""
 
     replaced = Signal()  # a whole new document (restore, open case store, close all)
-    cellsAdded = Signal(object)  # [Cell]
-    cellsChanged = Signal(object)  # [Cell]: results, reviews or stale reviews changed
+    cellsAdded = Signal(list)  # [Cell]
+    cellsChanged = Signal(list)  # [Cell]: results, reviews or stale reviews changed
     decisionsChanged = Signal()  # every cell's class/flag (model or threshold changed)
     casesChanged = Signal()
     thresholdChanged = Signal()
-    reviewsChanged = Signal(object)  # Step: a review, undo or redo
-    staleFound = Signal(object, bool)  # [Cell], content changed on disk (else a new result's sha256 differs)
+    reviewsChanged = Signal(Step)  # a review, undo or redo
+    staleFound = Signal(ev.StaleFound)  # reviews set aside: content changed on disk (else a new sha256)
     storeFailed = Signal(str)  # a write to the case store failed (emitted on the GUI thread)
 
     def __init__(self, doc: CaseDocument | None = None, parent=None) -> None:
@@ -82,7 +83,7 @@ class DocumentBridge(QObject):
 
     def _stale(self, e: ev.StaleFound) -> None:
         self.cellsChanged.emit(list(e.cells))
-        self.staleFound.emit(list(e.cells), e.content_changed)
+        self.staleFound.emit(e)
 
 
 def _nothing(bridge: DocumentBridge, e: ev.CaseEvent) -> None:

@@ -28,7 +28,7 @@ class ExportRequest:
 
 
 class ExportFlow(QObject):
-    written = Signal(object)  # [paths]
+    written = Signal(list)  # [paths written]
     closeRequested = Signal()  # the export the close prompt asked for is written
     status = Signal(str, int)
 

@@ -17,8 +17,8 @@ log = logging.getLogger("leukoscan.gui")
 
 
 class ModelChooser(QObject):
-    loaded = Signal(object)  # the Classifier now in use
-    bannerChanged = Signal(object)  # [html lines] (empty: no banner)
+    loaded = Signal(object)  # the engine's Classifier now in use (this module imports no engine type)
+    bannerChanged = Signal(list)  # [html lines] (empty: no banner)
     status = Signal(str, int)
     failed = Signal(str, str)  # title, text for a dialog
 

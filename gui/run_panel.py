@@ -104,9 +104,10 @@ class RunPanel(QObject):
         self.prompts.show_message("Classification stopped", f"The model failed while classifying:\n\n{message}\n\n"
                                   "Cells classified so far are kept. Try another model or Classify remaining.")
 
-    def _stale_found(self, cells: list, content_changed: bool) -> None:
-        self._stale_reviews += sum(1 for c in cells if c.stale is not None)
-        if content_changed:
+    def _stale_found(self, found) -> None:
+        """``found``: the document's StaleFound event (its cells, whether their content changed on disk)."""
+        self._stale_reviews += sum(1 for c in found.cells if c.stale is not None)
+        if found.content_changed:
             self.maybe_start()
         if self._stale_reviews and not self.runs.running:
             self._report_stale()

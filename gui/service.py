@@ -116,7 +116,7 @@ class FilesChanged:
 
 class EngineService(QObject):
     modelsListed = Signal(ModelList)
-    modelLoaded = Signal(object)  # Classifier
+    modelLoaded = Signal(object)  # engine.model.Classifier (or an object like it: a test's, the Ray driver's)
     modelFailed = Signal(ModelLoadFailed)
     exportDone = Signal(list)  # [written paths]
     exportFailed = Signal(str)
