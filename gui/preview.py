@@ -13,7 +13,9 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWi
 
 from .cam_overlay import CamOverlay, window_classifier
 from .cells import ERROR, PENDING, Cell, exclusion_reason, local_time
+from .document import ReviewCommand
 from .imageview import ImageView
+from .review_actions import EXCLUDE
 from .style import ERROR_COLOR, REVIEW_COLOR, REVIEWED_COLOR, label_color
 from .thumbs import full_size_loader
 
@@ -21,7 +23,7 @@ __all__ = ["ImageView", "PreviewPanel", "details_html"]
 
 
 class PreviewPanel(QWidget):
-    reviewRequested = Signal(str)  # "ALL" | "HEM" | "accept" | "clear"
+    reviewRequested = Signal(str)  # "ALL" | "HEM" | ReviewCommand.ACCEPT | .CLEAR | EXCLUDE (see ReviewActions.apply)
     nextRequested = Signal()
 
     def __init__(self, parent=None) -> None:
@@ -65,9 +67,9 @@ class PreviewPanel(QWidget):
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the gallery
         self.btn_all.clicked.connect(lambda: self.reviewRequested.emit("ALL"))
         self.btn_hem.clicked.connect(lambda: self.reviewRequested.emit("HEM"))
-        self.btn_accept.clicked.connect(lambda: self.reviewRequested.emit("accept"))
-        self.btn_clear.clicked.connect(lambda: self.reviewRequested.emit("clear"))
-        self.btn_exclude.clicked.connect(lambda: self.reviewRequested.emit("exclude"))
+        self.btn_accept.clicked.connect(lambda: self.reviewRequested.emit(ReviewCommand.ACCEPT))
+        self.btn_clear.clicked.connect(lambda: self.reviewRequested.emit(ReviewCommand.CLEAR))
+        self.btn_exclude.clicked.connect(lambda: self.reviewRequested.emit(EXCLUDE))
         self.btn_next.clicked.connect(self.nextRequested.emit)
         buttons.addWidget(self.btn_all, 0, 0)
         buttons.addWidget(self.btn_hem, 0, 1)

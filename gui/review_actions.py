@@ -12,7 +12,9 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
-from .document import OK, excluded_label
+from .document import OK, ReviewCommand, excluded_label
+
+EXCLUDE = "exclude"  # the preview's Exclude button: ask for a reason, then label the cells excluded
 
 
 class ReviewActions(QObject):
@@ -45,7 +47,7 @@ class ReviewActions(QObject):
 
     def apply(self, kind: str) -> int:
         """The preview's buttons: ``kind`` is "exclude" (a reason is asked) or what :meth:`review` takes."""
-        return self.exclude() if kind == "exclude" else self.review(kind)
+        return self.exclude() if kind == EXCLUDE else self.review(kind)
 
     def exclude(self, reason: str | None = None) -> int:
         """Exclude the selected cells from % blasts (not a cell, artefact, duplicate ...) with a reason (asked
@@ -67,7 +69,7 @@ class ReviewActions(QObject):
         return self.review(label)
 
     def review(self, kind: str) -> int:
-        """``kind``: "ALL" | "HEM" | an exclusion label | "accept" | "clear" on the selected cells.  Returns
+        """``kind``: "ALL" | "HEM" | an exclusion label | ReviewCommand.ACCEPT | .CLEAR on the selected cells.  Returns
         cells changed."""
         b = self.browser
         cells = [c for c in b.selected_cells() if c.status == OK]
@@ -84,7 +86,7 @@ class ReviewActions(QObject):
                 return 0
         left = [c for c in cells if c.left_before_signoff]
         flagged = sum(1 for c in left if c.review_open)
-        if kind == "accept" and len(cells) > 1 and left and not self.confirm_bulk(len(cells), left):
+        if kind == ReviewCommand.ACCEPT and len(cells) > 1 and left and not self.confirm_bulk(len(cells), left):
             self.status.emit("Bulk accept cancelled.", 4000)
             return 0
         reviewer = self.reviewer()  # also for a clear: the audit trail says who did every change
@@ -103,11 +105,12 @@ class ReviewActions(QObject):
             return 0
         n = len(step.changes)
         if len(cells) > 1:
-            what = {"clear": "Cleared the review of", "accept": "Accepted the model's class for"}.get(
+            what = {ReviewCommand.CLEAR: "Cleared the review of",
+                    ReviewCommand.ACCEPT: "Accepted the model's class for"}.get(
                 kind, f"Labelled {kind}:")
             self.status.emit(f"{what} {n} cell(s)" + (f", {flagged} of them flagged" if flagged else "")
                              + ". Ctrl+Z undoes it.", 8000)
-        elif kind != "clear":
+        elif kind != ReviewCommand.CLEAR:
             self._advance(cur, cur_row)
         self.changed.emit()
         return n
