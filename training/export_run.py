@@ -243,7 +243,22 @@ def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None,
     img.mkdir(parents=True, exist_ok=True)
     for png in run_dir.glob(f"{arch}_*.png"):  # named after the shipped model: another model's plots stay
         copy_file(png, img / png.name.replace(arch, name, 1))
+    _donor_chart(card, img)
     return card
+
+
+def _donor_chart(card_path: Path, img: Path) -> None:
+    """docs/img/<name>_donors.png from the new card (training.donor_charts), as docs/models.md shows it."""
+    from .donor_charts import draw
+
+    card = load_card(card_path)
+    members = []
+    for p in card_path.parent.glob("*.json"):  # an ensemble's members (which donors they saw)
+        try:
+            members.append(load_card(p))
+        except Exception:  # another, unreadable card: its chart is not this export's business
+            continue
+    draw(card, members, img / f"{card.name}_donors.png")
 
 
 def quantize_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None, n_eval: int = 400) -> dict:
@@ -371,4 +386,5 @@ def ensemble(run_dirs: list[Path], out_dir: Path, log=print, version: str = "1.0
     write_json(run_dirs[-1] / "ensemble_metrics.json", metrics)
     log(f"ensemble: weighted F1 {honest['weighted_f1']:.4f} AUROC {honest['auroc']:.4f} ECE {honest['ece']:.4f} "
         f"-> {card}")
+    _donor_chart(card, REPO_ROOT / "docs" / "img")
     return card
