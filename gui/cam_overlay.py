@@ -2,14 +2,14 @@
 
 The models learned cell size (docs/models.md), so a technician should be able to see whether a call rests on the
 cell's nucleus or on its outline and the empty frame.  The map comes from the model's second ONNX output
-(``engine.cam``), computed in a worker thread for the previewed cell when the toggle is on: batch
-classification never computes it.  Red: regions that pushed the call towards ALL; blue: towards HEM.
+(``engine.cam``), computed by a :mod:`gui.tasks` task for the previewed cell when the toggle is on (a newer cell
+cancels it: a late map never lands on another cell): batch classification never computes it.  Red: regions that pushed the call towards ALL; blue: towards HEM.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, Callable
 
 import numpy as np
@@ -19,6 +19,7 @@ from PySide6.QtGui import QImage
 from .cells import ERROR, PENDING
 from .service import cam_available, cell_cam
 from .style import ALL_COLOR, HEM_COLOR
+from .tasks import TaskRunner
 
 __all__ = ["CamOverlay", "cam_image", "window_classifier"]
 
@@ -55,7 +56,6 @@ class CamOverlay(QObject):
     ``status`` is emitted with a line for the panel (legend, or why there is no overlay)."""
 
     status = Signal(str)
-    _done = Signal(int, str, object, str)  # request id, key, CamResult | None, error (worker -> GUI thread)
 
     def __init__(self, view, classifier: Callable[[], Any], parent=None) -> None:
         super().__init__(parent)
@@ -63,11 +63,10 @@ class CamOverlay(QObject):
         self.classifier = classifier
         self.enabled = False
         self._cell = None
-        self._request = 0
+        self._task = None  # the map being computed (gui.tasks.Task)
         self._shown: tuple[str, str] | None = None  # (model, cell key) on screen or being computed
         self._cache: OrderedDict[tuple[str, str], tuple[QImage, str]] = OrderedDict()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leukoscan-cam")
-        self._done.connect(self._deliver)
+        self._runner = TaskRunner(1, "leukoscan-cam", self)
 
     def unavailable(self) -> str:
         """Why the toggle cannot work now ('' when it can)."""
@@ -89,7 +88,9 @@ class CamOverlay(QObject):
         if clf is not None and cell.status not in (PENDING, ERROR) and self._shown == (clf.name, cell.key):
             return
         self._shown = None
-        self._request += 1
+        if self._task is not None:
+            self._task.cancel()  # its map is for another cell (or model): it never arrives
+            self._task = None
         self.view.overlay = None
         self.view.update()
         if not self.enabled:
@@ -111,23 +112,17 @@ class CamOverlay(QObject):
             self.status.emit(legend)
             return
         self.status.emit("Computing what the model looked at…")
-        self._pool.submit(self._work, self._request, cell.key, clf, cell.path)
+        path = cell.path
+        self._task = self._runner.start(lambda _state: cell_cam(clf, path), on_result=partial(self._deliver, cell.key),
+                                        on_error=self._failed)
 
-    def _work(self, request: int, key: str, clf, path) -> None:
-        try:
-            result = cell_cam(clf, path)
-        except Exception as exc:  # a file gone or unreadable, a model without the output: say why
-            self._done.emit(request, key, None, f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc))
-            return
-        self._done.emit(request, key, result, "")
+    def _failed(self, exc: BaseException) -> None:
+        """A file gone or unreadable, a model without the output: say why."""
+        self._task, self._shown = None, None
+        self.status.emit(f"No overlay: {str(exc) or type(exc).__name__}")
 
-    def _deliver(self, request: int, key: str, result, error: str) -> None:
-        if request != self._request or not self.enabled:
-            return  # another cell (or the toggle went off) since
-        if result is None:
-            self._shown = None
-            self.status.emit(f"No overlay: {error}")
-            return
+    def _deliver(self, key: str, result) -> None:
+        self._task = None
         img = cam_image(result.values, result.scale)
         h, w = result.resolution
         legend = (f"Red: pushed towards ALL, blue: towards HEM ({result.model}; a {h}×{w} map"
@@ -140,5 +135,4 @@ class CamOverlay(QObject):
         self.status.emit(legend)
 
     def close(self) -> None:
-        self._request += 1
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._runner.shutdown(wait=False)  # a map under way is dropped
