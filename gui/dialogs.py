@@ -123,6 +123,11 @@ class AboutDialog(QDialog):
             parts.append("<h3>Models that could not be used</h3><ul>")
             parts += [f"<li>{escape(p)}</li>" for p in problems]
             parts.append("</ul>")
+        from .settings import log_path, user_data_dir
+
+        parts.append("<h3>Where LeukoScan keeps things</h3>"
+                     f"<p>Log (include it when reporting a problem): <code>{escape(str(log_path()))}</code><br>"
+                     f"Case stores, settings and extra models: <code>{escape(str(user_data_dir()))}</code></p>")
         b.setHtml("".join(parts))
         lay.addWidget(b)
         bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -134,11 +139,6 @@ class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
-        from .settings import log_path, user_data_dir
-
-        parts.append("<h3>Where LeukoScan keeps things</h3>"
-                     f"<p>Log (include it when reporting a problem): <code>{escape(str(log_path()))}</code><br>"
-                     f"Case stores, settings and extra models: <code>{escape(str(user_data_dir()))}</code></p>")
         self.settings = settings
         form = QFormLayout(self)
         self.reviewer = QLineEdit(settings.reviewer)
