@@ -83,7 +83,7 @@ class MainWindow(QMainWindow):
         self._build_statusbar()
         self._restore_geometry()
         self._connect()
-        self.service.list_models()
+        self.model_chooser.reload()
         self.case_files.start(check_orphans)
 
     @property

@@ -38,12 +38,11 @@ class ModelChooser(QObject):
         self.device_label = QLabel("Model: none")
         self.device_label.setObjectName("deviceLabel")
         self.device_label.setTextFormat(Qt.TextFormat.RichText)
-        service.modelsListed.connect(self._listed)
-        service.modelLoaded.connect(self._loaded)
-        service.modelFailed.connect(self._failed)
+        self._loading = None  # the load in flight (gui.tasks.Task): a later choice cancels it
 
     def reload(self) -> None:
-        self.service.list_models()
+        """Read the model folders again (at start, File ▸ Reload models)."""
+        self.service.list_models(on_result=self._listed)
 
     def _listed(self, listed) -> None:
         cards, problems = listed.cards, listed.problems
@@ -85,11 +84,12 @@ class ModelChooser(QObject):
             self.combo.setCurrentIndex(i)
         shown = self.cards[name].display_name if name in self.cards else name
         self.device_label.setText(f"Model: loading {shown}…")
-        self.service.load_model(name, self.settings.device)
+        if self._loading is not None:
+            self._loading.cancel()  # superseded: its model is never announced
+        self._loading = self.service.load_model(name, self.settings.device, self._loaded, self._failed)
 
     def _loaded(self, clf) -> None:
-        if clf.name != self.wanted:
-            return  # superseded by a later choice
+        self._loading = None
         self.classifier = clf
         self.settings.model = clf.name
         warn = "; ".join(getattr(clf, "warnings", []) or [])
@@ -103,6 +103,7 @@ class ModelChooser(QObject):
         self.loaded.emit(clf)
 
     def _failed(self, failure) -> None:
+        self._loading = None
         name, message = failure.name, failure.message
         self.failed.emit("Model could not be loaded", f"The model '{name}' could not be loaded:\n\n{message}\n\n"
                          "LeukoScan stays usable: choose another model.")

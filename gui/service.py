@@ -47,14 +47,14 @@ log = logging.getLogger("leukoscan.gui")
 
 @dataclass(frozen=True)
 class ModelList:
-    """``modelsListed``: the registry's usable cards and why the others cannot be used."""
+    """A listing of the models: the registry's usable cards and why the others cannot be used."""
     cards: list
     problems: list[str]
 
 
 @dataclass(frozen=True)
 class ModelLoadFailed:
-    """``modelFailed``: the model asked for and why it did not load."""
+    """A model that did not load, and why."""
     name: str
     message: str
 
@@ -115,9 +115,6 @@ class FilesChanged:
 
 
 class EngineService(QObject):
-    modelsListed = Signal(ModelList)
-    modelLoaded = Signal(object)  # engine.model.Classifier (or an object like it: a test's, the Ray driver's)
-    modelFailed = Signal(ModelLoadFailed)
     exportDone = Signal(list)  # [written paths]
     exportFailed = Signal(str)
     storeOpened = Signal(StoreOpened)
@@ -156,8 +153,8 @@ class EngineService(QObject):
             return [Path(d) for d in self._registry.dirs]
         return list(self._registry_dirs or [])
 
-    def list_models(self) -> None:
-        """Read the registry's cards in the background -> ``modelsListed``."""
+    def list_models(self, on_result: Callable[[ModelList], None]) -> Task:
+        """Read the registry's cards in the background -> ``on_result``."""
 
         def work(_state):
             try:
@@ -173,10 +170,12 @@ class EngineService(QObject):
                 self._classifiers = {k: v for k, v in self._classifiers.items() if (k[0], k[2]) in live}
             return ModelList(cards, problems)
 
-        self._start(work, on_result=self.modelsListed.emit)
+        return self._start(work, on_result=on_result)
 
-    def load_model(self, name: str, device: str = "auto") -> None:
-        """Load (or reuse) a classifier in the background -> ``modelLoaded`` / ``modelFailed``."""
+    def load_model(self, name: str, device: str, on_loaded: Callable, on_failed: Callable[[ModelLoadFailed], None]
+                   ) -> Task:
+        """Load (or reuse) a classifier in the background -> ``on_loaded(classifier)`` or ``on_failed``; cancel the
+        task (a later choice): neither."""
 
         def work(_state):
             with self._lock:
@@ -192,9 +191,9 @@ class EngineService(QObject):
 
         def failed(exc: BaseException) -> None:  # onnxruntime errors etc.: same dialog, app stays usable
             message = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
-            self.modelFailed.emit(ModelLoadFailed(name, message))
+            on_failed(ModelLoadFailed(name, message))
 
-        self._start(work, on_result=self.modelLoaded.emit, on_error=failed)
+        return self._start(work, on_result=on_loaded, on_error=failed)
 
     # --- folders --------------------------------------------------------------------------------
     def scan(self, paths: Sequence[str | Path], on_result: Callable[[ScanResult], None]) -> Task:

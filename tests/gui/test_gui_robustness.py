@@ -115,7 +115,7 @@ def test_model_that_fails_to_load_keeps_the_app_usable(qtbot, make_window, tiny_
     (tiny_models_dir / "tiny_broken.json").write_text(json.dumps(card))
     w = make_window()
     assert w.model_chooser.combo.findData("tiny_broken") >= 0
-    with qtbot.waitSignal(w.service.modelFailed, timeout=20_000):
+    with qtbot.waitSignal(w.model_chooser.failed, timeout=20_000):
         w.model_chooser.combo.setCurrentIndex(w.model_chooser.combo.findData("tiny_broken"))
         w.model_chooser.chosen(w.model_chooser.combo.currentIndex())
     qtbot.waitUntil(lambda: any(t == "Model could not be loaded" for t, _ in w.prompts.messages))
