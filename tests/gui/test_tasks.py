@@ -174,3 +174,17 @@ def test_decoded_images_reach_the_gui_thread_in_batches(qtbot, cells_dir, monkey
         assert all(loader.get(f) is not None for f in files)
     finally:
         loader.close()
+
+
+def test_a_later_model_choice_cancels_the_load_in_flight(qtbot, make_window):
+    """Choosing another model before the first one loaded: only the last choice is announced, and a superseded
+    choice that could not load shows no dialog."""
+    w = make_window()
+    loaded, failed = [], []
+    w.model_chooser.loaded.connect(lambda clf: loaded.append(clf.name))
+    w.model_chooser.failed.connect(lambda t, m: failed.append(t))
+    w.model_chooser.select("no_such_model")  # would fail
+    w.model_chooser.select("tiny_a")  # chosen before the event loop ran again
+    qtbot.waitUntil(lambda: loaded == ["tiny_a"], timeout=30_000)
+    qtbot.wait(300)
+    assert loaded == ["tiny_a"] and failed == [] and w.model_chooser.classifier.name == "tiny_a"
