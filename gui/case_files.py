@@ -60,7 +60,8 @@ class CaseFiles(QObject):
         service.storeOpened.connect(self._opened)
         service.storeFailed.connect(self._failed)
         service.orphansFound.connect(self._orphans)
-        service.filesChanged.connect(self._files_changed)
+        self._checking = None  # the check of the shown document's images (gui.tasks.Task)
+        bridge.replaced.connect(self._stop_checking)
 
     def _note_used(self, _cells) -> None:
         if self.path is not None and self.path == self._fresh:
@@ -144,7 +145,7 @@ class CaseFiles(QObject):
                               "LeukoScan, so its reviews and sign-off cannot be trusted. Nothing was deleted; "
                               f"leukoscan-cli verify \"{path}\" says where. Reports of it are refused.")
         self.adopted.emit(Adopted(path, kept))
-        self.service.check_files(store, doc)
+        self._checking = self.service.check_files(store, doc, self._files_changed)
         log.info("case store %s opened: %d cells, %d reviews", path, len(doc.cells), len(doc.reviews))
 
     def _failed(self, failed: StoreFailed, offer_move: bool = False) -> None:
@@ -164,11 +165,15 @@ class CaseFiles(QObject):
         where = f"\n\nIt was moved aside to {moved} (nothing was deleted)." if moved else ""
         self.message.emit("Case store could not be read", f"{path}:\n{reason}{where}")
 
+    def _stop_checking(self) -> None:
+        """Another document is shown (or the cases were closed): what the check finds is not about it."""
+        if self._checking is not None:
+            self._checking.cancel()
+            self._checking = None
+
     def _files_changed(self, found: FilesChanged) -> None:
-        doc, cells = found.doc, found.cells
-        if doc is not self.bridge.doc:
-            return  # checked for a document that is no longer shown
-        changed = doc.content_changed(cells)
+        self._checking = None
+        changed = found.doc.content_changed(found.cells)
         if changed:
             self.status.emit(f"{len(changed)} image(s) changed on disk since they were classified: classified "
                              "again; their reviews were set aside", 15000)

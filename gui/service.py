@@ -109,7 +109,7 @@ class Orphan:
 
 @dataclass(frozen=True)
 class FilesChanged:
-    """``filesChanged``: cells of ``doc`` whose image content changed since the store was written."""
+    """Cells of ``doc`` whose image content changed since the store was written."""
     doc: Any
     cells: list
 
@@ -120,7 +120,6 @@ class EngineService(QObject):
     storeOpened = Signal(StoreOpened)
     storeFailed = Signal(StoreFailed)
     orphansFound = Signal(list)  # [Orphan]
-    filesChanged = Signal(FilesChanged)
 
     def __init__(self, registry_dirs: Sequence[str | Path] | None = None, parent=None) -> None:
         super().__init__(parent)
@@ -323,9 +322,9 @@ class EngineService(QObject):
 
         self._start(work, on_result=opened)
 
-    def check_files(self, store, doc) -> None:
-        """Cells whose image changed on disk since the store was written -> ``filesChanged`` (stat first,
-        then the sha256 of those that look changed)."""
+    def check_files(self, store, doc, on_changed: Callable[[FilesChanged], None]) -> Task:
+        """Cells whose image changed on disk since the store was written -> ``on_changed`` (stat first, then
+        the sha256 of those that look changed); nothing when none did."""
         cells_by_key = {c.key: c for c in doc.cells}
 
         def work(_state):
@@ -334,9 +333,9 @@ class EngineService(QObject):
 
         def checked(changed: list) -> None:
             if changed:
-                self.filesChanged.emit(FilesChanged(doc, [cells_by_key.get(c.key, c) for c in changed]))
+                on_changed(FilesChanged(doc, [cells_by_key.get(c.key, c) for c in changed]))
 
-        self._start(work, on_result=checked, on_error=lambda exc: log.warning("checking the images failed: %s", exc))
+        return self._start(work, on_result=checked, on_error=lambda exc: log.warning("checking the images failed: %s", exc))
 
     def close_store(self, store) -> Task:
         return self._start(lambda _state: store.close(), runner=self._store_close)
