@@ -11,8 +11,10 @@ GUI thread as a task of :mod:`gui.tasks` (the one worker pattern of the GUI):
   drowns in per-cell events.  :meth:`start_run` returns the run's :class:`~gui.tasks.Task`; cancelling it
   stops the engine between batches and drops whatever the run still hands out.
 
-The service's signals are emitted on the GUI thread (from the tasks' callbacks), with the typed payloads
-below.
+A job whose result belongs to one requester (a model load, a scan, a run, the check of a store's images)
+takes callbacks and returns its Task: the requester cancels it when the result would be stale (a later
+choice, another document).  Exports and store opening report through the signals below, emitted on the GUI
+thread from the tasks' callbacks, with the typed payloads below.
 """
 
 from __future__ import annotations
