@@ -8,7 +8,6 @@ message box in :class:`Prompts`.  Each gets what it needs in its constructor; no
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtWidgets import (QApplication, QLabel, QMainWindow, QPushButton, QSplitter, QToolBar,
