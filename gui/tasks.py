@@ -23,12 +23,21 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
+from enum import Enum
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 
 log = logging.getLogger("leukoscan.gui")
 _ids = itertools.count(1)
+
+
+class Outcome(Enum):
+    """What a task hands to the GUI thread."""
+
+    PARTIAL = "partial"  # state.set_partial_result(value) -> on_partial
+    RESULT = "result"  # the function returned -> on_result
+    ERROR = "error"  # the function raised -> on_error (else logged)
 
 
 class TaskState:
@@ -43,7 +52,7 @@ class TaskState:
 
     def set_partial_result(self, value: Any) -> None:
         """Hand ``value`` to the task's ``on_partial`` on the GUI thread (dropped if the task is cancelled)."""
-        self._task._post("partial", value)
+        self._task._post(Outcome.PARTIAL, value)
 
 
 class Task:
@@ -53,7 +62,7 @@ class Task:
                  on_partial: Callable | None) -> None:
         self.name = name
         self._runner = runner
-        self._callbacks = {"result": on_result, "error": on_error, "partial": on_partial}
+        self._callbacks = {Outcome.RESULT: on_result, Outcome.ERROR: on_error, Outcome.PARTIAL: on_partial}
         self.state = TaskState(self)
         self.future: Future | None = None
         self.cancelled = False
@@ -82,18 +91,18 @@ class Task:
     def done(self) -> bool:
         return self.future is not None and self.future.done()
 
-    def _post(self, kind: str, value: Any) -> None:
+    def _post(self, kind: Outcome, value: Any) -> None:
         self._runner._post(self, kind, value)
 
-    def _deliver(self, kind: str, value: Any) -> None:
+    def _deliver(self, kind: Outcome, value: Any) -> None:
         if self.cancelled:
             return
-        if kind != "partial":
+        if kind != Outcome.PARTIAL:
             self.delivered = True
         fn = self._callbacks.get(kind)
         if fn is not None:
             fn(value)
-        elif kind == "error":
+        elif kind == Outcome.ERROR:
             log.error("background task %s failed: %r", self.name, value)
 
 
@@ -148,9 +157,9 @@ class TaskRunner(QObject):
             try:
                 value = fn(task.state, *args)
             except BaseException as exc:  # noqa: BLE001 - handed to on_error, never lost in the pool
-                task._post("error", exc)
+                task._post(Outcome.ERROR, exc)
                 return
-            task._post("result", value)
+            task._post(Outcome.RESULT, value)
 
         task.future = self._pool.submit(run)
         task.future.add_done_callback(lambda _f: self._forget(task))
@@ -181,6 +190,6 @@ class TaskRunner(QObject):
             for t in self.threads():
                 t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
-    def _post(self, task: Task, kind: str, value: Any) -> None:
+    def _post(self, task: Task, kind: Outcome, value: Any) -> None:
         if not task.cancelled:  # a cheap early drop; the GUI thread checks again on arrival
             self._relay.call(task._deliver, kind, value)
