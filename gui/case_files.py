@@ -57,9 +57,6 @@ class CaseFiles(QObject):
         self._fresh: Path | None = None  # the new session store: deleted on close only if it never held a cell
         self._fresh_used = False
         bridge.cellsAdded.connect(self._note_used)
-        service.storeOpened.connect(self._opened)
-        service.storeFailed.connect(self._failed)
-        service.orphansFound.connect(self._orphans)
         self._checking = None  # the check of the shown document's images (gui.tasks.Task)
         bridge.replaced.connect(self._stop_checking)
 
@@ -80,9 +77,9 @@ class CaseFiles(QObject):
                               "before closing: a crash would lose the reviews.")
         else:
             self._wanted = path
-            self.service.open_store(path, load=False)
+            self.service.open_store(path, load=False, on_opened=self._opened, on_failed=self._failed)
         if check_orphans:
-            self.service.find_orphans(self.files)
+            self.service.find_orphans(self.files, on_result=self._orphans)
         else:
             self.orphansChecked.emit()
 
@@ -112,7 +109,7 @@ class CaseFiles(QObject):
             return False
         self._wanted = path
         self.status.emit(f"Opening {path.name} …", 0)
-        self.service.open_store(path, load=True)
+        self.service.open_store(path, load=True, on_opened=self._opened, on_failed=self._failed)
         return True
 
     def _opened(self, opened: StoreOpened) -> None:
@@ -151,7 +148,8 @@ class CaseFiles(QObject):
     def _failed(self, failed: StoreFailed, offer_move: bool = False) -> None:
         path, reason, moved = failed.path, failed.reason, failed.moved
         if offer_move and moved is None:
-            self.service.open_store(path, load=True, move_damaged=True)  # asked (restore?): moved aside if damaged
+            # asked (restore?): moved aside if damaged
+            self.service.open_store(path, load=True, move_damaged=True, on_opened=self._opened, on_failed=self._failed)
             return
         if self.path is not None and path == self.path and self._fresh == path:
             self.path = None

@@ -29,6 +29,7 @@ class ExportRequest:
 
 class ExportFlow(QObject):
     written = Signal(list)  # [paths written]
+    failed = Signal(str)  # why the report could not be written (after the dialog said so)
     closeRequested = Signal()  # the export the close prompt asked for is written
     status = Signal(str, int)
 
@@ -38,8 +39,6 @@ class ExportFlow(QObject):
         self.settings, self.prompts = settings, prompts
         self.request: ExportRequest | None = None
         self.last: list[str] = []
-        service.exportDone.connect(self._done)
-        service.exportFailed.connect(self._failed)
 
     @property
     def doc(self):
@@ -114,7 +113,8 @@ class ExportFlow(QObject):
         self.request = ExportRequest(Path(pdf))
         self.status.emit(f"Writing {pdf} …", 0)
         self.request.revision = self.service.export_pdf(Path(pdf), self.doc,
-                                                            [c for c in self.doc.cells if c.result is not None])
+                                                        [c for c in self.doc.cells if c.result is not None],
+                                                        on_done=self._done, on_failed=self._failed)
         return True
 
     def csv(self, cells_csv: Path, close_after: bool = False) -> bool:
@@ -130,7 +130,7 @@ class ExportFlow(QObject):
         self.status.emit(f"Writing {cells_csv} …", 0)
         self.request.revision = self.service.export(
             cells_csv, cells_csv.with_name(cells_csv.stem + "_summary.csv"), self.doc, cells, self.bridge.store,
-            bom=self.settings.csv_bom)
+            bom=self.settings.csv_bom, on_done=self._done, on_failed=self._failed)
         return True
 
     def _done(self, paths: list) -> None:
@@ -151,5 +151,6 @@ class ExportFlow(QObject):
 
     def _failed(self, message: str) -> None:
         self.request = None  # a close that waited for this export does not happen later by surprise
-        self.prompts.show_message("Export failed", f"The report could not be written:\n\n{message}\n\nNothing is lost: "
-                              "your work is in the case store. Choose another folder and export again.")
+        self.prompts.show_message("Export failed", f"The report could not be written:\n\n{message}\n\nNothing is "
+                                  "lost: your work is in the case store. Choose another folder and export again.")
+        self.failed.emit(message)

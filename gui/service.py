@@ -11,10 +11,9 @@ GUI thread as a task of :mod:`gui.tasks` (the one worker pattern of the GUI):
   drowns in per-cell events.  :meth:`start_run` returns the run's :class:`~gui.tasks.Task`; cancelling it
   stops the engine between batches and drops whatever the run still hands out.
 
-A job whose result belongs to one requester (a model load, a scan, a run, the check of a store's images)
-takes callbacks and returns its Task: the requester cancels it when the result would be stale (a later
-choice, another document).  Exports and store opening report through the signals below, emitted on the GUI
-thread from the tasks' callbacks, with the typed payloads below.
+Every job takes the callbacks that get its outcome (on the GUI thread, with the typed payloads below) and
+returns its Task: whoever asked cancels it when the outcome would be stale (a later choice, another
+document).  The service has no signals of its own.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject
 
 from engine.card import ModelError
 from engine.case.document import cards_digest
@@ -87,7 +86,7 @@ class RunEnd:
 
 @dataclass(frozen=True)
 class StoreOpened:
-    """``storeOpened``: the store at ``path`` and its document (None: a new store, nothing loaded)."""
+    """An opened store: the store at ``path`` and its document (None: a new store, nothing loaded)."""
     path: Path
     store: Any
     doc: Any
@@ -95,7 +94,7 @@ class StoreOpened:
 
 @dataclass(frozen=True)
 class StoreFailed:
-    """``storeFailed``: a store that could not be opened, in one line, and where it was moved aside."""
+    """A store that could not be opened, in one line, and where it was moved aside."""
     path: Path
     reason: str
     moved: Path | None = None
@@ -117,11 +116,6 @@ class FilesChanged:
 
 
 class EngineService(QObject):
-    exportDone = Signal(list)  # [written paths]
-    exportFailed = Signal(str)
-    storeOpened = Signal(StoreOpened)
-    storeFailed = Signal(StoreFailed)
-    orphansFound = Signal(list)  # [Orphan]
 
     def __init__(self, registry_dirs: Sequence[str | Path] | None = None, parent=None) -> None:
         super().__init__(parent)
@@ -249,7 +243,8 @@ class EngineService(QObject):
         return RunEnd(state.is_interruption_requested() and done < total, time.monotonic() - t0)
 
     # --- reports --------------------------------------------------------------------------------
-    def export(self, cells_csv: Path, summary_csv: Path, doc, cells: list, store=None, bom: bool = False) -> int:
+    def export(self, cells_csv: Path, summary_csv: Path, doc, cells: list, store=None, bom: bool = False, *,
+               on_done: Callable[[list[str]], None], on_failed: Callable[[str], None]) -> int:
         """Write the per-cell and summary CSVs, and the review history beside them, in the background
         (``bom``: UTF-8 with a byte-order mark, the setting for Excel).
 
@@ -270,15 +265,13 @@ class EngineService(QObject):
                 written.append(str(hist))
             return written
 
-        self._start(work, on_result=self.exportDone.emit, on_error=self._export_failed)
+        self._start(work, on_result=on_done, on_error=lambda exc: on_failed(f"{type(exc).__name__}: {exc}"))
         return snap.revision
 
-    def _export_failed(self, exc: BaseException) -> None:
-        self.exportFailed.emit(f"{type(exc).__name__}: {exc}")
-
-    def export_pdf(self, pdf: Path, doc, cells: list) -> int:
+    def export_pdf(self, pdf: Path, doc, cells: list, *, on_done: Callable[[list[str]], None],
+                   on_failed: Callable[[str], None]) -> int:
         """Write the printable case report (:mod:`engine.pdf_report`) of a snapshot of ``doc`` in the
-        background -> ``exportDone``; returns the snapshot's revision."""
+        background -> ``on_done([pdf])`` / ``on_failed(message)``; returns the snapshot's revision."""
         snap = snapshot(doc, cells)
         signoffs = {root: so.as_dict() for root, so in snap.signoffs.items()}
         reg = self._registry
@@ -293,13 +286,14 @@ class EngineService(QObject):
             write_case_pdf(pdf, rows, sample_ids=snap.sample_ids, signoffs=signoffs, card=cards)
             return [str(pdf)]
 
-        self._start(work, on_result=self.exportDone.emit, on_error=self._export_failed)
+        self._start(work, on_result=on_done, on_error=lambda exc: on_failed(f"{type(exc).__name__}: {exc}"))
         return snap.revision
 
     # --- case stores ------------------------------------------------------------------------------
-    def open_store(self, path: Path, load: bool, move_damaged: bool = False) -> None:
-        """Open (create) the store at ``path``; with ``load``, also read its document -> ``storeOpened``.
-        Else ``storeFailed``.  Only a LeukoScan store that is damaged is ever moved aside (``.corrupt``), and only
+    def open_store(self, path: Path, load: bool, move_damaged: bool = False, *,
+                   on_opened: Callable[[StoreOpened], None], on_failed: Callable[[StoreFailed], None]) -> Task:
+        """Open (create) the store at ``path``; with ``load``, also read its document -> ``on_opened``, else
+        ``on_failed``.  Only a LeukoScan store that is damaged is ever moved aside (``.corrupt``), and only
         with ``move_damaged`` (the user was asked first); a file that is not a LeukoScan store (a CSV, another
         program's SQLite database) is never touched."""
 
@@ -320,9 +314,9 @@ class EngineService(QObject):
             return StoreOpened(Path(path), store, doc)
 
         def opened(outcome: StoreOpened | StoreFailed) -> None:
-            (self.storeOpened if isinstance(outcome, StoreOpened) else self.storeFailed).emit(outcome)
+            (on_opened if isinstance(outcome, StoreOpened) else on_failed)(outcome)
 
-        self._start(work, on_result=opened)
+        return self._start(work, on_result=opened)
 
     def check_files(self, store, doc, on_changed: Callable[[FilesChanged], None]) -> Task:
         """Cells whose image changed on disk since the store was written -> ``on_changed`` (stat first, then
@@ -342,7 +336,9 @@ class EngineService(QObject):
     def close_store(self, store) -> Task:
         return self._start(lambda _state: store.close(), runner=self._store_close)
 
-    def find_orphans(self, files: SessionFiles) -> None:
+    def find_orphans(self, files: SessionFiles, on_result: Callable[[list[Orphan]], None]) -> Task:
+        """The stores of sessions that did not close normally (never those closed normally) -> ``on_result``."""
+
         def work(_state):
             found = []
             try:
@@ -358,7 +354,7 @@ class EngineService(QObject):
                 found = []
             return found
 
-        self._start(work, on_result=self.orphansFound.emit)
+        return self._start(work, on_result=on_result)
 
     def create_store(self, path: Path):
         """A new, empty case store at ``path`` (an empty SQLite file: quick enough to make on the caller's

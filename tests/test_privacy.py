@@ -57,8 +57,8 @@ build = app.build_window
 def build_and_finish(args):
     win = build(args)
     win.runs.finished.connect(lambda *_: win.exports.csv(report))
-    win.service.exportDone.connect(lambda *_: (setattr(win.doc, "unexported", False), win.close()))
-    win.service.exportFailed.connect(lambda msg: sys.exit(f"export failed: {msg}"))
+    win.exports.written.connect(lambda *_: (setattr(win.doc, "unexported", False), win.close()))
+    win.exports.failed.connect(lambda msg: sys.exit(f"export failed: {msg}"))
     return win
 
 app.build_window = build_and_finish

@@ -83,7 +83,7 @@ def main() -> int:
     assert w.case_actions.sign_off()
     pdf = TMP / "BM-2026-0512.pdf"
     done = []
-    w.service.exportDone.connect(lambda *a: done.append(a))
+    w.exports.written.connect(lambda *a: done.append(a))
     w.exports.pdf(pdf)
     wait(app, lambda: bool(done) and pdf.exists(), timeout=120)
     w.doc.unexported = False

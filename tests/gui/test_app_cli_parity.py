@@ -41,7 +41,7 @@ def test_models_dir_adds_folders_in_the_app_as_in_the_cli(qtbot, tmp_path, monke
 
 
 def _export(qtbot, w, path):
-    with qtbot.waitSignal(w.service.exportDone, timeout=20_000) as b:
+    with qtbot.waitSignal(w.exports.written, timeout=20_000) as b:
         assert w.exports.csv(path)
     return b.args[0]
 

@@ -54,7 +54,7 @@ def test_a_review_made_while_the_report_is_written_keeps_the_case_unexported(qtb
                                                                              tmp_path):
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
-    with qtbot.waitSignal(w.service.exportDone, timeout=30_000):
+    with qtbot.waitSignal(w.exports.written, timeout=30_000):
         assert w.exports.csv(tmp_path / "r.csv")
         w.browser.select_row(1)
         w.reviews.apply("HEM")  # before the report's "done" comes back: not in that report

@@ -39,7 +39,7 @@ def _read_csv(path: Path) -> list[dict]:
 
 
 def _export(qtbot, w, path: Path) -> list[str]:
-    with qtbot.waitSignal(w.service.exportDone, timeout=20_000) as b:
+    with qtbot.waitSignal(w.exports.written, timeout=20_000) as b:
         assert w.exports.csv(path)
     return b.args[0]
 

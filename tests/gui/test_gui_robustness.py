@@ -177,9 +177,10 @@ def test_close_with_unexported_reviews_asks(qtbot, make_window, cells_dir, monke
     assert len(stored(path).reviews) == 1
     svc = EngineService([])
     try:
-        with qtbot.waitSignal(svc.orphansFound, timeout=10_000) as found:
-            svc.find_orphans(SessionFiles(user_data_dir()))
-        assert found.args[0] == []
+        found = []
+        svc.find_orphans(SessionFiles(user_data_dir()), on_result=found.append)
+        qtbot.waitUntil(lambda: bool(found), timeout=10_000)
+        assert found == [[]]
     finally:
         svc.shutdown()
 
@@ -243,11 +244,11 @@ def test_export_to_an_unwritable_place_reports_and_keeps_work(qtbot, make_window
     w.reviews.apply("ALL")
     blocker = tmp_path / "a file, not a folder"
     blocker.write_text("x")
-    with qtbot.waitSignal(w.service.exportFailed, timeout=10_000):
+    with qtbot.waitSignal(w.exports.failed, timeout=10_000):
         w.exports.csv(blocker / "report.csv")
     assert any(t == "Export failed" for t, _ in w.prompts.messages)
     assert w.doc.unexported and w.doc.reviews  # nothing lost; export again elsewhere
-    with qtbot.waitSignal(w.service.exportDone, timeout=10_000):
+    with qtbot.waitSignal(w.exports.written, timeout=10_000):
         w.exports.csv(tmp_path / "ok.csv")
     assert not w.doc.unexported
 

@@ -32,7 +32,7 @@ def _drop(w, paths) -> None:
 
 
 def _export(qtbot, w, path: Path) -> list[str]:
-    with qtbot.waitSignal(w.service.exportDone, timeout=20_000) as b:
+    with qtbot.waitSignal(w.exports.written, timeout=20_000) as b:
         assert w.exports.csv(path)
     return b.args[0]
 
@@ -242,7 +242,7 @@ def test_pdf_report_from_the_app(qtbot, make_window, cells_dir, tmp_path):
     w.browser.select_row(0)
     w.reviews.apply("accept")
     pdf = tmp_path / "case.pdf"
-    with qtbot.waitSignal(w.service.exportDone, timeout=30_000) as done:
+    with qtbot.waitSignal(w.exports.written, timeout=30_000) as done:
         assert w.exports.pdf(pdf)
     assert done.args[0] == [str(pdf)]
     text = "\n".join(p.extract_text() for p in PdfReader(pdf).pages)
@@ -279,7 +279,7 @@ def test_sign_off_is_blocked_while_flagged_cells_remain_locks_and_reopens_with_a
     with pytest.raises(ValueError, match="signed off"):
         w.doc.set_sample_id(case, "another id")  # part of what was signed
     signed = tmp_path / "signed.csv"
-    with qtbot.waitSignal(w.service.exportDone, timeout=30_000):
+    with qtbot.waitSignal(w.exports.written, timeout=30_000):
         w.exports.csv(signed)
     (srow,) = _read_csv(signed.with_name("signed_summary.csv"))  # the app's summary carries the sign-off
     assert (srow["signed_off_by"], srow["comment"], srow["sample_id"]) == ("tech1", "checked twice", "BM-17")
@@ -288,7 +288,7 @@ def test_sign_off_is_blocked_while_flagged_cells_remain_locks_and_reopens_with_a
     from pypdf import PdfReader
 
     pdf = tmp_path / "signed.pdf"
-    with qtbot.waitSignal(w.service.exportDone, timeout=30_000):
+    with qtbot.waitSignal(w.exports.written, timeout=30_000):
         w.exports.pdf(pdf)
     text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(pdf).pages)
     assert "signed off by tech1" in text and "BM-17" in text and basis in text
@@ -301,7 +301,7 @@ def test_sign_off_is_blocked_while_flagged_cells_remain_locks_and_reopens_with_a
     monkeypatch.setattr(CaseActions, "ask_reason", lambda self, c: "second opinion")
     assert w.case_actions.reopen() and case.signoff is None
     out = tmp_path / "r.csv"
-    with qtbot.waitSignal(w.service.exportDone, timeout=30_000):
+    with qtbot.waitSignal(w.exports.written, timeout=30_000):
         w.exports.csv(out)
     events = w.bridge.store.case_events()
     assert [(e["action"], e["text"]) for e in events] == [("sign_off", "checked twice"), ("reopen", "second opinion")]
@@ -331,6 +331,6 @@ def test_from_a_case_folder_to_a_signed_off_case_and_a_pdf_by_keyboard(qtbot, ma
     assert not any(c.left_before_signoff for c in w.cell_model.cells)
     qtbot.keyClick(w.browser.gallery, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     assert next(iter(w.doc.cases.values())).signoff is not None
-    with qtbot.waitSignal(w.service.exportDone, timeout=30_000):
+    with qtbot.waitSignal(w.exports.written, timeout=30_000):
         qtbot.keyClick(w.browser.gallery, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
     assert pdf.is_file() and pdf.read_bytes().startswith(b"%PDF")

@@ -127,7 +127,7 @@ def test_close_prompt_counts_only_what_changed_since_the_export(qtbot, make_wind
     for row in range(4):
         w.browser.select_row(row)
         w.reviews.apply("HEM")
-    with qtbot.waitSignal(w.service.exportDone, timeout=30_000):
+    with qtbot.waitSignal(w.exports.written, timeout=30_000):
         assert w.exports.csv(tmp_path / "r.csv")
     qtbot.waitUntil(lambda: not w.doc.unexported, timeout=10_000)
     w.browser.select_row(5)
