@@ -6,8 +6,9 @@
 - The worker sees a :class:`TaskState`: ``is_interruption_requested()`` / ``interrupt`` (a
   ``threading.Event``, what :func:`engine.pipeline.classify` takes as ``cancel``) and
   ``set_partial_result(value)`` for results handed out while it runs (a batch of a run, a thumbnail).
-- Every callback runs on the GUI thread, reached through one queued signal of the runner.  Nothing else
-  crosses threads: no worker emits a public signal, touches a widget or a model.
+- Every callback runs on the GUI thread, reached through one queued signal (:class:`Relay`; the case store's
+  writer thread reports its errors through one too).  Nothing else crosses threads: no worker emits a public
+  signal, touches a widget or a model.
 - ``task.request_interrupt()`` asks the worker to stop and still hears how it ended;
   ``task.cancel()`` (GUI thread) asks the worker to stop *and disconnects the task*: whatever it hands out
   after that, even a result already queued, is dropped on arrival.  A cancelled or superseded job can
