@@ -28,7 +28,7 @@ class ExportRequest:
 
 
 class ExportFlow(QObject):
-    written = Signal(list)  # [paths written]
+    written = Signal(object)  # list[str]: the paths written (object: Signal(list) would copy it to a QVariantList)
     failed = Signal(str)  # why the report could not be written (after the dialog said so)
     closeRequested = Signal()  # the export the close prompt asked for is written
     status = Signal(str, int)

@@ -18,7 +18,7 @@ log = logging.getLogger("leukoscan.gui")
 
 class ModelChooser(QObject):
     loaded = Signal(object)  # the engine's Classifier now in use (this module imports no engine type)
-    bannerChanged = Signal(list)  # [html lines] (empty: no banner)
+    bannerChanged = Signal(object)  # list[str]: html lines, none: no banner (object: Signal(list) copies)
     status = Signal(str, int)
     failed = Signal(str, str)  # title, text for a dialog
 
