@@ -188,3 +188,27 @@ def test_a_later_model_choice_cancels_the_load_in_flight(qtbot, make_window):
     qtbot.waitUntil(lambda: loaded == ["tiny_a"], timeout=30_000)
     qtbot.wait(300)
     assert loaded == ["tiny_a"] and failed == [] and w.model_chooser.classifier.name == "tiny_a"
+
+
+def test_gui_background_work_goes_through_gui_tasks_only():
+    """No GUI module but gui/tasks.py makes threads or thread pools, or emits into the GUI thread on its own:
+    a new background job uses TaskRunner (cancel drops its stale results) instead of a pattern of its own."""
+    import ast
+    from pathlib import Path
+
+    import gui
+
+    forbidden = {"Thread", "ThreadPoolExecutor", "ProcessPoolExecutor", "QThread", "QThreadPool", "QRunnable"}
+    found = []
+    for path in sorted(Path(gui.__file__).parent.glob("*.py")):
+        if path.name == "tasks.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+                if name in forbidden:
+                    found.append(f"{path.name}:{node.lineno} {name}()")
+            elif isinstance(node, ast.Attribute) and node.attr == "QueuedConnection":
+                found.append(f"{path.name}:{node.lineno} QueuedConnection")
+    assert not found, found
