@@ -25,10 +25,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine.case import CaseDocument, ModelFacts  # noqa: E402
-from engine.case.store import CaseStore  # noqa: E402
-from engine.pipeline import CellResult, ScanItem  # noqa: E402
-from rss import rss_mb  # noqa: E402  (benchmarks/rss.py, beside this script)
+from rss import rss_mb
+
+from engine.case import CaseDocument, ModelFacts
+from engine.case.store import CaseStore
+from engine.pipeline import CellResult, ScanItem
 
 FACTS = ModelFacts("ensemble", "1.0.0", "c" * 64, 0.5, 0.1, ("inceptionv3", "vgg19"), "CPUExecutionProvider",
                    "Ensemble")

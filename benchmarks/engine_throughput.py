@@ -34,11 +34,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
-from engine import cli  # noqa: E402
-from engine.pipeline import classify, scan  # noqa: E402
-from engine.preprocess import dihedral, preprocess_file  # noqa: E402
-from engine.registry import Registry, default_dirs  # noqa: E402
-from rss import rss_mb  # noqa: E402  (benchmarks/rss.py, beside this script)
+from rss import rss_mb
+
+from engine import cli
+from engine.pipeline import classify, scan
+from engine.preprocess import dihedral, preprocess_file
+from engine.registry import Registry, default_dirs
 
 SHARED = REPO.parent / "shared" / "data" / "C-NMC_Leukemia" / "training_data"
 
@@ -124,7 +125,7 @@ def cli_run(name: str, folder: Path, out: Path, extra_dirs: list[str], batch: in
 def keras_model_for(card, keras_paths: dict[str, str]):
     """A Keras model computing the same function, or None (and why)."""
     try:
-        import keras  # noqa: F401
+        import keras
     except ImportError:
         return None, "TensorFlow/Keras not installed"
     import keras
@@ -145,14 +146,14 @@ def keras_model_for(card, keras_paths: dict[str, str]):
     cands = [keras_paths.get(card.name), card.training.get("keras_model"), card.training.get("keras_file"),
              card.path.with_suffix(".keras"), REPO / "runs" / card.name / "final.keras"]
     try:  # the trained models use custom layers registered by the training package
-        import training.models  # noqa: F401
+        import training.models  # noqa: F401  (registers the Normalize layer for Keras loading)
     except ImportError:
         pass
     for c in cands:
         if c and Path(c).is_file():
             try:
                 return keras.models.load_model(c, compile=False), ""
-            except Exception as exc:  # noqa: BLE001 - report, keep benchmarking
+            except Exception as exc:
                 return None, f"cannot load {c}: {str(exc).splitlines()[0][:80]}"
     return None, f"no Keras file for {card.name} (pass --keras {card.name}=PATH)"
 

@@ -33,7 +33,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from rss import rss_mb  # noqa: E402  (benchmarks/rss.py, beside this script)
+
+from rss import rss_mb
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parents[1]

@@ -26,11 +26,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from engine.pipeline import classify, scan  # noqa: E402
-from engine.registry import Registry, default_dirs  # noqa: E402
-from engine.report import cell_row, summarize, write_cell_report, write_summary  # noqa: E402
+from engine.pipeline import classify, scan
+from engine.registry import Registry, default_dirs
+from engine.report import cell_row, summarize, write_cell_report, write_summary
 
 SHARED = REPO.parent / "shared" / "data" / "C-NMC_Leukemia" / "training_data" / "fold_0" / "all"
 

@@ -7,9 +7,9 @@ JSON to learn that, e.g., a model calls 4 of 10 normal cells of its worst health
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
-
+from typing import Any
 
 #: The one warning that matters, in plain words (card view, CLI ``models``, PDF).
 WARNING = ("A case unlike the donors the model was trained on can be wrong as a whole: on healthy donors whose "

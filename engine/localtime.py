@@ -3,7 +3,7 @@ a printed or displayed time is unambiguous wherever it is read."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def local_time(value: str | datetime | None) -> str:
@@ -19,7 +19,7 @@ def local_time(value: str | datetime | None) -> str:
         except ValueError:
             return str(value)
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)  # stored times without an offset are UTC
+        dt = dt.replace(tzinfo=UTC)  # stored times without an offset are UTC
     loc = dt.astimezone()
     off = loc.strftime("%z")
     return loc.strftime("%Y-%m-%d %H:%M") + (f" {off[:3]}:{off[3:]}" if off else "")

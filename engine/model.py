@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -171,14 +171,14 @@ def member_from_bytes(card: ModelCard, data: bytes, device: str = "auto", thread
     so = _session_options(threads)
     try:
         session = ort.InferenceSession(data, sess_options=so, providers=providers)
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises several exception types
+    except Exception as exc:
         if not want_cuda:
             raise ModelError(f"{card.onnx_file}: onnxruntime cannot load the model: {exc}") from None
         warnings.append(f"CUDA session could not be created ({_first_line(exc)}); running on the CPU")
         want_cuda = False  # reported; not a second, silent fallback
         try:
             session = ort.InferenceSession(data, sess_options=_session_options(threads), providers=[CPU])
-        except Exception as exc2:  # noqa: BLE001
+        except Exception as exc2:
             raise ModelError(f"{card.onnx_file}: onnxruntime cannot load the model: {exc2}") from None
     del data
     active = session.get_providers()[0]
@@ -207,7 +207,7 @@ def member_from_bytes(card: ModelCard, data: bytes, device: str = "auto", thread
         probe = member.raw(np.zeros((1, h, w, 3), np.float32))
     except ModelError:
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ModelError(f"{card.onnx_file}: test inference failed: {_first_line(exc)}") from None
     if probe.shape != (1,):
         raise ModelError(f"{card.onnx_file}: expected one output value per cell, got shape {probe.shape}")

@@ -30,5 +30,5 @@ def disable_telemetry() -> None:
     if ort is not None:
         try:
             ort.disable_telemetry_events()
-        except Exception:  # noqa: BLE001 - a build without the call; the variable still applies
+        except Exception:
             pass

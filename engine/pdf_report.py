@@ -11,10 +11,11 @@ Built with fpdf2 primitives only (no Qt, no matplotlib), written atomically like
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from fpdf import FPDF
 from fpdf.fonts import FontFace
@@ -22,6 +23,7 @@ from fpdf.util import Padding
 
 from . import __version__
 from .card import ModelCard, sha256_file
+from .case.rules import CaseCounts
 from .fileio import atomic_open
 from .heldout import plain_words
 from .localtime import local_time
@@ -29,7 +31,6 @@ from .pdf_fonts import install_fonts
 from .preprocess import ImageDecodeError, open_rgb
 from .report import signoff_check
 from .report_cases import CaseReport, ModelUse, cases_of
-from .case.rules import CaseCounts
 
 #: From README "Intended use and safety"; printed on every case.
 INTENDED_USE = (
@@ -205,7 +206,7 @@ def _verdict(pdf: _Doc, case: CaseReport) -> None:
                    *["RIGHT"] * 4), line_height=5, headings_style=FontFace(emphasis="BOLD", fill_color=_GREY),
                    first_row_as_headings=True) as table:
         table.row([pdf.t(h) for h in head])
-        for name, s, counts, bold in body:
+        for name, _s, counts, bold in body:
             style = FontFace(emphasis="BOLD") if bold else None
             table.row([pdf.t(name), str(counts.cells), str(counts.all), str(counts.hem),
                        pdf.t(fmt_pct(counts, short=True)), str(counts.review_open), str(counts.errors),

@@ -28,10 +28,11 @@ import re
 import stat
 import threading
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -235,7 +236,7 @@ def load_item(path: Path, specs: tuple[Preprocessing, ...]) -> _Loaded:
         qc = qc_rules.check(im)
     except ImageDecodeError as exc:
         return _Loaded(sha, error=str(exc))
-    except Exception as exc:  # noqa: BLE001 - one bad file must never stop a run
+    except Exception as exc:
         return _Loaded(sha, error=f"cannot decode image: {exc.__class__.__name__}: {exc}")
     return _Loaded(sha, arrays, qc=qc)
 
@@ -341,7 +342,7 @@ def classify(
                     pred = classifier.predict(inputs, run_options)
                 except ModelError:
                     raise
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     if cancel.is_set():
                         return
                     raise ModelError(f"model '{classifier.name}' failed on a batch: {exc}") from None

@@ -16,9 +16,10 @@ Normalisation (scaling to [-1, 1], mean subtraction ...) lives inside the model 
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -89,7 +90,7 @@ class Preprocessing:
             )
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], height: int, width: int) -> "Preprocessing":
+    def from_dict(cls, d: Mapping[str, Any], height: int, width: int) -> Preprocessing:
         return cls(
             height=int(height),
             width=int(width),

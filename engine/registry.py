@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from .card import ModelCard, ModelError, load_card, sha256_file
 from .model import DEVICES, Classifier, Member, load_member

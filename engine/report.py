@@ -33,8 +33,9 @@ import csv
 import io
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Iterable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from .case import rules as case_rules
 from .case.kinds import CellStatus

@@ -9,8 +9,8 @@ one root are listed one by one and as a case total (the same sample).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from .case.kinds import CellStatus
 from .case.rules import CaseCounts, final_label, label_class, overridden

@@ -6,7 +6,7 @@ asks the person (reviewer, comment, reason) and reports in the status bar.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox

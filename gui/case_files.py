@@ -18,9 +18,8 @@ this class only decides *which* store that is, and says so when one cannot be us
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
@@ -192,7 +191,7 @@ class CaseFiles(QObject):
             return None
         try:
             fresh = self.service.create_store(new)
-        except Exception as exc:  # noqa: BLE001 - keep the store we have
+        except Exception as exc:
             log.warning("cannot create %s (%s): the session keeps %s", new, exc, old.name)
             self.files.claim(old)
             self.service.remove_file(new)

@@ -8,12 +8,21 @@ sorting and selection are the same in both.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer
 
-from .document import ERROR, OK, PENDING, Cell, exclusion_reason, local_time, p_all_text  # the case document's cells and display rule
+from .document import (  # the case document's cells and display rule
+    ERROR,
+    OK,
+    PENDING,
+    Cell,
+    exclusion_reason,
+    local_time,
+    p_all_text,
+)
 
 CellRole = Qt.ItemDataRole.UserRole + 1  # the Cell object
 SortRole = Qt.ItemDataRole.UserRole + 2  # a value that sorts correctly (numbers as numbers)
@@ -76,10 +85,10 @@ class CellModel(QAbstractTableModel):
             thumbs.ready.connect(self._thumb_ready)
 
     # --- Qt interface -------------------------------------------------------------------------
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008  (Qt's own signature; never mutated)
         return 0 if parent.isValid() else len(self.cells)
 
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: B008
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: B008  (Qt's own signature; never mutated)
         return 0 if parent.isValid() else len(COLUMNS)
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):

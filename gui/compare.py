@@ -17,8 +17,8 @@ Usage (the caller shows the ValueError's message when the selection has the wron
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from html import escape
-from typing import Iterable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor

@@ -7,8 +7,15 @@ from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen, QPixmap, QPixma
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate
 
 from .cells import ERROR, PENDING
-from .style import (ERROR_COLOR, REVIEW_COLOR, REVIEWED_COLOR, SELECTION_COLOR, SELECTION_OVERLAY, label_color,
-                    short_label)
+from .style import (
+    ERROR_COLOR,
+    REVIEW_COLOR,
+    REVIEWED_COLOR,
+    SELECTION_COLOR,
+    SELECTION_OVERLAY,
+    label_color,
+    short_label,
+)
 
 BADGE_H = 20
 PAD = 4

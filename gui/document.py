@@ -11,12 +11,19 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 
 from engine.case import events as ev
-from engine.case.kinds import ReviewCommand
 from engine.case.cell import Step
 from engine.case.document import ERROR, OK, PENDING, CaseDocument, Cell, ModelFacts, utc_now
+from engine.case.kinds import ReviewCommand
+from engine.case.rules import (
+    EXCLUDED,
+    EXCLUSION_REASONS,
+    LABELS,
+    excluded_label,
+    exclusion_reason,
+    model_basis,
+    p_all_text,
+)
 from engine.localtime import local_time
-from engine.case.rules import (EXCLUDED, EXCLUSION_REASONS, LABELS, excluded_label, exclusion_reason, model_basis,
-                               p_all_text)
 
 from .tasks import Relay
 

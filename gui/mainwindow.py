@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtWidgets import (QApplication, QLabel, QMainWindow, QPushButton, QSplitter, QToolBar,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QPushButton, QSplitter, QToolBar, QVBoxLayout, QWidget
 
 from . import __version__
 from .actions import build_actions, build_menus, cell_menu
@@ -35,8 +34,8 @@ from .service import EngineService
 from .settings import Settings, user_data_dir
 from .side_panel import SidePanel
 from .threshold_bar import ThresholdBar
-from .views import DocumentViews
 from .thumbs import ImageLoader
+from .views import DocumentViews
 
 log = logging.getLogger("leukoscan.gui")
 

@@ -215,7 +215,7 @@ class CaseOpener(QObject):
                 continue  # on screen already: scanned again into the record shown
             try:
                 records = self.find_records(folder=p)
-            except Exception as exc:  # noqa: BLE001 - never stops a folder from opening
+            except Exception as exc:
                 log.warning("looking for the case record of %s failed: %s", p, exc)
                 continue
             if not records:

@@ -103,10 +103,10 @@ def report_startup_error(message: str) -> None:
         log_dir = Path(user_log_dir("LeukoScan", appauthor=False))
         log_dir.mkdir(parents=True, exist_ok=True)
         (log_dir / "startup-error.log").write_text(text + "\n", encoding="utf-8")
-    except Exception:  # noqa: BLE001 - the message itself must still come out
+    except Exception:
         pass
     if sys.platform == "win32":  # windowed build: no console, so show a message box
         try:
             ctypes.windll.user32.MessageBoxW(None, text, "LeukoScan", 0x10)
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass

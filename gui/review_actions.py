@@ -8,7 +8,7 @@ or an ALL call nobody confirmed (a blast call is the finding: every one is seen 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 

@@ -18,24 +18,25 @@ document).  The service has no signals of its own.
 
 from __future__ import annotations
 
-import threading
 import logging
+import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from PySide6.QtCore import QObject
 
+from engine.cam import cam_available, cell_cam  # noqa: F401  (the preview's overlay: one cell, off the GUI thread)
 from engine.card import ModelError
 from engine.case.document import cards_digest
 from engine.case.export import cell_rows, review_history_rows, reviews_path, snapshot, write_reviews
 from engine.case.store import CaseStore, StoreError, move_aside, rehash_changed
-from engine.pipeline import classify, scan
-from engine.preprocess import load_rgb  # noqa: F401  (thumbnails: the engine's RGB conversion)
 from engine.fileio import read_regular_file  # noqa: F401  (thumbnails: regular files only, bounded read)
 from engine.heldout import donor_chart, plain_words, reliability_table  # noqa: F401  (the card view: words, charts)
-from engine.cam import cam_available, cell_cam  # noqa: F401  (the preview's overlay: one cell, off the GUI thread)
+from engine.pipeline import classify, scan
+from engine.preprocess import load_rgb  # noqa: F401  (thumbnails: the engine's RGB conversion)
 from engine.registry import Registry, default_model, model_dirs  # noqa: F401  (model_dirs: gui.app's --models-dir)
 from engine.report import summarize, write_cell_report, write_summary
 

@@ -17,8 +17,17 @@ from pathlib import Path
 
 from engine.case.lock import StoreLock, StoreLocked, is_locked
 from engine.case.lock import lock_path as _lock_path
-from engine.case.records import (STORE_FILTER, STORE_SUFFIX, STORE_SUFFIXES, candidates, find_records,  # noqa: F401
-                                 free_path, read_record, rename_store, store_name)
+from engine.case.records import (  # noqa: F401  (re-exported: gui reaches engine only through gui.session/service/document)
+    STORE_FILTER,
+    STORE_SUFFIX,
+    STORE_SUFFIXES,
+    candidates,
+    find_records,
+    free_path,
+    read_record,
+    rename_store,
+    store_name,
+)
 
 
 def new_session_id() -> str:

@@ -157,7 +157,7 @@ class TaskRunner(QObject):
                 return
             try:
                 value = fn(task.state, *args)
-            except BaseException as exc:  # noqa: BLE001 - handed to on_error, never lost in the pool
+            except BaseException as exc:
                 task._post(Outcome.ERROR, exc)
                 return
             task._post(Outcome.RESULT, value)

@@ -9,7 +9,7 @@ Several views may share one state (the compare dialog): each listener is called 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 MAX_PIXEL_SCALE = 4.0  # at most 4 screen pixels per image pixel
 STEP = 1.25  # one wheel notch / one key press

@@ -34,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from bundle_rules import (  # noqa: E402
+from bundle_rules import (
     FORBIDDEN_CPU_PATTERNS,
     FORBIDDEN_MODULE_PREFIXES,
     FORBIDDEN_PATH_PATTERNS,

@@ -30,7 +30,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from engine.preprocess import load_rgb  # noqa: E402
+from engine.preprocess import load_rgb
 
 NAME_RE = re.compile(r"^UID_([^_]+)_.*_(all|hem)$", re.IGNORECASE)
 

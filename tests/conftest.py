@@ -31,8 +31,9 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "C-NMC_Leukemia"
 if str(TESTS_DIR) not in sys.path:  # `import tinymodels` from any test module
     sys.path.insert(0, str(TESTS_DIR))
 
-import engine  # noqa: E402,F401 - first: onnxruntime's telemetry off (engine/offline.py) before a test imports it
-from tinymodels import make_tiny_ensemble, make_tiny_model  # noqa: E402
+from tinymodels import make_tiny_ensemble, make_tiny_model
+
+import engine  # noqa: F401 - first: onnxruntime's telemetry off (engine/offline.py) before a test imports it
 
 TINY_A = dict(name="tiny_a", size=32, seed=0)
 TINY_B = dict(name="tiny_b", size=48, seed=3, crop_fraction=0.8)

@@ -14,7 +14,6 @@ Typical use (see README "Training (leukoscan-train)"): the 3.0 recipe, then the 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path

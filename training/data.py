@@ -20,10 +20,10 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -195,7 +195,7 @@ class Manifest:
         }
 
     @classmethod
-    def from_json(cls, d: dict) -> "Manifest":
+    def from_json(cls, d: dict) -> Manifest:
         return cls(
             paths=list(d["paths"]),
             labels=np.asarray(d["labels"], dtype=np.int8),

@@ -30,16 +30,25 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
+import keras
 
-from engine.preprocess import Preprocessing, dihedral  # noqa: E402
+from engine.preprocess import Preprocessing, dihedral
 
-from .data import Manifest, build_pixel_cache, check_no_leak  # noqa: E402
-from .files import save_npz, saving  # noqa: E402
-from .layers import CellAugment, CellAugmentation, Normalize  # noqa: E402
-from .metrics import (area_auroc, area_baseline, compute, donor_summary, held_out_fold, plot_all,  # noqa: E402
-                      run_facts, weighted_f1, write_json)
-from .progress import Progress  # noqa: E402
+from .data import Manifest, build_pixel_cache, check_no_leak
+from .files import save_npz, saving
+from .layers import CellAugment, CellAugmentation, Normalize
+from .metrics import (
+    area_auroc,
+    area_baseline,
+    compute,
+    donor_summary,
+    held_out_fold,
+    plot_all,
+    run_facts,
+    weighted_f1,
+    write_json,
+)
+from .progress import Progress
 
 #: held out by default: the three healthy donors with large cells (the nearest thing to the outside donors that
 #: ../shared has), one small-cell healthy donor and five ALL patients of a range of cell sizes (fold 4 of the
@@ -132,7 +141,7 @@ class _Checkpointer(keras.callbacks.Callback):
     """Saves weights + optimizer state + position every ``every_s`` seconds, and shows the epoch's progress with
     its ETA (:class:`training.progress.Progress`: a bar on a terminal, a line every 10 % otherwise)."""
 
-    def __init__(self, run: "_Run", epoch: int, start: int, steps: int, log):
+    def __init__(self, run: _Run, epoch: int, start: int, steps: int, log):
         super().__init__()
         self.run, self.epoch, self.start, self.steps, self.log = run, epoch, start, steps, log
         self.losses: list[float] = []

@@ -12,15 +12,32 @@ from engine.card import load_card, verify_onnx_file
 from engine.heldout import held_out_block
 from engine.preprocess import Preprocessing, preprocess_file
 
+from .data import subject_halves
 from .export import (
-    export_onnx, onnx_logits, parity, quantize_int8, storage_parity, store_weights_fp16, time_onnx, versions, write_card,
+    export_onnx,
+    onnx_logits,
+    parity,
+    quantize_int8,
+    storage_parity,
+    store_weights_fp16,
+    time_onnx,
+    versions,
+    write_card,
     write_ensemble_card,
 )
-from .data import subject_halves
 from .files import copy_file
 from .metrics import (
-    REVIEW_RULE, best_threshold, calibrated, compute, compute_cross_fitted, donor_summary, fit_platt, plot_all, review_margin,
-    sigmoid, weighted_f1,
+    REVIEW_RULE,
+    best_threshold,
+    calibrated,
+    compute,
+    compute_cross_fitted,
+    donor_summary,
+    fit_platt,
+    plot_all,
+    review_margin,
+    sigmoid,
+    weighted_f1,
     write_json,
 )
 
@@ -319,7 +336,7 @@ def quantize_run(run_dir: Path, out_dir: Path, log=print, name: str | None = Non
 def ensemble(run_dirs: list[Path], out_dir: Path, log=print, version: str = "1.0.0", recommended: bool = False) -> Path:
     """Ensemble card: mean of the members' calibrated P(ALL) on the cells every member was validated on (held-out
     subjects for all members); threshold and margin fitted there, metrics cross-fitted between subject halves."""
-    members, probs = [], []
+    members = []
     raw_logits: list[dict] = []
     common = None
     per = []
@@ -344,7 +361,6 @@ def ensemble(run_dirs: list[Path], out_dir: Path, log=print, version: str = "1.0
     # subject-disjoint halves for cross-fitting the threshold (no temperature: members are calibrated already)
     subs = sorted(set(subjects))
     halves = subject_halves(subjects, 0)
-    z = np.log(np.clip(p, 1e-7, 1 - 1e-7) / np.clip(1 - p, 1e-7, 1))
     # Honest: each member's Platt calibration AND the threshold fitted on the other half only (the shipped members'
     # own calibrations were fitted on cells that include these)
     z_raw = np.stack([[rl[q] for q in paths] for rl in raw_logits])

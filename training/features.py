@@ -4,8 +4,8 @@ store the activations (float16) so that fine-tuning the top blocks costs a fract
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -37,7 +37,12 @@ from .augment import Augmentation, augment
 from .data import Manifest, build_pixel_cache, check_no_leak, subject_folds
 from .files import save_npz, saving
 from .metrics import (
-    compute_cross_fitted, held_out_fold, plot_all, run_facts, weighted_f1, write_json,
+    compute_cross_fitted,
+    held_out_fold,
+    plot_all,
+    run_facts,
+    weighted_f1,
+    write_json,
 )
 from .models import Normalize, dihedral, inception_base, keras, tf
 from .progress import Progress

@@ -33,7 +33,14 @@ from .augment import Augmentation, augment
 from .data import Manifest, build_pixel_cache, fold_ids, subject_folds, subject_halves
 from .files import save_npz, saving
 from .metrics import (
-    REVIEW_RULE, best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, plot_all, review_margin,
+    REVIEW_RULE,
+    best_threshold,
+    calibrated,
+    compute,
+    compute_cross_fitted,
+    fit_platt,
+    plot_all,
+    review_margin,
     write_json,
 )
 from .models import Normalize, dihedral, keras, tf

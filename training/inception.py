@@ -16,8 +16,8 @@ are the honest validation predictions.  The shipped model is refit on all subjec
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -140,7 +140,11 @@ def compute(p: np.ndarray, y: np.ndarray, threshold: float, subjects: Sequence[s
             margin: float | None = None) -> dict:
     """All card/metrics.json numbers for calibrated probabilities ``p`` of ALL and labels ``y`` (1 = ALL)."""
     from sklearn.metrics import (
-        accuracy_score, brier_score_loss, confusion_matrix, f1_score, precision_recall_fscore_support,
+        accuracy_score,
+        brier_score_loss,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
         roc_auc_score,
     )
 

@@ -9,11 +9,11 @@ from engine.preprocess import dihedral  # noqa: F401  (one definition of the vie
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-from .layers import VGG_MEAN_BGR, Normalize  # noqa: E402,F401  (keras.ops only: any backend)
-from .weights import resolve_weights  # noqa: E402,F401
+from .layers import VGG_MEAN_BGR, Normalize  # noqa: F401  (keras.ops only: any backend)
+from .weights import resolve_weights  # noqa: F401  (re-exported: older callers import it from training.models)
 
 DEFAULT_INCEPTION_WEIGHTS = "../shared/weights/inception_v3_imagenet_notop.fp16.weights.h5"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -17,8 +16,17 @@ from .data import Manifest, build_pixel_cache, fold_ids, subject_folds
 from .files import save_npz, saving, write_text
 from .inception import InceptionTrainer, Recipe, fit_head
 from .metrics import (
-    REVIEW_RULE, best_threshold, calibrated, compute, compute_cross_fitted, fit_platt, fit_temperature, plot_all,
-    review_margin, sigmoid, write_json,
+    REVIEW_RULE,
+    best_threshold,
+    calibrated,
+    compute,
+    compute_cross_fitted,
+    fit_platt,
+    fit_temperature,
+    plot_all,
+    review_margin,
+    sigmoid,
+    write_json,
 )
 from .models import keras, tf
 

@@ -13,7 +13,6 @@ The shipped VGG19 is the model trained on the other folds (no refit), selected b
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,7 +24,10 @@ from engine.preprocess import Preprocessing
 from .data import Manifest, build_pixel_cache, check_no_leak, subject_folds
 from .files import save_npy, save_npz, saving
 from .metrics import (
-    held_out_fold, plot_all, weighted_f1, write_json,
+    held_out_fold,
+    plot_all,
+    weighted_f1,
+    write_json,
 )
 from .models import dihedral, keras, strategy, tf, vgg19_model
 from .progress import Progress

@@ -21,7 +21,7 @@ SHARED = REPO.parent / "shared" / "data" / "C-NMC_Leukemia" / "training_data"
 TMP = Path(tempfile.mkdtemp(prefix="leukoscan-cam-shot-"))
 os.environ["LEUKOSCAN_DATA_DIR"] = str(TMP / "user")
 
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication
 
 
 def wait(app, cond, timeout: float = 600) -> None:
@@ -65,7 +65,7 @@ def main() -> int:
     for want, name, model in shots:
         if model and w.model_chooser.classifier.name != model:
             w.model_chooser.select(model)
-            wait(app, lambda: w.model_chooser.classifier.name == model)
+            wait(app, lambda m=model: w.model_chooser.classifier.name == m)
             wait(app, lambda: w.runs.running, 60)
             wait(app, lambda: not w.runs.running)
         row = next(i for i, c in enumerate(cells) if c.prediction == want)

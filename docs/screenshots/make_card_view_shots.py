@@ -19,9 +19,9 @@ OUT = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("LEUKOSCAN_DATA_DIR", tempfile.mkdtemp(prefix="leukoscan-shots-"))
 
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication
 
-from engine.registry import Registry  # noqa: E402
+from engine.registry import Registry
 
 
 def pump(app, seconds: float) -> None:

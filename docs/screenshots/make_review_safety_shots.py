@@ -20,9 +20,9 @@ sys.path.insert(0, str(REPO))
 TMP = Path(tempfile.mkdtemp(prefix="leukoscan-shots-"))
 os.environ["LEUKOSCAN_DATA_DIR"] = str(TMP / "user")
 
-from make_screenshots import OUT, SHARED, pump, save, wait  # noqa: E402
-from PIL import Image  # noqa: E402
-from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+from make_screenshots import OUT, SHARED, pump, save, wait
+from PIL import Image
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 
 def case_folder() -> Path:

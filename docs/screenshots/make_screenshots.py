@@ -25,10 +25,10 @@ SHARED = REPO.parent / "shared" / "data" / "C-NMC_Leukemia" / "training_data"
 TMP = Path(tempfile.mkdtemp(prefix="leukoscan-shots-"))
 os.environ["LEUKOSCAN_DATA_DIR"] = str(TMP / "user")
 
-from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
-from engine.registry import Registry  # noqa: E402
+from engine.registry import Registry
 
 
 def pump(app, seconds: float) -> None:

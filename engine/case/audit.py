@@ -35,8 +35,9 @@ import json
 import os
 import sqlite3
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from . import replay
 from .kinds import ReviewAction, SignOffAction
@@ -77,7 +78,7 @@ def os_user() -> str:
     """The operating-system account running LeukoScan (what the engine records as ``recorded_by``)."""
     try:
         return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name (a container without passwd entry)
+    except Exception:
         return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 

@@ -19,15 +19,29 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 from ..pipeline import CellResult, ScanItem, decide
 from . import rules
 from .cell import Cell, ReviewChange, Step
-from .events import (CaseAdded, CaseEvent, CellsAdded, Cleared, Closed, DecisionsChanged, Exported, ModelChanged,
-                     PathOpened, ResultsStored, ReviewsChanged, SignOffAction, SignOffChanged, StaleFound,
-                     ThresholdChanged)
+from .events import (
+    CaseAdded,
+    CaseEvent,
+    CellsAdded,
+    Cleared,
+    Closed,
+    DecisionsChanged,
+    Exported,
+    ModelChanged,
+    PathOpened,
+    ResultsStored,
+    ReviewsChanged,
+    SignOffAction,
+    SignOffChanged,
+    StaleFound,
+    ThresholdChanged,
+)
 from .kinds import CellStatus, ReviewAction, ReviewCommand
 from .rules import CaseCounts, threshold_in_use
 from .values import Case, ModelFacts, Result, Review, SignOff, card_sha256, cards_digest, utc_now
@@ -161,7 +175,7 @@ class CaseDocument:
         self._exported_reviews = {}
         self._emit(Cleared())
 
-    def cells_of(self, case: "Case | str | None") -> Iterator[Cell]:
+    def cells_of(self, case: Case | str | None) -> Iterator[Cell]:
         """The cells of one case (a :class:`Case`, its root or its display name; None: every cell), by root:
         two cases never pool their cells, whatever they are called.  An unknown case has none."""
         if case is None:

@@ -4,7 +4,8 @@ whose size or mtime changed (:func:`rehash_changed`, also the app's)."""
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from ..fileio import FileRefused, read_regular_file
 from ..pipeline import CellResult, ScanItem

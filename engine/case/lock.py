@@ -115,7 +115,7 @@ class Holder:
         return f"{self.program or 'a LeukoScan program'} (host {self.host or '?'}, pid {self.pid}{since})"
 
     @classmethod
-    def parse(cls, text: str) -> "Holder | None":
+    def parse(cls, text: str) -> Holder | None:
         lines = text.splitlines()
         if not lines:
             return None
@@ -191,7 +191,7 @@ class StoreLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self) -> "StoreLock":
+    def acquire(self) -> StoreLock:
         if self._fd is not None:
             return self
         for _ in range(20):  # the file may be removed/replaced between open and lock: try again
@@ -217,7 +217,7 @@ class StoreLock:
                     self.took_over = (f"took over the stale lock of {self.store.name}: {holder.describe()} "
                                       "is no longer running")
                     log.warning("%s", self.took_over)
-                text = f"{os.getpid()}\n{self.program}\n{_host()}\n{utc_now()}\n".encode("utf-8")
+                text = f"{os.getpid()}\n{self.program}\n{_host()}\n{utc_now()}\n".encode()
                 os.lseek(fd, 0, os.SEEK_SET)
                 os.ftruncate(fd, 0)
                 os.write(fd, text)
@@ -252,7 +252,7 @@ class StoreLock:
         finally:
             os.close(fd)
 
-    def __enter__(self) -> "StoreLock":
+    def __enter__(self) -> StoreLock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
@@ -261,5 +261,5 @@ class StoreLock:
     def __del__(self) -> None:  # pragma: no cover - a forgotten lock still goes with its object
         try:
             self.release()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass

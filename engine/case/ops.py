@@ -10,8 +10,9 @@ silently: an unknown one raises.  (They were ``("name", *args)`` tuples run with
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from . import events
 from .kinds import ReviewAction, SignOffAction

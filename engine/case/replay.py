@@ -10,8 +10,9 @@ undo or redo changes only the cells it logged a row for.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .cell import ReviewChange, Step
 from .kinds import ReviewAction

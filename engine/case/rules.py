@@ -12,8 +12,8 @@ import hashlib
 import math
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from typing import Iterable
 
 from ..stats import wilson_interval
 from .kinds import CellStatus
@@ -207,7 +207,7 @@ class CaseCounts:
         """Wilson 95% interval of % blasts, in percent."""
         return blast_interval(self.all, self.hem)
 
-    def merged(self, other: "CaseCounts") -> None:
+    def merged(self, other: CaseCounts) -> None:
         for f in fields(self):
             if f.name != "case":
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))

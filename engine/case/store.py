@@ -20,8 +20,9 @@ import os
 import sqlite3
 import threading
 import weakref
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .. import __version__
 from ..pipeline import ScanItem
@@ -32,8 +33,17 @@ from .events import CaseEvent
 from .kinds import STEP_ACTIONS, CellStatus
 from .ops import OPS_OF, PutStats, SetMeta, StoreOp, ops_of, snapshot
 from .rules import is_review_label
-from .schema import (MIGRATIONS, SQLITE_MAGIC, StoreError, check_and_migrate, connect, connect_read_only, move_aside,
-                     one_line, schema_version)
+from .schema import (
+    MIGRATIONS,
+    SQLITE_MAGIC,
+    StoreError,
+    check_and_migrate,
+    connect,
+    connect_read_only,
+    move_aside,
+    one_line,
+    schema_version,
+)
 from .values import Case, ModelFacts, Result, Review, SignOff
 from .writer import StoreWriter, file_stat
 
@@ -60,7 +70,7 @@ class CaseStore:
 
     # --- opening -------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, create: bool = True, read_only: bool = False) -> "CaseStore":
+    def open(cls, path: str | Path, create: bool = True, read_only: bool = False) -> CaseStore:
         """Open (or with ``create`` make) the case file at ``path``, migrated to the current schema.
         ``read_only``: for reading commands (``report``, ``verify``, ``export --no-bookkeeping``): opened with
         SQLite's ``mode=ro`` (``immutable`` on read-only media), nothing is ever written, not even the WAL
@@ -111,7 +121,7 @@ class CaseStore:
         store.problem = store.verify(flush=False)
         return store
 
-    def verify(self, flush: bool = True) -> "audit.Problem | None":
+    def verify(self, flush: bool = True) -> audit.Problem | None:
         """None when the history chain is intact and the live reviews and sign-offs are what it leads to;
         else the first broken row and why (:func:`.audit.verify`).  Read-only."""
         if flush:
@@ -227,7 +237,7 @@ class CaseStore:
         doc.thresholds = {m: float(v) for m, v in thr_rows}
 
         items = []
-        for cid, case_id, path, folder, _size, _mtime in cell_rows:
+        for _cid, case_id, path, folder, _size, _mtime in cell_rows:
             _case, root = roots[case_id]
             items.append(ScanItem(Path(path), root, folder))
         cells = doc.add_items(items, loading=True)  # nobody listens yet: no event goes anywhere
@@ -332,7 +342,7 @@ class CaseStore:
             self._conn.close()
         return done
 
-    def __enter__(self) -> "CaseStore":
+    def __enter__(self) -> CaseStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -351,7 +361,7 @@ class CaseStore:
         if cb is not None:
             try:
                 cb(msg)
-            except Exception:  # noqa: BLE001 - a failing callback must not stop the writer
+            except Exception:
                 pass
     # The listener: caller's thread, no I/O; Cells mutate later, so copy what is needed now.
     def _on_event(self, ev: CaseEvent) -> None:
@@ -363,7 +373,7 @@ class CaseStore:
             if doc.unexported != self._last_unexported:
                 self._last_unexported = doc.unexported
                 batch.append(SetMeta({"unexported": "1" if doc.unexported else "0"}))
-        except Exception as exc:  # noqa: BLE001 - never break the document's event loop
+        except Exception as exc:
             self._report(f"cannot save the case file {self.path}: {one_line(exc)}")
             return
         if batch and self._writer is not None:
@@ -372,4 +382,4 @@ class CaseStore:
 
 # The headless run and the re-hash of changed files live in .headless (they use the store, not the reverse);
 # imported last, so `from engine.case.store import HeadlessRun, rehash_changed` keeps working.
-from .headless import HeadlessRun, SignedOffChanged, rehash_changed  # noqa: E402
+from .headless import HeadlessRun, SignedOffChanged, rehash_changed  # noqa: E402  (last: headless imports CaseStore)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
 from ..pipeline import CellResult
 from . import rules
 from .kinds import CellStatus
@@ -24,7 +26,7 @@ __all__ = ["Case", "ModelFacts", "Result", "Review", "SignOff", "card_sha256", "
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 # ------------------------------------------------------------------------------------------ records
@@ -77,7 +79,7 @@ class Result:
     qc: str = ""
 
     @classmethod
-    def of(cls, r: CellResult, facts: ModelFacts) -> "Result":
+    def of(cls, r: CellResult, facts: ModelFacts) -> Result:
         return cls(facts.name, facts.card_sha256, r.sha256, r.status, r.error or "", r.p_all, dict(r.member_p),
                    bool(r.members_disagree), r.qc or "")
 

@@ -13,7 +13,8 @@ import os
 import queue
 import sqlite3
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import audit
 from . import ops as o
@@ -259,7 +260,7 @@ class StoreWriter:
                         backlog.pop(0)
                     if batch is not None:
                         write(conn, batch)
-                except Exception as exc:  # noqa: BLE001 - a failed batch must not kill the writer
+                except Exception as exc:
                     self._report(f"cannot save to the case file {self.path}: {one_line(exc)}")
                     if batch is not None and (backlog or _retryable(exc)) and len(backlog) < MAX_BACKLOG:
                         backlog.append(batch)  # written again with the next change

@@ -25,9 +25,10 @@ import os
 import socket
 import threading
 from collections import deque
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -153,7 +154,7 @@ class ClassifierPool:
         for a in self.actors:
             try:
                 ray.kill(a)
-            except Exception:  # noqa: BLE001 - already gone
+            except Exception:
                 pass
 
     @property
@@ -203,7 +204,7 @@ class ClassifierPool:
             self.restarts[k] += 1
             try:
                 ray.kill(self.actors[k])  # maybe only unreachable: make sure it is gone
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             self.actors[k] = self._spawn()
             self._generation[k] += 1
@@ -300,5 +301,5 @@ def classify(
         for b in pending:
             try:
                 ray.cancel(b.scores)
-            except Exception:  # noqa: BLE001 - finished meanwhile, or its actor already gone
+            except Exception:
                 pass

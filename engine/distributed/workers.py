@@ -91,6 +91,6 @@ class ClassifierActor:
                 pred = clf.predict(inputs)
             except ModelError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - as the local pipeline words it
+            except Exception as exc:
                 raise ModelError(f"model '{clf.name}' failed on a batch: {exc}") from None
         return BatchScores(loaded, pred, clf.active_provider, good)

@@ -51,8 +51,9 @@ def _leukoscan_gpu_setup():
 
     report = [f"{len(dirs) - 1} bundled CUDA library folder(s)"]
     try:
-        import engine  # noqa: F401 - first: it switches onnxruntime's telemetry off (engine/offline.py)
         import onnxruntime
+
+        import engine  # noqa: F401 - first: it switches onnxruntime's telemetry off (engine/offline.py)
 
         if hasattr(onnxruntime, "preload_dlls"):
             buf = io.StringIO()

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA as SHARED
+from conftest import real_cell_sources
 
-from conftest import SHARED_DATA as SHARED, real_cell_sources
 from engine.paths import models_dir
 from engine.pipeline import classify, scan
 from engine.registry import Registry

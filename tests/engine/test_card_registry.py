@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from tinymodels import build_tiny_onnx, make_tiny_ensemble, make_tiny_model
 
 from engine.card import ModelError, load_card, verify_onnx_file
 from engine.registry import Registry, describe_metrics
-from tinymodels import build_tiny_onnx, make_tiny_ensemble, make_tiny_model
 
 
 def _edit(card_path: Path, **changes) -> None:
@@ -227,8 +227,9 @@ def test_fixed_batch_graph_is_run_in_chunks(tmp_path, fixed):
     import hashlib
 
     from conftest import real_cell_sources
-    from engine.preprocess import preprocess_file
     from tinymodels import reference_p_all
+
+    from engine.preprocess import preprocess_file
 
     cp = make_tiny_model(tmp_path, "fixed", size=32)
     model = build_tiny_onnx(32, 0)

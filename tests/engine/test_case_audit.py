@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.case import CaseDocument, ModelFacts
-from engine.case import audit
+from engine.case import CaseDocument, ModelFacts, audit
 from engine.case import schema as schema_mod
 from engine.case.store import CaseStore
 from engine.cli import main

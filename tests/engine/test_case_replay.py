@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.case import CaseDocument, ModelFacts
-from engine.case import replay
+from engine.case import CaseDocument, ModelFacts, replay
 from engine.case.kinds import CellStatus
 from engine.case.store import CaseStore
 from engine.case.values import Review

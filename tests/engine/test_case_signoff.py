@@ -12,8 +12,8 @@ import pytest
 from pypdf import PdfReader
 
 from engine.case import CaseDocument, ModelFacts, SignOff
-from engine.case.events import SignOffAction, SignOffChanged
 from engine.case import schema as schema_mod
+from engine.case.events import SignOffAction, SignOffChanged
 from engine.case.export import cell_rows, export_store, pdf_signoffs
 from engine.case.store import CaseStore
 from engine.cli import main

@@ -19,8 +19,8 @@ import pytest
 from engine.case import CaseDocument, ModelFacts
 from engine.case import schema as schema_mod
 from engine.case import writer as writer_mod
-from engine.case.ops import PutResults
 from engine.case.export import REVIEW_COLUMNS, cell_rows, export_store, review_history_rows, reviews_path
+from engine.case.ops import PutResults
 from engine.case.store import CaseStore, StoreError, move_aside, rehash_changed
 from engine.cli import main
 from engine.pipeline import CellResult, ScanItem
@@ -46,8 +46,9 @@ def _cr(i: int, cell, p: float, *, members: tuple[str, ...] = (), status: str = 
 
 
 def _history(doc: CaseDocument):
-    norm = lambda steps: [(s.number, s.action, s.reviewer, s.at, [(c.cell.key, c.old, c.new) for c in s.changes])
-                          for s in steps]
+    def norm(steps):
+        return [(s.number, s.action, s.reviewer, s.at, [(c.cell.key, c.old, c.new) for c in s.changes]) for s in steps]
+
     return norm(doc._undo), norm(doc._redo)
 
 

@@ -10,12 +10,13 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from conftest import CELLS_SRC  # noqa: E402
-from engine.cam import CamUnavailable, cam_available, cell_cam, member_cam  # noqa: E402
-from engine.preprocess import open_rgb, preprocess_image  # noqa: E402
-from engine.registry import Registry  # noqa: E402
-from tinymodels import make_tiny_ensemble, make_tiny_model, reference_logits  # noqa: E402
-from training.cam import add_cam_output, update_card_sha256  # noqa: E402
+from conftest import CELLS_SRC
+from tinymodels import make_tiny_ensemble, make_tiny_model, reference_logits
+
+from engine.cam import CamUnavailable, cam_available, cell_cam, member_cam
+from engine.preprocess import open_rgb, preprocess_image
+from engine.registry import Registry
+from training.cam import add_cam_output, update_card_sha256
 
 CELL = sorted(CELLS_SRC.glob("*.webp"))[0]
 

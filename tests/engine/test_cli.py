@@ -126,8 +126,8 @@ def test_models_command(tiny_models_dir, capsys):
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0].split()[:5] == ["NAME", "VERSION", "ARCHITECTURE", "INPUT", "THRESHOLD"]
-    assert any(l.startswith("tiny_b ") and "48x48 crop 0.8" in l for l in lines)
-    assert any(l.startswith("tiny_ensemble ") and "mean of tiny_a+tiny_b" in l for l in lines)
+    assert any(line.startswith("tiny_b ") and "48x48 crop 0.8" in line for line in lines)
+    assert any(line.startswith("tiny_ensemble ") and "mean of tiny_a+tiny_b" in line for line in lines)
     assert "Invalid model cards" in out and "broken.json: invalid JSON" in out
     assert "Default model (the app opens it; classify uses it without --model): tiny_ensemble" in out
 
@@ -138,7 +138,7 @@ def test_console_script_one_line_error(cells_dir, tmp_path):
     p = subprocess.run([*cmd, "classify", str(cells_dir), "--model", "no_such_model", "--out", str(tmp_path / "r.csv")],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 3
-    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("leukoscan-cli: error: unknown model 'no_such_model'")
 
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.case import CaseDocument, ModelFacts
-from engine.case import rules
+from engine.case import CaseDocument, ModelFacts, rules
 from engine.pipeline import CellResult, ScanItem
 from engine.report import count_rows, summarize
 

@@ -7,14 +7,14 @@ import warnings
 import numpy as np
 import onnxruntime as ort
 import pytest
-
 from conftest import real_cell_sources
+from tinymodels import make_tiny_model, reference_p_all
+
 from engine import model as model_mod
 from engine.card import ModelError
 from engine.model import CPU, CUDA, calibrate
 from engine.preprocess import Preprocessing, preprocess_file
 from engine.registry import Registry
-from tinymodels import make_tiny_model, reference_p_all
 
 
 def _batch(spec: Preprocessing) -> np.ndarray:

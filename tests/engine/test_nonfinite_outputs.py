@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import real_cell_sources
+from tinymodels import make_tiny_ensemble, make_tiny_model, reference_p_all
+
 from engine.card import ModelError
 from engine.cli import main as cli_main
 from engine.model import NON_FINITE
 from engine.pipeline import classify, scan
 from engine.registry import Registry
-from tinymodels import make_tiny_ensemble, make_tiny_model, reference_p_all
 
 
 @pytest.mark.parametrize("kind", ["inf", "nan"])

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
+from tinymodels import make_tiny_model
 
 import engine
-from engine import pdf_report
 from engine.card import load_card, sha256_file
 from engine.cli import main
 from engine.heldout import held_out_block, plain_words
@@ -21,7 +21,6 @@ from engine.pipeline import classify, scan
 from engine.registry import Registry
 from engine.report import Review, cell_row, read_cell_report, summarize, write_cell_report
 from engine.report_cases import cases_of
-from tinymodels import make_tiny_model
 
 WHEN = datetime(2026, 12, 1, 9, 30).astimezone()
 
@@ -127,7 +126,7 @@ def test_two_cases_each_on_its_own_pages_and_never_pooled(cells_dir, reg, tmp_pa
     pooled = summarize({**r, "root": "", "folder": "."} for r in rows)[0]
     assert pooled["pct_all"] not in (s1["pct_all"], s2["pct_all"])
     assert all(f"{pooled['pct_all']} %" not in t for t in texts)  # no "all cases" percentage anywhere
-    assert all("page %d of %d" % (i + 1, n) in t for i, t in enumerate(texts))
+    assert all(f"page {i + 1} of {n}" in t for i, t in enumerate(texts))
 
 
 def test_a_missing_image_gets_a_placeholder_not_a_failure(cells_dir, reg, tmp_path):

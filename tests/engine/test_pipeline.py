@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from engine import pipeline as pipeline_mod
-from engine.card import ModelError
-from engine.pipeline import classify, decide, natural_key, scan
-from engine.preprocess import preprocess_file
+from engine.pipeline import classify, scan
 from engine.registry import Registry
-from tinymodels import reference_p_all
 
 
 def _touch(p: Path, data: bytes = b"x") -> None:

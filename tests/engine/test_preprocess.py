@@ -7,9 +7,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import png_bomb_bytes, real_cell_sources, rgb_of
 from PIL import Image
 
-from conftest import png_bomb_bytes, real_cell_sources, rgb_of
 from engine.preprocess import (
     MAX_PIXELS,
     ImageDecodeError,

@@ -7,9 +7,9 @@ import random
 
 import numpy as np
 import pytest
+from conftest import real_cell_sources, rgb_of
 from PIL import Image, ImageDraw
 
-from conftest import real_cell_sources, rgb_of
 from engine import qc
 from engine.pipeline import classify, decide, scan
 from engine.preprocess import open_rgb

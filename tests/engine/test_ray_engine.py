@@ -21,10 +21,10 @@ from engine.registry import Registry
 REPO = Path(__file__).resolve().parents[2]
 ray = pytest.importorskip("ray", reason="ray is not installed (the 'ray' extra: pip install -e '.[ray]')")
 
-from engine.card import ModelError  # noqa: E402
-from engine.distributed import ray_engine  # noqa: E402
-from engine.distributed.payload import ModelPayload  # noqa: E402
-from engine.pipeline import classify, scan  # noqa: E402
+from engine.card import ModelError
+from engine.distributed import ray_engine
+from engine.distributed.payload import ModelPayload
+from engine.pipeline import classify, scan
 
 
 @pytest.fixture(scope="module", autouse=True)

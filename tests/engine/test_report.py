@@ -14,7 +14,6 @@ import pytest
 from engine import report as report_mod
 from engine.pipeline import CellResult, classify, scan
 from engine.registry import Registry
-from engine.stats import wilson_interval
 from engine.report import (
     CELL_COLUMNS,
     SUMMARY_COLUMNS,
@@ -27,6 +26,7 @@ from engine.report import (
     write_cell_report,
     write_summary,
 )
+from engine.stats import wilson_interval
 
 BASE = ["path", "folder", "file", "sha256", "status", "error", "prediction", "p_all", "flagged", "model",
         "model_version", "threshold", "reviewed_label", "reviewer", "reviewed_at"]

@@ -15,9 +15,9 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from gui.mainwindow import MainWindow  # noqa: E402
-from gui.service import EngineService  # noqa: E402
-from gui.settings import Settings  # noqa: E402
+from gui.mainwindow import MainWindow
+from gui.service import EngineService
+from gui.settings import Settings
 
 RUN_TIMEOUT_MS = 30_000
 

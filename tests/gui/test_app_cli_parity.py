@@ -46,7 +46,7 @@ def _export(qtbot, w, path):
     return b.args[0]
 
 
-def test_csv_bom_setting(qtbot, make_window, cells_dir, tmp_path):  # noqa: F811  (the fixture)
+def test_csv_bom_setting(qtbot, make_window, cells_dir, tmp_path):
     plain = make_window()
     open_and_classify(qtbot, plain, [cells_dir])
     written = _export(qtbot, plain, tmp_path / "plain.csv")

@@ -11,11 +11,12 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("onnx")
 
-from conftest import CELLS_SRC  # noqa: E402
-from engine.case.kinds import CellStatus  # noqa: E402
-from engine.registry import Registry  # noqa: E402
-from tinymodels import make_tiny_model  # noqa: E402
-from training.cam import add_cam_output, update_card_sha256  # noqa: E402
+from conftest import CELLS_SRC
+from tinymodels import make_tiny_model
+
+from engine.case.kinds import CellStatus
+from engine.registry import Registry
+from training.cam import add_cam_output, update_card_sha256
 
 CELL = sorted(CELLS_SRC.glob("*.webp"))[0]
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-from PySide6.QtCore import QPointF  # noqa: E402
+from PySide6.QtCore import QPointF
+from tinymodels import make_tiny_model
 
-from engine.card import load_card  # noqa: E402
-from engine.heldout import held_out_block  # noqa: E402
-from tinymodels import make_tiny_model  # noqa: E402
+from engine.card import load_card
+from engine.heldout import held_out_block
 
 MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
 
@@ -70,8 +70,9 @@ def test_shipped_card_shows_one_bar_per_donor_healthy_and_patients_apart(qtbot):
 
 
 def test_refit_model_marks_every_donor_as_seen_and_an_ensemble_follows_its_members(qtbot, tmp_path):
-    from gui.card_view import ModelCardView
     from tinymodels import make_tiny_ensemble
+
+    from gui.card_view import ModelCardView
 
     vgg = ModelCardView(_shipped("vgg19"), "")  # 2.0: the head refit on all 40 development donors
     qtbot.addWidget(vgg)

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from engine.case.store import CaseStore
 from gui_helpers import make_window, open_and_classify, stored  # noqa: F401  (fixture + helper)
+
+from engine.case.store import CaseStore
 
 
 def test_opening_another_store_keeps_the_current_session_as_a_closed_store(qtbot, make_window, cells_dir,

@@ -21,14 +21,13 @@ import time
 from pathlib import Path
 
 import pytest
+from gui_helpers import RUN_TIMEOUT_MS, make_window, open_and_classify  # noqa: F401  (fixture + helper)
 from PySide6.QtCore import QItemSelectionModel, QRect, Qt
 from PySide6.QtGui import QImage, QKeySequence, QPainter
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from gui_helpers import RUN_TIMEOUT_MS, make_window, open_and_classify  # noqa: F401  (fixture + helper)
 from gui.cells import COL
-from gui.mainwindow import MainWindow
-from gui.prompts import CloseChoice, Prompts  # noqa: E402
+from gui.prompts import CloseChoice, Prompts
 from gui.session import SessionFiles
 from gui.settings import user_data_dir
 
@@ -79,7 +78,7 @@ class _RecordingPainter(QPainter):
         super().__init__(device)
         self.texts: list[str] = []
 
-    def drawText(self, *args):  # noqa: N802 - Qt's name
+    def drawText(self, *args):
         self.texts.append(str(args[-1]))
         return super().drawText(*args)
 

@@ -12,7 +12,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtGui import QKeySequence  # noqa: E402
+from PySide6.QtGui import QKeySequence
 
 
 def test_no_two_commands_share_a_key_and_save_as_stays_free(qtbot):

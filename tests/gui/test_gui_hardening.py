@@ -10,9 +10,9 @@ import random
 import shutil
 
 import pytest
+from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
 
 import gui.session as session_mod
-from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
 from gui.cells import COL, p_all_text
 from gui.session import SessionFiles, new_session_id
 

@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from gui_helpers import make_window, open_and_classify, stored  # noqa: F401  (fixture + helper)
 from PySide6.QtCore import QLockFile
 
-from gui_helpers import make_window, open_and_classify, stored  # noqa: F401  (fixture + helper)
 from engine.case.store import CaseStore
-from gui.mainwindow import MainWindow
-from gui.prompts import CloseChoice, Prompts  # noqa: E402
+from gui.prompts import CloseChoice, Prompts
 from gui.service import EngineService
 from gui.session import SessionFiles, lock_path
 from gui.settings import user_data_dir

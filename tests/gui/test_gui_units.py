@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from gui_helpers import RUN_TIMEOUT_MS  # noqa: F401  (sets QT_QPA_PLATFORM before Qt is used)
+
 from engine.case.document import CaseDocument, ModelFacts, Review
 from engine.case.store import CaseStore
 from engine.pipeline import CellResult, ScanItem
@@ -171,9 +171,10 @@ def test_filter_proxy_by_p_all_range(qapp):
 def test_card_view_states_the_test_time_views(tmp_path):
     import json
 
+    from tinymodels import make_tiny_model
+
     from engine.card import load_card
     from gui.dialogs import card_html
-    from tinymodels import make_tiny_model
 
     plain = make_tiny_model(tmp_path, "plain")
     assert "the cell as it is" in card_html(load_card(plain))
@@ -187,10 +188,11 @@ def test_card_view_states_the_test_time_views(tmp_path):
 def test_card_view_states_the_held_out_donors_in_plain_words(tmp_path):
     import json
 
+    from tinymodels import make_tiny_model
+
     from engine.card import load_card
     from engine.heldout import held_out_block
     from gui.dialogs import card_html
-    from tinymodels import make_tiny_model
 
     path = make_tiny_model(tmp_path, "honest")
     assert "never saw" not in card_html(load_card(path))  # no block, no claim

@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
+from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
-from gui.cells import COL, ERROR, OK, PENDING
 from engine.case.store import CaseStore
 from gui.case_actions import CaseActions
+from gui.cells import COL, ERROR, OK, PENDING
 from gui.mainwindow import MainWindow
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 
-from engine.case.store import CaseStore
 from gui_helpers import make_window, open_and_classify, stored  # noqa: F401  (fixture + helper)
 
 

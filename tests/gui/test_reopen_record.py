@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import shutil
 
+from gui_helpers import make_window, open_and_classify, stored  # noqa: F401  (fixture + helpers)
+
 from gui.prompts import CloseChoice
 from gui.session import SessionFiles
 from gui.settings import user_data_dir
-from gui_helpers import make_window, open_and_classify, stored  # noqa: F401  (fixture + helpers)
 
 
 def _patient(cells_dir, tmp_path, name: str, n: int = 6):

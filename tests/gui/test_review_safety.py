@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import shutil
 
+from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
 from gui.cells import COL, FILTERS
-from gui.mainwindow import MainWindow
-from gui.prompts import CloseChoice, Prompts  # noqa: E402
+from gui.prompts import Prompts
 
 
 def _case_with_white_frame(cells_dir, tmp_path):
@@ -152,7 +151,6 @@ def test_a_broken_record_is_shown_with_a_banner_and_its_reports_refused(qtbot, m
     LeukoScan's back as valid."""
     import sqlite3
 
-    from engine.case import CaseDocument  # noqa: F401
     from engine.case.store import CaseStore
 
     w = make_window()

@@ -9,14 +9,13 @@ from types import SimpleNamespace
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QRect, Qt  # noqa: E402
-from PySide6.QtGui import QColor, QImage, QPainter, QPalette  # noqa: E402
+from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtGui import QColor, QImage, QPainter, QPalette
 
-from gui.cells import Cell  # noqa: E402
-from gui_helpers import make_window, open_and_classify  # noqa: E402,F401  (fixture + helper)
-from gui.delegate import QC_COLOR, TileDelegate  # noqa: E402
-from gui.style import (ALL_COLOR, ERROR_COLOR, HEM_COLOR, REVIEW_COLOR, REVIEWED_COLOR,  # noqa: E402
-                       SELECTION_COLOR)
+from gui.cells import Cell
+from gui.delegate import QC_COLOR, TileDelegate
+from gui.style import ALL_COLOR, ERROR_COLOR, HEM_COLOR, REVIEW_COLOR, REVIEWED_COLOR, SELECTION_COLOR
 
 
 def _all_cell() -> Cell:

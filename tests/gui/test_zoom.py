@@ -130,13 +130,13 @@ def test_resizing_the_view_keeps_the_magnification_and_listeners_hear_every_chan
 # ImageView
 # ----------------------------------------------------------------------------------------------------
 
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt  # noqa: E402
-from PySide6.QtGui import QImage, QKeyEvent, QMouseEvent, QWheelEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QImage, QKeyEvent, QMouseEvent, QWheelEvent
+from PySide6.QtWidgets import QApplication
 
-from gui.cells import Cell  # noqa: E402
-from gui.imageview import ImageView  # noqa: E402
-from gui.thumbs import FULL_SIZE_CAP, decode_thumbnail  # noqa: E402
+from gui.cells import Cell
+from gui.imageview import ImageView
+from gui.thumbs import FULL_SIZE_CAP, decode_thumbnail
 
 
 def _cell_image(i: int = 0) -> QImage:

@@ -15,8 +15,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "packaging"))
 
-import leukoscan_launcher as launcher  # noqa: E402
-from gui import preflight  # noqa: E402
+import leukoscan_launcher as launcher
+
+from gui import preflight
 
 HOOK = REPO / "packaging" / "rthooks" / "rthook_onnxruntime_gpu.py"
 

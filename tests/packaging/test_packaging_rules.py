@@ -16,8 +16,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "packaging"))
 
-import bundle_rules as rules  # noqa: E402
-import check_bundle  # noqa: E402
+import bundle_rules as rules
+import check_bundle
 
 Q = "PySide6/Qt/plugins"
 

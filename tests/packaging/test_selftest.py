@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tinymodels import make_tiny_ensemble, make_tiny_model
 
 from engine import selftest
 from engine.preprocess import load_rgb
 from engine.registry import Registry
-from tinymodels import make_tiny_ensemble, make_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "resources" / "samples"

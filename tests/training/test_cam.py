@@ -13,11 +13,16 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tinymodels import make_tiny_model, reference_logits  # noqa: E402
+from tinymodels import make_tiny_model, reference_logits
 
-from engine.card import load_card, verify_onnx_file  # noqa: E402
-from training.cam import (  # noqa: E402
-    CamError, add_cam_graph, add_cam_output, check_logits_unchanged, find_head, update_card_sha256,
+from engine.card import load_card, verify_onnx_file
+from training.cam import (
+    CamError,
+    add_cam_graph,
+    add_cam_output,
+    check_logits_unchanged,
+    find_head,
+    update_card_sha256,
 )
 
 

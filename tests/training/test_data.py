@@ -13,10 +13,18 @@ from PIL import Image
 
 pytest.importorskip("sklearn")
 
-from engine.preprocess import Preprocessing, preprocess_file  # noqa: E402
-from training.data import (  # noqa: E402
-    DataError, LeakError, build_manifest, build_pixel_cache, cell_extent_fraction, check_no_leak, discover,
-    parse_subject, subject_folds, subject_halves,
+from engine.preprocess import Preprocessing, preprocess_file
+from training.data import (
+    DataError,
+    LeakError,
+    build_manifest,
+    build_pixel_cache,
+    cell_extent_fraction,
+    check_no_leak,
+    discover,
+    parse_subject,
+    subject_folds,
+    subject_halves,
 )
 
 CELLS = Path(__file__).resolve().parents[1] / "data" / "cells"
@@ -154,7 +162,7 @@ def test_subject_folds_are_leak_free_and_reproducible(tmp_path):
     folds = subject_folds(m, n_splits=3, seed=1)
     again = subject_folds(m, n_splits=3, seed=1)
     seen = np.zeros(len(m), int)
-    for (tr, va), (tr2, va2) in zip(folds, again):
+    for (tr, va), (_tr2, va2) in zip(folds, again):
         assert np.array_equal(va, va2)
         subs_tr = {m.subjects[i] for i in tr}
         subs_va = {m.subjects[i] for i in va}

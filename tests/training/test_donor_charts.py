@@ -8,10 +8,11 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from engine.card import load_card  # noqa: E402
-from engine.heldout import held_out_block  # noqa: E402
-from tinymodels import make_tiny_model  # noqa: E402
-from training.donor_charts import draw, main  # noqa: E402
+from tinymodels import make_tiny_model
+
+from engine.card import load_card
+from engine.heldout import held_out_block
+from training.donor_charts import draw, main
 
 
 def test_chart_of_a_card_with_per_donor_numbers_and_none_without(tmp_path):
@@ -33,6 +34,7 @@ def test_chart_of_a_card_with_per_donor_numbers_and_none_without(tmp_path):
 def test_export_draws_the_chart_of_the_card_it_wrote(tmp_path):
     """leukoscan-train export / ensemble redraw docs/img/<name>_donors.png (here: into tmp) from the new card."""
     from tinymodels import make_tiny_ensemble
+
     from training.export_run import _donor_chart
 
     for name in ("a", "b"):

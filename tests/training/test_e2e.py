@@ -12,8 +12,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from training.layers import NO_AUGMENTATION, CellAugment, CellAugmentation, Normalize  # noqa: E402
-from training.metrics import area_auroc, donor_summary  # noqa: E402
+from training.layers import NO_AUGMENTATION, CellAugment, CellAugmentation, Normalize
+from training.metrics import area_auroc, donor_summary
 
 CELLS = sorted((Path(__file__).resolve().parents[1] / "data" / "cells").glob("*.webp"))
 

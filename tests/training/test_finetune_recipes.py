@@ -10,8 +10,9 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from training.augment import NONE, Augmentation, augment  # noqa: E402
-from training.models import keras, tf  # noqa: E402
+from training.augment import NONE, Augmentation, augment
+from training.models import keras, tf
+
 
 @pytest.fixture(autouse=True)
 def _fresh_keras_names():

@@ -8,8 +8,15 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("scipy")
 
-from training.metrics import (  # noqa: E402
-    best_threshold, compute, compute_cross_fitted, cross_fitted, ece, fit_temperature, plot_all, review_margin,
+from training.metrics import (
+    best_threshold,
+    compute,
+    compute_cross_fitted,
+    cross_fitted,
+    ece,
+    fit_temperature,
+    plot_all,
+    review_margin,
     sigmoid,
 )
 

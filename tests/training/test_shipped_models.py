@@ -61,7 +61,7 @@ def test_ensemble_card_names_shipped_members():
 @pytest.mark.skipif(len(CELLS) < 8, reason="tests/data/cells missing")
 def test_shipped_onnx_runs_on_real_cells_with_dynamic_batch():
     ort = pytest.importorskip("onnxruntime")
-    for name, c in _cards().items():
+    for c in _cards().values():
         if c.is_ensemble:
             continue
         sess = ort.InferenceSession(str(c.onnx_file), providers=["CPUExecutionProvider"])

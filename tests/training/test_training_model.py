@@ -11,12 +11,12 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
 
-from engine.card import load_card, verify_onnx_file  # noqa: E402
-from engine.preprocess import Preprocessing, preprocess_file  # noqa: E402
-from training.export import export_onnx, parity, write_card  # noqa: E402
-from training.inception import InceptionTrainer, Recipe  # noqa: E402
-from training.models import Normalize, keras, tf, vgg19_model  # noqa: E402
-from training.train_vgg import augment  # noqa: E402
+from engine.card import load_card, verify_onnx_file
+from engine.preprocess import Preprocessing, preprocess_file
+from training.export import export_onnx, parity, write_card
+from training.inception import InceptionTrainer, Recipe
+from training.models import Normalize, keras, tf, vgg19_model
+from training.train_vgg import augment
 
 CELLS = sorted((Path(__file__).resolve().parents[1] / "data" / "cells").glob("*.webp"))
 
@@ -138,7 +138,7 @@ def test_test_time_views_are_cached_views_starting_with_identity():
     assert Recipe(views=tuple(range(8)), tta_views=(0, 2)).test_views == (0, 2)
     for bad in ((5, 0), (0, 7)):
         with pytest.raises(ValueError):
-            Recipe(views=(0, 5, 2), tta_views=bad).test_views  # noqa: B018
+            Recipe(views=(0, 5, 2), tta_views=bad).test_views  # noqa: B018  (the property raises: that is the test)
 
 
 def test_cli_views_parsing():
@@ -180,8 +180,9 @@ def test_feature_cache_rows_are_their_own_cells(tmp_path, layers):
 
 
 def test_ensemble_card_is_written_and_loads(tmp_path):
-    from engine.registry import Registry
     from tinymodels import make_tiny_model
+
+    from engine.registry import Registry
     from training.export import write_ensemble_card
 
     make_tiny_model(tmp_path, "a")
