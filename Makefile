@@ -15,7 +15,7 @@ DEB_PKGS := libegl1 libgl1 libglib2.0-0 libfontconfig1 libfreetype6 libxkbcommon
             libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxrender1 libxi6 xvfb fonts-dejavu-core \
             xdotool
 
-.PHONY: run test typecheck lock bench sysdeps venv venv-app venv-all clean bundle bundle-gpu install-desktop
+.PHONY: run test lint typecheck lock bench sysdeps venv venv-app venv-all clean bundle bundle-gpu install-desktop
 
 # Installs every package of DEB_PKGS that dpkg does not list as installed (needs root or sudo; skipped
 # where there is no dpkg/apt-get).  Each package is checked: one missing library is enough for Qt to abort.
@@ -74,8 +74,13 @@ venv-all: $(VENV)/.all-installed
 run: sysdeps venv-app
 	QT_QPA_PLATFORM= $(VENV)/bin/leukoscan $(ARGS)
 
-test: sysdeps venv-all typecheck
+test: sysdeps venv-all lint typecheck
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q $(PYTEST_ARGS)
+
+# ruff as configured in pyproject.toml ([tool.ruff]): the lint rules, and the code formatted as `ruff format` would.
+lint: venv-all
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # mypy as configured in pyproject.toml ([tool.mypy]: engine/, strict on engine/case/).
 typecheck: venv-all

@@ -31,10 +31,9 @@ from engine.case import CaseDocument, ModelFacts
 from engine.case.store import CaseStore
 from engine.pipeline import CellResult, ScanItem
 
-FACTS = ModelFacts("ensemble", "1.0.0", "c" * 64, 0.5, 0.1, ("inceptionv3", "vgg19"), "CPUExecutionProvider",
-                   "Ensemble")
-
-
+FACTS = ModelFacts(
+    "ensemble", "1.0.0", "c" * 64, 0.5, 0.1, ("inceptionv3", "vgg19"), "CPUExecutionProvider", "Ensemble"
+)
 
 
 def build(path: Path, n: int, n_reviews: int) -> tuple[float, float, float]:
@@ -43,18 +42,36 @@ def build(path: Path, n: int, n_reviews: int) -> tuple[float, float, float]:
     store.attach(doc)
     root = Path(tempfile.gettempdir()) / "leukoscan-bench" / "patient 0001"
     folders = ["slide A", "slide B", "slide C", "slide D"]
-    cells = doc.add_items([ScanItem(root / folders[i % 4] / f"UID_{i:05d}_1_all.bmp", root, folders[i % 4])
-                           for i in range(n)])
+    cells = doc.add_items(
+        [ScanItem(root / folders[i % 4] / f"UID_{i:05d}_1_all.bmp", root, folders[i % 4]) for i in range(n)]
+    )
     doc.set_model(FACTS)
     store.flush()
     caller = 0.0
     t0 = time.perf_counter()
     for b in range(0, n, 64):
         pairs = []
-        for i, c in enumerate(cells[b:b + 64], b):
+        for i, c in enumerate(cells[b : b + 64], b):
             p = (i * 7919 % 1000) / 1000
-            pairs.append((c, CellResult(i, c.path, c.root, c.folder, c.file, f"{i:064x}", "ok", "", p,
-                                        {"inceptionv3": p * 0.9, "vgg19": min(1.0, p * 1.1)}, i % 13 == 0, "")))
+            pairs.append(
+                (
+                    c,
+                    CellResult(
+                        i,
+                        c.path,
+                        c.root,
+                        c.folder,
+                        c.file,
+                        f"{i:064x}",
+                        "ok",
+                        "",
+                        p,
+                        {"inceptionv3": p * 0.9, "vgg19": min(1.0, p * 1.1)},
+                        i % 13 == 0,
+                        "",
+                    ),
+                )
+            )
         t1 = time.perf_counter()
         doc.add_results(FACTS, pairs)
         caller += time.perf_counter() - t1
@@ -65,7 +82,7 @@ def build(path: Path, n: int, n_reviews: int) -> tuple[float, float, float]:
     stride = max(1, n // n_reviews)
     reviewed = cells[::stride][:n_reviews]
     for s in range(0, len(reviewed), per_step):
-        doc.review(reviewed[s:s + per_step], "accept" if s % 3 else "ALL", "bench")
+        doc.review(reviewed[s : s + per_step], "accept" if s % 3 else "ALL", "bench")
     store.close()
     reviews = time.perf_counter() - t0
     return write, caller, reviews
@@ -102,10 +119,14 @@ def main() -> None:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         write, caller, reviews = build(path, args.cells, args.reviews)
         size = path.stat().st_size / 2**20
-        print(f"write   : {args.cells} results in batches of 64 committed in {write:.2f} s "
-              f"({args.cells / write:,.0f} results/s); caller thread in add_results {caller:.2f} s")
-        print(f"reviews : {args.reviews} reviews in {args.reviews // 10} steps committed in {reviews:.2f} s; "
-              f"file {size:.1f} MiB")
+        print(
+            f"write   : {args.cells} results in batches of 64 committed in {write:.2f} s "
+            f"({args.cells / write:,.0f} results/s); caller thread in add_results {caller:.2f} s"
+        )
+        print(
+            f"reviews : {args.reviews} reviews in {args.reviews // 10} steps committed in {reviews:.2f} s; "
+            f"file {size:.1f} MiB"
+        )
         times = []
         for _ in range(3):
             store = CaseStore.open(path, create=False)
@@ -115,13 +136,18 @@ def main() -> None:
             store.close()
             del doc
             gc.collect()
-        print(f"load    : {args.cells} cells, {args.cells} results, {args.reviews} reviews: best {min(times):.2f} s, "
-              f"worst {max(times):.2f} s (target < 2 s)")
-        out = subprocess.run([sys.executable, __file__, "--load-child", str(path)], capture_output=True, text=True,
-                             check=True).stdout.split()
+        print(
+            f"load    : {args.cells} cells, {args.cells} results, {args.reviews} reviews: best {min(times):.2f} s, "
+            f"worst {max(times):.2f} s (target < 2 s)"
+        )
+        out = subprocess.run(
+            [sys.executable, __file__, "--load-child", str(path)], capture_output=True, text=True, check=True
+        ).stdout.split()
         t, before, after = float(out[0]), float(out[1]), float(out[2])
-        print(f"rss     : fresh process {before:.0f} MiB after imports, {after:.0f} MiB holding the loaded document "
-              f"(+{after - before:.0f} MiB; load there {t:.2f} s)")
+        print(
+            f"rss     : fresh process {before:.0f} MiB after imports, {after:.0f} MiB holding the loaded document "
+            f"(+{after - before:.0f} MiB; load there {t:.2f} s)"
+        )
 
 
 if __name__ == "__main__":

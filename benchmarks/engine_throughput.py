@@ -44,8 +44,6 @@ from engine.registry import Registry, default_dirs
 SHARED = REPO.parent / "shared" / "data" / "C-NMC_Leukemia" / "training_data"
 
 
-
-
 def real_cells(n: int) -> list[Path]:
     if SHARED.is_dir():
         alls = sorted(SHARED.glob("fold_*/all/*.webp"))
@@ -143,8 +141,13 @@ def keras_model_for(card, keras_paths: dict[str, str]):
         m = keras.Model(inp, out)
         m.layers[-1].set_weights([w, b])
         return m, ""
-    cands = [keras_paths.get(card.name), card.training.get("keras_model"), card.training.get("keras_file"),
-             card.path.with_suffix(".keras"), REPO / "runs" / card.name / "final.keras"]
+    cands = [
+        keras_paths.get(card.name),
+        card.training.get("keras_model"),
+        card.training.get("keras_file"),
+        card.path.with_suffix(".keras"),
+        REPO / "runs" / card.name / "final.keras",
+    ]
     try:  # the trained models use custom layers registered by the training package
         import training.models  # noqa: F401  (registers the Normalize layer for Keras loading)
     except ImportError:
@@ -188,8 +191,11 @@ def memory_run(clf, folder_src: Path, tmp: Path, n_files: int, batch: int) -> No
         if r.index + 1 in marks:
             samples.append(f"{r.index + 1:,}: {rss_mb():.0f} MB")
     dt = time.perf_counter() - t0
-    print(f"memory on {n_files:,} files with {clf.name} (RSS before {base:.0f} MB): " + ", ".join(samples)
-          + f"  [{n_files / dt:.0f} cells/s]")
+    print(
+        f"memory on {n_files:,} files with {clf.name} (RSS before {base:.0f} MB): "
+        + ", ".join(samples)
+        + f"  [{n_files / dt:.0f} cells/s]"
+    )
 
 
 def main() -> int:
@@ -209,9 +215,11 @@ def main() -> int:
 
     import onnxruntime as ort
 
-    print(f"cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, onnxruntime {ort.__version__} "
-          f"{ort.get_available_providers()}, batch {args.batch_size}, threads {args.threads or 'default'}, "
-          f"N={args.n} real cells as BMP, best of {args.repeat}")
+    print(
+        f"cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, onnxruntime {ort.__version__} "
+        f"{ort.get_available_providers()}, batch {args.batch_size}, threads {args.threads or 'default'}, "
+        f"N={args.n} real cells as BMP, best of {args.repeat}"
+    )
     keras_paths = dict(kv.split("=", 1) for kv in args.keras)
     with tempfile.TemporaryDirectory(prefix="leukoscan-bench-") as t:
         tmp = Path(t)
@@ -233,7 +241,9 @@ def main() -> int:
         reg = Registry(list(dict.fromkeys([*default_dirs(), *map(Path, extra), td])))
         for p in reg.problems:
             print(f"(invalid card skipped: {p})")
-        print(f"\n{'model':<16}{'load s':>7}{'pure ORT':>10}{'pipeline':>10}{'ratio':>7}{'CLI':>9}{'ratio':>7}{'keras':>10}   cells/s (x views = images/s)")
+        print(
+            f"\n{'model':<16}{'load s':>7}{'pure ORT':>10}{'pipeline':>10}{'ratio':>7}{'CLI':>9}{'ratio':>7}{'keras':>10}   cells/s (x views = images/s)"
+        )
         for name in names:
             t0 = time.perf_counter()
             clf = reg.load(name, threads=args.threads)
@@ -245,8 +255,10 @@ def main() -> int:
                 pipe = max(pipe, pipeline(clf, cells, args.batch_size, args.workers))
                 clir = max(clir, cli_run(name, cells, tmp / f"{name}.csv", extra, args.batch_size, args.threads))
             kr = "skipped" if args.no_keras else keras_rate(reg.get(name), files, args.batch_size, keras_paths)
-            print(f"{name:<16}{load_s:7.2f}{pure:10.1f}{pipe:10.1f}{pipe / pure:7.2f}{clir:9.1f}{clir / pure:7.2f}{kr:>10}"
-                  f"   {clf.device_label}{' ' + '; '.join(clf.warnings) if clf.warnings else ''}")
+            print(
+                f"{name:<16}{load_s:7.2f}{pure:10.1f}{pipe:10.1f}{pipe / pure:7.2f}{clir:9.1f}{clir / pure:7.2f}{kr:>10}"
+                f"   {clf.device_label}{' ' + '; '.join(clf.warnings) if clf.warnings else ''}"
+            )
             sys.stdout.flush()
         if args.memory_files:
             memory_run(reg.load("tiny_299", threads=args.threads), cells, tmp, args.memory_files, args.batch_size)

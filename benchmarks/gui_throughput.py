@@ -44,8 +44,6 @@ sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared" / "data" / "C-NMC_Leukemia" / "training_data"
 
 
-
-
 def pick_cells(n: int) -> list[Path]:
     files = sorted(SHARED.glob("fold_*/*/*.webp"))
     if not files:
@@ -72,8 +70,10 @@ def models(tiny: bool, tmp: Path):
         reg = Registry()
         if reg.cards():
             return None, reg
-        print("no registered models: using the tiny test models (numbers are for the GUI overhead, "
-              "not for real-model speed)")
+        print(
+            "no registered models: using the tiny test models (numbers are for the GUI overhead, "
+            "not for real-model speed)"
+        )
     from tinymodels import make_tiny_ensemble, make_tiny_model
 
     d = tmp / "tiny-models"
@@ -87,12 +87,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=2000, help="cells classified (default 2000)")
     ap.add_argument("--big", type=int, default=20000, help="cells loaded for the memory check (default 20000)")
-    ap.add_argument("--batch-size", type=int, default=8, help="for both the GUI and the CLI pipeline (default: the app's, 8)")
+    ap.add_argument(
+        "--batch-size", type=int, default=8, help="for both the GUI and the CLI pipeline (default: the app's, 8)"
+    )
     ap.add_argument("--model", help="model name (default: the ensemble, else the first model)")
     ap.add_argument("--tiny", action="store_true", help="use the tiny test models even if real ones are installed")
-    ap.add_argument("--app-only", action="store_true",
-                    help="(internal) no CLI measurement: the memory check runs in a process holding only what "
-                         "the app holds (one model session), started by the full benchmark")
+    ap.add_argument(
+        "--app-only",
+        action="store_true",
+        help="(internal) no CLI measurement: the memory check runs in a process holding only what "
+        "the app holds (one model session), started by the full benchmark",
+    )
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="leukoscan-guibench-"))
@@ -108,8 +113,10 @@ def main() -> int:
     items = scan([case])
     if not args.app_only:
         clf = reg.load(name, device="auto")
-        print(f"model {name} on {clf.device_label}; {args.n} real cells; batch size {args.batch_size}; "
-              f"{os.cpu_count()} CPUs")
+        print(
+            f"model {name} on {clf.device_label}; {args.n} real cells; batch size {args.batch_size}; "
+            f"{os.cpu_count()} CPUs"
+        )
         list(classify(items[:64], clf, batch_size=args.batch_size))  # warm-up (sessions, caches)
         t0 = time.perf_counter()
         cli_results = list(classify(items, clf, batch_size=args.batch_size))
@@ -137,14 +144,18 @@ def main() -> int:
     win.show()
     deadline = time.monotonic() + 120
     # the model loaded, and the new session's case store attached (results are written to it)
-    while ((win.model_chooser.classifier is None or win.model_chooser.classifier.name != name)
-           or (win.case_files.path is not None and win.bridge.store is None)) and time.monotonic() < deadline:
+    while (
+        (win.model_chooser.classifier is None or win.model_chooser.classifier.name != name)
+        or (win.case_files.path is not None and win.bridge.store is None)
+    ) and time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.005)
     if win.model_chooser.classifier is None:
         sys.exit(f"the GUI could not load {name}: {win.prompts.messages}")
     if args.app_only:
-        print(f"model {win.model_chooser.classifier.name} on {win.model_chooser.classifier.device_label}; {args.n} real cells")
+        print(
+            f"model {win.model_chooser.classifier.name} on {win.model_chooser.classifier.device_label}; {args.n} real cells"
+        )
 
     lateness: list[float] = []
     tick = QElapsedTimer()
@@ -177,9 +188,11 @@ def main() -> int:
     gui_rate = done / gui_s
     lateness.sort()
     p99 = lateness[int(0.99 * (len(lateness) - 1))] if lateness else 0.0
-    print(f"GUI: {done} cells in {gui_s:.2f} s = {gui_rate:.1f} cells/s (open -> last result shown); "
-          f"timer ticks {len(lateness)}, stall median {statistics.median(lateness):.1f} ms, "
-          f"p99 {p99:.1f} ms, max {lateness[-1]:.1f} ms")
+    print(
+        f"GUI: {done} cells in {gui_s:.2f} s = {gui_rate:.1f} cells/s (open -> last result shown); "
+        f"timer ticks {len(lateness)}, stall median {statistics.median(lateness):.1f} ms, "
+        f"p99 {p99:.1f} ms, max {lateness[-1]:.1f} ms"
+    )
     rss_run = rss_mb()
     if args.app_only:
         base = sorted((r for r in delivered if r.status == "ok"), key=lambda r: r.index) or delivered
@@ -198,8 +211,19 @@ def main() -> int:
     # memory: in a fresh process that holds only what the app holds (this one also holds the CLI's model)
     import subprocess
 
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--app-only", "--n", str(min(args.n, 300)),
-           "--big", str(args.big), "--batch-size", str(args.batch_size), "--model", name]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--app-only",
+        "--n",
+        str(min(args.n, 300)),
+        "--big",
+        str(args.big),
+        "--batch-size",
+        str(args.batch_size),
+        "--model",
+        name,
+    ]
     if dirs is not None:
         cmd.append("--tiny")
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
@@ -218,7 +242,7 @@ def memory_check(args, app, win, base_results, cells, tmp, rss_run, lateness, ti
     report stalls and the process RSS."""
     copies = max(1, -(-args.big // args.n))
     big = link_folder(tmp / "big", cells, copies)
-    for f in sorted(big.iterdir())[args.big:]:
+    for f in sorted(big.iterdir())[args.big :]:
         f.unlink()
     win.opener.close_cases()
     # open the 20,000-cell folder through the app (scan in the background, rows added in chunks);
@@ -237,15 +261,28 @@ def memory_check(args, app, win, base_results, cells, tmp, rss_run, lateness, ti
     while win.runs.running:
         app.processEvents()
         time.sleep(0.005)
-    print(f"opened {len(win.cell_model.cells)} cells in {open_s:.2f} s; event-loop stall while opening: "
-          f"max {max(lateness or [0]):.0f} ms")
+    print(
+        f"opened {len(win.cell_model.cells)} cells in {open_s:.2f} s; event-loop stall while opening: "
+        f"max {max(lateness or [0]):.0f} ms"
+    )
     t0 = time.perf_counter()
     facts = win.runs.facts  # the loaded classifier's ModelFacts: the results are that model's
-    pairs = [(c, dataclasses.replace(base_results[i % len(base_results)], index=i, path=c.path, root=c.root,
-                                     folder=c.folder, file=c.path.name))
-             for i, c in enumerate(win.cell_model.cells)]
+    pairs = [
+        (
+            c,
+            dataclasses.replace(
+                base_results[i % len(base_results)],
+                index=i,
+                path=c.path,
+                root=c.root,
+                folder=c.folder,
+                file=c.path.name,
+            ),
+        )
+        for i, c in enumerate(win.cell_model.cells)
+    ]
     for b in range(0, len(pairs), 64):  # in batches, as a run delivers them (one store transaction each)
-        win.doc.add_results(facts, pairs[b:b + 64])
+        win.doc.add_results(facts, pairs[b : b + 64])
     win.views.refresh_summary()
     app.processEvents()
     load_s = time.perf_counter() - t0
@@ -268,11 +305,15 @@ def memory_check(args, app, win, base_results, cells, tmp, rss_run, lateness, ti
     lateness.sort()
     sp99 = lateness[int(0.99 * (len(lateness) - 1))] if lateness else 0.0
     rss_big = rss_mb()
-    print(f"{len(win.cell_model.cells)} results attached in {load_s:.2f} s; scrolled top to bottom in {scroll_s:.1f} s "
-          f"({win.thumbs.cached_count()} thumbnails cached, {win.thumbs.cached_bytes() / 2**20:.0f} MB); "
-          f"stall while scrolling p99 {sp99:.1f} ms")
-    print(f"app process RSS after classifying {args.n} cells {rss_run:.0f} MB; with {len(win.cell_model.cells)} cells "
-          f"loaded and scrolled {rss_big:.0f} MB (goal < 1024 MB)")
+    print(
+        f"{len(win.cell_model.cells)} results attached in {load_s:.2f} s; scrolled top to bottom in {scroll_s:.1f} s "
+        f"({win.thumbs.cached_count()} thumbnails cached, {win.thumbs.cached_bytes() / 2**20:.0f} MB); "
+        f"stall while scrolling p99 {sp99:.1f} ms"
+    )
+    print(
+        f"app process RSS after classifying {args.n} cells {rss_run:.0f} MB; with {len(win.cell_model.cells)} cells "
+        f"loaded and scrolled {rss_big:.0f} MB (goal < 1024 MB)"
+    )
     win.doc.unexported = False
     win.close()
     return 0

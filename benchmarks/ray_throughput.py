@@ -87,9 +87,11 @@ def main() -> int:
         print("ray is not installed: pip install -e '.[ray]'")
         return 2
 
-    print(f"cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} (other work on this machine: noisy), "
-          f"ray {ray.__version__}, model {args.model}, batch {args.batch_size}, N={args.n} real cells as BMP, "
-          f"best of {args.repeat}")
+    print(
+        f"cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} (other work on this machine: noisy), "
+        f"ray {ray.__version__}, model {args.model}, batch {args.batch_size}, N={args.n} real cells as BMP, "
+        f"best of {args.repeat}"
+    )
     with tempfile.TemporaryDirectory(prefix="leukoscan-ray-bench-") as t:
         tmp = Path(t)
         folder = write_bmps(args.n, tmp / "cells")
@@ -122,8 +124,10 @@ def main() -> int:
                 rates[actors], driver_cpu[actors] = rate, cpu
                 diff = max(abs(r.p_all - e) for r, e in zip(res, reference))
                 name = f"ray x{actors} actor(s), {args.actor_threads} thread(s) each"
-                print(f"{name:<34}{rate:9.1f}{rate / local:9.2f}   actors ready in {ready_s:.1f} s; "
-                      f"max |P(ALL) - local| {diff:.1e}")
+                print(
+                    f"{name:<34}{rate:9.1f}{rate / local:9.2f}   actors ready in {ready_s:.1f} s; "
+                    f"max |P(ALL) - local| {diff:.1e}"
+                )
         print(f"(local Ray instance started in {start_s:.1f} s)")
 
         per_actor = rates[1]
@@ -131,11 +135,15 @@ def main() -> int:
         driver_cap = 1.0 / cpu if cpu > 0 else float("inf")
         write_per_k = write_s / len(items) * 1e6  # ms per 1000 cells
         scan_per_k = scan_s / len(items) * 1e6
-        print(f"\nscaling 1 -> 2 actors on this machine: x{rates[2] / rates[1]:.2f} "
-              f"(2 cores shared by both actors, the read tasks and the driver)")
+        print(
+            f"\nscaling 1 -> 2 actors on this machine: x{rates[2] / rates[1]:.2f} "
+            f"(2 cores shared by both actors, the read tasks and the driver)"
+        )
         print(f"per actor ({args.actor_threads} thread(s)): {per_actor:.1f} cells/s")
-        print(f"driver: {cpu * 1000:.2f} ms CPU per cell during a Ray run (~{driver_cap:,.0f} cells/s ceiling); "
-              f"scan {scan_per_k:.1f} ms and CSV + summary writing {write_per_k:.1f} ms per 1000 cells")
+        print(
+            f"driver: {cpu * 1000:.2f} ms CPU per cell during a Ray run (~{driver_cap:,.0f} cells/s ceiling); "
+            f"scan {scan_per_k:.1f} ms and CSV + summary writing {write_per_k:.1f} ms per 1000 cells"
+        )
         print("expected on a cluster (one actor per core, the files on storage every node sees):")
         for n in (4, 16, 64, 256):
             est = min(per_actor * n, driver_cap)

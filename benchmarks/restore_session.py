@@ -47,8 +47,6 @@ SOURCE = REPO.parent / "shared" / "data" / "C-NMC_Leukemia" / "training_data" / 
 GOAL_S = 2.0
 
 
-
-
 def link_folder(dest: Path, n: int) -> Path:
     """``n`` symlinks to the fold_0/all images, named as ``gui_throughput.link_folder`` names its copies
     (``c<copy>_<index>_<name>``), the images replicated as often as needed."""
@@ -110,19 +108,36 @@ def build(folder: Path, path: Path, name: str, dirs: list[Path] | None, n_review
     n = len(cells)
     for b in range(0, n, 64):
         pairs = []
-        for i, c in enumerate(cells[b:b + 64], b):
+        for i, c in enumerate(cells[b : b + 64], b):
             p = (i * 7919 % 1000) / 1000
             mp = {}
             if members:
                 mp = {m: min(1.0, max(0.0, p * (0.9 if k % 2 == 0 else 1.1))) for k, m in enumerate(members)}
-            pairs.append((c, CellResult(i, c.path, c.root, c.folder, c.file, digests[i], "ok", "", p, mp,
-                                        bool(members) and i % 13 == 0, "")))
+            pairs.append(
+                (
+                    c,
+                    CellResult(
+                        i,
+                        c.path,
+                        c.root,
+                        c.folder,
+                        c.file,
+                        digests[i],
+                        "ok",
+                        "",
+                        p,
+                        mp,
+                        bool(members) and i % 13 == 0,
+                        "",
+                    ),
+                )
+            )
         doc.add_results(facts, pairs)
     t_results = time.perf_counter()
     per_step = 10
-    reviewed = cells[::max(1, n // max(1, n_reviews))][:n_reviews]
+    reviewed = cells[:: max(1, n // max(1, n_reviews))][:n_reviews]
     for s in range(0, len(reviewed), per_step):
-        doc.review(reviewed[s:s + per_step], "accept" if s % 3 else "ALL", "bench")
+        doc.review(reviewed[s : s + per_step], "accept" if s % 3 else "ALL", "bench")
     t_reviews = time.perf_counter()
     ok = store.close(120)
     t_end = time.perf_counter()
@@ -131,18 +146,33 @@ def build(folder: Path, path: Path, name: str, dirs: list[Path] | None, n_review
     again.load()
     read_s = time.perf_counter() - t1
     again.close()
-    return {"model": facts.name, "version": facts.version, "card_sha256": facts.card_sha256,
-            "members": list(members), "cells": n, "reviews": len(doc.reviews), "load_model_s": load_s,
-            "prepare_s": prep_s, "items_s": t_items - t0, "results_s": t_results - t_items,
-            "reviews_s": t_reviews - t_results, "close_s": t_end - t_reviews, "build_s": t_end - t0,
-            "read_s": read_s, "closed": ok, "errors": list(store.errors), "size_mib": path.stat().st_size / 2**20}
+    return {
+        "model": facts.name,
+        "version": facts.version,
+        "card_sha256": facts.card_sha256,
+        "members": list(members),
+        "cells": n,
+        "reviews": len(doc.reviews),
+        "load_model_s": load_s,
+        "prepare_s": prep_s,
+        "items_s": t_items - t0,
+        "results_s": t_results - t_items,
+        "reviews_s": t_reviews - t_results,
+        "close_s": t_end - t_reviews,
+        "build_s": t_end - t0,
+        "read_s": read_s,
+        "closed": ok,
+        "errors": list(store.errors),
+        "size_mib": path.stat().st_size / 2**20,
+    }
 
 
 # ------------------------------------------------------------------------------------------ 2. restore
 
 
-def restore(path: Path, name: str, dirs: list[Path] | None, built: dict, timeout: float,
-            window_model: str | None = None) -> int:
+def restore(
+    path: Path, name: str, dirs: list[Path] | None, built: dict, timeout: float, window_model: str | None = None
+) -> int:
     """``name``: the model whose results are stored; ``window_model``: the one the window loads (default:
     the same; another one shows what a restore does when the window's model is not the store's)."""
     from PySide6.QtCore import QPoint
@@ -170,17 +200,25 @@ def restore(path: Path, name: str, dirs: list[Path] | None, built: dict, timeout
     def on_state(state) -> None:  # RUNNING is entered once per run
         if state == RunState.RUNNING:
             cells = list(win.runs._cells)
-            runs.append({"job": len(runs) + 1, "cells": len(cells), "at_s": time.perf_counter() - t_restore,
-                         "with_stored_result": sum(1 for c in cells if name in c.results),
-                         "example": str(cells[0].path) if cells else ""})
+            runs.append(
+                {
+                    "job": len(runs) + 1,
+                    "cells": len(cells),
+                    "at_s": time.perf_counter() - t_restore,
+                    "with_stored_result": sum(1 for c in cells if name in c.results),
+                    "example": str(cells[0].path) if cells else "",
+                }
+            )
 
     win.runs.stateChanged.connect(on_state)
     t_restore = time.perf_counter()  # replaced below; on_state may fire while the model loads (no cells)
 
     deadline = time.monotonic() + 180
     want = window_model or name
-    while ((win.model_chooser.classifier is None or win.model_chooser.classifier.name != want)
-           or (win.case_files.path is not None and win.bridge.store is None)) and time.monotonic() < deadline:
+    while (
+        (win.model_chooser.classifier is None or win.model_chooser.classifier.name != want)
+        or (win.case_files.path is not None and win.bridge.store is None)
+    ) and time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.005)
     if win.model_chooser.classifier is None or win.model_chooser.classifier.name != want:
@@ -189,14 +227,18 @@ def restore(path: Path, name: str, dirs: list[Path] | None, built: dict, timeout
         app.processEvents()
     facts = win.runs.facts
     same_card = facts.card_sha256 == built["card_sha256"]
-    print(f"window : model {facts.name} {facts.version} on {win.model_chooser.classifier.device_label}; card digest "
-          f"{facts.card_sha256[:12]} {'==' if same_card else '!='} stored {built['card_sha256'][:12]}; "
-          f"RSS {rss_mb():.0f} MB (before the window {rss_start:.0f} MB)")
+    print(
+        f"window : model {facts.name} {facts.version} on {win.model_chooser.classifier.device_label}; card digest "
+        f"{facts.card_sha256[:12]} {'==' if same_card else '!='} stored {built['card_sha256'][:12]}; "
+        f"RSS {rss_mb():.0f} MB (before the window {rss_start:.0f} MB)"
+    )
     if window_model and window_model != name:
         print(f"note   : the window loads {window_model}, the stored results are {name}'s (--window-model)")
     elif not same_card:
-        print("BUG?   : the loaded model's card digest differs from the one its results were stored with: "
-              "the restore will classify every cell again")
+        print(
+            "BUG?   : the loaded model's card digest differs from the one its results were stored with: "
+            "the restore will classify every cell again"
+        )
     runs.clear()
     scans: list[int] = []
     win.opener.scanned.connect(lambda found: scans.append(len(found.items)))
@@ -216,16 +258,22 @@ def restore(path: Path, name: str, dirs: list[Path] | None, built: dict, timeout
         job_seen += win.runs.running
         if "rows" not in marks and len(win.cell_model.cells) == n:
             marks["rows"] = now
-        if "rows" in marks and "gallery" not in marks and win.browser.gallery.isVisible() \
-                and win.browser.gallery.indexAt(QPoint(10, 10)).isValid():
+        if (
+            "rows" in marks
+            and "gallery" not in marks
+            and win.browser.gallery.isVisible()
+            and win.browser.gallery.indexAt(QPoint(10, 10)).isValid()
+        ):
             marks["gallery"] = now
         if "summary" not in marks and summary_cells():
             marks["summary"] = now
         if runs:  # something is classified again: reported below, not waited for
             break
         if now > timeout:
-            print(f"restore: not done after {timeout:.0f} s: {marks}, {len(win.cell_model.cells)} rows, "
-                  f"messages {win.prompts.messages}")
+            print(
+                f"restore: not done after {timeout:.0f} s: {marks}, {len(win.cell_model.cells)} rows, "
+                f"messages {win.prompts.messages}"
+            )
             break
     drawn = max(marks.values()) if len(marks) == 3 else float("nan")
     # the restore also re-scans the opened folder (new images are added) and stats the files: let that
@@ -250,18 +298,24 @@ def restore(path: Path, name: str, dirs: list[Path] | None, built: dict, timeout
     doc = win.doc
     unclassified = len(doc.unclassified())
     nan = float("nan")
-    print(f"restore: {len(win.cell_model.cells)} rows in win.cell_model {marks.get('rows', nan):.2f} s, gallery tiles "
-          f"{marks.get('gallery', nan):.2f} s, summary {n} cells {marks.get('summary', nan):.2f} s "
-          f"-> restore-to-drawn-gallery {drawn:.2f} s (goal < {GOAL_S:.0f} s)")
-    print(f"after  : settled in {settled:.1f} s (re-scan found {scans[0] if scans else '?'} images); "
-          f"{len(doc.reviews)} reviews, undo {'available' if doc.can_undo else 'EMPTY'}; "
-          f"{unclassified} cells without a result of the current model {doc.model}")
+    print(
+        f"restore: {len(win.cell_model.cells)} rows in win.cell_model {marks.get('rows', nan):.2f} s, gallery tiles "
+        f"{marks.get('gallery', nan):.2f} s, summary {n} cells {marks.get('summary', nan):.2f} s "
+        f"-> restore-to-drawn-gallery {drawn:.2f} s (goal < {GOAL_S:.0f} s)"
+    )
+    print(
+        f"after  : settled in {settled:.1f} s (re-scan found {scans[0] if scans else '?'} images); "
+        f"{len(doc.reviews)} reviews, undo {'available' if doc.can_undo else 'EMPTY'}; "
+        f"{unclassified} cells without a result of the current model {doc.model}"
+    )
     print(f"rss    : {rss:.0f} MB after the restore ({len(win.cell_model.cells)} cells, the model loaded)")
     bad = bool(runs) or job_seen > 0 or unclassified > 0
     if runs:
         for r in runs:
-            print(f"RE-CLASSIFICATION: run {r['job']} started {r['at_s']:.2f} s after restore() over {r['cells']} "
-                  f"cells, {r['with_stored_result']} of them with a stored {name} result (e.g. {r['example']})")
+            print(
+                f"RE-CLASSIFICATION: run {r['job']} started {r['at_s']:.2f} s after restore() over {r['cells']} "
+                f"cells, {r['with_stored_result']} of them with a stored {name} result (e.g. {r['example']})"
+            )
     elif job_seen:
         print(f"RE-CLASSIFICATION: a run was going during {job_seen} event-loop turns")
     else:
@@ -279,8 +333,11 @@ def main() -> int:
     ap.add_argument("--model", help="model name (default: the app's default, engine.registry.default_model)")
     ap.add_argument("--tiny", action="store_true", help="the tiny test models (GUI overhead only)")
     ap.add_argument("--keep", metavar="DIR", help="build in DIR and keep it (default: a temp folder, removed)")
-    ap.add_argument("--window-model", help="the model the window loads (default: --model's); another one "
-                    "shows what restoring a store of one model into a window of another does")
+    ap.add_argument(
+        "--window-model",
+        help="the model the window loads (default: --model's); another one "
+        "shows what restoring a store of one model into a window of another does",
+    )
     ap.add_argument("--timeout", type=float, default=120.0, help="give up on the restore after this many s")
     ap.add_argument("--build", nargs=2, metavar=("FOLDER", "STORE"), help=argparse.SUPPRESS)
     ap.add_argument("--dirs", nargs="*", help=argparse.SUPPRESS)
@@ -304,22 +361,35 @@ def main() -> int:
         name = args.model or default_model(cards)
         folder = link_folder(tmp / "case" / "patient 0001", args.cells)
         path = tmp / "bench-restore.db"
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--build", str(folder), str(path), "--model", name,
-               "--reviews", str(args.reviews)]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--build",
+            str(folder),
+            str(path),
+            "--model",
+            name,
+            "--reviews",
+            str(args.reviews),
+        ]
         if dirs:
             cmd += ["--dirs", *map(str, dirs)]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
         if p.returncode:
             sys.exit(f"building the store failed ({p.returncode}):\n{p.stderr[-3000:]}")
         built = json.loads(p.stdout.strip().splitlines()[-1])
-        print(f"model  : {name} {built['version']} (members: {', '.join(built['members']) or 'none'}); "
-              f"{os.cpu_count()} CPUs; shared machine: timings are noisy")
-        print(f"build  : {built['cells']} cells, {built['cells']} results, {built['reviews']} reviews in "
-              f"{built['build_s']:.2f} s (cells {built['items_s']:.2f} s, results {built['results_s']:.2f} s, "
-              f"reviews {built['reviews_s']:.2f} s, close/flush {built['close_s']:.2f} s); file "
-              f"{built['size_mib']:.1f} MiB; CaseStore.open + load {built['read_s']:.2f} s; [not included: model load {built['load_model_s']:.1f} s, "
-              f"sha256 of the images {built['prepare_s']:.1f} s]"
-              + ("" if built["closed"] and not built["errors"] else f"; STORE ERRORS {built['errors']}"))
+        print(
+            f"model  : {name} {built['version']} (members: {', '.join(built['members']) or 'none'}); "
+            f"{os.cpu_count()} CPUs; shared machine: timings are noisy"
+        )
+        print(
+            f"build  : {built['cells']} cells, {built['cells']} results, {built['reviews']} reviews in "
+            f"{built['build_s']:.2f} s (cells {built['items_s']:.2f} s, results {built['results_s']:.2f} s, "
+            f"reviews {built['reviews_s']:.2f} s, close/flush {built['close_s']:.2f} s); file "
+            f"{built['size_mib']:.1f} MiB; CaseStore.open + load {built['read_s']:.2f} s; [not included: model load {built['load_model_s']:.1f} s, "
+            f"sha256 of the images {built['prepare_s']:.1f} s]"
+            + ("" if built["closed"] and not built["errors"] else f"; STORE ERRORS {built['errors']}")
+        )
         return restore(path, name, dirs, built, args.timeout, args.window_model)
     finally:
         if not args.keep:

@@ -57,12 +57,13 @@ class CamResult:
 
 def cam_available(classifier) -> str:
     """'' when every member of ``classifier`` has the ``cam`` output, else why not (for the toggle's tooltip)."""
-    missing = [m.card.name for m in classifier.members
-               if CAM_OUTPUT not in {o.name for o in m.session.get_outputs()}]
+    missing = [m.card.name for m in classifier.members if CAM_OUTPUT not in {o.name for o in m.session.get_outputs()}]
     if not missing:
         return ""
-    return (f"{', '.join(missing)} has no class-activation output (exported before it existed); "
-            "python -m training.cam adds it")
+    return (
+        f"{', '.join(missing)} has no class-activation output (exported before it existed); "
+        "python -m training.cam adds it"
+    )
 
 
 def _undo_view(m: np.ndarray, k: int) -> np.ndarray:
@@ -99,7 +100,7 @@ def _resample(m: np.ndarray, box, size: tuple[int, int], grid: tuple[int, int]) 
     ys = (np.arange(gh) + 0.5) * h / gh
     u = (xs - left) / (right - left) * m.shape[1] - 0.5  # map coordinates of the sample points
     v = (ys - top) / (bottom - top) * m.shape[0] - 0.5
-    inside = (((xs >= left) & (xs < right))[None, :] & ((ys >= top) & (ys < bottom))[:, None])
+    inside = ((xs >= left) & (xs < right))[None, :] & ((ys >= top) & (ys < bottom))[:, None]
     u = np.clip(u, 0, m.shape[1] - 1)
     v = np.clip(v, 0, m.shape[0] - 1)
     u0, v0 = np.floor(u).astype(int), np.floor(v).astype(int)

@@ -214,13 +214,17 @@ def _parse_tta(tta: Any, where: str) -> tuple[int, ...]:
     if tta is None:
         return (0,)
     if not isinstance(tta, dict):
-        raise ModelError(f"{where}: test_time_augmentation must be an object like {{\"views\": [0, 1, 2, 3]}}")
+        raise ModelError(f'{where}: test_time_augmentation must be an object like {{"views": [0, 1, 2, 3]}}')
     views = tta.get("views")
-    if (not isinstance(views, list) or not views
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v in DIHEDRAL_VIEWS for v in views)
-            or len(set(views)) != len(views)):
-        raise ModelError(f"{where}: test_time_augmentation views must be distinct integers 0-7 "
-                         f"(dihedral views), got {views!r}")
+    if (
+        not isinstance(views, list)
+        or not views
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v in DIHEDRAL_VIEWS for v in views)
+        or len(set(views)) != len(views)
+    ):
+        raise ModelError(
+            f"{where}: test_time_augmentation views must be distinct integers 0-7 (dihedral views), got {views!r}"
+        )
     combine = tta.get("combine", "mean_logit")
     if combine != "mean_logit":
         raise ModelError(f"{where}: test_time_augmentation combine must be 'mean_logit', got {combine!r}")

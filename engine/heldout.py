@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 #: The one warning that matters, in plain words (card view, CLI ``models``, PDF).
-WARNING = ("A case unlike the donors the model was trained on can be wrong as a whole: on healthy donors whose "
-           "normal cells are larger than usual, earlier models called every cell leukemic. The numbers above are "
-           "from donors it never saw; new donors can be worse.")
+WARNING = (
+    "A case unlike the donors the model was trained on can be wrong as a whole: on healthy donors whose "
+    "normal cells are larger than usual, earlier models called every cell leukemic. The numbers above are "
+    "from donors it never saw; new donors can be worse."
+)
 
 
 def _tenths(x: float) -> str:
@@ -31,14 +33,19 @@ def case_level(per_donor: Mapping[str, Mapping[str, Any]], cutoff: float = 0.5) 
     return right, len(per_donor)
 
 
-def held_out_block(per_subject: Mapping[str, Mapping[str, Any]], per_class: Mapping[str, Mapping[str, Any]],
-                   description: str) -> dict:
+def held_out_block(
+    per_subject: Mapping[str, Mapping[str, Any]], per_class: Mapping[str, Mapping[str, Any]], description: str
+) -> dict:
     """The card's ``metrics.held_out`` block from training metrics (``per_subject_accuracy`` and ``per_class``)."""
     per_donor = {}
     for s, d in per_subject.items():
         acc = float(d["accuracy"])
-        per_donor[s] = {"class": d["class"], "n_cells": int(d["n"]), "accuracy": round(acc, 4),
-                        "share_called_all": round(acc if d["class"] == "ALL" else 1 - acc, 4)}
+        per_donor[s] = {
+            "class": d["class"],
+            "n_cells": int(d["n"]),
+            "accuracy": round(acc, 4),
+            "share_called_all": round(acc if d["class"] == "ALL" else 1 - acc, 4),
+        }
     hem = [d["accuracy"] for d in per_donor.values() if d["class"] == "HEM"]
     right, n = case_level(per_donor)
     return {
@@ -71,10 +78,12 @@ def plain_words(held_out: Mapping[str, Any] | None) -> list[str]:
         out.append(
             f"Healthy donors: on average {_tenths(h['healthy_donor_accuracy_mean'])} of their cells called normal; "
             f"the worst donor {_tenths(h['healthy_donor_accuracy_worst'])}; {h['healthy_donors_below_0_7']} of "
-            f"{h['n_healthy_donors']} donors below 7 of 10.")
+            f"{h['n_healthy_donors']} donors below 7 of 10."
+        )
     out.append(
         f"Whole-case call (share of cells called ALL above or below one half): {h['donors_called_right']} of "
-        f"{h['n_donors']} donors right.")
+        f"{h['n_donors']} donors right."
+    )
     healthy = [d for d in (h.get("per_donor") or {}).values() if d.get("class") == "HEM"]
     if healthy:
         ok = sum(float(d["share_called_all"]) < 0.5 for d in healthy)
@@ -86,6 +95,7 @@ def plain_words(held_out: Mapping[str, Any] | None) -> list[str]:
 
 
 # ---------------------------------------------------------------- the per-donor chart (app card view, docs)
+
 
 @dataclass(frozen=True)
 class DonorBar:
@@ -148,7 +158,7 @@ def _donor_key(d: str) -> tuple:
 def donor_chart(card, member_cards=()) -> DonorChart | None:
     """The per-donor bars of ``card``'s ``metrics.held_out.per_donor``, healthy donors and patients apart (each
     group by donor number); ``None`` for a card without per-donor numbers (older or synthetic cards)."""
-    held = ((getattr(card, "metrics", None) or {}).get("held_out") or {})
+    held = (getattr(card, "metrics", None) or {}).get("held_out") or {}
     per = held.get("per_donor") or {}
     if not per:
         return None
@@ -160,24 +170,39 @@ def donor_chart(card, member_cards=()) -> DonorChart | None:
     def bar(d: str, v: Mapping[str, Any]) -> DonorBar:
         share_all = float(v["share_called_all"])
         known = None if seen is None else (True if seen == ALL_DONORS else d in seen)
-        return DonorBar(d, v["class"], int(v.get("n_cells", 0)), share_all if v["class"] == "ALL" else 1 - share_all,
-                        known, base.get(d))
+        return DonorBar(
+            d,
+            v["class"],
+            int(v.get("n_cells", 0)),
+            share_all if v["class"] == "ALL" else 1 - share_all,
+            known,
+            base.get(d),
+        )
 
     bars = [bar(str(d), v) for d, v in sorted(per.items(), key=lambda kv: _donor_key(str(kv[0])))]
     if seen is None:
-        who = ("Each bar was measured by a model that had not seen that donor; the card does not say which donors "
-               "the shipped model was trained on.")
+        who = (
+            "Each bar was measured by a model that had not seen that donor; the card does not say which donors "
+            "the shipped model was trained on."
+        )
     elif seen == ALL_DONORS:
-        who = ("Each bar was measured by a model that had not seen that donor, but the shipped model"
-               + (" (one of its members)" if getattr(card, "members", ()) else "")
-               + " was then refit on every development donor: the model you run has seen them all (hatched bars).")
+        who = (
+            "Each bar was measured by a model that had not seen that donor, but the shipped model"
+            + (" (one of its members)" if getattr(card, "members", ()) else "")
+            + " was then refit on every development donor: the model you run has seen them all (hatched bars)."
+        )
     else:
         never = sum(not b.seen_in_training for b in bars)
-        who = ("None of these donors was in the shipped model's training (solid bars)." if never == len(bars) else
-               f"{never} of {len(bars)} donors were never seen by the shipped model (solid bars); the others were in "
-               "its training (hatched).")
-    caption = ("Share of each donor's cells called right (healthy donors: called HEM; patients: called ALL). "
-               "Below one half the whole case is called wrong. " + who)
+        who = (
+            "None of these donors was in the shipped model's training (solid bars)."
+            if never == len(bars)
+            else f"{never} of {len(bars)} donors were never seen by the shipped model (solid bars); the others were in "
+            "its training (hatched)."
+        )
+    caption = (
+        "Share of each donor's cells called right (healthy donors: called HEM; patients: called ALL). "
+        "Below one half the whole case is called wrong. " + who
+    )
     if base:
         caption += " Black ticks: the same share for cell size alone (the baseline every model must beat)."
     return DonorChart(tuple(b for b in bars if b.cls == "HEM"), tuple(b for b in bars if b.cls == "ALL"), caption)

@@ -228,7 +228,9 @@ def _check_io(card: ModelCard, session: ort.InferenceSession) -> tuple[str, str,
         raise ModelError(f"{where}: expected one input tensor, the model has {len(inputs)}")
     inp = inputs[0]
     if card.input_name and inp.name != card.input_name:
-        raise ModelError(f"{where}: input tensor is named '{inp.name}', the card {card.path.name} says '{card.input_name}'")
+        raise ModelError(
+            f"{where}: input tensor is named '{inp.name}', the card {card.path.name} says '{card.input_name}'"
+        )
     if inp.type != "tensor(float)":
         raise ModelError(f"{where}: input must be float32, the model takes {inp.type}")
     shape = list(inp.shape)
@@ -278,9 +280,7 @@ class Classifier:
         self.version = card.version
         self.threshold = card.threshold
         self.review_margin = card.review_margin
-        self.member_names: tuple[str, ...] = (
-            tuple(m.card.name for m in self.members) if card.is_ensemble else ()
-        )
+        self.member_names: tuple[str, ...] = tuple(m.card.name for m in self.members) if card.is_ensemble else ()
         provs = list(dict.fromkeys(m.active_provider for m in self.members))
         self.active_provider = "+".join(provs)
         self.device_label = "+".join(p.replace("ExecutionProvider", "") for p in provs)  # "CPU", "CUDA"

@@ -14,19 +14,47 @@ from pathlib import Path
 
 # (regular, bold, monospace) candidates, first complete set wins; monospace falls back to regular
 _CANDIDATES: tuple[tuple[str, str, str], ...] = (
-    ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
-     "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"),  # Debian, Ubuntu
-    ("/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf", "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans-Bold.ttf",
-     "/usr/share/fonts/dejavu-sans-mono-fonts/DejaVuSansMono.ttf"),  # Fedora
-    ("/usr/share/fonts/TTF/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans-Bold.ttf",
-     "/usr/share/fonts/TTF/DejaVuSansMono.ttf"),  # Arch
-    (os.path.expandvars(r"%WINDIR%\Fonts\arial.ttf"), os.path.expandvars(r"%WINDIR%\Fonts\arialbd.ttf"),
-     os.path.expandvars(r"%WINDIR%\Fonts\consola.ttf")),
-    ("/System/Library/Fonts/Supplemental/Arial.ttf", "/System/Library/Fonts/Supplemental/Arial Bold.ttf",
-     "/System/Library/Fonts/Supplemental/Courier New.ttf"),
+    (
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+        "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
+    ),  # Debian, Ubuntu
+    (
+        "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
+        "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans-Bold.ttf",
+        "/usr/share/fonts/dejavu-sans-mono-fonts/DejaVuSansMono.ttf",
+    ),  # Fedora
+    (
+        "/usr/share/fonts/TTF/DejaVuSans.ttf",
+        "/usr/share/fonts/TTF/DejaVuSans-Bold.ttf",
+        "/usr/share/fonts/TTF/DejaVuSansMono.ttf",
+    ),  # Arch
+    (
+        os.path.expandvars(r"%WINDIR%\Fonts\arial.ttf"),
+        os.path.expandvars(r"%WINDIR%\Fonts\arialbd.ttf"),
+        os.path.expandvars(r"%WINDIR%\Fonts\consola.ttf"),
+    ),
+    (
+        "/System/Library/Fonts/Supplemental/Arial.ttf",
+        "/System/Library/Fonts/Supplemental/Arial Bold.ttf",
+        "/System/Library/Fonts/Supplemental/Courier New.ttf",
+    ),
 )
-_ASCII = str.maketrans({"–": "-", "—": "-", "→": "->", "…": "...", "≥": ">=", "≤": "<=", "’": "'", "“": '"',
-                        "”": '"', "\u2009": " ", "\u202f": " "})
+_ASCII = str.maketrans(
+    {
+        "–": "-",
+        "—": "-",
+        "→": "->",
+        "…": "...",
+        "≥": ">=",
+        "≤": "<=",
+        "’": "'",
+        "“": '"',
+        "”": '"',
+        "\u2009": " ",
+        "\u202f": " ",
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,10 @@ from .case.rules import CaseCounts
 from .fileio import atomic_open
 from .heldout import plain_words
 from .localtime import local_time
+from .pdf_cells import DARK as _DARK
+from .pdf_cells import RED as _RED
+from .pdf_cells import cell_thumbnails
 from .pdf_fonts import install_fonts
-from .preprocess import ImageDecodeError, open_rgb
 from .report import signoff_check
 from .report_cases import CaseReport, ModelUse, cases_of
 
@@ -40,17 +42,15 @@ INTENDED_USE = (
 )
 NOT_SIGNED = "not signed off"
 UNKNOWN = "unknown (not in this CSV: print the report from the case store, or keep the summary CSV beside it)"
-THUMB_PX = 96  # thumbnails are downscaled to this many pixels a side before embedding
-THUMB_CAP = 60  # per group and case; then "and N more" (not for the cells counted as ALL: every one is shown)
 INTERPRETATION = (
     "Interpretation: % blasts is the share of the classified cells that count as ALL in this sample, with a 95 % "
     "interval for the sampling of cells. It is not a diagnosis, not a bone-marrow blast count and not a measure of "
-    "disease burden; a case unlike the donors the model was trained on can be wrong as a whole.")
+    "disease burden; a case unlike the donors the model was trained on can be wrong as a whole."
+)
 BINS = 20
 
 _MARGIN = 12.0
-_THUMB_MM, _THUMB_GAP, _CAPTION_MM = 21.0, 2.0, 6.5
-_GREY, _DARK, _RED = (225, 225, 225), (90, 90, 90), (200, 30, 30)
+_GREY = (225, 225, 225)
 _AMBER = (230, 159, 0)  # the window's review colour (gui.style.REVIEW_COLOR)
 _PAD = Padding.new(1.5)  # mm around the intended-use box (fpdf's type hints say int; Padding takes mm)
 
@@ -82,8 +82,11 @@ class _Doc(FPDF):
         self.set_y(-11)
         self.font(7.5)
         self.set_text_color(*_DARK)
-        self.cell(self.epw * 0.75, 5, self.t(f"LeukoScan {__version__} (research tool, not a diagnostic device) - "
-                                             f"generated {self.generated}"))
+        self.cell(
+            self.epw * 0.75,
+            5,
+            self.t(f"LeukoScan {__version__} (research tool, not a diagnostic device) - generated {self.generated}"),
+        )
         self.cell(self.epw * 0.25, 5, f"page {self.page_no()} of {{nb}}", align="R")
         self.set_text_color(0, 0, 0)
 
@@ -111,7 +114,7 @@ class _Doc(FPDF):
         keep = len(text)
         while keep > 4:
             keep -= 1
-            short = text[: keep // 2] + "..." + text[len(text) - keep // 2:]
+            short = text[: keep // 2] + "..." + text[len(text) - keep // 2 :]
             if self.get_string_width(short) <= width:
                 return short
         return text[:3] + "..."
@@ -152,13 +155,16 @@ def _header(pdf: _Doc, case: CaseReport, meta: _Meta) -> None:
     pdf.font(16, bold=True)
     pdf.cell(0, 9, "LeukoScan case report", new_x="LMARGIN", new_y="NEXT")
     signed = signoff_text(meta.signoff) if meta.known else UNKNOWN
-    _key_values(pdf, [
-        ("Sample ID", meta.sample_id or ("not given" if meta.known else UNKNOWN)),
-        ("Case folder", case.root or "(unknown)"),
-        ("Report date", pdf.generated),
-        ("Reviewer(s)", ", ".join(case.reviewers) or "none"),
-        ("Last review", local_time(case.last_review) or "-"),
-    ])
+    _key_values(
+        pdf,
+        [
+            ("Sample ID", meta.sample_id or ("not given" if meta.known else UNKNOWN)),
+            ("Case folder", case.root or "(unknown)"),
+            ("Report date", pdf.generated),
+            ("Reviewer(s)", ", ".join(case.reviewers) or "none"),
+            ("Last review", local_time(case.last_review) or "-"),
+        ],
+    )
     pdf.font(9, bold=True)
     pdf.cell(30, 5, "Sign-off")
     if signed in (NOT_SIGNED, UNKNOWN):
@@ -182,44 +188,72 @@ def _verdict(pdf: _Doc, case: CaseReport) -> None:
     t, cc = case.total, case.counts
     n = cc.all + cc.hem
     pdf.font(10, bold=True)
-    line = (f"Blasts (ALL): {fmt_pct(cc)} of {n} classified cells" if n else
-            "Blasts (ALL): no cell could be classified")
+    line = f"Blasts (ALL): {fmt_pct(cc)} of {n} classified cells" if n else "Blasts (ALL): no cell could be classified"
     if cc.excluded:
         line += f" ({cc.excluded} excluded, not counted)"
     pdf.multi_cell(0, 6, pdf.t(line), new_x="LMARGIN", new_y="NEXT")
     if cc.pending:
         pdf.set_text_color(*_RED)
-        pdf.multi_cell(0, 6, pdf.t(f"INCOMPLETE: {cc.cells - cc.pending} of {cc.cells} images classified, "
-                                   f"{cc.pending} not classified (the run stopped before them)."),
-                       new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(
+            0,
+            6,
+            pdf.t(
+                f"INCOMPLETE: {cc.cells - cc.pending} of {cc.cells} images classified, "
+                f"{cc.pending} not classified (the run stopped before them)."
+            ),
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
         pdf.set_text_color(0, 0, 0)
     pdf.font(8.5)
     head = ("Folder", "Cells", "ALL", "HEM", "% blasts (95 % CI)", "Review open", "Errors", "QC", "Excluded")
     folders = case.folders if len(case.folders) > 1 else []
     body = []
     for s in folders:
-        body.append(("(case folder itself)" if s["folder"] == "." else s["folder"], s,
-                     case.folder_counts[s["folder"]], False))
+        body.append(
+            ("(case folder itself)" if s["folder"] == "." else s["folder"], s, case.folder_counts[s["folder"]], False)
+        )
     body.append(("Case total", t, cc, True))
     pdf.set_fill_color(255, 255, 255)
-    with pdf.table(col_widths=(40, 12, 12, 12, 40, 20, 14, 12, 18), text_align=("LEFT", *["RIGHT"] * 3, "LEFT",
-                   *["RIGHT"] * 4), line_height=5, headings_style=FontFace(emphasis="BOLD", fill_color=_GREY),
-                   first_row_as_headings=True) as table:
+    with pdf.table(
+        col_widths=(40, 12, 12, 12, 40, 20, 14, 12, 18),
+        text_align=("LEFT", *["RIGHT"] * 3, "LEFT", *["RIGHT"] * 4),
+        line_height=5,
+        headings_style=FontFace(emphasis="BOLD", fill_color=_GREY),
+        first_row_as_headings=True,
+    ) as table:
         table.row([pdf.t(h) for h in head])
         for name, _s, counts, bold in body:
             style = FontFace(emphasis="BOLD") if bold else None
-            table.row([pdf.t(name), str(counts.cells), str(counts.all), str(counts.hem),
-                       pdf.t(fmt_pct(counts, short=True)), str(counts.review_open), str(counts.errors),
-                       str(counts.qc), str(counts.excluded)],
-                      style=style)
+            table.row(
+                [
+                    pdf.t(name),
+                    str(counts.cells),
+                    str(counts.all),
+                    str(counts.hem),
+                    pdf.t(fmt_pct(counts, short=True)),
+                    str(counts.review_open),
+                    str(counts.errors),
+                    str(counts.qc),
+                    str(counts.excluded),
+                ],
+                style=style,
+            )
     pdf.font(8.5)
     reasons = t.get("error_reasons", "")
-    pdf.multi_cell(0, 4.5, pdf.t(
-        f"{case.qc_flagged} cell(s) failed the input quality check (the score means nothing for a not-a-cell "
-        f"image: excluded unless a reviewer labelled it ALL or HEM); {case.unreadable} file(s) could not be read"
-        + (f" ({reasons})" if reasons else "") + "."
-        + (f" Excluded from % blasts: {t.get('excluded_reasons')}." if cc.excluded else "")),
-        new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(
+        0,
+        4.5,
+        pdf.t(
+            f"{case.qc_flagged} cell(s) failed the input quality check (the score means nothing for a not-a-cell "
+            f"image: excluded unless a reviewer labelled it ALL or HEM); {case.unreadable} file(s) could not be read"
+            + (f" ({reasons})" if reasons else "")
+            + "."
+            + (f" Excluded from % blasts: {t.get('excluded_reasons')}." if cc.excluded else "")
+        ),
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
 
 
 def _review_bands(case: CaseReport, cards: Mapping[str, ModelCard]) -> list[tuple[float, float]]:
@@ -302,8 +336,10 @@ def _card_for(use: ModelUse, card: ModelCard | None) -> tuple[ModelCard | None, 
     if card is None or card.name != use.model:
         return None, "model card not found: its facts are not shown"
     if card.version and use.version and card.version != use.version:
-        return None, (f"the installed card of {card.name} is version {card.version}, the report's cells were "
-                      f"classified with version {use.version}: its facts are not shown")
+        return None, (
+            f"the installed card of {card.name} is version {card.version}, the report's cells were "
+            f"classified with version {use.version}: its facts are not shown"
+        )
     return card, ""
 
 
@@ -317,7 +353,10 @@ def _model(pdf: _Doc, case: CaseReport, cards: Mapping[str, ModelCard]) -> None:
         name = f"{card.display_name} ({use.model})" if card and card.display_name != use.model else use.model
         changed = "" if use.threshold == use.default_threshold else " (set by the user, not the card's)"
         pairs = [
-            ("Model", f"{name}, version {use.version or '?'}" + (f" - {use.cells} cells" if len(case.uses) > 1 else "")),
+            (
+                "Model",
+                f"{name}, version {use.version or '?'}" + (f" - {use.cells} cells" if len(case.uses) > 1 else ""),
+            ),
             ("Threshold", f"{use.threshold} used{changed}; card default {use.default_threshold or '?'}"),
             ("Run on", use.provider or "?"),
         ]
@@ -339,73 +378,6 @@ def _model(pdf: _Doc, case: CaseReport, cards: Mapping[str, ModelCard]) -> None:
         _key_values(pdf, [("Held-out test", " ".join(words) if words else "the card has no held-out results")])
 
 
-def _thumbnail(path: str):
-    """A ~96 px RGB thumbnail, or the reason it cannot be shown."""
-    try:
-        im = open_rgb(path)
-    except ImageDecodeError as exc:
-        return None, str(exc)
-    except (OSError, ValueError, MemoryError) as exc:
-        return None, str(exc) or type(exc).__name__
-    im.thumbnail((THUMB_PX, THUMB_PX))
-    return im, ""
-
-
-def _caption(r: Mapping[str, str]) -> tuple[str, str]:
-    """Two short lines under a thumbnail: the cell id (also in the CSV) and P(ALL); then the model's call,
-    the final call and who confirmed it ("-" when nobody has)."""
-    p = r.get("p_all", "")
-    cid = r.get("cell_id") or (r.get("sha256") or "")[:10] or (r.get("file") or Path(r.get("path", "")).name)
-    first = f"{cid} P{float(p):.2f}" if p else cid
-    call, final = r.get("prediction", "") or "?", r.get("final_label") or r.get("reviewed_label") or r.get("prediction")
-    who = r.get("reviewer") or "-"
-    return first, f"{call}>{final} {who}"
-
-
-def _thumbnails(pdf: _Doc, title: str, rows: list[dict[str, str]], cap: int | None = THUMB_CAP) -> None:
-    per_row = int((pdf.epw + _THUMB_GAP) // (_THUMB_MM + _THUMB_GAP))
-    step_y = _THUMB_MM + _CAPTION_MM + 2
-    pdf.heading(f"{title} ({len(rows)})", keep=step_y if rows else 5)
-    if not rows:
-        pdf.multi_cell(0, 5, "none", new_x="LMARGIN", new_y="NEXT")
-        return
-    shown = rows if cap is None else rows[:cap]
-    for i, r in enumerate(shown):
-        col = i % per_row
-        if col == 0:
-            if i:
-                pdf.set_y(pdf.get_y() + step_y)
-            pdf.need(step_y)
-        x, y = pdf.l_margin + col * (_THUMB_MM + _THUMB_GAP), pdf.get_y()
-        im, why = _thumbnail(r.get("path", ""))
-        if im is not None:
-            scale = _THUMB_MM / max(im.size)
-            w, h = im.size[0] * scale, im.size[1] * scale
-            pdf.image(im, x + (_THUMB_MM - w) / 2, y + (_THUMB_MM - h) / 2, w, h)
-        else:
-            pdf.set_draw_color(*_DARK)
-            pdf.set_dash_pattern(dash=1, gap=1)
-            pdf.rect(x, y, _THUMB_MM, _THUMB_MM)
-            pdf.set_dash_pattern()
-            pdf.set_draw_color(0, 0, 0)
-            pdf.font(6)
-            pdf.set_text_color(*_RED)
-            pdf.set_xy(x + 0.5, y + 6)
-            pdf.multi_cell(_THUMB_MM - 1, 2.6, pdf.t(f"image not available: {why}"), align="C")
-            pdf.set_text_color(0, 0, 0)
-        pdf.font(5.5)
-        first, second = _caption(r)
-        pdf.text(x, y + _THUMB_MM + 2.4, pdf.fit(first, _THUMB_MM))
-        flag = " QC" if r.get("qc") else ""
-        pdf.text(x, y + _THUMB_MM + 5, pdf.fit(second + flag, _THUMB_MM))
-        pdf.set_y(y)
-    pdf.set_xy(pdf.l_margin, pdf.get_y() + step_y)
-    if len(rows) > len(shown):
-        pdf.font(9, bold=True)
-        pdf.cell(0, 5, f"and {len(rows) - len(shown)} more (see the CSV report)", new_x="LMARGIN", new_y="NEXT")
-    pdf.font(9)
-
-
 def _case_pages(pdf: _Doc, case: CaseReport, meta: _Meta, cards: Mapping[str, ModelCard], new_page: bool = True) -> int:
     """Lay out one case from the top of a page; returns the number of its first page."""
     if new_page:
@@ -415,11 +387,15 @@ def _case_pages(pdf: _Doc, case: CaseReport, meta: _Meta, cards: Mapping[str, Mo
     _verdict(pdf, case)
     _histogram(pdf, case, cards)
     _model(pdf, case, cards)
-    _thumbnails(pdf, "Every cell counted as ALL (caption: cell id, P(ALL); model call > final call, who confirmed)",
-                case.blasts, cap=None)
-    _thumbnails(pdf, "Cells the reviewer overrode", case.overridden)
-    _thumbnails(pdf, "Cells excluded from % blasts (not a cell, artefact, failed quality check ...)", case.excluded)
-    _thumbnails(pdf, "Cells flagged for review", case.flagged)
+    cell_thumbnails(
+        pdf,
+        "Every cell counted as ALL (caption: cell id, P(ALL); model call > final call, who confirmed)",
+        case.blasts,
+        cap=None,
+    )
+    cell_thumbnails(pdf, "Cells the reviewer overrode", case.overridden)
+    cell_thumbnails(pdf, "Cells excluded from % blasts (not a cell, artefact, failed quality check ...)", case.excluded)
+    cell_thumbnails(pdf, "Cells flagged for review", case.flagged)
     _signature(pdf, meta)
     return first
 
@@ -435,8 +411,9 @@ def _signature(pdf: _Doc, meta: _Meta) -> None:
     if so.get("signed_off_by"):
         line = f"Reviewed by {so['signed_off_by']}, signed {local_time(so.get('signed_off_at'))}"
     else:
-        line = ("Reviewed by ______________________   signed ______________________   "
-                + ("(not signed off)" if meta.known else "(sign-off unknown: not in this CSV)"))
+        line = "Reviewed by ______________________   signed ______________________   " + (
+            "(not signed off)" if meta.known else "(sign-off unknown: not in this CSV)"
+        )
     pdf.multi_cell(0, 5, pdf.t(line), new_x="LMARGIN", new_y="NEXT")
     pdf.font(9)
 
@@ -452,27 +429,48 @@ def _overview(entries: list[tuple[CaseReport, _Meta, int]]):
         pdf.font(16, bold=True)
         pdf.cell(0, 9, f"LeukoScan case report: {len(entries)} cases", new_x="LMARGIN", new_y="NEXT")
         pdf.font(9)
-        pdf.multi_cell(0, 5, pdf.t(
-            "Every case is a separate sample with its own pages and its own % blasts; no figure in this document "
-            "pools the cells of different cases."), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(
+            0,
+            5,
+            pdf.t(
+                "Every case is a separate sample with its own pages and its own % blasts; no figure in this document "
+                "pools the cells of different cases."
+            ),
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
         pdf.ln(1)
         pdf.set_fill_color(255, 246, 214)
         pdf.font(8.5)
         pdf.multi_cell(0, 4.2, pdf.t(INTENDED_USE), border=1, fill=True, padding=_PAD, new_x="LMARGIN", new_y="NEXT")
         pdf.ln(3)
         pdf.set_fill_color(255, 255, 255)
-        with pdf.table(col_widths=(26, 52, 11, 36, 15, 35, 11), line_height=4.5, first_row_as_headings=True,
-                       text_align=("LEFT", "LEFT", "RIGHT", "LEFT", "RIGHT", "LEFT", "RIGHT"),
-                       headings_style=FontFace(emphasis="BOLD", fill_color=_GREY)) as table:
-            table.row(["Sample ID", "Case folder", "Cells", "% blasts (95 % CI)", "Review open", "Sign-off",
-                       "Page"])
+        with pdf.table(
+            col_widths=(26, 52, 11, 36, 15, 35, 11),
+            line_height=4.5,
+            first_row_as_headings=True,
+            text_align=("LEFT", "LEFT", "RIGHT", "LEFT", "RIGHT", "LEFT", "RIGHT"),
+            headings_style=FontFace(emphasis="BOLD", fill_color=_GREY),
+        ) as table:
+            table.row(["Sample ID", "Case folder", "Cells", "% blasts (95 % CI)", "Review open", "Sign-off", "Page"])
             for case, meta, page in entries:
                 t = case.total
-                signed = "not signed off" if signoff_text(meta.signoff) == NOT_SIGNED else \
-                    f"by {(meta.signoff or {}).get('signed_off_by', '?')}"
-                table.row([pdf.t(meta.sample_id or "not given"), pdf.t(case.root), t["cells"],
-                           pdf.t(fmt_pct(case.counts, short=True)), str(case.open_reviews),
-                           pdf.t(signed), str(page)])
+                signed = (
+                    "not signed off"
+                    if signoff_text(meta.signoff) == NOT_SIGNED
+                    else f"by {(meta.signoff or {}).get('signed_off_by', '?')}"
+                )
+                table.row(
+                    [
+                        pdf.t(meta.sample_id or "not given"),
+                        pdf.t(case.root),
+                        t["cells"],
+                        pdf.t(fmt_pct(case.counts, short=True)),
+                        str(case.open_reviews),
+                        pdf.t(signed),
+                        str(page),
+                    ]
+                )
 
     return render
 
@@ -488,9 +486,17 @@ def _cards_by_name(card) -> dict[str, ModelCard]:
     return {str(k): v for k, v in dict(card).items() if v is not None}
 
 
-def render_case_pdf(rows: Iterable[Mapping[str, str]], *, signoffs: Mapping[str, Mapping[str, Any]] | None = None,
-                    sample_ids: Mapping[str, str] | None = None, card=None, generated_at: datetime | None = None,
-                    fonts_found=None, search_fonts: bool = True, record_known: bool = True) -> bytes:
+def render_case_pdf(
+    rows: Iterable[Mapping[str, str]],
+    *,
+    signoffs: Mapping[str, Mapping[str, Any]] | None = None,
+    sample_ids: Mapping[str, str] | None = None,
+    card=None,
+    generated_at: datetime | None = None,
+    fonts_found=None,
+    search_fonts: bool = True,
+    record_known: bool = True,
+) -> bytes:
     """The PDF document's bytes (see :func:`write_case_pdf`).  ``record_known`` False: the source does not say
     the sample ids and sign-offs (a per-cell CSV without its summary): the PDF says "unknown (not in this CSV)"
     rather than asserting "not signed off" or "not given"."""
@@ -514,9 +520,16 @@ def render_case_pdf(rows: Iterable[Mapping[str, str]], *, signoffs: Mapping[str,
     return bytes(pdf.output())
 
 
-def write_case_pdf(path: str | Path, rows: Iterable[Mapping[str, str]], *,
-                   signoffs: Mapping[str, Mapping[str, Any]] | None = None, sample_ids: Mapping[str, str] | None = None,
-                   card=None, generated_at: datetime | None = None, record_known: bool = True) -> Path:
+def write_case_pdf(
+    path: str | Path,
+    rows: Iterable[Mapping[str, str]],
+    *,
+    signoffs: Mapping[str, Mapping[str, Any]] | None = None,
+    sample_ids: Mapping[str, str] | None = None,
+    card=None,
+    generated_at: datetime | None = None,
+    record_known: bool = True,
+) -> Path:
     """Write the case report of ``rows`` (per-cell rows as :func:`engine.report.read_cell_report` gives them).
 
     ``signoffs`` and ``sample_ids`` are keyed by case root (the rows' ``root``); a signoff is a dict with
@@ -524,8 +537,9 @@ def write_case_pdf(path: str | Path, rows: Iterable[Mapping[str, str]], *,
     signed off".  ``card``: a :class:`ModelCard` or a mapping name -> card; a case's model facts are shown only
     from the card of the rows' ``model`` (and version).  The file is replaced atomically.  Returns the path.
     """
-    data = render_case_pdf(rows, signoffs=signoffs, sample_ids=sample_ids, card=card, generated_at=generated_at,
-                           record_known=record_known)
+    data = render_case_pdf(
+        rows, signoffs=signoffs, sample_ids=sample_ids, card=card, generated_at=generated_at, record_known=record_known
+    )
     with atomic_open(path, public=True, mode="wb") as fh:  # a report: ordinary permissions, like the CSVs
         fh.write(data)
     return Path(path)

@@ -364,8 +364,18 @@ def classify(
 
 def _result(idx: int, it: ScanItem, ld: _Loaded, pred: Prediction | None, r: int | None) -> CellResult:
     def result(status: CellStatus, error: str, p_all: float | None = None, **more: Any) -> CellResult:
-        return CellResult(index=idx, path=it.path, root=it.root, folder=it.folder, file=it.path.name,
-                          sha256=ld.sha256, status=status, error=error, p_all=p_all, **more)
+        return CellResult(
+            index=idx,
+            path=it.path,
+            root=it.root,
+            folder=it.folder,
+            file=it.path.name,
+            sha256=ld.sha256,
+            status=status,
+            error=error,
+            p_all=p_all,
+            **more,
+        )
 
     if ld.error or pred is None or r is None:
         return result(CellStatus.ERROR, ld.error or "not classified")
@@ -373,5 +383,4 @@ def _result(idx: int, it: ScanItem, ld: _Loaded, pred: Prediction | None, r: int
     member_p = {name: float(v[r]) for name, v in pred.member_p.items()}
     if not math.isfinite(p) or not all(math.isfinite(v) for v in member_p.values()):
         return result(CellStatus.ERROR, NON_FINITE)
-    return result(CellStatus.OK, "", p, member_p=member_p, members_disagree=bool(pred.members_disagree[r]),
-                  qc=ld.qc)
+    return result(CellStatus.OK, "", p, member_p=member_p, members_disagree=bool(pred.members_disagree[r]), qc=ld.qc)

@@ -85,9 +85,7 @@ class Preprocessing:
         if self.crop_mode == "centroid" and not (isinstance(self.window_px, int) and 16 <= self.window_px <= 4096):
             raise ValueError(f"crop_mode 'centroid' needs window_px in [16, 4096], got {self.window_px!r}")
         if self.resize_filter not in RESIZE_FILTERS:
-            raise ValueError(
-                f"unknown resize_filter {self.resize_filter!r}; use one of {sorted(RESIZE_FILTERS)}"
-            )
+            raise ValueError(f"unknown resize_filter {self.resize_filter!r}; use one of {sorted(RESIZE_FILTERS)}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], height: int, width: int) -> Preprocessing:

@@ -104,8 +104,12 @@ class Registry:
             bad = [m for m in card.members if m not in cards or cards[m].is_ensemble]
             if bad:
                 why = "; ".join(
-                    f"member '{m}' " + ("is itself an ensemble" if m in cards else "is not a valid registered model"
-                                        + (f" ({by_name[m]})" if m in by_name else ""))
+                    f"member '{m}' "
+                    + (
+                        "is itself an ensemble"
+                        if m in cards
+                        else "is not a valid registered model" + (f" ({by_name[m]})" if m in by_name else "")
+                    )
                     for m in bad
                 )
                 problem(name, f"{card.path}: ensemble '{name}' unusable: {why}")
@@ -247,7 +251,7 @@ def describe_metrics(card: ModelCard, limit: int = 5, data_chars: int | None = 6
             parts.append("on " + " ".join(bits))
     elif isinstance(data, str):
         short = data_chars is None or len(data) <= data_chars
-        parts.append("on " + (data if short or data_chars is None else data[:data_chars - 1].rstrip() + "…"))
+        parts.append("on " + (data if short or data_chars is None else data[: data_chars - 1].rstrip() + "…"))
     if not parts and isinstance(m.get("note"), str):
         parts.append(m["note"])
     return " ".join(parts) or "no validation metrics in the card"

@@ -152,8 +152,9 @@ def cell_row(
     thr = case_rules.threshold_in_use(classifier.threshold, threshold)
     ok = result.status == CellStatus.OK
     qc = result.qc if ok else ""
-    prediction, flagged = decide(result.p_all if ok else None, thr, classifier.review_margin,
-                                 result.members_disagree, qc)
+    prediction, flagged = decide(
+        result.p_all if ok else None, thr, classifier.review_margin, result.members_disagree, qc
+    )
     if review is not None and not ok:
         review = None  # a file that could not be classified cannot carry a review label
     row = {
@@ -185,15 +186,32 @@ def cell_row(
     return row
 
 
-def pending_row(path: str | Path, root: str | Path, folder: str, file: str, classifier: ReportedModel,
-                threshold: float | None = None) -> dict[str, str]:
+def pending_row(
+    path: str | Path,
+    root: str | Path,
+    folder: str,
+    file: str,
+    classifier: ReportedModel,
+    threshold: float | None = None,
+) -> dict[str, str]:
     """The report row of an image that was found but not classified (the run stopped before it)."""
     thr = case_rules.threshold_in_use(classifier.threshold, threshold)
     row = {c: "" for c in CELL_COLUMNS}
-    row.update({"path": str(path), "folder": folder, "file": file, "status": PENDING_STATUS,
-                "error": "not classified (the run stopped before this image)", "flagged": "false",
-                "model": classifier.name, "model_version": classifier.version, "threshold": fmt_threshold(thr),
-                "default_threshold": fmt_threshold(classifier.threshold), "root": str(root)})
+    row.update(
+        {
+            "path": str(path),
+            "folder": folder,
+            "file": file,
+            "status": PENDING_STATUS,
+            "error": "not classified (the run stopped before this image)",
+            "flagged": "false",
+            "model": classifier.name,
+            "model_version": classifier.version,
+            "threshold": fmt_threshold(thr),
+            "default_threshold": fmt_threshold(classifier.threshold),
+            "root": str(root),
+        }
+    )
     return row
 
 
@@ -218,7 +236,7 @@ def _signoff_basis(so) -> str:
 
 
 def signoff_check(so, rows: Iterable[Mapping[str, str]]) -> str:
-    """"" when a case's sign-off covered exactly the images of ``rows`` (all rows of that root), else what
+    """ "" when a case's sign-off covered exactly the images of ``rows`` (all rows of that root), else what
     differs (:func:`engine.case.rules.signoff_mismatch`)."""
     return case_rules.signoff_mismatch(_signoff_basis(so), (r.get("sha256", "") for r in rows)) if so else ""
 
@@ -230,8 +248,11 @@ def _signoff_fields(so) -> tuple[str, str, str]:
         return "", "", ""
     if isinstance(so, Mapping):
         get = so.get
-        return (str(get("by", get("signed_off_by")) or ""), str(get("at", get("signed_off_at")) or ""),
-                str(get("comment") or ""))
+        return (
+            str(get("by", get("signed_off_by")) or ""),
+            str(get("at", get("signed_off_at")) or ""),
+            str(get("comment") or ""),
+        )
     return str(getattr(so, "by", "") or ""), str(getattr(so, "at", "") or ""), str(getattr(so, "comment", "") or "")
 
 
@@ -249,8 +270,14 @@ def count_row(cc: CaseCounts, r: Mapping[str, str]) -> None:
         return
     reviewed = r.get("reviewed_label") or ""
     label = case_rules.final_label(r.get("prediction") or None, reviewed or None, r.get("qc") or "")
-    cc.add(CellStatus.OK if ok else CellStatus.ERROR, label, row_flagged(r), bool(reviewed), bool(r.get("qc")),
-           case_rules.overridden(reviewed, r.get("review_model_label") or r.get("prediction")))
+    cc.add(
+        CellStatus.OK if ok else CellStatus.ERROR,
+        label,
+        row_flagged(r),
+        bool(reviewed),
+        bool(r.get("qc")),
+        case_rules.overridden(reviewed, r.get("review_model_label") or r.get("prediction")),
+    )
 
 
 def count_rows(rows: Iterable[Mapping[str, str]], name: str = ".") -> CaseCounts:
@@ -281,8 +308,11 @@ def reasons_text(counts: Counter[str]) -> str:
     return "; ".join(f"{why}: {n}" for why, n in counts.most_common())
 
 
-def summarize(rows: Iterable[Mapping[str, str]], signoffs: Mapping[str, object] | None = None,
-              sample_ids: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+def summarize(
+    rows: Iterable[Mapping[str, str]],
+    signoffs: Mapping[str, object] | None = None,
+    sample_ids: Mapping[str, str] | None = None,
+) -> list[dict[str, str]]:
     """One row per (root, folder) in first-seen order, counted by the one case rule
     (:func:`count_row`): labels follow ``final_label``; ``review_open`` = flagged and
     not reviewed yet (what the window shows), ``flagged`` = every flagged cell; ``overridden`` = the
@@ -375,8 +405,9 @@ def _write_rows(fh, columns: Sequence[str], rows: Iterable[Mapping[str, str]]) -
         w.writerow({k: neutralise(v) for k, v in r.items()})
 
 
-def write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Mapping[str, str]], *,
-              bom: bool = False) -> Path:
+def write_csv(
+    path: str | Path, columns: Sequence[str], rows: Iterable[Mapping[str, str]], *, bom: bool = False
+) -> Path:
     """The atomic, formula-neutralising CSV writer every report goes through (also the review history of
     :mod:`engine.case.export`).  Returns the path."""
     # backslashreplace: a file name that is not valid UTF-8 (possible on Linux) is written as
@@ -396,8 +427,9 @@ def write_cell_report_stream(stream: BinaryIO, rows: Sequence[Mapping[str, str]]
     """The per-cell report as bytes on ``stream`` (``leukoscan-cli --out -``: stdout), the same bytes as the
     file :func:`write_cell_report` writes, whatever the console's own encoding is."""
     rows = list(rows)
-    text = io.TextIOWrapper(stream, encoding=csv_encoding(bom), errors="backslashreplace", newline="",
-                            write_through=True)
+    text = io.TextIOWrapper(
+        stream, encoding=csv_encoding(bom), errors="backslashreplace", newline="", write_through=True
+    )
     try:
         _write_rows(text, cell_columns(rows), rows)
         text.flush()

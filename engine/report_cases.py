@@ -65,8 +65,9 @@ class CaseReport:
 def is_overridden(r: Mapping[str, str]) -> bool:
     """The reviewer set another class than the model gave *when the review was made* (the case rule;
     reports written before ``review_model_label`` existed fall back to the prediction)."""
-    return r.get("status") == CellStatus.OK and overridden(r.get("reviewed_label"),
-                                                  r.get("review_model_label") or r.get("prediction"))
+    return r.get("status") == CellStatus.OK and overridden(
+        r.get("reviewed_label"), r.get("review_model_label") or r.get("prediction")
+    )
 
 
 def _p(r: Mapping[str, str]) -> float | None:
@@ -81,8 +82,16 @@ def case_of(root: str, rows: list[dict[str, str]]) -> CaseReport:
     by_folder: dict[str, list[dict[str, str]]] = {}
     for r in rows:
         by_folder.setdefault(r.get("folder", "."), []).append(r)
-    uses = Counter((r.get("model", ""), r.get("model_version", ""), r.get("threshold", ""),
-                    r.get("default_threshold", ""), r.get("provider", "")) for r in ok)
+    uses = Counter(
+        (
+            r.get("model", ""),
+            r.get("model_version", ""),
+            r.get("threshold", ""),
+            r.get("default_threshold", ""),
+            r.get("provider", ""),
+        )
+        for r in ok
+    )
     overridden = [r for r in ok if is_overridden(r)]
     return CaseReport(
         root=root,
@@ -97,8 +106,12 @@ def case_of(root: str, rows: list[dict[str, str]]) -> CaseReport:
         p_all=[p for p in map(_p, ok) if p is not None],
         overridden=overridden,
         flagged=[r for r in ok if row_flagged(r) and not is_overridden(r)],
-        blasts=[r for r in ok if label_class(final_label(r.get("prediction") or None, r.get("reviewed_label") or None,
-                                                         r.get("qc") or "")) == "ALL"],
+        blasts=[
+            r
+            for r in ok
+            if label_class(final_label(r.get("prediction") or None, r.get("reviewed_label") or None, r.get("qc") or ""))
+            == "ALL"
+        ],
         excluded=[r for r in ok if excluded_reason_of(r)],
     )
 

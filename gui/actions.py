@@ -36,68 +36,227 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("open", "&Open folder…", lambda w: partial(w.opener.open_dialog, w), (SK.Open,),
-            "Open a case folder (all images in it and its sub-folders)"),
-    Command("open_files", "Open &images…", lambda w: partial(w.opener.open_files_dialog, w), ("Ctrl+Shift+O",),
-            "Open single image files"),
-    Command("open_store", "Open case &store…", lambda w: partial(w.opener.open_store_dialog, w), ("Ctrl+Alt+O",),
-            "Open a case store (.leukoscan; .db too) written by the app or by leukoscan-cli classify --store: its "
-            "results and reviews, without classifying again"),
-    Command("find_record", "&Find case record…", lambda w: partial(w.opener.find_record_dialog, w), ("Ctrl+Shift+F",),
-            "Open the case record of a sample id or a folder (its reviews and sign-off)"),
-    Command("sample_id", "Case/sample &ID…", lambda w: w.case_actions.edit_sample_id, ("Ctrl+Shift+I",),
-            "The sample or case id of the current case (used in the title and reports)"),
-    Command("export", "&Export report…", lambda w: w.exports.csv_dialog, ("Ctrl+E",),
-            "Write the per-cell CSV (with review columns), the summary CSV and the review history"),
-    Command("export_pdf", "Export &PDF report…", lambda w: w.exports.pdf_dialog, ("Ctrl+P",),
-            "A printable case report: verdict with its 95% interval, histogram, model, overridden and flagged cells"),
+    Command(
+        "open",
+        "&Open folder…",
+        lambda w: partial(w.opener.open_dialog, w),
+        (SK.Open,),
+        "Open a case folder (all images in it and its sub-folders)",
+    ),
+    Command(
+        "open_files",
+        "Open &images…",
+        lambda w: partial(w.opener.open_files_dialog, w),
+        ("Ctrl+Shift+O",),
+        "Open single image files",
+    ),
+    Command(
+        "open_store",
+        "Open case &store…",
+        lambda w: partial(w.opener.open_store_dialog, w),
+        ("Ctrl+Alt+O",),
+        "Open a case store (.leukoscan; .db too) written by the app or by leukoscan-cli classify --store: its "
+        "results and reviews, without classifying again",
+    ),
+    Command(
+        "find_record",
+        "&Find case record…",
+        lambda w: partial(w.opener.find_record_dialog, w),
+        ("Ctrl+Shift+F",),
+        "Open the case record of a sample id or a folder (its reviews and sign-off)",
+    ),
+    Command(
+        "sample_id",
+        "Case/sample &ID…",
+        lambda w: w.case_actions.edit_sample_id,
+        ("Ctrl+Shift+I",),
+        "The sample or case id of the current case (used in the title and reports)",
+    ),
+    Command(
+        "export",
+        "&Export report…",
+        lambda w: w.exports.csv_dialog,
+        ("Ctrl+E",),
+        "Write the per-cell CSV (with review columns), the summary CSV and the review history",
+    ),
+    Command(
+        "export_pdf",
+        "Export &PDF report…",
+        lambda w: w.exports.pdf_dialog,
+        ("Ctrl+P",),
+        "A printable case report: verdict with its 95% interval, histogram, model, overridden and flagged cells",
+    ),
     Command("close_cases", "&Close all cases", lambda w: w.opener.close_cases, ("Ctrl+W",), "Remove all opened cases"),
     Command("settings", "&Settings…", lambda w: w.settings_dialog, ("Ctrl+,", SK.Preferences), "Settings"),
     Command("quit", "&Quit", lambda w: w.close, (SK.Quit,), "Quit"),
-    Command("all", "Label &ALL", lambda w: partial(w.reviews.review, "ALL"), ("A",), "Label the selected cells ALL",
-            on_cells=True),
-    Command("hem", "Label &HEM", lambda w: partial(w.reviews.review, "HEM"), ("H",), "Label the selected cells HEM",
-            on_cells=True),
-    Command("accept", "A&ccept model class", lambda w: partial(w.reviews.review, ReviewCommand.ACCEPT), ("Space",),
-            "Accept the model's class for the selected cells (bulk accept: select many)", on_cells=True),
-    Command("exclude", "E&xclude from % blasts…", lambda w: w.reviews.exclude, ("X",),
-            "Not a cell, artefact, smudge, duplicate: the selected cells stop counting (a reason is asked)",
-            on_cells=True),
-    Command("clear", "Clear &review", lambda w: partial(w.reviews.review, ReviewCommand.CLEAR), ("U",),
-            "Remove the review of the selected cells", on_cells=True),
-    Command("undo", "&Undo review", lambda w: w.reviews.undo, (SK.Undo,), "Undo the last review action (a bulk action is one step)",
-            enabled=False),
-    Command("redo", "&Redo review", lambda w: w.reviews.redo, ("Ctrl+Shift+Z", SK.Redo), "Redo the review action undone",
-            enabled=False),
-    Command("next", "&Next cell with an open review", lambda w: w.reviews.next_open, ("N",),
-            "Select the next flagged cell that nobody has reviewed yet"),
-    Command("prev", "&Previous cell with an open review", lambda w: partial(w.reviews.next_open, backwards=True), ("Shift+N",),
-            "Select the previous flagged cell that nobody has reviewed yet"),
-    Command("flagged", "Review &flagged cells", lambda w: w.set_flagged_mode, ("F",),
-            "Walk what is left before sign-off (flagged cells not reviewed, ALL calls not confirmed): each label "
-            "moves to the next", checkable=True),
-    Command("compare", "C&ompare selected", lambda w: w.compare_selected, ("C",),
-            "Show 2-4 selected cells side by side at the same scale"),
-    Command("sign_off", "&Sign off case…", lambda w: w.case_actions.sign_off, ("Ctrl+Return",),
-            "Sign the current case off once no flagged cell is left unreviewed (locks its reviews)"),
-    Command("reopen", "Re&open case…", lambda w: w.case_actions.reopen, ("Ctrl+Shift+Return",),
-            "Reopen a signed-off case to change its reviews (asks for a reason, logged)"),
-    Command("cancel", "&Cancel classification", lambda w: w.run_panel.cancel, ("Esc",),
-            "Stop the running classification", enabled=False),
-    Command("resume", "Classify &remaining", lambda w: w.run_panel.classify_remaining, ("Ctrl+R",),
-            "Classify the cells a cancelled run did not reach"),
-    Command("model_info", "Model &card…", lambda w: w.show_model_info, ("Ctrl+I",),
-            "Version, validation metrics, threshold and provenance of the model"),
+    Command(
+        "all",
+        "Label &ALL",
+        lambda w: partial(w.reviews.review, "ALL"),
+        ("A",),
+        "Label the selected cells ALL",
+        on_cells=True,
+    ),
+    Command(
+        "hem",
+        "Label &HEM",
+        lambda w: partial(w.reviews.review, "HEM"),
+        ("H",),
+        "Label the selected cells HEM",
+        on_cells=True,
+    ),
+    Command(
+        "accept",
+        "A&ccept model class",
+        lambda w: partial(w.reviews.review, ReviewCommand.ACCEPT),
+        ("Space",),
+        "Accept the model's class for the selected cells (bulk accept: select many)",
+        on_cells=True,
+    ),
+    Command(
+        "exclude",
+        "E&xclude from % blasts…",
+        lambda w: w.reviews.exclude,
+        ("X",),
+        "Not a cell, artefact, smudge, duplicate: the selected cells stop counting (a reason is asked)",
+        on_cells=True,
+    ),
+    Command(
+        "clear",
+        "Clear &review",
+        lambda w: partial(w.reviews.review, ReviewCommand.CLEAR),
+        ("U",),
+        "Remove the review of the selected cells",
+        on_cells=True,
+    ),
+    Command(
+        "undo",
+        "&Undo review",
+        lambda w: w.reviews.undo,
+        (SK.Undo,),
+        "Undo the last review action (a bulk action is one step)",
+        enabled=False,
+    ),
+    Command(
+        "redo",
+        "&Redo review",
+        lambda w: w.reviews.redo,
+        ("Ctrl+Shift+Z", SK.Redo),
+        "Redo the review action undone",
+        enabled=False,
+    ),
+    Command(
+        "next",
+        "&Next cell with an open review",
+        lambda w: w.reviews.next_open,
+        ("N",),
+        "Select the next flagged cell that nobody has reviewed yet",
+    ),
+    Command(
+        "prev",
+        "&Previous cell with an open review",
+        lambda w: partial(w.reviews.next_open, backwards=True),
+        ("Shift+N",),
+        "Select the previous flagged cell that nobody has reviewed yet",
+    ),
+    Command(
+        "flagged",
+        "Review &flagged cells",
+        lambda w: w.set_flagged_mode,
+        ("F",),
+        "Walk what is left before sign-off (flagged cells not reviewed, ALL calls not confirmed): each label "
+        "moves to the next",
+        checkable=True,
+    ),
+    Command(
+        "compare",
+        "C&ompare selected",
+        lambda w: w.compare_selected,
+        ("C",),
+        "Show 2-4 selected cells side by side at the same scale",
+    ),
+    Command(
+        "sign_off",
+        "&Sign off case…",
+        lambda w: w.case_actions.sign_off,
+        ("Ctrl+Return",),
+        "Sign the current case off once no flagged cell is left unreviewed (locks its reviews)",
+    ),
+    Command(
+        "reopen",
+        "Re&open case…",
+        lambda w: w.case_actions.reopen,
+        ("Ctrl+Shift+Return",),
+        "Reopen a signed-off case to change its reviews (asks for a reason, logged)",
+    ),
+    Command(
+        "cancel",
+        "&Cancel classification",
+        lambda w: w.run_panel.cancel,
+        ("Esc",),
+        "Stop the running classification",
+        enabled=False,
+    ),
+    Command(
+        "resume",
+        "Classify &remaining",
+        lambda w: w.run_panel.classify_remaining,
+        ("Ctrl+R",),
+        "Classify the cells a cancelled run did not reach",
+    ),
+    Command(
+        "model_info",
+        "Model &card…",
+        lambda w: w.show_model_info,
+        ("Ctrl+I",),
+        "Version, validation metrics, threshold and provenance of the model",
+    ),
     Command("reload_models", "Re&load models", lambda w: w.model_chooser.reload, (), "Re-read the model folders"),
     Command("shortcuts", "&Keyboard shortcuts", lambda w: w.prompts.show_shortcuts, ("F1",), "This list"),
     Command("about", "&About LeukoScan", lambda w: w.show_about),
 )
 
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("&File", ("open", "open_files", "open_store", "find_record", "@recent", "-", "sample_id", "export", "export_pdf", "close_cases",
-               "-", "settings", "-", "quit")),
-    ("&Review", ("all", "hem", "accept", "exclude", "clear", "-", "undo", "redo", "-", "next", "prev", "flagged", "compare", "-",
-                 "sign_off", "reopen")),
+    (
+        "&File",
+        (
+            "open",
+            "open_files",
+            "open_store",
+            "find_record",
+            "@recent",
+            "-",
+            "sample_id",
+            "export",
+            "export_pdf",
+            "close_cases",
+            "-",
+            "settings",
+            "-",
+            "quit",
+        ),
+    ),
+    (
+        "&Review",
+        (
+            "all",
+            "hem",
+            "accept",
+            "exclude",
+            "clear",
+            "-",
+            "undo",
+            "redo",
+            "-",
+            "next",
+            "prev",
+            "flagged",
+            "compare",
+            "-",
+            "sign_off",
+            "reopen",
+        ),
+    ),
     ("&Classification", ("cancel", "resume", "-", "model_info", "reload_models")),
     ("&Help", ("shortcuts", "about")),
 )
@@ -170,7 +329,8 @@ def cell_menu(view, pos, actions: dict[str, QAction], current_cell: Callable) ->
     idx = view.indexAt(pos)
     if idx.isValid() and not view.selectionModel().isSelected(idx):
         view.selectionModel().setCurrentIndex(
-            idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+            idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )
     m = QMenu(view)
     for name in ("all", "hem", "accept", "clear", "-", "next", "compare"):
         if name == "-":
@@ -193,7 +353,8 @@ def shortcut_rows() -> list[tuple[str, str]]:
         if seqs:
             keys = " / ".join(s.toString(QKeySequence.SequenceFormat.NativeText) for s in seqs)
             rows.append((keys, c.help or c.tip or c.text.replace("&", "")))
-    rows.append(("+ / - / 0", "Zoom in / out / fit in the preview (once clicked); wheel zooms, drag pans, "
-                 "double-click fits"))
+    rows.append(
+        ("+ / - / 0", "Zoom in / out / fit in the preview (once clicked); wheel zooms, drag pans, double-click fits")
+    )
     rows.append(("← → ↑ ↓", "Move between cells (Shift/Ctrl to select several; Ctrl+A selects all shown)"))
     return rows

@@ -31,12 +31,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="leukoscan",
         description="LeukoScan desktop app: classify folders of single-cell images (ALL vs HEM), review, "
-                    "export a CSV report. Research tool, not a diagnostic device.")
+        "export a CSV report. Research tool, not a diagnostic device.",
+    )
     ap.add_argument("paths", nargs="*", help="case folders (or images) to open and classify at start")
     ap.add_argument("--model", help="model name to use (see the model menu), e.g. ensemble")
-    ap.add_argument("--models-dir", action="append", default=[], metavar="DIR",
-                    help="also read models from this folder, after the bundled and user model folders (repeatable; "
-                         "as in leukoscan-cli)")
+    ap.add_argument(
+        "--models-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also read models from this folder, after the bundled and user model folders (repeatable; "
+        "as in leukoscan-cli)",
+    )
     ap.add_argument("--no-restore", action="store_true", help="do not offer to restore an autosaved session")
     ap.add_argument("--self-test", action="store_true", help="run the headless self-test and exit")
     ap.add_argument("--version", action="store_true", help="print the version and exit")
@@ -114,14 +120,18 @@ def install_excepthook(win, log_file) -> None:
     shown = []
 
     def hook(etype, value, tb):
-        logging.getLogger("leukoscan").error("unexpected error:\n%s", "".join(traceback.format_exception(etype, value, tb)))
+        logging.getLogger("leukoscan").error(
+            "unexpected error:\n%s", "".join(traceback.format_exception(etype, value, tb))
+        )
         sys.__excepthook__(etype, value, tb)
         if not shown:
             shown.append(True)
             where = f"\n\nDetails were written to {log_file}." if log_file else ""
-            win.prompts.show_message("Unexpected error",
-                                     f"LeukoScan hit an unexpected error: {etype.__name__}: {value}.{where}\n\n"
-                                     "Your reviews are autosaved. Export your report, then restart LeukoScan.")
+            win.prompts.show_message(
+                "Unexpected error",
+                f"LeukoScan hit an unexpected error: {etype.__name__}: {value}.{where}\n\n"
+                "Your reviews are autosaved. Export your report, then restart LeukoScan.",
+            )
 
     sys.excepthook = hook
 

@@ -23,6 +23,7 @@ def neutral_selection(view) -> None:
         pal.setColor(group, QPalette.ColorRole.HighlightedText, QColor("#ffffff"))
     view.setPalette(pal)
 
+
 SELECT = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
 TABLE_WIDTHS = (150, 120, 90, 50, 58, 92, 70, 46, 90)  # File ... Reviewer: Error (last, stretched) stays in view
 

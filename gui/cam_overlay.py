@@ -114,8 +114,9 @@ class CamOverlay(QObject):
             return
         self.status.emit("Computing what the model looked at…")
         path = cell.path
-        self._task = self._runner.start(lambda _state: cell_cam(clf, path), on_result=partial(self._deliver, cell.key),
-                                        on_error=self._failed)
+        self._task = self._runner.start(
+            lambda _state: cell_cam(clf, path), on_result=partial(self._deliver, cell.key), on_error=self._failed
+        )
 
     def _failed(self, exc: BaseException) -> None:
         """A file gone or unreadable, a model without the output: say why."""
@@ -126,8 +127,11 @@ class CamOverlay(QObject):
         self._task = None
         img = cam_image(result.values, result.scale)
         h, w = result.resolution
-        legend = (f"Red: pushed towards ALL, blue: towards HEM ({result.model}; a {h}×{w} map"
-                  + (", coarse" if h * w < 100 else "") + ").")
+        legend = (
+            f"Red: pushed towards ALL, blue: towards HEM ({result.model}; a {h}×{w} map"
+            + (", coarse" if h * w < 100 else "")
+            + ")."
+        )
         self._cache[(result.model, key)] = (img, legend)
         while len(self._cache) > CACHE:
             self._cache.popitem(last=False)

@@ -64,8 +64,11 @@ class DonorChartView(QWidget):
         self._hits = []
         if not self.chart:
             p.setPen(fg)
-            p.drawText(QRectF(0, 0, W, H), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                       "This card has no per-donor numbers.")
+            p.drawText(
+                QRectF(0, 0, W, H),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                "This card has no per-donor numbers.",
+            )
             p.end()
             return
         healthy, patients = self.chart.healthy, self.chart.patients
@@ -77,18 +80,23 @@ class DonorChartView(QWidget):
         bw = plot.width() / max(n, 1)
         # title and legend
         p.setPen(fg)
-        p.drawText(QRectF(0, 0, W, lh + 2), Qt.AlignmentFlag.AlignCenter,
-                   "Share of each donor's cells called right")
+        p.drawText(QRectF(0, 0, W, lh + 2), Qt.AlignmentFlag.AlignCenter, "Share of each donor's cells called right")
         self._legend(p, QPointF(plot.left(), lh + 3), lh, fg)
         # grid: 0, one half (below it the whole case is called wrong), 1
         for v in (0.0, 0.5, 1.0):
             y = plot.bottom() - plot.height() * v
-            p.setPen(QPen(_mix(fg, 70) if v != 0.5 else ALL_COLOR, 1,
-                          Qt.PenStyle.DashLine if v == 0.5 else Qt.PenStyle.SolidLine))
+            p.setPen(
+                QPen(
+                    _mix(fg, 70) if v != 0.5 else ALL_COLOR,
+                    1,
+                    Qt.PenStyle.DashLine if v == 0.5 else Qt.PenStyle.SolidLine,
+                )
+            )
             p.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
             p.setPen(fg)
-            p.drawText(QRectF(0, y - lh / 2, 30, lh), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                       f"{v:g}")
+            p.drawText(
+                QRectF(0, y - lh / 2, 30, lh), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{v:g}"
+            )
         x = plot.left()
         for group, color, name in ((healthy, HEM_COLOR, "healthy donors"), (patients, ALL_COLOR, "patients with ALL")):
             if not group:
@@ -104,8 +112,9 @@ class DonorChartView(QWidget):
                 p.drawRect(r)
                 if bw >= fm.horizontalAdvance("0.00") + 6:
                     p.setPen(fg)
-                    p.drawText(QRectF(x, r.top() - lh - 1, bw, lh), Qt.AlignmentFlag.AlignCenter,
-                               f"{b.share_right:.2f}")
+                    p.drawText(
+                        QRectF(x, r.top() - lh - 1, bw, lh), Qt.AlignmentFlag.AlignCenter, f"{b.share_right:.2f}"
+                    )
                 if b.baseline is not None:  # cell size alone on this donor: the bar to beat
                     yb = plot.bottom() - plot.height() * max(0.0, min(1.0, b.baseline))
                     p.setPen(QPen(fg, 2.5))
@@ -122,18 +131,28 @@ class DonorChartView(QWidget):
                     p.restore()
                 else:
                     p.drawText(QRectF(x, plot.bottom() + 2, bw, lh), Qt.AlignmentFlag.AlignCenter, b.donor)
-                seen = {True: "in the shipped model's training", False: "never seen by the shipped model",
-                        None: "not stated in the card"}[b.seen_in_training]
+                seen = {
+                    True: "in the shipped model's training",
+                    False: "never seen by the shipped model",
+                    None: "not stated in the card",
+                }[b.seen_in_training]
                 if b.baseline is not None:
                     seen += f"; cell size alone: {b.baseline:.2f}"
                 what = "called HEM (normal)" if b.cls == "HEM" else "called ALL"
-                self._hits.append((QRectF(x, plot.top(), bw, plot.height() + label_h),
-                                   f"{'Healthy donor' if b.cls == 'HEM' else 'Patient'} {b.donor}: "
-                                   f"{b.share_right:.2f} of {b.n_cells} cells {what}; {seen}"))
+                self._hits.append(
+                    (
+                        QRectF(x, plot.top(), bw, plot.height() + label_h),
+                        f"{'Healthy donor' if b.cls == 'HEM' else 'Patient'} {b.donor}: "
+                        f"{b.share_right:.2f} of {b.n_cells} cells {what}; {seen}",
+                    )
+                )
                 x += bw
             p.setPen(_mix(fg, 200))
-            p.drawText(QRectF(gx, plot.top() - 2 * lh - 2, x - gx, lh), Qt.AlignmentFlag.AlignCenter,
-                       f"{name} ({len(group)})" if x - gx > fm.horizontalAdvance(name) else f"{len(group)}")
+            p.drawText(
+                QRectF(gx, plot.top() - 2 * lh - 2, x - gx, lh),
+                Qt.AlignmentFlag.AlignCenter,
+                f"{name} ({len(group)})" if x - gx > fm.horizontalAdvance(name) else f"{len(group)}",
+            )
             x += bw * gap
         p.end()
 
@@ -212,25 +231,35 @@ class ReliabilityView(QWidget):
         p.drawLine(plot.bottomLeft(), plot.topRight())
         p.setPen(fg)
         for v in (0.0, 0.5, 1.0):
-            p.drawText(QRectF(plot.left() + side * v - 20, plot.bottom() + 2, 40, lh), Qt.AlignmentFlag.AlignCenter,
-                       f"{v:g}")
-            p.drawText(QRectF(plot.left() - 34, plot.bottom() - side * v - lh / 2, 30, lh),
-                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{v:g}")
-        p.drawText(QRectF(plot.left(), plot.bottom() + lh + 2, side, lh), Qt.AlignmentFlag.AlignCenter,
-                   "predicted P(ALL)")
+            p.drawText(
+                QRectF(plot.left() + side * v - 20, plot.bottom() + 2, 40, lh), Qt.AlignmentFlag.AlignCenter, f"{v:g}"
+            )
+            p.drawText(
+                QRectF(plot.left() - 34, plot.bottom() - side * v - lh / 2, 30, lh),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                f"{v:g}",
+            )
+        p.drawText(
+            QRectF(plot.left(), plot.bottom() + lh + 2, side, lh), Qt.AlignmentFlag.AlignCenter, "predicted P(ALL)"
+        )
         p.save()
         p.translate(plot.left() - 34, plot.center().y())
         p.rotate(-90)
         p.drawText(QRectF(-side / 2, -lh, side, lh), Qt.AlignmentFlag.AlignCenter, "observed share ALL")
         p.restore()
         if not t:
-            p.drawText(plot.adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                       "This card has no reliability table (exported before it was recorded)"
-                       + (f"; its ECE is {self.ece:.3f}." if self.ece is not None else "."))
+            p.drawText(
+                plot.adjusted(8, 8, -8, -8),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                "This card has no reliability table (exported before it was recorded)"
+                + (f"; its ECE is {self.ece:.3f}." if self.ece is not None else "."),
+            )
             p.end()
             return
-        pts = [QPointF(plot.left() + side * mp, plot.bottom() - side * fa)
-               for mp, fa in zip(t["mean_p_all"], t["fraction_all"])]
+        pts = [
+            QPointF(plot.left() + side * mp, plot.bottom() - side * fa)
+            for mp, fa in zip(t["mean_p_all"], t["fraction_all"])
+        ]
         path = QPainterPath(pts[0])
         for q in pts[1:]:
             path.lineTo(q)

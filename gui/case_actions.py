@@ -44,11 +44,19 @@ class CaseActions(QObject):
             self.status.emit("Select a cell of the case first.", 5000)
             return
         if case.signoff is not None:
-            self.prompts.show_message("Sample ID not changed", f"{case.label} is signed off: reopen it "
-                                      "(Review ▸ Reopen case) to change its sample id.", QMessageBox.Icon.Information)
+            self.prompts.show_message(
+                "Sample ID not changed",
+                f"{case.label} is signed off: reopen it (Review ▸ Reopen case) to change its sample id.",
+                QMessageBox.Icon.Information,
+            )
             return
-        text, ok = QInputDialog.getText(self.prompts.parent, "Case/sample ID", f"Sample or case ID of {case.name}:",
-                                        QLineEdit.EchoMode.Normal, case.sample_id or case.name)
+        text, ok = QInputDialog.getText(
+            self.prompts.parent,
+            "Case/sample ID",
+            f"Sample or case ID of {case.name}:",
+            QLineEdit.EchoMode.Normal,
+            case.sample_id or case.name,
+        )
         if ok:
             try:
                 self.doc.set_sample_id(case, text if text.strip() != case.name else "")
@@ -79,9 +87,11 @@ class CaseActions(QObject):
 
     def offer_walk(self, case, why: str) -> QMessageBox:
         """Says exactly what is left, and offers to walk those cells (review-flagged mode) at once."""
-        box = self.prompts.show_message("Cannot sign off yet", f"{case.label}: {why}.\n\nEvery ALL call and every "
-                                        "flagged cell must be seen by a person before sign-off.",
-                                        QMessageBox.Icon.Information)
+        box = self.prompts.show_message(
+            "Cannot sign off yet",
+            f"{case.label}: {why}.\n\nEvery ALL call and every flagged cell must be seen by a person before sign-off.",
+            QMessageBox.Icon.Information,
+        )
         walk = box.addButton("Walk them now (F)", QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(walk)
         walk.clicked.connect(self.walk)
@@ -104,16 +114,24 @@ class CaseActions(QObject):
 
     def ask_comment(self, case, reviewer: str) -> tuple[str, bool]:
         counts = next((cc for cc in self.doc.counts() if cc.case == case.name), None)
-        pct = "" if counts is None or counts.pct_blasts is None else \
-            f"\n% blasts {counts.pct_blasts:.1f} (95% CI {counts.pct_interval[0]:.1f}–{counts.pct_interval[1]:.1f})"
-        text, ok = QInputDialog.getText(self.prompts.parent, "Sign off case",
-                                        f"Sign off {case.label} as {reviewer}.{pct}\n\n"
-                                        "Optional comment (written into the reports):")
+        pct = (
+            ""
+            if counts is None or counts.pct_blasts is None
+            else f"\n% blasts {counts.pct_blasts:.1f} (95% CI {counts.pct_interval[0]:.1f}–{counts.pct_interval[1]:.1f})"
+        )
+        text, ok = QInputDialog.getText(
+            self.prompts.parent,
+            "Sign off case",
+            f"Sign off {case.label} as {reviewer}.{pct}\n\nOptional comment (written into the reports):",
+        )
         return text.strip(), ok
 
     def ask_reason(self, case) -> str:
-        text, ok = QInputDialog.getText(self.prompts.parent, "Reopen case",
-                                        f"{case.label} was signed off by {case.signoff.by} at "
-                                        f"{local_time(case.signoff.at)}.\n\nWhy is it reopened? "
-                                        "(kept in the case store)")
+        text, ok = QInputDialog.getText(
+            self.prompts.parent,
+            "Reopen case",
+            f"{case.label} was signed off by {case.signoff.by} at "
+            f"{local_time(case.signoff.at)}.\n\nWhy is it reopened? "
+            "(kept in the case store)",
+        )
         return text.strip() if ok else ""

@@ -33,6 +33,7 @@ log = logging.getLogger("leukoscan.gui")
 class Adopted:
     """``adopted``: the store now shown (restored or opened), and the store the cases shown before are
     kept in (None: there were none, or they were in no store)."""
+
     path: Path
     kept: Path | None
 
@@ -71,9 +72,11 @@ class CaseFiles(QObject):
         except OSError as exc:  # read-only home etc.: the app works, without autosave
             self.path = None
             self.unavailable = str(exc)
-            self.message.emit("Autosave unavailable",
-                              f"Your work cannot be autosaved ({exc}).\n\nLeukoScan works, but export your report "
-                              "before closing: a crash would lose the reviews.")
+            self.message.emit(
+                "Autosave unavailable",
+                f"Your work cannot be autosaved ({exc}).\n\nLeukoScan works, but export your report "
+                "before closing: a crash would lose the reviews.",
+            )
         else:
             self._wanted = path
             self.service.open_store(path, load=False, on_opened=self._opened, on_failed=self._failed)
@@ -137,9 +140,12 @@ class CaseFiles(QObject):
         problem = getattr(store, "problem", None)
         self.broken = str(problem) if problem is not None else ""
         if self.broken:
-            self.message.emit("Case record is broken", f"{path}:\n{self.broken}\n\nIts history was changed outside "
-                              "LeukoScan, so its reviews and sign-off cannot be trusted. Nothing was deleted; "
-                              f"leukoscan-cli verify \"{path}\" says where. Reports of it are refused.")
+            self.message.emit(
+                "Case record is broken",
+                f"{path}:\n{self.broken}\n\nIts history was changed outside "
+                "LeukoScan, so its reviews and sign-off cannot be trusted. Nothing was deleted; "
+                f'leukoscan-cli verify "{path}" says where. Reports of it are refused.',
+            )
         self.adopted.emit(Adopted(path, kept))
         self._checking = self.service.check_files(store, doc, self._files_changed)
         log.info("case store %s opened: %d cells, %d reviews", path, len(doc.cells), len(doc.reviews))
@@ -153,8 +159,11 @@ class CaseFiles(QObject):
         if self.path is not None and path == self.path and self._fresh == path:
             self.path = None
             self.unavailable = reason
-            self.message.emit("Autosave unavailable", f"The session store {path} cannot be written ({reason}).\n\n"
-                              "LeukoScan works, but export your report before closing.")
+            self.message.emit(
+                "Autosave unavailable",
+                f"The session store {path} cannot be written ({reason}).\n\n"
+                "LeukoScan works, but export your report before closing.",
+            )
             return
         if path == self._wanted:
             self._wanted = None
@@ -172,8 +181,11 @@ class CaseFiles(QObject):
         self._checking = None
         changed = found.doc.content_changed(found.cells)
         if changed:
-            self.status.emit(f"{len(changed)} image(s) changed on disk since they were classified: classified "
-                             "again; their reviews were set aside", 15000)
+            self.status.emit(
+                f"{len(changed)} image(s) changed on disk since they were classified: classified "
+                "again; their reviews were set aside",
+                15000,
+            )
 
     # --- naming -----------------------------------------------------------------------------------
     def name_after(self, label: str) -> Path | None:
@@ -181,8 +193,16 @@ class CaseFiles(QObject):
         folder opened first) in the sessions folder: a record is found by its name.  Returns the new path
         (None: kept as it was: not a new empty session, or the new file cannot be made)."""
         old, store = self.path, self.bridge.store
-        if (old is None or old != self._fresh or self._fresh_used or self.bridge.doc.cells or store is None
-                or self._wanted is not None or old.parent != self.files.dir or not label):
+        if (
+            old is None
+            or old != self._fresh
+            or self._fresh_used
+            or self.bridge.doc.cells
+            or store is None
+            or self._wanted is not None
+            or old.parent != self.files.dir
+            or not label
+        ):
             return None
         new = free_path(self.files.dir, label)
         try:

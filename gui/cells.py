@@ -49,22 +49,42 @@ def _p(c: Cell) -> str:
 COLUMNS: tuple[Column, ...] = (
     Column("File", lambda c: c.file, lambda c: c.file.lower()),
     Column("Case", lambda c: c.case, lambda c: c.case.lower()),
-    Column("Folder", folder_text, lambda c: folder_text(c).lower(), "Sub-folder of the case (the case itself at its root)"),
-    Column("Model", lambda c: c.prediction or ("error" if c.status == ERROR else "…"),
-           lambda c: c.prediction or c.status, "The model's class at the current threshold"),
+    Column(
+        "Folder", folder_text, lambda c: folder_text(c).lower(), "Sub-folder of the case (the case itself at its root)"
+    ),
+    Column(
+        "Model",
+        lambda c: c.prediction or ("error" if c.status == ERROR else "…"),
+        lambda c: c.prediction or c.status,
+        "The model's class at the current threshold",
+    ),
     Column("P(ALL)", _p, lambda c: -1.0 if c.p_all is None else c.p_all, "Calibrated probability of ALL"),
-    Column("Flagged", lambda c: "open" if c.review_open else ("reviewed" if c.flagged else ""),
-           lambda c: 2 * c.review_open + c.flagged,
-           "Flagged for review by the model (P(ALL) near the threshold, members disagree or the quality check "
-           "failed): 'open' until a person reviews it, then 'reviewed'"),
-    Column("Reviewed", lambda c: c.review.label if c.review else "", lambda c: c.review.label if c.review else "",
-           "The technician's label"),
-    Column("QC", lambda c: c.qc, lambda c: c.qc,
-           "Why the image failed the input quality check (not a cell?): excluded from % blasts until a "
-           "reviewer labels it ALL or HEM"),
-    Column("Final", lambda c: c.final_label or "", lambda c: c.final_label or "",
-           "Reviewed label if any, else the model's"),
-    Column("Reviewer", lambda c: c.review.reviewer if c.review else "", lambda c: c.review.reviewer if c.review else ""),
+    Column(
+        "Flagged",
+        lambda c: "open" if c.review_open else ("reviewed" if c.flagged else ""),
+        lambda c: 2 * c.review_open + c.flagged,
+        "Flagged for review by the model (P(ALL) near the threshold, members disagree or the quality check "
+        "failed): 'open' until a person reviews it, then 'reviewed'",
+    ),
+    Column(
+        "Reviewed",
+        lambda c: c.review.label if c.review else "",
+        lambda c: c.review.label if c.review else "",
+        "The technician's label",
+    ),
+    Column(
+        "QC",
+        lambda c: c.qc,
+        lambda c: c.qc,
+        "Why the image failed the input quality check (not a cell?): excluded from % blasts until a "
+        "reviewer labels it ALL or HEM",
+    ),
+    Column(
+        "Final", lambda c: c.final_label or "", lambda c: c.final_label or "", "Reviewed label if any, else the model's"
+    ),
+    Column(
+        "Reviewer", lambda c: c.review.reviewer if c.review else "", lambda c: c.review.reviewer if c.review else ""
+    ),
     Column("Error", lambda c: c.error, lambda c: c.error),
 )
 COL = {c.title: i for i, c in enumerate(COLUMNS)}
@@ -299,6 +319,19 @@ class CellFilterProxy(QSortFilterProxyModel):
 
 
 __all__ = [
-    "Cell", "CellModel", "CellFilterProxy", "COLUMNS", "COL", "FILTERS", "CellRole", "SortRole", "ThumbRole",
-    "PENDING", "OK", "ERROR", "QPersistentModelIndex", "p_all_text", "folder_text",
+    "Cell",
+    "CellModel",
+    "CellFilterProxy",
+    "COLUMNS",
+    "COL",
+    "FILTERS",
+    "CellRole",
+    "SortRole",
+    "ThumbRole",
+    "PENDING",
+    "OK",
+    "ERROR",
+    "QPersistentModelIndex",
+    "p_all_text",
+    "folder_text",
 ]

@@ -51,8 +51,10 @@ def caption_html(c: Cell) -> str:
     elif c.status == ERROR:
         rows.append(_span(ERROR_COLOR, "Error: ") + escape(c.error))
     else:
-        rows.append(f"Model: {_span(label_color(c.prediction), c.prediction or '')} &nbsp; "
-                    f"P(ALL) = <b>{escape(c.p_text(3))}</b>")
+        rows.append(
+            f"Model: {_span(label_color(c.prediction), c.prediction or '')} &nbsp; "
+            f"P(ALL) = <b>{escape(c.p_text(3))}</b>"
+        )
     if c.review is not None:
         verdict = " (overridden)" if c.overridden else ""
         rows.append(_span(REVIEWED_COLOR, f"Reviewed: {c.review.label}") + verdict)

@@ -58,9 +58,11 @@ class TileDelegate(QStyledItemDelegate):
         img = None if cell.status == ERROR else self.thumbs.get(cell.key)
         rv = cell.review
         size = option.rect.size()
-        key = (f"tile|{cell.key}|{cell.status}|{cell.prediction}|{cell.p_all}|{cell.flagged}|"
-               f"{bool(qc_reason(cell))}|{rv.label if rv else ''}|{img is not None}|{selected}|"
-               f"{size.width()}x{size.height()}|{self.thumb_size}")
+        key = (
+            f"tile|{cell.key}|{cell.status}|{cell.prediction}|{cell.p_all}|{cell.flagged}|"
+            f"{bool(qc_reason(cell))}|{rv.label if rv else ''}|{img is not None}|{selected}|"
+            f"{size.width()}x{size.height()}|{self.thumb_size}"
+        )
         pm = QPixmapCache.find(key)
         if pm is None or pm.isNull():
             dpr = p.device().devicePixelRatioF() if p.device() is not None else 1.0

@@ -22,9 +22,11 @@ from .card_view import ModelCardView
 from .service import plain_words
 from .settings import DEVICES, Settings
 
-NOT_A_DEVICE = ("LeukoScan is a <b>research tool, not a diagnostic device</b>. It has not been cleared or "
-                "approved for clinical use. Every result must be reviewed by a qualified person and must not "
-                "be used on its own to diagnose or treat a patient.")
+NOT_A_DEVICE = (
+    "LeukoScan is a <b>research tool, not a diagnostic device</b>. It has not been cleared or "
+    "approved for clinical use. Every result must be reviewed by a qualified person and must not "
+    "be used on its own to diagnose or treat a patient."
+)
 
 
 def _value_html(v: Any, depth: int = 0) -> str:
@@ -55,12 +57,23 @@ def card_facts_html(card, active=None) -> str:
     if not card.is_ensemble:
         pre = card.preprocessing
         rows += [
-            ("Input", f"{pre.height}x{pre.width} RGB, "
-                      + (f"a {pre.window_px}-pixel window centred on the cell" if pre.crop_mode == "centroid"
-                         else f"centre crop {pre.crop_fraction:g}") + f", {escape(pre.resize_filter)}"),
+            (
+                "Input",
+                f"{pre.height}x{pre.width} RGB, "
+                + (
+                    f"a {pre.window_px}-pixel window centred on the cell"
+                    if pre.crop_mode == "centroid"
+                    else f"centre crop {pre.crop_fraction:g}"
+                )
+                + f", {escape(pre.resize_filter)}",
+            ),
             ("Calibration", f"temperature {card.temperature:.3g}"),
-            ("Test-time views", "the cell as it is" if card.tta_views == (0,) else
-             f"mean over {len(card.tta_views)} rotations/mirrors of each cell (views {', '.join(map(str, card.tta_views))})"),
+            (
+                "Test-time views",
+                "the cell as it is"
+                if card.tta_views == (0,)
+                else f"mean over {len(card.tta_views)} rotations/mirrors of each cell (views {', '.join(map(str, card.tta_views))})",
+            ),
             ("ONNX file", f"{escape(card.onnx_file.name)} (sha256 {escape((card.sha256 or '')[:16])}…)"),
         ]
     if active is not None and getattr(active, "name", None) == card.name:
@@ -133,9 +146,11 @@ class AboutDialog(QDialog):
             parts.append("</ul>")
         from .settings import log_path, user_data_dir
 
-        parts.append("<h3>Where LeukoScan keeps things</h3>"
-                     f"<p>Log (include it when reporting a problem): <code>{escape(str(log_path()))}</code><br>"
-                     f"Case stores, settings and extra models: <code>{escape(str(user_data_dir()))}</code></p>")
+        parts.append(
+            "<h3>Where LeukoScan keeps things</h3>"
+            f"<p>Log (include it when reporting a problem): <code>{escape(str(log_path()))}</code><br>"
+            f"Case stores, settings and extra models: <code>{escape(str(user_data_dir()))}</code></p>"
+        )
         b.setHtml("".join(parts))
         lay.addWidget(b)
         bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -165,8 +180,10 @@ class SettingsDialog(QDialog):
         self.advance = QCheckBox("Move to the next cell after a review key")
         self.advance.setChecked(settings.auto_advance)
         self.bom = QCheckBox("CSV reports for Excel (UTF-8 with byte-order mark)")
-        self.bom.setToolTip("Excel on Windows then shows names with accents right; scripts and other programs "
-                            "may show a stray character at the start of the first column")
+        self.bom.setToolTip(
+            "Excel on Windows then shows names with accents right; scripts and other programs "
+            "may show a stray character at the start of the first column"
+        )
         self.bom.setChecked(settings.csv_bom)
         form.addRow("Reviewer name", self.reviewer)
         form.addRow("Compute device", self.device)

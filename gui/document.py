@@ -29,8 +29,24 @@ from .tasks import Relay
 
 ALL_CASES = "All cases"
 
-__all__ = ["ALL_CASES", "ERROR", "EXCLUDED", "EXCLUSION_REASONS", "LABELS", "OK", "PENDING", "Cell", "DocumentBridge",
-           "ReviewCommand", "excluded_label", "exclusion_reason", "local_time", "model_basis", "p_all_text", "utc_now"]
+__all__ = [
+    "ALL_CASES",
+    "ERROR",
+    "EXCLUDED",
+    "EXCLUSION_REASONS",
+    "LABELS",
+    "OK",
+    "PENDING",
+    "Cell",
+    "DocumentBridge",
+    "ReviewCommand",
+    "excluded_label",
+    "exclusion_reason",
+    "local_time",
+    "model_basis",
+    "p_all_text",
+    "utc_now",
+]
 
 
 class DocumentBridge(QObject):

@@ -50,8 +50,10 @@ class ExportFlow(QObject):
             return "No model is loaded."
         broken = self.case_files.broken
         if broken:
-            return (f"This case record is broken ({broken}): a report would present it as valid. Nothing was "
-                    "deleted; leukoscan-cli verify says where.")
+            return (
+                f"This case record is broken ({broken}): a report would present it as valid. Nothing was "
+                "deleted; leukoscan-cli verify says where."
+            )
         if self.runs.running:
             return "Classification is still running: wait for it to finish or cancel it first."
         if self.request is not None:
@@ -85,10 +87,14 @@ class ExportFlow(QObject):
             return False
         pending = len(self.doc.unclassified())
         if pending:
-            box = QMessageBox(QMessageBox.Icon.Question, "Export an incomplete report?",
-                              f"{pending} cell(s) were not classified (the run was cancelled), so they will not be "
-                              "in the report.\n\nClassification ▸ Classify remaining (Ctrl+R) classifies them first.",
-                              QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self.prompts.parent)
+            box = QMessageBox(
+                QMessageBox.Icon.Question,
+                "Export an incomplete report?",
+                f"{pending} cell(s) were not classified (the run was cancelled), so they will not be "
+                "in the report.\n\nClassification ▸ Classify remaining (Ctrl+R) classifies them first.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                self.prompts.parent,
+            )
             box.button(QMessageBox.StandardButton.Yes).setText("Export without them")
             if box.exec() != QMessageBox.StandardButton.Yes:
                 return False
@@ -112,9 +118,13 @@ class ExportFlow(QObject):
             return False
         self.request = ExportRequest(Path(pdf))
         self.status.emit(f"Writing {pdf} …", 0)
-        self.request.revision = self.service.export_pdf(Path(pdf), self.doc,
-                                                        [c for c in self.doc.cells if c.result is not None],
-                                                        on_done=self._done, on_failed=self._failed)
+        self.request.revision = self.service.export_pdf(
+            Path(pdf),
+            self.doc,
+            [c for c in self.doc.cells if c.result is not None],
+            on_done=self._done,
+            on_failed=self._failed,
+        )
         return True
 
     def csv(self, cells_csv: Path, close_after: bool = False) -> bool:
@@ -129,8 +139,15 @@ class ExportFlow(QObject):
         self.request = ExportRequest(cells_csv, close_after, pending)
         self.status.emit(f"Writing {cells_csv} …", 0)
         self.request.revision = self.service.export(
-            cells_csv, cells_csv.with_name(cells_csv.stem + "_summary.csv"), self.doc, cells, self.bridge.store,
-            bom=self.settings.csv_bom, on_done=self._done, on_failed=self._failed)
+            cells_csv,
+            cells_csv.with_name(cells_csv.stem + "_summary.csv"),
+            self.doc,
+            cells,
+            self.bridge.store,
+            bom=self.settings.csv_bom,
+            on_done=self._done,
+            on_failed=self._failed,
+        )
         return True
 
     def _done(self, paths: list) -> None:
@@ -151,6 +168,9 @@ class ExportFlow(QObject):
 
     def _failed(self, message: str) -> None:
         self.request = None  # a close that waited for this export does not happen later by surprise
-        self.prompts.show_message("Export failed", f"The report could not be written:\n\n{message}\n\nNothing is "
-                                  "lost: your work is in the case store. Choose another folder and export again.")
+        self.prompts.show_message(
+            "Export failed",
+            f"The report could not be written:\n\n{message}\n\nNothing is "
+            "lost: your work is in the case store. Choose another folder and export again.",
+        )
         self.failed.emit(message)

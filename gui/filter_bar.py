@@ -23,8 +23,9 @@ class FilterBar(QWidget):
         self.case_combo.setObjectName("caseCombo")
         self.case_combo.setMinimumContentsLength(16)
         self.case_combo.addItem(ALL_CASES, "")
-        self.case_combo.currentIndexChanged.connect(lambda _i: self._apply(proxy.set_case,
-                                                                          self.case_combo.currentData() or None))
+        self.case_combo.currentIndexChanged.connect(
+            lambda _i: self._apply(proxy.set_case, self.case_combo.currentData() or None)
+        )
         h.addWidget(self.case_combo)
         h.addSpacing(8)
         h.addWidget(QLabel("Show"))
@@ -32,8 +33,9 @@ class FilterBar(QWidget):
         self.filter_combo.setObjectName("filterCombo")
         for key, (label, _fn) in FILTERS.items():
             self.filter_combo.addItem(label, key)
-        self.filter_combo.currentIndexChanged.connect(lambda _i: self._apply(proxy.set_kind,
-                                                                            self.filter_combo.currentData()))
+        self.filter_combo.currentIndexChanged.connect(
+            lambda _i: self._apply(proxy.set_kind, self.filter_combo.currentData())
+        )
         h.addWidget(self.filter_combo)
         h.addSpacing(8)
         self.search = QLineEdit()
@@ -45,16 +47,19 @@ class FilterBar(QWidget):
         h.addSpacing(8)
         h.addWidget(QLabel("P(ALL)"))
         self.p_min, self.p_max = QDoubleSpinBox(), QDoubleSpinBox()
-        for sb, v, tip in ((self.p_min, 0.0, "Show cells with P(ALL) at least this"),
-                           (self.p_max, 1.0, "Show cells with P(ALL) at most this")):
+        for sb, v, tip in (
+            (self.p_min, 0.0, "Show cells with P(ALL) at least this"),
+            (self.p_max, 1.0, "Show cells with P(ALL) at most this"),
+        ):
             sb.setRange(0.0, 1.0)
             sb.setDecimals(2)
             sb.setSingleStep(0.05)
             sb.setValue(v)
             sb.setToolTip(tip)
             sb.setKeyboardTracking(False)
-            sb.valueChanged.connect(lambda _v: self._apply(lambda: proxy.set_p_range(self.p_min.value(),
-                                                                                     self.p_max.value())))
+            sb.valueChanged.connect(
+                lambda _v: self._apply(lambda: proxy.set_p_range(self.p_min.value(), self.p_max.value()))
+            )
         h.addWidget(self.p_min)
         h.addWidget(QLabel("–"))
         h.addWidget(self.p_max)

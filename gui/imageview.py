@@ -107,8 +107,9 @@ class ImageView(QWidget):
             self._paint_image(p, vp)
         else:
             p.setPen(QColor("#aaa"))
-            p.drawText(vp.adjusted(12, 12, -12, -12), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                       self.text)
+            p.drawText(
+                vp.adjusted(12, 12, -12, -12), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.text
+            )
         p.setPen(QPen(self.frame, FRAME))
         p.setBrush(Qt.BrushStyle.NoBrush)
         p.drawRect(outer.adjusted(FRAME / 2, FRAME / 2, -FRAME / 2, -FRAME / 2))

@@ -41,8 +41,13 @@ log = logging.getLogger("leukoscan.gui")
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, service: EngineService | None = None, settings: Settings | None = None,
-                 check_orphans: bool = True, parent=None) -> None:
+    def __init__(
+        self,
+        service: EngineService | None = None,
+        settings: Settings | None = None,
+        check_orphans: bool = True,
+        parent=None,
+    ) -> None:
         super().__init__(parent)
         self.settings = settings or Settings()
         self.service = service or EngineService()
@@ -62,19 +67,35 @@ class MainWindow(QMainWindow):
         self.runs = RunController(self.service, self.bridge, self)
         self.model_chooser = ModelChooser(self.service, s, self)
         p = self.prompts  # looked up at each call: a test may answer a question by replacing a Prompts method
-        self.reviews = ReviewActions(self.browser, self.bridge, s, lambda: p.ask_reviewer(),
-                                     lambda n, left: p.confirm_bulk_accept(n, left), self,
-                                     ask_exclusion=lambda n: p.ask_exclusion_reason(n))
+        self.reviews = ReviewActions(
+            self.browser,
+            self.bridge,
+            s,
+            lambda: p.ask_reviewer(),
+            lambda n, left: p.confirm_bulk_accept(n, left),
+            self,
+            ask_exclusion=lambda n: p.ask_exclusion_reason(n),
+        )
         self.case_files = CaseFiles(self.service, self.bridge, user_data_dir(), self)
         self.run_panel = RunPanel(self.runs, self.bridge, self.model_chooser, p, self)
-        self.opener = CaseOpener(self.service, self.bridge, self.case_files, self.runs, s, p,
-                                 ready=not check_orphans, parent=self)
+        self.opener = CaseOpener(
+            self.service, self.bridge, self.case_files, self.runs, s, p, ready=not check_orphans, parent=self
+        )
         self.exports = ExportFlow(self.service, self.bridge, self.runs, self.case_files, s, p, self)
         self.case_actions = CaseActions(self.bridge, self.browser, self.reviews, p, self.start_walk, self)
 
         self._build_views()
-        self.views = DocumentViews(self.bridge, self.cell_model, self.browser, self.filters, self.side, self.reviews,
-                                   self.runs, self.notices.welcome, self)
+        self.views = DocumentViews(
+            self.bridge,
+            self.cell_model,
+            self.browser,
+            self.filters,
+            self.side,
+            self.reviews,
+            self.runs,
+            self.notices.welcome,
+            self,
+        )
         self.acts = build_actions(self)  # every command's callable bound now: a misspelt one fails here
         self.recent_menu = build_menus(self, self.acts, lambda: self.opener.fill_recent(self.recent_menu))
         self._build_toolbar()
@@ -92,8 +113,15 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------ wiring
     def _connect(self) -> None:
         b, show = self.bridge, self.statusBar().showMessage
-        for component in (self.model_chooser, self.exports, self.case_actions, self.reviews, self.case_files,
-                          self.run_panel, self.opener):
+        for component in (
+            self.model_chooser,
+            self.exports,
+            self.case_actions,
+            self.reviews,
+            self.case_files,
+            self.run_panel,
+            self.opener,
+        ):
             component.status.connect(show)
         self.model_chooser.loaded.connect(self._model_loaded)
         self.model_chooser.bannerChanged.connect(self.notices.show_models)
@@ -113,7 +141,8 @@ class MainWindow(QMainWindow):
         # the document announces a step before it is on its undo/redo stack: the actions' state is read after
         self.reviews.changed.connect(self._reviews_changed)
         self.browser.contextMenuRequested.connect(
-            lambda view, pos: cell_menu(view, pos, self.acts, self.browser.current_cell))
+            lambda view, pos: cell_menu(view, pos, self.acts, self.browser.current_cell)
+        )
 
     def _restore_geometry(self) -> None:
         geo, split = self.settings.value("window/geometry"), self.settings.value("window/splitter")
@@ -180,9 +209,12 @@ class MainWindow(QMainWindow):
         sb = self.statusBar()
         self.keys_label = QLabel()
         self.keys_label.setObjectName("keysLabel")
-        self.keys_label.setFixedWidth(self.keys_label.fontMetrics().horizontalAdvance("Label keys off: click a cell") + 12)
-        self.keys_label.setToolTip("A, H, X, Space and U label cells only while the gallery, the table or the "
-                                   "preview has the keyboard focus")
+        self.keys_label.setFixedWidth(
+            self.keys_label.fontMetrics().horizontalAdvance("Label keys off: click a cell") + 12
+        )
+        self.keys_label.setToolTip(
+            "A, H, X, Space and U label cells only while the gallery, the table or the preview has the keyboard focus"
+        )
         for w in (self.keys_label, *self.run_panel.widgets(), self.model_chooser.device_label):
             sb.addPermanentWidget(w)
         QApplication.instance().focusChanged.connect(self._focus_moved)
@@ -229,7 +261,9 @@ class MainWindow(QMainWindow):
             c = moved[0]
             self.statusBar().showMessage(
                 f"{c.label} was signed off with {model_basis(c.signoff.basis)}; its counts now follow the current model and "
-                "threshold (the sign-off keeps what it was signed with).", 15000)
+                "threshold (the sign-off keeps what it was signed with).",
+                15000,
+            )
 
     def reset_threshold(self) -> None:
         f = self.doc.current
@@ -248,9 +282,11 @@ class MainWindow(QMainWindow):
         elif clf is not None:
             if stored and stored not in cards and cards:
                 self.prompts.show_message(
-                    "Model of the case store not installed", f"The results in this case store come from the model "
+                    "Model of the case store not installed",
+                    f"The results in this case store come from the model "
                     f"'{stored}', which is not installed here. Its cells are classified again with "
-                    f"{clf.display_name}; the stored results and the reviews are kept.")
+                    f"{clf.display_name}; the stored results and the reviews are kept.",
+                )
             doc.set_model(self.runs.facts)
         self._show_threshold()
         self._reviews_changed()
@@ -261,9 +297,12 @@ class MainWindow(QMainWindow):
             self.prompts.note("Autosave failed", message)
             return
         self._autosave_warned = True
-        self.prompts.show_message("Autosave failed", f"Your work could not be written to the case store:\n{message}"
-                                  "\n\nLeukoScan keeps trying with every change. Export the report to keep your work "
-                                  "safe.")
+        self.prompts.show_message(
+            "Autosave failed",
+            f"Your work could not be written to the case store:\n{message}"
+            "\n\nLeukoScan keeps trying with every change. Export the report to keep your work "
+            "safe.",
+        )
 
     def _running_changed(self, running: bool) -> None:
         self.acts["cancel"].setEnabled(running)
@@ -285,9 +324,13 @@ class MainWindow(QMainWindow):
 
     def set_flagged_mode(self, on: bool) -> None:
         self.reviews.set_flagged_mode(on)
-        self.statusBar().showMessage("Review-flagged mode: each label moves to the next cell left before sign-off "
-                                     "(flagged, or an ALL call not confirmed)."
-                                     if on else "Review-flagged mode off.", 6000)
+        self.statusBar().showMessage(
+            "Review-flagged mode: each label moves to the next cell left before sign-off "
+            "(flagged, or an ALL call not confirmed)."
+            if on
+            else "Review-flagged mode off.",
+            6000,
+        )
 
     def compare_selected(self) -> None:
         from .compare import CompareDialog

@@ -64,11 +64,16 @@ class ModelChooser(QObject):
         lines = []
         if not self.cards:
             dirs = ", ".join(str(d) for d in self.service.registry_dirs()) or "the models folders"
-            lines.append("<b>No usable model is installed.</b> Cells can be opened but not classified. "
-                         f"Put a model (.onnx + .json card) into: {dirs}, then Classification ▸ Reload models.")
+            lines.append(
+                "<b>No usable model is installed.</b> Cells can be opened but not classified. "
+                f"Put a model (.onnx + .json card) into: {dirs}, then Classification ▸ Reload models."
+            )
         if self.problems:
-            lines.append("<b>Models that cannot be used:</b> " + "; ".join(self.problems[:4])
-                         + (" …" if len(self.problems) > 4 else ""))
+            lines.append(
+                "<b>Models that cannot be used:</b> "
+                + "; ".join(self.problems[:4])
+                + (" …" if len(self.problems) > 4 else "")
+            )
         return lines
 
     def chosen(self, index: int) -> None:
@@ -105,8 +110,10 @@ class ModelChooser(QObject):
     def _failed(self, failure) -> None:
         self._loading = None
         name, message = failure.name, failure.message
-        self.failed.emit("Model could not be loaded", f"The model '{name}' could not be loaded:\n\n{message}\n\n"
-                         "LeukoScan stays usable: choose another model.")
+        self.failed.emit(
+            "Model could not be loaded",
+            f"The model '{name}' could not be loaded:\n\n{message}\n\nLeukoScan stays usable: choose another model.",
+        )
         clf = self.classifier
         if clf is not None:
             self.wanted = clf.name

@@ -13,8 +13,9 @@ class Notices:
         self.banner.setObjectName("banner")
         self.banner.setWordWrap(True)
         self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.banner.setStyleSheet("QLabel#banner { background:#fff3cd; color:#5c4400; padding:6px;"
-                                  " border:1px solid #e0c36c; }")
+        self.banner.setStyleSheet(
+            "QLabel#banner { background:#fff3cd; color:#5c4400; padding:6px; border:1px solid #e0c36c; }"
+        )
         self.banner.hide()
         self.record_banner = QLabel()  # a broken case record (engine.case.audit): red, until another is opened
         self.record_banner.setObjectName("recordBanner")
@@ -38,6 +39,10 @@ class Notices:
 
     def show_broken(self, broken: str) -> None:
         """Why the record shown is broken ("" when it is intact: hidden)."""
-        self.record_banner.setText(f"<b>This case record is broken:</b> {broken}. Its reviews and sign-off cannot "
-                                   "be trusted and reports of it are refused (nothing was deleted)." if broken else "")
+        self.record_banner.setText(
+            f"<b>This case record is broken:</b> {broken}. Its reviews and sign-off cannot "
+            "be trusted and reports of it are refused (nothing was deleted)."
+            if broken
+            else ""
+        )
         self.record_banner.setVisible(bool(broken))

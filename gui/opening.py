@@ -27,8 +27,7 @@ class CaseOpener(QObject):
     scanned = Signal(ScanResult)  # a scan of this document was handled (its cells are being added)
     added = Signal()  # every cell found is in the document: a run may start
 
-    def __init__(self, service, bridge, case_files, runs, settings, prompts, ready: bool = True,
-                 parent=None) -> None:
+    def __init__(self, service, bridge, case_files, runs, settings, prompts, ready: bool = True, parent=None) -> None:
         """``ready`` False: paths asked for are held until the restore question was answered (``start``)."""
         super().__init__(parent)
         self.service, self.bridge, self.case_files = service, bridge, case_files
@@ -87,9 +86,13 @@ class CaseOpener(QObject):
         if not stores:
             return False
         if len(stores) > 1:
-            self.prompts.show_message("One case store per window", "Only " + Path(stores[0]).name + " was opened; "
-                                      "open " + ", ".join(Path(p).name for p in stores[1:]) + " with File ▸ Open "
-                                      "case store in another LeukoScan window.", QMessageBox.Icon.Information)
+            self.prompts.show_message(
+                "One case store per window",
+                "Only " + Path(stores[0]).name + " was opened; "
+                "open " + ", ".join(Path(p).name for p in stores[1:]) + " with File ▸ Open "
+                "case store in another LeukoScan window.",
+                QMessageBox.Icon.Information,
+            )
         mine = self.case_files.path
         if mine is not None and Path(stores[0]).resolve() == Path(mine).resolve():
             return False  # shown already: nothing to open
@@ -106,8 +109,11 @@ class CaseOpener(QObject):
 
     def open_files_dialog(self, parent) -> None:
         files, _ = QFileDialog.getOpenFileNames(
-            parent, "Open cell images", self.settings.last_open_dir,
-            "Images (*.bmp *.png *.jpg *.jpeg *.tif *.tiff *.webp *.BMP *.PNG *.JPG *.TIF *.TIFF);;All files (*)")
+            parent,
+            "Open cell images",
+            self.settings.last_open_dir,
+            "Images (*.bmp *.png *.jpg *.jpeg *.tif *.tiff *.webp *.BMP *.PNG *.JPG *.TIF *.TIFF);;All files (*)",
+        )
         if files:
             self.settings.last_open_dir = str(Path(files[0]).parent)
             self.open_paths(files)
@@ -127,11 +133,16 @@ class CaseOpener(QObject):
                 self.settings.add_recent(path)
         if problems:
             self.prompts.show_message(
-                "Some paths could not be opened", "\n".join(problems[:20]) + "\n\nReviews made earlier on these "
-                "images are kept in the case store; they come back when the folder is available and opened again.")
+                "Some paths could not be opened",
+                "\n".join(problems[:20]) + "\n\nReviews made earlier on these "
+                "images are kept in the case store; they come back when the folder is available and opened again.",
+            )
         if not items and not problems:
-            self.prompts.show_message("No images found", "No supported image files (BMP, PNG, JPEG, TIFF, WebP) "
-                                      "were found in the folder(s) you opened.", QMessageBox.Icon.Information)
+            self.prompts.show_message(
+                "No images found",
+                "No supported image files (BMP, PNG, JPEG, TIFF, WebP) were found in the folder(s) you opened.",
+                QMessageBox.Icon.Information,
+            )
         if items:
             self._adding.append(list(items))
             self.runs.adding = True
@@ -203,8 +214,11 @@ class CaseOpener(QObject):
 
         places = candidates([self.case_files.files.dir], self.settings.recent_stores)
         mine = self.case_files.path
-        return [r for r in find_records(places, folder=folder, sample_id=sample_id)
-                if mine is None or r.path.resolve() != mine.resolve()]
+        return [
+            r
+            for r in find_records(places, folder=folder, sample_id=sample_id)
+            if mine is None or r.path.resolve() != mine.resolve()
+        ]
 
     def _open_record_of(self, paths: list[str]) -> bool:
         """A folder that already has a case record opens that record (its reviews, sample id and sign-off:
@@ -230,8 +244,9 @@ class CaseOpener(QObject):
                 return True
             self._after_record = rest
             log.info("%s has a case record: opening %s", p, chosen)
-            self.status.emit(f"{Path(p).name} has a case record: opening {Path(chosen).name} "
-                             "(its reviews and sign-off)", 10000)
+            self.status.emit(
+                f"{Path(p).name} has a case record: opening {Path(chosen).name} (its reviews and sign-off)", 10000
+            )
             return True
         return False
 
@@ -249,9 +264,12 @@ class CaseOpener(QObject):
             found.update({r.path: r for r in self.find_records(folder=str(Path(text).expanduser().absolute()))})
         records = sorted(found.values(), key=lambda r: r.saved, reverse=True)
         if not records:
-            self.prompts.show_message("No case record", f"No case record of '{text}' was found in the sessions "
-                                      f"folder ({self.case_files.files.dir}) or among the case stores opened lately.",
-                                      QMessageBox.Icon.Information)
+            self.prompts.show_message(
+                "No case record",
+                f"No case record of '{text}' was found in the sessions "
+                f"folder ({self.case_files.files.dir}) or among the case stores opened lately.",
+                QMessageBox.Icon.Information,
+            )
             return False
         chosen = records[0].path if len(records) == 1 else self.prompts.choose_record(text, records)
         return bool(chosen) and self.open_store(Path(chosen))
@@ -272,8 +290,11 @@ class CaseOpener(QObject):
         if self.case_files.path is None and doc.cells:
             if not self.prompts.confirm_leave_unsaved(len(doc.cells)):  # in no store: they would be lost
                 return False
-        elif doc.unexported and doc.reviews and \
-                self.prompts.ask_close(doc.unexported_reviews(), doc.exported_at) != CloseChoice.DISCARD:
+        elif (
+            doc.unexported
+            and doc.reviews
+            and self.prompts.ask_close(doc.unexported_reviews(), doc.exported_at) != CloseChoice.DISCARD
+        ):
             return False
         self.runs.stop()
         return self.case_files.restore(Path(path))
@@ -297,8 +318,10 @@ class CaseOpener(QObject):
         if again:
             self.open_paths(list(dict.fromkeys(again)))
         if adopted.kept is not None:
-            text = (f"The cases shown before are kept in their own case store, {adopted.kept.name} (File ▸ Open "
-                    f"case store: {adopted.kept})")
+            text = (
+                f"The cases shown before are kept in their own case store, {adopted.kept.name} (File ▸ Open "
+                f"case store: {adopted.kept})"
+            )
             self.prompts.note("Case store opened", text)
             self.status.emit(text, 30000)
         self.added.emit()

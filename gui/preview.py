@@ -48,8 +48,10 @@ class PreviewPanel(QWidget):
         self.btn_next = QPushButton("Next to review  [N]")
         self.btn_cam = QPushButton("What the model looked at")
         self.btn_cam.setCheckable(True)
-        self.btn_cam.setToolTip("Overlay the model's class-activation map on this cell: red regions pushed the call "
-                                "towards ALL, blue towards HEM.\nComputed for the cell on screen only.")
+        self.btn_cam.setToolTip(
+            "Overlay the model's class-activation map on this cell: red regions pushed the call "
+            "towards ALL, blue towards HEM.\nComputed for the cell on screen only."
+        )
         self.btn_cam.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.cam = CamOverlay(self.view, lambda: window_classifier(self), self)
         self.cam_status = QLabel()
@@ -57,12 +59,14 @@ class PreviewPanel(QWidget):
         self.cam_status.setVisible(False)
         self.cam.status.connect(self._cam_status)
         self.btn_cam.toggled.connect(self.cam.set_enabled)
-        for b, tip in ((self.btn_all, "Label the selected cells ALL (blast)"),
-                       (self.btn_hem, "Label the selected cells HEM (normal)"),
-                       (self.btn_accept, "Accept the model's class for the selected cells"),
-                       (self.btn_clear, "Remove the review of the selected cells"),
-                       (self.btn_exclude, "Not a cell, artefact, duplicate: exclude from % blasts (asks why)"),
-                       (self.btn_next, "Go to the next cell that needs review")):
+        for b, tip in (
+            (self.btn_all, "Label the selected cells ALL (blast)"),
+            (self.btn_hem, "Label the selected cells HEM (normal)"),
+            (self.btn_accept, "Accept the model's class for the selected cells"),
+            (self.btn_clear, "Remove the review of the selected cells"),
+            (self.btn_exclude, "Not a cell, artefact, duplicate: exclude from % blasts (asks why)"),
+            (self.btn_next, "Go to the next cell that needs review"),
+        ):
             b.setToolTip(tip)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the gallery
         self.btn_all.clicked.connect(lambda: self.reviewRequested.emit("ALL"))
@@ -91,8 +95,10 @@ class PreviewPanel(QWidget):
         locked = cell is not None and self.is_locked(cell)
         for b in (self.btn_all, self.btn_hem, self.btn_accept, self.btn_clear, self.btn_exclude):
             b.setEnabled((reviewable or selected > 1) and not locked)
-            b.setToolTip(b.toolTip().split("\n")[0] + ("\nThe case is signed off: Review ▸ Reopen case to change it"
-                                                        if locked else ""))
+            b.setToolTip(
+                b.toolTip().split("\n")[0]
+                + ("\nThe case is signed off: Review ▸ Reopen case to change it" if locked else "")
+            )
         new_cell = cell is None or self.cell is None or cell.key != self.cell.key
         self.cell = cell
         if cell is None:
@@ -103,8 +109,9 @@ class PreviewPanel(QWidget):
             self.details.setText("<i>Select a cell in the gallery or the table.</i>")
             self.view.update()
             return
-        self.view.text = (f"Cannot display this file:\n{cell.error}" if cell.status == ERROR
-                          else self._waiting_text(cell))
+        self.view.text = (
+            f"Cannot display this file:\n{cell.error}" if cell.status == ERROR else self._waiting_text(cell)
+        )
         self.view.frame = ERROR_COLOR if cell.status == ERROR else label_color(cell.final_label)
         self.details.setText(details_html(cell, selected))
         self.view.set_image(None if cell.status == ERROR else self.loader.get(cell.key), reset=new_cell)
@@ -168,6 +175,8 @@ def details_html(c: Cell, selected: int = 1) -> str:
             rows.append(_span(REVIEW_COLOR, "Flagged: review open"))
     if c.review is not None:
         verdict = "overridden" if c.overridden else "accepted"
-        rows.append(_span(REVIEWED_COLOR, f"Reviewed: {c.review.label}") +
-                    f" ({verdict}) by {escape(c.review.reviewer)}, {escape(local_time(c.review.reviewed_at))}")
+        rows.append(
+            _span(REVIEWED_COLOR, f"Reviewed: {c.review.label}")
+            + f" ({verdict}) by {escape(c.review.reviewer)}, {escape(local_time(c.review.reviewed_at))}"
+        )
     return "<br>".join(rows)

@@ -52,8 +52,13 @@ class Prompts:
 
     def show_shortcuts(self) -> None:
         rows = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;&nbsp;{v}</td></tr>" for k, v in shortcut_rows())
-        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", f"<table>{rows}</table>",
-                          QMessageBox.StandardButton.Ok, self.parent)
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            "Keyboard shortcuts",
+            f"<table>{rows}</table>",
+            QMessageBox.StandardButton.Ok,
+            self.parent,
+        )
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.setTextFormat(Qt.TextFormat.RichText)
         box.open()
@@ -65,48 +70,79 @@ class Prompts:
 
     def ask_exclusion_reason(self, n: int) -> str:
         """Why ``n`` selected cells do not count (a common reason or the user's own words); "" = cancelled."""
-        text, ok = QInputDialog.getItem(self.parent, "Exclude from % blasts",
-                                        f"Exclude {n} cell(s) from % blasts, the counts and the interval.\n"
-                                        "Reason (kept in the review history; Ctrl+Z undoes it):",
-                                        list(EXCLUSION_REASONS), 0, True)
+        text, ok = QInputDialog.getItem(
+            self.parent,
+            "Exclude from % blasts",
+            f"Exclude {n} cell(s) from % blasts, the counts and the interval.\n"
+            "Reason (kept in the review history; Ctrl+Z undoes it):",
+            list(EXCLUSION_REASONS),
+            0,
+            True,
+        )
         return text.strip() if ok else ""
 
     def confirm_bulk_accept(self, n: int, left: list) -> bool:
         """Bulk accept of cells nobody has looked at yet (flagged, or ALL calls): they are listed first."""
         flagged = sum(1 for c in left if c.review_open)
         blasts = sum(1 for c in left if c.blast_unconfirmed and not c.review_open)
-        what = " and ".join(t for t in (f"{flagged} flagged for review" if flagged else "",
-                                         f"{blasts} ALL call(s) not confirmed" if blasts else "") if t)
-        box = QMessageBox(QMessageBox.Icon.Question, "Accept cells nobody has looked at?",
-                          f"The selection holds {n} cells, {what} (listed under Show Details).\n\n"
-                          "Accept the model's class for all of them?",
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self.parent)
-        box.setDetailedText("\n".join(f"{c.file}  {c.prediction} P(ALL) {c.p_text()}"
-                                       + ("  flagged" if c.review_open else "") for c in left))
+        what = " and ".join(
+            t
+            for t in (
+                f"{flagged} flagged for review" if flagged else "",
+                f"{blasts} ALL call(s) not confirmed" if blasts else "",
+            )
+            if t
+        )
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Accept cells nobody has looked at?",
+            f"The selection holds {n} cells, {what} (listed under Show Details).\n\n"
+            "Accept the model's class for all of them?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            self.parent,
+        )
+        box.setDetailedText(
+            "\n".join(
+                f"{c.file}  {c.prediction} P(ALL) {c.p_text()}" + ("  flagged" if c.review_open else "") for c in left
+            )
+        )
         box.button(QMessageBox.StandardButton.Yes).setText(f"Accept {n} cells")
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         return box.exec() == QMessageBox.StandardButton.Yes
 
     def ask_restore(self, path: Path, meta: dict) -> bool:
-        box = QMessageBox(QMessageBox.Icon.Question, "Restore session?",
-                          f"LeukoScan was not closed normally. Restore the session saved at "
-                          f"{meta.get('saved') or meta.get('started') or '?'}?\n\n"
-                          f"Cells: {meta.get('cells', '?')}   Reviewed cells: {meta.get('reviews', '?')}\n"
-                          "Results and reviews come back without classifying again.",
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self.parent)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Restore session?",
+            f"LeukoScan was not closed normally. Restore the session saved at "
+            f"{meta.get('saved') or meta.get('started') or '?'}?\n\n"
+            f"Cells: {meta.get('cells', '?')}   Reviewed cells: {meta.get('reviews', '?')}\n"
+            "Results and reviews come back without classifying again.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            self.parent,
+        )
         box.button(QMessageBox.StandardButton.Yes).setText("Restore")
         box.button(QMessageBox.StandardButton.No).setText("Not now")
-        box.setInformativeText(f"'Not now' keeps it ({path.name}); it is offered again at the next start and "
-                               "can be opened with File ▸ Open case store.")
+        box.setInformativeText(
+            f"'Not now' keeps it ({path.name}); it is offered again at the next start and "
+            "can be opened with File ▸ Open case store."
+        )
         return box.exec() == QMessageBox.StandardButton.Yes
 
     def ask_close(self, n_reviews: int, exported_at: str = "") -> CloseChoice:
         """Reviews (or a sample id, sign-off, threshold) changed since the last export (at ``exported_at``)."""
         since = f" (last export {exported_at[:16].replace('T', ' ')} UTC)" if exported_at else ""
-        what = (f"{n_reviews} review(s) made or changed since the last export{since} have not been exported"
-                if n_reviews else f"A sample id, sign-off or threshold changed since the last export{since}")
-        box = QMessageBox(QMessageBox.Icon.Warning, "Unexported reviews",
-                          f"{what}.\n\nThey stay in the case store either way.", parent=self.parent)
+        what = (
+            f"{n_reviews} review(s) made or changed since the last export{since} have not been exported"
+            if n_reviews
+            else f"A sample id, sign-off or threshold changed since the last export{since}"
+        )
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Unexported reviews",
+            f"{what}.\n\nThey stay in the case store either way.",
+            parent=self.parent,
+        )
         exp = box.addButton("Export…", QMessageBox.ButtonRole.AcceptRole)
         dis = box.addButton("Close without exporting", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
@@ -120,10 +156,13 @@ class Prompts:
 
     def confirm_leave_unsaved(self, n_cells: int) -> bool:
         """Opening a case store while the cases on screen are in none (autosave off): True = close them."""
-        box = QMessageBox(QMessageBox.Icon.Warning, "Cases not saved",
-                          f"The {n_cells} cell(s) on screen are not saved in any case store (autosave is off).\n\n"
-                          "Opening a case store closes them; export your report first to keep them.",
-                          parent=self.parent)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Cases not saved",
+            f"The {n_cells} cell(s) on screen are not saved in any case store (autosave is off).\n\n"
+            "Opening a case store closes them; export your report first to keep them.",
+            parent=self.parent,
+        )
         go = box.addButton("Close them and open", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
@@ -135,8 +174,14 @@ class Prompts:
         None to cancel."""
         new = "A new record (classify the folder again)"
         items = [r.describe() for r in records] + [new]
-        text, ok = QInputDialog.getItem(self.parent, "Open which case record?",
-                                        f"{Path(folder).name} has {len(records)} case records. Open:", items, 0, False)
+        text, ok = QInputDialog.getItem(
+            self.parent,
+            "Open which case record?",
+            f"{Path(folder).name} has {len(records)} case records. Open:",
+            items,
+            0,
+            False,
+        )
         if not ok:
             return None
         return "" if text == new else records[items.index(text)].path

@@ -21,9 +21,16 @@ class ReviewActions(QObject):
     status = Signal(str, int)  # status bar text, ms
     changed = Signal()  # a review, undo or redo was applied (refresh previews, titles, undo actions)
 
-    def __init__(self, browser, bridge, settings, ask_reviewer: Callable[[], str],
-                 confirm_bulk: Callable[[int, list], bool], parent=None,
-                 ask_exclusion: Callable[[int], str] | None = None) -> None:
+    def __init__(
+        self,
+        browser,
+        bridge,
+        settings,
+        ask_reviewer: Callable[[], str],
+        confirm_bulk: Callable[[int, list], bool],
+        parent=None,
+        ask_exclusion: Callable[[int], str] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.browser = browser
         self.bridge = bridge
@@ -79,8 +86,9 @@ class ReviewActions(QObject):
         locked = [c for c in cells if self.doc.locked(c)]
         if locked:
             cases = ", ".join(sorted({c.case for c in locked}))
-            self.status.emit(f"{cases} is signed off: its reviews are locked (Review ▸ Reopen case to change them).",
-                             8000)
+            self.status.emit(
+                f"{cases} is signed off: its reviews are locked (Review ▸ Reopen case to change them).", 8000
+            )
             cells = [c for c in cells if not self.doc.locked(c)]
             if not cells:
                 return 0
@@ -105,11 +113,14 @@ class ReviewActions(QObject):
             return 0
         n = len(step.changes)
         if len(cells) > 1:
-            what = {ReviewCommand.CLEAR: "Cleared the review of",
-                    ReviewCommand.ACCEPT: "Accepted the model's class for"}.get(
-                kind, f"Labelled {kind}:")
-            self.status.emit(f"{what} {n} cell(s)" + (f", {flagged} of them flagged" if flagged else "")
-                             + ". Ctrl+Z undoes it.", 8000)
+            what = {
+                ReviewCommand.CLEAR: "Cleared the review of",
+                ReviewCommand.ACCEPT: "Accepted the model's class for",
+            }.get(kind, f"Labelled {kind}:")
+            self.status.emit(
+                f"{what} {n} cell(s)" + (f", {flagged} of them flagged" if flagged else "") + ". Ctrl+Z undoes it.",
+                8000,
+            )
         elif kind != ReviewCommand.CLEAR:
             self._advance(cur, cur_row)
         self.changed.emit()
@@ -127,8 +138,11 @@ class ReviewActions(QObject):
                 # next one in view order; stepping on from there would skip it
                 b.select_row(min(cur_row, b.proxy.rowCount() - 1) - 1 if cur_row > 0 else b.proxy.rowCount() - 1)
             if b.next_open(case=case, want=_left) is None:
-                self.status.emit(f"Every flagged cell and every ALL call of {cur.case if cur else 'the case'} "
-                                 "has been looked at: it can be signed off.", 8000)
+                self.status.emit(
+                    f"Every flagged cell and every ALL call of {cur.case if cur else 'the case'} "
+                    "has been looked at: it can be signed off.",
+                    8000,
+                )
             return
         still = b.proxy.proxy_row_of(cur.key) if cur is not None else None
         if still is None:
@@ -178,7 +192,8 @@ class ReviewActions(QObject):
         done = sum(1 for c in flagged if c.review is not None)
         blasts = sum(1 for c in cells if c.blast_unconfirmed)
         return f"{done} / {len(flagged)} flagged cells reviewed" + (
-            f" · {blasts} ALL call{'s' if blasts != 1 else ''} to confirm" if blasts else "")
+            f" · {blasts} ALL call{'s' if blasts != 1 else ''} to confirm" if blasts else ""
+        )
 
 
 def _left(c) -> bool:

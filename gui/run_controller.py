@@ -27,6 +27,7 @@ class RunState(Enum):
 @dataclass(frozen=True)
 class RunProgress:
     """``progressed``: cells done of the run's total, and "12.3 cells/s · ETA 0:42" (or "estimating…")."""
+
     done: int
     total: int
     rate: str
@@ -35,6 +36,7 @@ class RunProgress:
 @dataclass(frozen=True)
 class RunFinished:
     """``finished``: a run ended (``cancelled``: by Cancel, before its last cell)."""
+
     cancelled: bool
     done: int
     total: int
@@ -111,8 +113,14 @@ class RunController(QObject):
         self._t0 = time.monotonic()
         self._done, self._total, self._rate, self._last, self._shown = 0, len(cells), None, (self._t0, 0), 0.0
         self._set_state(RunState.RUNNING)
-        self.task = self.service.start_run([c.item for c in cells], self.classifier, self.batch_size,
-                                           on_batch=self._batch, on_end=self._finished, on_error=self._failed)
+        self.task = self.service.start_run(
+            [c.item for c in cells],
+            self.classifier,
+            self.batch_size,
+            on_batch=self._batch,
+            on_end=self._finished,
+            on_error=self._failed,
+        )
         self.progressed.emit(RunProgress(0, len(cells), "starting…"))
         return True
 

@@ -86,11 +86,20 @@ class RunPanel(QObject):
     def _finished(self, run: RunFinished) -> None:
         self.last_run = run
         clf = self.model_chooser.classifier
-        log.info("run %s: %d of %d cells in %.1f s with %s", "cancelled" if run.cancelled else "finished", run.done,
-                 run.total, run.seconds, clf.name if clf else "?")
+        log.info(
+            "run %s: %d of %d cells in %.1f s with %s",
+            "cancelled" if run.cancelled else "finished",
+            run.done,
+            run.total,
+            run.seconds,
+            clf.name if clf else "?",
+        )
         if run.cancelled:
-            self.status.emit(f"Cancelled: {run.done} of {run.total} cells classified. Classification ▸ Classify "
-                             "remaining (Ctrl+R) continues.", 15000)
+            self.status.emit(
+                f"Cancelled: {run.done} of {run.total} cells classified. Classification ▸ Classify "
+                "remaining (Ctrl+R) continues.",
+                15000,
+            )
         else:
             rate = run.done / run.seconds if run.seconds > 0 else 0
             self.status.emit(f"Classified {run.done} cells in {run.seconds:.1f} s ({rate:.1f} cells/s).", 10000)
@@ -101,8 +110,11 @@ class RunPanel(QObject):
             self.maybe_start()
 
     def _failed(self, message: str) -> None:
-        self.prompts.show_message("Classification stopped", f"The model failed while classifying:\n\n{message}\n\n"
-                                  "Cells classified so far are kept. Try another model or Classify remaining.")
+        self.prompts.show_message(
+            "Classification stopped",
+            f"The model failed while classifying:\n\n{message}\n\n"
+            "Cells classified so far are kept. Try another model or Classify remaining.",
+        )
 
     def _stale_found(self, found) -> None:
         """``found``: the document's StaleFound event (its cells, whether their content changed on disk)."""
@@ -114,7 +126,9 @@ class RunPanel(QObject):
 
     def _report_stale(self) -> None:
         n, self._stale_reviews = self._stale_reviews, 0
-        self.prompts.show_message("Some reviews were not re-applied",
-                                  f"{n} reviewed image(s) changed on disk since they were reviewed (different "
-                                  "content): their reviews were set aside (kept in the case store's history), not "
-                                  "applied.")
+        self.prompts.show_message(
+            "Some reviews were not re-applied",
+            f"{n} reviewed image(s) changed on disk since they were reviewed (different "
+            "content): their reviews were set aside (kept in the case store's history), not "
+            "applied.",
+        )

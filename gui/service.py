@@ -50,6 +50,7 @@ log = logging.getLogger("leukoscan.gui")
 @dataclass(frozen=True)
 class ModelList:
     """A listing of the models: the registry's usable cards and why the others cannot be used."""
+
     cards: list
     problems: list[str]
 
@@ -57,6 +58,7 @@ class ModelList:
 @dataclass(frozen=True)
 class ModelLoadFailed:
     """A model that did not load, and why."""
+
     name: str
     message: str
 
@@ -65,6 +67,7 @@ class ModelLoadFailed:
 class ScanResult:
     """A scan: the images found, the paths that could not be opened (and why), and the paths
     opened as ``(path, is_dir)``."""
+
     items: list
     problems: list[str]
     opened: list[tuple[str, bool]]
@@ -73,6 +76,7 @@ class ScanResult:
 @dataclass(frozen=True)
 class RunBatch:
     """A run's partial result: the cells classified since the last batch, and how far it is."""
+
     results: list
     done: int
     total: int
@@ -81,6 +85,7 @@ class RunBatch:
 @dataclass(frozen=True)
 class RunEnd:
     """A run's result: whether it was cancelled before the end, and how long it took."""
+
     cancelled: bool
     seconds: float
 
@@ -88,6 +93,7 @@ class RunEnd:
 @dataclass(frozen=True)
 class StoreOpened:
     """An opened store: the store at ``path`` and its document (None: a new store, nothing loaded)."""
+
     path: Path
     store: Any
     doc: Any
@@ -96,6 +102,7 @@ class StoreOpened:
 @dataclass(frozen=True)
 class StoreFailed:
     """A store that could not be opened, in one line, and where it was moved aside."""
+
     path: Path
     reason: str
     moved: Path | None = None
@@ -105,6 +112,7 @@ class StoreFailed:
 class Orphan:
     """A case store of an app that did not close normally (``meta``: :meth:`CaseStore.peek`, or a
     ``problem``)."""
+
     path: Path
     meta: dict
 
@@ -112,12 +120,12 @@ class Orphan:
 @dataclass(frozen=True)
 class FilesChanged:
     """Cells of ``doc`` whose image content changed since the store was written."""
+
     doc: Any
     cells: list
 
 
 class EngineService(QObject):
-
     def __init__(self, registry_dirs: Sequence[str | Path] | None = None, parent=None) -> None:
         super().__init__(parent)
         self._registry_dirs = [Path(d) for d in registry_dirs] if registry_dirs else None
@@ -168,8 +176,9 @@ class EngineService(QObject):
 
         return self._start(work, on_result=on_result)
 
-    def load_model(self, name: str, device: str, on_loaded: Callable, on_failed: Callable[[ModelLoadFailed], None]
-                   ) -> Task:
+    def load_model(
+        self, name: str, device: str, on_loaded: Callable, on_failed: Callable[[ModelLoadFailed], None]
+    ) -> Task:
         """Load (or reuse) a classifier in the background -> ``on_loaded(classifier)`` or ``on_failed``; cancel the
         task (a later choice): neither."""
 
@@ -217,14 +226,30 @@ class EngineService(QObject):
         return self._start(work, on_result=on_result)
 
     # --- classification ---------------------------------------------------------------------------
-    def start_run(self, items: list, classifier, batch_size: int, *, on_batch: Callable[[RunBatch], None],
-                  on_end: Callable[[RunEnd], None], on_error: Callable[[BaseException], None]) -> Task:
+    def start_run(
+        self,
+        items: list,
+        classifier,
+        batch_size: int,
+        *,
+        on_batch: Callable[[RunBatch], None],
+        on_end: Callable[[RunEnd], None],
+        on_error: Callable[[BaseException], None],
+    ) -> Task:
         """Classify ``items`` on the ``classify`` worker (one run at a time: a new one waits for the one
         before to stop).  ``on_batch`` gets :class:`RunBatch` es, then ``on_end`` a :class:`RunEnd` or
         ``on_error`` the exception that stopped the model (after the batch of the cells done before it).
         Cancelling the returned task stops the engine within a batch; nothing of the run arrives after."""
-        return self._start(self._run, list(items), classifier, batch_size, runner=self._classify,
-                           on_partial=on_batch, on_result=on_end, on_error=on_error)
+        return self._start(
+            self._run,
+            list(items),
+            classifier,
+            batch_size,
+            runner=self._classify,
+            on_partial=on_batch,
+            on_result=on_end,
+            on_error=on_error,
+        )
 
     @staticmethod
     def _run(state, items: list, classifier, batch_size: int) -> RunEnd:
@@ -244,8 +269,18 @@ class EngineService(QObject):
         return RunEnd(state.is_interruption_requested() and done < total, time.monotonic() - t0)
 
     # --- reports --------------------------------------------------------------------------------
-    def export(self, cells_csv: Path, summary_csv: Path, doc, cells: list, store=None, bom: bool = False, *,
-               on_done: Callable[[list[str]], None], on_failed: Callable[[str], None]) -> int:
+    def export(
+        self,
+        cells_csv: Path,
+        summary_csv: Path,
+        doc,
+        cells: list,
+        store=None,
+        bom: bool = False,
+        *,
+        on_done: Callable[[list[str]], None],
+        on_failed: Callable[[str], None],
+    ) -> int:
         """Write the per-cell and summary CSVs, and the review history beside them, in the background
         (``bom``: UTF-8 with a byte-order mark, the setting for Excel).
 
@@ -269,8 +304,9 @@ class EngineService(QObject):
         self._start(work, on_result=on_done, on_error=lambda exc: on_failed(f"{type(exc).__name__}: {exc}"))
         return snap.revision
 
-    def export_pdf(self, pdf: Path, doc, cells: list, *, on_done: Callable[[list[str]], None],
-                   on_failed: Callable[[str], None]) -> int:
+    def export_pdf(
+        self, pdf: Path, doc, cells: list, *, on_done: Callable[[list[str]], None], on_failed: Callable[[str], None]
+    ) -> int:
         """Write the printable case report (:mod:`engine.pdf_report`) of a snapshot of ``doc`` in the
         background -> ``on_done([pdf])`` / ``on_failed(message)``; returns the snapshot's revision."""
         snap = snapshot(doc, cells)
@@ -291,8 +327,15 @@ class EngineService(QObject):
         return snap.revision
 
     # --- case stores ------------------------------------------------------------------------------
-    def open_store(self, path: Path, load: bool, move_damaged: bool = False, *,
-                   on_opened: Callable[[StoreOpened], None], on_failed: Callable[[StoreFailed], None]) -> Task:
+    def open_store(
+        self,
+        path: Path,
+        load: bool,
+        move_damaged: bool = False,
+        *,
+        on_opened: Callable[[StoreOpened], None],
+        on_failed: Callable[[StoreFailed], None],
+    ) -> Task:
         """Open (create) the store at ``path``; with ``load``, also read its document -> ``on_opened``, else
         ``on_failed``.  Only a LeukoScan store that is damaged is ever moved aside (``.corrupt``), and only
         with ``move_damaged`` (the user was asked first); a file that is not a LeukoScan store (a CSV, another
@@ -332,7 +375,9 @@ class EngineService(QObject):
             if changed:
                 on_changed(FilesChanged(doc, [cells_by_key.get(c.key, c) for c in changed]))
 
-        return self._start(work, on_result=checked, on_error=lambda exc: log.warning("checking the images failed: %s", exc))
+        return self._start(
+            work, on_result=checked, on_error=lambda exc: log.warning("checking the images failed: %s", exc)
+        )
 
     def close_store(self, store) -> Task:
         return self._start(lambda _state: store.close(), runner=self._store_close)

@@ -84,8 +84,11 @@ class SessionFiles:
         """Unlock; ``delete``: also remove the store (a session closed normally with nothing worth keeping)."""
         if self._lock is not None:
             if delete and self.path is not None:
-                for p in (self.path, self.path.with_name(self.path.name + "-wal"),
-                          self.path.with_name(self.path.name + "-shm")):
+                for p in (
+                    self.path,
+                    self.path.with_name(self.path.name + "-wal"),
+                    self.path.with_name(self.path.name + "-shm"),
+                ):
                     try:
                         p.unlink()
                     except FileNotFoundError:

@@ -37,11 +37,18 @@ class SidePanel(QSplitter):
 
     def refresh(self, doc, case: str | None, flagged_progress: str) -> None:
         """Counts of every case, the histogram of ``case`` (None: all), the review progress text."""
-        self.summary.set_counts(doc.counts(ALL_CASES), {c.name: c for c in doc.cases.values()},
-                                {c.name: doc.exclusion_reasons(c.name) for c in doc.cases.values()})
+        self.summary.set_counts(
+            doc.counts(ALL_CASES),
+            {c.name: c for c in doc.cases.values()},
+            {c.name: doc.exclusion_reasons(c.name) for c in doc.cases.values()},
+        )
         ps = [c.p_all for c in doc.cells_of(case) if c.status == OK]
         f = doc.current
-        self.histogram.set_data(ps, doc.threshold or 0.5, f.review_margin if f else 0.0,
-                                f"P(ALL) — {case or (ALL_CASES if len(doc.cases) > 1 else 'case')} ({len(ps)} cells)")
+        self.histogram.set_data(
+            ps,
+            doc.threshold or 0.5,
+            f.review_margin if f else 0.0,
+            f"P(ALL) — {case or (ALL_CASES if len(doc.cases) > 1 else 'case')} ({len(ps)} cells)",
+        )
         self.preview.refresh()
         self.flagged_label.setText(flagged_progress)

@@ -11,13 +11,19 @@ from .style import ALL_COLOR, HEM_COLOR, REVIEW_COLOR
 
 # short headings: ten columns share the side panel (each heading's tooltip says it in full)
 HEADERS = ("Case", "Cells", "ALL", "HEM", "% blasts", "Open", "Err.", "QC", "Excl.", "Rev.")
-HEADER_TIPS = ("The case (its sample id when one is set); ✓ = signed off", "Cells (classified/total while a run goes)",
-               "Final class ALL", "Final class HEM", "ALL / (ALL + HEM), with its Wilson 95% interval",
-               "Review open: flagged cells not reviewed yet (the summary CSV's review_open)",
-               "Errors: files that could not be read",
-               "Cells that failed the input quality check",
-               "Excluded: cells that do not count in % blasts (failed QC and not labelled, or excluded by a "
-               "reviewer); the reasons are in the cell's tooltip", "Reviewed: cells a person reviewed")
+HEADER_TIPS = (
+    "The case (its sample id when one is set); ✓ = signed off",
+    "Cells (classified/total while a run goes)",
+    "Final class ALL",
+    "Final class HEM",
+    "ALL / (ALL + HEM), with its Wilson 95% interval",
+    "Review open: flagged cells not reviewed yet (the summary CSV's review_open)",
+    "Errors: files that could not be read",
+    "Cells that failed the input quality check",
+    "Excluded: cells that do not count in % blasts (failed QC and not labelled, or excluded by a "
+    "reviewer); the reasons are in the cell's tooltip",
+    "Reviewed: cells a person reviewed",
+)
 SIGNED = "✓ "
 
 
@@ -53,9 +59,11 @@ class SummaryTable(QTableWidget):
             h.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
         self.setWordWrap(False)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.setToolTip("ALL/HEM/% blasts count the final label: the reviewer's where reviewed, else the model's.\n"
-                        "% blasts: with its 95% interval (Wilson). The All cases row has none: cells of different "
-                        "patients are not one sample.\nTo review: flagged cells not reviewed yet. ✓: signed off.")
+        self.setToolTip(
+            "ALL/HEM/% blasts count the final label: the reviewer's where reviewed, else the model's.\n"
+            "% blasts: with its 95% interval (Wilson). The All cases row has none: cells of different "
+            "patients are not one sample.\nTo review: flagged cells not reviewed yet. ✓: signed off."
+        )
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.counts: list = []
 
@@ -79,8 +87,18 @@ class SummaryTable(QTableWidget):
             so = case.signoff if case is not None else None
             name = (SIGNED if so is not None else "") + (case.label if case is not None else cc.case)
             cells = f"{cc.cells}" if not cc.pending else f"{cc.cells - cc.pending}/{cc.cells}"
-            vals = (name, cells, cc.all, cc.hem, pct_text(cc), cc.review_open, cc.errors, cc.qc, cc.excluded,
-                    cc.reviewed)
+            vals = (
+                name,
+                cells,
+                cc.all,
+                cc.hem,
+                pct_text(cc),
+                cc.review_open,
+                cc.errors,
+                cc.qc,
+                cc.excluded,
+                cc.reviewed,
+            )
             for col, v in enumerate(vals):
                 text = str(v)
                 it = self.item(r, col)
@@ -98,8 +116,11 @@ class SummaryTable(QTableWidget):
                 if col == 0:
                     tip = cc.case if case is None or not case.sample_id else f"{case.sample_id} ({case.name})"
                     if so is not None:
-                        tip += f"\nSigned off by {so.by} at {local_time(so.at)}" + (f" ({so.basis})" if so.basis else "") \
+                        tip += (
+                            f"\nSigned off by {so.by} at {local_time(so.at)}"
+                            + (f" ({so.basis})" if so.basis else "")
                             + (f": {so.comment}" if so.comment else "")
+                        )
                     it.setToolTip(tip)
                 f = it.font()
                 if f.bold() != (cc.case == ALL_CASES):
@@ -119,8 +140,10 @@ class Histogram(QWidget):
         self.margin = 0.0
         self.title = "P(ALL) distribution"
         self.setMinimumHeight(120)
-        self.setToolTip("How many cells fall at each P(ALL). Red bars: above the threshold (ALL), blue: below (HEM).\n"
-                        "Amber band: the review margin around the threshold.")
+        self.setToolTip(
+            "How many cells fall at each P(ALL). Red bars: above the threshold (ALL), blue: below (HEM).\n"
+            "Amber band: the review margin around the threshold."
+        )
 
     def sizeHint(self) -> QSize:
         return QSize(360, 150)
@@ -158,8 +181,10 @@ class Histogram(QWidget):
                 continue
             h = plot.height() * n / mx
             centre = (i + 0.5) / self.BINS
-            p.fillRect(QRectF(plot.left() + i * bw + 1, plot.bottom() - h, bw - 2, h),
-                       ALL_COLOR if centre >= self.threshold else HEM_COLOR)
+            p.fillRect(
+                QRectF(plot.left() + i * bw + 1, plot.bottom() - h, bw - 2, h),
+                ALL_COLOR if centre >= self.threshold else HEM_COLOR,
+            )
         # axes
         p.setPen(QPen(fg, 1))
         p.drawLine(plot.bottomLeft(), plot.bottomRight())

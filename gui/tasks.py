@@ -59,8 +59,14 @@ class TaskState:
 class Task:
     """The GUI thread's handle of one job: its callbacks, its future, and :meth:`cancel`."""
 
-    def __init__(self, runner: TaskRunner, name: str, on_result: Callable | None, on_error: Callable | None,
-                 on_partial: Callable | None) -> None:
+    def __init__(
+        self,
+        runner: TaskRunner,
+        name: str,
+        on_result: Callable | None,
+        on_error: Callable | None,
+        on_partial: Callable | None,
+    ) -> None:
         self.name = name
         self._runner = runner
         self._callbacks = {Outcome.RESULT: on_result, Outcome.ERROR: on_error, Outcome.PARTIAL: on_partial}
@@ -140,8 +146,14 @@ class TaskRunner(QObject):
         self._lock = threading.Lock()  # _live: a future's done-callback runs on its worker
         self.closed = False
 
-    def start(self, fn: Callable, *args, on_result: Callable | None = None, on_error: Callable | None = None,
-              on_partial: Callable | None = None) -> Task:
+    def start(
+        self,
+        fn: Callable,
+        *args,
+        on_result: Callable | None = None,
+        on_error: Callable | None = None,
+        on_partial: Callable | None = None,
+    ) -> Task:
         """Run ``fn(state, *args)`` on a worker.  Its return value goes to ``on_result``, an exception to
         ``on_error`` (else it is logged), ``state.set_partial_result(v)`` to ``on_partial``; all on the GUI
         thread, none after ``task.cancel()``.  After :meth:`shutdown` the task is cancelled at once."""

@@ -22,8 +22,10 @@ class ThresholdBar(QWidget):
         self.spin.setSingleStep(0.01)
         self.spin.setKeyboardTracking(False)
         self.spin.setValue(0.5)  # placeholder until a model is loaded (the widgets are disabled)
-        self.spin.setToolTip("Cells with P(ALL) at or above the threshold are ALL. Starts at the model card's "
-                             "threshold; a changed threshold is kept per model and written into the report.")
+        self.spin.setToolTip(
+            "Cells with P(ALL) at or above the threshold are ALL. Starts at the model card's "
+            "threshold; a changed threshold is kept per model and written into the report."
+        )
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(1, 99)
         self.slider.setFixedWidth(120)

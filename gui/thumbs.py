@@ -55,8 +55,9 @@ class ImageLoader(QObject):
 
     ready = Signal(str)  # key (path) whose image is now cached
 
-    def __init__(self, size: int = 112, budget_mb: int = 40, threads: int = 2, max_pending: int = 400,
-                 parent=None) -> None:
+    def __init__(
+        self, size: int = 112, budget_mb: int = 40, threads: int = 2, max_pending: int = 400, parent=None
+    ) -> None:
         super().__init__(parent)
         self._size = size
         self._budget = budget_mb * 1024 * 1024
@@ -109,8 +110,7 @@ class ImageLoader(QObject):
                 self._active += 1
         if start:
             self._tasks = [t for t in self._tasks if not t.done]
-            self._tasks.append(self.runner.start(self._decode, self._size, self._generation,
-                                                 on_partial=self._decoded))
+            self._tasks.append(self.runner.start(self._decode, self._size, self._generation, on_partial=self._decoded))
         return None
 
     def failed(self, key: str) -> bool:
@@ -168,5 +168,4 @@ def full_size_loader(budget_mb: int = 48, threads: int = 1, max_pending: int = 4
 
     :func:`decode_thumbnail` only ever shrinks, so a "thumbnail" as large as the cap is the original
     image; the gallery's small loader is untouched.  Few pending requests: only the shown cells matter."""
-    return ImageLoader(size=FULL_SIZE_CAP, budget_mb=budget_mb, threads=threads, max_pending=max_pending,
-                       parent=parent)
+    return ImageLoader(size=FULL_SIZE_CAP, budget_mb=budget_mb, threads=threads, max_pending=max_pending, parent=parent)

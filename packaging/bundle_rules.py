@@ -7,26 +7,88 @@ import re
 
 #: Python packages never frozen into the bundle (training stack, dev tools, other Qt bindings ...).
 EXCLUDED_MODULES = [
-    "tensorflow", "tensorboard", "tensorflow_estimator", "keras", "tf2onnx", "onnx", "onnxconverter_common",
-    "training", "tests", "benchmarks",
-    "matplotlib", "sklearn", "scipy", "pandas", "joblib", "h5py", "ml_dtypes", "optree", "grpc", "absl",
-    "torch", "torchvision", "jax", "jaxlib", "cv2",
-    "ray", "engine.distributed", "pyarrow",  # the optional cluster engine (leukoscan[ray]): never in the app
-    "PIL.AvifImagePlugin", "PIL._avif",  # AVIF: not a microscopy format, 5 MB of libavif
-    "IPython", "jupyter", "notebook", "pytest", "_pytest", "pytestqt", "importlinter", "grimp",
-    "tkinter", "_tkinter", "PyQt5", "PyQt6", "PySide2",
-    "PyInstaller", "setuptools", "pkg_resources", "pip", "wheel",
+    "tensorflow",
+    "tensorboard",
+    "tensorflow_estimator",
+    "keras",
+    "tf2onnx",
+    "onnx",
+    "onnxconverter_common",
+    "training",
+    "tests",
+    "benchmarks",
+    "matplotlib",
+    "sklearn",
+    "scipy",
+    "pandas",
+    "joblib",
+    "h5py",
+    "ml_dtypes",
+    "optree",
+    "grpc",
+    "absl",
+    "torch",
+    "torchvision",
+    "jax",
+    "jaxlib",
+    "cv2",
+    "ray",
+    "engine.distributed",
+    "pyarrow",  # the optional cluster engine (leukoscan[ray]): never in the app
+    "PIL.AvifImagePlugin",
+    "PIL._avif",  # AVIF: not a microscopy format, 5 MB of libavif
+    "IPython",
+    "jupyter",
+    "notebook",
+    "pytest",
+    "_pytest",
+    "pytestqt",
+    "importlinter",
+    "grimp",
+    "tkinter",
+    "_tkinter",
+    "PyQt5",
+    "PyQt6",
+    "PySide2",
+    "PyInstaller",
+    "setuptools",
+    "pkg_resources",
+    "pip",
+    "wheel",
 ]
 
 #: PySide6 modules the app does not use (it needs QtCore, QtGui, QtWidgets and, if present, QtSvg).
 QT_EXCLUDED_MODULES = [
     f"PySide6.{m}"
     for m in (
-        "QtNetwork", "QtQml", "QtQuick", "QtQuickControls2", "QtQuickWidgets", "QtQuickTest", "QtQmlFeatures",
-        "QtOpenGL", "QtOpenGLWidgets", "QtSql", "QtTest", "QtXml", "QtUiTools", "QtDesigner", "QtHelp",
-        "QtConcurrent", "QtDBus", "QtLabsStyleKit", "QtPdf", "QtPdfWidgets", "QtWebEngineCore",
-        "QtWebEngineWidgets", "QtMultimedia", "QtMultimediaWidgets", "Qt3DCore", "QtCharts",
-        "QtDataVisualization", "QtPrintSupport",
+        "QtNetwork",
+        "QtQml",
+        "QtQuick",
+        "QtQuickControls2",
+        "QtQuickWidgets",
+        "QtQuickTest",
+        "QtQmlFeatures",
+        "QtOpenGL",
+        "QtOpenGLWidgets",
+        "QtSql",
+        "QtTest",
+        "QtXml",
+        "QtUiTools",
+        "QtDesigner",
+        "QtHelp",
+        "QtConcurrent",
+        "QtDBus",
+        "QtLabsStyleKit",
+        "QtPdf",
+        "QtPdfWidgets",
+        "QtWebEngineCore",
+        "QtWebEngineWidgets",
+        "QtMultimedia",
+        "QtMultimediaWidgets",
+        "Qt3DCore",
+        "QtCharts",
+        "QtDataVisualization",
+        "QtPrintSupport",
     )
 ]
 
@@ -34,8 +96,16 @@ QT_EXCLUDED_MODULES = [
 QT_PLATFORMS_KEPT = ("offscreen", "minimal", "xcb", "wayland", "wayland-egl", "windows", "cocoa")
 #: Qt plugin folders kept whole.
 QT_PLUGIN_DIRS_KEPT = (
-    "platforms", "imageformats", "iconengines", "platformthemes", "platforminputcontexts", "xcbglintegrations",
-    "wayland-decoration-client", "wayland-graphics-integration-client", "wayland-shell-integration", "styles",
+    "platforms",
+    "imageformats",
+    "iconengines",
+    "platformthemes",
+    "platforminputcontexts",
+    "xcbglintegrations",
+    "wayland-decoration-client",
+    "wayland-graphics-integration-client",
+    "wayland-shell-integration",
+    "styles",
 )
 
 _PLUGIN_RE = re.compile(r"(?:^|/)PySide6/Qt/plugins/([^/]+)/([^/]+)$")
@@ -104,14 +174,42 @@ def prune_unreferenced(toc, needed_of, keep_prefixes=("libpython",)):
 
 #: Paths (relative to the bundle folder, '/'-separated, lower-case) that must not appear in a bundle.
 FORBIDDEN_PATH_PATTERNS = [
-    r"(^|/)tensorflow", r"(^|/)keras", r"(^|/)tf2onnx", r"(^|/)onnx/", r"(^|/)training/", r"(^|/)tests/",
-    r"(^|/)matplotlib", r"(^|/)sklearn", r"(^|/)scipy", r"libtensorflow", r"(^|/)torch/",
-    r"pyside6/qt/qml/", r"qt6quick", r"qt6qml", r"qt6webengine", r"qt6designer",
+    r"(^|/)tensorflow",
+    r"(^|/)keras",
+    r"(^|/)tf2onnx",
+    r"(^|/)onnx/",
+    r"(^|/)training/",
+    r"(^|/)tests/",
+    r"(^|/)matplotlib",
+    r"(^|/)sklearn",
+    r"(^|/)scipy",
+    r"libtensorflow",
+    r"(^|/)torch/",
+    r"pyside6/qt/qml/",
+    r"qt6quick",
+    r"qt6qml",
+    r"qt6webengine",
+    r"qt6designer",
 ]
 #: Module-name prefixes that must not appear in the frozen Python archive (PYZ).
 FORBIDDEN_MODULE_PREFIXES = [
-    "tensorflow", "keras", "tf2onnx", "onnx.", "training", "tests", "matplotlib", "sklearn", "scipy",
-    "torch", "PyQt5", "PyQt6", "PySide2", "pytest", "PySide6.QtQml", "PySide6.QtQuick", "PySide6.QtNetwork",
+    "tensorflow",
+    "keras",
+    "tf2onnx",
+    "onnx.",
+    "training",
+    "tests",
+    "matplotlib",
+    "sklearn",
+    "scipy",
+    "torch",
+    "PyQt5",
+    "PyQt6",
+    "PySide2",
+    "pytest",
+    "PySide6.QtQml",
+    "PySide6.QtQuick",
+    "PySide6.QtNetwork",
 ]
 #: Extra path patterns forbidden in the CPU variant (a CUDA provider would mean the GPU onnxruntime leaked in).
 FORBIDDEN_CPU_PATTERNS = [r"providers_cuda", r"providers_tensorrt", r"(^|/)nvidia/", r"libcudnn", r"libcublas"]

@@ -120,9 +120,12 @@ def check(
             if name not in files:
                 problems.append(f"{name} missing beside the executable (Linux menu entry for technicians)")
     plugin_dir = f"{internal}PySide6/Qt/plugins/platforms/"
-    platforms = sorted(k[len(plugin_dir):] for k in files if k.startswith(plugin_dir))
-    wanted = {"linux": ["libqoffscreen.so", "libqxcb.so"], "win32": ["qwindows.dll", "qoffscreen.dll"],
-              "darwin": ["libqcocoa.dylib", "libqoffscreen.dylib"]}
+    platforms = sorted(k[len(plugin_dir) :] for k in files if k.startswith(plugin_dir))
+    wanted = {
+        "linux": ["libqoffscreen.so", "libqxcb.so"],
+        "win32": ["qwindows.dll", "qoffscreen.dll"],
+        "darwin": ["libqcocoa.dylib", "libqoffscreen.dylib"],
+    }
     for w in wanted.get(sys.platform if sys.platform != "linux2" else "linux", []):
         if w not in platforms:
             problems.append(f"Qt platform plugin {w} missing (have {platforms})")
@@ -138,13 +141,23 @@ def check(
     if modules is None:
         modules = frozen_modules(exe)
     bad_mods = sorted(
-        m for m in modules if any(m == p.rstrip(".") or m.startswith(p if p.endswith(".") else p + ".") for p in FORBIDDEN_MODULE_PREFIXES)
+        m
+        for m in modules
+        if any(m == p.rstrip(".") or m.startswith(p if p.endswith(".") else p + ".") for p in FORBIDDEN_MODULE_PREFIXES)
     )
     if bad_mods:
         problems.append(f"forbidden Python modules frozen: {', '.join(bad_mods[:8])}")
     # engine.offline: switches onnxruntime's telemetry off before it loads (engine/__init__ imports it)
-    for needed in ("engine.offline", "engine.selftest", "engine.preprocess", "engine.cli", "engine.cli.classify",
-                   "onnxruntime", "PIL.Image", "numpy"):
+    for needed in (
+        "engine.offline",
+        "engine.selftest",
+        "engine.preprocess",
+        "engine.cli",
+        "engine.cli.classify",
+        "onnxruntime",
+        "PIL.Image",
+        "numpy",
+    ):
         if needed not in modules:
             problems.append(f"module {needed} missing from the frozen archive")
 
@@ -202,13 +215,23 @@ def run_cli(bundle: Path, timeout: float = 600) -> list[str]:
         with open(out, newline="", encoding="utf-8-sig") as fh:
             got = {r["file"]: r["final_label"] for r in csv.DictReader(fh)}
         if got != expected:
-            wrong = sorted(f"{f}: {got.get(f, 'missing')} (expected {c})" for f, c in expected.items() if got.get(f) != c)
-            problems.append("leukoscan-cli classify of the sample cells: " + ("; ".join(wrong) or f"rows {sorted(got)}"))
+            wrong = sorted(
+                f"{f}: {got.get(f, 'missing')} (expected {c})" for f, c in expected.items() if got.get(f) != c
+            )
+            problems.append(
+                "leukoscan-cli classify of the sample cells: " + ("; ".join(wrong) or f"rows {sorted(got)}")
+            )
         elif summary.get("counts", {}).get("classified") != len(expected):
             problems.append(f"leukoscan-cli classify --json counts {summary.get('counts')} for {len(expected)} cells")
         if sys.platform != "win32":
-            p = subprocess.run([str(bundle / "LeukoScan"), "cli", "--version"], capture_output=True, text=True,
-                               env=env, timeout=timeout, check=False)
+            p = subprocess.run(
+                [str(bundle / "LeukoScan"), "cli", "--version"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=timeout,
+                check=False,
+            )
             if p.returncode != 0 or not p.stdout.startswith("leukoscan-cli "):
                 problems.append(f"LeukoScan cli --version: exit {p.returncode}, {(p.stdout + p.stderr).strip()[:300]}")
     return problems
@@ -227,8 +250,11 @@ def main(argv: list[str] | None = None) -> int:
         help="report a size over --max-mb as a warning, not a failure (CI: a model change must not block "
         "every other change from landing; releases use the strict default)",
     )
-    ap.add_argument("--run-cli", action="store_true",
-                    help="also classify the bundled sample cells through the bundle's leukoscan-cli")
+    ap.add_argument(
+        "--run-cli",
+        action="store_true",
+        help="also classify the bundled sample cells through the bundle's leukoscan-cli",
+    )
     args = ap.parse_args(argv)
     max_mb = args.max_mb if args.max_mb is not None else (350.0 if args.variant == "cpu" else None)
     problems, summary = check(args.bundle, args.variant, max_mb, args.models)
@@ -241,8 +267,10 @@ def main(argv: list[str] | None = None) -> int:
             problems.remove(p)
             print(f"WARNING: {p}: not releasable until it is back under the limit")
     if summary:
-        print(f"bundle {summary['bundle']}: {summary['size_mb']} MB in {summary['files']} files, "
-              f"{summary['frozen_modules']} frozen modules, variant {summary['variant']}, version {summary['version']}")
+        print(
+            f"bundle {summary['bundle']}: {summary['size_mb']} MB in {summary['files']} files, "
+            f"{summary['frozen_modules']} frozen modules, variant {summary['variant']}, version {summary['version']}"
+        )
         print("Qt platform plugins: " + ", ".join(summary["qt_platforms"]))
         print("largest parts (MB): " + ", ".join(f"{k} {v}" for k, v in summary["largest_mb"].items()))
     if args.json and summary:

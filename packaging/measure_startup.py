@@ -130,8 +130,11 @@ def main(argv: list[str] | None = None) -> int:
                 if retried or a.display:
                     raise
                 retried = True  # once per measurement: a fresh Xvfb, the same run again
-                print(f"run {i + 1}: the app could not reach the new Xvfb {display}; retrying once on a fresh one "
-                      f"({str(exc).splitlines()[-1][:120]})", flush=True)
+                print(
+                    f"run {i + 1}: the app could not reach the new Xvfb {display}; retrying once on a fresh one "
+                    f"({str(exc).splitlines()[-1][:120]})",
+                    flush=True,
+                )
                 continue
             times.append(dt)
             print(f"run {i + 1}: main window visible after {dt:.3f} s{' (cold)' if i == 0 else ''}", flush=True)

@@ -31,9 +31,11 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "C-NMC_Leukemia"
 if str(TESTS_DIR) not in sys.path:  # `import tinymodels` from any test module
     sys.path.insert(0, str(TESTS_DIR))
 
+# isort: off
+import engine  # noqa: F401 - first: onnxruntime's telemetry off (engine/offline.py) before a test imports it
 from tinymodels import make_tiny_ensemble, make_tiny_model
 
-import engine  # noqa: F401 - first: onnxruntime's telemetry off (engine/offline.py) before a test imports it
+# isort: on
 
 TINY_A = dict(name="tiny_a", size=32, seed=0)
 TINY_B = dict(name="tiny_b", size=48, seed=3, crop_fraction=0.8)
@@ -99,12 +101,7 @@ def png_bomb_bytes(width: int = 30_000, height: int = 30_000) -> bytes:
     """A valid-looking PNG that declares ``width x height`` grey pixels in a few hundred bytes."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     rows = zlib.compress(b"\x00" * (width + 1) * 4, 9)  # first 4 rows only
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", rows)
-        + _png_chunk(b"IEND", b"")
-    )
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", rows) + _png_chunk(b"IEND", b"")
 
 
 @dataclass

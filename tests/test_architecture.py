@@ -25,7 +25,15 @@ def test_engine_contract_is_declared():
 
 def test_import_linter_contracts_kept():
     exe = Path(sys.executable).parent / "lint-imports"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"]
+    cmd = (
+        [str(exe)]
+        if exe.exists()
+        else [
+            sys.executable,
+            "-c",
+            "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())",
+        ]
+    )
     p = subprocess.run([*cmd, "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
     assert "BROKEN" not in p.stdout and " KEPT" in p.stdout

@@ -23,7 +23,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-BOOT = r'''
+BOOT = r"""
 import atexit, json, os, runpy, sys
 log, target = sys.argv[1], sys.argv[2]
 seen = []
@@ -43,10 +43,10 @@ if target.endswith(".py"):
     runpy.run_path(target, run_name="__main__")
 else:
     runpy.run_module(target, run_name="__main__", alter_sys=True)
-'''
+"""
 
 # The app, run offscreen: open the folder, classify it, export the report, quit.
-GUI_DRIVER = r'''
+GUI_DRIVER = r"""
 import sys
 from pathlib import Path
 import gui.app as app
@@ -63,7 +63,7 @@ def build_and_finish(args):
 
 app.build_window = build_and_finish
 sys.exit(app.main(sys.argv[1:]))
-'''
+"""
 
 
 def _files(root: Path) -> set[Path]:
@@ -89,8 +89,14 @@ def _run_isolated(
     log, trace = tmp_path / "events.json", tmp_path / "strace.txt"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "ORT_", "LEUKOSCAN_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
-    env.update(HOME=str(home), TMPDIR=str(tmp), LEUKOSCAN_DATA_DIR=str(data), PYTHONDONTWRITEBYTECODE="1",
-               LEUKOSCAN_RESOURCES_DIR=str(tmp_path / "no-bundled-resources"), QT_QPA_PLATFORM="offscreen")
+    env.update(
+        HOME=str(home),
+        TMPDIR=str(tmp),
+        LEUKOSCAN_DATA_DIR=str(data),
+        PYTHONDONTWRITEBYTECODE="1",
+        LEUKOSCAN_RESOURCES_DIR=str(tmp_path / "no-bundled-resources"),
+        QT_QPA_PLATFORM="offscreen",
+    )
     tracer = _strace()
     cmd = [*tracer, *(["-o", str(trace)] if tracer else []), sys.executable, str(boot), str(log), *argv]
     before = _files(cells)
@@ -108,8 +114,20 @@ def _run_isolated(
 def test_cli_run_stays_on_the_workstation(tiny_models_dir, cells_dir, tmp_path):
     reports = tmp_path / "reports"
     reports.mkdir()
-    argv = ["engine.cli", "classify", str(cells_dir), "--model", "tiny_ensemble", "--models-dir", str(tiny_models_dir),
-            "--out", str(reports / "report.csv"), "--summary", str(reports / "report_summary.csv"), "--no-progress"]
+    argv = [
+        "engine.cli",
+        "classify",
+        str(cells_dir),
+        "--model",
+        "tiny_ensemble",
+        "--models-dir",
+        str(tiny_models_dir),
+        "--out",
+        str(reports / "report.csv"),
+        "--summary",
+        str(reports / "report_summary.csv"),
+        "--no-progress",
+    ]
     events, stray = _run_isolated(tmp_path, argv, cells_dir, reports)
     assert (events, stray) == ([], set())
     assert (reports / "report.csv").is_file()
@@ -121,8 +139,16 @@ def test_app_run_stays_on_the_workstation(tiny_models_dir, cells_dir, tmp_path):
     driver.write_text(GUI_DRIVER, encoding="utf-8")
     reports = tmp_path / "reports"
     reports.mkdir()
-    argv = [str(driver), "--no-restore", "--model", "tiny_ensemble", "--models-dir", str(tiny_models_dir),
-            str(cells_dir), str(reports / "report.csv")]
+    argv = [
+        str(driver),
+        "--no-restore",
+        "--model",
+        "tiny_ensemble",
+        "--models-dir",
+        str(tiny_models_dir),
+        str(cells_dir),
+        str(reports / "report.csv"),
+    ]
     events, stray = _run_isolated(tmp_path, argv, cells_dir, reports)
     assert (events, stray) == ([], set())
     assert (reports / "report.csv").is_file() and (reports / "report_summary.csv").is_file()
@@ -142,8 +168,17 @@ def test_bundle_entry_points_stay_on_the_workstation(tiny_models_dir, cells_dir,
         "runpy.run_path(sys.argv[0], run_name='__main__')\n",
         encoding="utf-8",
     )
-    argv = [str(driver), "--self-test", "-q", "--models-dir", str(tiny_models_dir),
-            "--samples-dir", str(REPO / "resources" / "samples"), "--device", "cpu"]
+    argv = [
+        str(driver),
+        "--self-test",
+        "-q",
+        "--models-dir",
+        str(tiny_models_dir),
+        "--samples-dir",
+        str(REPO / "resources" / "samples"),
+        "--device",
+        "cpu",
+    ]
     (tmp_path / "reports").mkdir()
     events, stray = _run_isolated(tmp_path, argv, cells_dir, tmp_path / "reports", rc=1)
     assert (events, stray) == ([], set())

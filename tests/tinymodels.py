@@ -113,9 +113,7 @@ def build_tiny_onnx(
             nodes.append(helper.make_node("Sub", ["nf_e", "nf_e"], ["nf_e2"]))  # 0, or Inf - Inf = NaN
         nodes.append(helper.make_node("Add", ["logit_ok", "nf_e2" if nonfinite == "nan" else "nf_e"], [output_name]))
     graph = helper.make_graph(nodes, f"tiny_{size}_{seed}", [inp], [out], initializer=inits)
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="leukoscan-tests"
-    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="leukoscan-tests")
     model.ir_version = 8  # readable by any onnxruntime >= 1.14
     onnx.checker.check_model(model)
     return model

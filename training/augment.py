@@ -34,8 +34,18 @@ class Augmentation:
         return asdict(self)
 
 
-NONE = Augmentation(rotation=False, flip=0.0, scale=0.0, translate=0.0, brightness=0.0, contrast=0.0,
-                    saturation=0.0, hue=0.0, blur=0.0, noise=0.0)
+NONE = Augmentation(
+    rotation=False,
+    flip=0.0,
+    scale=0.0,
+    translate=0.0,
+    brightness=0.0,
+    contrast=0.0,
+    saturation=0.0,
+    hue=0.0,
+    blur=0.0,
+    noise=0.0,
+)
 
 #: foreground = any channel above this (0-255); the C-NMC background is black.
 FG_LEVEL = 10.0
@@ -66,8 +76,13 @@ def _warp(x, aug: Augmentation, seeds):
     z = tf.zeros([n])
     transforms = tf.stack([a0, a1, a2, b0, b1, b2, z, z], axis=1)
     return tf.raw_ops.ImageProjectiveTransformV3(
-        images=x, transforms=transforms, output_shape=tf.shape(x)[1:3], interpolation="BILINEAR",
-        fill_mode="CONSTANT", fill_value=0.0)
+        images=x,
+        transforms=transforms,
+        output_shape=tf.shape(x)[1:3],
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+        fill_value=0.0,
+    )
 
 
 _YIQ = tf.constant([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], tf.float32)

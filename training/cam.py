@@ -72,7 +72,9 @@ def find_head(model, output: str = "logit") -> dict:
     bias = weight = None
     if node is not None and node.op_type == "Add":
         a, b = node.input
-        bias, nxt = (b, a) if _constant(b, inits, producers) else (a, b) if _constant(a, inits, producers) else (None, None)
+        bias, nxt = (
+            (b, a) if _constant(b, inits, producers) else (a, b) if _constant(a, inits, producers) else (None, None)
+        )
         if bias is None:
             raise CamError(f"the output's Add ({node.name}) has no constant bias")
         node = producers.get(nxt)
@@ -106,8 +108,14 @@ def find_head(model, output: str = "logit") -> dict:
         raise CamError(f"the head is not linear after global average pooling (found {node.op_type} before it)")
     if bias is not None and _const_array(bias, inits, producers).size != 1:
         raise CamError("the head's bias is not one value")
-    return {"feature_map": node.input[0], "layout": layout, "weight": weight, "bias": bias,
-            "pool_node": node.name, "channels": int(w.shape[0])}
+    return {
+        "feature_map": node.input[0],
+        "layout": layout,
+        "weight": weight,
+        "bias": bias,
+        "pool_node": node.name,
+        "channels": int(w.shape[0]),
+    }
 
 
 def _reduce_axes(node, inits) -> list[int]:
@@ -221,8 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     from engine.card import load_card
     from engine.preprocess import preprocess_file
 
-    samples = sorted(p for p in (Path(__file__).resolve().parents[1] / "resources" / "samples").iterdir()
-                     if p.suffix.lower() in (".png", ".bmp", ".webp"))
+    samples = sorted(
+        p
+        for p in (Path(__file__).resolve().parents[1] / "resources" / "samples").iterdir()
+        if p.suffix.lower() in (".png", ".bmp", ".webp")
+    )
     for path in args.onnx:
         card_path = path.with_suffix(".json")
         card = load_card(card_path)
@@ -237,9 +248,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{path}: logits changed, file restored: {check}", file=sys.stderr)
                 return 1
         digest = update_card_sha256(card_path)
-        print(f"{path}: cam {check['cam_shape']} from {head['feature_map']} ({head['layout']}, {head['channels']} "
-              f"channels); logits bit-identical on {check['n_cells']} cells; |mean(cam) - logit| <= "
-              f"{check['max_abs_cam_mean_minus_logit']:.1e}; {card_path.name} sha256 {digest[:16]}")
+        print(
+            f"{path}: cam {check['cam_shape']} from {head['feature_map']} ({head['layout']}, {head['channels']} "
+            f"channels); logits bit-identical on {check['n_cells']} cells; |mean(cam) - logit| <= "
+            f"{check['max_abs_cam_mean_minus_logit']:.1e}; {card_path.name} sha256 {digest[:16]}"
+        )
     return 0
 
 

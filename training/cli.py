@@ -22,7 +22,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = "../shared/data/C-NMC_Leukemia"
 DEFAULT_VIEWS = (0, 5, 2)  # the InceptionV3 views cached for training (see docs/models.md for the choice)
 DEFAULTS = {
-    "inceptionv3": {"size": 224, "crop": 0.85, "weights": "../shared/weights/inception_v3_imagenet_notop.fp16.weights.h5"},
+    "inceptionv3": {
+        "size": 224,
+        "crop": 0.85,
+        "weights": "../shared/weights/inception_v3_imagenet_notop.fp16.weights.h5",
+    },
     "vgg19": {"size": 64, "crop": 0.85, "weights": "none"},
 }
 
@@ -80,8 +84,10 @@ def cmd_prepare(args) -> int:
 
     m = _manifest(args)
     s = m.summary()
-    _log(f"{s['cells']} unique cells ({s['all_cells']} ALL / {s['hem_cells']} HEM) from {s['subjects']} subjects "
-         f"({s['all_subjects']} ALL / {s['hem_subjects']} HEM); {s['duplicates_dropped']} pixel duplicates dropped")
+    _log(
+        f"{s['cells']} unique cells ({s['all_cells']} ALL / {s['hem_cells']} HEM) from {s['subjects']} subjects "
+        f"({s['all_subjects']} ALL / {s['hem_subjects']} HEM); {s['duplicates_dropped']} pixel duplicates dropped"
+    )
     for d in m.dropped[:20]:
         _log(f"  dropped {d['path']}: {d['reason']}")
     f = cell_extent_fraction(m)
@@ -114,21 +120,37 @@ def cmd_train(args) -> int:
         from .inception import Recipe
         from .train_inception import run
 
-        recipe = Recipe(size=size, cut=args.cut, epochs=args.epochs or 6, lr=args.lr or 1e-4, seed=args.seed,
-                        bn_trainable=args.bn_trainable, views=_views(args.views),
-                        tta_views=_views(args.tta_views) if args.tta_views else ())
+        recipe = Recipe(
+            size=size,
+            cut=args.cut,
+            epochs=args.epochs or 6,
+            lr=args.lr or 1e-4,
+            seed=args.seed,
+            bn_trainable=args.bn_trainable,
+            views=_views(args.views),
+            tta_views=_views(args.tta_views) if args.tta_views else (),
+        )
         metrics = run(m, spec, recipe, weights, run_dir, _path(args.cache), args.folds, args.resume, _log, args.workers)
     else:
         from .train_vgg import VggRecipe, run
 
-        recipe = VggRecipe(size=size, epochs=args.epochs or 9, lr=args.lr or 2e-4, seed=args.seed,
-                           distill=args.distill, val_fold=args.val_fold, n_folds=args.folds,
-                           tta_views=_views(args.tta_views) if args.tta_views else (0,))
+        recipe = VggRecipe(
+            size=size,
+            epochs=args.epochs or 9,
+            lr=args.lr or 2e-4,
+            seed=args.seed,
+            distill=args.distill,
+            val_fold=args.val_fold,
+            n_folds=args.folds,
+            tta_views=_views(args.tta_views) if args.tta_views else (0,),
+        )
         teacher = _path(args.teacher) if args.teacher else None
         metrics = run(m, spec, recipe, weights, run_dir, _path(args.cache), teacher, args.resume, _log, args.workers)
     h = metrics.get("oof_cross_fitted") or metrics.get("validation_cross_fitted") or {}
-    _log(f"done: weighted F1 {h.get('weighted_f1', float('nan')):.4f}, AUROC {h.get('auroc', float('nan')):.4f}, "
-         f"ECE {h.get('ece', float('nan')):.4f} (run folder {run_dir})")
+    _log(
+        f"done: weighted F1 {h.get('weighted_f1', float('nan')):.4f}, AUROC {h.get('auroc', float('nan')):.4f}, "
+        f"ECE {h.get('ece', float('nan')):.4f} (run folder {run_dir})"
+    )
     return 0
 
 
@@ -142,16 +164,28 @@ def cmd_finetune(args) -> int:
     size = args.size or d["size"]
     spec = Preprocessing(size, size, args.crop or d["crop"], "bilinear")
     weights = resolve_weights(args.weights or d["weights"], REPO_ROOT)
-    recipe = FinetuneRecipe(size=size, unfreeze_from=args.unfreeze_from, epochs=args.epochs, batch=args.batch,
-                            lr=args.lr, head_lr=args.head_lr, val_fold=args.val_fold, n_folds=args.folds,
-                            seed=args.seed, tta_views=_views(args.tta_views), train_on_all=args.all_subjects)
+    recipe = FinetuneRecipe(
+        size=size,
+        unfreeze_from=args.unfreeze_from,
+        epochs=args.epochs,
+        batch=args.batch,
+        lr=args.lr,
+        head_lr=args.head_lr,
+        val_fold=args.val_fold,
+        n_folds=args.folds,
+        seed=args.seed,
+        tta_views=_views(args.tta_views),
+        train_on_all=args.all_subjects,
+    )
     m = _manifest(args)
     run_dir = _path(args.run)
     metrics = run(m, spec, recipe, weights, run_dir, _path(args.cache), args.resume, _log, args.workers)
     h = metrics.get("validation_cross_fitted") or {}
     if h:
-        _log(f"done: held-out weighted F1 {h['weighted_f1']:.4f}, AUROC {h['auroc']:.4f}, ECE {h['ece']:.4f} "
-             f"(run folder {run_dir})")
+        _log(
+            f"done: held-out weighted F1 {h['weighted_f1']:.4f}, AUROC {h['auroc']:.4f}, ECE {h['ece']:.4f} "
+            f"(run folder {run_dir})"
+        )
     else:
         _log(f"done: refit on all subjects (run folder {run_dir})")
     return 0
@@ -163,18 +197,30 @@ def cmd_e2e(args) -> int:
 
     weights = resolve_weights(args.weights or default_weights(args.arch), REPO_ROOT)
     holdout = tuple(s.strip() for s in (args.holdout or ",".join(HARD_PANEL)).split(",") if s.strip())
-    recipe = E2ERecipe(arch=args.arch, size=args.size, window_px=args.window, unfreeze_from=args.unfreeze_from,
-                       epochs=args.epochs, batch=args.batch, lr=args.lr, holdout=holdout, seed=args.seed,
-                       tta_views=_views(args.tta_views), train_on_all=args.all_subjects)
+    recipe = E2ERecipe(
+        arch=args.arch,
+        size=args.size,
+        window_px=args.window,
+        unfreeze_from=args.unfreeze_from,
+        epochs=args.epochs,
+        batch=args.batch,
+        lr=args.lr,
+        holdout=holdout,
+        seed=args.seed,
+        tta_views=_views(args.tta_views),
+        train_on_all=args.all_subjects,
+    )
     m = _manifest(args)
     portable = _path(args.portable_checkpoint) if args.portable_checkpoint else None
     metrics = run(m, recipe, weights, _path(args.run), _path(args.cache), args.resume, _log, args.workers, portable)
     h = metrics.get("validation_cross_fitted") or {}
     if h:
         d = metrics["donors_cross_fitted"]
-        _log(f"done: held-out weighted F1 {h['weighted_f1']:.4f}, AUROC {h['auroc']:.4f}, ECE {h['ece']:.4f}; "
-             f"healthy donors' mean share called HEM {d['healthy_donors']['mean_share_called_right']:.3f} "
-             f"(run folder {args.run})")
+        _log(
+            f"done: held-out weighted F1 {h['weighted_f1']:.4f}, AUROC {h['auroc']:.4f}, ECE {h['ece']:.4f}; "
+            f"healthy donors' mean share called HEM {d['healthy_donors']['mean_share_called_right']:.3f} "
+            f"(run folder {args.run})"
+        )
     return 0
 
 
@@ -189,8 +235,15 @@ def cmd_frozen(args) -> int:
     layers = tuple(s.strip() for s in args.layers.split(",") if s.strip())
     if args.cut not in layers:
         raise SystemExit(f"--cut {args.cut} must be one of --layers {','.join(layers)}")
-    recipe = FrozenRecipe(size=args.size, layers=layers, cut=args.cut, tta_views=_views(args.tta_views),
-                          n_aug=args.aug_views, n_folds=args.folds, seed=args.seed)
+    recipe = FrozenRecipe(
+        size=args.size,
+        layers=layers,
+        cut=args.cut,
+        tta_views=_views(args.tta_views),
+        n_aug=args.aug_views,
+        n_folds=args.folds,
+        seed=args.seed,
+    )
     m = _manifest(args)
     metrics = run(m, spec, recipe, weights, _path(args.run), _path(args.cache), _log, args.workers)
     h = metrics["oof_cross_fitted"]
@@ -221,8 +274,15 @@ def cmd_evaluate(args) -> int:
 def cmd_export(args) -> int:
     from .export_run import export_run
 
-    export_run(_path(args.run), _path(args.out), _log, name=args.name, version=args.version,
-               recommended=args.recommended, model_from=_path(args.model_from) if args.model_from else None)
+    export_run(
+        _path(args.run),
+        _path(args.out),
+        _log,
+        name=args.name,
+        version=args.version,
+        recommended=args.recommended,
+        model_from=_path(args.model_from) if args.model_from else None,
+    )
     return 0
 
 
@@ -243,13 +303,16 @@ def cmd_ensemble(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from engine import __version__
 
-    ap = argparse.ArgumentParser(prog="leukoscan-train", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="leukoscan-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     def data_args(p):
-        p.add_argument("--data", default=DEFAULT_DATA, help="data folder (fold_N/all|hem, all/+hem/, or images + labels CSV)")
+        p.add_argument(
+            "--data", default=DEFAULT_DATA, help="data folder (fold_N/all|hem, all/+hem/, or images + labels CSV)"
+        )
         p.add_argument("--labels-csv", default=None, help="labels CSV (Patient_ID,new_names,labels; 1 = ALL)")
         p.add_argument("--cache", default="cache", help="cache folder (manifests, pixel and feature caches)")
         p.add_argument("--workers", type=int, default=2, help="decoding processes")
@@ -266,9 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one architecture with subject-wise validation")
     data_args(p)
     p.add_argument("--arch", choices=sorted(DEFAULTS), required=True)
-    p.add_argument("--weights", default=None,
-                   help="'imagenet' (Keras download, needs internet), 'none' (random init) or a weights file; "
-                        "default: InceptionV3 -> the offline ImageNet copy in ../shared/weights, VGG19 -> none")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="'imagenet' (Keras download, needs internet), 'none' (random init) or a weights file; "
+        "default: InceptionV3 -> the offline ImageNet copy in ../shared/weights, VGG19 -> none",
+    )
     p.add_argument("--run", default=None, help="run folder (default runs/<arch>)")
     p.add_argument("--size", type=int, default=None)
     p.add_argument("--crop", type=float, default=None)
@@ -276,11 +342,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--resume", action="store_true", help="reuse finished folds / checkpoints in the run folder")
     p.add_argument("--cut", default="mixed9", help="InceptionV3: fine-tune the blocks after this layer")
-    p.add_argument("--views", default=",".join(map(str, DEFAULT_VIEWS)),
-                   help="InceptionV3: dihedral views (0-7, first 0) whose frozen features are cached for training")
-    p.add_argument("--tta-views", default=None,
-                   help="views averaged at validation and in the app (InceptionV3 default: all --views; VGG19: 0)")
-    p.add_argument("--bn-trainable", action="store_true", help="InceptionV3: BatchNorm in training mode while fine-tuning")
+    p.add_argument(
+        "--views",
+        default=",".join(map(str, DEFAULT_VIEWS)),
+        help="InceptionV3: dihedral views (0-7, first 0) whose frozen features are cached for training",
+    )
+    p.add_argument(
+        "--tta-views",
+        default=None,
+        help="views averaged at validation and in the app (InceptionV3 default: all --views; VGG19: 0)",
+    )
+    p.add_argument(
+        "--bn-trainable", action="store_true", help="InceptionV3: BatchNorm in training mode while fine-tuning"
+    )
     p.add_argument("--teacher", default=None, help="VGG19: run folder of an InceptionV3 run (distillation)")
     p.add_argument("--distill", type=float, default=0.5, help="VGG19: weight of the teacher's soft targets")
     p.add_argument("--val-fold", type=int, default=1, help="VGG19: the held-out subject fold")
@@ -289,56 +363,83 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("finetune", help="InceptionV3 fine-tuned end to end with on-the-fly augmentation (2.0 recipe)")
     data_args(p)
     p.add_argument("--run", default="runs/inceptionv3_ft", help="run folder")
-    p.add_argument("--weights", default=None,
-                   help="'imagenet' (Keras download, needs internet), 'none' or a weights file (default: the "
-                        "offline ImageNet copy in ../shared/weights)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="'imagenet' (Keras download, needs internet), 'none' or a weights file (default: the "
+        "offline ImageNet copy in ../shared/weights)",
+    )
     p.add_argument("--size", type=int, default=None)
     p.add_argument("--crop", type=float, default=None)
-    p.add_argument("--unfreeze-from", default="mixed5",
-                   help="train the layers from this one on in Keras' layer order ('mixed5': the mixed5 concat, then "
-                        "blocks mixed6-mixed10; 'all' = the whole network)")
+    p.add_argument(
+        "--unfreeze-from",
+        default="mixed5",
+        help="train the layers from this one on in Keras' layer order ('mixed5': the mixed5 concat, then "
+        "blocks mixed6-mixed10; 'all' = the whole network)",
+    )
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch", type=int, default=24)
     p.add_argument("--lr", type=float, default=1e-4, help="backbone learning rate (peak)")
     p.add_argument("--head-lr", type=float, default=1e-3, help="head learning rate (peak)")
     p.add_argument("--val-fold", type=int, default=1, help="the held-out subject fold")
     p.add_argument("--tta-views", default="0,5,2", help="views averaged at validation and in the app")
-    p.add_argument("--all-subjects", action="store_true",
-                   help="refit on every subject (no held-out fold); ship it with "
-                        "export --run <held-out run> --model-from <this run>")
+    p.add_argument(
+        "--all-subjects",
+        action="store_true",
+        help="refit on every subject (no held-out fold); ship it with "
+        "export --run <held-out run> --model-from <this run>",
+    )
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.set_defaults(func=cmd_finetune)
 
-    p = sub.add_parser("e2e", help="InceptionV3 or VGG19 fine-tuned end to end on a centroid window, validated "
-                                   "on held-out donors; any Keras backend (3.0 recipe)")
+    p = sub.add_parser(
+        "e2e",
+        help="InceptionV3 or VGG19 fine-tuned end to end on a centroid window, validated "
+        "on held-out donors; any Keras backend (3.0 recipe)",
+    )
     data_args(p)
     p.add_argument("--arch", choices=("inceptionv3", "vgg19"), default="inceptionv3")
     p.add_argument("--run", default="runs/inceptionv3_e2e", help="run folder")
-    p.add_argument("--weights", default=None,
-                   help="'imagenet' (Keras download, needs internet), 'none' or a weights file (default: the "
-                        "offline ImageNet copy in ../shared/weights)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="'imagenet' (Keras download, needs internet), 'none' or a weights file (default: the "
+        "offline ImageNet copy in ../shared/weights)",
+    )
     p.add_argument("--size", type=int, default=192, help="model input size (pixels)")
     p.add_argument("--window", type=int, default=288, help="native pixels of the window centred on the cell")
-    p.add_argument("--unfreeze-from", default="all",
-                   help="'all' (every layer, stem included) or the first trained layer (VGG19: e.g. block3_conv1)")
+    p.add_argument(
+        "--unfreeze-from",
+        default="all",
+        help="'all' (every layer, stem included) or the first trained layer (VGG19: e.g. block3_conv1)",
+    )
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=6e-5, help="backbone peak learning rate (the head's is 10x)")
-    p.add_argument("--holdout", default=None,
-                   help="comma-separated held-out subjects (default: the hard panel H6,H7,H11,H12 + five ALL)")
+    p.add_argument(
+        "--holdout",
+        default=None,
+        help="comma-separated held-out subjects (default: the hard panel H6,H7,H11,H12 + five ALL)",
+    )
     p.add_argument("--tta-views", default="0,5,2", help="views averaged at validation and in the app")
     p.add_argument("--all-subjects", action="store_true", help="train on every subject (no held-out donors)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's (or the portable) checkpoint")
-    p.add_argument("--portable-checkpoint", default=None,
-                   help="also write a weights-only float16 checkpoint here after every epoch (commit it to resume "
-                        "on another machine; delete it when the model ships)")
+    p.add_argument(
+        "--portable-checkpoint",
+        default=None,
+        help="also write a weights-only float16 checkpoint here after every epoch (commit it to resume "
+        "on another machine; delete it when the model ships)",
+    )
     p.set_defaults(func=cmd_e2e)
 
     p = sub.add_parser("frozen", help="VGG19 (ImageNet) cut at a mid-level layer, frozen, + logistic head (2.0)")
     data_args(p)
     p.add_argument("--run", default="runs/vgg19_frozen", help="run folder")
-    p.add_argument("--weights", default="../shared/weights/vgg19_imagenet_normalised_notop.fp16.weights.h5",
-                   help="'imagenet' (Keras download, needs internet), 'none' or a weights file")
+    p.add_argument(
+        "--weights",
+        default="../shared/weights/vgg19_imagenet_normalised_notop.fp16.weights.h5",
+        help="'imagenet' (Keras download, needs internet), 'none' or a weights file",
+    )
     p.add_argument("--size", type=int, default=160)
     p.add_argument("--crop", type=float, default=0.85)
     p.add_argument("--layers", default="block3_conv4,block4_conv1", help="pooled layers compared by CV")
@@ -357,9 +458,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None)
     p.add_argument("--version", default="1.0.0", help="model version written into the card (and every report)")
     p.add_argument("--recommended", action="store_true", help="mark the card as the app's default choice")
-    p.add_argument("--model-from", default=None,
-                   help="ship this run folder's final.keras (e.g. a finetune --all-subjects refit) with --run's "
-                        "held-out calibration and metrics")
+    p.add_argument(
+        "--model-from",
+        default=None,
+        help="ship this run folder's final.keras (e.g. a finetune --all-subjects refit) with --run's "
+        "held-out calibration and metrics",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("quantize", help="int8 QDQ attempt; replaces the shipped model only if it qualifies")

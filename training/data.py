@@ -230,8 +230,13 @@ def build_manifest(items: Sequence[Item], workers: int = 1, progress: bool = Tru
     paths = [it.path for it in items]
     results = []
     # a bar on a terminal, a line every 10 % (with the ETA) when the output is redirected; nothing if not progress
-    with Progress(len(paths), f"hashing {len(paths)} cells", unit="cells", bar=None if progress else False,
-                  every=0.1 if progress else 2.0) as bar:
+    with Progress(
+        len(paths),
+        f"hashing {len(paths)} cells",
+        unit="cells",
+        bar=None if progress else False,
+        every=0.1 if progress else 2.0,
+    ) as bar:
         if workers > 1:
             with ProcessPoolExecutor(workers) as ex:
                 for r in ex.map(_scan_one, paths, chunksize=32):
@@ -372,8 +377,13 @@ def build_pixel_cache(
 
     jobs = [(p, spec) for p in m.paths]
     # a bar on a terminal, a line every 10 % (with the ETA) when the output is redirected; nothing if not progress
-    bar = Progress(len(jobs), f"preprocessing {len(jobs)} cells", unit="cells", bar=None if progress else False,
-                   every=0.1 if progress else 2.0)
+    bar = Progress(
+        len(jobs),
+        f"preprocessing {len(jobs)} cells",
+        unit="cells",
+        bar=None if progress else False,
+        every=0.1 if progress else 2.0,
+    )
     with bar:
         if workers > 1:
             with ProcessPoolExecutor(workers) as ex:

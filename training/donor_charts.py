@@ -41,8 +41,16 @@ def draw(card, member_cards=(), out: Path | None = None, title: str | None = Non
     ax = fig.subplots()
     for x, b in zip(xs, bars):
         color = HEM_COLOR if b.cls == "HEM" else ALL_COLOR
-        ax.bar(x, max(b.share_right, 0.004), width=0.78, color=color, alpha=0.45 if b.seen_in_training else 1.0,
-               hatch="///" if b.seen_in_training else None, edgecolor=color, linewidth=0.8)
+        ax.bar(
+            x,
+            max(b.share_right, 0.004),
+            width=0.78,
+            color=color,
+            alpha=0.45 if b.seen_in_training else 1.0,
+            hatch="///" if b.seen_in_training else None,
+            edgecolor=color,
+            linewidth=0.8,
+        )
         if b.baseline is not None:
             ax.plot([x - 0.45, x + 0.45], [b.baseline, b.baseline], color="black", lw=2)
         if len(bars) <= 16:
@@ -59,8 +67,11 @@ def draw(card, member_cards=(), out: Path | None = None, title: str | None = Non
         if group:
             first = xs[bars.index(group[0])]
             ax.text(first + (len(group) - 1) / 2, 1.08, f"{name} ({len(group)})", ha="center", fontsize=8)
-    handles = [Patch(facecolor="#777", label="never seen by the shipped model")] if any(
-        b.seen_in_training is not True for b in bars) else []
+    handles = (
+        [Patch(facecolor="#777", label="never seen by the shipped model")]
+        if any(b.seen_in_training is not True for b in bars)
+        else []
+    )
     if any(b.seen_in_training for b in bars):
         handles.append(Patch(facecolor="#777", alpha=0.45, hatch="///", label="seen in its training"))
     handles.append(Patch(facecolor="none", edgecolor=ALL_COLOR, ls="--", label="below 0.5: case called wrong"))
@@ -69,8 +80,9 @@ def draw(card, member_cards=(), out: Path | None = None, title: str | None = Non
 
         handles.append(Line2D([], [], color="black", lw=2, label="cell size alone"))
     wide = len(bars) > 16
-    ax.legend(handles=handles, fontsize=6.5, loc="lower left", bbox_to_anchor=(0, 1.09), ncol=4 if wide else 2,
-              frameon=False)
+    ax.legend(
+        handles=handles, fontsize=6.5, loc="lower left", bbox_to_anchor=(0, 1.09), ncol=4 if wide else 2, frameon=False
+    )
     ax.set_title(title or _label(card), fontsize=9, pad=30 if wide else 40)
     lines = textwrap.wrap(chart.caption, 190 if wide else 100)
     fig.text(0.01, 0.005, "\n".join(lines), fontsize=6, va="bottom")

@@ -93,12 +93,14 @@ def build_model(r: E2ERecipe, weights: str | None) -> keras.Model:
     """0-255 RGB -> Normalize -> backbone -> global average pooling -> dropout -> one logit (the exported net)."""
     shape = (r.size, r.size, 3)
     if r.arch == "inceptionv3":
-        base = keras.applications.InceptionV3(weights="imagenet" if weights == "imagenet" else None,
-                                              include_top=False, input_shape=shape)
+        base = keras.applications.InceptionV3(
+            weights="imagenet" if weights == "imagenet" else None, include_top=False, input_shape=shape
+        )
         mode = "inception"
     elif r.arch == "vgg19":
-        base = keras.applications.VGG19(weights="imagenet" if weights == "imagenet" else None,
-                                        include_top=False, input_shape=shape)
+        base = keras.applications.VGG19(
+            weights="imagenet" if weights == "imagenet" else None, include_top=False, input_shape=shape
+        )
         mode = "vgg"
     else:
         raise ValueError(f"unknown arch {r.arch!r}")
@@ -204,8 +206,10 @@ class _Run:
                 raise RuntimeError(f"{self.portable} was written by another recipe; not resuming from it")
             self.model.load_weights(self.portable)
             self.opt.iterations.assign(st["optimizer_iterations"])  # the schedule goes on; Adam's moments restart
-            log(f"resumed from the portable checkpoint {self.portable}: {st['epochs_done']} epoch(s) done "
-                "(optimizer moments re-estimated from here)")
+            log(
+                f"resumed from the portable checkpoint {self.portable}: {st['epochs_done']} epoch(s) done "
+                "(optimizer moments re-estimated from here)"
+            )
             return st["epochs_done"], 0
         return 0, 0
 
@@ -220,11 +224,17 @@ class _Run:
                 to_float16(scratch, half)
         finally:
             scratch.unlink(missing_ok=True)
-        write_json(self.portable.with_suffix(".json"), {
-            "recipe": self.r.to_dict(), "epochs_done": epochs_done,
-            "optimizer_iterations": int(keras.ops.convert_to_numpy(self.opt.iterations)), "history": history,
-            "note": "weights-only float16 checkpoint of an unfinished `leukoscan-train e2e` run; delete when the "
-                    "model ships"})
+        write_json(
+            self.portable.with_suffix(".json"),
+            {
+                "recipe": self.r.to_dict(),
+                "epochs_done": epochs_done,
+                "optimizer_iterations": int(keras.ops.convert_to_numpy(self.opt.iterations)),
+                "history": history,
+                "note": "weights-only float16 checkpoint of an unfinished `leukoscan-train e2e` run; delete when the "
+                "model ships",
+            },
+        )
 
 
 def to_float16(src: Path, dst: Path) -> None:
@@ -251,8 +261,10 @@ def to_float16(src: Path, dst: Path) -> None:
 def _predict(model, px, idx, views, batch=32) -> np.ndarray:
     zs = []
     for k in views:
-        parts = [model.predict_on_batch(dihedral(np.asarray(px[idx[i : i + batch]], np.float32), k))[:, 0]
-                 for i in range(0, len(idx), batch)]
+        parts = [
+            model.predict_on_batch(dihedral(np.asarray(px[idx[i : i + batch]], np.float32), k))[:, 0]
+            for i in range(0, len(idx), batch)
+        ]
         zs.append(np.concatenate([keras.ops.convert_to_numpy(p) for p in parts]))
     return np.mean(zs, axis=0)
 
@@ -263,14 +275,27 @@ def measure_augmented_area(px, y, idx, aug: CellAugmentation, seed: int, n: int 
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(idx, size=min(n, len(idx)), replace=False))
     layer = CellAugment(aug, seed=seed)
-    views = np.concatenate([keras.ops.convert_to_numpy(layer(np.asarray(px[pick[i : i + 64]], np.float32),
-                                                             training=True)) for i in range(0, len(pick), 64)])
+    views = np.concatenate(
+        [
+            keras.ops.convert_to_numpy(layer(np.asarray(px[pick[i : i + 64]], np.float32), training=True))
+            for i in range(0, len(pick), 64)
+        ]
+    )
     raw = np.asarray(px[pick])
     return {"cells": int(len(pick)), "raw": area_auroc(raw, y[pick]), "augmented": area_auroc(views, y[pick])}
 
 
-def run(m: Manifest, r: E2ERecipe, weights, run_dir: Path, cache: Path, resume: bool, log=print, workers: int = 2,
-        portable: Path | None = None) -> dict:
+def run(
+    m: Manifest,
+    r: E2ERecipe,
+    weights,
+    run_dir: Path,
+    cache: Path,
+    resume: bool,
+    log=print,
+    workers: int = 2,
+    portable: Path | None = None,
+) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     y = m.labels.astype(np.int64)
@@ -283,22 +308,34 @@ def run(m: Manifest, r: E2ERecipe, weights, run_dir: Path, cache: Path, resume: 
     if len(va):
         check_no_leak(m, tr, va)
     spec = r.spec
-    log(f"{r.arch} end to end (from {r.unfreeze_from}), {r.window_px}-px window -> {r.size}px, keras backend "
+    log(
+        f"{r.arch} end to end (from {r.unfreeze_from}), {r.window_px}-px window -> {r.size}px, keras backend "
         f"{keras.backend.backend()}: {len(tr)} training cells, {len(va)} held-out cells "
-        f"(held-out subjects {sorted(set(subjects[va].tolist()))})")
+        f"(held-out subjects {sorted(set(subjects[va].tolist()))})"
+    )
     px = build_pixel_cache(m, spec, cache, workers=workers)
     keras.utils.set_random_seed(r.seed)
     model = build_model(r, weights)
     steps = len(tr) // r.batch
     total, warm = steps * r.epochs, int(r.warmup_epochs * steps)
     schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=r.lr * 0.01, decay_steps=max(total - warm, 1), alpha=0.01, warmup_target=r.lr,
-        warmup_steps=max(warm, 1))
+        initial_learning_rate=r.lr * 0.01,
+        decay_steps=max(total - warm, 1),
+        alpha=0.01,
+        warmup_target=r.lr,
+        warmup_steps=max(warm, 1),
+    )
     head = model.get_layer("head_logit")
-    opt = _HeadFasterAdamW(schedule, weight_decay=r.weight_decay, head=[v.path for v in head.trainable_variables],
-                           multiplier=r.head_lr_multiplier, name="adamw_layerwise")
-    train_model = keras.Sequential([keras.Input((r.size, r.size, 3)), CellAugment(r.augmentation, seed=r.seed),
-                                    model], name="training")
+    opt = _HeadFasterAdamW(
+        schedule,
+        weight_decay=r.weight_decay,
+        head=[v.path for v in head.trainable_variables],
+        multiplier=r.head_lr_multiplier,
+        name="adamw_layerwise",
+    )
+    train_model = keras.Sequential(
+        [keras.Input((r.size, r.size, 3)), CellAugment(r.augmentation, seed=r.seed), model], name="training"
+    )
     train_model.compile(opt, keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=r.label_smoothing))
     opt.build(train_model.trainable_variables)
     n_pos = int(y[tr].sum())
@@ -306,7 +343,7 @@ def run(m: Manifest, r: E2ERecipe, weights, run_dir: Path, cache: Path, resume: 
     state = _Run(r, run_dir, model, opt, portable)
     hist_path = run_dir / "history.json"
     hist = {"loss": [], "seconds": [], "val_auroc_view0": [], "val_weighted_f1_view0": [], "val_donors_view0": []}
-    epochs_done, start = (state.restore(log) if resume else (0, 0))
+    epochs_done, start = state.restore(log) if resume else (0, 0)
     if resume and hist_path.exists():
         hist = json.loads(hist_path.read_text())[r.arch]
     elif resume and portable and portable.with_suffix(".json").exists() and epochs_done:
@@ -340,10 +377,12 @@ def run(m: Manifest, r: E2ERecipe, weights, run_dir: Path, cache: Path, resume: 
         msg = f"epoch {ep}/{r.epochs}: loss {hist['loss'][-1]:.4f} ({hist['seconds'][-1]:.0f}s)"
         if len(va):
             d = hist["val_donors_view0"][-1]
-            msg += (f"; held-out view 0: AUROC {hist['val_auroc_view0'][-1]:.4f}, weighted F1 "
-                    f"{hist['val_weighted_f1_view0'][-1]:.4f}, healthy donors' share called HEM "
-                    f"{d['healthy_donors']['per_subject']}, ALL patients' mean share called ALL "
-                    f"{d['all_patients']['mean_share_called_right']:.3f}")
+            msg += (
+                f"; held-out view 0: AUROC {hist['val_auroc_view0'][-1]:.4f}, weighted F1 "
+                f"{hist['val_weighted_f1_view0'][-1]:.4f}, healthy donors' share called HEM "
+                f"{d['healthy_donors']['per_subject']}, ALL patients' mean share called ALL "
+                f"{d['all_patients']['mean_share_called_right']:.3f}"
+            )
         log(msg)
     with saving(run_dir / "final.keras") as tmp:
         model.save(tmp)
@@ -389,16 +428,25 @@ def finalize(m, r: E2ERecipe, run_dir, va, tr, hist, weights, seconds) -> dict:
     z = np.mean([d[str(k)] for k in r.tta_views], axis=0)
     yv, sv = y[va], [m.subjects[i] for i in va]
     fold = held_out_fold(z, yv, sv, r.seed, 0, THRESHOLD_RULE)
-    fold["validation"] = (f"held-out donors {sorted(set(sv))} (the hard panel: the healthy donors with large cells "
-                          "H6, H7, H11 among them), never seen in training; temperature and threshold cross-fitted "
-                          "between two subject-disjoint halves of them")
-    save_npz(run_dir / "oof.npz", logits=z, labels=yv, folds=fold["halves"], subjects=np.asarray(sv),
-             paths=np.asarray([m.paths[i] for i in va]), val_idx=va)
+    fold["validation"] = (
+        f"held-out donors {sorted(set(sv))} (the hard panel: the healthy donors with large cells "
+        "H6, H7, H11 among them), never seen in training; temperature and threshold cross-fitted "
+        "between two subject-disjoint halves of them"
+    )
+    save_npz(
+        run_dir / "oof.npz",
+        logits=z,
+        labels=yv,
+        folds=fold["halves"],
+        subjects=np.asarray(sv),
+        paths=np.asarray([m.paths[i] for i in va]),
+        val_idx=va,
+    )
     spec = r.spec
     metrics = {
         "arch": r.arch,
         "recipe_kind": f"{r.arch} fine-tuned end to end on a {r.window_px}-px centroid window (every layer from "
-                       f"{r.unfreeze_from}), size-equalising augmentation",
+        f"{r.unfreeze_from}), size-equalising augmentation",
         "validation": fold["validation"],
         "validation_cross_fitted": fold["honest"],
         "validation_at_shipped_operating_point": fold["at_ship"],
@@ -420,7 +468,13 @@ def finalize(m, r: E2ERecipe, run_dir, va, tr, hist, weights, seconds) -> dict:
     write_json(run_dir / "metrics.json", metrics)
     label = {"inceptionv3": "InceptionV3", "vgg19": "VGG19"}[r.arch]
     curves = {label: {"loss": hist["loss"], "val_weighted_f1": hist["val_weighted_f1_view0"]}}
-    plot_all(run_dir, r.arch, fold["p"], yv, fold["calibration"]["threshold"], curves,
-             f"{label} 3.0, held-out donors ({len(set(sv))} subjects)")
+    plot_all(
+        run_dir,
+        r.arch,
+        fold["p"],
+        yv,
+        fold["calibration"]["threshold"],
+        curves,
+        f"{label} 3.0, held-out donors ({len(set(sv))} subjects)",
+    )
     return metrics
-

@@ -102,8 +102,9 @@ def store_weights_fp16(src: str | Path, dst: str | Path, min_elements: int = 102
                 continue
             half = numpy_helper.from_array(arr.astype(np.float16), init.name + "__fp16")
             keep.append(half)
-            casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
-                                          name=init.name + "__to_fp32"))
+            casts.append(
+                helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT, name=init.name + "__to_fp32")
+            )
         else:
             keep.append(init)
     del g.initializer[:]
@@ -118,8 +119,9 @@ def store_weights_fp16(src: str | Path, dst: str | Path, min_elements: int = 102
     return dst
 
 
-def storage_parity(fp32_path: str | Path, stored_path: str | Path, x: np.ndarray, temperature: float,
-                   threshold: float) -> dict:
+def storage_parity(
+    fp32_path: str | Path, stored_path: str | Path, x: np.ndarray, temperature: float, threshold: float
+) -> dict:
     """What float16 weight storage changes on real cells: max |dP(ALL)| and decision agreement vs the float32
     export (which itself passed the Keras parity check)."""
     from .metrics import sigmoid
@@ -150,7 +152,10 @@ def onnx_logits(path: str | Path, x: np.ndarray, batch: int = 32, threads: int |
 
 def keras_logits(model, x: np.ndarray, batch: int = 32) -> np.ndarray:
     return np.concatenate(
-        [np.asarray(model(np.asarray(x[i : i + batch], np.float32), training=False))[:, 0] for i in range(0, len(x), batch)]
+        [
+            np.asarray(model(np.asarray(x[i : i + batch], np.float32), training=False))[:, 0]
+            for i in range(0, len(x), batch)
+        ]
     )
 
 
@@ -200,8 +205,13 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calib: np.ndarray
         src = Path(fp32_path)
     with saving(out_path) as tmp:
         quantize_static(
-            str(src), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            str(src),
+            str(tmp),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
         )
     pre.unlink(missing_ok=True)
     return Path(out_path)
@@ -257,8 +267,15 @@ def write_card(
         "created": _dt.date.today().isoformat(),
         "onnx_file": Path(onnx_path).name,
         "sha256": sha256_file(onnx_path),
-        "input": {"name": INPUT_NAME, "height": spec.height, "width": spec.width, "channels": 3,
-                  "layout": "NHWC", "dtype": "float32", "value_range": [0, 255]},
+        "input": {
+            "name": INPUT_NAME,
+            "height": spec.height,
+            "width": spec.width,
+            "channels": 3,
+            "layout": "NHWC",
+            "dtype": "float32",
+            "value_range": [0, 255],
+        },
         "output": {"name": OUTPUT_NAME, "kind": "logit"},
         "preprocessing": spec.to_dict(),
         "classes": ["ALL", "HEM"],
@@ -266,8 +283,11 @@ def write_card(
         "threshold": round(float(threshold), 4),
         "temperature": round(float(temperature), 6),
         "review_margin": round(float(margin), 4),
-        **({"test_time_augmentation": {"views": [int(v) for v in tta_views], "combine": "mean_logit"}}
-           if tuple(tta_views) != (0,) else {}),
+        **(
+            {"test_time_augmentation": {"views": [int(v) for v in tta_views], "combine": "mean_logit"}}
+            if tuple(tta_views) != (0,)
+            else {}
+        ),
         "metrics": metrics,
         "training": training,
         "notes": notes,
@@ -279,9 +299,17 @@ def write_card(
     return path
 
 
-def write_ensemble_card(out_dir: str | Path, members: list[str], threshold: float, margin: float,
-                        metrics: dict, training: dict, notes: str, version: str = "1.0.0",
-                        recommended: bool = False) -> Path:
+def write_ensemble_card(
+    out_dir: str | Path,
+    members: list[str],
+    threshold: float,
+    margin: float,
+    metrics: dict,
+    training: dict,
+    notes: str,
+    version: str = "1.0.0",
+    recommended: bool = False,
+) -> Path:
     out_dir = Path(out_dir)
     card = {
         "schema_version": SCHEMA_VERSION,

@@ -67,10 +67,26 @@ def _real_cells(run_dir: Path, spec: Preprocessing, n: int) -> tuple[np.ndarray,
 
 
 def _summary(m: dict) -> dict:
-    keep = ("n_cells", "weighted_f1", "macro_f1", "accuracy", "auroc", "ece", "brier", "per_class",
-            "confusion_matrix", "subject_accuracy_min", "subject_accuracy_median", "per_subject_accuracy",
-            "review_margin", "needs_review_fraction", "accuracy_outside_review_band", "errors_flagged_for_review",
-            "threshold", "reliability")  # reliability: the card's diagram in the app (ECE bins, training.metrics)
+    keep = (
+        "n_cells",
+        "weighted_f1",
+        "macro_f1",
+        "accuracy",
+        "auroc",
+        "ece",
+        "brier",
+        "per_class",
+        "confusion_matrix",
+        "subject_accuracy_min",
+        "subject_accuracy_median",
+        "per_subject_accuracy",
+        "review_margin",
+        "needs_review_fraction",
+        "accuracy_outside_review_band",
+        "errors_flagged_for_review",
+        "threshold",
+        "reliability",
+    )  # reliability: the card's diagram in the app (ECE bins, training.metrics)
     return {k: m[k] for k in keep if k in m}
 
 
@@ -88,10 +104,17 @@ def recalibrate_run(run_dir: Path, log=print) -> dict:
     mg = review_margin(p, y, th)
     honest = compute_cross_fitted(z, y, folds, subjects, rule=rule)
     op = compute(p, y, th, subjects, mg)
-    cal.update({"temperature": t, "logit_shift": shift, "threshold": th, "review_margin": mg,
-                "review_margin_rule": REVIEW_RULE,
-                "calibration_rule": "Platt scaling on the validation logits, stored as temperature + a shift that "
-                                    "the exporter adds to the model's output bias"})
+    cal.update(
+        {
+            "temperature": t,
+            "logit_shift": shift,
+            "threshold": th,
+            "review_margin": mg,
+            "review_margin_rule": REVIEW_RULE,
+            "calibration_rule": "Platt scaling on the validation logits, stored as temperature + a shift that "
+            "the exporter adds to the model's output bias",
+        }
+    )
     metrics["calibration"] = cal
     key = "oof" if "oof_cross_fitted" in metrics else "validation"
     metrics[f"{key}_cross_fitted"] = honest
@@ -108,19 +131,26 @@ def recalibrate_run(run_dir: Path, log=print) -> dict:
         h = hist["inceptionv3"]
         hist = {"InceptionV3": {"loss": h["loss"], "val_weighted_f1": h["val_weighted_f1_view0"]}}
     label = {"inceptionv3": "InceptionV3", "vgg19": "VGG19"}.get(arch, arch)
-    title = (f"{label}, out-of-fold ({len(set(subjects))} subjects)" if key == "oof"
-             else f"{label}, held-out fold ({len(set(subjects))} subjects)")
+    title = (
+        f"{label}, out-of-fold ({len(set(subjects))} subjects)"
+        if key == "oof"
+        else f"{label}, held-out fold ({len(set(subjects))} subjects)"
+    )
     plot_all(run_dir, arch, p, y, th, hist, title)
-    log(f"{arch}: T={t:.3f} shift={shift:+.3f} threshold={th:.2f} margin={mg:.2f}; honest weighted F1 "
-        f"{honest['weighted_f1']:.4f} AUROC {honest['auroc']:.4f} ECE {honest['ece']:.4f}")
+    log(
+        f"{arch}: T={t:.3f} shift={shift:+.3f} threshold={th:.2f} margin={mg:.2f}; honest weighted F1 "
+        f"{honest['weighted_f1']:.4f} AUROC {honest['auroc']:.4f} ECE {honest['ece']:.4f}"
+    )
     return metrics
 
 
 def _shipped_model_text(metrics: dict, is_cv: bool, model_from: Path | None) -> str:
     kind = metrics.get("recipe_kind")
     if model_from is not None:
-        return (f"{kind or 'the same recipe'}, refit on all subjects (run {model_from.name}); the metrics are those of "
-                "the same recipe trained without the held-out subjects")
+        return (
+            f"{kind or 'the same recipe'}, refit on all subjects (run {model_from.name}); the metrics are those of "
+            "the same recipe trained without the held-out subjects"
+        )
     if kind and is_cv:
         return f"{kind}; head refit on all 40 subjects with the cross-validated choices"
     if kind:
@@ -130,8 +160,15 @@ def _shipped_model_text(metrics: dict, is_cv: bool, model_from: Path | None) -> 
     return "the model trained on the other folds' subjects (no refit), epoch chosen by held-out F1"
 
 
-def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None, version: str = "1.0.0",
-               recommended: bool = False, model_from: Path | None = None) -> Path:
+def export_run(
+    run_dir: Path,
+    out_dir: Path,
+    log=print,
+    name: str | None = None,
+    version: str = "1.0.0",
+    recommended: bool = False,
+    model_from: Path | None = None,
+) -> Path:
     """``model_from``: a run folder (e.g. ``finetune --all-subjects``) whose ``final.keras`` ships instead of this
     run's; this run's held-out predictions still give the calibration, threshold and every reported number."""
     import keras
@@ -173,8 +210,10 @@ def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None,
         storage["weights"] = "float32 (float16 storage rejected)"
         storage["size_mb"] = storage["size_mb_fp32"]
     par["weight_storage"] = storage
-    log(f"weights: {storage['weights']}, {storage['size_mb']} MB, max |dP| vs float32 "
-        f"{storage['max_abs_p_diff_vs_fp32']:.1e}")
+    log(
+        f"weights: {storage['weights']}, {storage['size_mb']} MB, max |dP| vs float32 "
+        f"{storage['max_abs_p_diff_vs_fp32']:.1e}"
+    )
     size_mb = onnx_path.stat().st_size / 1e6
     if size_mb > 100:
         raise RuntimeError(f"{onnx_path} is {size_mb:.0f} MB (> 100 MB)")
@@ -191,7 +230,7 @@ def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None,
         "target_weighted_f1": TARGETS[arch],
         "meets_targets": bool(val["weighted_f1"] >= TARGETS[arch] and val["auroc"] >= 0.94 and val["ece"] <= 0.05),
         "meets_targets_note": "on the development donors held out above; the release targets are for patients "
-                              "outside the development data (docs/models.md)",
+        "outside the development data (docs/models.md)",
         "validation_honest": _summary(val),
         "validation_at_card_threshold": _summary(op),
         "onnx_parity": par,
@@ -205,8 +244,14 @@ def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None,
         card_metrics["held_out"]["donors"] = metrics["donors_cross_fitted"]
     if "cell_area_baseline" in metrics:
         card_metrics["held_out"]["cell_area_baseline"] = metrics["cell_area_baseline"]
-    for key in ("layers_compared", "validation_cross_fitted_without_tta", "bn_reestimate", "fold1_cross_fitted",
-                "cell_area_auroc_training_views", "per_epoch_held_out_donors_view0"):
+    for key in (
+        "layers_compared",
+        "validation_cross_fitted_without_tta",
+        "bn_reestimate",
+        "fold1_cross_fitted",
+        "cell_area_auroc_training_views",
+        "per_epoch_held_out_donors_view0",
+    ):
         if key in metrics:
             card_metrics[key] = metrics[key]
     if len(tta) > 1:
@@ -229,32 +274,55 @@ def export_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None,
         "timing_s": metrics.get("timing_s"),
     }
     if is_cv:
-        training.update({
-            "epochs_chosen_by_cv": metrics["epochs_chosen"],
-            "mean_fold_weighted_f1_by_epoch": metrics["mean_fold_weighted_f1_by_epoch"],
-            "folds": metrics["folds"],
-            "shipped_model": _shipped_model_text(metrics, True, model_from),
-        })
+        training.update(
+            {
+                "epochs_chosen_by_cv": metrics["epochs_chosen"],
+                "mean_fold_weighted_f1_by_epoch": metrics["mean_fold_weighted_f1_by_epoch"],
+                "folds": metrics["folds"],
+                "shipped_model": _shipped_model_text(metrics, True, model_from),
+            }
+        )
     else:
-        training.update({
-            "best_epoch": metrics["best_epoch"],
-            "train_subjects": metrics["train_subjects"],
-            "val_subjects": metrics["val_subjects"],
-            "teacher": metrics.get("teacher"),
-            "shipped_model": _shipped_model_text(metrics, False, model_from),
-        })
+        training.update(
+            {
+                "best_epoch": metrics["best_epoch"],
+                "train_subjects": metrics["train_subjects"],
+                "val_subjects": metrics["val_subjects"],
+                "teacher": metrics.get("teacher"),
+                "shipped_model": _shipped_model_text(metrics, False, model_from),
+            }
+        )
     notes = (
         "Research tool, not a diagnostic device. Metrics are on subjects the model never saw "
-        + ("(5-fold cross-validation by subject, out-of-fold predictions; temperature and threshold cross-fitted). "
-           if is_cv else "(one held-out subject fold; temperature and threshold cross-fitted between its halves). ")
-        + (f"Trained on {len(metrics['train_subjects'])} subjects of the 40-subject development subset of C-NMC "
-           "2019 (the held-out ones excluded) only; see docs/models.md."
-           if metrics.get("train_subjects") and model_from is None
-           else "Trained on the 40-subject development subset of C-NMC 2019 only; see docs/models.md.")
+        + (
+            "(5-fold cross-validation by subject, out-of-fold predictions; temperature and threshold cross-fitted). "
+            if is_cv
+            else "(one held-out subject fold; temperature and threshold cross-fitted between its halves). "
+        )
+        + (
+            f"Trained on {len(metrics['train_subjects'])} subjects of the 40-subject development subset of C-NMC "
+            "2019 (the held-out ones excluded) only; see docs/models.md."
+            if metrics.get("train_subjects") and model_from is None
+            else "Trained on the 40-subject development subset of C-NMC 2019 only; see docs/models.md."
+        )
     )
-    card = write_card(out_dir, name, display, architecture, onnx_path, spec, cal["threshold"], cal["temperature"],
-                      cal["review_margin"], card_metrics, training, notes,
-                      tta_views=tta, version=version, recommended=recommended)
+    card = write_card(
+        out_dir,
+        name,
+        display,
+        architecture,
+        onnx_path,
+        spec,
+        cal["threshold"],
+        cal["temperature"],
+        cal["review_margin"],
+        card_metrics,
+        training,
+        notes,
+        tta_views=tta,
+        version=version,
+        recommended=recommended,
+    )
     log(f"wrote {card}")
     img = REPO_ROOT / "docs" / "img"
     img.mkdir(parents=True, exist_ok=True)
@@ -309,17 +377,26 @@ def quantize_run(run_dir: Path, out_dir: Path, log=print, name: str | None = Non
     s32 = time_onnx(fp32, x[:128], threads=2)
     s8 = time_onnx(int8, x[:128], threads=2)
     result = {
-        "n_eval_cells": int(len(sel)), "n_calibration_cells": int(len(calib_idx)),
-        "weighted_f1_fp32": f32, "weighted_f1_int8": f8, "f1_drop": f32 - f8,
+        "n_eval_cells": int(len(sel)),
+        "n_calibration_cells": int(len(calib_idx)),
+        "weighted_f1_fp32": f32,
+        "weighted_f1_int8": f8,
+        "f1_drop": f32 - f8,
         "max_abs_p_diff": float(np.max(np.abs(sigmoid(z32 / t) - sigmoid(z8 / t)))),
-        "decision_agreement": float(np.mean((sigmoid(z32 / t) >= card.threshold) == (sigmoid(z8 / t) >= card.threshold))),
-        "cells_per_s_fp32": s32, "cells_per_s_int8": s8,
-        "size_mb_fp32": fp32.stat().st_size / 1e6, "size_mb_int8": int8.stat().st_size / 1e6,
+        "decision_agreement": float(
+            np.mean((sigmoid(z32 / t) >= card.threshold) == (sigmoid(z8 / t) >= card.threshold))
+        ),
+        "cells_per_s_fp32": s32,
+        "cells_per_s_int8": s8,
+        "size_mb_fp32": fp32.stat().st_size / 1e6,
+        "size_mb_int8": int8.stat().st_size / 1e6,
     }
     result["shipped"] = bool(result["f1_drop"] <= 0.005 and s8 > 1.05 * s32)
     write_json(run_dir / "quantization.json", result)
-    log(f"int8: F1 {f32:.4f} -> {f8:.4f}, speed {s32:.1f} -> {s8:.1f} cells/s -> "
-        f"{'shipping int8' if result['shipped'] else 'keeping fp32'}")
+    log(
+        f"int8: F1 {f32:.4f} -> {f8:.4f}, speed {s32:.1f} -> {s8:.1f} cells/s -> "
+        f"{'shipping int8' if result['shipped'] else 'keeping fp32'}"
+    )
     raw = json.loads(card_path.read_text())
     raw.setdefault("metrics", {})["int8_quantization"] = result
     if result["shipped"]:
@@ -375,32 +452,44 @@ def ensemble(run_dirs: list[Path], out_dir: Path, log=print, version: str = "1.0
     op = compute(p, y, th, subjects, mg)
     member_only = {}
     for name, zr in zip(members, z_raw):  # each member alone, calibrated and thresholded the same honest way
-        member_only[name] = {k: v for k, v in compute_cross_fitted(zr, y, halves, subjects, fit_t=True).items()
-                             if k in ("weighted_f1", "auroc", "ece")}
+        member_only[name] = {
+            k: v
+            for k, v in compute_cross_fitted(zr, y, halves, subjects, fit_t=True).items()
+            if k in ("weighted_f1", "auroc", "ece")
+        }
     metrics = {
         "data": f"{len(paths):,} cells of {len(subs)} subjects held out of the training of every member's fold "
-                "model; each member's calibration and the threshold cross-fitted between two subject-disjoint "
-                "halves",
-        "weighted_f1": honest["weighted_f1"], "auroc": honest["auroc"], "ece": honest["ece"],
+        "model; each member's calibration and the threshold cross-fitted between two subject-disjoint "
+        "halves",
+        "weighted_f1": honest["weighted_f1"],
+        "auroc": honest["auroc"],
+        "ece": honest["ece"],
         "target_weighted_f1": TARGETS["ensemble"],
         "meets_targets": bool(honest["weighted_f1"] >= 0.90 and honest["auroc"] >= 0.94 and honest["ece"] <= 0.05),
         "validation_honest": _summary(honest),
         "validation_at_card_threshold": _summary(op),
         "members_on_same_cells": member_only,
-        "beats_best_member": bool(all(honest["weighted_f1"] > m["weighted_f1"] and honest["auroc"] > m["auroc"]
-                                      for m in member_only.values())),
+        "beats_best_member": bool(
+            all(honest["weighted_f1"] > m["weighted_f1"] and honest["auroc"] > m["auroc"] for m in member_only.values())
+        ),
     }
     metrics["held_out"] = held_out_block(honest["per_subject_accuracy"], honest["per_class"], metrics["data"])
-    training = {"combination": "mean of the members' calibrated P(ALL)",
-                "threshold_rule": "maximises weighted F1 on the shared held-out cells",
-                "review_margin_rule": REVIEW_RULE + "; the engine also "
-                                      "flags cells on which the members disagree"}
-    notes = ("Research tool, not a diagnostic device. Measured on the subjects held out of every member (few "
-             "healthy donors: the numbers are uncertain); see docs/models.md.")
-    card = write_ensemble_card(out_dir, members, th, mg, metrics, training, notes, version=version,
-                               recommended=recommended)
+    training = {
+        "combination": "mean of the members' calibrated P(ALL)",
+        "threshold_rule": "maximises weighted F1 on the shared held-out cells",
+        "review_margin_rule": REVIEW_RULE + "; the engine also flags cells on which the members disagree",
+    }
+    notes = (
+        "Research tool, not a diagnostic device. Measured on the subjects held out of every member (few "
+        "healthy donors: the numbers are uncertain); see docs/models.md."
+    )
+    card = write_ensemble_card(
+        out_dir, members, th, mg, metrics, training, notes, version=version, recommended=recommended
+    )
     write_json(run_dirs[-1] / "ensemble_metrics.json", metrics)
-    log(f"ensemble: weighted F1 {honest['weighted_f1']:.4f} AUROC {honest['auroc']:.4f} ECE {honest['ece']:.4f} "
-        f"-> {card}")
+    log(
+        f"ensemble: weighted F1 {honest['weighted_f1']:.4f} AUROC {honest['auroc']:.4f} ECE {honest['ece']:.4f} "
+        f"-> {card}"
+    )
     _donor_chart(card, REPO_ROOT / "docs" / "img")
     return card

@@ -94,12 +94,25 @@ def build_model(r: FinetuneRecipe, weights: str | None) -> tuple[keras.Model, li
 
 def _schedule(lr: float, total: int, warm: int):
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=lr * 0.01, decay_steps=max(total - warm, 1), alpha=0.01, warmup_target=lr,
-        warmup_steps=max(warm, 1))
+        initial_learning_rate=lr * 0.01,
+        decay_steps=max(total - warm, 1),
+        alpha=0.01,
+        warmup_target=lr,
+        warmup_steps=max(warm, 1),
+    )
 
 
-def run(m: Manifest, spec: Preprocessing, r: FinetuneRecipe, weights, run_dir: Path, cache: Path, resume: bool,
-        log=print, workers: int = 2) -> dict:
+def run(
+    m: Manifest,
+    spec: Preprocessing,
+    r: FinetuneRecipe,
+    weights,
+    run_dir: Path,
+    cache: Path,
+    resume: bool,
+    log=print,
+    workers: int = 2,
+) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     y = m.labels.astype(np.int64)
@@ -110,8 +123,10 @@ def run(m: Manifest, spec: Preprocessing, r: FinetuneRecipe, weights, run_dir: P
     else:
         tr, va = folds[r.val_fold]
         check_no_leak(m, tr, va)
-    log(f"InceptionV3 end to end from {r.unfreeze_from}, {r.size}px: {len(tr)} training cells, {len(va)} held-out "
-        f"cells (held-out subjects {sorted(set(subjects[va].tolist()))})")
+    log(
+        f"InceptionV3 end to end from {r.unfreeze_from}, {r.size}px: {len(tr)} training cells, {len(va)} held-out "
+        f"cells (held-out subjects {sorted(set(subjects[va].tolist()))})"
+    )
     px = build_pixel_cache(m, spec, cache, workers=workers)
 
     keras.utils.set_random_seed(r.seed)
@@ -172,8 +187,9 @@ def run(m: Manifest, spec: Preprocessing, r: FinetuneRecipe, weights, run_dir: P
             t = y[idx].astype(np.float32)
             w = np.where(t == 1, cw[1], cw[0]).astype(np.float32)
             seed = tf.constant([r.seed, ep * 100_000 + s], tf.int32)
-            losses.append(float(step(tf.constant(np.asarray(px[idx], np.float32)), tf.constant(t), tf.constant(w),
-                                     seed)))
+            losses.append(
+                float(step(tf.constant(np.asarray(px[idx], np.float32)), tf.constant(t), tf.constant(w), seed))
+            )
             progress.update(1, loss=float(np.mean(losses)))
             if time.time() - last_save > r.checkpoint_s:
                 ckpt.step.assign(s + 1)
@@ -191,9 +207,16 @@ def run(m: Manifest, spec: Preprocessing, r: FinetuneRecipe, weights, run_dir: P
         manager.save()
         last_save = time.time()
         write_json(run_dir / "history.json", {"inceptionv3": hist, "recipe": _recipe_dict(r)})
-        log(f"epoch {ep}/{r.epochs}: loss {hist['loss'][-1]:.4f}"
-            + (f", held-out view 0: weighted F1 {hist['val_weighted_f1_view0'][-1]:.4f} AUROC "
-               f"{hist['val_auroc_view0'][-1]:.4f}" if len(va) else "") + f" ({hist['seconds'][-1]:.0f}s)")
+        log(
+            f"epoch {ep}/{r.epochs}: loss {hist['loss'][-1]:.4f}"
+            + (
+                f", held-out view 0: weighted F1 {hist['val_weighted_f1_view0'][-1]:.4f} AUROC "
+                f"{hist['val_auroc_view0'][-1]:.4f}"
+                if len(va)
+                else ""
+            )
+            + f" ({hist['seconds'][-1]:.0f}s)"
+        )
     with saving(run_dir / "final.keras") as tmp:
         model.save(tmp)
     if not len(va):
@@ -219,8 +242,15 @@ def finalize(m, r, spec, run_dir, va, tr, hist, weights, seconds) -> dict:
     fold = held_out_fold(z, yv, sv, r.seed, r.val_fold)
     halves, p, calib, th = fold["halves"], fold["p"], fold["calibration"], fold["calibration"]["threshold"]
     no_tta = compute_cross_fitted(d["0"], yv, halves, sv)
-    save_npz(run_dir / "oof.npz", logits=z, labels=yv, folds=halves, subjects=np.asarray(sv),
-             paths=np.asarray([m.paths[i] for i in va]), val_idx=va)
+    save_npz(
+        run_dir / "oof.npz",
+        logits=z,
+        labels=yv,
+        folds=halves,
+        subjects=np.asarray(sv),
+        paths=np.asarray([m.paths[i] for i in va]),
+        val_idx=va,
+    )
     at_ship = fold["at_ship"]
     metrics = {
         "arch": "inceptionv3",
@@ -238,4 +268,3 @@ def finalize(m, r, spec, run_dir, va, tr, hist, weights, seconds) -> dict:
     curves = {"InceptionV3": {"loss": hist["loss"], "val_weighted_f1": hist["val_weighted_f1_view0"]}}
     plot_all(run_dir, "inceptionv3", p, yv, th, curves, f"InceptionV3 2.0, held-out fold ({len(set(sv))} subjects)")
     return metrics
-

@@ -64,8 +64,9 @@ class FrozenRecipe:
 
 def vgg_trunk(size: int, weights: str | None, layers) -> keras.Model:
     """0-255 RGB -> Normalize('vgg') -> VGG19 up to the deepest of ``layers`` -> the GAP of each."""
-    base = keras.applications.VGG19(weights="imagenet" if weights == "imagenet" else None, include_top=False,
-                                    input_shape=(size, size, 3))
+    base = keras.applications.VGG19(
+        weights="imagenet" if weights == "imagenet" else None, include_top=False, input_shape=(size, size, 3)
+    )
     if weights and weights != "imagenet":
         base.load_weights(weights)
     inp = keras.Input((size, size, 3), name="image")
@@ -202,13 +203,18 @@ def hem_donor_summary(per_subject: dict) -> dict:
     hem = {s: d["accuracy"] for s, d in per_subject.items() if s.startswith("H")}
     if not hem:
         return {}
-    return {"n_donors": len(hem), "mean_accuracy": float(np.mean(list(hem.values()))),
-            "worst_accuracy": float(min(hem.values())), "worst_donor": min(hem, key=hem.get),
-            "donors_below_0_7": int(sum(v < 0.7 for v in hem.values()))}
+    return {
+        "n_donors": len(hem),
+        "mean_accuracy": float(np.mean(list(hem.values()))),
+        "worst_accuracy": float(min(hem.values())),
+        "worst_donor": min(hem, key=hem.get),
+        "donors_below_0_7": int(sum(v < 0.7 for v in hem.values())),
+    }
 
 
-def run(m: Manifest, spec: Preprocessing, r: FrozenRecipe, weights, run_dir: Path, cache: Path, log=print,
-        workers: int = 2) -> dict:
+def run(
+    m: Manifest, spec: Preprocessing, r: FrozenRecipe, weights, run_dir: Path, cache: Path, log=print, workers: int = 2
+) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     px = build_pixel_cache(m, spec, cache, workers=workers)
@@ -220,10 +226,14 @@ def run(m: Manifest, spec: Preprocessing, r: FrozenRecipe, weights, run_dir: Pat
     for ls in candidates:
         cv = cross_validate(feats, r, ls, m, log)
         h = compute_cross_fitted(cv["logits"], y, cv["folds"], subjects)
-        compared["+".join(ls)] = {"weighted_f1": h["weighted_f1"], "auroc": h["auroc"], "ece": h["ece"],
-                                  "hem_recall": h["per_class"]["HEM"]["recall"],
-                                  "fold_auroc": [f["auroc"] for f in cv["per_fold"]],
-                                  "hem_donors": hem_donor_summary(h["per_subject_accuracy"])}
+        compared["+".join(ls)] = {
+            "weighted_f1": h["weighted_f1"],
+            "auroc": h["auroc"],
+            "ece": h["ece"],
+            "hem_recall": h["per_class"]["HEM"]["recall"],
+            "fold_auroc": [f["auroc"] for f in cv["per_fold"]],
+            "hem_donors": hem_donor_summary(h["per_subject_accuracy"]),
+        }
         if ls == (r.cut,):
             chosen = cv
         log(f"  {'+'.join(ls)}: out-of-fold weighted F1 {h['weighted_f1']:.4f} AUROC {h['auroc']:.4f}")
@@ -241,22 +251,33 @@ def run(m: Manifest, spec: Preprocessing, r: FrozenRecipe, weights, run_dir: Pat
     fold_honest = compute_cross_fitted(z[va], y[va], subject_halves(sv, r.seed), sv)
     fold_honest["hem_donors"] = hem_donor_summary(fold_honest["per_subject_accuracy"])
     c_ship = Counter(chosen["C"]).most_common(1)[0][0]
-    w, b = _fit(_train_views(feats, r, (r.cut,), np.arange(len(m))), np.concatenate([y] * len(feats)), c_ship,
-                r.seed)
+    w, b = _fit(_train_views(feats, r, (r.cut,), np.arange(len(m))), np.concatenate([y] * len(feats)), c_ship, r.seed)
     model = shipped_model(r.size, weights, r.cut, w, b)
     with saving(run_dir / "final.keras") as tmp:
         model.save(tmp)
-    save_npz(run_dir / "oof.npz", logits=z, labels=y, folds=folds, subjects=np.asarray(subjects),
-             paths=np.asarray(m.paths), val_idx=np.arange(len(m)))
-    calib = {"temperature": t, "logit_shift": shift, "threshold": th, "review_margin": mg,
-             "threshold_rule": "maximises weighted F1 of the calibrated out-of-fold P(ALL) (grid 0.05-0.95)",
-             "review_margin_rule": REVIEW_RULE}
+    save_npz(
+        run_dir / "oof.npz",
+        logits=z,
+        labels=y,
+        folds=folds,
+        subjects=np.asarray(subjects),
+        paths=np.asarray(m.paths),
+        val_idx=np.arange(len(m)),
+    )
+    calib = {
+        "temperature": t,
+        "logit_shift": shift,
+        "threshold": th,
+        "review_margin": mg,
+        "threshold_rule": "maximises weighted F1 of the calibrated out-of-fold P(ALL) (grid 0.05-0.95)",
+        "review_margin_rule": REVIEW_RULE,
+    }
     metrics = {
         "arch": "vgg19",
         "recipe_kind": f"frozen ImageNet VGG19 cut at {r.cut}, global average pooling, logistic head",
         "validation": "5-fold cross-validation by subject: out-of-fold predictions for all 40 subjects, each "
-                      "from a head that never saw that subject (C of the head chosen by an inner subject-grouped CV inside each training fold); temperature "
-                      "and threshold cross-fitted between folds",
+        "from a head that never saw that subject (C of the head chosen by an inner subject-grouped CV inside each training fold); temperature "
+        "and threshold cross-fitted between folds",
         "oof_cross_fitted": honest,
         "oof_at_shipped_operating_point": at_ship,
         f"fold{r.compare_fold}_cross_fitted": fold_honest,
@@ -276,7 +297,9 @@ def run(m: Manifest, spec: Preprocessing, r: FrozenRecipe, weights, run_dir: Pat
     }
     write_json(run_dir / "metrics.json", metrics)
     plot_all(run_dir, "vgg19", p, y, th, None, "VGG19 2.0 (frozen), out-of-fold (40 subjects)")
-    log(f"VGG19 {r.cut}: out-of-fold weighted F1 {honest['weighted_f1']:.4f} AUROC {honest['auroc']:.4f} "
+    log(
+        f"VGG19 {r.cut}: out-of-fold weighted F1 {honest['weighted_f1']:.4f} AUROC {honest['auroc']:.4f} "
         f"ECE {honest['ece']:.4f}; fold {r.compare_fold}: {fold_honest['weighted_f1']:.4f} / "
-        f"{fold_honest['auroc']:.4f}")
+        f"{fold_honest['auroc']:.4f}"
+    )
     return metrics

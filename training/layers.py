@@ -51,7 +51,10 @@ class CellAugmentation:
     flip: float = 0.5
     scale: float = 0.30
     size_equalise: float = 0.75
-    target_area: tuple[float, float] = (0.22, 0.55)  # share of the input square covered by the cell (288-px window: the development cells cover 0.25-0.55)
+    target_area: tuple[float, float] = (
+        0.22,
+        0.55,
+    )  # share of the input square covered by the cell (288-px window: the development cells cover 0.25-0.55)
     translate: float = 0.05
     brightness: float = 0.10
     contrast: float = 0.15
@@ -66,8 +69,19 @@ class CellAugmentation:
         return d
 
 
-NO_AUGMENTATION = CellAugmentation(rotation=False, flip=0.0, scale=0.0, size_equalise=0.0, translate=0.0,
-                                   brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, blur=0.0, noise=0.0)
+NO_AUGMENTATION = CellAugmentation(
+    rotation=False,
+    flip=0.0,
+    scale=0.0,
+    size_equalise=0.0,
+    translate=0.0,
+    brightness=0.0,
+    contrast=0.0,
+    saturation=0.0,
+    hue=0.0,
+    blur=0.0,
+    noise=0.0,
+)
 
 _YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
 
@@ -133,8 +147,13 @@ class CellAugment(keras.layers.Layer):
         a2 = cx + a0 * ox + a1 * oy
         b2 = cy + b0 * ox + b1 * oy
         z = ops.zeros((n,))
-        x = ops.image.affine_transform(x, ops.stack([a0, a1, a2, b0, b1, b2, z, z], axis=1),
-                                       interpolation="bilinear", fill_mode="constant", fill_value=0)
+        x = ops.image.affine_transform(
+            x,
+            ops.stack([a0, a1, a2, b0, b1, b2, z, z], axis=1),
+            interpolation="bilinear",
+            fill_mode="constant",
+            fill_value=0,
+        )
         fg = ops.cast(ops.max(x, axis=3, keepdims=True) > FG_LEVEL, "float32")
         # --- colour, on the cell only
         if a.brightness or a.contrast or a.saturation or a.hue:

@@ -70,7 +70,10 @@ def balanced_accuracy(y, pred) -> float:
 #: Youden's J) does not, which is what a new donor's sample needs (a healthy donor's sample holds no blasts at all).
 THRESHOLD_RULES = {
     "weighted_f1": (weighted_f1, "maximises weighted F1"),
-    "balanced_accuracy": (balanced_accuracy, "maximises balanced accuracy (mean of ALL and HEM recall; prevalence-free)"),
+    "balanced_accuracy": (
+        balanced_accuracy,
+        "maximises balanced accuracy (mean of ALL and HEM recall; prevalence-free)",
+    ),
 }
 
 
@@ -91,8 +94,9 @@ REVIEW_CAP = 0.30
 REVIEW_RULE = "smallest band |P - threshold| < m holding >= 2/3 of the held-out errors (step 0.01, cap 0.30)"
 
 
-def review_margin(p: np.ndarray, y: np.ndarray, threshold: float, error_share: float = REVIEW_ERROR_SHARE,
-                  cap: float = REVIEW_CAP) -> float:
+def review_margin(
+    p: np.ndarray, y: np.ndarray, threshold: float, error_share: float = REVIEW_ERROR_SHARE, cap: float = REVIEW_CAP
+) -> float:
     """Smallest margin m (step 0.01, <= cap) whose band |P - t| < m holds at least ``error_share`` of the errors."""
     wrong = (p >= threshold).astype(int) != y
     if not wrong.any():
@@ -120,8 +124,12 @@ def reliability_bins(p: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> dict
     sum_p = np.bincount(idx, weights=p, minlength=bins)
     sum_y = np.bincount(idx, weights=y, minlength=bins)
     nz = n > 0
-    return {"bins": int(bins), "mean_p_all": [round(float(v), 4) for v in sum_p[nz] / n[nz]],
-            "fraction_all": [round(float(v), 4) for v in sum_y[nz] / n[nz]], "n_cells": n[nz].astype(int).tolist()}
+    return {
+        "bins": int(bins),
+        "mean_p_all": [round(float(v), 4) for v in sum_p[nz] / n[nz]],
+        "fraction_all": [round(float(v), 4) for v in sum_y[nz] / n[nz]],
+        "n_cells": n[nz].astype(int).tolist(),
+    }
 
 
 def ece(p: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> float:
@@ -136,8 +144,9 @@ def ece(p: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> float:
     return float(gap.sum() / len(p))
 
 
-def compute(p: np.ndarray, y: np.ndarray, threshold: float, subjects: Sequence[str] | None = None,
-            margin: float | None = None) -> dict:
+def compute(
+    p: np.ndarray, y: np.ndarray, threshold: float, subjects: Sequence[str] | None = None, margin: float | None = None
+) -> dict:
     """All card/metrics.json numbers for calibrated probabilities ``p`` of ALL and labels ``y`` (1 = ALL)."""
     from sklearn.metrics import (
         accuracy_score,
@@ -172,10 +181,16 @@ def compute(p: np.ndarray, y: np.ndarray, threshold: float, subjects: Sequence[s
     if subjects is not None:
         subj = np.asarray(subjects)
         per = {}
-        for s in sorted(set(subjects), key=lambda s: (s.startswith("H"), int(s.lstrip("H")) if s.lstrip("H").isdigit() else 0, s)):
+        for s in sorted(
+            set(subjects), key=lambda s: (s.startswith("H"), int(s.lstrip("H")) if s.lstrip("H").isdigit() else 0, s)
+        ):
             sel = subj == s
-            per[s] = {"n": int(sel.sum()), "class": "ALL" if y[sel][0] == 1 else "HEM",
-                      "accuracy": float((pred[sel] == y[sel]).mean()), "mean_p_all": float(p[sel].mean())}
+            per[s] = {
+                "n": int(sel.sum()),
+                "class": "ALL" if y[sel][0] == 1 else "HEM",
+                "accuracy": float((pred[sel] == y[sel]).mean()),
+                "mean_p_all": float(p[sel].mean()),
+            }
         out["per_subject_accuracy"] = per
         accs = [v["accuracy"] for v in per.values()]
         out["subject_accuracy_min"] = float(min(accs))
@@ -190,8 +205,7 @@ def compute(p: np.ndarray, y: np.ndarray, threshold: float, subjects: Sequence[s
     return out
 
 
-def cross_fitted(logits: np.ndarray, y: np.ndarray, folds: np.ndarray, fit_t: bool = True,
-                 rule: str = "weighted_f1"):
+def cross_fitted(logits: np.ndarray, y: np.ndarray, folds: np.ndarray, fit_t: bool = True, rule: str = "weighted_f1"):
     """Honest calibration: for each fold k, temperature, logit shift and threshold are fitted on the OTHER folds' OOF logits
     and applied to fold k.  Returns calibrated P and the per-fold (T, threshold) used; the resulting metrics
     carry no optimism from choosing T or the threshold on the cells they are measured on."""
@@ -217,19 +231,33 @@ def compute_cross_fitted(logits, y, folds, subjects, fit_t: bool = True, rule: s
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     prec, rec, f1, sup = precision_recall_fscore_support(y, pred, labels=[1, 0], zero_division=0)
-    m.update({
-        "threshold": "per fold, fitted on the other folds",
-        "weighted_f1": float(f1_score(y, pred, average="weighted")),
-        "macro_f1": float(f1_score(y, pred, average="macro")),
-        "accuracy": float(accuracy_score(y, pred)),
-        "per_class": {
-            "ALL": {"precision": float(prec[0]), "recall": float(rec[0]), "f1": float(f1[0]), "support": int(sup[0])},
-            "HEM": {"precision": float(prec[1]), "recall": float(rec[1]), "f1": float(f1[1]), "support": int(sup[1])},
-        },
-        "confusion_matrix": {"labels": ["ALL", "HEM"],
-                             "rows_true_cols_pred": confusion_matrix(y, pred, labels=[1, 0]).tolist()},
-        "cross_fit": used,
-    })
+    m.update(
+        {
+            "threshold": "per fold, fitted on the other folds",
+            "weighted_f1": float(f1_score(y, pred, average="weighted")),
+            "macro_f1": float(f1_score(y, pred, average="macro")),
+            "accuracy": float(accuracy_score(y, pred)),
+            "per_class": {
+                "ALL": {
+                    "precision": float(prec[0]),
+                    "recall": float(rec[0]),
+                    "f1": float(f1[0]),
+                    "support": int(sup[0]),
+                },
+                "HEM": {
+                    "precision": float(prec[1]),
+                    "recall": float(rec[1]),
+                    "f1": float(f1[1]),
+                    "support": int(sup[1]),
+                },
+            },
+            "confusion_matrix": {
+                "labels": ["ALL", "HEM"],
+                "rows_true_cols_pred": confusion_matrix(y, pred, labels=[1, 0]).tolist(),
+            },
+            "cross_fit": used,
+        }
+    )
     subj = np.asarray(subjects)
     for s, d in m.get("per_subject_accuracy", {}).items():
         sel = subj == s
@@ -255,8 +283,9 @@ def run_facts(m, spec, tr, val_subjects, tta_views, weights, seconds: float, per
     }
 
 
-def held_out_fold(z: np.ndarray, y: np.ndarray, subjects: Sequence[str], seed: int, val_fold: int,
-                  rule: str = "weighted_f1") -> dict:
+def held_out_fold(
+    z: np.ndarray, y: np.ndarray, subjects: Sequence[str], seed: int, val_fold: int, rule: str = "weighted_f1"
+) -> dict:
     """Operating point and honest metrics of one held-out subject fold (recipes without a full CV): Platt
     calibration, threshold and review margin fitted on the fold, metrics cross-fitted between two subject-disjoint
     halves of it.  Returns halves, honest, p, calibration, at_ship, validation (the card's wording)."""
@@ -271,15 +300,19 @@ def held_out_fold(z: np.ndarray, y: np.ndarray, subjects: Sequence[str], seed: i
         "halves": halves,
         "honest": compute_cross_fitted(z, y, halves, subjects, rule=rule),
         "p": p,
-        "calibration": {"temperature": t, "logit_shift": shift, "threshold": th, "review_margin": mg,
-                        "threshold_rule": f"{THRESHOLD_RULES[rule][1]} of the calibrated held-out-fold P(ALL) "
-                                          "(grid 0.05-0.95)",
-                        "threshold_rule_id": rule,
-                        "review_margin_rule": REVIEW_RULE},
+        "calibration": {
+            "temperature": t,
+            "logit_shift": shift,
+            "threshold": th,
+            "review_margin": mg,
+            "threshold_rule": f"{THRESHOLD_RULES[rule][1]} of the calibrated held-out-fold P(ALL) (grid 0.05-0.95)",
+            "threshold_rule_id": rule,
+            "review_margin_rule": REVIEW_RULE,
+        },
         "at_ship": compute(p, y, th, subjects, mg),
         "validation": f"one held-out subject fold (fold {val_fold} of a 5-fold split by subject, "
-                      f"{len(set(subjects))} subjects never seen in training); temperature and threshold "
-                      f"cross-fitted between two subject-disjoint halves of it",
+        f"{len(set(subjects))} subjects never seen in training); temperature and threshold "
+        f"cross-fitted between two subject-disjoint halves of it",
     }
 
 
@@ -295,8 +328,15 @@ def _plt():
     return plt
 
 
-def plot_all(out_dir: Path, prefix: str, p: np.ndarray, y: np.ndarray, threshold: float,
-             history: dict | None = None, title: str = "") -> list[Path]:
+def plot_all(
+    out_dir: Path,
+    prefix: str,
+    p: np.ndarray,
+    y: np.ndarray,
+    threshold: float,
+    history: dict | None = None,
+    title: str = "",
+) -> list[Path]:
     """Confusion matrix, ROC, reliability diagram (+ training curves when ``history`` is given) as PNGs, drawn by
     scikit-learn's displays; the reliability diagram uses the :data:`ECE_BINS` bins of the ECE in its legend."""
     from sklearn.calibration import CalibrationDisplay
@@ -311,8 +351,9 @@ def plot_all(out_dir: Path, prefix: str, p: np.ndarray, y: np.ndarray, threshold
     names = np.array(["HEM", "ALL"])
 
     fig, ax = plt.subplots(figsize=(3.6, 3.2), dpi=120)
-    ConfusionMatrixDisplay.from_predictions(names[y], names[(p >= threshold).astype(int)], labels=["ALL", "HEM"],
-                                            cmap="Blues", colorbar=False, ax=ax)
+    ConfusionMatrixDisplay.from_predictions(
+        names[y], names[(p >= threshold).astype(int)], labels=["ALL", "HEM"], cmap="Blues", colorbar=False, ax=ax
+    )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"{title}\nthreshold {threshold:.2f}", fontsize=9)
@@ -333,8 +374,9 @@ def plot_all(out_dir: Path, prefix: str, p: np.ndarray, y: np.ndarray, threshold
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(3.6, 3.4), dpi=120)
-    CalibrationDisplay.from_predictions(y, p, n_bins=ECE_BINS, strategy="uniform", pos_label=1, ax=ax,
-                                       name=f"ECE {ece(p, y):.3f} ({ECE_BINS} bins)")
+    CalibrationDisplay.from_predictions(
+        y, p, n_bins=ECE_BINS, strategy="uniform", pos_label=1, ax=ax, name=f"ECE {ece(p, y):.3f} ({ECE_BINS} bins)"
+    )
     ax.set_xlabel("predicted P(ALL)")
     ax.set_ylabel("observed fraction ALL")
     ax.set_title(title, fontsize=9)
@@ -379,21 +421,31 @@ def donor_summary(per_subject: dict) -> dict:
         if not acc:
             continue
         worst = min(acc, key=acc.get)
-        out[key] = {"n": len(acc), "mean_share_called_right": float(np.mean(list(acc.values()))),
-                    "worst_share": float(acc[worst]), "worst_subject": worst,
-                    "called_right_at_case_level": int(sum(v > 0.5 for v in acc.values())),
-                    "per_subject": {s: round(float(v), 4) for s, v in acc.items()}}
+        out[key] = {
+            "n": len(acc),
+            "mean_share_called_right": float(np.mean(list(acc.values()))),
+            "worst_share": float(acc[worst]),
+            "worst_subject": worst,
+            "called_right_at_case_level": int(sum(v > 0.5 for v in acc.values())),
+            "per_subject": {s: round(float(v), 4) for s, v in acc.items()},
+        }
     return out
 
 
 def cell_area(px: np.ndarray, fg_level: float = 10.0, batch: int = 512) -> np.ndarray:
     """Share of non-black pixels of each NHWC image (the cell's size in a fixed-scale window)."""
-    return np.concatenate([(np.asarray(px[i : i + batch]).max(axis=3) > fg_level).mean(axis=(1, 2))
-                           for i in range(0, len(px), batch)]) if len(px) else np.zeros(0)
+    return (
+        np.concatenate(
+            [(np.asarray(px[i : i + batch]).max(axis=3) > fg_level).mean(axis=(1, 2)) for i in range(0, len(px), batch)]
+        )
+        if len(px)
+        else np.zeros(0)
+    )
 
 
-def area_baseline(px: np.ndarray, y: np.ndarray, subjects, tr: np.ndarray, va: np.ndarray,
-                  rule: str = "weighted_f1") -> dict:
+def area_baseline(
+    px: np.ndarray, y: np.ndarray, subjects, tr: np.ndarray, va: np.ndarray, rule: str = "weighted_f1"
+) -> dict:
     """The size-only model every model must beat on healthy donors: "ALL when the cell is larger than t", t
     chosen on the training donors by the model's own threshold ``rule``, scored on the held-out donors like a
     model."""
@@ -405,9 +457,13 @@ def area_baseline(px: np.ndarray, y: np.ndarray, subjects, tr: np.ndarray, va: n
     span = float(np.ptp(area_tr)) or 1.0
     score = 1 / (1 + np.exp(-(area_va - t) / (0.05 * span)))  # monotone in area: AUROC is area's own
     m = compute(score, y_va, 0.5, [subjects[i] for i in np.sort(va)])
-    return {"rule": f"ALL when the cell covers >= {t:.4f} of the input window (threshold fitted on the training "
-                    f"donors, {THRESHOLD_RULES[rule][1]})", "auroc": m["auroc"], "weighted_f1": m["weighted_f1"],
-            "donors": donor_summary(m["per_subject_accuracy"])}
+    return {
+        "rule": f"ALL when the cell covers >= {t:.4f} of the input window (threshold fitted on the training "
+        f"donors, {THRESHOLD_RULES[rule][1]})",
+        "auroc": m["auroc"],
+        "weighted_f1": m["weighted_f1"],
+        "donors": donor_summary(m["per_subject_accuracy"]),
+    }
 
 
 def area_auroc(px: np.ndarray, y: np.ndarray, fg_level: float = 10.0) -> float:

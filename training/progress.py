@@ -30,8 +30,18 @@ class Progress:
     """``total`` steps, of which ``start`` were done before (a resumed epoch); ``per_step`` items (images) a step
     for the rate.  ``update(n, loss=...)`` after each step, ``close()`` at the end (also as a context manager)."""
 
-    def __init__(self, total: int, desc: str, *, start: int = 0, per_step: int = 1, unit: str = "steps",
-                 every: float = 0.1, stream=None, bar: bool | None = None) -> None:
+    def __init__(
+        self,
+        total: int,
+        desc: str,
+        *,
+        start: int = 0,
+        per_step: int = 1,
+        unit: str = "steps",
+        every: float = 0.1,
+        stream=None,
+        bar: bool | None = None,
+    ) -> None:
         self.total, self.desc, self.unit, self.per_step = max(int(total), 0), desc, unit, per_step
         self.done = self.start = min(int(start), self.total)
         self.every = every
@@ -45,8 +55,16 @@ class Progress:
         if bar:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total, initial=self.done, desc=desc, unit=unit, file=stream,
-                            dynamic_ncols=True, mininterval=1.0, leave=False)
+            self.bar = tqdm(
+                total=self.total,
+                initial=self.done,
+                desc=desc,
+                unit=unit,
+                file=stream,
+                dynamic_ncols=True,
+                mininterval=1.0,
+                leave=False,
+            )
 
     def _mark_after(self, done: int) -> int:
         if not self.total:
@@ -67,8 +85,10 @@ class Progress:
         parts += [f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in self.postfix.items()]
         elapsed = time.monotonic() - self.t0
         if self.done > self.start and elapsed > 0:
-            parts.append(f"{(self.done - self.start) * self.per_step / elapsed:.1f} "
-                         f"{'img' if self.per_step > 1 else self.unit}/s")
+            parts.append(
+                f"{(self.done - self.start) * self.per_step / elapsed:.1f} "
+                f"{'img' if self.per_step > 1 else self.unit}/s"
+            )
         eta = self.eta_s()
         if eta is not None and self.done < self.total:
             parts.append(f"{_duration(eta)} left (ETA {time.strftime('%H:%M', time.localtime(time.time() + eta))})")
@@ -80,8 +100,9 @@ class Progress:
         if self.bar is not None:
             self.bar.update(n)
             if postfix:
-                self.bar.set_postfix({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in postfix.items()},
-                                     refresh=False)
+                self.bar.set_postfix(
+                    {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in postfix.items()}, refresh=False
+                )
         if self.done >= self.next_mark and self.done < self.total:
             self.next_mark = self._mark_after(self.done)
             log.info(self.line(), extra={"file_only": self.bar is not None})

@@ -12,14 +12,20 @@ from pathlib import Path
 
 
 def epoch_table(hist: dict) -> str:
-    rows = ["| epoch | AUROC | weighted F1 | " + " | ".join(_donor_names(hist)) + " | ALL patients: mean share called ALL |",
-            "|---|---|---|" + "---|" * len(_donor_names(hist)) + "---|"]
+    rows = [
+        "| epoch | AUROC | weighted F1 | "
+        + " | ".join(_donor_names(hist))
+        + " | ALL patients: mean share called ALL |",
+        "|---|---|---|" + "---|" * len(_donor_names(hist)) + "---|",
+    ]
     for i, d in enumerate(hist.get("val_donors_view0", [])):
         h = d.get("healthy_donors", {}).get("per_subject", {})
         a = d.get("all_patients", {})
-        rows.append(f"| {i + 1} | {hist['val_auroc_view0'][i]:.3f} | {hist['val_weighted_f1_view0'][i]:.3f} | "
-                    + " | ".join(f"{h.get(s, float('nan')):.2f}" for s in _donor_names(hist))
-                    + f" | {a.get('mean_share_called_right', float('nan')):.3f} |")
+        rows.append(
+            f"| {i + 1} | {hist['val_auroc_view0'][i]:.3f} | {hist['val_weighted_f1_view0'][i]:.3f} | "
+            + " | ".join(f"{h.get(s, float('nan')):.2f}" for s in _donor_names(hist))
+            + f" | {a.get('mean_share_called_right', float('nan')):.3f} |"
+        )
     return "\n".join(rows)
 
 
@@ -40,10 +46,12 @@ def donors_table(metrics: dict) -> str:
             out.append(f"| {s} | {cls} | {m[s]:.2f} | {b.get(s, float('nan')):.2f} |")
         mm, bb = model.get(key, {}), base.get(key, {})
         if mm:
-            out.append(f"| **mean ({cls})** | | **{mm['mean_share_called_right']:.2f}** (worst {mm['worst_share']:.2f}; "
-                       f"{mm['called_right_at_case_level']} of {mm['n']} right) | {bb.get('mean_share_called_right', float('nan')):.2f} "
-                       f"(worst {bb.get('worst_share', float('nan')):.2f}; {bb.get('called_right_at_case_level', '?')} of "
-                       f"{bb.get('n', '?')}) |")
+            out.append(
+                f"| **mean ({cls})** | | **{mm['mean_share_called_right']:.2f}** (worst {mm['worst_share']:.2f}; "
+                f"{mm['called_right_at_case_level']} of {mm['n']} right) | {bb.get('mean_share_called_right', float('nan')):.2f} "
+                f"(worst {bb.get('worst_share', float('nan')):.2f}; {bb.get('called_right_at_case_level', '?')} of "
+                f"{bb.get('n', '?')}) |"
+            )
     return "\n".join(out)
 
 
@@ -58,8 +66,10 @@ def main(argv=None) -> int:
         print(donors_table(m))
         h = m["validation_cross_fitted"]
         b = m.get("cell_area_baseline", {})
-        print(f"\npooled (cross-fitted): weighted F1 {h['weighted_f1']:.3f}, AUROC {h['auroc']:.3f}, ECE {h['ece']:.3f}; "
-              f"cell area alone: weighted F1 {b.get('weighted_f1', float('nan')):.3f}, AUROC {b.get('auroc', float('nan')):.3f}")
+        print(
+            f"\npooled (cross-fitted): weighted F1 {h['weighted_f1']:.3f}, AUROC {h['auroc']:.3f}, ECE {h['ece']:.3f}; "
+            f"cell area alone: weighted F1 {b.get('weighted_f1', float('nan')):.3f}, AUROC {b.get('auroc', float('nan')):.3f}"
+        )
     return 0
 
 

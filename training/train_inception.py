@@ -34,8 +34,11 @@ TEACHER_FOLD = 1  # the fold a VGG19 is held out on (fold 1: 4 HEM + 5 ALL subje
 
 
 def _tag(recipe: Recipe, crop: float, weights: str | None, m: Manifest) -> str:
-    wkey = "rand" if not weights else ("imnet" if weights == "imagenet" else hashlib.sha256(
-        Path(weights).name.encode()).hexdigest()[:6])
+    wkey = (
+        "rand"
+        if not weights
+        else ("imnet" if weights == "imagenet" else hashlib.sha256(Path(weights).name.encode()).hexdigest()[:6])
+    )
     digest = hashlib.sha256("\n".join(m.hashes).encode()).hexdigest()[:8]
     return f"inc{recipe.size}c{round(crop * 100)}_{wkey}_{digest}"
 
@@ -119,26 +122,44 @@ def run(
         fp = run_dir / f"fold{k}.npz"
         if resume and fp.exists():
             d = np.load(fp)
-            if (np.array_equal(d["val_idx"], va) and "views" in d and tuple(d["views"].tolist()) == tv
-                    and d["val_logits"].shape[0] >= recipe.epochs):
+            if (
+                np.array_equal(d["val_idx"], va)
+                and "views" in d
+                and tuple(d["views"].tolist()) == tv
+                and d["val_logits"].shape[0] >= recipe.epochs
+            ):
                 val_logits[k] = d["val_logits"][: recipe.epochs]
                 hist_all[f"fold {k}"] = {"loss": d["loss"].tolist(), "val_weighted_f1": d["val_f1"].tolist()}
                 log(f"fold {k}: reused {fp}")
                 continue
-        log(f"fold {k}: {len(tr)} training cells / {len(va)} validation cells "
-            f"(validation subjects {sorted(set(subjects[va].tolist()))})")
+        log(
+            f"fold {k}: {len(tr)} training cells / {len(va)} validation cells "
+            f"(validation subjects {sorted(set(subjects[va].tolist()))})"
+        )
         trainer.reset()
         trainer.set_head(*fit_head(pooled, y, tr, c_best, recipe.seed))
         h = trainer.finetune(feats, y, tr, va, recipe.epochs)
         val_logits[k] = np.stack(h["val_logits"])
-        save_npz(fp, val_idx=va, views=np.array(tv), val_logits=val_logits[k], loss=np.array(h["loss"]), val_f1=np.array(h["val_weighted_f1"]))
+        save_npz(
+            fp,
+            val_idx=va,
+            views=np.array(tv),
+            val_logits=val_logits[k],
+            loss=np.array(h["loss"]),
+            val_f1=np.array(h["val_weighted_f1"]),
+        )
         hist_all[f"fold {k}"] = {"loss": h["loss"], "val_weighted_f1": h["val_weighted_f1"]}
         if k == TEACHER_FOLD:
             # Distillation targets for a VGG19 held out on the same fold: this model never saw fold k's subjects.
             # Fixed distillation temperature 2 (not fitted on any validation labels).
             z_all = np.mean([trainer.logits(np.asarray(feats[v])) for v in tv], axis=0)
-            save_npz(run_dir / "teacher_fold.npz", fold=k, paths=np.asarray(m.paths), p_all=sigmoid(z_all / 2.0),
-                     epochs=len(h["loss"]))
+            save_npz(
+                run_dir / "teacher_fold.npz",
+                fold=k,
+                paths=np.asarray(m.paths),
+                p_all=sigmoid(z_all / 2.0),
+                epochs=len(h["loss"]),
+            )
 
     f1_by_epoch = np.array([hist_all[f"fold {k}"]["val_weighted_f1"][: recipe.epochs] for k in range(n_folds)])
     mean_f1 = f1_by_epoch.mean(0)
@@ -156,14 +177,26 @@ def run(
     margin = review_margin(p, y, threshold)
     honest = compute_cross_fitted(oof, y, fid, m.subjects)
     at_ship = compute(p, y, threshold, m.subjects, margin)
-    log(f"phase 2 OOF (cross-fitted T/threshold): weighted F1 {honest['weighted_f1']:.4f} AUROC {honest['auroc']:.4f} "
-        f"ECE {honest['ece']:.4f}")
+    log(
+        f"phase 2 OOF (cross-fitted T/threshold): weighted F1 {honest['weighted_f1']:.4f} AUROC {honest['auroc']:.4f} "
+        f"ECE {honest['ece']:.4f}"
+    )
 
     single_view = compute_cross_fitted(single, y, fid, m.subjects)
-    log(f"  without test-time augmentation (view 0 only): weighted F1 {single_view['weighted_f1']:.4f} "
-        f"AUROC {single_view['auroc']:.4f}")
-    save_npz(run_dir / "oof.npz", logits=oof, labels=y, folds=fid, subjects=subjects, logits_view0=single,
-             phase1_logits=p1[c_best]["oof_logits"], paths=np.asarray(m.paths))
+    log(
+        f"  without test-time augmentation (view 0 only): weighted F1 {single_view['weighted_f1']:.4f} "
+        f"AUROC {single_view['auroc']:.4f}"
+    )
+    save_npz(
+        run_dir / "oof.npz",
+        logits=oof,
+        labels=y,
+        folds=fid,
+        subjects=subjects,
+        logits_view0=single,
+        phase1_logits=p1[c_best]["oof_logits"],
+        paths=np.asarray(m.paths),
+    )
 
     # ---- refit on all subjects with the CV-chosen recipe
     final_path = run_dir / "final.keras"
@@ -177,14 +210,19 @@ def run(
             trainer.export_model().save(tmp)
         write_json(run_dir / "final_history.json", {"loss": h_final["loss"], "seconds": h_final["seconds"]})
 
-    calib = {"temperature": temperature, "logit_shift": shift, "threshold": threshold, "review_margin": margin,
-             "threshold_rule": "maximises weighted F1 of the calibrated out-of-fold P(ALL) (grid 0.05-0.95)",
-             "review_margin_rule": REVIEW_RULE}
+    calib = {
+        "temperature": temperature,
+        "logit_shift": shift,
+        "threshold": threshold,
+        "review_margin": margin,
+        "threshold_rule": "maximises weighted F1 of the calibrated out-of-fold P(ALL) (grid 0.05-0.95)",
+        "review_margin_rule": REVIEW_RULE,
+    }
     metrics = {
         "arch": "inceptionv3",
         "weights": weights or "none (random initialisation)",
         "validation": "out-of-fold predictions of a 5-fold cross-validation grouped by subject: every cell scored by "
-                      "a model that never saw its subject",
+        "a model that never saw its subject",
         "oof_cross_fitted": honest,
         "oof_at_shipped_operating_point": at_ship,
         "phase1_head_only_cross_fitted": phase1,
@@ -197,8 +235,10 @@ def run(
         "calibration": calib,
         "recipe": asdict(recipe),
         "preprocessing": {"height": spec.height, "width": spec.width, **spec.to_dict()},
-        "folds": [{"fold": k, "val_subjects": sorted(set(subjects[va].tolist())), "n_val": int(len(va))}
-                  for k, (_, va) in enumerate(folds)],
+        "folds": [
+            {"fold": k, "val_subjects": sorted(set(subjects[va].tolist())), "n_val": int(len(va))}
+            for k, (_, va) in enumerate(folds)
+        ],
         "timing_s": {"features": t_feat, "total": time.time() - t_start},
         "data": m.summary(),
     }

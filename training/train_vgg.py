@@ -86,8 +86,18 @@ def training_checkpoint(model, opt) -> tf.train.Checkpoint:
     return tf.train.Checkpoint(model=model, opt=opt, epoch=tf.Variable(0))
 
 
-def run(m: Manifest, spec: Preprocessing, r: VggRecipe, weights, run_dir: Path, cache: Path,
-        teacher_dir: Path | None, resume: bool, log=print, workers: int = 2) -> dict:
+def run(
+    m: Manifest,
+    spec: Preprocessing,
+    r: VggRecipe,
+    weights,
+    run_dir: Path,
+    cache: Path,
+    teacher_dir: Path | None,
+    resume: bool,
+    log=print,
+    workers: int = 2,
+) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     y = m.labels.astype(np.int64)
@@ -95,8 +105,10 @@ def run(m: Manifest, spec: Preprocessing, r: VggRecipe, weights, run_dir: Path, 
     folds = subject_folds(m, r.n_folds, r.seed)
     tr, va = folds[r.val_fold]
     check_no_leak(m, tr, va)
-    log(f"VGG19 {r.size}px: {len(tr)} training cells, {len(va)} validation cells "
-        f"(held-out subjects {sorted(set(subjects[va].tolist()))})")
+    log(
+        f"VGG19 {r.size}px: {len(tr)} training cells, {len(va)} validation cells "
+        f"(held-out subjects {sorted(set(subjects[va].tolist()))})"
+    )
     px = build_pixel_cache(m, spec, cache, workers=workers)
     x_va = np.asarray(px[va], np.float32)
 
@@ -114,8 +126,12 @@ def run(m: Manifest, spec: Preprocessing, r: VggRecipe, weights, run_dir: Path, 
         total = steps_per_epoch * r.epochs
         warm = int(r.warmup_epochs * steps_per_epoch)
         sched = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=r.lr * 0.01 if warm else r.lr, decay_steps=max(total - warm, 1), alpha=0.01,
-            warmup_target=r.lr if warm else None, warmup_steps=warm)
+            initial_learning_rate=r.lr * 0.01 if warm else r.lr,
+            decay_steps=max(total - warm, 1),
+            alpha=0.01,
+            warmup_target=r.lr if warm else None,
+            warmup_steps=warm,
+        )
         opt = keras.optimizers.Adam(learning_rate=sched)
     n_pos, n_neg = int(y[tr].sum()), int(len(tr) - y[tr].sum())
     cw = {1: len(tr) / (2 * n_pos), 0: len(tr) / (2 * n_neg)}
@@ -136,8 +152,10 @@ def run(m: Manifest, spec: Preprocessing, r: VggRecipe, weights, run_dir: Path, 
 
     def predict(x):
         """Mean logit over the test-time views, as the engine scores a cell with this model's card."""
-        zs = [np.concatenate([infer(tf.constant(dihedral(x[i : i + 128], k))).numpy() for i in range(0, len(x), 128)])
-              for k in r.tta_views]
+        zs = [
+            np.concatenate([infer(tf.constant(dihedral(x[i : i + 128], k))).numpy() for i in range(0, len(x), 128)])
+            for k in r.tta_views
+        ]
         return np.mean(zs, axis=0)
 
     ckpt = training_checkpoint(model, opt)
@@ -153,8 +171,10 @@ def run(m: Manifest, spec: Preprocessing, r: VggRecipe, weights, run_dir: Path, 
             if tuple(saved.get("tta_views", [0])) != tuple(r.tta_views):
                 # earlier epochs were scored on other views: their F1 is not comparable, start the best-epoch
                 # selection afresh
-                log(f"test-time views changed from {saved.get('tta_views', [0])} to {list(r.tta_views)}: "
-                    "best-epoch selection restarts")
+                log(
+                    f"test-time views changed from {saved.get('tta_views', [0])} to {list(r.tta_views)}: "
+                    "best-epoch selection restarts"
+                )
                 best = {"f1": -1.0, "epoch": 0}
         log(f"resumed from {manager.latest_checkpoint} (epoch {int(ckpt.epoch)})")
     rng = np.random.default_rng(r.seed + int(ckpt.epoch))
@@ -171,7 +191,9 @@ def run(m: Manifest, spec: Preprocessing, r: VggRecipe, weights, run_dir: Path, 
             t = y[idx].astype(np.float32)
             s = soft[idx] if soft is not None else t
             w = np.where(t == 1, cw[1], cw[0]).astype(np.float32)
-            losses.append(float(step(tf.constant(x), tf.constant(t), tf.constant(s.astype(np.float32)), tf.constant(w))))
+            losses.append(
+                float(step(tf.constant(x), tf.constant(t), tf.constant(s.astype(np.float32)), tf.constant(w)))
+            )
             progress.update(1, loss=float(np.mean(losses)))
         progress.close()
         z = predict(x_va)
@@ -188,8 +210,10 @@ def run(m: Manifest, spec: Preprocessing, r: VggRecipe, weights, run_dir: Path, 
                 model.save(tmp)
             save_npy(run_dir / "val_logits.npy", z)
         write_json(run_dir / "history.json", {"vgg19": hist, "best": best, "tta_views": list(r.tta_views)})
-        log(f"epoch {ep}/{r.epochs}: loss {hist['loss'][-1]:.4f} val weighted F1 {f1:.4f} "
-            f"AUROC {hist['val_auroc'][-1]:.4f} ({hist['seconds'][-1]:.0f}s)")
+        log(
+            f"epoch {ep}/{r.epochs}: loss {hist['loss'][-1]:.4f} val weighted F1 {f1:.4f} "
+            f"AUROC {hist['val_auroc'][-1]:.4f} ({hist['seconds'][-1]:.0f}s)"
+        )
     return finalize(m, r, spec, run_dir, folds, hist, best, weights, time.time() - t_start, teacher_dir)
 
 
@@ -202,8 +226,15 @@ def finalize(m, r, spec, run_dir, folds, hist, best, weights, seconds, teacher_d
     fold = held_out_fold(z, yv, sv, r.seed, r.val_fold)
     halves, p, calib, th = fold["halves"], fold["p"], fold["calibration"], fold["calibration"]["threshold"]
     at_ship = fold["at_ship"]
-    save_npz(run_dir / "oof.npz", logits=z, labels=yv, folds=halves, subjects=np.asarray(sv),
-             paths=np.asarray([m.paths[i] for i in va]), val_idx=va)
+    save_npz(
+        run_dir / "oof.npz",
+        logits=z,
+        labels=yv,
+        folds=halves,
+        subjects=np.asarray(sv),
+        paths=np.asarray([m.paths[i] for i in va]),
+        val_idx=va,
+    )
     metrics = {
         "arch": "vgg19",
         "validation": fold["validation"],

@@ -60,8 +60,11 @@ def main() -> int:
     panel = w.findChild(PreviewPanel)
     panel.btn_cam.setChecked(True)
     cells = w.cell_model.cells
-    shots = (("ALL", "17-cam-overlay-all.png", None), ("HEM", "17-cam-overlay-hem.png", None),
-             ("ALL", "17-cam-overlay-vgg19.png", "vgg19"))  # VGG19's 40 x 40 map: finer than InceptionV3's
+    shots = (
+        ("ALL", "17-cam-overlay-all.png", None),
+        ("HEM", "17-cam-overlay-hem.png", None),
+        ("ALL", "17-cam-overlay-vgg19.png", "vgg19"),
+    )  # VGG19's 40 x 40 map: finer than InceptionV3's
     for want, name, model in shots:
         if model and w.model_chooser.classifier.name != model:
             w.model_chooser.select(model)

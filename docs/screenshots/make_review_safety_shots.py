@@ -52,7 +52,9 @@ def main() -> int:
     wait(app, lambda: w.model_chooser.classifier is not None)
     case = case_folder()
     w.opener.open_paths([case])
-    wait(app, lambda: not w.runs.running and len(w.cell_model.cells) == 61 and all(c.result for c in w.cell_model.cells))
+    wait(
+        app, lambda: not w.runs.running and len(w.cell_model.cells) == 61 and all(c.result for c in w.cell_model.cells)
+    )
     pump(app, 0.5)
 
     # the blank frame: QC failed, excluded, where the technician looks
@@ -89,8 +91,22 @@ def main() -> int:
     w.doc.unexported = False
     w.close()
     for page in (1, 2):
-        subprocess.run(["pdftoppm", "-png", "-r", "70", "-f", str(page), "-l", str(page), "-singlefile", str(pdf),
-                        str(OUT / f"15-pdf-page-{page}")], check=True)
+        subprocess.run(
+            [
+                "pdftoppm",
+                "-png",
+                "-r",
+                "70",
+                "-f",
+                str(page),
+                "-l",
+                str(page),
+                "-singlefile",
+                str(pdf),
+                str(OUT / f"15-pdf-page-{page}"),
+            ],
+            check=True,
+        )
         print(OUT / f"15-pdf-page-{page}.png")
     return 0
 

@@ -156,7 +156,10 @@ def main() -> int:
 
     sm = w.browser.gallery.selectionModel()
     for r in (1, 2, 3):
-        sm.select(w.browser.proxy.index(r, 0), QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
+        sm.select(
+            w.browser.proxy.index(r, 0),
+            QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows,
+        )
     from gui.compare import CompareDialog
 
     cmp = CompareDialog(w.browser.selected_cells(), w)

@@ -16,12 +16,35 @@ if TYPE_CHECKING:
     from .rules import CaseCounts
     from .values import Case, ModelFacts, Result, Review, SignOff, utc_now
 
-_WHERE = {"Case": "values", "CaseCounts": "rules", "CaseDocument": "document", "Cell": "cell", "Event": "document",
-          "ModelFacts": "values", "Result": "values", "Review": "values", "ReviewChange": "cell", "SignOff": "values",
-          "Step": "cell", "utc_now": "values"}
+_WHERE = {
+    "Case": "values",
+    "CaseCounts": "rules",
+    "CaseDocument": "document",
+    "Cell": "cell",
+    "Event": "document",
+    "ModelFacts": "values",
+    "Result": "values",
+    "Review": "values",
+    "ReviewChange": "cell",
+    "SignOff": "values",
+    "Step": "cell",
+    "utc_now": "values",
+}
 
-__all__ = ["Case", "CaseCounts", "CaseDocument", "Cell", "Event", "ModelFacts", "Result", "Review", "ReviewChange",
-           "SignOff", "Step", "utc_now"]
+__all__ = [
+    "Case",
+    "CaseCounts",
+    "CaseDocument",
+    "Cell",
+    "Event",
+    "ModelFacts",
+    "Result",
+    "Review",
+    "ReviewChange",
+    "SignOff",
+    "Step",
+    "utc_now",
+]
 
 
 def __getattr__(name: str) -> Any:

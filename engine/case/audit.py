@@ -46,8 +46,23 @@ from .values import Review, utc_now
 
 GENESIS = "0" * 64
 TABLES = ("review_events", "case_events")
-REVIEW_COLS = ("step", "action", "cell_id", "path", "old_label", "new_label", "reviewer", "at", "model",
-               "model_version", "model_label", "p_all", "sha256", "recorded_at", "recorded_by")
+REVIEW_COLS = (
+    "step",
+    "action",
+    "cell_id",
+    "path",
+    "old_label",
+    "new_label",
+    "reviewer",
+    "at",
+    "model",
+    "model_version",
+    "model_label",
+    "p_all",
+    "sha256",
+    "recorded_at",
+    "recorded_by",
+)
 CASE_COLS = ("case_root", "action", "by", "at", "text", "basis", "recorded_at", "recorded_by")
 COLS = {"review_events": REVIEW_COLS, "case_events": CASE_COLS}
 CHAIN_COLS = ("seq", "prev_hash", "hash")
@@ -68,9 +83,11 @@ def check_name(name: str, what: str = "reviewer name") -> str:
     name = str(name or "")
     bad = [ch for ch in name if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")]
     if bad:
-        raise RecordRefused(f"the {what} {name.encode('unicode_escape').decode('ascii')!r} contains control "
-                            f"characters ({', '.join(sorted({f'U+{ord(c):04X}' for c in bad}))}); "
-                            "use letters, digits, spaces and punctuation only")
+        raise RecordRefused(
+            f"the {what} {name.encode('unicode_escape').decode('ascii')!r} contains control "
+            f"characters ({', '.join(sorted({f'U+{ord(c):04X}' for c in bad}))}); "
+            "use letters, digits, spaces and punctuation only"
+        )
     return " ".join(name.split())
 
 
@@ -122,8 +139,9 @@ def append(conn: sqlite3.Connection, table: str, values: Mapping[str, Any], reco
             values[key] = _checked(values[key], what)
     if conn.execute("PRAGMA user_version").fetchone()[0] < 3:  # a file not yet upgraded (tests of older ones)
         cols = [c for c in COLS[table] if c in values and not c.startswith("recorded_")]
-        cur = conn.execute(f"INSERT INTO {table}({', '.join(cols)}) VALUES({', '.join('?' * len(cols))})",
-                           [values[c] for c in cols])
+        cur = conn.execute(
+            f"INSERT INTO {table}({', '.join(cols)}) VALUES({', '.join('?' * len(cols))})", [values[c] for c in cols]
+        )
         return int(cur.lastrowid or 0)
     values["recorded_at"] = utc_now()
     values["recorded_by"] = recorded_by or os_user()
@@ -132,8 +150,10 @@ def append(conn: sqlite3.Connection, table: str, values: Mapping[str, Any], reco
     values = {c: values.get(c) for c in COLS[table]}
     h = row_hash(table, row_id, seq, values, prev)
     chained = ("id", *COLS[table], *CHAIN_COLS)
-    conn.execute(f"INSERT INTO {table}({', '.join(chained)}) VALUES({', '.join('?' * len(chained))})",
-                 (row_id, *values.values(), seq, prev, h))
+    conn.execute(
+        f"INSERT INTO {table}({', '.join(chained)}) VALUES({', '.join('?' * len(chained))})",
+        (row_id, *values.values(), seq, prev, h),
+    )
     return row_id
 
 
@@ -169,13 +189,22 @@ ReviewState = tuple[str, str, str, str, str, str, str, "float | None"]
 SignOffState = tuple[str, str, str, str]  # (by, at, comment, basis)
 
 
-def review_state(label: Any, reviewer: Any, at: Any, sha: Any, model: Any, version: Any, mlabel: Any,
-                 p_all: Any) -> ReviewState | None:
+def review_state(
+    label: Any, reviewer: Any, at: Any, sha: Any, model: Any, version: Any, mlabel: Any, p_all: Any
+) -> ReviewState | None:
     """The comparable form of a review from its column values (None: not a review label)."""
     if not is_review_label(label):
         return None
-    return (label, reviewer or "", at or "", sha or "", model or "", version or "", mlabel or "",
-            None if p_all is None else float(p_all))
+    return (
+        label,
+        reviewer or "",
+        at or "",
+        sha or "",
+        model or "",
+        version or "",
+        mlabel or "",
+        None if p_all is None else float(p_all),
+    )
 
 
 def _markers(conn: sqlite3.Connection) -> tuple[int, int, int, set[str]]:
@@ -183,8 +212,9 @@ def _markers(conn: sqlite3.Connection) -> tuple[int, int, int, set[str]]:
     the roots closed before the upgrade)."""
     start_id, start_seq, up_seq, closed_roots = 0, 0, 0, set[str]()
     for rid, seq, action, step, path in conn.execute(
-            "SELECT id, seq, action, step, path FROM review_events WHERE action IN (?, ?) ORDER BY id",
-            (str(ReviewAction.CLOSED), str(ReviewAction.UPGRADE))):
+        "SELECT id, seq, action, step, path FROM review_events WHERE action IN (?, ?) ORDER BY id",
+        (str(ReviewAction.CLOSED), str(ReviewAction.UPGRADE)),
+    ):
         if action == ReviewAction.CLOSED:
             start_id, start_seq = rid, seq or 0
         else:
@@ -197,8 +227,9 @@ def _markers(conn: sqlite3.Connection) -> tuple[int, int, int, set[str]]:
 
 
 def state_of(rv: Review) -> ReviewState | None:
-    return review_state(rv.label, rv.reviewer, rv.reviewed_at, rv.sha256, rv.model, rv.model_version,
-                        rv.model_label, rv.p_all)
+    return review_state(
+        rv.label, rv.reviewer, rv.reviewed_at, rv.sha256, rv.model, rv.model_version, rv.model_label, rv.p_all
+    )
 
 
 def derived_reviews(conn: sqlite3.Connection, start_id: int | None = None) -> dict[str, ReviewState | None]:
@@ -207,8 +238,7 @@ def derived_reviews(conn: sqlite3.Connection, start_id: int | None = None) -> di
     store restores the undo history with), from the last close on."""
     if start_id is None:
         start_id = _markers(conn)[0]
-    rows = conn.execute(f"SELECT {', '.join(replay.COLUMNS)} FROM review_events WHERE id > ? ORDER BY id",
-                        (start_id,))
+    rows = conn.execute(f"SELECT {', '.join(replay.COLUMNS)} FROM review_events WHERE id > ? ORDER BY id", (start_id,))
     return {path: None if rv is None else state_of(rv) for path, rv in replay.replay(rows).current.items()}
 
 
@@ -217,7 +247,8 @@ def derived_signoffs(conn: sqlite3.Connection) -> dict[str, SignOffState | None]
     _sid, start_seq, up_seq, closed_roots = _markers(conn)
     state: dict[str, SignOffState | None] = {}
     for root, action, by, at, text, basis, seq in conn.execute(
-            "SELECT case_root, action, by, at, text, basis, seq FROM case_events ORDER BY seq, id"):
+        "SELECT case_root, action, by, at, text, basis, seq FROM case_events ORDER BY seq, id"
+    ):
         if (seq or 0) < start_seq or ((seq or 0) < up_seq and root in closed_roots):
             continue
         state[root] = (by or "", at or "", text or "", basis or "") if action == SignOffAction.SIGN_OFF else None
@@ -225,15 +256,23 @@ def derived_signoffs(conn: sqlite3.Connection) -> dict[str, SignOffState | None]
 
 
 def live_reviews(conn: sqlite3.Connection) -> dict[str, ReviewState | None]:
-    return {path: review_state(*rest) for path, *rest in conn.execute(
-        "SELECT c.path, r.label, r.reviewer, r.reviewed_at, r.sha256, r.model, r.model_version, r.model_label,"
-        " r.p_all FROM reviews r JOIN cells c ON c.id = r.cell_id")}
+    return {
+        path: review_state(*rest)
+        for path, *rest in conn.execute(
+            "SELECT c.path, r.label, r.reviewer, r.reviewed_at, r.sha256, r.model, r.model_version, r.model_label,"
+            " r.p_all FROM reviews r JOIN cells c ON c.id = r.cell_id"
+        )
+    }
 
 
 def live_signoffs(conn: sqlite3.Connection) -> dict[str, SignOffState]:
-    return {root: (by or "", at or "", comment or "", basis or "") for root, by, at, comment, basis in conn.execute(
-        "SELECT c.root, s.signed_off_by, s.signed_off_at, s.comment, s.basis FROM signoffs s"
-        " JOIN cases c ON c.id = s.case_id")}
+    return {
+        root: (by or "", at or "", comment or "", basis or "")
+        for root, by, at, comment, basis in conn.execute(
+            "SELECT c.root, s.signed_off_by, s.signed_off_at, s.comment, s.basis FROM signoffs s"
+            " JOIN cases c ON c.id = s.case_id"
+        )
+    }
 
 
 # ------------------------------------------------------------------------------------------ verify
@@ -261,7 +300,7 @@ def verify(conn: sqlite3.Connection) -> Problem | None:
         cols = ", ".join(("id", *COLS[t], *CHAIN_COLS))
         for r in conn.execute(f"SELECT {cols} FROM {t} ORDER BY id"):
             n = len(COLS[t])
-            rows.append((t, r[0], dict(zip(COLS[t], r[1:1 + n])), *r[1 + n:]))
+            rows.append((t, r[0], dict(zip(COLS[t], r[1 : 1 + n])), *r[1 + n :]))
     last_seq = {t: 0 for t in TABLES}
     for t, rid, _v, seq, _p, _h in rows:  # per table: ids and chain order agree
         if seq is None or not isinstance(seq, int):
@@ -302,6 +341,7 @@ def _differs(what: str, history: tuple[Any, ...] | None, live: tuple[Any, ...] |
         if v is None:
             return "none"
         return f"{v[0]} by {v[1]} at {v[2]}" if what == "review" else f"by {v[0]} at {v[1]}"
+
     return f"the live {what} ({say(live)}) is not the one the history leads to ({say(history)})"
 
 
@@ -314,8 +354,12 @@ def reconcile(conn: sqlite3.Connection, history_from: int) -> None:
     not explain, so the live state and the history agree from here on."""
     roots = {r[0] for r in conn.execute("SELECT root FROM cases")}
     closed = sorted({r[0] for r in conn.execute("SELECT DISTINCT case_root FROM case_events")} - roots)
-    append(conn, "review_events", {"step": int(history_from), "action": str(ReviewAction.UPGRADE), "path": json.dumps(closed),
-                                   "at": utc_now()}, "LeukoScan (upgrade)")
+    append(
+        conn,
+        "review_events",
+        {"step": int(history_from), "action": str(ReviewAction.UPGRADE), "path": json.dumps(closed), "at": utc_now()},
+        "LeukoScan (upgrade)",
+    )
     derived, live = derived_reviews(conn), live_reviews(conn)
     for (path,) in conn.execute("SELECT path FROM cells ORDER BY id").fetchall():
         now, before = live.get(path), derived.get(path)
@@ -327,24 +371,64 @@ def reconcile(conn: sqlite3.Connection, history_from: int) -> None:
             signoff_row(conn, root, lso.get(root), "LeukoScan (upgrade)")
 
 
-def import_row(conn: sqlite3.Connection, path: str, old: ReviewState | None, new: ReviewState | None,
-               recorded_by: str | None = None) -> None:
+def import_row(
+    conn: sqlite3.Connection,
+    path: str,
+    old: ReviewState | None,
+    new: ReviewState | None,
+    recorded_by: str | None = None,
+) -> None:
     """An ``import`` row: the review of ``path`` is ``new`` (written whole; ``old``: what the history had)."""
     rv = new if new is not None else old
-    append(conn, "review_events", {
-        "step": 0, "action": str(ReviewAction.IMPORT), "path": path,
-        "cell_id": (conn.execute("SELECT id FROM cells WHERE path=?", (path,)).fetchone() or (None,))[0],
-        "old_label": old[0] if old else None, "new_label": new[0] if new else None,
-        "reviewer": new[1] if new else "", "at": new[2] if new else utc_now(),
-        "sha256": rv[3] if rv else "", "model": rv[4] if rv else "", "model_version": rv[5] if rv else "",
-        "model_label": (rv[6] or None) if rv else None, "p_all": rv[7] if rv else None}, recorded_by)
+    append(
+        conn,
+        "review_events",
+        {
+            "step": 0,
+            "action": str(ReviewAction.IMPORT),
+            "path": path,
+            "cell_id": (conn.execute("SELECT id FROM cells WHERE path=?", (path,)).fetchone() or (None,))[0],
+            "old_label": old[0] if old else None,
+            "new_label": new[0] if new else None,
+            "reviewer": new[1] if new else "",
+            "at": new[2] if new else utc_now(),
+            "sha256": rv[3] if rv else "",
+            "model": rv[4] if rv else "",
+            "model_version": rv[5] if rv else "",
+            "model_label": (rv[6] or None) if rv else None,
+            "p_all": rv[7] if rv else None,
+        },
+        recorded_by,
+    )
 
 
 def signoff_row(conn: sqlite3.Connection, root: str, so: SignOffState | None, recorded_by: str | None = None) -> None:
     """A sign-off (``so`` = (by, at, comment, basis)) or, for None, a reopen that makes the history say so."""
     if so is not None:
-        append(conn, "case_events", {"case_root": root, "action": str(SignOffAction.SIGN_OFF), "by": so[0], "at": so[1],
-                                     "text": so[2], "basis": so[3]}, recorded_by)
+        append(
+            conn,
+            "case_events",
+            {
+                "case_root": root,
+                "action": str(SignOffAction.SIGN_OFF),
+                "by": so[0],
+                "at": so[1],
+                "text": so[2],
+                "basis": so[3],
+            },
+            recorded_by,
+        )
     else:
-        append(conn, "case_events", {"case_root": root, "action": str(SignOffAction.REOPEN), "by": "LeukoScan (automatic)",
-                                     "at": utc_now(), "text": "no sign-off in the record", "basis": ""}, recorded_by)
+        append(
+            conn,
+            "case_events",
+            {
+                "case_root": root,
+                "action": str(SignOffAction.REOPEN),
+                "by": "LeukoScan (automatic)",
+                "at": utc_now(),
+                "text": "no sign-off in the record",
+                "basis": "",
+            },
+            recorded_by,
+        )

@@ -23,8 +23,23 @@ class Cell:
     """One image.  ``result``/``prediction``/``flagged``/``threshold`` are the current model's,
     kept up to date by the document; ``review`` is the person's (None when stale or absent)."""
 
-    __slots__ = ("path", "key", "root", "folder", "case", "item", "results", "result", "prediction", "threshold",
-                 "flagged", "review", "stale", "size", "mtime_ns")
+    __slots__ = (
+        "path",
+        "key",
+        "root",
+        "folder",
+        "case",
+        "item",
+        "results",
+        "result",
+        "prediction",
+        "threshold",
+        "flagged",
+        "review",
+        "stale",
+        "size",
+        "mtime_ns",
+    )
 
     def __init__(self, path: Path | str, root: Path | str, folder: str, case: str, item: ScanItem | None = None):
         self.path = path if isinstance(path, Path) else Path(path)

@@ -23,36 +23,37 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ..pipeline import CellResult, ScanItem, decide
+from . import events as ev
 from . import rules
 from .cell import Cell, ReviewChange, Step
-from .events import (
-    CaseAdded,
-    CaseEvent,
-    CellsAdded,
-    Cleared,
-    Closed,
-    DecisionsChanged,
-    Exported,
-    ModelChanged,
-    PathOpened,
-    ResultsStored,
-    ReviewsChanged,
-    SignOffAction,
-    SignOffChanged,
-    StaleFound,
-    ThresholdChanged,
-)
 from .kinds import CellStatus, ReviewAction, ReviewCommand
 from .rules import CaseCounts, threshold_in_use
 from .values import Case, ModelFacts, Result, Review, SignOff, card_sha256, cards_digest, utc_now
 
-__all__ = ["ERROR", "OK", "PENDING", "Case", "CaseDocument", "Cell", "Event", "Listener", "ModelFacts", "Result",
-           "Review", "ReviewChange", "SignOff", "Step", "card_sha256", "cards_digest", "utc_now"]
+__all__ = [
+    "ERROR",
+    "OK",
+    "PENDING",
+    "Case",
+    "CaseDocument",
+    "Cell",
+    "Event",
+    "Listener",
+    "ModelFacts",
+    "Result",
+    "Review",
+    "ReviewChange",
+    "SignOff",
+    "Step",
+    "card_sha256",
+    "cards_digest",
+    "utc_now",
+]
 
 PENDING, OK, ERROR = CellStatus.PENDING, CellStatus.OK, CellStatus.ERROR  # the names the GUI reads
 
-Event = CaseEvent  # the base of the typed events (engine/case/events.py)
-Listener = Callable[[CaseEvent], None]
+Event = ev.CaseEvent  # the base of the typed events (engine/case/events.py)
+Listener = Callable[[ev.CaseEvent], None]
 
 
 # ------------------------------------------------------------------------------------------ document
@@ -106,7 +107,7 @@ class CaseDocument:
         case = self.cases.get(key)
         if case is None:
             case = self.cases[key] = Case(key, self.unique_name(key))
-            self._emit(CaseAdded(key))
+            self._emit(ev.CaseAdded(key))
         return case
 
     def unique_name(self, root: str, wanted: str = "") -> str:
@@ -133,12 +134,12 @@ class CaseDocument:
         if sample_id != case.sample_id:
             case.sample_id = sample_id
             self.unexported = True
-            self._emit(CaseAdded(case.root))
+            self._emit(ev.CaseAdded(case.root))
 
     def note_opened(self, path: str, is_dir: bool) -> None:
         if path not in self.opened:
             self.opened[path] = is_dir
-            self._emit(PathOpened(path))
+            self._emit(ev.PathOpened(path))
 
     def cell(self, key: str) -> Cell | None:
         return self._by_key.get(key)
@@ -158,7 +159,7 @@ class CaseDocument:
             self.cells.append(c)
             new.append(c)
         if new:
-            self._emit(CellsAdded(tuple(new)))
+            self._emit(ev.CellsAdded(tuple(new)))
             if not loading:
                 self._reopen_signed(new, "new image(s) added after the sign-off")
         return new
@@ -173,7 +174,7 @@ class CaseDocument:
         self._redo.clear()
         self.unexported = False
         self._exported_reviews = {}
-        self._emit(Cleared())
+        self._emit(ev.Cleared())
 
     def cells_of(self, case: Case | str | None) -> Iterator[Cell]:
         """The cells of one case (a :class:`Case`, its root or its display name; None: every cell), by root:
@@ -205,7 +206,7 @@ class CaseDocument:
         none yet, or one from another version of the card (its card sha256 differs)."""
         self.facts[facts.name] = facts
         self.model = facts.name
-        self._emit(ModelChanged(facts))
+        self._emit(ev.ModelChanged(facts))
         self._redecide()
         return self.unclassified()
 
@@ -224,7 +225,7 @@ class CaseDocument:
         else:
             self.thresholds[f.name] = value
         self.unexported = True
-        self._emit(ThresholdChanged(f, value, f.name in self.thresholds))
+        self._emit(ev.ThresholdChanged(f, value, f.name in self.thresholds))
         self._redecide()
 
     def _apply_model(self, c: Cell) -> None:
@@ -247,7 +248,7 @@ class CaseDocument:
     def _redecide(self) -> None:
         for c in self.cells:
             self._apply_model(c)
-        self._emit(DecisionsChanged(tuple(self.cells)))
+        self._emit(ev.DecisionsChanged(tuple(self.cells)))
 
     # --- results --------------------------------------------------------------------------------------
     def add_results(self, facts: ModelFacts, pairs: Sequence[tuple[Cell, CellResult]]) -> None:
@@ -267,9 +268,9 @@ class CaseDocument:
             if rv is not None and r.status == CellStatus.OK and r.sha256 and rv.sha256 != r.sha256:
                 c.stale, c.review = rv, None
                 stale.append(c)
-        self._emit(ResultsStored(tuple(c for c, _ in stored), facts, tuple(stored)))
+        self._emit(ev.ResultsStored(tuple(c for c, _ in stored), facts, tuple(stored)))
         if stale:
-            self._emit(StaleFound(tuple(stale)))
+            self._emit(ev.StaleFound(tuple(stale)))
             self._reopen_signed(stale, "reviewed image(s) changed on disk after the sign-off")
 
     def content_changed(self, cells: Iterable[Cell]) -> list[Cell]:
@@ -285,7 +286,7 @@ class CaseDocument:
             self._apply_model(c)
             changed.append(c)
         if changed:
-            self._emit(StaleFound(tuple(changed), content_changed=True))
+            self._emit(ev.StaleFound(tuple(changed), content_changed=True))
             self._reopen_signed(changed, "image(s) changed on disk after the sign-off")
         return changed
 
@@ -303,12 +304,15 @@ class CaseDocument:
         reopened, with the reason logged, so it is reviewed (and signed) again.  The same rule as the CLI's,
         which refuses such a change unless ``--reopen REASON`` is given."""
         for root, changed in self.signed_cases_touched(cells).items():
-            names = ", ".join(c.file for c in changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+            names = ", ".join(c.file for c in changed[:3]) + (
+                f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+            )
             self.reopen(self.cases[root], "LeukoScan (automatic)", f"{what}: {names}")
 
     # --- reviews --------------------------------------------------------------------------------------
-    def review(self, cells: Iterable[Cell], kind: ReviewCommand | str, reviewer: str = "",
-               at: str | None = None) -> Step | None:
+    def review(
+        self, cells: Iterable[Cell], kind: ReviewCommand | str, reviewer: str = "", at: str | None = None
+    ) -> Step | None:
         """``kind``: a label ("ALL" | "HEM" | an exclusion, :func:`.rules.excluded_label`) or a
         :class:`ReviewCommand`: ACCEPT (what the cell shows: the model's class, or the QC exclusion of an image that
         failed the quality check) | CLEAR.  Cells that are not classified are skipped, as are those of a signed-off case (:meth:`locked`) and those whose review would not
@@ -332,23 +336,39 @@ class CaseDocument:
                 # "accept" confirms what the cell shows now: the model's class, or the exclusion of an image that
                 # failed the quality check (accepting must never turn a not-a-cell image into a counted blast)
                 label = rules.final_label(c.prediction, None, c.qc) if kind == ReviewCommand.ACCEPT else str(kind)
-                new = Review(label or "", reviewer.strip(), at, r.sha256, f.name if f else "",
-                             f.version if f else "", c.prediction, c.p_all)
+                new = Review(
+                    label or "",
+                    reviewer.strip(),
+                    at,
+                    r.sha256,
+                    f.name if f else "",
+                    f.version if f else "",
+                    c.prediction,
+                    c.p_all,
+                )
             old = c.review
-            if (old is None and new is None) or (old is not None and new is not None and old.label == new.label
-                                                 and old.reviewer == new.reviewer):
+            if (old is None and new is None) or (
+                old is not None and new is not None and old.label == new.label and old.reviewer == new.reviewer
+            ):
                 continue
             changes.append(ReviewChange(c, old, new))
         if not changes:
             return None
+
         def stack(step: Step) -> None:
             self._undo.append(step)
             self._redo.clear()
 
         return self._apply_step(ReviewAction.REVIEW, changes, reviewer.strip(), at, stack)
 
-    def _apply_step(self, action: ReviewAction, changes: Sequence[ReviewChange], reviewer: str = "",
-                    at: str | None = None, stack: Callable[[Step], None] | None = None) -> Step:
+    def _apply_step(
+        self,
+        action: ReviewAction,
+        changes: Sequence[ReviewChange],
+        reviewer: str = "",
+        at: str | None = None,
+        stack: Callable[[Step], None] | None = None,
+    ) -> Step:
         """Apply ``changes`` as one step; ``stack`` updates the undo/redo stacks *before* the event goes
         out, so listeners see can_undo/can_redo as they are after the step."""
         self._steps += 1
@@ -358,7 +378,7 @@ class CaseDocument:
         step = Step(self._steps, action, tuple(changes), reviewer, at or utc_now())
         if stack is not None:
             stack(step)
-        self._emit(ReviewsChanged(tuple(ch.cell for ch in changes), step))
+        self._emit(ev.ReviewsChanged(tuple(ch.cell for ch in changes), step))
         return step
 
     @property
@@ -372,8 +392,9 @@ class CaseDocument:
 
     def _step_locked(self, step: Step) -> bool:
         signed = self._signed_names()
-        return bool(signed) and any(ch.cell.case in signed for ch in step.changes
-                                    if self._by_key.get(ch.cell.key) is ch.cell)
+        return bool(signed) and any(
+            ch.cell.case in signed for ch in step.changes if self._by_key.get(ch.cell.key) is ch.cell
+        )
 
     def _still(self, cell: Cell, now: Review | None, back: Review | None) -> bool:
         """A change can be undone/redone only on the same cell, still holding what the step left there, and
@@ -389,8 +410,12 @@ class CaseDocument:
             return None
         step = self._undo.pop()
         live = [ch for ch in step.changes if self._still(ch.cell, ch.new, ch.old)]
-        return self._apply_step(ReviewAction.UNDO, [ReviewChange(ch.cell, ch.new, ch.old) for ch in reversed(live)],
-                                reviewer.strip(), stack=lambda _s: self._redo.append(step))
+        return self._apply_step(
+            ReviewAction.UNDO,
+            [ReviewChange(ch.cell, ch.new, ch.old) for ch in reversed(live)],
+            reviewer.strip(),
+            stack=lambda _s: self._redo.append(step),
+        )
 
     def redo(self, reviewer: str = "") -> Step | None:
         """Apply the last undone step again (None, as :meth:`undo`, when none or locked)."""
@@ -410,7 +435,7 @@ class CaseDocument:
         self.exported_at = at or utc_now()
         self.unexported = False
         self._exported_reviews = {c.key: c.review for c in self.cells if c.review is not None}
-        self._emit(Exported(self.exported_at))
+        self._emit(ev.Exported(self.exported_at))
 
     def unexported_reviews(self) -> int:
         """How many cells' reviews were made, changed or cleared since the last export (0 when nothing is
@@ -420,13 +445,16 @@ class CaseDocument:
             return 0
         base = self._exported_reviews
         if base is None:
-            return sum(1 for c in self.cells if c.review is not None
-                       and (not self.exported_at or (c.review.reviewed_at or "") > self.exported_at))
+            return sum(
+                1
+                for c in self.cells
+                if c.review is not None and (not self.exported_at or (c.review.reviewed_at or "") > self.exported_at)
+            )
         return sum(1 for c in self.cells if c.review != base.get(c.key))
 
     def note_closed(self, at: str | None = None) -> None:
         """The window showing this document closed normally (its store is then no orphan to restore)."""
-        self._emit(Closed(at or utc_now()))
+        self._emit(ev.Closed(at or utc_now()))
 
     # --- sign-off -------------------------------------------------------------------------------------
     def _case(self, case: Case | str) -> Case:
@@ -449,8 +477,11 @@ class CaseDocument:
     def signed_off_elsewhere(self) -> list[Case]:
         """Signed-off cases whose verdict no longer rests on the current model and threshold."""
         now = self._basis()
-        return [c for c in self.cases.values() if c.signoff is not None and c.signoff.basis
-                and rules.model_basis(c.signoff.basis) != now]
+        return [
+            c
+            for c in self.cases.values()
+            if c.signoff is not None and c.signoff.basis and rules.model_basis(c.signoff.basis) != now
+        ]
 
     def _basis(self, case: Case | None = None) -> str:
         """What a verdict rests on now: the model, its version and the threshold; with ``case``, also the exact
@@ -462,7 +493,7 @@ class CaseDocument:
         return basis
 
     def signoff_mismatch(self, case: Case | str) -> str:
-        """"" when the case's images are the ones its sign-off covered; else what differs (in words)."""
+        """ "" when the case's images are the ones its sign-off covered; else what differs (in words)."""
         case = self._case(case)
         if case.signoff is None:
             return ""
@@ -518,7 +549,7 @@ class CaseDocument:
         so = SignOff(by, at or utc_now(), str(comment or "").strip(), basis)
         case.signoff = so
         self.unexported = True
-        self._emit(SignOffChanged(case.root, SignOffAction.SIGN_OFF, so.by, so.at, so.comment, basis))
+        self._emit(ev.SignOffChanged(case.root, ev.SignOffAction.SIGN_OFF, so.by, so.at, so.comment, basis))
         return so
 
     def reopen(self, case: Case | str, by: str, reason: str, at: str | None = None) -> SignOff:
@@ -536,7 +567,7 @@ class CaseDocument:
             raise ValueError("reopening a signed-off case needs a reason")
         old, case.signoff = case.signoff, None
         self.unexported = True
-        self._emit(SignOffChanged(case.root, SignOffAction.REOPEN, by, at or utc_now(), reason))
+        self._emit(ev.SignOffChanged(case.root, ev.SignOffAction.REOPEN, by, at or utc_now(), reason))
         return old
 
     # --- counts ---------------------------------------------------------------------------------------

@@ -15,9 +15,24 @@ from .kinds import SignOffAction
 if TYPE_CHECKING:
     from .document import Cell, ModelFacts, Result, Step
 
-__all__ = ["EVENT_TYPES", "CaseAdded", "CaseEvent", "CellsAdded", "Cleared", "Closed", "DecisionsChanged", "Exported",
-           "ModelChanged", "PathOpened", "ResultsStored", "ReviewsChanged", "SignOffAction", "SignOffChanged",
-           "StaleFound", "ThresholdChanged"]
+__all__ = [
+    "EVENT_TYPES",
+    "CaseAdded",
+    "CaseEvent",
+    "CellsAdded",
+    "Cleared",
+    "Closed",
+    "DecisionsChanged",
+    "Exported",
+    "ModelChanged",
+    "PathOpened",
+    "ResultsStored",
+    "ReviewsChanged",
+    "SignOffAction",
+    "SignOffChanged",
+    "StaleFound",
+    "ThresholdChanged",
+]
 
 
 @dataclass(frozen=True)
@@ -117,6 +132,17 @@ class SignOffChanged(CaseEvent):
 
 #: Every kind of event a document emits (the dispatch tables of the bridge and the store cover all of them).
 EVENT_TYPES: tuple[type[CaseEvent], ...] = (
-    CaseAdded, PathOpened, CellsAdded, ResultsStored, DecisionsChanged, ReviewsChanged, ThresholdChanged,
-    ModelChanged, Cleared, StaleFound, Exported, Closed, SignOffChanged,
+    CaseAdded,
+    PathOpened,
+    CellsAdded,
+    ResultsStored,
+    DecisionsChanged,
+    ReviewsChanged,
+    ThresholdChanged,
+    ModelChanged,
+    Cleared,
+    StaleFound,
+    Exported,
+    Closed,
+    SignOffChanged,
 )

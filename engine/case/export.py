@@ -28,8 +28,18 @@ from .rules import CaseCounts
 from .store import CaseStore
 from .values import ModelFacts, Result, Review, SignOff
 
-REVIEW_COLUMNS: tuple[str, ...] = ("cell", "old", "new", "who", "when", "model", "model_version", "action", "step",
-                                   "path")
+REVIEW_COLUMNS: tuple[str, ...] = (
+    "cell",
+    "old",
+    "new",
+    "who",
+    "when",
+    "model",
+    "model_version",
+    "action",
+    "step",
+    "path",
+)
 
 
 def reviews_path(report_path: str | Path) -> Path:
@@ -43,8 +53,20 @@ def cell_result(cell: Cell | _CellView, index: int = 0) -> CellResult | None:
     r = cell.result
     if r is None:
         return None
-    return CellResult(index, cell.path, cell.root, cell.folder, cell.file, r.sha256, r.status, r.error, r.p_all,
-                      dict(r.member_p), r.members_disagree, r.qc)
+    return CellResult(
+        index,
+        cell.path,
+        cell.root,
+        cell.folder,
+        cell.file,
+        r.sha256,
+        r.status,
+        r.error,
+        r.p_all,
+        dict(r.member_p),
+        r.members_disagree,
+        r.qc,
+    )
 
 
 @dataclass(frozen=True)
@@ -72,8 +94,9 @@ class Snapshot:
 
 
 def snapshot(doc: CaseDocument, cells: Iterable[Cell] | None = None) -> Snapshot:
-    views = tuple(_CellView(c.path, c.root, c.folder, c.file, c.result, c.review)
-                  for c in (doc.cells if cells is None else cells))
+    views = tuple(
+        _CellView(c.path, c.root, c.folder, c.file, c.result, c.review) for c in (doc.cells if cells is None else cells)
+    )
     return Snapshot(doc.current, doc.threshold, views, dict(doc.signoffs), dict(doc.sample_ids), doc.revision)
 
 
@@ -104,10 +127,21 @@ def pdf_signoffs(doc: CaseDocument) -> dict[str, dict[str, str]]:
 
 
 def _history(events: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    return [{"cell": Path(e["path"]).name, "old": e["old_label"] or "", "new": e["new_label"] or "",
-             "who": e["reviewer"] or "", "when": e["at"] or "", "model": e["model"] or "",
-             "model_version": e["model_version"] or "", "action": e["action"], "step": str(e["step"]),
-             "path": e["path"]} for e in events]
+    return [
+        {
+            "cell": Path(e["path"]).name,
+            "old": e["old_label"] or "",
+            "new": e["new_label"] or "",
+            "who": e["reviewer"] or "",
+            "when": e["at"] or "",
+            "model": e["model"] or "",
+            "model_version": e["model_version"] or "",
+            "action": e["action"],
+            "step": str(e["step"]),
+            "path": e["path"],
+        }
+        for e in events
+    ]
 
 
 def review_history_rows(source: CaseStore | str | Path) -> list[dict[str, str]]:
@@ -167,9 +201,17 @@ class StoreExport:
         return report.count_rows(self.rows)
 
 
-def export_store(db_path: str | Path, out_csv: str | Path, summary_csv: str | Path | None = None,
-                 reviews_csv: str | Path | None = None, mark_exported: bool = True, *, history: bool = True,
-                 bom: bool = False, write: Write = _write) -> StoreExport:
+def export_store(
+    db_path: str | Path,
+    out_csv: str | Path,
+    summary_csv: str | Path | None = None,
+    reviews_csv: str | Path | None = None,
+    mark_exported: bool = True,
+    *,
+    history: bool = True,
+    bom: bool = False,
+    write: Write = _write,
+) -> StoreExport:
     """Write the per-cell report, optionally the summary, and (``history``) the review history (default
     ``<out stem>_reviews.csv``) of a case file; then, when every file was written where asked and
     ``mark_exported``, record the export in it (a closed record stays closed).  Without ``mark_exported``

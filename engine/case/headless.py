@@ -51,7 +51,6 @@ def rehash_changed(doc: CaseDocument, keys: Iterable[str], store: CaseStore | No
     return changed
 
 
-
 class SignedOffChanged(StoreError):
     """A headless run would change the images of a signed-off case and no reason to reopen it was given."""
 
@@ -69,9 +68,17 @@ class HeadlessRun:
     :meth:`add` each result; :meth:`finish` stores the rest and closes the store (returns its write errors).
     """
 
-    def __init__(self, store: CaseStore, facts: ModelFacts, items: Sequence[ScanItem],
-                 threshold: float | None = None, opened: Iterable[tuple[str, bool]] = (), chunk: int = 64,
-                 reopen: str | None = None, reopened_by: str = ""):
+    def __init__(
+        self,
+        store: CaseStore,
+        facts: ModelFacts,
+        items: Sequence[ScanItem],
+        threshold: float | None = None,
+        opened: Iterable[tuple[str, bool]] = (),
+        chunk: int = 64,
+        reopen: str | None = None,
+        reopened_by: str = "",
+    ):
         self.store, self.facts, self.chunk = store, facts, max(1, chunk)
         self.doc = doc = store.load()
         touched = self._signed_off_changes(items, reopen)  # raises before anything is written
@@ -107,18 +114,29 @@ class HeadlessRun:
             return {}
         new = [it for it in items if str(it.root) in signed and doc.cell(str(it.path)) is None]
         keys = [str(it.path) for it in items if doc.cell(str(it.path)) is not None]
-        changed = [c for c in rehash_changed(doc, [k for k in self.store.changed_files() if k in set(keys)])
-                   if str(c.root) in signed]
+        changed = [
+            c
+            for c in rehash_changed(doc, [k for k in self.store.changed_files() if k in set(keys)])
+            if str(c.root) in signed
+        ]
         touched: dict[str, str] = {}
         for r in sorted({str(it.root) for it in new} | {str(c.root) for c in changed}):
             n_new, n_changed = sum(str(it.root) == r for it in new), sum(str(c.root) == r for c in changed)
-            touched[r] = ", ".join(t for t in (f"{n_new} new image(s)" if n_new else "",
-                                                f"{n_changed} changed image(s)" if n_changed else "") if t)
+            touched[r] = ", ".join(
+                t
+                for t in (
+                    f"{n_new} new image(s)" if n_new else "",
+                    f"{n_changed} changed image(s)" if n_changed else "",
+                )
+                if t
+            )
         if touched and not reopen:
             what = "; ".join(f"{doc.cases[r].label}: {w}" for r, w in touched.items())
-            raise SignedOffChanged(f"signed-off case(s) would change ({what}); nothing was classified or written. "
-                                   "Give --reopen REASON to reopen them (the reason is logged), or classify the new "
-                                   "images as a separate case")
+            raise SignedOffChanged(
+                f"signed-off case(s) would change ({what}); nothing was classified or written. "
+                "Give --reopen REASON to reopen them (the reason is logged), or classify the new "
+                "images as a separate case"
+            )
         return touched
 
     def add(self, result: CellResult) -> None:

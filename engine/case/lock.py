@@ -123,6 +123,7 @@ class Holder:
             pid = int(lines[0].strip())
         except ValueError:
             return None
+
         def get(i: int) -> str:
             return lines[i].strip() if len(lines) > i else ""
 
@@ -214,8 +215,9 @@ class StoreLock:
                     _unlock(fd)
                     raise StoreLocked(self._busy(holder, checked=False), holder)
                 if holder is not None and holder.pid != os.getpid():
-                    self.took_over = (f"took over the stale lock of {self.store.name}: {holder.describe()} "
-                                      "is no longer running")
+                    self.took_over = (
+                        f"took over the stale lock of {self.store.name}: {holder.describe()} is no longer running"
+                    )
                     log.warning("%s", self.took_over)
                 text = f"{os.getpid()}\n{self.program}\n{_host()}\n{utc_now()}\n".encode()
                 os.lseek(fd, 0, os.SEEK_SET)
@@ -233,10 +235,15 @@ class StoreLock:
         who = holder.describe() if holder is not None else "another program"
         msg = f"the case store {self.store} is being written by {who}"
         if not checked:
-            msg += (f"; if that program is no longer running, delete {self.path.name}" if holder and holder.host
-                    and holder.host != _host() else "")
-        return msg + "; close it there first (reading commands such as report, verify and export " \
-                     "--no-bookkeeping work meanwhile)"
+            msg += (
+                f"; if that program is no longer running, delete {self.path.name}"
+                if holder and holder.host and holder.host != _host()
+                else ""
+            )
+        return (
+            msg + "; close it there first (reading commands such as report, verify and export "
+            "--no-bookkeeping work meanwhile)"
+        )
 
     def release(self) -> None:
         fd, self._fd = self._fd, None

@@ -21,9 +21,29 @@ from .values import ModelFacts, Result, Review, utc_now
 if TYPE_CHECKING:
     from .document import CaseDocument
 
-__all__ = ["OPS_OF", "OP_TYPES", "ClearCases", "LogReviews", "LogSignOff", "PutCases", "PutCells", "PutModels",
-           "PutOpened", "PutResults", "PutStats", "SetMeta", "SetReviews", "SetSignOffs", "SetStale", "SetThreshold",
-           "SetThresholds", "StoreOp", "facts_row", "ops_of", "snapshot"]
+__all__ = [
+    "OPS_OF",
+    "OP_TYPES",
+    "ClearCases",
+    "LogReviews",
+    "LogSignOff",
+    "PutCases",
+    "PutCells",
+    "PutModels",
+    "PutOpened",
+    "PutResults",
+    "PutStats",
+    "SetMeta",
+    "SetReviews",
+    "SetSignOffs",
+    "SetStale",
+    "SetThreshold",
+    "SetThresholds",
+    "StoreOp",
+    "facts_row",
+    "ops_of",
+    "snapshot",
+]
 
 ModelRow = tuple[str, str, str, float, float, str, str, str]  # a `models` row
 SignOffRow = tuple[str, str, str, str, str]  # (root, by, at, comment, basis)
@@ -131,14 +151,35 @@ class ClearCases(StoreOp):
 
 #: Every kind of write (the writer's table, :data:`engine.case.writer.WRITES`, covers all of them).
 OP_TYPES: tuple[type[StoreOp], ...] = (
-    SetMeta, PutCases, PutOpened, PutCells, PutModels, PutResults, PutStats, SetThreshold, SetThresholds, SetReviews,
-    LogReviews, SetStale, SetSignOffs, LogSignOff, ClearCases,
+    SetMeta,
+    PutCases,
+    PutOpened,
+    PutCells,
+    PutModels,
+    PutResults,
+    PutStats,
+    SetThreshold,
+    SetThresholds,
+    SetReviews,
+    LogReviews,
+    SetStale,
+    SetSignOffs,
+    LogSignOff,
+    ClearCases,
 )
 
 
 def facts_row(f: ModelFacts) -> ModelRow:
-    return (f.name, f.card_sha256, f.version, float(f.threshold), float(f.review_margin),
-            json.dumps(list(f.member_names)), f.active_provider, f.display_name)
+    return (
+        f.name,
+        f.card_sha256,
+        f.version,
+        float(f.threshold),
+        float(f.review_margin),
+        json.dumps(list(f.member_names)),
+        f.active_provider,
+        f.display_name,
+    )
 
 
 # ------------------------------------------------------------------------------------------ events -> writes
@@ -165,8 +206,15 @@ def _results_ops(doc: CaseDocument, e: events.ResultsStored) -> list[StoreOp]:
 
 def _reviews_ops(doc: CaseDocument, e: events.ReviewsChanged) -> list[StoreOp]:
     st = e.step
-    return [LogReviews(st.number, st.action, st.reviewer, st.at or utc_now(),
-                       tuple((ch.cell.key, ch.old, ch.new) for ch in st.changes))]
+    return [
+        LogReviews(
+            st.number,
+            st.action,
+            st.reviewer,
+            st.at or utc_now(),
+            tuple((ch.cell.key, ch.old, ch.new) for ch in st.changes),
+        )
+    ]
 
 
 def _signoff_ops(doc: CaseDocument, e: events.SignOffChanged) -> list[StoreOp]:
@@ -210,8 +258,15 @@ OPS_OF: dict[type[events.CaseEvent], Callable[[CaseDocument, Any], list[StoreOp]
 def snapshot(doc: CaseDocument) -> list[StoreOp]:
     """The whole document as writes (a document that did not come from this store)."""
     ops: list[StoreOp] = [
-        SetMeta({"session_id": doc.session_id, "started": doc.started, "model": doc.model or "",
-                 "exported_at": doc.exported_at, "unexported": "1" if doc.unexported else "0"}),
+        SetMeta(
+            {
+                "session_id": doc.session_id,
+                "started": doc.started,
+                "model": doc.model or "",
+                "exported_at": doc.exported_at,
+                "unexported": "1" if doc.unexported else "0",
+            }
+        ),
         PutCases(tuple((c.root, c.name, c.sample_id) for c in doc.cases.values())),
         PutOpened(tuple((p, int(d)) for p, d in doc.opened.items())),
         PutCells(tuple((c.key, str(c.root), c.folder) for c in doc.cells)),
@@ -223,8 +278,11 @@ def snapshot(doc: CaseDocument) -> list[StoreOp]:
     ops.append(PutStats(tuple((c.key, c.size, c.mtime_ns) for c in doc.cells if c.size is not None)))
     ops.append(SetThresholds(dict(doc.thresholds)))
     ops.append(SetReviews(tuple((c.key, c.review) for c in doc.cells if c.review is not None)))
-    signed = tuple((c.root, c.signoff.by, c.signoff.at, c.signoff.comment, c.signoff.basis)
-                   for c in doc.cases.values() if c.signoff is not None)
+    signed = tuple(
+        (c.root, c.signoff.by, c.signoff.at, c.signoff.comment, c.signoff.basis)
+        for c in doc.cases.values()
+        if c.signoff is not None
+    )
     if signed:
         ops.append(SetSignOffs(signed))
     return ops

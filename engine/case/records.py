@@ -53,8 +53,11 @@ class Record:
 
     def describe(self) -> str:
         signed = "signed off" if self.roots and set(self.roots) <= self.signed else "not signed off"
-        return (f"{self.label} — {self.cells} cells, {self.reviews} reviewed, {signed}"
-                + (f", saved {self.saved[:16].replace('T', ' ')}" if self.saved else "") + f" ({self.path.name})")
+        return (
+            f"{self.label} — {self.cells} cells, {self.reviews} reviewed, {signed}"
+            + (f", saved {self.saved[:16].replace('T', ' ')}" if self.saved else "")
+            + f" ({self.path.name})"
+        )
 
 
 def read_record(path: str | Path) -> Record | None:
@@ -76,9 +79,15 @@ def read_record(path: str | Path) -> Record | None:
         return None
     finally:
         conn.close()
-    return Record(path, [r for _i, r, _s in rows], {r: s for _i, r, s in rows if s},
-                  {r for i, r, _s in rows if i in signed_ids}, cells, reviews,
-                  meta.get("saved") or meta.get("closed_at") or meta.get("started") or "")
+    return Record(
+        path,
+        [r for _i, r, _s in rows],
+        {r: s for _i, r, s in rows if s},
+        {r for i, r, _s in rows if i in signed_ids},
+        cells,
+        reviews,
+        meta.get("saved") or meta.get("closed_at") or meta.get("started") or "",
+    )
 
 
 def _norm(root: str | Path) -> str:
@@ -103,8 +112,9 @@ def candidates(dirs: Iterable[str | Path] = (), stores: Iterable[str | Path] = (
     return list(found.values())
 
 
-def find_records(paths: Iterable[str | Path], folder: str | Path | None = None,
-                 sample_id: str | None = None) -> list[Record]:
+def find_records(
+    paths: Iterable[str | Path], folder: str | Path | None = None, sample_id: str | None = None
+) -> list[Record]:
     """The records among the stores ``paths`` that hold the case of ``folder`` (same root folder) or a case
     with the sample id ``sample_id`` (case and spacing ignored), most recently saved first."""
     want_root = _norm(folder) if folder else None
@@ -114,8 +124,9 @@ def find_records(paths: Iterable[str | Path], folder: str | Path | None = None,
         rec = read_record(p)
         if rec is None:
             continue
-        if (want_root and any(_norm(r) == want_root for r in rec.roots)) or \
-                (want_id and any(s.casefold() == want_id for s in rec.sample_ids.values())):
+        if (want_root and any(_norm(r) == want_root for r in rec.roots)) or (
+            want_id and any(s.casefold() == want_id for s in rec.sample_ids.values())
+        ):
             out.append(rec)
     return sorted(out, key=lambda r: r.saved, reverse=True)
 

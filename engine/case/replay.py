@@ -25,21 +25,48 @@ if TYPE_CHECKING:
 __all__ = ["COLUMNS", "History", "LoggedStep", "document_steps", "replay", "review_of"]
 
 #: The ``review_events`` columns :func:`replay` reads, in this order.
-COLUMNS = ("step", "action", "path", "old_label", "new_label", "reviewer", "at", "model", "model_version",
-           "model_label", "p_all", "sha256")
+COLUMNS = (
+    "step",
+    "action",
+    "path",
+    "old_label",
+    "new_label",
+    "reviewer",
+    "at",
+    "model",
+    "model_version",
+    "model_label",
+    "p_all",
+    "sha256",
+)
 
 Row = Sequence[Any]  # one review_events row with the COLUMNS (SQLite values: untyped)
 Change = tuple[str, "Review | None", "Review | None"]  # (path, old, new)
 
 
-def review_of(label: Any, reviewer: Any = "", at: Any = "", sha256: Any = "", model: Any = "", version: Any = "",
-              model_label: Any = None, p_all: Any = None) -> Review | None:
+def review_of(
+    label: Any,
+    reviewer: Any = "",
+    at: Any = "",
+    sha256: Any = "",
+    model: Any = "",
+    version: Any = "",
+    model_label: Any = None,
+    p_all: Any = None,
+) -> Review | None:
     """The review a log row names (None when ``label`` is no review label: a clear, or nothing)."""
     if not isinstance(label, str) or not is_review_label(label):
         return None
-    return Review(label, str(reviewer or ""), str(at or ""), str(sha256 or ""), str(model or ""), str(version or ""),
-                  None if model_label is None else str(model_label),
-                  None if p_all is None else float(p_all))
+    return Review(
+        label,
+        str(reviewer or ""),
+        str(at or ""),
+        str(sha256 or ""),
+        str(model or ""),
+        str(version or ""),
+        None if model_label is None else str(model_label),
+        None if p_all is None else float(p_all),
+    )
 
 
 @dataclass
@@ -106,8 +133,9 @@ def document_steps(doc: CaseDocument, h: History) -> tuple[list[Step], list[Step
     ``doc`` left out; a step left with none is dropped)."""
 
     def step(s: LoggedStep) -> Step | None:
-        chs = tuple(ReviewChange(cell, old, new) for path, old, new in s.changes
-                    if (cell := doc.cell(path)) is not None)
+        chs = tuple(
+            ReviewChange(cell, old, new) for path, old, new in s.changes if (cell := doc.cell(path)) is not None
+        )
         return Step(s.number, ReviewAction.REVIEW, chs, s.reviewer, s.at) if chs else None
 
     return ([x for x in map(step, h.undo) if x is not None], [x for x in map(step, h.redo) if x is not None])

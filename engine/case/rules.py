@@ -48,12 +48,13 @@ def qc_exclusion(qc: str) -> str:
 
 
 def is_review_label(label: object) -> bool:
-    return label in LABELS or (isinstance(label, str) and label.startswith(_EXCLUDED_PREFIX)
-                               and bool(label[len(_EXCLUDED_PREFIX):].strip()))
+    return label in LABELS or (
+        isinstance(label, str) and label.startswith(_EXCLUDED_PREFIX) and bool(label[len(_EXCLUDED_PREFIX) :].strip())
+    )
 
 
 def label_class(label: str | None) -> str | None:
-    """"ALL" | "HEM" | "EXCLUDED" | None for a final or review label."""
+    """ "ALL" | "HEM" | "EXCLUDED" | None for a final or review label."""
     if label in LABELS:
         return label
     return EXCLUDED if is_review_label(label) else None
@@ -61,7 +62,7 @@ def label_class(label: str | None) -> str | None:
 
 def exclusion_reason(label: str | None) -> str:
     """Why a cell is excluded ("" when it is not)."""
-    return label[len(_EXCLUDED_PREFIX):] if label is not None and label_class(label) == EXCLUDED else ""
+    return label[len(_EXCLUDED_PREFIX) :] if label is not None and label_class(label) == EXCLUDED else ""
 
 
 def p_all_text(p: float, prediction: str | None, threshold: float | None, digits: int = 2) -> str:
@@ -129,7 +130,7 @@ def model_basis(basis: str) -> str:
 
 
 def signoff_mismatch(basis: str, sha256s: Iterable[str]) -> str:
-    """"" when the images now in the case are the ones signed off (or the sign-off predates cell sets);
+    """ "" when the images now in the case are the ones signed off (or the sign-off predates cell sets);
     else what differs, in words, for a report to print in red."""
     m = _CELL_SET.search(basis or "")
     if m is None:
@@ -139,8 +140,10 @@ def signoff_mismatch(basis: str, sha256s: Iterable[str]) -> str:
     if now == m.group(0):
         return ""
     n_now = len(shas)
-    return (f"the images are not the ones signed off (signed: {m.group(1)} images, set {m.group(2)}; now: "
-            f"{n_now} images, set {now[-16:]})")
+    return (
+        f"the images are not the ones signed off (signed: {m.group(1)} images, set {m.group(2)}; now: "
+        f"{n_now} images, set {now[-16:]})"
+    )
 
 
 def pct_blasts(n_all: int, n_hem: int) -> float | None:
@@ -172,8 +175,15 @@ class CaseCounts:
     qc: int = 0  # failed the input quality check
     pending: int = 0  # not classified yet
 
-    def add(self, status: str | None, label: str | None, flagged: bool, reviewed: bool, qc: bool = False,
-            is_override: bool = False) -> None:
+    def add(
+        self,
+        status: str | None,
+        label: str | None,
+        flagged: bool,
+        reviewed: bool,
+        qc: bool = False,
+        is_override: bool = False,
+    ) -> None:
         """Count one cell.  ``status``: :class:`.kinds.CellStatus` OK | ERROR, or None (not classified yet);
         ``label``: its final label."""
         self.cells += 1

@@ -67,8 +67,17 @@ from .. import __version__
 from . import audit
 from .values import utc_now
 
-__all__ = ["MIGRATIONS", "SQLITE_MAGIC", "StoreError", "check_and_migrate", "connect", "connect_read_only",
-           "move_aside", "one_line", "schema_version"]
+__all__ = [
+    "MIGRATIONS",
+    "SQLITE_MAGIC",
+    "StoreError",
+    "check_and_migrate",
+    "connect",
+    "connect_read_only",
+    "move_aside",
+    "one_line",
+    "schema_version",
+]
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -126,12 +135,17 @@ def _migrate_v2(conn: sqlite3.Connection) -> None:
 
 
 _V3 = tuple(
-    [f"ALTER TABLE {t} ADD COLUMN {c}" for t in audit.TABLES for c in
-     ("seq INTEGER", "prev_hash TEXT", "hash TEXT", "recorded_at TEXT", "recorded_by TEXT")]
+    [
+        f"ALTER TABLE {t} ADD COLUMN {c}"
+        for t in audit.TABLES
+        for c in ("seq INTEGER", "prev_hash TEXT", "hash TEXT", "recorded_at TEXT", "recorded_by TEXT")
+    ]
     + [f"CREATE INDEX {t}_seq ON {t}(seq)" for t in audit.TABLES]
-    + [f"CREATE TRIGGER {t}_no_replace BEFORE INSERT ON {t} WHEN EXISTS(SELECT 1 FROM {t} WHERE id = NEW.id)"
-       f" BEGIN SELECT RAISE(ABORT, 'the {what} log is append-only: that row exists'); END"
-       for t, what in (("review_events", "review"), ("case_events", "sign-off"))]
+    + [
+        f"CREATE TRIGGER {t}_no_replace BEFORE INSERT ON {t} WHEN EXISTS(SELECT 1 FROM {t} WHERE id = NEW.id)"
+        f" BEGIN SELECT RAISE(ABORT, 'the {what} log is append-only: that row exists'); END"
+        for t, what in (("review_events", "review"), ("case_events", "sign-off"))
+    ]
 )
 
 
@@ -141,12 +155,18 @@ def _migrate_v3(conn: sqlite3.Connection) -> None:
     reviews and sign-offs (:func:`.audit.reconcile`)."""
     for stmt in _V3:
         conn.execute(stmt)
-    legacy = any(conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
-                 for t in ("review_events", "case_events", "reviews", "signoffs"))
+    legacy = any(
+        conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
+        for t in ("review_events", "case_events", "reviews", "signoffs")
+    )
     if not legacy:
         return
-    triggers = {t: conn.execute("SELECT sql FROM sqlite_master WHERE type='trigger' AND name=?", (f"{t}_no_update",))
-                .fetchone()[0] for t in audit.TABLES}
+    triggers = {
+        t: conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type='trigger' AND name=?", (f"{t}_no_update",)
+        ).fetchone()[0]
+        for t in audit.TABLES
+    }
     for t in audit.TABLES:  # inside the migration's transaction: put back before it commits
         conn.execute(f"DROP TRIGGER {t}_no_update")
     conn.execute("PRAGMA user_version=3")  # (in the same transaction) audit.append writes chained rows
@@ -205,6 +225,7 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=10000")
     return conn
 
+
 def connect_read_only(path: Path) -> sqlite3.Connection:
     """A connection that cannot write, not even the WAL files (for reading commands)."""
     from urllib.parse import quote
@@ -218,14 +239,18 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA query_only=ON")
     return conn
 
+
 def check_and_migrate(conn: sqlite3.Connection, path: Path, read_only: bool = False) -> None:
     """Refuse a file that is not a current-or-older LeukoScan case file (:class:`StoreError`); migrate an older one
     (each version in its own transaction) and fill in missing ``meta`` rows.  Read-only: check only."""
     known = schema_version()
     version = conn.execute("PRAGMA user_version").fetchone()[0]  # raises on a file that is not a database
     if version > known:
-        raise StoreError(f"{path} was written by a newer LeukoScan (case file version {version}; this one "
-                         f"reads up to {known}); open it with that version", "newer")
+        raise StoreError(
+            f"{path} was written by a newer LeukoScan (case file version {version}; this one "
+            f"reads up to {known}); open it with that version",
+            "newer",
+        )
     check = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
     if check != ["ok"]:
         raise StoreError(f"{path} is damaged ({check[0] if check else 'quick_check failed'})", "damaged")
@@ -237,12 +262,18 @@ def check_and_migrate(conn: sqlite3.Connection, path: Path, read_only: bool = Fa
         except sqlite3.DatabaseError:
             row = None
         if row is None or str(row[0]) != str(version):
-            raise StoreError(f"{path} is not a consistent LeukoScan case file (schema version "
-                             f"{row[0] if row else 'missing'} in meta, {version} in the header)", "damaged")
+            raise StoreError(
+                f"{path} is not a consistent LeukoScan case file (schema version "
+                f"{row[0] if row else 'missing'} in meta, {version} in the header)",
+                "damaged",
+            )
     if read_only:
         if version < known:
-            raise StoreError(f"{path} was written by an older LeukoScan (case file version {version}); open it "
-                             "once with write access to upgrade it", "io")
+            raise StoreError(
+                f"{path} was written by an older LeukoScan (case file version {version}); open it "
+                "once with write access to upgrade it",
+                "io",
+            )
         return
     mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
     if str(mode).lower() != "wal":  # pragma: no cover - a file system without shared memory
@@ -259,12 +290,24 @@ def check_and_migrate(conn: sqlite3.Connection, path: Path, read_only: bool = Fa
             conn.execute("ROLLBACK")
             if isinstance(exc, StoreError):
                 raise
-            raise StoreError(f"{path}: upgrading the case file to version {v + 1} failed "
-                             f"({one_line(exc)}); it was left at version {v}", "io") from None
+            raise StoreError(
+                f"{path}: upgrading the case file to version {v + 1} failed "
+                f"({one_line(exc)}); it was left at version {v}",
+                "io",
+            ) from None
     now = utc_now()
     conn.execute("BEGIN IMMEDIATE")
-    conn.executemany("INSERT OR IGNORE INTO meta(key, value) VALUES(?, ?)",
-                     [("session_id", os.urandom(6).hex()), ("started", now), ("saved", now),
-                      ("app_version", __version__), ("model", ""), ("exported_at", ""), ("unexported", "0"),
-                      ("history_from", "0")])
+    conn.executemany(
+        "INSERT OR IGNORE INTO meta(key, value) VALUES(?, ?)",
+        [
+            ("session_id", os.urandom(6).hex()),
+            ("started", now),
+            ("saved", now),
+            ("app_version", __version__),
+            ("model", ""),
+            ("exported_at", ""),
+            ("unexported", "0"),
+            ("history_from", "0"),
+        ],
+    )
     conn.execute("COMMIT")

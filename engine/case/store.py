@@ -47,8 +47,18 @@ from .schema import (
 from .values import Case, ModelFacts, Result, Review, SignOff
 from .writer import StoreWriter, file_stat
 
-__all__ = ["MIGRATIONS", "OPS_OF", "SQLITE_MAGIC", "CaseStore", "HeadlessRun", "SignedOffChanged", "StoreError",
-           "move_aside", "rehash_changed", "schema_version"]
+__all__ = [
+    "MIGRATIONS",
+    "OPS_OF",
+    "SQLITE_MAGIC",
+    "CaseStore",
+    "HeadlessRun",
+    "SignedOffChanged",
+    "StoreError",
+    "move_aside",
+    "rehash_changed",
+    "schema_version",
+]
 
 
 class CaseStore:
@@ -112,11 +122,15 @@ class CaseStore:
             if conn is not None:
                 conn.close()
             msg = one_line(exc)
-            kind = "io" if isinstance(exc, sqlite3.OperationalError) and ("locked" in msg or "unable to open" in msg
-                                                                           or "readonly" in msg or "disk" in msg) \
+            kind = (
+                "io"
+                if isinstance(exc, sqlite3.OperationalError)
+                and ("locked" in msg or "unable to open" in msg or "readonly" in msg or "disk" in msg)
                 else "damaged"
-            raise StoreError(f"{path} is damaged ({msg})" if kind == "damaged" else f"{path} cannot be used ({msg})",
-                             kind) from None
+            )
+            raise StoreError(
+                f"{path} is damaged ({msg})" if kind == "damaged" else f"{path} cannot be used ({msg})", kind
+            ) from None
         store = cls(path, conn)
         store.problem = store.verify(flush=False)
         return store
@@ -198,23 +212,38 @@ class CaseStore:
                 meta = dict(c.execute("SELECT key, value FROM meta").fetchall())
                 case_rows = c.execute("SELECT id, root, name, sample_id FROM cases ORDER BY id").fetchall()
                 opened = c.execute("SELECT path, is_dir FROM opened ORDER BY rowid").fetchall()
-                model_rows = c.execute("SELECT name, card_sha256, version, threshold, review_margin, member_names,"
-                                       " provider, display_name FROM models ORDER BY rowid").fetchall()
+                model_rows = c.execute(
+                    "SELECT name, card_sha256, version, threshold, review_margin, member_names,"
+                    " provider, display_name FROM models ORDER BY rowid"
+                ).fetchall()
                 thr_rows = c.execute("SELECT model, value FROM thresholds").fetchall()
-                cell_rows = c.execute("SELECT id, case_id, path, folder, size, mtime_ns FROM cells ORDER BY id")\
-                    .fetchall()
-                result_rows = c.execute("SELECT cell_id, model, card_sha256, sha256, status, error, p_all, member_p,"
-                                        " members_disagree, qc FROM results").fetchall()
-                review_rows = c.execute("SELECT cell_id, label, reviewer, reviewed_at, sha256, model, model_version,"
-                                        " model_label, p_all FROM reviews").fetchall()
+                cell_rows = c.execute(
+                    "SELECT id, case_id, path, folder, size, mtime_ns FROM cells ORDER BY id"
+                ).fetchall()
+                result_rows = c.execute(
+                    "SELECT cell_id, model, card_sha256, sha256, status, error, p_all, member_p,"
+                    " members_disagree, qc FROM results"
+                ).fetchall()
+                review_rows = c.execute(
+                    "SELECT cell_id, label, reviewer, reviewed_at, sha256, model, model_version,"
+                    " model_label, p_all FROM reviews"
+                ).fetchall()
                 history_from = int(meta.get("history_from") or 0)
-                event_rows = c.execute("SELECT step, action, path, old_label, new_label, reviewer, at, model,"
-                                       " model_version, model_label, p_all, sha256 FROM review_events WHERE id > ?"
-                                       " ORDER BY id", (history_from,)).fetchall()
-                last_step = c.execute("SELECT max(step) FROM review_events WHERE action IN (?, ?, ?)",
-                                      tuple(map(str, STEP_ACTIONS))).fetchone()[0] or 0
-                signoff_rows = c.execute("SELECT case_id, signed_off_by, signed_off_at, comment, basis FROM signoffs")\
-                    .fetchall()
+                event_rows = c.execute(
+                    "SELECT step, action, path, old_label, new_label, reviewer, at, model,"
+                    " model_version, model_label, p_all, sha256 FROM review_events WHERE id > ?"
+                    " ORDER BY id",
+                    (history_from,),
+                ).fetchall()
+                last_step = (
+                    c.execute(
+                        "SELECT max(step) FROM review_events WHERE action IN (?, ?, ?)", tuple(map(str, STEP_ACTIONS))
+                    ).fetchone()[0]
+                    or 0
+                )
+                signoff_rows = c.execute(
+                    "SELECT case_id, signed_off_by, signed_off_at, comment, basis FROM signoffs"
+                ).fetchall()
             finally:
                 c.execute("COMMIT")
 
@@ -232,8 +261,16 @@ class CaseStore:
                 roots[cid][0].signoff = SignOff(by, at, comment or "", basis or "")
         doc.opened = {p: bool(d) for p, d in opened}
         for name, card, version, thr, margin, members, provider, display in model_rows:
-            doc.facts[name] = ModelFacts(name, version or "", card, float(thr), float(margin),
-                                         tuple(json.loads(members or "[]")), provider or "", display or name)
+            doc.facts[name] = ModelFacts(
+                name,
+                version or "",
+                card,
+                float(thr),
+                float(margin),
+                tuple(json.loads(members or "[]")),
+                provider or "",
+                display or name,
+            )
         doc.thresholds = {m: float(v) for m, v in thr_rows}
 
         items = []
@@ -249,17 +286,26 @@ class CaseStore:
         for cid, model, card, sha, status, error, p_all, member_p, disagree, qc in result_rows:
             known = by_id.get(cid)
             if known is not None:
-                known.results[model] = Result(model, card or "", sha or "", CellStatus(status), error or "", p_all,
-                                             loads(member_p) if member_p and member_p != "{}" else {},
-                                             bool(disagree), qc or "")
+                known.results[model] = Result(
+                    model,
+                    card or "",
+                    sha or "",
+                    CellStatus(status),
+                    error or "",
+                    p_all,
+                    loads(member_p) if member_p and member_p != "{}" else {},
+                    bool(disagree),
+                    qc or "",
+                )
         model = meta.get("model") or None
         if model in doc.facts:
             doc.set_model(doc.facts[model])  # derives every cell's class and flag
         for cid, label, reviewer, at, sha, rmodel, rversion, rlabel, rp in review_rows:
             known = by_id.get(cid)
             if known is not None and is_review_label(label):
-                known.review = Review(label, reviewer or "", at or "", sha or "", rmodel or "", rversion or "",
-                                     rlabel, rp)
+                known.review = Review(
+                    label, reviewer or "", at or "", sha or "", rmodel or "", rversion or "", rlabel, rp
+                )
         doc.exported_at = meta.get("exported_at") or ""
         doc.unexported = meta.get("unexported") == "1"
         undo, redo = replay.document_steps(doc, replay.replay(event_rows))
@@ -288,8 +334,9 @@ class CaseStore:
         one never classified, is not "changed").  Re-hash them with :func:`rehash_changed`."""
         self.flush()
         with self._lock:
-            rows = self._conn.execute("SELECT path, size, mtime_ns FROM cells WHERE size IS NOT NULL"
-                                      " ORDER BY id").fetchall()
+            rows = self._conn.execute(
+                "SELECT path, size, mtime_ns FROM cells WHERE size IS NOT NULL ORDER BY id"
+            ).fetchall()
         changed = []
         for path, size, mtime in rows:
             now = file_stat(path)
@@ -312,7 +359,9 @@ class CaseStore:
         self._writer = StoreWriter(self.path, self._report)
         atexit.register(self.close)  # a process that forgets close() still writes what is queued
         loaded = self._loaded() if self._loaded is not None else None
-        batch: list[StoreOp] = [SetMeta({"app_version": __version__, "closed_at": ""})]  # open again: an orphan if killed
+        batch: list[StoreOp] = [
+            SetMeta({"app_version": __version__, "closed_at": ""})
+        ]  # open again: an orphan if killed
         if loaded is not doc:
             batch += snapshot(doc)
         self._writer.put(batch)
@@ -363,6 +412,7 @@ class CaseStore:
                 cb(msg)
             except Exception:
                 pass
+
     # The listener: caller's thread, no I/O; Cells mutate later, so copy what is needed now.
     def _on_event(self, ev: CaseEvent) -> None:
         doc = self._doc

@@ -47,9 +47,16 @@ class ModelFacts:
 
     @classmethod
     def of(cls, classifier: Classifier) -> ModelFacts:
-        return cls(classifier.name, classifier.version, card_sha256(classifier), float(classifier.threshold),
-                   float(classifier.review_margin), tuple(classifier.member_names), classifier.active_provider,
-                   getattr(classifier, "display_name", classifier.name))
+        return cls(
+            classifier.name,
+            classifier.version,
+            card_sha256(classifier),
+            float(classifier.threshold),
+            float(classifier.review_margin),
+            tuple(classifier.member_names),
+            classifier.active_provider,
+            getattr(classifier, "display_name", classifier.name),
+        )
 
 
 def card_sha256(classifier: Classifier) -> str:
@@ -80,8 +87,17 @@ class Result:
 
     @classmethod
     def of(cls, r: CellResult, facts: ModelFacts) -> Result:
-        return cls(facts.name, facts.card_sha256, r.sha256, r.status, r.error or "", r.p_all, dict(r.member_p),
-                   bool(r.members_disagree), r.qc or "")
+        return cls(
+            facts.name,
+            facts.card_sha256,
+            r.sha256,
+            r.status,
+            r.error or "",
+            r.p_all,
+            dict(r.member_p),
+            bool(r.members_disagree),
+            r.qc or "",
+        )
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,11 @@ def _meta(conn: sqlite3.Connection, op: o.SetMeta) -> None:
 
 
 def _cases(conn: sqlite3.Connection, op: o.PutCases) -> None:
-    conn.executemany("INSERT INTO cases(root, name, sample_id) VALUES(?, ?, ?) ON CONFLICT(root) DO UPDATE"
-                     " SET name=excluded.name, sample_id=excluded.sample_id", op.rows)
+    conn.executemany(
+        "INSERT INTO cases(root, name, sample_id) VALUES(?, ?, ?) ON CONFLICT(root) DO UPDATE"
+        " SET name=excluded.name, sample_id=excluded.sample_id",
+        op.rows,
+    )
 
 
 def _opened(conn: sqlite3.Connection, op: o.PutOpened) -> None:
@@ -53,14 +56,19 @@ def _opened(conn: sqlite3.Connection, op: o.PutOpened) -> None:
 
 
 def _cells(conn: sqlite3.Connection, op: o.PutCells) -> None:
-    conn.executemany("INSERT OR IGNORE INTO cells(case_id, path, folder) SELECT id, ?, ? FROM cases WHERE root=?",
-                     [(p, f, r) for p, r, f in op.rows])
+    conn.executemany(
+        "INSERT OR IGNORE INTO cells(case_id, path, folder) SELECT id, ?, ? FROM cases WHERE root=?",
+        [(p, f, r) for p, r, f in op.rows],
+    )
 
 
 def _models(conn: sqlite3.Connection, op: o.PutModels) -> None:
     verb = "INSERT OR REPLACE" if op.replace else "INSERT OR IGNORE"  # replace: the newest row of the name
-    conn.executemany(f"{verb} INTO models(name, card_sha256, version, threshold, review_margin, member_names,"
-                     " provider, display_name) VALUES(?, ?, ?, ?, ?, ?, ?, ?)", op.rows)
+    conn.executemany(
+        f"{verb} INTO models(name, card_sha256, version, threshold, review_margin, member_names,"
+        " provider, display_name) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+        op.rows,
+    )
 
 
 def _results(conn: sqlite3.Connection, op: o.PutResults) -> None:
@@ -69,11 +77,28 @@ def _results(conn: sqlite3.Connection, op: o.PutResults) -> None:
     conn.executemany(
         "INSERT OR REPLACE INTO results(cell_id, model, card_sha256, sha256, status, error, p_all, member_p,"
         " members_disagree, qc, classified_at) SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM cells WHERE path=?",
-        [(r.model, r.card_sha256, r.sha256, str(r.status), r.error, r.p_all,
-          dumps(r.member_p) if r.member_p else "{}", int(r.members_disagree), r.qc, at, key) for key, r in op.pairs])
+        [
+            (
+                r.model,
+                r.card_sha256,
+                r.sha256,
+                str(r.status),
+                r.error,
+                r.p_all,
+                dumps(r.member_p) if r.member_p else "{}",
+                int(r.members_disagree),
+                r.qc,
+                at,
+                key,
+            )
+            for key, r in op.pairs
+        ],
+    )
     if op.stat:
-        conn.executemany("UPDATE cells SET size=?, mtime_ns=? WHERE path=?",
-                         [(*file_stat(key), key) for key in dict.fromkeys(k for k, _ in op.pairs)])
+        conn.executemany(
+            "UPDATE cells SET size=?, mtime_ns=? WHERE path=?",
+            [(*file_stat(key), key) for key in dict.fromkeys(k for k, _ in op.pairs)],
+        )
 
 
 def _stats(conn: sqlite3.Connection, op: o.PutStats) -> None:
@@ -96,8 +121,21 @@ def _put_reviews(conn: sqlite3.Connection, rows: Sequence[tuple[str, Review]]) -
     conn.executemany(
         "INSERT OR REPLACE INTO reviews(cell_id, label, reviewer, reviewed_at, sha256, model, model_version,"
         " model_label, p_all) SELECT id, ?, ?, ?, ?, ?, ?, ?, ? FROM cells WHERE path=?",
-        [(rv.label, rv.reviewer, rv.reviewed_at, rv.sha256, rv.model, rv.model_version, rv.model_label, rv.p_all,
-          key) for key, rv in rows])
+        [
+            (
+                rv.label,
+                rv.reviewer,
+                rv.reviewed_at,
+                rv.sha256,
+                rv.model,
+                rv.model_version,
+                rv.model_label,
+                rv.p_all,
+                key,
+            )
+            for key, rv in rows
+        ],
+    )
 
 
 def _set_reviews(conn: sqlite3.Connection, op: o.SetReviews) -> None:  # a snapshot: logged as "import"
@@ -110,41 +148,76 @@ def _set_reviews(conn: sqlite3.Connection, op: o.SetReviews) -> None:  # a snaps
 
 def _log_reviews(conn: sqlite3.Connection, op: o.LogReviews) -> None:
     _put_reviews(conn, [(k, new) for k, _old, new in op.changes if new is not None])
-    conn.executemany("DELETE FROM reviews WHERE cell_id=(SELECT id FROM cells WHERE path=?)",
-                     [(k,) for k, _old, new in op.changes if new is None])
+    conn.executemany(
+        "DELETE FROM reviews WHERE cell_id=(SELECT id FROM cells WHERE path=?)",
+        [(k,) for k, _old, new in op.changes if new is None],
+    )
     for key, old, new in op.changes:
         who, when = op.actor, op.at
         if op.action == ReviewAction.REVIEW and new is not None:
             who, when = new.reviewer, new.reviewed_at
         rv = new if new is not None else old  # what the row sets (for a clear: the one removed)
         cid = conn.execute("SELECT id FROM cells WHERE path=?", (key,)).fetchone()
-        audit.append(conn, "review_events", {
-            "step": op.number, "action": str(op.action), "cell_id": cid[0] if cid else None, "path": key,
-            "old_label": old.label if old else None, "new_label": new.label if new else None, "reviewer": who,
-            "at": when, "model": rv.model if rv else "", "model_version": rv.model_version if rv else "",
-            "model_label": rv.model_label if rv else None, "p_all": rv.p_all if rv else None,
-            "sha256": rv.sha256 if rv else ""})
+        audit.append(
+            conn,
+            "review_events",
+            {
+                "step": op.number,
+                "action": str(op.action),
+                "cell_id": cid[0] if cid else None,
+                "path": key,
+                "old_label": old.label if old else None,
+                "new_label": new.label if new else None,
+                "reviewer": who,
+                "at": when,
+                "model": rv.model if rv else "",
+                "model_version": rv.model_version if rv else "",
+                "model_label": rv.model_label if rv else None,
+                "p_all": rv.p_all if rv else None,
+                "sha256": rv.sha256 if rv else "",
+            },
+        )
 
 
 def _stale(conn: sqlite3.Connection, op: o.SetStale) -> None:
     for key in op.keys:
-        row = conn.execute("SELECT r.cell_id, r.label, r.model, r.model_version, r.model_label, r.p_all, r.sha256"
-                           " FROM reviews r JOIN cells c ON c.id = r.cell_id WHERE c.path=?", (key,)).fetchone()
+        row = conn.execute(
+            "SELECT r.cell_id, r.label, r.model, r.model_version, r.model_label, r.p_all, r.sha256"
+            " FROM reviews r JOIN cells c ON c.id = r.cell_id WHERE c.path=?",
+            (key,),
+        ).fetchone()
         if row is not None:  # only a review that was still current is set aside (and logged)
             cid, label, model, version, mlabel, p_all, sha = row
             conn.execute("DELETE FROM reviews WHERE cell_id=?", (cid,))
-            audit.append(conn, "review_events", {
-                "step": 0, "action": str(ReviewAction.STALE), "cell_id": cid, "path": key, "old_label": label,
-                "new_label": None, "reviewer": "", "at": op.at, "model": model, "model_version": version,
-                "model_label": mlabel, "p_all": p_all, "sha256": sha})
+            audit.append(
+                conn,
+                "review_events",
+                {
+                    "step": 0,
+                    "action": str(ReviewAction.STALE),
+                    "cell_id": cid,
+                    "path": key,
+                    "old_label": label,
+                    "new_label": None,
+                    "reviewer": "",
+                    "at": op.at,
+                    "model": model,
+                    "model_version": version,
+                    "model_label": mlabel,
+                    "p_all": p_all,
+                    "sha256": sha,
+                },
+            )
         if op.content_changed:  # its results were dropped: classified again
             conn.execute("DELETE FROM results WHERE cell_id=(SELECT id FROM cells WHERE path=?)", (key,))
 
 
 def _put_signoffs(conn: sqlite3.Connection, rows: Sequence[o.SignOffRow]) -> None:  # the live table only
-    conn.executemany("INSERT OR REPLACE INTO signoffs(case_id, signed_off_by, signed_off_at, comment, basis)"
-                     " SELECT id, ?, ?, ?, ? FROM cases WHERE root=?",
-                     [(b, a, c, basis, r) for r, b, a, c, basis in rows])
+    conn.executemany(
+        "INSERT OR REPLACE INTO signoffs(case_id, signed_off_by, signed_off_at, comment, basis)"
+        " SELECT id, ?, ?, ?, ? FROM cases WHERE root=?",
+        [(b, a, c, basis, r) for r, b, a, c, basis in rows],
+    )
 
 
 def _set_signoffs(conn: sqlite3.Connection, op: o.SetSignOffs) -> None:  # a snapshot, logged
@@ -165,25 +238,41 @@ def _log_signoff(conn: sqlite3.Connection, op: o.LogSignOff) -> None:
         _put_signoffs(conn, [(op.root, op.by, op.at, op.text, op.basis)])
     else:
         conn.execute("DELETE FROM signoffs WHERE case_id=(SELECT id FROM cases WHERE root=?)", (op.root,))
-    audit.append(conn, "case_events", {"case_root": op.root, "action": str(op.action), "by": op.by, "at": op.at,
-                                       "text": op.text, "basis": op.basis})
+    audit.append(
+        conn,
+        "case_events",
+        {"case_root": op.root, "action": str(op.action), "by": op.by, "at": op.at, "text": op.text, "basis": op.basis},
+    )
 
 
 def _clear(conn: sqlite3.Connection, op: o.ClearCases) -> None:
-    last = audit.append(conn, "review_events", {"step": 0, "action": str(ReviewAction.CLOSED), "path": "",
-                                                "at": utc_now()})
+    last = audit.append(
+        conn, "review_events", {"step": 0, "action": str(ReviewAction.CLOSED), "path": "", "at": utc_now()}
+    )
     for table in ("reviews", "results", "cells", "signoffs", "cases", "opened"):  # never the logs: the audit trail
         conn.execute(f"DELETE FROM {table}")
-    conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)",
-                     [("history_from", str(last)), ("unexported", "0")])
+    conn.executemany(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", [("history_from", str(last)), ("unexported", "0")]
+    )
 
 
 #: Every operation type -> its SQL (tests/engine: every type of :data:`.ops.OP_TYPES` has an entry).
 WRITES: dict[type[o.StoreOp], Callable[[sqlite3.Connection, Any], None]] = {
-    o.SetMeta: _meta, o.PutCases: _cases, o.PutOpened: _opened, o.PutCells: _cells, o.PutModels: _models,
-    o.PutResults: _results, o.PutStats: _stats, o.SetThreshold: _threshold, o.SetThresholds: _thresholds,
-    o.SetReviews: _set_reviews, o.LogReviews: _log_reviews, o.SetStale: _stale, o.SetSignOffs: _set_signoffs,
-    o.LogSignOff: _log_signoff, o.ClearCases: _clear,
+    o.SetMeta: _meta,
+    o.PutCases: _cases,
+    o.PutOpened: _opened,
+    o.PutCells: _cells,
+    o.PutModels: _models,
+    o.PutResults: _results,
+    o.PutStats: _stats,
+    o.SetThreshold: _threshold,
+    o.SetThresholds: _thresholds,
+    o.SetReviews: _set_reviews,
+    o.LogReviews: _log_reviews,
+    o.SetStale: _stale,
+    o.SetSignOffs: _set_signoffs,
+    o.LogSignOff: _log_signoff,
+    o.ClearCases: _clear,
 }
 
 

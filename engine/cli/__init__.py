@@ -64,12 +64,18 @@ __all__ = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog=PROG, description="LeukoScan headless: classify single-cell blood-smear images as ALL or HEM. "
-               "`leukoscan-cli COMMAND --help` lists a command's options, exit statuses and examples.")
+    p = Parser(
+        prog=PROG,
+        description="LeukoScan headless: classify single-cell blood-smear images as ALL or HEM. "
+        "`leukoscan-cli COMMAND --help` lists a command's options, exit statuses and examples.",
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_verbosity(p, 0)
-    sub = p.add_subparsers(dest="command", metavar="{" + ",".join(c.__name__.rsplit(".", 1)[1] for c in COMMANDS) + "}",
-                           parser_class=Parser)
+    sub = p.add_subparsers(
+        dest="command",
+        metavar="{" + ",".join(c.__name__.rsplit(".", 1)[1] for c in COMMANDS) + "}",
+        parser_class=Parser,
+    )
     sub.required = True
     for command in COMMANDS:
         command.add_parser(sub)

@@ -52,12 +52,14 @@ from .common import (
 )
 
 SCHEMA = "leukoscan.classify/1"
-CODES = ("0    the run completed (unreadable files are error rows)",
-         "1    a report could not be written where asked (then saved in the temp folder, see message) or not at all",
-         "2    usage error: bad option, no image found, unusable output path, case file locked by another program",
-         "3    the model cannot be used",
-         "5    --store would change a signed-off case and no --reopen REASON was given",
-         "130  Ctrl-C; 143 SIGTERM: the cells done so far go to <REPORT>.partial.csv, never to REPORT")
+CODES = (
+    "0    the run completed (unreadable files are error rows)",
+    "1    a report could not be written where asked (then saved in the temp folder, see message) or not at all",
+    "2    usage error: bad option, no image found, unusable output path, case file locked by another program",
+    "3    the model cannot be used",
+    "5    --store would change a signed-off case and no --reopen REASON was given",
+    "130  Ctrl-C; 143 SIGTERM: the cells done so far go to <REPORT>.partial.csv, never to REPORT",
+)
 
 
 def _positive_int(s: str) -> int:
@@ -97,49 +99,110 @@ def _threshold(s: str) -> float:
 
 
 def add_parser(sub) -> None:
-    c = add_command(sub, "classify", "classify every image under the given folders/files, write a CSV report", CODES,
-                    "leukoscan-cli classify /data/slide_0423 --model ensemble --out report.csv --summary summary.csv",
-                    "leukoscan-cli classify /data/slide_0423 --out - -q | csvgrep -c flagged -m true")
+    c = add_command(
+        sub,
+        "classify",
+        "classify every image under the given folders/files, write a CSV report",
+        CODES,
+        "leukoscan-cli classify /data/slide_0423 --model ensemble --out report.csv --summary summary.csv",
+        "leukoscan-cli classify /data/slide_0423 --out - -q | csvgrep -c flagged -m true",
+    )
     c.add_argument("paths", nargs="+", metavar="PATH", help="folder (searched recursively) or image file")
-    c.add_argument("--model", default=None,
-                   help="model name (see `leukoscan-cli models`), e.g. ensemble, inceptionv3, vgg19; default: the "
-                        "recommended model (as in the app)")
-    c.add_argument("--out", required=True, metavar="REPORT.csv",
-                   help="per-cell CSV report to write; - writes it to stdout (messages stay on stderr)")
+    c.add_argument(
+        "--model",
+        default=None,
+        help="model name (see `leukoscan-cli models`), e.g. ensemble, inceptionv3, vgg19; default: the "
+        "recommended model (as in the app)",
+    )
+    c.add_argument(
+        "--out",
+        required=True,
+        metavar="REPORT.csv",
+        help="per-cell CSV report to write; - writes it to stdout (messages stay on stderr)",
+    )
     c.add_argument("--summary", metavar="SUMMARY.csv", help="also write a per-folder summary CSV")
-    c.add_argument("--bom", "--excel", action="store_true", dest="bom",
-                   help="write the CSV files with a UTF-8 byte-order mark, so that Excel on Windows shows "
-                        "non-ASCII names right (default: none, as scripts expect)")
-    c.add_argument("--json", action="store_true",
-                   help=f"print the run's summary as JSON on stdout (schema {SCHEMA}, see README); not with --out -")
+    c.add_argument(
+        "--bom",
+        "--excel",
+        action="store_true",
+        dest="bom",
+        help="write the CSV files with a UTF-8 byte-order mark, so that Excel on Windows shows "
+        "non-ASCII names right (default: none, as scripts expect)",
+    )
+    c.add_argument(
+        "--json",
+        action="store_true",
+        help=f"print the run's summary as JSON on stdout (schema {SCHEMA}, see README); not with --out -",
+    )
     c.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA when usable, else CPU), cpu or cuda")
     c.add_argument("--batch-size", type=_positive_int, default=32, help="cells per inference batch (default 32)")
     c.add_argument("--threads", type=_positive_int, default=None, help="onnxruntime threads (default: all cores)")
-    c.add_argument("--workers", type=_positive_int, default=None,
-                   help="image decoding threads (default: min(4, cores) on CPU, min(8, cores) with CUDA)")
-    c.add_argument("--threshold", type=_threshold, default=None,
-                   help="decision threshold on P(ALL) (default: the model card's validated threshold)")
-    c.add_argument("--models-dir", action="append", default=[], metavar="DIR",
-                   help="also read model cards from this folder, after the bundled and user ones (repeatable)")
-    c.add_argument("--no-progress", action="store_true",
-                   help="no progress bar (there is one only when stderr is a terminal)")
-    c.add_argument("--force", action="store_true", help="replace --out/--summary even when the existing file is read-only")
-    c.add_argument("--store", metavar="CASE.leukoscan", default=None,
-                   help="also store the run in this case file (created if needed) to review it in the app; cells "
-                        "it already holds with a valid result of the model are not classified again")
-    c.add_argument("--reopen", metavar="REASON", default=None,
-                   help="--store: the run may change a signed-off case (new or changed images); it is reopened "
-                        "first with this reason, logged with your OS user. Without it such a run is refused")
-    c.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: classify on this machine (default); ray: on a Ray cluster (the ray extra)")
-    c.add_argument("--address", default=None, metavar="ADDR",
-                   help="--engine ray: the cluster to join (auto, HOST:6379, ray://HOST:10001); "
-                        "default: a private local Ray instance")
-    c.add_argument("--actors", type=_positive_int, default=None,
-                   help="--engine ray: classifier actors, each with its own model session (default: fill the "
-                        "cluster, one per --threads CPUs (default 1) or per --gpus-per-actor GPUs)")
-    c.add_argument("--gpus-per-actor", type=_positive_float, default=None, metavar="G",
-                   help="--engine ray: GPUs each actor reserves (0.5: two actors share a GPU); actors then use CUDA")
+    c.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="image decoding threads (default: min(4, cores) on CPU, min(8, cores) with CUDA)",
+    )
+    c.add_argument(
+        "--threshold",
+        type=_threshold,
+        default=None,
+        help="decision threshold on P(ALL) (default: the model card's validated threshold)",
+    )
+    c.add_argument(
+        "--models-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also read model cards from this folder, after the bundled and user ones (repeatable)",
+    )
+    c.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (there is one only when stderr is a terminal)"
+    )
+    c.add_argument(
+        "--force", action="store_true", help="replace --out/--summary even when the existing file is read-only"
+    )
+    c.add_argument(
+        "--store",
+        metavar="CASE.leukoscan",
+        default=None,
+        help="also store the run in this case file (created if needed) to review it in the app; cells "
+        "it already holds with a valid result of the model are not classified again",
+    )
+    c.add_argument(
+        "--reopen",
+        metavar="REASON",
+        default=None,
+        help="--store: the run may change a signed-off case (new or changed images); it is reopened "
+        "first with this reason, logged with your OS user. Without it such a run is refused",
+    )
+    c.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: classify on this machine (default); ray: on a Ray cluster (the ray extra)",
+    )
+    c.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="--engine ray: the cluster to join (auto, HOST:6379, ray://HOST:10001); "
+        "default: a private local Ray instance",
+    )
+    c.add_argument(
+        "--actors",
+        type=_positive_int,
+        default=None,
+        help="--engine ray: classifier actors, each with its own model session (default: fill the "
+        "cluster, one per --threads CPUs (default 1) or per --gpus-per-actor GPUs)",
+    )
+    c.add_argument(
+        "--gpus-per-actor",
+        type=_positive_float,
+        default=None,
+        metavar="G",
+        help="--engine ray: GPUs each actor reserves (0.5: two actors share a GPU); actors then use CUDA",
+    )
     c.set_defaults(run=run)
 
 
@@ -162,8 +225,11 @@ def run(args) -> int:
     for w in warnings:
         warn(w)
     if not items:
-        raise CliError("no image files found in " + ", ".join(args.paths) +
-                       " (looked for .bmp .png .jpg .jpeg .tif .tiff .webp; hidden files are skipped)")
+        raise CliError(
+            "no image files found in "
+            + ", ".join(args.paths)
+            + " (looked for .bmp .png .jpg .jpeg .tif .tiff .webp; hidden files are skipped)"
+        )
     inputs = {real(it.path) for it in items}
     out = check_output(Path(args.out), "--out", inputs, args.force, stdout=True)
     summary = check_output(Path(args.summary), "--summary", inputs, args.force) if args.summary else None
@@ -188,13 +254,17 @@ def run(args) -> int:
     run, lock = _store_run(store_path, args, clf, items) if store_path is not None else (None, None)
     todo, skipped = (items, 0) if run is None else (run.todo, run.skipped)
     threshold = threshold if run is None else run.threshold
-    say(f"model {clf.name} {clf.version} on {clf.device_label} ({clf.active_provider}); "
+    say(
+        f"model {clf.name} {clf.version} on {clf.device_label} ({clf.active_provider}); "
         f"threshold {threshold:g}{'' if args.threshold is None else f' (card: {clf.threshold:g})'}; "
-        f"{len(items)} image files")
+        f"{len(items)} image files"
+    )
     for w in clf.warnings:
         warn(w)
-    log.debug(f"batch size {args.batch_size}, decoding threads {args.workers or 'default'}, onnxruntime threads "
-              f"{args.threads or 'all cores'}; {len(todo)} cells to classify")
+    log.debug(
+        f"batch size {args.batch_size}, decoding threads {args.workers or 'default'}, onnxruntime threads "
+        f"{args.threads or 'all cores'}; {len(todo)} cells to classify"
+    )
 
     cancel = threading.Event()
     stopped_by: list[int] = []  # the first stop signal received
@@ -218,11 +288,29 @@ def run(args) -> int:
         from ..case.export import cell_rows
 
         rows = cell_rows(run.doc, run.cells)
-    facts = {"engine": "local", "model": {"name": clf.name, "version": clf.version}, "threshold": threshold,
-             "default_threshold": clf.threshold, "device": clf.device_label, "provider": clf.active_provider}
-    return write_reports(args, rows, len(items), out, summary, cancel.is_set(), stopped_by, elapsed, facts,
-                         skipped=skipped, store_path=store_path, store_failed=store_failed,
-                         signoffs=run.doc.signoffs if run is not None else None)
+    facts = {
+        "engine": "local",
+        "model": {"name": clf.name, "version": clf.version},
+        "threshold": threshold,
+        "default_threshold": clf.threshold,
+        "device": clf.device_label,
+        "provider": clf.active_provider,
+    }
+    return write_reports(
+        args,
+        rows,
+        len(items),
+        out,
+        summary,
+        cancel.is_set(),
+        stopped_by,
+        elapsed,
+        facts,
+        skipped=skipped,
+        store_path=store_path,
+        store_failed=store_failed,
+        signoffs=run.doc.signoffs if run is not None else None,
+    )
 
 
 @contextmanager
@@ -257,32 +345,64 @@ def progress_bar(total: int, args):
     return tqdm(total=total, unit="cell", file=sys.stderr, disable=off, mininterval=0.5, dynamic_ncols=True)
 
 
-def write_reports(args, rows, n_items: int, out: Path, summary: Path | None, cancelled: bool, stopped_by: list[int],
-                  elapsed: float, facts: dict, *, skipped: int = 0, store_path: Path | None = None,
-                  store_failed: bool = False, signoffs=None) -> int:
+def write_reports(
+    args,
+    rows,
+    n_items: int,
+    out: Path,
+    summary: Path | None,
+    cancelled: bool,
+    stopped_by: list[int],
+    elapsed: float,
+    facts: dict,
+    *,
+    skipped: int = 0,
+    store_path: Path | None = None,
+    store_failed: bool = False,
+    signoffs=None,
+) -> int:
     """The end of a classify run, whichever engine ran it: only ``<REPORT>.partial.csv`` when it was
     stopped before the end (``--out -``: in the temp folder; stdout gets nothing), else the report, the
     summary and the one-line account (``--json``: the summary on stdout).  The exit status."""
     bom = bool(getattr(args, "bom", False))
     files = {"report": None, "summary": None, "partial": None, "case_file": shown(store_path)}
-    result = {**facts, "images": n_items, "skipped": skipped, "elapsed_s": round(elapsed, 3),
-              "cells_per_s": round((len(rows) - skipped) / max(elapsed, 1e-9), 2)}
+    result = {
+        **facts,
+        "images": n_items,
+        "skipped": skipped,
+        "elapsed_s": round(elapsed, 3),
+        "cells_per_s": round((len(rows) - skipped) / max(elapsed, 1e-9), 2),
+    }
     if cancelled and len(rows) < n_items:
         if is_stdout(out):
-            partial_path = Path(tempfile.gettempdir()) / f"leukoscan-{time.strftime('%Y%m%d-%H%M%S')}-stdout.partial.csv"
+            partial_path = (
+                Path(tempfile.gettempdir()) / f"leukoscan-{time.strftime('%Y%m%d-%H%M%S')}-stdout.partial.csv"
+            )
         else:
             partial_path = out.with_name(out.stem + ".partial" + (out.suffix or ".csv"))
         if rows:
             where, _ = write_or_rescue("partial report", partial_path, partial(write_cell_report, bom=bom), rows)
             files["partial"] = str(where)
-            say(f"interrupted after {len(rows)} of {n_items} cells; those rows are in {where}; "
-                f"{'nothing was written to stdout' if is_stdout(out) else f'{out} was not written'}")
+            say(
+                f"interrupted after {len(rows)} of {n_items} cells; those rows are in {where}; "
+                f"{'nothing was written to stdout' if is_stdout(out) else f'{out} was not written'}"
+            )
         else:
             say("interrupted before any cell was classified; nothing written")
         code = STOP_SIGNALS[stopped_by[0]] if stopped_by else EXIT_INTERRUPTED
         if args.json:
-            emit_json(SCHEMA, {"status": "interrupted", "exit_code": code, **result, "counts": counts_json(rows),
-                               "folders": None, "files": files, "complete": False})
+            emit_json(
+                SCHEMA,
+                {
+                    "status": "interrupted",
+                    "exit_code": code,
+                    **result,
+                    "counts": counts_json(rows),
+                    "folders": None,
+                    "files": files,
+                    "complete": False,
+                },
+            )
         return code
 
     code = EXIT_WRITE if store_failed else EXIT_OK
@@ -295,15 +415,28 @@ def write_reports(args, rows, n_items: int, out: Path, summary: Path | None, can
         files["summary"] = shown(swhere)
         code = code if ok else EXIT_WRITE
     cc = count_rows(rows)
-    say(f"{cc.cells} cells in {len(sums)} folder(s): {cc.classified} classified ({cc.all} ALL, {cc.hem} HEM, "
+    say(
+        f"{cc.cells} cells in {len(sums)} folder(s): {cc.classified} classified ({cc.all} ALL, {cc.hem} HEM, "
         f"{cc.flagged} flagged for review, {cc.review_open} review(s) open"
         f"{f', {cc.qc} failed the quality check' if cc.qc else ''}), {cc.errors} unreadable"
         f"{'; ' + exclusions_text(rows) if cc.excluded else ''}; {result['cells_per_s']:.1f} cells/s; "
-        f"report: {'stdout' if is_stdout(where) else where}" + (f"; summary: {swhere}" if summary is not None else "")
-        + (f"; case file: {store_path}" if store_path is not None else ""))
+        f"report: {'stdout' if is_stdout(where) else where}"
+        + (f"; summary: {swhere}" if summary is not None else "")
+        + (f"; case file: {store_path}" if store_path is not None else "")
+    )
     if args.json:
-        emit_json(SCHEMA, {"status": "completed", "exit_code": code, **result, "counts": counts_json(rows),
-                           "folders": len(sums), "files": files, "complete": code == EXIT_OK})
+        emit_json(
+            SCHEMA,
+            {
+                "status": "completed",
+                "exit_code": code,
+                **result,
+                "counts": counts_json(rows),
+                "folders": len(sums),
+                "files": files,
+                "complete": code == EXIT_OK,
+            },
+        )
     return code
 
 
@@ -331,13 +464,22 @@ def _store_run(path: Path, args, clf, items):
         store = CaseStore.open(path)
     except StoreError as exc:
         lock.release()
-        raise CliError(f"--store: {exc}; the file was left as it is (give another --store; the app offers "
-                       "to move a damaged case file aside)") from None
+        raise CliError(
+            f"--store: {exc}; the file was left as it is (give another --store; the app offers "
+            "to move a damaged case file aside)"
+        ) from None
     try:
         opened = [(os.path.abspath(Path(p).expanduser()), os.path.isdir(p)) for p in args.paths]
         reopen = args.reopen
-        run = HeadlessRun(store, ModelFacts.of(clf), items, args.threshold, opened, reopen=reopen,
-                          reopened_by=reviewer_name() if reopen else "")
+        run = HeadlessRun(
+            store,
+            ModelFacts.of(clf),
+            items,
+            args.threshold,
+            opened,
+            reopen=reopen,
+            reopened_by=reviewer_name() if reopen else "",
+        )
     except SignedOffChanged as exc:
         store.close()
         lock.release()
@@ -353,8 +495,10 @@ def _store_run(path: Path, args, clf, items):
     note = f", {len(run.changed)} changed since and classified again" if run.changed else ""
     if args.threshold is None and abs(run.threshold - clf.threshold) > 1e-12:
         note += f"; threshold {run.threshold:g} kept from the case file (card: {clf.threshold:g})"
-    say(f"case file {path}: {run.skipped} of {len(items)} cells already classified by {clf.name} "
-        f"{clf.version} are skipped{note}")
+    say(
+        f"case file {path}: {run.skipped} of {len(items)} cells already classified by {clf.name} "
+        f"{clf.version} are skipped{note}"
+    )
     return run, lock
 
 

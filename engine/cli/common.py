@@ -53,17 +53,24 @@ def epilog(codes: Sequence[str], *examples: str) -> str:
 
 def add_command(sub, name: str, help: str, codes: Sequence[str], *examples: str) -> argparse.ArgumentParser:
     """A sub-command's parser with the options every command has (``-q``/``-v``) and its epilog."""
-    p = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
-                       epilog=epilog(codes, *examples), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        name,
+        help=help,
+        description=help[0].upper() + help[1:] + ".",
+        epilog=epilog(codes, *examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_verbosity(p, argparse.SUPPRESS)  # SUPPRESS: not given here keeps the value given before the command
     return p
 
 
 def add_verbosity(p: argparse.ArgumentParser, default) -> None:
-    p.add_argument("-q", "--quiet", action="count", default=default,
-                   help="only warnings and errors on stderr (no progress bar)")
-    p.add_argument("-v", "--verbose", action="count", default=default,
-                   help="also the engine's log messages (-vv: debug)")
+    p.add_argument(
+        "-q", "--quiet", action="count", default=default, help="only warnings and errors on stderr (no progress bar)"
+    )
+    p.add_argument(
+        "-v", "--verbose", action="count", default=default, help="also the engine's log messages (-vv: debug)"
+    )
 
 
 def verbosity(args) -> int:
@@ -163,8 +170,11 @@ def refuse_broken(store) -> None:
 
 
 def broken(path, problem) -> CliError:
-    return CliError(f"{path}: the case record is broken: {problem}; nothing was written and nothing in "
-                    f"it was changed (leukoscan-cli verify {path})", EXIT_BROKEN)
+    return CliError(
+        f"{path}: the case record is broken: {problem}; nothing was written and nothing in "
+        f"it was changed (leukoscan-cli verify {path})",
+        EXIT_BROKEN,
+    )
 
 
 # -------------------------------------------------------------------------------------- output files
@@ -250,8 +260,11 @@ def write_or_rescue(kind: str, path: Path, writer, rows) -> tuple[Path, bool]:
         rescue = Path(tempfile.gettempdir()) / rescue  # raises when no temp folder is writable
         writer(rescue, rows)
     except OSError as exc:
-        raise CliError(f"cannot write {kind} {path} ({first}), nor a copy in the temp folder "
-                       f"({exc.strerror or exc}); nothing was saved", EXIT_WRITE) from None
+        raise CliError(
+            f"cannot write {kind} {path} ({first}), nor a copy in the temp folder "
+            f"({exc.strerror or exc}); nothing was saved",
+            EXIT_WRITE,
+        ) from None
     warn(f"cannot write {kind} {path} ({first}); {kind} saved instead to {rescue}")
     return rescue, False
 
@@ -266,6 +279,16 @@ def counts_json(rows) -> dict:
     from ..report import count_rows
 
     cc = count_rows(rows)
-    return {"cells": cc.cells, "classified": cc.classified, "all": cc.all, "hem": cc.hem, "flagged": cc.flagged,
-            "reviewed": cc.reviewed, "review_open": cc.review_open, "qc_failed": cc.qc, "excluded": cc.excluded,
-            "unreadable": cc.errors, "not_classified": cc.pending}
+    return {
+        "cells": cc.cells,
+        "classified": cc.classified,
+        "all": cc.all,
+        "hem": cc.hem,
+        "flagged": cc.flagged,
+        "reviewed": cc.reviewed,
+        "review_open": cc.review_open,
+        "qc_failed": cc.qc,
+        "excluded": cc.excluded,
+        "unreadable": cc.errors,
+        "not_classified": cc.pending,
+    }

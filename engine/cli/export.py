@@ -28,31 +28,56 @@ from .common import (
 )
 
 SCHEMA = "leukoscan.export/1"
-CODES = ("0    written, and recorded in the case file unless --no-bookkeeping",
-         "1    a report could not be written where asked (then saved in the temp folder, see message; not recorded)",
-         "2    usage error, unreadable or empty case file, or the app holds it (without --no-bookkeeping)",
-         "4    the case file's record is broken: nothing written, nothing changed")
+CODES = (
+    "0    written, and recorded in the case file unless --no-bookkeeping",
+    "1    a report could not be written where asked (then saved in the temp folder, see message; not recorded)",
+    "2    usage error, unreadable or empty case file, or the app holds it (without --no-bookkeeping)",
+    "4    the case file's record is broken: nothing written, nothing changed",
+)
 
 
 def add_parser(sub) -> None:
-    e = add_command(sub, "export", "write the CSV reports and the review history of a case file (--store or the app)",
-                    CODES, "leukoscan-cli export case.leukoscan --out final.csv --summary final_summary.csv",
-                    "leukoscan-cli export case.leukoscan --out - --no-bookkeeping -q > final.csv")
+    e = add_command(
+        sub,
+        "export",
+        "write the CSV reports and the review history of a case file (--store or the app)",
+        CODES,
+        "leukoscan-cli export case.leukoscan --out final.csv --summary final_summary.csv",
+        "leukoscan-cli export case.leukoscan --out - --no-bookkeeping -q > final.csv",
+    )
     e.add_argument("case_file", metavar="CASE.leukoscan", help="case file to read")
-    e.add_argument("--out", required=True, metavar="REPORT.csv",
-                   help="per-cell CSV report to write; - writes it to stdout (messages stay on stderr)")
+    e.add_argument(
+        "--out",
+        required=True,
+        metavar="REPORT.csv",
+        help="per-cell CSV report to write; - writes it to stdout (messages stay on stderr)",
+    )
     e.add_argument("--summary", metavar="SUMMARY.csv", help="also write a per-folder summary CSV")
-    e.add_argument("--reviews", metavar="REVIEWS.csv",
-                   help="where the review history goes (default <REPORT stem>_reviews.csv beside the report; "
-                        "with --out - only when given)")
-    e.add_argument("--bom", "--excel", action="store_true", dest="bom",
-                   help="write the CSV files with a UTF-8 byte-order mark, so that Excel on Windows shows "
-                        "non-ASCII names right (default: none, as scripts expect)")
-    e.add_argument("--json", action="store_true",
-                   help=f"print the export's summary as JSON on stdout (schema {SCHEMA}, see README); not with --out -")
+    e.add_argument(
+        "--reviews",
+        metavar="REVIEWS.csv",
+        help="where the review history goes (default <REPORT stem>_reviews.csv beside the report; "
+        "with --out - only when given)",
+    )
+    e.add_argument(
+        "--bom",
+        "--excel",
+        action="store_true",
+        dest="bom",
+        help="write the CSV files with a UTF-8 byte-order mark, so that Excel on Windows shows "
+        "non-ASCII names right (default: none, as scripts expect)",
+    )
+    e.add_argument(
+        "--json",
+        action="store_true",
+        help=f"print the export's summary as JSON on stdout (schema {SCHEMA}, see README); not with --out -",
+    )
     e.add_argument("--force", action="store_true", help="replace the reports even when an existing file is read-only")
-    e.add_argument("--no-bookkeeping", action="store_true",
-                   help="only read the case file: do not record the export in it (works while the app has it open)")
+    e.add_argument(
+        "--no-bookkeeping",
+        action="store_true",
+        help="only read the case file: do not record the export in it (works while the app has it open)",
+    )
     e.set_defaults(run=run)
 
 
@@ -82,11 +107,20 @@ def run(args) -> int:
         raise CliError(f"the review history ({history}) must be another file than --out and --summary")
     lock = None if args.no_bookkeeping else take_lock(db, "leukoscan-cli export")
     try:
-        done = export_store(db, out, summary, history, mark_exported=not args.no_bookkeeping,
-                            history=history is not None, bom=args.bom, write=write_or_rescue)
+        done = export_store(
+            db,
+            out,
+            summary,
+            history,
+            mark_exported=not args.no_bookkeeping,
+            history=history is not None,
+            bom=args.bom,
+            write=write_or_rescue,
+        )
     except StoreError as exc:
-        raise CliError(f"cannot read the case file: {exc} (it was left as it is; the app offers to move a "
-                       "damaged case file aside)") from None
+        raise CliError(
+            f"cannot read the case file: {exc} (it was left as it is; the app offers to move a damaged case file aside)"
+        ) from None
     except RecordBroken as exc:
         raise broken(db, exc) from None
     except NothingToExport as exc:
@@ -99,18 +133,34 @@ def run(args) -> int:
     code = EXIT_OK if done.complete else EXIT_WRITE
     doc, rows, cc, model = done.doc, done.rows, done.counts, done.model
     where = {k: ("stdout" if is_stdout(v) else str(v)) for k, v in done.written.items()}
-    say(f"{cc.cells} cells in {len(done.summary)} folder(s), model {model.name} {model.version}, "
+    say(
+        f"{cc.cells} cells in {len(done.summary)} folder(s), model {model.name} {model.version}, "
         f"threshold {doc.threshold:g}: {cc.flagged} flagged for review, {cc.reviewed} reviewed, {cc.review_open} "
         f"review(s) open{'; ' + exclusions_text(rows) if cc.excluded else ''}"
         f"{f'; INCOMPLETE: {cc.pending} of {cc.cells} images not classified' if cc.pending else ''}; "
-        f"report: {where['report']}" + (f"; summary: {where['summary']}" if "summary" in where else "")
-        + (f"; review history ({len(done.history)} events): {where['reviews']}" if "reviews" in where
-           else f"; review history ({len(done.history)} events) not written (give --reviews FILE)"))
+        f"report: {where['report']}"
+        + (f"; summary: {where['summary']}" if "summary" in where else "")
+        + (
+            f"; review history ({len(done.history)} events): {where['reviews']}"
+            if "reviews" in where
+            else f"; review history ({len(done.history)} events) not written (give --reviews FILE)"
+        )
+    )
     if args.json:
-        emit_json(SCHEMA, {"status": "completed", "exit_code": code, "case_file": str(db),
-                           "model": {"name": model.name, "version": model.version},
-                           "threshold": doc.threshold, "counts": counts_json(rows), "folders": len(done.summary),
-                           "review_events": len(done.history),
-                           "files": {k: shown(done.written.get(k)) for k in ("report", "summary", "reviews")},
-                           "recorded": done.recorded, "complete": done.complete})
+        emit_json(
+            SCHEMA,
+            {
+                "status": "completed",
+                "exit_code": code,
+                "case_file": str(db),
+                "model": {"name": model.name, "version": model.version},
+                "threshold": doc.threshold,
+                "counts": counts_json(rows),
+                "folders": len(done.summary),
+                "review_events": len(done.history),
+                "files": {k: shown(done.written.get(k)) for k in ("report", "summary", "reviews")},
+                "recorded": done.recorded,
+                "complete": done.complete,
+            },
+        )
     return code

@@ -8,21 +8,37 @@ from ..registry import default_model, describe_metrics
 from .common import EXIT_MODEL, EXIT_OK, add_command, emit_json, registry
 
 SCHEMA = "leukoscan.models/1"
-CODES = ("0    listed (invalid cards are listed too)",
-         "2    usage error",
-         "3    with --check: an invalid card, or a model that fails to load")
+CODES = (
+    "0    listed (invalid cards are listed too)",
+    "2    usage error",
+    "3    with --check: an invalid card, or a model that fails to load",
+)
 
 
 def add_parser(sub) -> None:
-    m = add_command(sub, "models", "list the available models, their validation metrics and invalid cards", CODES,
-                    "leukoscan-cli models --check",
-                    "leukoscan-cli models --json | jq -r '.models[] | [.name, .version] | @tsv'")
-    m.add_argument("--models-dir", action="append", default=[], metavar="DIR",
-                   help="also read model cards from this folder, after the bundled and user ones (repeatable)")
-    m.add_argument("--check", action="store_true",
-                   help="also load every model (checks the ONNX graph against its card; slower)")
-    m.add_argument("--json", action="store_true",
-                   help=f"print the list as JSON on stdout (schema {SCHEMA}, see README) instead of a table")
+    m = add_command(
+        sub,
+        "models",
+        "list the available models, their validation metrics and invalid cards",
+        CODES,
+        "leukoscan-cli models --check",
+        "leukoscan-cli models --json | jq -r '.models[] | [.name, .version] | @tsv'",
+    )
+    m.add_argument(
+        "--models-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also read model cards from this folder, after the bundled and user ones (repeatable)",
+    )
+    m.add_argument(
+        "--check", action="store_true", help="also load every model (checks the ONNX graph against its card; slower)"
+    )
+    m.add_argument(
+        "--json",
+        action="store_true",
+        help=f"print the list as JSON on stdout (schema {SCHEMA}, see README) instead of a table",
+    )
     m.set_defaults(run=run)
 
 
@@ -33,8 +49,9 @@ def _input(c) -> str:
     inp = f"{h}x{w}"
     pre = c.preprocessing
     if pre and (pre.crop_mode == "centroid" or pre.crop_fraction < 1):
-        inp += (f" window {pre.window_px}px on the cell" if pre.crop_mode == "centroid"
-                else f" crop {pre.crop_fraction:g}")
+        inp += (
+            f" window {pre.window_px}px on the cell" if pre.crop_mode == "centroid" else f" crop {pre.crop_fraction:g}"
+        )
     return inp
 
 
@@ -53,19 +70,35 @@ def run(args) -> int:
                 checks[c.name] = {"ok": False, "device": None, "error": str(exc)}
                 problems.append(str(exc))
     if args.json:
-        emit_json(SCHEMA, {
-            "models": [{"name": c.name, "display_name": c.display_name, "version": c.version,
-                        "architecture": c.architecture, "type": c.type, "members": list(c.members),
-                        "input": _input(c), "threshold": c.threshold, "review_margin": c.review_margin,
-                        "recommended": c.recommended, "default": c.name == default,
-                        "validation": describe_metrics(c, limit=1000, data_chars=None), "metrics": c.metrics,
-                        "card": str(c.path), **({"check": checks[c.name]} if c.name in checks else {})}
-                       for c in cards],
-            "default": default,
-            "model_dirs": [str(d) for d in reg.dirs],
-            "user_models_dir": str(user_models_dir()),
-            "problems": problems,
-        })
+        emit_json(
+            SCHEMA,
+            {
+                "models": [
+                    {
+                        "name": c.name,
+                        "display_name": c.display_name,
+                        "version": c.version,
+                        "architecture": c.architecture,
+                        "type": c.type,
+                        "members": list(c.members),
+                        "input": _input(c),
+                        "threshold": c.threshold,
+                        "review_margin": c.review_margin,
+                        "recommended": c.recommended,
+                        "default": c.name == default,
+                        "validation": describe_metrics(c, limit=1000, data_chars=None),
+                        "metrics": c.metrics,
+                        "card": str(c.path),
+                        **({"check": checks[c.name]} if c.name in checks else {}),
+                    }
+                    for c in cards
+                ],
+                "default": default,
+                "model_dirs": [str(d) for d in reg.dirs],
+                "user_models_dir": str(user_models_dir()),
+                "problems": problems,
+            },
+        )
         return EXIT_MODEL if args.check and problems else EXIT_OK
     rows = [("NAME", "VERSION", "ARCHITECTURE", "INPUT", "THRESHOLD", "VALIDATION")]
     rows += [(c.name, c.version, c.architecture, _input(c), f"{c.threshold:g}", describe_metrics(c)) for c in cards]

@@ -39,8 +39,14 @@ def classify_on_ray(args, items, out: Path, summary: Path | None) -> int:
     cancel = threading.Event()
     stopped_by: list[int] = []
     rows: list[dict[str, str]] = []
-    facts = {"engine": "ray", "model": {"name": card.name, "version": card.version}, "threshold": threshold,
-             "default_threshold": card.threshold, "device": None, "provider": None}
+    facts = {
+        "engine": "ray",
+        "model": {"name": card.name, "version": card.version},
+        "threshold": threshold,
+        "default_threshold": card.threshold,
+        "device": None,
+        "provider": None,
+    }
     t0, elapsed = time.perf_counter(), None
     try:
         with ray_engine.connect(args.address):  # before the signal handlers: ray.init sets its own SIGTERM one
@@ -48,9 +54,11 @@ def classify_on_ray(args, items, out: Path, summary: Path | None) -> int:
             n = max(1, min(n, -(-len(items) // args.batch_size)))  # no actor without a batch
             with ray_engine.ClassifierPool(payload, n, args.gpus_per_actor or 0.0, args.threads) as pool:
                 facts.update(device=pool.device_label, provider=pool.active_provider)
-                say(f"model {card.name} {card.version} on Ray ({args.address or 'local instance'}): {n} actor(s) "
+                say(
+                    f"model {card.name} {card.version} on Ray ({args.address or 'local instance'}): {n} actor(s) "
                     f"on {pool.device_label} ({pool.active_provider}); threshold {threshold:g}"
-                    f"{'' if args.threshold is None else f' (card: {card.threshold:g})'}; {len(items)} image files")
+                    f"{'' if args.threshold is None else f' (card: {card.threshold:g})'}; {len(items)} image files"
+                )
                 for w in pool.warnings:
                     warn(w)
                 t0 = time.perf_counter()

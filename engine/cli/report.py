@@ -18,25 +18,39 @@ from .common import (
     write_or_rescue,
 )
 
-CODES = ("0    written",
-         "1    the PDF could not be written where asked (then saved in the temp folder, see message) or not at all",
-         "2    usage error, or not a LeukoScan report or case store",
-         "4    the case store's record is broken")
+CODES = (
+    "0    written",
+    "1    the PDF could not be written where asked (then saved in the temp folder, see message) or not at all",
+    "2    usage error, or not a LeukoScan report or case store",
+    "4    the case store's record is broken",
+)
 #: Columns a per-cell report must have to be printed (older reports without ``root`` are one case).
 #: Plus ``flagged`` (``needs_review`` in reports written before 3.0).
 REPORT_NEEDS = ("path", "file", "status", "prediction", "p_all", "model", "threshold")
 
 
 def add_parser(sub) -> None:
-    r = add_command(sub, "report", "print a per-cell CSV report or a case store as a PDF case report (one or more "
-                    "pages per case)", CODES, "leukoscan-cli report final.csv --pdf case.pdf",
-                    "leukoscan-cli report case.leukoscan --pdf case.pdf --force")
-    r.add_argument("report", metavar="REPORT.csv|CASE.leukoscan",
-                   help="per-cell report written by classify, export or the app, or a case store")
+    r = add_command(
+        sub,
+        "report",
+        "print a per-cell CSV report or a case store as a PDF case report (one or more pages per case)",
+        CODES,
+        "leukoscan-cli report final.csv --pdf case.pdf",
+        "leukoscan-cli report case.leukoscan --pdf case.pdf --force",
+    )
+    r.add_argument(
+        "report",
+        metavar="REPORT.csv|CASE.leukoscan",
+        help="per-cell report written by classify, export or the app, or a case store",
+    )
     r.add_argument("--pdf", required=True, metavar="CASE.pdf", help="PDF file to write")
-    r.add_argument("--models-dir", action="append", default=[], metavar="DIR",
-                   help="also read model cards from this folder (repeatable): the card of the report's model adds "
-                        "its facts")
+    r.add_argument(
+        "--models-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also read model cards from this folder (repeatable): the card of the report's model adds its facts",
+    )
     r.add_argument("--force", action="store_true", help="replace --pdf even when the existing file is read-only")
     r.set_defaults(run=run)
 
@@ -100,8 +114,15 @@ def _summary_record(report: Path) -> tuple[dict[str, str], dict[str, dict[str, s
     if not rows or "signed_off_by" not in rows[0]:
         return None, None
     ids = {r.get("root", ""): r.get("sample_id", "") for r in rows if r.get("sample_id")}
-    signed = {r.get("root", ""): {"signed_off_by": r["signed_off_by"], "signed_off_at": r.get("signed_off_at", ""),
-                                  "comment": r.get("comment", "")} for r in rows if r.get("signed_off_by")}
+    signed = {
+        r.get("root", ""): {
+            "signed_off_by": r["signed_off_by"],
+            "signed_off_at": r.get("signed_off_at", ""),
+            "comment": r.get("comment", ""),
+        }
+        for r in rows
+        if r.get("signed_off_by")
+    }
     return ids, signed
 
 
@@ -115,10 +136,18 @@ def run(args) -> int:
     out = check_output(Path(args.pdf), "--pdf", set(), args.force)
     reg = registry(args.models_dir)
     cards = {name: reg.get(name) for name in {r.get("model", "") for r in rows} if name in reg}
-    where, ok = write_or_rescue("PDF report", out, lambda p, rs: write_case_pdf(
-        p, rs, card=cards, sample_ids=sample_ids, signoffs=signoffs, record_known=signoffs is not None), rows)
+    where, ok = write_or_rescue(
+        "PDF report",
+        out,
+        lambda p, rs: write_case_pdf(
+            p, rs, card=cards, sample_ids=sample_ids, signoffs=signoffs, record_known=signoffs is not None
+        ),
+        rows,
+    )
     n_cases = len({r.get("root", "") for r in rows})
     unknown = sorted({r.get("model", "") for r in rows if r.get("status") == "ok"} - set(cards))
-    say(f"{len(rows)} cells in {n_cases} case(s); PDF report: {where}"
-        + (f" (no model card found for {', '.join(unknown)}: card facts left out)" if unknown else ""))
+    say(
+        f"{len(rows)} cells in {n_cases} case(s); PDF report: {where}"
+        + (f" (no model card found for {', '.join(unknown)}: card facts left out)" if unknown else "")
+    )
     return EXIT_OK if ok else EXIT_WRITE

@@ -11,9 +11,14 @@ CODES = ("0    intact", "2    usage error, or not a readable case file", "4    b
 
 
 def add_parser(sub) -> None:
-    v = add_command(sub, "verify", "check a case file's history: 'intact' (exit 0) or the first broken row (exit 4)",
-                    CODES, "leukoscan-cli verify case.leukoscan",
-                    "leukoscan-cli verify case.leukoscan && leukoscan-cli export case.leukoscan --out final.csv")
+    v = add_command(
+        sub,
+        "verify",
+        "check a case file's history: 'intact' (exit 0) or the first broken row (exit 4)",
+        CODES,
+        "leukoscan-cli verify case.leukoscan",
+        "leukoscan-cli verify case.leukoscan && leukoscan-cli export case.leukoscan --out final.csv",
+    )
     v.add_argument("case_file", metavar="CASE.leukoscan", help="case file to check (only read)")
     v.set_defaults(run=run)
 

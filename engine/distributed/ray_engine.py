@@ -126,8 +126,7 @@ class ClassifierPool:
         self.gpus_per_actor = float(gpus_per_actor)
         self._device, cpus = ("cuda", 1) if gpus_per_actor else ("cpu", threads or 1)
         self._threads = threads or cpus
-        self._options = dict(num_cpus=cpus, num_gpus=self.gpus_per_actor, max_restarts=0,
-                             scheduling_strategy="SPREAD")
+        self._options = dict(num_cpus=cpus, num_gpus=self.gpus_per_actor, max_restarts=0, scheduling_strategy="SPREAD")
         self._payload_ref = ray.put(payload)  # the ONNX bytes travel once per node, not once per actor
         self.actors = [self._spawn() for _ in range(actors)]
         self._generation = [0] * actors
@@ -199,8 +198,9 @@ class ClassifierPool:
         k = batch.slot
         if self._generation[k] == batch.generation:  # first news of this death
             if self.restarts[k] >= MAX_RESTARTS:
-                raise ClusterError(f"a Ray actor of model '{self.payload.card.name}' died "
-                                   f"{self.restarts[k] + 1} times; giving up")
+                raise ClusterError(
+                    f"a Ray actor of model '{self.payload.card.name}' died {self.restarts[k] + 1} times; giving up"
+                )
             self.restarts[k] += 1
             try:
                 ray.kill(self.actors[k])  # maybe only unreachable: make sure it is gone

@@ -76,8 +76,13 @@ class ClassifierActor:
         if self._clf is None:
             raise ModelError(self._error)
         clf = self._clf
-        return ActorInfo(os.getpid(), ray.get_runtime_context().get_node_id(), clf.active_provider,
-                         clf.device_label, tuple(clf.warnings))
+        return ActorInfo(
+            os.getpid(),
+            ray.get_runtime_context().get_node_id(),
+            clf.active_provider,
+            clf.device_label,
+            tuple(clf.warnings),
+        )
 
     def classify(self, loaded: list[_Loaded]) -> BatchScores:
         """Score a batch produced by :func:`load_batch` (Ray resolves the reference before the call)."""

@@ -51,16 +51,22 @@ def _leukoscan_gpu_setup():
 
     report = [f"{len(dirs) - 1} bundled CUDA library folder(s)"]
     try:
+        # isort: off
+        import engine  # noqa: F401 - first: it switches onnxruntime's telemetry off (engine/offline.py)
         import onnxruntime
 
-        import engine  # noqa: F401 - first: it switches onnxruntime's telemetry off (engine/offline.py)
+        # isort: on
 
         if hasattr(onnxruntime, "preload_dlls"):
             buf = io.StringIO()
             with contextlib.redirect_stdout(buf):
                 # "" = bundle's nvidia/ folders first, then the system search path (never a torch install).
                 onnxruntime.preload_dlls(cuda=True, cudnn=True, msvc=True, directory="")
-            failed = [ln.strip() for ln in buf.getvalue().splitlines() if ln.strip().startswith("Failed to load") or "Redistributable is not installed" in ln]
+            failed = [
+                ln.strip()
+                for ln in buf.getvalue().splitlines()
+                if ln.strip().startswith("Failed to load") or "Redistributable is not installed" in ln
+            ]
             report.append("preload_dlls: " + ("; ".join(failed) if failed else "no load failure reported"))
         else:
             report.append(f"onnxruntime {onnxruntime.__version__} has no preload_dlls(); relying on search path")

@@ -30,7 +30,9 @@ def test_bundled_cards_document_validation_and_provenance(bundled):
         assert c.version and c.created, c.name
         nums = [v for v in _numbers(c.metrics)]
         assert nums, f"{c.name}: card has no numeric validation metrics"
-        assert any(k == "data" for k in _keys(c.metrics)), f"{c.name}: metrics do not say what data they were measured on"
+        assert any(k == "data" for k in _keys(c.metrics)), (
+            f"{c.name}: metrics do not say what data they were measured on"
+        )
         assert c.training, f"{c.name}: card has no training provenance"
 
 

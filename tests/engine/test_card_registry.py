@@ -191,8 +191,13 @@ def test_describe_metrics():
     from engine.card import parse_card
 
     c = parse_card(
-        {"name": "e", "type": "ensemble", "members": ["a", "b"], "threshold": 0.5,
-         "metrics": {"weighted_f1": 0.8712, "auroc": 0.93, "data": {"split": "test", "subjects": 9, "cells": 1200}}},
+        {
+            "name": "e",
+            "type": "ensemble",
+            "members": ["a", "b"],
+            "threshold": 0.5,
+            "metrics": {"weighted_f1": 0.8712, "auroc": 0.93, "data": {"split": "test", "subjects": 9, "cells": 1200}},
+        },
         Path("e.json"),
     )
     assert describe_metrics(c) == "weighted_f1=0.871 auroc=0.930 on split=test subjects=9 cells=1200"
@@ -202,21 +207,38 @@ def test_describe_metrics_nested_and_prioritised():
     from engine.card import parse_card
 
     c = parse_card(
-        {"name": "e", "type": "ensemble", "members": ["a", "b"], "threshold": 0.5,
-         "metrics": {"test": {"accuracy": 0.8, "auroc": 0.91, "weighted_f1": 0.85,
-                              "data": {"subjects": 7, "cells": 900}}}},
+        {
+            "name": "e",
+            "type": "ensemble",
+            "members": ["a", "b"],
+            "threshold": 0.5,
+            "metrics": {
+                "test": {"accuracy": 0.8, "auroc": 0.91, "weighted_f1": 0.85, "data": {"subjects": 7, "cells": 900}}
+            },
+        },
         Path("e.json"),
     )
     assert describe_metrics(c) == "test.weighted_f1=0.850 test.auroc=0.910 test.accuracy=0.800 on subjects=7 cells=900"
     top = parse_card(
-        {"name": "t", "type": "ensemble", "members": ["a", "b"], "threshold": 0.5,
-         "metrics": {"data": "out-of-fold predictions of a 5-fold cross-validation grouped by subject, 5946 cells",
-                     "auroc": 0.886, "target_weighted_f1": 0.88, "weighted_f1": 0.856, "meets_targets": False,
-                     "detail": {"macro_f1": 0.83}}},
+        {
+            "name": "t",
+            "type": "ensemble",
+            "members": ["a", "b"],
+            "threshold": 0.5,
+            "metrics": {
+                "data": "out-of-fold predictions of a 5-fold cross-validation grouped by subject, 5946 cells",
+                "auroc": 0.886,
+                "target_weighted_f1": 0.88,
+                "weighted_f1": 0.856,
+                "meets_targets": False,
+                "detail": {"macro_f1": 0.83},
+            },
+        },
         Path("t.json"),
     )
     assert describe_metrics(top) == (
-        "weighted_f1=0.856 auroc=0.886 on out-of-fold predictions of a 5-fold cross-validation groupe…")
+        "weighted_f1=0.856 auroc=0.886 on out-of-fold predictions of a 5-fold cross-validation groupe…"
+    )
     empty = parse_card({"name": "x", "type": "ensemble", "members": ["a", "b"], "threshold": 0.5}, Path("x.json"))
     assert describe_metrics(empty) == "no validation metrics in the card"
 

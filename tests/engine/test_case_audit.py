@@ -23,12 +23,22 @@ def _doc(tmp_path: Path, store: CaseStore) -> CaseDocument:
     doc = CaseDocument()
     store.attach(doc)
     a, b = tmp_path / "slide A", tmp_path / "slide B"
-    cells = doc.add_items([ScanItem(a / f"a{i}.bmp", a, ".") for i in range(4)]
-                          + [ScanItem(b / f"b{i}.bmp", b, ".") for i in range(2)])
+    cells = doc.add_items(
+        [ScanItem(a / f"a{i}.bmp", a, ".") for i in range(4)] + [ScanItem(b / f"b{i}.bmp", b, ".") for i in range(2)]
+    )
     doc.set_model(FACTS)
-    doc.add_results(FACTS, [(c, CellResult(i, c.path, c.root, c.folder, c.file, f"sha-{i}", "ok", "",
-                                           0.55 if i < 4 else 0.1, {}, False, ""))
-                            for i, c in enumerate(cells)])
+    doc.add_results(
+        FACTS,
+        [
+            (
+                c,
+                CellResult(
+                    i, c.path, c.root, c.folder, c.file, f"sha-{i}", "ok", "", 0.55 if i < 4 else 0.1, {}, False, ""
+                ),
+            )
+            for i, c in enumerate(cells)
+        ],
+    )
     return doc
 
 
@@ -63,14 +73,17 @@ def _verify(db: Path, capsys) -> tuple[int, str]:
 # ------------------------------------------------------------------------------------------ REPLACE
 
 
-@pytest.mark.parametrize("sql", [
-    "INSERT OR REPLACE INTO review_events(id, step, action, path, new_label, reviewer, at)"
-    " VALUES(1, 1, 'review', '/x.bmp', 'ALL', 'mallory', '2020-01-01T00:00:00Z')",
-    "REPLACE INTO review_events(id, step, action, path, new_label, reviewer, at)"
-    " VALUES(1, 1, 'review', '/x.bmp', 'ALL', 'mallory', '2020-01-01T00:00:00Z')",
-    "REPLACE INTO case_events(id, case_root, action, by, at) VALUES(1, '/r', 'sign_off', 'mallory', 'x')",
-    "INSERT OR REPLACE INTO case_events(id, case_root, action, by, at) VALUES(1, '/r', 'reopen', 'm', 'x')",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT OR REPLACE INTO review_events(id, step, action, path, new_label, reviewer, at)"
+        " VALUES(1, 1, 'review', '/x.bmp', 'ALL', 'mallory', '2020-01-01T00:00:00Z')",
+        "REPLACE INTO review_events(id, step, action, path, new_label, reviewer, at)"
+        " VALUES(1, 1, 'review', '/x.bmp', 'ALL', 'mallory', '2020-01-01T00:00:00Z')",
+        "REPLACE INTO case_events(id, case_root, action, by, at) VALUES(1, '/r', 'sign_off', 'mallory', 'x')",
+        "INSERT OR REPLACE INTO case_events(id, case_root, action, by, at) VALUES(1, '/r', 'reopen', 'm', 'x')",
+    ],
+)
 def test_replace_cannot_rewrite_a_history_row(tmp_path, sql):
     db = _signed(tmp_path)
     con = _raw(db)
@@ -88,9 +101,11 @@ def test_replace_cannot_rewrite_a_history_row(tmp_path, sql):
 def test_every_history_row_is_chained_and_verify_says_intact(tmp_path, capsys):
     db = _signed(tmp_path)
     con = _raw(db)
-    rows = sorted([("review_events", *r) for r in con.execute("SELECT id, seq, prev_hash, hash FROM review_events")]
-                  + [("case_events", *r) for r in con.execute("SELECT id, seq, prev_hash, hash FROM case_events")],
-                  key=lambda r: r[2])
+    rows = sorted(
+        [("review_events", *r) for r in con.execute("SELECT id, seq, prev_hash, hash FROM review_events")]
+        + [("case_events", *r) for r in con.execute("SELECT id, seq, prev_hash, hash FROM case_events")],
+        key=lambda r: r[2],
+    )
     assert [r[2] for r in rows] == list(range(1, len(rows) + 1))
     assert rows[0][3] == audit.GENESIS and all(r[3] == p[4] for p, r in zip(rows, rows[1:]))
     assert len({r[4] for r in rows}) == len(rows) and all(len(r[4]) == 64 for r in rows)
@@ -107,18 +122,31 @@ def _tamper(db: Path, *sql: str) -> None:
     con.close()
 
 
-@pytest.mark.parametrize("sql, where", [
-    (("DROP TRIGGER review_events_no_update",
-      "CREATE TRIGGER review_events_no_update BEFORE UPDATE ON review_events WHEN 0 BEGIN SELECT 1; END",
-      "UPDATE review_events SET reviewer='mallory' WHERE id=2"), "review_events row 2"),
-    (("DROP TRIGGER case_events_no_delete",
-      "CREATE TRIGGER case_events_no_delete BEFORE DELETE ON case_events WHEN 0 BEGIN SELECT 1; END",
-      "DELETE FROM case_events WHERE id=2"), "case_events row 3"),
-    (("DROP TRIGGER case_events_no_replace",), "case_events_no_replace"),
-    (("UPDATE reviews SET label='ALL' WHERE label='HEM'",), "reviews"),
-    (("UPDATE signoffs SET signed_off_by='mallory'",), "signoffs"),
-    (("DELETE FROM signoffs",), "signoffs"),
-])
+@pytest.mark.parametrize(
+    "sql, where",
+    [
+        (
+            (
+                "DROP TRIGGER review_events_no_update",
+                "CREATE TRIGGER review_events_no_update BEFORE UPDATE ON review_events WHEN 0 BEGIN SELECT 1; END",
+                "UPDATE review_events SET reviewer='mallory' WHERE id=2",
+            ),
+            "review_events row 2",
+        ),
+        (
+            (
+                "DROP TRIGGER case_events_no_delete",
+                "CREATE TRIGGER case_events_no_delete BEFORE DELETE ON case_events WHEN 0 BEGIN SELECT 1; END",
+                "DELETE FROM case_events WHERE id=2",
+            ),
+            "case_events row 3",
+        ),
+        (("DROP TRIGGER case_events_no_replace",), "case_events_no_replace"),
+        (("UPDATE reviews SET label='ALL' WHERE label='HEM'",), "reviews"),
+        (("UPDATE signoffs SET signed_off_by='mallory'",), "signoffs"),
+        (("DELETE FROM signoffs",), "signoffs"),
+    ],
+)
 def test_a_changed_record_is_found_and_exports_refuse_it(tmp_path, capsys, sql, where):
     db = _signed(tmp_path)
     _tamper(db, *sql)
@@ -225,8 +253,10 @@ def test_a_version_2_file_is_migrated_and_its_history_hashed(tmp_path, monkeypat
         # a review written whole (no history row) and a case closed before, as version 2 allowed
         con = _raw(db)
         assert con.execute("PRAGMA user_version").fetchone()[0] == 2
-        con.execute("INSERT INTO reviews(cell_id, label, reviewer, reviewed_at) SELECT id, 'ALL', 'zed',"
-                    " '2024-01-01T00:00:00Z' FROM cells WHERE path LIKE '%b0.bmp'")
+        con.execute(
+            "INSERT INTO reviews(cell_id, label, reviewer, reviewed_at) SELECT id, 'ALL', 'zed',"
+            " '2024-01-01T00:00:00Z' FROM cells WHERE path LIKE '%b0.bmp'"
+        )
         con.close()
     assert schema_mod.schema_version() >= 3
     store = CaseStore.open(db, create=False)
@@ -241,8 +271,12 @@ def test_a_version_2_file_is_migrated_and_its_history_hashed(tmp_path, monkeypat
         store.close()
     code, out = _verify(db, capsys)
     assert code == 0 and "intact" in out
-    _tamper(db, "DROP TRIGGER review_events_no_update", "UPDATE review_events SET new_label='ALL' WHERE id=1",
-            "CREATE TRIGGER review_events_no_update BEFORE UPDATE ON review_events"
-            " BEGIN SELECT RAISE(ABORT, 'the review log is append-only'); END")
+    _tamper(
+        db,
+        "DROP TRIGGER review_events_no_update",
+        "UPDATE review_events SET new_label='ALL' WHERE id=1",
+        "CREATE TRIGGER review_events_no_update BEFORE UPDATE ON review_events"
+        " BEGIN SELECT RAISE(ABORT, 'the review log is append-only'); END",
+    )
     code, out = _verify(db, capsys)
     assert code == EXIT_BROKEN and "review_events row 1" in out

@@ -17,8 +17,13 @@ def _doc(n: int = 3) -> CaseDocument:
     root = Path("/data/slide")
     cells = doc.add_items([ScanItem(root / f"c{i}.bmp", root, ".") for i in range(n)])
     doc.set_model(FACTS)
-    doc.add_results(FACTS, [(c, CellResult(i, c.path, root, ".", c.file, f"s{i}", "ok", "", 0.9, {}, False, ""))
-                            for i, c in enumerate(cells)])
+    doc.add_results(
+        FACTS,
+        [
+            (c, CellResult(i, c.path, root, ".", c.file, f"s{i}", "ok", "", 0.9, {}, False, ""))
+            for i, c in enumerate(cells)
+        ],
+    )
     return doc
 
 

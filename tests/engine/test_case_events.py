@@ -20,8 +20,11 @@ def test_event_types_are_frozen_dataclasses_of_one_base():
         assert issubclass(t, events.CaseEvent) and dataclasses.is_dataclass(t)
         assert t.__dataclass_params__.frozen
     declared = set(events.EVENT_TYPES)
-    defined = {t for t in vars(events).values() if isinstance(t, type) and issubclass(t, events.CaseEvent)
-               and t is not events.CaseEvent}
+    defined = {
+        t
+        for t in vars(events).values()
+        if isinstance(t, type) and issubclass(t, events.CaseEvent) and t is not events.CaseEvent
+    }
     assert defined == declared  # a new event class must be declared (and so handled everywhere)
 
 

@@ -21,8 +21,13 @@ def _items(root: Path, n: int) -> list[ScanItem]:
 
 def _classify(doc: CaseDocument, cells, p: float) -> None:
     doc.set_model(FACTS)
-    doc.add_results(FACTS, [(c, CellResult(i, c.path, c.root, ".", c.file, f"sha-{c.key}", "ok", "", p, {}, False,
-                                           "")) for i, c in enumerate(cells)])
+    doc.add_results(
+        FACTS,
+        [
+            (c, CellResult(i, c.path, c.root, ".", c.file, f"sha-{c.key}", "ok", "", p, {}, False, ""))
+            for i, c in enumerate(cells)
+        ],
+    )
 
 
 def _two_runs_that_loaded_before_either_wrote(tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -79,16 +84,20 @@ def test_cells_of_takes_the_case_itself_or_its_root(tmp_path):
     db, a, b = _two_runs_that_loaded_before_either_wrote(tmp_path)
     doc = _load(db)
     cb = doc.cases[str(b)]
-    assert [c.key for c in doc.cells_of(cb)] == [c.key for c in doc.cells_of(str(b))] \
+    assert (
+        [c.key for c in doc.cells_of(cb)]
+        == [c.key for c in doc.cells_of(str(b))]
         == [str(b / "c0.bmp"), str(b / "c1.bmp")]
+    )
     assert list(doc.cells_of("no such case")) == []
     assert len(list(doc.cells_of(None))) == 5
 
 
 def test_a_new_root_whose_folder_name_is_taken_gets_its_own_name():
     doc = CaseDocument()
-    doc.add_items(_items(Path("/site1/patientA"), 1) + _items(Path("/site2/patientA"), 1)
-                  + _items(Path("/site3/x/patientA"), 1))
+    doc.add_items(
+        _items(Path("/site1/patientA"), 1) + _items(Path("/site2/patientA"), 1) + _items(Path("/site3/x/patientA"), 1)
+    )
     names = [c.name for c in doc.cases.values()]
     assert len(set(names)) == 3 and names[0] == "patientA"
     assert [len(list(doc.cells_of(n))) for n in names] == [1, 1, 1]

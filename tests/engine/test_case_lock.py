@@ -35,8 +35,13 @@ def _store(tmp_path: Path) -> Path:
     root = tmp_path / "slide"
     cells = doc.add_items([ScanItem(root / f"c{i}.bmp", root, ".") for i in range(3)])
     doc.set_model(FACTS)
-    doc.add_results(FACTS, [(c, CellResult(i, c.path, c.root, ".", c.file, f"s{i}", "ok", "", 0.2, {}, False, ""))
-                            for i, c in enumerate(cells)])
+    doc.add_results(
+        FACTS,
+        [
+            (c, CellResult(i, c.path, c.root, ".", c.file, f"s{i}", "ok", "", 0.2, {}, False, ""))
+            for i, c in enumerate(cells)
+        ],
+    )
     store.close()
     return db
 
@@ -60,8 +65,9 @@ def test_a_second_writer_is_told_who_holds_the_store(tmp_path):
     StoreLock(db).acquire().release()  # free again
 
 
-def test_the_cli_refuses_to_write_a_store_the_app_holds(cells_dir, tiny_models_dir, tmp_path, capsys,
-                                                       _no_bundled_models):
+def test_the_cli_refuses_to_write_a_store_the_app_holds(
+    cells_dir, tiny_models_dir, tmp_path, capsys, _no_bundled_models
+):
     db = tmp_path / "case.db"
     common = ["--model", "tiny_ensemble", "--models-dir", str(tiny_models_dir), "--no-progress"]
     assert main(["classify", str(cells_dir), "--out", str(tmp_path / "a.csv"), "--store", str(db), *common]) == 0
@@ -123,10 +129,17 @@ def test_a_lock_of_another_host_or_a_live_process_is_respected(tmp_path):
 
 def test_a_lock_held_by_another_process_is_seen(tmp_path):
     db = _store(tmp_path)
-    code = ("import sys, time; from engine.case.lock import StoreLock; l = StoreLock(sys.argv[1], 'LeukoScan')."
-            "acquire(); print('locked', flush=True); sys.stdin.read()")
-    p = subprocess.Popen([sys.executable, "-c", code, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         text=True, cwd=Path(__file__).resolve().parents[2])
+    code = (
+        "import sys, time; from engine.case.lock import StoreLock; l = StoreLock(sys.argv[1], 'LeukoScan')."
+        "acquire(); print('locked', flush=True); sys.stdin.read()"
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-c", code, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     try:
         assert p.stdout.readline().strip() == "locked"
         assert is_locked(db)

@@ -19,8 +19,9 @@ def test_every_operation_type_has_a_writer():
 def test_operation_types_are_frozen_dataclasses_of_one_base_and_declared():
     for t in ops.OP_TYPES:
         assert issubclass(t, ops.StoreOp) and dataclasses.is_dataclass(t) and t.__dataclass_params__.frozen
-    defined = {t for t in vars(ops).values() if isinstance(t, type) and issubclass(t, ops.StoreOp)
-               and t is not ops.StoreOp}
+    defined = {
+        t for t in vars(ops).values() if isinstance(t, type) and issubclass(t, ops.StoreOp) and t is not ops.StoreOp
+    }
     assert defined == set(ops.OP_TYPES)  # a new operation must be declared (and so written)
 
 

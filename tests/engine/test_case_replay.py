@@ -20,8 +20,13 @@ def _doc(root: Path, n: int = 4) -> CaseDocument:
     doc = CaseDocument()
     cells = doc.add_items([ScanItem(root / f"c{i}.bmp", root, ".") for i in range(n)])
     doc.set_model(F)
-    doc.add_results(F, [(c, CellResult(i, c.path, c.root, c.folder, c.file, f"sha-{i}", CellStatus.OK, "", 0.9,
-                                       {}, False, "")) for i, c in enumerate(cells)])
+    doc.add_results(
+        F,
+        [
+            (c, CellResult(i, c.path, c.root, c.folder, c.file, f"sha-{i}", CellStatus.OK, "", 0.9, {}, False, ""))
+            for i, c in enumerate(cells)
+        ],
+    )
     return doc
 
 

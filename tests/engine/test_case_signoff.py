@@ -32,8 +32,9 @@ def _cr(i: int, cell, p: float) -> CellResult:
     return CellResult(i, cell.path, cell.root, cell.folder, cell.file, f"sha-{cell.key}", "ok", "", p, {}, False, "")
 
 
-def _doc(tmp_path: Path, store: CaseStore | None = None, *, flagged: int = 12, plain: int = 3,
-         other: int = 2) -> CaseDocument:
+def _doc(
+    tmp_path: Path, store: CaseStore | None = None, *, flagged: int = 12, plain: int = 3, other: int = 2
+) -> CaseDocument:
     """Case "slide A" (``flagged`` cells at P 0.55: flagged; ``plain`` at 0.9, the last in a sub-folder) and
     case "slide B" (``other`` cells at 0.1), all classified by FACTS."""
     doc = CaseDocument()
@@ -41,8 +42,10 @@ def _doc(tmp_path: Path, store: CaseStore | None = None, *, flagged: int = 12, p
         store.attach(doc)
     a, b = tmp_path / "slide A", tmp_path / "slide B"
     items = [ScanItem(a / f"f{i}.bmp", a, ".") for i in range(flagged)]
-    items += [ScanItem(a / ("sub" if i == plain - 1 else ".") / f"p{i}.bmp", a, "sub" if i == plain - 1 else ".")
-              for i in range(plain)]
+    items += [
+        ScanItem(a / ("sub" if i == plain - 1 else ".") / f"p{i}.bmp", a, "sub" if i == plain - 1 else ".")
+        for i in range(plain)
+    ]
     items += [ScanItem(b / f"o{i}.bmp", b, ".") for i in range(other)]
     cells = doc.add_items(items)
     doc.set_model(FACTS)
@@ -114,8 +117,12 @@ def test_sign_off_is_blocked_while_flagged_cells_are_open(tmp_path):
     f = doc.current  # what the verdict rested on is kept with it
     assert so.basis.startswith(f"{f.name} {f.version}, threshold {doc.threshold:.3f}; cells 16, set ")
     assert doc.signed_off_elsewhere() == []
-    assert doc.signoffs == {a.root: so} and so.as_dict() == {"signed_off_by": "Dr. Ada", "signed_off_at": AT,
-                                                             "comment": "fine", "basis": so.basis}
+    assert doc.signoffs == {a.root: so} and so.as_dict() == {
+        "signed_off_by": "Dr. Ada",
+        "signed_off_at": AT,
+        "comment": "fine",
+        "basis": so.basis,
+    }
     assert doc.unexported  # a sign-off is a change to export
     assert events == [SignOffChanged(a.root, SignOffAction.SIGN_OFF, "Dr. Ada", AT, "fine", so.basis)]
     ok, why = doc.can_sign_off(a)
@@ -196,8 +203,7 @@ def test_reopen_needs_a_reason_and_is_logged_append_only(tmp_path):
     assert a.signoff is not None and events == []
     old = doc.reopen(a, " bob ", " new cells found ", at="2024-06-02T08:00:00Z")
     assert old.by == "ann" and a.signoff is None and doc.signoff_of("slide A") is None
-    assert events == [SignOffChanged(a.root, SignOffAction.REOPEN, "bob", "2024-06-02T08:00:00Z",
-                                     "new cells found")]
+    assert events == [SignOffChanged(a.root, SignOffAction.REOPEN, "bob", "2024-06-02T08:00:00Z", "new cells found")]
     assert doc.review(_cells(doc, "slide A")[:1], "ALL", "bob") is not None  # unlocked again
     _confirm_blasts(doc)
     doc.sign_off(a, "carl", at="2024-06-03T08:00:00Z")
@@ -206,7 +212,8 @@ def test_reopen_needs_a_reason_and_is_logged_append_only(tmp_path):
     assert [(r["case_root"], r["action"], r["by"], r["at"], r["text"]) for r in rows] == [
         (a.root, "sign_off", "ann", "2024-06-01T10:00:00Z", "=looks fine"),
         (a.root, "reopen", "bob", "2024-06-02T08:00:00Z", "new cells found"),
-        (a.root, "sign_off", "carl", "2024-06-03T08:00:00Z", "")]
+        (a.root, "sign_off", "carl", "2024-06-03T08:00:00Z", ""),
+    ]
 
     con = sqlite3.connect(path)
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
@@ -218,7 +225,8 @@ def test_reopen_needs_a_reason_and_is_logged_append_only(tmp_path):
     con.rollback()
     assert con.execute("SELECT count(*) FROM case_events").fetchone()[0] == 3
     assert con.execute("SELECT signed_off_by, signed_off_at, comment FROM signoffs").fetchall() == [
-        ("carl", "2024-06-03T08:00:00Z", "")]  # the current state only
+        ("carl", "2024-06-03T08:00:00Z", "")
+    ]  # the current state only
     con.close()
 
 
@@ -300,10 +308,12 @@ def test_a_version_1_file_is_migrated_to_version_2(tmp_path, monkeypatch):
     assert upgraded.version == schema_mod.schema_version()
     assert upgraded.meta()["schema_version"] == str(schema_mod.schema_version())
     loaded = upgraded.load()
-    assert [(c.key, c.case, c.results, c.review, c.prediction, c.flagged) for c in loaded.cells] == \
-        [(c.key, c.case, c.results, c.review, c.prediction, c.flagged) for c in doc.cells]
-    assert [(c.root, c.name, c.sample_id, c.signoff) for c in loaded.cases.values()] == \
-        [(c.root, c.name, c.sample_id, None) for c in doc.cases.values()]
+    assert [(c.key, c.case, c.results, c.review, c.prediction, c.flagged) for c in loaded.cells] == [
+        (c.key, c.case, c.results, c.review, c.prediction, c.flagged) for c in doc.cells
+    ]
+    assert [(c.root, c.name, c.sample_id, c.signoff) for c in loaded.cases.values()] == [
+        (c.root, c.name, c.sample_id, None) for c in doc.cases.values()
+    ]
     assert loaded.thresholds == {"m": 0.45}
     assert len([e for e in upgraded.review_events() if e["action"] != "upgrade"]) == 5  # (+ the v3 marker)
     assert upgraded.case_events() == []
@@ -316,8 +326,9 @@ def test_a_version_1_file_is_migrated_to_version_2(tmp_path, monkeypatch):
     con = sqlite3.connect(path)
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
     assert {"signoffs", "case_events", "case_events_no_update", "case_events_no_delete"} <= tables
-    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == \
-        str(schema_mod.schema_version())
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(
+        schema_mod.schema_version()
+    )
     con.close()
     assert _plain(CaseStore.open(path).load().signoff_of("slide A")) == ("ann", AT, "")
 
@@ -339,32 +350,53 @@ def test_summary_columns_from_export_store_and_summarize(tmp_path):
     assert list(summary[0]) == list(SUMMARY_COLUMNS)
     a_root, b_root = str(tmp_path / "slide A"), str(tmp_path / "slide B")
     assert [(r["root"], r["folder"], r["signed_off_by"], r["signed_off_at"], r["comment"]) for r in summary] == [
-        (a_root, ".", "Dr. Ada", AT, "'=SUM(A1)"), (a_root, "sub", "Dr. Ada", AT, "'=SUM(A1)"),  # neutralised
-        (b_root, ".", "", "", "")]
+        (a_root, ".", "Dr. Ada", AT, "'=SUM(A1)"),
+        (a_root, "sub", "Dr. Ada", AT, "'=SUM(A1)"),  # neutralised
+        (b_root, ".", "", "", ""),
+    ]
 
     rows = cell_rows(CaseStore.open(path).load())
     plain = summarize(rows)
     assert all(r["signed_off_by"] == r["signed_off_at"] == r["comment"] == "" for r in plain)
     so = SignOff("bob", AT, "checked")
-    for signoffs in ({Path(b_root): so}, {b_root: so.as_dict()}, {b_root: {"by": "bob", "at": AT,
-                                                                           "comment": "checked"}}):
+    for signoffs in (
+        {Path(b_root): so},
+        {b_root: so.as_dict()},
+        {b_root: {"by": "bob", "at": AT, "comment": "checked"}},
+    ):
         got = summarize(rows, signoffs=signoffs)
         assert [(r["signed_off_by"], r["signed_off_at"], r["comment"]) for r in got] == [
-            ("", "", ""), ("", "", ""), ("bob", AT, "checked")]
+            ("", "", ""),
+            ("", "", ""),
+            ("bob", AT, "checked"),
+        ]
         assert {k: v for k, v in got[0].items()} == plain[0]  # nothing else changes
     write_summary(tmp_path / "s2.csv", summarize(rows, signoffs={b_root: so}))
     assert _read(tmp_path / "s2.csv")[-1]["signed_off_by"] == "bob"
     got = pdf_signoffs(CaseStore.open(path).load())
     assert {r: {k: v for k, v in d.items() if k != "basis"} for r, d in got.items()} == {
-        a_root: {"signed_off_by": "Dr. Ada", "signed_off_at": AT, "comment": "=SUM(A1)"}}
+        a_root: {"signed_off_by": "Dr. Ada", "signed_off_at": AT, "comment": "=SUM(A1)"}
+    }
     assert "threshold" in got[a_root]["basis"]
 
 
 def test_cli_export_and_pdf_report_show_the_signer(cells_dir, tiny_models_dir, tmp_path, capsys, _no_bundled_models):
     common = ["--model", "tiny_ensemble", "--models-dir", str(tiny_models_dir), "--no-progress"]
     db = tmp_path / "CASE.db"
-    assert main(["classify", str(cells_dir), "--out", str(tmp_path / "plain.csv"), "--summary",
-                 str(tmp_path / "plain_summary.csv"), *common]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                str(cells_dir),
+                "--out",
+                str(tmp_path / "plain.csv"),
+                "--summary",
+                str(tmp_path / "plain_summary.csv"),
+                *common,
+            ]
+        )
+        == 0
+    )
     plain = _read(tmp_path / "plain_summary.csv")
     assert list(plain[0]) == list(SUMMARY_COLUMNS)
     assert all(r["signed_off_by"] == r["signed_off_at"] == r["comment"] == "" for r in plain)  # plain classify
@@ -389,8 +421,22 @@ def test_cli_export_and_pdf_report_show_the_signer(cells_dir, tiny_models_dir, t
     (row,) = _read(tmp_path / "es.csv")
     assert (row["signed_off_by"], row["signed_off_at"], row["comment"]) == ("Ada Lovelace", AT, "all good")
     # a later `classify --store` into the same file keeps the sign-off, and its summary says so
-    assert main(["classify", str(cells_dir), "--out", str(tmp_path / "r2.csv"), "--summary",
-                 str(tmp_path / "s2.csv"), "--store", str(db), *common]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                str(cells_dir),
+                "--out",
+                str(tmp_path / "r2.csv"),
+                "--summary",
+                str(tmp_path / "s2.csv"),
+                "--store",
+                str(db),
+                *common,
+            ]
+        )
+        == 0
+    )
     assert _read(tmp_path / "s2.csv")[0]["signed_off_by"] == "Ada Lovelace"
     assert _plain(CaseStore.open(db).load().signoff_of(case.name)) == ("Ada Lovelace", AT, "all good")
 

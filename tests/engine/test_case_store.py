@@ -32,17 +32,30 @@ FB = ModelFacts("single", "2.1", "card-b", 0.4, 0.05, (), "CPUExecutionProvider"
 
 
 def _items(root: Path, n: int, folder: str = ".") -> list[ScanItem]:
-    return [ScanItem(root / (f"c{i:05d}.bmp" if folder == "." else f"{folder}/c{i:05d}.bmp"), root, folder)
-            for i in range(n)]
+    return [
+        ScanItem(root / (f"c{i:05d}.bmp" if folder == "." else f"{folder}/c{i:05d}.bmp"), root, folder)
+        for i in range(n)
+    ]
 
 
-def _cr(i: int, cell, p: float, *, members: tuple[str, ...] = (), status: str = "ok", sha: str | None = None,
-        qc: str = "") -> CellResult:
+def _cr(
+    i: int, cell, p: float, *, members: tuple[str, ...] = (), status: str = "ok", sha: str | None = None, qc: str = ""
+) -> CellResult:
     ok = status == "ok"
-    return CellResult(i, cell.path, cell.root, cell.folder, cell.file, sha if sha is not None else f"sha-{cell.key}",
-                      status, "" if ok else "cannot decode image", p if ok else None,
-                      {m: min(1.0, p + 0.01 * k) for k, m in enumerate(members)} if ok else {},
-                      bool(ok and i % 7 == 0), qc)
+    return CellResult(
+        i,
+        cell.path,
+        cell.root,
+        cell.folder,
+        cell.file,
+        sha if sha is not None else f"sha-{cell.key}",
+        status,
+        "" if ok else "cannot decode image",
+        p if ok else None,
+        {m: min(1.0, p + 0.01 * k) for k, m in enumerate(members)} if ok else {},
+        bool(ok and i % 7 == 0),
+        qc,
+    )
 
 
 def _history(doc: CaseDocument):
@@ -76,9 +89,23 @@ def _build(tmp_path: Path, store: CaseStore | None = None) -> CaseDocument:
     doc.note_opened(str(r2 / "c00000.bmp"), False)
     cells = doc.add_items(_items(r1, 30) + _items(r1, 5, "sub") + _items(r2, 3))
     doc.set_model(FA)
-    doc.add_results(FA, [(c, _cr(i, c, i / 40, members=FA.member_names, status="error" if i == 3 else "ok",
-                                 qc="blurred" if i == 5 else ""))
-                         for i, c in enumerate(cells)])
+    doc.add_results(
+        FA,
+        [
+            (
+                c,
+                _cr(
+                    i,
+                    c,
+                    i / 40,
+                    members=FA.member_names,
+                    status="error" if i == 3 else "ok",
+                    qc="blurred" if i == 5 else "",
+                ),
+            )
+            for i, c in enumerate(cells)
+        ],
+    )
     doc.set_threshold(0.45)
     doc.set_model(FB)
     doc.add_results(FB, [(c, _cr(i, c, 1 - i / 40)) for i, c in enumerate(cells[:20])])
@@ -160,8 +187,9 @@ def test_schema_is_plain_sqlite_with_meta(tmp_path):
     assert meta["model"] == "ens" and meta["unexported"] == "1"
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     # the documented example queries work
-    per_case = con.execute("SELECT ca.name, count(*) FROM cells ce JOIN cases ca ON ca.id = ce.case_id "
-                           "GROUP BY ca.id ORDER BY ca.id").fetchall()
+    per_case = con.execute(
+        "SELECT ca.name, count(*) FROM cells ce JOIN cases ca ON ca.id = ce.case_id GROUP BY ca.id ORDER BY ca.id"
+    ).fetchall()
     assert per_case == [("slide 1", 35), ("slide 1 (other)", 3)]
     overrides = con.execute("SELECT count(*) FROM reviews WHERE model_label IS NOT NULL AND label != model_label")
     assert overrides.fetchone()[0] >= 1
@@ -200,8 +228,10 @@ def test_clear_keeps_the_audit_trail_but_not_the_history(tmp_path):
     doc.clear()
     store.flush()
     con = sqlite3.connect(path)
-    assert [con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in
-            ("cells", "results", "reviews", "cases", "opened")] == [0] * 5
+    assert [
+        con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        for t in ("cells", "results", "reviews", "cases", "opened")
+    ] == [0] * 5
     assert con.execute("SELECT count(*) FROM review_events").fetchone()[0] == n + 1  # + the "closed" marker
     con.close()
     doc.add_items(items)  # the same images opened again: their results and old history are gone
@@ -228,8 +258,11 @@ def test_review_history_rows_and_csv(tmp_path):
     rows = review_history_rows(store)
     store.close()
     assert [(r["cell"], r["old"], r["new"], r["action"]) for r in rows] == [
-        ("c00000.bmp", "", "HEM", "review"), ("c00001.bmp", "", "HEM", "review"),
-        ("c00000.bmp", "HEM", "", "review"), ("c00000.bmp", "", "HEM", "undo")]
+        ("c00000.bmp", "", "HEM", "review"),
+        ("c00001.bmp", "", "HEM", "review"),
+        ("c00000.bmp", "HEM", "", "review"),
+        ("c00000.bmp", "", "HEM", "undo"),
+    ]
     assert rows[0]["who"].startswith("=cmd") and rows[0]["when"] == "2024-01-02T03:04:05Z"
     assert rows[2]["who"] == "ann" and rows[3]["who"] == "bob"  # who cleared, who undid
     assert all(r["model_version"] == "2.1" and r["model"] == "single" for r in rows)
@@ -382,15 +415,16 @@ def _second_batch_fails(tmp_path, monkeypatch, exc: Exception):
     cells = doc.add_items(_items(tmp_path / "s", 30))
     doc.set_model(FB)
     for k in range(3):
-        doc.add_results(FB, [(c, _cr(i, c, 0.2)) for i, c in enumerate(cells[10 * k:10 * k + 10])])
+        doc.add_results(FB, [(c, _cr(i, c, 0.2)) for i, c in enumerate(cells[10 * k : 10 * k + 10])])
     return store, doc, cells, messages
 
 
 def test_a_failed_batch_is_reported_kept_and_written_with_the_next_change(tmp_path, monkeypatch):
     """A batch that fails for a reason that may pass (disk full) is not dropped: it is written, in order,
     before the next change; the user is told once."""
-    store, doc, cells, messages = _second_batch_fails(tmp_path, monkeypatch,
-                                                      sqlite3.OperationalError("database or disk is full"))
+    store, doc, cells, messages = _second_batch_fails(
+        tmp_path, monkeypatch, sqlite3.OperationalError("database or disk is full")
+    )
     doc.review(cells[:1], "ALL", "ann")
     assert store.flush(10)
     assert len(messages) == 1 and "disk is full" in messages[0] and "\n" not in messages[0]
@@ -401,8 +435,9 @@ def test_a_failed_batch_is_reported_kept_and_written_with_the_next_change(tmp_pa
 
 
 def test_a_batch_that_can_never_be_written_is_reported_and_does_not_block_the_rest(tmp_path, monkeypatch):
-    store, _doc, _cells, messages = _second_batch_fails(tmp_path, monkeypatch,
-                                                        sqlite3.IntegrityError("a bug in the batch"))  # not retried
+    store, _doc, _cells, messages = _second_batch_fails(
+        tmp_path, monkeypatch, sqlite3.IntegrityError("a bug in the batch")
+    )  # not retried
     assert store.flush(10)
     assert len(messages) == 1 and "a bug in the batch" in messages[0]
     store.close()
@@ -441,8 +476,9 @@ def test_kill_9_loses_at_most_the_batch_in_flight(tmp_path):
     path = tmp_path / "case.db"
     script = tmp_path / "child.py"
     script.write_text(KILL_CHILD)
-    p = subprocess.Popen([sys.executable, str(script), str(path), str(64 * 4000)], cwd=REPO,
-                         stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, str(script), str(path), str(64 * 4000)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
     committed = 0
     try:
         for line in p.stdout:
@@ -483,8 +519,9 @@ def test_changed_image_marks_the_review_stale(tmp_path):
     store.attach(doc)
     cells = doc.add_items([ScanItem(f, root, ".") for f in files])
     doc.set_model(FB)
-    doc.add_results(FB, [(c, _cr(i, c, 0.9, sha=hashlib.sha256(c.path.read_bytes()).hexdigest()))
-                         for i, c in enumerate(cells)])
+    doc.add_results(
+        FB, [(c, _cr(i, c, 0.9, sha=hashlib.sha256(c.path.read_bytes()).hexdigest())) for i, c in enumerate(cells)]
+    )
     doc.review(cells, "HEM", "ann")
     store.close()
 
@@ -523,8 +560,9 @@ def _read(p: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def test_classify_store_then_export_gives_the_same_report(cells_dir, tiny_models_dir, tmp_path, capsys,
-                                                         _no_bundled_models):
+def test_classify_store_then_export_gives_the_same_report(
+    cells_dir, tiny_models_dir, tmp_path, capsys, _no_bundled_models
+):
     common = ["--model", "tiny_ensemble", "--models-dir", str(tiny_models_dir), "--no-progress", "--batch-size", "3"]
     db = tmp_path / "case.db"
     plain, stored, exported = tmp_path / "plain.csv", tmp_path / "stored.csv", tmp_path / "exported.csv"
@@ -560,14 +598,29 @@ def test_classify_store_then_export_gives_the_same_report(cells_dir, tiny_models
     assert cell_rows(CaseStore.open(db).load()) == rows
 
 
-def test_classify_store_classifies_only_what_is_missing(cells_dir, tiny_models_dir, tmp_path, capsys,
-                                                       _no_bundled_models):
+def test_classify_store_classifies_only_what_is_missing(
+    cells_dir, tiny_models_dir, tmp_path, capsys, _no_bundled_models
+):
     common = ["--model", "tiny_a", "--models-dir", str(tiny_models_dir), "--no-progress"]
     db = tmp_path / "case.db"
     first = sorted(cells_dir.iterdir())[:3]
     assert main(["classify", *map(str, first), "--out", str(tmp_path / "a.csv"), "--store", str(db), *common]) == 0
-    assert main(["classify", str(cells_dir), "--out", str(tmp_path / "b.csv"), "--store", str(db),
-                 "--threshold", "0.3", *common]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                str(cells_dir),
+                "--out",
+                str(tmp_path / "b.csv"),
+                "--store",
+                str(db),
+                "--threshold",
+                "0.3",
+                *common,
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "0 of 3 cells" in err and "3 of 8 cells already classified by tiny_a" in err
     assert all(r["threshold"] == "0.3000" for r in _read(tmp_path / "b.csv"))
@@ -584,8 +637,21 @@ def test_cli_refuses_an_unreadable_case_file(cells_dir, tiny_models_dir, tmp_pat
     err = capsys.readouterr().err
     assert rc == 2 and "not an SQLite database" in err and "left as it is" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    rc = main(["classify", str(cells_dir), "--out", str(tmp_path / "r.csv"), "--store", str(db), "--model", "tiny_a",
-               "--models-dir", str(tiny_models_dir), "--no-progress"])
+    rc = main(
+        [
+            "classify",
+            str(cells_dir),
+            "--out",
+            str(tmp_path / "r.csv"),
+            "--store",
+            str(db),
+            "--model",
+            "tiny_a",
+            "--models-dir",
+            str(tiny_models_dir),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "--store" in err and "left as it is" in err
     assert db.read_bytes() == data and not (tmp_path / "case.db.corrupt").exists()
@@ -609,10 +675,11 @@ def test_restore_time_of_20000_cells(tmp_path):
     doc.set_model(FA)
     t0 = time.perf_counter()
     for b in range(0, len(cells), 64):
-        doc.add_results(FA, [(c, _cr(i, c, (i % 100) / 100, members=FA.member_names))
-                             for i, c in enumerate(cells[b:b + 64], b)])
+        doc.add_results(
+            FA, [(c, _cr(i, c, (i % 100) / 100, members=FA.member_names)) for i, c in enumerate(cells[b : b + 64], b)]
+        )
     for b in range(0, 2000, 10):
-        doc.review(cells[b * 10:b * 10 + 100:10], "ALL" if b % 20 else "HEM", "ann")
+        doc.review(cells[b * 10 : b * 10 + 100 : 10], "ALL" if b % 20 else "HEM", "ann")
     store.close()
     write = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -38,13 +38,28 @@ def _rel(row) -> str:
 def test_classify_bad_input_folder(bad_input, tiny_models_dir, tmp_path, capsys):
     before = {p: p.read_bytes() for p in bad_input.path.rglob("*") if p.is_file()}
     out, summ = tmp_path / "report.csv", tmp_path / "summary.csv"
-    rc = main(["classify", str(bad_input.path), "--model", "tiny_ensemble", "--out", str(out), "--summary", str(summ),
-               "--models-dir", str(tiny_models_dir), "--batch-size", "4", "--no-progress"])
+    rc = main(
+        [
+            "classify",
+            str(bad_input.path),
+            "--model",
+            "tiny_ensemble",
+            "--out",
+            str(out),
+            "--summary",
+            str(summ),
+            "--models-dir",
+            str(tiny_models_dir),
+            "--batch-size",
+            "4",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 0, err
     rows = _read(out)
     assert list(rows[0])[: len(CELL_COLUMNS)] == list(CELL_COLUMNS)
-    assert list(rows[0])[len(CELL_COLUMNS):] == ["p_all_tiny_a", "p_all_tiny_b"]
+    assert list(rows[0])[len(CELL_COLUMNS) :] == ["p_all_tiny_a", "p_all_tiny_b"]
     by = {_rel(r): r for r in rows}
     assert len(rows) == len(by) == len(bad_input.rows) and set(by) == bad_input.rows
     for rel in bad_input.ok:
@@ -90,7 +105,9 @@ def test_cli_matches_engine_and_threshold_option(cells_dir, tiny_models_dir, tmp
     ],
 )
 def test_usage_and_model_errors(cells_dir, tiny_models_dir, tmp_path, capsys, args, code, msg):
-    rc = main(["classify", str(cells_dir), "--out", str(tmp_path / "r.csv"), "--models-dir", str(tiny_models_dir), *args])
+    rc = main(
+        ["classify", str(cells_dir), "--out", str(tmp_path / "r.csv"), "--models-dir", str(tiny_models_dir), *args]
+    )
     err = capsys.readouterr().err
     assert rc == code
     assert msg in err and "Traceback" not in err
@@ -135,8 +152,12 @@ def test_models_command(tiny_models_dir, capsys):
 def test_console_script_one_line_error(cells_dir, tmp_path):
     exe = shutil.which("leukoscan-cli", path=str(Path(sys.executable).parent))
     cmd = [exe] if exe else CLI
-    p = subprocess.run([*cmd, "classify", str(cells_dir), "--model", "no_such_model", "--out", str(tmp_path / "r.csv")],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [*cmd, "classify", str(cells_dir), "--model", "no_such_model", "--out", str(tmp_path / "r.csv")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 3
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("leukoscan-cli: error: unknown model 'no_such_model'")
@@ -152,9 +173,26 @@ def test_ctrl_c_and_sigterm_write_only_a_partial_report(cells_dir, tiny_models_d
         os.link(srcs[i % len(srcs)], big / f"c{i:05d}.bmp")
     out = tmp_path / "r.csv"
     for delay in (1.0, 3.0, 8.0):  # a loaded machine may not finish a cell within the first second
-        p = subprocess.Popen([*CLI, "classify", str(big), "--model", "tiny_a", "--models-dir", str(tiny_models_dir),
-                              "--out", str(out), "--batch-size", "1", "--workers", "1", "--no-progress"],
-                             stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen(
+            [
+                *CLI,
+                "classify",
+                str(big),
+                "--model",
+                "tiny_a",
+                "--models-dir",
+                str(tiny_models_dir),
+                "--out",
+                str(out),
+                "--batch-size",
+                "1",
+                "--workers",
+                "1",
+                "--no-progress",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         line = p.stderr.readline()  # "model tiny_a ... on CPU" once the run starts
         assert "model tiny_a" in line
         time.sleep(delay)
@@ -196,13 +234,34 @@ def test_summary_through_a_symlink_to_the_report_is_refused(cells_dir, tiny_mode
     out = tmp_path / "r.csv"
     out.write_text("earlier report\n")
     os.symlink(out, tmp_path / "link.csv")
-    rc = main(["classify", str(cells_dir), "--out", str(out), "--summary", str(tmp_path / "link.csv"),
-               *_common(tiny_models_dir)])
+    rc = main(
+        [
+            "classify",
+            str(cells_dir),
+            "--out",
+            str(out),
+            "--summary",
+            str(tmp_path / "link.csv"),
+            *_common(tiny_models_dir),
+        ]
+    )
     assert rc == 2 and "different files" in capsys.readouterr().err
     assert out.read_text() == "earlier report\n" and (tmp_path / "link.csv").is_symlink()
     os.link(out, tmp_path / "hard.csv")  # a hard link is the same file too
-    assert main(["classify", str(cells_dir), "--out", str(out), "--summary", str(tmp_path / "hard.csv"),
-                 *_common(tiny_models_dir)]) == 2
+    assert (
+        main(
+            [
+                "classify",
+                str(cells_dir),
+                "--out",
+                str(out),
+                "--summary",
+                str(tmp_path / "hard.csv"),
+                *_common(tiny_models_dir),
+            ]
+        )
+        == 2
+    )
 
 
 def test_read_only_report_is_replaced_only_with_force(cells_dir, tiny_models_dir, tmp_path, capsys):
@@ -261,8 +320,7 @@ def test_report_saved_in_temp_folder_when_target_fails(cells_dir, tiny_models_di
     assert [len(_read(p)) for p in spare.iterdir()] == [8]
 
 
-def test_unlistable_folder_is_in_the_report_and_summary(cells_dir, tiny_models_dir, tmp_path, capsys,
-                                                        locked_folders):
+def test_unlistable_folder_is_in_the_report_and_summary(cells_dir, tiny_models_dir, tmp_path, capsys, locked_folders):
     (cells_dir / "locked").mkdir()
     out, summ = tmp_path / "r.csv", tmp_path / "s.csv"
     assert main(["classify", str(cells_dir), "--out", str(out), "--summary", str(summ), *_common(tiny_models_dir)]) == 0
@@ -280,9 +338,23 @@ def test_fifo_given_as_path_does_not_hang_the_cli(cells_dir, tiny_models_dir, tm
     fifo = tmp_path / "cell.bmp"
     os.mkfifo(fifo)
     out = tmp_path / "r.csv"
-    p = subprocess.Popen([*CLI, "classify", str(fifo), str(cells_dir), "--out", str(out), "--no-progress",
-                          "--model", "tiny_a", "--models-dir", str(tiny_models_dir)],
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            *CLI,
+            "classify",
+            str(fifo),
+            str(cells_dir),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--model",
+            "tiny_a",
+            "--models-dir",
+            str(tiny_models_dir),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         err = p.communicate(timeout=60)[1]
     finally:
@@ -318,8 +390,11 @@ def test_default_model_rule():
 
     from engine.registry import default_model
 
-    a, b, e = C(name="a", recommended=False, is_ensemble=False), C(name="b", recommended=True, is_ensemble=False), \
-        C(name="e", recommended=False, is_ensemble=True)
+    a, b, e = (
+        C(name="a", recommended=False, is_ensemble=False),
+        C(name="b", recommended=True, is_ensemble=False),
+        C(name="e", recommended=False, is_ensemble=True),
+    )
     assert default_model([a, b, e]) == "b" and default_model([a, e]) == "e" and default_model([a]) == "a"
     assert default_model([]) is None
 

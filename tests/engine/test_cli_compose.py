@@ -41,9 +41,26 @@ def test_out_dash_writes_the_report_on_stdout_and_every_message_on_stderr(cells_
     """Run as a pipeline does: stdout a pipe, stderr a file (``2>err.txt``): no progress frames in the file."""
     err_path = tmp_path / "err.txt"
     with open(err_path, "wb") as err:
-        p = subprocess.run([sys.executable, "-m", "engine.cli", "classify", str(cells_dir), "--model", "tiny_a",
-                            "--models-dir", str(tiny_models_dir), "--out", "-"],
-                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=err, timeout=120, check=False)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "engine.cli",
+                "classify",
+                str(cells_dir),
+                "--model",
+                "tiny_a",
+                "--models-dir",
+                str(tiny_models_dir),
+                "--out",
+                "-",
+            ],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            timeout=120,
+            check=False,
+        )
     err_text = err_path.read_text()
     assert p.returncode == 0, err_text
     assert not (tmp_path / "-").exists()
@@ -57,8 +74,12 @@ def test_out_dash_writes_the_report_on_stdout_and_every_message_on_stderr(cells_
 
 def test_classify_json_summary(cells_dir, tiny_models_dir, tmp_path, capsys):
     out, summ = tmp_path / "r.csv", tmp_path / "s.csv"
-    assert main(["classify", str(cells_dir), "--out", str(out), "--summary", str(summ), "--json",
-                 *_common(tiny_models_dir)]) == 0
+    assert (
+        main(
+            ["classify", str(cells_dir), "--out", str(out), "--summary", str(summ), "--json", *_common(tiny_models_dir)]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     doc = json.loads(captured.out)
     rows = read_cell_report(out)
@@ -103,8 +124,10 @@ def test_models_json_is_complete(tiny_models_dir, tmp_path, capsys):
 
 def _store(cells_dir, models, tmp_path) -> Path:
     db = tmp_path / "case.leukoscan"
-    assert main(["classify", str(cells_dir), "--out", str(tmp_path / "first.csv"), "--store", str(db),
-                 *_common(models)]) == 0
+    assert (
+        main(["classify", str(cells_dir), "--out", str(tmp_path / "first.csv"), "--store", str(db), *_common(models)])
+        == 0
+    )
     return db
 
 
@@ -134,10 +157,37 @@ def test_bom_for_excel_only_when_asked(cells_dir, tiny_models_dir, tmp_path, cap
     shutil.copytree(cells_dir, named)
     plain, excel = tmp_path / "plain.csv", tmp_path / "excel.csv"
     db = tmp_path / "case.leukoscan"
-    assert main(["classify", str(named), "--out", str(plain), "--summary", str(tmp_path / "plain_s.csv"),
-                 "--store", str(db), *_common(tiny_models_dir)]) == 0
-    assert main(["classify", str(named), "--out", str(excel), "--summary", str(tmp_path / "excel_s.csv"), "--bom",
-                 *_common(tiny_models_dir)]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                str(named),
+                "--out",
+                str(plain),
+                "--summary",
+                str(tmp_path / "plain_s.csv"),
+                "--store",
+                str(db),
+                *_common(tiny_models_dir),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "classify",
+                str(named),
+                "--out",
+                str(excel),
+                "--summary",
+                str(tmp_path / "excel_s.csv"),
+                "--bom",
+                *_common(tiny_models_dir),
+            ]
+        )
+        == 0
+    )
     for p in (plain, tmp_path / "plain_s.csv"):
         assert not p.read_bytes().startswith(BOM)
     assert excel.read_bytes().startswith(BOM + b"path,")
@@ -146,8 +196,10 @@ def test_bom_for_excel_only_when_asked(cells_dir, tiny_models_dir, tmp_path, cap
     assert "Müller, Zoë".encode() in plain.read_bytes()
     assert read_cell_report(excel) == read_cell_report(plain)  # read back with or without the BOM
 
-    assert main(["export", str(db), "--out", str(tmp_path / "x.csv"), "--summary", str(tmp_path / "xs.csv"),
-                 "--excel"]) == 0
+    assert (
+        main(["export", str(db), "--out", str(tmp_path / "x.csv"), "--summary", str(tmp_path / "xs.csv"), "--excel"])
+        == 0
+    )
     for name, first in (("x.csv", b"path,"), ("xs.csv", b"folder,"), ("x_reviews.csv", b"cell,")):
         assert (tmp_path / name).read_bytes().startswith(BOM + first)
     capsys.readouterr()
@@ -198,7 +250,6 @@ def test_models_dir_adds_to_the_bundled_models(tmp_path, monkeypatch, capsys):
     assert doc["model_dirs"] == [str(bundled / "models"), doc["user_models_dir"], str(extra)]
 
 
-
 @pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
 def test_interrupted_run_to_stdout_writes_nothing_there(cells_dir, tiny_models_dir, tmp_path, monkeypatch, capsys):
     """A pipeline never receives a report that looks complete: stdout stays empty, the rows done go to the temp
@@ -243,8 +294,13 @@ def test_json_is_utf8_whatever_the_console_encoding(tiny_models_dir, tmp_path):
     """A Windows console in cp1252 (here: ASCII) cannot encode every path; the JSON is UTF-8 bytes all the same."""
     models = tmp_path / "Modèles Zoë"
     shutil.copytree(tiny_models_dir, models)
-    p = subprocess.run([sys.executable, "-m", "engine.cli", "models", "--json", "--models-dir", str(models)],
-                       capture_output=True, timeout=120, check=False, env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    p = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "models", "--json", "--models-dir", str(models)],
+        capture_output=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+    )
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout.decode("utf-8"))
     assert doc["model_dirs"][-1] == str(models) and len(doc["models"]) == 3

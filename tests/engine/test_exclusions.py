@@ -25,8 +25,13 @@ def _doc(tmp_path):
     doc.set_model(FACTS)
     ps = [0.95] * 30 + [0.05] * 30 + [1.0]
     qcs = [""] * 60 + ["uniform image (no detail: not a cell)"]
-    doc.add_results(FACTS, [(c, CellResult(i, c.path, c.root, c.folder, c.file, f"sha{i}", "ok", "", p, {}, False, q))
-                            for i, (c, p, q) in enumerate(zip(cells, ps, qcs))])
+    doc.add_results(
+        FACTS,
+        [
+            (c, CellResult(i, c.path, c.root, c.folder, c.file, f"sha{i}", "ok", "", p, {}, False, q))
+            for i, (c, p, q) in enumerate(zip(cells, ps, qcs))
+        ],
+    )
     return doc
 
 
@@ -36,8 +41,10 @@ def test_a_qc_failure_is_excluded_by_default_and_not_counted(tmp_path):
     assert (cc.all, cc.hem, cc.excluded, cc.qc) == (30, 30, 1, 1)
     assert cc.pct_blasts == pytest.approx(50.0)  # not 31 of 61
     white = doc.cells[-1]
-    assert white.excluded and white.final_label == "EXCLUDED: failed the quality check (uniform image (no detail: " \
-                                                   "not a cell))"
+    assert (
+        white.excluded
+        and white.final_label == "EXCLUDED: failed the quality check (uniform image (no detail: not a cell))"
+    )
     assert not white.blast_unconfirmed  # an excluded image is not a blast call to confirm
     # a reviewer who says it is a cell after all brings it back
     doc.review([white], "HEM", "ann")
@@ -71,8 +78,10 @@ def test_the_report_rows_and_summary_csv_exclude_the_same_cells(tmp_path):
     (s,) = summarize(rows)
     assert (cc.all, cc.hem, cc.excluded) == (29, 30, 2)
     assert (s["all"], s["hem"], s["excluded"], s["pct_all"]) == ("29", "30", "2", "49.2")
-    assert s["excluded_reasons"] == "not a cell: 1; failed the quality check (uniform image (no detail: not a " \
-                                    "cell)): 1" or "failed the quality check" in s["excluded_reasons"]
+    assert (
+        s["excluded_reasons"] == "not a cell: 1; failed the quality check (uniform image (no detail: not a cell)): 1"
+        or "failed the quality check" in s["excluded_reasons"]
+    )
 
 
 def test_excluded_review_survives_the_store_and_its_chain(tmp_path):

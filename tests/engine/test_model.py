@@ -31,7 +31,9 @@ def test_single_model_matches_numpy_reference(tiny_models_dir):
     assert pred.member_p == {} and not pred.members_disagree.any()
     # real cells: the toy model does see a difference between blasts and normal cells
     p = dict(zip([s.stem for s in real_cell_sources()], pred.p_all))
-    assert np.mean([v for k, v in p.items() if k.endswith("_all")]) > np.mean([v for k, v in p.items() if k.endswith("_hem")])
+    assert np.mean([v for k, v in p.items() if k.endswith("_all")]) > np.mean(
+        [v for k, v in p.items() if k.endswith("_hem")]
+    )
 
 
 def test_temperature_calibration(tmp_path):
@@ -109,7 +111,9 @@ def test_cuda_session_creation_failure_falls_back_with_warning(tiny_models_dir, 
     monkeypatch.setattr(model_mod.ort, "InferenceSession", fake)
     clf = Registry([tiny_models_dir]).load("tiny_b", device="cuda")
     assert clf.active_provider == CPU
-    assert clf.warnings == ["CUDA session could not be created (CUDA failure 100: no CUDA-capable device is detected); running on the CPU"]
+    assert clf.warnings == [
+        "CUDA session could not be created (CUDA failure 100: no CUDA-capable device is detected); running on the CPU"
+    ]
 
 
 def test_unknown_device(tiny_models_dir):
@@ -131,8 +135,10 @@ def _orientation_sensitive_model(dest, views, size=16, temperature=1.3):
 
     weights = np.random.default_rng(3).normal(0, 1e-4, (1, size, size, 3)).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("Mul", ["image", "w"], ["wx"]),
-         helper.make_node("ReduceSum", ["wx", "axes"], ["logit"], keepdims=1)],
+        [
+            helper.make_node("Mul", ["image", "w"], ["wx"]),
+            helper.make_node("ReduceSum", ["wx", "axes"], ["logit"], keepdims=1),
+        ],
         "orient",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", size, size, 3])],
         [helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["batch", 1])],

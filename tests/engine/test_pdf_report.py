@@ -16,7 +16,8 @@ import engine
 from engine.card import load_card, sha256_file
 from engine.cli import main
 from engine.heldout import held_out_block, plain_words
-from engine.pdf_report import INTENDED_USE, THUMB_CAP, render_case_pdf, write_case_pdf
+from engine.pdf_cells import THUMB_CAP
+from engine.pdf_report import INTENDED_USE, render_case_pdf, write_case_pdf
 from engine.pipeline import classify, scan
 from engine.registry import Registry
 from engine.report import Review, cell_row, read_cell_report, summarize, write_cell_report
@@ -77,8 +78,9 @@ def _thumbs(rows) -> int:
 def test_single_case_says_what_the_csv_says(cells_dir, reg, tmp_path):
     rows = read_cell_report(write_cell_report(tmp_path / "r.csv", _classify(cells_dir, reg)))
     root = rows[0]["root"]
-    out = write_case_pdf(tmp_path / "case.pdf", rows, sample_ids={root: "S-2026-0042"}, card=reg.get("tiny_ensemble"),
-                         generated_at=WHEN)
+    out = write_case_pdf(
+        tmp_path / "case.pdf", rows, sample_ids={root: "S-2026-0042"}, card=reg.get("tiny_ensemble"), generated_at=WHEN
+    )
     assert out == tmp_path / "case.pdf" and out.read_bytes().startswith(b"%PDF-")
     text = " ".join(_texts(out))
     (s,) = summarize(rows)
@@ -104,8 +106,14 @@ def test_two_cases_each_on_its_own_pages_and_never_pooled(cells_dir, reg, tmp_pa
     rows = _classify(cells_dir, reg) + _classify(other, reg, overrides=0)
     r1, r2 = list(dict.fromkeys(r["root"] for r in rows))
     signoffs = {r2: {"signed_off_by": "Dr. Jo Lee", "signed_off_at": datetime(2026, 12, 1, 11, 0), "comment": "ok"}}
-    out = write_case_pdf(tmp_path / "two.pdf", rows, sample_ids={r1: "CASE-ONE", r2: "CASE-TWO"}, signoffs=signoffs,
-                         card=reg.get("tiny_ensemble"), generated_at=WHEN)
+    out = write_case_pdf(
+        tmp_path / "two.pdf",
+        rows,
+        sample_ids={r1: "CASE-ONE", r2: "CASE-TWO"},
+        signoffs=signoffs,
+        card=reg.get("tiny_ensemble"),
+        generated_at=WHEN,
+    )
     texts = _texts(out)
     n = len(texts)
     # the overview, then each case from the top of its own page(s)
@@ -115,13 +123,13 @@ def test_two_cases_each_on_its_own_pages_and_never_pooled(cells_dir, reg, tmp_pa
     s2 = summarize(r for r in rows if r["root"] == r2)[0]
     assert s1["pct_all"] != s2["pct_all"]
     overview = texts[0]
-    p1, p2 = " ".join(texts[starts[0]:starts[1]]), " ".join(texts[starts[1]:])
+    p1, p2 = " ".join(texts[starts[0] : starts[1]]), " ".join(texts[starts[1] :])
     assert "2 cases" in overview and "CASE-ONE" in overview and "CASE-TWO" in overview
     assert f"{s1['pct_all']} % ({s1['pct_all_ci_low']}-{s1['pct_all_ci_high']} %)" in overview
     assert f"{s2['pct_all']} % ({s2['pct_all_ci_low']}-{s2['pct_all_ci_high']} %)" in overview
     assert "CASE-ONE" in p1 and "CASE-TWO" not in p1 and _pct_text(s1) in p1 and "not signed off" in p1
     assert "CASE-TWO" in p2 and "CASE-ONE" not in p2 and _pct_text(s2) in p2
-    assert "signed off by Dr. Jo Lee on 2026-12-01 11:00" in p2 and "- \"ok\"" in p2
+    assert "signed off by Dr. Jo Lee on 2026-12-01 11:00" in p2 and '- "ok"' in p2
     assert "not signed off" not in p2
     pooled = summarize({**r, "root": "", "folder": "."} for r in rows)[0]
     assert pooled["pct_all"] not in (s1["pct_all"], s2["pct_all"])
@@ -142,12 +150,31 @@ def test_a_missing_image_gets_a_placeholder_not_a_failure(cells_dir, reg, tmp_pa
 
 def test_thumbnails_are_capped_per_group(tmp_path):
     n = THUMB_CAP + 7
-    rows = [dict(path=str(tmp_path / f"gone{i}.bmp"), folder=".", file=f"gone{i}.bmp", status="ok", error="",
-                 prediction="HEM", p_all="0.4500", flagged="true", model="m", model_version="1",
-                 threshold="0.5000", reviewed_label="", reviewer="", reviewed_at="", final_label="HEM",
-                 default_threshold="0.5000", provider="CPUExecutionProvider", root="/case", qc="",
-                 cell_id=f"id{i:04d}")
-            for i in range(n)]
+    rows = [
+        dict(
+            path=str(tmp_path / f"gone{i}.bmp"),
+            folder=".",
+            file=f"gone{i}.bmp",
+            status="ok",
+            error="",
+            prediction="HEM",
+            p_all="0.4500",
+            flagged="true",
+            model="m",
+            model_version="1",
+            threshold="0.5000",
+            reviewed_label="",
+            reviewer="",
+            reviewed_at="",
+            final_label="HEM",
+            default_threshold="0.5000",
+            provider="CPUExecutionProvider",
+            root="/case",
+            qc="",
+            cell_id=f"id{i:04d}",
+        )
+        for i in range(n)
+    ]
     out = tmp_path / "many.pdf"
     out.write_bytes(render_case_pdf(rows, generated_at=WHEN))
     text = " ".join(_texts(out))
@@ -162,20 +189,41 @@ def test_every_cell_counted_as_all_is_shown_with_a_traceable_caption(tmp_path):
     page.  Now every ALL cell is shown (beyond the per-group cap), captioned with its cell id (in the CSV too),
     P(ALL), the model's and the final call and who confirmed it; then a signature and an interpretation line."""
     n = THUMB_CAP + 5
-    rows = [dict(path=str(tmp_path / f"UID_H12_{i}_hem.webp"), folder=".", file=f"UID_H12_{i}_hem.webp",
-                 status="ok", error="", prediction="ALL", p_all="0.9100", flagged="false", model="m",
-                 model_version="1", threshold="0.5000", reviewed_label="ALL" if i == 0 else "",
-                 reviewer="ann" if i == 0 else "", reviewed_at="2026-12-01T09:00:00Z" if i == 0 else "",
-                 final_label="ALL", default_threshold="0.5000", provider="CPUExecutionProvider", root="/case", qc="",
-                 cell_id=f"c{i:05d}ab")
-            for i in range(n)]
+    rows = [
+        dict(
+            path=str(tmp_path / f"UID_H12_{i}_hem.webp"),
+            folder=".",
+            file=f"UID_H12_{i}_hem.webp",
+            status="ok",
+            error="",
+            prediction="ALL",
+            p_all="0.9100",
+            flagged="false",
+            model="m",
+            model_version="1",
+            threshold="0.5000",
+            reviewed_label="ALL" if i == 0 else "",
+            reviewer="ann" if i == 0 else "",
+            reviewed_at="2026-12-01T09:00:00Z" if i == 0 else "",
+            final_label="ALL",
+            default_threshold="0.5000",
+            provider="CPUExecutionProvider",
+            root="/case",
+            qc="",
+            cell_id=f"c{i:05d}ab",
+        )
+        for i in range(n)
+    ]
     out = tmp_path / "all.pdf"
-    out.write_bytes(render_case_pdf(rows, signoffs={"/case": {"signed_off_by": "Dr. Ada",
-                                                              "signed_off_at": "2026-12-01T10:00:00Z"}},
-                                    generated_at=WHEN))
+    out.write_bytes(
+        render_case_pdf(
+            rows,
+            signoffs={"/case": {"signed_off_by": "Dr. Ada", "signed_off_at": "2026-12-01T10:00:00Z"}},
+            generated_at=WHEN,
+        )
+    )
     text = " ".join(_texts(out))
-    assert f"Every cell counted as ALL (caption: cell id, P(ALL); model call > final call, who confirmed) ({n})" \
-        in text
+    assert f"Every cell counted as ALL (caption: cell id, P(ALL); model call > final call, who confirmed) ({n})" in text
     assert all(f"c{i:05d}ab" in text for i in range(n))  # each one, uniquely
     assert "ALL>ALL ann" in text and "ALL>ALL -" in text
     assert "Reviewed by Dr. Ada, signed 2026-12-01" in text and "Interpretation:" in text
@@ -183,12 +231,28 @@ def test_every_cell_counted_as_all_is_shown_with_a_traceable_caption(tmp_path):
 
 def test_core_fonts_fallback_writes_any_name(tmp_path):
     """Without a Unicode system font, names outside Latin-1 must not make the report fail."""
-    row = dict(path=str(tmp_path / "細胞.bmp"), folder="スライド", file="細胞 – 1.bmp", status="ok", prediction="HEM",
-               p_all="0.2000", flagged="false", model="m", model_version="1", threshold="0.5000",
-               reviewed_label="ALL", reviewer="Łukasz 李", root="/Fall ñ 細胞", qc="")
+    row = dict(
+        path=str(tmp_path / "細胞.bmp"),
+        folder="スライド",
+        file="細胞 – 1.bmp",
+        status="ok",
+        prediction="HEM",
+        p_all="0.2000",
+        flagged="false",
+        model="m",
+        model_version="1",
+        threshold="0.5000",
+        reviewed_label="ALL",
+        reviewer="Łukasz 李",
+        root="/Fall ñ 細胞",
+        qc="",
+    )
     out = tmp_path / "core.pdf"
-    out.write_bytes(render_case_pdf([row], signoffs={"/Fall ñ 細胞": {"signed_off_by": "李"}}, generated_at=WHEN,
-                                    search_fonts=False))
+    out.write_bytes(
+        render_case_pdf(
+            [row], signoffs={"/Fall ñ 細胞": {"signed_off_by": "李"}}, generated_at=WHEN, search_fonts=False
+        )
+    )
     text = " ".join(_texts(out))
     assert "/Fall ñ ??" in text and "signed off by ?" in text and "100.0 % (95 % CI 20.7-100.0 %)" in text
 

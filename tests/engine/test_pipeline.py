@@ -23,13 +23,31 @@ def _touch(p: Path, data: bytes = b"x") -> None:
 
 def test_scan_recursive_sorted_hidden_and_non_images_skipped(tmp_path):
     root = tmp_path / "case"
-    for rel in ["cell 10.bmp", "cell 2.BMP", "Cell 1.png", "b/x.tif", "a/z.jpg", "a/y/w.webp", "notes.txt",
-                ".hidden.bmp", ".thumbs/t.bmp", "a/.DS_Store", "a/._z.jpg", "README"]:
+    for rel in [
+        "cell 10.bmp",
+        "cell 2.BMP",
+        "Cell 1.png",
+        "b/x.tif",
+        "a/z.jpg",
+        "a/y/w.webp",
+        "notes.txt",
+        ".hidden.bmp",
+        ".thumbs/t.bmp",
+        "a/.DS_Store",
+        "a/._z.jpg",
+        "README",
+    ]:
         _touch(root / rel)
     items = scan([root])
     got = [(it.folder, it.file) for it in items]
-    assert got == [(".", "Cell 1.png"), (".", "cell 2.BMP"), (".", "cell 10.bmp"),
-                   ("a", "z.jpg"), ("a/y", "w.webp"), ("b", "x.tif")]
+    assert got == [
+        (".", "Cell 1.png"),
+        (".", "cell 2.BMP"),
+        (".", "cell 10.bmp"),
+        ("a", "z.jpg"),
+        ("a/y", "w.webp"),
+        ("b", "x.tif"),
+    ]
     assert all(it.root == root and it.path.is_absolute() and it.path.parent.name for it in items)
 
 
@@ -66,8 +84,9 @@ def test_scan_unlistable_folder_is_reported(tmp_path, locked_folders):
     assert "cannot be listed (Permission denied)" in items[1].problem
 
 
-def test_unlistable_folder_is_an_error_row_never_read(tmp_path, cells_dir, tiny_models_dir, monkeypatch,
-                                                      locked_folders):
+def test_unlistable_folder_is_an_error_row_never_read(
+    tmp_path, cells_dir, tiny_models_dir, monkeypatch, locked_folders
+):
     """A report of a case with a locked sub-folder must not look complete: the folder is a row."""
     (cells_dir / "locked").mkdir()
     loads = []

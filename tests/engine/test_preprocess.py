@@ -27,8 +27,17 @@ def cell() -> Image.Image:
     return rgb_of(real_cell_sources()[0])
 
 
-@pytest.mark.parametrize("name,kw", [("c.bmp", {}), ("c.BMP", {"format": "BMP"}), ("c.png", {}),
-                                     ("c.tif", {}), ("c.TIFF", {"format": "TIFF"}), ("c.webp", {"lossless": True})])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("c.bmp", {}),
+        ("c.BMP", {"format": "BMP"}),
+        ("c.png", {}),
+        ("c.tif", {}),
+        ("c.TIFF", {"format": "TIFF"}),
+        ("c.webp", {"lossless": True}),
+    ],
+)
 def test_lossless_formats_decode_to_identical_pixels(tmp_path, cell, name, kw):
     p = tmp_path / name
     cell.save(p, **kw)

@@ -119,8 +119,7 @@ def test_a_model_the_actors_cannot_load_is_a_model_error(tiny_models_dir):
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_stop_signal_writes_only_a_partial_report(cells_dir, tiny_models_dir, tmp_path, monkeypatch, capsys,
-                                                  sig, code):
+def test_stop_signal_writes_only_a_partial_report(cells_dir, tiny_models_dir, tmp_path, monkeypatch, capsys, sig, code):
     real_row = cli_on_ray.cell_row
     done = []
 
@@ -138,8 +137,19 @@ def test_stop_signal_writes_only_a_partial_report(cells_dir, tiny_models_dir, tm
     for i in range(40):
         os.link(srcs[i % len(srcs)], big / f"c{i:03d}.bmp")
     out = tmp_path / "r.csv"
-    rc = cli.main(["classify", str(big), "--model", "tiny_a", "--models-dir", str(tiny_models_dir),
-                   "--out", str(out), *_ray_args()])
+    rc = cli.main(
+        [
+            "classify",
+            str(big),
+            "--model",
+            "tiny_a",
+            "--models-dir",
+            str(tiny_models_dir),
+            "--out",
+            str(out),
+            *_ray_args(),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == code, err
     assert not out.exists() and "interrupted after" in err and "Traceback" not in err
@@ -152,8 +162,20 @@ def test_missing_ray_is_one_clear_line(cells_dir, tiny_models_dir, tmp_path, mon
     for name in [m for m in sys.modules if m.startswith("engine.distributed.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
-    rc = cli.main(["classify", str(cells_dir), "--model", "tiny_a", "--models-dir", str(tiny_models_dir),
-                   "--out", str(tmp_path / "r.csv"), "--engine", "ray"])
+    rc = cli.main(
+        [
+            "classify",
+            str(cells_dir),
+            "--model",
+            "tiny_a",
+            "--models-dir",
+            str(tiny_models_dir),
+            "--out",
+            str(tmp_path / "r.csv"),
+            "--engine",
+            "ray",
+        ]
+    )
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert rc == 2
     assert lines == ["leukoscan-cli: error: --engine ray needs the ray extra: pip install 'leukoscan[ray]'"]
@@ -161,14 +183,28 @@ def test_missing_ray_is_one_clear_line(cells_dir, tiny_models_dir, tmp_path, mon
 
 
 def test_ray_options_need_the_ray_engine(cells_dir, tiny_models_dir, tmp_path, capsys):
-    rc = cli.main(["classify", str(cells_dir), "--model", "tiny_a", "--models-dir", str(tiny_models_dir),
-                   "--out", str(tmp_path / "r.csv"), "--actors", "2"])
+    rc = cli.main(
+        [
+            "classify",
+            str(cells_dir),
+            "--model",
+            "tiny_a",
+            "--models-dir",
+            str(tiny_models_dir),
+            "--out",
+            str(tmp_path / "r.csv"),
+            "--actors",
+            "2",
+        ]
+    )
     assert rc == 2 and "need --engine ray" in capsys.readouterr().err
 
 
 def test_the_cli_and_the_engine_do_not_load_ray():
-    code = ("import sys, engine, engine.cli, engine.pipeline, engine.registry, engine.report;"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray' or m.startswith('engine.distributed')))")
+    code = (
+        "import sys, engine, engine.cli, engine.pipeline, engine.registry, engine.report;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray' or m.startswith('engine.distributed')))"
+    )
     p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "[]"
@@ -176,8 +212,11 @@ def test_the_cli_and_the_engine_do_not_load_ray():
 
 def test_only_engine_distributed_may_import_ray():
     cfg = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
-    contracts = [c for c in cfg["tool"]["importlinter"]["contracts"]
-                 if c.get("type") == "forbidden" and "ray" in c.get("forbidden_modules", [])]
+    contracts = [
+        c
+        for c in cfg["tool"]["importlinter"]["contracts"]
+        if c.get("type") == "forbidden" and "ray" in c.get("forbidden_modules", [])
+    ]
     assert contracts and contracts[0]["source_modules"] == ["engine"]
     assert contracts[0]["ignore_imports"] == ["engine.distributed.** -> ray"]
     assert "ray" in cfg["project"]["optional-dependencies"]

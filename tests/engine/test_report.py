@@ -28,16 +28,52 @@ from engine.report import (
 )
 from engine.stats import wilson_interval
 
-BASE = ["path", "folder", "file", "sha256", "status", "error", "prediction", "p_all", "flagged", "model",
-        "model_version", "threshold", "reviewed_label", "reviewer", "reviewed_at"]
+BASE = [
+    "path",
+    "folder",
+    "file",
+    "sha256",
+    "status",
+    "error",
+    "prediction",
+    "p_all",
+    "flagged",
+    "model",
+    "model_version",
+    "threshold",
+    "reviewed_label",
+    "reviewer",
+    "reviewed_at",
+]
 
 
-def _res(p_all, status="ok", folder=".", root="/r", members=None, disagree=False, i=0, file=None, qc="",
-         error="empty file (0 bytes)"):
+def _res(
+    p_all,
+    status="ok",
+    folder=".",
+    root="/r",
+    members=None,
+    disagree=False,
+    i=0,
+    file=None,
+    qc="",
+    error="empty file (0 bytes)",
+):
     file = file or f"c{i}.bmp"
-    return CellResult(index=i, path=Path(root) / folder / file, root=Path(root), folder=folder,
-                      file=file, sha256="ab" * 32, status=status, error="" if status == "ok" else error,
-                      p_all=p_all, member_p=members or {}, members_disagree=disagree, qc=qc)
+    return CellResult(
+        index=i,
+        path=Path(root) / folder / file,
+        root=Path(root),
+        folder=folder,
+        file=file,
+        sha256="ab" * 32,
+        status=status,
+        error="" if status == "ok" else error,
+        p_all=p_all,
+        member_p=members or {},
+        members_disagree=disagree,
+        qc=qc,
+    )
 
 
 @pytest.fixture
@@ -52,13 +88,35 @@ def ens(tiny_models_dir):
 
 def test_column_order():
     assert list(CELL_COLUMNS[: len(BASE)]) == BASE
-    assert list(CELL_COLUMNS[len(BASE):]) == ["final_label", "default_threshold", "provider", "root", "qc", "review_model_label",
-                                              "cell_id"]
+    assert list(CELL_COLUMNS[len(BASE) :]) == [
+        "final_label",
+        "default_threshold",
+        "provider",
+        "root",
+        "qc",
+        "review_model_label",
+        "cell_id",
+    ]
     assert list(SUMMARY_COLUMNS[:7]) == ["folder", "cells", "classified", "errors", "all", "hem", "pct_all"]
-    assert list(SUMMARY_COLUMNS[7:]) == ["pct_all_ci_low", "pct_all_ci_high", "review_open", "reviewed", "root",
-                                         "error_reasons", "flagged", "overridden", "qc", "signed_off_by",
-                                         "signed_off_at", "comment", "sample_id", "excluded", "excluded_reasons",
-                                         "signoff_check", "not_classified"]
+    assert list(SUMMARY_COLUMNS[7:]) == [
+        "pct_all_ci_low",
+        "pct_all_ci_high",
+        "review_open",
+        "reviewed",
+        "root",
+        "error_reasons",
+        "flagged",
+        "overridden",
+        "qc",
+        "signed_off_by",
+        "signed_off_at",
+        "comment",
+        "sample_id",
+        "excluded",
+        "excluded_reasons",
+        "signoff_check",
+        "not_classified",
+    ]
 
 
 def test_cell_row_values(clf):
@@ -107,15 +165,38 @@ def test_summarize_counts_final_labels_per_root_and_folder(clf):
         cell_row(_res(None, status="error", root="/empty", i=7), clf),
     ]
     s = summarize(rows)
-    assert [(r["root"], r["folder"]) for r in s] == [(str(Path("/r")), "."), (str(Path("/r")), "sub"),
-                                                     (str(Path("/other")), "."), (str(Path("/empty")), ".")]
+    assert [(r["root"], r["folder"]) for r in s] == [
+        (str(Path("/r")), "."),
+        (str(Path("/r")), "sub"),
+        (str(Path("/other")), "."),
+        (str(Path("/empty")), "."),
+    ]
     first = s[0]
     assert {k: first[k] for k in SUMMARY_COLUMNS if k != "root"} == {
-        "folder": ".", "cells": "5", "classified": "4", "errors": "1", "all": "1", "hem": "3",
-        "pct_all": "25.0", "pct_all_ci_low": "4.6", "pct_all_ci_high": "69.9", "review_open": "1", "reviewed": "1",
-        "error_reasons": "empty file (0 bytes)", "flagged": "1", "overridden": "1", "qc": "0",
-        "signed_off_by": "", "signed_off_at": "", "comment": "", "sample_id": "", "excluded": "0", "excluded_reasons": "",
-        "signoff_check": "", "not_classified": "0"}
+        "folder": ".",
+        "cells": "5",
+        "classified": "4",
+        "errors": "1",
+        "all": "1",
+        "hem": "3",
+        "pct_all": "25.0",
+        "pct_all_ci_low": "4.6",
+        "pct_all_ci_high": "69.9",
+        "review_open": "1",
+        "reviewed": "1",
+        "error_reasons": "empty file (0 bytes)",
+        "flagged": "1",
+        "overridden": "1",
+        "qc": "0",
+        "signed_off_by": "",
+        "signed_off_at": "",
+        "comment": "",
+        "sample_id": "",
+        "excluded": "0",
+        "excluded_reasons": "",
+        "signoff_check": "",
+        "not_classified": "0",
+    }
     assert s[1]["error_reasons"] == ""
     assert (s[1]["pct_all"], s[1]["pct_all_ci_low"], s[1]["pct_all_ci_high"]) == ("100.0", "20.7", "100.0")
     assert s[3]["pct_all"] == s[3]["pct_all_ci_low"] == s[3]["pct_all_ci_high"] == "" and s[3]["classified"] == "0"
@@ -135,7 +216,7 @@ def test_review_open_counts_only_flagged_cells_not_yet_reviewed(clf):
 
 
 def test_write_and_read_back_unicode(tmp_path, cells_dir, ens):
-    (cells_dir / "UID_11_10_1_all.bmp").rename(cells_dir / "Zelle ñ 細胞, \"1\".bmp")
+    (cells_dir / "UID_11_10_1_all.bmp").rename(cells_dir / 'Zelle ñ 細胞, "1".bmp')
     rows = [cell_row(r, ens) for r in classify(scan([cells_dir]), ens)]
     out = write_cell_report(tmp_path / "r.csv", rows)
     back = read_cell_report(out)
@@ -194,14 +275,32 @@ def test_summary_lists_a_few_distinct_error_reasons(clf):
     reasons = ["empty file (0 bytes)", "image file is truncated", "not a readable image", "x", "y"]
     rows = [cell_row(_res(None, status="error", error=e, i=i), clf) for i, e in enumerate(reasons + reasons)]
     assert summarize(rows)[0]["error_reasons"] == (
-        "empty file (0 bytes); image file is truncated; not a readable image (+2 more)")
+        "empty file (0 bytes); image file is truncated; not a readable image (+2 more)"
+    )
 
 
 HOSTILE = ["=cmd|' /C calc'!A0.bmp", "+SUM(1,2).bmp", "-2+3.bmp", "@SUM(1).bmp", "\t=1.bmp", "\r=1.bmp"]
 
 
-@pytest.mark.parametrize("value", [*HOSTILE, "'=already quoted", "''=1", "'-1", "'plain", "'", "", "-1.5", "+2",
-                                   "1e-3", "-inf", "-", "=", "normal.bmp"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        *HOSTILE,
+        "'=already quoted",
+        "''=1",
+        "'-1",
+        "'plain",
+        "'",
+        "",
+        "-1.5",
+        "+2",
+        "1e-3",
+        "-inf",
+        "-",
+        "=",
+        "normal.bmp",
+    ],
+)
 def test_neutralise_is_reversible(value):
     assert restore(neutralise(value)) == value
 
@@ -215,10 +314,15 @@ def test_neutralise_prefixes_formulas_only():
 
 
 def _formula_rows(clf):
-    rows = [cell_row(_res(0.9, folder=f, root=f"/{f}", file=name, i=i), clf,
-                     review=Review("ALL", reviewer="=1+2", reviewed_at="2026-01-01T10:00:00"))
-            for i, (f, name) in enumerate(zip(["+case", "-case", "@case", "=case", "\tcase", "\rcase"], HOSTILE))]
-    rows.append(cell_row(_res(None, status="error", file="=HYPERLINK(\"http://x\").bmp", error="-bad", i=9), clf))
+    rows = [
+        cell_row(
+            _res(0.9, folder=f, root=f"/{f}", file=name, i=i),
+            clf,
+            review=Review("ALL", reviewer="=1+2", reviewed_at="2026-01-01T10:00:00"),
+        )
+        for i, (f, name) in enumerate(zip(["+case", "-case", "@case", "=case", "\tcase", "\rcase"], HOSTILE))
+    ]
+    rows.append(cell_row(_res(None, status="error", file='=HYPERLINK("http://x").bmp', error="-bad", i=9), clf))
     return rows
 
 
@@ -249,9 +353,21 @@ def test_libreoffice_opens_formula_cells_as_text(tmp_path, clf):
     rows = _formula_rows(clf)
     out = write_cell_report(tmp_path / "r.csv", rows)
     conv = tmp_path / "conv"
-    p = subprocess.run(["soffice", "--headless", f"-env:UserInstallation=file://{tmp_path / 'lo-profile'}",
-                        "--convert-to", "csv", "--outdir", str(conv), str(out)],
-                       capture_output=True, text=True, timeout=180)
+    p = subprocess.run(
+        [
+            "soffice",
+            "--headless",
+            f"-env:UserInstallation=file://{tmp_path / 'lo-profile'}",
+            "--convert-to",
+            "csv",
+            "--outdir",
+            str(conv),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert p.returncode == 0, p.stderr
     with open(conv / "r.csv", encoding="utf-8", errors="replace", newline="") as fh:
         back = list(csv.DictReader(fh))
@@ -259,14 +375,17 @@ def test_libreoffice_opens_formula_cells_as_text(tmp_path, clf):
     assert all("1+2" in r["reviewer"] for r in back[:6])
 
 
-@pytest.mark.parametrize("k, n, low, high", [
-    (5, 10, 23.7, 76.3),   # symmetric around one half
-    (0, 20, 0.0, 16.1),    # no blast seen: the interval still reaches 16 %, not 0..0
-    (20, 20, 83.9, 100.0),
-    (1, 4, 4.6, 69.9),
-    (300, 800, 34.2, 40.9),  # same 37.5 % as 3/8, much narrower
-    (3, 8, 13.7, 69.4),
-])
+@pytest.mark.parametrize(
+    "k, n, low, high",
+    [
+        (5, 10, 23.7, 76.3),  # symmetric around one half
+        (0, 20, 0.0, 16.1),  # no blast seen: the interval still reaches 16 %, not 0..0
+        (20, 20, 83.9, 100.0),
+        (1, 4, 4.6, 69.9),
+        (300, 800, 34.2, 40.9),  # same 37.5 % as 3/8, much narrower
+        (3, 8, 13.7, 69.4),
+    ],
+)
 def test_wilson_interval_known_values(k, n, low, high):
     lo, hi = wilson_interval(k, n)
     assert (round(lo * 100, 1), round(hi * 100, 1)) == (low, high)

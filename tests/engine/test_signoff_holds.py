@@ -47,8 +47,9 @@ def _signed_case(cells_dir, tiny_models_dir, tmp_path):
     return case, extra, db, common
 
 
-def test_cli_refuses_new_images_in_a_signed_off_case_unless_reopened(cells_dir, tiny_models_dir, tmp_path, capsys,
-                                                                    _no_bundled_models):
+def test_cli_refuses_new_images_in_a_signed_off_case_unless_reopened(
+    cells_dir, tiny_models_dir, tmp_path, capsys, _no_bundled_models
+):
     case, extra, db, common = _signed_case(cells_dir, tiny_models_dir, tmp_path)
     for f in extra.iterdir():
         shutil.copy2(f, case / f.name)
@@ -58,8 +59,22 @@ def test_cli_refuses_new_images_in_a_signed_off_case_unless_reopened(cells_dir, 
     err = capsys.readouterr().err
     assert rc == 5 and "signed-off case(s) would change" in err and "2 new image(s)" in err and "--reopen" in err
     assert db.read_bytes() == before  # nothing written
-    assert main(["classify", str(case), "--out", str(tmp_path / "c.csv"), "--store", str(db),
-                 "--reopen", "two late images", *common]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                str(case),
+                "--out",
+                str(tmp_path / "c.csv"),
+                "--store",
+                str(db),
+                "--reopen",
+                "two late images",
+                *common,
+            ]
+        )
+        == 0
+    )
     store = CaseStore.open(db)
     try:
         events = store.case_events()
@@ -70,8 +85,9 @@ def test_cli_refuses_new_images_in_a_signed_off_case_unless_reopened(cells_dir, 
     assert next(iter(doc.cases.values())).signoff is None
 
 
-def test_the_app_rule_reopens_a_signed_off_case_when_an_image_is_added(cells_dir, tiny_models_dir, tmp_path,
-                                                                      _no_bundled_models):
+def test_the_app_rule_reopens_a_signed_off_case_when_an_image_is_added(
+    cells_dir, tiny_models_dir, tmp_path, _no_bundled_models
+):
     from engine.pipeline import ScanItem
 
     case, extra, db, _common = _signed_case(cells_dir, tiny_models_dir, tmp_path)
@@ -89,8 +105,9 @@ def test_the_app_rule_reopens_a_signed_off_case_when_an_image_is_added(cells_dir
     assert events[-1]["by"] == "LeukoScan (automatic)" and "new image(s) added after the sign-off" in events[-1]["text"]
 
 
-def test_reports_say_in_red_when_the_images_are_not_the_ones_signed_off(cells_dir, tiny_models_dir, tmp_path,
-                                                                       capsys, _no_bundled_models):
+def test_reports_say_in_red_when_the_images_are_not_the_ones_signed_off(
+    cells_dir, tiny_models_dir, tmp_path, capsys, _no_bundled_models
+):
     """A store changed behind LeukoScan's back (a cell row deleted with sqlite3): the sign-off no longer covers the
     images, and the summary CSV and the PDF say so instead of presenting the old sign-off as valid."""
     import sqlite3
@@ -120,8 +137,9 @@ def test_reports_say_in_red_when_the_images_are_not_the_ones_signed_off(cells_di
     del sqlite3
 
 
-def test_cli_refuses_a_replaced_image_in_a_signed_off_case(cells_dir, tiny_models_dir, tmp_path, capsys,
-                                                          _no_bundled_models):
+def test_cli_refuses_a_replaced_image_in_a_signed_off_case(
+    cells_dir, tiny_models_dir, tmp_path, capsys, _no_bundled_models
+):
     import os
 
     case, extra, db, common = _signed_case(cells_dir, tiny_models_dir, tmp_path)
@@ -136,13 +154,16 @@ def test_cli_refuses_a_replaced_image_in_a_signed_off_case(cells_dir, tiny_model
     assert rc == 5 and "1 changed image(s)" in err
 
 
-def test_a_csv_report_never_asserts_the_opposite_of_the_record(cells_dir, tiny_models_dir, tmp_path, capsys,
-                                                                 _no_bundled_models):
+def test_a_csv_report_never_asserts_the_opposite_of_the_record(
+    cells_dir, tiny_models_dir, tmp_path, capsys, _no_bundled_models
+):
     """Review-safety issue, item 5: ``report REPORT.csv --pdf`` of a signed-off case printed "Sample ID: not
     given" and, in red, "not signed off".  With the summary beside the CSV the PDF says what the record says
     (the same as from the store); without it, "unknown (not in this CSV ...)"."""
     _case, _extra, db, _common = _signed_case(cells_dir, tiny_models_dir, tmp_path)
-    assert main(["export", str(db), "--out", str(tmp_path / "r.csv"), "--summary", str(tmp_path / "r_summary.csv")]) == 0
+    assert (
+        main(["export", str(db), "--out", str(tmp_path / "r.csv"), "--summary", str(tmp_path / "r_summary.csv")]) == 0
+    )
 
     def text(pdf):
         return " ".join(" ".join(p.extract_text().split()) for p in PdfReader(pdf).pages)
@@ -174,8 +195,7 @@ def test_export_keeps_a_closed_record_closed(cells_dir, tiny_models_dir, tmp_pat
         store.close()
 
 
-def test_an_interrupted_run_is_reported_as_incomplete(cells_dir, tiny_models_dir, tmp_path, capsys,
-                                                      _no_bundled_models):
+def test_an_interrupted_run_is_reported_as_incomplete(cells_dir, tiny_models_dir, tmp_path, capsys, _no_bundled_models):
     """Case-record issue, item 5: after an interrupted run (64 of 100 stored) ``export`` exited 0 and the PDF said
     "90.6 % of 64 classified cells" without a word about the 36 images never classified."""
     from engine.case import ModelFacts
@@ -202,8 +222,7 @@ def test_an_interrupted_run_is_reported_as_incomplete(cells_dir, tiny_models_dir
     assert "INCOMPLETE: 5 of 8 images classified, 3 not classified" in text
 
 
-def test_reading_commands_open_the_store_read_only(cells_dir, tiny_models_dir, tmp_path, capsys,
-                                                   _no_bundled_models):
+def test_reading_commands_open_the_store_read_only(cells_dir, tiny_models_dir, tmp_path, capsys, _no_bundled_models):
     """Case-record issue, item 5: a store on read-only media could not be reported ("attempt to write a readonly
     database"): reading commands open it with SQLite's mode=ro and write nothing, not even -wal/-shm files."""
     _case, _extra, db, _common = _signed_case(cells_dir, tiny_models_dir, tmp_path)
@@ -215,8 +234,11 @@ def test_reading_commands_open_the_store_read_only(cells_dir, tiny_models_dir, t
     assert db.read_bytes() == before
     new = sorted(p.name for p in tmp_path.iterdir())
     # no lock and no data written (a WAL reader may leave SQLite's empty -wal and its -shm index beside the file)
-    assert [n for n in new if n not in listing and not n.endswith(("-shm", "-wal"))] == \
-        ["e.csv", "e_reviews.csv", "r.pdf"]
+    assert [n for n in new if n not in listing and not n.endswith(("-shm", "-wal"))] == [
+        "e.csv",
+        "e_reviews.csv",
+        "r.pdf",
+    ]
     wal = db.with_name(db.name + "-wal")
     assert not wal.exists() or wal.stat().st_size == 0
     store = CaseStore.open(db, read_only=True)
@@ -232,8 +254,22 @@ def test_reading_commands_open_the_store_read_only(cells_dir, tiny_models_dir, t
 def test_an_unreadable_summary_beside_a_csv_report_is_ignored(cells_dir, tiny_models_dir, tmp_path, capsys):
     """The summary beside a per-cell CSV is optional: one that cannot be read means "unknown", not a crash."""
     csv_path = tmp_path / "r.csv"
-    assert main(["classify", str(cells_dir), "--out", str(csv_path), "--model", "tiny_ensemble", "--models-dir",
-                 str(tiny_models_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                str(cells_dir),
+                "--out",
+                str(csv_path),
+                "--model",
+                "tiny_ensemble",
+                "--models-dir",
+                str(tiny_models_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     (tmp_path / "r_summary.csv").write_bytes(b"\xff\xfe\x00garbage")
     assert main(["report", str(csv_path), "--pdf", str(tmp_path / "r.pdf"), "--models-dir", str(tiny_models_dir)]) == 0
     text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(tmp_path / "r.pdf").pages)

@@ -60,7 +60,8 @@ def test_csv_bom_setting(qtbot, make_window, cells_dir, tmp_path):
     written = _export(qtbot, excel, tmp_path / "excel.csv")
     assert len(written) >= 2 and all(Path(p).read_bytes()[:3] == BOM for p in written)
     assert (tmp_path / "excel.csv").read_bytes()[3:] == (tmp_path / "plain.csv").read_bytes().replace(
-        str(cells_dir).encode(), str(other).encode())
+        str(cells_dir).encode(), str(other).encode()
+    )
     excel.doc.unexported = False
 
 

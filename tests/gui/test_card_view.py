@@ -56,10 +56,14 @@ def test_shipped_card_shows_one_bar_per_donor_healthy_and_patients_apart(qtbot):
     assert _colour_count(img, HEM_COLOR) > 200 and _colour_count(img, ALL_COLOR) > 200  # both groups drawn
     tips = [view.donors.tip_at(r.center()) for r, _ in view.donors._hits]
     h6, last = per["H6"], chart.patients[-1]
-    assert tips[0].startswith(f"Healthy donor H6: {1 - h6['share_called_all']:.2f} of {h6['n_cells']} cells called "
-                              "HEM (normal); never seen by the shipped model")
-    assert tips[-1].startswith(f"Patient {last.donor}: {per[last.donor]['share_called_all']:.2f} of "
-                               f"{per[last.donor]['n_cells']} cells called ALL")
+    assert tips[0].startswith(
+        f"Healthy donor H6: {1 - h6['share_called_all']:.2f} of {h6['n_cells']} cells called "
+        "HEM (normal); never seen by the shipped model"
+    )
+    assert tips[-1].startswith(
+        f"Patient {last.donor}: {per[last.donor]['share_called_all']:.2f} of "
+        f"{per[last.donor]['n_cells']} cells called ALL"
+    )
     assert view.donors.tip_at(QPointF(2, 2)) == ""
     assert "None of these donors was in the shipped model's training" in view.caption.text()
     # words beside the charts; the raw card only behind the toggle
@@ -80,10 +84,15 @@ def test_refit_model_marks_every_donor_as_seen_and_an_ensemble_follows_its_membe
     assert all(b.seen_in_training for b in vgg.donors.chart.bars)
     assert "refit on every development donor" in vgg.caption.text()
 
-    block = held_out_block({"5": {"n": 9, "class": "ALL", "accuracy": 0.8}, "H6": {"n": 9, "class": "HEM", "accuracy": 0.1}},
-                           {"ALL": {"recall": 0.8}, "HEM": {"recall": 0.1}}, "fold 1")
-    for name, training in (("a", {"train_subjects": ["1", "H2"]}),
-                           ("b", {"shipped_model": "logistic head refit on all 40 subjects"})):
+    block = held_out_block(
+        {"5": {"n": 9, "class": "ALL", "accuracy": 0.8}, "H6": {"n": 9, "class": "HEM", "accuracy": 0.1}},
+        {"ALL": {"recall": 0.8}, "HEM": {"recall": 0.1}},
+        "fold 1",
+    )
+    for name, training in (
+        ("a", {"train_subjects": ["1", "H2"]}),
+        ("b", {"shipped_model": "logistic head refit on all 40 subjects"}),
+    ):
         path = make_tiny_model(tmp_path, name)
         data = json.loads(path.read_text())
         data["training"] = training
@@ -119,12 +128,19 @@ def test_reliability_diagram_from_the_cards_table_and_a_card_without_one(qtbot, 
 
     data = json.loads(path.read_text())
     data["metrics"]["ece"] = 0.05
-    data["metrics"]["validation_honest"] = {"reliability": {
-        "bins": 15, "mean_p_all": [0.05, 0.3, 0.6, 0.9], "fraction_all": [0.1, 0.2, 0.7, 0.95],
-        "n_cells": [300, 40, 50, 500]}}
+    data["metrics"]["validation_honest"] = {
+        "reliability": {
+            "bins": 15,
+            "mean_p_all": [0.05, 0.3, 0.6, 0.9],
+            "fraction_all": [0.1, 0.2, 0.7, 0.95],
+            "n_cells": [300, 40, 50, 500],
+        }
+    }
     data["metrics"]["held_out"] = held_out_block(
         {"H1": {"n": 10, "class": "HEM", "accuracy": 0.8}, "7": {"n": 12, "class": "ALL", "accuracy": 0.5}},
-        {"ALL": {"recall": 0.5}, "HEM": {"recall": 0.8}}, "unit test")
+        {"ALL": {"recall": 0.5}, "HEM": {"recall": 0.8}},
+        "unit test",
+    )
     data["metrics"]["held_out"]["cell_area_baseline"] = {"donors": {"healthy_donors": {"per_subject": {"H1": 0.1}}}}
     data["training"]["train_subjects"] = ["7", "8"]
     path.write_text(json.dumps(data))

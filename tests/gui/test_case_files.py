@@ -8,8 +8,7 @@ from gui_helpers import make_window, open_and_classify, stored  # noqa: F401  (f
 from engine.case.store import CaseStore
 
 
-def test_opening_another_store_keeps_the_current_session_as_a_closed_store(qtbot, make_window, cells_dir,
-                                                                            tmp_path):
+def test_opening_another_store_keeps_the_current_session_as_a_closed_store(qtbot, make_window, cells_dir, tmp_path):
     other = tmp_path / "other.db"
     CaseStore.open(other).close()
     w = make_window()
@@ -51,8 +50,7 @@ def test_a_clear_is_logged_with_who_cleared(qtbot, make_window, cells_dir):
     assert (last["old_label"], last["new_label"], last["reviewer"]) == ("ALL", None, "tech1")
 
 
-def test_a_review_made_while_the_report_is_written_keeps_the_case_unexported(qtbot, make_window, cells_dir,
-                                                                             tmp_path):
+def test_a_review_made_while_the_report_is_written_keeps_the_case_unexported(qtbot, make_window, cells_dir, tmp_path):
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     with qtbot.waitSignal(w.exports.written, timeout=30_000):

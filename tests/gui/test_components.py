@@ -55,8 +55,9 @@ def test_case_actions_offer_the_walk_through_the_callable_they_were_given(qtbot)
     bridge = _bridge_with_a_case()
     browser = SimpleNamespace(current_cell=lambda: None, proxy=SimpleNamespace(case=None))
     walked = []
-    actions = CaseActions(bridge, browser, SimpleNamespace(reviewer=lambda: "tech1"), Prompts(parent),
-                          lambda: walked.append(True))
+    actions = CaseActions(
+        bridge, browser, SimpleNamespace(reviewer=lambda: "tech1"), Prompts(parent), lambda: walked.append(True)
+    )
     case = actions.current_case()  # the only case, with no cell selected
     assert case is not None and case.root == "/data/case 1"
     assert not actions.sign_off()  # nothing classified: refused, and the walk is offered

@@ -26,9 +26,9 @@ def _flag(w, n: int) -> None:
     assert sum(c.flagged for c in w.cell_model.cells) >= n
 
 
-def test_window_cli_summary_csv_and_pdf_report_the_same_flagged_and_open_counts(qtbot, make_window, cells_dir,
-                                                                                tiny_models_dir, tmp_path, capsys,
-                                                                                monkeypatch):
+def test_window_cli_summary_csv_and_pdf_report_the_same_flagged_and_open_counts(
+    qtbot, make_window, cells_dir, tiny_models_dir, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setenv("LEUKOSCAN_RESOURCES_DIR", str(tmp_path / "no-bundled-resources"))
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
@@ -46,8 +46,24 @@ def test_window_cli_summary_csv_and_pdf_report_the_same_flagged_and_open_counts(
 
     expected = f"{win.flagged} flagged for review"
     # leukoscan-cli classify --store (nothing left to classify: it reports the stored case)
-    assert main(["classify", str(cells_dir), "--out", str(tmp_path / "c.csv"), "--store", str(db),
-                 "--model", "tiny_ensemble", "--models-dir", str(tiny_models_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                str(cells_dir),
+                "--out",
+                str(tmp_path / "c.csv"),
+                "--store",
+                str(db),
+                "--model",
+                "tiny_ensemble",
+                "--models-dir",
+                str(tiny_models_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     line = capsys.readouterr().err
     assert expected in line and f"{win.review_open} review(s) open" in line, line
     # leukoscan-cli export, and its summary CSV
@@ -56,8 +72,11 @@ def test_window_cli_summary_csv_and_pdf_report_the_same_flagged_and_open_counts(
     assert expected in line and f"{win.review_open} review(s) open" in line and f"{win.reviewed} reviewed" in line
     with open(tmp_path / "s.csv", newline="", encoding="utf-8") as fh:
         (row,) = list(csv.DictReader(fh))
-    assert (int(row["flagged"]), int(row["review_open"]), int(row["reviewed"])) == \
-        (win.flagged, win.review_open, win.reviewed)
+    assert (int(row["flagged"]), int(row["review_open"]), int(row["reviewed"])) == (
+        win.flagged,
+        win.review_open,
+        win.reviewed,
+    )
     # the PDF's case total row: Cells, ALL, HEM, % blasts (CI), Review open, Errors, QC, Excluded
     pdf = tmp_path / "case.pdf"
     assert main(["report", str(db), "--pdf", str(pdf)]) == 0
@@ -66,5 +85,12 @@ def test_window_cli_summary_csv_and_pdf_report_the_same_flagged_and_open_counts(
     text = "\n".join(p.extract_text() for p in PdfReader(pdf).pages)
     m = re.search(r"Case total\s+(\d+)\s+(\d+)\s+(\d+)\s+\S+ % \([^)]*\)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", text)
     assert m, text
-    assert tuple(map(int, m.groups())) == (win.cells, win.all, win.hem, win.review_open, win.errors, win.qc,
-                                           win.excluded)
+    assert tuple(map(int, m.groups())) == (
+        win.cells,
+        win.all,
+        win.hem,
+        win.review_open,
+        win.errors,
+        win.qc,
+        win.excluded,
+    )

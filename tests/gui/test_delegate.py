@@ -17,8 +17,18 @@ from gui.delegate import QC_COLOR, TileDelegate, qc_reason
 def _cell(qc: str = "") -> Cell:
     path = Path("/case/c1.bmp")
     c = Cell(path, Path("/case"), ".", "case")
-    c.result = CellResult(index=0, path=path, root=Path("/case"), folder=".", file="c1.bmp", sha256="ab" * 32,
-                          status="ok", error="", p_all=0.12, qc=qc)
+    c.result = CellResult(
+        index=0,
+        path=path,
+        root=Path("/case"),
+        folder=".",
+        file="c1.bmp",
+        sha256="ab" * 32,
+        status="ok",
+        error="",
+        p_all=0.12,
+        qc=qc,
+    )
     c.prediction, c.flagged = "HEM", bool(qc)
     return c
 

@@ -27,8 +27,10 @@ def test_no_two_commands_share_a_key_and_save_as_stays_free(qtbot):
                 clashes.append((k, owner[k], c.name))
             owner[k] = c.name
     assert not clashes, clashes
-    save_as = {s.toString(QKeySequence.SequenceFormat.PortableText)
-               for s in QKeySequence.keyBindings(QKeySequence.StandardKey.SaveAs)} | {"Ctrl+Shift+S"}
+    save_as = {
+        s.toString(QKeySequence.SequenceFormat.PortableText)
+        for s in QKeySequence.keyBindings(QKeySequence.StandardKey.SaveAs)
+    } | {"Ctrl+Shift+S"}
     assert not save_as & set(owner), save_as & set(owner)
     assert owner["Ctrl+Alt+O"] == "open_store"
 

@@ -47,6 +47,7 @@ def test_a_read_only_sessions_folder_is_reported_with_the_real_reason(tmp_path, 
     if os.name == "posix" and os.geteuid() != 0:
         sessions.chmod(0o555)
     else:  # root writes anywhere: make the folder behave as a read-only file system does
+
         def no_temp_file(*args, **kwargs):
             raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
@@ -92,12 +93,14 @@ def test_shown_p_all_agrees_with_the_class_for_any_value():
         label = "ALL" if p >= t else "HEM"
         shown = float(p_all_text(p, label, t, d))
         assert (shown >= t) == (label == "ALL"), (p, t, d, shown)
-        assert math.isclose(shown, p, abs_tol=10.0 ** -d)
+        assert math.isclose(shown, p, abs_tol=10.0**-d)
 
 
 def test_table_and_preview_show_a_p_all_that_agrees_with_the_class(qtbot, make_window, cells_dir):
     w = make_window(model="tiny_a")
-    qtbot.waitUntil(lambda: w.model_chooser.classifier is not None and w.model_chooser.classifier.name == "tiny_a", timeout=30_000)
+    qtbot.waitUntil(
+        lambda: w.model_chooser.classifier is not None and w.model_chooser.classifier.name == "tiny_a", timeout=30_000
+    )
     open_and_classify(qtbot, w, [cells_dir])
     # a threshold just above a cell's P(ALL), below its 3-digit rounding: plain rounding would say ALL
     cell = next((c for c in w.cell_model.cells if round(c.p_all, 3) > c.p_all + 1e-6), None)

@@ -90,8 +90,10 @@ def test_session_of_a_killed_process_is_an_orphan(tmp_path):
     files.dir.mkdir(parents=True)
     CaseStore.open(path).close()
     lock = lock_path(path)
-    code = ("import sys, os; from PySide6.QtCore import QLockFile; l = QLockFile(sys.argv[1]); "
-            "assert l.tryLock(1000); print('locked', flush=True); os._exit(0)")  # exits holding the lock
+    code = (
+        "import sys, os; from PySide6.QtCore import QLockFile; l = QLockFile(sys.argv[1]); "
+        "assert l.tryLock(1000); print('locked', flush=True); os._exit(0)"
+    )  # exits holding the lock
     p = subprocess.run([sys.executable, "-c", code, str(lock)], capture_output=True, text=True, timeout=60)
     assert "locked" in p.stdout and lock.exists()
     assert files.orphans() == [path]
@@ -109,8 +111,12 @@ def test_model_that_fails_to_load_keeps_the_app_usable(qtbot, make_window, tiny_
     card = json.loads((tiny_models_dir / "tiny_a.json").read_text())
     import hashlib
 
-    card.update(name="tiny_broken", display_name="Broken model", onnx_file=bad.name,
-                sha256=hashlib.sha256(bad.read_bytes()).hexdigest())
+    card.update(
+        name="tiny_broken",
+        display_name="Broken model",
+        onnx_file=bad.name,
+        sha256=hashlib.sha256(bad.read_bytes()).hexdigest(),
+    )
     (tiny_models_dir / "tiny_broken.json").write_text(json.dumps(card))
     w = make_window()
     assert w.model_chooser.combo.findData("tiny_broken") >= 0
@@ -210,8 +216,14 @@ def test_version_and_self_test_run_before_any_qt_import(flag, tiny_models_dir, t
         "print('QT', any(m.startswith('PySide6') for m in sys.modules))\n"
     )
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    p = subprocess.run([sys.executable, "-c", code, str(tiny_models_dir), str(tmp_path / "st.txt")],
-                       capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+    p = subprocess.run(
+        [sys.executable, "-c", code, str(tiny_models_dir), str(tmp_path / "st.txt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=env,
+    )
     assert "QT False" in p.stdout, p.stdout + p.stderr
     if flag == "--version":
         assert "LeukoScan 0." in p.stdout and "EXIT 0" in p.stdout
@@ -227,8 +239,14 @@ def test_command_line_paths_are_opened_and_classified(qtbot, tiny_models_dir, ce
     w = build_window(args)
     try:
         w.show()
-        qtbot.waitUntil(lambda: len(w.cell_model.cells) == 8 and not w.runs.running
-                        and all(c.result is not None for c in w.cell_model.cells), timeout=30_000)
+        qtbot.waitUntil(
+            lambda: (
+                len(w.cell_model.cells) == 8
+                and not w.runs.running
+                and all(c.result is not None for c in w.cell_model.cells)
+            ),
+            timeout=30_000,
+        )
         assert w.model_chooser.classifier.name == "tiny_a"
         assert str(cells_dir) in w.settings.recent_folders
     finally:
@@ -273,8 +291,9 @@ def test_bulk_accept_of_a_selection_and_settings_persist(qtbot, make_window, cel
     assert (fresh.reviewer, fresh.batch_size, fresh.thumb_size, fresh.device) == ("A. Chen", 4, 160, "cpu")
 
 
-def test_restore_skips_reviews_of_changed_images_and_reports_missing_folders(qtbot, make_window, cells_dir,
-                                                                             tmp_path, monkeypatch):
+def test_restore_skips_reviews_of_changed_images_and_reports_missing_folders(
+    qtbot, make_window, cells_dir, tmp_path, monkeypatch
+):
     from PIL import Image
 
     monkeypatch.setattr(Prompts, "confirm_bulk_accept", lambda self, n, flagged: True)
@@ -292,7 +311,9 @@ def test_restore_skips_reviews_of_changed_images_and_reports_missing_folders(qtb
         im.rotate(90).save(changed)  # same name, different image: its review must not be re-applied
     monkeypatch.setattr(Prompts, "ask_restore", lambda self, p, meta: True)
     w2 = make_window(check_orphans=True)
-    qtbot.waitUntil(lambda: any(t == "Some reviews were not re-applied" for t, _ in w2.prompts.messages), timeout=30_000)
+    qtbot.waitUntil(
+        lambda: any(t == "Some reviews were not re-applied" for t, _ in w2.prompts.messages), timeout=30_000
+    )
     qtbot.waitUntil(lambda: any(t == "Some paths could not be opened" for t, _ in w2.prompts.messages), timeout=10_000)
     assert any(t == "Some paths could not be opened" and str(gone) in m for t, m in w2.prompts.messages)
     by_key = {c.key: c for c in w2.cell_model.cells}
@@ -313,8 +334,9 @@ def test_autosave_failure_is_reported_once(qtbot, make_window, cells_dir, monkey
     open_and_classify(qtbot, w, [cells_dir])
     shown = []
     real_show = Prompts.show_message
-    monkeypatch.setattr(Prompts, "show_message",
-                        lambda self, title, text, *a: shown.append(title) or real_show(self, title, text, *a))
+    monkeypatch.setattr(
+        Prompts, "show_message", lambda self, title, text, *a: shown.append(title) or real_show(self, title, text, *a)
+    )
     from engine.case import ops, writer
 
     real_write = writer.WRITES[ops.LogReviews]
@@ -363,8 +385,10 @@ def test_open_case_store_never_renames_a_file_that_is_not_a_store(qtbot, make_wi
     import sqlite3
 
     w = make_window()
-    for f, make in ((tmp_path / "report.csv", lambda p: p.write_text("path,status\n")),
-                    (tmp_path / "other.db", lambda p: sqlite3.connect(p).execute("CREATE TABLE t(x)").connection.commit())):
+    for f, make in (
+        (tmp_path / "report.csv", lambda p: p.write_text("path,status\n")),
+        (tmp_path / "other.db", lambda p: sqlite3.connect(p).execute("CREATE TABLE t(x)").connection.commit()),
+    ):
         make(f)
         before = f.read_bytes()
         w.prompts.messages.clear()
@@ -373,14 +397,31 @@ def test_open_case_store_never_renames_a_file_that_is_not_a_store(qtbot, make_wi
         assert f.exists() and f.read_bytes() == before and not f.with_name(f.name + ".corrupt").exists()
 
 
-def test_open_case_store_written_by_the_cli_shows_its_results_without_a_run(qtbot, make_window, cells_dir,
-                                                                           tiny_models_dir, tmp_path, monkeypatch):
+def test_open_case_store_written_by_the_cli_shows_its_results_without_a_run(
+    qtbot, make_window, cells_dir, tiny_models_dir, tmp_path, monkeypatch
+):
     from engine.cli import main
 
     monkeypatch.setenv("LEUKOSCAN_RESOURCES_DIR", str(tmp_path / "no bundled models"))
     db = tmp_path / "overnight.db"
-    assert main(["classify", str(cells_dir), "--out", str(tmp_path / "cli.csv"), "--store", str(db),
-                 "--model", "tiny_ensemble", "--models-dir", str(tiny_models_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                str(cells_dir),
+                "--out",
+                str(tmp_path / "cli.csv"),
+                "--store",
+                str(db),
+                "--model",
+                "tiny_ensemble",
+                "--models-dir",
+                str(tiny_models_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     w = make_window()
     runs = []
     w.runs.finished.connect(lambda *a: runs.append(a))
@@ -405,22 +446,45 @@ def test_open_case_store_written_by_the_cli_shows_its_results_without_a_run(qtbo
 
 
 def test_a_case_store_of_another_model_switches_to_it_instead_of_classifying_again(
-        qtbot, make_window, cells_dir, tiny_models_dir, tmp_path, monkeypatch):
+    qtbot, make_window, cells_dir, tiny_models_dir, tmp_path, monkeypatch
+):
     """An overnight batch classified with tiny_a opened in a window running the ensemble: the window
     switches to tiny_a and shows the stored results; nothing is classified."""
     from engine.cli import main
 
     monkeypatch.setenv("LEUKOSCAN_RESOURCES_DIR", str(tmp_path / "no bundled models"))
     db = tmp_path / "overnight.db"
-    assert main(["classify", str(cells_dir), "--out", str(tmp_path / "cli.csv"), "--store", str(db),
-                 "--model", "tiny_a", "--models-dir", str(tiny_models_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                str(cells_dir),
+                "--out",
+                str(tmp_path / "cli.csv"),
+                "--store",
+                str(db),
+                "--model",
+                "tiny_a",
+                "--models-dir",
+                str(tiny_models_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     w = make_window()
     assert w.model_chooser.classifier.name == "tiny_ensemble"
     runs = []
     w.runs.resultsStored.connect(lambda *a: runs.append(a))
     w.opener.open_store(db)
-    qtbot.waitUntil(lambda: w.model_chooser.classifier is not None and w.model_chooser.classifier.name == "tiny_a" and len(w.cell_model.cells) == 8,
-                    timeout=10_000)
+    qtbot.waitUntil(
+        lambda: (
+            w.model_chooser.classifier is not None
+            and w.model_chooser.classifier.name == "tiny_a"
+            and len(w.cell_model.cells) == 8
+        ),
+        timeout=10_000,
+    )
     qtbot.wait(300)
     assert runs == [] and not w.runs.running
     assert all(c.result is not None and c.result.model == "tiny_a" for c in w.cell_model.cells)

@@ -106,8 +106,22 @@ def _doc(specs):
         if p == "pending":
             continue
         st = "error" if p == "error" else "ok"
-        results.append((c, CellResult(i, c.path, c.root, ".", c.file, "ab" * 32, st, "broken" if st != "ok" else "",
-                                      None if st != "ok" else p)))
+        results.append(
+            (
+                c,
+                CellResult(
+                    i,
+                    c.path,
+                    c.root,
+                    ".",
+                    c.file,
+                    "ab" * 32,
+                    st,
+                    "broken" if st != "ok" else "",
+                    None if st != "ok" else p,
+                ),
+            )
+        )
     doc.add_results(facts, results)
     for c, (_case, _name, _p, rv) in zip(cells, specs):
         if rv:
@@ -116,14 +130,28 @@ def _doc(specs):
 
 
 def test_counts_use_the_final_label_per_case_and_total():
-    doc = _doc([
-        ("A", "1", 0.9, ""), ("A", "2", 0.45, ""),  # 0.45: inside the review margin (flagged)
-        ("A", "3", 0.55, "HEM"), ("A", "4", "error", ""),  # 0.55: flagged, reviewed (overridden)
-        ("B", "5", 0.1, ""), ("B", "6", "pending", ""),
-    ])
+    doc = _doc(
+        [
+            ("A", "1", 0.9, ""),
+            ("A", "2", 0.45, ""),  # 0.45: inside the review margin (flagged)
+            ("A", "3", 0.55, "HEM"),
+            ("A", "4", "error", ""),  # 0.55: flagged, reviewed (overridden)
+            ("B", "5", 0.1, ""),
+            ("B", "6", "pending", ""),
+        ]
+    )
     a, b, total = doc.counts(ALL_CASES)
-    assert (a.cells, a.classified, a.all, a.hem, a.review_open, a.flagged, a.errors, a.reviewed, a.overridden) \
-        == (4, 3, 1, 2, 1, 2, 1, 1, 1)
+    assert (a.cells, a.classified, a.all, a.hem, a.review_open, a.flagged, a.errors, a.reviewed, a.overridden) == (
+        4,
+        3,
+        1,
+        2,
+        1,
+        2,
+        1,
+        1,
+        1,
+    )
     assert a.pct_blasts == pytest.approx(100 / 3)
     assert (b.cells, b.classified, b.hem, b.pending) == (2, 1, 1, 1)
     assert total.case == ALL_CASES and total.cells == 6 and total.all == 1 and total.hem == 3
@@ -132,10 +160,14 @@ def test_counts_use_the_final_label_per_case_and_total():
 
 def test_filter_proxy_by_case_kind_and_text(qapp):
     model = CellModel()
-    model.add_cells([
-        _cell("A", pred="ALL", name="x1"), _cell("A", pred="HEM", nr=True, name="x2"),
-        _cell("B", status="error", name="y1"), _cell("B", pred="ALL", review="HEM", name="y2"),
-    ])
+    model.add_cells(
+        [
+            _cell("A", pred="ALL", name="x1"),
+            _cell("A", pred="HEM", nr=True, name="x2"),
+            _cell("B", status="error", name="y1"),
+            _cell("B", pred="ALL", review="HEM", name="y2"),
+        ]
+    )
     assert model.add_cells([_cell("A", name="x1")]) == []  # the same path twice is one row
     px = CellFilterProxy()
     px.setSourceModel(model)
@@ -199,7 +231,9 @@ def test_card_view_states_the_held_out_donors_in_plain_words(tmp_path):
     card = json.loads(path.read_text())
     card["metrics"]["held_out"] = held_out_block(
         {"1": {"n": 10, "class": "ALL", "accuracy": 0.9}, "H1": {"n": 10, "class": "HEM", "accuracy": 0.8}},
-        {"ALL": {"recall": 0.9}, "HEM": {"recall": 0.8}}, "fold 1 of a split by subject")
+        {"ALL": {"recall": 0.9}, "HEM": {"recall": 0.8}},
+        "fold 1 of a split by subject",
+    )
     path.write_text(json.dumps(card))
     html = card_html(load_card(path))
     assert "2 donors the model never saw" in html and "8 of 10 normal cells called normal" in html

@@ -26,8 +26,9 @@ def _read_csv(path: Path) -> list[dict]:
 def _drop(w, paths) -> None:
     md = QMimeData()
     md.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    ev = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton,
-                    Qt.KeyboardModifier.NoModifier)
+    ev = QDropEvent(
+        QPointF(50, 50), Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     w.dropEvent(ev)
 
 
@@ -78,7 +79,8 @@ def test_drop_classify_review_by_keyboard_export(qtbot, make_window, cells_dir, 
     assert written == [str(out), str(out.with_name("case_summary.csv")), str(out.with_name("case_reviews.csv"))]
     history = _read_csv(out.with_name("case_reviews.csv"))  # the audit trail: one row per review change
     assert [(h["old"], h["new"], h["who"]) for h in history] == [
-        ("", want, "tech1") for want in [v[1] for v in overridden.values()] + [accepted.prediction]]
+        ("", want, "tech1") for want in [v[1] for v in overridden.values()] + [accepted.prediction]
+    ]
     assert all(h["model_version"] == w.model_chooser.classifier.version and h["when"].startswith("20") for h in history)
     rows = {r["file"]: r for r in _read_csv(out)}
     assert len(rows) == 8
@@ -251,7 +253,8 @@ def test_pdf_report_from_the_app(qtbot, make_window, cells_dir, tmp_path):
 
 
 def test_sign_off_is_blocked_while_flagged_cells_remain_locks_and_reopens_with_a_reason(
-        qtbot, make_window, cells_dir, tmp_path, monkeypatch):
+    qtbot, make_window, cells_dir, tmp_path, monkeypatch
+):
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     w.set_threshold(0.5)
@@ -308,8 +311,9 @@ def test_sign_off_is_blocked_while_flagged_cells_remain_locks_and_reopens_with_a
     assert CaseStore.open(w.case_files.path, create=False).load().cases[case.root].signoff is None
 
 
-def test_from_a_case_folder_to_a_signed_off_case_and_a_pdf_by_keyboard(qtbot, make_window, cells_dir, tmp_path,
-                                                                     monkeypatch):
+def test_from_a_case_folder_to_a_signed_off_case_and_a_pdf_by_keyboard(
+    qtbot, make_window, cells_dir, tmp_path, monkeypatch
+):
     """The lab workflow without the mouse: F walks the flagged cells, Space accepts, Ctrl+Enter signs off,
     Ctrl+P writes the PDF (the file dialogs are the only things stubbed)."""
     w = make_window()

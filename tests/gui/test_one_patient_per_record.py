@@ -25,8 +25,24 @@ def _store_of(tmp_path, tiny_models_dir, monkeypatch, folder, name: str):
 
     monkeypatch.setenv("LEUKOSCAN_RESOURCES_DIR", str(tmp_path / "no bundled models"))
     db = tmp_path / name
-    assert main(["classify", str(folder), "--out", str(tmp_path / f"{name}.csv"), "--store", str(db),
-                 "--model", "tiny_ensemble", "--models-dir", str(tiny_models_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                str(folder),
+                "--out",
+                str(tmp_path / f"{name}.csv"),
+                "--store",
+                str(db),
+                "--model",
+                "tiny_ensemble",
+                "--models-dir",
+                str(tiny_models_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return db
 
 
@@ -35,7 +51,8 @@ def _roots(doc) -> set[str]:
 
 
 def test_opening_a_store_shows_only_its_cases_and_never_writes_the_screen_into_it(
-        qtbot, make_window, cells_dir, tiny_models_dir, tmp_path, monkeypatch, capsys):
+    qtbot, make_window, cells_dir, tiny_models_dir, tmp_path, monkeypatch, capsys
+):
     patient_a = _patient(cells_dir, tmp_path, "patientA", 8)
     patient_b = _patient(cells_dir, tmp_path, "patientB", 5)
     db = _store_of(tmp_path, tiny_models_dir, monkeypatch, patient_b, "B.db")
@@ -69,8 +86,9 @@ def test_opening_a_store_shows_only_its_cases_and_never_writes_the_screen_into_i
     assert "5 cells in 1 case(s)" in err, err
 
 
-def test_work_in_no_store_is_not_dropped_without_asking(qtbot, make_window, cells_dir, tiny_models_dir, tmp_path,
-                                                        monkeypatch):
+def test_work_in_no_store_is_not_dropped_without_asking(
+    qtbot, make_window, cells_dir, tiny_models_dir, tmp_path, monkeypatch
+):
     """Autosave is off (no session store): the cases on screen are in no record, so opening a store asks
     first; 'No' keeps them on screen."""
     patient_a = _patient(cells_dir, tmp_path, "patientA", 8)
@@ -94,8 +112,9 @@ def test_work_in_no_store_is_not_dropped_without_asking(qtbot, make_window, cell
     assert _roots(w.doc) == {str(patient_b)} and list(stored(db).cases) == [str(patient_b)]
 
 
-def test_a_scan_that_finishes_after_a_store_was_opened_is_not_added_to_it(qtbot, make_window, cells_dir,
-                                                                          tiny_models_dir, tmp_path, monkeypatch):
+def test_a_scan_that_finishes_after_a_store_was_opened_is_not_added_to_it(
+    qtbot, make_window, cells_dir, tiny_models_dir, tmp_path, monkeypatch
+):
     """Open folder patientA (a big folder: its scan is still running), then open B.db: the late scan result
     belongs to the document that was on screen, never to B.db."""
     patient_a = _patient(cells_dir, tmp_path, "patientA", 8)

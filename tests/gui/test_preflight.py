@@ -32,11 +32,15 @@ sys.exit(rc)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11 pre-flight")
 def test_entry_point_names_a_missing_xcb_library_instead_of_aborting(tmp_path):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY") and not k.startswith("XDG_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY") and not k.startswith("XDG_")
+    }
     env.update(DISPLAY=":93", HOME=str(tmp_path), LEUKOSCAN_DATA_DIR=str(tmp_path / "data"))
-    r = subprocess.run([sys.executable, "-c", START_WITHOUT_ICCCM], cwd=REPO, env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", START_WITHOUT_ICCCM], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 2, r.stderr[-2000:]
     assert "LeukoScan cannot start: Qt's X11 (xcb) platform plugin cannot load" in r.stderr
     assert "libxcb-icccm.so.4" in r.stderr and "sudo apt-get install libxcb-icccm4" in r.stderr

@@ -45,8 +45,9 @@ def _stores():
     return sorted(p for p in d.iterdir() if p.suffix in (".leukoscan", ".db"))
 
 
-def test_reopening_a_signed_off_folder_opens_its_record_not_a_new_one(qtbot, make_window, cells_dir, tmp_path,
-                                                                    monkeypatch):
+def test_reopening_a_signed_off_folder_opens_its_record_not_a_new_one(
+    qtbot, make_window, cells_dir, tmp_path, monkeypatch
+):
     folder = _patient(cells_dir, tmp_path, "patient42")
     _signed_off_record(qtbot, make_window, folder)
     (record,) = _stores()
@@ -113,16 +114,18 @@ def test_one_extension_for_case_stores(qtbot, make_window, monkeypatch):
     seen = []
     from gui import opening
 
-    monkeypatch.setattr(opening.QFileDialog, "getOpenFileName",
-                        staticmethod(lambda *a, **k: seen.append(a[3] if len(a) > 3 else k.get("filter")) or ("", "")))
+    monkeypatch.setattr(
+        opening.QFileDialog,
+        "getOpenFileName",
+        staticmethod(lambda *a, **k: seen.append(a[3] if len(a) > 3 else k.get("filter")) or ("", "")),
+    )
     w.opener.open_store_dialog(w)
     assert seen and "*.leukoscan" in seen[0] and "*.db" in seen[0]  # creates .leukoscan, opens both
     filters = seen[0].split(";;")  # the default (first) filter shows the one extension; older .db stores second
     assert filters[0] == "LeukoScan case store (*.leukoscan)" and "(*.db)" in filters[1]
 
 
-def test_close_prompt_counts_only_what_changed_since_the_export(qtbot, make_window, cells_dir, tmp_path,
-                                                               monkeypatch):
+def test_close_prompt_counts_only_what_changed_since_the_export(qtbot, make_window, cells_dir, tmp_path, monkeypatch):
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     for row in range(4):

@@ -72,7 +72,9 @@ def test_sign_off_says_what_is_left_and_offers_the_walk(qtbot, make_window, cell
     title, text = w.prompts.messages[-1]
     n = sum(c.blast_unconfirmed and not c.review_open for c in w.cell_model.cells)
     assert title == "Cannot sign off yet" and f"{n} ALL call" in text
-    box = next(b for b in w.findChildren(type(w.prompts.show_message("x", "y"))) if b.windowTitle() == "Cannot sign off yet")
+    box = next(
+        b for b in w.findChildren(type(w.prompts.show_message("x", "y"))) if b.windowTitle() == "Cannot sign off yet"
+    )
     walk = next(b for b in box.buttons() if b.text().startswith("Walk them"))
     walk.click()
     assert w.acts["flagged"].isChecked() and w.browser.current_cell().left_before_signoff

@@ -20,8 +20,9 @@ from gui.style import ALL_COLOR, ERROR_COLOR, HEM_COLOR, REVIEW_COLOR, REVIEWED_
 
 def _all_cell() -> Cell:
     c = Cell(Path("/case/c1.bmp"), Path("/case"), ".", "case")
-    c.result = SimpleNamespace(status="ok", error="", p_all=0.91, qc="", sha256="ab" * 32, member_p={},
-                               members_disagree=False)
+    c.result = SimpleNamespace(
+        status="ok", error="", p_all=0.91, qc="", sha256="ab" * 32, member_p={}, members_disagree=False
+    )
     c.prediction, c.threshold = "ALL", 0.5
     return c
 
@@ -32,8 +33,9 @@ def _tile(selected: bool) -> QImage:
     img = QImage(120, 140, QImage.Format.Format_ARGB32)
     img.fill(Qt.GlobalColor.transparent)
     p = QPainter(img)
-    TileDelegate(proxy=None, thumbs=None, thumb_size=96)._render(p, QRect(0, 0, 120, 140), _all_cell(), selected,
-                                                                  None, pal)
+    TileDelegate(proxy=None, thumbs=None, thumb_size=96)._render(
+        p, QRect(0, 0, 120, 140), _all_cell(), selected, None, pal
+    )
     p.end()
     return img
 
@@ -44,8 +46,9 @@ def _dist(a: QColor, b: QColor) -> float:
 
 def test_selected_tile_has_no_hem_blue_and_a_neutral_ring(qapp):
     sel, plain = _tile(True), _tile(False)
-    bluish = [(x, y) for x in range(sel.width()) for y in range(sel.height())
-              if _dist(sel.pixelColor(x, y), HEM_COLOR) < 40]
+    bluish = [
+        (x, y) for x in range(sel.width()) for y in range(sel.height()) if _dist(sel.pixelColor(x, y), HEM_COLOR) < 40
+    ]
     assert bluish == []  # an ALL tile, selected, shows no HEM-like blue anywhere
     ring = sel.pixelColor(60, 0)  # top edge, middle: outside the class frame
     assert _dist(ring, SELECTION_COLOR) < 30 and ring.alpha() > 200
@@ -76,4 +79,6 @@ def test_table_selection_is_neutral_and_the_error_column_is_in_view(qtbot, make_
     assert hl == QColor(TABLE_SELECTION) and hl != QColor(HEM_COLOR)
     h = w.browser.table.horizontalHeader()
     last = w.cell_model.columnCount() - 1
-    assert h.sectionViewportPosition(last) + 40 <= w.browser.table.viewport().width()  # Error starts well inside the view
+    assert (
+        h.sectionViewportPosition(last) + 40 <= w.browser.table.viewport().width()
+    )  # Error starts well inside the view

@@ -146,8 +146,16 @@ def _cell_image(i: int = 0) -> QImage:
 
 
 def wheel(widget, pos: QPointF, notches: float) -> QWheelEvent:
-    ev = QWheelEvent(pos, widget.mapToGlobal(pos), QPoint(0, 0), QPoint(0, int(120 * notches)),
-                     Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    ev = QWheelEvent(
+        pos,
+        widget.mapToGlobal(pos),
+        QPoint(0, 0),
+        QPoint(0, int(120 * notches)),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
     QApplication.sendEvent(widget, ev)
     return ev
 
@@ -187,7 +195,7 @@ def test_wheel_zooms_around_the_cursor(view):
     before = image_point_at(view, pos)
     ev = wheel(view, pos, 2)
     assert ev.isAccepted()
-    assert view.zoom.zoom == pytest.approx(1.25 ** 2) and view.zoom_text() == "1.6x"
+    assert view.zoom.zoom == pytest.approx(1.25**2) and view.zoom_text() == "1.6x"
     assert image_point_at(view, pos) == pytest.approx(before, abs=1e-6)
     wheel(view, pos, -1)
     assert view.zoom.zoom == pytest.approx(1.25)
@@ -241,7 +249,7 @@ def test_keys_zoom_only_their_own_keys(view, qtbot):
     qtbot.keyClick(view, Qt.Key.Key_Plus)
     assert view.zoom.zoom == pytest.approx(1.25)
     qtbot.keyClick(view, Qt.Key.Key_Equal)
-    assert view.zoom.zoom == pytest.approx(1.25 ** 2)
+    assert view.zoom.zoom == pytest.approx(1.25**2)
     qtbot.keyClick(view, Qt.Key.Key_Minus)
     assert view.zoom.zoom == pytest.approx(1.25)
     qtbot.keyClick(view, Qt.Key.Key_0)
@@ -277,13 +285,20 @@ def test_no_image_no_zoom(qtbot):
 def _cell(path: Path, p_all: float = 0.873, review: str | None = None) -> Cell:
     """A classified cell; result and review are plain records with the fields the views read."""
     c = Cell(path, path.parent, ".", "case")
-    c.result = SimpleNamespace(status="ok", error="", p_all=p_all, qc="", sha256="ab" * 32, member_p={},
-                               members_disagree=False)
+    c.result = SimpleNamespace(
+        status="ok", error="", p_all=p_all, qc="", sha256="ab" * 32, member_p={}, members_disagree=False
+    )
     c.threshold = 0.5
     c.prediction = "ALL" if p_all >= 0.5 else "HEM"
     if review:
-        c.review = SimpleNamespace(label=review, reviewer="tech1", reviewed_at="2026-11-26T10:00:00Z",
-                                   sha256="ab" * 32, model_label=c.prediction, p_all=p_all)
+        c.review = SimpleNamespace(
+            label=review,
+            reviewer="tech1",
+            reviewed_at="2026-11-26T10:00:00Z",
+            sha256="ab" * 32,
+            model_label=c.prediction,
+            p_all=p_all,
+        )
     return c
 
 

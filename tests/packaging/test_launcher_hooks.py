@@ -41,7 +41,9 @@ def test_missing_xcb_libraries_are_named_with_the_packages_to_install(monkeypatc
     missing = ["libxcb-cursor.so.0", "libGL.so.1"]
     monkeypatch.setattr(preflight, "missing_libraries", lambda names=None, bundle_dir=None: missing)
     problem = preflight.linux_display_problem({"DISPLAY": ":0"})
-    assert "libxcb-cursor.so.0, libGL.so.1" in problem and problem.endswith("sudo apt-get install libxcb-cursor0 libgl1")
+    assert "libxcb-cursor.so.0, libGL.so.1" in problem and problem.endswith(
+        "sudo apt-get install libxcb-cursor0 libgl1"
+    )
     monkeypatch.setattr(preflight, "missing_libraries", lambda names=None, bundle_dir=None: [])
     assert preflight.linux_display_problem({"DISPLAY": ":0"}) is None
 
@@ -80,7 +82,11 @@ def test_self_test_and_version_never_load_qt(tmp_path):
     empty.mkdir()
     r = subprocess.run(
         [sys.executable, "-c", code, "--self-test", "--models-dir", str(empty), "-q"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert r.returncode == 1, r.stderr
     assert "self-test: FAIL - no usable model found" in r.stdout
@@ -143,8 +149,11 @@ def test_install_desktop_writes_entry_and_icons_and_uninstalls(tmp_path):
         globs = (tmp_path / "data" / "mime" / "globs2").read_text()
         assert "application/x-leukoscan-case:*.leukoscan" in globs
     if shutil.which("desktop-file-validate"):
-        v = subprocess.run(["desktop-file-validate", str(tmp_path / "data/applications/leukoscan.desktop")],
-                           capture_output=True, text=True)
+        v = subprocess.run(
+            ["desktop-file-validate", str(tmp_path / "data/applications/leukoscan.desktop")],
+            capture_output=True,
+            text=True,
+        )
         assert v.returncode == 0, v.stdout + v.stderr
     r = subprocess.run(["sh", str(script), "--uninstall"], env=env, capture_output=True, text=True)
     assert r.returncode == 0 and not (tmp_path / "data/applications/leukoscan.desktop").exists()
@@ -155,8 +164,9 @@ def test_install_desktop_writes_entry_and_icons_and_uninstalls(tmp_path):
     # the copy build.spec puts beside the executable installs its own bundle, no argument needed
     for name in ("install-desktop.sh", "leukoscan.desktop.in", "leukoscan-mime.xml"):
         shutil.copy(REPO / "packaging" / name, bundle / name)
-    r = subprocess.run(["sh", str(bundle / "install-desktop.sh")], env=env, capture_output=True, text=True,
-                       cwd=tmp_path)
+    r = subprocess.run(
+        ["sh", str(bundle / "install-desktop.sh")], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
     assert r.returncode == 0, r.stderr
     assert f'Exec="{exe}" %F' in (tmp_path / "data" / "applications" / "leukoscan.desktop").read_text()
 
@@ -179,17 +189,29 @@ def test_install_desktop_refuses_missing_bundle_and_unsafe_paths(tmp_path):
 # --------------------------------------------------------------------------- the bundle's headless CLI
 
 
-@pytest.mark.parametrize("argv, executable", [
-    (["cli", "models", "--json"], "/opt/LeukoScan/LeukoScan"),  # LeukoScan cli ...
-    (["models", "--json"], "/opt/LeukoScan/leukoscan-cli"),  # the second executable
-    (["models", "--json"], r"C:\LeukoScan\leukoscan-cli.exe"),
-])
+@pytest.mark.parametrize(
+    "argv, executable",
+    [
+        (["cli", "models", "--json"], "/opt/LeukoScan/LeukoScan"),  # LeukoScan cli ...
+        (["models", "--json"], "/opt/LeukoScan/leukoscan-cli"),  # the second executable
+        (["models", "--json"], r"C:\LeukoScan\leukoscan-cli.exe"),
+    ],
+)
 def test_the_bundle_runs_the_cli_without_qt(argv, executable, tiny_models_dir, _no_bundled_models):
-    code = ("import json, sys; sys.path.insert(0, 'packaging'); import leukoscan_launcher as l; "
-            "rc = l.main(sys.argv[2:], executable=sys.argv[1]); assert 'PySide6' not in sys.modules; sys.exit(rc)")
+    code = (
+        "import json, sys; sys.path.insert(0, 'packaging'); import leukoscan_launcher as l; "
+        "rc = l.main(sys.argv[2:], executable=sys.argv[1]); assert 'PySide6' not in sys.modules; sys.exit(rc)"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    r = subprocess.run([sys.executable, "-c", code, executable, *argv, "--models-dir", str(tiny_models_dir)],
-                       cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    r = subprocess.run(
+        [sys.executable, "-c", code, executable, *argv, "--models-dir", str(tiny_models_dir)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["schema"] == "leukoscan.models/1"
 

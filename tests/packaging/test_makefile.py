@@ -32,16 +32,25 @@ def _make(args: list[str], path: str, tmp_path: Path) -> subprocess.CompletedPro
     env = dict(os.environ, PATH=path, LOG=str(tmp_path))
     env.pop("PYTHON", None)
     env.pop("MAKEFLAGS", None)
-    return subprocess.run([MAKE, "-s", "--no-print-directory", "-C", str(REPO), *args], env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [MAKE, "-s", "--no-print-directory", "-C", str(REPO), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _sysdeps(tmp_path: Path, not_installed: set[str], apt_rc: int = 0) -> subprocess.CompletedProcess:
     fake = tmp_path / "bin"
     missing = "|".join(sorted(not_installed)) or "-none-"
-    _fake(fake, "dpkg-query", f'''for a; do p="$a"; done; echo "$p" >> "$LOG/queried"
+    _fake(
+        fake,
+        "dpkg-query",
+        f"""for a; do p="$a"; done; echo "$p" >> "$LOG/queried"
 case "$p" in {missing}) echo "dpkg-query: no packages found matching $p" >&2; exit 1;; esac
-printf 'install ok installed' ''')
+printf 'install ok installed' """,
+    )
     _fake(fake, "apt-get", f'echo "$*" >> "$LOG/apt"; exit {apt_rc}')
     _fake(fake, "id", "echo 0")  # root: no sudo
     return _make(["sysdeps"], f"{fake}{os.pathsep}{os.environ['PATH']}", tmp_path)

@@ -126,8 +126,17 @@ def models(tmp_path) -> Path:
     return d
 
 
-MODULES = ["engine.offline", "engine.selftest", "engine.preprocess", "engine.cli", "engine.cli.classify", "onnxruntime",
-           "PIL.Image", "numpy", "gui.app"]
+MODULES = [
+    "engine.offline",
+    "engine.selftest",
+    "engine.preprocess",
+    "engine.cli",
+    "engine.cli.classify",
+    "onnxruntime",
+    "PIL.Image",
+    "numpy",
+    "gui.app",
+]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fake bundle uses Linux plugin names")
@@ -177,8 +186,9 @@ def test_warn_size_downgrades_only_the_size_problem(tmp_path, models, monkeypatc
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shell scripts stand in for the executables")
-def test_run_cli_classifies_the_sample_cells_through_the_bundle(tmp_path, cells_dir, tiny_models_dir, capsys,
-                                                               _no_bundled_models):
+def test_run_cli_classifies_the_sample_cells_through_the_bundle(
+    tmp_path, cells_dir, tiny_models_dir, capsys, _no_bundled_models
+):
     """check_bundle --run-cli: the bundle's leukoscan-cli (here a script running the CLI on the fake bundle's
     resources, as the frozen one does) classifies the sample cells as the manifest says; a wrong answer fails."""
     from engine.cli import main as cli_main
@@ -191,8 +201,20 @@ def test_run_cli_classifies_the_sample_cells_through_the_bundle(tmp_path, cells_
     for name, run in (("leukoscan-cli", "-m engine.cli"), ("LeukoScan", str(REPO / "packaging/leukoscan_launcher.py"))):
         (b / name).write_text(f'#!/bin/sh\nLEUKOSCAN_RESOURCES_DIR="{res}" exec "{sys.executable}" {run} "$@"\n')
         (b / name).chmod(0o755)
-    assert cli_main(["classify", str(cells_dir), "--out", str(tmp_path / "truth.csv"), "--models-dir",
-                     str(tiny_models_dir), "--no-progress"]) == 0
+    assert (
+        cli_main(
+            [
+                "classify",
+                str(cells_dir),
+                "--out",
+                str(tmp_path / "truth.csv"),
+                "--models-dir",
+                str(tiny_models_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     with open(tmp_path / "truth.csv", newline="", encoding="utf-8") as fh:
         truth = [(r["file"], r["final_label"]) for r in csv.DictReader(fh)]
     manifest = samples / "manifest.csv"

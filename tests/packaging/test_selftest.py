@@ -161,7 +161,9 @@ def test_bundled_samples_are_pixel_identical_to_the_dataset(shared_data_dir):
     for s in selftest.read_manifest(SAMPLES):
         src = list((shared_data_dir / "training_data").glob(f"fold_*/*/{s.path.stem}.*"))
         assert len(src) == 1, s.path.name
-        assert hashlib.sha256(load_rgb(src[0]).tobytes()).digest() == hashlib.sha256(load_rgb(s.path).tobytes()).digest()
+        assert (
+            hashlib.sha256(load_rgb(src[0]).tobytes()).digest() == hashlib.sha256(load_rgb(s.path).tobytes()).digest()
+        )
 
 
 def test_shipped_models_pass_on_the_bundled_samples(capsys):
@@ -181,7 +183,10 @@ def test_module_entry_point_runs_headless_without_qt(tmp_path, toy_models):
     )
     r = subprocess.run(
         [sys.executable, "-c", code, "--models-dir", str(toy_models), "--samples-dir", str(samples)],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip().splitlines()[-1].split(" self-test: ")[1].startswith("PASS")

@@ -34,14 +34,19 @@ def _nchw_model(fp16_weight: bool = True, hidden: bool = False):
     rng = np.random.default_rng(0)
     k = rng.normal(0, 0.1, (4, 3, 3, 3)).astype(np.float32)
     w = rng.normal(0, 1, (4, 1)).astype(np.float32)
-    inits = [numpy_helper.from_array(k, "k"), numpy_helper.from_array(np.array([-0.3], np.float32), "b"),
-             numpy_helper.from_array(np.array([2, 3], np.int64), "sq_axes")]
-    nodes = [helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
-             helper.make_node("Conv", ["nchw", "k"], ["conv"], pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["conv"], ["fmap"]),
-             helper.make_node("GlobalAveragePool", ["fmap"], ["gap"]),
-             helper.make_node("Squeeze", ["gap", "sq_axes"], ["pooled"]),
-             helper.make_node("Dropout", ["pooled"], ["dropped"])]
+    inits = [
+        numpy_helper.from_array(k, "k"),
+        numpy_helper.from_array(np.array([-0.3], np.float32), "b"),
+        numpy_helper.from_array(np.array([2, 3], np.int64), "sq_axes"),
+    ]
+    nodes = [
+        helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "k"], ["conv"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["conv"], ["fmap"]),
+        helper.make_node("GlobalAveragePool", ["fmap"], ["gap"]),
+        helper.make_node("Squeeze", ["gap", "sq_axes"], ["pooled"]),
+        helper.make_node("Dropout", ["pooled"], ["dropped"]),
+    ]
     if fp16_weight:
         inits.append(numpy_helper.from_array(w.astype(np.float16), "w16"))
         nodes.append(helper.make_node("Cast", ["w16"], ["w"], to=TensorProto.FLOAT))
@@ -50,11 +55,17 @@ def _nchw_model(fp16_weight: bool = True, hidden: bool = False):
     if hidden:  # Dense(4) + ReLU before the logit: not linear after pooling
         inits.append(numpy_helper.from_array(np.eye(4, dtype=np.float32), "h"))
         nodes += [helper.make_node("MatMul", ["dropped", "h"], ["hid"]), helper.make_node("Relu", ["hid"], ["hr"])]
-    nodes += [helper.make_node("MatMul", ["hr" if hidden else "dropped", "w"], ["z"]),
-              helper.make_node("Add", ["z", "b"], ["logit"])]
+    nodes += [
+        helper.make_node("MatMul", ["hr" if hidden else "dropped", "w"], ["z"]),
+        helper.make_node("Add", ["z", "b"], ["logit"]),
+    ]
     graph = helper.make_graph(
-        nodes, "nchw", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 12, 12, 3])],
-        [helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["batch", 1])], initializer=inits)
+        nodes,
+        "nchw",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 12, 12, 3])],
+        [helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["batch", 1])],
+        initializer=inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -62,7 +73,9 @@ def _nchw_model(fp16_weight: bool = True, hidden: bool = False):
 
 
 def _run(model, x, outputs):
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(outputs, {"image": x})
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        outputs, {"image": x}
+    )
 
 
 def test_nchw_head_cam_is_the_head_at_every_position_and_averages_to_the_logit():
@@ -126,5 +139,7 @@ def test_add_cam_output_on_a_card_model_keeps_logits_and_the_card_valid(tmp_path
     new = update_card_sha256(card_path)
     assert new != old and json.loads(card_path.read_text())["sha256"] == new
     verify_onnx_file(load_card(card_path))  # ... until its digest is updated; nothing else in the card moved
-    assert card_path.read_text().replace(new, old) == json.dumps(
-        {**json.loads(card_path.read_text()), "sha256": old}, indent=2) + "\n"
+    assert (
+        card_path.read_text().replace(new, old)
+        == json.dumps({**json.loads(card_path.read_text()), "sha256": old}, indent=2) + "\n"
+    )

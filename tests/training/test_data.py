@@ -44,8 +44,14 @@ def _rgb(p: Path) -> Image.Image:
 
 def _variant(im: Image.Image, k: int) -> Image.Image:
     """A pixel-distinct copy of a real cell (rotated / flipped), standing in for another cell of the subject."""
-    ops = [None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270,
-           Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.FLIP_TOP_BOTTOM]
+    ops = [
+        None,
+        Image.Transpose.ROTATE_90,
+        Image.Transpose.ROTATE_180,
+        Image.Transpose.ROTATE_270,
+        Image.Transpose.FLIP_LEFT_RIGHT,
+        Image.Transpose.FLIP_TOP_BOTTOM,
+    ]
     return im if ops[k % 6] is None else im.transpose(ops[k % 6])
 
 
@@ -96,7 +102,10 @@ def test_discover_plain_layout_mixed_formats(tmp_path):
     (tmp_path / "hem" / "notes.txt").write_text("not an image")
     items = discover(tmp_path)
     assert [(Path(i.path).suffix, i.label, i.subject) for i in items] == [
-        (".png", 1, "11"), (".tif", 1, "26"), (".bmp", 0, "H12")]
+        (".png", 1, "11"),
+        (".tif", 1, "26"),
+        (".bmp", 0, "H12"),
+    ]
 
 
 def test_discover_rejects_cell_in_wrong_class_folder(tmp_path):

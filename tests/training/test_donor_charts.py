@@ -21,7 +21,9 @@ def test_chart_of_a_card_with_per_donor_numbers_and_none_without(tmp_path):
     data = json.loads(path.read_text())
     data["metrics"]["held_out"] = held_out_block(
         {"5": {"n": 9, "class": "ALL", "accuracy": 0.8}, "H6": {"n": 9, "class": "HEM", "accuracy": 0.0}},
-        {"ALL": {"recall": 0.8}, "HEM": {"recall": 0.0}}, "unit test")
+        {"ALL": {"recall": 0.8}, "HEM": {"recall": 0.0}},
+        "unit test",
+    )
     data["metrics"]["held_out"]["cell_area_baseline"] = {"donors": {"healthy_donors": {"per_subject": {"H6": 0.1}}}}
     data["training"]["train_subjects"] = ["1"]
     path.write_text(json.dumps(data))
@@ -42,8 +44,9 @@ def test_export_draws_the_chart_of_the_card_it_wrote(tmp_path):
     ens = make_tiny_ensemble(tmp_path / "models", ["a", "b"], name="ab")
     (tmp_path / "models" / "broken.json").write_text("{")  # another card that does not load: ignored
     data = json.loads(ens.read_text())
-    data["metrics"]["held_out"] = held_out_block({"H6": {"n": 9, "class": "HEM", "accuracy": 0.3}},
-                                                 {"ALL": {"recall": 0.0}, "HEM": {"recall": 0.3}}, "unit test")
+    data["metrics"]["held_out"] = held_out_block(
+        {"H6": {"n": 9, "class": "HEM", "accuracy": 0.3}}, {"ALL": {"recall": 0.0}, "HEM": {"recall": 0.3}}, "unit test"
+    )
     ens.write_text(json.dumps(data))
     _donor_chart(ens, tmp_path / "img")
     assert (tmp_path / "img" / "ab_donors.png").stat().st_size > 5000

@@ -54,8 +54,20 @@ def test_size_equalisation_removes_size_as_a_cue():
     x = _discs(np.concatenate([small, large]))
     y = np.array([0] * 64 + [1] * 64)
     assert area_auroc(x, y) == 1.0
-    aug = CellAugmentation(rotation=False, flip=0.0, scale=0.0, size_equalise=1.0, target_area=(0.08, 0.25),
-                           translate=0.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, blur=0.0, noise=0.0)
+    aug = CellAugmentation(
+        rotation=False,
+        flip=0.0,
+        scale=0.0,
+        size_equalise=1.0,
+        target_area=(0.08, 0.25),
+        translate=0.0,
+        brightness=0.0,
+        contrast=0.0,
+        saturation=0.0,
+        hue=0.0,
+        blur=0.0,
+        noise=0.0,
+    )
     views = np.asarray(CellAugment(aug, seed=3)(x, training=True))
     assert area_auroc(views, y) < 0.7
 
@@ -63,13 +75,17 @@ def test_size_equalisation_removes_size_as_a_cue():
 def test_normalize_is_backend_neutral_and_matches_the_backbones():
     x = np.array([[[[0.0, 127.5, 255.0]]]], np.float32)
     np.testing.assert_allclose(np.asarray(Normalize("inception")(x)), [[[[-1.0, 0.0, 1.0]]]], atol=1e-6)
-    np.testing.assert_allclose(np.asarray(Normalize("vgg")(x)), [[[[255 - 103.939, 127.5 - 116.779, -123.68]]]],
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(Normalize("vgg")(x)), [[[[255 - 103.939, 127.5 - 116.779, -123.68]]]], atol=1e-4
+    )
 
 
 def test_donor_summary_counts_donors_called_right_at_case_level():
-    per = {"H1": {"class": "HEM", "accuracy": 0.9}, "H2": {"class": "HEM", "accuracy": 0.4},
-           "7": {"class": "ALL", "accuracy": 0.8}}
+    per = {
+        "H1": {"class": "HEM", "accuracy": 0.9},
+        "H2": {"class": "HEM", "accuracy": 0.4},
+        "7": {"class": "ALL", "accuracy": 0.8},
+    }
     d = donor_summary(per)
     assert d["healthy_donors"]["called_right_at_case_level"] == 1 and d["healthy_donors"]["worst_subject"] == "H2"
     assert d["healthy_donors"]["mean_share_called_right"] == pytest.approx(0.65)
@@ -86,8 +102,15 @@ def test_tiny_e2e_run_reports_donors_and_resumes_from_the_portable_checkpoint(tm
         d.mkdir(parents=True, exist_ok=True)
         shutil.copy2(c, d / c.name)
     m = build_manifest(discover(tmp_path / "data"), progress=False)
-    r = E2ERecipe(size=75, window_px=288, epochs=1, batch=2, holdout=("11", "35", "H11", "H12"), tta_views=(0, 5),
-                  checkpoint_s=0.0)
+    r = E2ERecipe(
+        size=75,
+        window_px=288,
+        epochs=1,
+        batch=2,
+        holdout=("11", "35", "H11", "H12"),
+        tta_views=(0, 5),
+        checkpoint_s=0.0,
+    )
     portable = tmp_path / "portable.weights.h5"
     logs: list[str] = []
     metrics = run(m, r, None, tmp_path / "run", tmp_path / "cache", False, logs.append, 1, portable)

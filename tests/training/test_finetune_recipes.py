@@ -58,8 +58,9 @@ def test_no_augmentation_is_the_identity():
 
 def test_pure_rotation_preserves_the_cell_area():
     x = _disc(1, 64)
-    aug = Augmentation(flip=0.0, scale=0.0, translate=0.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0,
-                       blur=0.0, noise=0.0)
+    aug = Augmentation(
+        flip=0.0, scale=0.0, translate=0.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, blur=0.0, noise=0.0
+    )
     y = augment(tf.constant(x), aug, tf.constant([3, 4])).numpy()
     # bilinear resampling blurs the edge by a pixel; the total intensity of the cell is what a rotation keeps
     assert abs(y.sum() - x.sum()) / x.sum() < 0.02

@@ -55,8 +55,16 @@ def test_compute_reports_what_the_card_needs():
     z, y = _calibrated()
     subjects = np.where(y == 1, "7", "H2").tolist()
     out = compute(sigmoid(z), y, 0.5, subjects, margin=0.1)
-    for k in ("weighted_f1", "auroc", "ece", "per_class", "confusion_matrix", "per_subject_accuracy",
-              "needs_review_fraction", "accuracy_outside_review_band"):
+    for k in (
+        "weighted_f1",
+        "auroc",
+        "ece",
+        "per_class",
+        "confusion_matrix",
+        "per_subject_accuracy",
+        "needs_review_fraction",
+        "accuracy_outside_review_band",
+    ):
         assert k in out
     cm = np.array(out["confusion_matrix"]["rows_true_cols_pred"])
     assert cm.sum() == len(y) and cm[0].sum() == y.sum()
@@ -79,7 +87,9 @@ def test_cross_fitting_never_uses_the_fold_it_scores():
 
 def test_plots_are_written(tmp_path):
     z, y = _calibrated(400)
-    files = plot_all(tmp_path, "m", sigmoid(z), y, 0.5, {"fold 0": {"loss": [1, 0.5], "val_weighted_f1": [0.6, 0.7]}}, "t")
+    files = plot_all(
+        tmp_path, "m", sigmoid(z), y, 0.5, {"fold 0": {"loss": [1, 0.5], "val_weighted_f1": [0.6, 0.7]}}, "t"
+    )
     assert [f.name for f in files] == ["m_confusion.png", "m_roc.png", "m_reliability.png", "m_curves.png"]
     assert all(f.stat().st_size > 1000 for f in files)
 

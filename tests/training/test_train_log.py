@@ -56,8 +56,15 @@ def test_a_terminal_gets_a_bar_and_no_progress_lines_but_the_file_still_does(tmp
     assert "\repoch 2/5:" in tty.getvalue()  # tqdm's bar went to the terminal (and was cleared at the end)
     assert "%" not in console.getvalue()
     logged = [s for s in runlog.log_file(tmp_path).read_text(encoding="utf-8").splitlines() if "epoch 2/5" in s]
-    assert [s.split("epoch 2/5: ")[1].split(" (")[0] for s in logged] == ["30%", "40%", "50%", "60%", "70%", "80%",
-                                                                           "90%"]
+    assert [s.split("epoch 2/5: ")[1].split(" (")[0] for s in logged] == [
+        "30%",
+        "40%",
+        "50%",
+        "60%",
+        "70%",
+        "80%",
+        "90%",
+    ]
 
 
 def test_train_log_appends_each_start_and_records_why_a_command_failed(tmp_path, capsys):

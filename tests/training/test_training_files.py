@@ -19,6 +19,7 @@ def test_save_npz_writes_exactly_the_path_and_failures_leave_the_old_file(tmp_pa
     p = files.save_npz(tmp_path / "sub" / "oof.npz", logits=np.arange(3.0), labels=np.array([1, 0, 1]))
     assert p.exists() and not (tmp_path / "sub" / "oof.npz.npz").exists()
     assert np.load(p)["logits"].tolist() == [0.0, 1.0, 2.0]
+
     class Boom:
         def __array__(self, *a, **k):
             raise ValueError("the writer failed half-way")
@@ -45,22 +46,43 @@ def test_save_figure_takes_the_format_from_the_suffix_and_copy_file_is_whole(tmp
 
 
 # the writers training code must not call directly (each one writes in place or by a hand-written tmp+rename)
-_IN_PLACE = {"savez", "savez_compressed", "save", "save_weights", "save_model", "savefig", "write_text",
-             "write_bytes", "dump", "replace", "rename", "copy2", "copyfile", "move"}
+_IN_PLACE = {
+    "savez",
+    "savez_compressed",
+    "save",
+    "save_weights",
+    "save_model",
+    "savefig",
+    "write_text",
+    "write_bytes",
+    "dump",
+    "replace",
+    "rename",
+    "copy2",
+    "copyfile",
+    "move",
+}
 # calls that look alike but are not direct file writes of training code
-_ALLOWED = {("manager", "save"),  # tf.train.CheckpointManager: TensorFlow commits its own checkpoints atomically
-            ("run", "save"), ("state", "save")}  # training.e2e._Run.save: atomic (tested below)
+_ALLOWED = {
+    ("manager", "save"),  # tf.train.CheckpointManager: TensorFlow commits its own checkpoints atomically
+    ("run", "save"),
+    ("state", "save"),
+}  # training.e2e._Run.save: atomic (tested below)
 
 
 def _direct_writes(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     # names bound by `with saving(...) as tmp`: the temp names files.saving() hands out; "scratch" is e2e's
     # float32 copy that is converted, then deleted
-    temps = {"scratch"} | {item.optional_vars.id for node in ast.walk(tree) if isinstance(node, ast.With)
-                           for item in node.items if isinstance(item.optional_vars, ast.Name)
-                           and isinstance(item.context_expr, ast.Call)
-                           and getattr(item.context_expr.func, "id", getattr(item.context_expr.func, "attr", ""))
-                           == "saving"}
+    temps = {"scratch"} | {
+        item.optional_vars.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.With)
+        for item in node.items
+        if isinstance(item.optional_vars, ast.Name)
+        and isinstance(item.context_expr, ast.Call)
+        and getattr(item.context_expr.func, "id", getattr(item.context_expr.func, "attr", "")) == "saving"
+    }
     found = []
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _IN_PLACE):
@@ -80,9 +102,27 @@ def _direct_writes(path: Path) -> list[str]:
 def test_training_code_writes_files_only_through_training_files():
     """Old code: six hand-written tmp+replace copies, np.savez/model.save/savefig straight to the target, and
     the quantised card written in place (export_run.py)."""
-    own = ["augment.py", "cli.py", "data.py", "e2e.py", "export.py", "export_run.py", "features.py", "finetune.py",
-           "frozen_vgg.py", "inception.py", "layers.py", "metrics.py", "models.py", "run_table.py",
-           "train_inception.py", "train_vgg.py", "weights.py", "runlog.py", "progress.py"]
+    own = [
+        "augment.py",
+        "cli.py",
+        "data.py",
+        "e2e.py",
+        "export.py",
+        "export_run.py",
+        "features.py",
+        "finetune.py",
+        "frozen_vgg.py",
+        "inception.py",
+        "layers.py",
+        "metrics.py",
+        "models.py",
+        "run_table.py",
+        "train_inception.py",
+        "train_vgg.py",
+        "weights.py",
+        "runlog.py",
+        "progress.py",
+    ]
     found = [w for f in own if (TRAINING / f).exists() for w in _direct_writes(TRAINING / f)]
     assert not found, found
 

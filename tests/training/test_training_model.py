@@ -25,7 +25,9 @@ def test_normalize_layer():
     x = np.array([[[[0.0, 127.5, 255.0]]]], np.float32)
     np.testing.assert_allclose(Normalize("inception")(x).numpy(), [[[[-1.0, 0.0, 1.0]]]], atol=1e-6)
     # VGG: RGB -> BGR, minus the ImageNet BGR means
-    np.testing.assert_allclose(Normalize("vgg")(x).numpy(), [[[[255 - 103.939, 127.5 - 116.779, 0 - 123.68]]]], atol=1e-4)
+    np.testing.assert_allclose(
+        Normalize("vgg")(x).numpy(), [[[[255 - 103.939, 127.5 - 116.779, 0 - 123.68]]]], atol=1e-4
+    )
 
 
 def test_augment_keeps_background_black_and_range():
@@ -87,8 +89,20 @@ def test_tiny_vgg19_one_step_export_parity_and_card(tmp_path):
     assert cam.ndim == 3 and cam.shape[0] == len(x)  # exact CAM: its spatial mean is the logit
     np.testing.assert_allclose(cam.mean(axis=(1, 2)), z_onnx[:, 0], rtol=1e-4, atol=1e-4)
 
-    card = write_card(tmp_path, "tiny_vgg19", "Tiny VGG19", "VGG19", onnx_path, spec, 0.5, 1.3, 0.1,
-                      {"data": "none (unit test)", "weighted_f1": 0.0}, {"epochs": 1}, "unit test")
+    card = write_card(
+        tmp_path,
+        "tiny_vgg19",
+        "Tiny VGG19",
+        "VGG19",
+        onnx_path,
+        spec,
+        0.5,
+        1.3,
+        0.1,
+        {"data": "none (unit test)", "weighted_f1": 0.0},
+        {"epochs": 1},
+        "unit test",
+    )
     c = load_card(card)
     verify_onnx_file(c)
     assert c.input_size == (32, 32) and c.preprocessing == spec and c.temperature == pytest.approx(1.3)
@@ -154,8 +168,22 @@ def test_card_records_test_time_views(tmp_path):
     spec = Preprocessing(32, 32, 0.85, "bilinear")
     model = vgg19_model(32, None)
     onnx_path = export_onnx(model, tmp_path / "m.onnx")
-    card = write_card(tmp_path, "m", "M", "VGG19", onnx_path, spec, 0.5, 1.0, 0.1, {"data": "unit test"}, {}, "",
-                      tta_views=(0, 5, 2), recommended=True)
+    card = write_card(
+        tmp_path,
+        "m",
+        "M",
+        "VGG19",
+        onnx_path,
+        spec,
+        0.5,
+        1.0,
+        0.1,
+        {"data": "unit test"},
+        {},
+        "",
+        tta_views=(0, 5, 2),
+        recommended=True,
+    )
     c = load_card(card)
     assert c.tta_views == (0, 5, 2) and c.recommended
 
@@ -187,8 +215,9 @@ def test_ensemble_card_is_written_and_loads(tmp_path):
 
     make_tiny_model(tmp_path, "a")
     make_tiny_model(tmp_path, "b", seed=1)
-    card = write_ensemble_card(tmp_path, ["a", "b"], 0.45, 0.2, {"data": "unit test", "weighted_f1": 0.5}, {}, "",
-                               version="1.1.0")
+    card = write_ensemble_card(
+        tmp_path, ["a", "b"], 0.45, 0.2, {"data": "unit test", "weighted_f1": 0.5}, {}, "", version="1.1.0"
+    )
     c = load_card(card)
     assert c.is_ensemble and c.members == ("a", "b") and c.version == "1.1.0" and c.threshold == 0.45
     assert Registry([tmp_path]).load("ensemble", device="cpu").member_names == ("a", "b")
