@@ -46,7 +46,10 @@ def decode_thumbnail(path: str, size: int) -> QImage | None:
             data = im.tobytes()
     except Exception:  # any undecodable file: the tile shows the engine's error instead
         return None
-    return QImage(data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    # converted here, off the GUI thread, to the format a tile's pixmap is painted in (no conversion per paint)
+    return QImage(data, w, h, 3 * w, QImage.Format.Format_RGB888).convertToFormat(
+        QImage.Format.Format_ARGB32_Premultiplied
+    )
 
 
 class ImageLoader(QObject):
