@@ -35,6 +35,7 @@ from .common import (
     STOP_SIGNALS,
     CliError,
     add_command,
+    add_report_options,
     check_output,
     counts_json,
     emit_json,
@@ -114,21 +115,7 @@ def add_parser(sub) -> None:
         help="model name (see `leukoscan-cli models`), e.g. ensemble, inceptionv3, vgg19; default: the "
         "recommended model (as in the app)",
     )
-    c.add_argument(
-        "--out",
-        required=True,
-        metavar="REPORT.csv",
-        help="per-cell CSV report to write; - writes it to stdout (messages stay on stderr)",
-    )
-    c.add_argument("--summary", metavar="SUMMARY.csv", help="also write a per-folder summary CSV")
-    c.add_argument(
-        "--bom",
-        "--excel",
-        action="store_true",
-        dest="bom",
-        help="write the CSV files with a UTF-8 byte-order mark, so that Excel on Windows shows "
-        "non-ASCII names right (default: none, as scripts expect)",
-    )
+    add_report_options(c)
     c.add_argument(
         "--json",
         action="store_true",

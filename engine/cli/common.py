@@ -64,6 +64,25 @@ def add_command(sub, name: str, help: str, codes: Sequence[str], *examples: str)
     return p
 
 
+def add_report_options(p: argparse.ArgumentParser) -> None:
+    """--out, --summary and --bom: the reports every command that writes them writes alike."""
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="REPORT.csv",
+        help="per-cell CSV report to write; - writes it to stdout (messages stay on stderr)",
+    )
+    p.add_argument("--summary", metavar="SUMMARY.csv", help="also write a per-folder summary CSV")
+    p.add_argument(
+        "--bom",
+        "--excel",
+        action="store_true",
+        dest="bom",
+        help="write the CSV files with a UTF-8 byte-order mark, so that Excel on Windows shows "
+        "non-ASCII names right (default: none, as scripts expect)",
+    )
+
+
 def add_verbosity(p: argparse.ArgumentParser, default) -> None:
     p.add_argument(
         "-q", "--quiet", action="count", default=default, help="only warnings and errors on stderr (no progress bar)"

@@ -13,6 +13,7 @@ from .common import (
     EXIT_WRITE,
     CliError,
     add_command,
+    add_report_options,
     broken,
     check_output,
     counts_json,
@@ -46,26 +47,12 @@ def add_parser(sub) -> None:
         "leukoscan-cli export case.leukoscan --out - --no-bookkeeping -q > final.csv",
     )
     e.add_argument("case_file", metavar="CASE.leukoscan", help="case file to read")
-    e.add_argument(
-        "--out",
-        required=True,
-        metavar="REPORT.csv",
-        help="per-cell CSV report to write; - writes it to stdout (messages stay on stderr)",
-    )
-    e.add_argument("--summary", metavar="SUMMARY.csv", help="also write a per-folder summary CSV")
+    add_report_options(e)
     e.add_argument(
         "--reviews",
         metavar="REVIEWS.csv",
         help="where the review history goes (default <REPORT stem>_reviews.csv beside the report; "
         "with --out - only when given)",
-    )
-    e.add_argument(
-        "--bom",
-        "--excel",
-        action="store_true",
-        dest="bom",
-        help="write the CSV files with a UTF-8 byte-order mark, so that Excel on Windows shows "
-        "non-ASCII names right (default: none, as scripts expect)",
     )
     e.add_argument(
         "--json",
