@@ -306,7 +306,7 @@ def restore(
     print(
         f"after  : settled in {settled:.1f} s (re-scan found {scans[0] if scans else '?'} images); "
         f"{len(doc.reviews)} reviews, undo {'available' if doc.can_undo else 'EMPTY'}; "
-        f"{unclassified} cells without a result of the current model {doc.model}"
+        f"{unclassified} cells without a result of the current model {doc.model_name}"
     )
     print(f"rss    : {rss:.0f} MB after the restore ({len(win.cell_model.cells)} cells, the model loaded)")
     bad = bool(runs) or job_seen > 0 or unclassified > 0

@@ -275,7 +275,7 @@ class MainWindow(QMainWindow):
         """A whole new document (restore, open case store, close all; the rows follow in DocumentViews): the
         model its results came from is chosen, if installed."""
         doc, chooser = self.doc, self.model_chooser
-        stored, clf, cards = doc.model, chooser.classifier, chooser.cards  # doc.model: its results' model's name
+        stored, clf, cards = doc.model_name, chooser.classifier, chooser.cards
         if stored and stored in cards and (clf is None or clf.name != stored):
             chooser.select(stored)  # its results are shown, not classified again with another model
             self.statusBar().showMessage(f"This case store was classified with {stored}: switching to it.", 8000)

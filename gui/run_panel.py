@@ -54,7 +54,7 @@ class RunPanel(QObject):
         clf = self.model_chooser.classifier
         if self.runs.closing or clf is None:
             return
-        if self.bridge.doc.model != clf.name or self.model_chooser.wanted != clf.name:
+        if self.bridge.doc.model_name != clf.name or self.model_chooser.wanted != clf.name:
             return
         if self.runs.start():
             self.status.emit(f"Classifying {self.runs.total} cells with {clf.display_name} on {clf.device_label}…", 0)

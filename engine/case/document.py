@@ -76,7 +76,7 @@ class CaseDocument:
         self._by_key: dict[str, Cell] = {}
         self.opened: dict[str, bool] = {}  # what was opened (path -> is a folder), what a restore re-scans
         self.facts: dict[str, ModelFacts] = {}  # model name -> facts of its latest card
-        self.model: str | None = None  # the current model
+        self.model_name: str | None = None  # the current model's name (its facts: ``current``)
         self.thresholds: dict[str, float] = {}  # model -> threshold the user set (absent: the card's)
         self.exported_at = ""
         self.unexported = False  # reviews or threshold changed since the last export
@@ -190,7 +190,7 @@ class CaseDocument:
     # --- models, thresholds, decisions -----------------------------------------------------------------
     @property
     def current(self) -> ModelFacts | None:
-        return self.facts.get(self.model) if self.model else None
+        return self.facts.get(self.model_name) if self.model_name else None
 
     @property
     def threshold(self) -> float | None:
@@ -205,7 +205,7 @@ class CaseDocument:
         """Make ``facts`` the current model.  Returns the cells it has no valid result for (to classify):
         none yet, or one from another version of the card (its card sha256 differs)."""
         self.facts[facts.name] = facts
-        self.model = facts.name
+        self.model_name = facts.name
         self._emit(ev.ModelChanged(facts))
         self._redecide()
         return self.unclassified()
@@ -262,7 +262,7 @@ class CaseDocument:
                 r = Result(facts.name, facts.card_sha256, cr.sha256, CellStatus.ERROR, "model output not finite")
             c.results[facts.name] = r
             stored.append((c, r))
-            if facts.name == self.model:
+            if facts.name == self.model_name:
                 self._apply_model(c)
             rv = c.review
             if rv is not None and r.status == CellStatus.OK and r.sha256 and rv.sha256 != r.sha256:

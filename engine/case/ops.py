@@ -262,7 +262,7 @@ def snapshot(doc: CaseDocument) -> list[StoreOp]:
             {
                 "session_id": doc.session_id,
                 "started": doc.started,
-                "model": doc.model or "",
+                "model": doc.model_name or "",
                 "exported_at": doc.exported_at,
                 "unexported": "1" if doc.unexported else "0",
             }
@@ -270,7 +270,7 @@ def snapshot(doc: CaseDocument) -> list[StoreOp]:
         PutCases(tuple((c.root, c.name, c.sample_id) for c in doc.cases.values())),
         PutOpened(tuple((p, int(d)) for p, d in doc.opened.items())),
         PutCells(tuple((c.key, str(c.root), c.folder) for c in doc.cells)),
-        PutModels(tuple(facts_row(f) for f in doc.facts.values() if f.name != doc.model), True),
+        PutModels(tuple(facts_row(f) for f in doc.facts.values() if f.name != doc.model_name), True),
     ]
     if doc.current is not None:
         ops.append(PutModels((facts_row(doc.current),), True))  # the newest row: the current model

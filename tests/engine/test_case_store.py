@@ -73,7 +73,7 @@ def _state(doc: CaseDocument) -> dict:
         "cells": [(c.key, str(c.root), c.folder, c.case, c.results, c.review) for c in doc.cells],
         "decisions": [(c.prediction, c.flagged, c.threshold) for c in doc.cells],
         "facts": dict(doc.facts),
-        "model": doc.model,
+        "model": doc.model_name,
         "thresholds": dict(doc.thresholds),
         "export": (doc.exported_at, doc.unexported),
         "history": _history(doc),
@@ -581,7 +581,7 @@ def test_classify_store_then_export_gives_the_same_report(
     # the batch is opened "in the app" and reviewed; a second run classifies nothing again
     store = CaseStore.open(db)
     doc = store.load()
-    assert doc.model == "tiny_ensemble" and not doc.unclassified()
+    assert doc.model_name == "tiny_ensemble" and not doc.unclassified()
     store.attach(doc)
     doc.review(doc.cells[:2], "ALL", "ann")
     store.close()

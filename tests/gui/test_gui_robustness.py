@@ -51,7 +51,7 @@ def test_autosave_then_restore_in_a_new_window(qtbot, make_window, cells_dir, mo
     assert path.parent == SessionFiles(user_data_dir()).dir and path.suffix == ".leukoscan"
     saved = stored(path)  # what is on disk now, read back without the window
     assert {k: r.label for k, r in saved.reviews.items()} == labels
-    assert saved.thresholds == {"tiny_ensemble": pytest.approx(0.62)} and saved.model == "tiny_ensemble"
+    assert saved.thresholds == {"tiny_ensemble": pytest.approx(0.62)} and saved.model_name == "tiny_ensemble"
     assert saved.opened == {str(cells_dir): True} and not saved.unclassified()
     p_before = {c.key: c.p_all for c in w1.cell_model.cells}
 
