@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QPushButton, QSplitter, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QPushButton, QSplitter, QToolBar, QVBoxLayout, QWidget
 
 from . import __version__
 from .actions import build_actions, build_menus, cell_menu
@@ -23,6 +23,7 @@ from .document import DocumentBridge, model_basis
 from .exports import ExportFlow
 from .filter_bar import FilterBar
 from .icon import app_icon
+from .keys_indicator import LabelKeysIndicator
 from .model_chooser import ModelChooser
 from .notices import Notices
 from .opening import CaseOpener
@@ -100,7 +101,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = build_menus(self, self.acts, lambda: self.opener.fill_recent(self.recent_menu))
         self._build_toolbar()
         self._build_statusbar()
-        self._restore_geometry()
+        self.settings.restore_layout(self, self.splitter)
         self._connect()
         self.model_chooser.reload()
         self.case_files.start(check_orphans)
@@ -113,15 +114,8 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------ wiring
     def _connect(self) -> None:
         b, show = self.bridge, self.statusBar().showMessage
-        for component in (
-            self.model_chooser,
-            self.exports,
-            self.case_actions,
-            self.reviews,
-            self.case_files,
-            self.run_panel,
-            self.opener,
-        ):
+        talkers = (self.model_chooser, self.exports, self.case_actions, self.reviews, self.case_files)
+        for component in (*talkers, self.run_panel, self.opener):  # their status lines go to the status bar
             component.status.connect(show)
         self.model_chooser.loaded.connect(self._model_loaded)
         self.model_chooser.bannerChanged.connect(self.notices.show_models)
@@ -143,17 +137,6 @@ class MainWindow(QMainWindow):
         self.browser.contextMenuRequested.connect(
             lambda view, pos: cell_menu(view, pos, self.acts, self.browser.current_cell)
         )
-
-    def _restore_geometry(self) -> None:
-        geo, split = self.settings.value("window/geometry"), self.settings.value("window/splitter")
-        if geo is not None:
-            self.restoreGeometry(geo)
-        if split is not None:
-            self.splitter.restoreState(split)
-
-    def save_geometry(self) -> None:
-        self.settings.set_value("window/geometry", self.saveGeometry())
-        self.settings.set_value("window/splitter", self.splitter.saveState())
 
     # ------------------------------------------------------------------------------ layout
     def _build_views(self) -> None:
@@ -206,32 +189,13 @@ class MainWindow(QMainWindow):
         tb.addWidget(self.thr_bar)
 
     def _build_statusbar(self) -> None:
-        sb = self.statusBar()
-        self.keys_label = QLabel()
-        self.keys_label.setObjectName("keysLabel")
-        self.keys_label.setFixedWidth(
-            self.keys_label.fontMetrics().horizontalAdvance("Label keys off: click a cell") + 12
-        )
-        self.keys_label.setToolTip(
-            "A, H, X, Space and U label cells only while the gallery, the table or the preview has the keyboard focus"
-        )
+        self.keys_label = LabelKeysIndicator(self.cell_views, self)
         for w in (self.keys_label, *self.run_panel.widgets(), self.model_chooser.device_label):
-            sb.addPermanentWidget(w)
-        QApplication.instance().focusChanged.connect(self._focus_moved)
-        self._focus_moved(None, QApplication.focusWidget())
+            self.statusBar().addPermanentWidget(w)
 
     def cell_views(self) -> tuple:
         """The widgets whose focus makes the label keys act (gui/actions.py ``on_cells``)."""
         return (self.browser, self.preview)
-
-    def labels_have_focus(self) -> bool:
-        f = QApplication.focusWidget()
-        return f is not None and any(v is f or v.isAncestorOf(f) for v in self.cell_views())
-
-    def _focus_moved(self, _old, _new) -> None:
-        on = self.labels_have_focus()
-        self.keys_label.setText("Label keys on" if on else "Label keys off: click a cell")
-        self.keys_label.setStyleSheet("" if on else "color: #b36b00;")
 
     # ------------------------------------------------------------------------------ model and threshold
     def _model_loaded(self, clf) -> None:
@@ -363,7 +327,7 @@ class MainWindow(QMainWindow):
         self.runs.closing = True
         self.runs.stop()
         try:
-            self.save_geometry()
+            self.settings.save_layout(self, self.splitter)
         except Exception:  # settings not writable: not worth an error at exit
             pass
         try:

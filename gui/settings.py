@@ -199,3 +199,14 @@ class Settings:
 
     def set_value(self, key: str, value) -> None:
         self._set(key, value)
+
+    def restore_layout(self, window, splitter) -> None:
+        """The window's size and place and its splitter, as the last session left them."""
+        if (geometry := self.value("window/geometry")) is not None:
+            window.restoreGeometry(geometry)
+        if (state := self.value("window/splitter")) is not None:
+            splitter.restoreState(state)
+
+    def save_layout(self, window, splitter) -> None:
+        self.set_value("window/geometry", window.saveGeometry())
+        self.set_value("window/splitter", splitter.saveState())
