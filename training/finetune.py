@@ -11,7 +11,7 @@ models that transfer fine-tune the whole network with strong augmentation.  Here
   (augmented) cell images by the usual moving average (momentum 0.99, ~1,000 steps per run), so the shipped
   network normalises with statistics of cell images, not of ImageNet photos (Keras 3 runs a trainable
   BatchNormalization in training mode whenever the model is called with ``training=True``);
-- augmentation per cell and step (``training/augment.py``): any rotation, mirror, zoom +-15%, shift, colour jitter,
+- augmentation per cell and step (``training.layers.CellAugment``, the 3.0 recipe's without size equalisation): any rotation, mirror, zoom +-15%, shift, colour jitter,
   blur, noise -- variation between donors and acquisitions, not only orientation;
 - class weights n / (2 n_c); Adam with layer-wise learning rates (backbone ``lr``, head ``head_lr``), warm-up then
   cosine decay; a FIXED number of epochs (no epoch is picked on the held-out donors);
@@ -33,9 +33,9 @@ import numpy as np
 
 from engine.preprocess import Preprocessing
 
-from .augment import Augmentation, augment
 from .data import Manifest, build_pixel_cache, check_no_leak, subject_folds
 from .files import save_npz, saving
+from .layers import RECIPE_2_AUGMENTATION, CellAugment, CellAugmentation
 from .metrics import (
     compute_cross_fitted,
     held_out_fold,
@@ -65,7 +65,7 @@ class FinetuneRecipe:
     seed: int = 0
     tta_views: tuple[int, ...] = (0, 5, 2)
     checkpoint_s: float = 240.0
-    augmentation: Augmentation = field(default_factory=Augmentation)
+    augmentation: CellAugmentation = field(default_factory=lambda: RECIPE_2_AUGMENTATION)
     train_on_all: bool = False  # refit on every subject (no held-out fold; metrics come from an earlier run)
 
 
@@ -140,10 +140,10 @@ def run(
     n_pos = int(y[tr].sum())
     cw = {1: len(tr) / (2 * n_pos), 0: len(tr) / (2 * (len(tr) - n_pos))}
     nb = len(backbone)
+    aug = CellAugment(r.augmentation)
 
     @tf.function(reduce_retracing=True)
-    def step(x, t, w, seed):
-        x = augment(x, r.augmentation, seed)
+    def step(x, t, w):
         with tf.GradientTape() as tape:
             z = model(x, training=True)[:, 0]
             loss = tf.reduce_sum(w * tf.nn.sigmoid_cross_entropy_with_logits(labels=t, logits=z)) / tf.reduce_sum(w)
@@ -186,10 +186,9 @@ def run(
             idx = np.sort(order[s * r.batch : (s + 1) * r.batch])
             t = y[idx].astype(np.float32)
             w = np.where(t == 1, cw[1], cw[0]).astype(np.float32)
-            seed = tf.constant([r.seed, ep * 100_000 + s], tf.int32)
-            losses.append(
-                float(step(tf.constant(np.asarray(px[idx], np.float32)), tf.constant(t), tf.constant(w), seed))
-            )
+            # a seed per step: a resumed run replays the same views
+            x = aug.augment(tf.constant(np.asarray(px[idx], np.float32)), seed=r.seed * 10**9 + ep * 100_000 + s)
+            losses.append(float(step(x, tf.constant(t), tf.constant(w))))
             progress.update(1, loss=float(np.mean(losses)))
             if time.time() - last_save > r.checkpoint_s:
                 ckpt.step.assign(s + 1)

@@ -6,7 +6,7 @@ fine-tuning VGG19 at >= 128 px costs ~50 min per epoch on 2 CPU cores.  So the n
 (ImageNet, ../shared/weights), cut where the features transfer, and only the head is fitted.
 
 - Features: global average pooling of each candidate layer, for the identity view, the test-time dihedral views
-  and ``n_aug`` augmented views per cell (``training/augment.py``: rotation, zoom, shift, colour jitter, blur,
+  and ``n_aug`` augmented views per cell (``training.layers.CellAugment``: rotation, zoom, shift, colour jitter, blur,
   noise) -- the head is trained on all of them so that it does not lean on one donor's colour or scale.
   Cached (float32, resumable per view).
 - Head: class-weighted L2 logistic regression on standardised features; ``C`` chosen inside each training fold
@@ -29,9 +29,9 @@ import numpy as np
 
 from engine.preprocess import Preprocessing
 
-from .augment import Augmentation, augment
 from .data import Manifest, build_pixel_cache, fold_ids, subject_folds, subject_halves
 from .files import save_npz, saving
+from .layers import RECIPE_2_AUGMENTATION, CellAugment, CellAugmentation
 from .metrics import (
     REVIEW_RULE,
     best_threshold,
@@ -59,7 +59,7 @@ class FrozenRecipe:
     n_folds: int = 5
     compare_fold: int = 1
     seed: int = 0
-    augmentation: Augmentation = field(default_factory=Augmentation)
+    augmentation: CellAugmentation = field(default_factory=lambda: RECIPE_2_AUGMENTATION)
 
 
 def vgg_trunk(size: int, weights: str | None, layers) -> keras.Model:
@@ -107,7 +107,7 @@ def extract_features(px, r: FrozenRecipe, weights, cache: Path, log) -> dict[str
     """{view: {layer: (n, c) float32}}; each view cached (keyed by :func:`_cache_key`) and resumable in chunks."""
     model = vgg_trunk(r.size, weights, r.layers)
     fwd = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    aug = tf.function(lambda x, s: augment(x, r.augmentation, s), reduce_retracing=True)
+    aug = CellAugment(r.augmentation)
     n = len(px)
     out = {}
     cache.mkdir(parents=True, exist_ok=True)
@@ -127,7 +127,7 @@ def extract_features(px, r: FrozenRecipe, weights, cache: Path, log) -> dict[str
             if view.startswith("d"):
                 x = dihedral(x, int(view[1:]))
             else:
-                x = aug(tf.constant(x), tf.constant([r.seed + 7919 * (1 + int(view[1:])), i], tf.int32)).numpy()
+                x = np.asarray(aug.augment(tf.constant(x), seed=(r.seed + 7919 * (1 + int(view[1:]))) * 10**7 + i))
             ys = fwd(tf.constant(x))
             ys = ys if isinstance(ys, (list, tuple)) else [ys]
             for ln, v in zip(r.layers, ys):

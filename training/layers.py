@@ -83,6 +83,9 @@ NO_AUGMENTATION = CellAugmentation(
     noise=0.0,
 )
 
+#: The 2.0 recipes' augmentation (``finetune``, ``frozen``): no size equalisation, zoom +-15 %.
+RECIPE_2_AUGMENTATION = CellAugmentation(scale=0.15, size_equalise=0.0)
+
 _YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
 
 
@@ -108,19 +111,30 @@ class CellAugment(keras.layers.Layer):
         self.aug = augmentation or CellAugmentation()
         self.seed = int(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
+        self._gen = self.seed_generator  # the stream of the call under way (see ``augment``)
 
     def get_config(self):
         return {**super().get_config(), "augmentation": self.aug.to_dict(), "seed": self.seed}
 
     def _u(self, n, lo, hi):
-        return keras.random.uniform((n,), minval=lo, maxval=hi, seed=self.seed_generator)
+        return keras.random.uniform((n,), minval=lo, maxval=hi, seed=self._gen)
 
     def call(self, x, training=None):
         if not training:
             return x
         return self.augment(x)
 
-    def augment(self, x):
+    def augment(self, x, seed: int | None = None):
+        """A new random view of each cell of ``x``.  ``seed``: draw from a fresh stream of that seed (eager calls
+        only), so the same seed gives the same views: a cache of augmented features is reproducible and
+        resumable; without it, the layer's own stream (training steps)."""
+        self._gen = self.seed_generator if seed is None else keras.random.SeedGenerator(int(seed))
+        try:
+            return self._augment(x)
+        finally:
+            self._gen = self.seed_generator
+
+    def _augment(self, x):
         a = self.aug
         x = ops.cast(x, "float32")
         n, h, w = ops.shape(x)[0], x.shape[1], x.shape[2]
@@ -183,7 +197,7 @@ class CellAugment(keras.layers.Layer):
             x = x + on * (out - x)
         if a.noise:
             std = ops.reshape(self._u(n, 0.0, a.noise), (-1, 1, 1, 1))
-            x = x + std * keras.random.normal(ops.shape(x), seed=self.seed_generator)
+            x = x + std * keras.random.normal(ops.shape(x), seed=self._gen)
         return ops.clip(x, 0.0, 255.0) * fg
 
     def compute_output_shape(self, input_shape):

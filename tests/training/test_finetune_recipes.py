@@ -1,4 +1,4 @@
-"""The 2.0 recipes: on-the-fly augmentation, the end-to-end InceptionV3 model, the frozen VGG19 model and the
+"""The 2.0 recipes: on-the-fly augmentation (the 3.0 layer, seeded per call), the end-to-end InceptionV3 model, the frozen VGG19 model and the
 export of their run folders.  Skipped without TensorFlow."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from training.augment import NONE, Augmentation, augment
+from training.layers import NO_AUGMENTATION, RECIPE_2_AUGMENTATION, CellAugment, CellAugmentation
 from training.models import keras, tf
 
 
@@ -24,6 +24,10 @@ def _fresh_keras_names():
 CELLS = sorted((Path(__file__).resolve().parents[1] / "data" / "cells").glob("*.webp"))
 
 
+def augment(x, aug: CellAugmentation, seed: int) -> np.ndarray:
+    return np.asarray(CellAugment(aug).augment(tf.constant(x), seed=seed))
+
+
 def _disc(n=4, size=48):
     x = np.zeros((n, size, size, 3), np.float32)
     yy, xx = np.mgrid[:size, :size]
@@ -34,7 +38,7 @@ def _disc(n=4, size=48):
 
 def test_augmentation_keeps_the_background_black_and_values_in_range():
     x = _disc()
-    y = augment(tf.constant(x), Augmentation(), tf.constant([0, 1])).numpy()
+    y = augment(x, RECIPE_2_AUGMENTATION, 1)
     assert y.shape == x.shape and y.min() >= 0 and y.max() <= 255
     assert (y[:, :3, :3] == 0).all() and (y[:, -3:, -3:] == 0).all()
     assert (y.max(axis=3) > 10).mean() > 0.05  # the cell is still there
@@ -42,9 +46,9 @@ def test_augmentation_keeps_the_background_black_and_values_in_range():
 
 def test_augmentation_is_new_per_seed_and_reproducible_per_seed():
     x = _disc()
-    a = augment(tf.constant(x), Augmentation(), tf.constant([0, 1])).numpy()
-    b = augment(tf.constant(x), Augmentation(), tf.constant([0, 1])).numpy()
-    c = augment(tf.constant(x), Augmentation(), tf.constant([0, 2])).numpy()
+    a = augment(x, RECIPE_2_AUGMENTATION, 1)
+    b = augment(x, RECIPE_2_AUGMENTATION, 1)
+    c = augment(x, RECIPE_2_AUGMENTATION, 2)
     np.testing.assert_array_equal(a, b)  # a resumed run replays the same views
     assert np.abs(a - c).mean() > 1.0
     assert np.abs(a[0] - a[1]).mean() > 0.1  # each cell of a batch gets its own parameters
@@ -52,24 +56,35 @@ def test_augmentation_is_new_per_seed_and_reproducible_per_seed():
 
 def test_no_augmentation_is_the_identity():
     x = _disc()
-    y = augment(tf.constant(x), NONE, tf.constant([0, 1])).numpy()
+    y = augment(x, NO_AUGMENTATION, 1)
     np.testing.assert_allclose(y, x, atol=1e-3)
 
 
 def test_pure_rotation_preserves_the_cell_area():
     x = _disc(1, 64)
-    aug = Augmentation(
-        flip=0.0, scale=0.0, translate=0.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, blur=0.0, noise=0.0
+    aug = CellAugmentation(
+        flip=0.0,
+        scale=0.0,
+        size_equalise=0.0,
+        translate=0.0,
+        brightness=0.0,
+        contrast=0.0,
+        saturation=0.0,
+        hue=0.0,
+        blur=0.0,
+        noise=0.0,
     )
-    y = augment(tf.constant(x), aug, tf.constant([3, 4])).numpy()
+    y = augment(x, aug, 3)
     # bilinear resampling blurs the edge by a pixel; the total intensity of the cell is what a rotation keeps
     assert abs(y.sum() - x.sum()) / x.sum() < 0.02
 
 
 def test_colour_jitter_changes_colour_but_not_the_shape():
     x = _disc()
-    aug = Augmentation(rotation=False, flip=0.0, scale=0.0, translate=0.0, blur=0.0, noise=0.0, hue=20.0)
-    y = augment(tf.constant(x), aug, tf.constant([5, 6])).numpy()
+    aug = CellAugmentation(
+        rotation=False, flip=0.0, scale=0.0, size_equalise=0.0, translate=0.0, blur=0.0, noise=0.0, hue=20.0
+    )
+    y = augment(x, aug, 5)
     np.testing.assert_array_equal(y.max(3) > 10, x.max(3) > 10)
     assert np.abs(y - x)[x.max(3) > 10].mean() > 1.0
 
@@ -109,7 +124,6 @@ def test_frozen_vgg_model_is_the_pooled_features_times_the_head():
 
 
 def test_frozen_feature_cache_key_follows_pixels_weights_layers_and_augmentation(tmp_path):
-    from training.augment import NONE
     from training.frozen_vgg import FrozenRecipe, _cache_key
 
     a = np.lib.format.open_memmap(tmp_path / "pixels_160x160_c0p85_x.npy", mode="w+", dtype=np.uint8, shape=(1, 2))
@@ -120,4 +134,4 @@ def test_frozen_feature_cache_key_follows_pixels_weights_layers_and_augmentation
     assert key != _cache_key(b, r, "w.h5")  # other crop (or data digest): other pixels
     assert key != _cache_key(a, r, "other.h5")
     assert key != _cache_key(a, FrozenRecipe(layers=("block3_conv4",)), "w.h5")
-    assert key != _cache_key(a, FrozenRecipe(augmentation=NONE), "w.h5")
+    assert key != _cache_key(a, FrozenRecipe(augmentation=NO_AUGMENTATION), "w.h5")
