@@ -22,7 +22,7 @@ from typing import IO
 
 @contextmanager
 def atomic_open(path: str | Path, *, public: bool = False, mode: str = "w", **open_kwargs) -> Iterator[IO]:
-    """Open a file for writing that replaces ``path`` only when the ``with`` block succeeds.
+    """Open a file for writing that replaces ``path`` only when the ``with`` block succeeds (:func:`atomic_path`).
 
     ``mode``: "w" (text) or "wb" (bytes, e.g. a PDF).  ``open_kwargs`` go to :func:`open` (encoding, errors,
     newline).  ``public=True`` gives the file the ordinary permissions of the umask (a report); otherwise it
@@ -30,23 +30,8 @@ def atomic_open(path: str | Path, *, public: bool = False, mode: str = "w", **op
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes a new file: mode 'w' or 'wb', not {mode!r}")
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, mode, **open_kwargs) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        if public:
-            _public(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(path, public=public) as tmp, open(tmp, mode, **open_kwargs) as fh:
+        yield fh
 
 
 def _public(path: str | Path) -> None:
@@ -59,9 +44,10 @@ def _public(path: str | Path) -> None:
 def atomic_path(path: str | Path, *, public: bool = False) -> Iterator[Path]:
     """A temporary file name beside ``path`` that replaces ``path`` only when the ``with`` block succeeds.
 
-    For writers that want a file name, not a handle (Keras' ``model.save``, h5py, ``onnx.save_model``): the temp
-    name ends like ``path`` (``.weights.h5``, ``.keras``, ``.onnx``), because such writers check the suffix.  The
-    written file is fsynced before the rename; on any error it is removed and ``path`` is left as it was.
+    For writers that want a file name, not a handle (Keras' ``model.save``, h5py, ``onnx.save_model``), and under
+    :func:`atomic_open`: the temp name ends like ``path`` (``.weights.h5``, ``.keras``, ``.onnx``), because such
+    writers check the suffix.  The written file is fsynced before the rename; on any error it is removed and
+    ``path`` is left as it was.
     """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
@@ -70,7 +56,7 @@ def atomic_path(path: str | Path, *, public: bool = False) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        fd = os.open(tmp, os.O_RDWR | getattr(os, "O_BINARY", 0))  # Windows flushes only a writable handle
         try:
             os.fsync(fd)
         finally:
