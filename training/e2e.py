@@ -35,7 +35,7 @@ import keras
 from engine.preprocess import Preprocessing, dihedral
 
 from .data import Manifest, build_pixel_cache, check_no_leak
-from .files import save_npz, saving
+from .files import save_held_out, save_npz, saving
 from .layers import CellAugment, CellAugmentation, Normalize
 from .metrics import (
     area_auroc,
@@ -433,15 +433,7 @@ def finalize(m, r: E2ERecipe, run_dir, va, tr, hist, weights, seconds) -> dict:
         "H6, H7, H11 among them), never seen in training; temperature and threshold cross-fitted "
         "between two subject-disjoint halves of them"
     )
-    save_npz(
-        run_dir / "oof.npz",
-        logits=z,
-        labels=yv,
-        folds=fold["halves"],
-        subjects=np.asarray(sv),
-        paths=np.asarray([m.paths[i] for i in va]),
-        val_idx=va,
-    )
+    save_held_out(run_dir, m, va, z, yv, fold["halves"])
     spec = r.spec
     metrics = {
         "arch": r.arch,

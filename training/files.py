@@ -54,6 +54,22 @@ def save_npz(path: str | Path, *arrays, **named) -> Path:
     return Path(path)
 
 
+def save_held_out(run_dir: str | Path, m, idx, logits, labels, folds, **more) -> Path:
+    """``RUN/oof.npz``, the held-out predictions ``leukoscan-train export`` reads: per cell of the manifest ``m`` at
+    ``idx``, its logit, label, fold (or subject-disjoint half), subject, path and ``val_idx``; ``more``: extra arrays."""
+    idx = np.asarray(idx)
+    return save_npz(
+        Path(run_dir) / "oof.npz",
+        logits=logits,
+        labels=labels,
+        folds=folds,
+        subjects=np.asarray([m.subjects[i] for i in idx]),
+        paths=np.asarray([m.paths[i] for i in idx]),
+        val_idx=idx,
+        **more,
+    )
+
+
 def save_npy(path: str | Path, array) -> Path:
     with fileio.atomic_open(_parent(path), mode="wb", public=True) as fh:
         np.save(fh, array)

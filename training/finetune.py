@@ -34,7 +34,7 @@ import numpy as np
 from engine.preprocess import Preprocessing
 
 from .data import Manifest, build_pixel_cache, check_no_leak, subject_folds
-from .files import save_npz, saving
+from .files import save_held_out, save_npz, saving
 from .layers import RECIPE_2_AUGMENTATION, CellAugment, CellAugmentation
 from .metrics import (
     compute_cross_fitted,
@@ -241,15 +241,7 @@ def finalize(m, r, spec, run_dir, va, tr, hist, weights, seconds) -> dict:
     fold = held_out_fold(z, yv, sv, r.seed, r.val_fold)
     halves, p, calib, th = fold["halves"], fold["p"], fold["calibration"], fold["calibration"]["threshold"]
     no_tta = compute_cross_fitted(d["0"], yv, halves, sv)
-    save_npz(
-        run_dir / "oof.npz",
-        logits=z,
-        labels=yv,
-        folds=halves,
-        subjects=np.asarray(sv),
-        paths=np.asarray([m.paths[i] for i in va]),
-        val_idx=va,
-    )
+    save_held_out(run_dir, m, va, z, yv, halves)
     at_ship = fold["at_ship"]
     metrics = {
         "arch": "inceptionv3",

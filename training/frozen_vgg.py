@@ -30,7 +30,7 @@ import numpy as np
 from engine.preprocess import Preprocessing
 
 from .data import Manifest, build_pixel_cache, fold_ids, subject_folds, subject_halves
-from .files import save_npz, saving
+from .files import save_held_out, save_npz, saving
 from .layers import RECIPE_2_AUGMENTATION, CellAugment, CellAugmentation
 from .metrics import (
     REVIEW_RULE,
@@ -255,15 +255,7 @@ def run(
     model = shipped_model(r.size, weights, r.cut, w, b)
     with saving(run_dir / "final.keras") as tmp:
         model.save(tmp)
-    save_npz(
-        run_dir / "oof.npz",
-        logits=z,
-        labels=y,
-        folds=folds,
-        subjects=np.asarray(subjects),
-        paths=np.asarray(m.paths),
-        val_idx=np.arange(len(m)),
-    )
+    save_held_out(run_dir, m, np.arange(len(m)), z, y, folds)
     calib = {
         "temperature": t,
         "logit_shift": shift,

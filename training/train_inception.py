@@ -13,7 +13,7 @@ from engine.preprocess import Preprocessing
 
 from . import features
 from .data import Manifest, build_pixel_cache, fold_ids, subject_folds
-from .files import save_npz, saving, write_text
+from .files import save_held_out, save_npz, saving, write_text
 from .inception import InceptionTrainer, Recipe, fit_head
 from .metrics import (
     REVIEW_RULE,
@@ -187,15 +187,8 @@ def run(
         f"  without test-time augmentation (view 0 only): weighted F1 {single_view['weighted_f1']:.4f} "
         f"AUROC {single_view['auroc']:.4f}"
     )
-    save_npz(
-        run_dir / "oof.npz",
-        logits=oof,
-        labels=y,
-        folds=fid,
-        subjects=subjects,
-        logits_view0=single,
-        phase1_logits=p1[c_best]["oof_logits"],
-        paths=np.asarray(m.paths),
+    save_held_out(
+        run_dir, m, np.arange(len(m)), oof, y, fid, logits_view0=single, phase1_logits=p1[c_best]["oof_logits"]
     )
 
     # ---- refit on all subjects with the CV-chosen recipe

@@ -22,7 +22,7 @@ import numpy as np
 from engine.preprocess import Preprocessing
 
 from .data import Manifest, build_pixel_cache, check_no_leak, subject_folds
-from .files import save_npy, save_npz, saving
+from .files import save_held_out, save_npy, saving
 from .metrics import (
     held_out_fold,
     plot_all,
@@ -226,15 +226,7 @@ def finalize(m, r, spec, run_dir, folds, hist, best, weights, seconds, teacher_d
     fold = held_out_fold(z, yv, sv, r.seed, r.val_fold)
     halves, p, calib, th = fold["halves"], fold["p"], fold["calibration"], fold["calibration"]["threshold"]
     at_ship = fold["at_ship"]
-    save_npz(
-        run_dir / "oof.npz",
-        logits=z,
-        labels=yv,
-        folds=halves,
-        subjects=np.asarray(sv),
-        paths=np.asarray([m.paths[i] for i in va]),
-        val_idx=va,
-    )
+    save_held_out(run_dir, m, va, z, yv, halves)
     metrics = {
         "arch": "vgg19",
         "validation": fold["validation"],
