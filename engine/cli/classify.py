@@ -35,6 +35,7 @@ from .common import (
     STOP_SIGNALS,
     CliError,
     add_command,
+    add_models_dir,
     add_report_options,
     check_output,
     counts_json,
@@ -136,13 +137,7 @@ def add_parser(sub) -> None:
         default=None,
         help="decision threshold on P(ALL) (default: the model card's validated threshold)",
     )
-    c.add_argument(
-        "--models-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="also read model cards from this folder, after the bundled and user ones (repeatable)",
-    )
+    add_models_dir(c)
     c.add_argument(
         "--no-progress", action="store_true", help="no progress bar (there is one only when stderr is a terminal)"
     )

@@ -64,6 +64,15 @@ def add_command(sub, name: str, help: str, codes: Sequence[str], *examples: str)
     return p
 
 
+def add_models_dir(
+    p: argparse.ArgumentParser,
+    help: str = "also read model cards from this folder, after the bundled and user ones (repeatable)",
+) -> None:
+    """--models-dir: folders added after the bundled and user ones (:func:`engine.registry.model_dirs`), as in
+    the app."""
+    p.add_argument("--models-dir", action="append", default=[], metavar="DIR", help=help)
+
+
 def add_report_options(p: argparse.ArgumentParser) -> None:
     """--out, --summary and --bom: the reports every command that writes them writes alike."""
     p.add_argument(

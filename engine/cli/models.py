@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..card import ModelError
 from ..paths import user_models_dir
 from ..registry import default_model, describe_metrics
-from .common import EXIT_MODEL, EXIT_OK, add_command, emit_json, registry
+from .common import EXIT_MODEL, EXIT_OK, add_command, add_models_dir, emit_json, registry
 
 SCHEMA = "leukoscan.models/1"
 CODES = (
@@ -24,13 +24,7 @@ def add_parser(sub) -> None:
         "leukoscan-cli models --check",
         "leukoscan-cli models --json | jq -r '.models[] | [.name, .version] | @tsv'",
     )
-    m.add_argument(
-        "--models-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="also read model cards from this folder, after the bundled and user ones (repeatable)",
-    )
+    add_models_dir(m)
     m.add_argument(
         "--check", action="store_true", help="also load every model (checks the ONNX graph against its card; slower)"
     )

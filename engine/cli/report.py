@@ -10,6 +10,7 @@ from .common import (
     EXIT_WRITE,
     CliError,
     add_command,
+    add_models_dir,
     check_output,
     refuse_broken,
     registry,
@@ -44,12 +45,8 @@ def add_parser(sub) -> None:
         help="per-cell report written by classify, export or the app, or a case store",
     )
     r.add_argument("--pdf", required=True, metavar="CASE.pdf", help="PDF file to write")
-    r.add_argument(
-        "--models-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="also read model cards from this folder (repeatable): the card of the report's model adds its facts",
+    add_models_dir(
+        r, "also read model cards from this folder (repeatable): the card of the report's model adds its facts"
     )
     r.add_argument("--force", action="store_true", help="replace --pdf even when the existing file is read-only")
     r.set_defaults(run=run)
