@@ -62,7 +62,7 @@ class MainWindow(QMainWindow):
         s = self.settings
         self.prompts = Prompts(self)
         self.bridge = DocumentBridge(parent=self)
-        self.thumbs = ImageLoader(size=s.thumb_size, threads=1, parent=self)
+        self.thumbs = ImageLoader(size=s.thumb_size, parent=self)
         self.cell_model = CellModel(self.thumbs, self)
         self.browser = CellBrowser(self.cell_model, self.thumbs, s.thumb_size)
         self.runs = RunController(self.service, self.bridge, self)

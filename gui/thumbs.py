@@ -54,12 +54,14 @@ def decode_thumbnail(path: str, size: int) -> QImage | None:
 
 class ImageLoader(QObject):
     """Images of at most ``size`` x ``size`` pixels, decoded in the background and cached (see the module
-    docstring).  Everything but the decode runs on the GUI thread."""
+    docstring).  Everything but the decode runs on the GUI thread.  One decode task by default: on 2 cores a
+    second one took the CPU and the GIL from the GUI thread (gallery scroll stall p99 74-82 ms with two, 41-48
+    with one; benchmarks/gui_throughput.py)."""
 
     ready = Signal(str)  # key (path) whose image is now cached
 
     def __init__(
-        self, size: int = 112, budget_mb: int = 40, threads: int = 2, max_pending: int = 400, parent=None
+        self, size: int = 112, budget_mb: int = 40, threads: int = 1, max_pending: int = 400, parent=None
     ) -> None:
         super().__init__(parent)
         self._size = size
