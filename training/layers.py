@@ -111,13 +111,9 @@ class CellAugment(keras.layers.Layer):
         self.aug = augmentation or CellAugmentation()
         self.seed = int(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
-        self._gen = self.seed_generator  # the stream of the call under way (see ``augment``)
 
     def get_config(self):
         return {**super().get_config(), "augmentation": self.aug.to_dict(), "seed": self.seed}
-
-    def _u(self, n, lo, hi):
-        return keras.random.uniform((n,), minval=lo, maxval=hi, seed=self._gen)
 
     def call(self, x, training=None):
         if not training:
@@ -128,30 +124,30 @@ class CellAugment(keras.layers.Layer):
         """A new random view of each cell of ``x``.  ``seed``: draw from a fresh stream of that seed (eager calls
         only), so the same seed gives the same views: a cache of augmented features is reproducible and
         resumable; without it, the layer's own stream (training steps)."""
-        self._gen = self.seed_generator if seed is None else keras.random.SeedGenerator(int(seed))
-        try:
-            return self._augment(x)
-        finally:
-            self._gen = self.seed_generator
+        return self._augment(x, self.seed_generator if seed is None else keras.random.SeedGenerator(int(seed)))
 
-    def _augment(self, x):
+    def _augment(self, x, gen):
         a = self.aug
+
+        def u(n, lo, hi):  # per-cell parameters from the call's stream
+            return keras.random.uniform((n,), minval=lo, maxval=hi, seed=gen)
+
         x = ops.cast(x, "float32")
         n, h, w = ops.shape(x)[0], x.shape[1], x.shape[2]
         fg = ops.cast(ops.max(x, axis=3, keepdims=True) > FG_LEVEL, "float32")
         # --- geometry: one affine warp per cell about the image centre
-        theta = self._u(n, 0.0, 2 * math.pi) if a.rotation else ops.zeros((n,))
-        s = ops.exp(self._u(n, -math.log1p(a.scale), math.log1p(a.scale))) if a.scale else ops.ones((n,))
+        theta = u(n, 0.0, 2 * math.pi) if a.rotation else ops.zeros((n,))
+        s = ops.exp(u(n, -math.log1p(a.scale), math.log1p(a.scale))) if a.scale else ops.ones((n,))
         if a.size_equalise:
             area = ops.maximum(ops.mean(fg, axis=(1, 2, 3)), 1e-3)
             lo, hi = a.target_area
-            target = ops.exp(self._u(n, math.log(lo), math.log(hi)))
+            target = ops.exp(u(n, math.log(lo), math.log(hi)))
             equal = ops.sqrt(target / area)
-            s = ops.where(self._u(n, 0.0, 1.0) < a.size_equalise, equal, s)
+            s = ops.where(u(n, 0.0, 1.0) < a.size_equalise, equal, s)
         s = ops.clip(s, 0.4, 2.5)
-        mirror = ops.where(self._u(n, 0.0, 1.0) < a.flip, -1.0, 1.0)
-        tx = self._u(n, -a.translate, a.translate) * w
-        ty = self._u(n, -a.translate, a.translate) * h
+        mirror = ops.where(u(n, 0.0, 1.0) < a.flip, -1.0, 1.0)
+        tx = u(n, -a.translate, a.translate) * w
+        ty = u(n, -a.translate, a.translate) * h
         cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
         # output pixel p' samples the input at c + M (p' - c - t), M = mirror * R(theta) / s
         c, si = ops.cos(theta) / s, ops.sin(theta) / s
@@ -173,11 +169,11 @@ class CellAugment(keras.layers.Layer):
         if a.brightness or a.contrast or a.saturation or a.hue:
             cnt = ops.maximum(ops.sum(fg, axis=(1, 2, 3), keepdims=True), 1.0)
             mean = ops.sum(x * fg, axis=(1, 2), keepdims=True) / cnt
-            k = ops.reshape(self._u(n, 1 - a.contrast, 1 + a.contrast), (-1, 1, 1, 1))
-            b = ops.reshape(self._u(n, -a.brightness, a.brightness) * 255.0, (-1, 1, 1, 1))
+            k = ops.reshape(u(n, 1 - a.contrast, 1 + a.contrast), (-1, 1, 1, 1))
+            b = ops.reshape(u(n, -a.brightness, a.brightness) * 255.0, (-1, 1, 1, 1))
             x = (x - mean) * k + mean + b
-            sat = self._u(n, 1 - a.saturation, 1 + a.saturation)
-            hue = self._u(n, -a.hue, a.hue) * (math.pi / 180)
+            sat = u(n, 1 - a.saturation, 1 + a.saturation)
+            hue = u(n, -a.hue, a.hue) * (math.pi / 180)
             ch, sh = ops.cos(hue) * sat, ops.sin(hue) * sat
             one, zero = ops.ones((n,)), ops.zeros((n,))
             rot = ops.reshape(ops.stack([one, zero, zero, zero, ch, -sh, zero, sh, ch], axis=1), (-1, 3, 3))
@@ -186,18 +182,18 @@ class CellAugment(keras.layers.Layer):
             m = ops.einsum("ij,njk,kl->nil", rgb, rot, yiq)
             x = ops.einsum("nhwc,ndc->nhwd", x, m)
         if a.blur:
-            sigma = self._u(n, 0.5, 1.0)
+            sigma = u(n, 0.5, 1.0)
             t = ops.convert_to_tensor([-1.0, 0.0, 1.0])
             g = ops.exp(-(t[None, :] ** 2) / (2 * sigma[:, None] ** 2))
             g = g / ops.sum(g, axis=1, keepdims=True)
             pad = ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="symmetric")
             hs = sum(g[:, i, None, None, None] * pad[:, :, i : i + w, :] for i in range(3))
             out = sum(g[:, i, None, None, None] * hs[:, i : i + h, :, :] for i in range(3))
-            on = ops.reshape(ops.cast(self._u(n, 0.0, 1.0) < a.blur, "float32"), (-1, 1, 1, 1))
+            on = ops.reshape(ops.cast(u(n, 0.0, 1.0) < a.blur, "float32"), (-1, 1, 1, 1))
             x = x + on * (out - x)
         if a.noise:
-            std = ops.reshape(self._u(n, 0.0, a.noise), (-1, 1, 1, 1))
-            x = x + std * keras.random.normal(ops.shape(x), seed=self._gen)
+            std = ops.reshape(u(n, 0.0, a.noise), (-1, 1, 1, 1))
+            x = x + std * keras.random.normal(ops.shape(x), seed=gen)
         return ops.clip(x, 0.0, 255.0) * fg
 
     def compute_output_shape(self, input_shape):
