@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from training.layers import NO_AUGMENTATION, CellAugment, CellAugmentation, Normalize
+from training.layers import NO_AUGMENTATION, CellAugment, Normalize
 from training.metrics import area_auroc, donor_summary
 
 CELLS = sorted((Path(__file__).resolve().parents[1] / "data" / "cells").glob("*.webp"))
@@ -54,20 +55,7 @@ def test_size_equalisation_removes_size_as_a_cue():
     x = _discs(np.concatenate([small, large]))
     y = np.array([0] * 64 + [1] * 64)
     assert area_auroc(x, y) == 1.0
-    aug = CellAugmentation(
-        rotation=False,
-        flip=0.0,
-        scale=0.0,
-        size_equalise=1.0,
-        target_area=(0.08, 0.25),
-        translate=0.0,
-        brightness=0.0,
-        contrast=0.0,
-        saturation=0.0,
-        hue=0.0,
-        blur=0.0,
-        noise=0.0,
-    )
+    aug = replace(NO_AUGMENTATION, size_equalise=1.0, target_area=(0.08, 0.25))
     views = np.asarray(CellAugment(aug, seed=3)(x, training=True))
     assert area_auroc(views, y) < 0.7
 
