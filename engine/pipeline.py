@@ -186,17 +186,39 @@ class CellResult:
         return self.status == CellStatus.OK
 
 
+#: Why a cell is flagged for review (the ``flag_reasons`` of a report row, in this order): its P(ALL) is inside the
+#: card's review band around the threshold, it failed the input quality check, or an ensemble's members disagree.
+FLAG_REVIEW_BAND, FLAG_QC, FLAG_DISAGREEMENT = "review_band", "qc", "model_disagreement"
+FLAG_REASONS: tuple[str, ...] = (FLAG_REVIEW_BAND, FLAG_QC, FLAG_DISAGREEMENT)
+
+
+def in_review_band(p_all: float | None, threshold: float, review_margin: float) -> bool:
+    """P(ALL) is closer to the threshold than the card's ``review_margin`` (False without a score)."""
+    return p_all is not None and math.isfinite(p_all) and abs(p_all - threshold) < review_margin
+
+
+def flag_reasons(
+    p_all: float | None, threshold: float, review_margin: float, members_disagree: bool = False, qc: str = ""
+) -> tuple[str, ...]:
+    """Why the cell is flagged for review, in :data:`FLAG_REASONS` order; () when it is not (or has no score:
+    an error row).  The one rule behind :func:`decide`'s flag and every report's ``flag_reasons``."""
+    if p_all is None or not math.isfinite(p_all):
+        return ()
+    why = (in_review_band(p_all, threshold, review_margin), bool(qc), bool(members_disagree))
+    return tuple(reason for reason, yes in zip(FLAG_REASONS, why) if yes)
+
+
 def decide(
     p_all: float | None, threshold: float, review_margin: float, members_disagree: bool = False, qc: str = ""
 ) -> tuple[str, bool]:
-    """(prediction, flagged): "ALL" when p_all >= threshold else "HEM"; review when p_all is
-    within ``review_margin`` of the threshold, the ensemble's members disagree, or the image failed the
-    quality check (``qc``: its reason; the score of a not-a-cell image means nothing, however confident): *flagged* for review.
-    ("", False) when there is no score (an error row)."""
+    """(prediction, flagged): "ALL" when p_all >= threshold else "HEM"; *flagged* for review when
+    :func:`flag_reasons` gives any (the review band, a failed quality check: the score of a not-a-cell image
+    means nothing, however confident; the ensemble's members disagreeing).  ("", False) when there is no
+    score (an error row)."""
     if p_all is None or not math.isfinite(p_all):
         return "", False
     prediction = "ALL" if p_all >= threshold else "HEM"
-    return prediction, bool(abs(p_all - threshold) < review_margin or members_disagree or qc)
+    return prediction, bool(flag_reasons(p_all, threshold, review_margin, members_disagree, qc))
 
 
 # ------------------------------------------------------------------------------------------ classify

@@ -4,7 +4,9 @@ write through this module, so their files have the same columns.
 Per-cell columns, in order (:data:`CELL_COLUMNS`), then one ``p_all_<member>`` column per ensemble
 member.  Values are strings: ``p_all`` with 4 decimals, booleans ``true``/``false``, empty when not
 applicable; ``flagged``: the model flagged the cell for review (reviews of it may exist; reports written
-before 3.0 call this column ``needs_review`` and are still read); ``qc`` is the input quality check's reason
+before 3.0 call this column ``needs_review`` and are still read), ``flag_reasons`` says why (``review_band``,
+``qc``, ``model_disagreement``, joined by ``;``: :func:`engine.pipeline.flag_reasons`, the one rule) and
+``in_review_band`` whether P(ALL) is inside the card's review band, flagged or not; ``qc`` is the input quality check's reason
 (:mod:`engine.qc`), empty when the image passed.
 Summary rows are counted by :func:`count_rows` (the one case rule, :class:`engine.case.rules.CaseCounts`):
 labels follow ``final_label`` (the reviewer's label when there is one, else the prediction); ``flagged`` =
@@ -42,7 +44,7 @@ from .case.kinds import CellStatus
 from .case.rules import CaseCounts
 from .case.values import Review
 from .fileio import atomic_open
-from .pipeline import CellResult, decide
+from .pipeline import FLAG_REASONS, CellResult, decide, flag_reasons, in_review_band
 
 CELL_COLUMNS: tuple[str, ...] = (
     "path",
@@ -68,6 +70,8 @@ CELL_COLUMNS: tuple[str, ...] = (
     "qc",
     "review_model_label",
     "cell_id",
+    "in_review_band",
+    "flag_reasons",
 )
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "folder",
@@ -100,6 +104,7 @@ PENDING_STATUS = CellStatus.PENDING  # a row of an image found but not classifie
 _NEEDS_QUOTE = re.compile(r"'*[=+\-@\t\r]")  # also an already-quoted value, so reading back is exact
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _MAX_REASONS = 3  # per summary row; then "(+N more)"
+FLAG_SEPARATOR = ";"  # between the words of a row's flag_reasons ("review_band;qc")
 
 
 class ReportedModel(Protocol):
@@ -152,9 +157,9 @@ def cell_row(
     thr = case_rules.threshold_in_use(classifier.threshold, threshold)
     ok = result.status == CellStatus.OK
     qc = result.qc if ok else ""
-    prediction, flagged = decide(
-        result.p_all if ok else None, thr, classifier.review_margin, result.members_disagree, qc
-    )
+    p = result.p_all if ok else None
+    prediction, flagged = decide(p, thr, classifier.review_margin, result.members_disagree, qc)
+    reasons = flag_reasons(p, thr, classifier.review_margin, result.members_disagree, qc)
     if review is not None and not ok:
         review = None  # a file that could not be classified cannot carry a review label
     row = {
@@ -180,6 +185,8 @@ def cell_row(
         "qc": qc,
         "review_model_label": (review.model_label or "") if review else "",
         "cell_id": cell_id(result.sha256),
+        "in_review_band": "true" if in_review_band(p, thr, classifier.review_margin) else "false",
+        "flag_reasons": FLAG_SEPARATOR.join(reasons),
     }
     for name in classifier.member_names:
         row[f"p_all_{name}"] = fmt_p(result.member_p.get(name)) if ok else ""
@@ -205,6 +212,7 @@ def pending_row(
             "status": PENDING_STATUS,
             "error": "not classified (the run stopped before this image)",
             "flagged": "false",
+            "in_review_band": "false",
             "model": classifier.name,
             "model_version": classifier.version,
             "threshold": fmt_threshold(thr),
@@ -260,6 +268,25 @@ def row_flagged(r: Mapping[str, str]) -> bool:
     """The row's ``flagged`` column (``needs_review`` in per-cell reports written before 3.0)."""
     v = r.get("flagged")
     return (r.get("needs_review") if v is None else v) == "true"
+
+
+def row_flag_reasons(r: Mapping[str, str]) -> tuple[str, ...]:
+    """The row's ``flag_reasons`` as words (() for a report written before the column existed)."""
+    return tuple(w for w in (r.get("flag_reasons") or "").split(FLAG_SEPARATOR) if w)
+
+
+def flag_counts(rows: Iterable[Mapping[str, str]]) -> dict[str, int]:
+    """How many classified rows are inside the review band (``in_review_band``) and how many are flagged for each
+    reason (:data:`engine.pipeline.FLAG_REASONS`; a cell flagged for two reasons counts under both)."""
+    counts = dict.fromkeys(("in_review_band", *FLAG_REASONS), 0)
+    for r in rows:
+        if r.get("status") != CellStatus.OK:
+            continue
+        counts["in_review_band"] += r.get("in_review_band") == "true"
+        for why in row_flag_reasons(r):
+            if why in counts and why != "in_review_band":
+                counts[why] += 1
+    return counts
 
 
 def count_row(cc: CaseCounts, r: Mapping[str, str]) -> None:

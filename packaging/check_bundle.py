@@ -210,7 +210,7 @@ def run_cli(bundle: Path, timeout: float = 600) -> list[str]:
             summary = json.loads(p.stdout)
         except ValueError:
             return [f"leukoscan-cli classify --json printed no JSON: {p.stdout[:200]!r}"]
-        if summary.get("schema") != "leukoscan.classify/1":
+        if summary.get("schema") != "leukoscan.classify/2":
             problems.append(f"leukoscan-cli classify --json: schema {summary.get('schema')!r}")
         with open(out, newline="", encoding="utf-8-sig") as fh:
             got = {r["file"]: r["final_label"] for r in csv.DictReader(fh)}

@@ -53,7 +53,7 @@ from .common import (
     write_or_rescue,
 )
 
-SCHEMA = "leukoscan.classify/1"
+SCHEMA = "leukoscan.classify/2"
 CODES = (
     "0    the run completed (unreadable files are error rows)",
     "1    a report could not be written where asked (then saved in the temp folder, see message) or not at all",

@@ -303,16 +303,21 @@ def shown(path: Path | None) -> str | None:
 
 
 def counts_json(rows) -> dict:
-    """The counts of a run's per-cell rows (the one case rule, :class:`engine.case.rules.CaseCounts`)."""
-    from ..report import count_rows
+    """The counts of a run's per-cell rows (the one case rule, :class:`engine.case.rules.CaseCounts`), with
+    ``in_review_band`` and ``flag_reasons`` (reason -> cells; :func:`engine.report.flag_counts`)."""
+    from ..report import count_rows, flag_counts
 
+    rows = list(rows)
     cc = count_rows(rows)
+    flags = flag_counts(rows)
     return {
         "cells": cc.cells,
         "classified": cc.classified,
         "all": cc.all,
         "hem": cc.hem,
         "flagged": cc.flagged,
+        "in_review_band": flags.pop("in_review_band"),
+        "flag_reasons": flags,
         "reviewed": cc.reviewed,
         "review_open": cc.review_open,
         "qc_failed": cc.qc,

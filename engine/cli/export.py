@@ -28,7 +28,7 @@ from .common import (
     write_or_rescue,
 )
 
-SCHEMA = "leukoscan.export/1"
+SCHEMA = "leukoscan.export/2"
 CODES = (
     "0    written, and recorded in the case file unless --no-bookkeeping",
     "1    a report could not be written where asked (then saved in the temp folder, see message; not recorded)",

@@ -83,7 +83,7 @@ def test_classify_json_summary(cells_dir, tiny_models_dir, tmp_path, capsys):
     captured = capsys.readouterr()
     doc = json.loads(captured.out)
     rows = read_cell_report(out)
-    assert doc["schema"] == "leukoscan.classify/1" and doc["status"] == "completed" and doc["exit_code"] == 0
+    assert doc["schema"] == "leukoscan.classify/2" and doc["status"] == "completed" and doc["exit_code"] == 0
     assert doc["model"] == {"name": "tiny_a", "version": rows[0]["model_version"]}
     assert doc["threshold"] == doc["default_threshold"] == float(rows[0]["threshold"])
     assert doc["engine"] == "local" and doc["provider"] == "CPUExecutionProvider" and doc["images"] == 8
@@ -91,6 +91,11 @@ def test_classify_json_summary(cells_dir, tiny_models_dir, tmp_path, capsys):
     assert c["cells"] == c["classified"] == 8 and c["all"] + c["hem"] == 8
     assert c["all"] == sum(r["prediction"] == "ALL" for r in rows)
     assert c["flagged"] == sum(r["flagged"] == "true" for r in rows) == c["review_open"]
+    assert c["in_review_band"] == sum(r["in_review_band"] == "true" for r in rows)
+    assert c["flag_reasons"] == {
+        why: sum(why in r["flag_reasons"].split(";") for r in rows)
+        for why in ("review_band", "qc", "model_disagreement")
+    }
     assert doc["files"] == {"report": str(out), "summary": str(summ), "partial": None, "case_file": None}
     assert doc["complete"] is True and doc["folders"] == 1
     assert "leukoscan-cli: model tiny_a" in captured.err  # messages stay on stderr
@@ -141,7 +146,7 @@ def test_export_is_export_store_and_says_so_in_json(cells_dir, tiny_models_dir, 
     assert out.read_bytes() == (tmp_path / "ref.csv").read_bytes()
     assert summ.read_bytes() == (tmp_path / "ref_summary.csv").read_bytes()
     assert (tmp_path / "e_reviews.csv").read_bytes() == (tmp_path / "ref_reviews.csv").read_bytes()
-    assert doc["schema"] == "leukoscan.export/1" and doc["exit_code"] == 0 and doc["recorded"] is True
+    assert doc["schema"] == "leukoscan.export/2" and doc["exit_code"] == 0 and doc["recorded"] is True
     assert doc["files"] == {"report": str(out), "summary": str(summ), "reviews": str(tmp_path / "e_reviews.csv")}
     assert doc["counts"]["cells"] == len(reference.rows) == 8 and doc["review_events"] == 0
     assert doc["model"]["name"] == "tiny_a" and doc["case_file"] == str(db)

@@ -96,6 +96,8 @@ def test_column_order():
         "qc",
         "review_model_label",
         "cell_id",
+        "in_review_band",
+        "flag_reasons",
     ]
     assert list(SUMMARY_COLUMNS[:7]) == ["folder", "cells", "classified", "errors", "all", "hem", "pct_all"]
     assert list(SUMMARY_COLUMNS[7:]) == [
@@ -151,6 +153,42 @@ def test_ensemble_member_columns(ens):
     assert list(row)[-2:] == ["p_all_tiny_a", "p_all_tiny_b"]
     assert row["p_all_tiny_a"] == "0.2000" and row["p_all_tiny_b"] == "0.9000"
     assert row["flagged"] == "true" and row["prediction"] == "ALL"
+
+
+@pytest.mark.parametrize(
+    "p, disagree, qc, band, reasons",
+    [
+        (0.123, False, "", "false", ""),  # far from the threshold: not flagged
+        (0.45, False, "", "true", "review_band"),
+        (0.95, False, "uniform image (no detail: not a cell)", "false", "qc"),  # flagged, outside the band
+        (0.95, True, "", "false", "model_disagreement"),
+        (0.55, True, "too small", "true", "review_band;qc;model_disagreement"),
+    ],
+)
+def test_flag_reasons_say_why_and_in_review_band_is_the_band_alone(ens, p, disagree, qc, band, reasons):
+    """flagged mixes three reasons; flag_reasons names them and in_review_band is the band alone (issue 28 item 3),
+    all three from the one rule (engine.pipeline.flag_reasons, margin 0.1 around 0.5 on the tiny cards)."""
+    row = cell_row(_res(p, members={"tiny_a": p, "tiny_b": p}, disagree=disagree, qc=qc), ens)
+    assert (row["in_review_band"], row["flag_reasons"]) == (band, reasons)
+    assert row["flagged"] == ("true" if reasons else "false")
+
+
+def test_error_and_pending_rows_have_no_flag_reasons(clf):
+    row = cell_row(_res(None, status="error"), clf)
+    assert (row["in_review_band"], row["flag_reasons"]) == ("false", "")
+    pending = report_mod.pending_row("/r/x.bmp", "/r", ".", "x.bmp", clf)
+    assert (pending["in_review_band"], pending["flag_reasons"], pending["flagged"]) == ("false", "", "false")
+
+
+def test_flag_counts_count_each_reason_of_classified_rows(clf):
+    rows = [
+        cell_row(_res(0.45, i=0), clf),
+        cell_row(_res(0.55, qc="too small", i=1), clf),
+        cell_row(_res(0.95, qc="too small", i=2), clf),
+        cell_row(_res(0.1, i=3), clf),
+        cell_row(_res(None, status="error", i=4), clf),
+    ]
+    assert report_mod.flag_counts(rows) == {"in_review_band": 2, "review_band": 2, "qc": 2, "model_disagreement": 0}
 
 
 def test_summarize_counts_final_labels_per_root_and_folder(clf):
