@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -315,6 +316,44 @@ def count_rows(rows: Iterable[Mapping[str, str]], name: str = ".") -> CaseCounts
     return cc
 
 
+def case_folder(r: Mapping[str, str]) -> str:
+    """The folder a row's image is in, as an absolute path (``root`` joined with ``folder``): the same whether the
+    folder was given itself or its parent was (one folder = one case/slide)."""
+    return os.path.normpath(os.path.join(r.get("root", ""), r.get("folder", ".")))
+
+
+def case_figures(rows: Iterable[Mapping[str, str]]) -> list[dict[str, object]]:
+    """One entry per case folder (:func:`case_folder`), in first-seen order, counted by the one case rule:
+    ``folder``, ``cells``, ``classified``, ``included`` (ALL + HEM: what % blasts counts), ``all``, ``hem``,
+    ``excluded``, ``unreadable``, ``not_classified``, ``flagged``, ``review_open``, ``pct_all`` and
+    ``pct_all_ci`` ([low, high], percent; null when no cell counts)."""
+    groups: dict[str, CaseCounts] = {}
+    for r in rows:
+        key = case_folder(r)
+        count_row(groups.setdefault(key, CaseCounts(key)), r)
+    out: list[dict[str, object]] = []
+    for folder, g in groups.items():
+        pct, ci = g.pct_blasts, g.pct_interval
+        out.append(
+            {
+                "folder": folder,
+                "cells": g.cells,
+                "classified": g.classified,
+                "included": g.all + g.hem,
+                "all": g.all,
+                "hem": g.hem,
+                "excluded": g.excluded,
+                "unreadable": g.errors,
+                "not_classified": g.pending,
+                "flagged": g.flagged,
+                "review_open": g.review_open,
+                "pct_all": None if pct is None else round(pct, 2),
+                "pct_all_ci": None if ci is None else [round(ci[0], 2), round(ci[1], 2)],
+            }
+        )
+    return out
+
+
 def excluded_reason_of(r: Mapping[str, str]) -> str:
     """Why the row's cell does not count ("" when it counts): a reviewer's exclusion or a failed QC."""
     if r.get("status") != CellStatus.OK:
@@ -454,11 +493,18 @@ def write_cell_report_stream(stream: BinaryIO, rows: Sequence[Mapping[str, str]]
     """The per-cell report as bytes on ``stream`` (``leukoscan-cli --out -``: stdout), the same bytes as the
     file :func:`write_cell_report` writes, whatever the console's own encoding is."""
     rows = list(rows)
+    write_csv_stream(stream, cell_columns(rows), rows, bom=bom)
+
+
+def write_csv_stream(
+    stream: BinaryIO, columns: Sequence[str], rows: Iterable[Mapping[str, str]], *, bom: bool = False
+) -> None:
+    """A report as bytes on ``stream``, the same bytes as :func:`write_csv` writes to a file."""
     text = io.TextIOWrapper(
         stream, encoding=csv_encoding(bom), errors="backslashreplace", newline="", write_through=True
     )
     try:
-        _write_rows(text, cell_columns(rows), rows)
+        _write_rows(text, columns, rows)
         text.flush()
     finally:
         text.detach()  # the caller's stream stays open

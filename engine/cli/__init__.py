@@ -5,6 +5,7 @@
     leukoscan-cli export CASE.leukoscan --out REPORT.csv|- [--summary SUMMARY.csv] [--reviews R.csv] [--json] ...
     leukoscan-cli report REPORT.csv|CASE.leukoscan --pdf CASE.pdf [--models-dir DIR] [--force]
     leukoscan-cli verify CASE.leukoscan
+    leukoscan-cli summary STORE_OR_FOLDER [...] [-o SUMMARY.csv] [--json]
 
 One module per command (``classify`` with ``on_ray`` for ``--engine ray``, ``models``, ``export``, ``report``,
 ``verify``), each with ``add_parser(sub)`` and ``run(args) -> exit status``; :mod:`.common` holds what they
@@ -25,7 +26,7 @@ import logging
 from collections.abc import Sequence
 
 from .. import __version__
-from . import classify, export, models, report, verify
+from . import classify, export, models, report, summary, verify
 from .common import (
     EXIT_BROKEN,
     EXIT_INTERRUPTED,
@@ -45,7 +46,7 @@ from .common import (
     verbosity,
 )
 
-COMMANDS = (classify, models, export, report, verify)
+COMMANDS = (classify, models, export, report, verify, summary)
 
 __all__ = [
     "EXIT_BROKEN",

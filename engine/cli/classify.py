@@ -19,6 +19,7 @@ from ..model import DEVICES
 from ..pipeline import classify, scan
 from ..registry import default_model
 from ..report import (
+    case_figures,
     cell_row,
     count_rows,
     exclusions_text,
@@ -380,6 +381,7 @@ def write_reports(
                     "exit_code": code,
                     **result,
                     "counts": counts_json(rows),
+                    "cases": case_figures(rows),
                     "folders": None,
                     "files": files,
                     "complete": False,
@@ -414,6 +416,7 @@ def write_reports(
                 "exit_code": code,
                 **result,
                 "counts": counts_json(rows),
+                "cases": case_figures(rows),
                 "folders": len(sums),
                 "files": files,
                 "complete": code == EXIT_OK,
