@@ -24,6 +24,10 @@ def neutral_selection(view) -> None:
     view.setPalette(pal)
 
 
+#: The smallest gallery tile at which a cell counts as shown to a person (a 450 px cell at 96 px: the nucleus and
+#: its chromatin are still told apart; at the 64 px minimum they are not).  The preview is always larger.
+READABLE_TILE_PX = 96
+
 SELECT = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
 TABLE_WIDTHS = (150, 120, 90, 50, 58, 92, 70, 46, 90)  # File ... Reviewer: Error (last, stretched) stays in view
 
@@ -102,6 +106,25 @@ class CellBrowser(QTabWidget):
             c = self.current_cell()
             cells = [c] if c is not None else []
         return cells
+
+    def cells_on_page(self, cells: list[Cell]) -> list[Cell]:
+        """Of ``cells``, those the gallery shows now at a readable size: the gallery is the tab on screen, its tiles
+        are at least :data:`READABLE_TILE_PX`, the tile is (at least three quarters) inside the viewport and its
+        thumbnail has been drawn.  What a bulk accept may confirm: the page on screen, never the cells scrolled past."""
+        g = self.gallery
+        if self.currentWidget() is not g or not g.isVisible() or self.delegate.thumb_size < READABLE_TILE_PX:
+            return []
+        vp = g.viewport().rect()
+        out = []
+        for c in cells:
+            row = self.proxy.proxy_row_of(c.key)
+            if row is None or not self.delegate.thumbs.has(c.key):
+                continue
+            r = g.visualRect(self.proxy.index(row, 0))
+            inside = r.intersected(vp)
+            if r.isValid() and inside.width() * inside.height() * 4 >= r.width() * r.height() * 3:
+                out.append(c)
+        return out
 
     def selection_size(self) -> int:
         return max(1, len(self.gallery.selectionModel().selectedRows()))

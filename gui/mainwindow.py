@@ -156,6 +156,9 @@ class MainWindow(QMainWindow):
         self.preview.is_locked = lambda cell: self.doc.locked(cell)
         self.preview.reviewRequested.connect(self.reviews.apply)
         self.preview.nextRequested.connect(self.reviews.next_open)
+        self.preview.shown.connect(
+            lambda cell: self.doc.mark_shown([cell], "walk" if self.reviews.flagged_mode else "preview")
+        )
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(self.side)
@@ -288,6 +291,7 @@ class MainWindow(QMainWindow):
 
     def set_flagged_mode(self, on: bool) -> None:
         self.reviews.set_flagged_mode(on)
+        self.views.update_preview()  # the cell the walk starts on is seen in the walk
         self.statusBar().showMessage(
             "Review-flagged mode: each label moves to the next cell left before sign-off "
             "(flagged, or an ALL call not confirmed)."

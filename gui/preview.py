@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from .browser import READABLE_TILE_PX
 from .cam_overlay import CamOverlay, window_classifier
 from .cells import ERROR, PENDING, Cell, exclusion_reason, local_time
 from .document import ReviewCommand
@@ -25,6 +26,7 @@ __all__ = ["ImageView", "PreviewPanel", "details_html"]
 class PreviewPanel(QWidget):
     reviewRequested = Signal(str)  # "ALL" | "HEM" | ReviewCommand.ACCEPT | .CLEAR | EXCLUDE (see ReviewActions.apply)
     nextRequested = Signal()
+    shown = Signal(object)  # a classified cell was put on screen here, at a readable size (a person saw it)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -116,6 +118,8 @@ class PreviewPanel(QWidget):
         self.details.setText(details_html(cell, selected))
         self.view.set_image(None if cell.status == ERROR else self.loader.get(cell.key), reset=new_cell)
         self.cam.show(cell)
+        if reviewable and self.view.isVisible() and min(self.view.width(), self.view.height()) >= READABLE_TILE_PX:
+            self.shown.emit(cell)
 
     def refresh(self) -> None:
         self.show_cell(self.cell)
@@ -178,5 +182,6 @@ def details_html(c: Cell, selected: int = 1) -> str:
         rows.append(
             _span(REVIEWED_COLOR, f"Reviewed: {c.review.label}")
             + f" ({verdict}) by {escape(c.review.reviewer)}, {escape(local_time(c.review.reviewed_at))}"
+            + (f", seen in the {escape(c.review.shown_in)}" if c.review.shown_in else "")
         )
     return "<br>".join(rows)

@@ -92,6 +92,17 @@ class ReviewActions(QObject):
             cells = [c for c in cells if not self.doc.locked(c)]
             if not cells:
                 return 0
+        if len(cells) > 1:  # a bulk action confirms what the gallery page shows now, nothing scrolled past
+            on_page = self.browser.cells_on_page(cells)
+            if on_page:
+                self.doc.mark_shown(on_page, "gallery page")
+        unseen = self.doc.unseen(cells)
+        if unseen:
+            skipped = {c.key for c in unseen}
+            cells = [c for c in cells if c.key not in skipped]
+            self.status.emit(self._unseen_text(len(unseen), bool(cells)), 12000)
+            if not cells:
+                return 0
         left = [c for c in cells if c.left_before_signoff]
         flagged = sum(1 for c in left if c.review_open)
         if kind == ReviewCommand.ACCEPT and len(cells) > 1 and left and not self.confirm_bulk(len(cells), left):
@@ -112,7 +123,9 @@ class ReviewActions(QObject):
             self.status.emit("Nothing changed: the selected cells already have that review.", 4000)
             return 0
         n = len(step.changes)
-        if len(cells) > 1:
+        if unseen:
+            pass  # the status line says what was left out (a second message would hide it)
+        elif len(cells) > 1:
             what = {
                 ReviewCommand.CLEAR: "Cleared the review of",
                 ReviewCommand.ACCEPT: "Accepted the model's class for",
@@ -125,6 +138,16 @@ class ReviewActions(QObject):
             self._advance(cur, cur_row)
         self.changed.emit()
         return n
+
+    @staticmethod
+    def _unseen_text(n: int, some_done: bool) -> str:
+        from .browser import READABLE_TILE_PX
+
+        return (
+            f"{'The others were reviewed; ' if some_done else 'Nothing reviewed: '}{n} selected cell(s) that a person "
+            f"must see before sign-off (flagged, or ALL calls) were never shown on screen at a readable size. Page "
+            f"through the gallery (tiles of {READABLE_TILE_PX} px or more) and accept each page, or walk them (F)."
+        )
 
     def _advance(self, cur, cur_row: int) -> None:
         """After labelling one cell: the next flagged one (review-flagged mode), else stay in place or

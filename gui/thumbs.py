@@ -97,6 +97,11 @@ class ImageLoader(QObject):
             self._generation += 1
             self._active = 0
 
+    def has(self, key: str) -> bool:
+        """The image is decoded and cached (what a tile or the preview draws now); queues nothing."""
+        img = self._cache.get(key)
+        return img is not None and img is not FAILED
+
     def get(self, key: str) -> QImage | None:
         """The cached image, or None (and a decode is queued).  GUI thread."""
         img = self._cache.get(key)

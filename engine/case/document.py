@@ -87,6 +87,7 @@ class CaseDocument:
         self._steps = 0
         self._listeners: list[Listener] = []
         self.revision = 0
+        self.shown: dict[str, str] = {}  # cell key -> where a person last saw it (:data:`.rules.SHOWN_IN`)
 
     # --- events ---------------------------------------------------------------------------------------
     def subscribe(self, fn: Listener) -> Callable[[], None]:
@@ -164,8 +165,11 @@ class CaseDocument:
                 self._reopen_signed(new, "new image(s) added after the sign-off")
         return new
 
-    def clear(self) -> None:
-        """Close every case (the store keeps its audit trail)."""
+    def clear(self, by: str = "") -> None:
+        """Close every case: this document no longer shows them.  Closing closes the view only: the case store
+        keeps the whole record (nothing is deleted), logs who closed it and when, and follows this document no
+        further (what is opened next belongs in a new record)."""
+        by = _checked_name(by)
         self.cases.clear()
         self.cells = []
         self._by_key.clear()
@@ -174,6 +178,7 @@ class CaseDocument:
         self._redo.clear()
         self.unexported = False
         self._exported_reviews = {}
+        self.shown.clear()
         self._emit(ev.Cleared())
 
     def cells_of(self, case: Case | str | None) -> Iterator[Cell]:
@@ -310,6 +315,18 @@ class CaseDocument:
             self.reopen(self.cases[root], "LeukoScan (automatic)", f"{what}: {names}")
 
     # --- reviews --------------------------------------------------------------------------------------
+    def mark_shown(self, cells: Iterable[Cell], where: str) -> None:
+        """These cells were shown on screen at a readable size (``where``: one of :data:`.rules.SHOWN_IN`); a
+        later review of them records it (:attr:`Review.shown_in`)."""
+        if where not in rules.SHOWN_IN:
+            raise ValueError(f"unknown place a cell was shown: {where!r}")
+        for c in cells:
+            self.shown[c.key] = where
+
+    def unseen(self, cells: Iterable[Cell]) -> list[Cell]:
+        """The cells a review would confirm without anyone having looked (:func:`.rules.seen_enough`)."""
+        return [c for c in cells if not rules.seen_enough(c.left_before_signoff, self.shown.get(c.key, ""))]
+
     def review(
         self, cells: Iterable[Cell], kind: ReviewCommand | str, reviewer: str = "", at: str | None = None
     ) -> Step | None:
@@ -345,6 +362,7 @@ class CaseDocument:
                     f.version if f else "",
                     c.prediction,
                     c.p_all,
+                    self.shown.get(c.key, ""),
                 )
             old = c.review
             if (old is None and new is None) or (

@@ -110,6 +110,18 @@ def blast_unconfirmed(label: str | None, reviewed: bool) -> bool:
     return label == "ALL" and not reviewed
 
 
+#: Where a person saw a cell before reviewing it (the review records it: :attr:`.values.Review.shown_in`).
+SHOWN_IN = ("walk", "preview", "gallery page")
+
+
+def seen_enough(left_before_signoff: bool, shown_in: str) -> bool:
+    """Whether a review of a cell counts as a person having looked: a cell a person must look at before
+    sign-off (an open review, or an ALL call nobody confirmed) is reviewed only after it was shown on screen
+    at a readable size (``shown_in``: one of :data:`SHOWN_IN`, "" = never shown); any other cell may be
+    accepted in bulk.  A bulk accept of a whole case therefore confirms only the blast calls on screen."""
+    return not left_before_signoff or shown_in in SHOWN_IN
+
+
 # ------------------------------------------------------------------------------- what a sign-off covered
 
 _CELL_SET = re.compile(r"cells (\d+), set ([0-9a-f]{16})")

@@ -114,6 +114,7 @@ class Review:
     model_version: str = ""
     model_label: str | None = None
     p_all: float | None = None
+    shown_in: str = ""  # where the person saw the cell (:data:`.rules.SHOWN_IN`); "" = not recorded
 
     def __post_init__(self) -> None:
         if not rules.is_review_label(self.label):
