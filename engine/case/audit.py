@@ -45,7 +45,7 @@ from .rules import is_review_label
 from .values import Review, utc_now
 
 GENESIS = "0" * 64
-TABLES = ("review_events", "case_events")
+TABLES = ("review_events", "case_events", "record_events")  # record_events: schema version 4 (:mod:`.ledger`)
 REVIEW_COLS = (
     "step",
     "action",
@@ -64,7 +64,8 @@ REVIEW_COLS = (
     "recorded_by",
 )
 CASE_COLS = ("case_root", "action", "by", "at", "text", "basis", "recorded_at", "recorded_by")
-COLS = {"review_events": REVIEW_COLS, "case_events": CASE_COLS}
+RECORD_COLS = ("action", "target", "data", "by", "at", "recorded_at", "recorded_by")
+COLS = {"review_events": REVIEW_COLS, "case_events": CASE_COLS, "record_events": RECORD_COLS}
 CHAIN_COLS = ("seq", "prev_hash", "hash")
 #: the triggers that keep the logs append-only (a missing one is a broken record)
 TRIGGERS = tuple(f"{t}_no_{w}" for t in TABLES for w in ("update", "delete", "replace"))
@@ -114,10 +115,16 @@ def row_hash(table: str, row_id: int, seq: int, values: Mapping[str, Any], prev:
     return hashlib.sha256(json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
+def tables(conn: sqlite3.Connection) -> tuple[str, ...]:
+    """The chained logs this file has (record_events from version 4 on)."""
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    return tuple(t for t in TABLES if t in have)
+
+
 def head(conn: sqlite3.Connection) -> tuple[int, str]:
     """(seq, hash) of the last row of the chain; (0, GENESIS) for an empty history."""
     best = (0, GENESIS)
-    for t in TABLES:
+    for t in tables(conn):
         row = conn.execute(f"SELECT seq, hash FROM {t} WHERE seq = (SELECT max(seq) FROM {t})").fetchone()
         if row is not None and row[0] is not None and row[0] > best[0]:
             best = (int(row[0]), row[1] or "")
@@ -167,7 +174,7 @@ def chain_unchained(conn: sqlite3.Connection) -> int:
     id, then every sign-off event by id.  Returns how many.  Needs the UPDATE triggers dropped."""
     seq, prev = head(conn)
     n = 0
-    for t in TABLES:
+    for t in tables(conn):
         rows = conn.execute(f"SELECT id, {', '.join(COLS[t])} FROM {t} WHERE seq IS NULL ORDER BY id").fetchall()
         for r in rows:
             seq += 1
@@ -289,19 +296,30 @@ class Problem:
         return f"{self.where}: {self.why}"
 
 
-def verify(conn: sqlite3.Connection) -> Problem | None:
-    """None when the record is intact; else the first broken row and why.  Read-only."""
-    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
+def verify(conn: sqlite3.Connection, triggers: Mapping[str, str] | None = None) -> Problem | None:
+    """None when the record is intact; else the first broken row and why.  Read-only.  ``triggers``: name ->
+    the exact ``CREATE TRIGGER`` text each must have (:data:`.schema.TRIGGER_SQL`; one recreated with another
+    text, e.g. ``WHEN 0``, no longer guards anything)."""
+    if triggers is None:
+        from .schema import TRIGGER_SQL
+
+        triggers = TRIGGER_SQL
+    logs = tables(conn)
+    have = {r[0]: r[1] for r in conn.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'")}
     for t in TRIGGERS:
+        if t.rsplit("_no_", 1)[0] not in logs:
+            continue
         if t not in have:
             return Problem(f"trigger {t}", "missing: the history could be rewritten without a trace")
+        if t in triggers and " ".join(str(have[t]).split()) != " ".join(triggers[t].split()):
+            return Problem(f"trigger {t}", "was changed: it no longer keeps the history append-only")
     rows = []
-    for t in TABLES:
+    for t in logs:
         cols = ", ".join(("id", *COLS[t], *CHAIN_COLS))
         for r in conn.execute(f"SELECT {cols} FROM {t} ORDER BY id"):
             n = len(COLS[t])
             rows.append((t, r[0], dict(zip(COLS[t], r[1 : 1 + n])), *r[1 + n :]))
-    last_seq = {t: 0 for t in TABLES}
+    last_seq = {t: 0 for t in logs}
     for t, rid, _v, seq, _p, _h in rows:  # per table: ids and chain order agree
         if seq is None or not isinstance(seq, int):
             return Problem(f"{t} row {rid}", "has no place in the hash chain (added outside LeukoScan)")
@@ -333,6 +351,10 @@ def verify(conn: sqlite3.Connection) -> Problem | None:
     for (root,) in conn.execute("SELECT root FROM cases"):
         if dso.get(root) != lso.get(root):
             return Problem(f"signoffs ({root})", _differs("sign-off", dso.get(root), lso.get(root)))
+    if "record_events" in logs:
+        from . import ledger
+
+        return ledger.check(conn)
     return None
 
 

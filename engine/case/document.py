@@ -179,7 +179,7 @@ class CaseDocument:
         self.unexported = False
         self._exported_reviews = {}
         self.shown.clear()
-        self._emit(ev.Cleared())
+        self._emit(ev.Cleared(by, utc_now()))
 
     def cells_of(self, case: Case | str | None) -> Iterator[Cell]:
         """The cells of one case (a :class:`Case`, its root or its display name; None: every cell), by root:

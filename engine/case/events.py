@@ -97,7 +97,10 @@ class ModelChanged(CaseEvent):
 
 @dataclass(frozen=True)
 class Cleared(CaseEvent):
-    """Every case and cell removed (the audit trail stays in the store)."""
+    """Every case closed in the window (closing closes the view: the case store keeps the whole record)."""
+
+    by: str = ""
+    at: str = ""
 
 
 @dataclass(frozen=True)

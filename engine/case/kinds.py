@@ -51,3 +51,20 @@ class SignOffAction(StrEnum):
 
     SIGN_OFF = "sign_off"
     REOPEN = "reopen"
+
+
+class RecordAction(StrEnum):
+    """``record_events.action`` (schema version 4): a change of what a report rests on besides reviews and
+    sign-offs, appended to the hash chain with the write itself (:mod:`engine.case.ledger`)."""
+
+    STATE = "state"  # the whole record as found when a version-3 file was upgraded (its rows vouched from then on)
+    CASES = "cases"  # cases added, or their display name / sample id changed
+    CELLS = "cells"  # images added to a case
+    MODELS = "models"  # model facts stored
+    RESULTS = "results"  # classification results stored (a new one replaces that of the same cell and model)
+    DROP_RESULTS = "drop_results"  # the images changed on disk: their results were dropped (classified again)
+    THRESHOLD = "threshold"  # one model's threshold set (or back to the card's: null)
+    THRESHOLDS = "thresholds"  # every threshold the user set, written whole
+    MODEL = "model"  # the current model
+    CLOSE = "close"  # the cases were closed in the window (a view closed: nothing in the record changes)
+    ARCHIVE = "archive"  # a case archived: kept whole, marked as no longer worked on (never removed)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "OPS_OF",
     "OP_TYPES",
+    "ArchiveCase",
     "ClearCases",
     "LogReviews",
     "LogSignOff",
@@ -146,7 +147,20 @@ class LogSignOff(StoreOp):
 
 @dataclass(frozen=True)
 class ClearCases(StoreOp):
-    """Every case and cell removed; the logs stay (a ``closed`` marker is appended)."""
+    """The cases were closed in the window (a view closed): logged; nothing in the record is removed."""
+
+    by: str = ""
+    at: str = ""
+
+
+@dataclass(frozen=True)
+class ArchiveCase(StoreOp):
+    """A case archived (kept whole, never removed): who, when, why."""
+
+    root: str
+    by: str
+    at: str
+    reason: str = ""
 
 
 #: Every kind of write (the writer's table, :data:`engine.case.writer.WRITES`, covers all of them).
@@ -166,6 +180,7 @@ OP_TYPES: tuple[type[StoreOp], ...] = (
     SetSignOffs,
     LogSignOff,
     ClearCases,
+    ArchiveCase,
 )
 
 
@@ -245,7 +260,7 @@ OPS_OF: dict[type[events.CaseEvent], Callable[[CaseDocument, Any], list[StoreOp]
     events.ReviewsChanged: _reviews_ops,
     events.ThresholdChanged: _threshold_ops,
     events.ModelChanged: _model_ops,
-    events.Cleared: lambda doc, e: [ClearCases()],
+    events.Cleared: lambda doc, e: [ClearCases(e.by, e.at or utc_now())],
     events.SignOffChanged: _signoff_ops,
     events.StaleFound: lambda doc, e: [SetStale(tuple(c.key for c in e.cells), e.content_changed, utc_now())],
     events.PathOpened: _opened_ops,

@@ -39,6 +39,7 @@ class Record:
     roots: list[str] = field(default_factory=list)  # its cases' root folders, in opening order
     sample_ids: dict[str, str] = field(default_factory=dict)  # root -> sample id (those given)
     signed: set[str] = field(default_factory=set)  # roots signed off
+    archived: set[str] = field(default_factory=set)  # roots archived (kept whole, no longer worked on)
     cells: int = 0
     reviews: int = 0
     saved: str = ""  # when it was last written (meta saved/closed_at/started)
@@ -73,6 +74,9 @@ def read_record(path: str | Path) -> Record | None:
         signed_ids = set()
         if conn.execute("SELECT 1 FROM sqlite_master WHERE name='signoffs'").fetchone():
             signed_ids = {r[0] for r in conn.execute("SELECT case_id FROM signoffs")}
+        archived = set()
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name='record_events'").fetchone():
+            archived = {r[0] for r in conn.execute("SELECT target FROM record_events WHERE action='archive'")}
         cells = conn.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
         reviews = conn.execute("SELECT COUNT(*) FROM reviews").fetchone()[0]
     except sqlite3.Error:
@@ -84,6 +88,7 @@ def read_record(path: str | Path) -> Record | None:
         [r for _i, r, _s in rows],
         {r: s for _i, r, s in rows if s},
         {r for i, r, _s in rows if i in signed_ids},
+        archived,
         cells,
         reviews,
         meta.get("saved") or meta.get("closed_at") or meta.get("started") or "",

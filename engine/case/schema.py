@@ -134,13 +134,14 @@ def _migrate_v2(conn: sqlite3.Connection) -> None:
         conn.execute(stmt)
 
 
+_V3_LOGS = ("review_events", "case_events")
 _V3 = tuple(
     [
         f"ALTER TABLE {t} ADD COLUMN {c}"
-        for t in audit.TABLES
+        for t in _V3_LOGS
         for c in ("seq INTEGER", "prev_hash TEXT", "hash TEXT", "recorded_at TEXT", "recorded_by TEXT")
     ]
-    + [f"CREATE INDEX {t}_seq ON {t}(seq)" for t in audit.TABLES]
+    + [f"CREATE INDEX {t}_seq ON {t}(seq)" for t in _V3_LOGS]
     + [
         f"CREATE TRIGGER {t}_no_replace BEFORE INSERT ON {t} WHEN EXISTS(SELECT 1 FROM {t} WHERE id = NEW.id)"
         f" BEGIN SELECT RAISE(ABORT, 'the {what} log is append-only: that row exists'); END"
@@ -165,9 +166,9 @@ def _migrate_v3(conn: sqlite3.Connection) -> None:
         t: conn.execute(
             "SELECT sql FROM sqlite_master WHERE type='trigger' AND name=?", (f"{t}_no_update",)
         ).fetchone()[0]
-        for t in audit.TABLES
+        for t in _V3_LOGS
     }
-    for t in audit.TABLES:  # inside the migration's transaction: put back before it commits
+    for t in _V3_LOGS:  # inside the migration's transaction: put back before it commits
         conn.execute(f"DROP TRIGGER {t}_no_update")
     conn.execute("PRAGMA user_version=3")  # (in the same transaction) audit.append writes chained rows
     audit.chain_unchained(conn)
@@ -177,10 +178,44 @@ def _migrate_v3(conn: sqlite3.Connection) -> None:
     audit.reconcile(conn, int(row[0] or 0) if row else 0)
 
 
+_V4 = (
+    "CREATE TABLE record_events(id INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT NOT NULL,"
+    " target TEXT NOT NULL DEFAULT '', data TEXT NOT NULL DEFAULT '', by TEXT NOT NULL DEFAULT '', at TEXT NOT NULL,"
+    " recorded_at TEXT, recorded_by TEXT, seq INTEGER, prev_hash TEXT, hash TEXT)",
+    "CREATE INDEX record_events_seq ON record_events(seq)",
+    "CREATE INDEX record_events_action ON record_events(action)",
+    "CREATE TRIGGER record_events_no_update BEFORE UPDATE ON record_events"
+    " BEGIN SELECT RAISE(ABORT, 'the record log is append-only'); END",
+    "CREATE TRIGGER record_events_no_delete BEFORE DELETE ON record_events"
+    " BEGIN SELECT RAISE(ABORT, 'the record log is append-only'); END",
+    "CREATE TRIGGER record_events_no_replace BEFORE INSERT ON record_events"
+    " WHEN EXISTS(SELECT 1 FROM record_events WHERE id = NEW.id)"
+    " BEGIN SELECT RAISE(ABORT, 'the record log is append-only: that row exists'); END",
+)
+
+
+def _migrate_v4(conn: sqlite3.Connection) -> None:
+    """Version 4: the record's numbers in the chain (:mod:`.ledger`): cases and sample ids, cells, models,
+    results, thresholds and the current model are logged as they are written; an existing record is logged
+    whole once (a ``state`` row), so the chain vouches for it from the upgrade on."""
+    from . import ledger
+
+    for stmt in _V4:
+        conn.execute(stmt)
+    conn.execute("PRAGMA user_version=4")  # (in the same transaction) ledger.log writes from version 4 on
+    ledger.log_state(conn, "LeukoScan (upgrade)")
+
+
+#: The exact text of every trigger that keeps a log append-only (:func:`.audit.verify` compares them: a trigger
+#: recreated with another text, e.g. ``WHEN 0``, is a broken record).
+TRIGGER_SQL: dict[str, str] = {
+    stmt.split()[2]: stmt for stmt in (*_V1, *_V2, *_V3, *_V4) if stmt.startswith("CREATE TRIGGER")
+}
+
 #: ``MIGRATIONS[i](conn)`` turns a version-i file into version i + 1 (inside a transaction the caller
 #: commits, together with the new ``user_version``).  The current version is ``len(MIGRATIONS)``;
 #: a new version is one more entry here.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4]
 
 
 def schema_version() -> int:

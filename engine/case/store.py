@@ -26,12 +26,12 @@ from typing import Any
 
 from .. import __version__
 from ..pipeline import ScanItem
-from . import audit, replay
+from . import audit, ledger, replay
 from .cell import Cell
 from .document import CaseDocument
-from .events import CaseEvent
+from .events import CaseEvent, Cleared
 from .kinds import STEP_ACTIONS, CellStatus
-from .ops import OPS_OF, PutStats, SetMeta, StoreOp, ops_of, snapshot
+from .ops import OPS_OF, ArchiveCase, PutStats, SetMeta, StoreOp, ops_of, snapshot
 from .rules import is_review_label
 from .schema import (
     MIGRATIONS,
@@ -44,8 +44,8 @@ from .schema import (
     one_line,
     schema_version,
 )
-from .values import Case, ModelFacts, Result, Review, SignOff
-from .writer import StoreWriter, file_stat
+from .values import Case, ModelFacts, Result, Review, SignOff, utc_now
+from .writer import StoreWriter, file_stat, write
 
 __all__ = [
     "MIGRATIONS",
@@ -76,6 +76,8 @@ class CaseStore:
         self.on_error: Callable[[str], None] | None = None
         self.errors: list[str] = []  # every failed write's message (also given to on_error)
         self._closed = False
+        self._cleared = False  # the document closed its cases: this record follows it no further
+        self._said_cleared = False
         self.problem: audit.Problem | None = None  # the record is broken (see verify): set on open
 
     # --- opening -------------------------------------------------------------------------------------
@@ -397,6 +399,32 @@ class CaseStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def archive(self, root: str, by: str, reason: str = "", at: str | None = None) -> None:
+        """Archive the case of ``root``: kept whole (a case record is never removed; closing the cases only
+        closes the view), marked as no longer worked on, the chain naming who, when and why.  ValueError for an
+        unknown case or a missing name (:class:`.audit.RecordRefused` for one with control characters)."""
+        by = audit.check_name(by, "name")
+        if not by:
+            raise ValueError("archiving a case needs the name of who archives it")
+        op = ArchiveCase(str(root), by, at or utc_now(), " ".join(str(reason or "").split()))
+        self.flush()
+        with self._lock:
+            known = self._conn.execute("SELECT 1 FROM cases WHERE root=?", (op.root,)).fetchone()
+        if known is None:
+            raise ValueError(f"no case {op.root!r} in {self.path}")
+        if self._writer is not None:
+            self._writer.put([op])
+            self.flush()
+            return
+        with self._lock:
+            write(self._conn, [op])
+
+    def archived(self) -> dict[str, tuple[str, str, str]]:
+        """root -> (by, at, reason) of every archived case."""
+        self.flush()
+        with self._lock:
+            return ledger.archived(self._conn)
+
     def record_stats(self, rows: Iterable[tuple[str, int | None, int | None]]) -> None:
         """Store (path, size, mtime_ns) of files whose content was found unchanged (:func:`rehash_changed`), so
         :meth:`changed_files` no longer lists them.  Needs :meth:`attach` (the writer thread writes it)."""
@@ -418,6 +446,19 @@ class CaseStore:
         doc = self._doc
         if doc is None:
             return
+        if self._cleared:  # the record was closed: only its bookkeeping (closed_at) is still written
+            batch: list[StoreOp] = [op for op in ops_of(doc, ev) if isinstance(op, SetMeta)]
+            if len(batch) < len(ops_of(doc, ev)) and not self._said_cleared:
+                self._said_cleared = True
+                self._report(
+                    f"the cases of {self.path} were closed: that record is kept as it is and no longer follows "
+                    "this window; what is opened now needs a new case store"
+                )
+            if batch and self._writer is not None:
+                self._writer.put(batch)
+            return
+        if isinstance(ev, Cleared):
+            self._cleared = True
         try:
             batch = ops_of(doc, ev)
             if doc.unexported != self._last_unexported:

@@ -16,9 +16,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import audit
+from . import audit, ledger
 from . import ops as o
-from .kinds import ReviewAction, SignOffAction
+from .kinds import RecordAction, ReviewAction, SignOffAction
 from .schema import connect, one_line
 from .values import Review, utc_now
 
@@ -40,6 +40,10 @@ def file_stat(path: str) -> tuple[int | None, int | None]:
 
 
 def _meta(conn: sqlite3.Connection, op: o.SetMeta) -> None:
+    if "model" in op.values:  # the current model is part of the record (the other meta rows are bookkeeping)
+        row = conn.execute("SELECT value FROM meta WHERE key='model'").fetchone()
+        if (row[0] if row else "") != op.values["model"]:
+            ledger.log(conn, RecordAction.MODEL, target=op.values["model"])
     conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", list(op.values.items()))
 
 
@@ -49,6 +53,8 @@ def _cases(conn: sqlite3.Connection, op: o.PutCases) -> None:
         " SET name=excluded.name, sample_id=excluded.sample_id",
         op.rows,
     )
+    if op.rows:
+        ledger.log(conn, RecordAction.CASES, ledger.rows_of(op.rows))
 
 
 def _opened(conn: sqlite3.Connection, op: o.PutOpened) -> None:
@@ -60,6 +66,8 @@ def _cells(conn: sqlite3.Connection, op: o.PutCells) -> None:
         "INSERT OR IGNORE INTO cells(case_id, path, folder) SELECT id, ?, ? FROM cases WHERE root=?",
         [(p, f, r) for p, r, f in op.rows],
     )
+    if op.rows:
+        ledger.log(conn, RecordAction.CELLS, ledger.rows_of(op.rows))
 
 
 def _models(conn: sqlite3.Connection, op: o.PutModels) -> None:
@@ -69,31 +77,35 @@ def _models(conn: sqlite3.Connection, op: o.PutModels) -> None:
         " provider, display_name) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
         op.rows,
     )
+    if op.rows:
+        ledger.log(conn, RecordAction.MODELS, {"replace": op.replace, "rows": ledger.rows_of(op.rows)})
 
 
 def _results(conn: sqlite3.Connection, op: o.PutResults) -> None:
     at = utc_now()
     dumps = json.dumps
+    rows = [
+        (
+            key,
+            r.model,
+            r.card_sha256,
+            r.sha256,
+            str(r.status),
+            r.error,
+            r.p_all,
+            dumps(r.member_p) if r.member_p else "{}",
+            int(r.members_disagree),
+            r.qc,
+        )
+        for key, r in op.pairs
+    ]
     conn.executemany(
         "INSERT OR REPLACE INTO results(cell_id, model, card_sha256, sha256, status, error, p_all, member_p,"
         " members_disagree, qc, classified_at) SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM cells WHERE path=?",
-        [
-            (
-                r.model,
-                r.card_sha256,
-                r.sha256,
-                str(r.status),
-                r.error,
-                r.p_all,
-                dumps(r.member_p) if r.member_p else "{}",
-                int(r.members_disagree),
-                r.qc,
-                at,
-                key,
-            )
-            for key, r in op.pairs
-        ],
+        [(*row[1:], at, row[0]) for row in rows],
     )
+    if rows:
+        ledger.log(conn, RecordAction.RESULTS, ledger.rows_of(rows))
     if op.stat:
         conn.executemany(
             "UPDATE cells SET size=?, mtime_ns=? WHERE path=?",
@@ -110,11 +122,13 @@ def _threshold(conn: sqlite3.Connection, op: o.SetThreshold) -> None:
         conn.execute("DELETE FROM thresholds WHERE model=?", (op.model,))
     else:
         conn.execute("INSERT OR REPLACE INTO thresholds(model, value) VALUES(?, ?)", (op.model, op.value))
+    ledger.log(conn, RecordAction.THRESHOLD, op.value, target=op.model)
 
 
 def _thresholds(conn: sqlite3.Connection, op: o.SetThresholds) -> None:
     conn.execute("DELETE FROM thresholds")
     conn.executemany("INSERT INTO thresholds(model, value) VALUES(?, ?)", list(op.values.items()))
+    ledger.log(conn, RecordAction.THRESHOLDS, dict(op.values))
 
 
 def _put_reviews(conn: sqlite3.Connection, rows: Sequence[tuple[str, Review]]) -> None:  # the live table only
@@ -210,6 +224,8 @@ def _stale(conn: sqlite3.Connection, op: o.SetStale) -> None:
             )
         if op.content_changed:  # its results were dropped: classified again
             conn.execute("DELETE FROM results WHERE cell_id=(SELECT id FROM cells WHERE path=?)", (key,))
+    if op.content_changed and op.keys:
+        ledger.log(conn, RecordAction.DROP_RESULTS, list(op.keys))
 
 
 def _put_signoffs(conn: sqlite3.Connection, rows: Sequence[o.SignOffRow]) -> None:  # the live table only
@@ -246,14 +262,17 @@ def _log_signoff(conn: sqlite3.Connection, op: o.LogSignOff) -> None:
 
 
 def _clear(conn: sqlite3.Connection, op: o.ClearCases) -> None:
-    last = audit.append(
-        conn, "review_events", {"step": 0, "action": str(ReviewAction.CLOSED), "path": "", "at": utc_now()}
-    )
-    for table in ("reviews", "results", "cells", "signoffs", "cases", "opened"):  # never the logs: the audit trail
-        conn.execute(f"DELETE FROM {table}")
-    conn.executemany(
-        "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", [("history_from", str(last)), ("unexported", "0")]
-    )
+    """The cases were closed in the window: a view closed.  Nothing is deleted (the record stays whole and is
+    found again); the close is logged with who and when."""
+    ledger.log(conn, RecordAction.CLOSE, by=op.by, at=op.at)
+    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('closed_at', ?)", (op.at,))
+
+
+def _archive(conn: sqlite3.Connection, op: o.ArchiveCase) -> None:
+    """A case archived: kept whole (never removed), marked as no longer worked on, with who, when and why."""
+    if conn.execute("SELECT 1 FROM cases WHERE root=?", (op.root,)).fetchone() is None:
+        raise ValueError(f"no case {op.root!r} in this case file")
+    ledger.log(conn, RecordAction.ARCHIVE, op.reason, target=op.root, by=op.by, at=op.at)
 
 
 #: Every operation type -> its SQL (tests/engine: every type of :data:`.ops.OP_TYPES` has an entry).
@@ -273,6 +292,7 @@ WRITES: dict[type[o.StoreOp], Callable[[sqlite3.Connection, Any], None]] = {
     o.SetSignOffs: _set_signoffs,
     o.LogSignOff: _log_signoff,
     o.ClearCases: _clear,
+    o.ArchiveCase: _archive,
 }
 
 

@@ -102,8 +102,11 @@ def test_every_history_row_is_chained_and_verify_says_intact(tmp_path, capsys):
     db = _signed(tmp_path)
     con = _raw(db)
     rows = sorted(
-        [("review_events", *r) for r in con.execute("SELECT id, seq, prev_hash, hash FROM review_events")]
-        + [("case_events", *r) for r in con.execute("SELECT id, seq, prev_hash, hash FROM case_events")],
+        [
+            (t, *r)
+            for t in ("review_events", "case_events", "record_events")
+            for r in con.execute(f"SELECT id, seq, prev_hash, hash FROM {t}")
+        ],
         key=lambda r: r[2],
     )
     assert [r[2] for r in rows] == list(range(1, len(rows) + 1))
@@ -131,13 +134,21 @@ def _tamper(db: Path, *sql: str) -> None:
                 "CREATE TRIGGER review_events_no_update BEFORE UPDATE ON review_events WHEN 0 BEGIN SELECT 1; END",
                 "UPDATE review_events SET reviewer='mallory' WHERE id=2",
             ),
+            "trigger review_events_no_update",  # issue 26 item 5: a trigger recreated WHEN 0 is itself found
+        ),
+        (
+            (
+                "DROP TRIGGER review_events_no_update",
+                "UPDATE review_events SET reviewer='mallory' WHERE id=2",
+                schema_mod.TRIGGER_SQL["review_events_no_update"],  # put back as it was: the row still shows
+            ),
             "review_events row 2",
         ),
         (
             (
                 "DROP TRIGGER case_events_no_delete",
-                "CREATE TRIGGER case_events_no_delete BEFORE DELETE ON case_events WHEN 0 BEGIN SELECT 1; END",
                 "DELETE FROM case_events WHERE id=2",
+                schema_mod.TRIGGER_SQL["case_events_no_delete"],
             ),
             "case_events row 3",
         ),
@@ -203,6 +214,8 @@ def test_a_name_with_control_characters_is_refused(tmp_path, name):
 
 
 def test_closing_and_reopening_the_cases_keeps_the_record_intact(tmp_path):
+    """Issue 26 item 1: closing the cases closes the view; the record (sign-off included) is still whole after,
+    and a document that opens it again finds it as it was."""
     db = _signed(tmp_path)
     store = CaseStore.open(db, create=False)
     doc = store.load()
@@ -210,20 +223,16 @@ def test_closing_and_reopening_the_cases_keeps_the_record_intact(tmp_path):
     doc.clear()
     store.flush()
     assert store.verify() is None
-    fresh = CaseDocument()
-    a = tmp_path / "slide A"
-    fresh.add_items([ScanItem(a / "a0.bmp", a, ".")])
-    store.detach()
-    store._doc = None
     store.close()
     store = CaseStore.open(db, create=False)
     doc = store.load()
     store.attach(doc)
-    doc.add_items([ScanItem(a / "a0.bmp", a, ".")])  # the same root again: no sign-off, no review
+    a = tmp_path / "slide A"
+    doc.add_items([ScanItem(a / "a0.bmp", a, ".")])  # the same image again: already in the record
     store.close()
     store = CaseStore.open(db, create=False)
     try:
-        assert store.problem is None and store.load().signoff_of("slide A") is None
+        assert store.problem is None and store.load().signoff_of("slide A").by == "bob"
     finally:
         store.close()
 

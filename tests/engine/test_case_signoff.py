@@ -270,7 +270,7 @@ def test_sign_off_round_trips_through_the_store(tmp_path):
     late.close()
     assert CaseStore.open(tmp_path / "late.db").load().signoffs == fresh.signoffs
 
-    # closing the cases drops the sign-offs with them (no dangling reference), keeps their log
+    # closing the cases keeps their sign-offs and their log (issue 26 item 1: closing never removes a record)
     store = CaseStore.open(path)
     doc = store.load()
     store.attach(doc)
@@ -280,7 +280,7 @@ def test_sign_off_round_trips_through_the_store(tmp_path):
     store.close()
     assert store.errors == []
     con = sqlite3.connect(path)
-    assert con.execute("SELECT count(*) FROM signoffs").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM signoffs").fetchone()[0] == 1
     assert con.execute("SELECT count(*) FROM case_events").fetchone()[0] == 5
     con.close()
 

@@ -182,7 +182,7 @@ def test_schema_is_plain_sqlite_with_meta(tmp_path):
     store.close()
     con = sqlite3.connect(path)
     meta = dict(con.execute("SELECT key, value FROM meta"))
-    assert meta["schema_version"] == "3" == str(con.execute("PRAGMA user_version").fetchone()[0])
+    assert meta["schema_version"] == "4" == str(con.execute("PRAGMA user_version").fetchone()[0])
     assert {"session_id", "started", "saved", "app_version", "model", "exported_at", "unexported"} <= set(meta)
     assert meta["model"] == "ens" and meta["unexported"] == "1"
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -219,29 +219,32 @@ def test_review_events_are_append_only(tmp_path):
     con.close()
 
 
-def test_clear_keeps_the_audit_trail_but_not_the_history(tmp_path):
+def test_clear_closes_the_view_and_keeps_the_whole_record(tmp_path):
+    """Issue 26 item 1: closing the cases deletes nothing (it did: cells, results, reviews, cases, opened); the
+    record is found and loaded again as it was, the close logged; the store follows the document no further."""
     path = tmp_path / "case.db"
     store = CaseStore.open(path)
     doc = _build(tmp_path, store)
-    n = len(store.review_events())
-    items = [c.item for c in doc.cells]
-    doc.clear()
     store.flush()
     con = sqlite3.connect(path)
-    assert [
-        con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-        for t in ("cells", "results", "reviews", "cases", "opened")
-    ] == [0] * 5
-    assert con.execute("SELECT count(*) FROM review_events").fetchone()[0] == n + 1  # + the "closed" marker
+    tables = ("cells", "results", "reviews", "cases", "opened", "thresholds", "review_events")
+    before = [con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables]
+    state = _state(doc)
+    doc.clear("ann")
+    store.flush()
+    assert [con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables] == before
+    assert con.execute("SELECT action, by FROM record_events ORDER BY id DESC LIMIT 1").fetchone() == ("close", "ann")
     con.close()
-    doc.add_items(items)  # the same images opened again: their results and old history are gone
-    doc.add_results(FA, [(c, _cr(i, c, 0.9)) for i, c in enumerate(doc.cells)])
-    doc.review(doc.cells[:1], "HEM", "gus")
+    doc.add_items(_items(tmp_path / "another", 2))  # not this record's: not written to it, and said so
     store.close()
-    loaded = CaseStore.open(path).load()
-    undo, redo = _history(loaded)
-    assert len(undo) == 1 and redo == [] and undo[0][2] == "gus"
-    assert undo[0][0] > max(int(r["step"]) for r in review_history_rows(path)[:n])  # step numbers stay unique
+    assert len(store.errors) == 1 and "were closed" in store.errors[0]
+    again = CaseStore.open(path)
+    try:
+        assert again.problem is None
+        loaded = _state(again.load())
+        assert {k: v for k, v in loaded.items() if k != "export"} == {k: v for k, v in state.items() if k != "export"}
+    finally:
+        again.close()
 
 
 def test_review_history_rows_and_csv(tmp_path):
