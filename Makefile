@@ -15,7 +15,7 @@ DEB_PKGS := libegl1 libgl1 libglib2.0-0 libfontconfig1 libfreetype6 libxkbcommon
             libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxrender1 libxi6 xvfb fonts-dejavu-core \
             xdotool
 
-.PHONY: run test lint typecheck lock bench sysdeps venv venv-app venv-all clean bundle bundle-gpu install-desktop
+.PHONY: run test lint typecheck lock bench sysdeps venv venv-app venv-all venv-gpu clean bundle bundle-gpu install-desktop
 
 # Installs every package of DEB_PKGS that dpkg does not list as installed (needs root or sudo; skipped
 # where there is no dpkg/apt-get).  Each package is checked: one missing library is enough for Qt to abort.
@@ -112,18 +112,27 @@ bundle: venv-all
 	LEUKOSCAN_VARIANT=cpu $(PY) -m PyInstaller $(PYI_FLAGS) --distpath dist --workpath build/pyinstaller-cpu build.spec
 	$(PY) packaging/check_bundle.py dist/LeukoScan --variant cpu --run-cli $(CHECK_FLAGS)
 
-# GPU variant needs its own venv: onnxruntime and onnxruntime-gpu share one folder and overwrite each other.
-$(VENV_GPU)/.gpu-installed: pyproject.toml
+# The GPU route: its own venv (.venv-gpu) with onnxruntime-gpu and never onnxruntime (they share one folder and
+# overwrite each other).  One pip run resolves requirements/gpu.txt (the app's dependencies without onnxruntime)
+# with ORT_GPU_SPEC; LeukoScan itself goes in with --no-deps, so nothing can ask pip for onnxruntime.  docs/gpu.md.
+GPU_REQS := requirements/gpu.txt
+$(VENV_GPU)/.gpu-installed: pyproject.toml $(GPU_REQS)
 	$(need_python)
 	$(PYTHON) -m venv $(VENV_GPU)
 	$(VENV_GPU)/bin/python -m pip install -q --upgrade pip setuptools wheel
-	$(VENV_GPU)/bin/python -m pip install -q -e . "pyinstaller>=6.10"
-	$(VENV_GPU)/bin/python -m pip uninstall -y -q onnxruntime onnxruntime-gpu
-	$(VENV_GPU)/bin/python -m pip install -q "$(ORT_GPU_SPEC)"
+	$(VENV_GPU)/bin/python -m pip uninstall -y -q onnxruntime onnxruntime-gpu 2>/dev/null || true  # an old venv: reinstalled below
+	$(VENV_GPU)/bin/python -m pip install -q -r $(GPU_REQS) "$(ORT_GPU_SPEC)"
+	$(VENV_GPU)/bin/python -m pip install -q --no-deps -e .
+	@if $(VENV_GPU)/bin/python -m pip show -q onnxruntime >/dev/null 2>&1; then \
+	  echo "make venv-gpu: onnxruntime (CPU) is installed beside onnxruntime-gpu in $(VENV_GPU); rm -rf $(VENV_GPU) and retry" >&2; exit 1; fi
 	touch $@
+
+# `make venv-gpu`: the GPU route for running LeukoScan on CUDA (.venv-gpu/bin/leukoscan, .venv-gpu/bin/leukoscan-cli).
+venv-gpu: $(VENV_GPU)/.gpu-installed
 
 # GPU variant -> dist/gpu/LeukoScan/LeukoScan (carries the CUDA/cuDNN pip libraries: large).
 bundle-gpu: $(VENV_GPU)/.gpu-installed
+	$(VENV_GPU)/bin/python -m pip install -q "pyinstaller>=6.10"
 	rm -rf dist/gpu/LeukoScan
 	LEUKOSCAN_VARIANT=gpu $(VENV_GPU)/bin/python -m PyInstaller $(PYI_FLAGS) --distpath dist/gpu --workpath build/pyinstaller-gpu build.spec
 	$(VENV_GPU)/bin/python packaging/check_bundle.py dist/gpu/LeukoScan --variant gpu --run-cli

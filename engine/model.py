@@ -13,7 +13,8 @@ Execution providers: ``device="cpu"`` uses the CPU.  ``"auto"`` and ``"cuda"`` a
 installed onnxruntime offers it, then check ``session.get_providers()`` — onnxruntime-gpu lists CUDA as
 available even without a usable GPU and silently falls back to the CPU.  The provider actually used is
 :attr:`Classifier.active_provider`; any fallback the user did not ask for is a human-readable string in
-:attr:`Classifier.warnings` and a logged warning, never silent.
+:attr:`Classifier.warnings` (all of them: :attr:`Classifier.device_fallback`) and a logged warning, never silent.
+The CLI refuses an explicit ``--device cuda`` that fell back (:func:`require_cuda`, exit 3); ``auto`` falls back.
 """
 
 from __future__ import annotations
@@ -164,8 +165,8 @@ def member_from_bytes(card: ModelCard, data: bytes, device: str = "auto", thread
     want_cuda = device in ("auto", "cuda") and CUDA in available
     if device == "cuda" and CUDA not in available:
         warnings.append(
-            "CUDA was requested but the installed onnxruntime has no CUDA support "
-            "(install the 'gpu' extra: onnxruntime-gpu); running on the CPU"
+            "CUDA was requested but the installed onnxruntime has no CUDA provider "
+            f"(it offers {', '.join(available)}; the GPU route: make venv-gpu, docs/gpu.md); running on the CPU"
         )
     providers = [CUDA, CPU] if want_cuda else [CPU]
     so = _session_options(threads)
@@ -214,6 +215,17 @@ def member_from_bytes(card: ModelCard, data: bytes, device: str = "auto", thread
     if not np.isfinite(probe).all():
         raise ModelError(f"{card.onnx_file}: {NON_FINITE} on a black test image ({probe[0]}): the model is broken")
     return member
+
+
+def require_cuda(classifier: Classifier) -> None:
+    """An explicit ``--device cuda`` runs on CUDA or not at all: ModelError saying why when any member of
+    ``classifier`` fell back to the CPU (the CLI exits 3; the app shows the fallback in its status bar)."""
+    if classifier.device_label != "CUDA":
+        raise ModelError(
+            f"--device cuda: {classifier.name} cannot run on CUDA: "
+            f"{classifier.device_fallback or 'it runs on ' + classifier.active_provider}. Install the GPU route "
+            "(make venv-gpu; docs/gpu.md), check the NVIDIA driver (nvidia-smi), or use --device auto"
+        )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -285,6 +297,8 @@ class Classifier:
         self.active_provider = "+".join(provs)
         self.device_label = "+".join(p.replace("ExecutionProvider", "") for p in provs)  # "CPU", "CUDA"
         self.warnings: list[str] = [w for m in self.members for w in m.warnings]
+        #: why the model runs on the CPU although CUDA was asked for or offered ("" when it did not fall back)
+        self.device_fallback = "; ".join(dict.fromkeys(self.warnings))
         #: Distinct preprocessing specs, in member order: decode a file once, preprocess once per spec.
         self.preprocessings: tuple[Preprocessing, ...] = tuple(dict.fromkeys(m.spec for m in self.members))
 

@@ -73,6 +73,7 @@ CELL_COLUMNS: tuple[str, ...] = (
     "cell_id",
     "in_review_band",
     "flag_reasons",
+    "device_fallback",
 )
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "folder",
@@ -188,6 +189,8 @@ def cell_row(
         "cell_id": cell_id(result.sha256),
         "in_review_band": "true" if in_review_band(p, thr, classifier.review_margin) else "false",
         "flag_reasons": FLAG_SEPARATOR.join(reasons),
+        # why --device auto ran on the CPU although onnxruntime offered CUDA (a live classifier's; "" otherwise)
+        "device_fallback": getattr(classifier, "device_fallback", "") if ok else "",
     }
     for name in classifier.member_names:
         row[f"p_all_{name}"] = fmt_p(result.member_p.get(name)) if ok else ""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..card import ModelError
 from ..case.rules import threshold_in_use
-from ..model import DEVICES
+from ..model import DEVICES, require_cuda
 from ..pipeline import classify, scan
 from ..registry import default_model
 from ..report import (
@@ -59,7 +59,7 @@ CODES = (
     "0    the run completed (unreadable files are error rows)",
     "1    a report could not be written where asked (then saved in the temp folder, see message) or not at all",
     "2    usage error: bad option, no image found, unusable output path, case file locked by another program",
-    "3    the model cannot be used",
+    "3    the model cannot be used, or --device cuda cannot run on CUDA (the message says why)",
     "5    --store would change a signed-off case and no --reopen REASON was given",
     "130  Ctrl-C; 143 SIGTERM: the cells done so far go to <REPORT>.partial.csv, never to REPORT",
 )
@@ -123,7 +123,13 @@ def add_parser(sub) -> None:
         action="store_true",
         help=f"print the run's summary as JSON on stdout (schema {SCHEMA}, see README); not with --out -",
     )
-    c.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA when usable, else CPU), cpu or cuda")
+    c.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help="auto (default): CUDA when usable, else the CPU, saying why on stderr, in the JSON and the "
+        "report's device_fallback column; cpu; cuda: CUDA or exit 3 with the reason",
+    )
     c.add_argument("--batch-size", type=_positive_int, default=32, help="cells per inference batch (default 32)")
     c.add_argument("--threads", type=_positive_int, default=None, help="onnxruntime threads (default: all cores)")
     c.add_argument(
@@ -231,6 +237,8 @@ def run(args) -> int:
     reg = registry(args.models_dir)
     try:
         clf = reg.load(model_name(reg, args), device=args.device, threads=args.threads)
+        if args.device == "cuda":
+            require_cuda(clf)
     except ModelError as exc:
         raise CliError(str(exc), EXIT_MODEL) from None
     threshold = threshold_in_use(clf.threshold, args.threshold)
@@ -277,6 +285,8 @@ def run(args) -> int:
         "threshold": threshold,
         "default_threshold": clf.threshold,
         "device": clf.device_label,
+        "device_requested": args.device,
+        "device_fallback": clf.device_fallback or None,
         "provider": clf.active_provider,
     }
     return write_reports(

@@ -45,6 +45,8 @@ def classify_on_ray(args, items, out: Path, summary: Path | None) -> int:
         "threshold": threshold,
         "default_threshold": card.threshold,
         "device": None,
+        "device_requested": args.device,
+        "device_fallback": None,  # each actor reports its own provider in the report's provider column
         "provider": None,
     }
     t0, elapsed = time.perf_counter(), None

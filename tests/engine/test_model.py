@@ -12,7 +12,7 @@ from tinymodels import make_tiny_model, reference_p_all
 
 from engine import model as model_mod
 from engine.card import ModelError
-from engine.model import CPU, CUDA, calibrate
+from engine.model import CPU, CUDA, calibrate, require_cuda
 from engine.preprocess import Preprocessing, preprocess_file
 from engine.registry import Registry
 
@@ -81,9 +81,12 @@ def test_cuda_requested_without_cuda_support_warns_and_runs_on_cpu(tiny_models_d
     clf = Registry([tiny_models_dir]).load("tiny_a", device="cuda")
     assert clf.active_provider == CPU
     assert len(clf.warnings) == 1 and "CUDA was requested" in clf.warnings[0]
+    assert "no CUDA provider (it offers CPUExecutionProvider" in clf.device_fallback
     assert any("CUDA was requested" in r.message for r in caplog.records)
+    with pytest.raises(ModelError, match="--device cuda: tiny_a cannot run on CUDA: CUDA was requested"):
+        require_cuda(clf)  # the CLI's rule for an explicit --device cuda (exit 3)
     clf_auto = Registry([tiny_models_dir]).load("tiny_a", device="auto")
-    assert clf_auto.warnings == []  # auto on a CPU-only install is not a fallback
+    assert clf_auto.warnings == [] and clf_auto.device_fallback == ""  # auto on a CPU-only install: no fallback
 
 
 def test_silent_cuda_fallback_is_detected(tiny_models_dir, monkeypatch):
@@ -96,7 +99,7 @@ def test_silent_cuda_fallback_is_detected(tiny_models_dir, monkeypatch):
         assert clf.warnings == []
         return
     assert clf.active_provider == CPU
-    assert any("could not be used" in w for w in clf.warnings)
+    assert any("could not be used" in w for w in clf.warnings) and "could not be used" in clf.device_fallback
 
 
 def test_cuda_session_creation_failure_falls_back_with_warning(tiny_models_dir, monkeypatch):
@@ -114,6 +117,9 @@ def test_cuda_session_creation_failure_falls_back_with_warning(tiny_models_dir, 
     assert clf.warnings == [
         "CUDA session could not be created (CUDA failure 100: no CUDA-capable device is detected); running on the CPU"
     ]
+    assert clf.device_fallback == clf.warnings[0]
+    with pytest.raises(ModelError, match="cannot run on CUDA: CUDA session could not be created"):
+        require_cuda(clf)
 
 
 def test_unknown_device(tiny_models_dir):

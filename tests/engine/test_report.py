@@ -98,6 +98,7 @@ def test_column_order():
         "cell_id",
         "in_review_band",
         "flag_reasons",
+        "device_fallback",
     ]
     assert list(SUMMARY_COLUMNS[:7]) == ["folder", "cells", "classified", "errors", "all", "hem", "pct_all"]
     assert list(SUMMARY_COLUMNS[7:]) == [
