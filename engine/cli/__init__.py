@@ -6,6 +6,7 @@
     leukoscan-cli report REPORT.csv|CASE.leukoscan --pdf CASE.pdf [--models-dir DIR] [--force]
     leukoscan-cli verify CASE.leukoscan
     leukoscan-cli summary STORE_OR_FOLDER [...] [-o SUMMARY.csv] [--json]
+    leukoscan-cli fhir CASE.leukoscan -o REPORT.json [--case ID] [--preliminary]
 
 One module per command (``classify`` with ``on_ray`` for ``--engine ray``, ``models``, ``export``, ``report``,
 ``verify``), each with ``add_parser(sub)`` and ``run(args) -> exit status``; :mod:`.common` holds what they
@@ -26,7 +27,7 @@ import logging
 from collections.abc import Sequence
 
 from .. import __version__
-from . import classify, export, models, report, summary, verify
+from . import classify, export, fhir, models, report, summary, verify
 from .common import (
     EXIT_BROKEN,
     EXIT_INTERRUPTED,
@@ -46,7 +47,7 @@ from .common import (
     verbosity,
 )
 
-COMMANDS = (classify, models, export, report, verify, summary)
+COMMANDS = (classify, models, export, report, verify, summary, fhir)
 
 __all__ = [
     "EXIT_BROKEN",
