@@ -23,6 +23,7 @@ from fpdf.util import Padding
 
 from . import __version__
 from .card import ModelCard, sha256_file
+from .case.anchor import record_line
 from .case.rules import CaseCounts
 from .fileio import atomic_open
 from .heldout import plain_words
@@ -60,6 +61,7 @@ class _Meta:
     sample_id: str
     signoff: Mapping[str, Any] | None
     known: bool = True  # False: the source (a per-cell CSV alone) does not say the sample id or the sign-off
+    record: tuple[int, str] | None = None  # (rows, head) of the case record's hash chain the report was written from
 
 
 class _Doc(FPDF):
@@ -416,6 +418,10 @@ def _signature(pdf: _Doc, meta: _Meta) -> None:
         )
     pdf.multi_cell(0, 5, pdf.t(line), new_x="LMARGIN", new_y="NEXT")
     pdf.font(9)
+    if meta.record is not None:  # the anchor of the record: leukoscan-cli verify STORE --report THIS.pdf
+        pdf.font(7, mono=True)
+        pdf.multi_cell(0, 3.6, pdf.t(record_line(*meta.record)), new_x="LMARGIN", new_y="NEXT")
+        pdf.font(9)
 
 
 _OVERVIEW_ROWS_PER_PAGE = 18  # with room for folder names on two lines; more would shift the page numbers
@@ -496,10 +502,12 @@ def render_case_pdf(
     fonts_found=None,
     search_fonts: bool = True,
     record_known: bool = True,
+    record: tuple[int, str] | None = None,
 ) -> bytes:
     """The PDF document's bytes (see :func:`write_case_pdf`).  ``record_known`` False: the source does not say
     the sample ids and sign-offs (a per-cell CSV without its summary): the PDF says "unknown (not in this CSV)"
-    rather than asserting "not signed off" or "not given"."""
+    rather than asserting "not signed off" or "not given".  ``record``: (rows, head) of the case record's hash chain,
+    printed under the signature and kept in the PDF's keywords (:mod:`engine.case.anchor`)."""
     known = record_known
     cases = cases_of(rows)
     if not cases:
@@ -509,13 +517,15 @@ def render_case_pdf(
     cards = _cards_by_name(card)
     when = local_time(generated_at or datetime.now().astimezone())
     pdf = _Doc(when, fonts_found, search_fonts)
+    if record is not None:
+        pdf.set_keywords(record_line(*record))
     entries: list[tuple[CaseReport, _Meta, int]] = []
     if len(cases) > 1:
         pdf.add_page()
         pages = max(1, -(-len(cases) // _OVERVIEW_ROWS_PER_PAGE))
         pdf.insert_toc_placeholder(_overview(entries), pages=pages, allow_extra_pages=True)  # opens the next page
     for i, case in enumerate(cases):
-        meta = _Meta(sample_ids.get(case.root, ""), signoffs.get(case.root), known)
+        meta = _Meta(sample_ids.get(case.root, ""), signoffs.get(case.root), known, record)
         entries.append((case, meta, _case_pages(pdf, case, meta, cards, new_page=not (i == 0 and len(cases) > 1))))
     return bytes(pdf.output())
 
@@ -529,6 +539,7 @@ def write_case_pdf(
     card=None,
     generated_at: datetime | None = None,
     record_known: bool = True,
+    record: tuple[int, str] | None = None,
 ) -> Path:
     """Write the case report of ``rows`` (per-cell rows as :func:`engine.report.read_cell_report` gives them).
 
@@ -538,7 +549,13 @@ def write_case_pdf(
     from the card of the rows' ``model`` (and version).  The file is replaced atomically.  Returns the path.
     """
     data = render_case_pdf(
-        rows, signoffs=signoffs, sample_ids=sample_ids, card=card, generated_at=generated_at, record_known=record_known
+        rows,
+        signoffs=signoffs,
+        sample_ids=sample_ids,
+        card=card,
+        generated_at=generated_at,
+        record_known=record_known,
+        record=record,
     )
     with atomic_open(path, public=True, mode="wb") as fh:  # a report: ordinary permissions, like the CSVs
         fh.write(data)

@@ -100,6 +100,8 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "excluded_reasons",
     "signoff_check",
     "not_classified",
+    "record_rows",
+    "record_head",
 )
 PENDING_STATUS = CellStatus.PENDING  # a row of an image found but not classified (an interrupted run)
 
@@ -381,13 +383,16 @@ def summarize(
     rows: Iterable[Mapping[str, str]],
     signoffs: Mapping[str, object] | None = None,
     sample_ids: Mapping[str, str] | None = None,
+    record: tuple[int, str] | None = None,
 ) -> list[dict[str, str]]:
     """One row per (root, folder) in first-seen order, counted by the one case rule
     (:func:`count_row`): labels follow ``final_label``; ``review_open`` = flagged and
     not reviewed yet (what the window shows), ``flagged`` = every flagged cell; ``overridden`` = the
     reviewer set another class than the model gave when the review was made.  ``signoffs``: root -> sign-off
     (see :func:`_signoff_fields`), filling ``signed_off_by``/``signed_off_at``/``comment`` of every folder row
-    of that root; ``sample_ids``: root -> the sample/case id typed by the technician (``sample_id``)."""
+    of that root; ``sample_ids``: root -> the sample/case id typed by the technician (``sample_id``); ``record``:
+    (rows, head) of the case record's hash chain the rows come from (``record_rows``/``record_head``: what
+    ``leukoscan-cli verify STORE --report SUMMARY.csv`` checks the record against)."""
     signoffs = {str(k): v for k, v in (signoffs or {}).items()}
     sample_ids = {str(k): v for k, v in (sample_ids or {}).items()}
     groups: dict[tuple[str, str], CaseCounts] = {}
@@ -438,6 +443,8 @@ def summarize(
                 "excluded_reasons": reasons_text(excluded.get((root, folder), Counter())),
                 "signoff_check": signoff_check(signoffs.get(root), by_root.get(root, [])),
                 "not_classified": str(g.pending),
+                "record_rows": str(record[0]) if record else "",
+                "record_head": record[1] if record else "",
             }
         )
     return out

@@ -131,6 +131,34 @@ def head(conn: sqlite3.Connection) -> tuple[int, str]:
     return best
 
 
+@dataclass(frozen=True)
+class ChainRow:
+    """One row of the chain as ``verify --report`` lists it."""
+
+    seq: int
+    table: str
+    id: int
+    hash: str
+    action: str
+    who: str
+    at: str
+
+    def describe(self) -> str:
+        return f"#{self.seq} {self.table} row {self.id}: {self.action} by {self.who or '?'} at {self.at}"
+
+
+def chain_rows(conn: sqlite3.Connection, after: int = 0) -> list[ChainRow]:
+    """The chain's rows with ``seq`` > ``after``, in chain order."""
+    who = {"review_events": "reviewer", "case_events": "by", "record_events": "by"}
+    out = []
+    for t in tables(conn):
+        for seq, rid, h, action, name, at, rec_by in conn.execute(
+            f"SELECT seq, id, hash, action, {who[t]}, at, recorded_by FROM {t} WHERE seq > ?", (after,)
+        ):
+            out.append(ChainRow(int(seq), t, int(rid), h or "", action or "", name or rec_by or "", at or ""))
+    return sorted(out, key=lambda r: r.seq)
+
+
 def _next_id(conn: sqlite3.Connection, table: str) -> int:
     seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name=?", (table,)).fetchone()
     top = conn.execute(f"SELECT max(id) FROM {table}").fetchone()[0]

@@ -195,6 +195,7 @@ class StoreExport:
     complete: bool = True  # every file was written where asked
     recorded: bool = False  # the export was recorded in the case file
     record_errors: list[str] = field(default_factory=list)  # why recording it failed
+    record: tuple[int, str] = (0, "")  # (rows, head) of the history chain the reports were written from
 
     @property
     def counts(self) -> CaseCounts:
@@ -229,8 +230,9 @@ def export_store(
         rows = cell_rows(doc)
         if doc.current is None or not rows:
             raise NothingToExport("holds no classified cells" + ("" if doc.current else " (no model has run on it)"))
-        sums = report.summarize(rows, signoffs=doc.signoffs, sample_ids=doc.sample_ids)
-        result = StoreExport(doc, doc.current, rows, sums, events)
+        record = store.head()
+        sums = report.summarize(rows, signoffs=doc.signoffs, sample_ids=doc.sample_ids, record=record)
+        result = StoreExport(doc, doc.current, rows, sums, events, record=record)
         jobs = [("report", out_csv, partial(report.write_cell_report, bom=bom), rows)]
         if summary_csv is not None:
             jobs.append(("summary", summary_csv, partial(report.write_summary, bom=bom), sums))

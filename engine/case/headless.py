@@ -103,6 +103,7 @@ class HeadlessRun:
         self.skipped = len(items) - len(todo)
         self._pending: list[tuple[Cell, CellResult]] = []
         self._finished = False
+        self.record: tuple[int, str] | None = None  # (rows, head) of the history chain when finished
 
     def _signed_off_changes(self, items: Sequence[ScanItem], reopen: str | None) -> dict[str, str]:
         """root -> what this run changes in that signed-off case (new images, changed images).  Such a run is
@@ -155,6 +156,7 @@ class HeadlessRun:
             self._finished = True
             try:
                 self._store_pending()
+                self.record = self.store.head()
             finally:
                 if not self.store.close(timeout):
                     self.store.errors.append(f"the case file {self.store.path} was not fully written in {timeout:g} s")

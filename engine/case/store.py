@@ -160,6 +160,14 @@ class CaseStore:
         with self._lock:
             return audit.head(self._conn)
 
+    def compare(self, anchor: Any) -> tuple[bool, list[str]]:
+        """The record against a report's anchor (:func:`.anchor.compare`): (still holds it, lines)."""
+        from .anchor import compare
+
+        self.flush()
+        with self._lock:
+            return compare(self._conn, anchor)
+
     # --- reading -------------------------------------------------------------------------------------
     @property
     def version(self) -> int:

@@ -303,6 +303,8 @@ def run(args) -> int:
         store_path=store_path,
         store_failed=store_failed,
         signoffs=run.doc.signoffs if run is not None else None,
+        sample_ids=run.doc.sample_ids if run is not None else None,
+        record=run.record if run is not None else None,
     )
 
 
@@ -353,6 +355,8 @@ def write_reports(
     store_path: Path | None = None,
     store_failed: bool = False,
     signoffs=None,
+    sample_ids=None,
+    record=None,
 ) -> int:
     """The end of a classify run, whichever engine ran it: only ``<REPORT>.partial.csv`` when it was
     stopped before the end (``--out -``: in the temp folder; stdout gets nothing), else the report, the
@@ -403,7 +407,7 @@ def write_reports(
     where, ok = write_or_rescue("report", out, partial(write_cell_report, bom=bom), rows)
     files["report"] = shown(where)
     code = code if ok else EXIT_WRITE
-    sums = summarize(rows, signoffs=signoffs)
+    sums = summarize(rows, signoffs=signoffs, sample_ids=sample_ids, record=record)
     if summary is not None:
         swhere, ok = write_or_rescue("summary", summary, partial(write_summary, bom=bom), sums)
         files["summary"] = shown(swhere)

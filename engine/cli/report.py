@@ -52,8 +52,11 @@ def add_parser(sub) -> None:
     r.set_defaults(run=run)
 
 
-def _store_report(path: Path) -> tuple[list[dict[str, str]], dict[str, str], dict[str, dict[str, str]]]:
-    """The per-cell rows, the sample ids and the sign-offs per case root of a case store (CASE.leukoscan)."""
+def _store_report(
+    path: Path,
+) -> tuple[list[dict[str, str]], dict[str, str], dict[str, dict[str, str]], tuple[int, str]]:
+    """The per-cell rows, the sample ids and the sign-offs per case root of a case store (CASE.leukoscan), and
+    (rows, head) of its history chain."""
     from ..case.export import cell_rows, pdf_signoffs
     from ..case.store import CaseStore, StoreError
 
@@ -62,6 +65,7 @@ def _store_report(path: Path) -> tuple[list[dict[str, str]], dict[str, str], dic
         try:
             refuse_broken(store)
             doc = store.load()
+            record = store.head()
         finally:
             store.close()
     except StoreError as exc:
@@ -69,12 +73,13 @@ def _store_report(path: Path) -> tuple[list[dict[str, str]], dict[str, str], dic
     rows = cell_rows(doc) if doc.current is not None else []
     if not rows:
         raise CliError(f"{path}: the case store has no classified cells")
-    return rows, {c.root: c.sample_id for c in doc.cases.values() if c.sample_id}, pdf_signoffs(doc)
+    return rows, {c.root: c.sample_id for c in doc.cases.values() if c.sample_id}, pdf_signoffs(doc), record
 
 
-def _report_rows(path: Path) -> tuple[list[dict[str, str]], dict[str, str], dict[str, dict[str, str]]]:
+def _report_rows(path: Path):
     """The per-cell rows to print from ``path`` (a REPORT.csv or a case store), the sample ids and the
-    sign-offs per case root (a store's); :class:`CliError` (exit 2) when it is neither."""
+    sign-offs per case root (a store's or its summary's), and the (rows, head) of the record's history chain
+    (None: not known); :class:`CliError` (exit 2) when it is neither."""
     from ..case.store import SQLITE_MAGIC
     from ..report import read_cell_report
 
@@ -97,9 +102,10 @@ def _report_rows(path: Path) -> tuple[list[dict[str, str]], dict[str, str], dict
     return (rows, *_summary_record(path))
 
 
-def _summary_record(report: Path) -> tuple[dict[str, str], dict[str, dict[str, str]]] | tuple[None, None]:
+def _summary_record(report: Path):
     """Sample ids and sign-offs per root from the summary written beside a per-cell report (``<stem>_summary.csv``,
-    as the app and ``--summary`` name it); (None, None) when there is none: the PDF then says "unknown (not in
+    as the app and ``--summary`` name it), and the (rows, head) of the record's chain it printed; (None, None, None)
+    when there is none: the PDF then says "unknown (not in
     this CSV)" instead of asserting "not signed off" or "not given"."""
     from ..report import read_cell_report
 
@@ -109,7 +115,7 @@ def _summary_record(report: Path) -> tuple[dict[str, str], dict[str, dict[str, s
     except (OSError, UnicodeDecodeError, csv.Error):
         rows = None
     if not rows or "signed_off_by" not in rows[0]:
-        return None, None
+        return None, None, None
     ids = {r.get("root", ""): r.get("sample_id", "") for r in rows if r.get("sample_id")}
     signed = {
         r.get("root", ""): {
@@ -120,14 +126,19 @@ def _summary_record(report: Path) -> tuple[dict[str, str], dict[str, dict[str, s
         for r in rows
         if r.get("signed_off_by")
     }
-    return ids, signed
+    heads = {(r.get("record_rows", ""), r.get("record_head", "")) for r in rows}
+    record = None
+    if len(heads) == 1:
+        n, head = heads.pop()
+        record = (int(n), head) if n.isdigit() and len(head) == 64 else None
+    return ids, signed, record
 
 
 def run(args) -> int:
     from ..pdf_report import write_case_pdf
 
     src = Path(args.report).expanduser()
-    rows, sample_ids, signoffs = _report_rows(src)
+    rows, sample_ids, signoffs, record = _report_rows(src)
     if same_file(Path(args.pdf).expanduser(), src):
         raise CliError("--pdf must be another file than the report it prints")
     out = check_output(Path(args.pdf), "--pdf", set(), args.force)
@@ -137,7 +148,13 @@ def run(args) -> int:
         "PDF report",
         out,
         lambda p, rs: write_case_pdf(
-            p, rs, card=cards, sample_ids=sample_ids, signoffs=signoffs, record_known=signoffs is not None
+            p,
+            rs,
+            card=cards,
+            sample_ids=sample_ids,
+            signoffs=signoffs,
+            record_known=signoffs is not None,
+            record=record,
         ),
         rows,
     )

@@ -39,7 +39,12 @@ def _signed_then_closed(tmp_path: Path) -> tuple[Path, Path, dict[str, int]]:
     doc.add_results(
         FACTS,
         [
-            (c, CellResult(i, c.path, c.root, c.folder, c.file, f"sha{i}", "ok", "", 0.9 if i < 2 else 0.1, {}, False, ""))
+            (
+                c,
+                CellResult(
+                    i, c.path, c.root, c.folder, c.file, f"sha{i}", "ok", "", 0.9 if i < 2 else 0.1, {}, False, ""
+                ),
+            )
             for i, c in enumerate(cells)
         ],
     )

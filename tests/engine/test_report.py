@@ -119,6 +119,8 @@ def test_column_order():
         "excluded_reasons",
         "signoff_check",
         "not_classified",
+        "record_rows",
+        "record_head",
     ]
 
 
@@ -235,6 +237,8 @@ def test_summarize_counts_final_labels_per_root_and_folder(clf):
         "excluded_reasons": "",
         "signoff_check": "",
         "not_classified": "0",
+        "record_rows": "",  # not from a case store: no record to name
+        "record_head": "",
     }
     assert s[1]["error_reasons"] == ""
     assert (s[1]["pct_all"], s[1]["pct_all_ci_low"], s[1]["pct_all_ci_high"]) == ("100.0", "20.7", "100.0")
