@@ -27,6 +27,7 @@ import os
 import re
 import stat
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -347,6 +348,7 @@ def classify(
                 return
             batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
             fill()  # the next batches decode while this one waits and runs
+            t_wait = time.perf_counter()
             loaded: list[_Loaded] = []
             for _, fut in batch:
                 while True:
@@ -358,6 +360,7 @@ def classify(
                     except TimeoutError:
                         continue
             good, inputs = batch_inputs(loaded, specs)
+            t_infer = time.perf_counter()
             pred = None
             if inputs is not None:
                 try:
@@ -369,6 +372,13 @@ def classify(
                         return
                     raise ModelError(f"model '{classifier.name}' failed on a batch: {exc}") from None
                 del inputs
+            log.debug(  # leukoscan-cli -vv: where the time of each batch goes
+                "batch of %d cells (%d decoded): %.3f s waiting for decoding, %.3f s inference",
+                len(batch),
+                len(good),
+                t_infer - t_wait,
+                time.perf_counter() - t_infer,
+            )
             pos = {k: r for r, k in enumerate(good)}
             for k, (idx, _) in enumerate(batch):
                 if cancel.is_set():

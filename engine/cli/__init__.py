@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sys
 from collections.abc import Sequence
 
 from .. import __version__
 from . import classify, export, fhir, models, report, summary, verify
 from .common import (
     EXIT_BROKEN,
+    EXIT_BROKEN_PIPE,
     EXIT_INTERRUPTED,
     EXIT_MODEL,
     EXIT_OK,
@@ -51,6 +54,7 @@ COMMANDS = (classify, models, export, report, verify, summary, fhir)
 
 __all__ = [
     "EXIT_BROKEN",
+    "EXIT_BROKEN_PIPE",
     "EXIT_INTERRUPTED",
     "EXIT_MODEL",
     "EXIT_OK",
@@ -84,12 +88,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse; an unknown option after a command is that command's error, so its usage is printed (argparse
+    leaves unknown options to the top-level parser, which printed the usage of ``leukoscan-cli`` itself)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        sub.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises no second BrokenPipeError (Python's advice)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR, format=f"{PROG}: %(levelname)s: %(message)s")
     parser = build_parser()
     with messages_on_stderr() as set_level:
         try:
-            args = parser.parse_args(argv)
+            args = parse(parser, argv)
             set_level(verbosity(args))
             return args.run(args)
         except CliError as exc:
@@ -98,8 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             log.warning("interrupted")
             return EXIT_INTERRUPTED
-        except BrokenPipeError:  # e.g. `leukoscan-cli models | head`
-            return EXIT_OK
+        except BrokenPipeError:  # e.g. `leukoscan-cli models | head`: 141, as Unix tools exit on SIGPIPE
+            _quiet_stdout()
+            return EXIT_BROKEN_PIPE
         except OSError as exc:  # any other I/O failure (e.g. a full disk): one line, never a traceback
             error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
             return EXIT_WRITE

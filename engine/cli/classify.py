@@ -362,8 +362,9 @@ def write_reports(
     stopped before the end (``--out -``: in the temp folder; stdout gets nothing), else the report, the
     summary and the one-line account (``--json``: the summary on stdout).  The exit status."""
     bom = bool(getattr(args, "bom", False))
-    files = {"report": None, "summary": None, "partial": None, "case_file": shown(store_path)}
+    files = {"report": None, "summary": None, "partial": None}
     result = {
+        "case_file": shown(store_path),  # --store; top level, as export names the case file it read
         **facts,
         "images": n_items,
         "skipped": skipped,

@@ -24,6 +24,7 @@ PROG = "leukoscan-cli"
 EXIT_OK, EXIT_WRITE, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 EXIT_BROKEN = 4  # the case file's record is broken (leukoscan-cli verify says where)
 EXIT_SIGNED_OFF = 5  # classify --store would change a signed-off case and no --reopen REASON was given
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away (`leukoscan-cli ... | head`), as Unix tools do
 #: Signals that stop a run cleanly (partial report), and the exit status each gives.
 STOP_SIGNALS: dict[int, int] = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
 #: ``--out -``: the report goes to stdout (compared by ``is_stdout``: a checked path is absolute, never "-").
@@ -74,8 +75,9 @@ def add_models_dir(
 
 
 def add_report_options(p: argparse.ArgumentParser) -> None:
-    """--out, --summary and --bom: the reports every command that writes them writes alike."""
+    """-o/--out, --summary and --bom: the reports every command that writes them writes alike."""
     p.add_argument(
+        "-o",
         "--out",
         required=True,
         metavar="REPORT.csv",
@@ -97,7 +99,12 @@ def add_verbosity(p: argparse.ArgumentParser, default) -> None:
         "-q", "--quiet", action="count", default=default, help="only warnings and errors on stderr (no progress bar)"
     )
     p.add_argument(
-        "-v", "--verbose", action="count", default=default, help="also the engine's log messages (-vv: debug)"
+        "-v",
+        "--verbose",
+        action="count",
+        default=default,
+        help="also the details (model folders, settings) and the engine's log messages; -vv: the engine's debug "
+        "lines too (e.g. each batch's decoding and inference time)",
     )
 
 

@@ -96,7 +96,8 @@ def test_classify_json_summary(cells_dir, tiny_models_dir, tmp_path, capsys):
         why: sum(why in r["flag_reasons"].split(";") for r in rows)
         for why in ("review_band", "qc", "model_disagreement")
     }
-    assert doc["files"] == {"report": str(out), "summary": str(summ), "partial": None, "case_file": None}
+    assert doc["files"] == {"report": str(out), "summary": str(summ), "partial": None}
+    assert doc["case_file"] is None  # top level, named as export names it (issue 28 item 6)
     assert doc["complete"] is True and doc["folders"] == 1
     assert "leukoscan-cli: model tiny_a" in captured.err  # messages stay on stderr
 
