@@ -7,6 +7,7 @@
   ``%LOCALAPPDATA%\\LeukoScan\\LeukoScan``, ``~/Library/Application Support/LeukoScan``).
   ``LEUKOSCAN_DATA_DIR`` overrides it.
 - ``user_models_dir()``: ``<user_data_dir>/models`` — where a lab drops extra models (ONNX + card).
+- ``user_cache_dir()``: the per-user cache folder (``LEUKOSCAN_CACHE_DIR`` overrides it): training caches.
 - ``user_log_dir()``: the platform's per-user log folder (platformdirs; ``~/.local/state/LeukoScan/log``,
   ``%LOCALAPPDATA%\\LeukoScan\\Logs``, ``~/Library/Logs/LeukoScan``).  ``LEUKOSCAN_LOG_DIR`` overrides it;
   with ``LEUKOSCAN_DATA_DIR`` set it is ``<user_data_dir>/logs``.
@@ -52,6 +53,18 @@ def user_data_dir() -> Path:
 
 def user_models_dir() -> Path:
     return user_data_dir() / "models"
+
+
+def user_cache_dir() -> Path:
+    """The per-user cache folder (platformdirs; e.g. ``~/.cache/LeukoScan``): ``leukoscan-train``'s manifests and
+    pixel and feature caches (``<cache>/training``), never the working directory.  ``LEUKOSCAN_CACHE_DIR``
+    overrides it."""
+    env = os.environ.get("LEUKOSCAN_CACHE_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    from platformdirs import user_cache_dir as _pd_user_cache_dir
+
+    return Path(_pd_user_cache_dir(APP_NAME, APP_AUTHOR))
 
 
 def user_log_dir() -> Path:

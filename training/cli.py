@@ -1,14 +1,17 @@
-"""``leukoscan-train``: prepare | e2e | finetune | frozen | train | evaluate | export | quantize | ensemble.
+"""leukoscan-train: prepare the C-NMC data, train, evaluate and export LeukoScan's models.
 
-Typical use (see README "Training (leukoscan-train)"): the 3.0 recipe, then the 2.0 VGG19 and the ensemble::
+Commands: prepare | train | finetune | e2e | frozen | cv | evaluate | export | quantize | ensemble.
+`leukoscan-train COMMAND --help` says what a command does, its exit statuses and two examples; docs/training.md
+is the training guide.  Messages go to stderr (and to RUN/train.log); defaults do not depend on the working
+directory: the data and weights are found beside the repository (../shared), the caches go to the per-user cache
+folder (e.g. ~/.cache/LeukoScan/training; LEUKOSCAN_CACHE_DIR moves it).
 
-    leukoscan-train prepare  --data ../shared/data/C-NMC_Leukemia
-    leukoscan-train e2e      --run runs/inceptionv3_e2e --epochs 8 --size 192 --window 288 --resume
-    leukoscan-train export   --run runs/inceptionv3_e2e --out resources/models --name inceptionv3 --version 3.0.0
-    leukoscan-train frozen   --run runs/vgg19_frozen --tta-views 0 --aug-views 1
-    leukoscan-train export   --run runs/vgg19_frozen --out resources/models --version 2.0.0
-    leukoscan-train ensemble --runs runs/inceptionv3_e2e runs/vgg19_frozen --out resources/models
-    leukoscan-train evaluate --run runs/inceptionv3_e2e          # metrics + plots again from a run
+Typical use (the 3.0 recipe):
+
+  leukoscan-train prepare
+  leukoscan-train e2e      --run runs/inceptionv3_e2e --epochs 8 --size 192 --window 288 --resume
+  leukoscan-train evaluate --run runs/inceptionv3_e2e
+  leukoscan-train export   --run runs/inceptionv3_e2e --out resources/models --name inceptionv3 --version 3.0.0
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = "../shared/data/C-NMC_Leukemia"
+SHARED = REPO_ROOT.parent / "shared"  # the data and the offline ImageNet weights, beside the repository
+DEFAULT_DATA = str(SHARED / "data" / "C-NMC_Leukemia")
 DEFAULT_VIEWS = (0, 5, 2)  # the InceptionV3 views cached for training (see docs/models.md for the choice)
 DEFAULTS = {
     "inceptionv3": {
         "size": 224,
         "crop": 0.85,
-        "weights": "../shared/weights/inception_v3_imagenet_notop.fp16.weights.h5",
+        "weights": str(SHARED / "weights" / "inception_v3_imagenet_notop.fp16.weights.h5"),
     },
     "vgg19": {"size": 64, "crop": 0.85, "weights": "none"},
 }
@@ -195,7 +199,7 @@ def cmd_e2e(args) -> int:
     from .e2e import HARD_PANEL, E2ERecipe, run
     from .weights import default_weights, resolve_weights
 
-    weights = resolve_weights(args.weights or default_weights(args.arch), REPO_ROOT)
+    weights = resolve_weights(args.weights or str(REPO_ROOT / default_weights(args.arch)), REPO_ROOT)
     holdout = tuple(s.strip() for s in (args.holdout or ",".join(HARD_PANEL)).split(",") if s.strip())
     recipe = E2ERecipe(
         arch=args.arch,
@@ -307,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="leukoscan-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     def data_args(p):
         p.add_argument(
@@ -478,11 +482,97 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", default="1.0.0", help="ensemble version written into its card")
     p.add_argument("--recommended", action="store_true", help="mark the ensemble card as the app's default choice")
     p.set_defaults(func=cmd_ensemble)
+    _finish(sub)
     return ap
+
+
+#: Every command's examples (two each), shown at the end of its --help with the exit statuses.
+EXAMPLES = {
+    "prepare": (
+        "leukoscan-train prepare",
+        "leukoscan-train prepare --data /data/C-NMC_Leukemia --size 192 --workers 4",
+    ),
+    "train": ("leukoscan-train train --arch vgg19 --epochs 9", "leukoscan-train train --arch inceptionv3 --resume"),
+    "finetune": (
+        "leukoscan-train finetune --run runs/inceptionv3_ft --resume",
+        "leukoscan-train finetune --run runs/inceptionv3_all --all-subjects",
+    ),
+    "e2e": (
+        "leukoscan-train e2e --run runs/inceptionv3_e2e --epochs 8 --size 192 --window 288 --resume",
+        "leukoscan-train e2e --arch vgg19 --run runs/vgg19_e2e --unfreeze-from block3_conv1",
+    ),
+    "frozen": (
+        "leukoscan-train frozen --run runs/vgg19_frozen --tta-views 0 --aug-views 1",
+        "leukoscan-train frozen --cut block4_conv1 --layers block3_conv4,block4_conv1",
+    ),
+    "cv": ("leukoscan-train cv --extract-only", "leukoscan-train cv --recipe NAME --fold 0"),
+    "evaluate": (
+        "leukoscan-train evaluate --run runs/inceptionv3_e2e",
+        "leukoscan-train evaluate --run runs/vgg19_frozen",
+    ),
+    "export": (
+        "leukoscan-train export --run runs/inceptionv3_e2e --name inceptionv3 --version 3.0.0",
+        "leukoscan-train export --run runs/vgg19_frozen --out /tmp/models --version 2.0.0",
+    ),
+    "quantize": (
+        "leukoscan-train quantize --run runs/vgg19_frozen",
+        "leukoscan-train quantize --run runs/x --out /tmp/m",
+    ),
+    "ensemble": (
+        "leukoscan-train ensemble --runs runs/inceptionv3_e2e runs/vgg19_frozen --out /tmp/models",
+        "leukoscan-train ensemble --runs runs/a runs/b --version 2.0.0",
+    ),
+}
+EXIT_STATUSES = (
+    "  0    done",
+    "  1    the command failed (the traceback, and in a run folder RUN/train.log, say where)",
+    "  2    usage error, a data problem or a missing file (one line on stderr)",
+    "  130  Ctrl-C (train.log records where it stopped; --resume continues where the command has it)",
+)
+#: Help of the options declared without one (by dest), so that every option says what it is.
+OPTION_HELP = {
+    "seed": "random seed of the folds, the initialisation and the augmentation (default 0)",
+    "crop": "fraction of the image kept around its centre before resizing (default: the recipe's)",
+    "arch": "the network to train",
+    "size": "model input size in pixels (default: the recipe's)",
+    "epochs": "training epochs (default: the recipe's)",
+    "lr": "peak learning rate (default: the recipe's)",
+    "batch": "cells per training batch",
+    "run": "the run folder (metrics.json, checkpoints, train.log)",
+    "out": "the folder the ONNX model and its card are written to",
+    "name": "the model's name in the card and its file names (default: the run's architecture)",
+    "runs": "the run folders of the members (they must share their validation cells)",
+}
+
+
+def _finish(sub) -> None:
+    """What every command's --help shows: what it does, every option's help, exit statuses and two examples; and
+    defaults that do not depend on the working directory (paths from the repository root, the per-user cache)."""
+    from engine.paths import user_cache_dir
+
+    for name, parser in sub.choices.items():
+        what = next((a.help for a in sub._choices_actions if a.dest == name), "") or ""
+        parser.description = what[:1].upper() + what[1:] + "."
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        examples = "\n".join(f"  {e}" for e in EXAMPLES[name])
+        parser.epilog = "exit status:\n" + "\n".join(EXIT_STATUSES) + "\n\nexamples:\n" + examples
+        for action in parser._actions:
+            if action.option_strings and action.help is None:
+                action.help = OPTION_HELP.get(action.dest)
+            if action.dest == "cache":
+                action.default = str(user_cache_dir() / "training")
+                action.help = "cache folder: manifests, pixel and feature caches (default: %(default)s)"
+            elif action.dest in ("data", "weights", "vgg_weights", "inception_weights", "out") and isinstance(
+                action.default, str
+            ):
+                if action.default.startswith((".", "resources", "docs")):  # relative: from the repository root
+                    action.default = str((REPO_ROOT / action.default).resolve())
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "cache", None):  # a relative --cache is the working directory's, never the source tree's
+        args.cache = str(Path(args.cache).expanduser().absolute())
     from . import runlog
     from .data import DataError
 

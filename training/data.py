@@ -372,7 +372,21 @@ def build_pixel_cache(
         arr = np.load(npy, mmap_mode="r")
         if arr.shape == shape:
             return arr
-    out = np.lib.format.open_memmap(npy, mode="w+", dtype=np.uint8, shape=shape)
+    # written under a temporary name and renamed when complete: a crash, Ctrl-C or a full disk never leaves a
+    # half-written cache under the real name (nor overwrites one another process has mapped)
+    tmp = cache_dir / f".{base}.{os.getpid()}.tmp.npy"
+    try:
+        _fill_pixel_cache(
+            np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape), m, spec, workers, progress
+        )
+        os.replace(tmp, npy)
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_json(done, {"spec": asdict(spec), "n": len(m)})
+    return np.load(npy, mmap_mode="r")
+
+
+def _fill_pixel_cache(out: np.ndarray, m: Manifest, spec: Preprocessing, workers: int, progress: bool) -> None:
     from .progress import Progress
 
     jobs = [(p, spec) for p in m.paths]
@@ -394,10 +408,7 @@ def build_pixel_cache(
             for i, u in enumerate(map(_prep_one, jobs)):
                 out[i] = u
                 bar.update(1)
-    out.flush()
-    del out
-    write_json(done, {"spec": asdict(spec), "n": len(m)})  # the memmap above counts as written once this exists
-    return np.load(npy, mmap_mode="r")
+    out.flush()  # on disk before the caller renames it (the memmap closes when it is released, on return)
 
 
 def save_manifest(m: Manifest, path: str | Path) -> None:

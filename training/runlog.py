@@ -29,7 +29,7 @@ class _ConsoleOnly(logging.Filter):
 
 
 def setup(run_dir: str | Path | None, argv: list[str] | None = None, stream=None) -> Callable[[str], None]:
-    """Log to the console (``stream``, default stdout, ``[HH:MM:SS] message`` as before) and, given ``run_dir``,
+    """Log to the console (``stream``, default stderr: messages, never data, ``[HH:MM:SS] message``) and, given ``run_dir``,
     append to ``run_dir/train.log``.  Called again (tests, one process running two commands) it replaces the
     handlers it added before.  Returns ``log(msg)``."""
     logger = logging.getLogger(LOGGER)
@@ -38,7 +38,7 @@ def setup(run_dir: str | Path | None, argv: list[str] | None = None, stream=None
         h.close()
     logger.setLevel(logging.INFO)
     logger.propagate = False  # the app's or a test's root handlers do not print every line twice
-    console = logging.StreamHandler(stream or sys.stdout)
+    console = logging.StreamHandler(stream or sys.stderr)
     console.setFormatter(logging.Formatter(CONSOLE_FORMAT, "%H:%M:%S"))
     console.addFilter(_ConsoleOnly())
     handlers: list[logging.Handler] = [console]

@@ -223,6 +223,32 @@ def test_pixel_cache_is_exactly_preprocess_file(tmp_path):
     assert np.array_equal(np.asarray(again), np.asarray(px))
 
 
+def test_pixel_cache_is_written_atomically(tmp_path, monkeypatch):
+    """Issue 28 item 7: a run stopped while the cache was written left a half-filled .npy under its real name."""
+    from training import data as data_mod
+
+    make_fold_layout(tmp_path / "d", n_subjects=1, per_subject=2)
+    m = build_manifest(discover(tmp_path / "d"), progress=False)
+    spec = Preprocessing(40, 40, 0.85, "bilinear")
+    real = data_mod._prep_one
+    calls = []
+
+    def stops_on_the_third(job):
+        calls.append(job)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(job)
+
+    monkeypatch.setattr(data_mod, "_prep_one", stops_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        build_pixel_cache(m, spec, tmp_path / "cache", progress=False)
+    assert list((tmp_path / "cache").iterdir()) == []  # neither the cache nor its temporary file
+    monkeypatch.setattr(data_mod, "_prep_one", real)
+    px = build_pixel_cache(m, spec, tmp_path / "cache", progress=False)
+    assert np.array_equal(px[-1].astype(np.float32), preprocess_file(m.paths[-1], spec))
+    assert sorted(f.suffix for f in (tmp_path / "cache").iterdir()) == [".done", ".npy"]
+
+
 def test_cell_extent_fraction_of_real_cells(tmp_path):
     make_fold_layout(tmp_path, n_subjects=1, per_subject=1)
     m = build_manifest(discover(tmp_path), progress=False)

@@ -25,3 +25,64 @@ def test_typical_use_lines_are_current_commands():
         args = parser.parse_args(shlex.split(ln)[1:])  # a stale option exits 2 here
         assert args.cmd == shlex.split(ln)[1]
     assert "e2e" in parser.format_help()
+
+
+def _subparsers():
+    import argparse
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def test_every_command_says_what_it_does_its_exit_statuses_and_two_examples():
+    """Issue 28 item 7: leukoscan-train like leukoscan-cli."""
+    for name, parser in _subparsers().items():
+        text = parser.format_help()
+        assert parser.description and len(parser.description) > 10, name
+        assert "exit status:" in text and "  2    usage error" in text, name
+        examples = text.split("examples:\n", 1)[1].splitlines()
+        assert len([e for e in examples if e.strip().startswith(f"leukoscan-train {name}")]) == 2, name
+        for action in parser._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+def test_path_defaults_do_not_depend_on_the_working_directory(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    def defaults():
+        return {
+            (name, a.dest): a.default
+            for name, p in _subparsers().items()
+            for a in p._actions
+            if a.dest in ("data", "cache", "weights", "vgg_weights", "inception_weights", "out")
+        }
+
+    monkeypatch.setenv("LEUKOSCAN_CACHE_DIR", str(tmp_path / "user-cache"))
+    here = defaults()
+    monkeypatch.chdir(tmp_path)
+    assert defaults() == here
+    for (name, dest), value in here.items():
+        if isinstance(value, str):
+            assert Path(value).is_absolute(), (name, dest, value)
+    assert here[("prepare", "cache")] == str(tmp_path / "user-cache" / "training")
+    assert here[("prepare", "data")] == str(cli.REPO_ROOT.parent / "shared" / "data" / "C-NMC_Leukemia")
+
+
+def test_a_relative_cache_is_the_working_directorys(tmp_path, monkeypatch):
+    """A relative --cache wrote into the source tree (the repository-root fallback of input paths)."""
+    seen = {}
+    monkeypatch.setattr(cli, "cmd_evaluate", lambda args: 0)
+    monkeypatch.setattr(cli, "cmd_prepare", lambda args: seen.setdefault("cache", args.cache) and 0)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["prepare", "--cache", "mycache"]) == 0
+    assert seen["cache"] == str(tmp_path / "mycache")
+
+
+def test_messages_go_to_stderr(capsys):
+    from training import runlog
+
+    log = runlog.setup(None)
+    log("a message")
+    captured = capsys.readouterr()
+    assert "a message" in captured.err and captured.out == ""
