@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 
 from ..fileio import FileRefused, read_regular_file
 from ..pipeline import CellResult, ScanItem
+from . import rules
 from .cell import Cell
 from .document import CaseDocument
+from .images import ImageChange, compare_images, hash_files, refuse_other_samples
 from .kinds import CellStatus
 from .schema import StoreError
 from .values import ModelFacts
@@ -81,7 +83,22 @@ class HeadlessRun:
     ):
         self.store, self.facts, self.chunk = store, facts, max(1, chunk)
         self.doc = doc = store.load()
-        touched = self._signed_off_changes(items, reopen)  # raises before anything is written
+        known = {str(it.root) for it in items} & set(doc.cases)  # folders the file holds a case of: by sha256
+        hashes = hash_files(
+            dict.fromkeys(
+                [str(it.path) for it in items if str(it.root) in known]
+                + [c.key for r in known for c in doc.cells_of(doc.cases[r])]
+            )
+        )
+        images = compare_images(doc, items, hashes)
+        refuse_other_samples(images, doc, store.path)  # raises before anything is written
+        touched = self._signed_off_changes(images, reopen, facts, threshold)  # raises before anything is written
+        #: what was said about the run (images gone from a case's folder), one line each
+        self.warnings = [
+            f"{len(ch.gone)} image(s) of {doc.cases[r].label} are no longer in {r}; they stay in the case file"
+            for r, ch in images.items()
+            if ch.gone and r not in touched
+        ]
         store.attach(doc)
         for root, what in touched.items():
             doc.reopen(doc.cases[root], reopened_by or "leukoscan-cli", f"{reopen} ({what})")
@@ -96,7 +113,9 @@ class HeadlessRun:
         self.cells: list[Cell] = [c for c in found if c is not None]
         assert len(self.cells) == len(items), "add_items made a cell of every item"  # todo indexes both alike
         keys = {c.key for c in self.cells}
-        self.changed = doc.content_changed(rehash_changed(doc, [k for k in store.changed_files() if k in keys], store))
+        by_hash = [c for ch in images.values() for c in map(doc.cell, ch.changed) if c is not None]
+        by_stat = rehash_changed(doc, [k for k in store.changed_files() if k in keys], store)
+        self.changed = doc.content_changed(list(dict.fromkeys(by_hash + by_stat)))
         todo = [i for i, c in enumerate(self.cells) if c.result is None or c.result.status != CellStatus.OK]
         self.todo: list[ScanItem] = [items[i] for i in todo]
         self._todo_cells = [self.cells[i] for i in todo]
@@ -105,36 +124,35 @@ class HeadlessRun:
         self._finished = False
         self.record: tuple[int, str] | None = None  # (rows, head) of the history chain when finished
 
-    def _signed_off_changes(self, items: Sequence[ScanItem], reopen: str | None) -> dict[str, str]:
-        """root -> what this run changes in that signed-off case (new images, changed images).  Such a run is
-        refused (:class:`SignedOffChanged`) unless ``reopen`` gives a reason: then the cases are reopened with it
-        before anything else is written (the app reopens them automatically, with a logged reason)."""
+    def _signed_off_changes(
+        self, images: dict[str, ImageChange], reopen: str | None, facts: ModelFacts, threshold: float | None
+    ) -> dict[str, str]:
+        """root -> what this run changes in that signed-off case: new, changed (by sha256, whatever the size and
+        mtime say) or gone images, another model or threshold than it was signed off with.  Such a run is refused
+        (:class:`SignedOffChanged`) unless ``reopen`` gives a reason: then the cases are reopened with it before
+        anything else is written (the app reopens them automatically, with a logged reason)."""
         doc = self.doc
-        signed = {root for root, case in doc.cases.items() if case.signoff is not None}
-        if not signed:
-            return {}
-        new = [it for it in items if str(it.root) in signed and doc.cell(str(it.path)) is None]
-        keys = [str(it.path) for it in items if doc.cell(str(it.path)) is not None]
-        changed = [
-            c
-            for c in rehash_changed(doc, [k for k in self.store.changed_files() if k in set(keys)])
-            if str(c.root) in signed
-        ]
+        thr = rules.threshold_in_use(
+            facts.threshold, threshold if threshold is not None else doc.thresholds.get(facts.name)
+        )
+        now = f"{facts.name} {facts.version}, threshold {thr:.3f}"
         touched: dict[str, str] = {}
-        for r in sorted({str(it.root) for it in new} | {str(c.root) for c in changed}):
-            n_new, n_changed = sum(str(it.root) == r for it in new), sum(str(c.root) == r for c in changed)
-            touched[r] = ", ".join(
-                t
-                for t in (
-                    f"{n_new} new image(s)" if n_new else "",
-                    f"{n_changed} changed image(s)" if n_changed else "",
-                )
-                if t
-            )
+        for root, case in doc.cases.items():
+            if case.signoff is None:
+                continue
+            ch = images.get(root) or ImageChange(root)
+            what = [
+                f"{len(v)} {w} image(s)" for v, w in ((ch.new, "new"), (ch.changed, "changed"), (ch.gone, "gone")) if v
+            ]
+            signed = rules.model_basis(case.signoff.basis)
+            if signed and signed != now:
+                what.append(f"signed off with {signed}, this run: {now}")
+            if what:
+                touched[root] = ", ".join(what)
         if touched and not reopen:
-            what = "; ".join(f"{doc.cases[r].label}: {w}" for r, w in touched.items())
+            said = "; ".join(f"{doc.cases[r].label}: {w}" for r, w in touched.items())
             raise SignedOffChanged(
-                f"signed-off case(s) would change ({what}); nothing was classified or written. "
+                f"signed-off case(s) would change ({said}); nothing was classified or written. "
                 "Give --reopen REASON to reopen them (the reason is logged), or classify the new "
                 "images as a separate case"
             )

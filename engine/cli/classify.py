@@ -30,6 +30,7 @@ from ..report import (
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_MODEL,
+    EXIT_NOT_THE_CASE,
     EXIT_OK,
     EXIT_SIGNED_OFF,
     EXIT_WRITE,
@@ -60,7 +61,9 @@ CODES = (
     "1    a report could not be written where asked (then saved in the temp folder, see message) or not at all",
     "2    usage error: bad option, no image found, unusable output path, case file locked by another program",
     "3    the model cannot be used, or --device cuda cannot run on CUDA (the message says why)",
-    "5    --store would change a signed-off case and no --reopen REASON was given",
+    "5    --store would change a signed-off case (new, changed or gone images, another model or threshold) and "
+    "no --reopen REASON was given",
+    "6    --store: the folder's images are not the case the case file holds for it (another sample): refused",
     "130  Ctrl-C; 143 SIGTERM: the cells done so far go to <REPORT>.partial.csv, never to REPORT",
 )
 
@@ -457,6 +460,7 @@ def _store_run(path: Path, args, clf, items):
     release after :func:`_finish_store_run`); exit 2 when it cannot be read."""
     from ..case import ModelFacts
     from ..case.audit import reviewer_name
+    from ..case.images import NotTheCase
     from ..case.store import CaseStore, HeadlessRun, SignedOffChanged, StoreError
 
     lock = take_lock(path, "leukoscan-cli classify --store")
@@ -484,6 +488,10 @@ def _store_run(path: Path, args, clf, items):
         store.close()
         lock.release()
         raise CliError(f"--store {path}: {exc}", EXIT_SIGNED_OFF) from None
+    except NotTheCase as exc:
+        store.close()
+        lock.release()
+        raise CliError(f"--store {path}: {exc}", EXIT_NOT_THE_CASE) from None
     except StoreError as exc:
         store.close()
         lock.release()
@@ -492,6 +500,8 @@ def _store_run(path: Path, args, clf, items):
         store.close()
         lock.release()
         raise
+    for w in run.warnings:
+        warn(w)
     note = f", {len(run.changed)} changed since and classified again" if run.changed else ""
     if args.threshold is None and abs(run.threshold - clf.threshold) > 1e-12:
         note += f"; threshold {run.threshold:g} kept from the case file (card: {clf.threshold:g})"

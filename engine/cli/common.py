@@ -24,6 +24,7 @@ PROG = "leukoscan-cli"
 EXIT_OK, EXIT_WRITE, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 EXIT_BROKEN = 4  # the case file's record is broken (leukoscan-cli verify says where)
 EXIT_SIGNED_OFF = 5  # classify --store would change a signed-off case and no --reopen REASON was given
+EXIT_NOT_THE_CASE = 6  # classify --store: the folder's images are another sample's than the case stored for it
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away (`leukoscan-cli ... | head`), as Unix tools do
 #: Signals that stop a run cleanly (partial report), and the exit status each gives.
 STOP_SIGNALS: dict[int, int] = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
