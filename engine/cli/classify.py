@@ -374,7 +374,9 @@ def write_reports(
         "elapsed_s": round(elapsed, 3),
         "cells_per_s": round((len(rows) - skipped) / max(elapsed, 1e-9), 2),
     }
-    if cancelled and len(rows) < n_items:
+    done = [r for r in rows if r.get("status") != "pending"]  # --store: the report lists the cells not reached too
+    if cancelled and len(done) < n_items:
+        rows = done
         if is_stdout(out):
             partial_path = (
                 Path(tempfile.gettempdir()) / f"leukoscan-{time.strftime('%Y%m%d-%H%M%S')}-stdout.partial.csv"

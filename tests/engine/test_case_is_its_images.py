@@ -8,6 +8,7 @@ back was not noticed (size and mtime were compared, not sha256)."""
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 from pathlib import Path
@@ -159,3 +160,44 @@ def test_a_signed_off_case_notices_a_deleted_or_swapped_image(
     _refused(capsys, db, lambda: _classify(db, incoming, tmp_path, tiny_models_dir), "1 changed image(s)")
     victim.unlink()
     _refused(capsys, db, lambda: _classify(db, incoming, tmp_path, tiny_models_dir), "1 gone image(s)")
+
+
+def test_an_interrupted_store_run_is_partial(
+    cells_dir, tiny_models_dir, tmp_path, monkeypatch, capsys, _no_bundled_models
+):
+    """Issue 26 item 6: SIGTERM during ``classify --store`` gave exit 0, a full report and ``"complete": true``
+    (the cells not reached counted as rows); now as without --store: 143, only ``.partial.csv``, complete false.
+    The same mechanism as the interruption tests without --store (a signal sent to the run itself)."""
+    import json
+    import signal
+
+    from engine.cli import classify as cli_classify
+
+    real_row, done = cli_classify.cell_row, []
+
+    def row_then_sigterm(*a, **kw):
+        done.append(1)
+        if len(done) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_row(*a, **kw)
+
+    monkeypatch.setattr(cli_classify, "cell_row", row_then_sigterm)
+    big = tmp_path / "big"
+    big.mkdir()
+    for i, src in enumerate(sorted(cells_dir.glob("*.bmp")) * 5):
+        os.link(src, big / f"c{i:03d}.bmp")
+    db, out = tmp_path / "case.leukoscan", tmp_path / "r.csv"
+    common = ["--model", "tiny_a", "--models-dir", str(tiny_models_dir), "--batch-size", "2", "--no-progress"]
+    capsys.readouterr()
+    assert main(["classify", str(big), "--out", str(out), "--store", str(db), "--json", *common]) == 143
+    cap = capsys.readouterr()
+    doc = json.loads(cap.out)
+    assert doc["status"] == "interrupted" and doc["exit_code"] == 143 and doc["complete"] is False
+    assert not out.exists() and doc["files"]["partial"] == str(tmp_path / "r.partial.csv")
+    rows = list(csv.DictReader(open(tmp_path / "r.partial.csv", encoding="utf-8")))
+    assert 0 < len(rows) < 40 and all(r["status"] == "ok" for r in rows) and "interrupted after" in cap.err
+    store = CaseStore.open(db, create=False, read_only=True)  # what was done is kept for the next run
+    try:
+        assert 0 < sum(c.status == "ok" for c in store.load().cells) < 40
+    finally:
+        store.close()
