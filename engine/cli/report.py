@@ -12,6 +12,7 @@ from .common import (
     add_command,
     add_models_dir,
     check_output,
+    emit_json,
     refuse_broken,
     registry,
     same_file,
@@ -27,6 +28,7 @@ CODES = (
 )
 #: Columns a per-cell report must have to be printed (older reports without ``root`` are one case).
 #: Plus ``flagged`` (``needs_review`` in reports written before 3.0).
+SCHEMA = "leukoscan.report/1"
 REPORT_NEEDS = ("path", "file", "status", "prediction", "p_all", "model", "threshold")
 
 
@@ -36,19 +38,28 @@ def add_parser(sub) -> None:
         "report",
         "print a per-cell CSV report or a case store as a PDF case report (one or more pages per case)",
         CODES,
-        "leukoscan-cli report final.csv --pdf case.pdf",
-        "leukoscan-cli report case.leukoscan --pdf case.pdf --force",
+        "leukoscan-cli report final.csv -o case.pdf",
+        "leukoscan-cli report case.leukoscan --out case.pdf --force --json",
     )
     r.add_argument(
         "report",
         metavar="REPORT.csv|CASE.leukoscan",
         help="per-cell report written by classify, export or the app, or a case store",
     )
-    r.add_argument("--pdf", required=True, metavar="CASE.pdf", help="PDF file to write")
+    r.add_argument(
+        "-o",
+        "--out",
+        "--pdf",
+        dest="pdf",
+        required=True,
+        metavar="CASE.pdf",
+        help="PDF file to write (--pdf is the same option, kept for scripts written before --out)",
+    )
+    r.add_argument("--json", action="store_true", help=f"print what was written as JSON on stdout (schema {SCHEMA})")
     add_models_dir(
         r, "also read model cards from this folder (repeatable): the card of the report's model adds its facts"
     )
-    r.add_argument("--force", action="store_true", help="replace --pdf even when the existing file is read-only")
+    r.add_argument("--force", action="store_true", help="replace --out even when the existing file is read-only")
     r.set_defaults(run=run)
 
 
@@ -140,8 +151,8 @@ def run(args) -> int:
     src = Path(args.report).expanduser()
     rows, sample_ids, signoffs, record = _report_rows(src)
     if same_file(Path(args.pdf).expanduser(), src):
-        raise CliError("--pdf must be another file than the report it prints")
-    out = check_output(Path(args.pdf), "--pdf", set(), args.force)
+        raise CliError("--out must be another file than the report it prints")
+    out = check_output(Path(args.pdf), "--out", set(), args.force)
     reg = registry(args.models_dir)
     cards = {name: reg.get(name) for name in {r.get("model", "") for r in rows} if name in reg}
     where, ok = write_or_rescue(
@@ -164,4 +175,18 @@ def run(args) -> int:
         f"{len(rows)} cells in {n_cases} case(s); PDF report: {where}"
         + (f" (no model card found for {', '.join(unknown)}: card facts left out)" if unknown else "")
     )
-    return EXIT_OK if ok else EXIT_WRITE
+    code = EXIT_OK if ok else EXIT_WRITE
+    if args.json:
+        emit_json(
+            SCHEMA,
+            {
+                "exit_code": code,
+                "source": str(src),
+                "cases": n_cases,
+                "cells": len(rows),
+                "files": {"pdf": str(where)},
+                "complete": ok,
+                "cards_missing": unknown,
+            },
+        )
+    return code
