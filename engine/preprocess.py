@@ -16,6 +16,7 @@ Normalisation (scaling to [-1, 1], mean subtraction ...) lives inside the model 
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,9 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
 #: Largest image accepted, in pixels.  C-NMC cells are 450x450 (0.2 MP); anything above this is
 #: refused as a likely decompression bomb before its pixels are decoded.
 MAX_PIXELS = 40_000_000
+# Pillow warns (DecompressionBombWarning, on stderr) while opening an image above its own limit (89 M pixels),
+# before decode_file refuses it above MAX_PIXELS with a clear error row: the raw warning says nothing more.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 RESIZE_FILTERS: Mapping[str, int] = {
     "nearest": Image.Resampling.NEAREST,

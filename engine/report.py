@@ -474,59 +474,91 @@ def csv_encoding(bom: bool = False) -> str:
     return "utf-8-sig" if bom else "utf-8"
 
 
-def _write_rows(fh, columns: Sequence[str], rows: Iterable[Mapping[str, str]]) -> None:
-    w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore", restval="")
+#: ``--delimiter`` values: the character between fields.  ``;`` is what Excel and LibreOffice expect in locales whose
+#: decimal separator is a comma (de, fr, nl, ...); numbers keep their decimal point either way.
+DELIMITERS: Mapping[str, str] = {",": ",", "comma": ",", ";": ";", "semicolon": ";", "tab": "\t", "\t": "\t"}
+
+
+def _write_rows(fh, columns: Sequence[str], rows: Iterable[Mapping[str, str]], delimiter: str = ",") -> None:
+    w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore", restval="", delimiter=delimiter)
     w.writeheader()
     for r in rows:
         w.writerow({k: neutralise(v) for k, v in r.items()})
 
 
 def write_csv(
-    path: str | Path, columns: Sequence[str], rows: Iterable[Mapping[str, str]], *, bom: bool = False
+    path: str | Path,
+    columns: Sequence[str],
+    rows: Iterable[Mapping[str, str]],
+    *,
+    bom: bool = False,
+    delimiter: str = ",",
 ) -> Path:
     """The atomic, formula-neutralising CSV writer every report goes through (also the review history of
     :mod:`engine.case.export`).  Returns the path."""
     # backslashreplace: a file name that is not valid UTF-8 (possible on Linux) is written as
     # e.g. "cell\udcff.bmp" instead of making the whole report fail at the end of a run
     with atomic_open(path, public=True, encoding=csv_encoding(bom), errors="backslashreplace", newline="") as fh:
-        _write_rows(fh, columns, rows)
+        _write_rows(fh, columns, rows, delimiter)
     return Path(path)
 
 
-def write_cell_report(path: str | Path, rows: Sequence[Mapping[str, str]], *, bom: bool = False) -> Path:
+def write_cell_report(
+    path: str | Path, rows: Sequence[Mapping[str, str]], *, bom: bool = False, delimiter: str = ","
+) -> Path:
     """Write per-cell rows (from :func:`cell_row`) to ``path``, atomically.  Returns the path."""
     rows = list(rows)
-    return write_csv(path, cell_columns(rows), rows, bom=bom)
+    return write_csv(path, cell_columns(rows), rows, bom=bom, delimiter=delimiter)
 
 
-def write_cell_report_stream(stream: BinaryIO, rows: Sequence[Mapping[str, str]], *, bom: bool = False) -> None:
+def write_cell_report_stream(
+    stream: BinaryIO, rows: Sequence[Mapping[str, str]], *, bom: bool = False, delimiter: str = ","
+) -> None:
     """The per-cell report as bytes on ``stream`` (``leukoscan-cli --out -``: stdout), the same bytes as the
     file :func:`write_cell_report` writes, whatever the console's own encoding is."""
     rows = list(rows)
-    write_csv_stream(stream, cell_columns(rows), rows, bom=bom)
+    write_csv_stream(stream, cell_columns(rows), rows, bom=bom, delimiter=delimiter)
 
 
 def write_csv_stream(
-    stream: BinaryIO, columns: Sequence[str], rows: Iterable[Mapping[str, str]], *, bom: bool = False
+    stream: BinaryIO,
+    columns: Sequence[str],
+    rows: Iterable[Mapping[str, str]],
+    *,
+    bom: bool = False,
+    delimiter: str = ",",
 ) -> None:
     """A report as bytes on ``stream``, the same bytes as :func:`write_csv` writes to a file."""
     text = io.TextIOWrapper(
         stream, encoding=csv_encoding(bom), errors="backslashreplace", newline="", write_through=True
     )
     try:
-        _write_rows(text, columns, rows)
+        _write_rows(text, columns, rows, delimiter)
         text.flush()
     finally:
         text.detach()  # the caller's stream stays open
 
 
-def write_summary(path: str | Path, rows: Sequence[Mapping[str, str]], *, bom: bool = False) -> Path:
+def write_summary(
+    path: str | Path, rows: Sequence[Mapping[str, str]], *, bom: bool = False, delimiter: str = ","
+) -> Path:
     """Write summary rows (from :func:`summarize`) to ``path``, atomically.  Returns the path."""
-    return write_csv(path, SUMMARY_COLUMNS, rows, bom=bom)
+    return write_csv(path, SUMMARY_COLUMNS, rows, bom=bom, delimiter=delimiter)
+
+
+def sniff_delimiter(header: str) -> str:
+    """The delimiter of a report from its header line: ``;`` or a tab when the header has more of it than commas
+    (a report written with ``--delimiter``), else ``,``."""
+    counts = {d: header.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > counts[","] else ","
 
 
 def read_cell_report(path: str | Path) -> list[dict[str, str]]:
     """Read a report back (e.g. to resume a review), with the formula neutralisation undone; with or
-    without a byte-order mark."""
+    without a byte-order mark, comma-, semicolon- or tab-separated."""
     with open(path, encoding="utf-8-sig", newline="") as fh:
-        return [{k: restore(v) if isinstance(v, str) else v for k, v in r.items()} for r in csv.DictReader(fh)]
+        delimiter = sniff_delimiter(fh.readline())
+        fh.seek(0)  # (utf-8-sig skips the byte-order mark again)
+        reader = csv.DictReader(fh, delimiter=delimiter)
+        return [{k: restore(v) if isinstance(v, str) else v for k, v in r.items()} for r in reader]

@@ -98,9 +98,9 @@ def report_startup_error(message: str) -> None:
     if sys.stderr is not None:
         print(text, file=sys.stderr)
     try:
-        from platformdirs import user_log_dir
+        from engine.paths import user_log_dir  # the app log's folder: LEUKOSCAN_LOG_DIR and LEUKOSCAN_DATA_DIR apply
 
-        log_dir = Path(user_log_dir("LeukoScan", appauthor=False))
+        log_dir = user_log_dir()
         log_dir.mkdir(parents=True, exist_ok=True)
         (log_dir / "startup-error.log").write_text(text + "\n", encoding="utf-8")
     except Exception:

@@ -155,9 +155,11 @@ def review_history_rows(source: CaseStore | str | Path) -> list[dict[str, str]]:
         store.close()
 
 
-def write_reviews(path: str | Path, rows: Sequence[Mapping[str, str]], *, bom: bool = False) -> Path:
+def write_reviews(
+    path: str | Path, rows: Sequence[Mapping[str, str]], *, bom: bool = False, delimiter: str = ","
+) -> Path:
     """Write review history rows atomically, formula-neutralised like every report.  Returns the path."""
-    return report.write_csv(path, REVIEW_COLUMNS, rows, bom=bom)
+    return report.write_csv(path, REVIEW_COLUMNS, rows, bom=bom, delimiter=delimiter)
 
 
 class ExportRefused(Exception):
@@ -211,6 +213,7 @@ def export_store(
     *,
     history: bool = True,
     bom: bool = False,
+    delimiter: str = ",",
     write: Write = _write,
 ) -> StoreExport:
     """Write the per-cell report, optionally the summary, and (``history``) the review history (default
@@ -233,11 +236,18 @@ def export_store(
         record = store.head()
         sums = report.summarize(rows, signoffs=doc.signoffs, sample_ids=doc.sample_ids, record=record)
         result = StoreExport(doc, doc.current, rows, sums, events, record=record)
-        jobs = [("report", out_csv, partial(report.write_cell_report, bom=bom), rows)]
+        jobs = [("report", out_csv, partial(report.write_cell_report, bom=bom, delimiter=delimiter), rows)]
         if summary_csv is not None:
-            jobs.append(("summary", summary_csv, partial(report.write_summary, bom=bom), sums))
+            jobs.append(("summary", summary_csv, partial(report.write_summary, bom=bom, delimiter=delimiter), sums))
         if history:
-            jobs.append(("reviews", reviews_csv or reviews_path(out_csv), partial(write_reviews, bom=bom), events))
+            jobs.append(
+                (
+                    "reviews",
+                    reviews_csv or reviews_path(out_csv),
+                    partial(write_reviews, bom=bom, delimiter=delimiter),
+                    events,
+                )
+            )
         for kind, path, writer, data in jobs:
             result.written[kind], ok = write(kind, Path(path), writer, data)
             result.complete = result.complete and ok

@@ -41,6 +41,7 @@ from .common import (
     add_report_options,
     check_output,
     counts_json,
+    delimiter,
     emit_json,
     is_stdout,
     log,
@@ -365,7 +366,8 @@ def write_reports(
     stopped before the end (``--out -``: in the temp folder; stdout gets nothing), else the report, the
     summary and the one-line account (``--json``: the summary on stdout).  The exit status."""
     bom = bool(getattr(args, "bom", False))
-    files = {"report": None, "summary": None, "partial": None}
+    delim = delimiter(args)
+    files: dict[str, str | None] = {"report": None, "summary": None, "partial": None}
     result = {
         "case_file": shown(store_path),  # --store; top level, as export names the case file it read
         **facts,
@@ -384,7 +386,9 @@ def write_reports(
         else:
             partial_path = out.with_name(out.stem + ".partial" + (out.suffix or ".csv"))
         if rows:
-            where, _ = write_or_rescue("partial report", partial_path, partial(write_cell_report, bom=bom), rows)
+            where, _ = write_or_rescue(
+                "partial report", partial_path, partial(write_cell_report, bom=bom, delimiter=delim), rows
+            )
             files["partial"] = str(where)
             say(
                 f"interrupted after {len(rows)} of {n_items} cells; those rows are in {where}; "
@@ -410,12 +414,12 @@ def write_reports(
         return code
 
     code = EXIT_WRITE if store_failed else EXIT_OK
-    where, ok = write_or_rescue("report", out, partial(write_cell_report, bom=bom), rows)
+    where, ok = write_or_rescue("report", out, partial(write_cell_report, bom=bom, delimiter=delim), rows)
     files["report"] = shown(where)
     code = code if ok else EXIT_WRITE
     sums = summarize(rows, signoffs=signoffs, sample_ids=sample_ids, record=record)
     if summary is not None:
-        swhere, ok = write_or_rescue("summary", summary, partial(write_summary, bom=bom), sums)
+        swhere, ok = write_or_rescue("summary", summary, partial(write_summary, bom=bom, delimiter=delim), sums)
         files["summary"] = shown(swhere)
         code = code if ok else EXIT_WRITE
     cc = count_rows(rows)

@@ -76,7 +76,7 @@ def add_models_dir(
 
 
 def add_report_options(p: argparse.ArgumentParser) -> None:
-    """-o/--out, --summary and --bom: the reports every command that writes them writes alike."""
+    """-o/--out, --summary, --bom and --delimiter: the reports every command that writes them writes alike."""
     p.add_argument(
         "-o",
         "--out",
@@ -93,6 +93,27 @@ def add_report_options(p: argparse.ArgumentParser) -> None:
         help="write the CSV files with a UTF-8 byte-order mark, so that Excel on Windows shows "
         "non-ASCII names right (default: none, as scripts expect)",
     )
+    add_delimiter(p)
+
+
+def add_delimiter(p: argparse.ArgumentParser) -> None:
+    """--delimiter: the CSV field separator (``;`` for Excel in decimal-comma locales)."""
+    from ..report import DELIMITERS
+
+    p.add_argument(
+        "--delimiter",
+        default=",",
+        choices=sorted(DELIMITERS, key=len),
+        metavar="{',',';',tab}",
+        help="CSV field separator: , (default), ; (semicolon: what Excel and LibreOffice expect where the decimal "
+        "separator is a comma, e.g. de, fr, nl) or tab; numbers keep their decimal point",
+    )
+
+
+def delimiter(args) -> str:
+    from ..report import DELIMITERS
+
+    return DELIMITERS[getattr(args, "delimiter", ",") or ","]
 
 
 def add_verbosity(p: argparse.ArgumentParser, default) -> None:
@@ -271,11 +292,11 @@ def check_output(path: Path, label: str, inputs: set[str], force: bool = False, 
     return path
 
 
-def write_stdout(rows, bom: bool) -> None:
+def write_stdout(rows, bom: bool, delimiter: str = ",") -> None:
     from ..report import write_cell_report_stream
 
     sys.stdout.flush()
-    write_cell_report_stream(sys.stdout.buffer, rows, bom=bom)
+    write_cell_report_stream(sys.stdout.buffer, rows, bom=bom, delimiter=delimiter)
     sys.stdout.buffer.flush()
 
 
@@ -285,7 +306,8 @@ def write_or_rescue(kind: str, path: Path, writer, rows) -> tuple[Path, bool]:
 
     Raises :class:`CliError` (exit 1, one line) when the temp folder fails too (both disks full)."""
     if is_stdout(path):
-        write_stdout(rows, bool(getattr(writer, "keywords", {}).get("bom")))
+        keywords = getattr(writer, "keywords", {})
+        write_stdout(rows, bool(keywords.get("bom")), keywords.get("delimiter", ","))
         return STDOUT, True
     try:
         return writer(path, rows), True

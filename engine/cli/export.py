@@ -17,6 +17,7 @@ from .common import (
     broken,
     check_output,
     counts_json,
+    delimiter,
     emit_json,
     is_stdout,
     real,
@@ -102,6 +103,7 @@ def run(args) -> int:
             mark_exported=not args.no_bookkeeping,
             history=history is not None,
             bom=args.bom,
+            delimiter=delimiter(args),
             write=write_or_rescue,
         )
     except StoreError as exc:

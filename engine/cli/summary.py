@@ -13,7 +13,9 @@ from .common import (
     EXIT_USAGE,
     CliError,
     add_command,
+    add_delimiter,
     check_output,
+    delimiter,
     emit_json,
     is_stdout,
     real,
@@ -58,6 +60,7 @@ def add_parser(sub) -> None:
     )
     s.add_argument("--json", action="store_true", help=f"print the rows as JSON on stdout (schema {SCHEMA})")
     s.add_argument("--bom", "--excel", action="store_true", dest="bom", help="CSV with a UTF-8 byte-order mark")
+    add_delimiter(s)
     s.add_argument("--force", action="store_true", help="replace --out even when the existing file is read-only")
     s.set_defaults(run=run)
 
@@ -89,11 +92,13 @@ def run(args) -> int:
     code = EXIT_OK
     if out is not None and is_stdout(out):
         sys.stdout.flush()
-        write_csv_stream(sys.stdout.buffer, COLUMNS, rows, bom=args.bom)
+        write_csv_stream(sys.stdout.buffer, COLUMNS, rows, bom=args.bom, delimiter=delimiter(args))
         sys.stdout.buffer.flush()
         where = out
     elif out is not None:
-        where, ok = write_or_rescue("summary", out, lambda path, rs: write_csv(path, COLUMNS, rs, bom=args.bom), rows)
+        where, ok = write_or_rescue(
+            "summary", out, lambda path, rs: write_csv(path, COLUMNS, rs, bom=args.bom, delimiter=delimiter(args)), rows
+        )
         code = code if ok else 1
     states = Counter(r["verdict"] for r in rows)
     if states[BROKEN]:

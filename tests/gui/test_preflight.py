@@ -49,6 +49,14 @@ def test_entry_point_names_a_missing_xcb_library_instead_of_aborting(tmp_path):
     assert "libxcb-icccm4" in log.read_text()
 
 
+def test_startup_error_log_goes_to_leukoscan_log_dir(tmp_path, monkeypatch, capsys):
+    """Issue 28 item 8: startup-error.log ignored LEUKOSCAN_LOG_DIR (the app's own log honoured it)."""
+    monkeypatch.setenv("LEUKOSCAN_LOG_DIR", str(tmp_path / "logs"))
+    preflight.report_startup_error("no display")
+    assert (tmp_path / "logs" / "startup-error.log").read_text() == "LeukoScan cannot start: no display\n"
+    assert "LeukoScan cannot start: no display" in capsys.readouterr().err
+
+
 def test_install_hint_names_each_package_once():
     assert preflight.install_hint(["libEGL.so.1", "libGL.so.1", "libEGL.so.1"]) == "sudo apt-get install libegl1 libgl1"
 
