@@ -34,7 +34,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "export a CSV report. Research tool, not a diagnostic device.",
     )
     ap.add_argument("paths", nargs="*", help="case folders (or images) to open and classify at start")
-    ap.add_argument("--model", help="model name to use (see the model menu), e.g. ensemble")
+    ap.add_argument("--model", help="model name to use: one of the model menu's (leukoscan-cli models lists them)")
     ap.add_argument(
         "--models-dir",
         action="append",

@@ -541,9 +541,7 @@ class CaseDocument:
         cells = list(self.cells_of(case.name))
         if not cells:
             return False, "the case has no cells"
-        pending = sum(c.status == CellStatus.PENDING for c in cells)
-        open_ = sum(c.review_open for c in cells)
-        blasts = sum(c.blast_unconfirmed and not c.review_open for c in cells)  # flagged ones: counted below
+        pending, blasts, open_ = self.left_before_signoff(case)
         why = []
         if pending:
             why.append(f"{pending} cell{'s are' if pending != 1 else ' is'} not classified yet")
@@ -552,6 +550,16 @@ class CaseDocument:
         if open_:
             why.append(f"{open_} flagged cell{'s are' if open_ != 1 else ' is'} not reviewed yet")
         return (False, "; ".join(why)) if why else (True, "")
+
+    def left_before_signoff(self, case: Case | str | None) -> tuple[int, int, int]:
+        """(cells not classified, ALL calls not confirmed that are not flagged, flagged cells not reviewed) of a
+        case (None: every case): the one count the sign-off refusal, the walk and the summary line all give.  A
+        flagged ALL call is counted once, as a flagged cell."""
+        cells = list(self.cells_of(case))
+        pending = sum(c.status == CellStatus.PENDING for c in cells)
+        open_ = sum(c.review_open for c in cells)
+        blasts = sum(c.blast_unconfirmed and not c.review_open for c in cells)
+        return pending, blasts, open_
 
     def sign_off(self, case: Case | str, by: str, comment: str = "", at: str | None = None) -> SignOff:
         """Sign the case off: its reviews are locked until :meth:`reopen`.  Raises ValueError (the reason

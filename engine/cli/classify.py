@@ -111,15 +111,14 @@ def add_parser(sub) -> None:
         "classify",
         "classify every image under the given folders/files, write a CSV report",
         CODES,
-        "leukoscan-cli classify /data/slide_0423 --model ensemble --out report.csv --summary summary.csv",
+        "leukoscan-cli classify /data/slide_0423 -o report.csv --summary summary.csv",
         "leukoscan-cli classify /data/slide_0423 --out - -q | csvgrep -c flagged -m true",
     )
     c.add_argument("paths", nargs="+", metavar="PATH", help="folder (searched recursively) or image file")
     c.add_argument(
         "--model",
         default=None,
-        help="model name (see `leukoscan-cli models`), e.g. ensemble, inceptionv3, vgg19; default: the "
-        "recommended model (as in the app)",
+        help="model name, one of those `leukoscan-cli models` lists; default: the recommended model (as in the app)",
     )
     add_report_options(c)
     c.add_argument(

@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
     s = add_command(
         sub,
         "summary",
-        "one row per case across case files: sample id, cells, % blasts with its interval, verdict, sign-off",
+        "one row per case across case files: sample id, cells, percent blasts with its interval, verdict, sign-off",
         CODES,
         "leukoscan-cli summary /lab/cases/2026-12 -o december.csv",
         "leukoscan-cli summary a.leukoscan b.leukoscan --json | jq '.cases[] | select(.verdict != \"signed off\")'",

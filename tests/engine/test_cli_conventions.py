@@ -68,3 +68,27 @@ def test_a_broken_pipe_exits_141(cells_dir, tiny_models_dir, tmp_path):
     err = p.stderr.read().decode()
     assert p.wait(timeout=120) == 141, err
     assert "Traceback" not in err and "Exception ignored" not in err
+
+
+def test_help_examples_name_only_models_that_are_bundled(monkeypatch, capsys):
+    """Issue 28 item 5: `classify --help` showed `--model ensemble` (no ensemble is bundled: exit 3), as did the
+    app's --help."""
+    import re
+
+    from engine.registry import Registry, default_dirs
+    from gui.app import parse_args
+
+    monkeypatch.delenv("LEUKOSCAN_RESOURCES_DIR", raising=False)
+    bundled = {c.name for c in Registry(default_dirs()).cards()}
+    texts = []
+    for argv in (["classify", "--help"], ["report", "--help"], ["models", "--help"], ["--help"]):
+        with pytest.raises(SystemExit) as ex:
+            main(argv)
+        assert ex.value.code == 0, argv  # (`leukoscan-cli --help` once crashed on a "%" in a command's help)
+        texts.append(capsys.readouterr().out)
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    texts.append(capsys.readouterr().out)
+    named = {m for t in texts for m in re.findall(r"--model[ =]([a-z][\w.-]*)", t)}  # (not the MODEL metavar)
+    assert named <= bundled, named - bundled
+    assert not any(re.search(r"e\.g\. ensemble", t) for t in texts)
