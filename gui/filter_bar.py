@@ -68,6 +68,13 @@ class FilterBar(QWidget):
         self.shown_label.setObjectName("shownLabel")
         h.addWidget(self.shown_label)
 
+    def show_left_before_signoff(self) -> None:
+        """Show ▸ Left before sign-off, no file-name or P(ALL) filter: every cell the walk still needs."""
+        self.search.clear()
+        self.p_min.setValue(0.0)
+        self.p_max.setValue(1.0)
+        self.filter_combo.setCurrentIndex(self.filter_combo.findData("left_before_signoff"))
+
     def _apply(self, fn, *args) -> None:
         fn(*args)
         self.changed.emit()

@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
             lambda n, left: p.confirm_bulk_accept(n, left),
             self,
             ask_exclusion=lambda n: p.ask_exclusion_reason(n),
+            widen_filter=lambda: self.filters.show_left_before_signoff(),
         )
         self.case_files = CaseFiles(self.service, self.bridge, user_data_dir(), self)
         self.run_panel = RunPanel(self.runs, self.bridge, self.model_chooser, p, self)
@@ -288,6 +289,10 @@ class MainWindow(QMainWindow):
         act = self.acts["flagged"]
         if not act.isChecked():
             act.setChecked(True)  # toggled -> set_flagged_mode(True)
+        else:  # already walking: go on to a cell that is left (the filter may have hidden them)
+            cur = self.browser.current_cell()
+            if cur is None or not cur.left_before_signoff:
+                self.reviews.next_open()
 
     def set_flagged_mode(self, on: bool) -> None:
         self.reviews.set_flagged_mode(on)

@@ -30,6 +30,7 @@ class ReviewActions(QObject):
         confirm_bulk: Callable[[int, list], bool],
         parent=None,
         ask_exclusion: Callable[[int], str] | None = None,
+        widen_filter: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(parent)
         self.browser = browser
@@ -39,6 +40,7 @@ class ReviewActions(QObject):
         self.confirm_bulk = confirm_bulk  # (cells, [the ones left before sign-off]) -> go ahead?
         self.flagged_mode = False
         self.ask_exclusion = ask_exclusion  # (cells) -> reason, "" = cancelled
+        self.widen_filter = widen_filter  # makes the views show every cell left before sign-off
 
     @property
     def doc(self):
@@ -160,12 +162,8 @@ class ReviewActions(QObject):
                 # the labelled cell left the filtered view and the rows moved up: the cell now at its row is the
                 # next one in view order; stepping on from there would skip it
                 b.select_row(min(cur_row, b.proxy.rowCount() - 1) - 1 if cur_row > 0 else b.proxy.rowCount() - 1)
-            if b.next_open(case=case, want=_left) is None:
-                self.status.emit(
-                    f"Every flagged cell and every ALL call of {cur.case if cur else 'the case'} "
-                    "has been looked at: it can be signed off.",
-                    8000,
-                )
+            if not self._walk_on(case):
+                self.status.emit(self._walk_done_text(case), 8000)
             return
         still = b.proxy.proxy_row_of(cur.key) if cur is not None else None
         if still is None:
@@ -194,12 +192,39 @@ class ReviewActions(QObject):
         cur = self.browser.current_cell()
         case = cur.case if (self.flagged_mode and cur is not None) else None
         want = _left if self.flagged_mode else None
+        if self.flagged_mode and not backwards:
+            if self._walk_on(case):
+                return True
+            self.status.emit(self._walk_done_text(case), 8000)
+            return False
         if self.browser.next_open(backwards, case, want) is not None:
             return True
         hidden = sum(1 for c in self.doc.cells if (want or _open)(c) and (case is None or c.case == case))
         msg = "No cell left to review" + (f" in this view ({hidden} hidden by the filter)." if hidden else ".")
         self.status.emit(msg, 6000)
         return False
+
+    def _walk_on(self, case: str | None) -> bool:
+        """Select the next cell of ``case`` left before sign-off; when the filters hide every one that is left, they
+        are widened to show them (the walk covers what sign-off needs, not what the Show filter happens to show)."""
+        b = self.browser
+        if b.next_open(case=case, want=_left) is not None:
+            return True
+        hidden = sum(1 for c in self.doc.cells_of(case) if _left(c))
+        if not hidden or self.widen_filter is None:
+            return False
+        self.widen_filter()
+        self.status.emit(f"Show ▸ Left before sign-off: the filter hid {hidden} cell(s) the walk needs.", 8000)
+        return b.next_open(case=case, want=_left) is not None
+
+    def _walk_done_text(self, case: str | None) -> str:
+        """What the walk says when nothing is left in it: "can be signed off" only when sign-off would be allowed."""
+        name = case or "the case"
+        found = self.doc.case_named(case) if case else None
+        ok, why = self.doc.can_sign_off(found) if found is not None else (False, "")
+        if ok:
+            return f"Every flagged cell and every ALL call of {name} has been looked at: it can be signed off."
+        return f"Nothing left to walk in {name}" + (f", but {why}." if why else ".")
 
     def set_flagged_mode(self, on: bool) -> None:
         self.flagged_mode = bool(on)
@@ -209,13 +234,12 @@ class ReviewActions(QObject):
                 self.next_open()
 
     def flagged_progress(self, case: str | None) -> str:
-        """'12 / 55 flagged cells reviewed · 3 ALL calls to confirm' for the case (or all cases)."""
-        cells = list(self.doc.cells_of(case))
-        flagged = [c for c in cells if c.flagged and c.status == OK]
-        done = sum(1 for c in flagged if c.review is not None)
-        blasts = sum(1 for c in cells if c.blast_unconfirmed)
-        return f"{done} / {len(flagged)} flagged cells reviewed" + (
-            f" · {blasts} ALL call{'s' if blasts != 1 else ''} to confirm" if blasts else ""
+        """'12 / 55 flagged cells reviewed · 3 ALL calls (not flagged) to confirm' for the case (or all cases): the
+        counts of the sign-off refusal (:meth:`CaseDocument.left_before_signoff`), so the two never disagree."""
+        flagged = [c for c in self.doc.cells_of(case) if c.flagged and c.status == OK]
+        _pending, blasts, open_ = self.doc.left_before_signoff(case)
+        return f"{len(flagged) - open_} / {len(flagged)} flagged cells reviewed" + (
+            f" · {blasts} ALL call{'s' if blasts != 1 else ''} (not flagged) to confirm" if blasts else ""
         )
 
 
