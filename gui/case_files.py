@@ -66,6 +66,9 @@ class CaseFiles(QObject):
 
     # --- start ------------------------------------------------------------------------------------
     def start(self, check_orphans: bool) -> None:
+        """Claim a new session store (at start, and after File ▸ Close all cases)."""
+        self._fresh_used = False
+        self.broken = ""
         path = self.files.new_path(new_session_id())
         try:
             self.path = self._fresh = self.files.claim(path)

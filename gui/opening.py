@@ -177,11 +177,22 @@ class CaseOpener(QObject):
         self.runs.adding = False
 
     def close_cases(self) -> None:
+        """File ▸ Close all cases: the case record is closed and kept whole (cells, results, reviews, sign-off) and
+        found again by opening its folder or sample id; the window goes on with a new, empty record.  Nothing is
+        cleared while a store listens, so closing never erases a record."""
         if self.doc.unexported and self.doc.reviews:
             if self.prompts.ask_close(self.doc.unexported_reviews(), self.doc.exported_at) != CloseChoice.DISCARD:
                 return
         self.runs.stop()
-        self.doc.clear()  # -> bridge.replaced -> _forget
+        had_store = self.case_files.path is not None
+        kept = self.case_files.close()  # flushed, closed, named after its sample id, its lock released
+        if kept is not None:
+            self.settings.add_recent_store(str(kept))
+        self.doc.clear()  # no store listens now: only the view is emptied (-> bridge.replaced -> _forget)
+        if had_store:
+            self.case_files.start(check_orphans=False)  # a new record for what is opened next
+        if kept is not None:
+            self.status.emit(f"Cases closed. Their record is kept in {kept} (File ▸ Find case record).", 10000)
 
     def fill_recent(self, menu) -> None:
         """File ▸ Open recent, as it is shown: the folders opened lately (a folder opens its record, if it has

@@ -140,7 +140,9 @@ class Prompts:
         box = QMessageBox(
             QMessageBox.Icon.Warning,
             "Unexported reviews",
-            f"{what}.\n\nThey stay in the case store either way.",
+            f"{what}.\n\nClosing never erases anything: the cells, results, reviews and sign-off stay in the "
+            "case record, which opens again with the folder or File ▸ Find case record. Only the report file is "
+            "not written.",
             parent=self.parent,
         )
         exp = box.addButton("Export…", QMessageBox.ButtonRole.AcceptRole)

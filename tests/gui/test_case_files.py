@@ -31,11 +31,12 @@ def test_close_all_then_quit_keeps_the_store_and_its_audit_trail(qtbot, make_win
     w.browser.select_row(0)
     w.reviews.apply("HEM")
     w.doc.unexported = False
-    w.opener.close_cases()
     path = w.case_files.path
+    w.opener.close_cases()
     w.close()
     assert path.exists()
     assert CaseStore.open(path, create=False).review_events()  # the audit trail survives Close all
+    assert len(stored(path).reviews) == 1  # and so does the review itself (the record is closed, not cleared)
 
 
 def test_a_clear_is_logged_with_who_cleared(qtbot, make_window, cells_dir):
