@@ -222,9 +222,13 @@ class ReviewActions(QObject):
         name = case or "the case"
         found = self.doc.case_named(case) if case else None
         ok, why = self.doc.can_sign_off(found) if found is not None else (False, "")
+        done = f"Every flagged cell and every ALL call of {name} has been looked at"
         if ok:
-            return f"Every flagged cell and every ALL call of {name} has been looked at: it can be signed off."
-        return f"Nothing left to walk in {name}" + (f", but {why}." if why else ".")
+            return done + ": it can be signed off."
+        pending, blasts, open_ = self.doc.left_before_signoff(case)
+        if blasts or open_:  # hidden from the walk (another case, or no case to walk): never "done"
+            return f"Nothing left to walk in this view, but {why}."
+        return done + (f"; before sign-off: {why}." if why else ".")
 
     def set_flagged_mode(self, on: bool) -> None:
         self.flagged_mode = bool(on)

@@ -69,3 +69,9 @@ def stored(path):
         return store.load()
     finally:
         store.close()
+
+
+def wait_page_drawn(qtbot, w, timeout=20_000):
+    """Wait until every gallery tile has its thumbnail: a bulk accept confirms only the cells a person could see
+    on the page (:meth:`gui.browser.CellBrowser.cells_on_page`)."""
+    qtbot.waitUntil(lambda: all(w.thumbs.has(c.key) for c in w.cell_model.cells), timeout=timeout)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gui_helpers import RUN_TIMEOUT_MS, make_window, open_and_classify  # noqa: F401  (fixture + helper)
+from gui_helpers import RUN_TIMEOUT_MS, make_window, open_and_classify, wait_page_drawn  # noqa: F401  (fixture + helper)
 from PySide6.QtCore import QItemSelectionModel, QRect, Qt
 from PySide6.QtGui import QImage, QKeySequence, QPainter
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -345,6 +345,7 @@ def test_undo_redo_of_one_review_and_of_a_bulk_accept_by_keyboard(qtbot, make_wi
     )
     assert c0.review is not None and c0.review.label == mine
 
+    wait_page_drawn(qtbot, w)
     w.browser.gallery.selectAll()
     qtbot.keyClick(w.browser.gallery, Qt.Key.Key_Space)  # bulk accept: one step
     assert all(c.review is not None for c in w.cell_model.cells)
@@ -402,6 +403,7 @@ def test_bulk_accept_with_flagged_cells_asks_first_and_reports(qtbot, make_windo
     _flag_some(w, 2)
     n_flagged = sum(c.flagged for c in w.cell_model.cells)
     n_left = sum(c.left_before_signoff for c in w.cell_model.cells)  # flagged, or ALL calls nobody confirmed
+    wait_page_drawn(qtbot, w)
     w.browser.gallery.selectAll()
     assert w.reviews.apply("accept") == 0
     assert asked == [(8, n_left)] and not w.doc.reviews

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from gui_helpers import make_window, open_and_classify, stored  # noqa: F401  (fixture + helper)
+from gui_helpers import make_window, open_and_classify, stored, wait_page_drawn  # noqa: F401  (fixture + helper)
 from PySide6.QtCore import QLockFile
 
 from engine.case.store import CaseStore
@@ -277,6 +277,7 @@ def test_bulk_accept_of_a_selection_and_settings_persist(qtbot, make_window, cel
     monkeypatch.setattr(Prompts, "confirm_bulk_accept", lambda self, n, flagged: True)  # flagged cells: asks
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
+    wait_page_drawn(qtbot, w)
     w.browser.gallery.selectAll()
     assert w.reviews.apply("accept") == 8
     assert all(c.review is not None and c.review.label == c.prediction for c in w.cell_model.cells)
@@ -299,6 +300,7 @@ def test_restore_skips_reviews_of_changed_images_and_reports_missing_folders(
     monkeypatch.setattr(Prompts, "confirm_bulk_accept", lambda self, n, flagged: True)
     w1 = make_window()
     open_and_classify(qtbot, w1, [cells_dir])
+    wait_page_drawn(qtbot, w1)
     w1.browser.gallery.selectAll()
     w1.reviews.apply("accept")
     gone = tmp_path / "gone"
