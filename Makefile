@@ -96,7 +96,7 @@ bench: venv-all
 clean:
 	rm -rf build dist .pytest_cache *.egg-info
 
-# ---- Packaging: PyInstaller bundle (build.spec, packaging/); README "Maintainers: building and releasing".
+# ---- Packaging: PyInstaller bundle (build.spec, packaging/); docs/development.md "Building and releasing the bundle".
 VENV_GPU   ?= .venv-gpu
 # GPU onnxruntime + the CUDA/cuDNN pip libraries it loads (bundled: no CUDA install needed on the workstation,
 # only the NVIDIA driver). ORT_GPU_SPEC=onnxruntime-gpu: rely on the workstation's CUDA/cuDNN (smaller bundle).

@@ -35,7 +35,7 @@ from .pdf_fonts import install_fonts
 from .report import signoff_check
 from .report_cases import CaseReport, ModelUse, cases_of
 
-#: From README "Intended use and safety"; printed on every case.
+#: From docs/user_guide.md "Intended use and safety"; printed on every case.
 INTENDED_USE = (
     "Intended use: a research and teaching tool for single segmented cells of C-NMC-style smears; not a "
     "diagnostic device: every call is a suggestion for a trained person to review, and the models' accuracy "

@@ -18,6 +18,7 @@ from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from .document import ReviewCommand
+from .user_guide import UserGuide
 
 SK = QKeySequence.StandardKey
 
@@ -212,9 +213,18 @@ COMMANDS: tuple[Command, ...] = (
         "Version, validation metrics, threshold and provenance of the model",
     ),
     Command("reload_models", "Re&load models", lambda w: w.model_chooser.reload, (), "Re-read the model folders"),
+    Command("user_guide", "&User guide", lambda w: lambda: open_user_guide(w), (), "The user guide, inside the app"),
     Command("shortcuts", "&Keyboard shortcuts", lambda w: w.prompts.show_shortcuts, ("F1",), "This list"),
     Command("about", "&About LeukoScan", lambda w: w.show_about),
 )
+
+
+def open_user_guide(window) -> UserGuide:
+    """Help ▸ User guide: the bundled guide in a window of its own (non-modal: the app stays usable)."""
+    guide = UserGuide(window)
+    guide.show()
+    return guide
+
 
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
@@ -258,7 +268,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("&Classification", ("cancel", "resume", "-", "model_info", "reload_models")),
-    ("&Help", ("shortcuts", "about")),
+    ("&Help", ("user_guide", "shortcuts", "about")),
 )
 
 

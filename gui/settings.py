@@ -46,7 +46,7 @@ def log_path() -> Path:
 
 def settings_path() -> Path:
     """The one place the settings live: ``settings.ini`` in the user data folder (beside ``sessions/``), as the
-    README says; never the platform's own settings store."""
+    user guide says; never the platform's own settings store."""
     return user_data_dir() / "settings.ini"
 
 

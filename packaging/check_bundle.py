@@ -115,6 +115,8 @@ def check(
 
     if f"{res}samples/manifest.csv" not in files:
         problems.append("resources/samples/manifest.csv missing (self-test cells)")
+    if f"{internal}docs/user_guide.md" not in files:
+        problems.append("docs/user_guide.md missing (Help > User guide)")
     if sys.platform.startswith("linux"):
         for name in ("install-desktop.sh", "leukoscan.desktop.in", "leukoscan-mime.xml"):
             if name not in files:

@@ -124,7 +124,7 @@ def add_parser(sub) -> None:
     c.add_argument(
         "--json",
         action="store_true",
-        help=f"print the run's summary as JSON on stdout (schema {SCHEMA}, see README); not with --out -",
+        help=f"print the run's summary as JSON on stdout (schema {SCHEMA}, see docs/cli.md); not with --out -",
     )
     c.add_argument(
         "--device",

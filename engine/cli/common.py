@@ -188,7 +188,7 @@ def error(msg: str) -> None:
 
 def emit_json(schema: str, data: dict) -> None:
     """One JSON document on stdout: ``{"schema": "leukoscan.<command>/<major>", "leukoscan_version": ..., ...}``
-    (README "JSON output"; a new field keeps the major number, a changed or removed one bumps it).  UTF-8
+    (docs/cli.md "JSON output"; a new field keeps the major number, a changed or removed one bumps it).  UTF-8
     bytes whatever the console's code page (JSON's encoding; a cp1252 console could not print every path)."""
     text = json.dumps({"schema": schema, "leukoscan_version": __version__, **data}, indent=2, ensure_ascii=False)
     sys.stdout.flush()

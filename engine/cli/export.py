@@ -58,7 +58,7 @@ def add_parser(sub) -> None:
     e.add_argument(
         "--json",
         action="store_true",
-        help=f"print the export's summary as JSON on stdout (schema {SCHEMA}, see README); not with --out -",
+        help=f"print the export's summary as JSON on stdout (schema {SCHEMA}, see docs/cli.md); not with --out -",
     )
     e.add_argument("--force", action="store_true", help="replace the reports even when an existing file is read-only")
     e.add_argument(

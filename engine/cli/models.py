@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
     m.add_argument(
         "--json",
         action="store_true",
-        help=f"print the list as JSON on stdout (schema {SCHEMA}, see README) instead of a table",
+        help=f"print the list as JSON on stdout (schema {SCHEMA}, see docs/cli.md) instead of a table",
     )
     m.set_defaults(run=run)
 

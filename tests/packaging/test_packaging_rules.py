@@ -101,6 +101,7 @@ def _fake_bundle(root: Path, models: Path, variant: str = "cpu", extra: dict[str
         "leukoscan-cli": b"\x7fELF fake",
         "_internal/resources/build_info.json": json.dumps({"variant": variant, "version": "9.9"}).encode(),
         "_internal/resources/samples/manifest.csv": b"file,expected_class,subject\n",
+        "_internal/docs/user_guide.md": b"# LeukoScan user guide\n",
         "_internal/PySide6/Qt/plugins/platforms/libqxcb.so": b"x",
         "_internal/PySide6/Qt/plugins/platforms/libqoffscreen.so": b"x",
         "install-desktop.sh": b"#!/bin/sh\n",
@@ -226,3 +227,12 @@ def test_run_cli_classifies_the_sample_cells_through_the_bundle(
     assert len(problems) == 1 and f"{truth[0][0]}: {truth[0][1]} (expected {flipped})" in problems[0]
     (b / "leukoscan-cli").unlink()
     assert check_bundle.run_cli(b) == ["executable leukoscan-cli missing (the headless CLI)"]
+
+
+def test_a_bundle_without_the_user_guide_is_refused(tmp_path, tiny_models_dir):
+    """Help > User guide shows docs/user_guide.md from the bundle (build.spec puts it there)."""
+    b = _fake_bundle(tmp_path, tiny_models_dir)
+    (b / "_internal" / "docs" / "user_guide.md").unlink()
+    problems, _ = check_bundle.check(b, "cpu", 350, tiny_models_dir, modules=MODULES)
+    assert "docs/user_guide.md missing (Help > User guide)" in problems
+    assert 'GUIDE = ROOT / "docs" / "user_guide.md"' in (REPO / "build.spec").read_text(encoding="utf-8")
