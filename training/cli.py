@@ -265,6 +265,40 @@ def _views(text: str) -> tuple[int, ...]:
     return views
 
 
+def cmd_cv(args) -> int:
+    """The donor-level cross-validation table (issue 25) or one recipe on one fold."""
+    from . import cv_run, donor_cv
+    from .weights import resolve_weights
+
+    m = _manifest(args)
+    if args.new_folds:
+        donor_cv.write_fold_file(donor_cv.make_folds(m.subjects, m.labels), m.subjects, m.labels)
+        _log(f"wrote {donor_cv.FOLD_FILE}")
+    weights = {
+        "vgg19": resolve_weights(args.vgg_weights, REPO_ROOT),
+        "inceptionv3": resolve_weights(args.inception_weights, REPO_ROOT),
+    }
+    names = {r.name: r for r in cv_run.RECIPES}
+    if args.recipe is not None:
+        if args.recipe not in names:
+            raise SystemExit(f"unknown recipe {args.recipe!r}; choose one of: " + "; ".join(names))
+        r = names[args.recipe]
+        need = cv_run.views_needed([names[n] for n in (r.members or (r.name,))])
+        feats = cv_run.load_features(m, _path(args.cache), weights, need, args.workers, _log)
+        cv_run.one_fold(feats, r, m, cv_run.cell_areas(m, _path(args.cache), args.workers), args.fold, _log)
+        return 0
+    need = cv_run.views_needed()
+    if args.arch:
+        need = {a: v for a, v in need.items() if a in args.arch}
+    feats = cv_run.load_features(m, _path(args.cache), weights, need, args.workers, _log)
+    if args.extract_only:
+        return 0
+    area = cv_run.cell_areas(m, _path(args.cache), args.workers)
+    order = cv_run.run_all(feats, m, area, _path(args.out), log=_log)
+    _log(f"chosen by the rule: {order[0]['recipe']['name']}; table in {_path(args.out) / 'table.md'}")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     """Recompute calibration, operating point, metrics.json and plots of a run from its validation predictions."""
     from .export_run import recalibrate_run
@@ -451,6 +485,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta-views", default="0,5", help="dihedral views averaged at validation and in the app")
     p.add_argument("--aug-views", type=int, default=1, help="augmented views per cell added to the head's training")
     p.set_defaults(func=cmd_frozen)
+
+    p = sub.add_parser(
+        "cv",
+        help="donor-level cross-validation of every recipe on frozen ImageNet features over all subjects (the "
+        "4.0 comparison table); --recipe NAME --fold K runs one recipe on one fold",
+    )
+    data_args(p)
+    p.add_argument("--out", default="docs/runs/4.0/cv", help="where the table, results.json and oof/ are written")
+    p.add_argument("--recipe", default=None, help="run only this recipe (a name of the table) on --fold")
+    p.add_argument("--fold", type=int, default=0, help="with --recipe: the held-out fold (0-4)")
+    p.add_argument("--arch", nargs="+", choices=("vgg19", "inceptionv3"), help="only these backbones' features")
+    p.add_argument("--extract-only", action="store_true", help="cache the features and stop")
+    p.add_argument("--new-folds", action="store_true", help="remake training/folds/donor_cv.json from the data")
+    p.add_argument(
+        "--vgg-weights",
+        default="../shared/weights/vgg19_imagenet_normalised_notop.fp16.weights.h5",
+        help="VGG19 ImageNet weights: a file, or 'imagenet' (Keras download, needs internet)",
+    )
+    p.add_argument(
+        "--inception-weights",
+        default="../shared/weights/inception_v3_imagenet_notop.fp16.weights.h5",
+        help="InceptionV3 ImageNet weights: a file, or 'imagenet' (Keras download, needs internet)",
+    )
+    p.set_defaults(func=cmd_cv)
 
     p = sub.add_parser("evaluate", help="metrics.json-style evaluation + plots from a run's validation predictions")
     p.add_argument("--run", required=True)

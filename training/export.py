@@ -17,6 +17,7 @@ from .files import saving, write_json
 OPSET = 17
 INPUT_NAME = "image"
 OUTPUT_NAME = "logit"
+CAM_OUTPUT = "cam"  # the class-activation map output (engine/cam.py)
 
 
 def export_onnx(model, path: str | Path, opset: int = OPSET) -> Path:
@@ -30,20 +31,48 @@ def export_onnx(model, path: str | Path, opset: int = OPSET) -> Path:
     h, w, c = (int(d) for d in model.inputs[0].shape[1:])
     spec = (tf.TensorSpec((None, h, w, c), tf.float32, name=INPUT_NAME),)
 
+    with_cam = len(model.outputs) == 2  # (logit, cam): a model that computes its own map (training/probe.py)
+
     @tf.function(input_signature=spec)
     def serve(image):
+        if with_cam:
+            z, cam = model(image, training=False)
+            return {OUTPUT_NAME: tf.cast(z, tf.float32), CAM_OUTPUT: tf.cast(cam, tf.float32)}
         return {OUTPUT_NAME: tf.cast(model(image, training=False), tf.float32)}
 
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)
     # tf2onnx names the graph input after the signature; make the names exactly what the card says.
-    _rename_io(proto)
+    if with_cam:
+        _order_outputs(proto)
+    else:
+        _rename_io(proto)
     _name_batch_dim(proto)
-    _add_cam(proto)
+    if not with_cam:
+        _add_cam(proto)
     onnx.checker.check_model(proto)
     path = Path(path)
     with saving(path) as tmp:
         onnx.save_model(proto, str(tmp))
     return path
+
+
+def _order_outputs(proto) -> None:
+    """``logit`` first, then ``cam`` (the engine reads output 0 as the logit), and the input named as the card says."""
+    g = proto.graph
+    names = [o.name for o in g.output]
+    if set(names) != {OUTPUT_NAME, CAM_OUTPUT}:
+        raise RuntimeError(f"expected outputs {OUTPUT_NAME!r} and {CAM_OUTPUT!r}, got {names}")
+    outs = sorted(g.output, key=lambda o: o.name != OUTPUT_NAME)
+    copies = [type(o)() for o in outs]
+    for c, o in zip(copies, outs):
+        c.CopyFrom(o)
+    del g.output[:]
+    g.output.extend(copies)
+    if g.input[0].name != INPUT_NAME:
+        old = g.input[0].name
+        for node in g.node:
+            node.input[:] = [INPUT_NAME if n == old else n for n in node.input]
+        g.input[0].name = INPUT_NAME
 
 
 def _rename_io(proto) -> None:
@@ -151,9 +180,12 @@ def onnx_logits(path: str | Path, x: np.ndarray, batch: int = 32, threads: int |
 
 
 def keras_logits(model, x: np.ndarray, batch: int = 32) -> np.ndarray:
+    def logit(out):  # a model with a class-activation output returns (logit, cam)
+        return out[0] if isinstance(out, (list, tuple)) else out
+
     return np.concatenate(
         [
-            np.asarray(model(np.asarray(x[i : i + batch], np.float32), training=False))[:, 0]
+            np.asarray(logit(model(np.asarray(x[i : i + batch], np.float32), training=False)))[:, 0]
             for i in range(0, len(x), batch)
         ]
     )

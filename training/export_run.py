@@ -184,7 +184,11 @@ def export_run(
     cal = metrics["calibration"]
     shift = float(cal.get("logit_shift", 0.0))
     if shift:
-        out_layer = model.layers[-1]
+        names = {layer.name: layer for layer in model.layers}
+        out_layer = names.get("head_logit", model.layers[-1])
+        if "head_cam" in names:  # the model's own class-activation map averages to the logit: shift it too
+            cam_w, cam_b = names["head_cam"].get_weights()
+            names["head_cam"].set_weights([cam_w, cam_b + np.float32(shift)])
         if not isinstance(out_layer, keras.layers.Dense) or out_layer.units != 1:
             raise RuntimeError("the model's last layer is not the one-logit Dense head")
         k, b = out_layer.get_weights()

@@ -1,0 +1,98 @@
+"""training.probe / probe_ship: the pooled features (cell-only pools drop the area term), the HED stain jitter,
+and the shipped network: its class-activation map averages to its logit and survives the ONNX export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from training.probe import POOLS, Backbone, CellMask, MaskedPool, hed_jitter, pool_slice
+from training.probe_cv import Head, Recipe, fit_head, sample_weights
+
+
+def test_masked_pools_match_numpy_and_ignore_how_much_background_there_is():
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
+    m = np.zeros((2, 8, 8, 1), np.float32)
+    m[0, 2:6, 2:6] = 1
+    m[1, 1:7, 1:7] = 1
+    f[1, 1:7, 1:7] = np.tile(f[0, 2:6, 2:6], (2, 2, 1))[:6, :6]  # a cell of the same texture, larger
+    out = np.asarray(MaskedPool()(f, m))
+    assert out.shape == (2, 12)
+    gap, gstd, mmean, _ = (out[:, k * 3 : (k + 1) * 3] for k in range(4))
+    np.testing.assert_allclose(gap[0], f[0].mean((0, 1)), atol=1e-5)
+    np.testing.assert_allclose(gstd[0], f[0].std((0, 1)), atol=1e-3)
+    np.testing.assert_allclose(mmean[0], f[0, 2:6, 2:6].mean((0, 1)), atol=1e-3)
+    np.testing.assert_allclose(pool_slice(out, ("mmean",)), mmean)
+
+
+def test_cell_mask_is_the_foreground_on_the_feature_grid():
+    x = np.zeros((1, 16, 16, 3), np.float32)
+    x[0, :8, :8] = 200.0
+    m = np.asarray(CellMask((4, 4), 4)(x))[0, :, :, 0]
+    np.testing.assert_array_equal(m, np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], np.float32))
+
+
+def test_hed_jitter_keeps_the_background_black_and_changes_the_cell_a_little():
+    rng = np.random.default_rng(0)
+    x = np.zeros((4, 32, 32, 3), np.float32)
+    x[:, 8:24, 8:24] = rng.uniform(60, 220, (4, 16, 16, 3))
+    y = hed_jitter(x, np.random.default_rng(1))
+    assert (y[:, :8] == 0).all() and (y[:, :, :8] == 0).all()
+    d = np.abs(y[:, 8:24, 8:24] - x[:, 8:24, 8:24])
+    assert 0.5 < d.mean() < 30
+    assert np.array_equal(y, hed_jitter(x, np.random.default_rng(1)))  # reproducible per seed
+
+
+def test_donor_weights_give_every_donor_and_class_the_same_total():
+    y = np.array([0] * 10 + [0] * 90 + [1] * 50)
+    g = np.array(["H1"] * 10 + ["H2"] * 90 + ["7"] * 50)
+    w = sample_weights(y, g, "donor")
+    assert w[g == "H1"].sum() == pytest.approx(w[g == "H2"].sum())
+    assert w[y == 0].sum() == pytest.approx(w[y == 1].sum())
+    assert w.mean() == pytest.approx(1.0)
+
+
+def test_fit_head_returns_weights_on_raw_features():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5)) * [1, 10, 100, 1, 1] + [0, 5, -50, 0, 0]
+    y = (x[:, 0] + x[:, 1] / 10 > 0.5).astype(int)
+    h = fit_head(x, y, np.ones(len(y)), 1.0)
+    from sklearn.linear_model import LogisticRegression
+
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    ref = LogisticRegression(C=1.0, max_iter=3000).fit((x - mu) / sd, y).decision_function((x - mu) / sd)
+    np.testing.assert_allclose(h.logit(x), ref, atol=1e-3)
+
+
+def test_shipped_network_reproduces_the_head_and_its_map_averages_to_the_logit(tmp_path, monkeypatch):
+    """A small VGG19 trunk (random weights, 32 px): the exported ONNX gives the head's logit on the pooled
+    features and a 'cam' whose mean is that logit."""
+    import onnxruntime as ort
+
+    from training import probe, probe_ship
+    from training.export import export_onnx
+
+    monkeypatch.setitem(probe.BACKBONES, "vgg19", Backbone("vgg19", 32, 0.85, ("block3_conv4",)))
+    r = Recipe("t", "vgg19", ("block3_conv4",), ("gap", "mstd"))
+    head = Head(np.random.default_rng(0).normal(0, 0.05, 2 * 256), 0.3, 1.0)
+    feats_d0 = {"block3_conv4": np.zeros((1, 4 * 256))}
+    w = probe_ship.full_weights(r, head, feats_d0)
+    assert w.shape == (len(POOLS) * 256,) and not w[256:512].any()  # unused pools weigh nothing
+    model = probe_ship.shipped_network(r, None, w, head.b)
+    rng = np.random.default_rng(1)
+    x = np.zeros((3, 32, 32, 3), np.float32)
+    x[:, 8:24, 8:24] = rng.uniform(40, 230, (3, 16, 16, 3))
+    trunk = probe.pooled_trunk(probe.BACKBONES["vgg19"], None, ("block3_conv4",))
+    trunk.set_weights(model.get_layer("vgg19_pooled_maps").get_weights())
+    feats = np.asarray(trunk(x))
+    want = pool_slice(feats, r.pools) @ head.w + head.b
+    path = export_onnx(model, tmp_path / "m.onnx")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in sess.get_outputs()] == ["logit", "cam"]
+    z, cam = sess.run(None, {"image": x})
+    np.testing.assert_allclose(z[:, 0], want, atol=1e-4)
+    assert cam.shape == (3, 8, 8)
+    np.testing.assert_allclose(cam.mean(axis=(1, 2)), z[:, 0], atol=2e-3)

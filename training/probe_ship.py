@@ -1,0 +1,123 @@
+"""``leukoscan-train probe-fit``: a recipe of the cross-validation table refitted on every subject, as a run folder
+that ``leukoscan-train export`` turns into ONNX + card.
+
+The run folder holds what export reads: ``final.keras`` (the ImageNet trunk, its pools and the linear head as one
+network taking 0-255 RGB), ``oof.npz`` (the recipe's out-of-fold logits from ``cv``: calibration, threshold and
+every number on the card come from them, never from the refit) and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import donor_cv
+from .files import save_held_out, saving, write_json
+from .probe import BACKBONES, POOLS, PooledCam, pooled_trunk
+from .probe_cv import Head, Recipe, design, refit
+
+
+def full_weights(r: Recipe, head: Head, feats_d0: dict) -> np.ndarray:
+    """The head's weights laid over every pool of every layer (zeros for the pools the recipe does not use), in
+    the order the trunk concatenates them."""
+    parts, off = [], 0
+    for ln in r.layers:
+        c = feats_d0[ln].shape[1] // len(POOLS)
+        full = np.zeros(len(POOLS) * c)
+        for p in r.pools:
+            j = POOLS.index(p)
+            full[j * c : (j + 1) * c] = head.w[off : off + c]
+            off += c
+        parts.append(full)
+    assert off == len(head.w)
+    return np.concatenate(parts)
+
+
+def shipped_network(r: Recipe, weights: str | None, w: np.ndarray, b: float):
+    """0-255 RGB -> trunk -> pools of ``r.layers`` -> [one logit, its class-activation map]."""
+    from .models import keras
+
+    bb = BACKBONES[r.arch]
+    trunk = pooled_trunk(bb, weights, r.layers, maps=True)
+    inp = keras.Input((bb.size, bb.size, 3), name="image")
+    pooled, fmaps, masks = trunk(inp)
+    feat = keras.layers.Concatenate(name="pooled")(list(pooled)) if len(pooled) > 1 else pooled[0]
+    dense = keras.layers.Dense(1, name="head_logit", dtype="float32")
+    out = dense(feat)
+    dense.set_weights([w.reshape(-1, 1).astype(np.float32), np.asarray([b], np.float32)])
+    cam_layer = PooledCam(tuple(int(f.shape[-1]) for f in fmaps), name="head_cam")
+    cam = cam_layer(list(fmaps), list(masks))
+    cam_layer.set_weights([w.astype(np.float32), np.asarray(b, np.float32)])
+    return keras.Model(inp, [out, cam], name=f"{r.arch}_leukoscan")
+
+
+def oof_file(cv_dir: Path, r: Recipe) -> Path:
+    return cv_dir / "oof" / (r.name.replace(" ", "_").replace("+", "p").replace(",", "") + ".npz")
+
+
+def make_run(r: Recipe, m, feats: dict, px, cv_dir: Path, run_dir: Path, weights, log=print) -> Path:
+    t0 = time.time()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    y = m.labels.astype(int)
+    subjects = list(m.subjects)
+    d = np.load(oof_file(cv_dir, r))
+    z, cs, folds = d["logits"].astype(np.float64), d["C"].tolist(), d["folds"]
+    if not np.array_equal(folds, donor_cv.load_folds(subjects)):
+        raise RuntimeError(f"{oof_file(cv_dir, r)} was made on other folds than {donor_cv.FOLD_FILE}; rerun cv")
+    head = refit(feats, r, y, subjects, cs)
+    w = full_weights(r, head, feats["d0"])
+    model = shipped_network(r, weights, w, head.b)
+    # the network computes the head on the features it was fitted on (identity view, a spread of cells)
+    idx = np.linspace(0, len(y) - 1, 24).round().astype(int)
+    got = np.asarray(model.predict(np.asarray(px[idx], np.float32), verbose=0)[0])[:, 0]
+    want = head.logit(design(feats, r, "d0", idx))
+    gap = float(np.max(np.abs(got - want)))
+    log(f"network vs head on cached features: max |logit difference| {gap:.2e} (24 cells)")
+    if gap > 1e-2:
+        raise RuntimeError(f"the shipped network does not reproduce the fitted head (max |dz| {gap:.3g})")
+    with saving(run_dir / "final.keras") as tmp:
+        model.save(tmp)
+    save_held_out(run_dir, m, np.arange(len(y)), z, y, folds)
+    results = json.loads((cv_dir / "results.json").read_text())
+    row = next(x for x in results["rows"] if x["recipe"]["name"] == r.name)
+    bb = BACKBONES[r.arch]
+    tta = [int(v[1:]) for v in r.test_views]
+    n_subj = len(set(subjects))
+    metrics = {
+        "arch": r.arch,
+        "recipe_kind": f"frozen ImageNet {r.arch} ({', '.join(r.layers)}), {'+'.join(r.pools)} pooled, linear head "
+        f"({r.weighting}-balanced" + (", HED stain-jittered training views" if len(r.train_views) > 1 else "") + ")",
+        "validation": f"donor-level {len(set(folds.tolist()))}-fold cross-validation over all {n_subj} subjects "
+        f"(fold file {donor_cv.FOLD_FILE.name}): out-of-fold predictions for every cell, each from a head that never "
+        "saw that donor; calibration and threshold cross-fitted between folds",
+        "calibration": {
+            "threshold_rule_id": "balanced_accuracy",
+            "threshold_rule": "maximises balanced accuracy of the calibrated out-of-fold P(ALL) (prevalence-free)",
+        },
+        "donor_cv": {
+            "recipe": r.name,
+            "selection_rule": donor_cv.SELECTION_RULE,
+            "large_celled_healthy": list(donor_cv.LARGE_CELLED),
+            "at_oof_threshold": row["at_oof_threshold"],
+            "cross_fitted": {k: v for k, v in row["cross_fitted"].items() if k != "donors"},
+            "per_fold": row["per_fold"],
+        },
+        "head_C": head.C,
+        "head_C_per_fold": cs,
+        "epochs_chosen": 0,
+        "mean_fold_weighted_f1_by_epoch": [],
+        "folds": [{"fold": f["fold"], "auroc": f["auroc"]} for f in row["per_fold"]],
+        "recipe": r.to_dict(),
+        "test_time_augmentation": {"views": tta, "combine": "mean_logit"},
+        "weights": str(weights),
+        "preprocessing": {"height": bb.size, "width": bb.size, "crop_fraction": bb.crop, "resize_filter": "bilinear"},
+        "timing_s": {"refit_and_build": round(time.time() - t0, 1)},
+        "data": m.summary(),
+        "donors_cross_fitted": {},
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    log(f"wrote {run_dir} (head C={head.C}, {len(w)} weights)")
+    return run_dir
