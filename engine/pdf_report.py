@@ -3,8 +3,8 @@
 One case (one ``root`` of the rows: one sample) gets its own page(s): header with the sample id and the
 sign-off state, the intended-use statement, the verdict table (% blasts with its Wilson 95 % interval), a
 P(ALL) histogram with the threshold, the model and its card, thumbnails of the cells a reviewer overrode
-and of the flagged ones.  A document of several cases starts with an overview that lists every case with
-its own % blasts: cases are different samples and are never pooled.
+and of the flagged ones.  One PDF is one patient: rows of several cases are refused (:class:`SeveralPatients`;
+:func:`split_cases` gives each case's rows), so no signature stands under two samples' numbers.
 
 Built with fpdf2 primitives only (no Qt, no matplotlib), written atomically like every other report.
 """
@@ -424,61 +424,16 @@ def _signature(pdf: _Doc, meta: _Meta) -> None:
         pdf.font(9)
 
 
-_OVERVIEW_ROWS_PER_PAGE = 18  # with room for folder names on two lines; more would shift the page numbers
+class SeveralPatients(ValueError):
+    """The rows hold more than one case: one PDF is one patient (print each case alone: :func:`split_cases`)."""
 
 
-def _overview(entries: list[tuple[CaseReport, _Meta, int]]):
-    """The first page(s) of a document of several cases: each case with its own numbers, never a total."""
-
-    def render(pdf: _Doc, _outline) -> None:
-        pdf.set_xy(pdf.l_margin, pdf.t_margin)
-        pdf.font(16, bold=True)
-        pdf.cell(0, 9, f"LeukoScan case report: {len(entries)} cases", new_x="LMARGIN", new_y="NEXT")
-        pdf.font(9)
-        pdf.multi_cell(
-            0,
-            5,
-            pdf.t(
-                "Every case is a separate sample with its own pages and its own % blasts; no figure in this document "
-                "pools the cells of different cases."
-            ),
-            new_x="LMARGIN",
-            new_y="NEXT",
-        )
-        pdf.ln(1)
-        pdf.set_fill_color(255, 246, 214)
-        pdf.font(8.5)
-        pdf.multi_cell(0, 4.2, pdf.t(INTENDED_USE), border=1, fill=True, padding=_PAD, new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(3)
-        pdf.set_fill_color(255, 255, 255)
-        with pdf.table(
-            col_widths=(26, 52, 11, 36, 15, 35, 11),
-            line_height=4.5,
-            first_row_as_headings=True,
-            text_align=("LEFT", "LEFT", "RIGHT", "LEFT", "RIGHT", "LEFT", "RIGHT"),
-            headings_style=FontFace(emphasis="BOLD", fill_color=_GREY),
-        ) as table:
-            table.row(["Sample ID", "Case folder", "Cells", "% blasts (95 % CI)", "Review open", "Sign-off", "Page"])
-            for case, meta, page in entries:
-                t = case.total
-                signed = (
-                    "not signed off"
-                    if signoff_text(meta.signoff) == NOT_SIGNED
-                    else f"by {(meta.signoff or {}).get('signed_off_by', '?')}"
-                )
-                table.row(
-                    [
-                        pdf.t(meta.sample_id or "not given"),
-                        pdf.t(case.root),
-                        t["cells"],
-                        pdf.t(fmt_pct(case.counts, short=True)),
-                        str(case.open_reviews),
-                        pdf.t(signed),
-                        str(page),
-                    ]
-                )
-
-    return render
+def split_cases(rows: Iterable[Mapping[str, str]]) -> dict[str, list[Mapping[str, str]]]:
+    """root -> its rows, in first-seen order: what to print one PDF each of."""
+    out: dict[str, list[Mapping[str, str]]] = {}
+    for r in rows:
+        out.setdefault(r.get("root", ""), []).append(r)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ API
@@ -512,6 +467,10 @@ def render_case_pdf(
     cases = cases_of(rows)
     if not cases:
         raise ValueError("the report has no rows: nothing to print")
+    if len(cases) > 1:  # a signature under two patients' numbers could be read as either's
+        ids = {str(k): str(v) for k, v in (sample_ids or {}).items()}
+        named = ", ".join(f"{ids.get(c.root) or 'no sample id'} ({c.root})" for c in cases)
+        raise SeveralPatients(f"one PDF is one patient: these rows hold {len(cases)} cases ({named}); print each alone")
     signoffs = {str(k): v for k, v in (signoffs or {}).items()}
     sample_ids = {str(k): str(v) for k, v in (sample_ids or {}).items()}
     cards = _cards_by_name(card)
@@ -519,14 +478,8 @@ def render_case_pdf(
     pdf = _Doc(when, fonts_found, search_fonts)
     if record is not None:
         pdf.set_keywords(record_line(*record))
-    entries: list[tuple[CaseReport, _Meta, int]] = []
-    if len(cases) > 1:
-        pdf.add_page()
-        pages = max(1, -(-len(cases) // _OVERVIEW_ROWS_PER_PAGE))
-        pdf.insert_toc_placeholder(_overview(entries), pages=pages, allow_extra_pages=True)  # opens the next page
-    for i, case in enumerate(cases):
-        meta = _Meta(sample_ids.get(case.root, ""), signoffs.get(case.root), known, record)
-        entries.append((case, meta, _case_pages(pdf, case, meta, cards, new_page=not (i == 0 and len(cases) > 1))))
+    (case,) = cases
+    _case_pages(pdf, case, _Meta(sample_ids.get(case.root, ""), signoffs.get(case.root), known, record), cards)
     return bytes(pdf.output())
 
 

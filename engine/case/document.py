@@ -533,7 +533,8 @@ class CaseDocument:
     def can_sign_off(self, case: Case | str) -> tuple[bool, str]:
         """(True, "") when the case can be signed off, else (False, why in words): it has no cells, cells
         not classified yet, ALL calls that no person confirmed (:func:`.rules.blast_unconfirmed`), flagged
-        cells not reviewed yet (:func:`.rules.review_open`), or is signed off."""
+        cells not reviewed yet (:func:`.rules.review_open`), no sample id (a signed report names one patient), or is
+        signed off."""
         case = self._case(case)
         if case.signoff is not None:
             so = case.signoff
@@ -549,6 +550,8 @@ class CaseDocument:
             why.append(f"{blasts} ALL call{'s are' if blasts != 1 else ' is'} not confirmed")
         if open_:
             why.append(f"{open_} flagged cell{'s are' if open_ != 1 else ' is'} not reviewed yet")
+        if not case.sample_id.strip():
+            why.append("it has no sample id (a signed report names its patient: give the sample id first)")
         return (False, "; ".join(why)) if why else (True, "")
 
     def left_before_signoff(self, case: Case | str | None) -> tuple[int, int, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..fileio import FileRefused, read_regular_file
@@ -12,8 +13,9 @@ from ..pipeline import CellResult, ScanItem
 from . import rules
 from .cell import Cell
 from .document import CaseDocument
-from .images import ImageChange, compare_images, hash_files, refuse_other_samples
+from .images import ImageChange, NotTheCase, compare_images, hash_files, refuse_other_samples
 from .kinds import CellStatus
+from .records import store_name
 from .schema import StoreError
 from .values import ModelFacts
 from .writer import file_stat
@@ -80,6 +82,7 @@ class HeadlessRun:
         chunk: int = 64,
         reopen: str | None = None,
         reopened_by: str = "",
+        sample_id: str | None = None,
     ):
         self.store, self.facts, self.chunk = store, facts, max(1, chunk)
         self.doc = doc = store.load()
@@ -92,6 +95,7 @@ class HeadlessRun:
         )
         images = compare_images(doc, items, hashes)
         refuse_other_samples(images, doc, store.path)  # raises before anything is written
+        sample_id = self._one_patient(items, sample_id)  # raises before anything is written
         touched = self._signed_off_changes(images, reopen, facts, threshold)  # raises before anything is written
         #: what was said about the run (images gone from a case's folder), one line each
         self.warnings = [
@@ -105,6 +109,8 @@ class HeadlessRun:
         for path, is_dir in opened:
             doc.note_opened(path, is_dir)
         doc.add_items(items)
+        if sample_id:
+            doc.set_sample_id(doc.case_of_root(items[0].root), sample_id)
         doc.set_model(facts)
         if threshold is not None:
             doc.set_threshold(threshold)
@@ -157,6 +163,31 @@ class HeadlessRun:
                 "images as a separate case"
             )
         return touched
+
+    def _one_patient(self, items: Sequence[ScanItem], sample_id: str | None) -> str:
+        """One patient per record: ``sample_id`` (one folder's) must not rename the patient of a case the file
+        holds, and a file named after a case's sample id (``BM-1.leukoscan``) takes no other folder.
+        :class:`NotTheCase` otherwise; returns the sample id (spaces collapsed, "" for none)."""
+        doc, path = self.doc, self.store.path
+        sid = " ".join((sample_id or "").split())
+        roots = list(dict.fromkeys(str(it.root) for it in items))
+        if sid and len(roots) != 1:
+            raise NotTheCase(f"--sample-id names one patient, this run holds {len(roots)} folders: give one folder")
+        known = doc.cases.get(roots[0]) if sid else None
+        if known is not None and known.sample_id and known.sample_id != sid:
+            raise NotTheCase(
+                f"the case of {known.root} is sample {known.sample_id} in {path}; {sid} would name another patient "
+                "for its images: nothing was classified or written (reopen and change it in the app if it was mistyped)"
+            )
+        owners = {store_name(c.sample_id): c for c in doc.cases.values() if c.sample_id}
+        owner = owners.get(Path(path).stem)
+        new = [r for r in roots if r not in doc.cases]
+        if owner is not None and (new or (sid and sid != owner.sample_id)):
+            raise NotTheCase(
+                f"{Path(path).name} is the case file of sample {owner.sample_id} ({owner.root}); it takes no other "
+                f"sample ({', '.join(new) or sid}): nothing was classified or written. Give another --store"
+            )
+        return sid
 
     def add(self, result: CellResult) -> None:
         self._pending.append((self._todo_cells[result.index], result))

@@ -169,6 +169,14 @@ def add_parser(sub) -> None:
         "first with this reason, logged with your OS user. Without it such a run is refused",
     )
     c.add_argument(
+        "--sample-id",
+        metavar="ID",
+        default=None,
+        help="the sample (patient) id of the one folder classified: in the summary, and with --store the case's "
+        "sample id (a case must have one to be signed off); refused with several folders, or for a case the "
+        "case file holds under another id",
+    )
+    c.add_argument(
         "--engine",
         choices=("local", "ray"),
         default="local",
@@ -228,6 +236,14 @@ def run(args) -> int:
     if summary is not None and same_file(summary, out):
         raise CliError("--summary and --out must be different files")
     store_path = _check_store_path(args, inputs, out, summary)
+    roots = list(dict.fromkeys(str(it.root) for it in items))
+    if args.sample_id is not None and (not args.sample_id.strip() or len(roots) != 1):
+        raise CliError(
+            "--sample-id names one patient: give one folder (this run holds "
+            f"{len(roots)}: {', '.join(roots[:3])}{' ...' if len(roots) > 3 else ''})"
+            if args.sample_id.strip()
+            else "--sample-id is empty"
+        )
     if args.engine == "ray":
         if store_path is not None:
             raise CliError("--store is not available with --engine ray")
@@ -306,7 +322,11 @@ def run(args) -> int:
         store_path=store_path,
         store_failed=store_failed,
         signoffs=run.doc.signoffs if run is not None else None,
-        sample_ids=run.doc.sample_ids if run is not None else None,
+        sample_ids=run.doc.sample_ids
+        if run is not None
+        else {roots[0]: " ".join(args.sample_id.split())}
+        if args.sample_id
+        else None,
         record=run.record if run is not None else None,
     )
 
@@ -488,6 +508,7 @@ def _store_run(path: Path, args, clf, items):
             opened,
             reopen=reopen,
             reopened_by=reviewer_name() if reopen else "",
+            sample_id=args.sample_id,
         )
     except SignedOffChanged as exc:
         store.close()

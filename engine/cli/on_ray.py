@@ -77,4 +77,7 @@ def classify_on_ray(args, items, out: Path, summary: Path | None) -> int:
         what = f"connect to the Ray cluster at {args.address}" if args.address else "start a local Ray instance"
         raise CliError(f"cannot {what}: {exc}") from None
     elapsed = time.perf_counter() - t0 if elapsed is None else elapsed
-    return write_reports(args, rows, len(items), out, summary, cancel.is_set(), stopped_by, elapsed, facts)
+    sample_ids = {str(items[0].root): " ".join(args.sample_id.split())} if getattr(args, "sample_id", None) else None
+    return write_reports(
+        args, rows, len(items), out, summary, cancel.is_set(), stopped_by, elapsed, facts, sample_ids=sample_ids
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 from .common import (
@@ -54,6 +55,12 @@ def add_parser(sub) -> None:
         required=True,
         metavar="CASE.pdf",
         help="PDF file to write (--pdf is the same option, kept for scripts written before --out)",
+    )
+    r.add_argument(
+        "--case",
+        metavar="SAMPLE_ID|FOLDER",
+        help="the case to print when the report or case store holds several (one PDF is one patient): its sample "
+        "id, folder or folder name",
     )
     r.add_argument("--json", action="store_true", help=f"print what was written as JSON on stdout (schema {SCHEMA})")
     add_models_dir(
@@ -145,11 +152,40 @@ def _summary_record(report: Path):
     return ids, signed, record
 
 
+def _one_case(rows: list[dict[str, str]], sample_ids: dict[str, str], wanted: str | None) -> list[dict[str, str]]:
+    """The rows of the one case to print: one PDF is one patient.  ``--case`` picks it (its folder, folder name or
+    sample id); rows of several cases without it are refused (exit 2), naming them."""
+    from ..pdf_report import split_cases
+
+    cases = split_cases(rows)
+    if wanted is None and len(cases) == 1:
+        return rows
+    named = {root: (sample_ids.get(root) or "no sample id", root) for root in cases}
+    if wanted is None:
+        listed = "; ".join(f"{sid} ({root})" for sid, root in named.values())
+        raise CliError(
+            f"one PDF is one patient: {len(cases)} cases here ({listed}); give --case SAMPLE_ID or --case FOLDER "
+            "and print each case alone"
+        )
+    key = " ".join(wanted.split()).casefold()
+    hits = [
+        root
+        for root in cases
+        if key in (named[root][0].casefold(), root.casefold(), Path(root).name.casefold())
+        or Path(os.path.abspath(wanted)) == Path(root)
+    ]
+    if len(hits) != 1:
+        listed = "; ".join(f"{sid} ({root})" for sid, root in named.values())
+        raise CliError(f"--case {wanted}: {'no' if not hits else 'more than one'} case matches (cases: {listed})")
+    return [dict(r) for r in cases[hits[0]]]
+
+
 def run(args) -> int:
     from ..pdf_report import write_case_pdf
 
     src = Path(args.report).expanduser()
     rows, sample_ids, signoffs, record = _report_rows(src)
+    rows = _one_case(rows, sample_ids or {}, args.case)
     if same_file(Path(args.pdf).expanduser(), src):
         raise CliError("--out must be another file than the report it prints")
     out = check_output(Path(args.pdf), "--out", set(), args.force)

@@ -52,6 +52,7 @@ def _signed(tmp_path: Path) -> Path:
     doc.review(a[2:3], "ALL", "bob")
     doc.undo("bob")
     doc.review(a[2:], "accept", "ann")
+    doc.set_sample_id(doc.case_named("slide A"), "BM-A")
     doc.sign_off("slide A", "ann", comment="ok")
     doc.reopen("slide A", "bob", "second look")
     doc.sign_off("slide A", "bob")

@@ -72,6 +72,7 @@ def test_a_changed_image_reopens_its_signed_off_case_with_the_reason_logged():
     doc = _doc(2)
     doc.review(doc.cells, "accept", "ann")
     case = next(iter(doc.cases.values()))
+    doc.set_sample_id(case, "BM-1")
     doc.sign_off(case, "ann")
     events = []
     doc.subscribe(events.append)

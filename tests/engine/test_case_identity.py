@@ -73,6 +73,7 @@ def test_a_review_or_sign_off_of_one_case_does_not_reach_the_other(tmp_path):
     doc = _load(db)
     ca, cb = doc.cases[str(a)], doc.cases[str(b)]
     doc.review(list(doc.cells_of(ca.name)), "accept", "ann")
+    doc.set_sample_id(ca, "BM-A")
     assert doc.can_sign_off(ca) == (True, "")
     doc.sign_off(ca, "ann")
     assert all(doc.locked(c) for c in doc.cells_of(ca.name))

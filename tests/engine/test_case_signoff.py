@@ -48,6 +48,8 @@ def _doc(
     ]
     items += [ScanItem(b / f"o{i}.bmp", b, ".") for i in range(other)]
     cells = doc.add_items(items)
+    for case, sid in zip(doc.cases.values(), ("BM-A", "BM-B")):
+        doc.set_sample_id(case, sid)  # a sign-off needs the patient's sample id (issue 26 item 3)
     doc.set_model(FACTS)
     ps = [0.55] * flagged + [0.9] * plain + [0.1] * other
     doc.add_results(FACTS, [(c, _cr(i, c, p)) for i, (c, p) in enumerate(zip(cells, ps))])
@@ -343,7 +345,8 @@ def test_summary_columns_from_export_store_and_summarize(tmp_path):
     _confirm_blasts(doc)
     doc.sign_off("slide A", "Dr. Ada", comment="=SUM(A1)", at=AT)
     store.close()
-    assert list(SUMMARY_COLUMNS[-8:-5]) == ["signed_off_by", "signed_off_at", "comment"]
+    at = SUMMARY_COLUMNS.index("signed_off_by")
+    assert list(SUMMARY_COLUMNS[at : at + 3]) == ["signed_off_by", "signed_off_at", "comment"]
 
     written = export_store(path, tmp_path / "r.csv", tmp_path / "s.csv").written
     summary = _read(written["summary"])
@@ -408,6 +411,7 @@ def test_cli_export_and_pdf_report_show_the_signer(cells_dir, tiny_models_dir, t
     (case,) = doc.cases.values()
     doc.review([c for c in doc.cells if c.review_open], "accept", "Ada Lovelace")
     _confirm_blasts(doc)
+    doc.set_sample_id(case, "BM-7")
     doc.sign_off(case, "Ada Lovelace", comment="all good", at=AT)
     store.close()
     capsys.readouterr()

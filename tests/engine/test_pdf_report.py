@@ -17,7 +17,7 @@ from engine.card import load_card, sha256_file
 from engine.cli import main
 from engine.heldout import held_out_block, plain_words
 from engine.pdf_cells import THUMB_CAP
-from engine.pdf_report import INTENDED_USE, render_case_pdf, write_case_pdf
+from engine.pdf_report import INTENDED_USE, SeveralPatients, render_case_pdf, split_cases, write_case_pdf
 from engine.pipeline import classify, scan
 from engine.registry import Registry
 from engine.report import Review, cell_row, read_cell_report, summarize, write_cell_report
@@ -98,43 +98,41 @@ def test_single_case_says_what_the_csv_says(cells_dir, reg, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case.pdf", "r.csv"]
 
 
-def test_two_cases_each_on_its_own_pages_and_never_pooled(cells_dir, reg, tmp_path):
+def test_one_pdf_is_one_patient(cells_dir, reg, tmp_path):
+    """Issue 26 item 3: Ctrl+P with two cases open put both patients into one PDF (an overview, then each case).
+    The PDF API now refuses rows of several cases, naming them; each case is printed alone, with its own numbers."""
     other = tmp_path / "slide 2"
     shutil.copytree(cells_dir, other)
     for f in sorted(other.glob("*hem.bmp"))[:3]:  # a different share of blasts than case 1
         f.unlink()
     rows = _classify(cells_dir, reg) + _classify(other, reg, overrides=0)
     r1, r2 = list(dict.fromkeys(r["root"] for r in rows))
+    ids = {r1: "CASE-ONE", r2: "CASE-TWO"}
     signoffs = {r2: {"signed_off_by": "Dr. Jo Lee", "signed_off_at": datetime(2026, 12, 1, 11, 0), "comment": "ok"}}
-    out = write_case_pdf(
-        tmp_path / "two.pdf",
-        rows,
-        sample_ids={r1: "CASE-ONE", r2: "CASE-TWO"},
-        signoffs=signoffs,
-        card=reg.get("tiny_ensemble"),
-        generated_at=WHEN,
-    )
-    texts = _texts(out)
-    n = len(texts)
-    # the overview, then each case from the top of its own page(s)
-    starts = [i for i, t in enumerate(texts) if "LeukoScan case report Sample ID" in t]
-    assert starts[0] == 1 and len(starts) == 2
+    with pytest.raises(SeveralPatients, match="one PDF is one patient: these rows hold 2 cases .*CASE-ONE.*CASE-TWO"):
+        write_case_pdf(tmp_path / "two.pdf", rows, sample_ids=ids, signoffs=signoffs, card=reg.get("tiny_ensemble"))
+    assert not (tmp_path / "two.pdf").exists()
+    split = split_cases(rows)
+    assert list(split) == [r1, r2]
+    texts = {}
+    for root, case_rows in split.items():
+        out = write_case_pdf(
+            tmp_path / f"{ids[root]}.pdf",
+            case_rows,
+            sample_ids=ids,
+            signoffs=signoffs,
+            card=reg.get("tiny_ensemble"),
+            generated_at=WHEN,
+        )
+        texts[root] = " ".join(_texts(out))
     s1 = summarize(r for r in rows if r["root"] == r1)[0]
     s2 = summarize(r for r in rows if r["root"] == r2)[0]
     assert s1["pct_all"] != s2["pct_all"]
-    overview = texts[0]
-    p1, p2 = " ".join(texts[starts[0] : starts[1]]), " ".join(texts[starts[1] :])
-    assert "2 cases" in overview and "CASE-ONE" in overview and "CASE-TWO" in overview
-    assert f"{s1['pct_all']} % ({s1['pct_all_ci_low']}-{s1['pct_all_ci_high']} %)" in overview
-    assert f"{s2['pct_all']} % ({s2['pct_all_ci_low']}-{s2['pct_all_ci_high']} %)" in overview
+    p1, p2 = texts[r1], texts[r2]
     assert "CASE-ONE" in p1 and "CASE-TWO" not in p1 and _pct_text(s1) in p1 and "not signed off" in p1
     assert "CASE-TWO" in p2 and "CASE-ONE" not in p2 and _pct_text(s2) in p2
     assert "signed off by Dr. Jo Lee on 2026-12-01 11:00" in p2 and '- "ok"' in p2
     assert "not signed off" not in p2
-    pooled = summarize({**r, "root": "", "folder": "."} for r in rows)[0]
-    assert pooled["pct_all"] not in (s1["pct_all"], s2["pct_all"])
-    assert all(f"{pooled['pct_all']} %" not in t for t in texts)  # no "all cases" percentage anywhere
-    assert all(f"page {i + 1} of {n}" in t for i, t in enumerate(texts))
 
 
 def test_a_missing_image_gets_a_placeholder_not_a_failure(cells_dir, reg, tmp_path):

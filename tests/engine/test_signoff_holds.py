@@ -42,6 +42,7 @@ def _signed_case(cells_dir, tiny_models_dir, tmp_path):
     cells = [c for c in doc.cells if c.status == "ok"]
     doc.review(cells, "accept", "ann")
     (c,) = doc.cases.values()
+    doc.set_sample_id(c, "BM-1")
     doc.sign_off(c, "Dr. Ada")
     store.close()
     return case, extra, db, common
