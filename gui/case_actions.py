@@ -70,9 +70,19 @@ class CaseActions(QObject):
         if case is None:
             self.status.emit("Select a cell of the case to sign off.", 5000)
             return False
+        if case.signoff is None and not case.sample_id.strip() and not any(self.doc.left_before_signoff(case)):
+            if not self._give_sample_id(case):
+                return False
         ok, why = self.doc.can_sign_off(case)
         if not ok:
             self.offer_walk(case, why)
+            return False
+        if not case.sample_id.strip():  # the rule of the signed report: it names its patient
+            self.prompts.show_message(
+                "Cannot sign off yet",
+                f"{case.label} has no sample id: a signed report names its patient (File ▸ Case/sample ID).",
+                QMessageBox.Icon.Information,
+            )
             return False
         reviewer = self.reviews.reviewer()
         if not reviewer:
@@ -84,6 +94,31 @@ class CaseActions(QObject):
         self.status.emit(f"{case.label} signed off by {so.by} at {local_time(so.at)}. Its reviews are locked.", 10000)
         self.changed.emit()
         return True
+
+    def _give_sample_id(self, case) -> bool:
+        """Sign-off asks for the sample id of a case that has none (a signed report names its patient)."""
+        text = self.ask_sample_id(case)
+        if not text.strip():
+            self.prompts.show_message(
+                "Not signed off",
+                f"{case.label}: a sample id is needed to sign off (a signed report names its patient).",
+                QMessageBox.Icon.Information,
+            )
+            return False
+        try:
+            self.doc.set_sample_id(case, text)
+        except ValueError as exc:
+            self.prompts.show_message("Not signed off", f"{exc}.", QMessageBox.Icon.Information)
+            return False
+        return True
+
+    def ask_sample_id(self, case) -> str:
+        text, ok = QInputDialog.getText(
+            self.prompts.parent,
+            "Sample ID needed to sign off",
+            f"{case.name} has no sample id.\nFolder: {case.root}\n\nSample ID (printed on the signed report):",
+        )
+        return text.strip() if ok else ""
 
     def offer_walk(self, case, why: str) -> QMessageBox:
         """Says exactly what is left, and offers to walk those cells (review-flagged mode) at once."""

@@ -33,10 +33,13 @@ class ExportFlow(QObject):
     closeRequested = Signal()  # the export the close prompt asked for is written
     status = Signal(str, int)
 
-    def __init__(self, service, bridge, runs, case_files, settings, prompts, parent=None) -> None:
+    def __init__(
+        self, service, bridge, runs, case_files, settings, prompts, parent=None, current_case=lambda: None
+    ) -> None:
+        """``current_case()``: the case the user is on (preselected when a PDF asks which case)."""
         super().__init__(parent)
         self.service, self.bridge, self.runs, self.case_files = service, bridge, runs, case_files
-        self.settings, self.prompts = settings, prompts
+        self.settings, self.prompts, self.current_case = settings, prompts, current_case
         self.request: ExportRequest | None = None
         self.last: list[str] = []
 
@@ -68,8 +71,8 @@ class ExportFlow(QObject):
             self.prompts.show_message("Cannot export yet", why, QMessageBox.Icon.Information)
         return not why
 
-    def default_name(self, suffix: str = ".csv") -> str:
-        cases = [c.label for c in self.doc.cases.values()]
+    def default_name(self, suffix: str = ".csv", case=None) -> str:
+        cases = [case.label] if case is not None else [c.label for c in self.doc.cases.values()]
         base = cases[0] if len(cases) == 1 else "cases"
         base = re.sub(r"[^\w.-]+", "_", base).strip("_") or "cases"
         return f"{base}_leukoscan_{time.strftime('%Y%m%d-%H%M')}{suffix}"
@@ -104,24 +107,47 @@ class ExportFlow(QObject):
             return False
         return self.csv(Path(path if path.lower().endswith(".csv") else path + ".csv"), close_after=close_after)
 
+    def printable_cases(self) -> list:
+        """The cases with classified cells: each is one PDF (one patient)."""
+        return [case for case in self.doc.cases.values() if any(c.result is not None for c in self.doc.cells_of(case))]
+
     def pdf_dialog(self) -> bool:
+        """Ctrl+P: one PDF per patient.  With several cases open, the user chooses which (the current one first)."""
         if not self.can_export(interactive=True):
             return False
-        start = Path(self.folder()) / self.default_name(".pdf")
-        path, _ = QFileDialog.getSaveFileName(self.prompts.parent, "Export PDF report", str(start), "PDF (*.pdf)")
+        cases = self.printable_cases()
+        case = cases[0] if len(cases) == 1 else self.prompts.choose_case(cases, self.current_case())
+        if case is None:
+            return False
+        start = Path(self.folder()) / self.default_name(".pdf", case)
+        path, _ = QFileDialog.getSaveFileName(
+            self.prompts.parent, f"Export PDF report of {case.label}", str(start), "PDF (*.pdf)"
+        )
         if not path:
             return False
-        return self.pdf(Path(path if path.lower().endswith(".pdf") else path + ".pdf"))
+        return self.pdf(Path(path if path.lower().endswith(".pdf") else path + ".pdf"), case)
 
-    def pdf(self, pdf: Path) -> bool:
+    def pdf(self, pdf: Path, case=None) -> bool:
+        """Write the PDF of one ``case`` (may be None only when one case has classified cells): a PDF never holds
+        two patients."""
         if not self.can_export(interactive=True):
             return False
+        cases = self.printable_cases()
+        if case is None and len(cases) == 1:
+            case = cases[0]
+        if case is None:
+            self.prompts.show_message(
+                "Choose the case",
+                f"{len(cases)} cases are open: a PDF report holds one patient. Choose the case to print.",
+                QMessageBox.Icon.Information,
+            )
+            return False
         self.request = ExportRequest(Path(pdf))
-        self.status.emit(f"Writing {pdf} …", 0)
+        self.status.emit(f"Writing {pdf} ({case.label}) …", 0)
         self.request.revision = self.service.export_pdf(
             Path(pdf),
             self.doc,
-            [c for c in self.doc.cells if c.result is not None],
+            [c for c in self.doc.cells_of(case) if c.result is not None],
             on_done=self._done,
             on_failed=self._failed,
         )

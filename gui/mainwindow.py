@@ -83,7 +83,9 @@ class MainWindow(QMainWindow):
         self.opener = CaseOpener(
             self.service, self.bridge, self.case_files, self.runs, s, p, ready=not check_orphans, parent=self
         )
-        self.exports = ExportFlow(self.service, self.bridge, self.runs, self.case_files, s, p, self)
+        self.exports = ExportFlow(
+            self.service, self.bridge, self.runs, self.case_files, s, p, self, lambda: self.case_actions.current_case()
+        )
         self.case_actions = CaseActions(self.bridge, self.browser, self.reviews, p, self.start_walk, self)
 
         self._build_views()

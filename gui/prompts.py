@@ -171,6 +171,21 @@ class Prompts:
         box.exec()
         return box.clickedButton() is go
 
+    def choose_case(self, cases: list, current=None):
+        """Which case (one patient) a PDF report is of: every case by sample id and folder in full, the current
+        one preselected; None = cancelled."""
+        items = [f"{c.sample_id or '(no sample id)'} — {c.name} — {c.root}" for c in cases]
+        start = next((i for i, c in enumerate(cases) if c is current), 0)
+        text, ok = QInputDialog.getItem(
+            self.parent,
+            "PDF report of which case?",
+            f"{len(cases)} cases are open. A PDF report holds one patient; print:",
+            items,
+            start,
+            False,
+        )
+        return cases[items.index(text)] if ok and text in items else None
+
     def choose_record(self, folder: str, records: list) -> Path | str | None:
         """Several case records hold ``folder``'s case: which one to open (its path), "" for a new record,
         None to cancel."""

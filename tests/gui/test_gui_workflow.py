@@ -321,6 +321,7 @@ def test_from_a_case_folder_to_a_signed_off_case_and_a_pdf_by_keyboard(
     w.set_threshold(round(sorted(c.p_all for c in w.cell_model.cells)[4], 3))  # make sure some cells are flagged
     assert any(c.left_before_signoff for c in w.cell_model.cells)
     monkeypatch.setattr(CaseActions, "ask_comment", lambda self, c, r: ("", True))
+    monkeypatch.setattr(CaseActions, "ask_sample_id", lambda self, c: "BM-33")  # sign-off asks for it
     pdf = tmp_path / "case.pdf"
     monkeypatch.setattr("gui.exports.QFileDialog.getSaveFileName", lambda *a, **k: (str(pdf), ""))
     w.activateWindow()
@@ -335,6 +336,7 @@ def test_from_a_case_folder_to_a_signed_off_case_and_a_pdf_by_keyboard(
     assert not any(c.left_before_signoff for c in w.cell_model.cells)
     qtbot.keyClick(w.browser.gallery, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     assert next(iter(w.doc.cases.values())).signoff is not None
+    assert next(iter(w.doc.cases.values())).sample_id == "BM-33"
     with qtbot.waitSignal(w.exports.written, timeout=30_000):
         qtbot.keyClick(w.browser.gallery, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
     assert pdf.is_file() and pdf.read_bytes().startswith(b"%PDF")

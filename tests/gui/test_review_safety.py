@@ -113,6 +113,7 @@ def test_a_signed_off_case_disables_the_label_buttons(qtbot, make_window, cells_
             w.reviews.apply("accept")
     w.browser.select_row(0)
     assert w.preview.btn_all.isEnabled()
+    w.doc.set_sample_id(next(iter(w.doc.cases.values())), "BM-1")
     assert w.case_actions.sign_off()
     w.browser.select_row(1)
     assert not w.preview.btn_all.isEnabled() and not w.preview.btn_exclude.isEnabled()
