@@ -22,6 +22,11 @@ class SidePanel(QSplitter):
         self.flagged_label.setObjectName("flaggedProgress")
         self.addWidget(self.preview)
         sw = QWidget()
+        sw.setObjectName("summaryArea")
+        # a click on the summary, the P(ALL) chart or their labels takes the focus from the cells (Qt gives it to the
+        # first widget up from the one clicked that takes click focus): the label keys A, H, X, Space, U then stop
+        # acting on the tile selected, as the status bar's indicator says
+        sw.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         sl = QVBoxLayout(sw)
         sl.setContentsMargins(4, 0, 4, 4)
         head = QHBoxLayout()
