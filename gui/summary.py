@@ -12,7 +12,7 @@ from .style import ALL_COLOR, HEM_COLOR, REVIEW_COLOR
 # short headings: ten columns share the side panel (each heading's tooltip says it in full)
 HEADERS = ("Case", "Cells", "ALL", "HEM", "% blasts", "Open", "Err.", "QC", "Excl.", "Rev.")
 HEADER_TIPS = (
-    "The case (its sample id when one is set); ✓ = signed off",
+    "The case: its sample id and folder (in full in the tooltip); ✓ = signed off",
     "Cells (classified/total while a run goes)",
     "Final class ALL",
     "Final class HEM",
@@ -38,6 +38,20 @@ def pct_text(cc) -> str:
     return text
 
 
+def case_text(case, name: str) -> str:
+    """The Case column: the sample id and the folder's name ("BM-H5-001 — patientA"), or the name alone."""
+    if case is None:
+        return name
+    return f"{case.sample_id} — {case.name}" if case.sample_id else case.name
+
+
+def case_tip(case, name: str) -> str:
+    """The Case column's tooltip: sample id, name and folder in full, so the row signed is never a guess."""
+    if case is None:
+        return name
+    return f"Sample ID: {case.sample_id or 'not given'}\nCase: {case.name}\nFolder: {case.root}"
+
+
 class SummaryTable(QTableWidget):
     """Counts (:class:`engine.case.rules.CaseCounts`, from the document) use each cell's final label: the
     reviewer's where reviewed, else the model's."""
@@ -51,14 +65,17 @@ class SummaryTable(QTableWidget):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # the Case column is never elided (with two or three cases open, "c…8" hid which row is which, and the ✓):
+        # it is as wide as its text, and the table scrolls sideways when the side panel is narrower
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         h = self.horizontalHeader()
-        h.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         h.setMinimumSectionSize(30)
-        for i in range(1, len(HEADERS)):
+        for i in range(len(HEADERS)):
             h.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
+        h.setStretchLastSection(True)
         self.setWordWrap(False)
-        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.setTextElideMode(Qt.TextElideMode.ElideNone)
         self.setToolTip(
             "ALL/HEM/% blasts count the final label: the reviewer's where reviewed, else the model's.\n"
             "% blasts: with its 95% interval (Wilson). The All cases row has none: cells of different "
@@ -72,7 +89,8 @@ class SummaryTable(QTableWidget):
 
     def _height(self) -> int:
         rows = max(1, min(6, self.rowCount()))
-        return self.horizontalHeader().height() + rows * self.verticalHeader().defaultSectionSize() + 4
+        bar = self.horizontalScrollBar().sizeHint().height()  # room for it when the columns are wider than the panel
+        return self.horizontalHeader().height() + rows * self.verticalHeader().defaultSectionSize() + 4 + bar
 
     def set_counts(self, counts: list, cases: dict | None = None, reasons=None) -> None:
         """``cases``: display name -> Case (for its sample id and sign-off); ``reasons``: display name ->
@@ -85,7 +103,7 @@ class SummaryTable(QTableWidget):
         for r, cc in enumerate(counts):
             case = cases.get(cc.case)
             so = case.signoff if case is not None else None
-            name = (SIGNED if so is not None else "") + (case.label if case is not None else cc.case)
+            name = (SIGNED if so is not None else "") + case_text(case, cc.case)
             cells = f"{cc.cells}" if not cc.pending else f"{cc.cells - cc.pending}/{cc.cells}"
             vals = (
                 name,
@@ -114,7 +132,7 @@ class SummaryTable(QTableWidget):
                     why = reasons.get(cc.case) or {}
                     it.setToolTip("\n".join(f"{w}: {n}" for w, n in why.items()) or "none excluded")
                 if col == 0:
-                    tip = cc.case if case is None or not case.sample_id else f"{case.sample_id} ({case.name})"
+                    tip = case_tip(case, cc.case)
                     if so is not None:
                         tip += (
                             f"\nSigned off by {so.by} at {local_time(so.at)}"
