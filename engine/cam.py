@@ -27,6 +27,8 @@ from .preprocess import crop_box, dihedral, open_rgb, preprocess_image
 CAM_OUTPUT = "cam"
 #: The longer side of the grid the map is returned on (the preview scales it smoothly onto the image).
 GRID = 128
+#: A pixel belongs to the cell when its brightest channel is above this (the cells lie on a black background).
+FOREGROUND_MIN = 10
 
 __all__ = ["CAM_OUTPUT", "CamResult", "CamUnavailable", "cam_available", "cell_cam", "member_cam"]
 
@@ -45,6 +47,22 @@ class CamResult:
     image_size: tuple[int, int]
     resolution: tuple[int, int]
     model: str
+    cell: np.ndarray | None = None  # (gh, gw): the fraction of each grid square that is cell (not background)
+    square_px: float = 0.0  # image pixels per square of the coarsest map (what one square of evidence covers)
+
+    @property
+    def on_cell(self) -> np.ndarray:
+        """The map where the image is cell (at least half of a grid square), NaN on the black background: a map
+        square that straddles the cell's edge says nothing about the empty frame, so it is never painted there."""
+        if self.cell is None:
+            return self.values
+        return np.where(self.cell >= 0.5, self.values, np.nan).astype(np.float32)
+
+    @property
+    def cell_scale(self) -> float:
+        """:attr:`scale` over the cell only (the background never sets the colour scale)."""
+        finite = np.abs(self.on_cell[np.isfinite(self.on_cell)])
+        return float(np.percentile(finite, 98)) if finite.size else 0.0
 
     @property
     def scale(self) -> float:
@@ -112,6 +130,17 @@ def _resample(m: np.ndarray, box, size: tuple[int, int], grid: tuple[int, int]) 
     return np.where(inside, out, np.nan)
 
 
+def foreground(rgb, grid: tuple[int, int]) -> np.ndarray:
+    """The fraction of each square of a ``grid`` (gh, gw) over the image that is cell: pixels whose brightest
+    channel is above :data:`FOREGROUND_MIN` on the original image, averaged per square."""
+    from PIL import Image
+
+    mask = (np.asarray(rgb.convert("RGB")).max(axis=2) > FOREGROUND_MIN).astype(np.uint8) * 255
+    gh, gw = grid
+    small = Image.fromarray(mask, mode="L").resize((gw, gh), Image.Resampling.BOX)
+    return np.asarray(small, np.float32) / 255.0
+
+
 def cell_cam(classifier, path: str | Path, data: bytes | None = None, grid: int = GRID) -> CamResult:
     """The overlay of one cell's file (see the module docstring).  Slow work (decode + one inference per view and
     member): call it off the GUI thread.  Raises :class:`CamUnavailable` or ``ImageDecodeError``."""
@@ -125,10 +154,17 @@ def cell_cam(classifier, path: str | Path, data: bytes | None = None, grid: int 
     for member in classifier.members:
         m, box = member_cam(member, rgb)
         maps.append(_resample(m, box, (w, h), (gh, gw)))
-        res.append(m.shape)
+        res.append((m.shape, (box[2] - box[0]) / m.shape[1]))  # the map's size is read from the model's output
     t = min(max(float(classifier.threshold), 1e-6), 1 - 1e-6)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points outside every member's window
         values = np.nanmean(np.stack(maps), axis=0) - math.log(t / (1 - t))
-    coarse = min(res, key=lambda s: s[0] * s[1])
-    return CamResult(values.astype(np.float32), (w, h), (int(coarse[0]), int(coarse[1])), classifier.name)
+    coarse, square = min(res, key=lambda r: r[0][0] * r[0][1])
+    return CamResult(
+        values.astype(np.float32),
+        (w, h),
+        (int(coarse[0]), int(coarse[1])),
+        classifier.name,
+        foreground(rgb, (gh, gw)),
+        float(square),
+    )

@@ -22,7 +22,7 @@ from .service import cam_available, cell_cam
 from .style import ALL_COLOR, HEM_COLOR
 from .tasks import TaskRunner
 
-__all__ = ["CamOverlay", "cam_image", "window_classifier"]
+__all__ = ["CamOverlay", "cam_image", "cam_legend", "window_classifier"]
 
 #: Largest overlay opacity (0-255): the cell stays visible under the strongest evidence.
 MAX_ALPHA = 170
@@ -41,6 +41,17 @@ def cam_image(values: np.ndarray, scale: float) -> QImage:
     rgba[..., 3] = (np.abs(v) * MAX_ALPHA).astype(np.uint8)
     h, w = v.shape
     return QImage(rgba.tobytes(), w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+
+
+def cam_legend(result) -> str:
+    """What the colours mean and how coarse the map is, from the model's own output shape: "map resolution 5×5 of
+    the model input, each square = 90 image pixels"."""
+    h, w = result.resolution
+    square = f", each square = {result.square_px:.0f} image pixels" if result.square_px else ""
+    return (
+        f"Red: pushed towards ALL, blue: towards HEM ({result.model}). Map resolution {h}×{w} of the model input"
+        f"{square}{' (coarse: a guide, not an outline)' if h * w < 100 else ''}; drawn on the cell only."
+    )
 
 
 def window_classifier(widget):
@@ -125,13 +136,8 @@ class CamOverlay(QObject):
 
     def _deliver(self, key: str, result) -> None:
         self._task = None
-        img = cam_image(result.values, result.scale)
-        h, w = result.resolution
-        legend = (
-            f"Red: pushed towards ALL, blue: towards HEM ({result.model}; a {h}×{w} map"
-            + (", coarse" if h * w < 100 else "")
-            + ")."
-        )
+        img = cam_image(result.on_cell, result.cell_scale)  # the cell only: the black background is never coloured
+        legend = cam_legend(result)
         self._cache[(result.model, key)] = (img, legend)
         while len(self._cache) > CACHE:
             self._cache.popitem(last=False)

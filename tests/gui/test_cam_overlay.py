@@ -62,10 +62,12 @@ def test_overlay_of_the_shown_cell_red_towards_all_blue_towards_hem(qtbot, model
     qtbot.waitUntil(lambda: view.overlay is not None, timeout=10_000)
     img = view.overlay
     assert (img.width(), img.height()) == (128, 128)
-    # the tiny model's map is brightness: the bright cell pushes towards ALL (red), the black frame towards HEM
+    # the tiny model's map is brightness: the bright cell pushes towards ALL (red); the black frame (which it would
+    # paint blue) is never coloured: the overlay is the cell's only (issue 26 item 12)
     centre, corner = img.pixelColor(64, 64), img.pixelColor(1, 1)
-    assert centre.red() > centre.blue() and corner.blue() > corner.red() and corner.alpha() > 0
-    assert lines[-1].startswith("Red: pushed towards ALL, blue: towards HEM (with_cam; a 32×32 map")
+    assert centre.red() > centre.blue() and centre.alpha() > 0 and corner.alpha() == 0
+    assert lines[-1].startswith("Red: pushed towards ALL, blue: towards HEM (with_cam). Map resolution 32×32")
+    assert "each square = 14 image pixels" in lines[-1]  # 450 px / 32: read from the model's output shape
     cam.set_enabled(False)
     assert view.overlay is None
     cam.set_enabled(True)  # the same cell again: from the cache, at once
@@ -111,3 +113,22 @@ def test_preview_panel_has_the_toggle(qtbot):
     panel.btn_cam.setChecked(True)
     assert panel.cam.enabled
     panel.close_loader()
+
+
+def test_the_overlay_never_paints_the_black_background_and_says_how_coarse_it_is(qtbot, models):
+    """Issue 26 item 12: InceptionV3's 4x4 map painted the black background, its strongest red in an empty corner."""
+    import numpy as np
+    from PIL import Image
+
+    from engine.cam import FOREGROUND_MIN, cell_cam
+    from gui.cam_overlay import cam_image, cam_legend
+
+    r = cell_cam(models["with_cam"], CELL)
+    gh, gw = r.values.shape
+    background = np.asarray(Image.open(CELL).convert("RGB").resize((gw, gh), Image.Resampling.BOX)).max(axis=2)
+    img = cam_image(r.on_cell, r.cell_scale)
+    alpha = np.array([[img.pixelColor(x, y).alpha() for x in range(gw)] for y in range(gh)])
+    assert (background <= FOREGROUND_MIN).any() and (alpha[background <= FOREGROUND_MIN] == 0).all()
+    assert (alpha[background > 4 * FOREGROUND_MIN] > 0).mean() > 0.9  # the cell itself is coloured
+    assert r.resolution == (32, 32) and r.square_px == 450 / 32
+    assert "Map resolution 32×32 of the model input, each square = 14 image pixels" in cam_legend(r)
