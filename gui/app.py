@@ -82,7 +82,29 @@ def main(argv: list[str] | None = None) -> int:
     win = build_window(args)
     install_excepthook(win, log_file)
     win.show()
+    install_stop_signals(app, win)  # (the timer is the app's child: it lives as long as the event loop)
     return app.exec()
+
+
+def install_stop_signals(app, win):
+    """SIGTERM (and Ctrl-C in a terminal) close the window as its close button would, without a question (a
+    signal has no one to answer it; every change is in the case store already): the store is closed and its
+    ``.lock`` released, where the default action left the lock behind.  Python runs a signal handler only
+    between bytecodes, so a timer wakes the interpreter while Qt waits for events.  Returns that timer."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def stop(signum, _frame) -> None:
+        win.runs.closing = True  # no "export first?" question: nobody is there to answer it
+        QTimer.singleShot(0, win.close)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    timer = QTimer(app)
+    timer.timeout.connect(lambda: None)
+    timer.start(200)
+    return timer
 
 
 #: Libraries whose INFO lines are noise in a user's log: fpdf2 subsets the PDF report's font with fontTools, which

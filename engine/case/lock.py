@@ -10,7 +10,8 @@ a lock left by an older LeukoScan is understood)::
     <since>            ISO 8601 UTC
 
 and the holder keeps an exclusive ``flock`` on it (``msvcrt.locking`` on Windows) for as long as it
-writes.  The operating system drops that lock when the process ends, however it ends, so:
+writes.  The lock belongs to the real file: a symlink's target (``<target>.lock``), and a store with hard links
+(several names, each of which would have its own ``.lock``) is refused.  The operating system drops that lock when the process ends, however it ends, so:
 
 * lock busy: another writer is alive -> :class:`StoreLocked` naming it (host, pid, since);
 * lock free but the file names a process of this host that no longer runs -> a stale lock: taken over,
@@ -77,9 +78,15 @@ else:
             pass
 
 
+def real_store(store: str | Path) -> Path:
+    """The file a store name stands for (symlinks resolved): every name of one file has one lock."""
+    return Path(os.path.realpath(os.path.expanduser(str(store))))
+
+
 def lock_path(store: str | Path) -> Path:
-    """The lock file of a case store: ``<store>.lock`` beside it."""
-    store = Path(store)
+    """The lock file of a case store: ``<store>.lock`` beside the real file (a symlink's target), so a symlink
+    cannot get past the lock of the file it points to."""
+    store = real_store(store)
     return store.with_name(store.name + ".lock")
 
 
@@ -182,7 +189,7 @@ class StoreLock:
     (another writer) or ``OSError`` (the folder cannot be written)."""
 
     def __init__(self, store: str | Path, program: str = "LeukoScan"):
-        self.store = Path(store)
+        self.store = real_store(store)
         self.path = lock_path(self.store)
         self.program = " ".join(str(program).split()) or "LeukoScan"
         self._fd: int | None = None
@@ -195,6 +202,15 @@ class StoreLock:
     def acquire(self) -> StoreLock:
         if self._fd is not None:
             return self
+        try:
+            links = os.stat(self.store).st_nlink
+        except OSError:
+            links = 1  # not made yet
+        if links > 1:  # a hard link is another name of the same file, with a lock file of its own: refused
+            raise StoreLocked(
+                f"the case store {self.store} has {links} names (hard links): another name could be written past "
+                "its lock; keep one name (copy the file instead of linking it)"
+            )
         for _ in range(20):  # the file may be removed/replaced between open and lock: try again
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
             try:
@@ -270,3 +286,27 @@ class StoreLock:
             self.release()
         except Exception:
             pass
+
+
+def reader_files(store: str | Path) -> list[str]:
+    """The ``-wal``/``-shm`` suffixes not beside ``store`` now: what a read-only connection would leave behind."""
+    return [s for s in ("-wal", "-shm") if not os.path.lexists(f"{store}{s}")]
+
+
+def remove_reader_files(store: str | Path, made: list[str]) -> None:
+    """Remove the empty ``-wal``/``-shm`` (suffixes ``made``: :func:`reader_files` before the open) that SQLite
+    made for a read-only connection, now closed; left alone when a writer holds the store (its lock) or wrote
+    to the ``-wal`` meanwhile.  A reader then leaves nothing behind."""
+    if not made:
+        return
+    wal = Path(f"{store}-wal")
+    try:
+        if is_locked(store) or (wal.exists() and wal.stat().st_size):
+            return
+        for s in made:
+            try:
+                os.unlink(f"{store}{s}")
+            except FileNotFoundError:
+                pass
+    except OSError:
+        pass

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .lock import StoreLock
+from .lock import StoreLock, reader_files, remove_reader_files
 
 STORE_SUFFIX = ".leukoscan"  # what the app and the docs create
 STORE_SUFFIXES = (".leukoscan", ".db")  # what is found and opened
@@ -64,6 +64,7 @@ class Record:
 def read_record(path: str | Path) -> Record | None:
     """The record of the store at ``path``; None when it is no readable case store."""
     path = Path(path)
+    made = reader_files(path.resolve())
     try:
         conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=2.0)
     except sqlite3.Error:
@@ -83,6 +84,7 @@ def read_record(path: str | Path) -> Record | None:
         return None
     finally:
         conn.close()
+        remove_reader_files(path.resolve(), made)
     return Record(
         path,
         [r for _i, r, _s in rows],

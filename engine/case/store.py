@@ -31,6 +31,7 @@ from .cell import Cell
 from .document import CaseDocument
 from .events import CaseEvent, Cleared
 from .kinds import STEP_ACTIONS, CellStatus
+from .lock import reader_files
 from .ops import OPS_OF, ArchiveCase, PutStats, SetMeta, StoreOp, ops_of, snapshot
 from .rules import is_review_label
 from .schema import (
@@ -76,6 +77,7 @@ class CaseStore:
         self.on_error: Callable[[str], None] | None = None
         self.errors: list[str] = []  # every failed write's message (also given to on_error)
         self._closed = False
+        self._made: list[str] = []  # read-only: the -wal/-shm this reader's connection made
         self._cleared = False  # the document closed its cases: this record follows it no further
         self._said_cleared = False
         self.problem: audit.Problem | None = None  # the record is broken (see verify): set on open
@@ -103,6 +105,8 @@ class CaseStore:
                 raise StoreError(f"cannot read {path} ({exc.strerror or exc})", "io") from None
             if head and not head.startswith(SQLITE_MAGIC):
                 raise StoreError(f"{path} is not a LeukoScan case file (not an SQLite database)", "not_sqlite")
+            if not head and not create:  # an existing empty file is made a store only by a command that creates one
+                raise StoreError(f"{path} is empty (0 bytes): not a LeukoScan case file", "not_sqlite")
             if head and len(head) < 100:
                 raise StoreError(f"{path} is damaged (truncated to {len(head)} bytes)", "damaged")
         else:
@@ -112,6 +116,7 @@ class CaseStore:
                 pass
             except OSError as exc:
                 raise StoreError(f"cannot create {path} ({exc.strerror or exc})", "io") from None
+        sidecars = reader_files(path) if read_only else []
         conn = None
         try:
             conn = connect_read_only(path) if read_only else connect(path)
@@ -134,6 +139,7 @@ class CaseStore:
                 f"{path} is damaged ({msg})" if kind == "damaged" else f"{path} cannot be used ({msg})", kind
             ) from None
         store = cls(path, conn)
+        store._made = sidecars  # -wal/-shm that SQLite made for this reader: removed again on close
         store.problem = store.verify(flush=False)
         return store
 
@@ -178,6 +184,9 @@ class CaseStore:
     def peek(path: str | Path) -> dict[str, str]:
         """The meta values of a store plus its ``cells`` and ``reviews`` counts, read-only (no migration,
         no write): what a restore prompt shows.  Raises :class:`StoreError` for a file that is no store."""
+        from .lock import remove_reader_files
+
+        made = reader_files(Path(path).resolve())
         try:
             conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=5.0)
         except sqlite3.Error as exc:
@@ -194,6 +203,7 @@ class CaseStore:
             raise StoreError(f"{path}: not a readable LeukoScan case store ({one_line(exc)})", "damaged") from None
         finally:
             conn.close()
+            remove_reader_files(Path(path).resolve(), made)
         return meta
 
     def meta(self) -> dict[str, str]:
@@ -399,7 +409,16 @@ class CaseStore:
         self._closed = True
         with self._lock:
             self._conn.close()
+        self._remove_reader_files()
         return done
+
+    def _remove_reader_files(self) -> None:
+        """A read-only open leaves nothing behind: the empty ``-wal``/``-shm`` SQLite made for it (a reader cannot
+        fold them back) are removed, unless a writer holds the store meanwhile (its lock) or wrote to them."""
+        from .lock import remove_reader_files
+
+        made, self._made = self._made, []
+        remove_reader_files(self.path, made)
 
     def __enter__(self) -> CaseStore:
         return self

@@ -107,9 +107,13 @@ def run(args) -> int:
             write=write_or_rescue,
         )
     except StoreError as exc:
-        raise CliError(
-            f"cannot read the case file: {exc} (it was left as it is; the app offers to move a damaged case file aside)"
-        ) from None
+        if exc.kind in ("damaged", "not_sqlite"):
+            hint = "it was left as it is; the app offers to move a damaged case file aside"
+        elif args.no_bookkeeping:
+            hint = "it was left as it is"
+        else:  # e.g. a read-only file or folder: recording the export needs write access, the export does not
+            hint = "it was left as it is; --no-bookkeeping exports it without recording the export in it"
+        raise CliError(f"cannot use the case file: {exc} ({hint})") from None
     except RecordBroken as exc:
         raise broken(db, exc) from None
     except NothingToExport as exc:
