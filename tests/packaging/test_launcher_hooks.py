@@ -62,6 +62,8 @@ def test_startup_error_is_logged_for_double_click_users(tmp_path, monkeypatch, c
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    for moved in ("LEUKOSCAN_DATA_DIR", "LEUKOSCAN_LOG_DIR"):  # the platform's log folder, as on a workstation
+        monkeypatch.delenv(moved, raising=False)
     if not sys.platform.startswith("linux"):
         pytest.skip("Linux pre-flight")
     assert launcher.main([]) == 2
