@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 THUMB_PX = 96  # thumbnails are downscaled to this many pixels a side before embedding
 THUMB_CAP = 60  # per group and case; then "and N more" (not for the cells counted as ALL: every one is shown)
 DARK, RED = (90, 90, 90), (200, 30, 30)  # the report's text grey and warning red
+FRAME = (150, 150, 150)  # the thin frame around every thumbnail
 _THUMB_MM, _THUMB_GAP, _CAPTION_MM = 21.0, 2.0, 6.5
 
 
@@ -60,7 +61,14 @@ def cell_thumbnails(pdf: _Doc, title: str, rows: list[dict[str, str]], cap: int 
         if im is not None:
             scale = _THUMB_MM / max(im.size)
             w, h = im.size[0] * scale, im.size[1] * scale
-            pdf.image(im, x + (_THUMB_MM - w) / 2, y + (_THUMB_MM - h) / 2, w, h)
+            ix, iy = x + (_THUMB_MM - w) / 2, y + (_THUMB_MM - h) / 2
+            pdf.image(im, ix, iy, w, h)
+            pdf.set_draw_color(*FRAME)  # a thin frame: a white (not-a-cell) image stays visible on the white page
+            lw = pdf.line_width
+            pdf.set_line_width(0.15)
+            pdf.rect(ix, iy, w, h)
+            pdf.set_line_width(lw)
+            pdf.set_draw_color(0, 0, 0)
         else:
             pdf.set_draw_color(*DARK)
             pdf.set_dash_pattern(dash=1, gap=1)

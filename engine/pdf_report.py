@@ -105,7 +105,7 @@ class _Doc(FPDF):
         self.need(8 + keep)
         self.ln(2)
         self.font(11, bold=True)
-        self.cell(0, 6, self.t(text), new_x="LMARGIN", new_y="NEXT")
+        self.multi_cell(0, 6, self.t(text), new_x="LMARGIN", new_y="NEXT")  # a long title wraps, never runs off
         self.font(9)
 
     def fit(self, text: str, width: float) -> str:
@@ -397,7 +397,7 @@ def _case_pages(pdf: _Doc, case: CaseReport, meta: _Meta, cards: Mapping[str, Mo
     )
     cell_thumbnails(pdf, "Cells the reviewer overrode", case.overridden)
     cell_thumbnails(pdf, "Cells excluded from % blasts (not a cell, artefact, failed quality check ...)", case.excluded)
-    cell_thumbnails(pdf, "Cells flagged for review", case.flagged)
+    cell_thumbnails(pdf, "Cells flagged for review (reviewed or not)", case.flagged)
     _signature(pdf, meta)
     return first
 

@@ -45,7 +45,7 @@ class CaseReport:
     uses: list[ModelUse]
     p_all: list[float] = field(repr=False)
     overridden: list[dict[str, str]] = field(repr=False)  # reviewer label differs from the prediction
-    flagged: list[dict[str, str]] = field(repr=False)  # flagged, not already in overridden
+    flagged: list[dict[str, str]] = field(repr=False)  # every cell the model flagged (as counts.flagged counts them)
     blasts: list[dict[str, str]] = field(repr=False, default_factory=list)  # every cell counted as ALL
     excluded: list[dict[str, str]] = field(repr=False, default_factory=list)  # not counted, with a reason
 
@@ -105,7 +105,7 @@ def case_of(root: str, rows: list[dict[str, str]]) -> CaseReport:
         uses=[ModelUse(*k, cells=n) for k, n in uses.most_common()],
         p_all=[p for p in map(_p, ok) if p is not None],
         overridden=overridden,
-        flagged=[r for r in ok if row_flagged(r) and not is_overridden(r)],
+        flagged=[r for r in ok if row_flagged(r)],  # the count of the verdict table: one rule, one number
         blasts=[
             r
             for r in ok

@@ -153,6 +153,14 @@ def _span(color: QColor, text: str) -> str:
     return f'<span style="color:{color.name()}; font-weight:bold">{escape(text)}</span>'
 
 
+def review_verdict(c: Cell) -> str:
+    """What the review did to the model's call: "excluded", "overridden" or "accepted" (an exclusion is neither an
+    acceptance nor an override: the cell stops counting)."""
+    if c.review is not None and exclusion_reason(c.review.label):
+        return "excluded"
+    return "overridden" if c.overridden else "accepted"
+
+
 def details_html(c: Cell, selected: int = 1) -> str:
     rows = []
     if selected > 1:
@@ -178,7 +186,7 @@ def details_html(c: Cell, selected: int = 1) -> str:
         if c.review_open:
             rows.append(_span(REVIEW_COLOR, "Flagged: review open"))
     if c.review is not None:
-        verdict = "overridden" if c.overridden else "accepted"
+        verdict = review_verdict(c)
         rows.append(
             _span(REVIEWED_COLOR, f"Reviewed: {c.review.label}")
             + f" ({verdict}) by {escape(c.review.reviewer)}, {escape(local_time(c.review.reviewed_at))}"

@@ -176,7 +176,7 @@ def test_thumbnails_are_capped_per_group(tmp_path):
     out = tmp_path / "many.pdf"
     out.write_bytes(render_case_pdf(rows, generated_at=WHEN))
     text = " ".join(_texts(out))
-    assert f"Cells flagged for review ({n})" in text and "and 7 more" in text
+    assert f"Cells flagged for review (reviewed or not) ({n})" in text and "and 7 more" in text
     assert text.count("image not available") == THUMB_CAP
     assert f"id{THUMB_CAP - 1:04d}" in text and f"id{THUMB_CAP:04d}" not in text
 
