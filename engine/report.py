@@ -102,6 +102,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "not_classified",
     "record_rows",
     "record_head",
+    "signoff_basis",
 )
 PENDING_STATUS = CellStatus.PENDING  # a row of an image found but not classified (an interrupted run)
 
@@ -268,6 +269,21 @@ def _signoff_fields(so) -> tuple[str, str, str]:
             str(get("comment") or ""),
         )
     return str(getattr(so, "by", "") or ""), str(getattr(so, "at", "") or ""), str(getattr(so, "comment", "") or "")
+
+
+def _signoff_basis(so) -> str:
+    """What a sign-off rested on (its ``basis``: model, threshold, the images' count and digest); "" for none."""
+    if so is None:
+        return ""
+    return str((so.get("basis") if isinstance(so, Mapping) else getattr(so, "basis", "")) or "")
+
+
+def real_folder(root: str, folder: str) -> str:
+    """The folder a summary row counts, as a path: the case folder itself for ".", else the sub-folder in it (a
+    summary of several cases said "." for each)."""
+    if not root:
+        return folder
+    return root if folder in ("", ".") else str(Path(root) / folder)
 
 
 def row_flagged(r: Mapping[str, str]) -> bool:
@@ -443,6 +459,7 @@ def summarize(
                 "excluded_reasons": reasons_text(excluded.get((root, folder), Counter())),
                 "signoff_check": signoff_check(signoffs.get(root), by_root.get(root, [])),
                 "not_classified": str(g.pending),
+                "signoff_basis": _signoff_basis(signoffs.get(root)),
                 "record_rows": str(record[0]) if record else "",
                 "record_head": record[1] if record else "",
             }
@@ -542,7 +559,9 @@ def write_csv_stream(
 def write_summary(
     path: str | Path, rows: Sequence[Mapping[str, str]], *, bom: bool = False, delimiter: str = ","
 ) -> Path:
-    """Write summary rows (from :func:`summarize`) to ``path``, atomically.  Returns the path."""
+    """Write summary rows (from :func:`summarize`) to ``path``, atomically, each ``folder`` as the real folder
+    (:func:`real_folder`: a reader of the file sees which folder, not "." for every case).  Returns the path."""
+    rows = [{**r, "folder": real_folder(r.get("root", ""), r.get("folder", "."))} for r in rows]
     return write_csv(path, SUMMARY_COLUMNS, rows, bom=bom, delimiter=delimiter)
 
 

@@ -140,6 +140,7 @@ def _summary_record(report: Path):
             "signed_off_by": r["signed_off_by"],
             "signed_off_at": r.get("signed_off_at", ""),
             "comment": r.get("comment", ""),
+            "basis": r.get("signoff_basis", ""),
         }
         for r in rows
         if r.get("signed_off_by")

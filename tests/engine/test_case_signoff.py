@@ -353,9 +353,9 @@ def test_summary_columns_from_export_store_and_summarize(tmp_path):
     assert list(summary[0]) == list(SUMMARY_COLUMNS)
     a_root, b_root = str(tmp_path / "slide A"), str(tmp_path / "slide B")
     assert [(r["root"], r["folder"], r["signed_off_by"], r["signed_off_at"], r["comment"]) for r in summary] == [
-        (a_root, ".", "Dr. Ada", AT, "'=SUM(A1)"),
-        (a_root, "sub", "Dr. Ada", AT, "'=SUM(A1)"),  # neutralised
-        (b_root, ".", "", "", ""),
+        (a_root, a_root, "Dr. Ada", AT, "'=SUM(A1)"),  # the real folder (it was "." for every case)
+        (a_root, str(Path(a_root) / "sub"), "Dr. Ada", AT, "'=SUM(A1)"),  # neutralised
+        (b_root, b_root, "", "", ""),
     ]
 
     rows = cell_rows(CaseStore.open(path).load())

@@ -75,7 +75,9 @@ def test_classify_bad_input_folder(bad_input, tiny_models_dir, tmp_path, capsys)
     assert list(summary[0]) == list(SUMMARY_COLUMNS)
     assert sum(int(s["cells"]) for s in summary) == len(rows)
     assert sum(int(s["errors"]) for s in summary) == len(bad_input.errors)
-    assert {s["folder"] for s in summary} == {".", "broken", "formats", "sub folder/deeper"}
+    # the real folder of each summary row (issue 26 item 13: "." for every case told no one which folder)
+    assert {os.path.relpath(s["folder"], s["root"]) for s in summary} == {".", "broken", "formats", "sub folder/deeper"}
+    assert all(Path(s["folder"]).is_absolute() for s in summary)
     # inputs untouched, nothing written next to them
     after = {p: p.read_bytes() for p in bad_input.path.rglob("*") if p.is_file()}
     assert after == before
@@ -328,7 +330,7 @@ def test_unlistable_folder_is_in_the_report_and_summary(cells_dir, tiny_models_d
     assert "warning:" in err and "locked: folder cannot be listed (Permission denied)" in err
     rows = _read(out)
     assert len(rows) == 9 and rows[-1]["status"] == "error" and rows[-1]["folder"] == "locked"
-    by = {s["folder"]: s for s in _read(summ)}
+    by = {os.path.relpath(s["folder"], s["root"]): s for s in _read(summ)}
     assert by["locked"]["errors"] == "1" and "cannot be listed (Permission denied)" in by["locked"]["error_reasons"]
     assert by["."]["errors"] == "0" and by["."]["error_reasons"] == ""
 

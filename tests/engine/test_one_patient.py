@@ -115,3 +115,40 @@ def test_the_cli_prints_one_patient_per_pdf(cells_dir, tiny_models_dir, tmp_path
     text = " ".join(p.extract_text() for p in PdfReader(pdf).pages)
     assert "BM-B" in text and "BM-A" not in text
     assert main(["report", str(db), "--pdf", str(pdf), "--case", "nobody"]) == 2
+
+
+def test_the_summary_names_each_folder_and_a_pdf_from_it_the_signoff_basis(
+    cells_dir, tiny_models_dir, tmp_path, capsys, _no_bundled_models
+):
+    """Issue 26 item 13 (engine side): the summary's ``folder`` was "." for every case, and a PDF printed from a
+    CSV left out what the sign-off rested on (its basis: model, threshold, the images)."""
+    a, b = _two_folders(cells_dir, tmp_path)
+    common = ["--model", "tiny_ensemble", "--models-dir", str(tiny_models_dir), "--no-progress"]
+    db = tmp_path / "session.leukoscan"
+    out = tmp_path / "r.csv"
+    assert main(["classify", str(a), "--out", str(out), "--store", str(db), "--sample-id", "BM-A", *common]) == 0
+    assert main(["classify", str(b), "--out", str(out), "--store", str(db), "--sample-id", "BM-B", *common]) == 0
+    store = CaseStore.open(db)
+    doc = store.load()
+    store.attach(doc)
+    case = doc.cases[str(a)]
+    doc.review([c for c in doc.cells_of(case) if c.status == "ok"], "accept", "ann")
+    so = doc.sign_off(case, "Dr. Ada")
+    store.close()
+    summary = tmp_path / "final_summary.csv"
+    assert main(["export", str(db), "--out", str(tmp_path / "final.csv"), "--summary", str(summary)]) == 0
+    rows = _read(summary)
+    assert [r["folder"] for r in rows] == [str(a), str(b)]
+    assert [r["signoff_basis"] for r in rows] == [so.basis, ""] and "cells 4, set " in so.basis
+    a_rows = [r for r in _read(tmp_path / "final.csv") if r["root"] == str(a)]
+    with open(tmp_path / "a.csv", "w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(a_rows[0]))
+        w.writeheader()
+        w.writerows(a_rows)
+    shutil.copy(summary, tmp_path / "a_summary.csv")
+    pdf = tmp_path / "a.pdf"
+    assert main(["report", str(tmp_path / "a.csv"), "--pdf", str(pdf)]) == 0
+    from pypdf import PdfReader
+
+    text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(pdf).pages)
+    assert "signed off by Dr. Ada" in text and so.basis.split(";")[-1].strip() in text
