@@ -628,7 +628,11 @@ def _finish(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # an unknown option is the command's error: its usage, not leukoscan-train's, is printed
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        sub.choices[args.cmd].error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "cache", None):  # a relative --cache is the working directory's, never the source tree's
         args.cache = str(Path(args.cache).expanduser().absolute())
     from . import runlog

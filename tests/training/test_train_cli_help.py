@@ -86,3 +86,10 @@ def test_messages_go_to_stderr(capsys):
     log("a message")
     captured = capsys.readouterr()
     assert "a message" in captured.err and captured.out == ""
+
+
+def test_an_unknown_option_prints_the_commands_usage(capsys):
+    with pytest.raises(SystemExit) as ex:
+        cli.main(["export", "--run", "x", "--bogus"])
+    err = capsys.readouterr().err
+    assert ex.value.code == 2 and "usage: leukoscan-train export" in err and "unrecognized arguments: --bogus" in err
