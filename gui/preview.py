@@ -153,6 +153,9 @@ def _span(color: QColor, text: str) -> str:
     return f'<span style="color:{color.name()}; font-weight:bold">{escape(text)}</span>'
 
 
+SEEN_WORDS = {"walk": "in the walk", "preview": "in the preview", "gallery page": "on a gallery page"}
+
+
 def review_verdict(c: Cell) -> str:
     """What the review did to the model's call: "excluded", "overridden" or "accepted" (an exclusion is neither an
     acceptance nor an override: the cell stops counting)."""
@@ -190,6 +193,6 @@ def details_html(c: Cell, selected: int = 1) -> str:
         rows.append(
             _span(REVIEWED_COLOR, f"Reviewed: {c.review.label}")
             + f" ({verdict}) by {escape(c.review.reviewer)}, {escape(local_time(c.review.reviewed_at))}"
-            + (f", seen in the {escape(c.review.shown_in)}" if c.review.shown_in else "")
+            + (f", seen {SEEN_WORDS.get(c.review.shown_in, escape(c.review.shown_in))}" if c.review.shown_in else "")
         )
     return "<br>".join(rows)

@@ -146,9 +146,9 @@ class ReviewActions(QObject):
         from .browser import READABLE_TILE_PX
 
         return (
-            f"{'The others were reviewed; ' if some_done else 'Nothing reviewed: '}{n} selected cell(s) that a person "
-            f"must see before sign-off (flagged, or ALL calls) were never shown on screen at a readable size. Page "
-            f"through the gallery (tiles of {READABLE_TILE_PX} px or more) and accept each page, or walk them (F)."
+            f"{'Reviewed the cells on screen, but ' if some_done else 'Nothing reviewed: '}{n} flagged cell(s) or ALL "
+            f"call(s) were never shown at a readable size (tiles >= {READABLE_TILE_PX} px): page down and accept "
+            "again, or walk them (F)."
         )
 
     def _advance(self, cur, cur_row: int) -> None:

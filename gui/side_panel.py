@@ -20,6 +20,7 @@ class SidePanel(QSplitter):
         self.histogram = Histogram()
         self.flagged_label = QLabel()
         self.flagged_label.setObjectName("flaggedProgress")
+        self.flagged_label.setWordWrap(True)  # a long progress line wraps instead of widening the side panel
         self.addWidget(self.preview)
         sw = QWidget()
         sw.setObjectName("summaryArea")
@@ -31,8 +32,8 @@ class SidePanel(QSplitter):
         sl.setContentsMargins(4, 0, 4, 4)
         head = QHBoxLayout()
         head.addWidget(QLabel("<b>Summary</b>"))
-        head.addStretch(1)
-        head.addWidget(self.flagged_label)
+        self.flagged_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        head.addWidget(self.flagged_label, 1)
         sl.addLayout(head)
         sl.addWidget(self.summary)
         sl.addWidget(self.histogram, 1)

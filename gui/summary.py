@@ -73,7 +73,6 @@ class SummaryTable(QTableWidget):
         h.setMinimumSectionSize(30)
         for i in range(len(HEADERS)):
             h.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
-        h.setStretchLastSection(True)
         self.setWordWrap(False)
         self.setTextElideMode(Qt.TextElideMode.ElideNone)
         self.setToolTip(

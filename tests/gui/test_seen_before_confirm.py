@@ -33,7 +33,7 @@ def test_ctrl_a_space_on_tiny_tiles_confirms_no_unseen_blast_and_sign_off_stays_
     assert unseen_blasts, "the test needs ALL calls besides the one in the preview"
     _bulk_accept_everything(qtbot, w, w.browser.gallery)
     assert all(c.review is None and c.blast_unconfirmed for c in unseen_blasts)
-    assert "never shown on screen at a readable size" in w.statusBar().currentMessage()
+    assert "never shown at a readable size" in w.statusBar().currentMessage()
     # the cells nobody has to look at were accepted
     assert all(c.review is not None for c in cells if not c.left_before_signoff and c is not current)
     w.doc.set_sample_id(w.doc.cases[str(cells_dir)], "BM-H5-001")  # only the unseen blasts stand in the way
