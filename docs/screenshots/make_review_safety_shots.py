@@ -82,6 +82,7 @@ def main() -> int:
             break
         w.reviews.apply("accept")
     w.case_actions.ask_comment = lambda c, r: ("blasts confirmed one by one", True)
+    w.case_actions.ask_sample_id = lambda c: "BM-2026-0512"  # sign-off asks for it (a signed report names one patient)
     assert w.case_actions.sign_off()
     pdf = TMP / "BM-2026-0512.pdf"
     done = []
