@@ -69,7 +69,9 @@ def main() -> int:
     wait(app, lambda: w.model_chooser.classifier is not None)
     donor = folder("Donor H5", "hem", 60)
     w.opener.open_paths([donor])
-    wait(app, lambda: not w.runs.running and len(w.cell_model.cells) == 60 and all(c.result for c in w.cell_model.cells))
+    wait(
+        app, lambda: not w.runs.running and len(w.cell_model.cells) == 60 and all(c.result for c in w.cell_model.cells)
+    )
     w.activateWindow()
     g = w.browser.gallery
     g.setFocus()
