@@ -27,6 +27,7 @@ from . import events as ev
 from . import rules
 from .cell import Cell, ReviewChange, Step
 from .kinds import CellStatus, ReviewAction, ReviewCommand
+from .progress import ReviewProgress
 from .rules import CaseCounts, threshold_in_use
 from .values import Case, ModelFacts, Result, Review, SignOff, card_sha256, cards_digest, utc_now
 
@@ -67,7 +68,7 @@ def _checked_name(name: str | None) -> str:
     return check_name(str(name or ""))
 
 
-class CaseDocument:
+class CaseDocument(ReviewProgress):
     def __init__(self, session_id: str | None = None) -> None:
         self.session_id = session_id or uuid.uuid4().hex[:12]
         self.started = utc_now()
@@ -87,7 +88,6 @@ class CaseDocument:
         self._steps = 0
         self._listeners: list[Listener] = []
         self.revision = 0
-        self.shown: dict[str, str] = {}  # cell key -> where a person last saw it (:data:`.rules.SHOWN_IN`)
 
     # --- events ---------------------------------------------------------------------------------------
     def subscribe(self, fn: Listener) -> Callable[[], None]:
@@ -315,18 +315,6 @@ class CaseDocument:
             self.reopen(self.cases[root], "LeukoScan (automatic)", f"{what}: {names}")
 
     # --- reviews --------------------------------------------------------------------------------------
-    def mark_shown(self, cells: Iterable[Cell], where: str) -> None:
-        """These cells were shown on screen at a readable size (``where``: one of :data:`.rules.SHOWN_IN`); a
-        later review of them records it (:attr:`Review.shown_in`)."""
-        if where not in rules.SHOWN_IN:
-            raise ValueError(f"unknown place a cell was shown: {where!r}")
-        for c in cells:
-            self.shown[c.key] = where
-
-    def unseen(self, cells: Iterable[Cell]) -> list[Cell]:
-        """The cells a review would confirm without anyone having looked (:func:`.rules.seen_enough`)."""
-        return [c for c in cells if not rules.seen_enough(c.left_before_signoff, self.shown.get(c.key, ""))]
-
     def review(
         self, cells: Iterable[Cell], kind: ReviewCommand | str, reviewer: str = "", at: str | None = None
     ) -> Step | None:
@@ -542,27 +530,8 @@ class CaseDocument:
         cells = list(self.cells_of(case.name))
         if not cells:
             return False, "the case has no cells"
-        pending, blasts, open_ = self.left_before_signoff(case)
-        why = []
-        if pending:
-            why.append(f"{pending} cell{'s are' if pending != 1 else ' is'} not classified yet")
-        if blasts:
-            why.append(f"{blasts} ALL call{'s are' if blasts != 1 else ' is'} not confirmed")
-        if open_:
-            why.append(f"{open_} flagged cell{'s are' if open_ != 1 else ' is'} not reviewed yet")
-        if not case.sample_id.strip():
-            why.append("it has no sample id (a signed report names its patient: give the sample id first)")
-        return (False, "; ".join(why)) if why else (True, "")
-
-    def left_before_signoff(self, case: Case | str | None) -> tuple[int, int, int]:
-        """(cells not classified, ALL calls not confirmed that are not flagged, flagged cells not reviewed) of a
-        case (None: every case): the one count the sign-off refusal, the walk and the summary line all give.  A
-        flagged ALL call is counted once, as a flagged cell."""
-        cells = list(self.cells_of(case))
-        pending = sum(c.status == CellStatus.PENDING for c in cells)
-        open_ = sum(c.review_open for c in cells)
-        blasts = sum(c.blast_unconfirmed and not c.review_open for c in cells)
-        return pending, blasts, open_
+        why = rules.signoff_refusal(*self.left_before_signoff(case), sample_id=case.sample_id)
+        return (False, why) if why else (True, "")
 
     def sign_off(self, case: Case | str, by: str, comment: str = "", at: str | None = None) -> SignOff:
         """Sign the case off: its reviews are locked until :meth:`reopen`.  Raises ValueError (the reason

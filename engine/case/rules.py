@@ -14,9 +14,13 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 from ..stats import wilson_interval
 from .kinds import CellStatus
+
+if TYPE_CHECKING:
+    from .cell import Cell
 
 LABELS = ("ALL", "HEM")
 
@@ -120,6 +124,39 @@ def seen_enough(left_before_signoff: bool, shown_in: str) -> bool:
     at a readable size (``shown_in``: one of :data:`SHOWN_IN`, "" = never shown); any other cell may be
     accepted in bulk.  A bulk accept of a whole case therefore confirms only the blast calls on screen."""
     return not left_before_signoff or shown_in in SHOWN_IN
+
+
+def shown_in(where: str) -> str:
+    """``where`` when it is one of :data:`SHOWN_IN`; ValueError otherwise."""
+    if where not in SHOWN_IN:
+        raise ValueError(f"unknown place a cell was shown: {where!r}")
+    return where
+
+
+def left_before_signoff(cells: Iterable[Cell]) -> tuple[int, int, int]:
+    """(cells not classified, ALL calls not confirmed that are not flagged, flagged cells not reviewed) of
+    :class:`~.cell.Cell` objects.  A flagged ALL call is counted once, as a flagged cell."""
+    pending = blasts = open_ = 0
+    for c in cells:
+        pending += c.status == CellStatus.PENDING
+        open_ += bool(c.review_open)
+        blasts += bool(c.blast_unconfirmed and not c.review_open)
+    return pending, blasts, open_
+
+
+def signoff_refusal(pending: int, blasts: int, open_: int, sample_id: str = "") -> str:
+    """Why a case with these counts (:func:`left_before_signoff`) cannot be signed off, in words; "" when it can.
+    A signed report names its patient: no sample id, no sign-off."""
+    why = []
+    if pending:
+        why.append(f"{pending} cell{'s are' if pending != 1 else ' is'} not classified yet")
+    if blasts:
+        why.append(f"{blasts} ALL call{'s are' if blasts != 1 else ' is'} not confirmed")
+    if open_:
+        why.append(f"{open_} flagged cell{'s are' if open_ != 1 else ' is'} not reviewed yet")
+    if not sample_id.strip():
+        why.append("it has no sample id (a signed report names its patient: give the sample id first)")
+    return "; ".join(why)
 
 
 # ------------------------------------------------------------------------------- what a sign-off covered
