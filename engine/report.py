@@ -271,13 +271,6 @@ def _signoff_fields(so) -> tuple[str, str, str]:
     return str(getattr(so, "by", "") or ""), str(getattr(so, "at", "") or ""), str(getattr(so, "comment", "") or "")
 
 
-def _signoff_basis(so) -> str:
-    """What a sign-off rested on (its ``basis``: model, threshold, the images' count and digest); "" for none."""
-    if so is None:
-        return ""
-    return str((so.get("basis") if isinstance(so, Mapping) else getattr(so, "basis", "")) or "")
-
-
 def real_folder(root: str, folder: str) -> str:
     """The folder a summary row counts, as a path: the case folder itself for ".", else the sub-folder in it (a
     summary of several cases said "." for each)."""

@@ -29,7 +29,7 @@ someone who rewrites the whole chain with a copy of this code.  A report carries
 
 from __future__ import annotations
 
-import getpass
+import functools
 import hashlib
 import json
 import os
@@ -92,12 +92,27 @@ def check_name(name: str, what: str = "reviewer name") -> str:
     return " ".join(name.split())
 
 
+@functools.lru_cache(maxsize=1)
 def os_user() -> str:
-    """The operating-system account running LeukoScan (what the engine records as ``recorded_by``)."""
+    """The operating-system account running LeukoScan (what the engine records as ``recorded_by``): the login
+    name from the environment, else the local ``/etc/passwd`` entry of this uid, else ``uid N``.  Never a name
+    service lookup (``getpass``'s ``pwd`` fallback asks NSS: nscd, LDAP, the network), since the record writes it
+    on every change."""
+    for key in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if os.environ.get(key):
+            return os.environ[key]
+    if not hasattr(os, "getuid"):  # pragma: no cover - Windows sets USERNAME
+        return "unknown"
+    uid = os.getuid()
     try:
-        return getpass.getuser()
-    except Exception:
-        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
+        with open("/etc/passwd", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                parts = line.split(":")
+                if len(parts) > 2 and parts[2] == str(uid):
+                    return parts[0]
+    except OSError:
+        pass
+    return f"uid {uid}"
 
 
 def reviewer_name(settings_name: str | None = None) -> str:
