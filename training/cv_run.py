@@ -14,14 +14,14 @@ import numpy as np
 
 from . import donor_cv
 from .files import save_npz, write_json, write_text
-from .probe_cv import Recipe, cross_validate
+from .probe_cv import LOG_AREA, Recipe, cross_validate
 
 V3 = ("block3_conv4",)
 V4 = ("block4_conv2",)
 V34 = ("block3_conv4", "block4_conv2")
 I2, I5, I7 = ("mixed2",), ("mixed5",), ("mixed7",)
 I57 = ("mixed5", "mixed7")
-STAIN = ("d0", "s0", "s1")
+STAIN = ("d0", "s0")  # the identity view and one HED-jittered draw per cell
 TTA = ("d0", "d5")
 
 #: The comparison, cheapest first.  Names: backbone, layers, pools (gap = whole frame, masked = cell only),
@@ -53,6 +53,30 @@ RECIPES: tuple[Recipe, ...] = (
         weighting="donor",
         train_views=STAIN,
         test_views=TTA,
+    ),
+    Recipe("vgg19 b3 gap+std cls size-adj", "vgg19", V3, ("gap", "gstd"), size_adjust=True),
+    Recipe("vgg19 b3 masked cls size-adj", "vgg19", V3, size_adjust=True),
+    Recipe("vgg19 b3+b4 masked donor size-adj", "vgg19", V34, weighting="donor", size_adjust=True),
+    Recipe(
+        "vgg19 b3+b4 masked donor +stain size-adj",
+        "vgg19",
+        V34,
+        weighting="donor",
+        train_views=STAIN,
+        size_adjust=True,
+    ),
+    Recipe(
+        "inception m5+m7 masked donor +stain size-adj",
+        "inceptionv3",
+        I57,
+        weighting="donor",
+        train_views=STAIN,
+        size_adjust=True,
+    ),
+    Recipe(
+        "ensemble vgg19 + inception, masked donor +stain size-adj",
+        "ensemble",
+        members=("vgg19 b3+b4 masked donor +stain size-adj", "inception m5+m7 masked donor +stain size-adj"),
     ),
     Recipe(
         "ensemble vgg19 + inception, masked donor +stain",
@@ -88,7 +112,8 @@ def _zscore(z: np.ndarray, y: np.ndarray, folds: np.ndarray) -> np.ndarray:
 
 
 def run_all(feats: dict, m, area: np.ndarray, out_dir: Path, only=None, log=print) -> list[dict]:
-    """Cross-validates each recipe (``only``: names to run; the others are read back from ``out_dir``), writes
+    """Cross-validates each recipe (``only``: names to run; the others are read back from ``out_dir`` where they
+    were run before, else left out), writes
     ``out_dir/oof/<name>.npz``, ``results.json`` and ``table.md``; returns the rows, best first by the rule."""
     y = m.labels.astype(int)
     subjects = list(m.subjects)
@@ -98,7 +123,9 @@ def run_all(feats: dict, m, area: np.ndarray, out_dir: Path, only=None, log=prin
     for r in RECIPES:
         f = out_dir / "oof" / (r.name.replace(" ", "_").replace("+", "p").replace(",", "") + ".npz")
         t0 = time.time()
-        if only is not None and r.name not in only and f.exists():
+        if only is not None and r.name not in only:
+            if not f.exists():
+                continue
             d = np.load(f)
             z, cs = d["logits"], d["C"].tolist()
         elif r.arch == "ensemble" and any(n not in logits for n in r.members):
@@ -192,6 +219,7 @@ def load_features(m, cache: Path, weights: dict[str, str | None], need: dict[str
     from engine.preprocess import Preprocessing
 
     from .data import build_pixel_cache
+    from .metrics import cell_area
     from .probe import BACKBONES, extract
 
     feats = {}
@@ -200,6 +228,7 @@ def load_features(m, cache: Path, weights: dict[str, str | None], need: dict[str
         px = build_pixel_cache(m, Preprocessing(bb.size, bb.size, bb.crop, "bilinear"), cache, workers=workers)
         order = sorted(views, key=lambda v: (v != "d0", v))
         feats[arch] = extract(px, bb, weights[arch], cache, order, log=log)
+        feats[arch][LOG_AREA] = np.log(np.clip(cell_area(px), 1e-4, None))
     return feats
 
 
@@ -221,7 +250,7 @@ def one_fold(feats, r: Recipe, m, area, fold: int, log=print) -> dict:
     check needs, so the threshold is the recipe's pooled one if the table has it, else 0.5 on P(ALL)."""
     from sklearn.metrics import roc_auc_score
 
-    from .probe_cv import area_logit, choose_c, fit_head, inner_folds, test_logit, train_set
+    from .probe_cv import area_logit, choose_c, heads_for, inner_folds, test_logit
 
     y = m.labels.astype(int)
     groups = np.asarray(m.subjects)
@@ -231,8 +260,7 @@ def one_fold(feats, r: Recipe, m, area, fold: int, log=print) -> dict:
         z = area_logit(area, y, tr, te)
     else:
         c = choose_c(feats[r.arch], r, y, groups, tr, inner_folds(groups[tr], y[tr]))
-        x, yy, ww = train_set(feats[r.arch], r, tr, y, groups)
-        z = test_logit(feats[r.arch], r, fit_head(x, yy, ww, c), te)
+        z = test_logit(feats[r.arch], r, heads_for(feats[r.arch], r, tr, y, groups, [c])[0], te)
     pred = (z >= 0).astype(int)
     out = {"fold": fold, "auroc": float(roc_auc_score(y[te], z)), "donors": {}}
     for s in sorted(set(groups[te].tolist()), key=donor_cv._subject_order):

@@ -249,3 +249,26 @@ class PooledCam(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels}
+
+
+@keras.saving.register_keras_serializable(package="leukoscan")
+class SizeTerm(keras.layers.Layer):
+    """0-255 RGB (n,H,W,3) -> (n, 1): ``weight * log(share of the input covered by the cell)``, the term a
+    size-adjusted head (training/probe_cv.size_slopes) adds to its logit.  The share is computed exactly as
+    ``training.metrics.cell_area`` computes it on the pixel cache."""
+
+    def __init__(self, weight: float = 0.0, **kw):
+        super().__init__(**kw)
+        self.weight = float(weight)
+
+    def call(self, x):
+        ops = keras.ops
+        fg = ops.cast(ops.max(x, axis=-1) > FG_LEVEL, "float32")
+        area = ops.mean(fg, axis=(1, 2))
+        return (self.weight * ops.log(ops.maximum(area, 1e-4)))[:, None]
+
+    def compute_output_shape(self, x_shape):
+        return (x_shape[0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "weight": self.weight}

@@ -16,8 +16,8 @@ import numpy as np
 
 from . import donor_cv
 from .files import save_held_out, saving, write_json
-from .probe import BACKBONES, POOLS, PooledCam, pooled_trunk
-from .probe_cv import Head, Recipe, design, refit
+from .probe import BACKBONES, POOLS, PooledCam, SizeTerm, pooled_trunk
+from .probe_cv import LOG_AREA, Head, Recipe, design, refit
 
 
 def full_weights(r: Recipe, head: Head, feats_d0: dict) -> np.ndarray:
@@ -36,8 +36,9 @@ def full_weights(r: Recipe, head: Head, feats_d0: dict) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def shipped_network(r: Recipe, weights: str | None, w: np.ndarray, b: float):
-    """0-255 RGB -> trunk -> pools of ``r.layers`` -> [one logit, its class-activation map]."""
+def shipped_network(r: Recipe, weights: str | None, w: np.ndarray, b: float, size_w: float = 0.0):
+    """0-255 RGB -> trunk -> pools of ``r.layers`` -> [one logit, its class-activation map]; a size-adjusted head
+    adds ``size_w * log(cell area)`` to both (the map gets it as a constant, so it still averages to the logit)."""
     from .models import keras
 
     bb = BACKBONES[r.arch]
@@ -51,6 +52,10 @@ def shipped_network(r: Recipe, weights: str | None, w: np.ndarray, b: float):
     cam_layer = PooledCam(tuple(int(f.shape[-1]) for f in fmaps), name="head_cam")
     cam = cam_layer(list(fmaps), list(masks))
     cam_layer.set_weights([w.astype(np.float32), np.asarray(b, np.float32)])
+    if size_w:
+        size = SizeTerm(size_w, name="size_term")(inp)
+        out = keras.layers.Add(name="logit_with_size")([out, size])
+        cam = keras.layers.Add(name="cam_with_size")([cam, keras.layers.Reshape((1, 1))(size)])
     return keras.Model(inp, [out, cam], name=f"{r.arch}_leukoscan")
 
 
@@ -69,11 +74,11 @@ def make_run(r: Recipe, m, feats: dict, px, cv_dir: Path, run_dir: Path, weights
         raise RuntimeError(f"{oof_file(cv_dir, r)} was made on other folds than {donor_cv.FOLD_FILE}; rerun cv")
     head = refit(feats, r, y, subjects, cs)
     w = full_weights(r, head, feats["d0"])
-    model = shipped_network(r, weights, w, head.b)
+    model = shipped_network(r, weights, w, head.b, head.size_w)
     # the network computes the head on the features it was fitted on (identity view, a spread of cells)
     idx = np.linspace(0, len(y) - 1, 24).round().astype(int)
     got = np.asarray(model.predict(np.asarray(px[idx], np.float32), verbose=0)[0])[:, 0]
-    want = head.logit(design(feats, r, "d0", idx))
+    want = head.logit(design(feats, r, "d0", idx), feats[LOG_AREA][idx] if head.size_w else None)
     gap = float(np.max(np.abs(got - want)))
     log(f"network vs head on cached features: max |logit difference| {gap:.2e} (24 cells)")
     if gap > 1e-2:

@@ -67,7 +67,8 @@ def test_fit_head_returns_weights_on_raw_features():
     np.testing.assert_allclose(h.logit(x), ref, atol=1e-3)
 
 
-def test_shipped_network_reproduces_the_head_and_its_map_averages_to_the_logit(tmp_path, monkeypatch):
+@pytest.mark.parametrize("size_w", [0.0, 0.7])
+def test_shipped_network_reproduces_the_head_and_its_map_averages_to_the_logit(tmp_path, monkeypatch, size_w):
     """A small VGG19 trunk (random weights, 32 px): the exported ONNX gives the head's logit on the pooled
     features and a 'cam' whose mean is that logit."""
     import onnxruntime as ort
@@ -81,14 +82,16 @@ def test_shipped_network_reproduces_the_head_and_its_map_averages_to_the_logit(t
     feats_d0 = {"block3_conv4": np.zeros((1, 4 * 256))}
     w = probe_ship.full_weights(r, head, feats_d0)
     assert w.shape == (len(POOLS) * 256,) and not w[256:512].any()  # unused pools weigh nothing
-    model = probe_ship.shipped_network(r, None, w, head.b)
+    model = probe_ship.shipped_network(r, None, w, head.b, size_w)
     rng = np.random.default_rng(1)
     x = np.zeros((3, 32, 32, 3), np.float32)
     x[:, 8:24, 8:24] = rng.uniform(40, 230, (3, 16, 16, 3))
     trunk = probe.pooled_trunk(probe.BACKBONES["vgg19"], None, ("block3_conv4",))
     trunk.set_weights(model.get_layer("vgg19_pooled_maps").get_weights())
     feats = np.asarray(trunk(x))
-    want = pool_slice(feats, r.pools) @ head.w + head.b
+    from training.metrics import cell_area
+
+    want = pool_slice(feats, r.pools) @ head.w + head.b + size_w * np.log(cell_area(x))
     path = export_onnx(model, tmp_path / "m.onnx")
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [o.name for o in sess.get_outputs()] == ["logit", "cam"]
@@ -96,3 +99,29 @@ def test_shipped_network_reproduces_the_head_and_its_map_averages_to_the_logit(t
     np.testing.assert_allclose(z[:, 0], want, atol=1e-4)
     assert cam.shape == (3, 8, 8)
     np.testing.assert_allclose(cam.mean(axis=(1, 2)), z[:, 0], atol=2e-3)
+
+
+def test_size_adjusted_head_does_not_follow_size_within_a_class():
+    """Features that grow with the cell inside each class (texture scale): after the adjustment, a large healthy
+    cell scores like a small one, while the class difference the features carry is kept."""
+    from training.probe_cv import LOG_AREA, heads_for
+
+    rng = np.random.default_rng(0)
+    n = 400
+    y = np.repeat([0, 1], n // 2)
+    la = rng.normal(-2.0, 0.2, n) + 0.3 * y  # ALL cells larger on average
+    x = np.c_[la * 3 + rng.normal(0, 0.1, n), y * 1.0 + rng.normal(0, 0.5, n)]  # size-led + class-led feature
+    feats = {"d0": {"l": np.repeat(x, 2, axis=1)}, LOG_AREA: la}  # 2 'pools' of the one layer
+    r = Recipe("t", "vgg19", ("l",), ("gap",), size_adjust=True)
+    r_plain = Recipe("t", "vgg19", ("l",), ("gap",))
+    groups = np.array([f"s{i % 20}" for i in range(n)])
+    from training.probe_cv import test_logit
+
+    adj = heads_for(feats, r, np.arange(n), y, groups, [1.0])[0]
+    plain = heads_for(feats, r_plain, np.arange(n), y, groups, [1.0])[0]
+    big = np.array([0]), np.array([0])
+    feats_big = {"d0": {"l": np.repeat(np.c_[[-1.2 * 3], [0.0]], 2, axis=1)}, LOG_AREA: np.array([-1.2])}
+    feats_avg = {"d0": {"l": np.repeat(np.c_[[-2.0 * 3], [0.0]], 2, axis=1)}, LOG_AREA: np.array([-2.0])}
+    gap_adj = test_logit(feats_big, r, adj, big[0]) - test_logit(feats_avg, r, adj, big[0])
+    gap_plain = test_logit(feats_big, r_plain, plain, big[0]) - test_logit(feats_avg, r_plain, plain, big[0])
+    assert abs(gap_adj[0]) < 0.25 * abs(gap_plain[0])
