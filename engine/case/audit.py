@@ -7,7 +7,9 @@ One chain for both logs: every row has ``seq`` (1, 2, 3 ... across both tables, 
     hash = sha256(json.dumps([table, id, seq, <the row's content columns in schema order>, prev_hash],
                              ensure_ascii=False, separators=(",", ":")).encode("utf-8")).hexdigest()
 
-so changing, deleting, inserting or re-ordering any row breaks the chain at that row (a REPLACE is
+where a column added in a later schema version (:data:`LATER_COLS`: ``review_events.shown_in``, version 5) is
+among the content columns only when it is not NULL, so the rows written before it keep their hash; changing,
+deleting, inserting or re-ordering any row breaks the chain at that row (a REPLACE is
 refused by a trigger, an UPDATE or DELETE by the older triggers).  ``recorded_at`` / ``recorded_by``
 are the engine's: its clock and the operating-system account when the row was written, whatever the
 caller said in ``at`` / ``reviewer`` / ``by``.
@@ -62,11 +64,16 @@ REVIEW_COLS = (
     "sha256",
     "recorded_at",
     "recorded_by",
+    "shown_in",
 )
 CASE_COLS = ("case_root", "action", "by", "at", "text", "basis", "recorded_at", "recorded_by")
 RECORD_COLS = ("action", "target", "data", "by", "at", "recorded_at", "recorded_by")
 COLS = {"review_events": REVIEW_COLS, "case_events": CASE_COLS, "record_events": RECORD_COLS}
 CHAIN_COLS = ("seq", "prev_hash", "hash")
+#: content columns added by a later schema version -> that version: absent (not read, not written) in an older file,
+#: hashed only when not NULL (a row written before the column existed keeps its hash; one written since holds "" or
+#: a value, so setting it to anything else, NULL included, breaks the row's hash)
+LATER_COLS = {"shown_in": 5}
 #: the triggers that keep the logs append-only (a missing one is a broken record)
 TRIGGERS = tuple(f"{t}_no_{w}" for t in TABLES for w in ("update", "delete", "replace"))
 
@@ -125,15 +132,35 @@ def reviewer_name(settings_name: str | None = None) -> str:
 # ------------------------------------------------------------------------------------------ chain
 
 
+def columns(table: str, version: int) -> tuple[str, ...]:
+    """The content columns ``table`` has in a file of schema ``version``."""
+    return tuple(c for c in COLS[table] if LATER_COLS.get(c, 0) <= version)
+
+
+def select_list(cols: tuple[str, ...], version: int, prefix: str = "") -> str:
+    """A SELECT list of ``cols`` on a file of schema ``version`` (a column it does not have yet reads NULL)."""
+    return ", ".join(prefix + c if LATER_COLS.get(c, 0) <= version else "NULL" for c in cols)
+
+
+def version_of(conn: sqlite3.Connection) -> int:
+    """The file's schema version (``PRAGMA user_version``)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
 def row_hash(table: str, row_id: int, seq: int, values: Mapping[str, Any], prev: str) -> str:
-    content = [table, row_id, seq, *(values.get(c) for c in COLS[table]), prev]
+    content = [
+        table,
+        row_id,
+        seq,
+        *(values.get(c) for c in COLS[table] if c not in LATER_COLS or values.get(c) is not None),
+        prev,
+    ]
     return hashlib.sha256(json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
 def tables(conn: sqlite3.Connection) -> tuple[str, ...]:
     """The chained logs this file has (record_events from version 4 on)."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]  # (cheap: every append asks)
-    return TABLES if version >= 4 else TABLES[:2]
+    return TABLES if version_of(conn) >= 4 else TABLES[:2]  # (cheap: every append asks)
 
 
 def head(conn: sqlite3.Connection) -> tuple[int, str]:
@@ -187,8 +214,9 @@ def append(conn: sqlite3.Connection, table: str, values: Mapping[str, Any], reco
     for key, what in (("reviewer", "reviewer name"), ("by", "name")):
         if values.get(key):
             values[key] = _checked(values[key], what)
-    if conn.execute("PRAGMA user_version").fetchone()[0] < 3:  # a file not yet upgraded (tests of older ones)
-        cols = [c for c in COLS[table] if c in values and not c.startswith("recorded_")]
+    version = version_of(conn)
+    if version < 3:  # a file not yet upgraded (tests of older ones)
+        cols = [c for c in COLS[table] if c in values and not c.startswith("recorded_") and c not in LATER_COLS]
         cur = conn.execute(
             f"INSERT INTO {table}({', '.join(cols)}) VALUES({', '.join('?' * len(cols))})", [values[c] for c in cols]
         )
@@ -197,9 +225,9 @@ def append(conn: sqlite3.Connection, table: str, values: Mapping[str, Any], reco
     values["recorded_by"] = recorded_by or os_user()
     seq, prev = head(conn)
     row_id, seq = _next_id(conn, table), seq + 1
-    values = {c: values.get(c) for c in COLS[table]}
+    values = {c: ("" if c in LATER_COLS and values.get(c) is None else values.get(c)) for c in columns(table, version)}
     h = row_hash(table, row_id, seq, values, prev)
-    chained = ("id", *COLS[table], *CHAIN_COLS)
+    chained = ("id", *values, *CHAIN_COLS)
     conn.execute(
         f"INSERT INTO {table}({', '.join(chained)}) VALUES({', '.join('?' * len(chained))})",
         (row_id, *values.values(), seq, prev, h),
@@ -216,12 +244,13 @@ def chain_unchained(conn: sqlite3.Connection) -> int:
     """Hash the rows written before the chain existed (the upgrade to version 3): every review event by
     id, then every sign-off event by id.  Returns how many.  Needs the UPDATE triggers dropped."""
     seq, prev = head(conn)
-    n = 0
+    n, version = 0, version_of(conn)
     for t in tables(conn):
-        rows = conn.execute(f"SELECT id, {', '.join(COLS[t])} FROM {t} WHERE seq IS NULL ORDER BY id").fetchall()
+        cols = columns(t, version)
+        rows = conn.execute(f"SELECT id, {', '.join(cols)} FROM {t} WHERE seq IS NULL ORDER BY id").fetchall()
         for r in rows:
             seq += 1
-            values = dict(zip(COLS[t], r[1:]))
+            values = dict(zip(cols, r[1:]))
             h = row_hash(t, r[0], seq, values, prev)
             conn.execute(f"UPDATE {t} SET seq=?, prev_hash=?, hash=? WHERE id=?", (seq, prev, h, r[0]))
             prev, n = h, n + 1
@@ -230,17 +259,35 @@ def chain_unchained(conn: sqlite3.Connection) -> int:
 
 # ------------------------------------------------------------------------------------------ live state
 
-_REVIEW_FIELDS = ("label", "reviewer", "reviewed_at", "sha256", "model", "model_version", "model_label", "p_all")
+_REVIEW_FIELDS = (
+    "label",
+    "reviewer",
+    "reviewed_at",
+    "sha256",
+    "model",
+    "model_version",
+    "model_label",
+    "p_all",
+    "shown_in",
+)
 
 
 #: A review as the record check compares it: (label, reviewer, reviewed_at, sha256, model, model_version,
-#: model_label, p_all), text fields "" for missing.
-ReviewState = tuple[str, str, str, str, str, str, str, "float | None"]
+#: model_label, p_all, shown_in), text fields "" for missing.
+ReviewState = tuple[str, str, str, str, str, str, str, "float | None", str]
 SignOffState = tuple[str, str, str, str]  # (by, at, comment, basis)
 
 
 def review_state(
-    label: Any, reviewer: Any, at: Any, sha: Any, model: Any, version: Any, mlabel: Any, p_all: Any
+    label: Any,
+    reviewer: Any,
+    at: Any,
+    sha: Any,
+    model: Any,
+    version: Any,
+    mlabel: Any,
+    p_all: Any,
+    shown_in: Any = "",
 ) -> ReviewState | None:
     """The comparable form of a review from its column values (None: not a review label)."""
     if not is_review_label(label):
@@ -254,6 +301,7 @@ def review_state(
         version or "",
         mlabel or "",
         None if p_all is None else float(p_all),
+        shown_in or "",
     )
 
 
@@ -278,17 +326,26 @@ def _markers(conn: sqlite3.Connection) -> tuple[int, int, int, set[str]]:
 
 def state_of(rv: Review) -> ReviewState | None:
     return review_state(
-        rv.label, rv.reviewer, rv.reviewed_at, rv.sha256, rv.model, rv.model_version, rv.model_label, rv.p_all
+        rv.label,
+        rv.reviewer,
+        rv.reviewed_at,
+        rv.sha256,
+        rv.model,
+        rv.model_version,
+        rv.model_label,
+        rv.p_all,
+        rv.shown_in,
     )
 
 
 def derived_reviews(conn: sqlite3.Connection, start_id: int | None = None) -> dict[str, ReviewState | None]:
-    """path -> the review (label, reviewer, reviewed_at, sha256, model, model_version, model_label, p_all)
-    the history leads to, for every path it names (None: no review): :func:`.replay.replay` (the one the
+    """path -> the review (label, reviewer, reviewed_at, sha256, model, model_version, model_label, p_all,
+    shown_in) the history leads to, for every path it names (None: no review): :func:`.replay.replay` (the one the
     store restores the undo history with), from the last close on."""
     if start_id is None:
         start_id = _markers(conn)[0]
-    rows = conn.execute(f"SELECT {', '.join(replay.COLUMNS)} FROM review_events WHERE id > ? ORDER BY id", (start_id,))
+    cols = select_list(replay.COLUMNS, version_of(conn))
+    rows = conn.execute(f"SELECT {cols} FROM review_events WHERE id > ? ORDER BY id", (start_id,))
     return {path: None if rv is None else state_of(rv) for path, rv in replay.replay(rows).current.items()}
 
 
@@ -306,12 +363,10 @@ def derived_signoffs(conn: sqlite3.Connection) -> dict[str, SignOffState | None]
 
 
 def live_reviews(conn: sqlite3.Connection) -> dict[str, ReviewState | None]:
+    cols = select_list(_REVIEW_FIELDS, version_of(conn), "r.")
     return {
         path: review_state(*rest)
-        for path, *rest in conn.execute(
-            "SELECT c.path, r.label, r.reviewer, r.reviewed_at, r.sha256, r.model, r.model_version, r.model_label,"
-            " r.p_all FROM reviews r JOIN cells c ON c.id = r.cell_id"
-        )
+        for path, *rest in conn.execute(f"SELECT c.path, {cols} FROM reviews r JOIN cells c ON c.id = r.cell_id")
     }
 
 
@@ -347,7 +402,7 @@ def verify(conn: sqlite3.Connection, triggers: Mapping[str, str] | None = None) 
         from .schema import TRIGGER_SQL
 
         triggers = TRIGGER_SQL
-    logs = tables(conn)
+    logs, version = tables(conn), version_of(conn)
     have = {r[0]: r[1] for r in conn.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'")}
     for t in TRIGGERS:
         if t.rsplit("_no_", 1)[0] not in logs:
@@ -358,10 +413,10 @@ def verify(conn: sqlite3.Connection, triggers: Mapping[str, str] | None = None) 
             return Problem(f"trigger {t}", "was changed: it no longer keeps the history append-only")
     rows = []
     for t in logs:
-        cols = ", ".join(("id", *COLS[t], *CHAIN_COLS))
-        for r in conn.execute(f"SELECT {cols} FROM {t} ORDER BY id"):
-            n = len(COLS[t])
-            rows.append((t, r[0], dict(zip(COLS[t], r[1 : 1 + n])), *r[1 + n :]))
+        content = columns(t, version)
+        for r in conn.execute(f"SELECT {', '.join(('id', *content, *CHAIN_COLS))} FROM {t} ORDER BY id"):
+            n = len(content)
+            rows.append((t, r[0], dict(zip(content, r[1 : 1 + n])), *r[1 + n :]))
     last_seq = {t: 0 for t in logs}
     for t, rid, _v, seq, _p, _h in rows:  # per table: ids and chain order agree
         if seq is None or not isinstance(seq, int):
@@ -402,10 +457,15 @@ def verify(conn: sqlite3.Connection, triggers: Mapping[str, str] | None = None) 
 
 
 def _differs(what: str, history: tuple[Any, ...] | None, live: tuple[Any, ...] | None) -> str:
+    where = what == "review" and history is not None and live is not None and history[:8] == live[:8]
+
     def say(v: tuple[Any, ...] | None) -> str:
         if v is None:
             return "none"
-        return f"{v[0]} by {v[1]} at {v[2]}" if what == "review" else f"by {v[0]} at {v[1]}"
+        if what != "review":
+            return f"by {v[0]} at {v[1]}"
+        seen = (f", seen in the {v[8]}" if v[8] else ", where it was seen not recorded") if where else ""
+        return f"{v[0]} by {v[1]} at {v[2]}{seen}"
 
     return f"the live {what} ({say(live)}) is not the one the history leads to ({say(history)})"
 
@@ -462,6 +522,7 @@ def import_row(
             "model_version": rv[5] if rv else "",
             "model_label": (rv[6] or None) if rv else None,
             "p_all": rv[7] if rv else None,
+            "shown_in": rv[8] if rv else "",
         },
         recorded_by,
     )

@@ -6,7 +6,8 @@
 - :func:`review_history_rows` / :func:`write_reviews`: the audit trail of a case file as a CSV
   (``<report stem>_reviews.csv`` beside the report), columns :data:`REVIEW_COLUMNS`:
   ``cell`` (file name), ``old``/``new`` (label before/after, empty = none), ``who``, ``when`` (ISO 8601 UTC),
-  ``model``, ``model_version``, ``action`` (review | undo | redo | stale), ``step``, ``path``.
+  ``model``, ``model_version``, ``action`` (review | undo | redo | stale), ``step``, ``path``, ``shown_in``
+  (where the person saw the cell before the review: walk | preview | gallery page; empty = not recorded).
 - :func:`pdf_signoffs`: the document's sign-offs in the form :func:`engine.pdf_report.write_case_pdf` takes
   (the summary takes ``doc.signoffs`` as it is: ``report.summarize(rows, signoffs=doc.signoffs, sample_ids=doc.sample_ids)``).
 - :func:`export_store`: all of them from a case file (``leukoscan-cli export`` runs it).
@@ -39,6 +40,7 @@ REVIEW_COLUMNS: tuple[str, ...] = (
     "action",
     "step",
     "path",
+    "shown_in",
 )
 
 
@@ -139,6 +141,7 @@ def _history(events: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
             "action": e["action"],
             "step": str(e["step"]),
             "path": e["path"],
+            "shown_in": e.get("shown_in") or "",
         }
         for e in events
     ]

@@ -38,9 +38,10 @@ COLUMNS = (
     "model_label",
     "p_all",
     "sha256",
+    "shown_in",  # (schema version 5; read as NULL from an older file: :func:`.audit.select_list`)
 )
 
-Row = Sequence[Any]  # one review_events row with the COLUMNS (SQLite values: untyped)
+Row = Sequence[Any]  # one review_events row with the COLUMNS (SQLite values: untyped; shown_in may be left off)
 Change = tuple[str, "Review | None", "Review | None"]  # (path, old, new)
 
 
@@ -53,6 +54,7 @@ def review_of(
     version: Any = "",
     model_label: Any = None,
     p_all: Any = None,
+    shown_in: Any = "",
 ) -> Review | None:
     """The review a log row names (None when ``label`` is no review label: a clear, or nothing)."""
     if not isinstance(label, str) or not is_review_label(label):
@@ -66,6 +68,7 @@ def review_of(
         str(version or ""),
         None if model_label is None else str(model_label),
         None if p_all is None else float(p_all),
+        str(shown_in or ""),
     )
 
 
@@ -99,12 +102,12 @@ def replay(rows: Iterable[Row]) -> History:
         group = list(grouped)
         if action == ReviewAction.REVIEW:
             changes: list[Change] = []
-            for _n, _a, path, old_label, new_label, who, at, model, version, mlabel, p_all, sha in group:
+            for _n, _a, path, old_label, new_label, who, at, model, version, mlabel, p_all, sha, *seen in group:
                 key = str(path)
                 old = current.get(key)
                 if (old.label if old else None) != old_label:  # the log began mid-way (a document written whole)
                     old = review_of(old_label)
-                new = review_of(new_label, who, at, sha, model, version, mlabel, p_all)
+                new = review_of(new_label, who, at, sha, model, version, mlabel, p_all, *seen[:1])
                 current[key] = new
                 changes.append((key, old, new))
             first = group[0]
@@ -123,8 +126,8 @@ def replay(rows: Iterable[Row]) -> History:
             for r in group:
                 current[str(r[2])] = None
         elif action == ReviewAction.IMPORT:
-            for _n, _a, path, _old, new_label, who, at, model, version, mlabel, p_all, sha in group:
-                current[str(path)] = review_of(new_label, who, at, sha, model, version, mlabel, p_all)
+            for _n, _a, path, _old, new_label, who, at, model, version, mlabel, p_all, sha, *seen in group:
+                current[str(path)] = review_of(new_label, who, at, sha, model, version, mlabel, p_all, *seen[:1])
     return h
 
 

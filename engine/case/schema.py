@@ -1,6 +1,6 @@
 """The case file's schema, its migrations and how a file is checked and opened (:mod:`.store` uses them).
 
-Schema version 3 (``PRAGMA user_version`` = the ``meta`` row ``schema_version``)::
+Schema version 5 (``PRAGMA user_version`` = the ``meta`` row ``schema_version``)::
 
     meta(key TEXT PRIMARY KEY, value TEXT)
         schema_version, session_id, started (ISO 8601 UTC), saved (last commit), app_version (the LeukoScan
@@ -50,6 +50,11 @@ Schema version 3 (``PRAGMA user_version`` = the ``meta`` row ``schema_version``)
         clock and OS account (:mod:`.audit`); triggers *_no_replace refuse an INSERT (OR REPLACE) of an
         existing id.  The live reviews and signoffs must be what the history leads to (checked on open:
         :attr:`.store.CaseStore.problem`, and by :meth:`.store.CaseStore.verify` before every export).
+    record_events (version 4): the record's other numbers in the same chain (:mod:`.ledger`).
+    reviews.shown_in TEXT NOT NULL DEFAULT '', review_events.shown_in TEXT                           (version 5)
+        where the person saw the cell before the review (walk | preview | gallery page; "" = not recorded);
+        in the chain (:data:`.audit.LATER_COLS`: hashed when not NULL, so rows written before version 5 keep
+        their hash) and in the live-reviews check
 
 Versions: :data:`MIGRATIONS` [i] migrates version i to i + 1 (0 = an empty file), each in one
 transaction.  A file that is not SQLite, is damaged (``PRAGMA quick_check``), or comes from a newer
@@ -206,6 +211,19 @@ def _migrate_v4(conn: sqlite3.Connection) -> None:
     ledger.log_state(conn, "LeukoScan (upgrade)")
 
 
+_V5 = (
+    "ALTER TABLE reviews ADD COLUMN shown_in TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE review_events ADD COLUMN shown_in TEXT",  # NULL in the rows before: their hashes hold
+)
+
+
+def _migrate_v5(conn: sqlite3.Connection) -> None:
+    """Version 5: where a person saw a cell before its review (``shown_in``: walk | preview | gallery page; ""
+    = not recorded), on the live review and in its history row (:data:`.audit.LATER_COLS`)."""
+    for stmt in _V5:
+        conn.execute(stmt)
+
+
 #: The exact text of every trigger that keeps a log append-only (:func:`.audit.verify` compares them: a trigger
 #: recreated with another text, e.g. ``WHEN 0``, is a broken record).
 TRIGGER_SQL: dict[str, str] = {
@@ -215,7 +233,13 @@ TRIGGER_SQL: dict[str, str] = {
 #: ``MIGRATIONS[i](conn)`` turns a version-i file into version i + 1 (inside a transaction the caller
 #: commits, together with the new ``user_version``).  The current version is ``len(MIGRATIONS)``;
 #: a new version is one more entry here.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _migrate_v1,
+    _migrate_v2,
+    _migrate_v3,
+    _migrate_v4,
+    _migrate_v5,
+]
 
 
 def schema_version() -> int:

@@ -229,6 +229,7 @@ class CaseStore:
             c = self._conn
             c.execute("BEGIN")  # one consistent snapshot while the writer may be committing
             try:
+                version = audit.version_of(c)
                 meta = dict(c.execute("SELECT key, value FROM meta").fetchall())
                 case_rows = c.execute("SELECT id, root, name, sample_id FROM cases ORDER BY id").fetchall()
                 opened = c.execute("SELECT path, is_dir FROM opened ORDER BY rowid").fetchall()
@@ -244,15 +245,14 @@ class CaseStore:
                     "SELECT cell_id, model, card_sha256, sha256, status, error, p_all, member_p,"
                     " members_disagree, qc FROM results"
                 ).fetchall()
+                seen = audit.select_list(("shown_in",), version)  # where the cell was seen (version 5 on)
                 review_rows = c.execute(
                     "SELECT cell_id, label, reviewer, reviewed_at, sha256, model, model_version,"
-                    " model_label, p_all FROM reviews"
+                    f" model_label, p_all, {seen} FROM reviews"
                 ).fetchall()
                 history_from = int(meta.get("history_from") or 0)
                 event_rows = c.execute(
-                    "SELECT step, action, path, old_label, new_label, reviewer, at, model,"
-                    " model_version, model_label, p_all, sha256 FROM review_events WHERE id > ?"
-                    " ORDER BY id",
+                    f"SELECT {audit.select_list(replay.COLUMNS, version)} FROM review_events WHERE id > ? ORDER BY id",
                     (history_from,),
                 ).fetchall()
                 last_step = (
@@ -320,11 +320,11 @@ class CaseStore:
         model = meta.get("model") or None
         if model in doc.facts:
             doc.set_model(doc.facts[model])  # derives every cell's class and flag
-        for cid, label, reviewer, at, sha, rmodel, rversion, rlabel, rp in review_rows:
+        for cid, label, reviewer, at, sha, rmodel, rversion, rlabel, rp, shown in review_rows:
             known = by_id.get(cid)
             if known is not None and is_review_label(label):
                 known.review = Review(
-                    label, reviewer or "", at or "", sha or "", rmodel or "", rversion or "", rlabel, rp
+                    label, reviewer or "", at or "", sha or "", rmodel or "", rversion or "", rlabel, rp, shown or ""
                 )
         doc.exported_at = meta.get("exported_at") or ""
         doc.unexported = meta.get("unexported") == "1"

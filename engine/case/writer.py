@@ -132,9 +132,13 @@ def _thresholds(conn: sqlite3.Connection, op: o.SetThresholds) -> None:
 
 
 def _put_reviews(conn: sqlite3.Connection, rows: Sequence[tuple[str, Review]]) -> None:  # the live table only
+    seen = audit.version_of(conn) >= audit.LATER_COLS["shown_in"]  # where the cell was seen: schema version 5 on
+    cols = "cell_id, label, reviewer, reviewed_at, sha256, model, model_version, model_label, p_all" + (
+        ", shown_in" if seen else ""
+    )
     conn.executemany(
-        "INSERT OR REPLACE INTO reviews(cell_id, label, reviewer, reviewed_at, sha256, model, model_version,"
-        " model_label, p_all) SELECT id, ?, ?, ?, ?, ?, ?, ?, ? FROM cells WHERE path=?",
+        f"INSERT OR REPLACE INTO reviews({cols}) SELECT id, ?, ?, ?, ?, ?, ?, ?, ?{', ?' if seen else ''}"
+        " FROM cells WHERE path=?",
         [
             (
                 rv.label,
@@ -145,6 +149,7 @@ def _put_reviews(conn: sqlite3.Connection, rows: Sequence[tuple[str, Review]]) -
                 rv.model_version,
                 rv.model_label,
                 rv.p_all,
+                *((rv.shown_in,) if seen else ()),
                 key,
             )
             for key, rv in rows
@@ -189,19 +194,21 @@ def _log_reviews(conn: sqlite3.Connection, op: o.LogReviews) -> None:
                 "model_label": rv.model_label if rv else None,
                 "p_all": rv.p_all if rv else None,
                 "sha256": rv.sha256 if rv else "",
+                "shown_in": rv.shown_in if rv else "",
             },
         )
 
 
 def _stale(conn: sqlite3.Connection, op: o.SetStale) -> None:
     for key in op.keys:
+        seen = audit.select_list(("shown_in",), audit.version_of(conn), "r.")
         row = conn.execute(
-            "SELECT r.cell_id, r.label, r.model, r.model_version, r.model_label, r.p_all, r.sha256"
+            f"SELECT r.cell_id, r.label, r.model, r.model_version, r.model_label, r.p_all, r.sha256, {seen}"
             " FROM reviews r JOIN cells c ON c.id = r.cell_id WHERE c.path=?",
             (key,),
         ).fetchone()
         if row is not None:  # only a review that was still current is set aside (and logged)
-            cid, label, model, version, mlabel, p_all, sha = row
+            cid, label, model, version, mlabel, p_all, sha, shown = row
             conn.execute("DELETE FROM reviews WHERE cell_id=?", (cid,))
             audit.append(
                 conn,
@@ -220,6 +227,7 @@ def _stale(conn: sqlite3.Connection, op: o.SetStale) -> None:
                     "model_label": mlabel,
                     "p_all": p_all,
                     "sha256": sha,
+                    "shown_in": shown or "",
                 },
             )
         if op.content_changed:  # its results were dropped: classified again

@@ -182,7 +182,7 @@ def test_schema_is_plain_sqlite_with_meta(tmp_path):
     store.close()
     con = sqlite3.connect(path)
     meta = dict(con.execute("SELECT key, value FROM meta"))
-    assert meta["schema_version"] == "4" == str(con.execute("PRAGMA user_version").fetchone()[0])
+    assert meta["schema_version"] == "5" == str(con.execute("PRAGMA user_version").fetchone()[0])
     assert {"session_id", "started", "saved", "app_version", "model", "exported_at", "unexported"} <= set(meta)
     assert meta["model"] == "ens" and meta["unexported"] == "1"
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
