@@ -148,6 +148,7 @@ class ExportFlow(QObject):
             Path(pdf),
             self.doc,
             [c for c in self.doc.cells_of(case) if c.result is not None],
+            self.bridge.store,  # its chain head is printed under the signature
             on_done=self._done,
             on_failed=self._failed,
         )

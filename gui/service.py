@@ -125,6 +125,15 @@ class FilesChanged:
     cells: list
 
 
+def _record(store) -> tuple[int, str] | None:
+    """(rows, head) of ``store``'s history chain once what is queued is written (on a worker): the anchor a report
+    prints, as the CLI's do (``leukoscan-cli verify STORE --report FILE``); None without a store."""
+    if store is None:
+        return None
+    store.flush(10.0)
+    return store.head()
+
+
 class EngineService(QObject):
     def __init__(self, registry_dirs: Sequence[str | Path] | None = None, parent=None) -> None:
         super().__init__(parent)
@@ -282,7 +291,9 @@ class EngineService(QObject):
         on_failed: Callable[[str], None],
     ) -> int:
         """Write the per-cell and summary CSVs, and the review history beside them, in the background
-        (``bom``: UTF-8 with a byte-order mark, the setting for Excel).
+        (``bom``: UTF-8 with a byte-order mark, the setting for Excel).  With the window's case ``store``, the
+        summary carries the record's chain length and head (``record_rows``/``record_head``), as the CLI's
+        does: ``leukoscan-cli verify STORE --report SUMMARY.csv`` checks the record against it.
 
         The report is a snapshot of ``doc`` taken now, on the GUI thread (model, threshold, the cells'
         immutable results and reviews); returns its revision, so the caller can tell whether anything
@@ -291,11 +302,12 @@ class EngineService(QObject):
 
         def work(_state):
             rows = cell_rows(snap)
+            record = _record(store)
             write_cell_report(cells_csv, rows, bom=bom)
-            write_summary(summary_csv, summarize(rows, signoffs=snap.signoffs, sample_ids=snap.sample_ids), bom=bom)
+            sums = summarize(rows, signoffs=snap.signoffs, sample_ids=snap.sample_ids, record=record)
+            write_summary(summary_csv, sums, bom=bom)
             written = [str(cells_csv), str(summary_csv)]
             if store is not None:
-                store.flush(10.0)
                 hist = reviews_path(cells_csv)
                 write_reviews(hist, review_history_rows(store), bom=bom)
                 written.append(str(hist))
@@ -305,10 +317,19 @@ class EngineService(QObject):
         return snap.revision
 
     def export_pdf(
-        self, pdf: Path, doc, cells: list, *, on_done: Callable[[list[str]], None], on_failed: Callable[[str], None]
+        self,
+        pdf: Path,
+        doc,
+        cells: list,
+        store=None,
+        *,
+        on_done: Callable[[list[str]], None],
+        on_failed: Callable[[str], None],
     ) -> int:
         """Write the printable case report (:mod:`engine.pdf_report`) of a snapshot of ``doc`` in the
-        background -> ``on_done([pdf])`` / ``on_failed(message)``; returns the snapshot's revision."""
+        background -> ``on_done([pdf])`` / ``on_failed(message)``; returns the snapshot's revision.  With the
+        window's case ``store``, the PDF prints the record's chain length and head under the signature (the
+        anchor ``leukoscan-cli verify STORE --report THIS.pdf`` checks), as the CLI's does."""
         snap = snapshot(doc, cells)
         signoffs = {root: so.as_dict() for root, so in snap.signoffs.items()}
         reg = self._registry
@@ -320,7 +341,8 @@ class EngineService(QObject):
             cards = {}
             if reg is not None:
                 cards = {n: reg.get(n) for n in {r.get("model", "") for r in rows} if n in reg}
-            write_case_pdf(pdf, rows, sample_ids=snap.sample_ids, signoffs=signoffs, card=cards)
+            record = _record(store)
+            write_case_pdf(pdf, rows, sample_ids=snap.sample_ids, signoffs=signoffs, card=cards, record=record)
             return [str(pdf)]
 
         self._start(work, on_result=on_done, on_error=lambda exc: on_failed(f"{type(exc).__name__}: {exc}"))
