@@ -124,8 +124,7 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.inter_op_num_threads = 1
-    if threads:
-        so.intra_op_num_threads = int(threads)
+    so.intra_op_num_threads = int(threads or default_threads())
     so.log_severity_level = 3  # errors only; provider fallbacks are reported by us
     return so
 
@@ -336,4 +335,36 @@ class Classifier:
 
 
 def default_threads() -> int:
-    return max(1, os.cpu_count() or 1)
+    """onnxruntime's intra-op threads when none are asked for: the physical cores this process may use (a second
+    hyper-thread per core only contends for the same vector units in a convolution)."""
+    return physical_cores()
+
+
+def physical_cores(cpuinfo: str | None = None, allowed: set[int] | None = None) -> int:
+    """Distinct (package, core) pairs among the CPUs this process may run on (``os.sched_getaffinity``), read
+    from /proc/cpuinfo; the usable logical CPUs where that file or its core ids are missing (not Linux, most
+    ARM boards).  ``cpuinfo``/``allowed``: for tests."""
+    if allowed is None:
+        try:
+            allowed = set(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            allowed = set(range(os.cpu_count() or 1))
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+                cpuinfo = fh.read()
+        except OSError:
+            cpuinfo = ""
+    cores: set[tuple[str, str]] = set()
+    for block in cpuinfo.split("\n\n"):
+        pairs = (line.partition(":") for line in block.splitlines())
+        fields = {k.strip(): v.strip() for k, sep, v in pairs if sep}
+        if "processor" not in fields or "core id" not in fields:
+            continue
+        try:
+            cpu = int(fields["processor"])
+        except ValueError:
+            continue
+        if cpu in allowed:
+            cores.add((fields.get("physical id", "0"), fields["core id"]))
+    return max(1, len(cores) or len(allowed))
