@@ -49,10 +49,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .domain.labels import LABELS
 from .preprocess import DIHEDRAL_VIEWS, Preprocessing
 
 SCHEMA_VERSION = 1
-CLASSES = ("ALL", "HEM")
+CLASSES = LABELS  # (engine.domain.labels: the one tuple of class names)
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 

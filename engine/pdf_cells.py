@@ -5,16 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from .pdf_doc import DARK, RED, ReportDoc
 from .preprocess import ImageDecodeError, open_rgb
-
-if TYPE_CHECKING:
-    from .pdf_report import _Doc
 
 THUMB_PX = 96  # thumbnails are downscaled to this many pixels a side before embedding
 THUMB_CAP = 60  # per group and case; then "and N more" (not for the cells counted as ALL: every one is shown)
-DARK, RED = (90, 90, 90), (200, 30, 30)  # the report's text grey and warning red
 FRAME = (150, 150, 150)  # the thin frame around every thumbnail
 _THUMB_MM, _THUMB_GAP, _CAPTION_MM = 21.0, 2.0, 6.5
 
@@ -42,7 +38,7 @@ def _caption(r: Mapping[str, str]) -> tuple[str, str]:
     return first, f"{call}>{final} {who}"
 
 
-def cell_thumbnails(pdf: _Doc, title: str, rows: list[dict[str, str]], cap: int | None = THUMB_CAP) -> None:
+def cell_thumbnails(pdf: ReportDoc, title: str, rows: list[dict[str, str]], cap: int | None = THUMB_CAP) -> None:
     per_row = int((pdf.epw + _THUMB_GAP) // (_THUMB_MM + _THUMB_GAP))
     step_y = _THUMB_MM + _CAPTION_MM + 2
     pdf.heading(f"{title} ({len(rows)})", keep=step_y if rows else 5)

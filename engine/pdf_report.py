@@ -17,21 +17,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fpdf import FPDF
 from fpdf.fonts import FontFace
 from fpdf.util import Padding
 
-from . import __version__
 from .card import ModelCard, sha256_file
 from .case.anchor import record_line
-from .case.rules import CaseCounts
+from .domain.rules import CaseCounts
 from .fileio import atomic_open
 from .heldout import plain_words
 from .localtime import local_time
-from .pdf_cells import DARK as _DARK
-from .pdf_cells import RED as _RED
 from .pdf_cells import cell_thumbnails
-from .pdf_fonts import install_fonts
+from .pdf_doc import RED as _RED
+from .pdf_doc import ReportDoc as _Doc
 from .report import signoff_check
 from .report_cases import CaseReport, ModelUse, cases_of
 
@@ -50,7 +47,6 @@ INTERPRETATION = (
 )
 BINS = 20
 
-_MARGIN = 12.0
 _GREY = (225, 225, 225)
 _AMBER = (230, 159, 0)  # the window's review colour (gui.style.REVIEW_COLOR)
 _PAD = Padding.new(1.5)  # mm around the intended-use box (fpdf's type hints say int; Padding takes mm)
@@ -62,64 +58,6 @@ class _Meta:
     signoff: Mapping[str, Any] | None
     known: bool = True  # False: the source (a per-cell CSV alone) does not say the sample id or the sign-off
     record: tuple[int, str] | None = None  # (rows, head) of the case record's hash chain the report was written from
-
-
-class _Doc(FPDF):
-    def __init__(self, generated: str, fonts_found=None, search_fonts: bool = True):
-        super().__init__(orientation="portrait", unit="mm", format="A4")
-        self.generated = generated
-        self.set_margins(_MARGIN, _MARGIN, _MARGIN)
-        self.set_auto_page_break(True, margin=16)
-        self.ls_fonts = install_fonts(self, fonts_found, search=search_fonts)
-        self.set_title("LeukoScan case report")
-        self.set_creator(f"LeukoScan {__version__}")
-
-    def t(self, s: object) -> str:
-        return self.ls_fonts.text(s)
-
-    def font(self, size: float, bold: bool = False, mono: bool = False) -> None:
-        self.set_font(self.ls_fonts.mono if mono else self.ls_fonts.sans, "B" if bold and not mono else "", size)
-
-    def footer(self) -> None:
-        self.set_y(-11)
-        self.font(7.5)
-        self.set_text_color(*_DARK)
-        self.cell(
-            self.epw * 0.75,
-            5,
-            self.t(f"LeukoScan {__version__} (research tool, not a diagnostic device) - generated {self.generated}"),
-        )
-        self.cell(self.epw * 0.25, 5, f"page {self.page_no()} of {{nb}}", align="R")
-        self.set_text_color(0, 0, 0)
-
-    def fits(self, height: float) -> bool:
-        return self.get_y() + height <= self.page_break_trigger
-
-    def need(self, height: float) -> None:
-        """A new page unless ``height`` mm still fit on this one (keeps a block together)."""
-        if not self.fits(height):
-            self.add_page()
-
-    def heading(self, text: str, keep: float = 8) -> None:
-        """A section title, on a new page unless ``keep`` mm of its content fit below it."""
-        self.need(8 + keep)
-        self.ln(2)
-        self.font(11, bold=True)
-        self.multi_cell(0, 6, self.t(text), new_x="LMARGIN", new_y="NEXT")  # a long title wraps, never runs off
-        self.font(9)
-
-    def fit(self, text: str, width: float) -> str:
-        """``text`` shortened with "..." in the middle to fit ``width`` mm in the current font."""
-        text = self.t(text)
-        if self.get_string_width(text) <= width:
-            return text
-        keep = len(text)
-        while keep > 4:
-            keep -= 1
-            short = text[: keep // 2] + "..." + text[len(text) - keep // 2 :]
-            if self.get_string_width(short) <= width:
-                return short
-        return text[:3] + "..."
 
 
 # ------------------------------------------------------------------------------------------ pieces

@@ -39,7 +39,7 @@ import numpy as np
 
 from . import qc as qc_rules
 from .card import ModelError
-from .case.kinds import CellStatus
+from .domain.kinds import CellStatus
 from .fileio import MAX_FILE_BYTES, FileRefused, describe_os_error, read_regular_file
 from .model import NON_FINITE, Classifier, Prediction
 from .preprocess import ImageDecodeError, Preprocessing, is_supported, open_rgb, preprocess_image

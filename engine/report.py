@@ -40,10 +40,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from .case import rules as case_rules
-from .case.kinds import CellStatus
-from .case.rules import CaseCounts
 from .case.values import Review
+from .domain import rules as case_rules
+from .domain.kinds import CellStatus
+from .domain.rules import CaseCounts
 from .fileio import atomic_open
 from .pipeline import FLAG_REASONS, CellResult, decide, flag_reasons, in_review_band
 
@@ -304,6 +304,12 @@ def flag_counts(rows: Iterable[Mapping[str, str]]) -> dict[str, int]:
     return counts
 
 
+def row_final_label(r: Mapping[str, str]) -> str | None:
+    """The final label of a per-cell report row (:func:`.rules.final_label` of its prediction, review and QC):
+    the one rule every reader of a report (the counts, the exclusions, the printed report) applies to a row."""
+    return case_rules.final_label(r.get("prediction") or None, r.get("reviewed_label") or None, r.get("qc") or "")
+
+
 def count_row(cc: CaseCounts, r: Mapping[str, str]) -> None:
     """Count one per-cell report row into ``cc`` by the case rule (the same as the window's cells)."""
     ok = r.get("status") == CellStatus.OK
@@ -311,7 +317,7 @@ def count_row(cc: CaseCounts, r: Mapping[str, str]) -> None:
         cc.add(None, None, False, False)
         return
     reviewed = r.get("reviewed_label") or ""
-    label = case_rules.final_label(r.get("prediction") or None, reviewed or None, r.get("qc") or "")
+    label = row_final_label(r)
     cc.add(
         CellStatus.OK if ok else CellStatus.ERROR,
         label,
@@ -372,8 +378,7 @@ def excluded_reason_of(r: Mapping[str, str]) -> str:
     """Why the row's cell does not count ("" when it counts): a reviewer's exclusion or a failed QC."""
     if r.get("status") != CellStatus.OK:
         return ""
-    label = case_rules.final_label(r.get("prediction") or None, r.get("reviewed_label") or None, r.get("qc") or "")
-    return case_rules.exclusion_reason(label)
+    return case_rules.exclusion_reason(row_final_label(r))
 
 
 def exclusions_text(rows: Iterable[Mapping[str, str]]) -> str:

@@ -12,9 +12,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .case.kinds import CellStatus
-from .case.rules import CaseCounts, final_label, label_class, overridden
-from .report import count_rows, excluded_reason_of, row_flagged, summarize
+from .domain.kinds import CellStatus
+from .domain.labels import ALL
+from .domain.rules import CaseCounts, label_class, overridden
+from .report import count_rows, excluded_reason_of, row_final_label, row_flagged, summarize
 
 
 @dataclass(frozen=True)
@@ -106,12 +107,7 @@ def case_of(root: str, rows: list[dict[str, str]]) -> CaseReport:
         p_all=[p for p in map(_p, ok) if p is not None],
         overridden=overridden,
         flagged=[r for r in ok if row_flagged(r)],  # the count of the verdict table: one rule, one number
-        blasts=[
-            r
-            for r in ok
-            if label_class(final_label(r.get("prediction") or None, r.get("reviewed_label") or None, r.get("qc") or ""))
-            == "ALL"
-        ],
+        blasts=[r for r in ok if label_class(row_final_label(r)) == ALL],
         excluded=[r for r in ok if excluded_reason_of(r)],
     )
 

@@ -32,7 +32,10 @@ from engine.cam import cam_available, cell_cam  # noqa: F401  (the preview's ove
 from engine.card import ModelError
 from engine.case.document import cards_digest
 from engine.case.export import cell_rows, review_history_rows, reviews_path, snapshot, write_reviews
-from engine.case.store import CaseStore, StoreError, move_aside, rehash_changed
+from engine.case.headless import rehash_changed
+from engine.case.store import CaseStore, StoreError, move_aside
+from engine.domain.kinds import StoreErrorKind
+from engine.domain.store_files import store_paths
 from engine.fileio import read_regular_file  # noqa: F401  (thumbnails: regular files only, bounded read)
 from engine.heldout import donor_chart, plain_words, reliability_table  # noqa: F401  (the card view: words, charts)
 from engine.pipeline import classify, scan
@@ -369,7 +372,7 @@ class EngineService(QObject):
                 doc = store.load() if load else None
             except StoreError as exc:
                 moved = None
-                if load and move_damaged and exc.kind == "damaged" and Path(path).exists():
+                if load and move_damaged and exc.kind == StoreErrorKind.DAMAGED and Path(path).exists():
                     try:
                         moved = move_aside(path)
                     except OSError:
@@ -433,7 +436,7 @@ class EngineService(QObject):
 
     def remove_file(self, path: Path) -> None:
         def work(_state):
-            for p in (Path(path), Path(str(path) + ".lock"), Path(str(path) + "-wal"), Path(str(path) + "-shm")):
+            for p in store_paths(path, lock=True):
                 try:
                     p.unlink()
                 except OSError:

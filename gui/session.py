@@ -28,6 +28,7 @@ from engine.case.records import (  # noqa: F401  (re-exported: gui reaches engin
     rename_store,
     store_name,
 )
+from engine.domain.store_files import store_paths
 
 
 def new_session_id() -> str:
@@ -84,11 +85,7 @@ class SessionFiles:
         """Unlock; ``delete``: also remove the store (a session closed normally with nothing worth keeping)."""
         if self._lock is not None:
             if delete and self.path is not None:
-                for p in (
-                    self.path,
-                    self.path.with_name(self.path.name + "-wal"),
-                    self.path.with_name(self.path.name + "-shm"),
-                ):
+                for p in store_paths(self.path):
                     try:
                         p.unlink()
                     except FileNotFoundError:

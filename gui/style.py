@@ -3,6 +3,8 @@ colour-vision deficiencies; every colour is paired with text: ALL/HEM, ?, check 
 
 from PySide6.QtGui import QColor
 
+from engine.domain.labels import ALL, HEM, is_excluded
+
 ALL_COLOR = QColor("#c0392b")  # ALL blast: red
 HEM_COLOR = QColor("#2471a3")  # HEM normal: blue
 REVIEW_COLOR = QColor("#e69f00")  # needs review: amber
@@ -19,17 +21,17 @@ TABLE_SELECTION = "#5b6270"  # selected table rows: neutral slate, distinct from
 
 
 def label_color(label: str | None) -> QColor:
-    if label == "ALL":
+    if label == ALL:
         return ALL_COLOR
-    if label == "HEM":
+    if label == HEM:
         return HEM_COLOR
-    if label and label.startswith("EXCLUDED"):
+    if is_excluded(label):
         return EXCLUDED_COLOR
     return PENDING_COLOR
 
 
 def short_label(label: str | None) -> str:
     """ALL / HEM / "excl." for a tile badge (an exclusion's reason is in the tooltip and the preview)."""
-    if label and label.startswith("EXCLUDED"):
+    if is_excluded(label):
         return "excl."
     return label or ""

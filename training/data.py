@@ -27,11 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.domain.labels import LABELS
 from engine.preprocess import Preprocessing, is_supported, load_rgb, preprocess_file
 
 from .files import write_json
 
-CLASSES = ("ALL", "HEM")  # label 1 = ALL (positive), 0 = HEM
+CLASSES = LABELS  # label 1 = ALL (positive), 0 = HEM (engine.domain.labels: the one tuple of class names)
 _SUBJECT_RE = re.compile(r"^UID_(H?)([0-9A-Z]+)_", re.IGNORECASE)
 CSV_COLUMNS = ("Patient_ID", "new_names", "labels")
 

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from .kinds import SignOffAction
 
 if TYPE_CHECKING:
-    from .document import Cell, ModelFacts, Result, Step
+    from .cell import Cell, Step
+    from .values import ModelFacts, Result
 
 __all__ = [
     "EVENT_TYPES",

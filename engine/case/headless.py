@@ -14,7 +14,7 @@ from . import rules
 from .cell import Cell
 from .document import CaseDocument
 from .images import ImageChange, NotTheCase, compare_images, hash_files, refuse_other_samples
-from .kinds import CellStatus
+from .kinds import CellStatus, StoreErrorKind
 from .records import store_name
 from .schema import StoreError
 from .values import ModelFacts
@@ -59,7 +59,7 @@ class SignedOffChanged(StoreError):
     """A headless run would change the images of a signed-off case and no reason to reopen it was given."""
 
     def __init__(self, message: str):
-        super().__init__(message, "signed_off")
+        super().__init__(message, StoreErrorKind.SIGNED_OFF)
 
 
 class HeadlessRun:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from ..fileio import FileRefused, read_regular_file
 from ..pipeline import ScanItem
 from .document import CaseDocument
+from .kinds import StoreErrorKind
 from .schema import StoreError
 
 __all__ = ["ImageChange", "NotTheCase", "compare_images", "hash_files"]
@@ -28,7 +29,7 @@ class NotTheCase(StoreError):
     """The folder's images are not the images of the case stored for it (another sample)."""
 
     def __init__(self, message: str):
-        super().__init__(message, "not_the_case")
+        super().__init__(message, StoreErrorKind.NOT_THE_CASE)
 
 
 @dataclass

@@ -33,6 +33,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..domain.store_files import LOCK, WAL_FILES
 from .document import utc_now
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def lock_path(store: str | Path) -> Path:
     """The lock file of a case store: ``<store>.lock`` beside the real file (a symlink's target), so a symlink
     cannot get past the lock of the file it points to."""
     store = real_store(store)
-    return store.with_name(store.name + ".lock")
+    return store.with_name(store.name + LOCK)
 
 
 def _host() -> str:
@@ -290,7 +291,7 @@ class StoreLock:
 
 def reader_files(store: str | Path) -> list[str]:
     """The ``-wal``/``-shm`` suffixes not beside ``store`` now: what a read-only connection would leave behind."""
-    return [s for s in ("-wal", "-shm") if not os.path.lexists(f"{store}{s}")]
+    return [s for s in WAL_FILES if not os.path.lexists(f"{store}{s}")]
 
 
 def remove_reader_files(store: str | Path, made: list[str]) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..domain.store_files import store_paths
 from .lock import StoreLock, reader_files, remove_reader_files
 
 STORE_SUFFIX = ".leukoscan"  # what the app and the docs create
@@ -156,7 +157,7 @@ def free_path(folder: Path, label: str, current: Path | None = None) -> Path:
         p = folder / (f"{stem}{STORE_SUFFIX}" if n == 1 else f"{stem} ({n}){STORE_SUFFIX}")
         if current is not None and _norm(p) == _norm(current):
             return p
-        if not any(Path(str(p) + s).exists() for s in ("", ".lock", "-wal", "-shm")):
+        if not any(q.exists() for q in store_paths(p, lock=True)):
             return p
         n += 1
 

@@ -12,15 +12,19 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from .cell import ReviewChange, Step
+from .cell import Cell, ReviewChange, Step
 from .kinds import ReviewAction
 from .rules import is_review_label
 from .values import Review
 
-if TYPE_CHECKING:
-    from .document import CaseDocument
+
+class CellsByPath(Protocol):
+    """What :func:`document_steps` needs of a document (the replay stays below :mod:`.document`)."""
+
+    def cell(self, key: str) -> Cell | None: ...
+
 
 __all__ = ["COLUMNS", "History", "LoggedStep", "document_steps", "replay", "review_of"]
 
@@ -131,7 +135,7 @@ def replay(rows: Iterable[Row]) -> History:
     return h
 
 
-def document_steps(doc: CaseDocument, h: History) -> tuple[list[Step], list[Step]]:
+def document_steps(doc: CellsByPath, h: History) -> tuple[list[Step], list[Step]]:
     """The undo and redo stacks of ``h`` as the document's :class:`Step` objects (changes of cells no longer in
     ``doc`` left out; a step left with none is dropped)."""
 

@@ -69,7 +69,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import __version__
+from ..domain.store_files import SQLITE_FILES
 from . import audit
+from .kinds import StoreErrorKind
 from .values import utc_now
 
 __all__ = [
@@ -248,12 +250,12 @@ def schema_version() -> int:
 
 
 class StoreError(Exception):
-    """The case file cannot be used; ``str()`` is a one-line reason.  ``kind``: "missing" | "not_sqlite" |
-    "damaged" | "newer" | "io" (only "not_sqlite" and "damaged" are worth :func:`move_aside`)."""
+    """The case file cannot be used; ``str()`` is a one-line reason.  ``kind``: a
+    :class:`~engine.domain.kinds.StoreErrorKind` (``kind.movable``: worth :func:`move_aside`)."""
 
-    def __init__(self, message: str, kind: str = "damaged"):
+    def __init__(self, message: str, kind: StoreErrorKind | str = StoreErrorKind.DAMAGED):
         super().__init__(message)
-        self.kind = kind
+        self.kind = StoreErrorKind(kind)  # (the stored word read back is a member too; an unknown one is a ValueError)
 
 
 def one_line(exc: BaseException) -> str:
@@ -267,10 +269,10 @@ def move_aside(path: str | Path) -> Path:
     n = 1
     while True:
         target = path.with_name(path.name + (".corrupt" if n == 1 else f".corrupt-{n}"))
-        if not any(os.path.lexists(f"{target}{s}") for s in ("", "-wal", "-shm", "-journal")):
+        if not any(os.path.lexists(f"{target}{s}") for s in ("", *SQLITE_FILES)):
             break
         n += 1
-    for s in ("", "-wal", "-shm", "-journal"):
+    for s in ("", *SQLITE_FILES):
         src = f"{path}{s}"
         if os.path.lexists(src):
             os.rename(src, f"{target}{s}")
@@ -308,13 +310,13 @@ def check_and_migrate(conn: sqlite3.Connection, path: Path, read_only: bool = Fa
         raise StoreError(
             f"{path} was written by a newer LeukoScan (case file version {version}; this one "
             f"reads up to {known}); open it with that version",
-            "newer",
+            StoreErrorKind.NEWER,
         )
     check = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
     if check != ["ok"]:
-        raise StoreError(f"{path} is damaged ({check[0] if check else 'quick_check failed'})", "damaged")
+        raise StoreError(f"{path} is damaged ({check[0] if check else 'quick_check failed'})", StoreErrorKind.DAMAGED)
     if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-        raise StoreError(f"{path} is an SQLite database but not a LeukoScan case file", "not_sqlite")
+        raise StoreError(f"{path} is an SQLite database but not a LeukoScan case file", StoreErrorKind.NOT_SQLITE)
     if version > 0:
         try:
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -324,14 +326,14 @@ def check_and_migrate(conn: sqlite3.Connection, path: Path, read_only: bool = Fa
             raise StoreError(
                 f"{path} is not a consistent LeukoScan case file (schema version "
                 f"{row[0] if row else 'missing'} in meta, {version} in the header)",
-                "damaged",
+                StoreErrorKind.DAMAGED,
             )
     if read_only:
         if version < known:
             raise StoreError(
                 f"{path} was written by an older LeukoScan (case file version {version}); open it "
                 "once with write access to upgrade it",
-                "io",
+                StoreErrorKind.IO,
             )
         return
     mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -352,7 +354,7 @@ def check_and_migrate(conn: sqlite3.Connection, path: Path, read_only: bool = Fa
             raise StoreError(
                 f"{path}: upgrading the case file to version {v + 1} failed "
                 f"({one_line(exc)}); it was left at version {v}",
-                "io",
+                StoreErrorKind.IO,
             ) from None
     now = utc_now()
     conn.execute("BEGIN IMMEDIATE")

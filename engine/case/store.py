@@ -30,7 +30,7 @@ from . import audit, ledger, replay
 from .cell import Cell
 from .document import CaseDocument
 from .events import CaseEvent, Cleared
-from .kinds import STEP_ACTIONS, CellStatus
+from .kinds import STEP_ACTIONS, CellStatus, StoreErrorKind
 from .lock import reader_files
 from .ops import OPS_OF, ArchiveCase, PutStats, SetMeta, StoreOp, ops_of, snapshot
 from .rules import is_review_label
@@ -53,11 +53,8 @@ __all__ = [
     "OPS_OF",
     "SQLITE_MAGIC",
     "CaseStore",
-    "HeadlessRun",
-    "SignedOffChanged",
     "StoreError",
     "move_aside",
-    "rehash_changed",
     "schema_version",
 ]
 
@@ -94,28 +91,30 @@ class CaseStore:
         if read_only:
             create = False
         if not exists and not create:
-            raise StoreError(f"{path}: no such case file", "missing")
+            raise StoreError(f"{path}: no such case file", StoreErrorKind.MISSING)
         if path.is_dir():
-            raise StoreError(f"{path} is a folder, not a case file", "io")
+            raise StoreError(f"{path} is a folder, not a case file", StoreErrorKind.IO)
         if exists:
             try:
                 with open(path, "rb") as fh:
                     head = fh.read(100)
             except OSError as exc:
-                raise StoreError(f"cannot read {path} ({exc.strerror or exc})", "io") from None
+                raise StoreError(f"cannot read {path} ({exc.strerror or exc})", StoreErrorKind.IO) from None
             if head and not head.startswith(SQLITE_MAGIC):
-                raise StoreError(f"{path} is not a LeukoScan case file (not an SQLite database)", "not_sqlite")
+                raise StoreError(
+                    f"{path} is not a LeukoScan case file (not an SQLite database)", StoreErrorKind.NOT_SQLITE
+                )
             if not head and not create:  # an existing empty file is made a store only by a command that creates one
-                raise StoreError(f"{path} is empty (0 bytes): not a LeukoScan case file", "not_sqlite")
+                raise StoreError(f"{path} is empty (0 bytes): not a LeukoScan case file", StoreErrorKind.NOT_SQLITE)
             if head and len(head) < 100:
-                raise StoreError(f"{path} is damaged (truncated to {len(head)} bytes)", "damaged")
+                raise StoreError(f"{path} is damaged (truncated to {len(head)} bytes)", StoreErrorKind.DAMAGED)
         else:
             try:  # owner-only, like every file that holds patient data (SQLite gives -wal/-shm the same mode)
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             except FileExistsError:
                 pass
             except OSError as exc:
-                raise StoreError(f"cannot create {path} ({exc.strerror or exc})", "io") from None
+                raise StoreError(f"cannot create {path} ({exc.strerror or exc})", StoreErrorKind.IO) from None
         sidecars = reader_files(path) if read_only else []
         conn = None
         try:
@@ -130,13 +129,14 @@ class CaseStore:
                 conn.close()
             msg = one_line(exc)
             kind = (
-                "io"
+                StoreErrorKind.IO
                 if isinstance(exc, sqlite3.OperationalError)
                 and ("locked" in msg or "unable to open" in msg or "readonly" in msg or "disk" in msg)
-                else "damaged"
+                else StoreErrorKind.DAMAGED
             )
             raise StoreError(
-                f"{path} is damaged ({msg})" if kind == "damaged" else f"{path} cannot be used ({msg})", kind
+                f"{path} is damaged ({msg})" if kind == StoreErrorKind.DAMAGED else f"{path} cannot be used ({msg})",
+                kind,
             ) from None
         store = cls(path, conn)
         store._made = sidecars  # -wal/-shm that SQLite made for this reader: removed again on close
@@ -190,7 +190,7 @@ class CaseStore:
         try:
             conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=5.0)
         except sqlite3.Error as exc:
-            raise StoreError(f"{path}: {one_line(exc)}", "io") from None
+            raise StoreError(f"{path}: {one_line(exc)}", StoreErrorKind.IO) from None
         try:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             meta["cells"] = str(conn.execute("SELECT COUNT(*) FROM cells").fetchone()[0])
@@ -200,7 +200,9 @@ class CaseStore:
                 events += conn.execute("SELECT COUNT(*) FROM case_events").fetchone()[0]
             meta["events"] = str(events)  # audit-trail rows (kept even when the cases were closed)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path}: not a readable LeukoScan case store ({one_line(exc)})", "damaged") from None
+            raise StoreError(
+                f"{path}: not a readable LeukoScan case store ({one_line(exc)})", StoreErrorKind.DAMAGED
+            ) from None
         finally:
             conn.close()
             remove_reader_files(Path(path).resolve(), made)
@@ -222,7 +224,7 @@ class CaseStore:
         except StoreError:
             raise
         except (sqlite3.Error, KeyError, ValueError, TypeError) as exc:
-            raise StoreError(f"{self.path} cannot be read ({one_line(exc)})", "damaged") from None
+            raise StoreError(f"{self.path} cannot be read ({one_line(exc)})", StoreErrorKind.DAMAGED) from None
 
     def _load(self) -> CaseDocument:
         with self._lock:
@@ -496,8 +498,3 @@ class CaseStore:
             return
         if batch and self._writer is not None:
             self._writer.put(batch)
-
-
-# The headless run and the re-hash of changed files live in .headless (they use the store, not the reverse);
-# imported last, so `from engine.case.store import HeadlessRun, rehash_changed` keeps working.
-from .headless import HeadlessRun, SignedOffChanged, rehash_changed  # noqa: E402  (last: headless imports CaseStore)

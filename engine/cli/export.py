@@ -107,7 +107,7 @@ def run(args) -> int:
             write=write_or_rescue,
         )
     except StoreError as exc:
-        if exc.kind in ("damaged", "not_sqlite"):
+        if exc.kind.movable:
             hint = "it was left as it is; the app offers to move a damaged case file aside"
         elif args.no_bookkeeping:
             hint = "it was left as it is"

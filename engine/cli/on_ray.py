@@ -1,6 +1,6 @@
 """``leukoscan-cli classify --engine ray``: the cells are read and scored by Ray tasks and actors
 (:mod:`engine.distributed`, imported only here); the rows, the reports and the exit statuses are the local
-engine's (:func:`.classify.write_reports`)."""
+engine's (:func:`.run_end.write_reports`)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 from ..card import ModelError
 from ..case.rules import threshold_in_use
 from ..report import cell_row
-from .classify import model_name, progress_bar, stop_signals, write_reports
 from .common import EXIT_MODEL, CliError, registry, say, warn
+from .run_end import model_name, progress_bar, stop_signals, write_reports
 
 RAY_MISSING = "--engine ray needs the ray extra: pip install 'leukoscan[ray]'"
 

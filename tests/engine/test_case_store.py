@@ -20,8 +20,9 @@ from engine.case import CaseDocument, ModelFacts
 from engine.case import schema as schema_mod
 from engine.case import writer as writer_mod
 from engine.case.export import REVIEW_COLUMNS, cell_rows, export_store, review_history_rows, reviews_path
+from engine.case.headless import rehash_changed
 from engine.case.ops import PutResults
-from engine.case.store import CaseStore, StoreError, move_aside, rehash_changed
+from engine.case.store import CaseStore, StoreError, move_aside
 from engine.cli import main
 from engine.pipeline import CellResult, ScanItem
 

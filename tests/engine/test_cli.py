@@ -315,7 +315,7 @@ def test_report_saved_in_temp_folder_when_target_fails(cells_dir, tiny_models_di
             raise OSError(28, "No space left on device")
         return real(path, rows, **kw)
 
-    monkeypatch.setattr("engine.cli.classify.write_cell_report", full_target)
+    monkeypatch.setattr("engine.cli.run_end.write_cell_report", full_target)
     assert main(["classify", str(cells_dir), "--out", str(out), *_common(tiny_models_dir)]) == 1
     err = capsys.readouterr().err
     assert "cannot write report" in err and "saved instead to" in err and "Traceback" not in err

@@ -9,7 +9,8 @@ from PIL import Image
 from pypdf import PdfReader
 
 from engine.pdf_cells import FRAME, cell_thumbnails
-from engine.pdf_report import _Doc, render_case_pdf
+from engine.pdf_doc import ReportDoc as _Doc
+from engine.pdf_report import render_case_pdf
 from engine.report_cases import cases_of
 
 

@@ -200,7 +200,7 @@ def test_an_interrupted_run_is_reported_as_incomplete(cells_dir, tiny_models_dir
     """Case-record issue, item 5: after an interrupted run (64 of 100 stored) ``export`` exited 0 and the PDF said
     "90.6 % of 64 classified cells" without a word about the 36 images never classified."""
     from engine.case import ModelFacts
-    from engine.case.store import HeadlessRun
+    from engine.case.headless import HeadlessRun
     from engine.pipeline import classify, scan
     from engine.registry import Registry
 
