@@ -299,6 +299,33 @@ def cmd_cv(args) -> int:
     return 0
 
 
+def cmd_probe_fit(args) -> int:
+    """A recipe of the cv table refit on every subject, as a run folder for ``export``."""
+    from engine.preprocess import Preprocessing
+
+    from . import cv_run, probe_ship
+    from .data import build_pixel_cache
+    from .probe import BACKBONES
+    from .weights import resolve_weights
+
+    names = {r.name: r for r in cv_run.RECIPES}
+    r = names.get(args.recipe)
+    if r is None or r.arch not in BACKBONES:
+        raise SystemExit(
+            f"not a single-backbone recipe of the cv table: {args.recipe!r}; choose one of: "
+            + "; ".join(n for n, x in names.items() if x.arch in BACKBONES)
+        )
+    weights = resolve_weights(args.vgg_weights if r.arch == "vgg19" else args.inception_weights, REPO_ROOT)
+    m = _manifest(args)
+    feats = cv_run.load_features(m, _path(args.cache), {r.arch: weights}, cv_run.views_needed([r]), args.workers, _log)
+    bb = BACKBONES[r.arch]
+    px = build_pixel_cache(
+        m, Preprocessing(bb.size, bb.size, bb.crop, "bilinear"), _path(args.cache), workers=args.workers
+    )
+    probe_ship.make_run(r, m, feats[r.arch], px, _path(args.cv), _path(args.run), weights, _log)
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     """Recompute calibration, operating point, metrics.json and plots of a run from its validation predictions."""
     from .export_run import recalibrate_run
@@ -325,10 +352,25 @@ def cmd_export(args) -> int:
 
 
 def cmd_quantize(args) -> int:
-    from .export_run import quantize_run
+    from .quantize_run import quantize_run
 
-    quantize_run(_path(args.run), _path(args.out), _log, name=args.name)
-    return 0
+    res = quantize_run(
+        _path(args.run),
+        _path(args.out),
+        _log,
+        name=args.name,
+        n_gate=args.gate_cells,
+        n_calib=args.calibration_cells,
+        methods=_words(args.calibration),
+        exclude=_words(args.keep_float),
+        op_types=_words(args.op_types) or None,
+        time_cells=args.time_cells,
+    )
+    return 0 if res["pass"] else 1
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(w.strip() for w in (text or "").split(",") if w.strip())
 
 
 def cmd_ensemble(args) -> int:
@@ -510,6 +552,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_cv)
 
+    p = sub.add_parser(
+        "probe-fit",
+        help="refit one recipe of the cv table on every subject as a run folder (then: export --run)",
+    )
+    data_args(p)
+    p.add_argument("--recipe", required=True, help="a recipe name of the cv table (docs/runs/4.0/cv/table.md)")
+    p.add_argument("--cv", default="docs/runs/4.0/cv", help="the cv output folder (its oof/ gives calibration)")
+    p.add_argument("--run", required=True, help="run folder to write (final.keras, oof.npz, metrics.json)")
+    p.add_argument(
+        "--vgg-weights",
+        default="../shared/weights/vgg19_imagenet_normalised_notop.fp16.weights.h5",
+        help="VGG19 ImageNet weights: a file, or 'imagenet' (Keras download, needs internet)",
+    )
+    p.add_argument(
+        "--inception-weights",
+        default="../shared/weights/inception_v3_imagenet_notop.fp16.weights.h5",
+        help="InceptionV3 ImageNet weights: a file, or 'imagenet' (Keras download, needs internet)",
+    )
+    p.set_defaults(func=cmd_probe_fit)
+
     p = sub.add_parser("evaluate", help="metrics.json-style evaluation + plots from a run's validation predictions")
     p.add_argument("--run", required=True)
     p.set_defaults(func=cmd_evaluate)
@@ -528,10 +590,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("quantize", help="int8 QDQ attempt; replaces the shipped model only if it qualifies")
+    p = sub.add_parser(
+        "quantize",
+        help="int8 QDQ copy of a shipped model, written beside it (<name>.int8.onnx) only when it passes the gate "
+        "on the run's out-of-fold cells (docs/speed.md); the card records the gate either way; exit 1 when it fails",
+    )
     p.add_argument("--run", required=True)
     p.add_argument("--out", default="resources/models")
     p.add_argument("--name", default=None)
+    p.add_argument(
+        "--gate-cells", type=int, default=2000, help="out-of-fold cells the gate compares, spread over every donor"
+    )
+    p.add_argument(
+        "--calibration-cells", type=int, default=256, help="other out-of-fold cells that set the activation ranges"
+    )
+    p.add_argument(
+        "--calibration",
+        default="percentile",
+        help="calibration method(s), comma-separated, each tried and measured: minmax, percentile, entropy "
+        "(default percentile); the one whose calls agree best is kept",
+    )
+    p.add_argument(
+        "--keep-float",
+        default="",
+        help="nodes left in float, comma-separated: 'first' (the first Conv/MatMul), 'head' (the one computing "
+        "the logit) or node names (after onnxruntime's pre-processing)",
+    )
+    p.add_argument(
+        "--op-types", default="", help="only these op types quantised, e.g. Conv,MatMul (default: onnxruntime's)"
+    )
+    p.add_argument(
+        "--time-cells", type=int, default=64, help="cells timed at float32 and int8, one view (0: no timing)"
+    )
     p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("ensemble", help="ensemble card from runs sharing validation cells")
@@ -563,7 +653,11 @@ EXAMPLES = {
         "leukoscan-train frozen --run runs/vgg19_frozen --tta-views 0 --aug-views 1",
         "leukoscan-train frozen --cut block4_conv1 --layers block3_conv4,block4_conv1",
     ),
-    "cv": ("leukoscan-train cv --extract-only", "leukoscan-train cv --recipe NAME --fold 0"),
+    "cv": ("leukoscan-train cv", "leukoscan-train cv --recipe 'vgg19 b3 gap+std cls' --fold 0"),
+    "probe-fit": (
+        "leukoscan-train probe-fit --recipe 'vgg19 b3 gap+std cls' --run runs/vgg19_probe",
+        "leukoscan-train probe-fit --recipe 'inception m2 masked cls' --run runs/inceptionv3_probe --cv /tmp/cv",
+    ),
     "evaluate": (
         "leukoscan-train evaluate --run runs/inceptionv3_e2e",
         "leukoscan-train evaluate --run runs/vgg19_frozen",
@@ -573,8 +667,8 @@ EXAMPLES = {
         "leukoscan-train export --run runs/vgg19_frozen --out /tmp/models --version 2.0.0",
     ),
     "quantize": (
-        "leukoscan-train quantize --run runs/vgg19_frozen",
-        "leukoscan-train quantize --run runs/x --out /tmp/m",
+        "leukoscan-train quantize --run runs/vgg19_frozen --calibration minmax,percentile,entropy",
+        "leukoscan-train quantize --run runs/x --out /tmp/m --gate-cells 500 --keep-float first,head",
     ),
     "ensemble": (
         "leukoscan-train ensemble --runs runs/inceptionv3_e2e runs/vgg19_frozen --out /tmp/models",

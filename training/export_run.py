@@ -1,4 +1,4 @@
-"""Turn a finished run folder into shipped files: ONNX + card (+ plots in docs/img), int8 attempt, ensemble."""
+"""Turn a finished run folder into shipped files: ONNX + card (+ plots in docs/img), ensemble (int8: training.quantize_run)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.card import load_card, verify_onnx_file
+from engine.card import load_card
 from engine.heldout import held_out_block
 from engine.preprocess import Preprocessing, preprocess_file
 
 from .data import subject_halves
 from .export import (
     export_onnx,
-    onnx_logits,
     parity,
-    quantize_int8,
     storage_parity,
     store_weights_fp16,
     time_onnx,
@@ -36,8 +34,6 @@ from .metrics import (
     fit_platt,
     plot_all,
     review_margin,
-    sigmoid,
-    weighted_f1,
     write_json,
 )
 
@@ -146,17 +142,18 @@ def recalibrate_run(run_dir: Path, log=print) -> dict:
 
 def _shipped_model_text(metrics: dict, is_cv: bool, model_from: Path | None) -> str:
     kind = metrics.get("recipe_kind")
+    n = metrics.get("data", {}).get("subjects", 40)
     if model_from is not None:
         return (
             f"{kind or 'the same recipe'}, refit on all subjects (run {model_from.name}); the metrics are those of "
             "the same recipe trained without the held-out subjects"
         )
     if kind and is_cv:
-        return f"{kind}; head refit on all 40 subjects with the cross-validated choices"
+        return f"{kind}; head refit on all {n} subjects with the cross-validated choices"
     if kind:
         return f"{kind}; the model trained without the held-out subjects (no refit), fixed epoch count"
     if is_cv:
-        return "refit on all 40 subjects with the cross-validated recipe and epoch count"
+        return f"refit on all {n} subjects with the cross-validated recipe and epoch count"
     return "the model trained on the other folds' subjects (no refit), epoch chosen by held-out F1"
 
 
@@ -240,7 +237,12 @@ def export_run(
         "onnx_parity": par,
         "onnx_cpu_images_per_s_2_threads": round(speed, 1),
         "onnx_cpu_cells_per_s_2_threads": round(speed / len(tta), 1),
-        "held_out": held_out_block(val["per_subject_accuracy"], val["per_class"], metrics["validation"]),
+        "held_out": held_out_block(
+            val["per_subject_accuracy"],
+            val["per_class"],
+            metrics["validation"],
+            metrics.get("donor_cv", {}).get("large_celled_healthy", ()),
+        ),
     }
     if "recipe_kind" in metrics:
         card_metrics["recipe_kind"] = metrics["recipe_kind"]
@@ -249,6 +251,7 @@ def export_run(
     if "cell_area_baseline" in metrics:
         card_metrics["held_out"]["cell_area_baseline"] = metrics["cell_area_baseline"]
     for key in (
+        "donor_cv",
         "layers_compared",
         "validation_cross_fitted_without_tta",
         "bn_reestimate",
@@ -262,15 +265,12 @@ def export_run(
         card_metrics["test_time_augmentation"] = {"views": list(tta)}
         if "oof_cross_fitted_without_tta" in metrics:
             card_metrics["test_time_augmentation"]["without_tta"] = metrics["oof_cross_fitted_without_tta"]
-    q = run_dir / "quantization.json"
-    if q.exists():  # an earlier `quantize` of this run (same weights; the output bias may differ by the shift)
-        card_metrics["int8_quantization"] = json.loads(q.read_text())
     if "phase1_head_only_cross_fitted" in metrics:
         p1 = metrics["phase1_head_only_cross_fitted"]
         card_metrics["phase1_head_only"] = {k: p1[k] for k in ("weighted_f1", "auroc", "ece")}
     training = {
         "data": metrics["data"],
-        "dataset": "C-NMC 2019 training_data fold_0 + fold_1 (development subset, ../shared/data)",
+        "dataset": "C-NMC 2019 training_data (development subset in ../shared/data: fold_0, fold_1 and part of fold_2)",
         "initial_weights": metrics.get("weights"),
         "recipe": metrics["recipe"],
         "calibration": cal,
@@ -296,6 +296,7 @@ def export_run(
                 "shipped_model": _shipped_model_text(metrics, False, model_from),
             }
         )
+    n_subjects = metrics.get("data", {}).get("subjects", 40)
     notes = (
         "Research tool, not a diagnostic device. Metrics are on subjects the model never saw "
         + (
@@ -304,10 +305,10 @@ def export_run(
             else "(one held-out subject fold; temperature and threshold cross-fitted between its halves). "
         )
         + (
-            f"Trained on {len(metrics['train_subjects'])} subjects of the 40-subject development subset of C-NMC "
-            "2019 (the held-out ones excluded) only; see docs/models.md."
+            f"Trained on {len(metrics['train_subjects'])} subjects of the {n_subjects}-subject development subset of "
+            "C-NMC 2019 (the held-out ones excluded) only; see docs/models.md."
             if metrics.get("train_subjects") and model_from is None
-            else "Trained on the 40-subject development subset of C-NMC 2019 only; see docs/models.md."
+            else f"Trained on the {n_subjects}-subject development subset of C-NMC 2019 only; see docs/models.md."
         )
     )
     card = write_card(
@@ -348,70 +349,6 @@ def _donor_chart(card_path: Path, img: Path) -> None:
         except Exception:  # another, unreadable card: its chart is not this export's business
             continue
     draw(card, members, img / f"{card.name}_donors.png")
-
-
-def quantize_run(run_dir: Path, out_dir: Path, log=print, name: str | None = None, n_eval: int = 400) -> dict:
-    """Static int8 QDQ attempt.  Weighted F1 of fp32 vs int8 is compared on ``n_eval`` of the run's validation
-    cells (for a refit model these were also training cells: the comparison measures the quantisation error, not
-    generalisation).  The int8 file replaces the shipped fp32 one only if F1 drops <= 0.005 AND it is faster."""
-    metrics, spec = _load_run(run_dir)
-    arch = metrics["arch"]
-    name = name or arch
-    card_path = out_dir / f"{name}.json"
-    card = load_card(card_path)
-    verify_onnx_file(card)
-    fp32 = card.onnx_file
-    d = np.load(run_dir / "oof.npz")
-    paths, labels = d["paths"].tolist(), d["labels"]
-    rng = np.random.default_rng(0)
-    sel = np.sort(rng.choice(len(paths), min(n_eval, len(paths)), replace=False))
-    calib_idx = np.setdiff1d(np.arange(len(paths)), sel)
-    calib_idx = rng.choice(calib_idx, min(128, len(calib_idx)), replace=False)
-    calib = np.stack([preprocess_file(paths[i], spec) for i in calib_idx])
-    x = np.stack([preprocess_file(paths[i], spec) for i in sel])
-    y = labels[sel]
-    int8 = run_dir / f"{name}.int8.onnx"
-    t0 = time.time()
-    quantize_int8(fp32, int8, calib)
-    log(f"quantised in {time.time() - t0:.0f}s: {int8.stat().st_size / 1e6:.1f} MB")
-    t = card.temperature
-    z32, z8 = onnx_logits(fp32, x), onnx_logits(int8, x)
-    f32 = weighted_f1(y, (sigmoid(z32 / t) >= card.threshold).astype(int))
-    f8 = weighted_f1(y, (sigmoid(z8 / t) >= card.threshold).astype(int))
-    s32 = time_onnx(fp32, x[:128], threads=2)
-    s8 = time_onnx(int8, x[:128], threads=2)
-    result = {
-        "n_eval_cells": int(len(sel)),
-        "n_calibration_cells": int(len(calib_idx)),
-        "weighted_f1_fp32": f32,
-        "weighted_f1_int8": f8,
-        "f1_drop": f32 - f8,
-        "max_abs_p_diff": float(np.max(np.abs(sigmoid(z32 / t) - sigmoid(z8 / t)))),
-        "decision_agreement": float(
-            np.mean((sigmoid(z32 / t) >= card.threshold) == (sigmoid(z8 / t) >= card.threshold))
-        ),
-        "cells_per_s_fp32": s32,
-        "cells_per_s_int8": s8,
-        "size_mb_fp32": fp32.stat().st_size / 1e6,
-        "size_mb_int8": int8.stat().st_size / 1e6,
-    }
-    result["shipped"] = bool(result["f1_drop"] <= 0.005 and s8 > 1.05 * s32)
-    write_json(run_dir / "quantization.json", result)
-    log(
-        f"int8: F1 {f32:.4f} -> {f8:.4f}, speed {s32:.1f} -> {s8:.1f} cells/s -> "
-        f"{'shipping int8' if result['shipped'] else 'keeping fp32'}"
-    )
-    raw = json.loads(card_path.read_text())
-    raw.setdefault("metrics", {})["int8_quantization"] = result
-    if result["shipped"]:
-        copy_file(int8, fp32)
-        from engine.card import sha256_file
-
-        raw["sha256"] = sha256_file(fp32)
-        raw["training"]["storage"] = "int8 QDQ (static, per-channel, onnxruntime.quantization)"
-    write_json(card_path, raw)  # atomically, like every card (was written in place)
-    verify_onnx_file(load_card(card_path))
-    return result
 
 
 def ensemble(run_dirs: list[Path], out_dir: Path, log=print, version: str = "1.0.0", recommended: bool = False) -> Path:

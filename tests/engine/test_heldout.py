@@ -39,3 +39,21 @@ def test_plain_words_say_it_in_tenths():
 
 def test_older_cards_without_a_block_say_nothing():
     assert plain_words(None) == [] and plain_words({}) == []
+
+
+def test_large_celled_healthy_donors_are_marked_and_summarised_apart():
+    from engine.heldout import held_out_block, plain_words
+
+    per_subject = {
+        "H6": {"class": "HEM", "n": 18, "accuracy": 0.25},
+        "H14": {"class": "HEM", "n": 300, "accuracy": 0.95},
+        "5": {"class": "ALL", "n": 100, "accuracy": 0.9},
+    }
+    per_class = {"HEM": {"recall": 0.9}, "ALL": {"recall": 0.9}}
+    h = held_out_block(per_subject, per_class, "cross-validated", large_celled=("H6", "H10"))
+    assert h["per_donor"]["H6"]["large_celled"] is True and "large_celled" not in h["per_donor"]["H14"]
+    assert h["large_celled_healthy_donors"] == 1
+    assert h["large_celled_healthy_accuracy_mean"] == 0.25
+    words = " ".join(plain_words(h))
+    assert "large normal cells" in words and "3 of 10" in words
+    assert "3.0" in words  # the warning says that a panel's numbers did not hold outside
