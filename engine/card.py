@@ -31,7 +31,11 @@ Schema (``schema_version`` 1)::
       "metrics": {...},                    # free-form: validation metrics + "data" they were measured on
       "training": {...},                   # free-form provenance: data, initial weights, epochs, versions
       "notes": "...",
-      "recommended": true                  # optional: the app's default choice among the installed models
+      "recommended": true,                 # optional: the app's default choice among the installed models
+      "int8": {"onnx_file": "inceptionv3.int8.onnx", "sha256": "<hex>"}
+                                           # optional: a quantised copy that passed the int8 gate (its figures
+                                           # in metrics.int8_quantization, "pass": true); used by --precision
+                                           # int8, or auto (see :func:`for_precision`)
     }
 
     ensemble: {"schema_version": 1, "type": "ensemble", "name": "ensemble", "members": ["inceptionv3", "vgg19"],
@@ -45,7 +49,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,8 @@ from .preprocess import DIHEDRAL_VIEWS, Preprocessing
 
 SCHEMA_VERSION = 1
 CLASSES = LABELS  # (engine.domain.labels: the one tuple of class names)
+#: ``--precision`` / the app setting: the card's float32 file, its int8 file, or int8 where the card says it passed.
+PRECISIONS = ("auto", "fp32", "int8")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
@@ -96,11 +102,20 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
     recommended: bool = False  # the app opens with a recommended model (else an ensemble, else the first)
+    int8_file: Path | None = None  # the quantised copy (card field "int8"), None when there is none
+    int8_sha256: str | None = None
+    precision: str = "fp32"  # what ``onnx_file`` holds: "int8" on the card :func:`for_precision` returns
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def is_ensemble(self) -> bool:
         return self.type == "ensemble"
+
+    @property
+    def int8_passed(self) -> bool:
+        """The card names an int8 file and says it passed the gate (``metrics.int8_quantization.pass``)."""
+        q = self.metrics.get("int8_quantization")
+        return self.int8_file is not None and isinstance(q, dict) and q.get("pass") is True
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -191,8 +206,11 @@ def parse_card(data: dict[str, Any], path: Path) -> ModelCard:
     except ValueError as exc:
         raise ModelError(f"{where}: bad preprocessing: {exc}") from None
     tta_views = _parse_tta(data.get("test_time_augmentation"), where)
+    int8_file, int8_sha = _parse_int8(data.get("int8"), path, onnx_name, where)
     return ModelCard(
         tta_views=tta_views,
+        int8_file=int8_file,
+        int8_sha256=int8_sha,
         onnx_file=(path.parent / onnx_name),
         sha256=sha,
         input_name=inp.get("name"),
@@ -202,6 +220,44 @@ def parse_card(data: dict[str, Any], path: Path) -> ModelCard:
         preprocessing=pre,
         **common,
     )
+
+
+def _parse_int8(block: Any, path: Path, onnx_name: str, where: str) -> tuple[Path | None, str | None]:
+    if block is None:
+        return None, None
+    if not isinstance(block, dict):
+        raise ModelError(f'{where}: int8 must be an object like {{"onnx_file": "x.int8.onnx", "sha256": "..."}}')
+    name = _need(block, "onnx_file", where + " int8", str)
+    sha = _need(block, "sha256", where + " int8", str).lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise ModelError(f"{where}: int8 sha256 must be 64 hex digits")
+    if name == onnx_name:
+        raise ModelError(f"{where}: the int8 file must not be the float32 file ({name})")
+    return path.parent / name, sha
+
+
+def for_precision(card: ModelCard, precision: str) -> ModelCard:
+    """The card of what runs at ``precision`` (:data:`PRECISIONS`): ``fp32`` the card itself; ``int8`` a copy
+    whose ``onnx_file``/``sha256`` are the int8 file's (ModelError when the card has none that passed the gate);
+    ``auto`` int8 when the card says it passed and the file is there, else fp32.  An ensemble: unchanged (its
+    members are resolved one by one)."""
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if card.is_ensemble or precision == "fp32":
+        return card
+    usable = card.int8_passed and card.int8_file is not None and card.int8_file.is_file()
+    if precision == "auto" and not usable:
+        return card
+    if not usable:
+        why = (
+            "has no int8 file"
+            if card.int8_file is None
+            else "does not say its int8 file passed the gate (metrics.int8_quantization.pass)"
+            if not card.int8_passed
+            else f"names {card.int8_file.name}, which is missing"
+        )
+        raise ModelError(f"int8 precision: model '{card.name}' {why}; use fp32 or auto")
+    return replace(card, onnx_file=card.int8_file, sha256=card.int8_sha256, precision="int8")
 
 
 def _recommended(data: dict, where: str) -> bool:

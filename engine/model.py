@@ -295,6 +295,8 @@ class Classifier:
         provs = list(dict.fromkeys(m.active_provider for m in self.members))
         self.active_provider = "+".join(provs)
         self.device_label = "+".join(p.replace("ExecutionProvider", "") for p in provs)  # "CPU", "CUDA"
+        #: "fp32" or "int8" (an ensemble whose members run at different precisions: "fp32+int8")
+        self.precision = "+".join(dict.fromkeys(m.card.precision for m in self.members))
         self.warnings: list[str] = [w for m in self.members for w in m.warnings]
         #: why the model runs on the CPU although CUDA was asked for or offered ("" when it did not fall back)
         self.device_fallback = "; ".join(dict.fromkeys(self.warnings))

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .card import ModelCard, ModelError, load_card, sha256_file
+from .card import ModelCard, ModelError, for_precision, load_card, sha256_file
 from .model import DEVICES, Classifier, Member, load_member
 from .paths import models_dir, user_models_dir
 
@@ -162,13 +162,14 @@ class Registry:
         raise ModelError(f"unknown model '{name}' (available: {avail}; model folders: {where})")
 
     # ---------------------------------------------------------------- loading
-    def load(self, name: str, device: str = "auto", threads: int | None = None) -> Classifier:
+    def load(self, name: str, device: str = "auto", threads: int | None = None, precision: str = "fp32") -> Classifier:
         """A ready :class:`Classifier`.  Sessions are cached per (model file, device, threads) and
-        shared, e.g. between ``inceptionv3`` and an ensemble containing it.  Raises ModelError."""
+        shared, e.g. between ``inceptionv3`` and an ensemble containing it.  ``precision`` (``auto``, ``fp32``,
+        ``int8``) picks each single model's file (:func:`engine.card.for_precision`).  Raises ModelError."""
         if device not in DEVICES:
             raise ModelError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
-        card = self.get(name)
-        member_cards = [self.get(m) for m in card.members] if card.is_ensemble else [card]
+        card = for_precision(self.get(name), precision)
+        member_cards = [for_precision(self.get(m), precision) for m in card.members] if card.is_ensemble else [card]
         members = [self._member(mc, device, threads) for mc in member_cards]
         return Classifier(card, members)
 

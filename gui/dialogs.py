@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 
 from .card_view import ModelCardView
 from .service import plain_words
-from .settings import DEVICES, Settings
+from .settings import DEVICES, PRECISIONS, Settings
 
 NOT_A_DEVICE = (
     "LeukoScan is a <b>research tool, not a diagnostic device</b>. It has not been cleared or "
@@ -169,6 +169,19 @@ class SettingsDialog(QDialog):
         self.device = QComboBox()
         self.device.addItems(["Automatic (GPU if available)", "CPU only", "GPU (CUDA)"])
         self.device.setCurrentIndex(DEVICES.index(settings.device))
+        self.precision = QComboBox()
+        self.precision.addItems(
+            [
+                "Automatic (int8 where the model card says it keeps the calls)",
+                "Float32 only",
+                "Int8 (if the model has it)",
+            ]
+        )
+        self.precision.setToolTip(
+            "int8: the model's quantised copy, faster on a CPU; a model card offers it only when its calls "
+            "agreed with float32 on >= 99% of held-out cells (docs/speed.md)"
+        )
+        self.precision.setCurrentIndex(PRECISIONS.index(settings.precision))
         self.batch = QSpinBox()
         self.batch.setRange(1, 256)
         self.batch.setValue(settings.batch_size)
@@ -187,6 +200,7 @@ class SettingsDialog(QDialog):
         self.bom.setChecked(settings.csv_bom)
         form.addRow("Reviewer name", self.reviewer)
         form.addRow("Compute device", self.device)
+        form.addRow("Model precision", self.precision)
         form.addRow("Batch size", self.batch)
         form.addRow("Thumbnail size", self.thumb)
         form.addRow("", self.advance)
@@ -201,6 +215,7 @@ class SettingsDialog(QDialog):
         s = self.settings
         s.reviewer = self.reviewer.text()
         s.device = DEVICES[self.device.currentIndex()]
+        s.precision = PRECISIONS[self.precision.currentIndex()]
         s.batch_size = self.batch.value()
         s.thumb_size = self.thumb.value()
         s.auto_advance = self.advance.isChecked()

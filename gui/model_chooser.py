@@ -91,14 +91,16 @@ class ModelChooser(QObject):
         self.device_label.setText(f"Model: loading {shown}…")
         if self._loading is not None:
             self._loading.cancel()  # superseded: its model is never announced
-        self._loading = self.service.load_model(name, self.settings.device, self._loaded, self._failed)
+        self._loading = self.service.load_model(
+            name, self.settings.device, self._loaded, self._failed, precision=self.settings.precision
+        )
 
     def _loaded(self, clf) -> None:
         self._loading = None
         self.classifier = clf
         self.settings.model = clf.name
         warn = "; ".join(getattr(clf, "warnings", []) or [])
-        text = f"Model: <b>{clf.display_name}</b> &nbsp; Device: <b>{clf.device_label}</b>"
+        text = f"Model: <b>{clf.display_name}</b> &nbsp; Device: <b>{clf.device_label}</b>{_precision(clf)}"
         if warn:
             text += f" &nbsp; <span style='color:#b9770e'>⚠ {warn}</span>"
             self.status.emit(warn, 15000)
@@ -120,6 +122,14 @@ class ModelChooser(QObject):
             i = self.combo.findData(clf.name)
             if i >= 0:
                 self.combo.setCurrentIndex(i)
-            self.device_label.setText(f"Model: <b>{clf.display_name}</b> &nbsp; Device: <b>{clf.device_label}</b>")
+            self.device_label.setText(
+                f"Model: <b>{clf.display_name}</b> &nbsp; Device: <b>{clf.device_label}</b>{_precision(clf)}"
+            )
         else:
             self.device_label.setText(f"Model: <span style='color:#c0392b'>{name} failed to load</span>")
+
+
+def _precision(clf) -> str:
+    """The status line says " · int8" when (a member of) the model runs its int8 file; nothing for float32."""
+    p = getattr(clf, "precision", "fp32")
+    return "" if p == "fp32" else f" · <b>{p}</b>"

@@ -142,7 +142,7 @@ class EngineService(QObject):
         super().__init__(parent)
         self._registry_dirs = [Path(d) for d in registry_dirs] if registry_dirs else None
         self._registry: Registry | None = None
-        self._classifiers: dict[tuple[str, str], Any] = {}
+        self._classifiers: dict[tuple[str, ...], Any] = {}  # (name, device, card digest, precision)
         self._io = TaskRunner(2, "leukoscan-io", self)
         self._store_close = TaskRunner(1, "leukoscan-store-close", self)  # closes stores, removes empty ones
         self._classify = TaskRunner(1, "leukoscan-classify", self)
@@ -189,19 +189,24 @@ class EngineService(QObject):
         return self._start(work, on_result=on_result)
 
     def load_model(
-        self, name: str, device: str, on_loaded: Callable, on_failed: Callable[[ModelLoadFailed], None]
+        self,
+        name: str,
+        device: str,
+        on_loaded: Callable,
+        on_failed: Callable[[ModelLoadFailed], None],
+        precision: str = "fp32",
     ) -> Task:
         """Load (or reuse) a classifier in the background -> ``on_loaded(classifier)`` or ``on_failed``; cancel the
-        task (a later choice): neither."""
+        task (a later choice): neither.  ``precision``: engine.card.PRECISIONS (the Settings' model precision)."""
 
         def work(_state):
             with self._lock:
                 reg = self._registry or Registry(dirs=self._registry_dirs)
-            key = (name, device, self.card_digest(reg, name))  # a changed card is another model
+            key = (name, device, self.card_digest(reg, name), precision)  # a changed card is another model
             with self._lock:  # list_models replaces the dict under the same lock
                 clf = self._classifiers.get(key)
             if clf is None:
-                clf = reg.load(name, device=device)
+                clf = reg.load(name, device=device, precision=precision)
                 with self._lock:
                     self._classifiers[key] = clf
             return clf

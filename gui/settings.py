@@ -17,6 +17,8 @@ ORG = "LeukoScan"
 APP = "LeukoScan"
 MAX_RECENT = 10
 DEVICES = ("auto", "cpu", "cuda")
+#: engine.card.PRECISIONS: int8 where the card says its int8 file passed the gate (auto), float32, or int8
+PRECISIONS = ("auto", "fp32", "int8")
 
 
 def user_data_dir() -> Path:
@@ -107,6 +109,15 @@ class Settings:
     @device.setter
     def device(self, v: str) -> None:
         self._set("engine/device", v if v in DEVICES else "auto")
+
+    @property
+    def precision(self) -> str:
+        p = self._get("engine/precision", "auto", str)
+        return p if p in PRECISIONS else "auto"
+
+    @precision.setter
+    def precision(self, v: str) -> None:
+        self._set("engine/precision", v if v in PRECISIONS else "auto")
 
     @property
     def batch_size(self) -> int:

@@ -119,6 +119,97 @@ def build_tiny_onnx(
     return model
 
 
+def build_tiny_conv_onnx(size: int = 16, seed: int = 0, fp16_weights: bool = True):
+    """A small convolutional model with the two outputs of the new models: ``logit`` [batch, 1] and ``cam``
+    [batch, size, size] (a class-activation map), for the int8 tooling.  Its convolution weights are stored as
+    float16 + Cast like ``training.export.store_weights_fp16`` writes them (``fp16_weights``).  The logit grows with
+    the image's brightness (non-negative weights), so it orders real cells like :func:`build_tiny_onnx` does."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w1 = np.abs(rng.normal(0.0, 0.5, (8, 3, 3, 3))).astype(np.float32)
+    w2 = rng.normal(0.0, 0.3, (8, 8, 3, 3)).astype(np.float32) + 0.2
+    head = np.abs(rng.normal(1.0, 0.3, (8, 1))).astype(np.float32)
+    inits = [
+        numpy_helper.from_array(np.array(255.0, np.float32), "scale"),
+        numpy_helper.from_array(np.zeros(8, np.float32) - 0.1, "b1"),
+        numpy_helper.from_array(np.zeros(8, np.float32), "b2"),
+        numpy_helper.from_array(head, "head_w"),
+        numpy_helper.from_array(np.array([-2.0], np.float32), "head_b"),
+        numpy_helper.from_array(np.array([1], np.int64), "c_axis"),
+    ]
+    nodes = [
+        helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2], name="to_nchw"),
+        helper.make_node("Div", ["nchw", "scale"], ["x01"], name="normalise"),
+    ]
+    for name, w in (("w1", w1), ("w2", w2)):
+        if fp16_weights:
+            inits.append(numpy_helper.from_array(w.astype(np.float16), name + "__fp16"))
+            nodes.append(helper.make_node("Cast", [name + "__fp16"], [name], to=TensorProto.FLOAT, name=name + "_cast"))
+        else:
+            inits.append(numpy_helper.from_array(w, name))
+    nodes += [
+        helper.make_node("Conv", ["x01", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("ReduceMean", ["r2", "c_axis"], ["cam"], keepdims=0, name="cam_mean"),
+        helper.make_node("GlobalAveragePool", ["r2"], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["feat"], name="flatten"),
+        helper.make_node("MatMul", ["feat", "head_w"], ["z"], name="head"),
+        helper.make_node("Add", ["z", "head_b"], ["logit"], name="head_bias"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        f"tiny_conv_{size}_{seed}",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", size, size, 3])],
+        [
+            helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["batch", 1]),
+            helper.make_tensor_value_info("cam", TensorProto.FLOAT, ["batch", size, size]),
+        ],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="leukoscan-tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def add_tiny_int8(card_path: str | Path, passed: bool = True, calib: np.ndarray | None = None) -> Path:
+    """Quantise the card's model (static QDQ int8, onnxruntime.quantization) to ``<name>.int8.onnx`` and name it in the
+    card with its sha256, the gate's verdict ``passed`` under ``metrics.int8_quantization``; the int8 file's path."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    card_path = Path(card_path)
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    h, w = card["input"]["height"], card["input"]["width"]
+    x = calib if calib is not None else np.random.default_rng(0).uniform(0, 255, (8, h, w, 3)).astype(np.float32)
+
+    class Reader:
+        def __init__(self):
+            self.left = [x[i : i + 4] for i in range(0, len(x), 4)]
+
+        def get_next(self):
+            return {"image": self.left.pop(0)} if self.left else None
+
+    src = card_path.parent / card["onnx_file"]
+    dst = card_path.parent / f"{card['name']}.int8.onnx"
+    quantize_static(
+        str(src),
+        str(dst),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+    )
+    card["int8"] = {"onnx_file": dst.name, "sha256": _sha256(dst)}
+    card["metrics"]["int8_quantization"] = {"pass": passed, "call_agreement": 1.0 if passed else 0.9}
+    card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    return dst
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -138,14 +229,21 @@ def make_tiny_model(
     output_name: str = "logit",
     nonfinite: str = "",
     nonfinite_above: float = NONFINITE_ABOVE,
+    conv: bool = False,
 ) -> Path:
-    """Write ``<dest_dir>/<name>.onnx`` and its card ``<name>.json``; return the card path."""
+    """Write ``<dest_dir>/<name>.onnx`` and its card ``<name>.json``; return the card path.  ``conv``: the model of
+    :func:`build_tiny_conv_onnx` (outputs ``logit`` and ``cam``) instead of the mean-colour one."""
     import onnx
 
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     onnx_path = dest / f"{name}.onnx"
-    onnx.save(build_tiny_onnx(size, seed, input_name, output_name, nonfinite, nonfinite_above), str(onnx_path))
+    proto = (
+        build_tiny_conv_onnx(size, seed)
+        if conv
+        else build_tiny_onnx(size, seed, input_name, output_name, nonfinite, nonfinite_above)
+    )
+    onnx.save(proto, str(onnx_path))
     card = {
         "schema_version": 1,
         "type": "onnx",

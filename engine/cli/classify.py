@@ -8,9 +8,9 @@ import threading
 import time
 from pathlib import Path
 
-from ..card import ModelError
+from ..card import PRECISIONS, ModelError
 from ..case.rules import threshold_in_use
-from ..model import DEVICES, require_cuda
+from ..model import DEVICES, default_threads, require_cuda
 from ..pipeline import classify, scan
 from ..report import (
     cell_row,
@@ -110,8 +110,17 @@ def add_parser(sub) -> None:
         help="auto (default): CUDA when usable, else the CPU, saying why on stderr, in the JSON and the "
         "report's device_fallback column; cpu; cuda: CUDA or exit 3 with the reason",
     )
+    c.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto (default): the model's int8 file where its card says it passed the int8 gate "
+        "(docs/speed.md), else float32; fp32; int8: the int8 file or exit 3 with the reason",
+    )
     c.add_argument("--batch-size", type=_positive_int, default=32, help="cells per inference batch (default 32)")
-    c.add_argument("--threads", type=_positive_int, default=None, help="onnxruntime threads (default: all cores)")
+    c.add_argument(
+        "--threads", type=_positive_int, default=None, help="onnxruntime threads (default: the physical cores)"
+    )
     c.add_argument(
         "--workers",
         type=_positive_int,
@@ -224,7 +233,7 @@ def run(args) -> int:
 
     reg = registry(args.models_dir)
     try:
-        clf = reg.load(model_name(reg, args), device=args.device, threads=args.threads)
+        clf = reg.load(model_name(reg, args), device=args.device, threads=args.threads, precision=args.precision)
         if args.device == "cuda":
             require_cuda(clf)
     except ModelError as exc:
@@ -234,7 +243,7 @@ def run(args) -> int:
     todo, skipped = (items, 0) if run is None else (run.todo, run.skipped)
     threshold = threshold if run is None else run.threshold
     say(
-        f"model {clf.name} {clf.version} on {clf.device_label} ({clf.active_provider}); "
+        f"model {clf.name} {clf.version} ({clf.precision}) on {clf.device_label} ({clf.active_provider}); "
         f"threshold {threshold:g}{'' if args.threshold is None else f' (card: {clf.threshold:g})'}; "
         f"{len(items)} image files"
     )
@@ -242,7 +251,7 @@ def run(args) -> int:
         warn(w)
     log.debug(
         f"batch size {args.batch_size}, decoding threads {args.workers or 'default'}, onnxruntime threads "
-        f"{args.threads or 'all cores'}; {len(todo)} cells to classify"
+        f"{args.threads or default_threads()}; {len(todo)} cells to classify"
     )
 
     cancel = threading.Event()
@@ -269,7 +278,7 @@ def run(args) -> int:
         rows = cell_rows(run.doc, run.cells)
     facts = {
         "engine": "local",
-        "model": {"name": clf.name, "version": clf.version},
+        "model": {"name": clf.name, "version": clf.version, "precision": clf.precision},
         "threshold": threshold,
         "default_threshold": clf.threshold,
         "device": clf.device_label,

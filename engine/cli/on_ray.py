@@ -31,7 +31,7 @@ def classify_on_ray(args, items, out: Path, summary: Path | None) -> int:
         raise CliError("--engine ray: --device cuda needs --gpus-per-actor G (the GPUs each actor reserves)")
     reg = registry(args.models_dir)
     try:
-        payload = ModelPayload.from_registry(reg, model_name(reg, args))
+        payload = ModelPayload.from_registry(reg, model_name(reg, args), args.precision)
     except ModelError as exc:
         raise CliError(str(exc), EXIT_MODEL) from None
     card = payload.card
@@ -41,7 +41,7 @@ def classify_on_ray(args, items, out: Path, summary: Path | None) -> int:
     rows: list[dict[str, str]] = []
     facts = {
         "engine": "ray",
-        "model": {"name": card.name, "version": card.version},
+        "model": {"name": card.name, "version": card.version, "precision": payload.precision},
         "threshold": threshold,
         "default_threshold": card.threshold,
         "device": None,

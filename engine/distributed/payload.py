@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..card import ModelCard, verify_onnx_bytes
+from ..card import ModelCard, for_precision, verify_onnx_bytes
 from ..model import Classifier, member_from_bytes, read_onnx_bytes
 from ..preprocess import Preprocessing
 from ..registry import Registry
@@ -22,10 +22,11 @@ class ModelPayload:
     members: tuple[tuple[ModelCard, bytes], ...]  # (card, ONNX bytes) of each single model, in card order
 
     @classmethod
-    def from_registry(cls, registry: Registry, name: str) -> ModelPayload:
-        """Read model ``name`` (and an ensemble's members) from ``registry``.  Raises ModelError."""
-        card = registry.get(name)
-        cards = [registry.get(m) for m in card.members] if card.is_ensemble else [card]
+    def from_registry(cls, registry: Registry, name: str, precision: str = "fp32") -> ModelPayload:
+        """Read model ``name`` (and an ensemble's members) from ``registry``, each single model's file at
+        ``precision`` (:func:`engine.card.for_precision`).  Raises ModelError."""
+        card = for_precision(registry.get(name), precision)
+        cards = [for_precision(registry.get(m), precision) for m in card.members] if card.is_ensemble else [card]
         members = []
         for mc in cards:
             data = read_onnx_bytes(mc)
@@ -37,6 +38,11 @@ class ModelPayload:
     def preprocessings(self) -> tuple[Preprocessing, ...]:
         """The distinct input specs, in the order :attr:`Classifier.preprocessings` has them."""
         return tuple(dict.fromkeys(mc.preprocessing for mc, _ in self.members if mc.preprocessing is not None))
+
+    @property
+    def precision(self) -> str:
+        """As :attr:`engine.model.Classifier.precision`: "fp32", "int8" or, for a mixed ensemble, "fp32+int8"."""
+        return "+".join(dict.fromkeys(mc.precision for mc, _ in self.members))
 
     @property
     def size(self) -> int:

@@ -84,7 +84,7 @@ def test_classify_json_summary(cells_dir, tiny_models_dir, tmp_path, capsys):
     doc = json.loads(captured.out)
     rows = read_cell_report(out)
     assert doc["schema"] == "leukoscan.classify/2" and doc["status"] == "completed" and doc["exit_code"] == 0
-    assert doc["model"] == {"name": "tiny_a", "version": rows[0]["model_version"]}
+    assert doc["model"] == {"name": "tiny_a", "version": rows[0]["model_version"], "precision": "fp32"}
     assert doc["threshold"] == doc["default_threshold"] == float(rows[0]["threshold"])
     assert doc["engine"] == "local" and doc["provider"] == "CPUExecutionProvider" and doc["images"] == 8
     c = doc["counts"]
