@@ -613,8 +613,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--keep-float",
         default="",
-        help="nodes left in float, comma-separated: 'first' (the first Conv/MatMul), 'head' (the one computing "
-        "the logit) or node names (after onnxruntime's pre-processing)",
+        help="nodes left in float, comma-separated: 'first' (the first Conv/MatMul), 'last' (the last Conv, whose "
+        "output is pooled into the features), 'head' (the one computing the logit) or node names (as named after "
+        "onnxruntime's pre-processing)",
     )
     p.add_argument(
         "--op-types", default="", help="only these op types quantised, e.g. Conv,MatMul (default: onnxruntime's)"

@@ -1,4 +1,4 @@
-"""ONNX export (tf2onnx), Keras-vs-ONNX parity, int8 QDQ quantisation attempt, model cards."""
+"""ONNX export (tf2onnx), Keras-vs-ONNX parity, float16 weight storage, model cards (int8: training.quantize)."""
 
 from __future__ import annotations
 
@@ -214,39 +214,6 @@ def time_onnx(path: str | Path, x: np.ndarray, threads: int = 2, repeats: int = 
         onnx_logits(path, x, threads=threads)
         rates.append(len(x) / (time.perf_counter() - t))
     return float(np.median(rates))
-
-
-def quantize_int8(fp32_path: str | Path, out_path: str | Path, calib: np.ndarray) -> Path:
-    """Static int8 QDQ quantisation, per-channel weights, calibrated on real cells (0-255 inputs)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(range(0, len(calib), 8))
-
-        def get_next(self):
-            i = next(self.it, None)
-            return None if i is None else {INPUT_NAME: np.asarray(calib[i : i + 8], np.float32)}
-
-    pre = Path(str(out_path) + ".pre.onnx")
-    try:
-        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-        src = pre
-    except Exception:  # pre-processing is an optimisation; quantise the original if it fails
-        src = Path(fp32_path)
-    with saving(out_path) as tmp:
-        quantize_static(
-            str(src),
-            str(tmp),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-        )
-    pre.unlink(missing_ok=True)
-    return Path(out_path)
 
 
 def versions() -> dict:
