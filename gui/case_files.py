@@ -181,8 +181,19 @@ class CaseFiles(QObject):
             self._checking = None
 
     def _files_changed(self, found: FilesChanged) -> None:
+        from .document import ImageChange
+
         self._checking = None
-        changed = found.doc.content_changed(found.cells)
+        doc, by_root = found.doc, dict[str, list]()
+        for c in found.cells:
+            by_root.setdefault(str(c.root), []).append(c)
+        cells = []
+        for root, cs in by_root.items():
+            n = sum(1 for c in doc.cells_of(doc.cases[root]) if c.results) if root in doc.cases else 0
+            if ImageChange(root, n, n - len(cs), [c.key for c in cs]).another_sample:
+                continue  # every image of the case replaced: another sample, refused by the check of its folder's scan
+            cells += cs
+        changed = doc.content_changed(cells)
         if changed:
             self.status.emit(
                 f"{len(changed)} image(s) changed on disk since they were classified: classified "

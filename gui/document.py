@@ -8,14 +8,12 @@ contract), so the few engine names the widgets need are re-exported here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from PySide6.QtCore import QObject, Signal
 
 from engine.case import events as ev
 from engine.case.cell import Step
 from engine.case.document import ERROR, OK, PENDING, CaseDocument, Cell, ModelFacts, utc_now
+from engine.case.images import ImageChange, case_images
 from engine.case.kinds import ReviewCommand
 from engine.case.rules import (
     EXCLUDED,
@@ -38,11 +36,13 @@ __all__ = [
     "EXCLUDED",
     "EXCLUSION_REASONS",
     "LABELS",
+    "ImageChange",
     "OK",
     "PENDING",
     "Cell",
     "DocumentBridge",
     "ReviewCommand",
+    "case_images",
     "excluded_label",
     "exclusion_reason",
     "local_time",
@@ -118,7 +118,7 @@ def _nothing(bridge: DocumentBridge, e: ev.CaseEvent) -> None:
 
 
 #: Every document event type -> what the window does with it (tests/gui: every type has an entry).
-HANDLERS: dict[type[ev.CaseEvent], Callable[[DocumentBridge, Any], object]] = {
+HANDLERS = {
     ev.CaseAdded: lambda b, e: b.casesChanged.emit(),
     ev.SignOffChanged: lambda b, e: b.casesChanged.emit(),
     ev.CellsAdded: lambda b, e: b.cellsAdded.emit(list(e.cells)),

@@ -9,7 +9,6 @@ previous one in place.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QLabel
@@ -27,7 +26,7 @@ class ModelChooser(QObject):
         super().__init__(parent)
         self.service = service
         self.settings = settings
-        self.cards: dict[str, Any] = {}  # name -> engine.card.ModelCard
+        self.cards: dict[str, object] = {}
         self.problems: list[str] = []
         self.classifier = None
         self.wanted: str | None = None

@@ -2,7 +2,11 @@
 record, File ▸ Find case record, File ▸ Open case store) and the restore offer at start.
 
 Folders are scanned by a service task; cells are added ``ADD_CHUNK`` at a time, yielding to the event loop
-in between, so opening 20,000 cells never freezes the window.  A scan belongs to the document it was started
+in between, so opening 20,000 cells never freezes the window.  A case is its images: what is scanned of a folder the
+document already holds a case of is first compared with that case by sha256 on a worker
+(:mod:`engine.case.images`): a folder holding another sample's images is never pooled into the case (it is said, and
+may be opened as a new case), and a signed-off case whose images changed or went is reopened with the reason logged
+(an image swapped for one of the same size and mtime included).  A scan belongs to the document it was started
 for: when the document is replaced, its scans are cancelled (:mod:`gui.tasks`), so what they find never
 lands in another patient's record.
 """
@@ -38,6 +42,7 @@ class CaseOpener(QObject):
         self._scans: list = []  # the scan tasks of the document shown
         self._adding: list[list] = []  # scanned items not yet added (see _add_next_chunk)
         self._added = 0
+        self._new_record: set[str] = set()  # folders to open as a new case (their record holds another sample)
         bridge.replaced.connect(self._forget)
         case_files.askRestore.connect(self._ask_restore)
         case_files.adopted.connect(self._adopted)
@@ -144,11 +149,96 @@ class CaseOpener(QObject):
                 QMessageBox.Icon.Information,
             )
         if items:
-            self._adding.append(list(items))
-            self.runs.adding = True
-            if len(self._adding) == 1:
-                self._add_next_chunk()
+            self._add_checked(list(items))
         self.scanned.emit(found)
+
+    def _add_checked(self, items: list) -> None:
+        """Add scanned items once the folders the document holds a case of were compared with it by sha256."""
+        from .document import case_images
+
+        stored = {r: cells for r, cells in case_images(self.doc, items).items() if any(cells.values())}
+        if not stored:
+            self._add(items)
+            return
+        self.runs.adding = True  # no run starts before the check said what these images are
+        doc = self.doc
+        self.status.emit("Checking the images of " + ", ".join(Path(r).name for r in stored) + " …", 0)
+        self._scans.append(  # cancelled with the document (_forget): its answer is about no other
+            self.service.check_images(
+                stored, items, on_result=lambda changes: self._images_checked(doc, items, set(stored), changes)
+            )
+        )
+
+    def _images_checked(self, doc, items: list, roots: set, changes) -> None:
+        self._scans = [t for t in self._scans if not t.delivered]
+        if doc is not self.doc:
+            return
+        if changes is None:  # could not be checked: nothing of those folders is added (never pooled unchecked)
+            self.prompts.show_message(
+                "Images not checked",
+                "The images of " + ", ".join(roots) + " could not be compared with their case, so none was "
+                "added to it. The case record is shown as it was; open the folder again to retry.",
+            )
+            changes = {r: None for r in roots}
+        other = {r: ch for r, ch in changes.items() if ch is None or ch.another_sample}
+        for root, ch in changes.items():
+            if root in other:
+                continue
+            cells = [c for c in map(doc.cell, ch.changed) if c is not None]
+            if cells:  # classified again; a signed-off case is reopened with the reason logged
+                doc.content_changed(cells)
+            case = doc.cases.get(root)
+            if ch.gone and case is not None:
+                names = ", ".join(Path(k).name for k in ch.gone[:3]) + (
+                    f" and {len(ch.gone) - 3} more" if len(ch.gone) > 3 else ""
+                )
+                if case.signoff is not None:
+                    doc.reopen(
+                        case, "LeukoScan (automatic)", f"image(s) gone from the folder after the sign-off: {names}"
+                    )
+                self.prompts.note(
+                    "Open",
+                    f"{len(ch.gone)} image(s) of {case.label} are no longer in {root} ({names}); they stay in the case record",
+                )
+        keep = [it for it in items if str(it.root) not in other]
+        if keep:
+            self._add(keep)
+        elif not self._adding:
+            self.runs.adding = False
+            self.status.emit("", 0)
+        for root, ch in other.items():
+            if ch is not None:
+                self._other_sample(root, ch)
+
+    def _other_sample(self, root: str, ch) -> None:
+        case = self.doc.cases.get(root)
+        label = case.label if case is not None else Path(root).name
+        text = (
+            f"The images in {root} are not those of the case {label} kept for that folder ({ch.describe()}).\n\n"
+            "A case is its images, so they were not added to it: the case record is shown as it was, nothing was "
+            "classified or changed.\n\nOpen the folder as a new case? The record shown is closed and kept as it is "
+            "(File ▸ Find case record finds it)."
+        )
+        if self.prompts.ask_other_sample(text):
+            self.open_as_new_case(root)
+        else:
+            self.status.emit(f"{Path(root).name}: another sample's images, not added to {label}", 15000)
+
+    def open_as_new_case(self, folder: str) -> bool:
+        """Close the record shown (kept whole) and open ``folder`` as a new case in a new record, without opening
+        the folder's record.  False when the close was cancelled (unexported reviews: the user kept the cases)."""
+        self.close_cases()
+        if self.doc.cases:
+            return False
+        self._new_record.add(folder)
+        self.open_paths([folder])
+        return True
+
+    def _add(self, items: list) -> None:
+        self._adding.append(items)
+        self.runs.adding = True
+        if len(self._adding) == 1:
+            self._add_next_chunk()
 
     def _add_next_chunk(self) -> None:
         if not self._adding:
@@ -236,6 +326,9 @@ class CaseOpener(QObject):
         nothing is classified again, no second record is made) instead of a new one; with several records,
         the user chooses.  True when a record is being opened (or the choice was cancelled)."""
         for p in paths:
+            if p in self._new_record:  # its record holds another sample: a new case was asked for
+                self._new_record.discard(p)
+                continue
             if p in self.doc.opened or p in self.doc.cases or not Path(p).is_dir():
                 continue  # on screen already: scanned again into the record shown
             try:

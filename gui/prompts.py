@@ -171,6 +171,18 @@ class Prompts:
         box.exec()
         return box.clickedButton() is go
 
+    def ask_other_sample(self, text: str) -> bool:
+        """A folder's images are not its case's (another sample): True = open the folder as a new case (the record
+        shown is closed and kept as it is), False = keep the record shown, nothing added."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Not this case's images", text, parent=self.parent)
+        new = box.addButton("Open as a new case", QMessageBox.ButtonRole.AcceptRole)
+        keep = box.addButton("Keep the record as it is", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        self.messages.append(("Not this case's images", text))
+        log.warning("Not this case's images: %s", text.replace("\n", " "))
+        box.exec()
+        return box.clickedButton() is new
+
     def choose_case(self, cases: list, current=None):
         """Which case (one patient) a PDF report is of: every case by sample id and folder in full, the current
         one preselected; None = cancelled."""

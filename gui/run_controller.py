@@ -16,7 +16,6 @@ from enum import Enum
 from PySide6.QtCore import QObject, Signal
 
 from .service import RunBatch, RunEnd
-from .tasks import Task
 
 
 class RunState(Enum):
@@ -60,7 +59,7 @@ class RunController(QObject):
         self.service = service
         self.bridge = bridge
         self.state = RunState.IDLE
-        self.task: Task | None = None  # the run in flight
+        self.task = None  # the run in flight (gui.tasks.Task)
         self.classifier = None
         self.facts = None
         self.batch_size = 16
@@ -127,7 +126,7 @@ class RunController(QObject):
 
     def cancel(self) -> None:
         """Ask the run to stop (its cells done so far are kept); ``finished`` follows."""
-        if self.state == RunState.RUNNING and self.task is not None:
+        if self.state == RunState.RUNNING:
             self.task.request_interrupt()
             self._set_state(RunState.CANCELLING)
 
@@ -137,9 +136,8 @@ class RunController(QObject):
         if not self.running:
             return
         task, self.task = self.task, None
-        if task is not None:
-            task.cancel()
-            task.wait(timeout)
+        task.cancel()
+        task.wait(timeout)
         self._cells = []
         self._set_state(RunState.IDLE)
 

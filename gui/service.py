@@ -388,10 +388,7 @@ class EngineService(QObject):
             return StoreOpened(Path(path), store, doc)
 
         def opened(outcome: StoreOpened | StoreFailed) -> None:
-            if isinstance(outcome, StoreOpened):
-                on_opened(outcome)
-            else:
-                on_failed(outcome)
+            (on_opened if isinstance(outcome, StoreOpened) else on_failed)(outcome)
 
         return self._start(work, on_result=opened)
 
@@ -411,6 +408,22 @@ class EngineService(QObject):
         return self._start(
             work, on_result=checked, on_error=lambda exc: log.warning("checking the images failed: %s", exc)
         )
+
+    def check_images(self, stored, items: list, on_result: Callable[[dict | None], None]) -> Task:
+        """The images of the stored cases ``stored`` (:func:`engine.case.images.case_images`, taken on the GUI
+        thread) against the scanned ``items``, by sha256 (every image read on the worker) -> ``on_result({root:
+        ImageChange})``; ``on_result(None)`` when the check failed (an unreadable file is left out of it, not a failure)."""
+
+        def work(_state):
+            from engine.case.images import compare_stored, hash_files, paths_to_hash
+
+            return compare_stored(stored, items, hash_files(paths_to_hash(stored, items)))
+
+        def failed(exc: BaseException) -> None:
+            log.warning("checking the images by sha256 failed: %s", exc)
+            on_result(None)
+
+        return self._start(work, on_result=on_result, on_error=failed)
 
     def close_store(self, store) -> Task:
         return self._start(lambda _state: store.close(), runner=self._store_close)

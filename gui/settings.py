@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QSettings
 
@@ -181,7 +180,7 @@ class Settings:
 
     @property
     def recent_folders(self) -> list[str]:
-        v: Any = self._s.value("paths/recent", [])
+        v = self._s.value("paths/recent", [])
         if isinstance(v, str):
             v = [v] if v else []
         return [str(x) for x in (v or [])][:MAX_RECENT]
@@ -197,7 +196,7 @@ class Settings:
     @property
     def recent_stores(self) -> list[str]:
         """Case stores (records) opened or closed lately, newest first."""
-        v: Any = self._s.value("paths/recent_stores", [])
+        v = self._s.value("paths/recent_stores", [])
         if isinstance(v, str):
             v = [v] if v else []
         return [str(x) for x in (v or [])][:MAX_RECENT]

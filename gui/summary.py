@@ -60,9 +60,7 @@ class SummaryTable(QTableWidget):
         super().__init__(0, len(HEADERS), parent)
         self.setHorizontalHeaderLabels(HEADERS)
         for i, tip in enumerate(HEADER_TIPS):
-            item = self.horizontalHeaderItem(i)
-            if item is not None:  # (set just above)
-                item.setToolTip(tip)
+            self.horizontalHeaderItem(i).setToolTip(tip)
         self.verticalHeader().hide()
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)

@@ -22,7 +22,20 @@ from .document import CaseDocument
 from .kinds import StoreErrorKind
 from .schema import StoreError
 
-__all__ = ["ImageChange", "NotTheCase", "compare_images", "hash_files"]
+__all__ = [
+    "ImageChange",
+    "NotTheCase",
+    "StoredImages",
+    "case_images",
+    "compare_images",
+    "compare_stored",
+    "hash_files",
+    "paths_to_hash",
+]
+
+#: root -> {path of each cell of that case -> the sha256s it was classified with (empty: never classified)}: what a
+#: case's images are, as plain data (taken on the document's thread, compared on a worker: the app)
+StoredImages = dict[str, dict[str, frozenset[str]]]
 
 
 class NotTheCase(StoreError):
@@ -70,28 +83,54 @@ def hash_files(paths: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def compare_images(doc: CaseDocument, items: Sequence[ScanItem], hashes: Mapping[str, str]) -> dict[str, ImageChange]:
-    """root -> :class:`ImageChange` for every root of ``items`` that ``doc`` already holds a case of.  ``hashes``:
-    path -> sha256 of the files now (:func:`hash_files`; the case's own images included)."""
+def case_images(doc: CaseDocument, items: Sequence[ScanItem]) -> StoredImages:
+    """:data:`StoredImages` of every case of ``doc`` that a root of ``items`` names (no file is read)."""
     roots = {str(it.root) for it in items} & set(doc.cases)
+    return {
+        root: {
+            c.key: frozenset(r.sha256 for r in c.results.values() if r.sha256) for c in doc.cells_of(doc.cases[root])
+        }
+        for root in roots
+    }
+
+
+def paths_to_hash(stored: StoredImages, items: Sequence[ScanItem]) -> list[str]:
+    """The files :func:`compare_stored` needs hashed: the scanned ones of a stored case's folder, and the case's own."""
+    return list(
+        dict.fromkeys(
+            [str(it.path) for it in items if str(it.root) in stored] + [k for r in stored.values() for k in r]
+        )
+    )
+
+
+def compare_stored(
+    stored: StoredImages, items: Sequence[ScanItem], hashes: Mapping[str, str]
+) -> dict[str, ImageChange]:
+    """root -> :class:`ImageChange` for every case of ``stored``.  ``hashes``: path -> sha256 of the files now
+    (:func:`hash_files` of :func:`paths_to_hash`)."""
     out: dict[str, ImageChange] = {}
     scanned = {str(it.path) for it in items}
-    for root in roots:
+    for root, cells in stored.items():
         ch = out[root] = ImageChange(root)
-        for c in doc.cells_of(doc.cases[root]):
-            known = {r.sha256 for r in c.results.values() if r.sha256}
+        for key, known in cells.items():
             if not known:
                 continue
             ch.stored += 1
-            now = hashes.get(c.key)
-            if now is None and (c.key not in scanned or not os.path.exists(c.key)):
-                ch.gone.append(c.key)
+            now = hashes.get(key)
+            if now is None and (key not in scanned or not os.path.exists(key)):
+                ch.gone.append(key)
             elif now is not None and now not in known:
-                ch.changed.append(c.key)
+                ch.changed.append(key)
             elif now is not None:
                 ch.common += 1
-        ch.new = [str(it.path) for it in items if str(it.root) == root and doc.cell(str(it.path)) is None]
+        ch.new = [str(it.path) for it in items if str(it.root) == root and str(it.path) not in cells]
     return out
+
+
+def compare_images(doc: CaseDocument, items: Sequence[ScanItem], hashes: Mapping[str, str]) -> dict[str, ImageChange]:
+    """root -> :class:`ImageChange` for every root of ``items`` that ``doc`` already holds a case of.  ``hashes``:
+    path -> sha256 of the files now (:func:`hash_files`; the case's own images included)."""
+    return compare_stored(case_images(doc, items), items, hashes)
 
 
 def refuse_other_samples(changes: Mapping[str, ImageChange], doc: CaseDocument, store_path: object) -> None:
