@@ -82,7 +82,7 @@ lint: venv-all
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# mypy as configured in pyproject.toml ([tool.mypy]: engine/, strict on engine/case/).
+# mypy as configured in pyproject.toml ([tool.mypy]: engine/ and gui/, strict on engine/case/).
 typecheck: venv-all
 	$(PY) -m mypy
 

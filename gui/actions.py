@@ -319,7 +319,7 @@ def build_actions(window, commands: tuple[Command, ...] = COMMANDS) -> dict[str,
 
 def build_menus(window, actions: dict[str, QAction], recent_filler: Callable) -> QMenu:
     """The menu bar from :data:`MENUS`; returns File ▸ Open recent (filled by ``recent_filler`` when shown)."""
-    recent = None
+    recent: QMenu | None = None
     for title, names in MENUS:
         m = window.menuBar().addMenu(title)
         for n in names:
@@ -330,6 +330,8 @@ def build_menus(window, actions: dict[str, QAction], recent_filler: Callable) ->
                 recent.aboutToShow.connect(recent_filler)
             else:
                 m.addAction(actions[n])
+    if recent is None:
+        raise ValueError("MENUS has no '@recent' entry (File > Open recent)")
     return recent
 
 

@@ -139,7 +139,7 @@ def install_excepthook(win, log_file) -> None:
     import logging
     import traceback
 
-    shown = []
+    shown: list[bool] = []
 
     def hook(etype, value, tb):
         logging.getLogger("leukoscan").error(

@@ -176,7 +176,8 @@ class CellBrowser(QTabWidget):
         if r is not None:
             idx = self.proxy.index(r, 0)
             view = self.currentWidget()
-            view.scrollTo(idx, QAbstractItemView.ScrollHint.PositionAtCenter)
+            if isinstance(view, QAbstractItemView):  # the gallery or the table
+                view.scrollTo(idx, QAbstractItemView.ScrollHint.PositionAtCenter)
 
     def set_thumb_size(self, size: int) -> None:
         self.delegate.thumb_size = size

@@ -20,9 +20,9 @@ from PySide6.QtGui import QImage
 from .cells import ERROR, PENDING
 from .service import cam_available, cell_cam
 from .style import ALL_COLOR, HEM_COLOR
-from .tasks import TaskRunner
+from .tasks import Task, TaskRunner
 
-__all__ = ["CamOverlay", "cam_image", "cam_legend", "window_classifier"]
+__all__ = ["CamOverlay", "cam_image", "cam_legend"]
 
 #: Largest overlay opacity (0-255): the cell stays visible under the strongest evidence.
 MAX_ALPHA = 170
@@ -54,14 +54,6 @@ def cam_legend(result) -> str:
     )
 
 
-def window_classifier(widget):
-    """The model loaded in ``widget``'s main window (its model chooser's, or a ``classifier`` attribute), or None:
-    read when a map is wanted, so a model chosen later is the one used."""
-    win = widget.window()
-    chooser = getattr(win, "model_chooser", None)
-    return getattr(chooser if chooser is not None else win, "classifier", None)
-
-
 class CamOverlay(QObject):
     """Owns the toggle's state for one :class:`gui.imageview.ImageView`: requests the map of the shown cell off the
     GUI thread, keeps the last few, and sets ``view.overlay``.  ``classifier``: returns the loaded model (or None).
@@ -75,7 +67,7 @@ class CamOverlay(QObject):
         self.classifier = classifier
         self.enabled = False
         self._cell = None
-        self._task = None  # the map being computed (gui.tasks.Task)
+        self._task: Task | None = None  # the map being computed
         self._shown: tuple[str, str] | None = None  # (model, cell key) on screen or being computed
         self._cache: OrderedDict[tuple[str, str], tuple[QImage, str]] = OrderedDict()
         self._runner = TaskRunner(1, "leukoscan-cam", self)
@@ -112,7 +104,7 @@ class CamOverlay(QObject):
             self.status.emit("What the model looked at: shown for a classified cell.")
             return
         why = self.unavailable()
-        if why:
+        if why or clf is None:  # (no model: unavailable() says so)
             self.status.emit(why)
             return
         key = (clf.name, cell.key)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer
 
@@ -284,8 +284,12 @@ class CellFilterProxy(QSortFilterProxyModel):
     def kind(self) -> str:
         return self._kind
 
+    def source(self) -> CellModel:
+        """The rows' model (set once, in the constructor's caller: typed here for the filter and look-ups)."""
+        return cast(CellModel, self.sourceModel())
+
     def filterAcceptsRow(self, source_row: int, source_parent) -> bool:
-        cell = self.sourceModel().cells[source_row]
+        cell = self.source().cells[source_row]
         if self._case is not None and cell.case != self._case:
             return False
         if self._text and self._text not in cell.file.lower():
@@ -308,10 +312,10 @@ class CellFilterProxy(QSortFilterProxyModel):
         if not index.isValid():
             return None
         src = self.mapToSource(index)
-        return self.sourceModel().cells[src.row()] if src.isValid() else None
+        return self.source().cells[src.row()] if src.isValid() else None
 
     def proxy_row_of(self, key: str) -> int | None:
-        r = self.sourceModel().row_of(key)
+        r = self.source().row_of(key)
         if r is None:
             return None
         idx = self.mapFromSource(self.sourceModel().index(r, 0))

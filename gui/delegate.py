@@ -63,7 +63,7 @@ class TileDelegate(QStyledItemDelegate):
             f"{bool(qc_reason(cell))}|{rv.label if rv else ''}|{img is not None}|{selected}|"
             f"{size.width()}x{size.height()}|{self.thumb_size}"
         )
-        pm = QPixmapCache.find(key)
+        pm = QPixmapCache.find(key)  # type: ignore[call-overload]  # (PySide6's one-argument form: stubs lack it)
         if pm is None or pm.isNull():
             dpr = p.device().devicePixelRatioF() if p.device() is not None else 1.0
             pm = QPixmap(int(size.width() * dpr), int(size.height() * dpr))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from html import escape
 from typing import Any
 
@@ -100,17 +101,14 @@ def card_html(card, active=None) -> str:
 
 class ModelInfoDialog(QDialog):
     """Help > Model card: the facts, the held-out numbers in words and as charts (gui.card_view), the raw card
-    behind Details.  ``cards``: the installed cards (an ensemble's members); by default the parent window's."""
+    behind Details.  ``cards``: the installed cards (an ensemble's members are looked up in them), passed in."""
 
-    def __init__(self, card, active=None, parent=None, cards=None) -> None:
+    def __init__(self, card, cards: Iterable[Any], active=None, parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Model card — {card.display_name}")
         self.resize(1180, 720)
         lay = QVBoxLayout(self)
-        if cards is None:  # the window's (its model chooser's) installed cards
-            found = getattr(getattr(parent, "model_chooser", None), "cards", None) or getattr(parent, "cards", None)
-            cards = list(found.values()) if isinstance(found, dict) else list(found or ())
-        self.view = ModelCardView(card, card_facts_html(card, active), cards)
+        self.view = ModelCardView(card, card_facts_html(card, active), list(cards))
         lay.addWidget(self.view)
         bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         bb.rejected.connect(self.reject)

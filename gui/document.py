@@ -8,6 +8,9 @@ contract), so the few engine names the widgets need are re-exported here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from PySide6.QtCore import QObject, Signal
 
 from engine.case import events as ev
@@ -118,7 +121,7 @@ def _nothing(bridge: DocumentBridge, e: ev.CaseEvent) -> None:
 
 
 #: Every document event type -> what the window does with it (tests/gui: every type has an entry).
-HANDLERS = {
+HANDLERS: dict[type[ev.CaseEvent], Callable[[DocumentBridge, Any], object]] = {
     ev.CaseAdded: lambda b, e: b.casesChanged.emit(),
     ev.SignOffChanged: lambda b, e: b.casesChanged.emit(),
     ev.CellsAdded: lambda b, e: b.cellsAdded.emit(list(e.cells)),

@@ -104,7 +104,7 @@ def write_icons(folder: Path) -> list[Path]:
     for sz in SIZES:
         img = render_icon(sz)
         f = folder / f"leukoscan-{sz}.png"
-        img.save(str(f), "PNG")
+        img.save(str(f), b"PNG")
         out.append(f)
         pil.append(_to_pil(img))
     ico = folder / "leukoscan.ico"
@@ -123,8 +123,8 @@ def _to_pil(img: QImage):
 
     buf = QBuffer()
     buf.open(QIODevice.OpenModeFlag.WriteOnly)
-    img.save(buf, "PNG")
-    return Image.open(io.BytesIO(bytes(buf.data()))).convert("RGBA")
+    img.save(buf, b"PNG")
+    return Image.open(io.BytesIO(buf.data().data())).convert("RGBA")
 
 
 def main(argv: list[str] | None = None) -> int:

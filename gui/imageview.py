@@ -104,7 +104,7 @@ class ImageView(QWidget):
         outer = vp.adjusted(-FRAME, -FRAME, FRAME, FRAME)
         p.fillRect(outer, QColor("black"))
         if self.image is not None:
-            self._paint_image(p, vp)
+            self._paint_image(p, vp, self.image)
         else:
             p.setPen(QColor("#aaa"))
             p.drawText(
@@ -121,8 +121,8 @@ class ImageView(QWidget):
             self._paint_label(p, vp, label)
         p.end()
 
-    def _paint_image(self, p: QPainter, vp: QRectF) -> None:
-        img, z = self.image, self.zoom
+    def _paint_image(self, p: QPainter, vp: QRectF, img: QImage) -> None:
+        z = self.zoom
         if z.has_image:
             scale, cx, cy = z.scale, z.cx, z.cy
             ox, oy = (z.image_w - img.width()) / 2, (z.image_h - img.height()) / 2  # smaller than the shared frame

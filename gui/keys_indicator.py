@@ -21,7 +21,9 @@ class LabelKeysIndicator(QLabel):
         self.setToolTip(
             "A, H, X, Space and U label cells only while the gallery, the table or the preview has the keyboard focus"
         )
-        QApplication.instance().focusChanged.connect(self._focus_moved)
+        app = QApplication.instance()
+        assert isinstance(app, QApplication)  # (a widget exists only once the application does)
+        app.focusChanged.connect(self._focus_moved)
         self._focus_moved(None, QApplication.focusWidget())
 
     def labels_have_focus(self) -> bool:

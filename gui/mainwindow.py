@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtWidgets import QLabel, QMainWindow, QPushButton, QSplitter, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QMenu, QPushButton, QSplitter, QToolBar, QVBoxLayout, QWidget
 
 from . import __version__
 from .actions import build_actions, build_menus, cell_menu
@@ -42,6 +42,9 @@ log = logging.getLogger("leukoscan.gui")
 
 
 class MainWindow(QMainWindow):
+    case_actions: CaseActions  # (built after the export flow, whose callable reads it later)
+    recent_menu: QMenu  # (built with the menus, whose File > Open recent fills it)
+
     def __init__(
         self,
         service: EngineService | None = None,
@@ -154,7 +157,7 @@ class MainWindow(QMainWindow):
         ll.addWidget(self.notices.welcome, 1)
         ll.addWidget(self.browser, 10)
 
-        self.side = SidePanel()
+        self.side = SidePanel(lambda: self.model_chooser.classifier)  # the model the preview's overlay maps
         self.preview = self.side.preview
         self.preview.is_locked = lambda cell: self.doc.locked(cell)
         self.preview.reviewRequested.connect(self.reviews.apply)
@@ -373,7 +376,7 @@ class MainWindow(QMainWindow):
         if card is None:
             self.prompts.show_message("No model", "No model is selected (none installed, or none could be read).")
             return
-        ModelInfoDialog(card, chooser.classifier, self).open()
+        ModelInfoDialog(card, list(chooser.cards.values()), chooser.classifier, self).open()
 
     def show_about(self) -> None:
         AboutDialog(__version__, list(self.model_chooser.cards.values()), self.model_chooser.problems, self).open()

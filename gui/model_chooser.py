@@ -9,6 +9,7 @@ previous one in place.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QLabel
@@ -26,7 +27,7 @@ class ModelChooser(QObject):
         super().__init__(parent)
         self.service = service
         self.settings = settings
-        self.cards: dict[str, object] = {}
+        self.cards: dict[str, Any] = {}  # name -> engine.card.ModelCard
         self.problems: list[str] = []
         self.classifier = None
         self.wanted: str | None = None

@@ -5,14 +5,16 @@ so zooming in (:class:`gui.imageview.ImageView`) shows real pixels; a new cell s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from .browser import READABLE_TILE_PX
-from .cam_overlay import CamOverlay, window_classifier
+from .cam_overlay import CamOverlay
 from .cells import ERROR, PENDING, Cell, exclusion_reason, local_time
 from .document import ReviewCommand
 from .imageview import ImageView
@@ -28,7 +30,8 @@ class PreviewPanel(QWidget):
     nextRequested = Signal()
     shown = Signal(object)  # a classified cell was put on screen here, at a readable size (a person saw it)
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, classifier: Callable[[], Any], parent=None) -> None:
+        """``classifier``: the model loaded now, or None (read when a map is wanted: a model chosen later is used)."""
         super().__init__(parent)
         self.loader = full_size_loader(parent=self)
         self.loader.ready.connect(self._ready)
@@ -55,7 +58,7 @@ class PreviewPanel(QWidget):
             "towards ALL, blue towards HEM.\nComputed for the cell on screen only."
         )
         self.btn_cam.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.cam = CamOverlay(self.view, lambda: window_classifier(self), self)
+        self.cam = CamOverlay(self.view, classifier, self)
         self.cam_status = QLabel()
         self.cam_status.setWordWrap(True)
         self.cam_status.setVisible(False)

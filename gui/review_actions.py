@@ -128,10 +128,11 @@ class ReviewActions(QObject):
         if unseen:
             pass  # the status line says what was left out (a second message would hide it)
         elif len(cells) > 1:
-            what = {
+            what_of: dict[str, str] = {
                 ReviewCommand.CLEAR: "Cleared the review of",
                 ReviewCommand.ACCEPT: "Accepted the model's class for",
-            }.get(kind, f"Labelled {kind}:")
+            }
+            what = what_of.get(kind, f"Labelled {kind}:")
             self.status.emit(
                 f"{what} {n} cell(s)" + (f", {flagged} of them flagged" if flagged else "") + ". Ctrl+Z undoes it.",
                 8000,

@@ -16,6 +16,7 @@ from enum import Enum
 from PySide6.QtCore import QObject, Signal
 
 from .service import RunBatch, RunEnd
+from .tasks import Task
 
 
 class RunState(Enum):
@@ -59,7 +60,7 @@ class RunController(QObject):
         self.service = service
         self.bridge = bridge
         self.state = RunState.IDLE
-        self.task = None  # the run in flight (gui.tasks.Task)
+        self.task: Task | None = None  # the run in flight
         self.classifier = None
         self.facts = None
         self.batch_size = 16
@@ -126,7 +127,7 @@ class RunController(QObject):
 
     def cancel(self) -> None:
         """Ask the run to stop (its cells done so far are kept); ``finished`` follows."""
-        if self.state == RunState.RUNNING:
+        if self.state == RunState.RUNNING and self.task is not None:
             self.task.request_interrupt()
             self._set_state(RunState.CANCELLING)
 
@@ -136,8 +137,9 @@ class RunController(QObject):
         if not self.running:
             return
         task, self.task = self.task, None
-        task.cancel()
-        task.wait(timeout)
+        if task is not None:
+            task.cancel()
+            task.wait(timeout)
         self._cells = []
         self._set_state(RunState.IDLE)
 

@@ -388,7 +388,10 @@ class EngineService(QObject):
             return StoreOpened(Path(path), store, doc)
 
         def opened(outcome: StoreOpened | StoreFailed) -> None:
-            (on_opened if isinstance(outcome, StoreOpened) else on_failed)(outcome)
+            if isinstance(outcome, StoreOpened):
+                on_opened(outcome)
+            else:
+                on_failed(outcome)
 
         return self._start(work, on_result=opened)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QSettings
 
@@ -180,7 +181,7 @@ class Settings:
 
     @property
     def recent_folders(self) -> list[str]:
-        v = self._s.value("paths/recent", [])
+        v: Any = self._s.value("paths/recent", [])
         if isinstance(v, str):
             v = [v] if v else []
         return [str(x) for x in (v or [])][:MAX_RECENT]
@@ -196,7 +197,7 @@ class Settings:
     @property
     def recent_stores(self) -> list[str]:
         """Case stores (records) opened or closed lately, newest first."""
-        v = self._s.value("paths/recent_stores", [])
+        v: Any = self._s.value("paths/recent_stores", [])
         if isinstance(v, str):
             v = [v] if v else []
         return [str(x) for x in (v or [])][:MAX_RECENT]

@@ -3,6 +3,9 @@ progress, the P(ALL) histogram) below."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
@@ -12,9 +15,10 @@ from .summary import Histogram, SummaryTable
 
 
 class SidePanel(QSplitter):
-    def __init__(self, parent=None) -> None:
+    def __init__(self, classifier: Callable[[], Any], parent=None) -> None:
+        """``classifier``: the model loaded now, or None (the preview's overlay asks it)."""
         super().__init__(Qt.Orientation.Vertical, parent)
-        self.preview = PreviewPanel()
+        self.preview = PreviewPanel(classifier)
         self.summary = SummaryTable()
         self.summary.verticalHeader().setDefaultSectionSize(22)
         self.histogram = Histogram()
@@ -41,7 +45,7 @@ class SidePanel(QSplitter):
         self.setStretchFactor(0, 3)
         self.setStretchFactor(1, 2)
 
-    def refresh(self, doc, case: str | None, flagged_progress: str) -> None:
+    def show_document(self, doc, case: str | None, flagged_progress: str) -> None:
         """Counts of every case, the histogram of ``case`` (None: all), the review progress text."""
         self.summary.set_counts(
             doc.counts(ALL_CASES),

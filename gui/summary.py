@@ -60,7 +60,9 @@ class SummaryTable(QTableWidget):
         super().__init__(0, len(HEADERS), parent)
         self.setHorizontalHeaderLabels(HEADERS)
         for i, tip in enumerate(HEADER_TIPS):
-            self.horizontalHeaderItem(i).setToolTip(tip)
+            item = self.horizontalHeaderItem(i)
+            if item is not None:  # (set just above)
+                item.setToolTip(tip)
         self.verticalHeader().hide()
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)

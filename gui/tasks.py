@@ -25,12 +25,15 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from enum import Enum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import QObject, Qt, Signal
 
 log = logging.getLogger("leukoscan.gui")
 _ids = itertools.count(1)
+
+
+T = TypeVar("T")  # what a task's function returns
 
 
 class Outcome(Enum):
@@ -44,7 +47,7 @@ class Outcome(Enum):
 class TaskState:
     """The worker's side of a task: whether to stop, and where partial results go."""
 
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: Task[Any]) -> None:
         self._task = task
         self.interrupt = threading.Event()
 
@@ -56,20 +59,25 @@ class TaskState:
         self._task._post(Outcome.PARTIAL, value)
 
 
-class Task:
-    """The GUI thread's handle of one job: its callbacks, its future, and :meth:`cancel`."""
+class Task(Generic[T]):
+    """The GUI thread's handle of one job: its callbacks, its future, and :meth:`cancel`.  ``T``: what the job
+    returns (what ``on_result`` gets), as superqt types its workers."""
 
     def __init__(
         self,
         runner: TaskRunner,
         name: str,
-        on_result: Callable | None,
-        on_error: Callable | None,
-        on_partial: Callable | None,
+        on_result: Callable[[T], object] | None,
+        on_error: Callable[[BaseException], object] | None,
+        on_partial: Callable[[Any], object] | None,
     ) -> None:
         self.name = name
         self._runner = runner
-        self._callbacks = {Outcome.RESULT: on_result, Outcome.ERROR: on_error, Outcome.PARTIAL: on_partial}
+        self._callbacks: dict[Outcome, Callable[[Any], object] | None] = {
+            Outcome.RESULT: on_result,
+            Outcome.ERROR: on_error,
+            Outcome.PARTIAL: on_partial,
+        }
         self.state = TaskState(self)
         self.future: Future | None = None
         self.cancelled = False
@@ -142,22 +150,22 @@ class TaskRunner(QObject):
         self.name = f"{name}-{next(_ids)}"
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name)
         self._relay = Relay(self)
-        self._live: set[Task] = set()
+        self._live: set[Task[Any]] = set()
         self._lock = threading.Lock()  # _live: a future's done-callback runs on its worker
         self.closed = False
 
     def start(
         self,
-        fn: Callable,
-        *args,
-        on_result: Callable | None = None,
-        on_error: Callable | None = None,
-        on_partial: Callable | None = None,
-    ) -> Task:
+        fn: Callable[..., T],
+        *args: Any,
+        on_result: Callable[[T], object] | None = None,
+        on_error: Callable[[BaseException], object] | None = None,
+        on_partial: Callable[[Any], object] | None = None,
+    ) -> Task[T]:
         """Run ``fn(state, *args)`` on a worker.  Its return value goes to ``on_result``, an exception to
         ``on_error`` (else it is logged), ``state.set_partial_result(v)`` to ``on_partial``; all on the GUI
         thread, none after ``task.cancel()``.  After :meth:`shutdown` the task is cancelled at once."""
-        task = Task(self, getattr(fn, "__name__", "task"), on_result, on_error, on_partial)
+        task: Task[T] = Task(self, getattr(fn, "__name__", "task"), on_result, on_error, on_partial)
         if self.closed:
             task.cancel()
             return task
@@ -178,7 +186,7 @@ class TaskRunner(QObject):
         task.future.add_done_callback(lambda _f: self._forget(task))
         return task
 
-    def _forget(self, task: Task) -> None:
+    def _forget(self, task: Task[Any]) -> None:
         with self._lock:
             self._live.discard(task)
 
@@ -200,9 +208,9 @@ class TaskRunner(QObject):
         self._pool.shutdown(wait=False, cancel_futures=cancel)
         if wait:
             deadline = None if timeout is None else time.monotonic() + timeout
-            for t in self.threads():
-                t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            for thread in self.threads():
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
-    def _post(self, task: Task, kind: Outcome, value: Any) -> None:
+    def _post(self, task: Task[Any], kind: Outcome, value: Any) -> None:
         if not task.cancelled:  # a cheap early drop; the GUI thread checks again on arrival
             self._relay.call(task._deliver, kind, value)

@@ -55,8 +55,8 @@ class ThresholdBar(QWidget):
         self.slider.setValue(round(value * 100))
         for w in (self.spin, self.slider):
             w.blockSignals(False)
-        for w in (self.spin, self.slider, self.reset):
-            w.setEnabled(True)
+        for part in (self.spin, self.slider, self.reset):
+            part.setEnabled(True)
         if abs(value - default) > 1e-9:
             self.note.setText(f" <span style='color:#b9770e'><b>changed</b> (card {default:.3g})</span>")
         else:

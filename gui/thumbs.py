@@ -23,7 +23,7 @@ from PySide6.QtGui import QImage
 from .service import load_rgb, read_regular_file
 from .tasks import TaskRunner
 
-FAILED = object()  # cached marker: this file has no thumbnail (the tile shows the error)
+FAILED = QImage()  # cached marker (compared by identity): this file has no thumbnail (the tile shows the error)
 BATCH_SECONDS = 0.03  # decoded images reach the GUI thread at most this often per decode task
 FULL_SIZE_CAP = 2048  # the preview's longest side: cells (450 px) keep their own pixels, a huge scan is capped
 
@@ -35,7 +35,8 @@ def decode_thumbnail(path: str, size: int) -> QImage | None:
     (16-bit, float, alpha, palette ...) goes through the engine's own RGB conversion, so the tile shows
     what the model sees."""
     try:
-        with Image.open(io.BytesIO(read_regular_file(path))) as im:  # no FIFO/device can block the thread
+        with Image.open(io.BytesIO(read_regular_file(path))) as opened:  # no FIFO/device can block the thread
+            im: Image.Image = opened
             if im.mode in ("RGB", "L"):
                 im.draft("RGB", (size, size))  # JPEG: decode at reduced scale
                 im = ImageOps.exif_transpose(im).convert("RGB")
@@ -67,7 +68,7 @@ class ImageLoader(QObject):
         self._size = size
         self._budget = budget_mb * 1024 * 1024
         self._bytes = 0
-        self._cache: OrderedDict[str, object] = OrderedDict()  # GUI thread only
+        self._cache: OrderedDict[str, QImage] = OrderedDict()  # GUI thread only
         self._lock = threading.Lock()  # the queue below: the GUI thread adds, the decode tasks take
         self._pending: deque[str] = deque()
         self._queued: set[str] = set()  # pending or being decoded: not queued twice

@@ -86,7 +86,7 @@ class DocumentViews(QObject):
 
     def refresh_summary(self) -> None:
         doc, case, cur = self.bridge.doc, self.browser.proxy.case, self.browser.current_cell()
-        self.side.refresh(doc, case, self.reviews.flagged_progress(case or (cur.case if cur else None)))
+        self.side.show_document(doc, case, self.reviews.flagged_progress(case or (cur.case if cur else None)))
         n, shown = len(self.cell_model.cells), self.browser.proxy.rowCount()
         self.filters.shown_label.setText(f"{shown} of {n} cells shown" if shown != n else f"{n} cells")
         title = "LeukoScan"
