@@ -48,9 +48,12 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 
-# The app alone (PySide6-Essentials + onnxruntime): what `make run` needs.
-$(VENV)/.app-installed: pyproject.toml | $(PY)
-	$(PIP) install -q -e .
+# The app alone (PySide6-Essentials + onnxruntime): what `make run` needs, at the versions pinned in
+# requirements/app.lock (the app's share of dev.lock: the versions the tests ran), then LeukoScan without its deps.
+APP_LOCK := requirements/app.lock
+$(VENV)/.app-installed: pyproject.toml $(APP_LOCK) | $(PY)
+	$(PIP) install -q -r $(APP_LOCK)
+	$(PIP) install -q --no-deps -e .
 	touch $@
 
 # Everything: app + training + dev tools + the Ray engine (what `make test` and `make bundle` need), at the
@@ -62,11 +65,13 @@ $(VENV)/.all-installed: pyproject.toml $(LOCK) | $(PY)
 	touch $@ $(VENV)/.app-installed
 
 # Re-pin requirements/dev.lock from pyproject.toml (newest versions its ranges allow; every platform and Python
-# 3.11-3.12 in one file).  Run after changing a dependency, then `make test` and commit both files.
+# 3.11-3.12 in one file), then requirements/app.lock (the app alone) within it.  Run after changing a dependency,
+# then `make test` and commit the three files.
 lock: | $(PY)
 	$(PIP) install -q "uv>=0.4"
 	$(VENV)/bin/uv pip compile pyproject.toml --extra train --extra dev --extra ray --universal \
 	    --python-version 3.11 -q -o $(LOCK)
+	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 -c $(LOCK) -q -o $(APP_LOCK)
 
 venv-app: $(VENV)/.app-installed
 venv-all: $(VENV)/.all-installed
