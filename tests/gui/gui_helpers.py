@@ -75,3 +75,10 @@ def wait_page_drawn(qtbot, w, timeout=20_000):
     """Wait until every gallery tile has its thumbnail: a bulk accept confirms only the cells a person could see
     on the page (:meth:`gui.browser.CellBrowser.cells_on_page`)."""
     qtbot.waitUntil(lambda: all(w.thumbs.has(c.key) for c in w.cell_model.cells), timeout=timeout)
+
+
+def scans_settled(w) -> bool:
+    """Every folder scan the window started has handed its answer over (or was cancelled): what a folder re-opened
+    with a case would add, and any run that would start for new images, has happened by now.  For
+    ``qtbot.waitUntil`` instead of a sleep."""
+    return all(t.delivered or t.cancelled for t in w.opener._scans)

@@ -99,7 +99,7 @@ def test_a_late_map_of_the_previous_cell_is_dropped(qtbot, models, tmp_path):
     cam.show(_Cell(CELL))
     cam.show(_Cell(other))  # before the first map arrived
     qtbot.waitUntil(lambda: lines[-1].startswith("Red"), timeout=10_000)
-    qtbot.wait(300)
+    qtbot.wait(300)  # (waits for nothing: the first cell's late map would arrive here)
     assert cam._shown == ("with_cam", str(other)) and list(cam._cache) == [("with_cam", str(other))]
     cam.close()
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from gui_helpers import make_window, open_and_classify, stored, wait_page_drawn  # noqa: F401  (fixture + helper)
+from gui_helpers import make_window, open_and_classify, scans_settled, stored, wait_page_drawn  # noqa: F401  (fixture + helper)
 from PySide6.QtCore import QLockFile
 
 from engine.case.store import CaseStore
@@ -76,7 +76,7 @@ def test_autosave_then_restore_in_a_new_window(qtbot, make_window, cells_dir, mo
     assert w2.doc.threshold == pytest.approx(0.62) and w2.thr_bar.spin.value() == pytest.approx(0.62)
     assert w2.doc.unexported
     assert w2.doc.can_undo  # the undo history came back too
-    qtbot.wait(300)  # the folder is scanned again (new images would be added): still nothing to classify
+    qtbot.waitUntil(lambda: scans_settled(w2), timeout=10_000)  # the folder scanned again: still nothing to classify
     assert runs == [] and w2.run_panel.last_run is None and not w2.runs.running
     w2.browser.select_row(0)
     w2.reviews.apply("clear" if w2.browser.current_cell().review else "ALL")  # the restored store is written on
@@ -432,7 +432,7 @@ def test_open_case_store_written_by_the_cli_shows_its_results_without_a_run(
     qtbot.waitUntil(lambda: len(w.cell_model.cells) == 8, timeout=10_000)
     assert all(c.result is not None and c.prediction in ("ALL", "HEM") for c in w.cell_model.cells)
     assert w.case_files.path == db
-    qtbot.wait(300)
+    qtbot.waitUntil(lambda: scans_settled(w), timeout=10_000)
     assert runs == [] and w.run_panel.last_run is None and not w.runs.running
     with open(tmp_path / "cli.csv", newline="", encoding="utf-8") as fh:
         import csv
@@ -487,7 +487,7 @@ def test_a_case_store_of_another_model_switches_to_it_instead_of_classifying_aga
         ),
         timeout=10_000,
     )
-    qtbot.wait(300)
+    qtbot.waitUntil(lambda: scans_settled(w), timeout=10_000)
     assert runs == [] and not w.runs.running
     assert all(c.result is not None and c.result.model == "tiny_a" for c in w.cell_model.cells)
     assert w.model_chooser.combo.currentData() == "tiny_a"

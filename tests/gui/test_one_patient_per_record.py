@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import shutil
 
-from gui_helpers import make_window, open_and_classify, stored  # noqa: F401  (fixture + helper)
+from gui_helpers import make_window, open_and_classify, scans_settled, stored  # noqa: F401  (fixture + helper)
+from PySide6.QtWidgets import QApplication
 
 
 def _patient(cells_dir, tmp_path, name: str, n: int):
@@ -64,7 +65,7 @@ def test_opening_a_store_shows_only_its_cases_and_never_writes_the_screen_into_i
     w.doc.unexported = False  # no export prompt in the test
     w.opener.open_store(db)
     qtbot.waitUntil(lambda: w.case_files.path == db and bool(w.cell_model.cells), timeout=10_000)
-    qtbot.wait(500)  # anything re-opened into the store would be scanned and added by now
+    qtbot.waitUntil(lambda: scans_settled(w), timeout=10_000)  # anything re-opened into the store: scanned, added
     qtbot.waitUntil(lambda: not w.runs.running, timeout=30_000)
     w.service.flush()
     assert list(w.doc.cases) == [str(patient_b)]  # the window shows B.db's case, and nothing else
@@ -101,14 +102,14 @@ def test_work_in_no_store_is_not_dropped_without_asking(
     asked = []
     monkeypatch.setattr(w.prompts, "confirm_leave_unsaved", lambda n: asked.append(n) or False, raising=False)
     w.opener.open_store(db)
-    qtbot.wait(300)
-    assert asked == [8]
+    qtbot.waitUntil(lambda: asked == [8], timeout=10_000)
     assert w.case_files.path is None and _roots(w.doc) == {str(patient_a)}  # still on screen, nothing opened
     assert list(stored(db).cases) == [str(patient_b)]
     monkeypatch.setattr(w.prompts, "confirm_leave_unsaved", lambda n: asked.append(n) or True)
     w.opener.open_store(db)
-    qtbot.waitUntil(lambda: w.case_files.path == db and len(w.cell_model.cells) == 5, timeout=10_000)
-    qtbot.wait(300)
+    qtbot.waitUntil(
+        lambda: w.case_files.path == db and len(w.cell_model.cells) == 5 and scans_settled(w), timeout=10_000
+    )
     assert _roots(w.doc) == {str(patient_b)} and list(stored(db).cases) == [str(patient_b)]
 
 
@@ -142,7 +143,7 @@ def test_a_scan_that_finishes_after_a_store_was_opened_is_not_added_to_it(
     assert scan_a.cancelled  # the document it was started for is gone
     release.set()  # patientA's scan finishes now
     assert scan_a.wait(10)
-    qtbot.wait(500)
+    QApplication.processEvents()  # its answer, queued by now, is dropped (cancelled) rather than delivered later
     qtbot.waitUntil(lambda: not w.runs.running, timeout=30_000)
     w.service.flush()
     assert not any(str(patient_a) in p for found in handled for p, _ in found.opened)

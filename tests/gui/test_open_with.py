@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
+from gui_helpers import make_window, open_and_classify, scans_settled  # noqa: F401  (fixture + helper)
 
 
 def _record(qtbot, make_window, cells_dir, tmp_path, sample_id="S-0077") -> tuple[Path, Path]:
@@ -34,8 +34,9 @@ def test_a_case_store_on_the_command_line_opens_that_record_once(qtbot, make_win
     runs = []
     w.runs.resultsStored.connect(lambda *a: runs.append(a))
     w.opener.open_paths([str(record)])  # what build_window does with the command line's paths
-    qtbot.waitUntil(lambda: w.case_files.path == record and len(w.cell_model.cells) == 5, timeout=10_000)
-    qtbot.wait(300)
+    qtbot.waitUntil(
+        lambda: w.case_files.path == record and len(w.cell_model.cells) == 5 and scans_settled(w), timeout=10_000
+    )
     assert w.doc.cases[str(folder)].sample_id == "S-0077"
     assert sum(c.review is not None for c in w.doc.cells) == 2
     assert not runs  # its results were shown, nothing classified again
@@ -43,7 +44,7 @@ def test_a_case_store_on_the_command_line_opens_that_record_once(qtbot, make_win
     assert not [m for m in w.prompts.messages if m[0] in ("No images found", "Some paths could not be opened")]
     shown = list(w.prompts.messages)
     w.opener.open_paths([str(record)])  # handed over again (a second double-click): it is on screen already
-    qtbot.wait(200)
+    qtbot.waitUntil(lambda: scans_settled(w), timeout=10_000)
     assert w.case_files.path == record and w.prompts.messages == shown
     stores = [p for p in w.case_files.files.dir.iterdir() if p.suffix in (".leukoscan", ".db")]
     assert stores == [record]  # no second record was made

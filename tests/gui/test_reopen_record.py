@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 
-from gui_helpers import make_window, open_and_classify, stored  # noqa: F401  (fixture + helpers)
+from gui_helpers import make_window, open_and_classify, scans_settled, stored  # noqa: F401  (fixture + helpers)
 
 from gui.prompts import CloseChoice
 from gui.session import SessionFiles
@@ -57,8 +57,7 @@ def test_reopening_a_signed_off_folder_opens_its_record_not_a_new_one(
     w.runs.resultsStored.connect(lambda *a: runs.append(a))
     w.runs.finished.connect(lambda *a: runs.append(a))
     w.opener.open_paths([str(folder)])  # as File ▸ Open recent does
-    qtbot.waitUntil(lambda: len(w.cell_model.cells) == 6, timeout=10_000)
-    qtbot.wait(300)
+    qtbot.waitUntil(lambda: len(w.cell_model.cells) == 6 and scans_settled(w), timeout=10_000)
     case = w.doc.cases[str(folder)]
     assert w.case_files.path == record  # the record itself is shown and written
     assert case.sample_id == "S-0042" and case.signoff is not None and case.signoff.by == "dr. who"

@@ -74,7 +74,7 @@ def test_table_selection_is_neutral_and_the_error_column_is_in_view(qtbot, make_
     w.resize(1480, 920)
     open_and_classify(qtbot, w, [cells_dir])
     w.browser.setCurrentWidget(w.browser.table)
-    qtbot.wait(50)
+    qtbot.waitUntil(w.browser.table.isVisible, timeout=5_000)
     hl = w.browser.table.palette().color(QPalette.ColorGroup.Active, QPalette.ColorRole.Highlight)
     assert hl == QColor(TABLE_SELECTION) and hl != QColor(HEM_COLOR)
     h = w.browser.table.horizontalHeader()

@@ -8,6 +8,7 @@ import threading
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from gui_helpers import make_window  # noqa: F401  (fixture)
+from PySide6.QtWidgets import QApplication
 
 from gui.tasks import Relay, TaskRunner
 
@@ -58,7 +59,7 @@ def test_cancel_drops_what_was_already_queued_and_stops_the_worker(qtbot):
     assert posted.wait(5)
     t.cancel()  # before the event loop ran: the queued partial must not arrive either
     assert t.wait(5)
-    qtbot.wait(100)
+    QApplication.processEvents()  # the worker has returned: whatever it queued is delivered now, or never
     assert got == [] and not t.delivered
     r.shutdown()
 
@@ -128,7 +129,7 @@ def test_a_stopped_run_delivers_nothing_more(qtbot, make_window, cells_dir, monk
     w.runs.finished.connect(late.append)
     w.runs.stop()
     done = sum(c.result is not None for c in w.doc.cells)
-    qtbot.wait(600)
+    qtbot.wait(600)  # (waits for nothing: a late batch of a run that was not really stopped would arrive here)
     assert not w.runs.running and late == []
     assert sum(c.result is not None for c in w.doc.cells) == done < 8
 
@@ -143,8 +144,7 @@ def test_a_size_change_drops_images_decoded_at_the_old_size(qtbot, cells_dir):
             loader.get(f)
         loader.set_size(64)
         assert loader.get(files[0]) is None
-        qtbot.waitUntil(lambda: loader.get(files[0]) is not None, timeout=10_000)
-        qtbot.wait(200)
+        qtbot.waitUntil(lambda: all(loader.get(f) is not None for f in files), timeout=10_000)
         sizes = {max(img.width(), img.height()) for img in (loader.get(f) for f in files) if img is not None}
         assert sizes == {64}
     finally:
@@ -186,7 +186,7 @@ def test_a_later_model_choice_cancels_the_load_in_flight(qtbot, make_window):
     w.model_chooser.select("no_such_model")  # would fail
     w.model_chooser.select("tiny_a")  # chosen before the event loop ran again
     qtbot.waitUntil(lambda: loaded == ["tiny_a"], timeout=30_000)
-    qtbot.wait(300)
+    qtbot.wait(300)  # (waits for nothing: the superseded load's failure would arrive here)
     assert loaded == ["tiny_a"] and failed == [] and w.model_chooser.classifier.name == "tiny_a"
 
 
