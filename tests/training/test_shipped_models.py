@@ -53,6 +53,8 @@ def test_single_model_cards_record_honest_metrics_and_parity():
 def test_ensemble_card_names_shipped_members():
     cards = _cards()
     ens = [c for c in cards.values() if c.is_ensemble]
+    if not ens:
+        pytest.skip(f"no ensemble card ships ({', '.join(sorted(cards))}): nothing to check")
     for c in ens:
         assert set(c.members) <= set(cards), c.members
         assert "weighted_f1" in c.metrics and "data" in c.metrics
