@@ -1,20 +1,25 @@
-"""Engine throughput on real C-NMC cells: pure onnxruntime vs the streaming pipeline vs the CLI.
+"""Engine throughput on real C-NMC cells: pure onnxruntime vs the streaming pipeline vs the CLI, per precision and views.
 
-For each model (every registered model and ensemble; plus the tiny test models with --tiny, or when
-none is registered) on the same N real cells written as 24-bit BMP (what labs have):
+For each model (every registered model and ensemble; plus the tiny test models with --tiny, or when none is
+registered), at each precision it has (``fp32``; ``int8`` where its card names an int8 copy that passed the gate,
+docs/speed.md), with the card's test-time views and with one view (a card with several), on the same N real
+cells written as 24-bit BMP (what labs have):
 
-- ``pure ORT``: the cells decoded and preprocessed beforehand, only ``session.run`` timed (all members
+- ``pure ORT``: the cells decoded and preprocessed beforehand, only ``session.run`` timed (every view, all members
   of an ensemble, one after the other) — the ceiling;
-- ``pipeline``: ``engine.pipeline.classify`` on the files, model already loaded (read + sha256 +
-  decode + preprocess in worker threads, overlapping batched inference);
-- ``CLI``: ``leukoscan-cli classify`` end to end in-process (registry, model load, scan, pipeline,
+- ``pipeline``: ``engine.pipeline.classify`` on the files, model already loaded (read + sha256 + decode +
+  preprocess in worker threads, overlapping batched inference);
+- ``CLI``: ``leukoscan-cli classify --precision P`` end to end in-process (registry, model load, scan, pipeline,
   CSV report written);
-- ``keras``: ``model.predict`` of the same network where TensorFlow is installed and the Keras model is
-  found (the tiny models are rebuilt in Keras exactly; trained models: ``--keras NAME=PATH``, a card
-  ``training.keras_model`` path, ``<name>.keras`` beside the card, or ``runs/<name>/final.keras``).
+- ``keras``: ``model.predict`` of the same network where TensorFlow is installed and the Keras model is found
+  (float32 rows only; the tiny models are rebuilt in Keras exactly; trained models: ``--keras NAME=PATH``, a card
+  ``training.keras_model`` path, ``<name>.keras`` beside the card, or ``runs/<name>/final.keras``);
+- ``peak RSS``: the peak resident memory of a process that ran only that row (each row runs in its own process).
 
-Goal: pipeline >= 0.90 x pure.  Also prints scan time for 20,000 files and the resident memory of a
-long run (flat = bounded prefetch).  Usage: ``python benchmarks/engine_throughput.py [--n 128] [--tiny] [--memory-files 20000]``.
+All figures are cells/s (a cell with V views is V network runs).  Also: pure onnxruntime cells/s at each batch
+size of ``--batch-sizes`` (one view: how the batch size is chosen), the CPU model (lscpu) and its physical cores,
+scan time for 20,000 files and the resident memory of a long run (flat = bounded prefetch).  Usage:
+``python benchmarks/engine_throughput.py [--n 128] [--tiny] [--memory-files 20000] [--batch-sizes 1,8,16,32,64]``.
 """
 
 from __future__ import annotations
@@ -106,8 +111,11 @@ def pipeline(clf, folder: Path, batch: int, workers: int | None) -> float:
     return len(items) / dt
 
 
-def cli_run(name: str, folder: Path, out: Path, extra_dirs: list[str], batch: int, threads: int | None) -> float:
+def cli_run(
+    name: str, folder: Path, out: Path, extra_dirs: list[str], batch: int, threads: int | None, precision: str = "fp32"
+) -> float:
     args = ["classify", str(folder), "--model", name, "--out", str(out), "--no-progress", "--batch-size", str(batch)]
+    args += ["--precision", precision]
     for d in extra_dirs:
         args += ["--models-dir", d]
     if threads:
@@ -198,11 +206,166 @@ def memory_run(clf, folder_src: Path, tmp: Path, n_files: int, batch: int) -> No
     )
 
 
-def main() -> int:
+def cpu_model() -> str:
+    """lscpu's "Model name" (else /proc/cpuinfo's "model name", else the platform's processor string)."""
+    import platform
+    import subprocess
+
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.strip().startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def one_view_cards(reg, dest: Path) -> dict[str, str]:
+    """For each single model whose card has several test-time views, a copy of its card with view 0 only, named
+    ``<name>-1view``, beside links to its ONNX files (the shipped folder is never written): {copy: original}."""
+    import json
+
+    dest.mkdir(parents=True, exist_ok=True)
+    made = {}
+    for card in reg.cards():
+        if card.is_ensemble or len(card.tta_views) < 2:
+            continue
+        raw = dict(card.raw)
+        raw["name"] = f"{card.name}-1view"
+        raw["display_name"] = f"{card.display_name} (1 view)"
+        raw["test_time_augmentation"] = {"views": [0], "combine": "mean_logit"}
+        raw["recommended"] = False
+        for f in (card.onnx_file, card.int8_file):
+            if f is not None and f.is_file() and not (dest / f.name).exists():
+                os.symlink(f.resolve(), dest / f.name)
+        (dest / f"{raw['name']}.json").write_text(json.dumps(raw), encoding="utf-8")
+        made[raw["name"]] = card.name
+    return made
+
+
+def precisions(reg, name: str) -> list[str]:
+    """fp32, and int8 where the card (an ensemble: any member) names an int8 copy that passed the gate."""
+    card = reg.get(name)
+    cards = [reg.get(m) for m in card.members] if card.is_ensemble else [card]
+    has8 = any(c.int8_passed and c.int8_file is not None and c.int8_file.is_file() for c in cards)
+    return ["fp32", "int8"] if has8 else ["fp32"]
+
+
+def child(args) -> int:
+    """One row: the model ``args.child`` at ``args.precision``, in a process of its own (its peak RSS is the row's)."""
+    import json
+    import resource
+
+    files = [it.path for it in scan([args.cells])]
+    dirs = [*default_dirs(), *map(Path, args.models_dir)]
+    reg = Registry(dirs)
+    t0 = time.perf_counter()
+    clf = reg.load(args.child, threads=args.threads, precision=args.precision)
+    row = {"load_s": time.perf_counter() - t0, "device": clf.device_label, "warnings": clf.warnings}
+    row["views"] = max(len(m.card.tta_views) for m in clf.members)
+    pure = pipe = clir = 0.0
+    for _ in range(args.repeat):  # best of --repeat (interleaved): a shared machine only ever makes a run slower
+        pure = max(pure, pure_ort(clf, files, args.batch_size)[0])
+        pipe = max(pipe, pipeline(clf, args.cells, args.batch_size, args.workers))
+        clir = max(
+            clir,
+            cli_run(
+                args.child,
+                args.cells,
+                Path(args.out),
+                args.models_dir,
+                args.batch_size,
+                args.threads,
+                args.precision,
+            ),
+        )
+    row.update(pure=pure, pipeline=pipe, cli=clir)
+    if args.batch_sizes and row["views"] == 1:
+        row["sweep"] = {b: pure_ort(clf, files, b)[0] for b in args.batch_sizes}
+    keras_paths = dict(kv.split("=", 1) for kv in args.keras)
+    row["keras"] = (
+        "skipped"
+        if args.no_keras or args.precision != "fp32"
+        else keras_rate(reg.get(args.child), files, args.batch_size, keras_paths)
+    )
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    row["peak_rss_mb"] = r / 2**20 if sys.platform == "darwin" else r / 1024
+    print("RESULT " + json.dumps(row), flush=True)
+    return 0
+
+
+def run_child(name: str, precision: str, cells: Path, dirs: list[str], tmp: Path, args) -> dict:
+    import json
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--child", name, "--precision", precision, "--cells", str(cells)]
+    cmd += ["--out", str(tmp / f"{name}.{precision}.csv"), "--batch-size", str(args.batch_size)]
+    cmd += ["--repeat", str(args.repeat), "--memory-files", "0"]
+    for d in dirs:
+        cmd += ["--models-dir", d]
+    for kv in args.keras:
+        cmd += ["--keras", kv]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    if args.workers:
+        cmd += ["--workers", str(args.workers)]
+    if args.no_keras:
+        cmd.append("--no-keras")
+    if args.batch_sizes:
+        cmd += ["--batch-sizes", ",".join(map(str, args.batch_sizes))]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"{name} {precision}: benchmark process failed:\n{p.stderr[-2000:]}")
+
+
+def _batches(text: str) -> list[int]:
+    return [int(b) for b in text.split(",") if b.strip()]
+
+
+def print_rows(names: list[str], reg, cells: Path, extra: list[str], tmp: Path, args) -> None:
+    """The table: one row per model, precision and views (each measured in a process of its own), then the sweep."""
+    sweeps = []
+    for name in names:
+        for prec in precisions(reg, name):
+            r = run_child(name, prec, cells, extra, tmp, args)
+            print(
+                f"{name:<20}{prec:>5}{r['views']:>6}{r['load_s']:7.2f}{r['pure']:10.1f}{r['pipeline']:10.1f}"
+                f"{r['pipeline'] / r['pure']:7.2f}{r['cli']:9.1f}{r['cli'] / r['pure']:7.2f}{r['keras']:>10}"
+                f"{r['peak_rss_mb']:10.0f}   {r['device']}{' ' + '; '.join(r['warnings']) if r['warnings'] else ''}"
+            )
+            sys.stdout.flush()
+            if r.get("sweep"):
+                sweeps.append((name, prec, r["sweep"]))
+    if sweeps:
+        sizes = list(sweeps[0][2])
+        print(f"\npure onnxruntime, one view, cells/s by batch size\n{'model':<20}{'prec':>5}", end="")
+        print("".join(f"{'b=' + b:>9}" for b in sizes))
+        for name, prec, sw in sweeps:
+            best = max(sw, key=sw.get)
+            print(f"{name:<20}{prec:>5}" + "".join(f"{sw[b]:8.1f}{'*' if b == best else ' '}" for b in sizes))
+        print("(* the fastest; within about 10 % of each other is noise on a shared machine)")
+
+
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=128, help="real cells per model (default 128)")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default all cores)")
+    ap.add_argument(
+        "--batch-sizes",
+        type=_batches,
+        default=[1, 8, 16, 32, 64],
+        help="pure onnxruntime at each of these batch sizes, one view (default 1,8,16,32,64; '' to skip)",
+    )
+    ap.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: the physical cores)")
     ap.add_argument("--workers", type=int, default=None, help="decode workers (default min(4, cores))")
     ap.add_argument("--models", nargs="*", help="only these model names")
     ap.add_argument("--models-dir", action="append", default=[], help="extra card folder")
@@ -210,22 +373,35 @@ def main() -> int:
     ap.add_argument("--keras", action="append", default=[], metavar="NAME=PATH", help="Keras model of a card")
     ap.add_argument("--memory-files", type=int, default=20_000, help="files for the memory run (0: skip)")
     ap.add_argument("--no-keras", action="store_true")
+    ap.add_argument("--no-single-view", action="store_true", help="no one-view rows for cards with several views")
     ap.add_argument("--repeat", type=int, default=2, help="best of N runs of each measurement (default 2)")
-    args = ap.parse_args()
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
+    ap.add_argument("--cells", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    return ap
+
+
+def main() -> int:
+    from engine.model import physical_cores
+
+    args = parser().parse_args()
+    if args.child:
+        return child(args)
 
     import onnxruntime as ort
 
     print(
-        f"cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, onnxruntime {ort.__version__} "
-        f"{ort.get_available_providers()}, batch {args.batch_size}, threads {args.threads or 'default'}, "
-        f"N={args.n} real cells as BMP, best of {args.repeat}"
+        f"CPU: {cpu_model()}, {physical_cores()} physical cores ({os.cpu_count()} logical), load average "
+        f"{os.getloadavg()[0]:.1f}; onnxruntime {ort.__version__} {ort.get_available_providers()}, batch "
+        f"{args.batch_size}, threads {args.threads or 'default (the physical cores)'}, N={args.n} real cells as BMP, "
+        f"best of {args.repeat}"
     )
-    keras_paths = dict(kv.split("=", 1) for kv in args.keras)
     with tempfile.TemporaryDirectory(prefix="leukoscan-bench-") as t:
         tmp = Path(t)
-        bench_scan(tmp)
+        if args.memory_files:
+            bench_scan(tmp)
         cells = write_bmps(real_cells(args.n), tmp / "cells")
-        files = [it.path for it in scan([cells])]
         extra = list(args.models_dir)
         reg = Registry([*default_dirs(), *map(Path, extra)])
         names = list(args.models or reg.names())
@@ -238,28 +414,19 @@ def main() -> int:
         if args.tiny or not names:
             extra.append(str(td))
             names += ["tiny_a", "tiny_299", "tiny_ensemble"]
+        if not args.no_single_view:
+            one = one_view_cards(Registry([*default_dirs(), *map(Path, extra)]), tmp / "oneview")
+            if one:
+                extra.append(str(tmp / "oneview"))
+                names = [n for name in names for n in [name, *[k for k, v in one.items() if v == name]]]
         reg = Registry(list(dict.fromkeys([*default_dirs(), *map(Path, extra), td])))
         for p in reg.problems:
             print(f"(invalid card skipped: {p})")
         print(
-            f"\n{'model':<16}{'load s':>7}{'pure ORT':>10}{'pipeline':>10}{'ratio':>7}{'CLI':>9}{'ratio':>7}{'keras':>10}   cells/s (x views = images/s)"
+            f"\n{'model':<20}{'prec':>5}{'views':>6}{'load s':>7}{'pure ORT':>10}{'pipeline':>10}{'ratio':>7}"
+            f"{'CLI':>9}{'ratio':>7}{'keras':>10}{'peak RSS':>10}   cells/s; peak RSS in MB"
         )
-        for name in names:
-            t0 = time.perf_counter()
-            clf = reg.load(name, threads=args.threads)
-            load_s = time.perf_counter() - t0
-            # best of --repeat (interleaved): a shared machine only ever makes a run slower
-            pure = pipe = clir = 0.0
-            for _ in range(args.repeat):
-                pure = max(pure, pure_ort(clf, files, args.batch_size)[0])
-                pipe = max(pipe, pipeline(clf, cells, args.batch_size, args.workers))
-                clir = max(clir, cli_run(name, cells, tmp / f"{name}.csv", extra, args.batch_size, args.threads))
-            kr = "skipped" if args.no_keras else keras_rate(reg.get(name), files, args.batch_size, keras_paths)
-            print(
-                f"{name:<16}{load_s:7.2f}{pure:10.1f}{pipe:10.1f}{pipe / pure:7.2f}{clir:9.1f}{clir / pure:7.2f}{kr:>10}"
-                f"   {clf.device_label}{' ' + '; '.join(clf.warnings) if clf.warnings else ''}"
-            )
-            sys.stdout.flush()
+        print_rows(names, reg, cells, extra, tmp, args)
         if args.memory_files:
             memory_run(reg.load("tiny_299", threads=args.threads), cells, tmp, args.memory_files, args.batch_size)
     return 0
