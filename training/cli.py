@@ -265,6 +265,12 @@ def _views(text: str) -> tuple[int, ...]:
     return views
 
 
+def _members(names) -> set[str]:
+    from . import cv_run
+
+    return {n for r in cv_run.RECIPES if r.name in set(names) for n in r.members}
+
+
 def cmd_cv(args) -> int:
     """The donor-level cross-validation table (issue 25) or one recipe on one fold."""
     from . import cv_run, donor_cv
@@ -274,10 +280,8 @@ def cmd_cv(args) -> int:
     if args.new_folds:
         donor_cv.write_fold_file(donor_cv.make_folds(m.subjects, m.labels), m.subjects, m.labels)
         _log(f"wrote {donor_cv.FOLD_FILE}")
-    weights = {
-        "vgg19": resolve_weights(args.vgg_weights, REPO_ROOT),
-        "inceptionv3": resolve_weights(args.inception_weights, REPO_ROOT),
-    }
+    vgg, inception = resolve_weights(args.vgg_weights, REPO_ROOT), resolve_weights(args.inception_weights, REPO_ROOT)
+    weights = {"vgg19": vgg, "vgg19lo": vgg, "inceptionv3": inception}
     names = {r.name: r for r in cv_run.RECIPES}
     if args.recipe is not None:
         if args.recipe not in names:
@@ -287,14 +291,17 @@ def cmd_cv(args) -> int:
         feats = cv_run.load_features(m, _path(args.cache), weights, need, args.workers, _log)
         cv_run.one_fold(feats, r, m, cv_run.cell_areas(m, _path(args.cache), args.workers), args.fold, _log)
         return 0
-    need = cv_run.views_needed()
+    need = cv_run.views_needed(
+        [r for r in cv_run.RECIPES if args.only is None or r.name in args.only or r.name in _members(args.only)]
+    )
     if args.arch:
         need = {a: v for a, v in need.items() if a in args.arch}
     feats = cv_run.load_features(m, _path(args.cache), weights, need, args.workers, _log)
     if args.extract_only:
         return 0
     area = cv_run.cell_areas(m, _path(args.cache), args.workers)
-    order = cv_run.run_all(feats, m, area, _path(args.out), log=_log)
+    only = None if args.only is None else set(args.only)
+    order = cv_run.run_all(feats, m, area, _path(args.out), only=only, log=_log)
     _log(f"chosen by the rule: {order[0]['recipe']['name']}; table in {_path(args.out) / 'table.md'}")
     return 0
 
@@ -315,7 +322,7 @@ def cmd_probe_fit(args) -> int:
             f"not a single-backbone recipe of the cv table: {args.recipe!r}; choose one of: "
             + "; ".join(n for n, x in names.items() if x.arch in BACKBONES)
         )
-    weights = resolve_weights(args.vgg_weights if r.arch == "vgg19" else args.inception_weights, REPO_ROOT)
+    weights = resolve_weights(args.vgg_weights if r.arch.startswith("vgg19") else args.inception_weights, REPO_ROOT)
     m = _manifest(args)
     feats = cv_run.load_features(m, _path(args.cache), {r.arch: weights}, cv_run.views_needed([r]), args.workers, _log)
     bb = BACKBONES[r.arch]
@@ -536,8 +543,18 @@ def build_parser() -> argparse.ArgumentParser:
     data_args(p)
     p.add_argument("--out", default="docs/runs/4.0/cv", help="where the table, results.json and oof/ are written")
     p.add_argument("--recipe", default=None, help="run only this recipe (a name of the table) on --fold")
+    p.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help="cross-validate only these recipes and read the others back from --out/oof (no names: just "
+        "rebuild the table from --out/oof)",
+    )
     p.add_argument("--fold", type=int, default=0, help="with --recipe: the held-out fold (0-4)")
-    p.add_argument("--arch", nargs="+", choices=("vgg19", "inceptionv3"), help="only these backbones' features")
+    p.add_argument(
+        "--arch", nargs="+", choices=("vgg19", "vgg19lo", "inceptionv3"), help="only these backbones' features"
+    )
     p.add_argument("--extract-only", action="store_true", help="cache the features and stop")
     p.add_argument("--new-folds", action="store_true", help="remake training/folds/donor_cv.json from the data")
     p.add_argument(

@@ -169,7 +169,9 @@ def score(logits: np.ndarray, y: np.ndarray, subjects: Sequence[str], folds: np.
     th = best_threshold(p, y, "balanced_accuracy")
     pred = (p >= th).astype(int)
     donors = _donor_table(pred, p, y, subj)
+    at_95 = _healthy_at_all_mean(p, y, subj, 0.95)
     pooled = {
+        "healthy_mean_where_all_mean_0_95": at_95,
         "auroc": round(float(roc_auc_score(y, z)), 4),
         "ece": round(ece(p, y), 4),
         "threshold": th,
@@ -195,6 +197,23 @@ def score(logits: np.ndarray, y: np.ndarray, subjects: Sequence[str], folds: np.
         auc = float(roc_auc_score(y[te], z[te])) if len(set(y[te].tolist())) == 2 else None
         per_fold.append({"fold": int(k), "n_cells": int(te.sum()), "auroc": auc, **_summarise(d)})
     return {"at_oof_threshold": pooled, "cross_fitted": crossed, "per_fold": per_fold}
+
+
+def _healthy_at_all_mean(p: np.ndarray, y: np.ndarray, subjects: np.ndarray, floor: float) -> dict | None:
+    """Descriptive, not the selection rule: the highest threshold at which the ALL patients' mean share called ALL
+    is still >= ``floor``, and the healthy donors' mean share called HEM there (compares recipes at one
+    sensitivity instead of at each one's own balanced-accuracy threshold)."""
+    hem = [s for s in sorted(set(subjects[y == 0].tolist()))]
+    pat = [s for s in sorted(set(subjects[y == 1].tolist()))]
+    masks = {s: subjects == s for s in hem + pat}
+    for t in np.round(np.arange(0.95, 0.04, -0.01), 2):
+        call = p >= t
+        if np.mean([call[masks[s]].mean() for s in pat]) >= floor:
+            return {
+                "threshold": float(t),
+                "healthy_mean": round(float(np.mean([1 - call[masks[s]].mean() for s in hem])), 4),
+            }
+    return None
 
 
 def selection_key(s: dict) -> tuple:

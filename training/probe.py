@@ -39,6 +39,8 @@ class Backbone:
 BACKBONES = {
     "vgg19": Backbone("vgg19", 160, 0.85, ("block3_conv4", "block4_conv2")),
     "inceptionv3": Backbone("inceptionv3", 224, 0.85, ("mixed2", "mixed5", "mixed7")),
+    # the lower VGG19 blocks (added once block3 had beaten block4 and every InceptionV3 layer)
+    "vgg19lo": Backbone("vgg19", 160, 0.85, ("block2_conv2", "block3_conv4")),
 }
 
 

@@ -30,6 +30,7 @@ class Recipe:
     note: str = ""
     members: tuple[str, ...] = field(default=())  # an ensemble: names of recipes whose logits are averaged
     size_adjust: bool = False  # remove what the cell's size explains within each class (:func:`size_slopes`)
+    bagged: bool = False  # the average of the heads fitted without each inner fold, instead of one refit
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -193,11 +194,25 @@ def cross_validate(feats, r: Recipe, y, subjects, folds, area=None, log=print) -
         if r.arch == "area":
             z[te] = area_logit(area, y, tr, te)
             continue
-        c = choose_c(feats, r, y, groups, tr, inner_folds(groups[tr], y[tr]))
-        z[te] = test_logit(feats, r, heads_for(feats, r, tr, y, groups, [c])[0], te)
+        inner = inner_folds(groups[tr], y[tr])
+        c = choose_c(feats, r, y, groups, tr, inner)
+        head = bag(feats, r, y, groups, tr, inner, c) if r.bagged else heads_for(feats, r, tr, y, groups, [c])[0]
+        z[te] = test_logit(feats, r, head, te)
         cs.append(c)
         log(f"  {r.name} fold {k}: C={c}")
     return {"logits": z, "C": cs}
+
+
+def bag(feats, r: Recipe, y, groups, idx, inner: np.ndarray, c: float) -> Head:
+    """The average of the heads fitted on ``idx`` without each of its ``inner`` folds (C-NMC's best entries averaged
+    fold models); for linear heads the average of the logits is the logit of the averaged weights."""
+    heads = [heads_for(feats, r, idx[inner != k], y, groups, [c])[0] for k in sorted(set(inner.tolist()))]
+    return Head(
+        np.mean([h.w for h in heads], axis=0),
+        float(np.mean([h.b for h in heads])),
+        c,
+        float(np.mean([h.size_w for h in heads])),
+    )
 
 
 def refit(feats, r: Recipe, y, subjects, cs: list[float]) -> Head:
@@ -207,4 +222,7 @@ def refit(feats, r: Recipe, y, subjects, cs: list[float]) -> Head:
     counts = Counter(cs)
     c = min(counts, key=lambda v: (-counts[v], v))
     idx = np.arange(len(y))
-    return heads_for(feats, r, idx, np.asarray(y).astype(int), np.asarray(subjects), [c])[0]
+    y, groups = np.asarray(y).astype(int), np.asarray(subjects)
+    if r.bagged:  # the same averaging over donor-grouped folds of every subject
+        return bag(feats, r, y, groups, idx, inner_folds(groups, y, 5), c)
+    return heads_for(feats, r, idx, y, groups, [c])[0]

@@ -56,7 +56,7 @@ def shipped_network(r: Recipe, weights: str | None, w: np.ndarray, b: float, siz
         size = SizeTerm(size_w, name="size_term")(inp)
         out = keras.layers.Add(name="logit_with_size")([out, size])
         cam = keras.layers.Add(name="cam_with_size")([cam, keras.layers.Reshape((1, 1))(size)])
-    return keras.Model(inp, [out, cam], name=f"{r.arch}_leukoscan")
+    return keras.Model(inp, [out, cam], name=f"{bb.arch}_leukoscan")
 
 
 def oof_file(cv_dir: Path, r: Recipe) -> Path:
@@ -92,7 +92,7 @@ def make_run(r: Recipe, m, feats: dict, px, cv_dir: Path, run_dir: Path, weights
     tta = [int(v[1:]) for v in r.test_views]
     n_subj = len(set(subjects))
     metrics = {
-        "arch": r.arch,
+        "arch": BACKBONES[r.arch].arch,
         "recipe_kind": f"frozen ImageNet {r.arch} ({', '.join(r.layers)}), {'+'.join(r.pools)} pooled, linear head "
         f"({r.weighting}-balanced" + (", HED stain-jittered training views" if len(r.train_views) > 1 else "") + ")",
         "validation": f"donor-level {len(set(folds.tolist()))}-fold cross-validation over all {n_subj} subjects "
