@@ -52,7 +52,7 @@ class CaseFiles(QObject):
         self.files = SessionFiles(data_dir)
         self.path: Path | None = None  # the store written now
         self.unavailable = ""  # why there is no store (autosave is off)
-        self.broken = ""  # why the record shown is broken (engine.case.audit.verify), "" when intact
+        self.broken = ""  # why the record shown is broken (engine.case.record_check.verify), "" when intact
         self._wanted: Path | None = None  # a store being opened
         self._fresh: Path | None = None  # the new session store: deleted on close only if it never held a cell
         self._fresh_used = False

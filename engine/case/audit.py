@@ -305,7 +305,7 @@ def review_state(
     )
 
 
-def _markers(conn: sqlite3.Connection) -> tuple[int, int, int, set[str]]:
+def markers(conn: sqlite3.Connection) -> tuple[int, int, int, set[str]]:
     """(review replay starts after this id, sign-off replay starts after this seq, the upgrade's seq,
     the roots closed before the upgrade)."""
     start_id, start_seq, up_seq, closed_roots = 0, 0, 0, set[str]()
@@ -343,7 +343,7 @@ def derived_reviews(conn: sqlite3.Connection, start_id: int | None = None) -> di
     shown_in) the history leads to, for every path it names (None: no review): :func:`.replay.replay` (the one the
     store restores the undo history with), from the last close on."""
     if start_id is None:
-        start_id = _markers(conn)[0]
+        start_id = markers(conn)[0]
     cols = select_list(replay.COLUMNS, version_of(conn))
     rows = conn.execute(f"SELECT {cols} FROM review_events WHERE id > ? ORDER BY id", (start_id,))
     return {path: None if rv is None else state_of(rv) for path, rv in replay.replay(rows).current.items()}
@@ -351,7 +351,7 @@ def derived_reviews(conn: sqlite3.Connection, start_id: int | None = None) -> di
 
 def derived_signoffs(conn: sqlite3.Connection) -> dict[str, SignOffState | None]:
     """root -> the sign-off (by, at, comment, basis) the history leads to (None: not signed off)."""
-    _sid, start_seq, up_seq, closed_roots = _markers(conn)
+    _sid, start_seq, up_seq, closed_roots = markers(conn)
     state: dict[str, SignOffState | None] = {}
     for root, action, by, at, text, basis, seq in conn.execute(
         "SELECT case_root, action, by, at, text, basis, seq FROM case_events ORDER BY seq, id"
@@ -392,82 +392,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.where}: {self.why}"
-
-
-def verify(conn: sqlite3.Connection, triggers: Mapping[str, str] | None = None) -> Problem | None:
-    """None when the record is intact; else the first broken row and why.  Read-only.  ``triggers``: name ->
-    the exact ``CREATE TRIGGER`` text each must have (:data:`.schema.TRIGGER_SQL`; one recreated with another
-    text, e.g. ``WHEN 0``, no longer guards anything)."""
-    if triggers is None:
-        from .schema import TRIGGER_SQL
-
-        triggers = TRIGGER_SQL
-    logs, version = tables(conn), version_of(conn)
-    have = {r[0]: r[1] for r in conn.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'")}
-    for t in TRIGGERS:
-        if t.rsplit("_no_", 1)[0] not in logs:
-            continue
-        if t not in have:
-            return Problem(f"trigger {t}", "missing: the history could be rewritten without a trace")
-        if t in triggers and " ".join(str(have[t]).split()) != " ".join(triggers[t].split()):
-            return Problem(f"trigger {t}", "was changed: it no longer keeps the history append-only")
-    rows = []
-    for t in logs:
-        content = columns(t, version)
-        for r in conn.execute(f"SELECT {', '.join(('id', *content, *CHAIN_COLS))} FROM {t} ORDER BY id"):
-            n = len(content)
-            rows.append((t, r[0], dict(zip(content, r[1 : 1 + n])), *r[1 + n :]))
-    last_seq = {t: 0 for t in logs}
-    for t, rid, _v, seq, _p, _h in rows:  # per table: ids and chain order agree
-        if seq is None or not isinstance(seq, int):
-            return Problem(f"{t} row {rid}", "has no place in the hash chain (added outside LeukoScan)")
-        if seq <= last_seq[t]:
-            return Problem(f"{t} row {rid}", f"is out of order (chain #{seq} after #{last_seq[t]})")
-        last_seq[t] = seq
-    prev = GENESIS
-    for i, (t, rid, values, seq, p, h) in enumerate(sorted(rows, key=lambda r: r[3]), start=1):
-        where = f"{t} row {rid} (chain #{seq})"
-        if seq != i:
-            return Problem(f"{t} row {rid}", f"chain #{i} is missing (a row was deleted) or #{seq} duplicated")
-        if p != prev:
-            return Problem(where, "does not follow the row before it (a row before it was changed or removed)")
-        if h != row_hash(t, rid, seq, values, p):
-            return Problem(where, "its content does not match its hash (changed after it was written)")
-        prev = h
-    start_id = _markers(conn)[0]
-    meta = dict(conn.execute("SELECT key, value FROM meta WHERE key='history_from'").fetchall())
-    if str(meta.get("history_from", "0") or "0") != str(start_id):
-        return Problem("meta history_from", f"is {meta.get('history_from')!r}, the history says {start_id}")
-    derived, live = derived_reviews(conn, start_id), live_reviews(conn)
-    for path, rv in live.items():
-        if derived.get(path) != rv:
-            return Problem(f"reviews ({path})", _differs("review", derived.get(path), rv))
-    for path in conn.execute("SELECT path FROM cells").fetchall():
-        if derived.get(path[0]) is not None and path[0] not in live:
-            return Problem(f"reviews ({path[0]})", _differs("review", derived[path[0]], None))
-    dso, lso = derived_signoffs(conn), live_signoffs(conn)
-    for (root,) in conn.execute("SELECT root FROM cases"):
-        if dso.get(root) != lso.get(root):
-            return Problem(f"signoffs ({root})", _differs("sign-off", dso.get(root), lso.get(root)))
-    if "record_events" in logs:
-        from . import ledger
-
-        return ledger.check(conn)
-    return None
-
-
-def _differs(what: str, history: tuple[Any, ...] | None, live: tuple[Any, ...] | None) -> str:
-    where = what == "review" and history is not None and live is not None and history[:8] == live[:8]
-
-    def say(v: tuple[Any, ...] | None) -> str:
-        if v is None:
-            return "none"
-        if what != "review":
-            return f"by {v[0]} at {v[1]}"
-        seen = (f", seen in the {v[8]}" if v[8] else ", where it was seen not recorded") if where else ""
-        return f"{v[0]} by {v[1]} at {v[2]}{seen}"
-
-    return f"the live {what} ({say(live)}) is not the one the history leads to ({say(history)})"
 
 
 # ------------------------------------------------------------------------------------------ upgrade

@@ -226,7 +226,7 @@ def _migrate_v5(conn: sqlite3.Connection) -> None:
         conn.execute(stmt)
 
 
-#: The exact text of every trigger that keeps a log append-only (:func:`.audit.verify` compares them: a trigger
+#: The exact text of every trigger that keeps a log append-only (:func:`.record_check.verify` compares them: a trigger
 #: recreated with another text, e.g. ``WHEN 0``, is a broken record).
 TRIGGER_SQL: dict[str, str] = {
     stmt.split()[2]: stmt for stmt in (*_V1, *_V2, *_V3, *_V4) if stmt.startswith("CREATE TRIGGER")

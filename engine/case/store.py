@@ -26,7 +26,7 @@ from typing import Any
 
 from .. import __version__
 from ..pipeline import ScanItem
-from . import audit, ledger, replay
+from . import audit, ledger, record_check, replay
 from .cell import Cell
 from .document import CaseDocument
 from .events import CaseEvent, Cleared
@@ -145,7 +145,7 @@ class CaseStore:
 
     def verify(self, flush: bool = True) -> audit.Problem | None:
         """None when the history chain is intact and the live reviews and sign-offs are what it leads to;
-        else the first broken row and why (:func:`.audit.verify`).  Read-only."""
+        else the first broken row and why (:func:`.record_check.verify`).  Read-only."""
         if flush:
             self.flush()
         if self.version < 3:
@@ -154,7 +154,7 @@ class CaseStore:
             c = self._conn
             c.execute("BEGIN")
             try:
-                return audit.verify(c)
+                return record_check.verify(c)
             except sqlite3.DatabaseError as exc:
                 return audit.Problem(str(self.path), f"cannot be checked ({one_line(exc)})")
             finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.case import CaseDocument, ModelFacts, audit
+from engine.case import CaseDocument, ModelFacts, audit, record_check
 from engine.case import schema as schema_mod
 from engine.case.store import CaseStore
 from engine.cli import main
@@ -113,7 +113,7 @@ def test_every_history_row_is_chained_and_verify_says_intact(tmp_path, capsys):
     assert [r[2] for r in rows] == list(range(1, len(rows) + 1))
     assert rows[0][3] == audit.GENESIS and all(r[3] == p[4] for p, r in zip(rows, rows[1:]))
     assert len({r[4] for r in rows}) == len(rows) and all(len(r[4]) == 64 for r in rows)
-    assert audit.verify(con) is None
+    assert record_check.verify(con) is None
     con.close()
     code, out = _verify(db, capsys)
     assert code == 0 and "intact" in out
