@@ -13,7 +13,15 @@ from ..pipeline import CellResult, ScanItem
 from . import rules
 from .cell import Cell
 from .document import CaseDocument
-from .images import ImageChange, NotTheCase, compare_images, hash_files, refuse_other_samples
+from .images import (
+    ImageChange,
+    NotTheCase,
+    case_images,
+    compare_stored,
+    hash_files,
+    paths_to_hash,
+    refuse_other_samples,
+)
 from .kinds import CellStatus, StoreErrorKind
 from .records import store_name
 from .schema import StoreError
@@ -86,14 +94,8 @@ class HeadlessRun:
     ):
         self.store, self.facts, self.chunk = store, facts, max(1, chunk)
         self.doc = doc = store.load()
-        known = {str(it.root) for it in items} & set(doc.cases)  # folders the file holds a case of: by sha256
-        hashes = hash_files(
-            dict.fromkeys(
-                [str(it.path) for it in items if str(it.root) in known]
-                + [c.key for r in known for c in doc.cells_of(doc.cases[r])]
-            )
-        )
-        images = compare_images(doc, items, hashes)
+        stored = case_images(doc, items)  # the folders the file holds a case of, compared by sha256 (as the app does)
+        images = compare_stored(stored, items, hash_files(paths_to_hash(stored, items)))
         refuse_other_samples(images, doc, store.path)  # raises before anything is written
         sample_id = self._one_patient(items, sample_id)  # raises before anything is written
         touched = self._signed_off_changes(images, reopen, facts, threshold)  # raises before anything is written
