@@ -251,6 +251,15 @@ def _histogram(pdf: _Doc, case: CaseReport, cards: Mapping[str, ModelCard] | Non
         pdf.text(x0 + w + 7.5, y0 + h - 0.6, "review band")
         for j, (t, m) in enumerate(bands):
             pdf.text(x0 + w + 3, y0 + h - 5 - 3.5 * j, f"{t:g} ± {m:g}: flagged")
+    _threshold_lines(pdf, case, x0, y0, w, h)
+    if not case.p_all:
+        pdf.font(9)
+        pdf.text(x0 + 30, y0 + h / 2, "no classified cells")
+    pdf.set_xy(pdf.l_margin, y0 + h + 10)
+
+
+def _threshold_lines(pdf: _Doc, case: CaseReport, x0: float, y0: float, w: float, h: float) -> None:
+    """Each threshold the case's cells were decided at, as a dashed red line across the histogram."""
     for j, thr in enumerate(sorted({u.threshold for u in case.uses})):
         try:
             t = float(thr)
@@ -265,10 +274,6 @@ def _histogram(pdf: _Doc, case: CaseReport, cards: Mapping[str, ModelCard] | Non
         pdf.text(x + 1, y0 + 2 + 3.5 * j, f"threshold {t:.4f}")
         pdf.set_text_color(0, 0, 0)
     pdf.set_draw_color(0, 0, 0)
-    if not case.p_all:
-        pdf.font(9)
-        pdf.text(x0 + 30, y0 + h / 2, "no classified cells")
-    pdf.set_xy(pdf.l_margin, y0 + h + 10)
 
 
 def _card_for(use: ModelUse, card: ModelCard | None) -> tuple[ModelCard | None, str]:

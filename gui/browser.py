@@ -61,10 +61,24 @@ class CellBrowser(QTabWidget):
         g.customContextMenuRequested.connect(lambda pos: self.contextMenuRequested.emit(self.gallery, pos))
         g.setStyleSheet("QListView#gallery { background: #16181d; }")
 
-        t = self.table = QTableView()
+        self.table = self._make_table(g)
+        neutral_selection(g)  # the rubber band and any platform-drawn selection
+
+        self.addTab(g, "Gallery")
+        self.addTab(self.table, "Table")
+        sm = g.selectionModel()
+        sm.currentChanged.connect(lambda *_: self.selectionChanged.emit())
+        sm.selectionChanged.connect(lambda *_: self.selectionChanged.emit())
+        self._keep: str | None = None
+        self.proxy.layoutAboutToBeChanged.connect(self._remember_current)
+        self.proxy.layoutChanged.connect(self._restore_current)
+
+    def _make_table(self, gallery: QListView) -> QTableView:
+        """The table view of the same rows, sharing the gallery's selection."""
+        t = QTableView()
         t.setObjectName("table")
         t.setModel(self.proxy)
-        t.setSelectionModel(g.selectionModel())  # one selection for both views
+        t.setSelectionModel(gallery.selectionModel())  # one selection for both views
         t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         t.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         t.setSortingEnabled(True)
@@ -82,16 +96,7 @@ class CellBrowser(QTabWidget):
         t.customContextMenuRequested.connect(lambda pos: self.contextMenuRequested.emit(self.table, pos))
         t.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         neutral_selection(t)
-        neutral_selection(g)  # the rubber band and any platform-drawn selection
-
-        self.addTab(g, "Gallery")
-        self.addTab(t, "Table")
-        sm = g.selectionModel()
-        sm.currentChanged.connect(lambda *_: self.selectionChanged.emit())
-        sm.selectionChanged.connect(lambda *_: self.selectionChanged.emit())
-        self._keep: str | None = None
-        self.proxy.layoutAboutToBeChanged.connect(self._remember_current)
-        self.proxy.layoutChanged.connect(self._restore_current)
+        return t
 
     # --- what is selected -------------------------------------------------------------------------
     def current_cell(self) -> Cell | None:

@@ -64,6 +64,18 @@ class PreviewPanel(QWidget):
         self.cam_status.setVisible(False)
         self.cam.status.connect(self._cam_status)
         self.btn_cam.toggled.connect(self.cam.set_enabled)
+        self._wire_review_buttons(buttons)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.view, 1)
+        lay.addWidget(self.btn_cam)
+        lay.addWidget(self.cam_status)
+        lay.addLayout(buttons)
+        lay.addWidget(self.details)
+        self.show_cell(None)
+
+    def _wire_review_buttons(self, grid: QGridLayout) -> None:
+        """The review buttons' tips, signals and places (they never take the keyboard focus from the gallery)."""
         for b, tip in (
             (self.btn_all, "Label the selected cells ALL (blast)"),
             (self.btn_hem, "Label the selected cells HEM (normal)"),
@@ -80,20 +92,12 @@ class PreviewPanel(QWidget):
         self.btn_clear.clicked.connect(lambda: self.reviewRequested.emit(ReviewCommand.CLEAR))
         self.btn_exclude.clicked.connect(lambda: self.reviewRequested.emit(EXCLUDE))
         self.btn_next.clicked.connect(self.nextRequested.emit)
-        buttons.addWidget(self.btn_all, 0, 0)
-        buttons.addWidget(self.btn_hem, 0, 1)
-        buttons.addWidget(self.btn_accept, 1, 0)
-        buttons.addWidget(self.btn_clear, 1, 1)
-        buttons.addWidget(self.btn_exclude, 2, 0)
-        buttons.addWidget(self.btn_next, 2, 1)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(4, 4, 4, 4)
-        lay.addWidget(self.view, 1)
-        lay.addWidget(self.btn_cam)
-        lay.addWidget(self.cam_status)
-        lay.addLayout(buttons)
-        lay.addWidget(self.details)
-        self.show_cell(None)
+        grid.addWidget(self.btn_all, 0, 0)
+        grid.addWidget(self.btn_hem, 0, 1)
+        grid.addWidget(self.btn_accept, 1, 0)
+        grid.addWidget(self.btn_clear, 1, 1)
+        grid.addWidget(self.btn_exclude, 2, 0)
+        grid.addWidget(self.btn_next, 2, 1)
 
     def show_cell(self, cell: Cell | None, selected: int = 1) -> None:
         reviewable = cell is not None and cell.status not in (PENDING, ERROR)
