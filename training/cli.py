@@ -370,8 +370,9 @@ def cmd_quantize(args) -> int:
         n_calib=args.calibration_cells,
         methods=_words(args.calibration),
         exclude=_words(args.keep_float),
-        op_types=_words(args.op_types) or None,
+        op_types=None if args.op_types.strip() == "all" else _words(args.op_types) or None,
         time_cells=args.time_cells,
+        bias_correct=not args.no_bias_correction,
     )
     return 0 if res["pass"] else 1
 
@@ -635,7 +636,15 @@ def build_parser() -> argparse.ArgumentParser:
         "onnxruntime's pre-processing)",
     )
     p.add_argument(
-        "--op-types", default="", help="only these op types quantised, e.g. Conv,MatMul (default: onnxruntime's)"
+        "--op-types",
+        default="Conv",
+        help="only these op types quantised, comma-separated (default Conv: on VGG19 2.0 it kept more calls than "
+        "every op onnxruntime quantises, docs/speed.md); 'all': onnxruntime's choice",
+    )
+    p.add_argument(
+        "--no-bias-correction",
+        action="store_true",
+        help="do not shift the int8 logit by its mean difference from float32 on the calibration cells",
     )
     p.add_argument(
         "--time-cells", type=int, default=64, help="cells timed at float32 and int8, one view (0: no timing)"

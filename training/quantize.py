@@ -213,6 +213,31 @@ def quantize_int8(
     }
 
 
+def shift_logit(path: str | Path, shift: float) -> None:
+    """Add ``shift`` to the model's ``logit`` output (in place; a final Add node), leaving the ``cam`` output as it is.
+
+    Bias correction: rounding activations to int8 moves the mean of what a linear head sums over (features pooled
+    over thousands of positions), so the int8 logits come out shifted by about the same amount for every cell; the
+    order of the cells (AUROC) survives, the calls at the card's threshold do not.  The shift is measured on the
+    calibration cells (:func:`quantize_run`), never on the gate's."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    proto = onnx.load(str(path))
+    g = proto.graph
+    raw = OUTPUT_NAME + "__before_bias_correction"
+    for n in g.node:
+        n.output[:] = [raw if o == OUTPUT_NAME else o for o in n.output]
+        n.input[:] = [raw if i == OUTPUT_NAME else i for i in n.input]
+    g.initializer.append(numpy_helper.from_array(np.array([shift], np.float32), OUTPUT_NAME + "__bias_correction"))
+    g.node.append(
+        helper.make_node("Add", [raw, OUTPUT_NAME + "__bias_correction"], [OUTPUT_NAME], name="bias_correction")
+    )
+    onnx.checker.check_model(proto)
+    with saving(Path(path)) as tmp:
+        onnx.save_model(proto, str(tmp))
+
+
 # ------------------------------------------------------------------------------------------ the gate
 
 

@@ -22,7 +22,7 @@ from engine.card import ModelError, load_card, sha256_file, verify_onnx_file
 from engine.preprocess import preprocess_file
 
 from .files import copy_file, write_json
-from .quantize import gate_figures, quantize_int8, spread_by_subject, view_logits
+from .quantize import gate_figures, quantize_int8, shift_logit, spread_by_subject, view_logits
 
 BATCH = 16
 
@@ -66,12 +66,15 @@ def quantize_run(
     n_calib: int = 256,
     methods: Sequence[str] = ("percentile",),
     exclude: Sequence[str] = (),
-    op_types: Sequence[str] | None = None,
+    op_types: Sequence[str] | None = ("Conv",),
     time_cells: int = 64,
+    bias_correct: bool = True,
 ) -> dict:
     """Quantise ``out_dir/<name>.onnx`` (its card's preprocessing, temperature, threshold and test-time views), run
     the gate on ``n_gate`` out-of-fold cells of ``run_dir``, record it in the card and write ``<name>.int8.onnx``
-    when it passed (removing a stale one when it did not).  Returns the card's ``int8_quantization`` block."""
+    when it passed (removing a stale one when it did not).  ``bias_correct``: shift each candidate's logit by its
+    mean difference from float32 on the calibration cells (:func:`training.quantize.shift_logit`).  Returns the
+    card's ``int8_quantization`` block."""
     name = _model_name(run_dir, name)
     card_path = out_dir / f"{name}.json"
     card = load_card(card_path)
@@ -96,6 +99,8 @@ def quantize_run(
     )
     t0 = time.time()
     z32 = view_logits(card.onnx_file, (b() for b in _batches(gate_paths, spec)), views)
+    calib_paths = [paths[i] for i in calib]
+    z32_calib = view_logits(card.onnx_file, (b() for b in _batches(calib_paths, spec)), views) if bias_correct else None
     log(f"float32 done in {time.time() - t0:.0f}s")
     tried = []
     for method in methods:
@@ -104,11 +109,15 @@ def quantize_run(
         how = quantize_int8(
             card.onnx_file,
             cand,
-            _batches([paths[i] for i in calib], spec, 8),
+            _batches(calib_paths, spec, 8),
             method=method,
             nodes_to_exclude=exclude,
             op_types=op_types,
         )
+        if z32_calib is not None:
+            shift = float(np.mean(z32_calib - view_logits(cand, (b() for b in _batches(calib_paths, spec)), views)))
+            shift_logit(cand, shift)
+            how["bias_correction"] = {"logit_shift": shift, "measured_on": "the calibration cells"}
         z8 = view_logits(cand, (b() for b in _batches(gate_paths, spec)), views)
         fig = {**how, **gate_figures(z8=z8, z32=z32, y=y[gate], subjects=subjects[gate], **_cal(card)), "file": cand}
         log(

@@ -192,3 +192,19 @@ def test_a_failed_gate_removes_the_int8_file_and_its_card_entry(tmp_path, conv_m
     card = load_card(card_path)
     assert card.int8_file is None and not stale.exists() and not card.int8_passed
     assert card.metrics["int8_quantization"]["pass"] is False
+
+
+def test_shift_logit_moves_the_logit_only(conv_model, tmp_path):
+    from training.quantize import shift_logit
+
+    _, fp32 = conv_model
+    moved = tmp_path / "moved.onnx"
+    moved.write_bytes(fp32.read_bytes())
+    shift_logit(moved, -1.25)
+    x = cells(8)
+    np.testing.assert_allclose(view_logits(moved, [x]), view_logits(fp32, [x]) - 1.25, atol=1e-4)
+    import onnxruntime as ort
+
+    cam = [ort.InferenceSession(str(p)).run(["cam"], {"image": x})[0] for p in (fp32, moved)]
+    np.testing.assert_array_equal(cam[0], cam[1])
+    assert [o.name for o in onnx.load(str(moved)).graph.output] == ["logit", "cam"]
