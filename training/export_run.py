@@ -170,7 +170,7 @@ def export_run(
     run's; this run's held-out predictions still give the calibration, threshold and every reported number."""
     import keras
 
-    from . import models  # noqa: F401  (registers the Normalize layer)
+    from . import models, probe  # noqa: F401  (register the Normalize and the probe layers)
 
     recalibrate_run(run_dir, log)
     metrics, spec = _load_run(run_dir)

@@ -44,6 +44,30 @@ BACKBONES = {
 }
 
 
+def bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) weights of TensorFlow's bilinear resize (half-pixel centres, no antialiasing) along one axis,
+    so a resize is two matrix products: tf2onnx writes a TensorFlow resize as an ONNX Resize with rounded scales
+    that can land one pixel short (25/28 -> 24)."""
+    m = np.zeros((n_out, n_in), np.float32)
+    scale = n_in / n_out
+    for i in range(n_out):
+        x = (i + 0.5) * scale - 0.5
+        lo = int(np.floor(x))
+        frac = x - lo
+        m[i, min(max(lo, 0), n_in - 1)] += 1 - frac
+        m[i, min(max(lo + 1, 0), n_in - 1)] += frac
+    return m
+
+
+def resize_bilinear(x, grid: tuple[int, int]):
+    """(n, H, W, 1) -> (n, h, w, 1), as ``keras.ops.image.resize(..., interpolation="bilinear")`` on TensorFlow."""
+    ops = keras.ops
+    mh = ops.convert_to_tensor(bilinear_matrix(int(x.shape[1]), grid[0]))
+    mw = ops.convert_to_tensor(bilinear_matrix(int(x.shape[2]), grid[1]).T)
+    y = ops.matmul(ops.matmul(mh, x[..., 0]), mw)
+    return y[..., None]
+
+
 @keras.saving.register_keras_serializable(package="leukoscan")
 class MaskedPool(keras.layers.Layer):
     """(features (n,h,w,c), mask (n,h,w,1) in [0,1]) -> (n, 4c): global mean, global std, mean and std over the
@@ -52,7 +76,9 @@ class MaskedPool(keras.layers.Layer):
     def call(self, f, m):
         ops = keras.ops
         gap = ops.mean(f, axis=(1, 2))
-        gstd = ops.sqrt(ops.maximum(ops.mean(ops.square(f), axis=(1, 2)) - ops.square(gap), 0.0) + 1e-6)
+        # two passes (mean of squared deviations), not E[f^2] - mean^2: the difference of two large float32 numbers
+        # moved P(ALL) by 1e-3 between TensorFlow and onnxruntime
+        gstd = ops.sqrt(ops.mean(ops.square(f - gap[:, None, None, :]), axis=(1, 2)) + 1e-6)
         w = ops.sum(m, axis=(1, 2)) + 1e-3
         mmean = ops.sum(f * m, axis=(1, 2)) / w
         mvar = ops.sum(m * ops.square(f - mmean[:, None, None, :]), axis=(1, 2)) / w
@@ -78,7 +104,7 @@ class CellMask(keras.layers.Layer):
         if self.pool is not None:
             fg = self.pool(fg)
         if tuple(fg.shape[1:3]) != self.grid:
-            fg = ops.image.resize(fg, self.grid, interpolation="bilinear")
+            fg = resize_bilinear(fg, self.grid)
         return fg
 
     def get_config(self):
@@ -228,7 +254,7 @@ class PooledCam(keras.layers.Layer):
             off += 4 * c
             n = float(f.shape[1] * f.shape[2])
             mu = ops.mean(f, axis=(1, 2), keepdims=True)
-            sd = ops.sqrt(ops.maximum(ops.mean(ops.square(f), axis=(1, 2), keepdims=True) - ops.square(mu), 0.0) + 1e-6)
+            sd = ops.sqrt(ops.mean(ops.square(f - mu), axis=(1, 2), keepdims=True) + 1e-6)
             wsum = ops.sum(m, axis=(1, 2), keepdims=True) + 1e-3
             mm = ops.sum(f * m, axis=(1, 2), keepdims=True) / wsum
             msd = ops.sqrt(ops.sum(m * ops.square(f - mm), axis=(1, 2), keepdims=True) / wsum + 1e-6)
@@ -242,7 +268,7 @@ class PooledCam(keras.layers.Layer):
             if grid is None:
                 grid = (int(f.shape[1]), int(f.shape[2]))
             elif (int(f.shape[1]), int(f.shape[2])) != grid:
-                part = ops.image.resize(part, grid, interpolation="bilinear") * (n / (grid[0] * grid[1]))
+                part = resize_bilinear(part, grid) * (n / (grid[0] * grid[1]))
             total = part if total is None else total + part
         return total[..., 0] * float(grid[0] * grid[1]) + self.b
 

@@ -122,6 +122,7 @@ def make_run(r: Recipe, m, feats: dict, px, cv_dir: Path, run_dir: Path, weights
         "timing_s": {"refit_and_build": round(time.time() - t0, 1)},
         "data": m.summary(),
         "donors_cross_fitted": {},
+        "oof_cross_fitted": {},  # filled by export (recalibrate_run) from oof.npz
     }
     write_json(run_dir / "metrics.json", metrics)
     log(f"wrote {run_dir} (head C={head.C}, {len(w)} weights)")
