@@ -30,7 +30,7 @@ import numpy as np
 from engine.domain.labels import LABELS
 from engine.preprocess import Preprocessing, is_supported, load_rgb, preprocess_file
 
-from .files import write_json
+from .files import publish, write_json
 
 CLASSES = LABELS  # label 1 = ALL (positive), 0 = HEM (engine.domain.labels: the one tuple of class names)
 _SUBJECT_RE = re.compile(r"^UID_(H?)([0-9A-Z]+)_", re.IGNORECASE)
@@ -380,7 +380,7 @@ def build_pixel_cache(
         _fill_pixel_cache(
             np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape), m, spec, workers, progress
         )
-        os.replace(tmp, npy)
+        publish(tmp, npy)
     finally:
         tmp.unlink(missing_ok=True)
     write_json(done, {"spec": asdict(spec), "n": len(m)})

@@ -90,3 +90,11 @@ def copy_file(src: str | Path, dst: str | Path) -> Path:
         shutil.copyfileobj(inp, out, 1 << 20)
     shutil.copystat(src, dst)
     return Path(dst)
+
+
+def publish(tmp: str | Path, dst: str | Path) -> Path:
+    """Give a file written in place under a temporary name (a memory-mapped cache) its real name in one step."""
+    import os
+
+    os.replace(tmp, dst)
+    return Path(dst)

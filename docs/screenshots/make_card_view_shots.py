@@ -41,7 +41,7 @@ def main() -> int:
     if not cards:
         sys.exit("no installed models in resources/models")
     for card in cards:
-        dlg = ModelInfoDialog(card, None, None, cards=cards)
+        dlg = ModelInfoDialog(card, cards, None, None)
         dlg.show()
         pump(app, 0.6)
         p = OUT / f"16-model-card-{card.name}.png"

@@ -185,7 +185,12 @@ def main() -> int:
 
     from gui.dialogs import AboutDialog, ModelInfoDialog
 
-    dlg = ModelInfoDialog(w.model_chooser.cards[w.model_chooser.classifier.name], w.model_chooser.classifier, w)
+    dlg = ModelInfoDialog(
+        w.model_chooser.cards[w.model_chooser.classifier.name],
+        list(w.model_chooser.cards.values()),
+        w.model_chooser.classifier,
+        w,
+    )
     dlg.show()
     pump(app, 0.5)
     save(dlg, "06-model-card.png")

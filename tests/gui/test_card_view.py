@@ -13,7 +13,7 @@ from PySide6.QtCore import QPointF
 from tinymodels import make_tiny_model
 
 from engine.card import load_card
-from engine.heldout import held_out_block
+from engine.heldout import ALL_DONORS, donors_seen, held_out_block
 
 MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
 
@@ -50,22 +50,43 @@ def test_shipped_card_shows_one_bar_per_donor_healthy_and_patients_apart(qtbot):
     per = card.metrics["held_out"]["per_donor"]
     assert {b.donor for b in chart.healthy} == {d for d, v in per.items() if v["class"] == "HEM"}
     assert {b.donor for b in chart.patients} == {d for d, v in per.items() if v["class"] == "ALL"}
-    assert [b.donor for b in chart.healthy][0] == "H6"  # healthy donors first, by number
-    assert all(b.seen_in_training is False for b in chart.bars)  # a fold model never saw its held-out donors
+    healthy = sorted((d for d, v in per.items() if v["class"] == "HEM"), key=lambda d: int(d[1:]))
+    assert [b.donor for b in chart.healthy] == healthy  # healthy donors first, by number
+    seen = donors_seen(card)  # the 4.0 cards: refit on every donor after the cross-validation
+    assert all(b.seen_in_training is (seen == ALL_DONORS or b.donor in (seen or ())) for b in chart.bars)
     img = view.donors.grab().toImage()
-    assert _colour_count(img, HEM_COLOR) > 200 and _colour_count(img, ALL_COLOR) > 200  # both groups drawn
+    if chart.bars[0].seen_in_training:  # hatched bars: the colour at alpha 110 over the background, and hatch lines
+        from PySide6.QtGui import QColor
+
+        bg = img.pixelColor(1, 1)
+
+        def bar_colour(c):
+            a = 110 / 255
+            return QColor(*(round(a * x + (1 - a) * y) for x, y in zip(c.getRgb()[:3], bg.getRgb()[:3])))
+    else:
+
+        def bar_colour(c):
+            return c
+
+    assert _colour_count(img, bar_colour(HEM_COLOR)) > 200 and _colour_count(img, bar_colour(ALL_COLOR)) > 200
     tips = [view.donors.tip_at(r.center()) for r, _ in view.donors._hits]
-    h6, last = per["H6"], chart.patients[-1]
+    first, last = per[healthy[0]], chart.patients[-1]
+    where = (
+        "in the shipped model's training" if chart.healthy[0].seen_in_training else "never seen by the shipped model"
+    )
     assert tips[0].startswith(
-        f"Healthy donor H6: {1 - h6['share_called_all']:.2f} of {h6['n_cells']} cells called "
-        "HEM (normal); never seen by the shipped model"
+        f"Healthy donor {healthy[0]}: {1 - first['share_called_all']:.2f} of {first['n_cells']} cells called "
+        f"HEM (normal); {where}"
     )
     assert tips[-1].startswith(
         f"Patient {last.donor}: {per[last.donor]['share_called_all']:.2f} of "
         f"{per[last.donor]['n_cells']} cells called ALL"
     )
     assert view.donors.tip_at(QPointF(2, 2)) == ""
-    assert "None of these donors was in the shipped model's training" in view.caption.text()
+    if seen == ALL_DONORS:
+        assert "the model you run has seen them all" in view.caption.text()
+    else:
+        assert "None of these donors was in the shipped model's training" in view.caption.text()
     # words beside the charts; the raw card only behind the toggle
     assert "never saw in training" in view.summary.text()
     assert view.details.isHidden() and '"sha256"' in view.details.toPlainText()
@@ -78,9 +99,12 @@ def test_refit_model_marks_every_donor_as_seen_and_an_ensemble_follows_its_membe
 
     from gui.card_view import ModelCardView
 
-    vgg = ModelCardView(_shipped("vgg19"), "")  # 2.0: the head refit on all 40 development donors
+    card = _shipped("vgg19")  # since 2.0 the head is refit on every development donor
+    vgg = ModelCardView(card, "")
     qtbot.addWidget(vgg)
-    assert len(vgg.donors.chart.healthy) == 11 and len(vgg.donors.chart.patients) == 29
+    held = card.metrics["held_out"]
+    assert len(vgg.donors.chart.healthy) == held["n_healthy_donors"]
+    assert len(vgg.donors.chart.patients) == held["n_all_patients"]
     assert all(b.seen_in_training for b in vgg.donors.chart.bars)
     assert "refit on every development donor" in vgg.caption.text()
 

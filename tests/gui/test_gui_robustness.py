@@ -439,7 +439,7 @@ def test_open_case_store_written_by_the_cli_shows_its_results_without_a_run(
 
         cli = {r["path"]: r["p_all"] for r in csv.DictReader(fh)}
     assert {c.key: f"{c.p_all:.4f}" for c in w.cell_model.cells} == cli
-    qtbot.waitUntil(lambda: w.side.summary.counts and w.side.summary.counts[0].classified == 8, timeout=5_000)
+    qtbot.waitUntil(lambda: bool(w.side.summary.counts) and w.side.summary.counts[0].classified == 8, timeout=5_000)
     # the window writes its reviews into that store
     w.browser.select_row(0)
     w.reviews.apply("ALL")
