@@ -79,7 +79,11 @@ def test_autosave_then_restore_in_a_new_window(qtbot, make_window, cells_dir, mo
     qtbot.waitUntil(lambda: scans_settled(w2), timeout=10_000)  # the folder scanned again: still nothing to classify
     assert runs == [] and w2.run_panel.last_run is None and not w2.runs.running
     w2.browser.select_row(0)
-    w2.reviews.apply("clear" if w2.browser.current_cell().review else "ALL")  # the restored store is written on
+    # a review counts once the preview has shown the cell (issue 26 item 8): wait for it, as a person would
+    qtbot.waitUntil(lambda: not w2.doc.unseen([w2.browser.current_cell()]), timeout=10_000)
+    assert (
+        w2.reviews.apply("clear" if w2.browser.current_cell().review else "ALL") == 1
+    )  # the restored store is written on
     _wait_saved(qtbot, w2)
     assert set(stored(path).reviews) != set(labels)
 
