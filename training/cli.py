@@ -397,6 +397,18 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
+    def backbone_weight_args(p):  # the frozen-feature commands (cv, probe-fit) read both networks' weights
+        p.add_argument(
+            "--vgg-weights",
+            default="../shared/weights/vgg19_imagenet_normalised_notop.fp16.weights.h5",
+            help="VGG19 ImageNet weights: a file, or 'imagenet' (Keras download, needs internet)",
+        )
+        p.add_argument(
+            "--inception-weights",
+            default="../shared/weights/inception_v3_imagenet_notop.fp16.weights.h5",
+            help="InceptionV3 ImageNet weights: a file, or 'imagenet' (Keras download, needs internet)",
+        )
+
     def data_args(p):
         p.add_argument(
             "--data", default=DEFAULT_DATA, help="data folder (fold_N/all|hem, all/+hem/, or images + labels CSV)"
@@ -558,16 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--extract-only", action="store_true", help="cache the features and stop")
     p.add_argument("--new-folds", action="store_true", help="remake training/folds/donor_cv.json from the data")
-    p.add_argument(
-        "--vgg-weights",
-        default="../shared/weights/vgg19_imagenet_normalised_notop.fp16.weights.h5",
-        help="VGG19 ImageNet weights: a file, or 'imagenet' (Keras download, needs internet)",
-    )
-    p.add_argument(
-        "--inception-weights",
-        default="../shared/weights/inception_v3_imagenet_notop.fp16.weights.h5",
-        help="InceptionV3 ImageNet weights: a file, or 'imagenet' (Keras download, needs internet)",
-    )
+    backbone_weight_args(p)
     p.set_defaults(func=cmd_cv)
 
     p = sub.add_parser(
@@ -578,16 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", required=True, help="a recipe name of the cv table (docs/runs/4.0/cv/table.md)")
     p.add_argument("--cv", default="docs/runs/4.0/cv", help="the cv output folder (its oof/ gives calibration)")
     p.add_argument("--run", required=True, help="run folder to write (final.keras, oof.npz, metrics.json)")
-    p.add_argument(
-        "--vgg-weights",
-        default="../shared/weights/vgg19_imagenet_normalised_notop.fp16.weights.h5",
-        help="VGG19 ImageNet weights: a file, or 'imagenet' (Keras download, needs internet)",
-    )
-    p.add_argument(
-        "--inception-weights",
-        default="../shared/weights/inception_v3_imagenet_notop.fp16.weights.h5",
-        help="InceptionV3 ImageNet weights: a file, or 'imagenet' (Keras download, needs internet)",
-    )
+    backbone_weight_args(p)
     p.set_defaults(func=cmd_probe_fit)
 
     p = sub.add_parser("evaluate", help="metrics.json-style evaluation + plots from a run's validation predictions")
