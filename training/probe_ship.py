@@ -59,6 +59,31 @@ def shipped_network(r: Recipe, weights: str | None, w: np.ndarray, b: float, siz
     return keras.Model(inp, [out, cam], name=f"{bb.arch}_leukoscan")
 
 
+def area_baseline_block(results: dict) -> dict:
+    """The card's ``held_out.cell_area_baseline`` (drawn as ticks beside each donor's bar) from the cv table's
+    "cell area alone" row, cross-fitted like the card's own per-donor numbers, on the same folds."""
+    row = next(x for x in results["rows"] if x["recipe"]["arch"] == "area")
+    c = row["cross_fitted"]
+    donors = {}
+    for key, cls in (("healthy_donors", "HEM"), ("all_patients", "ALL")):
+        per = {s: d["share_right"] for s, d in c["donors"].items() if d["class"] == cls}
+        stats = c["healthy" if cls == "HEM" else "all_patients"]
+        donors[key] = {
+            "n": len(per),
+            "mean_share_called_right": stats["mean"],
+            "worst_share": stats["worst"],
+            "worst_subject": stats["worst_subject"],
+            "called_right_at_case_level": stats["right_at_case_level"],
+            "per_subject": per,
+        }
+    return {
+        "rule": "ALL when the cell is large: a class-weighted logistic regression on log cell area fitted on the "
+        "other folds' donors; calibration and balanced-accuracy threshold cross-fitted between folds",
+        "auroc": row["at_oof_threshold"]["auroc"],
+        "donors": donors,
+    }
+
+
 def oof_file(cv_dir: Path, r: Recipe) -> Path:
     return cv_dir / "oof" / (r.name.replace(" ", "_").replace("+", "p").replace(",", "") + ".npz")
 
@@ -122,6 +147,7 @@ def make_run(r: Recipe, m, feats: dict, px, cv_dir: Path, run_dir: Path, weights
         "timing_s": {"refit_and_build": round(time.time() - t0, 1)},
         "data": m.summary(),
         "donors_cross_fitted": {},
+        "cell_area_baseline": area_baseline_block(results),
         "oof_cross_fitted": {},  # filled by export (recalibrate_run) from oof.npz
     }
     write_json(run_dir / "metrics.json", metrics)
