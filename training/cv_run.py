@@ -213,10 +213,7 @@ def table_markdown(rows: list[dict], order: list[dict]) -> str:
 
 def donor_rows(row: dict) -> list[str]:
     """Each donor of one recipe: cells, share called right at the pooled operating point, fold."""
-    import json
-
-    folds = json.loads(donor_cv.FOLD_FILE.read_text())["folds"]
-    fold_of = {s: f["fold"] for f in folds for s in f["subjects"]}
+    fold_of = donor_cv.fold_of_subject()
     a = row["at_oof_threshold"]
     lines = [
         "| subject | class | cells | share called right | median P(ALL) | large-celled | fold |",
@@ -264,9 +261,8 @@ def cell_areas(m, cache: Path, workers: int) -> np.ndarray:
 
 
 def one_fold(feats, r: Recipe, m, area, fold: int, log=print) -> dict:
-    """One recipe, one fold (the quick check for a newcomer): the held-out donors' shares at the fold's own
-    balanced-accuracy threshold fitted on the training donors' inner out-of-fold logits is more than a quick
-    check needs, so the threshold is the recipe's pooled one if the table has it, else 0.5 on P(ALL)."""
+    """One recipe, one fold (the quick check for a newcomer): AUROC and each held-out donor's share called right at
+    P(ALL) 0.5 of the uncalibrated head (no calibration or threshold is fitted for a single fold)."""
     from sklearn.metrics import roc_auc_score
 
     from .probe_cv import area_logit, choose_c, heads_for, inner_folds, test_logit

@@ -97,10 +97,15 @@ def _subject_order(s: str):
     return (s.startswith("H"), int(digits) if digits.isdigit() else 0, s)
 
 
+def fold_of_subject(path: Path = FOLD_FILE) -> dict[str, int]:
+    """subject -> fold, as the fold file says."""
+    d = json.loads(Path(path).read_text())
+    return {s: f["fold"] for f in d["folds"] for s in f["subjects"]}
+
+
 def load_folds(subjects: Sequence[str], path: Path = FOLD_FILE) -> np.ndarray:
     """Fold id per cell from the fold file; raises ValueError naming subjects the file does not place."""
-    d = json.loads(Path(path).read_text())
-    fold_of = {s: f["fold"] for f in d["folds"] for s in f["subjects"]}
+    fold_of = fold_of_subject(path)
     missing = sorted(set(subjects) - set(fold_of), key=_subject_order)
     if missing:
         raise ValueError(f"{path} places no fold for subject(s) {missing}; remake it (leukoscan-train cv --new-folds)")
@@ -203,8 +208,8 @@ def _healthy_at_all_mean(p: np.ndarray, y: np.ndarray, subjects: np.ndarray, flo
     """Descriptive, not the selection rule: the highest threshold at which the ALL patients' mean share called ALL
     is still >= ``floor``, and the healthy donors' mean share called HEM there (compares recipes at one
     sensitivity instead of at each one's own balanced-accuracy threshold)."""
-    hem = [s for s in sorted(set(subjects[y == 0].tolist()))]
-    pat = [s for s in sorted(set(subjects[y == 1].tolist()))]
+    hem = sorted(set(subjects[y == 0].tolist()))
+    pat = sorted(set(subjects[y == 1].tolist()))
     masks = {s: subjects == s for s in hem + pat}
     for t in np.round(np.arange(0.95, 0.04, -0.01), 2):
         call = p >= t

@@ -52,7 +52,6 @@ def export_onnx(model, path: str | Path, opset: int = OPSET) -> Path:
     else:
         _rename_io(proto)
     _name_batch_dim(proto)
-    _fix_resize_scales(proto)
     if not with_cam:
         _add_cam(proto)
     onnx.checker.check_model(proto)
@@ -79,35 +78,6 @@ def _order_outputs(proto) -> None:
         for node in g.node:
             node.input[:] = [INPUT_NAME if n == old else n for n in node.input]
         g.input[0].name = INPUT_NAME
-
-
-def _fix_resize_scales(proto) -> None:
-    """tf2onnx writes a TensorFlow resize to a fixed size as ONNX ``Resize`` with *scales* (25/28 = 0.892857...),
-    and ONNX takes ``floor(28 * 0.892857...)`` = 24, not 25: the graph then fails shape inference at the next
-    elementwise op.  Each constant ``scales`` is nudged so that the floor gives the size TensorFlow meant
-    (``round(in * scale)``); the sampling positions move by about 1e-4 pixel."""
-    import onnx
-    from onnx import numpy_helper
-
-    inferred = onnx.shape_inference.infer_shapes(proto)
-    shapes = {
-        v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
-        for v in list(inferred.graph.value_info) + list(inferred.graph.input)
-    }
-    inits = {t.name: t for t in proto.graph.initializer}
-    for node in proto.graph.node:
-        if node.op_type != "Resize" or len(node.input) < 3 or node.input[2] not in inits:
-            continue
-        dims = shapes.get(node.input[0])
-        scales = numpy_helper.to_array(inits[node.input[2]]).astype(np.float64)
-        if not dims or len(dims) != len(scales) or not scales.size:
-            continue
-        fixed = scales.copy()
-        for i, (d, sc) in enumerate(zip(dims, scales)):
-            if d and sc != 1.0:
-                fixed[i] = (round(d * sc) + 1e-4) / d
-        if not np.array_equal(fixed, scales):
-            inits[node.input[2]].CopyFrom(numpy_helper.from_array(fixed.astype(np.float32), node.input[2]))
 
 
 def _rename_io(proto) -> None:

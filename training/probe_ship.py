@@ -62,20 +62,11 @@ def shipped_network(r: Recipe, weights: str | None, w: np.ndarray, b: float, siz
 def area_baseline_block(results: dict) -> dict:
     """The card's ``held_out.cell_area_baseline`` (drawn as ticks beside each donor's bar) from the cv table's
     "cell area alone" row, cross-fitted like the card's own per-donor numbers, on the same folds."""
+    from .metrics import donor_summary
+
     row = next(x for x in results["rows"] if x["recipe"]["arch"] == "area")
-    c = row["cross_fitted"]
-    donors = {}
-    for key, cls in (("healthy_donors", "HEM"), ("all_patients", "ALL")):
-        per = {s: d["share_right"] for s, d in c["donors"].items() if d["class"] == cls}
-        stats = c["healthy" if cls == "HEM" else "all_patients"]
-        donors[key] = {
-            "n": len(per),
-            "mean_share_called_right": stats["mean"],
-            "worst_share": stats["worst"],
-            "worst_subject": stats["worst_subject"],
-            "called_right_at_case_level": stats["right_at_case_level"],
-            "per_subject": per,
-        }
+    per = {s: {"class": d["class"], "accuracy": d["share_right"]} for s, d in row["cross_fitted"]["donors"].items()}
+    donors = donor_summary(per)
     return {
         "rule": "ALL when the cell is large: a class-weighted logistic regression on log cell area fitted on the "
         "other folds' donors; calibration and balanced-accuracy threshold cross-fitted between folds",
