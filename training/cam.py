@@ -223,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     import shutil
     import tempfile
 
+    from . import files
+
     ap = argparse.ArgumentParser(prog="python -m training.cam", description=main.__doc__)
     ap.add_argument("onnx", nargs="+", type=Path, help="ONNX files beside their cards (NAME.onnx + NAME.json)")
     args = ap.parse_args(argv)
@@ -244,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             x = np.stack([preprocess_file(s, card.preprocessing) for s in samples]).astype(np.float32)
             check = check_logits_unchanged(before, path, x, card.output_name or "logit")
             if not check["logits_bit_identical"]:
-                shutil.copy2(before, path)
+                files.copy_file(before, path)  # whole or not at all, like every write of training code
                 print(f"{path}: logits changed, file restored: {check}", file=sys.stderr)
                 return 1
         digest = update_card_sha256(card_path)

@@ -1,6 +1,6 @@
 """leukoscan-train: prepare the C-NMC data, train, evaluate and export LeukoScan's models.
 
-Commands: prepare | train | finetune | e2e | frozen | cv | evaluate | export | quantize | ensemble.
+Commands: prepare | e2e | frozen | cv | probe-fit | evaluate | export | quantize | ensemble.
 `leukoscan-train COMMAND --help` says what a command does, its exit statuses and two examples; docs/training.md
 is the training guide.  Messages go to stderr (and to RUN/train.log); defaults do not depend on the working
 directory: the data and weights are found beside the repository (../shared), the caches go to the per-user cache
@@ -24,15 +24,6 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"  # the data and the offline ImageNet weights, beside the repository
 DEFAULT_DATA = str(SHARED / "data" / "C-NMC_Leukemia")
-DEFAULT_VIEWS = (0, 5, 2)  # the InceptionV3 views cached for training (see docs/models.md for the choice)
-DEFAULTS = {
-    "inceptionv3": {
-        "size": 224,
-        "crop": 0.85,
-        "weights": str(SHARED / "weights" / "inception_v3_imagenet_notop.fp16.weights.h5"),
-    },
-    "vgg19": {"size": 64, "crop": 0.85, "weights": "none"},
-}
 
 
 def _log(msg: str) -> None:
@@ -47,8 +38,6 @@ def _log(msg: str) -> None:
 
 def _run_dir(args) -> Path | None:
     """The run folder a command works in (its train.log goes there); None for prepare and ensemble."""
-    if args.cmd == "train":
-        return _path(args.run or f"runs/{args.arch}")
     run = getattr(args, "run", None)
     return _path(run) if run else None
 
@@ -108,93 +97,6 @@ def cmd_prepare(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
-    from engine.preprocess import Preprocessing
-
-    from .models import resolve_weights
-
-    d = DEFAULTS[args.arch]
-    size = args.size or d["size"]
-    crop = args.crop or d["crop"]
-    weights = resolve_weights(args.weights or d["weights"], REPO_ROOT)
-    spec = Preprocessing(size, size, crop, "bilinear")
-    m = _manifest(args)
-    run_dir = _path(args.run or f"runs/{args.arch}")
-    if args.arch == "inceptionv3":
-        from .inception import Recipe
-        from .train_inception import run
-
-        recipe = Recipe(
-            size=size,
-            cut=args.cut,
-            epochs=args.epochs or 6,
-            lr=args.lr or 1e-4,
-            seed=args.seed,
-            bn_trainable=args.bn_trainable,
-            views=_views(args.views),
-            tta_views=_views(args.tta_views) if args.tta_views else (),
-        )
-        metrics = run(m, spec, recipe, weights, run_dir, _path(args.cache), args.folds, args.resume, _log, args.workers)
-    else:
-        from .train_vgg import VggRecipe, run
-
-        recipe = VggRecipe(
-            size=size,
-            epochs=args.epochs or 9,
-            lr=args.lr or 2e-4,
-            seed=args.seed,
-            distill=args.distill,
-            val_fold=args.val_fold,
-            n_folds=args.folds,
-            tta_views=_views(args.tta_views) if args.tta_views else (0,),
-        )
-        teacher = _path(args.teacher) if args.teacher else None
-        metrics = run(m, spec, recipe, weights, run_dir, _path(args.cache), teacher, args.resume, _log, args.workers)
-    h = metrics.get("oof_cross_fitted") or metrics.get("validation_cross_fitted") or {}
-    _log(
-        f"done: weighted F1 {h.get('weighted_f1', float('nan')):.4f}, AUROC {h.get('auroc', float('nan')):.4f}, "
-        f"ECE {h.get('ece', float('nan')):.4f} (run folder {run_dir})"
-    )
-    return 0
-
-
-def cmd_finetune(args) -> int:
-    from engine.preprocess import Preprocessing
-
-    from .finetune import FinetuneRecipe, run
-    from .models import resolve_weights
-
-    d = DEFAULTS["inceptionv3"]
-    size = args.size or d["size"]
-    spec = Preprocessing(size, size, args.crop or d["crop"], "bilinear")
-    weights = resolve_weights(args.weights or d["weights"], REPO_ROOT)
-    recipe = FinetuneRecipe(
-        size=size,
-        unfreeze_from=args.unfreeze_from,
-        epochs=args.epochs,
-        batch=args.batch,
-        lr=args.lr,
-        head_lr=args.head_lr,
-        val_fold=args.val_fold,
-        n_folds=args.folds,
-        seed=args.seed,
-        tta_views=_views(args.tta_views),
-        train_on_all=args.all_subjects,
-    )
-    m = _manifest(args)
-    run_dir = _path(args.run)
-    metrics = run(m, spec, recipe, weights, run_dir, _path(args.cache), args.resume, _log, args.workers)
-    h = metrics.get("validation_cross_fitted") or {}
-    if h:
-        _log(
-            f"done: held-out weighted F1 {h['weighted_f1']:.4f}, AUROC {h['auroc']:.4f}, ECE {h['ece']:.4f} "
-            f"(run folder {run_dir})"
-        )
-    else:
-        _log(f"done: refit on all subjects (run folder {run_dir})")
-    return 0
-
-
 def cmd_e2e(args) -> int:
     from .e2e import HARD_PANEL, E2ERecipe, run
     from .weights import default_weights, resolve_weights
@@ -232,7 +134,7 @@ def cmd_frozen(args) -> int:
     from engine.preprocess import Preprocessing
 
     from .frozen_vgg import FrozenRecipe, run
-    from .models import resolve_weights
+    from .weights import resolve_weights
 
     spec = Preprocessing(args.size, args.size, args.crop, "bilinear")
     weights = resolve_weights(args.weights, REPO_ROOT)
@@ -426,72 +328,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=float, default=0.85)
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("train", help="train one architecture with subject-wise validation")
-    data_args(p)
-    p.add_argument("--arch", choices=sorted(DEFAULTS), required=True)
-    p.add_argument(
-        "--weights",
-        default=None,
-        help="'imagenet' (Keras download, needs internet), 'none' (random init) or a weights file; "
-        "default: InceptionV3 -> the offline ImageNet copy in ../shared/weights, VGG19 -> none",
-    )
-    p.add_argument("--run", default=None, help="run folder (default runs/<arch>)")
-    p.add_argument("--size", type=int, default=None)
-    p.add_argument("--crop", type=float, default=None)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--resume", action="store_true", help="reuse finished folds / checkpoints in the run folder")
-    p.add_argument("--cut", default="mixed9", help="InceptionV3: fine-tune the blocks after this layer")
-    p.add_argument(
-        "--views",
-        default=",".join(map(str, DEFAULT_VIEWS)),
-        help="InceptionV3: dihedral views (0-7, first 0) whose frozen features are cached for training",
-    )
-    p.add_argument(
-        "--tta-views",
-        default=None,
-        help="views averaged at validation and in the app (InceptionV3 default: all --views; VGG19: 0)",
-    )
-    p.add_argument(
-        "--bn-trainable", action="store_true", help="InceptionV3: BatchNorm in training mode while fine-tuning"
-    )
-    p.add_argument("--teacher", default=None, help="VGG19: run folder of an InceptionV3 run (distillation)")
-    p.add_argument("--distill", type=float, default=0.5, help="VGG19: weight of the teacher's soft targets")
-    p.add_argument("--val-fold", type=int, default=1, help="VGG19: the held-out subject fold")
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("finetune", help="InceptionV3 fine-tuned end to end with on-the-fly augmentation (2.0 recipe)")
-    data_args(p)
-    p.add_argument("--run", default="runs/inceptionv3_ft", help="run folder")
-    p.add_argument(
-        "--weights",
-        default=None,
-        help="'imagenet' (Keras download, needs internet), 'none' or a weights file (default: the "
-        "offline ImageNet copy in ../shared/weights)",
-    )
-    p.add_argument("--size", type=int, default=None)
-    p.add_argument("--crop", type=float, default=None)
-    p.add_argument(
-        "--unfreeze-from",
-        default="mixed5",
-        help="train the layers from this one on in Keras' layer order ('mixed5': the mixed5 concat, then "
-        "blocks mixed6-mixed10; 'all' = the whole network)",
-    )
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch", type=int, default=24)
-    p.add_argument("--lr", type=float, default=1e-4, help="backbone learning rate (peak)")
-    p.add_argument("--head-lr", type=float, default=1e-3, help="head learning rate (peak)")
-    p.add_argument("--val-fold", type=int, default=1, help="the held-out subject fold")
-    p.add_argument("--tta-views", default="0,5,2", help="views averaged at validation and in the app")
-    p.add_argument(
-        "--all-subjects",
-        action="store_true",
-        help="refit on every subject (no held-out fold); ship it with "
-        "export --run <held-out run> --model-from <this run>",
-    )
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    p.set_defaults(func=cmd_finetune)
-
     p = sub.add_parser(
         "e2e",
         help="InceptionV3 or VGG19 fine-tuned end to end on a centroid window, validated "
@@ -660,11 +496,6 @@ EXAMPLES = {
     "prepare": (
         "leukoscan-train prepare",
         "leukoscan-train prepare --data /data/C-NMC_Leukemia --size 192 --workers 4",
-    ),
-    "train": ("leukoscan-train train --arch vgg19 --epochs 9", "leukoscan-train train --arch inceptionv3 --resume"),
-    "finetune": (
-        "leukoscan-train finetune --run runs/inceptionv3_ft --resume",
-        "leukoscan-train finetune --run runs/inceptionv3_all --all-subjects",
     ),
     "e2e": (
         "leukoscan-train e2e --run runs/inceptionv3_e2e --epochs 8 --size 192 --window 288 --resume",

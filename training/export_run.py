@@ -166,7 +166,7 @@ def export_run(
     recommended: bool = False,
     model_from: Path | None = None,
 ) -> Path:
-    """``model_from``: a run folder (e.g. ``finetune --all-subjects``) whose ``final.keras`` ships instead of this
+    """``model_from``: a run folder (e.g. ``e2e --all-subjects``) whose ``final.keras`` ships instead of this
     run's; this run's held-out predictions still give the calibration, threshold and every reported number."""
     import keras
 

@@ -7,9 +7,7 @@ the umask's permissions (they are shared and committed), not ``mkstemp``'s owner
 
 Not covered, on purpose: the pixel and feature caches filled in place through ``np.lib.format.open_memmap``
 (resumable, gigabytes); they count as written only once their ``.done`` marker, written here, exists.  And
-``RUN/train.log`` (:mod:`training.runlog`), which is appended to as the run goes; and the checkpoints of
-``tf.train.CheckpointManager`` (finetune, train_vgg), which TensorFlow writes under temp names and commits by
-rewriting its ``checkpoint`` index atomically itself.
+``RUN/train.log`` (:mod:`training.runlog`), which is appended to as the run goes.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ NO_AUGMENTATION = CellAugmentation(
     noise=0.0,
 )
 
-#: The 2.0 recipes' augmentation (``finetune``, ``frozen``): no size equalisation, zoom +-15 %.
+#: The 2.0 recipes' augmentation (``frozen``; the 2.0 InceptionV3 fine-tune, now in git history, had it too): no size equalisation, zoom +-15 %.
 RECIPE_2_AUGMENTATION = CellAugmentation(scale=0.15, size_equalise=0.0)
 
 _YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))

@@ -48,7 +48,7 @@ def test_redirected_output_gets_a_line_every_ten_percent_with_eta_and_the_file_g
 
 def test_a_terminal_gets_a_bar_and_no_progress_lines_but_the_file_still_does(tmp_path):
     console, tty = io.StringIO(), _Tty()
-    runlog.setup(tmp_path, ["finetune"], stream=console)
+    runlog.setup(tmp_path, ["e2e"], stream=console)
     with progress.Progress(50, "epoch 2/5", start=10, stream=tty) as p:  # a resumed epoch: 10 steps done before
         for _ in range(40):
             p.update(1, loss=0.25)
