@@ -29,8 +29,9 @@ import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,6 +293,142 @@ def default_workers(classifier: Classifier | None = None) -> int:
     return max(1, min(cap, os.cpu_count() or 1))
 
 
+def _load_unless_cancelled(path: Path, specs: tuple[Preprocessing, ...], cancel: threading.Event) -> _Loaded:
+    """:func:`load_item`, or nothing once the run is cancelled: the queue drains at once, so the watch of the
+    running batch (queued behind it) starts without waiting for images nobody will see."""
+    return _Loaded(error="cancelled") if cancel.is_set() else load_item(path, specs)
+
+
+def _watch(cancel: threading.Event, inferred: threading.Event, run_options: Any) -> None:
+    """While a batch runs in onnxruntime: turn a cancel request into an abort of that batch."""
+    while not inferred.wait(0.05):
+        if cancel.is_set():
+            run_options.terminate = True
+            return
+
+
+class _Job:
+    """One classification's one thread pool: it reads, hashes, decodes and preprocesses the next batches while
+    one is inferred, and one of its workers watches for a cancel while a batch runs in onnxruntime (no thread
+    of its own: a run holds the caller's thread and ``workers`` pool threads, nothing else)."""
+
+    def __init__(self, items: list[ScanItem], specs: tuple[Preprocessing, ...], workers: int, window: int, cancel):
+        self.items, self.specs, self.window, self.cancel = items, specs, window, cancel
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="leukoscan-decode")
+        self.pending: deque[tuple[int, Future]] = deque()
+        self.next_i = 0
+
+    def _fill(self) -> None:
+        while self.next_i < len(self.items) and len(self.pending) < self.window:
+            it = self.items[self.next_i]
+            load = (
+                _problem(it.problem)
+                if it.problem
+                else self.pool.submit(_load_unless_cancelled, it.path, self.specs, self.cancel)
+            )
+            self.pending.append((self.next_i, load))
+            self.next_i += 1
+
+    def take(self, n: int) -> list[tuple[int, Future]]:
+        """The next ``n`` items (fewer at the end, none when done); the batches after them start decoding."""
+        self._fill()
+        batch = [self.pending.popleft() for _ in range(min(n, len(self.pending)))]
+        self._fill()  # the next batches decode while this one waits and runs
+        return batch
+
+    def wait(self, batch: list[tuple[int, Future]]) -> list[_Loaded] | None:
+        """The batch's loaded cells once all are read; None when the run is cancelled meanwhile."""
+        loaded: list[_Loaded] = []
+        for _, fut in batch:
+            while True:
+                if self.cancel.is_set():
+                    return None
+                try:
+                    loaded.append(fut.result(timeout=0.05))
+                    break
+                except TimeoutError:
+                    continue
+        return loaded
+
+    def infer(self, classifier: Classifier, inputs: dict[Preprocessing, np.ndarray], run_options: Any) -> Prediction:
+        """``classifier.predict`` with a pool worker watching for a cancel (which aborts the batch)."""
+        inferred = threading.Event()
+        self.pool.submit(_watch, self.cancel, inferred, run_options)
+        try:
+            return classifier.predict(inputs, run_options)
+        finally:
+            inferred.set()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _predict(job: _Job, classifier: Classifier, loaded: list[_Loaded], run_options: Any) -> tuple[list[int], Any]:
+    """(positions of the decoded cells, their Prediction or None); None for the prediction too when the batch was
+    aborted by a cancel.  A failing model is a :class:`ModelError`."""
+    good, inputs = batch_inputs(loaded, job.specs)
+    if inputs is None:
+        return good, None
+    try:
+        return good, job.infer(classifier, inputs, run_options)
+    except ModelError:
+        raise
+    except Exception as exc:
+        if job.cancel.is_set():
+            return good, None
+        raise ModelError(f"model '{classifier.name}' failed on a batch: {exc}") from None
+
+
+def classify_batches(
+    items: Iterable[ScanItem],
+    classifier: Classifier,
+    *,
+    batch_size: int = 32,
+    threads: int | None = None,
+    cancel: threading.Event | None = None,
+    prefetch_batches: int = 2,
+) -> Generator[list[CellResult], None, None]:
+    """Classify ``items``; yield the results of each inference batch (a list, in item order) as it is done.
+
+    ``threads``: decoding workers (default :func:`default_workers`); the model's own thread count is set
+    when it is loaded.  ``cancel``: set it (from any thread) to stop; the iterator then ends without further
+    results (a running batch is aborted).  Raises :class:`ModelError` if the model itself fails on a batch (not
+    for a bad file).  The classification operator (:mod:`engine.run`) drives it; :func:`classify` flattens it.
+    """
+    items = list(items)
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    if not items:
+        return
+    cancel = cancel if cancel is not None else threading.Event()
+    run_options = classifier.run_options()
+    window = batch_size * max(1, prefetch_batches)  # + the batch being inferred
+    job = _Job(items, classifier.preprocessings, threads or default_workers(classifier), window, cancel)
+    try:
+        while batch := job.take(batch_size):
+            t_wait = time.perf_counter()
+            loaded = job.wait(batch)
+            if loaded is None:
+                return
+            t_infer = time.perf_counter()
+            good, pred = _predict(job, classifier, loaded, run_options)
+            log.debug(  # leukoscan-cli -vv: where the time of each batch goes
+                "batch of %d cells (%d decoded): %.3f s waiting for decoding, %.3f s inference",
+                len(batch),
+                len(good),
+                t_infer - t_wait,
+                time.perf_counter() - t_infer,
+            )
+            if cancel.is_set():
+                return
+            pos = {k: r for r, k in enumerate(good)}
+            yield [
+                _result(idx, items[idx], ld, pred, pos.get(k)) for k, ((idx, _), ld) in enumerate(zip(batch, loaded))
+            ]
+    finally:
+        job.close()
+
+
 def classify(
     items: Iterable[ScanItem],
     classifier: Classifier,
@@ -302,96 +439,25 @@ def classify(
     cancel: threading.Event | None = None,
     prefetch_batches: int = 2,
 ) -> Iterator[CellResult]:
-    """Classify ``items``; yield one :class:`CellResult` per item, in item order.
-
-    ``threads``: decoding workers (default :func:`default_workers`); the model's own thread count is set
-    when it is loaded.  ``progress(done, total)`` is called after each result is produced.
-    ``cancel``: set it (from any thread) to stop; the iterator then ends without further results.
-    Raises :class:`ModelError` if the model itself fails on a batch (not for a bad file).
-    """
+    """Classify ``items``; yield one :class:`CellResult` per item, in item order (:func:`classify_batches`,
+    one cell at a time: for the self-test, benchmarks and scripts; a run of the app or the CLI goes through
+    :mod:`engine.run`).  ``progress(done, total)`` is called after each result is produced; ``cancel``: set it
+    to stop, the iterator then ends without further results.  Raises :class:`ModelError` as the batches do."""
     items = list(items)
-    total = len(items)
-    if batch_size < 1:
-        raise ValueError("batch_size must be >= 1")
-    if total == 0:
-        return
     cancel = cancel if cancel is not None else threading.Event()
-    specs = classifier.preprocessings
-    run_options = classifier.run_options()
-    finished = threading.Event()
-
-    def watch() -> None:  # turn a cancel request into an abort of the running onnxruntime batch
-        while not finished.is_set():
-            if cancel.wait(0.05):
-                run_options.terminate = True
-                return
-
-    watcher = threading.Thread(target=watch, name="leukoscan-cancel-watch", daemon=True)
-    watcher.start()
-    pool = ThreadPoolExecutor(max_workers=threads or default_workers(classifier), thread_name_prefix="leukoscan-decode")
-    pending: deque[tuple[int, Future]] = deque()
-    window = batch_size * max(1, prefetch_batches)  # + the batch being inferred
-    next_i = 0
-
-    def fill() -> None:
-        nonlocal next_i
-        while next_i < total and len(pending) < window:
-            it = items[next_i]
-            pending.append((next_i, _problem(it.problem) if it.problem else pool.submit(load_item, it.path, specs)))
-            next_i += 1
-
     done = 0
-    try:
-        fill()
-        while pending:
-            if cancel.is_set():
-                return
-            batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
-            fill()  # the next batches decode while this one waits and runs
-            t_wait = time.perf_counter()
-            loaded: list[_Loaded] = []
-            for _, fut in batch:
-                while True:
-                    if cancel.is_set():
-                        return
-                    try:
-                        loaded.append(fut.result(timeout=0.05))
-                        break
-                    except TimeoutError:
-                        continue
-            good, inputs = batch_inputs(loaded, specs)
-            t_infer = time.perf_counter()
-            pred = None
-            if inputs is not None:
-                try:
-                    pred = classifier.predict(inputs, run_options)
-                except ModelError:
-                    raise
-                except Exception as exc:
-                    if cancel.is_set():
-                        return
-                    raise ModelError(f"model '{classifier.name}' failed on a batch: {exc}") from None
-                del inputs
-            log.debug(  # leukoscan-cli -vv: where the time of each batch goes
-                "batch of %d cells (%d decoded): %.3f s waiting for decoding, %.3f s inference",
-                len(batch),
-                len(good),
-                t_infer - t_wait,
-                time.perf_counter() - t_infer,
-            )
-            pos = {k: r for r, k in enumerate(good)}
-            for k, (idx, _) in enumerate(batch):
+    batches = classify_batches(
+        items, classifier, batch_size=batch_size, threads=threads, cancel=cancel, prefetch_batches=prefetch_batches
+    )
+    with closing(batches):
+        for results in batches:
+            for result in results:
                 if cancel.is_set():
                     return
-                it, ld = items[idx], loaded[k]
-                result = _result(idx, it, ld, pred, pos.get(k))
                 done += 1
                 if progress is not None:
-                    progress(done, total)
+                    progress(done, len(items))
                 yield result
-    finally:
-        finished.set()
-        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _result(idx: int, it: ScanItem, ld: _Loaded, pred: Prediction | None, r: int | None) -> CellResult:
