@@ -3,11 +3,11 @@ says why its image cannot be shown (:mod:`engine.pdf_report` lays out the groups
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 from .pdf_doc import DARK, RED, ReportDoc
 from .preprocess import ImageDecodeError, open_rgb
+from .report_row import ReportRow, fmt_p
 
 THUMB_PX = 96  # thumbnails are downscaled to this many pixels a side before embedding
 THUMB_CAP = 60  # per group and case; then "and N more" (not for the cells counted as ALL: every one is shown)
@@ -27,18 +27,18 @@ def _thumbnail(path: str):
     return im, ""
 
 
-def _caption(r: Mapping[str, str]) -> tuple[str, str]:
+def _caption(r: ReportRow) -> tuple[str, str]:
     """Two short lines under a thumbnail: the cell id (also in the CSV) and P(ALL); then the model's call,
     the final call and who confirmed it ("-" when nobody has)."""
-    p = r.get("p_all", "")
-    cid = r.get("cell_id") or (r.get("sha256") or "")[:10] or (r.get("file") or Path(r.get("path", "")).name)
-    first = f"{cid} P{float(p):.2f}" if p else cid
-    call, final = r.get("prediction", "") or "?", r.get("final_label") or r.get("reviewed_label") or r.get("prediction")
-    who = r.get("reviewer") or "-"
+    p = r.p_all
+    cid = r.cell_id or r.result.file or Path(r.path).name
+    first = f"{cid} P{float(fmt_p(p)):.2f}" if p is not None else cid  # rounded from the CSV's 4 decimals
+    call, final = r.prediction or "?", r.final_label or r.reviewed_label or r.prediction
+    who = (r.review.reviewer if r.review else "") or "-"
     return first, f"{call}>{final} {who}"
 
 
-def cell_thumbnails(pdf: ReportDoc, title: str, rows: list[dict[str, str]], cap: int | None = THUMB_CAP) -> None:
+def cell_thumbnails(pdf: ReportDoc, title: str, rows: list[ReportRow], cap: int | None = THUMB_CAP) -> None:
     per_row = int((pdf.epw + _THUMB_GAP) // (_THUMB_MM + _THUMB_GAP))
     step_y = _THUMB_MM + _CAPTION_MM + 2
     pdf.heading(f"{title} ({len(rows)})", keep=step_y if rows else 5)
@@ -53,7 +53,7 @@ def cell_thumbnails(pdf: ReportDoc, title: str, rows: list[dict[str, str]], cap:
                 pdf.set_y(pdf.get_y() + step_y)
             pdf.need(step_y)
         x, y = pdf.l_margin + col * (_THUMB_MM + _THUMB_GAP), pdf.get_y()
-        im, why = _thumbnail(r.get("path", ""))
+        im, why = _thumbnail(r.path)
         if im is not None:
             scale = _THUMB_MM / max(im.size)
             w, h = im.size[0] * scale, im.size[1] * scale
@@ -79,7 +79,7 @@ def cell_thumbnails(pdf: ReportDoc, title: str, rows: list[dict[str, str]], cap:
         pdf.font(5.5)
         first, second = _caption(r)
         pdf.text(x, y + _THUMB_MM + 2.4, pdf.fit(first, _THUMB_MM))
-        flag = " QC" if r.get("qc") else ""
+        flag = " QC" if r.qc else ""
         pdf.text(x, y + _THUMB_MM + 5, pdf.fit(second + flag, _THUMB_MM))
         pdf.set_y(y)
     pdf.set_xy(pdf.l_margin, pdf.get_y() + step_y)

@@ -31,6 +31,7 @@ from .pdf_doc import RED as _RED
 from .pdf_doc import ReportDoc as _Doc
 from .report import signoff_check
 from .report_cases import CaseReport, ModelUse, cases_of
+from .report_row import ReportRow
 
 #: From docs/user_guide.md "Intended use and safety"; printed on every case.
 INTENDED_USE = (
@@ -371,11 +372,11 @@ class SeveralPatients(ValueError):
     """The rows hold more than one case: one PDF is one patient (print each case alone: :func:`split_cases`)."""
 
 
-def split_cases(rows: Iterable[Mapping[str, str]]) -> dict[str, list[Mapping[str, str]]]:
+def split_cases(rows: Iterable[ReportRow]) -> dict[str, list[ReportRow]]:
     """root -> its rows, in first-seen order: what to print one PDF each of."""
-    out: dict[str, list[Mapping[str, str]]] = {}
+    out: dict[str, list[ReportRow]] = {}
     for r in rows:
-        out.setdefault(r.get("root", ""), []).append(r)
+        out.setdefault(r.root, []).append(r)
     return out
 
 
@@ -391,7 +392,7 @@ def _cards_by_name(card) -> dict[str, ModelCard]:
 
 
 def render_case_pdf(
-    rows: Iterable[Mapping[str, str]],
+    rows: Iterable[ReportRow],
     *,
     signoffs: Mapping[str, Mapping[str, Any]] | None = None,
     sample_ids: Mapping[str, str] | None = None,
@@ -428,7 +429,7 @@ def render_case_pdf(
 
 def write_case_pdf(
     path: str | Path,
-    rows: Iterable[Mapping[str, str]],
+    rows: Iterable[ReportRow],
     *,
     signoffs: Mapping[str, Mapping[str, Any]] | None = None,
     sample_ids: Mapping[str, str] | None = None,
@@ -437,7 +438,8 @@ def write_case_pdf(
     record_known: bool = True,
     record: tuple[int, str] | None = None,
 ) -> Path:
-    """Write the case report of ``rows`` (per-cell rows as :func:`engine.report.read_cell_report` gives them).
+    """Write the case report of ``rows`` (typed per-cell rows: :func:`engine.report.cell_row`, or a report read back
+    by :func:`engine.report.read_cell_report`).
 
     ``signoffs`` and ``sample_ids`` are keyed by case root (the rows' ``root``); a signoff is a dict with
     ``signed_off_by``, ``signed_off_at`` (str or datetime) and ``comment``; a case without one prints "not

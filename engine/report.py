@@ -38,43 +38,59 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import BinaryIO
 
 from .case.values import Review
+from .decision import Decision
 from .domain import rules as case_rules
 from .domain.kinds import CellStatus
 from .domain.rules import CaseCounts
 from .fileio import atomic_open
-from .pipeline import FLAG_REASONS, CellResult, decide, flag_reasons, in_review_band
-
-CELL_COLUMNS: tuple[str, ...] = (
-    "path",
-    "folder",
-    "file",
-    "sha256",
-    "status",
-    "error",
-    "prediction",
-    "p_all",
-    "flagged",
-    "model",
-    "model_version",
-    "threshold",
-    "reviewed_label",
-    "reviewer",
-    "reviewed_at",
-    # extras
-    "final_label",
-    "default_threshold",
-    "provider",
-    "root",
-    "qc",
-    "review_model_label",
-    "cell_id",
-    "in_review_band",
-    "flag_reasons",
-    "device_fallback",
+from .pipeline import FLAG_REASONS, CellResult
+from .report_row import (
+    CELL_COLUMNS,
+    FLAG_SEPARATOR,
+    NOT_REACHED,
+    ReportedModel,
+    ReportRow,
+    RowModel,
+    cell_id,
+    fmt_p,
+    fmt_threshold,
 )
+
+__all__ = [
+    "CELL_COLUMNS",
+    "DELIMITERS",
+    "FLAG_SEPARATOR",
+    "SUMMARY_COLUMNS",
+    "ReportRow",
+    "ReportedModel",
+    "Review",
+    "RowModel",
+    "case_figures",
+    "case_folder",
+    "cell_columns",
+    "cell_id",
+    "cell_row",
+    "count_row",
+    "count_rows",
+    "exclusions_text",
+    "flag_counts",
+    "fmt_p",
+    "fmt_threshold",
+    "pending_row",
+    "read_cell_report",
+    "read_csv",
+    "real_folder",
+    "signoff_check",
+    "summarize",
+    "write_cell_report",
+    "write_cell_report_stream",
+    "write_csv",
+    "write_summary",
+]
+
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "folder",
     "cells",
@@ -109,95 +125,25 @@ PENDING_STATUS = CellStatus.PENDING  # a row of an image found but not classifie
 _NEEDS_QUOTE = re.compile(r"'*[=+\-@\t\r]")  # also an already-quoted value, so reading back is exact
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _MAX_REASONS = 3  # per summary row; then "(+N more)"
-FLAG_SEPARATOR = ";"  # between the words of a row's flag_reasons ("review_band;qc")
-
-
-class ReportedModel(Protocol):
-    """What :func:`cell_row` reads of the model behind a result: a live :class:`engine.model.Classifier`, the
-    :class:`engine.case.values.ModelFacts` a case record stores, or the
-    :class:`engine.distributed.payload.ReportModel` a Ray driver holds (it has no onnxruntime session).
-    One review type too: :class:`engine.case.values.Review` (``engine.report.Review``)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def version(self) -> str: ...
-    @property
-    def threshold(self) -> float: ...
-    @property
-    def review_margin(self) -> float: ...
-    @property
-    def member_names(self) -> Sequence[str]: ...
-    @property
-    def active_provider(self) -> str: ...
-
-
-if TYPE_CHECKING:  # mypy (`make typecheck`) checks that the three models cell_row is given fit the protocol
-    from .case.values import ModelFacts
-    from .distributed.payload import ReportModel
-    from .model import Classifier
-
-    def _reported(models: tuple[Classifier, ModelFacts, ReportModel]) -> tuple[ReportedModel, ...]:
-        return models
-
-
-def cell_id(sha256: str) -> str:
-    """The short id a person can read off a printed thumbnail and find in the CSV: the first 10 hex digits of
-    the image's sha256 (the same image in two files has the same id)."""
-    return (sha256 or "")[:10]
-
-
-def fmt_p(p: float | None) -> str:
-    return "" if p is None else f"{p:.4f}"
-
-
-def fmt_threshold(t: float) -> str:
-    return f"{float(t):.4f}"
 
 
 def cell_row(
-    result: CellResult, classifier: ReportedModel, threshold: float | None = None, review: Review | None = None
-) -> dict[str, str]:
-    """The report row of one result.  ``threshold`` defaults to the model's card threshold."""
-    thr = case_rules.threshold_in_use(classifier.threshold, threshold)
-    ok = result.status == CellStatus.OK
-    qc = result.qc if ok else ""
-    p = result.p_all if ok else None
-    prediction, flagged = decide(p, thr, classifier.review_margin, result.members_disagree, qc)
-    reasons = flag_reasons(p, thr, classifier.review_margin, result.members_disagree, qc)
-    if review is not None and not ok:
-        review = None  # a file that could not be classified cannot carry a review label
-    row = {
-        "path": str(result.path),
-        "folder": result.folder,
-        "file": result.file,
-        "sha256": result.sha256,
-        "status": result.status,
-        "error": result.error,
-        "prediction": prediction,
-        "p_all": fmt_p(result.p_all if ok else None),
-        "flagged": "true" if flagged else "false",
-        "model": classifier.name,
-        "model_version": classifier.version,
-        "threshold": fmt_threshold(thr),
-        "reviewed_label": review.label if review else "",
-        "reviewer": review.reviewer if review else "",
-        "reviewed_at": review.reviewed_at if review else "",
-        "final_label": (case_rules.final_label(prediction, review.label if review else None, qc) or "") if ok else "",
-        "default_threshold": fmt_threshold(classifier.threshold),
-        "provider": classifier.active_provider,
-        "root": str(result.root),
-        "qc": qc,
-        "review_model_label": (review.model_label or "") if review else "",
-        "cell_id": cell_id(result.sha256),
-        "in_review_band": "true" if in_review_band(p, thr, classifier.review_margin) else "false",
-        "flag_reasons": FLAG_SEPARATOR.join(reasons),
-        # why --device auto ran on the CPU although onnxruntime offered CUDA (a live classifier's; "" otherwise)
-        "device_fallback": getattr(classifier, "device_fallback", "") if ok else "",
-    }
-    for name in classifier.member_names:
-        row[f"p_all_{name}"] = fmt_p(result.member_p.get(name)) if ok else ""
-    return row
+    result: CellResult,
+    classifier: ReportedModel,
+    threshold: float | None = None,
+    review: Review | None = None,
+    decision: Decision | None = None,
+) -> ReportRow:
+    """The report row of one result.  ``threshold`` defaults to the model's card threshold; ``decision``: the one
+    already made for this result under that threshold (a case document's cell keeps it), else it is made here
+    (:meth:`Decision.of`, once).  A file that could not be classified carries no review."""
+    model = RowModel.of(classifier, threshold)
+    if decision is None:
+        ok = result.status == CellStatus.OK
+        thr = float(model.threshold or 0.0)
+        qc = result.qc if ok else ""
+        decision = Decision.of(result.p_all if ok else None, thr, classifier.review_margin, result.members_disagree, qc)
+    return ReportRow.made(result, decision, model, review)
 
 
 def pending_row(
@@ -207,31 +153,16 @@ def pending_row(
     file: str,
     classifier: ReportedModel,
     threshold: float | None = None,
-) -> dict[str, str]:
+) -> ReportRow:
     """The report row of an image that was found but not classified (the run stopped before it)."""
     thr = case_rules.threshold_in_use(classifier.threshold, threshold)
-    row = {c: "" for c in CELL_COLUMNS}
-    row.update(
-        {
-            "path": str(path),
-            "folder": folder,
-            "file": file,
-            "status": PENDING_STATUS,
-            "error": "not classified (the run stopped before this image)",
-            "flagged": "false",
-            "in_review_band": "false",
-            "model": classifier.name,
-            "model_version": classifier.version,
-            "threshold": fmt_threshold(thr),
-            "default_threshold": fmt_threshold(classifier.threshold),
-            "root": str(root),
-        }
-    )
-    return row
+    result = CellResult(0, Path(path), Path(root), folder, file, "", PENDING_STATUS, NOT_REACHED, None)
+    model = RowModel(classifier.name, classifier.version, thr, float(classifier.threshold))
+    return ReportRow.made(result, Decision(), model, None)
 
 
 def cell_columns(rows: Sequence[Mapping[str, str]]) -> list[str]:
-    """:data:`CELL_COLUMNS` then any extra keys of the rows (``p_all_<member>``) in first-seen order."""
+    """:data:`CELL_COLUMNS` then any extra keys of the rows' CSV cells (``p_all_<member>``) in first-seen order."""
     cols = list(CELL_COLUMNS)
     seen = set(cols)
     for r in rows:
@@ -250,10 +181,10 @@ def _signoff_basis(so) -> str:
     return str(getattr(so, "basis", "") or "")
 
 
-def signoff_check(so, rows: Iterable[Mapping[str, str]]) -> str:
+def signoff_check(so, rows: Iterable[ReportRow]) -> str:
     """ "" when a case's sign-off covered exactly the images of ``rows`` (all rows of that root), else what
     differs (:func:`engine.case.rules.signoff_mismatch`)."""
-    return case_rules.signoff_mismatch(_signoff_basis(so), (r.get("sha256", "") for r in rows)) if so else ""
+    return case_rules.signoff_mismatch(_signoff_basis(so), (r.sha256 for r in rows)) if so else ""
 
 
 def _signoff_fields(so) -> tuple[str, str, str]:
@@ -279,56 +210,36 @@ def real_folder(root: str, folder: str) -> str:
     return root if folder in ("", ".") else str(Path(root) / folder)
 
 
-def row_flagged(r: Mapping[str, str]) -> bool:
-    """The row's ``flagged`` column (``needs_review`` in per-cell reports written before 3.0)."""
-    v = r.get("flagged")
-    return (r.get("needs_review") if v is None else v) == "true"
-
-
-def row_flag_reasons(r: Mapping[str, str]) -> tuple[str, ...]:
-    """The row's ``flag_reasons`` as words (() for a report written before the column existed)."""
-    return tuple(w for w in (r.get("flag_reasons") or "").split(FLAG_SEPARATOR) if w)
-
-
-def flag_counts(rows: Iterable[Mapping[str, str]]) -> dict[str, int]:
+def flag_counts(rows: Iterable[ReportRow]) -> dict[str, int]:
     """How many classified rows are inside the review band (``in_review_band``) and how many are flagged for each
     reason (:data:`engine.pipeline.FLAG_REASONS`; a cell flagged for two reasons counts under both)."""
     counts = dict.fromkeys(("in_review_band", *FLAG_REASONS), 0)
     for r in rows:
-        if r.get("status") != CellStatus.OK:
+        if not r.ok:
             continue
-        counts["in_review_band"] += r.get("in_review_band") == "true"
-        for why in row_flag_reasons(r):
+        counts["in_review_band"] += r.decision.in_review_band
+        for why in r.decision.reasons:
             if why in counts and why != "in_review_band":
                 counts[why] += 1
     return counts
 
 
-def row_final_label(r: Mapping[str, str]) -> str | None:
-    """The final label of a per-cell report row (:func:`.rules.final_label` of its prediction, review and QC):
-    the one rule every reader of a report (the counts, the exclusions, the printed report) applies to a row."""
-    return case_rules.final_label(r.get("prediction") or None, r.get("reviewed_label") or None, r.get("qc") or "")
-
-
-def count_row(cc: CaseCounts, r: Mapping[str, str]) -> None:
+def count_row(cc: CaseCounts, r: ReportRow) -> None:
     """Count one per-cell report row into ``cc`` by the case rule (the same as the window's cells)."""
-    ok = r.get("status") == CellStatus.OK
-    if r.get("status") == PENDING_STATUS:
+    if r.status == PENDING_STATUS:
         cc.add(None, None, False, False)
         return
-    reviewed = r.get("reviewed_label") or ""
-    label = row_final_label(r)
     cc.add(
-        CellStatus.OK if ok else CellStatus.ERROR,
-        label,
-        row_flagged(r),
-        bool(reviewed),
-        bool(r.get("qc")),
-        case_rules.overridden(reviewed, r.get("review_model_label") or r.get("prediction")),
+        CellStatus.OK if r.ok else CellStatus.ERROR,
+        r.final_label or None,
+        r.flagged,
+        r.review is not None,
+        bool(r.qc),
+        r.overridden,
     )
 
 
-def count_rows(rows: Iterable[Mapping[str, str]], name: str = ".") -> CaseCounts:
+def count_rows(rows: Iterable[ReportRow], name: str = ".") -> CaseCounts:
     """The counts of per-cell report rows (one case or one folder), by :func:`count_row`."""
     cc = CaseCounts(name)
     for r in rows:
@@ -336,13 +247,13 @@ def count_rows(rows: Iterable[Mapping[str, str]], name: str = ".") -> CaseCounts
     return cc
 
 
-def case_folder(r: Mapping[str, str]) -> str:
+def case_folder(r: ReportRow) -> str:
     """The folder a row's image is in, as an absolute path (``root`` joined with ``folder``): the same whether the
     folder was given itself or its parent was (one folder = one case/slide)."""
-    return os.path.normpath(os.path.join(r.get("root", ""), r.get("folder", ".")))
+    return os.path.normpath(os.path.join(r.root, r.folder))
 
 
-def case_figures(rows: Iterable[Mapping[str, str]]) -> list[dict[str, object]]:
+def case_figures(rows: Iterable[ReportRow]) -> list[dict[str, object]]:
     """One entry per case folder (:func:`case_folder`), in first-seen order, counted by the one case rule:
     ``folder``, ``cells``, ``classified``, ``included`` (ALL + HEM: what % blasts counts), ``all``, ``hem``,
     ``excluded``, ``unreadable``, ``not_classified``, ``flagged``, ``review_open``, ``pct_all`` and
@@ -374,16 +285,9 @@ def case_figures(rows: Iterable[Mapping[str, str]]) -> list[dict[str, object]]:
     return out
 
 
-def excluded_reason_of(r: Mapping[str, str]) -> str:
-    """Why the row's cell does not count ("" when it counts): a reviewer's exclusion or a failed QC."""
-    if r.get("status") != CellStatus.OK:
-        return ""
-    return case_rules.exclusion_reason(row_final_label(r))
-
-
-def exclusions_text(rows: Iterable[Mapping[str, str]]) -> str:
+def exclusions_text(rows: Iterable[ReportRow]) -> str:
     """``"2 excluded from % blasts (not a cell: 1; duplicate: 1)"``, or ``""`` when every cell counts."""
-    counts = Counter(w for w in map(excluded_reason_of, rows) if w)
+    counts = Counter(r.excluded_reason for r in rows if r.excluded_reason)
     n = sum(counts.values())
     return f"{n} excluded from % blasts ({reasons_text(counts)})" if n else ""
 
@@ -394,7 +298,7 @@ def reasons_text(counts: Counter[str]) -> str:
 
 
 def summarize(
-    rows: Iterable[Mapping[str, str]],
+    rows: Iterable[ReportRow],
     signoffs: Mapping[str, object] | None = None,
     sample_ids: Mapping[str, str] | None = None,
     record: tuple[int, str] | None = None,
@@ -412,57 +316,59 @@ def summarize(
     groups: dict[tuple[str, str], CaseCounts] = {}
     reasons: dict[tuple[str, str], list[str]] = {}
     excluded: dict[tuple[str, str], Counter[str]] = {}
-    by_root: dict[str, list[Mapping[str, str]]] = {}
+    by_root: dict[str, list[ReportRow]] = {}
     for r in rows:
-        key = (r.get("root", ""), r.get("folder", "."))
+        key = (r.root, r.folder)
         g = groups.get(key)
         if g is None:
             g = groups[key] = CaseCounts(key[1])
-        if r.get("status") not in (CellStatus.OK, PENDING_STATUS):
+        if r.status not in (CellStatus.OK, PENDING_STATUS):
             seen = reasons.setdefault(key, [])
-            if r.get("error") and r["error"] not in seen:
-                seen.append(r["error"])
+            if r.result.error and r.result.error not in seen:
+                seen.append(r.result.error)
         count_row(g, r)
         by_root.setdefault(key[0], []).append(r)
-        why = excluded_reason_of(r)
-        if why:
-            excluded.setdefault(key, Counter())[why] += 1
-    out = []
-    for (root, folder), g in groups.items():
-        pct, ci = g.pct_blasts, g.pct_interval
-        by, at, comment = _signoff_fields(signoffs.get(root))
-        out.append(
-            {
-                "folder": folder,
-                "cells": str(g.cells),
-                "classified": str(g.classified),
-                "errors": str(g.errors),
-                "all": str(g.all),
-                "hem": str(g.hem),
-                "pct_all": "" if pct is None else f"{pct:.1f}",
-                "pct_all_ci_low": f"{ci[0]:.1f}" if ci else "",
-                "pct_all_ci_high": f"{ci[1]:.1f}" if ci else "",
-                "review_open": str(g.review_open),
-                "reviewed": str(g.reviewed),
-                "root": root,
-                "error_reasons": _join_reasons(reasons.get((root, folder), [])),
-                "flagged": str(g.flagged),
-                "overridden": str(g.overridden),
-                "qc": str(g.qc),
-                "signed_off_by": by,
-                "signed_off_at": at,
-                "comment": comment,
-                "sample_id": sample_ids.get(root, ""),
-                "excluded": str(g.excluded),
-                "excluded_reasons": reasons_text(excluded.get((root, folder), Counter())),
-                "signoff_check": signoff_check(signoffs.get(root), by_root.get(root, [])),
-                "not_classified": str(g.pending),
-                "signoff_basis": _signoff_basis(signoffs.get(root)),
-                "record_rows": str(record[0]) if record else "",
-                "record_head": record[1] if record else "",
-            }
-        )
-    return out
+        if r.excluded_reason:
+            excluded.setdefault(key, Counter())[r.excluded_reason] += 1
+    return [
+        _summary_row(root, folder, g, reasons, excluded, by_root, signoffs.get(root), sample_ids, record)
+        for (root, folder), g in groups.items()
+    ]
+
+
+def _summary_row(root, folder, g: CaseCounts, reasons, excluded, by_root, so, sample_ids, record) -> dict[str, str]:
+    """The summary row of one (root, folder) group (:func:`summarize`)."""
+    pct, ci = g.pct_blasts, g.pct_interval
+    by, at, comment = _signoff_fields(so)
+    return {
+        "folder": folder,
+        "cells": str(g.cells),
+        "classified": str(g.classified),
+        "errors": str(g.errors),
+        "all": str(g.all),
+        "hem": str(g.hem),
+        "pct_all": "" if pct is None else f"{pct:.1f}",
+        "pct_all_ci_low": f"{ci[0]:.1f}" if ci else "",
+        "pct_all_ci_high": f"{ci[1]:.1f}" if ci else "",
+        "review_open": str(g.review_open),
+        "reviewed": str(g.reviewed),
+        "root": root,
+        "error_reasons": _join_reasons(reasons.get((root, folder), [])),
+        "flagged": str(g.flagged),
+        "overridden": str(g.overridden),
+        "qc": str(g.qc),
+        "signed_off_by": by,
+        "signed_off_at": at,
+        "comment": comment,
+        "sample_id": sample_ids.get(root, ""),
+        "excluded": str(g.excluded),
+        "excluded_reasons": reasons_text(excluded.get((root, folder), Counter())),
+        "signoff_check": signoff_check(so, by_root.get(root, [])),
+        "not_classified": str(g.pending),
+        "signoff_basis": _signoff_basis(so),
+        "record_rows": str(record[0]) if record else "",
+        "record_head": record[1] if record else "",
+    }
 
 
 def _join_reasons(reasons: list[str]) -> str:
@@ -518,21 +424,20 @@ def write_csv(
     return Path(path)
 
 
-def write_cell_report(
-    path: str | Path, rows: Sequence[Mapping[str, str]], *, bom: bool = False, delimiter: str = ","
-) -> Path:
-    """Write per-cell rows (from :func:`cell_row`) to ``path``, atomically.  Returns the path."""
-    rows = list(rows)
-    return write_csv(path, cell_columns(rows), rows, bom=bom, delimiter=delimiter)
+def write_cell_report(path: str | Path, rows: Iterable[ReportRow], *, bom: bool = False, delimiter: str = ",") -> Path:
+    """Write per-cell rows (from :func:`cell_row`) to ``path``, atomically, each formatted by
+    :meth:`ReportRow.csv`.  Returns the path."""
+    cells = [r.csv() for r in rows]
+    return write_csv(path, cell_columns(cells), cells, bom=bom, delimiter=delimiter)
 
 
 def write_cell_report_stream(
-    stream: BinaryIO, rows: Sequence[Mapping[str, str]], *, bom: bool = False, delimiter: str = ","
+    stream: BinaryIO, rows: Iterable[ReportRow], *, bom: bool = False, delimiter: str = ","
 ) -> None:
     """The per-cell report as bytes on ``stream`` (``leukoscan-cli --out -``: stdout), the same bytes as the
     file :func:`write_cell_report` writes, whatever the console's own encoding is."""
-    rows = list(rows)
-    write_csv_stream(stream, cell_columns(rows), rows, bom=bom, delimiter=delimiter)
+    cells = [r.csv() for r in rows]
+    write_csv_stream(stream, cell_columns(cells), cells, bom=bom, delimiter=delimiter)
 
 
 def write_csv_stream(
@@ -571,11 +476,37 @@ def sniff_delimiter(header: str) -> str:
     return best if counts[best] > counts[","] else ","
 
 
-def read_cell_report(path: str | Path) -> list[dict[str, str]]:
-    """Read a report back (e.g. to resume a review), with the formula neutralisation undone; with or
-    without a byte-order mark, comma-, semicolon- or tab-separated."""
+#: The columns without which a file is not a per-cell report (``flagged`` may be ``needs_review``: before 3.0).
+REPORT_NEEDS = ("path", "file", "status", "prediction", "p_all", "model", "threshold")
+
+
+class NotACellReport(ValueError):
+    """The file is not a LeukoScan per-cell report: the message names the missing columns."""
+
+
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    """Read any report back as text (a summary, the review history), with the formula neutralisation undone; with
+    or without a byte-order mark, comma-, semicolon- or tab-separated."""
     with open(path, encoding="utf-8-sig", newline="") as fh:
         delimiter = sniff_delimiter(fh.readline())
         fh.seek(0)  # (utf-8-sig skips the byte-order mark again)
         reader = csv.DictReader(fh, delimiter=delimiter)
         return [{k: restore(v) if isinstance(v, str) else v for k, v in r.items()} for r in reader]
+
+
+def read_cell_report(path: str | Path) -> list[ReportRow]:
+    """A per-cell report read back into typed rows (:meth:`ReportRow.from_csv`, the one parser), e.g. to print
+    it.  Raises :class:`NotACellReport` for a file without the report's columns, or with a review label that is
+    not one (the message says which)."""
+    text = read_csv(path)
+    if not text:
+        return []
+    missing = [c for c in REPORT_NEEDS if c not in text[0]]
+    if "flagged" not in text[0] and "needs_review" not in text[0]:
+        missing.append("flagged")
+    if missing:
+        raise NotACellReport(f"not a LeukoScan per-cell report (missing columns: {', '.join(missing)})")
+    try:
+        return [ReportRow.from_csv(r, i) for i, r in enumerate(text)]
+    except ValueError as exc:
+        raise NotACellReport(f"not a LeukoScan per-cell report: {exc}") from None

@@ -348,7 +348,7 @@ class EngineService(QObject):
             rows = cell_rows(snap)
             cards = {}
             if reg is not None:
-                cards = {n: reg.get(n) for n in {r.get("model", "") for r in rows} if n in reg}
+                cards = {n: reg.get(n) for n in {r.model.name for r in rows} if n in reg}
             record = _record(store)
             write_case_pdf(pdf, rows, sample_ids=snap.sample_ids, signoffs=signoffs, card=cards, record=record)
             return [str(pdf)]

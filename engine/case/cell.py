@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..decision import Decision
 from ..pipeline import ScanItem
 from . import rules
 from .kinds import CellStatus, ReviewAction
@@ -35,6 +36,7 @@ class Cell:
         "prediction",
         "threshold",
         "flagged",
+        "decision",
         "review",
         "stale",
         "size",
@@ -53,6 +55,7 @@ class Cell:
         self.prediction: str | None = None
         self.threshold: float | None = None
         self.flagged = False  # flagged for review by the current model (reviewed or not)
+        self.decision: Decision | None = None  # the current model's, whole (class, flag, why): what a report carries
         self.review: Review | None = None
         self.stale: Review | None = None  # a review of an image whose content has changed since
         self.size: int | None = None

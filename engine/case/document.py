@@ -22,7 +22,8 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from ..pipeline import CellResult, ScanItem, decide
+from ..decision import NO_DECISION, Decision
+from ..pipeline import CellResult, ScanItem
 from . import events as ev
 from . import rules
 from .cell import Cell, ReviewChange, Step
@@ -245,9 +246,11 @@ class CaseDocument(ReviewProgress):
         r = c.result
         if r is None or r.status != CellStatus.OK or f is None:
             c.prediction, c.threshold, c.flagged = None, None, False
+            c.decision = None if r is None or f is None else NO_DECISION
             return
         thr = self.thresholds.get(f.name, f.threshold)
-        c.prediction, c.flagged = decide(r.p_all, thr, f.review_margin, r.members_disagree, r.qc)
+        c.decision = d = Decision.of(r.p_all, thr, f.review_margin, r.members_disagree, r.qc)
+        c.prediction, c.flagged = d.prediction, d.flagged
         c.threshold = thr
 
     def _redecide(self) -> None:

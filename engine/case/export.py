@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import report
+from ..decision import Decision
 from ..pipeline import CellResult
 from .cell import Cell
 from .document import CaseDocument
@@ -79,6 +80,7 @@ class _CellView:
     file: str
     result: Result | None
     review: Review | None
+    decision: Decision | None = None  # the document's, under its current model and threshold
 
 
 @dataclass(frozen=True)
@@ -97,20 +99,22 @@ class Snapshot:
 
 def snapshot(doc: CaseDocument, cells: Iterable[Cell] | None = None) -> Snapshot:
     views = tuple(
-        _CellView(c.path, c.root, c.folder, c.file, c.result, c.review) for c in (doc.cells if cells is None else cells)
+        _CellView(c.path, c.root, c.folder, c.file, c.result, c.review, c.decision)
+        for c in (doc.cells if cells is None else cells)
     )
     return Snapshot(doc.current, doc.threshold, views, dict(doc.signoffs), dict(doc.sample_ids), doc.revision)
 
 
-def cell_rows(doc: CaseDocument | Snapshot, cells: Iterable[Cell | None] | None = None) -> list[dict[str, str]]:
+def cell_rows(doc: CaseDocument | Snapshot, cells: Iterable[Cell | None] | None = None) -> list[report.ReportRow]:
     """One report row per cell (of ``cells``, default all, in document order) under the current model, its
-    threshold in the document, and the cell's review; a cell the model has not classified (an interrupted run)
-    is a ``pending`` row, so no report looks more complete than it is."""
+    threshold in the document, the decision the document made for the cell (not made again) and the cell's
+    review; a cell the model has not classified (an interrupted run) is a ``pending`` row, so no report looks
+    more complete than it is."""
     facts = doc.current
     if facts is None:
         return []
     threshold = doc.threshold
-    rows = []
+    rows: list[report.ReportRow] = []
     chosen: Iterable[Cell | _CellView | None] = doc.cells if cells is None else cells
     for i, c in enumerate(chosen):
         if c is None:
@@ -119,7 +123,7 @@ def cell_rows(doc: CaseDocument | Snapshot, cells: Iterable[Cell | None] | None 
         if cr is None:
             rows.append(report.pending_row(c.path, c.root, c.folder, c.file, facts, threshold))
             continue
-        rows.append(report.cell_row(cr, facts, threshold, c.review))
+        rows.append(report.cell_row(cr, facts, threshold, c.review, c.decision))
     return rows
 
 
@@ -179,11 +183,11 @@ class NothingToExport(ExportRefused):
 
 #: ``write(kind, path, writer, rows) -> (where, ok)``: how each file is written.  The default writes to
 #: ``path`` and lets ``OSError`` through; the CLI's saves a failed file in the temp folder instead.
-Writer = Callable[[Path, list[dict[str, str]]], Path]
-Write = Callable[[str, Path, Writer, list[dict[str, str]]], tuple[Path, bool]]
+Writer = Callable[[Path, Any], Path]
+Write = Callable[[str, Path, Writer, Any], tuple[Path, bool]]
 
 
-def _write(kind: str, path: Path, writer: Writer, rows: list[dict[str, str]]) -> tuple[Path, bool]:
+def _write(kind: str, path: Path, writer: Writer, rows: Any) -> tuple[Path, bool]:
     return writer(path, rows), True
 
 
@@ -193,7 +197,7 @@ class StoreExport:
 
     doc: CaseDocument
     model: ModelFacts  # the document's current model, whose results were exported
-    rows: list[dict[str, str]]
+    rows: list[report.ReportRow]
     summary: list[dict[str, str]]
     history: list[dict[str, str]]
     written: dict[str, Path] = field(default_factory=dict)  # kind ("report", "summary", "reviews") -> where
@@ -239,7 +243,9 @@ def export_store(
         record = store.head()
         sums = report.summarize(rows, signoffs=doc.signoffs, sample_ids=doc.sample_ids, record=record)
         result = StoreExport(doc, doc.current, rows, sums, events, record=record)
-        jobs = [("report", out_csv, partial(report.write_cell_report, bom=bom, delimiter=delimiter), rows)]
+        jobs: list[tuple[str, str | Path, Writer, Any]] = [
+            ("report", out_csv, partial(report.write_cell_report, bom=bom, delimiter=delimiter), rows)
+        ]
         if summary_csv is not None:
             jobs.append(("summary", summary_csv, partial(report.write_summary, bom=bom, delimiter=delimiter), sums))
         if history:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .common import (
     EXIT_OK,
@@ -21,16 +22,16 @@ from .common import (
     write_or_rescue,
 )
 
+if TYPE_CHECKING:
+    from ..report import ReportRow
+
 CODES = (
     "0    written",
     "1    the PDF could not be written where asked (then saved in the temp folder, see message) or not at all",
     "2    usage error, or not a LeukoScan report or case store",
     "4    the case store's record is broken",
 )
-#: Columns a per-cell report must have to be printed (older reports without ``root`` are one case).
-#: Plus ``flagged`` (``needs_review`` in reports written before 3.0).
 SCHEMA = "leukoscan.report/1"
-REPORT_NEEDS = ("path", "file", "status", "prediction", "p_all", "model", "threshold")
 
 
 def add_parser(sub) -> None:
@@ -72,7 +73,7 @@ def add_parser(sub) -> None:
 
 def _store_report(
     path: Path,
-) -> tuple[list[dict[str, str]], dict[str, str], dict[str, dict[str, str]], tuple[int, str]]:
+) -> tuple[list[ReportRow], dict[str, str], dict[str, dict[str, str]], tuple[int, str]]:
     """The per-cell rows, the sample ids and the sign-offs per case root of a case store (CASE.leukoscan), and
     (rows, head) of its history chain."""
     from ..case.export import cell_rows, pdf_signoffs
@@ -99,7 +100,7 @@ def _report_rows(path: Path):
     sign-offs per case root (a store's or its summary's), and the (rows, head) of the record's history chain
     (None: not known); :class:`CliError` (exit 2) when it is neither."""
     from ..case.store import SQLITE_MAGIC
-    from ..report import read_cell_report
+    from ..report import NotACellReport, read_cell_report
 
     if not path.is_file():
         raise CliError(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
@@ -108,15 +109,12 @@ def _report_rows(path: Path):
             return _store_report(path)
     try:
         rows = read_cell_report(path)
+    except NotACellReport as exc:
+        raise CliError(f"{path} is {exc}") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CliError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     if not rows:
         raise CliError(f"{path} has no cell rows: not a LeukoScan report, or an empty one")
-    missing = [c for c in REPORT_NEEDS if c not in rows[0]]
-    if "flagged" not in rows[0] and "needs_review" not in rows[0]:
-        missing.append("flagged")
-    if missing:
-        raise CliError(f"{path} is not a LeukoScan per-cell report (missing columns: {', '.join(missing)})")
     return (rows, *_summary_record(path))
 
 
@@ -125,11 +123,11 @@ def _summary_record(report: Path):
     as the app and ``--summary`` name it), and the (rows, head) of the record's chain it printed; (None, None, None)
     when there is none: the PDF then says "unknown (not in
     this CSV)" instead of asserting "not signed off" or "not given"."""
-    from ..report import read_cell_report
+    from ..report import read_csv
 
     summary = report.with_name(f"{report.stem}_summary.csv")
     try:
-        rows = read_cell_report(summary) if summary.is_file() else None
+        rows = read_csv(summary) if summary.is_file() else None
     except (OSError, UnicodeDecodeError, csv.Error):
         rows = None
     if not rows or "signed_off_by" not in rows[0]:
@@ -153,7 +151,7 @@ def _summary_record(report: Path):
     return ids, signed, record
 
 
-def _one_case(rows: list[dict[str, str]], sample_ids: dict[str, str], wanted: str | None) -> list[dict[str, str]]:
+def _one_case(rows: list[ReportRow], sample_ids: dict[str, str], wanted: str | None) -> list[ReportRow]:
     """The rows of the one case to print: one PDF is one patient.  ``--case`` picks it (its folder, folder name or
     sample id); rows of several cases without it are refused (exit 2), naming them."""
     from ..pdf_report import split_cases
@@ -178,7 +176,7 @@ def _one_case(rows: list[dict[str, str]], sample_ids: dict[str, str], wanted: st
     if len(hits) != 1:
         listed = "; ".join(f"{sid} ({root})" for sid, root in named.values())
         raise CliError(f"--case {wanted}: {'no' if not hits else 'more than one'} case matches (cases: {listed})")
-    return [dict(r) for r in cases[hits[0]]]
+    return list(cases[hits[0]])
 
 
 def run(args) -> int:
@@ -191,7 +189,7 @@ def run(args) -> int:
         raise CliError("--out must be another file than the report it prints")
     out = check_output(Path(args.pdf), "--out", set(), args.force)
     reg = registry(args.models_dir)
-    cards = {name: reg.get(name) for name in {r.get("model", "") for r in rows} if name in reg}
+    cards = {name: reg.get(name) for name in {r.model.name for r in rows} if name in reg}
     where, ok = write_or_rescue(
         "PDF report",
         out,
@@ -206,8 +204,8 @@ def run(args) -> int:
         ),
         rows,
     )
-    n_cases = len({r.get("root", "") for r in rows})
-    unknown = sorted({r.get("model", "") for r in rows if r.get("status") == "ok"} - set(cards))
+    n_cases = len({r.root for r in rows})
+    unknown = sorted({r.model.name for r in rows if r.ok} - set(cards))
     say(
         f"{len(rows)} cells in {n_cases} case(s); PDF report: {where}"
         + (f" (no model card found for {', '.join(unknown)}: card facts left out)" if unknown else "")

@@ -14,8 +14,17 @@ from functools import partial
 from pathlib import Path
 
 from ..card import ModelError
+from ..domain.kinds import CellStatus
 from ..registry import default_model
-from ..report import case_figures, count_rows, exclusions_text, summarize, write_cell_report, write_summary
+from ..report import (
+    ReportRow,
+    case_figures,
+    count_rows,
+    exclusions_text,
+    summarize,
+    write_cell_report,
+    write_summary,
+)
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -76,7 +85,7 @@ def progress_bar(total: int, args):
 
 def write_reports(
     args,
-    rows,
+    rows: list[ReportRow],
     n_items: int,
     out: Path,
     summary: Path | None,
@@ -106,7 +115,7 @@ def write_reports(
         "elapsed_s": round(elapsed, 3),
         "cells_per_s": round((len(rows) - skipped) / max(elapsed, 1e-9), 2),
     }
-    done = [r for r in rows if r.get("status") != "pending"]  # --store: the report lists the cells not reached too
+    done = [r for r in rows if r.status != CellStatus.PENDING]  # --store: the report lists the cells not reached too
     if cancelled and len(done) < n_items:
         rows = done
         if is_stdout(out):

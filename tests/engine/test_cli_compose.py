@@ -18,7 +18,7 @@ from tinymodels import make_tiny_model
 
 from engine.case.export import export_store
 from engine.cli import main
-from engine.report import read_cell_report
+from engine.report import read_csv
 
 REPO = Path(__file__).resolve().parents[2]
 BOM = b"\xef\xbb\xbf"
@@ -82,7 +82,7 @@ def test_classify_json_summary(cells_dir, tiny_models_dir, tmp_path, capsys):
     )
     captured = capsys.readouterr()
     doc = json.loads(captured.out)
-    rows = read_cell_report(out)
+    rows = read_csv(out)
     assert doc["schema"] == "leukoscan.classify/2" and doc["status"] == "completed" and doc["exit_code"] == 0
     assert doc["model"] == {"name": "tiny_a", "version": rows[0]["model_version"], "precision": "fp32"}
     assert doc["threshold"] == doc["default_threshold"] == float(rows[0]["threshold"])
@@ -200,7 +200,7 @@ def test_bom_for_excel_only_when_asked(cells_dir, tiny_models_dir, tmp_path, cap
     assert (tmp_path / "excel_s.csv").read_bytes().startswith(BOM + b"folder,")
     assert excel.read_bytes() == BOM + plain.read_bytes()
     assert "Müller, Zoë".encode() in plain.read_bytes()
-    assert read_cell_report(excel) == read_cell_report(plain)  # read back with or without the BOM
+    assert read_csv(excel) == read_csv(plain)  # read back with or without the BOM
 
     assert (
         main(["export", str(db), "--out", str(tmp_path / "x.csv"), "--summary", str(tmp_path / "xs.csv"), "--excel"])
@@ -286,7 +286,7 @@ def test_interrupted_run_to_stdout_writes_nothing_there(cells_dir, tiny_models_d
     captured = capsys.readouterr()
     assert captured.out == "" and "nothing was written to stdout" in captured.err
     (partial,) = spare.iterdir()
-    assert partial.name.endswith("-stdout.partial.csv") and 0 < len(read_cell_report(partial)) < 40
+    assert partial.name.endswith("-stdout.partial.csv") and 0 < len(read_csv(partial)) < 40
 
     done.clear()
     assert main(["classify", str(big), "--out", str(tmp_path / "r.csv"), "--json", *common]) == 130

@@ -13,7 +13,7 @@ import pytest
 from engine import model as model_mod
 from engine.cli import main
 from engine.model import CPU, CUDA
-from engine.report import read_cell_report
+from engine.report import read_csv
 
 
 @pytest.fixture(autouse=True)
@@ -61,11 +61,11 @@ def test_auto_falls_back_and_says_so_on_stderr_in_the_json_and_in_the_report(
     assert doc["device"] == "CPU" and doc["device_requested"] == "auto"
     assert "no CUDA-capable device" in doc["device_fallback"]
     assert "warning: CUDA session could not be created" in captured.err
-    rows = read_cell_report(out)
+    rows = read_csv(out)
     assert all("no CUDA-capable device" in r["device_fallback"] for r in rows)
     # with nothing to fall back from, nothing is said
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CPU])
     assert main(_args(cells_dir, tiny_models_dir, out, "--json", "--no-progress")) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["device_fallback"] is None and "warning" not in captured.err
-    assert all(r["device_fallback"] == "" for r in read_cell_report(out))
+    assert all(r["device_fallback"] == "" for r in read_csv(out))

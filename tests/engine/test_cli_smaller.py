@@ -11,7 +11,7 @@ import pytest
 from conftest import png_bomb_bytes
 
 from engine.cli import main
-from engine.report import read_cell_report
+from engine.report import read_csv
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,13 +34,13 @@ def test_delimiter_writes_every_csv_with_it_and_reports_read_back(cells_dir, tin
         header = f.read_bytes().splitlines()[0]
         assert header.startswith(b"path" + sep) or header.startswith(b"folder" + sep)
         assert header.count(sep) > 5
-    rows = read_cell_report(out)  # read back whatever the separator
+    rows = read_csv(out)  # read back whatever the separator
     assert len(rows) == 8 and rows[0]["p_all"].count(".") == 1  # numbers keep their decimal point
     exp = tmp_path / "e.csv"
     assert main(["export", str(db), "-o", str(exp), "--delimiter", given, "--no-bookkeeping", "-q"]) == 0
     assert exp.read_bytes().splitlines()[0].count(sep) > 5
     assert (tmp_path / "e_reviews.csv").read_bytes().splitlines()[0].count(sep) > 5
-    assert read_cell_report(exp) == rows
+    assert read_csv(exp) == rows
     assert main(["report", str(out), "-o", str(tmp_path / "r.pdf"), "-q"]) == 0  # the PDF reads it too
     assert main(["summary", str(db), "-o", str(tmp_path / "sum.csv"), "--delimiter", given, "-q"]) == 0
     assert (tmp_path / "sum.csv").read_bytes().splitlines()[0].count(sep) > 5
@@ -74,5 +74,5 @@ def test_a_decompression_bomb_warning_does_not_reach_stderr(tmp_path, tiny_model
     )
     assert p.returncode == 0, p.stderr
     assert "DecompressionBombWarning" not in p.stderr and "warnings.warn" not in p.stderr
-    (row,) = read_cell_report(tmp_path / "r.csv")
+    (row,) = read_csv(tmp_path / "r.csv")
     assert row["status"] == "error" and "decompression bomb" in row["error"]

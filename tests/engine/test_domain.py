@@ -13,7 +13,7 @@ from engine.domain import labels
 from engine.domain.kinds import StoreErrorKind
 from engine.domain.labels import ALL, HEM, LABELS, Call, Excluded, is_excluded, label_class, parse_label
 from engine.domain.store_files import SQLITE_FILES, WAL_FILES, store_paths
-from engine.report import count_rows, excluded_reason_of, row_final_label
+from engine.report import ReportRow, count_rows
 
 
 def test_a_label_reads_and_writes_the_stored_text():
@@ -67,12 +67,13 @@ def test_one_final_label_rule_for_a_report_row():
         {"status": "ok", "prediction": "HEM", "reviewed_label": "", "qc": "blank"},
         {"status": "ok", "prediction": "HEM", "reviewed_label": "EXCLUDED: duplicate", "qc": ""},
     ]
-    assert [row_final_label(r) for r in rows] == [
+    typed = [ReportRow.from_csv(r) for r in rows]  # a report read back: the rule applied in one place
+    assert [r.final_label for r in typed] == [
         "ALL",
         "HEM",
         "EXCLUDED: failed the quality check (blank)",
         "EXCLUDED: duplicate",
     ]
-    assert [excluded_reason_of(r) for r in rows][2:] == ["failed the quality check (blank)", "duplicate"]
-    cc = count_rows(rows)
+    assert [r.excluded_reason for r in typed][2:] == ["failed the quality check (blank)", "duplicate"]
+    cc = count_rows(typed)
     assert (cc.all, cc.hem, cc.excluded) == (1, 1, 2)

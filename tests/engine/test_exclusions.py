@@ -73,7 +73,7 @@ def test_the_report_rows_and_summary_csv_exclude_the_same_cells(tmp_path):
     doc = _doc(tmp_path)
     doc.review([doc.cells[0]], rules.excluded_label("not a cell"), "ann")
     rows = cell_rows(doc)
-    assert rows[-1]["final_label"].startswith("EXCLUDED: failed the quality check")
+    assert rows[-1].final_label.startswith("EXCLUDED: failed the quality check")
     cc = count_rows(rows)
     (s,) = summarize(rows)
     assert (cc.all, cc.hem, cc.excluded) == (29, 30, 2)

@@ -12,9 +12,10 @@ from engine.pdf_cells import FRAME, cell_thumbnails
 from engine.pdf_doc import ReportDoc as _Doc
 from engine.pdf_report import render_case_pdf
 from engine.report_cases import cases_of
+from engine.report_row import ReportRow
 
 
-def _rows(tmp_path: Path) -> list[dict[str, str]]:
+def _rows(tmp_path: Path) -> list[ReportRow]:
     """Six cells of one case, four flagged; two of the flagged ones overridden by the reviewer."""
     root = tmp_path / "case"
     root.mkdir()
@@ -25,23 +26,25 @@ def _rows(tmp_path: Path) -> list[dict[str, str]]:
         flagged = i < 4
         over = i < 2
         rows.append(
-            {
-                "path": str(path),
-                "root": str(root),
-                "folder": ".",
-                "file": path.name,
-                "status": "ok",
-                "p_all": "0.55" if flagged else "0.95",
-                "prediction": "ALL",
-                "flagged": "true" if flagged else "false",
-                "reviewed_label": "HEM" if over else "",
-                "review_model_label": "ALL" if over else "",
-                "reviewer": "tech1" if over else "",
-                "model": "m",
-                "model_version": "1",
-                "threshold": "0.5",
-                "sha256": f"{i:064x}",
-            }
+            ReportRow.from_csv(
+                {
+                    "path": str(path),
+                    "root": str(root),
+                    "folder": ".",
+                    "file": path.name,
+                    "status": "ok",
+                    "p_all": "0.55" if flagged else "0.95",
+                    "prediction": "ALL",
+                    "flagged": "true" if flagged else "false",
+                    "reviewed_label": "HEM" if over else "",
+                    "review_model_label": "ALL" if over else "",
+                    "reviewer": "tech1" if over else "",
+                    "model": "m",
+                    "model_version": "1",
+                    "threshold": "0.5",
+                    "sha256": f"{i:064x}",
+                }
+            )
         )
     return rows
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from engine.pdf_cells import THUMB_CAP
 from engine.pdf_report import INTENDED_USE, SeveralPatients, render_case_pdf, split_cases, write_case_pdf
 from engine.pipeline import classify, scan
 from engine.registry import Registry
-from engine.report import Review, cell_row, read_cell_report, summarize, write_cell_report
+from engine.report import ReportRow, Review, cell_row, read_cell_report, summarize, write_cell_report
 from engine.report_cases import cases_of
 
 WHEN = datetime(2026, 12, 1, 9, 30).astimezone()
@@ -37,14 +38,14 @@ def reg(tiny_models_dir):
     return Registry([tiny_models_dir])
 
 
-def _classify(folder: Path, reg: Registry, overrides: int = 2) -> list[dict[str, str]]:
+def _classify(folder: Path, reg: Registry, overrides: int = 2) -> list[ReportRow]:
     """Rows of ``folder`` classified by tiny_ensemble; the first ``overrides`` cells get the other label."""
     clf = reg.load("tiny_ensemble")
     rows = []
     for i, res in enumerate(classify(scan([folder]), clf)):
         review = None
         if i < overrides and res.status == "ok":
-            pred = cell_row(res, clf)["prediction"]
+            pred = cell_row(res, clf).prediction
             review = Review("HEM" if pred == "ALL" else "ALL", "Dr. Ana Núñez", "2026-12-01T09:00:00")
         rows.append(cell_row(res, clf, review=review))
     return rows
@@ -72,12 +73,12 @@ def _pct_text(s: dict[str, str]) -> str:
 
 def _thumbs(rows) -> int:
     (case,) = cases_of(rows)
-    return len({r["path"] for r in case.blasts + case.overridden + case.excluded + case.flagged})  # one per cell
+    return len({r.path for r in case.blasts + case.overridden + case.excluded + case.flagged})  # one per cell
 
 
 def test_single_case_says_what_the_csv_says(cells_dir, reg, tmp_path):
     rows = read_cell_report(write_cell_report(tmp_path / "r.csv", _classify(cells_dir, reg)))
-    root = rows[0]["root"]
+    root = rows[0].root
     out = write_case_pdf(
         tmp_path / "case.pdf", rows, sample_ids={root: "S-2026-0042"}, card=reg.get("tiny_ensemble"), generated_at=WHEN
     )
@@ -106,7 +107,7 @@ def test_one_pdf_is_one_patient(cells_dir, reg, tmp_path):
     for f in sorted(other.glob("*hem.bmp"))[:3]:  # a different share of blasts than case 1
         f.unlink()
     rows = _classify(cells_dir, reg) + _classify(other, reg, overrides=0)
-    r1, r2 = list(dict.fromkeys(r["root"] for r in rows))
+    r1, r2 = list(dict.fromkeys(r.root for r in rows))
     ids = {r1: "CASE-ONE", r2: "CASE-TWO"}
     signoffs = {r2: {"signed_off_by": "Dr. Jo Lee", "signed_off_at": datetime(2026, 12, 1, 11, 0), "comment": "ok"}}
     with pytest.raises(SeveralPatients, match="one PDF is one patient: these rows hold 2 cases .*CASE-ONE.*CASE-TWO"):
@@ -125,8 +126,8 @@ def test_one_pdf_is_one_patient(cells_dir, reg, tmp_path):
             generated_at=WHEN,
         )
         texts[root] = " ".join(_texts(out))
-    s1 = summarize(r for r in rows if r["root"] == r1)[0]
-    s2 = summarize(r for r in rows if r["root"] == r2)[0]
+    s1 = summarize(r for r in rows if r.root == r1)[0]
+    s2 = summarize(r for r in rows if r.root == r2)[0]
     assert s1["pct_all"] != s2["pct_all"]
     p1, p2 = texts[r1], texts[r2]
     assert "CASE-ONE" in p1 and "CASE-TWO" not in p1 and _pct_text(s1) in p1 and "not signed off" in p1
@@ -137,11 +138,11 @@ def test_one_pdf_is_one_patient(cells_dir, reg, tmp_path):
 
 def test_a_missing_image_gets_a_placeholder_not_a_failure(cells_dir, reg, tmp_path):
     rows = _classify(cells_dir, reg)
-    gone = next(r for r in rows if r["reviewed_label"])
-    Path(gone["path"]).unlink()
+    gone = next(r for r in rows if r.review)
+    Path(gone.path).unlink()
     out = write_case_pdf(tmp_path / "case.pdf", rows, generated_at=WHEN)
     text = " ".join(_texts(out))
-    assert "image not available: file not found" in text and gone["cell_id"] in text
+    assert "image not available: file not found" in text and gone.cell_id in text
     assert _images(out) == _thumbs(rows) - 1
     assert "model card not found" in text  # no card given: no facts invented
 
@@ -149,27 +150,29 @@ def test_a_missing_image_gets_a_placeholder_not_a_failure(cells_dir, reg, tmp_pa
 def test_thumbnails_are_capped_per_group(tmp_path):
     n = THUMB_CAP + 7
     rows = [
-        dict(
-            path=str(tmp_path / f"gone{i}.bmp"),
-            folder=".",
-            file=f"gone{i}.bmp",
-            status="ok",
-            error="",
-            prediction="HEM",
-            p_all="0.4500",
-            flagged="true",
-            model="m",
-            model_version="1",
-            threshold="0.5000",
-            reviewed_label="",
-            reviewer="",
-            reviewed_at="",
-            final_label="HEM",
-            default_threshold="0.5000",
-            provider="CPUExecutionProvider",
-            root="/case",
-            qc="",
-            cell_id=f"id{i:04d}",
+        ReportRow.from_csv(
+            dict(
+                path=str(tmp_path / f"gone{i}.bmp"),
+                folder=".",
+                file=f"gone{i}.bmp",
+                status="ok",
+                error="",
+                prediction="HEM",
+                p_all="0.4500",
+                flagged="true",
+                model="m",
+                model_version="1",
+                threshold="0.5000",
+                reviewed_label="",
+                reviewer="",
+                reviewed_at="",
+                final_label="HEM",
+                default_threshold="0.5000",
+                provider="CPUExecutionProvider",
+                root="/case",
+                qc="",
+                sha256=f"id{i:04d}" + "0" * 58,  # the cell id is the image's sha256 cut to 10 digits
+            )
         )
         for i in range(n)
     ]
@@ -188,27 +191,29 @@ def test_every_cell_counted_as_all_is_shown_with_a_traceable_caption(tmp_path):
     P(ALL), the model's and the final call and who confirmed it; then a signature and an interpretation line."""
     n = THUMB_CAP + 5
     rows = [
-        dict(
-            path=str(tmp_path / f"UID_H12_{i}_hem.webp"),
-            folder=".",
-            file=f"UID_H12_{i}_hem.webp",
-            status="ok",
-            error="",
-            prediction="ALL",
-            p_all="0.9100",
-            flagged="false",
-            model="m",
-            model_version="1",
-            threshold="0.5000",
-            reviewed_label="ALL" if i == 0 else "",
-            reviewer="ann" if i == 0 else "",
-            reviewed_at="2026-12-01T09:00:00Z" if i == 0 else "",
-            final_label="ALL",
-            default_threshold="0.5000",
-            provider="CPUExecutionProvider",
-            root="/case",
-            qc="",
-            cell_id=f"c{i:05d}ab",
+        ReportRow.from_csv(
+            dict(
+                path=str(tmp_path / f"UID_H12_{i}_hem.webp"),
+                folder=".",
+                file=f"UID_H12_{i}_hem.webp",
+                status="ok",
+                error="",
+                prediction="ALL",
+                p_all="0.9100",
+                flagged="false",
+                model="m",
+                model_version="1",
+                threshold="0.5000",
+                reviewed_label="ALL" if i == 0 else "",
+                reviewer="ann" if i == 0 else "",
+                reviewed_at="2026-12-01T09:00:00Z" if i == 0 else "",
+                final_label="ALL",
+                default_threshold="0.5000",
+                provider="CPUExecutionProvider",
+                root="/case",
+                qc="",
+                sha256=f"c{i:05d}ab" + "0" * 56,
+            )
         )
         for i in range(n)
     ]
@@ -248,7 +253,10 @@ def test_core_fonts_fallback_writes_any_name(tmp_path):
     out = tmp_path / "core.pdf"
     out.write_bytes(
         render_case_pdf(
-            [row], signoffs={"/Fall ñ 細胞": {"signed_off_by": "李"}}, generated_at=WHEN, search_fonts=False
+            [ReportRow.from_csv(row)],
+            signoffs={"/Fall ñ 細胞": {"signed_off_by": "李"}},
+            generated_at=WHEN,
+            search_fonts=False,
         )
     )
     text = " ".join(_texts(out))
@@ -266,7 +274,7 @@ def test_held_out_card_facts_and_version_check(tmp_path, cells_dir, reg):
     rows = _classify(cells_dir, reg, overrides=0)
     text = " ".join(_texts(write_case_pdf(tmp_path / "a.pdf", rows, card=card, generated_at=WHEN)))
     assert plain_words(data["metrics"]["held_out"])[0] in text and card.sha256 in text
-    newer = [{**r, "model_version": "9.9"} for r in rows]
+    newer = [replace(r, model=replace(r.model, version="9.9")) for r in rows]
     text = " ".join(_texts(write_case_pdf(tmp_path / "b.pdf", newer, card=card, generated_at=WHEN)))
     assert "classified with version 9.9: its facts are not shown" in text and card.sha256 not in text
 
@@ -281,7 +289,7 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr("engine.fileio.os.replace", boom)
     with pytest.raises(OSError):
-        write_case_pdf(target, [row])
+        write_case_pdf(target, [ReportRow.from_csv(row)])
     assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["case.pdf"]
     with pytest.raises(ValueError):
         render_case_pdf([])
@@ -367,6 +375,7 @@ def test_histogram_shows_the_review_band_as_the_window_does(cells_dir, reg, tmp_
     page = PdfReader(out).pages[0]
     stream = page.get_contents().get_data().decode("latin-1")
     assert "0.902 0.6235 0 rg" in stream  # the amber fill (230, 159, 0: gui.style.REVIEW_COLOR)
-    newer = [{**r, "model_version": "9.9"} for r in rows]  # not the card that classified them: no band claimed
+    # not the card that classified them: no band claimed
+    newer = [replace(r, model=replace(r.model, version="9.9")) for r in rows]
     text = " ".join(_texts(write_case_pdf(tmp_path / "none.pdf", newer, card=card, generated_at=WHEN)))
     assert "review band" not in text

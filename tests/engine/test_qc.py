@@ -82,6 +82,6 @@ def test_pipeline_and_report_carry_the_qc_reason(cells_dir, tiny_models_dir):
     real = [r for name, r in res.items() if name.endswith(".bmp")]
     assert len(real) == 8 and all(r.qc == "" for r in real)
     rows = {r.file: cell_row(r, clf, threshold=0.5) for r in res.values()}
-    assert rows["blank.png"]["qc"] == res["blank.png"].qc and rows["blank.png"]["flagged"] == "true"
-    assert rows["dot.png"]["flagged"] == "true"
-    assert all(rows[r.file]["qc"] == "" for r in real)
+    assert rows["blank.png"].qc == res["blank.png"].qc and rows["blank.png"].flagged
+    assert rows["dot.png"].csv()["flagged"] == "true" and rows["blank.png"].csv()["qc"] == res["blank.png"].qc
+    assert all(rows[r.file].qc == "" for r in real)

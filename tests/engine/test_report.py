@@ -127,7 +127,7 @@ def test_column_order():
 
 
 def test_cell_row_values(clf):
-    row = cell_row(_res(0.123456), clf)
+    row = cell_row(_res(0.123456), clf).csv()
     assert list(row) == list(CELL_COLUMNS)
     assert row["p_all"] == "0.1235" and row["prediction"] == "HEM" and row["flagged"] == "false"
     assert row["threshold"] == row["default_threshold"] == "0.5000"
@@ -137,7 +137,9 @@ def test_cell_row_values(clf):
 
 
 def test_user_threshold_and_review(clf):
-    row = cell_row(_res(0.3), clf, threshold=0.25, review=Review("HEM", "J. Doe", datetime(2026, 11, 26, 14, 3, 5)))
+    row = cell_row(
+        _res(0.3), clf, threshold=0.25, review=Review("HEM", "J. Doe", datetime(2026, 11, 26, 14, 3, 5))
+    ).csv()
     assert row["prediction"] == "ALL" and row["flagged"] == "true"  # |0.3-0.25| < 0.1
     assert row["threshold"] == "0.2500" and row["default_threshold"] == "0.5000"
     assert (row["reviewed_label"], row["reviewer"], row["reviewed_at"]) == ("HEM", "J. Doe", "2026-11-26T14:03:05")
@@ -147,14 +149,14 @@ def test_user_threshold_and_review(clf):
 
 
 def test_error_row(clf):
-    row = cell_row(_res(None, status="error"), clf, review=Review("ALL"))
+    row = cell_row(_res(None, status="error"), clf, review=Review("ALL")).csv()
     assert row["status"] == "error" and row["error"] == "empty file (0 bytes)"
     assert row["prediction"] == row["p_all"] == row["final_label"] == row["reviewed_label"] == ""
     assert row["flagged"] == "false"
 
 
 def test_ensemble_member_columns(ens):
-    row = cell_row(_res(0.55, members={"tiny_a": 0.2, "tiny_b": 0.9}, disagree=True), ens)
+    row = cell_row(_res(0.55, members={"tiny_a": 0.2, "tiny_b": 0.9}, disagree=True), ens).csv()
     assert list(row)[-2:] == ["p_all_tiny_a", "p_all_tiny_b"]
     assert row["p_all_tiny_a"] == "0.2000" and row["p_all_tiny_b"] == "0.9000"
     assert row["flagged"] == "true" and row["prediction"] == "ALL"
@@ -173,15 +175,15 @@ def test_ensemble_member_columns(ens):
 def test_flag_reasons_say_why_and_in_review_band_is_the_band_alone(ens, p, disagree, qc, band, reasons):
     """flagged mixes three reasons; flag_reasons names them and in_review_band is the band alone (issue 28 item 3),
     all three from the one rule (engine.pipeline.flag_reasons, margin 0.1 around 0.5 on the tiny cards)."""
-    row = cell_row(_res(p, members={"tiny_a": p, "tiny_b": p}, disagree=disagree, qc=qc), ens)
+    row = cell_row(_res(p, members={"tiny_a": p, "tiny_b": p}, disagree=disagree, qc=qc), ens).csv()
     assert (row["in_review_band"], row["flag_reasons"]) == (band, reasons)
     assert row["flagged"] == ("true" if reasons else "false")
 
 
 def test_error_and_pending_rows_have_no_flag_reasons(clf):
-    row = cell_row(_res(None, status="error"), clf)
+    row = cell_row(_res(None, status="error"), clf).csv()
     assert (row["in_review_band"], row["flag_reasons"]) == ("false", "")
-    pending = report_mod.pending_row("/r/x.bmp", "/r", ".", "x.bmp", clf)
+    pending = report_mod.pending_row("/r/x.bmp", "/r", ".", "x.bmp", clf).csv()
     assert (pending["in_review_band"], pending["flag_reasons"], pending["flagged"]) == ("false", "", "false")
 
 
@@ -258,7 +260,7 @@ def test_review_open_counts_only_flagged_cells_not_yet_reviewed(clf):
     ]
     s = summarize(rows)[0]
     assert (s["flagged"], s["review_open"], s["reviewed"]) == ("3", "1", "2")
-    assert rows[2]["prediction"] == "HEM" and s["overridden"] == "0"
+    assert rows[2].prediction == "HEM" and s["overridden"] == "0"
 
 
 def test_write_and_read_back_unicode(tmp_path, cells_dir, ens):
@@ -266,13 +268,13 @@ def test_write_and_read_back_unicode(tmp_path, cells_dir, ens):
     rows = [cell_row(r, ens) for r in classify(scan([cells_dir]), ens)]
     out = write_cell_report(tmp_path / "r.csv", rows)
     back = read_cell_report(out)
-    assert back == rows
+    assert [r.csv() for r in back] == [r.csv() for r in rows]
     with open(out, encoding="utf-8", newline="") as fh:
         header = next(csv.reader(fh))
     assert header == list(CELL_COLUMNS) + ["p_all_tiny_a", "p_all_tiny_b"]
     assert not out.read_bytes().startswith(b"\xef\xbb\xbf")
     s = write_summary(tmp_path / "s.csv", summarize(rows))
-    assert read_cell_report(s)[0]["cells"] == "8"
+    assert report_mod.read_csv(s)[0]["cells"] == "8"
 
 
 def test_write_is_atomic(tmp_path, clf, monkeypatch):
@@ -306,15 +308,15 @@ def test_non_utf8_file_name_does_not_break_the_report(tmp_path, cells_dir, clf):
     rows = [cell_row(r, clf) for r in classify(scan([cells_dir]), clf)]
     out = write_cell_report(tmp_path / "r.csv", rows)
     back = read_cell_report(out)
-    assert len(back) == 8 and any("cell_\\udcff.bmp" in r["file"] for r in back)
-    assert all(r["status"] == "ok" for r in back)
+    assert len(back) == 8 and any("cell_\\udcff.bmp" in r.result.file for r in back)
+    assert all(r.status == "ok" for r in back)
 
 
 def test_qc_reason_is_a_column_and_flagged(clf):
-    row = cell_row(_res(0.95, qc="uniform image (no detail: not a cell)"), clf)
+    row = cell_row(_res(0.95, qc="uniform image (no detail: not a cell)"), clf).csv()
     assert row["qc"] == "uniform image (no detail: not a cell)" and row["flagged"] == "true"
     assert row["prediction"] == "ALL"  # the score is kept; the cell is flagged, not hidden
-    assert cell_row(_res(0.95), clf)["qc"] == ""
+    assert cell_row(_res(0.95), clf).qc == ""
 
 
 def test_summary_lists_a_few_distinct_error_reasons(clf):
@@ -386,13 +388,13 @@ def test_formula_cells_are_neutralised_in_a_real_csv_round_trip(tmp_path, clf):
     assert [r["p_all"] for r in raw[:-1]] == ["0.9000"] * 6 and raw[0]["threshold"] == "0.5000"  # numbers stay numbers
     with open(summ, encoding="utf-8", newline="") as fh:
         sraw = list(csv.DictReader(fh))
-    assert [r["folder"] for r in sraw[:6]] == [real_folder(r["root"], r["folder"]) for r in rows[:6]]  # the folder
+    assert [r["folder"] for r in sraw[:6]] == [real_folder(r.root, r.folder) for r in rows[:6]]  # the folder
     assert all(not r["folder"] or r["folder"][0] not in "=+-@\t\r" for r in sraw)
     assert all(r["cells"] == "1" and r["classified"] in ("0", "1") for r in sraw)  # counts are never prefixed
     assert sraw[-1]["error_reasons"] == "'-bad"
     # reading back (e.g. to resume a review) gives the original values
-    assert read_cell_report(out) == rows
-    assert read_cell_report(summ) == [{**r, "folder": real_folder(r["root"], r["folder"])} for r in summarize(rows)]
+    assert [r.csv() for r in read_cell_report(out)] == [r.csv() for r in rows]
+    assert report_mod.read_csv(summ) == [{**r, "folder": real_folder(r["root"], r["folder"])} for r in summarize(rows)]
 
 
 @pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) is not installed")

@@ -123,7 +123,7 @@ def test_reports_say_in_red_when_the_images_are_not_the_ones_signed_off(
 
     rows = cell_rows(doc)
     so = pdf_signoffs(doc)
-    root = rows[0]["root"]
+    root = rows[0].root
     assert signoff_check(so[root], rows) == ""
     fewer = rows[1:]  # one image gone from what the report covers
     assert "not the ones signed off" in signoff_check(so[root], fewer)
