@@ -118,6 +118,13 @@ class ModelCard:
         return self.int8_file is not None and isinstance(q, dict) and q.get("pass") is True
 
     @property
+    def provenance(self) -> dict[str, Any]:
+        """What made the model (optional card field ``provenance``, written by ``leukoscan-train export``):
+        ``command``, ``recipe``, ``commit``; {} for a card without it (every card before 4.x, or hand-written)."""
+        p = self.raw.get("provenance")
+        return p if isinstance(p, dict) else {}
+
+    @property
     def input_size(self) -> tuple[int, int]:
         assert self.preprocessing is not None
         return self.preprocessing.height, self.preprocessing.width

@@ -128,13 +128,15 @@ def _zscore(z: np.ndarray, y: np.ndarray, folds: np.ndarray) -> np.ndarray:
     return out
 
 
-def run_all(feats: dict, m, area: np.ndarray, out_dir: Path, only=None, log=print) -> list[dict]:
-    """Cross-validates each recipe (``only``: names to run; the others are read back from ``out_dir`` where they
-    were run before, else left out), writes
+def run_all(
+    feats: dict, m, area: np.ndarray, out_dir: Path, only=None, log=print, fold_file: Path = donor_cv.FOLD_FILE
+) -> list[dict]:
+    """Cross-validates each recipe on ``fold_file``'s folds (``only``: names to run; the others are read back from
+    ``out_dir`` where they were run before, else left out), writes
     ``out_dir/oof/<name>.npz``, ``results.json`` and ``table.md``; returns the rows, best first by the rule."""
     y = m.labels.astype(int)
     subjects = list(m.subjects)
-    folds = donor_cv.load_folds(subjects)
+    folds = donor_cv.load_folds(subjects, fold_file)
     (out_dir / "oof").mkdir(parents=True, exist_ok=True)
     rows, logits = [], {}
     for r in RECIPES:
@@ -172,21 +174,28 @@ def run_all(feats: dict, m, area: np.ndarray, out_dir: Path, only=None, log=prin
         out_dir / "results.json",
         {
             "selection_rule": donor_cv.SELECTION_RULE,
-            "fold_file": str(donor_cv.FOLD_FILE.relative_to(donor_cv.FOLD_FILE.parents[2])),
+            "fold_file": _shown(fold_file),
             "data": m.summary(),
             "chosen": order[0]["recipe"]["name"] if order else None,
             "rows": rows,
         },
     )
-    write_text(out_dir / "table.md", table_markdown(rows, order))
+    write_text(out_dir / "table.md", table_markdown(rows, order, fold_file))
     return order
+
+
+def _shown(path: Path) -> str:
+    """The fold file as results.json names it: from the repository root when it is inside it."""
+    root = donor_cv.FOLD_FILE.parents[2]
+    path = Path(path).resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def _f(v, d=2):
     return "—" if v is None else f"{v:.{d}f}"
 
 
-def table_markdown(rows: list[dict], order: list[dict]) -> str:
+def table_markdown(rows: list[dict], order: list[dict], fold_file: Path = donor_cv.FOLD_FILE) -> str:
     """The comparison table (one line per recipe, in the order run) and the per-donor table of the chosen one."""
     out = [
         "| recipe | AUROC | ECE (cross-fitted) | healthy mean | healthy worst | large-celled healthy mean | other healthy "
@@ -207,13 +216,13 @@ def table_markdown(rows: list[dict], order: list[dict]) -> str:
     if order:
         best = order[0]
         out += ["", f"Chosen by the rule: **{best['recipe']['name']}**.", ""]
-        out += donor_rows(best)
+        out += donor_rows(best, fold_file)
     return "\n".join(out) + "\n"
 
 
-def donor_rows(row: dict) -> list[str]:
+def donor_rows(row: dict, fold_file: Path = donor_cv.FOLD_FILE) -> list[str]:
     """Each donor of one recipe: cells, share called right at the pooled operating point, fold."""
-    fold_of = donor_cv.fold_of_subject()
+    fold_of = donor_cv.fold_of_subject(fold_file)
     a = row["at_oof_threshold"]
     lines = [
         "| subject | class | cells | share called right | median P(ALL) | large-celled | fold |",
@@ -260,7 +269,7 @@ def cell_areas(m, cache: Path, workers: int) -> np.ndarray:
     return cell_area(build_pixel_cache(m, Preprocessing(bb.size, bb.size, bb.crop, "bilinear"), cache, workers=workers))
 
 
-def one_fold(feats, r: Recipe, m, area, fold: int, log=print) -> dict:
+def one_fold(feats, r: Recipe, m, area, fold: int, log=print, fold_file: Path = donor_cv.FOLD_FILE) -> dict:
     """One recipe, one fold (the quick check for a newcomer): AUROC and each held-out donor's share called right at
     P(ALL) 0.5 of the uncalibrated head (no calibration or threshold is fitted for a single fold)."""
     from sklearn.metrics import roc_auc_score
@@ -269,7 +278,7 @@ def one_fold(feats, r: Recipe, m, area, fold: int, log=print) -> dict:
 
     y = m.labels.astype(int)
     groups = np.asarray(m.subjects)
-    folds = donor_cv.load_folds(list(m.subjects))
+    folds = donor_cv.load_folds(list(m.subjects), fold_file)
     tr, te = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
     if r.arch == "area":
         z = area_logit(area, y, tr, te)

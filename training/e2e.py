@@ -34,6 +34,7 @@ import keras
 
 from engine.preprocess import Preprocessing, dihedral
 
+from . import provenance
 from .data import Manifest, build_pixel_cache, check_no_leak
 from .files import save_held_out, save_npz, saving
 from .layers import CellAugment, CellAugmentation, Normalize
@@ -449,6 +450,7 @@ def finalize(m, r: E2ERecipe, run_dir, va, tr, hist, weights, seconds) -> dict:
         "recipe": r.to_dict(),
         **run_facts(m, spec, tr, sv, r.tta_views, weights, seconds, hist["seconds"]),
         "keras_backend": keras.backend.backend(),
+        "provenance": provenance.record(f"e2e {r.arch}"),
     }
     aa = run_dir / "augmented_area.json"
     if aa.exists():

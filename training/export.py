@@ -257,9 +257,11 @@ def write_card(
     version: str = "1.0.0",
     tta_views: tuple[int, ...] = (0,),
     recommended: bool = False,
+    provenance: dict | None = None,
 ) -> Path:
     """Write ``<name>.json`` beside the ONNX file and check that the engine accepts it (schema + sha256).
-    ``tta_views``: dihedral views the engine averages per cell (the calibration must have been fitted on them)."""
+    ``tta_views``: dihedral views the engine averages per cell (the calibration must have been fitted on them);
+    ``provenance``: what made it (training.provenance.card_block)."""
     out_dir = Path(out_dir)
     card = {
         "schema_version": SCHEMA_VERSION,
@@ -296,6 +298,7 @@ def write_card(
         "training": training,
         "notes": notes,
         **({"recommended": True} if recommended else {}),
+        **({"provenance": provenance} if provenance else {}),
     }
     path = out_dir / f"{name}.json"
     write_json(path, card)
@@ -313,6 +316,7 @@ def write_ensemble_card(
     notes: str,
     version: str = "1.0.0",
     recommended: bool = False,
+    provenance: dict | None = None,
 ) -> Path:
     out_dir = Path(out_dir)
     card = {
@@ -332,6 +336,7 @@ def write_ensemble_card(
         "metrics": metrics,
         "training": training,
         "notes": notes,
+        **({"provenance": provenance} if provenance else {}),
     }
     path = out_dir / "ensemble.json"
     write_json(path, card)

@@ -12,6 +12,7 @@ from engine.card import load_card
 from engine.heldout import held_out_block
 from engine.preprocess import Preprocessing, preprocess_file
 
+from . import provenance
 from .data import subject_halves
 from .export import (
     export_onnx,
@@ -327,6 +328,7 @@ def export_run(
         tta_views=tta,
         version=version,
         recommended=recommended,
+        provenance=provenance.card_block(metrics),
     )
     log(f"wrote {card}")
     img = REPO_ROOT / "docs" / "img"
@@ -425,7 +427,16 @@ def ensemble(run_dirs: list[Path], out_dir: Path, log=print, version: str = "1.0
         "healthy donors: the numbers are uncertain); see docs/models.md."
     )
     card = write_ensemble_card(
-        out_dir, members, th, mg, metrics, training, notes, version=version, recommended=recommended
+        out_dir,
+        members,
+        th,
+        mg,
+        metrics,
+        training,
+        notes,
+        version=version,
+        recommended=recommended,
+        provenance=provenance.card_block({}, recipe="ensemble of " + " + ".join(members)),
     )
     write_json(run_dirs[-1] / "ensemble_metrics.json", metrics)
     log(

@@ -29,6 +29,7 @@ import numpy as np
 
 from engine.preprocess import Preprocessing
 
+from . import provenance
 from .data import Manifest, build_pixel_cache, fold_ids, subject_folds, subject_halves
 from .files import save_held_out, save_npz, saving
 from .layers import RECIPE_2_AUGMENTATION, CellAugment, CellAugmentation
@@ -286,6 +287,7 @@ def run(
         "preprocessing": {"height": spec.height, "width": spec.width, **spec.to_dict()},
         "timing_s": {"total": time.time() - t0},
         "data": m.summary(),
+        "provenance": provenance.record(f"frozen vgg19 {r.cut}"),
     }
     write_json(run_dir / "metrics.json", metrics)
     plot_all(run_dir, "vgg19", p, y, th, None, "VGG19 2.0 (frozen), out-of-fold (40 subjects)")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import donor_cv
+from . import donor_cv, provenance
 from .files import save_held_out, saving, write_json
 from .probe import BACKBONES, POOLS, PooledCam, SizeTerm, pooled_trunk
 from .probe_cv import LOG_AREA, Head, Recipe, design, refit
@@ -79,15 +79,17 @@ def oof_file(cv_dir: Path, r: Recipe) -> Path:
     return cv_dir / "oof" / (r.name.replace(" ", "_").replace("+", "p").replace(",", "") + ".npz")
 
 
-def make_run(r: Recipe, m, feats: dict, px, cv_dir: Path, run_dir: Path, weights, log=print) -> Path:
+def make_run(
+    r: Recipe, m, feats: dict, px, cv_dir: Path, run_dir: Path, weights, log=print, fold_file: Path = donor_cv.FOLD_FILE
+) -> Path:
     t0 = time.time()
     run_dir.mkdir(parents=True, exist_ok=True)
     y = m.labels.astype(int)
     subjects = list(m.subjects)
     d = np.load(oof_file(cv_dir, r))
     z, cs, folds = d["logits"].astype(np.float64), d["C"].tolist(), d["folds"]
-    if not np.array_equal(folds, donor_cv.load_folds(subjects)):
-        raise RuntimeError(f"{oof_file(cv_dir, r)} was made on other folds than {donor_cv.FOLD_FILE}; rerun cv")
+    if not np.array_equal(folds, donor_cv.load_folds(subjects, fold_file)):
+        raise RuntimeError(f"{oof_file(cv_dir, r)} was made on other folds than {fold_file}; rerun cv")
     head = refit(feats, r, y, subjects, cs)
     w = full_weights(r, head, feats["d0"])
     model = shipped_network(r, weights, w, head.b, head.size_w)
@@ -112,7 +114,7 @@ def make_run(r: Recipe, m, feats: dict, px, cv_dir: Path, run_dir: Path, weights
         "recipe_kind": f"frozen ImageNet {r.arch} ({', '.join(r.layers)}), {'+'.join(r.pools)} pooled, linear head "
         f"({r.weighting}-balanced" + (", HED stain-jittered training views" if len(r.train_views) > 1 else "") + ")",
         "validation": f"donor-level {len(set(folds.tolist()))}-fold cross-validation over all {n_subj} subjects "
-        f"(fold file {donor_cv.FOLD_FILE.name}): out-of-fold predictions for every cell, each from a head that never "
+        f"(fold file {Path(fold_file).name}): out-of-fold predictions for every cell, each from a head that never "
         "saw that donor; calibration and threshold cross-fitted between folds",
         "calibration": {
             "threshold_rule_id": "balanced_accuracy",
@@ -140,6 +142,7 @@ def make_run(r: Recipe, m, feats: dict, px, cv_dir: Path, run_dir: Path, weights
         "donors_cross_fitted": {},
         "cell_area_baseline": area_baseline_block(results),
         "oof_cross_fitted": {},  # filled by export (recalibrate_run) from oof.npz
+        "provenance": provenance.record(r.name),
     }
     write_json(run_dir / "metrics.json", metrics)
     log(f"wrote {run_dir} (head C={head.C}, {len(w)} weights)")

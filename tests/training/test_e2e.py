@@ -108,6 +108,7 @@ def test_tiny_e2e_run_reports_donors_and_resumes_from_the_portable_checkpoint(tm
     assert metrics["preprocessing"]["crop_mode"] == "centroid" and metrics["preprocessing"]["window_px"] == 288
     assert "augmented" in metrics["cell_area_auroc_training_views"]
     assert "healthy_donors" in metrics["cell_area_baseline"]["donors"]  # the size-only bar, on the same donors
+    assert metrics["provenance"]["recipe"] == "e2e inceptionv3" and "commit" in metrics["provenance"]
     st = json.loads(portable.with_suffix(".json").read_text())
     assert st["epochs_done"] == 1 and st["recipe"] == r.to_dict()
     import h5py

@@ -98,12 +98,12 @@ def test_tiny_vgg19_one_step_export_parity_and_card(tmp_path):
 
 
 def test_cli_views_parsing():
-    from training.cli import _views
+    from training.options import UsageError, views
 
-    assert _views("0,5,2") == (0, 5, 2)
+    assert views("0,5,2") == (0, 5, 2)
     for bad in ("5,0", "0,0", "0,9", "a", ""):
-        with pytest.raises(SystemExit):
-            _views(bad)
+        with pytest.raises(UsageError):
+            views(bad)
 
 
 def test_card_records_test_time_views(tmp_path):
