@@ -1,5 +1,5 @@
 """What a person has looked at and what is left before sign-off: the part of the case document that a front end
-asks while a case is reviewed (:class:`ReviewProgress`, mixed into :class:`~.document.CaseDocument`).
+asks while a case is reviewed (:class:`ReviewProgress`, mixed into :class:`~.core.DocumentCore`).
 
 A cell left before sign-off (a flagged cell nobody reviewed, or an ALL call nobody confirmed) is reviewed only
 after it was shown on screen at a readable size (:func:`.rules.seen_enough`); where it was shown is kept here and

@@ -156,7 +156,7 @@ def test_sign_off_locks_the_reviews_of_its_cells(tmp_path):
     assert all(doc.locked(c) for c in a_cells) and not any(doc.locked(c) for c in b_cells)
 
     before = [c.review for c in a_cells]
-    undo_before, redo_before = list(doc._undo), list(doc._redo)
+    undo_before, redo_before = list(doc.history.undo_steps), list(doc.history.redo_steps)
     events = []
     doc.subscribe(events.append)
     assert doc.review(a_cells, "ALL", "bob") is None  # every cell given is locked
@@ -164,7 +164,7 @@ def test_sign_off_locks_the_reviews_of_its_cells(tmp_path):
     assert doc.undo("bob") is None  # the last step touches A: refused, nothing changes
     assert not doc.can_undo
     assert [c.review for c in a_cells] == before and events == []
-    assert doc._undo == undo_before and doc._redo == redo_before
+    assert doc.history.undo_steps == undo_before and doc.history.redo_steps == redo_before
 
     # the other case is not locked: a mixed review changes only its cells
     step = doc.review([*a_cells, *b_cells], "ALL", "bob")
@@ -180,8 +180,8 @@ def test_sign_off_locks_the_reviews_of_its_cells(tmp_path):
     assert doc.review(a_cells[:1], "ALL", "ann") is not None
     assert doc.undo("ann") is not None and a_cells[0].review.label == "HEM"  # on the redo stack now
     doc.sign_off("slide A", "ann")
-    redo_before = list(doc._redo)
-    assert not doc.can_redo and doc.redo("ann") is None and doc._redo == redo_before
+    redo_before = list(doc.history.redo_steps)
+    assert not doc.can_redo and doc.redo("ann") is None and doc.history.redo_steps == redo_before
     doc.reopen("slide A", "ann", "fix it")
     assert doc.redo("ann") is not None and a_cells[0].review.label == "ALL"
     assert not any(doc.locked(c) for c in a_cells)

@@ -63,7 +63,7 @@ def _history(doc: CaseDocument):
     def norm(steps):
         return [(s.number, s.action, s.reviewer, s.at, [(c.cell.key, c.old, c.new) for c in s.changes]) for s in steps]
 
-    return norm(doc._undo), norm(doc._redo)
+    return norm(doc.history.undo_steps), norm(doc.history.redo_steps)
 
 
 def _state(doc: CaseDocument) -> dict:
@@ -155,7 +155,7 @@ def test_round_trip_equals(tmp_path):
         d.redo("eve")
         d.review(d.cells[25:27], "HEM", "fay")
     assert [(c.key, c.review) for c in loaded.cells] == [(c.key, c.review) for c in doc.cells]
-    assert [(s.number, s.action) for s in loaded._undo] == [(s.number, s.action) for s in doc._undo]
+    assert [(s.number, s.action) for s in loaded.history.undo_steps] == [(s.number, s.action) for s in doc.history.undo_steps]
     again.close()
     third = CaseStore.open(path)
     reloaded = third.load()
@@ -695,5 +695,5 @@ def test_restore_time_of_20000_cells(tmp_path):
     print(f"\n20,000 cells: written in {write:.2f} s, restored in {restore:.2f} s")
     assert len(loaded.cells) == 20_000 and len(loaded.reviews) == 2000
     assert sum(c.result is not None for c in loaded.cells) == 20_000
-    assert len(loaded._undo) == 200
+    assert len(loaded.history.undo_steps) == 200
     assert restore < 10

@@ -58,19 +58,19 @@ def _flag_some(w, n: int = 2) -> float:
 def _slow_classify(monkeypatch, seconds: float = 0.15) -> None:
     """Classification that yields one cell every ``seconds`` (a run that is still going when the test acts),
     stopping as soon as the run is cancelled."""
-    import gui.service as service_mod
+    from engine.run import operator as operator_mod
 
-    real = service_mod.classify
+    real = operator_mod.classify_batches  # what the app's run (the classification operator) iterates
 
     def slow(items, classifier, **kw):
         cancel: threading.Event | None = kw.get("cancel")
-        for r in real(items, classifier, **{**kw, "batch_size": 1}):
-            yield r
+        for batch in real(items, classifier, **{**kw, "batch_size": 1}):
+            yield batch
             if cancel is not None and cancel.is_set():
                 return
             time.sleep(seconds)
 
-    monkeypatch.setattr(service_mod, "classify", slow)
+    monkeypatch.setattr(operator_mod, "classify_batches", slow)
 
 
 class _RecordingPainter(QPainter):

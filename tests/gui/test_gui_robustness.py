@@ -545,25 +545,25 @@ def test_status_bar_shows_the_provider_and_warns_when_cuda_is_not_obtained(qtbot
 
 
 def test_model_failing_mid_run_keeps_the_cells_done(qtbot, make_window, cells_dir, monkeypatch):
-    import gui.service as service_mod
     from engine.card import ModelError
+    from engine.run import operator as operator_mod
 
-    real = service_mod.classify
+    real = operator_mod.classify_batches  # what the app's run (the classification operator) iterates
 
     def breaks_after_three(items, classifier, **kw):
-        for i, r in enumerate(real(items, classifier, **kw)):
+        for i, batch in enumerate(real(items, classifier, **{**kw, "batch_size": 1})):
             if i == 3:
                 raise ModelError("onnxruntime: out of memory while running batch 1")
-            yield r
+            yield batch
 
-    monkeypatch.setattr(service_mod, "classify", breaks_after_three)
+    monkeypatch.setattr(operator_mod, "classify_batches", breaks_after_three)
     w = make_window()
     with qtbot.waitSignal(w.runs.failed, timeout=30_000):
         w.opener.open_paths([cells_dir])
     qtbot.waitUntil(lambda: any(t == "Classification stopped" for t, _ in w.prompts.messages), timeout=5_000)
     assert "out of memory" in [m for t, m in w.prompts.messages if t == "Classification stopped"][0]
     assert sum(c.result is not None for c in w.cell_model.cells) == 3 and not w.runs.running
-    monkeypatch.setattr(service_mod, "classify", real)
+    monkeypatch.setattr(operator_mod, "classify_batches", real)
     with qtbot.waitSignal(w.runs.finished, timeout=30_000):
         w.run_panel.classify_remaining()
     assert all(c.result is not None for c in w.cell_model.cells)

@@ -111,16 +111,16 @@ def test_a_stopped_run_delivers_nothing_more(qtbot, make_window, cells_dir, monk
     replaced the controller's job-id filters)."""
     import time
 
-    import gui.service as service_mod
+    from engine.run import operator as operator_mod
 
-    real = service_mod.classify
+    real = operator_mod.classify_batches  # what the app's run (the classification operator) iterates
 
     def slow(items, clf, **kw):
-        for r in real(items, clf, **kw):
+        for batch in real(items, clf, **kw):
             time.sleep(0.05)
-            yield r
+            yield batch
 
-    monkeypatch.setattr(service_mod, "classify", slow)
+    monkeypatch.setattr(operator_mod, "classify_batches", slow)
     w = make_window(batch_size=1)
     with qtbot.waitSignal(w.runs.resultsStored, timeout=30_000):
         w.opener.open_paths([cells_dir])
