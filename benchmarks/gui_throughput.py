@@ -266,7 +266,7 @@ def memory_check(args, app, win, base_results, cells, tmp, rss_run, lateness, ti
         f"max {max(lateness or [0]):.0f} ms"
     )
     t0 = time.perf_counter()
-    facts = win.runs.facts  # the loaded classifier's ModelFacts: the results are that model's
+    facts = win.bridge.facts_of(win.model_chooser.classifier)  # the loaded model: the results are its
     pairs = [
         (
             c,

@@ -7,7 +7,7 @@
    ``add_results`` (batches of 64, as a run delivers them; synthetic P(ALL), the images' real sha256, two
    member p's when the model is an ensemble) + 2,000 reviews in 200 steps, then ``close``.  The results
    belong to the model the app would load: its :class:`ModelFacts` come from the loaded classifier
-   (``ModelFacts.of``), as the window's own (``win.runs.facts``) do, so the card digests match.
+   (``ModelFacts.of``), as the window's own (``win.bridge.facts_of``) do, so the card digests match.
 2. ``restore`` (this process, which then holds only what the app holds): a fresh ``MainWindow``
    (offscreen, ``check_orphans=False``, a temp ``LEUKOSCAN_DATA_DIR``, ``settings.model`` = that model)
    loads the model; then ``win.case_files.restore(path)`` is timed until every row is in ``win.cell_model``,
@@ -225,7 +225,7 @@ def restore(
         sys.exit(f"the window did not load {want}: {win.prompts.messages}")
     for _ in range(20):
         app.processEvents()
-    facts = win.runs.facts
+    facts = win.bridge.facts_of(win.model_chooser.classifier)
     same_card = facts.card_sha256 == built["card_sha256"]
     print(
         f"window : model {facts.name} {facts.version} on {win.model_chooser.classifier.device_label}; card digest "

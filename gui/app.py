@@ -96,8 +96,7 @@ def install_stop_signals(app, win):
     from PySide6.QtCore import QTimer
 
     def stop(signum, _frame) -> None:
-        win.runs.closing = True  # no "export first?" question: nobody is there to answer it
-        QTimer.singleShot(0, win.close)
+        QTimer.singleShot(0, win.close_unasked)  # no "export first?" question: nobody is there to answer it
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)

@@ -27,6 +27,7 @@ from engine.case.rules import (
     model_basis,
     p_all_text,
 )
+from engine.domain.labels import Call
 from engine.localtime import local_time
 
 from .tasks import Relay
@@ -35,6 +36,7 @@ ALL_CASES = "All cases"
 
 __all__ = [
     "ALL_CASES",
+    "Call",
     "ERROR",
     "EXCLUDED",
     "EXCLUSION_REASONS",
@@ -100,6 +102,10 @@ class DocumentBridge(QObject):
             if close:
                 store.close()
         return None if close else store
+
+    def locked(self, cell: Cell) -> bool:
+        """The cell's case is signed off in the document shown now: its review cannot change."""
+        return self.doc.locked(cell)
 
     def facts_of(self, classifier) -> ModelFacts:
         return ModelFacts.of(classifier)

@@ -13,11 +13,12 @@ from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtWidgets import QLabel, QMainWindow, QMenu, QPushButton, QSplitter, QToolBar, QVBoxLayout, QWidget
 
 from . import __version__
-from .actions import build_actions, build_menus, cell_menu
+from .actions import build_actions, build_menus, cell_menu, fill_toolbar
 from .browser import CellBrowser
 from .case_actions import CaseActions
 from .case_files import CaseFiles
 from .cells import CellModel
+from .context import ActionContext, Key
 from .dialogs import AboutDialog, ModelInfoDialog, SettingsDialog
 from .document import DocumentBridge, model_basis
 from .exports import ExportFlow
@@ -42,7 +43,6 @@ log = logging.getLogger("leukoscan.gui")
 
 
 class MainWindow(QMainWindow):
-    case_actions: CaseActions  # (built after the export flow, whose callable reads it later)
     recent_menu: QMenu  # (built with the menus, whose File > Open recent fills it)
 
     def __init__(
@@ -61,6 +61,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1400, 900)
         self._autosave_warned = False  # one dialog for a failing case store, then the status bar
+        self._ask_before_close = True  # False: closed by a signal (nobody there to answer "export first?")
 
         s = self.settings
         self.prompts = Prompts(self)
@@ -68,28 +69,20 @@ class MainWindow(QMainWindow):
         self.thumbs = ImageLoader(size=s.thumb_size, parent=self)
         self.cell_model = CellModel(self.thumbs, self)
         self.browser = CellBrowser(self.cell_model, self.thumbs, s.thumb_size)
-        self.runs = RunController(self.service, self.bridge, self)
-        self.model_chooser = ModelChooser(self.service, s, self)
-        p = self.prompts  # looked up at each call: a test may answer a question by replacing a Prompts method
-        self.reviews = ReviewActions(
-            self.browser,
-            self.bridge,
-            s,
-            lambda: p.ask_reviewer(),
-            lambda n, left: p.confirm_bulk_accept(n, left),
-            self,
-            ask_exclusion=lambda n: p.ask_exclusion_reason(n),
-            widen_filter=lambda: self.filters.show_left_before_signoff(),
-        )
+        self.model_chooser = ModelChooser(self.service, s, self)  # the one owner of the model that classifies
+        self.runs = RunController(self.service, self.bridge, self.model_chooser, s, self)
+        self.filters = FilterBar(self.browser.proxy)
+        p = self.prompts
+        self.reviews = ReviewActions(self.browser, self.bridge, s, p, self.filters, self)
         self.case_files = CaseFiles(self.service, self.bridge, user_data_dir(), self)
         self.run_panel = RunPanel(self.runs, self.bridge, self.model_chooser, p, self)
         self.opener = CaseOpener(
             self.service, self.bridge, self.case_files, self.runs, s, p, ready=not check_orphans, parent=self
         )
-        self.exports = ExportFlow(
-            self.service, self.bridge, self.runs, self.case_files, s, p, self, lambda: self.case_actions.current_case()
-        )
         self.case_actions = CaseActions(self.bridge, self.browser, self.reviews, p, self.start_walk, self)
+        self.exports = ExportFlow(
+            self.service, self.bridge, self.runs, self.case_files, s, p, self, self.case_actions.current_case
+        )
 
         self._build_views()
         self.views = DocumentViews(
@@ -103,7 +96,8 @@ class MainWindow(QMainWindow):
             self.notices.welcome,
             self,
         )
-        self.acts = build_actions(self)  # every command's callable bound now: a misspelt one fails here
+        self.context = ActionContext(self)  # what the actions' enablement reads (gui/actions.py COMMANDS)
+        self.acts = build_actions(self, self.context)  # every command's callable bound now: a misspelt one fails here
         self.recent_menu = build_menus(self, self.acts, lambda: self.opener.fill_recent(self.recent_menu))
         self._build_toolbar()
         self._build_statusbar()
@@ -132,7 +126,11 @@ class MainWindow(QMainWindow):
         self.exports.written.connect(lambda _p: self.views.schedule_refresh())
         self.exports.closeRequested.connect(self.close)
         self.opener.added.connect(self.run_panel.maybe_start)
-        self.run_panel.runningChanged.connect(self._running_changed)
+        self.run_panel.runningChanged.connect(self._sync_context)
+        self.model_chooser.loaded.connect(self._sync_context)
+        self.browser.selectionChanged.connect(self._sync_context)
+        self.filters.changed.connect(self._sync_context)
+        b.casesChanged.connect(self._sync_context)
         self.run_panel.summaryDue.connect(self.views.refresh_summary)
         self.views.titleChanged.connect(self.setWindowTitle)
         b.replaced.connect(self._document_replaced)
@@ -152,14 +150,12 @@ class MainWindow(QMainWindow):
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.notices.banner)
         ll.addWidget(self.notices.record_banner)
-        self.filters = FilterBar(self.browser.proxy)
         ll.addWidget(self.filters)
         ll.addWidget(self.notices.welcome, 1)
         ll.addWidget(self.browser, 10)
 
-        self.side = SidePanel(lambda: self.model_chooser.classifier)  # the model the preview's overlay maps
+        self.side = SidePanel(self.model_chooser.current, self.bridge.locked)  # the model the overlay maps
         self.preview = self.side.preview
-        self.preview.is_locked = lambda cell: self.doc.locked(cell)
         self.preview.reviewRequested.connect(self.reviews.apply)
         self.preview.nextRequested.connect(self.reviews.next_open)
         self.preview.shown.connect(
@@ -181,9 +177,7 @@ class MainWindow(QMainWindow):
         tb.setMovable(False)
         tb.setIconSize(QSize(16, 16))
         self.addToolBar(tb)
-        tb.addAction(self.acts["open"])
-        tb.addAction(self.acts["export"])
-        tb.addAction(self.acts["flagged"])
+        fill_toolbar(tb, self.acts)
         tb.addSeparator()
         tb.addWidget(QLabel(" Model "))
         tb.addWidget(self.model_chooser.combo)
@@ -209,8 +203,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------ model and threshold
     def _model_loaded(self, clf) -> None:
         self.runs.stop()  # a run of the previous model (or card version) ends here; its results are kept
-        self.runs.use(clf, self.settings.batch_size)
-        self.doc.set_model(self.runs.facts)  # the threshold of this model (remembered per model) comes back
+        self.doc.set_model(self.bridge.facts_of(clf))  # the threshold of this model (remembered per model) comes back
         self._show_threshold()
         self._warn_signed_off()
         self.run_panel.maybe_start()
@@ -260,7 +253,7 @@ class MainWindow(QMainWindow):
                     f"'{stored}', which is not installed here. Its cells are classified again with "
                     f"{clf.display_name}; the stored results and the reviews are kept.",
                 )
-            doc.set_model(self.runs.facts)
+            doc.set_model(self.bridge.facts_of(clf))
         self._show_threshold()
         self._reviews_changed()
 
@@ -277,13 +270,21 @@ class MainWindow(QMainWindow):
             "safe.",
         )
 
-    def _running_changed(self, running: bool) -> None:
-        self.acts["cancel"].setEnabled(running)
-        self.acts["export"].setEnabled(not running)
+    def _sync_context(self, *_args) -> None:
+        """The facts the actions' enablement reads, as they are now (the actions follow: gui/actions.py)."""
+        case = self.case_actions.current_case()
+        self.context.update(
+            {
+                Key.RUNNING: self.runs.running,
+                Key.CAN_UNDO: self.doc.can_undo,
+                Key.CAN_REDO: self.doc.can_redo,
+                Key.HAS_MODEL: self.model_chooser.classifier is not None,
+                Key.CASE_LOCKED: case is not None and case.signoff is not None,
+            }
+        )
 
     def _reviews_changed(self) -> None:
-        self.acts["undo"].setEnabled(self.doc.can_undo)
-        self.acts["redo"].setEnabled(self.doc.can_redo)
+        self._sync_context()
         self.views.schedule_refresh()
 
     # ------------------------------------------------------------------------------ review helpers
@@ -321,8 +322,14 @@ class MainWindow(QMainWindow):
         dlg.show()
 
     # ------------------------------------------------------------------------------ closing
+    def close_unasked(self) -> None:
+        """Close without asking to export first (a stop signal: nobody is there to answer; every change is in the
+        case store already)."""
+        self._ask_before_close = False
+        self.close()
+
     def confirm_close(self) -> bool:
-        if self.runs.closing:
+        if not self._ask_before_close or self.runs.closed:
             return True
         doc = self.doc
         if doc.unexported and (doc.reviews or doc.thresholds):
@@ -338,8 +345,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop work, close the case store (kept: it is the case record), release it."""
-        self.runs.closing = True
-        self.runs.stop()
+        self.runs.close()
         try:
             self.settings.save_layout(self, self.splitter)
         except Exception:  # settings not writable: not worth an error at exit

@@ -29,7 +29,7 @@ class ModelChooser(QObject):
         self.settings = settings
         self.cards: dict[str, Any] = {}  # name -> engine.card.ModelCard
         self.problems: list[str] = []
-        self.classifier = None
+        self.classifier: Any = None  # the engine's Classifier in use (None: none loaded yet)
         self.wanted: str | None = None
         self.combo = QComboBox()
         self.combo.setObjectName("modelCombo")
@@ -40,6 +40,10 @@ class ModelChooser(QObject):
         self.device_label.setObjectName("deviceLabel")
         self.device_label.setTextFormat(Qt.TextFormat.RichText)
         self._loading = None  # the load in flight (gui.tasks.Task): a later choice cancels it
+
+    def current(self) -> Any:
+        """The model in use now, or None: handed to what reads it later (the preview's overlay)."""
+        return self.classifier
 
     def reload(self) -> None:
         """Read the model folders again (at start, File ▸ Reload models)."""

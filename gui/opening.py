@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Protocol
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
@@ -26,12 +27,25 @@ log = logging.getLogger("leukoscan.gui")
 ADD_CHUNK = 2000  # rows added per event-loop turn when a folder is opened
 
 
+class RunGate(Protocol):
+    """What opening needs of the runs (gui.run_controller.RunController): none starts while cells are being added
+    or checked, and the run of a document being replaced stops."""
+
+    def hold(self) -> None: ...
+
+    def release(self) -> None: ...
+
+    def stop(self, timeout: float = 2.0) -> None: ...
+
+
 class CaseOpener(QObject):
     status = Signal(str, int)  # status bar text, ms (0: until replaced)
     scanned = Signal(ScanResult)  # a scan of this document was handled (its cells are being added)
     added = Signal()  # every cell found is in the document: a run may start
 
-    def __init__(self, service, bridge, case_files, runs, settings, prompts, ready: bool = True, parent=None) -> None:
+    def __init__(
+        self, service, bridge, case_files, runs: RunGate, settings, prompts, ready: bool = True, parent=None
+    ) -> None:
         """``ready`` False: paths asked for are held until the restore question was answered (``start``)."""
         super().__init__(parent)
         self.service, self.bridge, self.case_files = service, bridge, case_files
@@ -160,7 +174,7 @@ class CaseOpener(QObject):
         if not stored:
             self._add(items)
             return
-        self.runs.adding = True  # no run starts before the check said what these images are
+        self.runs.hold()  # no run starts before the check said what these images are
         doc = self.doc
         self.status.emit("Checking the images of " + ", ".join(Path(r).name for r in stored) + " …", 0)
         self._scans.append(  # cancelled with the document (_forget): its answer is about no other
@@ -204,7 +218,7 @@ class CaseOpener(QObject):
         if keep:
             self._add(keep)
         elif not self._adding:
-            self.runs.adding = False
+            self.runs.release()
             self.status.emit("", 0)
         for root, ch in other.items():
             if ch is not None:
@@ -236,7 +250,7 @@ class CaseOpener(QObject):
 
     def _add(self, items: list) -> None:
         self._adding.append(items)
-        self.runs.adding = True
+        self.runs.hold()
         if len(self._adding) == 1:
             self._add_next_chunk()
 
@@ -256,7 +270,7 @@ class CaseOpener(QObject):
             return
         self.status.emit(f"{self._added} new cell image(s) found", 5000)
         self._added = 0
-        self.runs.adding = False
+        self.runs.release()
         self.added.emit()
 
     def _forget(self) -> None:
@@ -264,7 +278,7 @@ class CaseOpener(QObject):
         for t in self._scans:
             t.cancel()
         self._scans, self._adding, self._added = [], [], 0
-        self.runs.adding = False
+        self.runs.release()
 
     def close_cases(self) -> None:
         """File ▸ Close all cases: the case record is closed and kept whole (cells, results, reviews, sign-off) and

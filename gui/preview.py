@@ -16,9 +16,9 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWi
 from .browser import READABLE_TILE_PX
 from .cam_overlay import CamOverlay
 from .cells import ERROR, PENDING, Cell, exclusion_reason, local_time
-from .document import ReviewCommand
+from .document import Call
 from .imageview import ImageView
-from .review_actions import EXCLUDE
+from .review_command import Accept, Clear, Exclude, ReviewRequest, SetLabel
 from .style import ERROR_COLOR, REVIEW_COLOR, REVIEWED_COLOR, label_color
 from .thumbs import full_size_loader
 
@@ -26,13 +26,15 @@ __all__ = ["ImageView", "PreviewPanel", "details_html"]
 
 
 class PreviewPanel(QWidget):
-    reviewRequested = Signal(str)  # "ALL" | "HEM" | ReviewCommand.ACCEPT | .CLEAR | EXCLUDE (see ReviewActions.apply)
+    reviewRequested = Signal(object)  # a gui.review_command.ReviewRequest (ReviewActions.apply takes it)
     nextRequested = Signal()
     shown = Signal(object)  # a classified cell was put on screen here, at a readable size (a person saw it)
 
-    def __init__(self, classifier: Callable[[], Any], parent=None) -> None:
-        """``classifier``: the model loaded now, or None (read when a map is wanted: a model chosen later is used)."""
+    def __init__(self, classifier: Callable[[], Any], is_locked: Callable[[Cell], bool], parent=None) -> None:
+        """``classifier``: the model loaded now, or None (read when a map is wanted: a model chosen later is used);
+        ``is_locked(cell)``: the cell's case is signed off, so its review buttons are off."""
         super().__init__(parent)
+        self.is_locked = is_locked
         self.loader = full_size_loader(parent=self)
         self.loader.ready.connect(self._ready)
         self.cell: Cell | None = None
@@ -49,7 +51,6 @@ class PreviewPanel(QWidget):
         self.btn_accept = QPushButton("Accept  [Space]")
         self.btn_clear = QPushButton("Clear review  [U]")
         self.btn_exclude = QPushButton("Exclude…  [X]")
-        self.is_locked = lambda cell: False  # set by the window: a signed-off case's cells cannot be labelled
         self.btn_next = QPushButton("Next to review  [N]")
         self.btn_cam = QPushButton("What the model looked at")
         self.btn_cam.setCheckable(True)
@@ -86,11 +87,15 @@ class PreviewPanel(QWidget):
         ):
             b.setToolTip(tip)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the gallery
-        self.btn_all.clicked.connect(lambda: self.reviewRequested.emit("ALL"))
-        self.btn_hem.clicked.connect(lambda: self.reviewRequested.emit("HEM"))
-        self.btn_accept.clicked.connect(lambda: self.reviewRequested.emit(ReviewCommand.ACCEPT))
-        self.btn_clear.clicked.connect(lambda: self.reviewRequested.emit(ReviewCommand.CLEAR))
-        self.btn_exclude.clicked.connect(lambda: self.reviewRequested.emit(EXCLUDE))
+        requests: tuple[tuple[QPushButton, ReviewRequest], ...] = (
+            (self.btn_all, SetLabel(Call.ALL)),
+            (self.btn_hem, SetLabel(Call.HEM)),
+            (self.btn_accept, Accept()),
+            (self.btn_clear, Clear()),
+            (self.btn_exclude, Exclude()),
+        )
+        for button, request in requests:
+            button.clicked.connect(lambda _checked=False, r=request: self.reviewRequested.emit(r))
         self.btn_next.clicked.connect(self.nextRequested.emit)
         grid.addWidget(self.btn_all, 0, 0)
         grid.addWidget(self.btn_hem, 0, 1)

@@ -8,39 +8,44 @@ or an ALL call nobody confirmed (a blast call is the finding: every one is seen 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol, assert_never
 
 from PySide6.QtCore import QObject, Signal
 
 from .document import OK, ReviewCommand, excluded_label
+from .review_command import Accept, Clear, Exclude, ReviewRequest, SetLabel
 
-EXCLUDE = "exclude"  # the preview's Exclude button: ask for a reason, then label the cells excluded
+
+class ReviewPrompts(Protocol):
+    """The questions a review may ask (gui.prompts.Prompts; a test gives its own answers)."""
+
+    def ask_reviewer(self) -> str: ...
+
+    def confirm_bulk_accept(self, n: int, left: list) -> bool: ...
+
+    def ask_exclusion_reason(self, n: int) -> str: ...
+
+
+class LeftFilter(Protocol):
+    """The Show filter, which the walk widens when it hides every cell left before sign-off (gui.filter_bar)."""
+
+    def show_left_before_signoff(self) -> None: ...
 
 
 class ReviewActions(QObject):
     status = Signal(str, int)  # status bar text, ms
     changed = Signal()  # a review, undo or redo was applied (refresh previews, titles, undo actions)
 
-    def __init__(
-        self,
-        browser,
-        bridge,
-        settings,
-        ask_reviewer: Callable[[], str],
-        confirm_bulk: Callable[[int, list], bool],
-        parent=None,
-        ask_exclusion: Callable[[int], str] | None = None,
-        widen_filter: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, browser, bridge, settings, prompts: ReviewPrompts, filters: LeftFilter, parent=None) -> None:
+        """``prompts`` asks the reviewer's name, confirms a bulk accept of cells nobody looked at and asks why cells
+        are excluded; ``filters`` is widened when the walk needs it."""
         super().__init__(parent)
         self.browser = browser
         self.bridge = bridge
         self.settings = settings
-        self.ask_reviewer = ask_reviewer
-        self.confirm_bulk = confirm_bulk  # (cells, [the ones left before sign-off]) -> go ahead?
+        self.prompts = prompts
+        self.filters = filters
         self.flagged_mode = False
-        self.ask_exclusion = ask_exclusion  # (cells) -> reason, "" = cancelled
-        self.widen_filter = widen_filter  # makes the views show every cell left before sign-off
 
     @property
     def doc(self):
@@ -49,14 +54,24 @@ class ReviewActions(QObject):
     def reviewer(self) -> str:
         name = self.settings.reviewer
         if not name:
-            name = self.ask_reviewer()
+            name = self.prompts.ask_reviewer()
             if name:
                 self.settings.reviewer = name
         return name
 
-    def apply(self, kind: str) -> int:
-        """The preview's buttons: ``kind`` is "exclude" (a reason is asked) or what :meth:`review` takes."""
-        return self.exclude() if kind == EXCLUDE else self.review(kind)
+    def apply(self, request: ReviewRequest) -> int:
+        """What the preview's buttons, the Review menu and the label keys ask; returns the cells changed."""
+        match request:
+            case SetLabel(call):
+                return self.review(str(call))
+            case Accept():
+                return self.review(ReviewCommand.ACCEPT)
+            case Clear():
+                return self.review(ReviewCommand.CLEAR)
+            case Exclude(reason):
+                return self.exclude(reason)
+            case _:
+                assert_never(request)
 
     def exclude(self, reason: str | None = None) -> int:
         """Exclude the selected cells from % blasts (not a cell, artefact, duplicate ...) with a reason (asked
@@ -66,7 +81,7 @@ class ReviewActions(QObject):
             self.status.emit("Select classified cells to exclude.", 5000)
             return 0
         if reason is None:
-            reason = self.ask_exclusion(n) if self.ask_exclusion is not None else ""
+            reason = self.prompts.ask_exclusion_reason(n)
         if not str(reason or "").strip():
             self.status.emit("Not excluded: a reason is needed (it is kept in the review history).", 6000)
             return 0
@@ -107,7 +122,12 @@ class ReviewActions(QObject):
                 return 0
         left = [c for c in cells if c.left_before_signoff]
         flagged = sum(1 for c in left if c.review_open)
-        if kind == ReviewCommand.ACCEPT and len(cells) > 1 and left and not self.confirm_bulk(len(cells), left):
+        if (
+            kind == ReviewCommand.ACCEPT
+            and len(cells) > 1
+            and left
+            and not self.prompts.confirm_bulk_accept(len(cells), left)
+        ):
             self.status.emit("Bulk accept cancelled.", 4000)
             return 0
         reviewer = self.reviewer()  # also for a clear: the audit trail says who did every change
@@ -212,9 +232,9 @@ class ReviewActions(QObject):
         if b.next_open(case=case, want=_left) is not None:
             return True
         hidden = sum(1 for c in self.doc.cells_of(case) if _left(c))
-        if not hidden or self.widen_filter is None:
+        if not hidden:
             return False
-        self.widen_filter()
+        self.filters.show_left_before_signoff()
         self.status.emit(f"Show ▸ Left before sign-off: the filter hid {hidden} cell(s) the walk needs.", 8000)
         return b.next_open(case=case, want=_left) is not None
 

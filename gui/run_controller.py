@@ -12,11 +12,24 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Signal
 
 from .service import RunBatch, RunEnd
 from .tasks import Task
+
+
+class CurrentModel(Protocol):
+    """The one owner of the model that classifies (gui.model_chooser.ModelChooser): a run takes it when it starts."""
+
+    @property
+    def classifier(self) -> Any: ...
+
+
+class RunSettings(Protocol):
+    @property
+    def batch_size(self) -> int: ...
 
 
 class RunState(Enum):
@@ -55,17 +68,18 @@ class RunController(QObject):
     finished = Signal(RunFinished)
     failed = Signal(str)  # why the model stopped (the cells done before are kept)
 
-    def __init__(self, service, bridge, parent=None) -> None:
+    def __init__(self, service, bridge, model: CurrentModel, settings: RunSettings, parent=None) -> None:
+        """``model`` says which model a run uses (read when it starts); ``settings`` its batch size."""
         super().__init__(parent)
         self.service = service
         self.bridge = bridge
+        self.model = model
+        self.settings = settings
         self.state = RunState.IDLE
         self.task: Task | None = None  # the run in flight
-        self.classifier = None
-        self.facts = None
-        self.batch_size = 16
-        self.adding = False  # folders are still being added (gui.opening): the run starts once they are in
-        self.closing = False  # the window closes: no run starts any more
+        self._facts: Any = None  # the model facts of the run in flight (its results are that model's)
+        self._held = False  # folders are still being added (gui.opening): the run starts once they are in
+        self._closed = False  # the window closes: no run starts any more
         self._cells: list = []
         self._t0 = 0.0
         self._done = 0
@@ -94,30 +108,45 @@ class RunController(QObject):
             self.state = state
             self.stateChanged.emit(state)
 
-    def use(self, classifier, batch_size: int) -> None:
-        """The model runs use from now on (a run of another model is stopped first)."""
-        if self.classifier is not None and classifier is not self.classifier and self.running:
-            self.stop()
-        self.classifier = classifier
-        self.facts = self.bridge.facts_of(classifier)
-        self.batch_size = batch_size
+    @property
+    def held(self) -> bool:
+        """No run starts now: cells are still being added (:meth:`hold`)."""
+        return self._held
+
+    def hold(self) -> None:
+        """Cells are being added (or checked before they are): no run starts until :meth:`release`."""
+        self._held = True
+
+    def release(self) -> None:
+        self._held = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """The window closes: the run in flight stops and none starts any more."""
+        self._closed = True
+        self.stop()
 
     def start(self) -> bool:
         """Classify every cell of the document without a result of the current model.  False if there is
         nothing to do or a run cannot start now."""
-        if self.running or self.classifier is None or self.adding or self.closing:
+        clf = self.model.classifier
+        if self.running or clf is None or self._held or self._closed:
             return False
         cells = self.bridge.doc.unclassified()
         if not cells:
             return False
+        self._facts = self.bridge.facts_of(clf)
         self._cells = cells
         self._t0 = time.monotonic()
         self._done, self._total, self._rate, self._last, self._shown = 0, len(cells), None, (self._t0, 0), 0.0
         self._set_state(RunState.RUNNING)
         self.task = self.service.start_run(
             [c.item for c in cells],
-            self.classifier,
-            self.batch_size,
+            clf,
+            self.settings.batch_size,
             on_batch=self._batch,
             on_end=self._finished,
             on_error=self._failed,
@@ -147,7 +176,7 @@ class RunController(QObject):
     def _batch(self, batch: RunBatch) -> None:
         cells = self._cells
         if batch.results:
-            self.bridge.doc.add_results(self.facts, [(cells[r.index], r) for r in batch.results])
+            self.bridge.doc.add_results(self._facts, [(cells[r.index], r) for r in batch.results])
         self._progress(batch.done, batch.total)
         self.resultsStored.emit(batch)
 

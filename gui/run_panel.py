@@ -12,7 +12,7 @@ import logging
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton
 
-from .run_controller import RunFinished, RunProgress, RunState
+from .run_controller import RunController, RunFinished, RunProgress, RunState
 
 log = logging.getLogger("leukoscan.gui")
 
@@ -22,7 +22,7 @@ class RunPanel(QObject):
     runningChanged = Signal(bool)
     summaryDue = Signal()  # counts changed with the run: the summary should follow now
 
-    def __init__(self, runs, bridge, model_chooser, prompts, parent=None) -> None:
+    def __init__(self, runs: RunController, bridge, model_chooser, prompts, parent=None) -> None:
         super().__init__(parent)
         self.runs, self.bridge, self.model_chooser, self.prompts = runs, bridge, model_chooser, prompts
         self.last_run: RunFinished | None = None
@@ -52,7 +52,7 @@ class RunPanel(QObject):
         """Classify what waits for the current model, unless another one is being loaded (a restore, a
         switch: classified once it is there) or the window closes."""
         clf = self.model_chooser.classifier
-        if self.runs.closing or clf is None:
+        if self.runs.closed or clf is None:
             return
         if self.bridge.doc.model_name != clf.name or self.model_chooser.wanted != clf.name:
             return

@@ -9,16 +9,17 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
-from .document import ALL_CASES, OK
+from .document import ALL_CASES, OK, Cell
 from .preview import PreviewPanel
 from .summary import Histogram, SummaryTable
 
 
 class SidePanel(QSplitter):
-    def __init__(self, classifier: Callable[[], Any], parent=None) -> None:
-        """``classifier``: the model loaded now, or None (the preview's overlay asks it)."""
+    def __init__(self, classifier: Callable[[], Any], is_locked: Callable[[Cell], bool], parent=None) -> None:
+        """``classifier``: the model loaded now, or None (the preview's overlay asks it); ``is_locked(cell)``: its
+        case is signed off (the preview's review buttons are off)."""
         super().__init__(Qt.Orientation.Vertical, parent)
-        self.preview = PreviewPanel(classifier)
+        self.preview = PreviewPanel(classifier, is_locked)
         self.summary = SummaryTable()
         self.summary.verticalHeader().setDefaultSectionSize(22)
         self.histogram = Histogram()

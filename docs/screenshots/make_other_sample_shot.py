@@ -58,7 +58,7 @@ def main() -> int:
     on_modal(app, "26-not-this-case.png", lambda box: box.buttons()[1].click())  # "Keep the record as it is"
     w.opener.open_paths([str(incoming)])
     wait(app, lambda: any(t == "Not this case's images" for t, _ in w.prompts.messages))
-    wait(app, lambda: not w.runs.adding)
+    wait(app, lambda: not w.runs.held)
     pump(app, 1.0)
     save(w, "27-record-kept-as-it-was.png")
     w.doc.unexported = False

@@ -79,7 +79,7 @@ def main() -> int:
     pump(app, 0.5)
 
     # item 8: Ctrl+A, Space confirms the page on screen only
-    w.reviews.confirm_bulk = lambda n, left: True
+    w.prompts.confirm_bulk_accept = lambda n, left: True
     QTest.keyClick(g, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
     QTest.keyClick(g, Qt.Key.Key_Space)
     pump(app, 1.0)

@@ -41,6 +41,7 @@ def main() -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from gui.app import configure_runtime
     from gui.mainwindow import MainWindow
+    from gui.review_command import Accept
     from gui.service import EngineService
     from gui.settings import Settings
 
@@ -77,11 +78,11 @@ def main() -> int:
     walk.click()
     pump(app, 1.0)
     save(w, "14-walk-unconfirmed-blasts.png")
-    w.reviews.confirm_bulk = lambda n, left: True
+    w.prompts.confirm_bulk_accept = lambda n, left: True
     for _ in range(len(w.cell_model.cells)):
         if not any(c.left_before_signoff for c in w.cell_model.cells):
             break
-        w.reviews.apply("accept")
+        w.reviews.apply(Accept())
     w.case_actions.ask_comment = lambda c, r: ("blasts confirmed one by one", True)
     w.case_actions.ask_sample_id = lambda c: "BM-2026-0512"  # sign-off asks for it (a signed report names one patient)
     assert w.case_actions.sign_off()

@@ -69,7 +69,9 @@ def case_folder() -> Path:
 def main() -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from gui.app import configure_runtime
+    from gui.document import Call
     from gui.mainwindow import MainWindow
+    from gui.review_command import Accept, SetLabel
     from gui.service import EngineService
     from gui.settings import Settings
 
@@ -106,9 +108,9 @@ def main() -> int:
     # review: override one cell, accept two, then select a cell that needs review
     w.browser.select_row(0)
     first = w.browser.current_cell()
-    w.reviews.apply("HEM" if first.prediction == "ALL" else "ALL")
-    w.reviews.apply("accept")
-    w.reviews.apply("accept")
+    w.reviews.apply(SetLabel(Call.HEM if first.prediction == "ALL" else Call.ALL))
+    w.reviews.apply(Accept())
+    w.reviews.apply(Accept())
     w.reviews.next_open()
     pump(app, 1.5)
     save(w, "02-gallery-review.png")
@@ -148,7 +150,7 @@ def main() -> int:
     w.browser.select_row(0)
     w.acts["flagged"].setChecked(True)
     for _ in range(12):
-        w.reviews.apply("accept")
+        w.reviews.apply(Accept())
     pump(app, 1.0)
     save(w, "09-review-flagged.png")
     w.browser.gallery.selectionModel().clearSelection()
@@ -171,12 +173,12 @@ def main() -> int:
     save(cmp, "10-compare.png")
     cmp.close()
     name = w.doc.case_of_root(str(case)).name
-    w.reviews.confirm_bulk = lambda n, left: True  # no modal question in a script
+    w.prompts.confirm_bulk_accept = lambda n, left: True  # no modal question in a script
     for _ in range(len(w.cell_model.cells)):
         if not any(c.left_before_signoff and c.case == name for c in w.cell_model.cells):
             break
         w.reviews.next_open()
-        w.reviews.apply("accept")
+        w.reviews.apply(Accept())
     w.case_actions.ask_comment = lambda c, r: ("blast count confirmed", True)
     w.case_actions.sign_off()
     w.acts["flagged"].setChecked(False)

@@ -10,6 +10,8 @@ from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture +
 
 from engine.case.anchor import read_anchor, record_line
 from engine.cli import main
+from gui.document import Call
+from gui.review_command import SetLabel
 
 
 def _verify(capsys, store, report) -> tuple[int, str]:
@@ -27,7 +29,7 @@ def test_the_summary_csv_and_the_pdf_of_the_app_print_the_chain_head_of_its_stor
     open_and_classify(qtbot, w, [cells_dir])
     w.doc.set_sample_id(next(iter(w.doc.cases.values())), "S-26")
     w.browser.select_row(0)
-    w.reviews.apply("HEM")
+    w.reviews.apply(SetLabel(Call.HEM))
     store = w.bridge.store
     out = tmp_path / "r.csv"
     with qtbot.waitSignal(w.exports.written, timeout=30_000):
@@ -48,7 +50,7 @@ def test_the_summary_csv_and_the_pdf_of_the_app_print_the_chain_head_of_its_stor
     code, said = _verify(capsys, w.case_files.path, out.with_name("r_summary.csv"))
     assert code == 0 and "holds the record the report printed" in said
     w.browser.select_row(1)
-    w.reviews.apply("ALL")  # later work: listed against the report, the report still holds
+    w.reviews.apply(SetLabel(Call.ALL))  # later work: listed against the report, the report still holds
     assert store.flush(10)
     code, said = _verify(capsys, w.case_files.path, pdf)
     assert code == 0 and "added since the report" in said

@@ -107,7 +107,7 @@ def test_a_late_map_of_the_previous_cell_is_dropped(qtbot, models, tmp_path):
 def test_preview_panel_has_the_toggle(qtbot):
     from gui.preview import PreviewPanel
 
-    panel = PreviewPanel(lambda: None)
+    panel = PreviewPanel(lambda: None, lambda cell: False)
     qtbot.addWidget(panel)
     assert panel.btn_cam.isCheckable() and not panel.cam.enabled
     panel.btn_cam.setChecked(True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from gui_helpers import make_window, open_and_classify, stored  # noqa: F401  (fixture + helper)
 
 from engine.case.store import CaseStore
+from gui.document import Call
+from gui.review_command import Clear, SetLabel
 
 
 def test_opening_another_store_keeps_the_current_session_as_a_closed_store(qtbot, make_window, cells_dir, tmp_path):
@@ -14,7 +16,7 @@ def test_opening_another_store_keeps_the_current_session_as_a_closed_store(qtbot
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     w.browser.select_row(0)
-    w.reviews.apply("ALL")
+    w.reviews.apply(SetLabel(Call.ALL))
     session = w.case_files.path
     w.doc.unexported = False  # no close prompt in the test
     w.opener.open_store(other)
@@ -29,7 +31,7 @@ def test_close_all_then_quit_keeps_the_store_and_its_audit_trail(qtbot, make_win
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     w.browser.select_row(0)
-    w.reviews.apply("HEM")
+    w.reviews.apply(SetLabel(Call.HEM))
     w.doc.unexported = False
     path = w.case_files.path
     w.opener.close_cases()
@@ -43,9 +45,9 @@ def test_a_clear_is_logged_with_who_cleared(qtbot, make_window, cells_dir):
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     w.browser.select_row(0)
-    w.reviews.apply("ALL")
+    w.reviews.apply(SetLabel(Call.ALL))
     w.browser.select_row(0)
-    w.reviews.apply("clear")
+    w.reviews.apply(Clear())
     assert w.bridge.store.flush(10)
     last = CaseStore.open(w.case_files.path, create=False).review_events()[-1]
     assert (last["old_label"], last["new_label"], last["reviewer"]) == ("ALL", None, "tech1")
@@ -57,6 +59,6 @@ def test_a_review_made_while_the_report_is_written_keeps_the_case_unexported(qtb
     with qtbot.waitSignal(w.exports.written, timeout=30_000):
         assert w.exports.csv(tmp_path / "r.csv")
         w.browser.select_row(1)
-        w.reviews.apply("HEM")  # before the report's "done" comes back: not in that report
+        w.reviews.apply(SetLabel(Call.HEM))  # before the report's "done" comes back: not in that report
     assert w.doc.unexported  # so closing still asks
     assert "not in it" in w.statusBar().currentMessage()

@@ -27,7 +27,9 @@ from PySide6.QtGui import QImage, QKeySequence, QPainter
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from gui.cells import COL
+from gui.document import Call
 from gui.prompts import CloseChoice, Prompts
+from gui.review_command import Accept, SetLabel
 from gui.session import SessionFiles
 from gui.settings import user_data_dir
 
@@ -110,7 +112,7 @@ def test_1_accepted_cell_stays_accepted_when_the_threshold_moves_past_it(qtbot, 
         w.set_threshold(round(cell.p_all - 0.01, 3))
     assert cell.prediction == "ALL"
     w.browser.select_row(w.browser.proxy.proxy_row_of(cell.key))
-    assert w.reviews.apply("accept") == 1
+    assert w.reviews.apply(Accept()) == 1
     assert cell.review.label == "ALL"
     w.set_threshold(min(0.99, round(cell.p_all + 0.02, 3)))  # now the model says HEM
     assert cell.prediction == "HEM" and cell.final_label == "ALL"
@@ -131,7 +133,7 @@ def test_2_needs_review_means_the_same_in_the_window_and_the_summary_csv(qtbot, 
     _flag_some(w, 2)
     flagged = [c for c in w.cell_model.cells if c.flagged]
     w.browser.select_row(w.browser.proxy.proxy_row_of(flagged[0].key))
-    assert w.reviews.apply("accept") == 1
+    assert w.reviews.apply(Accept()) == 1
     open_now = sum(1 for c in w.cell_model.cells if c.review_open)
     assert open_now == len(flagged) - 1
     qtbot.waitUntil(lambda: w.side.summary.counts[0].reviewed == 1, timeout=5_000)
@@ -191,7 +193,7 @@ def test_4_close_then_export_during_a_run_and_a_cancelled_export(qtbot, make_win
         w.opener.open_paths([cells_dir])
     assert w.runs.running
     w.browser.select_row(0)
-    assert w.reviews.apply("ALL") == 1
+    assert w.reviews.apply(SetLabel(Call.ALL)) == 1
     answers.append(CloseChoice.EXPORT)
     save_to.append("")
     assert not w.close()
@@ -215,7 +217,7 @@ def test_4_close_then_export_during_a_run_and_a_cancelled_export(qtbot, make_win
             str(next(c for c in w.cell_model.cells if c.result is not None and c.review is None).key)
         )
     )
-    assert w.reviews.apply("HEM") == 1
+    assert w.reviews.apply(SetLabel(Call.HEM)) == 1
     answers.append(CloseChoice.EXPORT)
     out = tmp_path / "on close.csv"
     save_to.append(str(out))
@@ -405,10 +407,10 @@ def test_bulk_accept_with_flagged_cells_asks_first_and_reports(qtbot, make_windo
     n_left = sum(c.left_before_signoff for c in w.cell_model.cells)  # flagged, or ALL calls nobody confirmed
     wait_page_drawn(qtbot, w)
     w.browser.gallery.selectAll()
-    assert w.reviews.apply("accept") == 0
+    assert w.reviews.apply(Accept()) == 0
     assert asked == [(8, n_left)] and not w.doc.reviews
     assert w.statusBar().currentMessage() == "Bulk accept cancelled."
-    assert w.reviews.apply("accept") == 8
+    assert w.reviews.apply(Accept()) == 8
     assert all(c.review is not None and c.review.label == c.review.model_label for c in w.cell_model.cells)
     msg = w.statusBar().currentMessage()
     assert "Accepted the model's class for 8 cell(s)" in msg and f"{n_flagged} of them flagged" in msg
@@ -422,7 +424,7 @@ def test_bulk_accept_with_flagged_cells_asks_first_and_reports(qtbot, make_windo
             w.browser.proxy.index(w.browser.proxy.proxy_row_of(c.key), 0),
             QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows,
         )
-    assert w.reviews.apply("accept") == len(unflagged) and len(asked) == 2
+    assert w.reviews.apply(Accept()) == len(unflagged) and len(asked) == 2
 
 
 def test_sorting_the_table_keeps_the_selected_cell(qtbot, make_window, cells_dir):

@@ -14,6 +14,7 @@ import re
 from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
 
 from engine.cli import main
+from gui.review_command import Accept
 
 
 def _flag(w, n: int) -> None:
@@ -35,7 +36,7 @@ def test_window_cli_summary_csv_and_pdf_report_the_same_flagged_and_open_counts(
     _flag(w, 3)
     first = next(c for c in w.cell_model.cells if c.flagged)
     w.browser.select_row(w.browser.proxy.proxy_row_of(first.key))
-    assert w.reviews.apply("accept") == 1
+    assert w.reviews.apply(Accept()) == 1
     qtbot.waitUntil(lambda: w.side.summary.counts[0].reviewed == 1, timeout=5_000)
     win = w.side.summary.counts[0]
     assert win.flagged >= 3 and win.review_open == win.flagged - 1  # the two names differ here

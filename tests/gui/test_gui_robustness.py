@@ -14,7 +14,9 @@ from gui_helpers import make_window, open_and_classify, scans_settled, stored, w
 from PySide6.QtCore import QLockFile
 
 from engine.case.store import CaseStore
+from gui.document import Call
 from gui.prompts import CloseChoice, Prompts
+from gui.review_command import Accept, Clear, SetLabel
 from gui.service import EngineService
 from gui.session import SessionFiles, lock_path
 from gui.settings import user_data_dir
@@ -41,9 +43,9 @@ def test_autosave_then_restore_in_a_new_window(qtbot, make_window, cells_dir, mo
     open_and_classify(qtbot, w1, [cells_dir])
     a, b = w1.cell_model.cells[1], w1.cell_model.cells[5]
     w1.browser.select_row(1)
-    w1.reviews.apply("HEM" if a.prediction == "ALL" else "ALL")
+    w1.reviews.apply(SetLabel(Call.HEM if a.prediction == "ALL" else Call.ALL))
     w1.browser.select_row(5)
-    w1.reviews.apply("accept")
+    w1.reviews.apply(Accept())
     labels = {a.key: a.review.label, b.key: b.review.label}
     w1.set_threshold(0.62)
     _wait_saved(qtbot, w1)
@@ -82,7 +84,7 @@ def test_autosave_then_restore_in_a_new_window(qtbot, make_window, cells_dir, mo
     # a review counts once the preview has shown the cell (issue 26 item 8): wait for it, as a person would
     qtbot.waitUntil(lambda: not w2.doc.unseen([w2.browser.current_cell()]), timeout=10_000)
     assert (
-        w2.reviews.apply("clear" if w2.browser.current_cell().review else "ALL") == 1
+        w2.reviews.apply(Clear() if w2.browser.current_cell().review else SetLabel(Call.ALL)) == 1
     )  # the restored store is written on
     _wait_saved(qtbot, w2)
     assert set(stored(path).reviews) != set(labels)
@@ -140,7 +142,7 @@ def test_switching_model_reclassifies_and_keeps_reviews(qtbot, make_window, cell
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     w.browser.select_row(0)
-    w.reviews.apply("HEM")
+    w.reviews.apply(SetLabel(Call.HEM))
     key = w.browser.current_cell().key if False else w.cell_model.cells[0].key
     before = {c.key: c.p_all for c in w.cell_model.cells}
     with qtbot.waitSignal(w.runs.finished, timeout=30_000):
@@ -172,7 +174,7 @@ def test_close_with_unexported_reviews_asks(qtbot, make_window, cells_dir, monke
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     w.browser.select_row(2)
-    w.reviews.apply("ALL")
+    w.reviews.apply(SetLabel(Call.ALL))
     _wait_saved(qtbot, w)
     path = w.case_files.path
     answers = [CloseChoice.CANCEL]
@@ -262,7 +264,7 @@ def test_export_to_an_unwritable_place_reports_and_keeps_work(qtbot, make_window
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     w.browser.select_row(0)
-    w.reviews.apply("ALL")
+    w.reviews.apply(SetLabel(Call.ALL))
     blocker = tmp_path / "a file, not a folder"
     blocker.write_text("x")
     with qtbot.waitSignal(w.exports.failed, timeout=10_000):
@@ -283,9 +285,9 @@ def test_bulk_accept_of_a_selection_and_settings_persist(qtbot, make_window, cel
     open_and_classify(qtbot, w, [cells_dir])
     wait_page_drawn(qtbot, w)
     w.browser.gallery.selectAll()
-    assert w.reviews.apply("accept") == 8
+    assert w.reviews.apply(Accept()) == 8
     assert all(c.review is not None and c.review.label == c.prediction for c in w.cell_model.cells)
-    assert w.reviews.apply("clear") == 8 and not w.doc.reviews
+    assert w.reviews.apply(Clear()) == 8 and not w.doc.reviews
     dlg = SettingsDialog(w.settings, w)
     dlg.reviewer.setText("  A. Chen ")
     dlg.batch.setValue(4)
@@ -306,7 +308,7 @@ def test_restore_skips_reviews_of_changed_images_and_reports_missing_folders(
     open_and_classify(qtbot, w1, [cells_dir])
     wait_page_drawn(qtbot, w1)
     w1.browser.gallery.selectAll()
-    w1.reviews.apply("accept")
+    w1.reviews.apply(Accept())
     gone = tmp_path / "gone"
     w1.doc.note_opened(str(gone), True)  # a folder (e.g. a network share) that is not there at restore
     _wait_saved(qtbot, w1)
@@ -352,17 +354,17 @@ def test_autosave_failure_is_reported_once(qtbot, make_window, cells_dir, monkey
 
     monkeypatch.setitem(writer.WRITES, ops.LogReviews, failing)
     w.browser.select_row(0)
-    w.reviews.apply("ALL")
+    w.reviews.apply(SetLabel(Call.ALL))
     qtbot.waitUntil(lambda: any(t == "Autosave failed" for t, _ in w.prompts.messages), timeout=10_000)
     assert "No space left" in [m for t, m in w.prompts.messages if t == "Autosave failed"][0]
     w.browser.select_row(1)
-    w.reviews.apply("HEM")
+    w.reviews.apply(SetLabel(Call.HEM))
     qtbot.waitUntil(lambda: [t for t, _ in w.prompts.messages].count("Autosave failed") == 2, timeout=10_000)
     assert shown.count("Autosave failed") == 1  # one dialog; later failures go to the status bar
     assert "Autosave failed" in w.statusBar().currentMessage()
     monkeypatch.setitem(writer.WRITES, ops.LogReviews, real_write)
     w.browser.select_row(2)
-    w.reviews.apply("HEM")  # the writer carries on with the next change, and writes the failed ones first
+    w.reviews.apply(SetLabel(Call.HEM))  # the writer carries on with the next change, and writes the failed ones first
     _wait_saved(qtbot, w)
     on_disk = stored(w.case_files.path)
     assert {c.key for c in w.cell_model.cells[:3]} <= set(on_disk.reviews)  # nothing lost while the disk was full
@@ -446,7 +448,7 @@ def test_open_case_store_written_by_the_cli_shows_its_results_without_a_run(
     qtbot.waitUntil(lambda: bool(w.side.summary.counts) and w.side.summary.counts[0].classified == 8, timeout=5_000)
     # the window writes its reviews into that store
     w.browser.select_row(0)
-    w.reviews.apply("ALL")
+    w.reviews.apply(SetLabel(Call.ALL))
     _wait_saved(qtbot, w)
     assert w.cell_model.cells[0].key in stored(db).reviews
 

@@ -15,7 +15,9 @@ from PySide6.QtGui import QDropEvent
 from engine.case.store import CaseStore
 from gui.case_actions import CaseActions
 from gui.cells import COL, ERROR, OK, PENDING
+from gui.document import Call
 from gui.mainwindow import MainWindow
+from gui.review_command import Accept, SetLabel
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -114,7 +116,7 @@ def test_table_filter_and_next_review_open(qtbot, make_window, cells_dir):
     # reviewing every needs-review cell leaves nothing to go to
     for c in [x for x in w.cell_model.cells if x.flagged]:
         w.browser.select_row(w.browser.proxy.proxy_row_of(c.key))
-        w.reviews.apply("accept")
+        w.reviews.apply(Accept())
     assert not w.reviews.next_open()
     # table sorts numerically by P(ALL)
     w.browser.table.sortByColumn(COL["P(ALL)"], Qt.SortOrder.DescendingOrder)
@@ -161,7 +163,7 @@ def test_bad_files_are_error_tiles_with_reasons(qtbot, make_window, bad_input):
     w.filters.filter_combo.setCurrentIndex(w.filters.filter_combo.findData("errors"))
     assert w.browser.proxy.rowCount() == len(bad_input.errors)
     w.browser.select_row(0)
-    assert w.reviews.apply("ALL") == 0
+    assert w.reviews.apply(SetLabel(Call.ALL)) == 0
     assert not w.doc.reviews
 
 
@@ -242,7 +244,7 @@ def test_pdf_report_from_the_app(qtbot, make_window, cells_dir, tmp_path):
     open_and_classify(qtbot, w, [cells_dir])
     w.doc.set_sample_id(next(iter(w.doc.cases.values())), "S-17")
     w.browser.select_row(0)
-    w.reviews.apply("accept")
+    w.reviews.apply(Accept())
     pdf = tmp_path / "case.pdf"
     with qtbot.waitSignal(w.exports.written, timeout=30_000) as done:
         assert w.exports.pdf(pdf)
@@ -271,12 +273,12 @@ def test_sign_off_is_blocked_while_flagged_cells_remain_locks_and_reopens_with_a
     w.acts["flagged"].setChecked(True)  # review-flagged mode walks them: flagged cells and unconfirmed ALL calls
     while any(c.left_before_signoff for c in w.cell_model.cells):
         assert w.browser.current_cell().left_before_signoff
-        w.reviews.apply("accept")
+        w.reviews.apply(Accept())
     w.doc.set_sample_id(case, "BM-17")
     assert w.case_actions.sign_off() and case.signoff.by == "tech1" and case.signoff.comment == "checked twice"
     w.browser.select_row(0)
     before = w.browser.current_cell().review
-    assert w.reviews.apply("HEM" if (before and before.label == "ALL") else "ALL") == 0  # locked
+    assert w.reviews.apply(SetLabel(Call.HEM if (before and before.label == "ALL") else Call.ALL)) == 0  # locked
     assert w.browser.current_cell().review == before
     qtbot.waitUntil(lambda: w.side.summary.item(0, 0).text().startswith("✓ "))
     with pytest.raises(ValueError, match="signed off"):

@@ -11,6 +11,9 @@ import shutil
 from gui_helpers import make_window, open_and_classify, scans_settled, stored  # noqa: F401  (fixture + helper)
 from PySide6.QtWidgets import QApplication
 
+from gui.document import Call
+from gui.review_command import SetLabel
+
 
 def _patient(cells_dir, tmp_path, name: str, n: int):
     d = tmp_path / name
@@ -60,7 +63,7 @@ def test_opening_a_store_shows_only_its_cases_and_never_writes_the_screen_into_i
     w = make_window()
     open_and_classify(qtbot, w, [patient_a])
     w.browser.select_row(0)
-    w.reviews.apply("ALL")
+    w.reviews.apply(SetLabel(Call.ALL))
     session = w.case_files.path
     w.doc.unexported = False  # no export prompt in the test
     w.opener.open_store(db)

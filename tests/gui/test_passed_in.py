@@ -14,7 +14,7 @@ def test_the_preview_maps_with_the_model_it_is_given(qtbot):
     current: dict[str, object] = {"clf": None}
     host = QWidget()  # a window without a model chooser: nothing is looked up on it
     qtbot.addWidget(host)
-    panel = PreviewPanel(lambda: current["clf"], host)
+    panel = PreviewPanel(lambda: current["clf"], lambda cell: False, host)
     assert panel.cam.classifier() is None
     assert panel.cam.unavailable() == "No model is loaded."
     current["clf"] = chosen = object()

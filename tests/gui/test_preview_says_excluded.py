@@ -5,6 +5,7 @@ from __future__ import annotations
 from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
 
 from gui.prompts import Prompts
+from gui.review_command import Accept
 
 
 def test_an_excluded_cell_reads_excluded_not_accepted(qtbot, make_window, cells_dir, monkeypatch):
@@ -20,6 +21,6 @@ def test_an_excluded_cell_reads_excluded_not_accepted(qtbot, make_window, cells_
     assert "(excluded)" in text and "(accepted)" not in text
     w.browser.select_row(1)
     other = w.browser.current_cell()
-    w.reviews.apply("accept")
+    w.reviews.apply(Accept())
     w.browser.select_key(other.key)
     assert "(accepted)" in w.preview.details.text()

@@ -11,7 +11,9 @@ import shutil
 
 from gui_helpers import make_window, open_and_classify, scans_settled, stored  # noqa: F401  (fixture + helpers)
 
+from gui.document import Call
 from gui.prompts import CloseChoice
+from gui.review_command import SetLabel
 from gui.session import SessionFiles
 from gui.settings import user_data_dir
 
@@ -129,12 +131,12 @@ def test_close_prompt_counts_only_what_changed_since_the_export(qtbot, make_wind
     open_and_classify(qtbot, w, [cells_dir])
     for row in range(4):
         w.browser.select_row(row)
-        w.reviews.apply("HEM")
+        w.reviews.apply(SetLabel(Call.HEM))
     with qtbot.waitSignal(w.exports.written, timeout=30_000):
         assert w.exports.csv(tmp_path / "r.csv")
     qtbot.waitUntil(lambda: not w.doc.unexported, timeout=10_000)
     w.browser.select_row(5)
-    w.reviews.apply("ALL")
+    w.reviews.apply(SetLabel(Call.ALL))
     asked = []
     monkeypatch.setattr(w.prompts, "ask_close", lambda n, since="": asked.append(n) or CloseChoice.CANCEL)
     assert not w.confirm_close()

@@ -94,7 +94,7 @@ def test_a_folder_holding_another_sample_is_never_pooled_into_its_old_case(
     assert "not those of the case BM-26-2" in asked[0] and "were not added" in asked[0]
     assert w.case_files.path == kept and len(w.doc.cells) == n  # kept as it was, nothing pooled
     assert not any(Path(c.key).name.startswith("other_") for c in w.doc.cells)
-    qtbot.waitUntil(lambda: not w.runs.running and not w.runs.adding, timeout=10_000)
+    qtbot.waitUntil(lambda: not w.runs.running and not w.runs.held, timeout=10_000)
     assert len(stored(kept).cells) == n
 
     w.opener.open_paths([str(folder)])  # asked again; this time: open it as a new case

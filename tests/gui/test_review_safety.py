@@ -10,7 +10,9 @@ from PIL import Image
 from PySide6.QtCore import Qt
 
 from gui.cells import COL, FILTERS
+from gui.document import Call
 from gui.prompts import Prompts
+from gui.review_command import Accept, SetLabel
 
 
 def _case_with_white_frame(cells_dir, tmp_path):
@@ -40,7 +42,7 @@ def test_a_white_frame_is_excluded_and_shown_as_qc_failed(qtbot, make_window, ce
     w.browser.select_row(0)
     assert "QC failed" in w.preview.details.text() and "Excluded from % blasts" in w.preview.details.text()
     # a reviewer who says it is a cell brings it back into the count
-    assert w.reviews.apply("HEM") == 1
+    assert w.reviews.apply(SetLabel(Call.HEM)) == 1
     qtbot.waitUntil(lambda: w.side.summary.counts[0].excluded == 0, timeout=5_000)
 
 
@@ -97,7 +99,7 @@ def test_review_flagged_mode_with_the_review_open_filter_skips_no_cell(qtbot, ma
         if cur is None or not cur.left_before_signoff:
             break
         seen.append(cur)
-        w.reviews.apply("accept")
+        w.reviews.apply(Accept())
     assert seen == order  # every cell in view order, none skipped
 
 
@@ -110,7 +112,7 @@ def test_a_signed_off_case_disables_the_label_buttons(qtbot, make_window, cells_
     for c in list(w.cell_model.cells):
         if c.left_before_signoff:
             w.browser.select_row(w.browser.proxy.proxy_row_of(c.key))
-            w.reviews.apply("accept")
+            w.reviews.apply(Accept())
     w.browser.select_row(0)
     assert w.preview.btn_all.isEnabled()
     w.doc.set_sample_id(next(iter(w.doc.cases.values())), "BM-1")
@@ -159,7 +161,7 @@ def test_a_broken_record_is_shown_with_a_banner_and_its_reports_refused(qtbot, m
     w = make_window()
     open_and_classify(qtbot, w, [cells_dir])
     w.browser.select_row(0)
-    assert w.reviews.apply("ALL") == 1
+    assert w.reviews.apply(SetLabel(Call.ALL)) == 1
     db = w.case_files.path
     w.doc.unexported = False
     w.close()

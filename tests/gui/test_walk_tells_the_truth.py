@@ -10,6 +10,8 @@ from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture +
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
+from gui.review_command import Accept
+
 
 def _walk_review_open_only(qtbot, w):
     """Show = "Review open", F, Space on every cell the walk selects; the status lines it showed."""
@@ -58,7 +60,7 @@ def test_walk_them_now_walks_the_cells_the_filter_hides(qtbot, make_window, cell
         if not w.browser.proxy.rowCount():
             break
         w.browser.select_row(0)
-        w.reviews.apply("accept")
+        w.reviews.apply(Accept())
     assert not w.browser.proxy.rowCount()
     assert not w.case_actions.sign_off()
     box = next(b for b in w.findChildren(QMessageBox) if b.windowTitle() == "Cannot sign off yet")

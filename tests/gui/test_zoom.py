@@ -305,7 +305,7 @@ def _cell(path: Path, p_all: float = 0.873, review: str | None = None) -> Cell:
 def test_preview_shows_the_original_pixels_and_resets_to_fit_for_a_new_cell(qtbot, cells_dir):
     from gui.preview import PreviewPanel
 
-    panel = PreviewPanel(lambda: None)
+    panel = PreviewPanel(lambda: None, lambda cell: False)
     qtbot.addWidget(panel)
     panel.resize(420, 700)
     panel.show()
