@@ -144,6 +144,15 @@ def parse_card(data: dict[str, Any], path: Path) -> ModelCard:
     where = str(path)
     if not isinstance(data, dict):
         raise ModelError(f"{where}: a model card must be a JSON object")
+    common = _common_fields(data, path, where)
+    if common["type"] == "ensemble":
+        return _ensemble_card(data, where, common)
+    return _onnx_card(data, path, where, common)
+
+
+def _common_fields(data: dict[str, Any], path: Path, where: str) -> dict[str, Any]:
+    """The fields every card has (a single model's and an ensemble's), checked: schema version, name, type, the
+    classes, the threshold and the review margin."""
     sv = data.get("schema_version", SCHEMA_VERSION)
     if sv != SCHEMA_VERSION:
         raise ModelError(f"{where}: unsupported schema_version {sv!r} (this LeukoScan reads {SCHEMA_VERSION})")
@@ -162,7 +171,7 @@ def parse_card(data: dict[str, Any], path: Path) -> ModelCard:
     margin = float(data.get("review_margin", 0.0))
     if not 0.0 <= margin < 0.5:
         raise ModelError(f"{where}: review_margin must be in [0, 0.5), got {margin}")
-    common = dict(
+    return dict(
         path=path,
         name=name,
         type=ctype,
@@ -178,14 +187,19 @@ def parse_card(data: dict[str, Any], path: Path) -> ModelCard:
         recommended=_recommended(data, where),
         raw=data,
     )
-    if ctype == "ensemble":
-        members = _need(data, "members", where, list)
-        if len(members) < 2 or not all(isinstance(m, str) for m in members):
-            raise ModelError(f"{where}: an ensemble needs a list of at least two member names")
-        if len(set(members)) != len(members):
-            raise ModelError(f"{where}: ensemble members must be distinct, got {members}")
-        return ModelCard(members=tuple(members), **common)
 
+
+def _ensemble_card(data: dict[str, Any], where: str, common: dict[str, Any]) -> ModelCard:
+    members = _need(data, "members", where, list)
+    if len(members) < 2 or not all(isinstance(m, str) for m in members):
+        raise ModelError(f"{where}: an ensemble needs a list of at least two member names")
+    if len(set(members)) != len(members):
+        raise ModelError(f"{where}: ensemble members must be distinct, got {members}")
+    return ModelCard(members=tuple(members), **common)
+
+
+def _onnx_card(data: dict[str, Any], path: Path, where: str, common: dict[str, Any]) -> ModelCard:
+    """A single model's card: its ONNX file and sha256, the input and output it declares, how cells are prepared."""
     temperature = float(data.get("temperature", 1.0))
     if not temperature > 0:
         raise ModelError(f"{where}: temperature must be > 0, got {temperature}")
@@ -193,13 +207,7 @@ def parse_card(data: dict[str, Any], path: Path) -> ModelCard:
     sha = _need(data, "sha256", where, str).lower()
     if not re.fullmatch(r"[0-9a-f]{64}", sha):
         raise ModelError(f"{where}: sha256 must be 64 hex digits")
-    inp = _need(data, "input", where, dict)
-    for k, want in (("layout", "NHWC"), ("dtype", "float32"), ("channels", 3)):
-        if inp.get(k, want) != want:
-            raise ModelError(f"{where}: input {k} must be {want!r}, got {inp.get(k)!r}")
-    vr = inp.get("value_range", [0, 255])
-    if list(vr) != [0, 255]:
-        raise ModelError(f"{where}: input value_range must be [0, 255] (normalisation belongs in the graph)")
+    inp = _input_block(data, where)
     out = data.get("output") or {}
     kind = out.get("kind", "logit")
     if kind not in ("logit", "probability"):
@@ -212,10 +220,9 @@ def parse_card(data: dict[str, Any], path: Path) -> ModelCard:
         )
     except ValueError as exc:
         raise ModelError(f"{where}: bad preprocessing: {exc}") from None
-    tta_views = _parse_tta(data.get("test_time_augmentation"), where)
     int8_file, int8_sha = _parse_int8(data.get("int8"), path, onnx_name, where)
     return ModelCard(
-        tta_views=tta_views,
+        tta_views=_parse_tta(data.get("test_time_augmentation"), where),
         int8_file=int8_file,
         int8_sha256=int8_sha,
         onnx_file=(path.parent / onnx_name),
@@ -227,6 +234,18 @@ def parse_card(data: dict[str, Any], path: Path) -> ModelCard:
         preprocessing=pre,
         **common,
     )
+
+
+def _input_block(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """The card's ``input``: NHWC float32 RGB in 0-255 (normalisation belongs in the graph)."""
+    inp = _need(data, "input", where, dict)
+    for k, want in (("layout", "NHWC"), ("dtype", "float32"), ("channels", 3)):
+        if inp.get(k, want) != want:
+            raise ModelError(f"{where}: input {k} must be {want!r}, got {inp.get(k)!r}")
+    vr = inp.get("value_range", [0, 255])
+    if list(vr) != [0, 255]:
+        raise ModelError(f"{where}: input value_range must be [0, 255] (normalisation belongs in the graph)")
+    return inp
 
 
 def _parse_int8(block: Any, path: Path, onnx_name: str, where: str) -> tuple[Path | None, str | None]:

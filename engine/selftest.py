@@ -61,6 +61,10 @@ class ModelOutcome:
     min_margin: float = math.inf
     checked: int = 0
 
+    def fail(self, problem: str) -> None:
+        self.ok = False
+        self.problems.append(problem)
+
 
 def app_version() -> str:
     """The LeukoScan version: installed distribution metadata (pyproject), else the package constant."""
@@ -127,85 +131,88 @@ class Log(Protocol):
 
 def check_model(registry, card, samples: Sequence[Sample], device: str, log: Log) -> ModelOutcome:
     """Load one model and classify the samples with it; never raises for a model problem."""
-    from .pipeline import classify, decide, scan
+    from .pipeline import classify
 
     out = ModelOutcome(card.name)
     try:
         clf = registry.load(card.name, device=device)
     except ModelError as exc:
-        out.ok = False
-        out.problems.append(f"cannot load: {exc}")
+        out.fail(f"cannot load: {exc}")
         return out
     out.device = str(getattr(clf, "device_label", "?"))
     for w in getattr(clf, "warnings", []) or []:
         out.notes.append(str(w))
     if device == "cuda" and out.device != "CUDA":
-        out.ok = False
-        out.problems.append(f"CUDA was required but the model runs on {out.device}")
-
-    items = []
-    for s in samples:
-        found = scan([s.path])
-        if len(found) != 1:
-            out.ok = False
-            out.problems.append(f"{s.path.name}: not recognised as an image file by scan()")
-            continue
-        items.append((found[0], s))
+        out.fail(f"CUDA was required but the model runs on {out.device}")
+    items = _scanned(samples, out)
     by_path = {str(item.path): s for item, s in items}
     t0 = time.perf_counter()
     try:
         results = list(classify([item for item, _ in items], clf, batch_size=8))
     except ModelError as exc:
-        out.ok = False
-        out.problems.append(f"inference failed: {exc}")
+        out.fail(f"inference failed: {exc}")
         return out
     dt = time.perf_counter() - t0
     if len(results) != len(items):
-        out.ok = False
-        out.problems.append(f"classify() returned {len(results)} results for {len(items)} cells")
+        out.fail(f"classify() returned {len(results)} results for {len(items)} cells")
     for r in results:
         sample = by_path.get(str(r.path))
-        name = Path(r.path).name
         if sample is None:
-            out.ok = False
-            out.problems.append(f"{name}: result for a file that was not asked for")
+            out.fail(f"{Path(r.path).name}: result for a file that was not asked for")
             continue
         out.checked += 1
-        if not r.ok:
-            out.ok = False
-            out.problems.append(f"{name}: could not be classified: {r.error}")
-            continue
-        p = r.p_all
-        if p is None or not math.isfinite(p) or not 0.0 <= p <= 1.0:
-            out.ok = False
-            out.problems.append(f"{name}: invalid P(ALL) {p!r}")
-            continue
-        prediction, flagged = decide(p, clf.threshold, clf.review_margin, r.members_disagree)
-        margin = abs(p - clf.threshold)
-        out.min_margin = min(out.min_margin, margin)
-        members = ""
-        if r.member_p:
-            members = " (" + ", ".join(f"{k} {v:.3f}" for k, v in sorted(r.member_p.items())) + ")"
-        print(
-            f"  {card.name:<14} {name:<34} expected {sample.expected}  P(ALL) {p:.4f}{members}"
-            f" -> {prediction}{'  [flagged for review]' if flagged else ''}",
-            file=log,
-        )
-        if prediction != sample.expected:
-            out.ok = False
-            out.problems.append(f"{name}: expected {sample.expected}, got {prediction} (P(ALL) {p:.3f})")
-        elif flagged:
-            out.ok = False
-            out.problems.append(
-                f"{name}: {prediction} as expected but inside the review band "
-                f"(P(ALL) {p:.3f}, threshold {clf.threshold:.2f} +/- {clf.review_margin:.2f}): outputs have drifted"
-            )
+        _check_result(out, card.name, clf, r, sample, log)
     print(
         f"  {card.name}: {out.checked} cells on {out.device} in {dt:.2f} s"
         + (f"; {'; '.join(out.notes)}" if out.notes else ""),
         file=log,
     )
     return out
+
+
+def _scanned(samples: Sequence[Sample], out: ModelOutcome) -> list:
+    """(scan item, sample) of every sample :func:`engine.pipeline.scan` takes for an image (the rest: problems)."""
+    from .pipeline import scan
+
+    items = []
+    for s in samples:
+        found = scan([s.path])
+        if len(found) != 1:
+            out.fail(f"{s.path.name}: not recognised as an image file by scan()")
+            continue
+        items.append((found[0], s))
+    return items
+
+
+def _check_result(out: ModelOutcome, model: str, clf, r, sample: Sample, log: Log) -> None:
+    """One sample's result: classified, a valid P(ALL), the expected class, outside the review band."""
+    from .pipeline import decide
+
+    name = Path(r.path).name
+    if not r.ok:
+        out.fail(f"{name}: could not be classified: {r.error}")
+        return
+    p = r.p_all
+    if p is None or not math.isfinite(p) or not 0.0 <= p <= 1.0:
+        out.fail(f"{name}: invalid P(ALL) {p!r}")
+        return
+    prediction, flagged = decide(p, clf.threshold, clf.review_margin, r.members_disagree)
+    out.min_margin = min(out.min_margin, abs(p - clf.threshold))
+    members = ""
+    if r.member_p:
+        members = " (" + ", ".join(f"{k} {v:.3f}" for k, v in sorted(r.member_p.items())) + ")"
+    print(
+        f"  {model:<14} {name:<34} expected {sample.expected}  P(ALL) {p:.4f}{members}"
+        f" -> {prediction}{'  [flagged for review]' if flagged else ''}",
+        file=log,
+    )
+    if prediction != sample.expected:
+        out.fail(f"{name}: expected {sample.expected}, got {prediction} (P(ALL) {p:.3f})")
+    elif flagged:
+        out.fail(
+            f"{name}: {prediction} as expected but inside the review band "
+            f"(P(ALL) {p:.3f}, threshold {clf.threshold:.2f} +/- {clf.review_margin:.2f}): outputs have drifted"
+        )
 
 
 def run(

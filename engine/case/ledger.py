@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,42 +114,78 @@ def _rows(data: Any) -> list[list[Any]]:
     return [list(r) for r in (data or [])]
 
 
+def _state(s: State, target: str, data: Any) -> None:
+    s.cases = {r[0]: tuple(r[1:]) for r in _rows(data.get("cases"))}
+    s.cells = {r[0]: tuple(r[1:]) for r in _rows(data.get("cells"))}
+    s.models = {(r[0], r[1]): tuple(r[2:]) for r in _rows(data.get("models"))}
+    s.results = {(r[0], r[1]): tuple(r[2:]) for r in _rows(data.get("results"))}
+    s.thresholds = {m: float(v) for m, v in (data.get("thresholds") or {}).items()}
+    s.model = data.get("model") or ""
+
+
+def _cases(s: State, target: str, data: Any) -> None:
+    for root, name, sid in _rows(data):
+        s.cases[root] = (name, sid or "")
+
+
+def _cells(s: State, target: str, data: Any) -> None:
+    for path, root, folder in _rows(data):
+        if path not in s.cells and root in s.cases:  # INSERT OR IGNORE ... FROM cases WHERE root=?
+            s.cells[path] = (root, folder)
+
+
+def _models(s: State, target: str, data: Any) -> None:
+    for r in _rows(data.get("rows")):
+        key, value = (r[0], r[1]), tuple(r[2:])
+        if data.get("replace") or key not in s.models:
+            s.models[key] = value
+
+
+def _results(s: State, target: str, data: Any) -> None:
+    for r in _rows(data):
+        if r[0] in s.cells:  # INSERT OR REPLACE ... FROM cells WHERE path=?
+            s.results[(r[0], r[1])] = tuple(r[2:])
+
+
+def _drop_results(s: State, target: str, data: Any) -> None:
+    gone = set(data or [])
+    s.results = {k: v for k, v in s.results.items() if k[0] not in gone}
+
+
+def _threshold(s: State, target: str, data: Any) -> None:
+    if data is None:
+        s.thresholds.pop(target, None)
+    else:
+        s.thresholds[target] = float(data)
+
+
+def _thresholds(s: State, target: str, data: Any) -> None:
+    s.thresholds = {m: float(v) for m, v in (data or {}).items()}
+
+
+def _model(s: State, target: str, data: Any) -> None:
+    s.model = target
+
+
+#: What each action of ``record_events`` does to the record, as the write it stands for did to the tables (the
+#: markers, CLOSE and ARCHIVE, change nothing the record check compares).
+_APPLY: dict[str, Callable[[State, str, Any], None]] = {
+    RA.STATE: _state,
+    RA.CASES: _cases,
+    RA.CELLS: _cells,
+    RA.MODELS: _models,
+    RA.RESULTS: _results,
+    RA.DROP_RESULTS: _drop_results,
+    RA.THRESHOLD: _threshold,
+    RA.THRESHOLDS: _thresholds,
+    RA.MODEL: _model,
+}
+
+
 def _apply(s: State, action: str, target: str, data: Any) -> None:
-    if action == RA.STATE:
-        s.cases = {r[0]: tuple(r[1:]) for r in _rows(data.get("cases"))}
-        s.cells = {r[0]: tuple(r[1:]) for r in _rows(data.get("cells"))}
-        s.models = {(r[0], r[1]): tuple(r[2:]) for r in _rows(data.get("models"))}
-        s.results = {(r[0], r[1]): tuple(r[2:]) for r in _rows(data.get("results"))}
-        s.thresholds = {m: float(v) for m, v in (data.get("thresholds") or {}).items()}
-        s.model = data.get("model") or ""
-    elif action == RA.CASES:
-        for root, name, sid in _rows(data):
-            s.cases[root] = (name, sid or "")
-    elif action == RA.CELLS:
-        for path, root, folder in _rows(data):
-            if path not in s.cells and root in s.cases:  # INSERT OR IGNORE ... FROM cases WHERE root=?
-                s.cells[path] = (root, folder)
-    elif action == RA.MODELS:
-        for r in _rows(data.get("rows")):
-            key, value = (r[0], r[1]), tuple(r[2:])
-            if data.get("replace") or key not in s.models:
-                s.models[key] = value
-    elif action == RA.RESULTS:
-        for r in _rows(data):
-            if r[0] in s.cells:  # INSERT OR REPLACE ... FROM cells WHERE path=?
-                s.results[(r[0], r[1])] = tuple(r[2:])
-    elif action == RA.DROP_RESULTS:
-        gone = set(data or [])
-        s.results = {k: v for k, v in s.results.items() if k[0] not in gone}
-    elif action == RA.THRESHOLD:
-        if data is None:
-            s.thresholds.pop(target, None)
-        else:
-            s.thresholds[target] = float(data)
-    elif action == RA.THRESHOLDS:
-        s.thresholds = {m: float(v) for m, v in (data or {}).items()}
-    elif action == RA.MODEL:
-        s.model = target
+    step = _APPLY.get(action)
+    if step is not None:
+        step(s, target, data)
 
 
 def derived(conn: sqlite3.Connection) -> State:

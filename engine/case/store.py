@@ -15,7 +15,6 @@ callers used from here before the split are still importable from this module.
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import sqlite3
 import threading
@@ -25,15 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..pipeline import ScanItem
-from . import audit, ledger, record_check, replay
-from .cell import Cell
+from . import audit, ledger, loader, record_check
 from .document import CaseDocument
 from .events import CaseEvent, Cleared
-from .kinds import STEP_ACTIONS, CellStatus, StoreErrorKind
+from .kinds import StoreErrorKind
 from .lock import reader_files
 from .ops import OPS_OF, ArchiveCase, PutStats, SetMeta, StoreOp, ops_of, snapshot
-from .rules import is_review_label
 from .schema import (
     MIGRATIONS,
     SQLITE_MAGIC,
@@ -45,7 +41,7 @@ from .schema import (
     one_line,
     schema_version,
 )
-from .values import Case, ModelFacts, Result, Review, SignOff, utc_now
+from .values import utc_now
 from .writer import StoreWriter, file_stat, write
 
 __all__ = [
@@ -231,107 +227,10 @@ class CaseStore:
             c = self._conn
             c.execute("BEGIN")  # one consistent snapshot while the writer may be committing
             try:
-                version = audit.version_of(c)
-                meta = dict(c.execute("SELECT key, value FROM meta").fetchall())
-                case_rows = c.execute("SELECT id, root, name, sample_id FROM cases ORDER BY id").fetchall()
-                opened = c.execute("SELECT path, is_dir FROM opened ORDER BY rowid").fetchall()
-                model_rows = c.execute(
-                    "SELECT name, card_sha256, version, threshold, review_margin, member_names,"
-                    " provider, display_name FROM models ORDER BY rowid"
-                ).fetchall()
-                thr_rows = c.execute("SELECT model, value FROM thresholds").fetchall()
-                cell_rows = c.execute(
-                    "SELECT id, case_id, path, folder, size, mtime_ns FROM cells ORDER BY id"
-                ).fetchall()
-                result_rows = c.execute(
-                    "SELECT cell_id, model, card_sha256, sha256, status, error, p_all, member_p,"
-                    " members_disagree, qc FROM results"
-                ).fetchall()
-                seen = audit.select_list(("shown_in",), version)  # where the cell was seen (version 5 on)
-                review_rows = c.execute(
-                    "SELECT cell_id, label, reviewer, reviewed_at, sha256, model, model_version,"
-                    f" model_label, p_all, {seen} FROM reviews"
-                ).fetchall()
-                history_from = int(meta.get("history_from") or 0)
-                event_rows = c.execute(
-                    f"SELECT {audit.select_list(replay.COLUMNS, version)} FROM review_events WHERE id > ? ORDER BY id",
-                    (history_from,),
-                ).fetchall()
-                last_step = (
-                    c.execute(
-                        "SELECT max(step) FROM review_events WHERE action IN (?, ?, ?)", tuple(map(str, STEP_ACTIONS))
-                    ).fetchone()[0]
-                    or 0
-                )
-                signoff_rows = c.execute(
-                    "SELECT case_id, signed_off_by, signed_off_at, comment, basis FROM signoffs"
-                ).fetchall()
+                rows = loader.read_rows(c)
             finally:
                 c.execute("COMMIT")
-
-        doc = CaseDocument(session_id=meta.get("session_id") or None)
-        doc.started = meta.get("started") or doc.started
-        roots: dict[int, tuple[Case, Path]] = {}
-        for cid, root, name, sample_id in case_rows:
-            # a case is its root: two stored with one display name (two runs that loaded the file before
-            # either wrote) stay two cases, the later one renamed as case_of_root would have named it
-            case = Case(root, doc.unique_name(root, name), sample_id or "")
-            doc.cases[root] = case
-            roots[cid] = (case, Path(root))
-        for cid, by, at, comment, basis in signoff_rows:
-            if cid in roots:
-                roots[cid][0].signoff = SignOff(by, at, comment or "", basis or "")
-        doc.opened = {p: bool(d) for p, d in opened}
-        for name, card, version, thr, margin, members, provider, display in model_rows:
-            doc.facts[name] = ModelFacts(
-                name,
-                version or "",
-                card,
-                float(thr),
-                float(margin),
-                tuple(json.loads(members or "[]")),
-                provider or "",
-                display or name,
-            )
-        doc.thresholds = {m: float(v) for m, v in thr_rows}
-
-        items = []
-        for _cid, case_id, path, folder, _size, _mtime in cell_rows:
-            _case, root = roots[case_id]
-            items.append(ScanItem(Path(path), root, folder))
-        cells = doc.add_items(items, loading=True)  # nobody listens yet: no event goes anywhere
-        by_id: dict[int, Cell] = {}
-        for cell, (cid, _case_id, _path, _folder, size, mtime) in zip(cells, cell_rows):
-            cell.size, cell.mtime_ns = size, mtime
-            by_id[cid] = cell
-        loads = json.loads
-        for cid, model, card, sha, status, error, p_all, member_p, disagree, qc in result_rows:
-            known = by_id.get(cid)
-            if known is not None:
-                known.results[model] = Result(
-                    model,
-                    card or "",
-                    sha or "",
-                    CellStatus(status),
-                    error or "",
-                    p_all,
-                    loads(member_p) if member_p and member_p != "{}" else {},
-                    bool(disagree),
-                    qc or "",
-                )
-        model = meta.get("model") or None
-        if model in doc.facts:
-            doc.set_model(doc.facts[model])  # derives every cell's class and flag
-        for cid, label, reviewer, at, sha, rmodel, rversion, rlabel, rp, shown in review_rows:
-            known = by_id.get(cid)
-            if known is not None and is_review_label(label):
-                known.review = Review(
-                    label, reviewer or "", at or "", sha or "", rmodel or "", rversion or "", rlabel, rp, shown or ""
-                )
-        doc.exported_at = meta.get("exported_at") or ""
-        doc.unexported = meta.get("unexported") == "1"
-        undo, redo = replay.document_steps(doc, replay.replay(event_rows))
-        doc.load_history(undo, redo, last_step=int(last_step))
+        doc = loader.document_of(rows)
         self._loaded = weakref.ref(doc)
         return doc
 

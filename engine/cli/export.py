@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..report import exclusions_text
 from .common import (
@@ -28,6 +29,9 @@ from .common import (
     warn,
     write_or_rescue,
 )
+
+if TYPE_CHECKING:
+    from ..case.export import StoreExport
 
 SCHEMA = "leukoscan.export/2"
 CODES = (
@@ -70,14 +74,27 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..case.export import NothingToExport, RecordBroken, export_store, reviews_path
-    from ..case.store import StoreError
-
     if args.json and str(args.out) == "-":
         raise CliError("--json and --out - both write to stdout: give --out a file name")
     db = Path(os.path.abspath(Path(args.case_file).expanduser()))
     if not db.is_file():
         raise CliError(f"{db}: no such case file")
+    out, summary, history = _outputs(args, db)
+    done = _export(args, db, out, summary, history)
+    if done.record_errors:
+        warn(f"the export could not be recorded in the case file ({done.record_errors[0]})")
+    code = EXIT_OK if done.complete else EXIT_WRITE
+    say(_account(done))
+    if args.json:
+        emit_json(SCHEMA, _json(done, db, code))
+    return code
+
+
+def _outputs(args, db: Path) -> tuple[Path, Path | None, Path | None]:
+    """The report, the summary and the review history to write (None: not written), each checked: not the case
+    file, not another of the three, writable (:func:`.common.check_output`)."""
+    from ..case.export import reviews_path
+
     for label, p in (("--out", args.out), ("--summary", args.summary), ("--reviews", args.reviews)):
         if p and p != "-" and same_file(Path(p).expanduser(), db):
             raise CliError(f"{label} is the case file itself; give a file name such as report.csv")
@@ -93,9 +110,18 @@ def run(args) -> int:
         history = None if is_stdout(out) else check_output(reviews_path(out), "review history", inputs, args.force)
     if history is not None and any(p is not None and same_file(history, p) for p in (out, summary)):
         raise CliError(f"the review history ({history}) must be another file than --out and --summary")
+    return out, summary, history
+
+
+def _export(args, db: Path, out: Path, summary: Path | None, history: Path | None) -> StoreExport:
+    """:func:`engine.case.export.export_store` under the case file's write lock (not with ``--no-bookkeeping``);
+    why it refused, as a :class:`CliError`."""
+    from ..case.export import NothingToExport, RecordBroken, export_store
+    from ..case.store import StoreError
+
     lock = None if args.no_bookkeeping else take_lock(db, "leukoscan-cli export")
     try:
-        done = export_store(
+        return export_store(
             db,
             out,
             summary,
@@ -121,15 +147,16 @@ def run(args) -> int:
     finally:
         if lock is not None:
             lock.release()
-    if done.record_errors:
-        warn(f"the export could not be recorded in the case file ({done.record_errors[0]})")
-    code = EXIT_OK if done.complete else EXIT_WRITE
-    doc, rows, cc, model = done.doc, done.rows, done.counts, done.model
+
+
+def _account(done: StoreExport) -> str:
+    """The one line an export says: its counts and where each file went."""
+    doc, cc, model = done.doc, done.counts, done.model
     where = {k: ("stdout" if is_stdout(v) else str(v)) for k, v in done.written.items()}
-    say(
+    return (
         f"{cc.cells} cells in {len(done.summary)} folder(s), model {model.name} {model.version}, "
         f"threshold {doc.threshold:g}: {cc.flagged} flagged for review, {cc.reviewed} reviewed, {cc.review_open} "
-        f"review(s) open{'; ' + exclusions_text(rows) if cc.excluded else ''}"
+        f"review(s) open{'; ' + exclusions_text(done.rows) if cc.excluded else ''}"
         f"{f'; INCOMPLETE: {cc.pending} of {cc.cells} images not classified' if cc.pending else ''}; "
         f"report: {where['report']}"
         + (f"; summary: {where['summary']}" if "summary" in where else "")
@@ -139,21 +166,20 @@ def run(args) -> int:
             else f"; review history ({len(done.history)} events) not written (give --reviews FILE)"
         )
     )
-    if args.json:
-        emit_json(
-            SCHEMA,
-            {
-                "status": "completed",
-                "exit_code": code,
-                "case_file": str(db),
-                "model": {"name": model.name, "version": model.version},
-                "threshold": doc.threshold,
-                "counts": counts_json(rows),
-                "folders": len(done.summary),
-                "review_events": len(done.history),
-                "files": {k: shown(done.written.get(k)) for k in ("report", "summary", "reviews")},
-                "recorded": done.recorded,
-                "complete": done.complete,
-            },
-        )
-    return code
+
+
+def _json(done: StoreExport, db: Path, code: int) -> dict:
+    """The export's summary on stdout (``--json``, schema :data:`SCHEMA`)."""
+    return {
+        "status": "completed",
+        "exit_code": code,
+        "case_file": str(db),
+        "model": {"name": done.model.name, "version": done.model.version},
+        "threshold": done.doc.threshold,
+        "counts": counts_json(done.rows),
+        "folders": len(done.summary),
+        "review_events": len(done.history),
+        "files": {k: shown(done.written.get(k)) for k in ("report", "summary", "reviews")},
+        "recorded": done.recorded,
+        "complete": done.complete,
+    }
