@@ -231,3 +231,32 @@ def test_no_action_is_enabled_by_hand():
             if path.name == "mainwindow.py" and isinstance(node, ast.Attribute) and node.attr == "setEnabled":
                 found.append(f"{path.name}:{node.lineno}: setEnabled in the window")
     assert found == []
+
+
+def test_the_window_sets_the_facts_its_actions_follow(qtbot, make_window, cells_dir):
+    """Running, a model, undo and a signed-off case, as the window sees them, reach the actions."""
+    from gui_helpers import open_and_classify
+
+    w = make_window()
+    assert w.context[Key.HAS_MODEL] and w.acts["resume"].isEnabled()
+    seen = []
+    w.runs.stateChanged.connect(
+        lambda _s: seen.append((w.context[Key.RUNNING], w.acts["cancel"].isEnabled(), w.acts["export"].isEnabled()))
+    )
+    open_and_classify(qtbot, w, [cells_dir])
+    assert seen[0] == (True, True, False) and seen[-1] == (False, False, True)
+    case = next(iter(w.doc.cases.values()))
+    cells = list(w.doc.cells)
+    w.doc.mark_shown(cells, "preview")
+    w.doc.review(cells, "accept", "tech1")
+    qtbot.waitUntil(lambda: w.acts["undo"].isEnabled(), timeout=5_000)
+    w.doc.set_sample_id(case, "S-1")
+    w.browser.select_row(0)
+    w.doc.sign_off(case, "tech1", "")
+    qtbot.waitUntil(lambda: w.context[Key.CASE_LOCKED], timeout=5_000)
+    assert not any(w.acts[n].isEnabled() for n in ("all", "hem", "accept", "exclude", "clear", "sign_off"))
+    assert w.acts["reopen"].isEnabled()
+    w.doc.reopen(case, "tech1", "a second look")
+    qtbot.waitUntil(lambda: not w.context[Key.CASE_LOCKED], timeout=5_000)
+    assert all(w.acts[n].isEnabled() for n in ("all", "hem", "accept", "exclude", "clear", "sign_off"))
+    assert not w.acts["reopen"].isEnabled()
