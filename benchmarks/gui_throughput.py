@@ -151,7 +151,7 @@ def main() -> int:
         app.processEvents()
         time.sleep(0.005)
     if win.model_chooser.classifier is None:
-        sys.exit(f"the GUI could not load {name}: {win.prompts.messages}")
+        sys.exit(f"the GUI could not load {name} (the log says why)")
     if args.app_only:
         print(
             f"model {win.model_chooser.classifier.name} on {win.model_chooser.classifier.device_label}; {args.n} real cells"

@@ -222,7 +222,7 @@ def restore(
         app.processEvents()
         time.sleep(0.005)
     if win.model_chooser.classifier is None or win.model_chooser.classifier.name != want:
-        sys.exit(f"the window did not load {want}: {win.prompts.messages}")
+        sys.exit(f"the window did not load {want} (the log says why)")
     for _ in range(20):
         app.processEvents()
     facts = win.bridge.facts_of(win.model_chooser.classifier)
@@ -251,7 +251,7 @@ def restore(
     job_seen = 0
     t_restore = time.perf_counter()
     if not win.case_files.restore(path):
-        sys.exit(f"restore refused: {win.prompts.messages}")
+        sys.exit("restore refused (the log says why)")
     while len(marks) < 3:
         app.processEvents()
         now = time.perf_counter() - t_restore
@@ -271,8 +271,7 @@ def restore(
             break
         if now > timeout:
             print(
-                f"restore: not done after {timeout:.0f} s: {marks}, {len(win.cell_model.cells)} rows, "
-                f"messages {win.prompts.messages}"
+                f"restore: not done after {timeout:.0f} s: {marks}, {len(win.cell_model.cells)} rows (the log says why)"
             )
             break
     drawn = max(marks.values()) if len(marks) == 3 else float("nan")

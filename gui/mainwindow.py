@@ -51,7 +51,9 @@ class MainWindow(QMainWindow):
         settings: Settings | None = None,
         check_orphans: bool = True,
         parent=None,
+        prompts: type[Prompts] = Prompts,
     ) -> None:
+        """``prompts``: the class that asks every question and shows every message (a test gives a recording one)."""
         super().__init__(parent)
         self.settings = settings or Settings()
         self.service = service or EngineService()
@@ -64,7 +66,7 @@ class MainWindow(QMainWindow):
         self._ask_before_close = True  # False: closed by a signal (nobody there to answer "export first?")
 
         s = self.settings
-        self.prompts = Prompts(self)
+        self.prompts = prompts(self)
         self.bridge = DocumentBridge(parent=self)
         self.thumbs = ImageLoader(size=s.thumb_size, parent=self)
         self.cell_model = CellModel(self.thumbs, self)

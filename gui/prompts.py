@@ -1,9 +1,9 @@
 """Every question the window asks and every message box it shows, in one object handed to the components
-that need them (export, case actions, opening cases, reviews).  Tests replace a method of this class to
-answer a question; the components never reach back into the window for a dialog.
+that need them (export, case actions, opening cases, reviews); the components never reach back into the window
+for a dialog.  What was shown, and what was only noted (:meth:`Prompts.note`), goes to the log file.
 
-``messages`` is the log of what was shown (title, text) plus what was only noted (:meth:`Prompts.note`),
-for the tests and the log file; no decision reads it.
+The window is given the class to build (``MainWindow(prompts=...)``): the tests give a recording subclass
+(tests/gui/gui_helpers.py ``RecordedPrompts``) and answer questions by replacing its methods.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ class CloseChoice(Enum):
 class Prompts:
     def __init__(self, parent: QWidget) -> None:
         self.parent = parent  # every dialog's parent
-        self.messages: list[tuple[str, str]] = []
 
     # --- messages -----------------------------------------------------------------------------------
     def show_message(self, title: str, text: str, icon=QMessageBox.Icon.Warning) -> QMessageBox:
@@ -40,14 +39,12 @@ class Prompts:
         box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self.parent)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.messages.append((title, text))
         log.warning("%s: %s", title, text.replace("\n", " "))
         box.open()
         return box
 
     def note(self, title: str, text: str) -> None:
-        """Kept in :attr:`messages` (and the log) without a dialog: a status-bar message's record."""
-        self.messages.append((title, text))
+        """Kept in the log without a dialog: a status-bar message's record."""
         log.info("%s: %s", title, text.replace("\n", " "))
 
     def show_shortcuts(self) -> None:
@@ -178,7 +175,6 @@ class Prompts:
         new = box.addButton("Open as a new case", QMessageBox.ButtonRole.AcceptRole)
         keep = box.addButton("Keep the record as it is", QMessageBox.ButtonRole.RejectRole)
         box.setDefaultButton(keep)
-        self.messages.append(("Not this case's images", text))
         log.warning("Not this case's images: %s", text.replace("\n", " "))
         box.exec()
         return box.clickedButton() is new

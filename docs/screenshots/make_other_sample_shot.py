@@ -57,7 +57,7 @@ def main() -> int:
     fill(incoming, "all", "scan")  # another patient's cells in the same folder
     on_modal(app, "26-not-this-case.png", lambda box: box.buttons()[1].click())  # "Keep the record as it is"
     w.opener.open_paths([str(incoming)])
-    wait(app, lambda: any(t == "Not this case's images" for t, _ in w.prompts.messages))
+    wait(app, lambda: "another sample's images" in w.statusBar().currentMessage())
     wait(app, lambda: not w.runs.held)
     pump(app, 1.0)
     save(w, "27-record-kept-as-it-was.png")

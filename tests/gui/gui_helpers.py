@@ -16,10 +16,32 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from gui.mainwindow import MainWindow
+from gui.prompts import Prompts
 from gui.service import EngineService
 from gui.settings import Settings
 
 RUN_TIMEOUT_MS = 30_000
+
+
+class RecordedPrompts(Prompts):
+    """The test double of the window's prompts: every message shown or noted is kept in ``messages`` (title, text) for
+    the test to read; questions are answered by replacing a method (``monkeypatch.setattr(w.prompts, ...)``)."""
+
+    def __init__(self, parent) -> None:
+        super().__init__(parent)
+        self.messages: list[tuple[str, str]] = []
+
+    def show_message(self, title: str, text: str, *args, **kwargs):
+        self.messages.append((title, text))
+        return super().show_message(title, text, *args, **kwargs)
+
+    def note(self, title: str, text: str) -> None:
+        self.messages.append((title, text))
+        super().note(title, text)
+
+    def ask_other_sample(self, text: str) -> bool:
+        self.messages.append(("Not this case's images", text))
+        return super().ask_other_sample(text)
 
 
 @pytest.fixture
@@ -35,7 +57,7 @@ def make_window(qtbot, tiny_models_dir):
         for k, v in opts.items():
             setattr(s, k, v)
         svc = EngineService([models_dir or tiny_models_dir])
-        w = MainWindow(svc, s, check_orphans=check_orphans)
+        w = MainWindow(svc, s, check_orphans=check_orphans, prompts=RecordedPrompts)
         # not qtbot.addWidget(w): pytest-qt would close it before this fixture's teardown, and a window
         # with unexported reviews asks before closing (a modal box would block the test run)
         if wait_model:

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from gui_helpers import RecordedPrompts
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from engine.case.values import ModelFacts
@@ -34,7 +35,7 @@ def test_export_flow_says_why_not_from_its_own_dependencies(qtbot):
     bridge, runs, files = _bridge_with_a_case(), SimpleNamespace(running=False), SimpleNamespace(broken="")
     service = EngineService([])
     try:
-        flow = ExportFlow(service, bridge, runs, files, Settings(), Prompts(parent))
+        flow = ExportFlow(service, bridge, runs, files, Settings(), RecordedPrompts(parent))
         assert flow.why_not() == "No model is loaded."
         bridge.doc.set_model(ModelFacts("m", "1", "c" * 64, 0.5, 0.1))
         runs.running = True

@@ -188,3 +188,19 @@ def test_the_preview_buttons_follow_the_lock_test_it_was_given(qtbot):
     assert not any(b.isEnabled() for b in buttons)
     assert "signed off" in panel.btn_all.toolTip()
     panel.close_loader()
+
+
+def test_the_prompts_keep_no_log_for_tests(qtbot):
+    """What was shown is read through the tests' double (gui_helpers.RecordedPrompts), not a list the app keeps."""
+    from gui_helpers import RecordedPrompts
+    from PySide6.QtWidgets import QWidget
+
+    from gui.prompts import Prompts
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    assert not hasattr(Prompts(parent), "messages")
+    double = RecordedPrompts(parent)
+    double.note("Open", "3 images gone")
+    double.show_message("Export failed", "disk full").close()
+    assert double.messages == [("Open", "3 images gone"), ("Export failed", "disk full")]

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
+from gui_helpers import RecordedPrompts, make_window, open_and_classify  # noqa: F401  (fixture + helper)
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
@@ -202,7 +202,7 @@ def test_bundled_models_work_in_the_app(qtbot, cells_dir, tmp_path):
         pytest.skip(f"no model shipped in {models_dir()} yet")
     s = Settings()
     s.reviewer = "tech1"
-    w = MainWindow(EngineService([models_dir()]), s, check_orphans=False)
+    w = MainWindow(EngineService([models_dir()]), s, check_orphans=False, prompts=RecordedPrompts)
     try:
         w.show()
         qtbot.waitUntil(lambda: w.model_chooser.classifier is not None or bool(w.prompts.messages), timeout=60_000)
