@@ -6,9 +6,9 @@ GUI thread as a task of :mod:`gui.tasks` (the one worker pattern of the GUI):
 - ``io``: listing/loading models, scanning folders, opening stores, writing reports (2 workers);
 - ``store-close``: closing case stores and removing the files of empty ones, in order (1 worker; the
   case store's own writer thread, :mod:`engine.case.store`, writes every change as it happens);
-- ``classify``: one run at a time, iterating :func:`engine.pipeline.classify` and handing results to the
-  GUI thread as partial results in chunks (at most one per ``CHUNK_SECONDS``), so the event loop never
-  drowns in per-cell events.  :meth:`start_run` returns the run's :class:`~gui.tasks.Task`; cancelling it
+- ``classify``: one run at a time, the classification operator (:func:`engine.run.operator.run`, as the CLI's) whose
+  sink (:class:`ToGuiThread`) hands results to the GUI thread as partial results in chunks (at most one per
+  ``CHUNK_SECONDS``), so the event loop never drowns in per-cell events.  :meth:`start_run` returns the run's :class:`~gui.tasks.Task`; cancelling it
   stops the engine between batches and drops whatever the run still hands out.
 
 Every job takes the callbacks that get its outcome (on the GUI thread, with the typed payloads below) and
@@ -38,10 +38,11 @@ from engine.domain.kinds import StoreErrorKind
 from engine.domain.store_files import store_paths
 from engine.fileio import read_regular_file  # noqa: F401  (thumbnails: regular files only, bounded read)
 from engine.heldout import donor_chart, plain_words, reliability_table  # noqa: F401  (the card view: words, charts)
-from engine.pipeline import classify, scan
+from engine.pipeline import scan
 from engine.preprocess import load_rgb  # noqa: F401  (thumbnails: the engine's RGB conversion)
 from engine.registry import Registry, default_model, model_dirs  # noqa: F401  (model_dirs: gui.app's --models-dir)
 from engine.report import summarize, write_cell_report, write_summary
+from engine.run import ResultBatch, RunSpec, local, operator
 
 from .session import SessionFiles
 from .tasks import Task, TaskRunner
@@ -126,6 +127,36 @@ class FilesChanged:
 
     doc: Any
     cells: list
+
+
+class ToGuiThread:
+    """The app's sink of a run (:class:`engine.run.Sink`): its results, as :class:`RunBatch` partial results of the
+    task, reach the GUI thread (where :class:`gui.run_controller.RunController` adds them to the case document)
+    in chunks, at most one per ``CHUNK_SECONDS``, so the event loop never drowns in per-batch events."""
+
+    def __init__(self, state, total: int) -> None:
+        self.state, self.total = state, total
+        self.done, self.sent = 0, False
+        self.buf: list = []
+        self.last = time.monotonic()
+
+    def add(self, batch: ResultBatch) -> None:
+        self.buf.extend(batch.results)
+        self.done = batch.done
+        now = time.monotonic()
+        if now - self.last >= CHUNK_SECONDS:
+            self._send()
+            self.last = now
+
+    def finish(self, complete: bool) -> None:
+        """The rest, also after an error (the cells classified before it are kept); one empty batch when nothing
+        was classified, so the run's total is shown."""
+        if self.buf or not self.sent:
+            self._send()
+
+    def _send(self) -> None:
+        self.state.set_partial_result(RunBatch(self.buf, self.done, self.total))
+        self.buf, self.sent = [], True
 
 
 def _record(store) -> tuple[int, str] | None:
@@ -270,20 +301,11 @@ class EngineService(QObject):
 
     @staticmethod
     def _run(state, items: list, classifier, batch_size: int) -> RunEnd:
-        t0 = last = time.monotonic()
-        total, done, buf = len(items), 0, []
-        try:
-            for res in classify(items, classifier, batch_size=batch_size, cancel=state.interrupt):
-                buf.append(res)
-                done += 1
-                now = time.monotonic()
-                if now - last >= CHUNK_SECONDS:
-                    state.set_partial_result(RunBatch(buf, done, total))
-                    buf, last = [], now
-        finally:  # also before an error: the cells classified before it are kept
-            if buf or not done:
-                state.set_partial_result(RunBatch(buf, done, total))
-        return RunEnd(state.is_interruption_requested() and done < total, time.monotonic() - t0)
+        """The run on the worker: the classification operator (:mod:`engine.run`, the CLI's too) with the app's
+        sink, which hands the results to the GUI thread, where the case document takes them."""
+        spec = RunSpec.of(items, None, batch_size)  # the document decides, at the threshold shown
+        outcome = operator.run(spec, local(classifier), [ToGuiThread(state, spec.total)], state.interrupt)
+        return RunEnd(state.is_interruption_requested() and outcome.cancelled, outcome.seconds)
 
     # --- reports --------------------------------------------------------------------------------
     def export(

@@ -11,10 +11,8 @@ from pathlib import Path
 from ..card import PRECISIONS, ModelError
 from ..case.rules import threshold_in_use
 from ..model import DEVICES, default_threads, require_cuda
-from ..pipeline import classify, scan
-from ..report import (
-    cell_row,
-)
+from ..pipeline import scan
+from ..run import Progress, Rows, RunSpec, Store, local, operator
 from .common import (
     EXIT_MODEL,
     EXIT_NOT_THE_CASE,
@@ -193,35 +191,17 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """``leukoscan-cli classify``: check the options and the paths, then run on this machine or on Ray."""
     if args.json and str(args.out) == "-":
         raise CliError("--json and --out - both write to stdout: give --out a file name")
-    warnings: list[str] = []
-    try:
-        items = scan(args.paths, warnings=warnings)
-    except FileNotFoundError as exc:
-        raise CliError(str(exc)) from None
-    for w in warnings:
-        warn(w)
-    if not items:
-        raise CliError(
-            "no image files found in "
-            + ", ".join(args.paths)
-            + " (looked for .bmp .png .jpg .jpeg .tif .tiff .webp; hidden files are skipped)"
-        )
+    items = _scan(args.paths)
     inputs = {real(it.path) for it in items}
     out = check_output(Path(args.out), "--out", inputs, args.force, stdout=True)
     summary = check_output(Path(args.summary), "--summary", inputs, args.force) if args.summary else None
     if summary is not None and same_file(summary, out):
         raise CliError("--summary and --out must be different files")
     store_path = _check_store_path(args, inputs, out, summary)
-    roots = list(dict.fromkeys(str(it.root) for it in items))
-    if args.sample_id is not None and (not args.sample_id.strip() or len(roots) != 1):
-        raise CliError(
-            "--sample-id names one patient: give one folder (this run holds "
-            f"{len(roots)}: {', '.join(roots[:3])}{' ...' if len(roots) > 3 else ''})"
-            if args.sample_id.strip()
-            else "--sample-id is empty"
-        )
+    _check_sample_id(args.sample_id, items)
     if args.engine == "ray":
         if store_path is not None:
             raise CliError("--store is not available with --engine ray")
@@ -230,7 +210,41 @@ def run(args) -> int:
         return classify_on_ray(args, items, out, summary)
     if args.address or args.actors or args.gpus_per_actor:
         raise CliError("--address, --actors and --gpus-per-actor need --engine ray")
+    return _run_local(args, _load_model(args), items, out, summary, store_path)
 
+
+def _scan(paths: list[str]) -> list:
+    """The images under ``paths`` (warnings said on stderr); exit 2 when there is none."""
+    warnings: list[str] = []
+    try:
+        items = scan(paths, warnings=warnings)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from None
+    for w in warnings:
+        warn(w)
+    if not items:
+        raise CliError(
+            "no image files found in "
+            + ", ".join(paths)
+            + " (looked for .bmp .png .jpg .jpeg .tif .tiff .webp; hidden files are skipped)"
+        )
+    return items
+
+
+def _check_sample_id(sample_id: str | None, items: list) -> None:
+    """``--sample-id`` names the patient of one folder: exit 2 when it is empty or the run holds several."""
+    roots = list(dict.fromkeys(str(it.root) for it in items))
+    if sample_id is not None and (not sample_id.strip() or len(roots) != 1):
+        raise CliError(
+            "--sample-id names one patient: give one folder (this run holds "
+            f"{len(roots)}: {', '.join(roots[:3])}{' ...' if len(roots) > 3 else ''})"
+            if sample_id.strip()
+            else "--sample-id is empty"
+        )
+
+
+def _load_model(args):
+    """The model of ``--model`` (or the default), on ``--device`` at ``--precision``; exit 3 when it cannot run."""
     reg = registry(args.models_dir)
     try:
         clf = reg.load(model_name(reg, args), device=args.device, threads=args.threads, precision=args.precision)
@@ -238,75 +252,87 @@ def run(args) -> int:
             require_cuda(clf)
     except ModelError as exc:
         raise CliError(str(exc), EXIT_MODEL) from None
-    threshold = threshold_in_use(clf.threshold, args.threshold)
-    run, lock = _store_run(store_path, args, clf, items) if store_path is not None else (None, None)
-    todo, skipped = (items, 0) if run is None else (run.todo, run.skipped)
-    threshold = threshold if run is None else run.threshold
-    say(
-        f"model {clf.name} {clf.version} ({clf.precision}) on {clf.device_label} ({clf.active_provider}); "
-        f"threshold {threshold:g}{'' if args.threshold is None else f' (card: {clf.threshold:g})'}; "
-        f"{len(items)} image files"
-    )
-    for w in clf.warnings:
-        warn(w)
+    return clf
+
+
+def _run_local(args, clf, items: list, out: Path, summary: Path | None, store_path: Path | None) -> int:
+    """Classify on this machine through the classification operator (:mod:`engine.run`): the CSV rows, or with
+    ``--store`` the case file, and the progress bar are its sinks; then the reports."""
+    headless, lock = _store_run(store_path, args, clf, items) if store_path is not None else (None, None)
+    threshold = threshold_in_use(clf.threshold, args.threshold) if headless is None else headless.threshold
+    spec = RunSpec.of(items if headless is None else headless.todo, threshold, args.batch_size, args.workers)
+    _say_model(clf, threshold, args.threshold, len(items))
     log.debug(
         f"batch size {args.batch_size}, decoding threads {args.workers or 'default'}, onnxruntime threads "
-        f"{args.threads or default_threads()}; {len(todo)} cells to classify"
+        f"{args.threads or default_threads()}; {spec.total} cells to classify"
     )
-
+    sink: Rows | Store = Rows(spec) if headless is None else Store(headless)
     cancel = threading.Event()
     stopped_by: list[int] = []  # the first stop signal received
-    rows: list[dict[str, str]] = []
     t0 = time.perf_counter()
     try:
-        with stop_signals(cancel, stopped_by), progress_bar(len(todo), args) as bar:
-            for res in classify(todo, clf, batch_size=args.batch_size, threads=args.workers, cancel=cancel):
-                rows.append(cell_row(res, clf, threshold))
-                if run is not None:
-                    run.add(res)
-                bar.update(1)
+        with stop_signals(cancel, stopped_by), progress_bar(spec.total, args) as bar:
+            operator.run(spec, local(clf), [sink, Progress(bar.update)], cancel)
     except ModelError as exc:
         raise CliError(str(exc), EXIT_MODEL) from None
     except KeyboardInterrupt:
         cancel.set()
     finally:
-        store_failed = run is not None and _finish_store_run(run, lock)
+        store_failed = isinstance(sink, Store) and _finish_store_run(sink, lock)
     elapsed = time.perf_counter() - t0
-    if run is not None:  # the report covers every item, the skipped ones with their stored results
-        from ..case.export import cell_rows
-
-        rows = cell_rows(run.doc, run.cells)
-    facts = {
-        "engine": "local",
-        "model": {"name": clf.name, "version": clf.version, "precision": clf.precision},
-        "threshold": threshold,
-        "default_threshold": clf.threshold,
-        "device": clf.device_label,
-        "device_requested": args.device,
-        "device_fallback": clf.device_fallback or None,
-        "provider": clf.active_provider,
-    }
     return write_reports(
         args,
-        rows,
+        sink.rows if isinstance(sink, Rows) else _stored_rows(sink),
         len(items),
         out,
         summary,
         cancel.is_set(),
         stopped_by,
         elapsed,
-        facts,
-        skipped=skipped,
+        _facts(clf, threshold, args.device),
+        skipped=0 if headless is None else headless.skipped,
         store_path=store_path,
         store_failed=store_failed,
-        signoffs=run.doc.signoffs if run is not None else None,
-        sample_ids=run.doc.sample_ids
-        if run is not None
-        else {roots[0]: " ".join(args.sample_id.split())}
-        if args.sample_id
-        else None,
-        record=run.record if run is not None else None,
+        signoffs=headless.doc.signoffs if headless is not None else None,
+        sample_ids=headless.doc.sample_ids if headless is not None else _sample_ids(args.sample_id, items),
+        record=headless.record if headless is not None else None,
     )
+
+
+def _stored_rows(store: Store) -> list:
+    """With ``--store`` the report covers every item, the skipped ones with their stored results."""
+    from ..case.export import cell_rows
+
+    return cell_rows(store.headless.doc, store.headless.cells)
+
+
+def _say_model(clf, threshold: float, asked: float | None, n_items: int) -> None:
+    say(
+        f"model {clf.name} {clf.version} ({clf.precision}) on {clf.device_label} ({clf.active_provider}); "
+        f"threshold {threshold:g}{'' if asked is None else f' (card: {clf.threshold:g})'}; "
+        f"{n_items} image files"
+    )
+    for w in clf.warnings:
+        warn(w)
+
+
+def _facts(clf, threshold: float, device_requested: str) -> dict:
+    """The run's facts in the JSON summary (schema leukoscan.classify/2)."""
+    return {
+        "engine": "local",
+        "model": {"name": clf.name, "version": clf.version, "precision": clf.precision},
+        "threshold": threshold,
+        "default_threshold": clf.threshold,
+        "device": clf.device_label,
+        "device_requested": device_requested,
+        "device_fallback": clf.device_fallback or None,
+        "provider": clf.active_provider,
+    }
+
+
+def _sample_ids(sample_id: str | None, items: list) -> dict[str, str] | None:
+    """``--sample-id`` of the run's one folder, spaces collapsed (None without)."""
+    return {str(items[0].root): " ".join(sample_id.split())} if sample_id else None
 
 
 # -------------------------------------------------------------------------------------- --store
@@ -380,13 +406,14 @@ def _store_run(path: Path, args, clf, items):
     return run, lock
 
 
-def _finish_store_run(run, lock) -> bool:
-    """Store the last results, close the case file and release its lock; True (said on stderr) when writes
-    failed."""
+def _finish_store_run(store: Store, lock) -> bool:
+    """Store the last results, close the case file (the operator already did, unless the run never started) and
+    release its lock; True (said on stderr) when writes failed."""
     try:
-        errors = run.finish()
+        store.finish(complete=False)  # HeadlessRun.finish does its work once
     finally:
         lock.release()
+    errors = store.errors
     if errors:
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
         say(f"error: {errors[0]}{more}")

@@ -1,6 +1,7 @@
 """``leukoscan-cli classify --engine ray``: the cells are read and scored by Ray tasks and actors
-(:mod:`engine.distributed`, imported only here); the rows, the reports and the exit statuses are the local
-engine's (:func:`.run_end.write_reports`)."""
+(:mod:`engine.distributed`, imported only here), whose batches the classification operator (:mod:`engine.run`)
+hands to the same sinks as a local run; the rows, the reports and the exit statuses are the local engine's
+(:func:`.run_end.write_reports`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from ..card import ModelError
 from ..case.rules import threshold_in_use
-from ..report import cell_row
+from ..run import Progress, Rows, RunSpec, on_ray, operator
 from .common import EXIT_MODEL, CliError, registry, say, warn
 from .run_end import model_name, progress_bar, stop_signals, write_reports
 
@@ -38,7 +39,8 @@ def classify_on_ray(args, items, out: Path, summary: Path | None) -> int:
     threshold = threshold_in_use(card.threshold, args.threshold)
     cancel = threading.Event()
     stopped_by: list[int] = []
-    rows: list[dict[str, str]] = []
+    spec = RunSpec.of(items, threshold, args.batch_size)
+    rows = Rows(spec)
     facts = {
         "engine": "ray",
         "model": {"name": card.name, "version": card.version, "precision": payload.precision},
@@ -65,9 +67,7 @@ def classify_on_ray(args, items, out: Path, summary: Path | None) -> int:
                     warn(w)
                 t0 = time.perf_counter()
                 with stop_signals(cancel, stopped_by), progress_bar(len(items), args) as bar:
-                    for res, model in ray_engine.classify(items, pool, batch_size=args.batch_size, cancel=cancel):
-                        rows.append(cell_row(res, model, threshold))
-                        bar.update(1)
+                    operator.run(spec, on_ray(pool), [rows, Progress(bar.update)], cancel)
                 elapsed = time.perf_counter() - t0  # not the shutdown of a local Ray instance
     except ModelError as exc:
         raise CliError(str(exc), EXIT_MODEL) from None
@@ -79,5 +79,5 @@ def classify_on_ray(args, items, out: Path, summary: Path | None) -> int:
     elapsed = time.perf_counter() - t0 if elapsed is None else elapsed
     sample_ids = {str(items[0].root): " ".join(args.sample_id.split())} if getattr(args, "sample_id", None) else None
     return write_reports(
-        args, rows, len(items), out, summary, cancel.is_set(), stopped_by, elapsed, facts, sample_ids=sample_ids
+        args, rows.rows, len(items), out, summary, cancel.is_set(), stopped_by, elapsed, facts, sample_ids=sample_ids
     )

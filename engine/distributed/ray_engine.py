@@ -25,8 +25,8 @@ import os
 import socket
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Generator, Iterable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -244,16 +244,17 @@ def _first_line(exc: BaseException) -> str:
     return s.splitlines()[0] if s else exc.__class__.__name__
 
 
-def classify(
+def classify_batches(
     items: Iterable[ScanItem],
     pool: ClassifierPool,
     *,
     batch_size: int = 32,
     cancel: threading.Event | None = None,
     inflight_per_actor: int | None = None,
-) -> Iterator[tuple[CellResult, ReportModel]]:
-    """Classify ``items`` on ``pool``; yield ``(result, model)`` per item, in item order, ``model`` being
-    what :func:`engine.report.cell_row` needs (with the provider of the actor that scored the cell).
+) -> Generator[tuple[list[CellResult], ReportModel], None, None]:
+    """Classify ``items`` on ``pool``; yield ``(results, model)`` per batch, in item order, ``model`` being
+    what :func:`engine.report.cell_row` needs (with the provider of the actor that scored the batch): the batch
+    source of a Ray run for the classification operator (:mod:`engine.run`).
 
     ``inflight_per_actor``: batches read ahead per actor (default 2 on CPU, 8 on GPU, where decoding
     is the bottleneck).  ``cancel``: set it to stop; the iterator then ends without further results.
@@ -277,29 +278,58 @@ def classify(
         fill()
         while pending:
             head = pending[0]
-            while not ray.wait([head.scores], timeout=0.1)[0]:
+            scores = _scores(pool, head, pending, cancel)
+            if scores is None:
                 if cancel.is_set():
                     return
-            if cancel.is_set():
-                return
-            try:
-                scores: BatchScores = _get(head.scores)
-            except ray.exceptions.RayActorError:
-                pool.resend(head, list(pending)[1:])
-                continue
+                continue  # the actor died: its batches were re-sent
             pending.popleft()
             pool.collected(head)
             fill()  # keep the window full while this batch's rows are built
-            model = pool.report_model(scores.active_provider)
             pos = {k: r for r, k in enumerate(scores.good)}
-            for k, ld in enumerate(scores.loaded):
-                if cancel.is_set():
-                    return
-                idx = head.start + k
-                yield _result(idx, items[idx], ld, scores.pred, pos.get(k)), model
+            results = [
+                _result(head.start + k, items[head.start + k], ld, scores.pred, pos.get(k))
+                for k, ld in enumerate(scores.loaded)
+            ]
+            yield results, pool.report_model(scores.active_provider)
     finally:
         for b in pending:
             try:
                 ray.cancel(b.scores)
             except Exception:
                 pass
+
+
+def _scores(pool: ClassifierPool, head: Batch, pending: deque[Batch], cancel: threading.Event) -> BatchScores | None:
+    """The scores of the oldest batch once they are in; None when cancelled meanwhile or when its actor died
+    (then the batches queued on it are re-sent to its replacement)."""
+    while not ray.wait([head.scores], timeout=0.1)[0]:
+        if cancel.is_set():
+            return None
+    if cancel.is_set():
+        return None
+    try:
+        return _get(head.scores)
+    except ray.exceptions.RayActorError:
+        pool.resend(head, list(pending)[1:])
+        return None
+
+
+def classify(
+    items: Iterable[ScanItem],
+    pool: ClassifierPool,
+    *,
+    batch_size: int = 32,
+    cancel: threading.Event | None = None,
+    inflight_per_actor: int | None = None,
+) -> Iterator[tuple[CellResult, ReportModel]]:
+    """:func:`classify_batches` one cell at a time: ``(result, model)`` per item, in item order (scripts and
+    benchmarks; a ``leukoscan-cli`` run goes through :mod:`engine.run`)."""
+    cancel = cancel if cancel is not None else threading.Event()
+    batches = classify_batches(items, pool, batch_size=batch_size, cancel=cancel, inflight_per_actor=inflight_per_actor)
+    with closing(batches):
+        for results, model in batches:
+            for result in results:
+                if cancel.is_set():
+                    return
+                yield result, model

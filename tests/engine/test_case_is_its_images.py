@@ -171,17 +171,17 @@ def test_an_interrupted_store_run_is_partial(
     import json
     import signal
 
-    from engine.cli import classify as cli_classify
+    from engine.case.headless import HeadlessRun
 
-    real_row, done = cli_classify.cell_row, []
+    real_add, done = HeadlessRun.add, []
 
-    def row_then_sigterm(*a, **kw):
+    def add_then_sigterm(self, result):  # the operator's case file sink stores each result
         done.append(1)
         if len(done) == 3:
             os.kill(os.getpid(), signal.SIGTERM)
-        return real_row(*a, **kw)
+        return real_add(self, result)
 
-    monkeypatch.setattr(cli_classify, "cell_row", row_then_sigterm)
+    monkeypatch.setattr(HeadlessRun, "add", add_then_sigterm)
     big = tmp_path / "big"
     big.mkdir()
     for i, src in enumerate(sorted(cells_dir.glob("*.bmp")) * 5):

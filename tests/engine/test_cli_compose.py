@@ -263,12 +263,12 @@ def test_interrupted_run_to_stdout_writes_nothing_there(cells_dir, tiny_models_d
     import signal
     import tempfile
 
-    from engine.cli import classify as cli_classify
+    from engine.run import sinks
 
     spare = tmp_path / "tmp"
     spare.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(spare))
-    real_row, done = cli_classify.cell_row, []
+    real_row, done = sinks.cell_row, []
 
     def row_then_sigint(*a, **kw):
         done.append(1)
@@ -276,7 +276,7 @@ def test_interrupted_run_to_stdout_writes_nothing_there(cells_dir, tiny_models_d
             os.kill(os.getpid(), signal.SIGINT)
         return real_row(*a, **kw)
 
-    monkeypatch.setattr(cli_classify, "cell_row", row_then_sigint)
+    monkeypatch.setattr(sinks, "cell_row", row_then_sigint)  # the operator's CSV rows sink
     big = tmp_path / "big"
     big.mkdir()
     for i, src in enumerate(sorted(cells_dir.glob("*.bmp")) * 5):

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from engine import cli
-from engine.cli import on_ray as cli_on_ray
 from engine.registry import Registry
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,6 +84,26 @@ def test_ray_report_equals_the_local_report(mixed_folder, tiny_models_dir, tmp_p
     assert _read(tmp_path / "rs.csv") == _read(tmp_path / "ls.csv")
 
 
+def test_a_ray_run_goes_through_the_operator_with_the_local_runs_sinks(
+    cells_dir, tiny_models_dir, tmp_path, monkeypatch
+):
+    """Issue 27 part 2: the Ray batches go to the same operator and CSV rows sink as a local run's
+    (tests/test_one_run_loop.py checks the app and the local CLI)."""
+    from engine.run import Rows, operator
+
+    calls, real = [], operator.run
+
+    def spy(spec, source, sinks, cancel=None):
+        calls.append([type(s) for s in sinks])
+        return real(spec, source, sinks, cancel)
+
+    monkeypatch.setattr(operator, "run", spy)
+    common = ["classify", str(cells_dir), "--model", "tiny_a", "--models-dir", str(tiny_models_dir), "-q"]
+    assert cli.main([*common, "--out", str(tmp_path / "r.csv"), *_ray_args()]) == 0
+    assert len(calls) == 1 and Rows in calls[0]
+    assert len(_read(tmp_path / "r.csv")) == 8
+
+
 def test_killed_actor_is_replaced_and_its_batches_resent(cells_dir, tiny_models_dir, tmp_path):
     big = tmp_path / "big"
     big.mkdir()
@@ -120,7 +139,9 @@ def test_a_model_the_actors_cannot_load_is_a_model_error(tiny_models_dir):
 @pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_stop_signal_writes_only_a_partial_report(cells_dir, tiny_models_dir, tmp_path, monkeypatch, capsys, sig, code):
-    real_row = cli_on_ray.cell_row
+    from engine.run import sinks
+
+    real_row = sinks.cell_row
     done = []
 
     def row_then_signal(*a, **kw):  # the signal arrives mid-run, after the third row
@@ -129,7 +150,7 @@ def test_stop_signal_writes_only_a_partial_report(cells_dir, tiny_models_dir, tm
             os.kill(os.getpid(), sig)
         return real_row(*a, **kw)
 
-    monkeypatch.setattr(cli_on_ray, "cell_row", row_then_signal)
+    monkeypatch.setattr(sinks, "cell_row", row_then_signal)  # the operator's CSV rows sink, as a local run's
     before = signal.getsignal(sig)
     big = tmp_path / "big"
     big.mkdir()
