@@ -114,6 +114,7 @@ def cell_rows(doc: CaseDocument | Snapshot, cells: Iterable[Cell | None] | None 
     if facts is None:
         return []
     threshold = doc.threshold
+    model = report.RowModel.of(facts, threshold)  # the same for every row
     rows: list[report.ReportRow] = []
     chosen: Iterable[Cell | _CellView | None] = doc.cells if cells is None else cells
     for i, c in enumerate(chosen):
@@ -123,7 +124,10 @@ def cell_rows(doc: CaseDocument | Snapshot, cells: Iterable[Cell | None] | None 
         if cr is None:
             rows.append(report.pending_row(c.path, c.root, c.folder, c.file, facts, threshold))
             continue
-        rows.append(report.cell_row(cr, facts, threshold, c.review, c.decision))
+        if c.decision is None:  # (a snapshot's view of a cell the document has not decided)
+            rows.append(report.cell_row(cr, facts, threshold, c.review))
+        else:
+            rows.append(report.ReportRow.made(cr, c.decision, model, c.review))
     return rows
 
 

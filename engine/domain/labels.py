@@ -61,10 +61,14 @@ class Excluded:
 Label = Call | Excluded
 
 
+_CALLS: dict[object, Call] = {c.value: c for c in Call}  # (a look-up: Call(text) is slow for a report's every row)
+
+
 def parse_label(text: object) -> Label | None:
     """The label a stored text holds; None for anything else (None, "", an exclusion without a reason)."""
-    if text in LABELS:
-        return Call(str(text))
+    call = _CALLS.get(text) if isinstance(text, str) else None
+    if call is not None:
+        return call
     if isinstance(text, str) and text.startswith(_EXCLUDED_PREFIX) and text[len(_EXCLUDED_PREFIX) :].strip():
         return Excluded(text[len(_EXCLUDED_PREFIX) :])
     return None
