@@ -27,6 +27,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QGridLayout, QLabel, QP
 from .cells import ERROR, PENDING, Cell
 from .imageview import ImageView
 from .style import ERROR_COLOR, REVIEWED_COLOR, label_color
+from .tasks import TaskRunner
 from .thumbs import full_size_loader
 from .zoom import ZoomState
 
@@ -62,7 +63,8 @@ def caption_html(c: Cell) -> str:
 
 
 class CompareDialog(QDialog):
-    def __init__(self, cells: Iterable[Cell], parent=None) -> None:
+    def __init__(self, cells: Iterable[Cell], parent=None, images: TaskRunner | None = None) -> None:
+        """``images``: the runner that decodes the window's images (None: one of its own, ended with the dialog)."""
         cells = list(cells)
         check_count(len(cells))  # before the QDialog exists: a refused dialog leaves nothing behind
         super().__init__(parent)
@@ -71,7 +73,7 @@ class CompareDialog(QDialog):
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.cells = cells
         self.zoom = ZoomState()
-        self.loader = full_size_loader(max_pending=MAX_CELLS, parent=self)
+        self.loader = full_size_loader(max_pending=MAX_CELLS, runner=images, parent=self)
         self.loader.ready.connect(self._ready)
         self.finished.connect(lambda _r: self.loader.close())  # Esc / Close / X all end in done()
 

@@ -35,6 +35,7 @@ from .run_panel import RunPanel
 from .service import EngineService
 from .settings import Settings, user_data_dir
 from .side_panel import SidePanel
+from .tasks import TaskRunner
 from .threshold_bar import ThresholdBar
 from .thumbs import ImageLoader
 from .views import DocumentViews
@@ -68,7 +69,8 @@ class MainWindow(QMainWindow):
         s = self.settings
         self.prompts = prompts(self)
         self.bridge = DocumentBridge(parent=self)
-        self.thumbs = ImageLoader(size=s.thumb_size, parent=self)
+        self.images = TaskRunner(1, "leukoscan-images", self)  # one pool decodes every image the window shows
+        self.thumbs = ImageLoader(size=s.thumb_size, runner=self.images, parent=self)
         self.cell_model = CellModel(self.thumbs, self)
         self.browser = CellBrowser(self.cell_model, self.thumbs, s.thumb_size)
         self.model_chooser = ModelChooser(self.service, s, self)  # the one owner of the model that classifies
@@ -121,8 +123,8 @@ class MainWindow(QMainWindow):
             component.status.connect(show)
         self.model_chooser.loaded.connect(self._model_loaded)
         self.model_chooser.bannerChanged.connect(self.notices.show_models)
-        self.model_chooser.failed.connect(lambda t, m: self.prompts.show_message(t, m))
-        self.case_files.message.connect(lambda t, m: self.prompts.show_message(t, m))
+        self.model_chooser.failed.connect(self.prompts.show_message)
+        self.case_files.message.connect(self.prompts.show_message)
         self.case_files.adopted.connect(lambda _a: self.notices.show_broken(self.case_files.broken))
         self.case_actions.changed.connect(self._reviews_changed)  # a sign-off locks undo/redo of its cells
         self.exports.written.connect(lambda _p: self.views.schedule_refresh())
@@ -156,7 +158,7 @@ class MainWindow(QMainWindow):
         ll.addWidget(self.notices.welcome, 1)
         ll.addWidget(self.browser, 10)
 
-        self.side = SidePanel(self.model_chooser.current, self.bridge.locked)  # the model the overlay maps
+        self.side = SidePanel(self.model_chooser.current, self.bridge.locked, images=self.images)
         self.preview = self.side.preview
         self.preview.reviewRequested.connect(self.reviews.apply)
         self.preview.nextRequested.connect(self.reviews.next_open)
@@ -317,7 +319,7 @@ class MainWindow(QMainWindow):
         from .compare import CompareDialog
 
         try:
-            dlg = CompareDialog(self.browser.selected_cells(), self)
+            dlg = CompareDialog(self.browser.selected_cells(), self, images=self.images)
         except ValueError as exc:
             self.statusBar().showMessage(str(exc), 6000)
             return
@@ -362,6 +364,7 @@ class MainWindow(QMainWindow):
         self.service.shutdown()
         self.thumbs.close()
         self.preview.close_loader()
+        self.images.shutdown(wait=True, timeout=2.0)
 
     # ------------------------------------------------------------------------------ small UI slots
     def settings_dialog(self) -> None:

@@ -20,6 +20,7 @@ from .document import Call
 from .imageview import ImageView
 from .review_command import Accept, Clear, Exclude, ReviewRequest, SetLabel
 from .style import ERROR_COLOR, REVIEW_COLOR, REVIEWED_COLOR, label_color
+from .tasks import TaskRunner
 from .thumbs import full_size_loader
 
 __all__ = ["ImageView", "PreviewPanel", "details_html"]
@@ -30,12 +31,19 @@ class PreviewPanel(QWidget):
     nextRequested = Signal()
     shown = Signal(object)  # a classified cell was put on screen here, at a readable size (a person saw it)
 
-    def __init__(self, classifier: Callable[[], Any], is_locked: Callable[[Cell], bool], parent=None) -> None:
+    def __init__(
+        self,
+        classifier: Callable[[], Any],
+        is_locked: Callable[[Cell], bool],
+        parent=None,
+        images: TaskRunner | None = None,
+    ) -> None:
         """``classifier``: the model loaded now, or None (read when a map is wanted: a model chosen later is used);
-        ``is_locked(cell)``: the cell's case is signed off, so its review buttons are off."""
+        ``is_locked(cell)``: the cell's case is signed off, so its review buttons are off; ``images``: the runner
+        that decodes the window's images (None: one of its own)."""
         super().__init__(parent)
         self.is_locked = is_locked
-        self.loader = full_size_loader(parent=self)
+        self.loader = full_size_loader(runner=images, parent=self)
         self.loader.ready.connect(self._ready)
         self.cell: Cell | None = None
         self.view = ImageView()

@@ -12,14 +12,21 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidg
 from .document import ALL_CASES, OK, Cell
 from .preview import PreviewPanel
 from .summary import Histogram, SummaryTable
+from .tasks import TaskRunner
 
 
 class SidePanel(QSplitter):
-    def __init__(self, classifier: Callable[[], Any], is_locked: Callable[[Cell], bool], parent=None) -> None:
+    def __init__(
+        self,
+        classifier: Callable[[], Any],
+        is_locked: Callable[[Cell], bool],
+        parent=None,
+        images: TaskRunner | None = None,
+    ) -> None:
         """``classifier``: the model loaded now, or None (the preview's overlay asks it); ``is_locked(cell)``: its
-        case is signed off (the preview's review buttons are off)."""
+        case is signed off (the preview's review buttons are off); ``images``: the runner that decodes images."""
         super().__init__(Qt.Orientation.Vertical, parent)
-        self.preview = PreviewPanel(classifier, is_locked)
+        self.preview = PreviewPanel(classifier, is_locked, images=images)
         self.summary = SummaryTable()
         self.summary.verticalHeader().setDefaultSectionSize(22)
         self.histogram = Histogram()

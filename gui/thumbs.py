@@ -1,30 +1,33 @@
 """Lazy, cached images decoded off the GUI thread: the gallery's thumbnails and the preview's full-size
 images (:func:`full_size_loader`).
 
-A view asks for an image only when it paints it.  A miss queues the path (newest request first, old
-requests beyond ``max_pending`` dropped, so scrolling quickly through 20,000 cells only decodes what is
-on screen) for the loader's decode tasks (:mod:`gui.tasks`, at most ``threads`` at a time), which decode
-with Pillow into a ``QImage`` (safe outside the GUI thread) and hand each image out as a partial result.
-On the GUI thread it goes into an LRU cache bounded in bytes and ``ready`` tells the view to repaint it.
-A size change or :meth:`ImageLoader.close` cancels the decode tasks: images of the old size never arrive.
+A view asks for an image only when it paints it.  A miss notes the key (the newest asked last; beyond
+``max_pending`` the oldest are forgotten, so scrolling quickly through 20,000 cells only decodes what is on
+screen).  Decoding is a :mod:`gui.tasks` task of the loader's runner (the window passes one runner for all its
+images: one pool, one worker), one at a time, each of the newest ``CHUNK`` keys, newest first: Pillow decodes into a
+``QImage`` (safe outside the GUI thread), handed out as partial results.  On the GUI thread each image goes into an
+LRU cache bounded in bytes and ``ready`` tells the view to repaint it.  A size change or :meth:`ImageLoader.close`
+cancels the task under way, and a cancelled task delivers nothing: no image of the old size ever arrives.
 """
 
 from __future__ import annotations
 
 import io
-import threading
+import logging
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 
 from PIL import Image, ImageOps
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
 from .service import load_rgb, read_regular_file
-from .tasks import TaskRunner
+from .tasks import Task, TaskRunner
 
+log = logging.getLogger("leukoscan.gui")
 FAILED = QImage()  # cached marker (compared by identity): this file has no thumbnail (the tile shows the error)
 BATCH_SECONDS = 0.03  # decoded images reach the GUI thread at most this often per decode task
+CHUNK = 32  # keys per decode task: a newer request waits for at most this many decodes (about 0.1 s)
 FULL_SIZE_CAP = 2048  # the preview's longest side: cells (450 px) keep their own pixels, a huge scan is capped
 
 
@@ -55,29 +58,32 @@ def decode_thumbnail(path: str, size: int) -> QImage | None:
 
 class ImageLoader(QObject):
     """Images of at most ``size`` x ``size`` pixels, decoded in the background and cached (see the module
-    docstring).  Everything but the decode runs on the GUI thread.  One decode task by default: on 2 cores a
-    second one took the CPU and the GIL from the GUI thread (gallery scroll stall p99 74-82 ms with two, 41-48
+    docstring).  Everything but the decode runs on the GUI thread.  ``runner``: the task runner to decode on (the
+    window's one for images; None: one of its own, closed with the loader).  One worker: on 2 cores a second
+    decode thread took the CPU and the GIL from the GUI thread (gallery scroll stall p99 74-82 ms with two, 41-48
     with one; benchmarks/gui_throughput.py)."""
 
     ready = Signal(str)  # key (path) whose image is now cached
 
     def __init__(
-        self, size: int = 112, budget_mb: int = 40, threads: int = 1, max_pending: int = 400, parent=None
+        self,
+        size: int = 112,
+        budget_mb: int = 40,
+        max_pending: int = 400,
+        runner: TaskRunner | None = None,
+        parent=None,
     ) -> None:
         super().__init__(parent)
         self._size = size
         self._budget = budget_mb * 1024 * 1024
         self._bytes = 0
-        self._cache: OrderedDict[str, QImage] = OrderedDict()  # GUI thread only
-        self._lock = threading.Lock()  # the queue below: the GUI thread adds, the decode tasks take
-        self._pending: deque[str] = deque()
-        self._queued: set[str] = set()  # pending or being decoded: not queued twice
+        self._cache: OrderedDict[str, QImage] = OrderedDict()
+        self._wanted: OrderedDict[str, None] = OrderedDict()  # asked for, not decoding yet: newest last
         self._max_pending = max_pending
-        self._threads = threads
-        self._tasks: list = []  # decode tasks started for this size
-        self._active = 0  # of them, those not yet out of work (under the lock: a task ends as work arrives)
-        self._generation = 0  # the size's: a cancelled task of an earlier size does not count
-        self.runner = TaskRunner(threads, "leukoscan-images", self)
+        self._decoding: frozenset[str] = frozenset()  # the keys of the task under way (not asked again)
+        self._task: Task | None = None
+        self._own_runner = runner is None
+        self.runner = runner if runner is not None else TaskRunner(1, "leukoscan-images", self)
 
     @property
     def size(self) -> int:
@@ -87,41 +93,27 @@ class ImageLoader(QObject):
         if size == self._size:
             return
         self._size = size
-        for t in self._tasks:
-            t.cancel()  # what they decode at the old size never arrives
-        self._tasks = []
+        self._cancel()  # what it decodes at the old size never arrives
         self._cache.clear()
         self._bytes = 0
-        with self._lock:
-            self._pending.clear()
-            self._queued.clear()
-            self._generation += 1
-            self._active = 0
 
     def has(self, key: str) -> bool:
-        """The image is decoded and cached (what a tile or the preview draws now); queues nothing."""
+        """The image is decoded and cached (what a tile or the preview draws now); asks for nothing."""
         img = self._cache.get(key)
         return img is not None and img is not FAILED
 
     def get(self, key: str) -> QImage | None:
-        """The cached image, or None (and a decode is queued).  GUI thread."""
+        """The cached image, or None (and its decode is asked for).  GUI thread."""
         img = self._cache.get(key)
         if img is not None:
             self._cache.move_to_end(key)
             return None if img is FAILED else img
-        with self._lock:
-            if key in self._queued:
-                return None
-            self._queued.add(key)
-            self._pending.append(key)
-            while len(self._pending) > self._max_pending:
-                self._queued.discard(self._pending.popleft())
-            start = self._active < self._threads and not self.runner.closed
-            if start:
-                self._active += 1
-        if start:
-            self._tasks = [t for t in self._tasks if not t.done]
-            self._tasks.append(self.runner.start(self._decode, self._size, self._generation, on_partial=self._decoded))
+        if key not in self._decoding:
+            self._wanted[key] = None
+            self._wanted.move_to_end(key)  # asked again: wanted now (it is on screen)
+            while len(self._wanted) > self._max_pending:
+                self._wanted.popitem(last=False)
+            self._next()
         return None
 
     def failed(self, key: str) -> bool:
@@ -135,33 +127,30 @@ class ImageLoader(QObject):
         return self._bytes
 
     def close(self) -> None:
-        """Cancel the decode tasks and end their threads (a decode under way finishes first)."""
-        with self._lock:
-            self._pending.clear()
-        self.runner.shutdown(wait=True, timeout=2.0)
+        """Cancel the decode under way; a runner of its own ends its thread (a decode under way finishes first)."""
+        self._cancel()
+        if self._own_runner:
+            self.runner.shutdown(wait=True, timeout=2.0)
 
-    def _decode(self, state, size: int, generation: int) -> None:
-        """A decode task: the newest request first, until none is left (or the task is cancelled).  Images go
-        to the GUI thread in batches, at most one every ``BATCH_SECONDS``: while a gallery of thousands of tiles
-        scrolls, the event loop handles a few batches a second instead of an event per tile."""
-        batch, last = [], time.monotonic()
-        while True:
-            with self._lock:
-                if state.is_interruption_requested() or not self._pending:
-                    if generation == self._generation:
-                        self._active -= 1
-                    break
-                key = self._pending.pop()  # newest first: what is on screen now
-            batch.append((key, decode_thumbnail(key, size)))
-            if time.monotonic() - last >= BATCH_SECONDS:
-                state.set_partial_result(batch)
-                batch, last = [], time.monotonic()
-        if batch:
-            state.set_partial_result(batch)
+    def _cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self._task, self._decoding = None, frozenset()
+        self._wanted.clear()
+
+    def _next(self) -> None:
+        """Start a decode task of the newest keys asked for, unless one is under way."""
+        if self._task is not None or not self._wanted or self.runner.closed:
+            return
+        keys: list[str] = []
+        while self._wanted and len(keys) < CHUNK:
+            keys.append(self._wanted.popitem(last=True)[0])  # newest first: what is on screen now
+        self._decoding = frozenset(keys)
+        self._task = self.runner.start(
+            decode_all, keys, self._size, on_partial=self._decoded, on_result=self._done, on_error=self._done
+        )
 
     def _decoded(self, batch: list[tuple[str, QImage | None]]) -> None:
-        with self._lock:
-            self._queued.difference_update(key for key, _ in batch)
         for key, img in reversed(batch):  # the first decoded was the most wanted: it is the newest in the cache
             self._cache[key] = img if img is not None else FAILED
             self._bytes += img.sizeInBytes() if img is not None else 0
@@ -170,13 +159,39 @@ class ImageLoader(QObject):
             if old is not FAILED:
                 self._bytes -= old.sizeInBytes()
         for key, _ in batch:
-            if key in self._cache:  # not already pushed out by the budget (a repaint would only queue it again)
+            if key in self._cache:  # not already pushed out by the budget (a repaint would only ask for it again)
                 self.ready.emit(key)
 
+    def _done(self, outcome: object) -> None:
+        """The task ended (its last images arrived before this): the next keys asked for meanwhile, if any."""
+        if isinstance(outcome, BaseException):
+            log.error("image decoding failed: %r", outcome)
+        self._task, self._decoding = None, frozenset()
+        self._next()
 
-def full_size_loader(budget_mb: int = 48, threads: int = 1, max_pending: int = 4, parent=None) -> ImageLoader:
+
+def decode_all(state, keys: list[str], size: int) -> None:
+    """A decode task: ``keys`` in order until done (or cancelled).  Images go to the GUI thread in batches, at most
+    one every ``BATCH_SECONDS``: while a gallery of thousands of tiles scrolls, the event loop handles a few batches a
+    second instead of an event per tile."""
+    batch: list[tuple[str, QImage | None]] = []
+    last = time.monotonic()
+    for key in keys:
+        if state.is_interruption_requested():
+            return
+        batch.append((key, decode_thumbnail(key, size)))
+        if time.monotonic() - last >= BATCH_SECONDS:
+            state.set_partial_result(batch)
+            batch, last = [], time.monotonic()
+    if batch:
+        state.set_partial_result(batch)
+
+
+def full_size_loader(
+    budget_mb: int = 48, max_pending: int = 4, runner: TaskRunner | None = None, parent=None
+) -> ImageLoader:
     """A loader of images at their own resolution (up to :data:`FULL_SIZE_CAP`), for zooming to pixels.
 
     :func:`decode_thumbnail` only ever shrinks, so a "thumbnail" as large as the cap is the original
     image; the gallery's small loader is untouched.  Few pending requests: only the shown cells matter."""
-    return ImageLoader(size=FULL_SIZE_CAP, budget_mb=budget_mb, threads=threads, max_pending=max_pending, parent=parent)
+    return ImageLoader(size=FULL_SIZE_CAP, budget_mb=budget_mb, max_pending=max_pending, runner=runner, parent=parent)

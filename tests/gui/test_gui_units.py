@@ -30,7 +30,7 @@ def test_thumbnails_of_every_readable_format_and_none_for_broken(qapp, bad_input
 
 def test_thumbnail_cache_is_bounded_and_lazy(qtbot, cells_dir):
     files = sorted(str(p) for p in cells_dir.iterdir())
-    loader = ImageLoader(size=64, budget_mb=0, threads=1)  # budget 0: keeps one image at most
+    loader = ImageLoader(size=64, budget_mb=0)  # budget 0: keeps one image at most
     try:
         assert loader.get(files[0]) is None  # a miss queues a load
         qtbot.waitUntil(lambda: loader.get(files[0]) is not None, timeout=10_000)

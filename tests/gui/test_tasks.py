@@ -138,7 +138,7 @@ def test_a_size_change_drops_images_decoded_at_the_old_size(qtbot, cells_dir):
     from gui.thumbs import ImageLoader
 
     files = sorted(str(p) for p in cells_dir.iterdir())
-    loader = ImageLoader(size=32, threads=1)
+    loader = ImageLoader(size=32)
     try:
         for f in files:
             loader.get(f)
@@ -152,25 +152,23 @@ def test_a_size_change_drops_images_decoded_at_the_old_size(qtbot, cells_dir):
 
 
 def test_decoded_images_reach_the_gui_thread_in_batches(qtbot, cells_dir, monkeypatch):
-    """One decode task hands its images over in batches (at most one every BATCH_SECONDS), each key announced
-    once it is cached: a scrolled gallery costs the event loop a few batches, not an event per tile."""
+    """A decode task hands its images over in batches (at most one every BATCH_SECONDS), each key announced once it
+    is cached: a scrolled gallery costs the event loop a few batches, not an event per tile.  The keys asked for while
+    a task decodes go to the next task together, newest first."""
     import gui.thumbs as thumbs
 
-    monkeypatch.setattr(thumbs, "BATCH_SECONDS", 60.0)  # everything this task decodes comes in one batch
+    monkeypatch.setattr(thumbs, "BATCH_SECONDS", 60.0)  # everything a task decodes comes in one batch
     files = sorted(str(p) for p in cells_dir.iterdir())
-    loader = thumbs.ImageLoader(size=32, threads=1)
+    loader = thumbs.ImageLoader(size=32)
     batches, ready = [], []
-    real = loader._decoded
-    loader._decoded = lambda batch: (batches.append(len(batch)), real(batch))
     loader.ready.connect(ready.append)
+    real = loader._decoded
+    monkeypatch.setattr(loader, "_decoded", lambda batch: (batches.append([k for k, _ in batch]), real(batch)))
     try:
-        with loader._lock:  # queue them all before the task starts taking
-            for f in files[1:]:
-                loader._pending.append(f)
-                loader._queued.add(f)
-        loader.get(files[0])
+        for f in files:  # the first starts a task; the rest wait for it (the GUI thread does not run it meanwhile)
+            loader.get(f)
         qtbot.waitUntil(lambda: len(ready) == len(files), timeout=10_000)
-        assert batches == [len(files)] and sorted(ready) == files
+        assert batches == [[files[0]], files[1:][::-1]] and sorted(ready) == files
         assert all(loader.get(f) is not None for f in files)
     finally:
         loader.close()
@@ -212,3 +210,11 @@ def test_gui_background_work_goes_through_gui_tasks_only():
             elif isinstance(node, ast.Attribute) and node.attr == "QueuedConnection":
                 found.append(f"{path.name}:{node.lineno} QueuedConnection")
     assert not found, found
+
+
+def test_the_window_decodes_every_image_on_one_runner(qtbot, make_window):
+    """The gallery's thumbnails and the preview's full-size images share the window's one image pool (issue 27: no
+    pool of its own per loader), and it ends with the window."""
+    w = make_window(wait_model=False)
+    assert w.thumbs.runner is w.images and w.preview.loader.runner is w.images
+    assert len(w.images.threads()) <= 1
