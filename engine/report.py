@@ -1,6 +1,10 @@
 """CSV reports: one row per cell, and one summary row per folder (case).  The CLI and the GUI both
 write through this module, so their files have the same columns.
 
+A cell's row is typed (:class:`engine.report_row.ReportRow`, made by :func:`cell_row`): the summary, the counts, the
+PDF and FHIR read it; the CSV writer formats it at the edge, and :func:`read_cell_report` parses a file back into
+typed rows in one place.
+
 Per-cell columns, in order (:data:`CELL_COLUMNS`), then one ``p_all_<member>`` column per ensemble
 member.  Values are strings: ``p_all`` with 4 decimals, booleans ``true``/``false``, empty when not
 applicable; ``flagged``: the model flagged the cell for review (reviews of it may exist; reports written

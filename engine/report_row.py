@@ -63,6 +63,7 @@ CELL_COLUMNS: tuple[str, ...] = (
 FLAG_SEPARATOR = ";"  # between the words of a row's flag_reasons ("review_band;qc")
 NOT_REACHED = "not classified (the run stopped before this image)"  # the error text of a pending row
 _MEMBER = "p_all_"  # the column of one ensemble member's P(ALL): p_all_<member>
+_UNKNOWN = Path()  # a root a report does not name (scan's roots are absolute)
 
 
 class ReportedModel(Protocol):
@@ -169,7 +170,8 @@ class ReportRow:
 
     @property
     def root(self) -> str:
-        return str(self.result.root)
+        """The PATH given ("" in a report written before the column existed: one case, folder unknown)."""
+        return "" if self.result.root == _UNKNOWN else str(self.result.root)
 
     @property
     def folder(self) -> str:

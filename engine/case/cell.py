@@ -21,8 +21,9 @@ __all__ = ["Cell", "ReviewChange", "Step"]
 
 
 class Cell:
-    """One image.  ``result``/``prediction``/``flagged``/``threshold`` are the current model's,
-    kept up to date by the document; ``review`` is the person's (None when stale or absent)."""
+    """One image.  ``result``/``decision`` (and from it ``prediction``/``flagged``)/``threshold`` are the current
+    model's, kept up to date by the document (:class:`~.decisions.Decisions`); ``review`` is the person's (None when
+    stale or absent)."""
 
     __slots__ = (
         "path",

@@ -12,13 +12,17 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..preprocess import is_supported
 from ..registry import Registry, model_dirs
+
+if TYPE_CHECKING:
+    from ..report import ReportRow
 
 PROG = "leukoscan-cli"
 EXIT_OK, EXIT_WRITE, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
@@ -292,7 +296,7 @@ def check_output(path: Path, label: str, inputs: set[str], force: bool = False, 
     return path
 
 
-def write_stdout(rows, bom: bool, delimiter: str = ",") -> None:
+def write_stdout(rows: Iterable[ReportRow], bom: bool, delimiter: str = ",") -> None:
     from ..report import write_cell_report_stream
 
     sys.stdout.flush()
@@ -332,7 +336,7 @@ def shown(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
-def counts_json(rows) -> dict:
+def counts_json(rows: Iterable[ReportRow]) -> dict:
     """The counts of a run's per-cell rows (the one case rule, :class:`engine.case.rules.CaseCounts`), with
     ``in_review_band`` and ``flag_reasons`` (reason -> cells; :func:`engine.report.flag_counts`)."""
     from ..report import count_rows, flag_counts

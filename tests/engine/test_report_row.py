@@ -7,6 +7,7 @@ import csv
 from pathlib import Path
 
 import pytest
+from pypdf import PdfReader
 
 from engine import decision as decision_mod
 from engine.case import CaseDocument, ModelFacts
@@ -14,6 +15,7 @@ from engine.case.export import cell_rows, export_store
 from engine.case.store import CaseStore
 from engine.decision import Decision
 from engine.domain.labels import Call, Excluded
+from engine.pdf_report import render_case_pdf
 from engine.pipeline import CellResult, ScanItem
 from engine.report import (
     NotACellReport,
@@ -21,6 +23,7 @@ from engine.report import (
     cell_row,
     pending_row,
     read_cell_report,
+    summarize,
     write_cell_report,
 )
 from engine.report_row import ReportRow
@@ -106,6 +109,20 @@ def test_a_report_written_before_3_0_says_needs_review(tmp_path):
     old = {k: v for k, v in _rows()[1].csv().items() if k not in ("flagged", "flag_reasons", "in_review_band")}
     (row,) = read_cell_report(_write_text(tmp_path / "old.csv", [{**old, "needs_review": "true"}]))
     assert row.flagged and row.decision.reasons == ()
+
+
+def test_a_report_without_the_root_column_is_one_case_of_an_unknown_folder(tmp_path):
+    old = {k: v for k, v in _rows()[0].csv().items() if k != "root"}
+    (row,) = read_cell_report(_write_text(tmp_path / "old.csv", [old]))
+    assert row.root == "" and row.csv()["root"] == "" and summarize([row])[0]["root"] == ""
+    text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(render_pdf(tmp_path, [row])).pages)
+    assert "Case folder (unknown)" in text
+
+
+def render_pdf(tmp_path: Path, rows: list[ReportRow]) -> Path:
+    out = tmp_path / "r.pdf"
+    out.write_bytes(render_case_pdf(rows, record_known=False))
+    return out
 
 
 def test_a_file_that_is_not_a_cell_report_is_refused_with_what_is_wrong(tmp_path):
