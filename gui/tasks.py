@@ -106,6 +106,16 @@ class Task(Generic[T]):
     def done(self) -> bool:
         return self.future is not None and self.future.done()
 
+    def when_settled(self, fn: Callable[[], object]) -> None:
+        """``fn()`` on the GUI thread once the worker has returned and everything it handed out has been delivered,
+        or dropped if the task was cancelled (the runner's relay is one queue, in order): a test waits for this
+        where it would otherwise sleep to see that nothing late arrives."""
+        relay = self._runner._relay
+        if self.future is None:
+            relay.call(fn)
+        else:
+            self.future.add_done_callback(lambda _f: relay.call(fn))
+
     def _post(self, kind: Outcome, value: Any) -> None:
         self._runner._post(self, kind, value)
 

@@ -104,3 +104,10 @@ def scans_settled(w) -> bool:
     with a case would add, and any run that would start for new images, has happened by now.  For
     ``qtbot.waitUntil`` instead of a sleep."""
     return all(t.delivered or t.cancelled for t in w.opener._scans)
+
+
+def settled(qtbot, task, timeout=10_000) -> None:
+    """Wait until ``task``'s worker has returned and all it handed out has arrived (or was dropped): where a test
+    checks that nothing late arrives, instead of sleeping."""
+    with qtbot.waitCallback(timeout=timeout) as done:
+        task.when_settled(done)

@@ -12,6 +12,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("onnx")
 
 from conftest import CELLS_SRC
+from gui_helpers import settled
 from tinymodels import make_tiny_model
 
 from engine.case.kinds import CellStatus
@@ -97,9 +98,11 @@ def test_a_late_map_of_the_previous_cell_is_dropped(qtbot, models, tmp_path):
     cam.set_enabled(True)
     other = sorted(CELLS_SRC.glob("*.webp"))[-1]
     cam.show(_Cell(CELL))
+    first = cam._task
+    assert first is not None
     cam.show(_Cell(other))  # before the first map arrived
     qtbot.waitUntil(lambda: lines[-1].startswith("Red"), timeout=10_000)
-    qtbot.wait(300)  # (waits for nothing: the first cell's late map would arrive here)
+    settled(qtbot, first)  # the first cell's map would have arrived by now
     assert cam._shown == ("with_cam", str(other)) and list(cam._cache) == [("with_cam", str(other))]
     cam.close()
 

@@ -7,7 +7,7 @@ import threading
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from gui_helpers import make_window  # noqa: F401  (fixture)
+from gui_helpers import make_window, settled  # noqa: F401  (fixture)
 from PySide6.QtWidgets import QApplication
 
 from gui.tasks import Relay, TaskRunner
@@ -127,9 +127,11 @@ def test_a_stopped_run_delivers_nothing_more(qtbot, make_window, cells_dir, monk
     late = []
     w.runs.resultsStored.connect(late.append)
     w.runs.finished.connect(late.append)
+    task = w.runs.task
+    assert task is not None
     w.runs.stop()
     done = sum(c.result is not None for c in w.doc.cells)
-    qtbot.wait(600)  # (waits for nothing: a late batch of a run that was not really stopped would arrive here)
+    settled(qtbot, task)  # a late batch of a run that was not really stopped would have arrived by now
     assert not w.runs.running and late == []
     assert sum(c.result is not None for c in w.doc.cells) == done < 8
 
@@ -182,9 +184,11 @@ def test_a_later_model_choice_cancels_the_load_in_flight(qtbot, make_window):
     w.model_chooser.loaded.connect(lambda clf: loaded.append(clf.name))
     w.model_chooser.failed.connect(lambda t, m: failed.append(t))
     w.model_chooser.select("no_such_model")  # would fail
+    superseded = w.model_chooser._loading
+    assert superseded is not None
     w.model_chooser.select("tiny_a")  # chosen before the event loop ran again
     qtbot.waitUntil(lambda: loaded == ["tiny_a"], timeout=30_000)
-    qtbot.wait(300)  # (waits for nothing: the superseded load's failure would arrive here)
+    settled(qtbot, superseded)  # the superseded load's failure would have arrived by now
     assert loaded == ["tiny_a"] and failed == [] and w.model_chooser.classifier.name == "tiny_a"
 
 
