@@ -155,7 +155,9 @@ def test_round_trip_equals(tmp_path):
         d.redo("eve")
         d.review(d.cells[25:27], "HEM", "fay")
     assert [(c.key, c.review) for c in loaded.cells] == [(c.key, c.review) for c in doc.cells]
-    assert [(s.number, s.action) for s in loaded.history.undo_steps] == [(s.number, s.action) for s in doc.history.undo_steps]
+    assert [(s.number, s.action) for s in loaded.history.undo_steps] == [
+        (s.number, s.action) for s in doc.history.undo_steps
+    ]
     again.close()
     third = CaseStore.open(path)
     reloaded = third.load()
