@@ -9,6 +9,7 @@ matplotlib.  The raw card JSON sits behind a "Details" toggle.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from html import escape
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
@@ -36,6 +37,81 @@ def _mix(c: QColor, alpha: int) -> QColor:
     c = QColor(c)
     c.setAlpha(alpha)
     return c
+
+
+def _grid(p: QPainter, plot: QRectF, lh: int, fg: QColor) -> None:
+    """The donor chart's grid: 0, one half (below it the whole case is called wrong), 1."""
+    for v in (0.0, 0.5, 1.0):
+        y = plot.bottom() - plot.height() * v
+        p.setPen(
+            QPen(
+                _mix(fg, 70) if v != 0.5 else ALL_COLOR,
+                1,
+                Qt.PenStyle.DashLine if v == 0.5 else Qt.PenStyle.SolidLine,
+            )
+        )
+        p.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
+        p.setPen(fg)
+        p.drawText(QRectF(0, y - lh / 2, 30, lh), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{v:g}")
+
+
+def _donor_tip(b) -> str:
+    """What hovering a donor's bar says."""
+    seen = {
+        True: "in the shipped model's training",
+        False: "never seen by the shipped model",
+        None: "not stated in the card",
+    }[b.seen_in_training]
+    if b.baseline is not None:
+        seen += f"; cell size alone: {b.baseline:.2f}"
+    what = "called HEM (normal)" if b.cls == "HEM" else "called ALL"
+    return (
+        f"{'Healthy donor' if b.cls == 'HEM' else 'Patient'} {b.donor}: "
+        f"{b.share_right:.2f} of {b.n_cells} cells {what}; {seen}"
+    )
+
+
+@dataclass(frozen=True)
+class _Bars:
+    """How the donor chart's bars are laid out: the plot, each bar's width, whether the donor names stand upright."""
+
+    plot: QRectF
+    width: float
+    rotate: bool
+    label_h: float
+    lh: int
+    fg: QColor
+
+    def draw(self, p: QPainter, b, x: float, color: QColor) -> tuple[QRectF, str]:
+        """One donor's bar at ``x``: its share, its cell-size baseline, its name; returns its hover area and tip."""
+        plot, bw, lh, fg = self.plot, self.width, self.lh, self.fg
+        h = plot.height() * max(0.0, min(1.0, b.share_right))
+        r = QRectF(x + bw * 0.12, plot.bottom() - h, bw * 0.76, h)
+        p.fillRect(r, _mix(color, 110) if b.seen_in_training else color)
+        if b.seen_in_training:
+            p.fillRect(r, QBrush(color, Qt.BrushStyle.BDiagPattern))
+        p.setPen(QPen(color.darker(130), 1))
+        p.drawRect(r)
+        if bw >= p.fontMetrics().horizontalAdvance("0.00") + 6:
+            p.setPen(fg)
+            p.drawText(QRectF(x, r.top() - lh - 1, bw, lh), Qt.AlignmentFlag.AlignCenter, f"{b.share_right:.2f}")
+        if b.baseline is not None:  # cell size alone on this donor: the bar to beat
+            yb = plot.bottom() - plot.height() * max(0.0, min(1.0, b.baseline))
+            p.setPen(QPen(fg, 2.5))
+            p.drawLine(QPointF(x + bw * 0.02, yb), QPointF(x + bw * 0.98, yb))
+        if b.share_right < 0.01:  # a zero is a finding, not a missing bar
+            p.setPen(QPen(color, 2))
+            p.drawLine(QPointF(r.left(), plot.bottom() - 1), QPointF(r.right(), plot.bottom() - 1))
+        p.setPen(fg)
+        if self.rotate:
+            p.save()
+            p.translate(x + bw / 2 + lh / 3, plot.bottom() + 3)
+            p.rotate(90)
+            p.drawText(QPointF(0, 0), b.donor)
+            p.restore()
+        else:
+            p.drawText(QRectF(x, plot.bottom() + 2, bw, lh), Qt.AlignmentFlag.AlignCenter, b.donor)
+        return QRectF(x, plot.top(), bw, plot.height() + self.label_h), _donor_tip(b)
 
 
 class DonorChartView(QWidget):
@@ -77,83 +153,27 @@ class DonorChartView(QWidget):
         rotate = (W - 60) / max(n, 1) < fm.horizontalAdvance("H24") + 6
         label_h = (max(fm.horizontalAdvance(b.donor) for b in self.chart.bars) + 6) if rotate else lh + 4
         plot = QRectF(34, 4 * lh + 10, max(10, W - 34 - 8), max(10, H - 4 * lh - 10 - label_h - 4))
-        bw = plot.width() / max(n, 1)
+        bars = _Bars(plot, plot.width() / max(n, 1), rotate, label_h, lh, fg)
         # title and legend
         p.setPen(fg)
         p.drawText(QRectF(0, 0, W, lh + 2), Qt.AlignmentFlag.AlignCenter, "Share of each donor's cells called right")
         self._legend(p, QPointF(plot.left(), lh + 3), lh, fg)
-        # grid: 0, one half (below it the whole case is called wrong), 1
-        for v in (0.0, 0.5, 1.0):
-            y = plot.bottom() - plot.height() * v
-            p.setPen(
-                QPen(
-                    _mix(fg, 70) if v != 0.5 else ALL_COLOR,
-                    1,
-                    Qt.PenStyle.DashLine if v == 0.5 else Qt.PenStyle.SolidLine,
-                )
-            )
-            p.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
-            p.setPen(fg)
-            p.drawText(
-                QRectF(0, y - lh / 2, 30, lh), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{v:g}"
-            )
+        _grid(p, plot, lh, fg)
         x = plot.left()
         for group, color, name in ((healthy, HEM_COLOR, "healthy donors"), (patients, ALL_COLOR, "patients with ALL")):
             if not group:
                 continue
             gx = x
             for b in group:
-                h = plot.height() * max(0.0, min(1.0, b.share_right))
-                r = QRectF(x + bw * 0.12, plot.bottom() - h, bw * 0.76, h)
-                p.fillRect(r, _mix(color, 110) if b.seen_in_training else color)
-                if b.seen_in_training:
-                    p.fillRect(r, QBrush(color, Qt.BrushStyle.BDiagPattern))
-                p.setPen(QPen(color.darker(130), 1))
-                p.drawRect(r)
-                if bw >= fm.horizontalAdvance("0.00") + 6:
-                    p.setPen(fg)
-                    p.drawText(
-                        QRectF(x, r.top() - lh - 1, bw, lh), Qt.AlignmentFlag.AlignCenter, f"{b.share_right:.2f}"
-                    )
-                if b.baseline is not None:  # cell size alone on this donor: the bar to beat
-                    yb = plot.bottom() - plot.height() * max(0.0, min(1.0, b.baseline))
-                    p.setPen(QPen(fg, 2.5))
-                    p.drawLine(QPointF(x + bw * 0.02, yb), QPointF(x + bw * 0.98, yb))
-                if b.share_right < 0.01:  # a zero is a finding, not a missing bar
-                    p.setPen(QPen(color, 2))
-                    p.drawLine(QPointF(r.left(), plot.bottom() - 1), QPointF(r.right(), plot.bottom() - 1))
-                p.setPen(fg)
-                if rotate:
-                    p.save()
-                    p.translate(x + bw / 2 + lh / 3, plot.bottom() + 3)
-                    p.rotate(90)
-                    p.drawText(QPointF(0, 0), b.donor)
-                    p.restore()
-                else:
-                    p.drawText(QRectF(x, plot.bottom() + 2, bw, lh), Qt.AlignmentFlag.AlignCenter, b.donor)
-                seen = {
-                    True: "in the shipped model's training",
-                    False: "never seen by the shipped model",
-                    None: "not stated in the card",
-                }[b.seen_in_training]
-                if b.baseline is not None:
-                    seen += f"; cell size alone: {b.baseline:.2f}"
-                what = "called HEM (normal)" if b.cls == "HEM" else "called ALL"
-                self._hits.append(
-                    (
-                        QRectF(x, plot.top(), bw, plot.height() + label_h),
-                        f"{'Healthy donor' if b.cls == 'HEM' else 'Patient'} {b.donor}: "
-                        f"{b.share_right:.2f} of {b.n_cells} cells {what}; {seen}",
-                    )
-                )
-                x += bw
+                self._hits.append(bars.draw(p, b, x, color))
+                x += bars.width
             p.setPen(_mix(fg, 200))
             p.drawText(
                 QRectF(gx, plot.top() - 2 * lh - 2, x - gx, lh),
                 Qt.AlignmentFlag.AlignCenter,
                 f"{name} ({len(group)})" if x - gx > fm.horizontalAdvance(name) else f"{len(group)}",
             )
-            x += bw * gap
+            x += bars.width * gap
         p.end()
 
     def _legend(self, p: QPainter, at: QPointF, lh: int, fg: QColor) -> None:

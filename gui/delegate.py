@@ -79,24 +79,15 @@ class TileDelegate(QStyledItemDelegate):
         p.save()
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         r = rect.adjusted(2, 2, -2, -2)
-        status = cell.status
-        label = cell.final_label
-        frame = ERROR_COLOR if status == ERROR else label_color(label)
+        frame = ERROR_COLOR if cell.status == ERROR else label_color(cell.final_label)
+        _frame(p, rect, r, frame, selected)
+        self._image(p, r, img, cell.status)
+        self._badge(p, r, cell)
+        self._marks(p, r, cell)
+        p.restore()
 
-        # tile background (lightened, never tinted, when selected) + class-coloured frame
-        p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(QBrush(QColor("#20232a")))
-        p.drawRoundedRect(r, 5, 5)
-        if selected:
-            p.setBrush(SELECTION_OVERLAY)
-            p.drawRoundedRect(r, 5, 5)
-        p.setPen(QPen(frame, 3))
-        p.setBrush(Qt.BrushStyle.NoBrush)
-        p.drawRoundedRect(r.adjusted(1, 1, -1, -1), 5, 5)
-        if selected:  # unmistakable neutral ring outside the class frame (no class or review hue)
-            p.setPen(QPen(SELECTION_COLOR, 2, Qt.PenStyle.SolidLine))
-            p.drawRoundedRect(rect.adjusted(1, 1, -1, -1), 6, 6)
-
+    def _image(self, p: QPainter, r: QRect, img, status) -> None:
+        """The thumbnail, centred; an error tile's "!"; a dotted square while it loads."""
         s = self.thumb_size
         img_rect = QRect(r.x() + (r.width() - s) // 2, r.y() + PAD, s, s)
         if img is not None and not img.isNull():
@@ -117,7 +108,9 @@ class TileDelegate(QStyledItemDelegate):
             p.setPen(QPen(QColor("#555"), 1, Qt.PenStyle.DotLine))
             p.drawRect(img_rect.adjusted(10, 10, -10, -10))
 
-        # badge: class + P(ALL) / "error" / "…"
+    def _badge(self, p: QPainter, r: QRect, cell) -> None:
+        """The badge: class + P(ALL) / "error" / "…"."""
+        status, label = cell.status, cell.final_label
         badge = QRect(r.x() + 3, r.bottom() - BADGE_H - 1, r.width() - 6, BADGE_H)
         if status == ERROR:
             text, bg = "error", ERROR_COLOR
@@ -137,7 +130,8 @@ class TileDelegate(QStyledItemDelegate):
         p.setPen(QColor("white"))
         p.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
 
-        # corner marks: review open (amber "?"), reviewed (green check)
+    def _marks(self, p: QPainter, r: QRect, cell) -> None:
+        """Corner marks: review open (amber "?"), reviewed (green check), failed the quality check ("QC")."""
         mark = 18
         if cell.review_open:
             mr = QRect(r.right() - mark - 3, r.y() + 3, mark, mark)
@@ -163,4 +157,19 @@ class TileDelegate(QStyledItemDelegate):
             p.setFont(self._badge_font(p.font()))
             p.setPen(QColor("white"))
             p.drawText(qr, Qt.AlignmentFlag.AlignCenter, "QC")
-        p.restore()
+
+
+def _frame(p: QPainter, rect: QRect, r: QRect, frame: QColor, selected: bool) -> None:
+    """Tile background (lightened, never tinted, when selected) + class-coloured frame."""
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(QBrush(QColor("#20232a")))
+    p.drawRoundedRect(r, 5, 5)
+    if selected:
+        p.setBrush(SELECTION_OVERLAY)
+        p.drawRoundedRect(r, 5, 5)
+    p.setPen(QPen(frame, 3))
+    p.setBrush(Qt.BrushStyle.NoBrush)
+    p.drawRoundedRect(r.adjusted(1, 1, -1, -1), 5, 5)
+    if selected:  # unmistakable neutral ring outside the class frame (no class or review hue)
+        p.setPen(QPen(SELECTION_COLOR, 2, Qt.PenStyle.SolidLine))
+        p.drawRoundedRect(rect.adjusted(1, 1, -1, -1), 6, 6)
