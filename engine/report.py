@@ -85,6 +85,7 @@ __all__ = [
     "fmt_threshold",
     "pending_row",
     "read_cell_report",
+    "csv_rows",
     "read_csv",
     "real_folder",
     "signoff_check",
@@ -492,10 +493,17 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
     """Read any report back as text (a summary, the review history), with the formula neutralisation undone; with
     or without a byte-order mark, comma-, semicolon- or tab-separated."""
     with open(path, encoding="utf-8-sig", newline="") as fh:
-        delimiter = sniff_delimiter(fh.readline())
-        fh.seek(0)  # (utf-8-sig skips the byte-order mark again)
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        return [{k: restore(v) if isinstance(v, str) else v for k, v in r.items()} for r in reader]
+        return csv_rows(fh.read())
+
+
+def csv_rows(text: str) -> list[dict[str, str]]:
+    """The rows of a report's text (:func:`read_csv` once the file is decoded): the delimiter sniffed from the
+    header, the formula neutralisation undone.  The one reader of every report's text (the record check's anchor
+    in a summary too: :func:`engine.case.anchor.read_anchor`)."""
+    text = text.removeprefix("\ufeff")
+    delimiter = sniff_delimiter(text.split("\n", 1)[0])
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    return [{k: restore(v) if isinstance(v, str) else v for k, v in r.items()} for r in reader]
 
 
 def read_cell_report(path: str | Path) -> list[ReportRow]:

@@ -9,12 +9,12 @@ still exist and still have that hash.  Rows appended since are listed (they may 
 
 from __future__ import annotations
 
-import csv
 import re
 import sqlite3
 from pathlib import Path
 from typing import NamedTuple
 
+from ..report import csv_rows
 from . import audit
 
 __all__ = ["Anchor", "AnchorError", "compare", "read_anchor", "record_line"]
@@ -52,8 +52,7 @@ def read_anchor(path: str | Path) -> Anchor:
     if data.startswith(b"%PDF"):
         found = _from_pdf(data)
     else:
-        text = data.decode("utf-8-sig", errors="replace")
-        for r in csv.DictReader(text.splitlines()):
+        for r in csv_rows(data.decode("utf-8-sig", errors="replace")):  # any delimiter a summary was written with
             if (r.get("record_rows") or "").strip().isdigit() and re.fullmatch(
                 r"[0-9a-f]{64}", r.get("record_head") or ""
             ):

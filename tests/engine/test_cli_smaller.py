@@ -42,6 +42,7 @@ def test_delimiter_writes_every_csv_with_it_and_reports_read_back(cells_dir, tin
     assert (tmp_path / "e_reviews.csv").read_bytes().splitlines()[0].count(sep) > 5
     assert read_csv(exp) == rows
     assert main(["report", str(out), "-o", str(tmp_path / "r.pdf"), "-q"]) == 0  # the PDF reads it too
+    assert main(["verify", str(db), "--report", str(summ)]) == 0  # the record check finds the summary's anchor
     assert main(["summary", str(db), "-o", str(tmp_path / "sum.csv"), "--delimiter", given, "-q"]) == 0
     assert (tmp_path / "sum.csv").read_bytes().splitlines()[0].count(sep) > 5
 
