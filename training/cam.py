@@ -69,15 +69,34 @@ def find_head(model, output: str = "logit") -> dict:
     node = producers.get(output)
     if node is not None and node.op_type == "Sigmoid":  # a model that outputs a probability: CAM of its logit
         node = producers.get(node.input[0])
-    bias = weight = None
-    if node is not None and node.op_type == "Add":
-        a, b = node.input
-        bias, nxt = (
-            (b, a) if _constant(b, inits, producers) else (a, b) if _constant(a, inits, producers) else (None, None)
-        )
-        if bias is None:
-            raise CamError(f"the output's Add ({node.name}) has no constant bias")
-        node = producers.get(nxt)
+    bias, node = _bias(node, inits, producers)
+    weight, w, pooled, bias = _dense(node, inits, producers, bias)
+    pool, layout = _pooling(pooled, inits, producers)
+    if bias is not None and _const_array(bias, inits, producers).size != 1:
+        raise CamError("the head's bias is not one value")
+    return {
+        "feature_map": pool.input[0],
+        "layout": layout,
+        "weight": weight,
+        "bias": bias,
+        "pool_node": pool.name,
+        "channels": int(w.shape[0]),
+    }
+
+
+def _bias(node, inits: dict, producers: dict):
+    """(the bias name or None, the node before it): an Add of a constant to the Dense head's output."""
+    if node is None or node.op_type != "Add":
+        return None, node
+    a, b = node.input
+    bias, nxt = (b, a) if _constant(b, inits, producers) else (a, b) if _constant(a, inits, producers) else (None, None)
+    if bias is None:
+        raise CamError(f"the output's Add ({node.name}) has no constant bias")
+    return bias, producers.get(nxt)
+
+
+def _dense(node, inits: dict, producers: dict, bias):
+    """(weight name, weight (C, 1), the pooled input's name, bias name): a MatMul or untransposed Gemm, one logit."""
     if node is None or node.op_type not in ("MatMul", "Gemm"):
         raise CamError(f"the head is not a Dense layer (found {node.op_type if node else 'the graph input'})")
     if node.op_type == "Gemm":
@@ -92,30 +111,24 @@ def find_head(model, output: str = "logit") -> dict:
     w = _const_array(weight, inits, producers)
     if w.ndim != 2 or w.shape[1] != 1:
         raise CamError(f"the head has {w.shape} weights: CAM needs one logit (a Dense(1) after pooling)")
+    return weight, w, pooled, bias
+
+
+def _pooling(pooled: str, inits: dict, producers: dict):
+    """(the pooling node, the layout of the map it pools): global average pooling behind pass-through nodes."""
     node = producers.get(pooled)
     while node is not None and node.op_type in _PASS_THROUGH:
         node = producers.get(node.input[0])
     if node is None:
         raise CamError("no pooling before the head")
     if node.op_type == "GlobalAveragePool":
-        layout = "NCHW"
-    elif node.op_type == "ReduceMean":
+        return node, "NCHW"
+    if node.op_type == "ReduceMean":
         axes = _reduce_axes(node, inits)
         if sorted(axes) != [1, 2]:
             raise CamError(f"the pooling averages over axes {axes}, not the spatial axes of an NHWC map")
-        layout = "NHWC"
-    else:
-        raise CamError(f"the head is not linear after global average pooling (found {node.op_type} before it)")
-    if bias is not None and _const_array(bias, inits, producers).size != 1:
-        raise CamError("the head's bias is not one value")
-    return {
-        "feature_map": node.input[0],
-        "layout": layout,
-        "weight": weight,
-        "bias": bias,
-        "pool_node": node.name,
-        "channels": int(w.shape[0]),
-    }
+        return node, "NHWC"
+    raise CamError(f"the head is not linear after global average pooling (found {node.op_type} before it)")
 
 
 def _reduce_axes(node, inits) -> list[int]:

@@ -286,20 +286,8 @@ def measure_augmented_area(px, y, idx, aug: CellAugmentation, seed: int, n: int 
     return {"cells": int(len(pick)), "raw": area_auroc(raw, y[pick]), "augmented": area_auroc(views, y[pick])}
 
 
-def run(
-    m: Manifest,
-    r: E2ERecipe,
-    weights,
-    run_dir: Path,
-    cache: Path,
-    resume: bool,
-    log=print,
-    workers: int = 2,
-    portable: Path | None = None,
-) -> dict:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    t_start = time.time()
-    y = m.labels.astype(np.int64)
+def _split(m: Manifest, r: E2ERecipe) -> tuple[np.ndarray, np.ndarray]:
+    """Training and held-out cells: the held-out donors are ``r.holdout`` (none with ``train_on_all``)."""
     subjects = np.asarray(m.subjects)
     unknown = sorted(set(r.holdout) - set(subjects.tolist()))
     if unknown:
@@ -308,16 +296,12 @@ def run(
     tr, va = np.flatnonzero(~held), np.flatnonzero(held)
     if len(va):
         check_no_leak(m, tr, va)
-    spec = r.spec
-    log(
-        f"{r.arch} end to end (from {r.unfreeze_from}), {r.window_px}-px window -> {r.size}px, keras backend "
-        f"{keras.backend.backend()}: {len(tr)} training cells, {len(va)} held-out cells "
-        f"(held-out subjects {sorted(set(subjects[va].tolist()))})"
-    )
-    px = build_pixel_cache(m, spec, cache, workers=workers)
-    keras.utils.set_random_seed(r.seed)
-    model = build_model(r, weights)
-    steps = len(tr) // r.batch
+    return tr, va
+
+
+def _compile(r: E2ERecipe, model: keras.Model, steps: int) -> tuple[keras.Model, keras.optimizers.Optimizer]:
+    """The training model (augmentation in front of the network) with its optimizer: warm-up then cosine decay,
+    the head's updates ``head_lr_multiplier`` times larger."""
     total, warm = steps * r.epochs, int(r.warmup_epochs * steps)
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=r.lr * 0.01,
@@ -339,16 +323,75 @@ def run(
     )
     train_model.compile(opt, keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=r.label_smoothing))
     opt.build(train_model.trainable_variables)
+    return train_model, opt
+
+
+def _history(r: E2ERecipe, run_dir: Path, resume: bool, portable: Path | None, epochs_done: int) -> dict:
+    """The per-epoch record so far: the run folder's, else (a new machine) the portable checkpoint's."""
+    hist_path = run_dir / "history.json"
+    if resume and hist_path.exists():
+        return json.loads(hist_path.read_text())[r.arch]
+    if resume and portable and portable.with_suffix(".json").exists() and epochs_done:
+        return json.loads(portable.with_suffix(".json").read_text())["history"]
+    return {"loss": [], "seconds": [], "val_auroc_view0": [], "val_weighted_f1_view0": [], "val_donors_view0": []}
+
+
+def _held_out_epoch(model, px, y, subjects, va_sorted, hist: dict) -> np.ndarray:
+    """Identity-view logits of the held-out donors after an epoch, and their AUROC, F1 and donors in ``hist``."""
+    from sklearn.metrics import roc_auc_score
+
+    z0 = _predict(model, px, va_sorted, (0,))
+    ev = compute(1 / (1 + np.exp(-z0)), y[va_sorted], 0.5, subjects[va_sorted].tolist())
+    hist["val_auroc_view0"].append(float(roc_auc_score(y[va_sorted], z0)))
+    hist["val_weighted_f1_view0"].append(weighted_f1(y[va_sorted], (z0 >= 0).astype(int)))
+    hist["val_donors_view0"].append(donor_summary(ev["per_subject_accuracy"]))
+    return z0
+
+
+def _epoch_line(r: E2ERecipe, ep: int, hist: dict, held_out: bool) -> str:
+    msg = f"epoch {ep}/{r.epochs}: loss {hist['loss'][-1]:.4f} ({hist['seconds'][-1]:.0f}s)"
+    if held_out:
+        d = hist["val_donors_view0"][-1]
+        msg += (
+            f"; held-out view 0: AUROC {hist['val_auroc_view0'][-1]:.4f}, weighted F1 "
+            f"{hist['val_weighted_f1_view0'][-1]:.4f}, healthy donors' share called HEM "
+            f"{d['healthy_donors']['per_subject']}, ALL patients' mean share called ALL "
+            f"{d['all_patients']['mean_share_called_right']:.3f}"
+        )
+    return msg
+
+
+def run(
+    m: Manifest,
+    r: E2ERecipe,
+    weights,
+    run_dir: Path,
+    cache: Path,
+    resume: bool,
+    log=print,
+    workers: int = 2,
+    portable: Path | None = None,
+) -> dict:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    y = m.labels.astype(np.int64)
+    subjects = np.asarray(m.subjects)
+    tr, va = _split(m, r)
+    log(
+        f"{r.arch} end to end (from {r.unfreeze_from}), {r.window_px}-px window -> {r.size}px, keras backend "
+        f"{keras.backend.backend()}: {len(tr)} training cells, {len(va)} held-out cells "
+        f"(held-out subjects {sorted(set(subjects[va].tolist()))})"
+    )
+    px = build_pixel_cache(m, r.spec, cache, workers=workers)
+    keras.utils.set_random_seed(r.seed)
+    model = build_model(r, weights)
+    steps = len(tr) // r.batch
+    train_model, opt = _compile(r, model, steps)
     n_pos = int(y[tr].sum())
     cw = {1: len(tr) / (2 * n_pos), 0: len(tr) / (2 * (len(tr) - n_pos))}
     state = _Run(r, run_dir, model, opt, portable)
-    hist_path = run_dir / "history.json"
-    hist = {"loss": [], "seconds": [], "val_auroc_view0": [], "val_weighted_f1_view0": [], "val_donors_view0": []}
     epochs_done, start = state.restore(log) if resume else (0, 0)
-    if resume and hist_path.exists():
-        hist = json.loads(hist_path.read_text())[r.arch]
-    elif resume and portable and portable.with_suffix(".json").exists() and epochs_done:
-        hist = json.loads(portable.with_suffix(".json").read_text())["history"]
+    hist = _history(r, run_dir, resume, portable, epochs_done)
     if not (run_dir / "augmented_area.json").exists():
         aa = measure_augmented_area(px, y, tr, r.augmentation, r.seed)
         write_json(run_dir / "augmented_area.json", aa)
@@ -358,33 +401,18 @@ def run(
     trained_here = epochs_done < r.epochs
     for ep in range(epochs_done + 1, r.epochs + 1):
         t0 = time.time()
-        data = _Batches(px, y, tr, r.batch, ep, r.seed, start, cw)
         cb = _Checkpointer(state, ep, start, steps, log)
+        data = _Batches(px, y, tr, r.batch, ep, r.seed, start, cw)
         train_model.fit(data, epochs=1, verbose=0, callbacks=[cb], shuffle=False)
         start = 0
         hist["loss"].append(float(np.nanmean(cb.losses)) if cb.losses else float("nan"))
         hist["seconds"].append(time.time() - t0)
         if len(va):
-            from sklearn.metrics import roc_auc_score
-
-            z0 = _predict(model, px, va_sorted, (0,))
-            ev = compute(1 / (1 + np.exp(-z0)), y[va_sorted], 0.5, subjects[va_sorted].tolist())
-            hist["val_auroc_view0"].append(float(roc_auc_score(y[va_sorted], z0)))
-            hist["val_weighted_f1_view0"].append(weighted_f1(y[va_sorted], (z0 >= 0).astype(int)))
-            hist["val_donors_view0"].append(donor_summary(ev["per_subject_accuracy"]))
+            z0 = _held_out_epoch(model, px, y, subjects, va_sorted, hist)
         state.save(ep, 0)
-        write_json(hist_path, {r.arch: hist, "recipe": r.to_dict()})
+        write_json(run_dir / "history.json", {r.arch: hist, "recipe": r.to_dict()})
         state.save_portable(ep, hist)
-        msg = f"epoch {ep}/{r.epochs}: loss {hist['loss'][-1]:.4f} ({hist['seconds'][-1]:.0f}s)"
-        if len(va):
-            d = hist["val_donors_view0"][-1]
-            msg += (
-                f"; held-out view 0: AUROC {hist['val_auroc_view0'][-1]:.4f}, weighted F1 "
-                f"{hist['val_weighted_f1_view0'][-1]:.4f}, healthy donors' share called HEM "
-                f"{d['healthy_donors']['per_subject']}, ALL patients' mean share called ALL "
-                f"{d['all_patients']['mean_share_called_right']:.3f}"
-            )
-        log(msg)
+        log(_epoch_line(r, ep, hist, bool(len(va))))
     with saving(run_dir / "final.keras") as tmp:
         model.save(tmp)
     if not len(va):

@@ -169,18 +169,55 @@ def export_run(
 ) -> Path:
     """``model_from``: a run folder (e.g. ``e2e --all-subjects``) whose ``final.keras`` ships instead of this
     run's; this run's held-out predictions still give the calibration, threshold and every reported number."""
-    import keras
-
-    from . import models, probe  # noqa: F401  (register the Normalize and the probe layers)
-
     recalibrate_run(run_dir, log)
     metrics, spec = _load_run(run_dir)
     arch = metrics["arch"]
     name = name or arch
     display, architecture = DISPLAY[arch]
-    model = keras.models.load_model((model_from or run_dir) / "final.keras", compile=False)
     cal = metrics["calibration"]
-    shift = float(cal.get("logit_shift", 0.0))
+    model = _shifted_model((model_from or run_dir) / "final.keras", float(cal.get("logit_shift", 0.0)))
+    onnx_path = out_dir / f"{name}.onnx"
+    par, x = _convert(model, run_dir, onnx_path, spec, cal, log)
+    size_mb = onnx_path.stat().st_size / 1e6
+    if size_mb > 100:
+        raise RuntimeError(f"{onnx_path} is {size_mb:.0f} MB (> 100 MB)")
+    speed = time_onnx(onnx_path, x, threads=2, repeats=2)
+    tta = tuple(metrics.get("test_time_augmentation", {}).get("views", [0]))
+    is_cv = "oof_cross_fitted" in metrics
+    card = write_card(
+        out_dir,
+        name,
+        display,
+        architecture,
+        onnx_path,
+        spec,
+        cal["threshold"],
+        cal["temperature"],
+        cal["review_margin"],
+        _card_metrics(metrics, par, speed, tta, is_cv),
+        _training_block(metrics, is_cv, model_from),
+        _notes(metrics, is_cv, model_from),
+        tta_views=tta,
+        version=version,
+        recommended=recommended,
+        provenance=provenance.card_block(metrics),
+    )
+    log(f"wrote {card}")
+    img = REPO_ROOT / "docs" / "img"
+    img.mkdir(parents=True, exist_ok=True)
+    for png in run_dir.glob(f"{arch}_*.png"):  # named after the shipped model: another model's plots stay
+        copy_file(png, img / png.name.replace(arch, name, 1))
+    _donor_chart(card, img)
+    return card
+
+
+def _shifted_model(path: Path, shift: float):
+    """The run's Keras model with the calibration's logit shift folded into the head's bias (and its map's)."""
+    import keras
+
+    from . import models, probe  # noqa: F401  (register the Normalize and the probe layers)
+
+    model = keras.models.load_model(path, compile=False)
     if shift:
         names = {layer.name: layer for layer in model.layers}
         out_layer = names.get("head_logit", model.layers[-1])
@@ -191,12 +228,17 @@ def export_run(
             raise RuntimeError("the model's last layer is not the one-logit Dense head")
         k, b = out_layer.get_weights()
         out_layer.set_weights([k, b + np.float32(shift)])  # logit + shift: the card keeps sigmoid(logit / T)
-    onnx_path = out_dir / f"{name}.onnx"
-    fp32_path = run_dir / f"{name}.fp32.onnx"
+    return model
+
+
+def _convert(model, run_dir: Path, onnx_path: Path, spec: Preprocessing, cal: dict, log):
+    """ONNX at ``onnx_path``, parity-checked against Keras on real cells; weights stored as float16 when no P(ALL)
+    moves by :data:`FP16_MAX_P_DIFF` and no decision changes.  Returns (the parity record, the parity cells)."""
+    fp32_path = run_dir / f"{onnx_path.stem}.fp32.onnx"
     t0 = time.time()
     export_onnx(model, fp32_path)
     log(f"exported {fp32_path} ({fp32_path.stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f}s")
-    x, chosen = _real_cells(run_dir, spec, 48)
+    x, _ = _real_cells(run_dir, spec, 48)
     par = parity(model, fp32_path, x, cal["temperature"])
     par["cells"] = "real validation cells through engine.preprocess.preprocess_file"
     log(f"parity on {par['n_cells']} real cells: max |P keras - P onnx| = {par['max_abs_p_diff']:.2e}")
@@ -216,12 +258,24 @@ def export_run(
         f"weights: {storage['weights']}, {storage['size_mb']} MB, max |dP| vs float32 "
         f"{storage['max_abs_p_diff_vs_fp32']:.1e}"
     )
-    size_mb = onnx_path.stat().st_size / 1e6
-    if size_mb > 100:
-        raise RuntimeError(f"{onnx_path} is {size_mb:.0f} MB (> 100 MB)")
-    speed = time_onnx(onnx_path, x, threads=2, repeats=2)
-    tta = tuple(metrics.get("test_time_augmentation", {}).get("views", [0]))
-    is_cv = "oof_cross_fitted" in metrics
+    return par, x
+
+
+#: metrics.json keys a card carries as they are, where the run has them
+_CARRIED = (
+    "donor_cv",
+    "layers_compared",
+    "validation_cross_fitted_without_tta",
+    "bn_reestimate",
+    "fold1_cross_fitted",
+    "cell_area_auroc_training_views",
+    "per_epoch_held_out_donors_view0",
+)
+
+
+def _card_metrics(metrics: dict, par: dict, speed: float, tta: tuple, is_cv: bool) -> dict:
+    """The card's ``metrics``: held-out numbers (cross-fitted and at the card's threshold), parity, speed, donors."""
+    arch = metrics["arch"]
     val = metrics["oof_cross_fitted"] if is_cv else metrics["validation_cross_fitted"]
     op = metrics["oof_at_shipped_operating_point"] if is_cv else metrics["validation_at_shipped_operating_point"]
     card_metrics = {
@@ -251,17 +305,7 @@ def export_run(
         card_metrics["held_out"]["donors"] = metrics["donors_cross_fitted"]
     if "cell_area_baseline" in metrics:
         card_metrics["held_out"]["cell_area_baseline"] = metrics["cell_area_baseline"]
-    for key in (
-        "donor_cv",
-        "layers_compared",
-        "validation_cross_fitted_without_tta",
-        "bn_reestimate",
-        "fold1_cross_fitted",
-        "cell_area_auroc_training_views",
-        "per_epoch_held_out_donors_view0",
-    ):
-        if key in metrics:
-            card_metrics[key] = metrics[key]
+    card_metrics.update({key: metrics[key] for key in _CARRIED if key in metrics})
     if len(tta) > 1:
         card_metrics["test_time_augmentation"] = {"views": list(tta)}
         if "oof_cross_fitted_without_tta" in metrics:
@@ -269,12 +313,17 @@ def export_run(
     if "phase1_head_only_cross_fitted" in metrics:
         p1 = metrics["phase1_head_only_cross_fitted"]
         card_metrics["phase1_head_only"] = {k: p1[k] for k in ("weighted_f1", "auroc", "ece")}
+    return card_metrics
+
+
+def _training_block(metrics: dict, is_cv: bool, model_from: Path | None) -> dict:
+    """The card's ``training``: data, weights, recipe, calibration, versions, timing and how the model was fitted."""
     training = {
         "data": metrics["data"],
         "dataset": "C-NMC 2019 training_data (development subset in ../shared/data: fold_0, fold_1 and part of fold_2)",
         "initial_weights": metrics.get("weights"),
         "recipe": metrics["recipe"],
-        "calibration": cal,
+        "calibration": metrics["calibration"],
         "versions": versions(),
         "timing_s": metrics.get("timing_s"),
     }
@@ -297,8 +346,12 @@ def export_run(
                 "shipped_model": _shipped_model_text(metrics, False, model_from),
             }
         )
+    return training
+
+
+def _notes(metrics: dict, is_cv: bool, model_from: Path | None) -> str:
     n_subjects = metrics.get("data", {}).get("subjects", 40)
-    notes = (
+    return (
         "Research tool, not a diagnostic device. Metrics are on subjects the model never saw "
         + (
             "(5-fold cross-validation by subject, out-of-fold predictions; temperature and threshold cross-fitted). "
@@ -312,31 +365,6 @@ def export_run(
             else f"Trained on the {n_subjects}-subject development subset of C-NMC 2019 only; see docs/models.md."
         )
     )
-    card = write_card(
-        out_dir,
-        name,
-        display,
-        architecture,
-        onnx_path,
-        spec,
-        cal["threshold"],
-        cal["temperature"],
-        cal["review_margin"],
-        card_metrics,
-        training,
-        notes,
-        tta_views=tta,
-        version=version,
-        recommended=recommended,
-        provenance=provenance.card_block(metrics),
-    )
-    log(f"wrote {card}")
-    img = REPO_ROOT / "docs" / "img"
-    img.mkdir(parents=True, exist_ok=True)
-    for png in run_dir.glob(f"{arch}_*.png"):  # named after the shipped model: another model's plots stay
-        copy_file(png, img / png.name.replace(arch, name, 1))
-    _donor_chart(card, img)
-    return card
 
 
 def _donor_chart(card_path: Path, img: Path) -> None:

@@ -31,7 +31,7 @@ from engine.preprocess import Preprocessing
 
 from . import provenance
 from .data import Manifest, build_pixel_cache, fold_ids, subject_folds, subject_halves
-from .files import save_held_out, save_npz, saving
+from .files import save_npz
 from .layers import RECIPE_2_AUGMENTATION, CellAugment, CellAugmentation
 from .metrics import (
     REVIEW_RULE,
@@ -42,10 +42,10 @@ from .metrics import (
     fit_platt,
     plot_all,
     review_margin,
-    write_json,
 )
 from .models import Normalize, dihedral, keras, tf
 from .progress import Progress
+from .scaffold import out_of_fold, write_run
 
 C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
@@ -182,20 +182,22 @@ def _choose_c(feats, r, layer_set, y, groups, idx) -> float:
 
 
 def cross_validate(feats, r, layer_set, m: Manifest, log) -> dict:
+    from sklearn.metrics import roc_auc_score
+
     y = m.labels.astype(np.int64)
     groups = np.asarray(m.subjects)
     folds = subject_folds(m, r.n_folds, r.seed)
-    z = np.zeros(len(m))
-    cs, per_fold = [], []
-    for k, (tr, va) in enumerate(folds):
+    per_fold = []
+
+    def fit(k: int, tr: np.ndarray, va: np.ndarray):
         c = _choose_c(feats, r, layer_set, y, groups, tr)
         w, b = _fit(_train_views(feats, r, layer_set, tr), np.concatenate([y[tr]] * len(feats)), c, r.seed)
-        z[va] = _test_logit(feats, r, layer_set, va, w, b)
-        cs.append(c)
-        from sklearn.metrics import roc_auc_score
-
-        per_fold.append({"fold": k, "C": c, "auroc": float(roc_auc_score(y[va], z[va]))})
+        z_va = _test_logit(feats, r, layer_set, va, w, b)
+        per_fold.append({"fold": k, "C": c, "auroc": float(roc_auc_score(y[va], z_va))})
         log(f"    {'+'.join(layer_set)} fold {k}: C={c} AUROC {per_fold[-1]['auroc']:.4f}")
+        return z_va, c
+
+    z, cs = out_of_fold(len(m), folds, fit)
     return {"logits": z, "folds": fold_ids(m, folds), "C": cs, "per_fold": per_fold}
 
 
@@ -254,9 +256,6 @@ def run(
     c_ship = Counter(chosen["C"]).most_common(1)[0][0]
     w, b = _fit(_train_views(feats, r, (r.cut,), np.arange(len(m))), np.concatenate([y] * len(feats)), c_ship, r.seed)
     model = shipped_model(r.size, weights, r.cut, w, b)
-    with saving(run_dir / "final.keras") as tmp:
-        model.save(tmp)
-    save_held_out(run_dir, m, np.arange(len(m)), z, y, folds)
     calib = {
         "temperature": t,
         "logit_shift": shift,
@@ -289,7 +288,7 @@ def run(
         "data": m.summary(),
         "provenance": provenance.record(f"frozen vgg19 {r.cut}"),
     }
-    write_json(run_dir / "metrics.json", metrics)
+    write_run(run_dir, model, m, np.arange(len(m)), z, y, folds, metrics)
     plot_all(run_dir, "vgg19", p, y, th, None, "VGG19 2.0 (frozen), out-of-fold (40 subjects)")
     log(
         f"VGG19 {r.cut}: out-of-fold weighted F1 {honest['weighted_f1']:.4f} AUROC {honest['auroc']:.4f} "

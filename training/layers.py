@@ -83,7 +83,8 @@ NO_AUGMENTATION = CellAugmentation(
     noise=0.0,
 )
 
-#: The 2.0 recipes' augmentation (``frozen``; the 2.0 InceptionV3 fine-tune, now in git history, had it too): no size equalisation, zoom +-15 %.
+#: The 2.0 recipes' augmentation (``frozen``; the 2.0 InceptionV3 fine-tune, now in git history, had it too): no
+#: size equalisation, zoom +-15 %.
 RECIPE_2_AUGMENTATION = CellAugmentation(scale=0.15, size_equalise=0.0)
 
 _YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
@@ -127,15 +128,30 @@ class CellAugment(keras.layers.Layer):
         return self._augment(x, self.seed_generator if seed is None else keras.random.SeedGenerator(int(seed)))
 
     def _augment(self, x, gen):
+        """Geometry, then colour, blur and noise on the cell only; the parameters are drawn from ``gen`` in that
+        order (the same order as ever: a seeded feature cache stays valid)."""
         a = self.aug
 
         def u(n, lo, hi):  # per-cell parameters from the call's stream
             return keras.random.uniform((n,), minval=lo, maxval=hi, seed=gen)
 
         x = ops.cast(x, "float32")
+        x = self._geometry(x, u)
+        fg = ops.cast(ops.max(x, axis=3, keepdims=True) > FG_LEVEL, "float32")
+        if a.brightness or a.contrast or a.saturation or a.hue:
+            x = self._colour(x, fg, u)
+        if a.blur:
+            x = self._blur(x, u)
+        if a.noise:
+            std = ops.reshape(u(ops.shape(x)[0], 0.0, a.noise), (-1, 1, 1, 1))
+            x = x + std * keras.random.normal(ops.shape(x), seed=gen)
+        return ops.clip(x, 0.0, 255.0) * fg
+
+    def _geometry(self, x, u):
+        """One affine warp per cell about the image centre: rotation, zoom (or size equalisation), mirror, shift."""
+        a = self.aug
         n, h, w = ops.shape(x)[0], x.shape[1], x.shape[2]
         fg = ops.cast(ops.max(x, axis=3, keepdims=True) > FG_LEVEL, "float32")
-        # --- geometry: one affine warp per cell about the image centre
         theta = u(n, 0.0, 2 * math.pi) if a.rotation else ops.zeros((n,))
         s = ops.exp(u(n, -math.log1p(a.scale), math.log1p(a.scale))) if a.scale else ops.ones((n,))
         if a.size_equalise:
@@ -157,44 +173,45 @@ class CellAugment(keras.layers.Layer):
         a2 = cx + a0 * ox + a1 * oy
         b2 = cy + b0 * ox + b1 * oy
         z = ops.zeros((n,))
-        x = ops.image.affine_transform(
+        return ops.image.affine_transform(
             x,
             ops.stack([a0, a1, a2, b0, b1, b2, z, z], axis=1),
             interpolation="bilinear",
             fill_mode="constant",
             fill_value=0,
         )
-        fg = ops.cast(ops.max(x, axis=3, keepdims=True) > FG_LEVEL, "float32")
-        # --- colour, on the cell only
-        if a.brightness or a.contrast or a.saturation or a.hue:
-            cnt = ops.maximum(ops.sum(fg, axis=(1, 2, 3), keepdims=True), 1.0)
-            mean = ops.sum(x * fg, axis=(1, 2), keepdims=True) / cnt
-            k = ops.reshape(u(n, 1 - a.contrast, 1 + a.contrast), (-1, 1, 1, 1))
-            b = ops.reshape(u(n, -a.brightness, a.brightness) * 255.0, (-1, 1, 1, 1))
-            x = (x - mean) * k + mean + b
-            sat = u(n, 1 - a.saturation, 1 + a.saturation)
-            hue = u(n, -a.hue, a.hue) * (math.pi / 180)
-            ch, sh = ops.cos(hue) * sat, ops.sin(hue) * sat
-            one, zero = ops.ones((n,)), ops.zeros((n,))
-            rot = ops.reshape(ops.stack([one, zero, zero, zero, ch, -sh, zero, sh, ch], axis=1), (-1, 3, 3))
-            yiq = ops.convert_to_tensor(_YIQ, "float32")
-            rgb = ops.convert_to_tensor(_RGB, "float32")
-            m = ops.einsum("ij,njk,kl->nil", rgb, rot, yiq)
-            x = ops.einsum("nhwc,ndc->nhwd", x, m)
-        if a.blur:
-            sigma = u(n, 0.5, 1.0)
-            t = ops.convert_to_tensor([-1.0, 0.0, 1.0])
-            g = ops.exp(-(t[None, :] ** 2) / (2 * sigma[:, None] ** 2))
-            g = g / ops.sum(g, axis=1, keepdims=True)
-            pad = ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="symmetric")
-            hs = sum(g[:, i, None, None, None] * pad[:, :, i : i + w, :] for i in range(3))
-            out = sum(g[:, i, None, None, None] * hs[:, i : i + h, :, :] for i in range(3))
-            on = ops.reshape(ops.cast(u(n, 0.0, 1.0) < a.blur, "float32"), (-1, 1, 1, 1))
-            x = x + on * (out - x)
-        if a.noise:
-            std = ops.reshape(u(n, 0.0, a.noise), (-1, 1, 1, 1))
-            x = x + std * keras.random.normal(ops.shape(x), seed=gen)
-        return ops.clip(x, 0.0, 255.0) * fg
+
+    def _colour(self, x, fg, u):
+        """Contrast about the cell's mean colour, brightness, then saturation and hue (a rotation in YIQ)."""
+        a = self.aug
+        n = ops.shape(x)[0]
+        cnt = ops.maximum(ops.sum(fg, axis=(1, 2, 3), keepdims=True), 1.0)
+        mean = ops.sum(x * fg, axis=(1, 2), keepdims=True) / cnt
+        k = ops.reshape(u(n, 1 - a.contrast, 1 + a.contrast), (-1, 1, 1, 1))
+        b = ops.reshape(u(n, -a.brightness, a.brightness) * 255.0, (-1, 1, 1, 1))
+        x = (x - mean) * k + mean + b
+        sat = u(n, 1 - a.saturation, 1 + a.saturation)
+        hue = u(n, -a.hue, a.hue) * (math.pi / 180)
+        ch, sh = ops.cos(hue) * sat, ops.sin(hue) * sat
+        one, zero = ops.ones((n,)), ops.zeros((n,))
+        rot = ops.reshape(ops.stack([one, zero, zero, zero, ch, -sh, zero, sh, ch], axis=1), (-1, 3, 3))
+        yiq = ops.convert_to_tensor(_YIQ, "float32")
+        rgb = ops.convert_to_tensor(_RGB, "float32")
+        m = ops.einsum("ij,njk,kl->nil", rgb, rot, yiq)
+        return ops.einsum("nhwc,ndc->nhwd", x, m)
+
+    def _blur(self, x, u):
+        """A 3x3 Gaussian (sigma 0.5-1) on a share ``blur`` of the cells."""
+        n, h, w = ops.shape(x)[0], x.shape[1], x.shape[2]
+        sigma = u(n, 0.5, 1.0)
+        t = ops.convert_to_tensor([-1.0, 0.0, 1.0])
+        g = ops.exp(-(t[None, :] ** 2) / (2 * sigma[:, None] ** 2))
+        g = g / ops.sum(g, axis=1, keepdims=True)
+        pad = ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="symmetric")
+        hs = sum(g[:, i, None, None, None] * pad[:, :, i : i + w, :] for i in range(3))
+        out = sum(g[:, i, None, None, None] * hs[:, i : i + h, :, :] for i in range(3))
+        on = ops.reshape(ops.cast(u(n, 0.0, 1.0) < self.aug.blur, "float32"), (-1, 1, 1, 1))
+        return x + on * (out - x)
 
     def compute_output_shape(self, input_shape):
         return input_shape

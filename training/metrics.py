@@ -328,6 +328,69 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def _plot_confusion(plt, path: Path, p: np.ndarray, y: np.ndarray, threshold: float, title: str) -> Path:
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    names = np.array(["HEM", "ALL"])
+    fig, ax = plt.subplots(figsize=(3.6, 3.2), dpi=120)
+    ConfusionMatrixDisplay.from_predictions(
+        names[y], names[(p >= threshold).astype(int)], labels=["ALL", "HEM"], cmap="Blues", colorbar=False, ax=ax
+    )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{title}\nthreshold {threshold:.2f}", fontsize=9)
+    return _save(plt, fig, path)
+
+
+def _plot_roc(plt, path: Path, p: np.ndarray, y: np.ndarray, title: str) -> Path:
+    from sklearn.metrics import RocCurveDisplay
+
+    fig, ax = plt.subplots(figsize=(3.6, 3.4), dpi=120)
+    RocCurveDisplay.from_predictions(y, p, pos_label=1, name="P(ALL)", ax=ax, plot_chance_level=True)
+    ax.set_xlabel("false positive rate (HEM called ALL)")
+    ax.set_ylabel("true positive rate (ALL recall)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(plt, fig, path)
+
+
+def _plot_reliability(plt, path: Path, p: np.ndarray, y: np.ndarray, title: str) -> Path:
+    from sklearn.calibration import CalibrationDisplay
+
+    fig, ax = plt.subplots(figsize=(3.6, 3.4), dpi=120)
+    CalibrationDisplay.from_predictions(
+        y, p, n_bins=ECE_BINS, strategy="uniform", pos_label=1, ax=ax, name=f"ECE {ece(p, y):.3f} ({ECE_BINS} bins)"
+    )
+    ax.set_xlabel("predicted P(ALL)")
+    ax.set_ylabel("observed fraction ALL")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(plt, fig, path)
+
+
+def _plot_curves(plt, path: Path, history: dict, title: str) -> Path:
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.0), dpi=120)
+    for name, curve in history.items():
+        if "loss" in curve:
+            axes[0].plot(range(1, len(curve["loss"]) + 1), curve["loss"], label=name, lw=1)
+        if "val_weighted_f1" in curve:
+            axes[1].plot(range(1, len(curve["val_weighted_f1"]) + 1), curve["val_weighted_f1"], label=name, lw=1)
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("training loss")
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("validation weighted F1")
+    axes[1].legend(fontsize=6)
+    fig.suptitle(title, fontsize=9)
+    return _save(plt, fig, path)
+
+
 def plot_all(
     out_dir: Path,
     prefix: str,
@@ -339,70 +402,18 @@ def plot_all(
 ) -> list[Path]:
     """Confusion matrix, ROC, reliability diagram (+ training curves when ``history`` is given) as PNGs, drawn by
     scikit-learn's displays; the reliability diagram uses the :data:`ECE_BINS` bins of the ECE in its legend."""
-    from sklearn.calibration import CalibrationDisplay
-    from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
-
     plt = _plt()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = []
     p = np.asarray(p, dtype=np.float64)
     y = np.asarray(y).astype(int)
-    names = np.array(["HEM", "ALL"])
-
-    fig, ax = plt.subplots(figsize=(3.6, 3.2), dpi=120)
-    ConfusionMatrixDisplay.from_predictions(
-        names[y], names[(p >= threshold).astype(int)], labels=["ALL", "HEM"], cmap="Blues", colorbar=False, ax=ax
-    )
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"{title}\nthreshold {threshold:.2f}", fontsize=9)
-    fig.tight_layout()
-    files.append(out_dir / f"{prefix}_confusion.png")
-    save_figure(fig, files[-1])
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(3.6, 3.4), dpi=120)
-    RocCurveDisplay.from_predictions(y, p, pos_label=1, name="P(ALL)", ax=ax, plot_chance_level=True)
-    ax.set_xlabel("false positive rate (HEM called ALL)")
-    ax.set_ylabel("true positive rate (ALL recall)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    files.append(out_dir / f"{prefix}_roc.png")
-    save_figure(fig, files[-1])
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(3.6, 3.4), dpi=120)
-    CalibrationDisplay.from_predictions(
-        y, p, n_bins=ECE_BINS, strategy="uniform", pos_label=1, ax=ax, name=f"ECE {ece(p, y):.3f} ({ECE_BINS} bins)"
-    )
-    ax.set_xlabel("predicted P(ALL)")
-    ax.set_ylabel("observed fraction ALL")
-    ax.set_title(title, fontsize=9)
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    files.append(out_dir / f"{prefix}_reliability.png")
-    save_figure(fig, files[-1])
-    plt.close(fig)
-
+    files = [
+        _plot_confusion(plt, out_dir / f"{prefix}_confusion.png", p, y, threshold, title),
+        _plot_roc(plt, out_dir / f"{prefix}_roc.png", p, y, title),
+        _plot_reliability(plt, out_dir / f"{prefix}_reliability.png", p, y, title),
+    ]
     if history:
-        fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.0), dpi=120)
-        for name, curve in history.items():
-            if "loss" in curve:
-                axes[0].plot(range(1, len(curve["loss"]) + 1), curve["loss"], label=name, lw=1)
-            if "val_weighted_f1" in curve:
-                axes[1].plot(range(1, len(curve["val_weighted_f1"]) + 1), curve["val_weighted_f1"], label=name, lw=1)
-        axes[0].set_xlabel("epoch")
-        axes[0].set_ylabel("training loss")
-        axes[1].set_xlabel("epoch")
-        axes[1].set_ylabel("validation weighted F1")
-        axes[1].legend(fontsize=6)
-        fig.suptitle(title, fontsize=9)
-        fig.tight_layout()
-        files.append(out_dir / f"{prefix}_curves.png")
-        save_figure(fig, files[-1])
-        plt.close(fig)
+        files.append(_plot_curves(plt, out_dir / f"{prefix}_curves.png", history, title))
     return files
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .probe import pool_slice
+from .scaffold import fold_splits, out_of_fold
 
 C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
 
@@ -187,19 +188,17 @@ def cross_validate(feats, r: Recipe, y, subjects, folds, area=None, log=print) -
     """Out-of-fold logits of recipe ``r`` on the fold file's folds (and the C chosen in each fold)."""
     y = np.asarray(y).astype(int)
     groups = np.asarray(subjects)
-    z = np.zeros(len(y))
-    cs = []
-    for k in sorted(set(folds.tolist())):
-        tr, te = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+
+    def fit(k: int, tr: np.ndarray, te: np.ndarray):
         if r.arch == "area":
-            z[te] = area_logit(area, y, tr, te)
-            continue
+            return area_logit(area, y, tr, te), None
         inner = inner_folds(groups[tr], y[tr])
         c = choose_c(feats, r, y, groups, tr, inner)
         head = bag(feats, r, y, groups, tr, inner, c) if r.bagged else heads_for(feats, r, tr, y, groups, [c])[0]
-        z[te] = test_logit(feats, r, head, te)
-        cs.append(c)
         log(f"  {r.name} fold {k}: C={c}")
+        return test_logit(feats, r, head, te), c
+
+    z, cs = out_of_fold(len(y), fold_splits(folds), fit)
     return {"logits": z, "C": cs}
 
 

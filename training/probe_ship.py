@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from . import donor_cv, provenance
-from .files import save_held_out, saving, write_json
 from .probe import BACKBONES, POOLS, PooledCam, SizeTerm, pooled_trunk
 from .probe_cv import LOG_AREA, Head, Recipe, design, refit
+from .scaffold import write_run
 
 
 def full_weights(r: Recipe, head: Head, feats_d0: dict) -> np.ndarray:
@@ -101,9 +101,6 @@ def make_run(
     log(f"network vs head on cached features: max |logit difference| {gap:.2e} (24 cells)")
     if gap > 1e-2:
         raise RuntimeError(f"the shipped network does not reproduce the fitted head (max |dz| {gap:.3g})")
-    with saving(run_dir / "final.keras") as tmp:
-        model.save(tmp)
-    save_held_out(run_dir, m, np.arange(len(y)), z, y, folds)
     results = json.loads((cv_dir / "results.json").read_text())
     row = next(x for x in results["rows"] if x["recipe"]["name"] == r.name)
     bb = BACKBONES[r.arch]
@@ -144,6 +141,6 @@ def make_run(
         "oof_cross_fitted": {},  # filled by export (recalibrate_run) from oof.npz
         "provenance": provenance.record(r.name),
     }
-    write_json(run_dir / "metrics.json", metrics)
+    write_run(run_dir, model, m, np.arange(len(y)), z, y, folds, metrics)
     log(f"wrote {run_dir} (head C={head.C}, {len(w)} weights)")
     return run_dir
