@@ -1,2 +1,4 @@
-"""LeukoScan training: data discovery, subject-wise splits, InceptionV3/VGG19 fine-tuning, evaluation,
-ONNX export and model cards (``leukoscan-train``).  Needs the ``train`` extra (TensorFlow/Keras)."""
+"""LeukoScan training (``leukoscan-train``, its commands in training/registry.py): data discovery and subject-wise
+splits, the donor-level cross-validation of frozen-feature recipes and their refit (the 4.0 models), the 3.0
+whole-network and 2.0 frozen VGG19 recipes, evaluation, ONNX export, int8 and model cards.  Needs the ``train`` extra
+(TensorFlow/Keras)."""
