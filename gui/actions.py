@@ -18,10 +18,11 @@ from typing import Any
 
 from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QMenu, QToolBar
+from PySide6.QtWidgets import QMenu, QToolBar, QWidget
 
 from .context import ALWAYS, CAN_REDO, CAN_UNDO, CASE_LOCKED, HAS_MODEL, RUNNING, ActionContext, When
 from .document import Call
+from .off_keys import OffKeys
 from .review_command import Accept, Clear, Exclude, SetLabel
 from .user_guide import UserGuide
 
@@ -65,6 +66,7 @@ class Command:
     checkable: bool = False
     help: str = ""  # what Help ▸ Keyboard shortcuts says (the tip, else the text)
     on_cells: bool = False  # a label key: acts only while the gallery, table or preview has the focus
+    off_tip: str = ""  # a cell key pressed while the action is off: the status bar says this (gui/off_keys.py)
     menus: tuple[In, ...] = ()
     enablement: When = field(kw_only=True)  # required: every command says when it is enabled (ALWAYS included)
 
@@ -80,6 +82,7 @@ TOOLBAR = In(Menu.TOOLBAR, "1_main")
 
 #: Labels change reviews: off while the current case is signed off (its reviews are locked until it is reopened).
 LABEL_ENABLEMENT = ~CASE_LOCKED
+LOCKED = "The case is signed off: its reviews are locked (Review ▸ Reopen case to change them)."
 
 COMMANDS: tuple[Command, ...] = (
     Command(
@@ -172,6 +175,7 @@ COMMANDS: tuple[Command, ...] = (
         ("A",),
         "Label the selected cells ALL",
         on_cells=True,
+        off_tip=LOCKED,
         menus=(LABELS, CELLS_LABEL),
         enablement=LABEL_ENABLEMENT,
     ),
@@ -182,6 +186,7 @@ COMMANDS: tuple[Command, ...] = (
         ("H",),
         "Label the selected cells HEM",
         on_cells=True,
+        off_tip=LOCKED,
         menus=(LABELS, CELLS_LABEL),
         enablement=LABEL_ENABLEMENT,
     ),
@@ -192,6 +197,7 @@ COMMANDS: tuple[Command, ...] = (
         ("Space",),
         "Accept the model's class for the selected cells (bulk accept: select many)",
         on_cells=True,
+        off_tip=LOCKED,
         menus=(LABELS, CELLS_LABEL),
         enablement=LABEL_ENABLEMENT,
     ),
@@ -202,6 +208,7 @@ COMMANDS: tuple[Command, ...] = (
         ("X",),
         "Not a cell, artefact, smudge, duplicate: the selected cells stop counting (a reason is asked)",
         on_cells=True,
+        off_tip=LOCKED,
         menus=(LABELS,),
         enablement=LABEL_ENABLEMENT,
     ),
@@ -212,6 +219,7 @@ COMMANDS: tuple[Command, ...] = (
         ("U",),
         "Remove the review of the selected cells",
         on_cells=True,
+        off_tip=LOCKED,
         menus=(LABELS, CELLS_LABEL),
         enablement=LABEL_ENABLEMENT,
     ),
@@ -415,6 +423,11 @@ def build_actions(window, context: ActionContext, commands: tuple[Command, ...] 
             window.addAction(a)
         actions[c.name] = a
     follow_context(actions, commands, context)
+    off = [(actions[c.name], c.off_tip) for c in commands if c.on_cells and c.off_tip]
+    keys = OffKeys(off, window.statusBar().showMessage, window)
+    for view in window.cell_views():
+        for widget in (view, *view.findChildren(QWidget)):  # the gallery inside the tabs takes the key itself
+            widget.installEventFilter(keys)
     return actions
 
 

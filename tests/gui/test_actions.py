@@ -260,3 +260,32 @@ def test_the_window_sets_the_facts_its_actions_follow(qtbot, make_window, cells_
     qtbot.waitUntil(lambda: not w.context[Key.CASE_LOCKED], timeout=5_000)
     assert all(w.acts[n].isEnabled() for n in ("all", "hem", "accept", "exclude", "clear", "sign_off"))
     assert not w.acts["reopen"].isEnabled()
+
+
+def test_a_label_key_on_a_signed_off_case_says_why_and_moves_nothing(qtbot, make_window, cells_dir):
+    """With the labels off, the key no longer reaches the gallery (which would jump to a cell whose name starts with
+    the letter): the status bar says the case is signed off, and the selection and the reviews stay."""
+    from gui_helpers import open_and_classify
+    from PySide6.QtCore import Qt
+
+    from gui.actions import LOCKED
+
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    case = next(iter(w.doc.cases.values()))
+    cells = list(w.doc.cells)
+    w.doc.mark_shown(cells, "preview")
+    w.doc.review(cells, "accept", "tech1")
+    w.doc.set_sample_id(case, "S-1")
+    w.doc.sign_off(case, "tech1", "")
+    w.browser.select_row(3)
+    w.browser.gallery.setFocus()
+    qtbot.waitUntil(lambda: not w.acts["hem"].isEnabled(), timeout=5_000)
+    before = (w.browser.current_cell().key, {c.key: c.review.label for c in cells})
+    for key in (Qt.Key.Key_H, Qt.Key.Key_A, Qt.Key.Key_U, Qt.Key.Key_X):
+        qtbot.keyClick(w.browser.gallery, key)
+        assert w.statusBar().currentMessage() == LOCKED
+    assert (w.browser.current_cell().key, {c.key: c.review.label for c in cells}) == before
+    w.statusBar().clearMessage()
+    qtbot.keyClick(w.browser.gallery, Qt.Key.Key_N)  # a key whose action is on is not eaten
+    assert w.statusBar().currentMessage() != LOCKED
