@@ -7,6 +7,7 @@ asks the person (reviewer, comment, reason) and reports in the status bar.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox
@@ -14,11 +15,17 @@ from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox
 from .document import local_time
 
 
+class Reviewer(Protocol):
+    """Who signs off or reopens (gui.review_actions.ReviewActions: the settings' name, asked once)."""
+
+    def reviewer(self) -> str: ...
+
+
 class CaseActions(QObject):
     status = Signal(str, int)
     changed = Signal()
 
-    def __init__(self, bridge, browser, reviews, prompts, walk: Callable[[], None], parent=None) -> None:
+    def __init__(self, bridge, browser, reviews: Reviewer, prompts, walk: Callable[[], None], parent=None) -> None:
         """``browser`` says which case is current; ``reviews`` asks for the reviewer; ``walk`` starts
         review-flagged mode (offered when a sign-off is refused)."""
         super().__init__(parent)

@@ -12,11 +12,25 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 log = logging.getLogger("leukoscan.gui")
+
+
+class RunState(Protocol):
+    """What an export needs of the runs (gui.run_controller.RunController): a report is not taken mid-run."""
+
+    @property
+    def running(self) -> bool: ...
+
+
+class RecordState(Protocol):
+    """What an export needs of the case files (gui.case_files.CaseFiles): a broken record is never reported."""
+
+    broken: str
 
 
 @dataclass
@@ -34,7 +48,15 @@ class ExportFlow(QObject):
     status = Signal(str, int)
 
     def __init__(
-        self, service, bridge, runs, case_files, settings, prompts, parent=None, current_case=lambda: None
+        self,
+        service,
+        bridge,
+        runs: RunState,
+        case_files: RecordState,
+        settings,
+        prompts,
+        parent=None,
+        current_case=lambda: None,
     ) -> None:
         """``current_case()``: the case the user is on (preselected when a PDF asks which case)."""
         super().__init__(parent)

@@ -8,6 +8,7 @@ while another model is being loaded, not while the window closes) and words what
 from __future__ import annotations
 
 import logging
+from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton
@@ -17,12 +18,22 @@ from .run_controller import RunController, RunFinished, RunProgress, RunState
 log = logging.getLogger("leukoscan.gui")
 
 
+class ChosenModel(Protocol):
+    """What the panel needs of the model chooser: the model loaded, and the one chosen (maybe still loading)."""
+
+    @property
+    def classifier(self) -> Any: ...
+
+    @property
+    def wanted(self) -> str | None: ...
+
+
 class RunPanel(QObject):
     status = Signal(str, int)  # status bar text, ms (0: until replaced)
     runningChanged = Signal(bool)
     summaryDue = Signal()  # counts changed with the run: the summary should follow now
 
-    def __init__(self, runs: RunController, bridge, model_chooser, prompts, parent=None) -> None:
+    def __init__(self, runs: RunController, bridge, model_chooser: ChosenModel, prompts, parent=None) -> None:
         super().__init__(parent)
         self.runs, self.bridge, self.model_chooser, self.prompts = runs, bridge, model_chooser, prompts
         self.last_run: RunFinished | None = None
