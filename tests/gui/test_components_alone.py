@@ -204,3 +204,57 @@ def test_the_prompts_keep_no_log_for_tests(qtbot):
     double.note("Open", "3 images gone")
     double.show_message("Export failed", "disk full").close()
     assert double.messages == [("Open", "3 images gone"), ("Export failed", "disk full")]
+
+
+class _Gate:
+    """The run controller as the opener sees it (RunGate): records when runs are held and released."""
+
+    def __init__(self):
+        self.calls = []
+
+    def hold(self):
+        self.calls.append("hold")
+
+    def release(self):
+        self.calls.append("release")
+
+    def stop(self, timeout=2.0):
+        self.calls.append("stop")
+
+
+def test_the_opener_holds_the_runs_while_it_adds_cells(qtbot, cells_dir, tmp_path):
+    """No run starts before every scanned cell is in the document: the opener holds the runs through the gate it
+    was given and releases them before it says the cells are added."""
+    from gui_helpers import RecordedPrompts
+    from PySide6.QtCore import QObject, Signal
+    from PySide6.QtWidgets import QWidget
+
+    from gui.opening import CaseOpener
+    from gui.service import EngineService
+    from gui.settings import Settings
+
+    class _Files(QObject):
+        askRestore = Signal(object)
+        adopted = Signal(object)
+        orphansChecked = Signal()
+
+        def __init__(self):
+            super().__init__()
+            self.path = None
+            self.files = SimpleNamespace(dir=tmp_path / "sessions")
+
+        def name_after(self, name):
+            return None
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    bridge, gate, service = DocumentBridge(), _Gate(), EngineService([])
+    try:
+        opener = CaseOpener(service, bridge, _Files(), gate, Settings(), RecordedPrompts(parent), parent=parent)
+        seen_at_added = []
+        opener.added.connect(lambda: seen_at_added.append((list(gate.calls), len(bridge.doc.cells))))
+        with qtbot.waitSignal(opener.added, timeout=10_000):
+            opener.open_paths([str(cells_dir)])
+        assert seen_at_added == [(["hold", "release"], 8)]
+    finally:
+        service.shutdown()
