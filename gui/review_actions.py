@@ -63,17 +63,17 @@ class ReviewActions(QObject):
         """What the preview's buttons, the Review menu and the label keys ask; returns the cells changed."""
         match request:
             case SetLabel(call):
-                return self.review(str(call))
+                return self._review(str(call))
             case Accept():
-                return self.review(ReviewCommand.ACCEPT)
+                return self._review(ReviewCommand.ACCEPT)
             case Clear():
-                return self.review(ReviewCommand.CLEAR)
+                return self._review(ReviewCommand.CLEAR)
             case Exclude(reason):
-                return self.exclude(reason)
+                return self._exclude(reason)
             case _:
                 assert_never(request)
 
-    def exclude(self, reason: str | None = None) -> int:
+    def _exclude(self, reason: str | None) -> int:
         """Exclude the selected cells from % blasts (not a cell, artefact, duplicate ...) with a reason (asked
         when not given); one undoable step like any review."""
         n = sum(1 for c in self.browser.selected_cells() if c.status == OK)
@@ -90,9 +90,9 @@ class ReviewActions(QObject):
         except ValueError as exc:
             self.status.emit(f"Not excluded: {exc}.", 8000)
             return 0
-        return self.review(label)
+        return self._review(label)
 
-    def review(self, kind: str) -> int:
+    def _review(self, kind: str) -> int:
         """``kind``: "ALL" | "HEM" | an exclusion label | ReviewCommand.ACCEPT | .CLEAR on the selected cells.  Returns
         cells changed."""
         b = self.browser

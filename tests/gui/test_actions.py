@@ -8,6 +8,7 @@ import ast
 import os
 import re
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -19,7 +20,7 @@ from PySide6.QtWidgets import QMainWindow, QToolBar
 from gui.actions import COMMANDS, MENU_BAR, Command, In, Menu, bind, build_actions, fill_toolbar, layout
 from gui.context import ALWAYS, CAN_UNDO, CASE_LOCKED, HAS_MODEL, RUNNING, ActionContext, Key
 from gui.document import Call
-from gui.review_command import Accept, Clear, Exclude, SetLabel
+from gui.review_command import Accept, Clear, Exclude, ReviewRequest, SetLabel
 
 GUI = Path(__file__).resolve().parents[2] / "gui"
 
@@ -190,6 +191,11 @@ def test_the_preview_buttons_send_typed_requests(qtbot):
         b.click()
     assert got == [SetLabel(Call.ALL), SetLabel(Call.HEM), Accept(), Clear(), Exclude()]
     panel.close_loader()
+
+
+def test_the_review_request_has_the_four_variants_this_file_sends():
+    """A new variant of ReviewRequest must be added to the tests above and below (mypy checks that apply matches it)."""
+    assert set(get_args(ReviewRequest)) == {SetLabel, Accept, Clear, Exclude}
 
 
 def test_every_review_request_is_handled_by_apply(qtbot, make_window, cells_dir, monkeypatch):

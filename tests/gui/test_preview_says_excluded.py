@@ -5,7 +5,7 @@ from __future__ import annotations
 from gui_helpers import make_window, open_and_classify  # noqa: F401  (fixture + helper)
 
 from gui.prompts import Prompts
-from gui.review_command import Accept
+from gui.review_command import Accept, Exclude
 
 
 def test_an_excluded_cell_reads_excluded_not_accepted(qtbot, make_window, cells_dir, monkeypatch):
@@ -14,7 +14,7 @@ def test_an_excluded_cell_reads_excluded_not_accepted(qtbot, make_window, cells_
     open_and_classify(qtbot, w, [cells_dir])
     w.browser.select_row(0)
     cell = w.browser.current_cell()
-    assert w.reviews.exclude() == 1
+    assert w.reviews.apply(Exclude()) == 1
     w.browser.select_key(cell.key)  # the review moved on to the next cell
     assert w.preview.cell is cell and cell.excluded
     text = w.preview.details.text()

@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from gui.cells import COL, FILTERS
 from gui.document import Call
 from gui.prompts import Prompts
-from gui.review_command import Accept, SetLabel
+from gui.review_command import Accept, Exclude, SetLabel
 
 
 def _case_with_white_frame(cells_dir, tmp_path):
@@ -61,7 +61,7 @@ def test_x_excludes_with_a_reason_and_ctrl_z_brings_it_back(qtbot, make_window, 
     # no reason, no exclusion
     monkeypatch.setattr(Prompts, "ask_exclusion_reason", lambda self, n: "")
     w.browser.select_row(0)
-    assert w.reviews.exclude() == 0 and w.browser.current_cell().review is None
+    assert w.reviews.apply(Exclude()) == 0 and w.browser.current_cell().review is None
 
 
 def test_sign_off_says_what_is_left_and_offers_the_walk(qtbot, make_window, cells_dir):
