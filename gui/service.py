@@ -6,10 +6,11 @@ GUI thread as a task of :mod:`gui.tasks` (the one worker pattern of the GUI):
 - ``io``: listing/loading models, scanning folders, opening stores, writing reports (2 workers);
 - ``store-close``: closing case stores and removing the files of empty ones, in order (1 worker; the
   case store's own writer thread, :mod:`engine.case.store`, writes every change as it happens);
-- ``classify``: one run at a time, the classification operator (:func:`engine.run.operator.run`, as the CLI's) whose
-  sink (:class:`ToGuiThread`) hands results to the GUI thread as partial results in chunks (at most one per
-  ``CHUNK_SECONDS``), so the event loop never drowns in per-cell events.  :meth:`start_run` returns the run's :class:`~gui.tasks.Task`; cancelling it
-  stops the engine between batches and drops whatever the run still hands out.
+- ``classify``: one run at a time, the classification operator (:func:`engine.run.operator.run`, as the
+  CLI's) whose sink (:class:`ToGuiThread`) hands results to the GUI thread as partial results in chunks (at
+  most one per ``CHUNK_SECONDS``), so the event loop never drowns in per-cell events.  :meth:`start_run`
+  returns the run's :class:`~gui.tasks.Task`; cancelling it stops the engine within a second (a running batch
+  is aborted) and drops whatever the run still hands out.
 
 Every job takes the callbacks that get its outcome (on the GUI thread, with the typed payloads below) and
 returns its Task: whoever asked cancels it when the outcome would be stale (a later choice, another

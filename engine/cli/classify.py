@@ -30,7 +30,7 @@ from .common import (
     take_lock,
     warn,
 )
-from .run_end import SCHEMA, model_name, progress_bar, stop_signals, write_reports
+from .run_end import SCHEMA, Finished, Outputs, model_name, progress_bar, stop_signals, write_reports
 
 CODES = (
     "0    the run completed (unreadable files are error rows)",
@@ -280,14 +280,11 @@ def _run_local(args, clf, items: list, out: Path, summary: Path | None, store_pa
     finally:
         store_failed = isinstance(sink, Store) and _finish_store_run(sink, lock)
     elapsed = time.perf_counter() - t0
-    return write_reports(
-        args,
+    done = Finished(
         sink.rows if isinstance(sink, Rows) else _stored_rows(sink),
         len(items),
-        out,
-        summary,
         cancel.is_set(),
-        stopped_by,
+        tuple(stopped_by),
         elapsed,
         _facts(clf, threshold, args.device),
         skipped=0 if headless is None else headless.skipped,
@@ -297,6 +294,7 @@ def _run_local(args, clf, items: list, out: Path, summary: Path | None, store_pa
         sample_ids=headless.doc.sample_ids if headless is not None else _sample_ids(args.sample_id, items),
         record=headless.record if headless is not None else None,
     )
+    return write_reports(Outputs.of(args, out, summary), done)
 
 
 def _stored_rows(store: Store) -> list:

@@ -14,7 +14,7 @@ from ..card import ModelError
 from ..case.rules import threshold_in_use
 from ..run import Progress, Rows, RunSpec, on_ray, operator
 from .common import EXIT_MODEL, CliError, registry, say, warn
-from .run_end import model_name, progress_bar, stop_signals, write_reports
+from .run_end import Finished, Outputs, model_name, progress_bar, stop_signals, write_reports
 
 RAY_MISSING = "--engine ray needs the ray extra: pip install 'leukoscan[ray]'"
 
@@ -78,6 +78,5 @@ def classify_on_ray(args, items, out: Path, summary: Path | None) -> int:
         raise CliError(f"cannot {what}: {exc}") from None
     elapsed = time.perf_counter() - t0 if elapsed is None else elapsed
     sample_ids = {str(items[0].root): " ".join(args.sample_id.split())} if getattr(args, "sample_id", None) else None
-    return write_reports(
-        args, rows.rows, len(items), out, summary, cancel.is_set(), stopped_by, elapsed, facts, sample_ids=sample_ids
-    )
+    done = Finished(rows.rows, len(items), cancel.is_set(), tuple(stopped_by), elapsed, facts, sample_ids=sample_ids)
+    return write_reports(Outputs.of(args, out, summary), done)

@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -83,95 +84,126 @@ def progress_bar(total: int, args):
     return tqdm(total=total, unit="cell", file=sys.stderr, disable=off, mininterval=0.5, dynamic_ncols=True)
 
 
-def write_reports(
-    args,
-    rows: list[ReportRow],
-    n_items: int,
-    out: Path,
-    summary: Path | None,
-    cancelled: bool,
-    stopped_by: list[int],
-    elapsed: float,
-    facts: dict,
-    *,
-    skipped: int = 0,
-    store_path: Path | None = None,
-    store_failed: bool = False,
-    signoffs=None,
-    sample_ids=None,
-    record=None,
-) -> int:
+@dataclass(frozen=True)
+class Outputs:
+    """Where and how a classify run's reports go, read from its options once (:meth:`of`)."""
+
+    out: Path  # the per-cell report ("-": stdout)
+    summary: Path | None  # the summary, if asked
+    bom: bool = False
+    delimiter: str = ","
+    json: bool = False  # the run's summary as JSON on stdout
+
+    @classmethod
+    def of(cls, args, out: Path, summary: Path | None) -> Outputs:
+        return cls(out, summary, bool(getattr(args, "bom", False)), delimiter(args), bool(args.json))
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What a classify run did, whichever engine ran it: what its reports say."""
+
+    rows: list[ReportRow]  # with --store: every item, the skipped ones and those not reached too
+    n_items: int  # the images found
+    cancelled: bool  # stopped by a signal (or Ctrl-C) before the end
+    stopped_by: tuple[int, ...]  # the first stop signal received, if any
+    elapsed: float  # seconds
+    facts: dict  # engine, model, threshold, device ... (the JSON summary's)
+    skipped: int = 0  # --store: cells the case file already held a result of the model for
+    store_path: Path | None = None  # --store
+    store_failed: bool = False  # --store: the case file could not be fully written
+    signoffs: dict | None = None  # --store: the case file's sign-offs, for the summary
+    sample_ids: dict[str, str] | None = None  # root -> sample id, for the summary
+    record: tuple[int, str] | None = None  # --store: (rows, head) of the case file's history chain
+
+    @property
+    def result(self) -> dict:
+        """The JSON summary's figures of the run."""
+        return {
+            "case_file": shown(self.store_path),  # --store; top level, as export names the case file it read
+            **self.facts,
+            "images": self.n_items,
+            "skipped": self.skipped,
+            "elapsed_s": round(self.elapsed, 3),
+            "cells_per_s": round((len(self.rows) - self.skipped) / max(self.elapsed, 1e-9), 2),
+        }
+
+
+def write_reports(to: Outputs, run: Finished) -> int:
     """The end of a classify run, whichever engine ran it: only ``<REPORT>.partial.csv`` when it was
     stopped before the end (``--out -``: in the temp folder; stdout gets nothing), else the report, the
     summary and the one-line account (``--json``: the summary on stdout).  The exit status."""
-    bom = bool(getattr(args, "bom", False))
-    delim = delimiter(args)
-    files: dict[str, str | None] = {"report": None, "summary": None, "partial": None}
-    result = {
-        "case_file": shown(store_path),  # --store; top level, as export names the case file it read
-        **facts,
-        "images": n_items,
-        "skipped": skipped,
-        "elapsed_s": round(elapsed, 3),
-        "cells_per_s": round((len(rows) - skipped) / max(elapsed, 1e-9), 2),
-    }
-    done = [r for r in rows if r.status != CellStatus.PENDING]  # --store: the report lists the cells not reached too
-    if cancelled and len(done) < n_items:
-        rows = done
-        if is_stdout(out):
-            partial_path = (
-                Path(tempfile.gettempdir()) / f"leukoscan-{time.strftime('%Y%m%d-%H%M%S')}-stdout.partial.csv"
-            )
-        else:
-            partial_path = out.with_name(out.stem + ".partial" + (out.suffix or ".csv"))
-        if rows:
-            where, _ = write_or_rescue(
-                "partial report", partial_path, partial(write_cell_report, bom=bom, delimiter=delim), rows
-            )
-            files["partial"] = str(where)
-            say(
-                f"interrupted after {len(rows)} of {n_items} cells; those rows are in {where}; "
-                f"{'nothing was written to stdout' if is_stdout(out) else f'{out} was not written'}"
-            )
-        else:
-            say("interrupted before any cell was classified; nothing written")
-        code = STOP_SIGNALS[stopped_by[0]] if stopped_by else EXIT_INTERRUPTED
-        if args.json:
-            emit_json(
-                SCHEMA,
-                {
-                    "status": "interrupted",
-                    "exit_code": code,
-                    **result,
-                    "counts": counts_json(rows),
-                    "cases": case_figures(rows),
-                    "folders": None,
-                    "files": files,
-                    "complete": False,
-                },
-            )
-        return code
+    done = [
+        r for r in run.rows if r.status != CellStatus.PENDING
+    ]  # --store: the report lists the cells not reached too
+    if run.cancelled and len(done) < run.n_items:
+        return _write_partial(to, run, done)
+    return _write_complete(to, run)
 
-    code = EXIT_WRITE if store_failed else EXIT_OK
-    where, ok = write_or_rescue("report", out, partial(write_cell_report, bom=bom, delimiter=delim), rows)
+
+def _write_partial(to: Outputs, run: Finished, rows: list[ReportRow]) -> int:
+    """An interrupted run: its rows in ``<REPORT>.partial.csv`` only; the exit status of the signal."""
+    files: dict[str, str | None] = {"report": None, "summary": None, "partial": None}
+    if is_stdout(to.out):
+        partial_path = Path(tempfile.gettempdir()) / f"leukoscan-{time.strftime('%Y%m%d-%H%M%S')}-stdout.partial.csv"
+    else:
+        partial_path = to.out.with_name(to.out.stem + ".partial" + (to.out.suffix or ".csv"))
+    if rows:
+        where, _ = write_or_rescue(
+            "partial report", partial_path, partial(write_cell_report, bom=to.bom, delimiter=to.delimiter), rows
+        )
+        files["partial"] = str(where)
+        say(
+            f"interrupted after {len(rows)} of {run.n_items} cells; those rows are in {where}; "
+            f"{'nothing was written to stdout' if is_stdout(to.out) else f'{to.out} was not written'}"
+        )
+    else:
+        say("interrupted before any cell was classified; nothing written")
+    code = STOP_SIGNALS[run.stopped_by[0]] if run.stopped_by else EXIT_INTERRUPTED
+    if to.json:
+        emit_json(
+            SCHEMA,
+            {
+                "status": "interrupted",
+                "exit_code": code,
+                **run.result,
+                "counts": counts_json(rows),
+                "cases": case_figures(rows),
+                "folders": None,
+                "files": files,
+                "complete": False,
+            },
+        )
+    return code
+
+
+def _write_complete(to: Outputs, run: Finished) -> int:
+    """A run that went to the end: the report, the summary, the one-line account; the exit status."""
+    files: dict[str, str | None] = {"report": None, "summary": None, "partial": None}
+    rows = run.rows
+    code = EXIT_WRITE if run.store_failed else EXIT_OK
+    where, ok = write_or_rescue("report", to.out, partial(write_cell_report, bom=to.bom, delimiter=to.delimiter), rows)
     files["report"] = shown(where)
     code = code if ok else EXIT_WRITE
-    sums = summarize(rows, signoffs=signoffs, sample_ids=sample_ids, record=record)
-    if summary is not None:
-        swhere, ok = write_or_rescue("summary", summary, partial(write_summary, bom=bom, delimiter=delim), sums)
+    sums = summarize(rows, signoffs=run.signoffs, sample_ids=run.sample_ids, record=run.record)
+    if to.summary is not None:
+        swhere, ok = write_or_rescue(
+            "summary", to.summary, partial(write_summary, bom=to.bom, delimiter=to.delimiter), sums
+        )
         files["summary"] = shown(swhere)
         code = code if ok else EXIT_WRITE
     cc = count_rows(rows)
+    result = run.result
     say(
         f"{cc.cells} cells in {len(sums)} folder(s): {cc.classified} classified ({cc.all} ALL, {cc.hem} HEM, "
         f"{cc.flagged} flagged for review, {cc.review_open} review(s) open"
         f"{f', {cc.qc} failed the quality check' if cc.qc else ''}), {cc.errors} unreadable"
         f"{'; ' + exclusions_text(rows) if cc.excluded else ''}; {result['cells_per_s']:.1f} cells/s; "
         f"report: {'stdout' if is_stdout(where) else where}"
-        + (f"; summary: {swhere}" if summary is not None else "")
-        + (f"; case file: {store_path}" if store_path is not None else "")
+        + (f"; summary: {swhere}" if to.summary is not None else "")
+        + (f"; case file: {run.store_path}" if run.store_path is not None else "")
     )
-    if args.json:
+    if to.json:
         emit_json(
             SCHEMA,
             {
