@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -55,8 +56,8 @@ class ExportFlow(QObject):
         case_files: RecordState,
         settings,
         prompts,
+        current_case: Callable[[], object],
         parent=None,
-        current_case=lambda: None,
     ) -> None:
         """``current_case()``: the case the user is on (preselected when a PDF asks which case)."""
         super().__init__(parent)

@@ -85,7 +85,7 @@ class MainWindow(QMainWindow):
         )
         self.case_actions = CaseActions(self.bridge, self.browser, self.reviews, p, self.start_walk, self)
         self.exports = ExportFlow(
-            self.service, self.bridge, self.runs, self.case_files, s, p, self, self.case_actions.current_case
+            self.service, self.bridge, self.runs, self.case_files, s, p, self.case_actions.current_case, self
         )
 
         self._build_views()

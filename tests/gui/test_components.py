@@ -35,7 +35,7 @@ def test_export_flow_says_why_not_from_its_own_dependencies(qtbot):
     bridge, runs, files = _bridge_with_a_case(), SimpleNamespace(running=False), SimpleNamespace(broken="")
     service = EngineService([])
     try:
-        flow = ExportFlow(service, bridge, runs, files, Settings(), RecordedPrompts(parent))
+        flow = ExportFlow(service, bridge, runs, files, Settings(), RecordedPrompts(parent), lambda: None)
         assert flow.why_not() == "No model is loaded."
         bridge.doc.set_model(ModelFacts("m", "1", "c" * 64, 0.5, 0.1))
         runs.running = True
