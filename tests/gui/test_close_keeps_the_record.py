@@ -63,3 +63,22 @@ def test_the_close_question_says_closing_never_erases_the_record(qtbot, make_win
     w = make_window()
     w.prompts.ask_close(3)
     assert "never erases" in texts[0] and "either way" not in texts[0]
+
+
+def test_a_stop_signal_closes_without_asking_and_the_reviews_are_in_the_store(qtbot, make_window, cells_dir):
+    """close_unasked (SIGTERM, gui.app) never asks "export first?" (nobody is there to answer) and the window's close
+    asks when a person closes it: both through the window's own methods, no flag set on the runs from outside."""
+    from gui.review_command import Accept
+
+    w = make_window()
+    open_and_classify(qtbot, w, [cells_dir])
+    w.browser.select_row(0)
+    qtbot.waitUntil(lambda: w.doc.unseen([w.browser.current_cell()]) == [], timeout=10_000)
+    assert w.reviews.apply(Accept()) == 1 and w.doc.unexported
+    asked = []
+    w.prompts.ask_close = lambda n, at="": asked.append(n) or CloseChoice.CANCEL
+    assert not w.close() and asked == [1] and w.isVisible()  # a person is asked (and keeps the window)
+    path = w.case_files.path
+    w.close_unasked()
+    assert asked == [1] and not w.isVisible() and w.runs.closed
+    assert len(stored(path).reviews) == 1
