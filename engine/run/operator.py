@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -16,6 +17,8 @@ from .spec import ResultBatch, RunSpec
 
 if TYPE_CHECKING:
     from ..distributed.ray_engine import ClassifierPool
+
+log = logging.getLogger(__name__)
 
 #: A batch source: the spec and the cancel event in, each batch's results and the model that scored them out
 #: (:func:`local`, :func:`on_ray`).  It stops early, without an error, when cancelled.
@@ -78,7 +81,6 @@ def run(spec: RunSpec, source: Source, sinks: Sequence[Sink], cancel: threading.
     raised after the sinks are finished (what was classified before it is kept)."""
     cancel = cancel if cancel is not None else threading.Event()
     total, done, t0 = spec.total, 0, time.perf_counter()
-    complete = False
     batches = iter(source(spec, cancel))
     try:
         for results, model in batches:
@@ -86,23 +88,32 @@ def run(spec: RunSpec, source: Source, sinks: Sequence[Sink], cancel: threading.
             batch = ResultBatch(tuple(results), model, done, total)
             for sink in sinks:
                 sink.add(batch)
-        complete = done == total
-    finally:
-        close = getattr(batches, "close", None)
-        if close is not None:
-            close()  # a generator's pool and pending work go now, not when it is collected
-        _finish(sinks, complete)
+    except BaseException:
+        _close(batches)
+        _finish(sinks, False, quiet=True)  # the model's error is the one to tell, not a sink's after it
+        raise
+    _close(batches)
+    _finish(sinks, done == total)
     return RunOutcome(done, total, time.perf_counter() - t0)
 
 
-def _finish(sinks: Sequence[Sink], complete: bool) -> None:
+def _close(batches: Iterator[object]) -> None:
+    """A generator's pool and pending work go now, not when it is collected."""
+    close = getattr(batches, "close", None)
+    if close is not None:
+        close()
+
+
+def _finish(sinks: Sequence[Sink], complete: bool, quiet: bool = False) -> None:
     """Finish every sink, even when one fails (a case file is closed and its lock released whatever a CSV
-    sink does); the first failure is raised after."""
+    sink does); the first failure is raised after, or only logged when ``quiet`` (an error is on its way)."""
     failure: BaseException | None = None
     for sink in sinks:
         try:
             sink.finish(complete)
         except BaseException as exc:  # re-raised below, after the other sinks are finished
             failure = failure or exc
-    if failure is not None:
+            if quiet:
+                log.warning("finishing %s after a failed run failed too: %s", type(sink).__name__, exc)
+    if failure is not None and not quiet:
         raise failure

@@ -72,6 +72,18 @@ def test_a_failing_model_finishes_the_sinks_then_raises(cells_dir, tiny_a):
     assert len(sink.batches) == 1 and sink.finished == [False]  # what was classified before is kept
 
 
+def test_the_models_error_is_raised_even_when_a_sink_then_fails_to_finish(cells_dir, tiny_a, caplog):
+    def source(spec, cancel):
+        raise ModelError("model 'tiny_a' failed on a batch: out of memory")
+        yield  # a generator
+
+    first, second = _Log(fail_finish=True), _Log()
+    with pytest.raises(ModelError, match="out of memory"):
+        run(RunSpec.of(scan([cells_dir]), 0.5), source, [first, second])
+    assert first.finished == second.finished == [False]
+    assert "finishing _Log after a failed run failed too: disk full" in caplog.text
+
+
 def test_a_sink_that_fails_to_finish_does_not_keep_the_others_from_finishing(cells_dir, tiny_a):
     first, second = _Log(fail_finish=True), _Log()
     with pytest.raises(OSError, match="disk full"):
