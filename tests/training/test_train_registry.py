@@ -119,3 +119,13 @@ def test_a_relative_cache_is_the_working_directorys(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = cli.build_parser().parse_args(["prepare", "--cache", "mycache"])
     assert options.DATA.read(args).cache == tmp_path / "mycache"
+
+
+def test_every_training_module_imports():
+    """What the jobs import exists: no module still imports one that went to git history (training.inception,
+    training.features, ...)."""
+    import importlib
+
+    for p in sorted(TRAINING.glob("*.py")):
+        if p.stem != "__main__":
+            importlib.import_module(f"training.{p.stem}")
