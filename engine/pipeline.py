@@ -1,11 +1,13 @@
 """Find image files and classify them: the streaming pipeline shared by the CLI and the desktop app.
 
-``scan(paths)`` lists the cells to classify; ``classify(items, classifier)`` yields one
-:class:`CellResult` per item, in item order, while a thread pool reads, hashes, decodes and preprocesses
-the next batches (Pillow, hashlib and onnxruntime release the GIL, so decoding overlaps inference).
-At most ``prefetch_batches + 1`` batches are in flight, so memory stays flat on any number of files.
-Cancellation (a ``threading.Event``) is checked while waiting and aborts a running batch through
-onnxruntime's ``RunOptions.terminate``: the iterator ends within a fraction of a second.
+``scan(paths)`` lists the cells to classify; ``classify_batches(items, classifier)`` yields the
+:class:`CellResult` s of each inference batch, in item order, while the run's one thread pool reads, hashes, decodes
+and preprocesses the next batches (Pillow, hashlib and onnxruntime release the GIL, so decoding overlaps
+inference); ``classify`` yields them one at a time.  The classification operator (:mod:`engine.run`) drives it for
+the app and the CLI.  At most ``prefetch_batches + 1`` batches are in flight, so memory stays flat on any number
+of files.  Cancellation (a ``threading.Event``) is checked while waiting, and a task of the same pool watching it
+aborts a running batch through onnxruntime's ``RunOptions.terminate``: the iterator ends within a fraction of a
+second.
 
 Hostile or odd entries never hang a run and are never dropped silently: every entry named like an
 image becomes a row (a FIFO, a device, a folder named ``x.bmp``, a broken symlink or a symlink loop is
