@@ -216,7 +216,10 @@ class BackboneWeights:
         from .weights import resolve_weights
 
         vgg = resolve_weights(self.vgg19, REPO_ROOT)
-        return {"vgg19": vgg, "vgg19lo": vgg, "inceptionv3": resolve_weights(self.inceptionv3, REPO_ROOT)}
+        from .probe import BACKBONES
+
+        inc = resolve_weights(self.inceptionv3, REPO_ROOT)
+        return {key: vgg if bb.arch == "vgg19" else inc for key, bb in BACKBONES.items()}
 
 
 BACKBONE_WEIGHTS = Group(

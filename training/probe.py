@@ -41,6 +41,9 @@ BACKBONES = {
     "inceptionv3": Backbone("inceptionv3", 224, 0.85, ("mixed2", "mixed5", "mixed7")),
     # the lower VGG19 blocks (added once block3 had beaten block4 and every InceptionV3 layer)
     "vgg19lo": Backbone("vgg19", 160, 0.85, ("block2_conv2", "block3_conv4")),
+    # the chosen block2 recipe on smaller inputs (issue 29: a smaller input is the speed lever left once int8 failed)
+    "vgg19lo128": Backbone("vgg19", 128, 0.85, ("block2_conv2",)),
+    "vgg19lo112": Backbone("vgg19", 112, 0.85, ("block2_conv2",)),
 }
 
 

@@ -13,6 +13,9 @@ from . import options as o
 from . import recipes, tools
 from .options import Group, Option, opt
 
+#: training.probe.BACKBONES' keys (that module imports Keras; --help does not): a test keeps them equal
+BACKBONE_KEYS = ("vgg19", "inceptionv3", "vgg19lo", "vgg19lo128", "vgg19lo112")
+
 
 @dataclass(frozen=True)
 class Command:
@@ -63,7 +66,7 @@ COMMANDS: tuple[Command, ...] = (
             opt(
                 "--arch",
                 nargs="+",
-                choices=("vgg19", "vgg19lo", "inceptionv3"),
+                choices=BACKBONE_KEYS,
                 help="only these backbones' features",
             ),
             opt("--extract-only", action="store_true", help="cache the features and stop"),

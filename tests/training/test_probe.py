@@ -125,3 +125,23 @@ def test_size_adjusted_head_does_not_follow_size_within_a_class():
     gap_adj = test_logit(feats_big, r, adj, big[0]) - test_logit(feats_avg, r, adj, big[0])
     gap_plain = test_logit(feats_big, r_plain, plain, big[0]) - test_logit(feats_avg, r_plain, plain, big[0])
     assert abs(gap_adj[0]) < 0.25 * abs(gap_plain[0])
+
+
+def test_cv_arch_choices_are_the_backbones():
+    """`cv --arch` offers exactly the backbones the features can be extracted for (the table is light to import)."""
+    from training import probe
+    from training.registry import BACKBONE_KEYS
+
+    assert set(BACKBONE_KEYS) == set(probe.BACKBONES)
+
+
+def test_every_backbone_gets_its_weights(tmp_path):
+    """Each backbone key resolves to its architecture's weights file (a new key is never left without weights)."""
+    from training import probe
+    from training.options import BackboneWeights
+
+    (tmp_path / "vgg.h5").write_bytes(b"")
+    (tmp_path / "inception.h5").write_bytes(b"")
+    w = BackboneWeights(str(tmp_path / "vgg.h5"), str(tmp_path / "inception.h5"))
+    got = {k: v.rsplit("/", 1)[-1] for k, v in w.resolved().items() if v}
+    assert got == {k: "vgg.h5" if bb.arch == "vgg19" else "inception.h5" for k, bb in probe.BACKBONES.items()}
