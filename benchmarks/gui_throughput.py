@@ -21,6 +21,10 @@ Goals: R >= 0.90 (results are written to the case store as well), S < 50 ms, RSS
 cells and the ensemble.  Timings on a shared machine are noisy: the CLI rate is the mean of a run before
 and one after the GUI run.
 Usage: ``QT_QPA_PLATFORM=offscreen python benchmarks/gui_throughput.py [--n 2000] [--tiny] [--model NAME]``
+
+``--only scroll`` runs part 2 alone (no CLI measurement; the app classifies at most 64 cells, whose results are
+replicated), for measuring the gallery's scrolling; ``--profile FILE`` writes a cProfile of the scroll loop
+(``python -m pstats FILE``).
 """
 
 from __future__ import annotations
@@ -98,7 +102,15 @@ def main() -> int:
         help="(internal) no CLI measurement: the memory check runs in a process holding only what "
         "the app holds (one model session), started by the full benchmark",
     )
+    ap.add_argument(
+        "--only",
+        choices=["scroll"],
+        help="scroll: only the --big cells loaded and scrolled (the app classifies at most 64 cells first)",
+    )
+    ap.add_argument("--profile", metavar="FILE", help="write a cProfile of the scroll loop to FILE")
     args = ap.parse_args()
+    if args.only == "scroll":
+        args.app_only, args.n = True, min(args.n, 64)
 
     tmp = Path(tempfile.mkdtemp(prefix="leukoscan-guibench-"))
     os.environ["LEUKOSCAN_DATA_DIR"] = str(tmp / "user-data")  # never touch the real settings/sessions
@@ -292,15 +304,7 @@ def memory_check(args, app, win, base_results, cells, tmp, rss_run, lateness, ti
     lateness.clear()
     tick.restart()
     timer.start()
-    sb = win.browser.gallery.verticalScrollBar()
-    t0 = time.perf_counter()
-    steps = 200
-    for k in range(steps + 1):
-        sb.setValue(int(sb.maximum() * k / steps))
-        t1 = time.perf_counter()
-        while time.perf_counter() - t1 < 0.02:
-            app.processEvents()
-    scroll_s = time.perf_counter() - t0
+    scroll_s = scroll_gallery(app, win, args.profile)
     timer.stop()
     lateness.sort()
     sp99 = lateness[int(0.99 * (len(lateness) - 1))] if lateness else 0.0
@@ -308,7 +312,8 @@ def memory_check(args, app, win, base_results, cells, tmp, rss_run, lateness, ti
     print(
         f"{len(win.cell_model.cells)} results attached in {load_s:.2f} s; scrolled top to bottom in {scroll_s:.1f} s "
         f"({win.thumbs.cached_count()} thumbnails cached, {win.thumbs.cached_bytes() / 2**20:.0f} MB); "
-        f"stall while scrolling p99 {sp99:.1f} ms"
+        f"stall while scrolling p99 {sp99:.1f} ms (median {statistics.median(lateness or [0]):.1f}, "
+        f"max {max(lateness or [0]):.1f}; {len(lateness)} ticks; load average {os.getloadavg()[0]:.1f})"
     )
     print(
         f"app process RSS after classifying {args.n} cells {rss_run:.0f} MB; with {len(win.cell_model.cells)} cells "
@@ -317,6 +322,27 @@ def memory_check(args, app, win, base_results, cells, tmp, rss_run, lateness, ti
     win.doc.unexported = False
     win.close()
     return 0
+
+
+def scroll_gallery(app, win, profile: str | None, steps: int = 200) -> float:
+    """Scroll the gallery top to bottom in ``steps`` jumps, the event loop running 20 ms after each; seconds taken.
+    ``profile``: a file to write a cProfile of it to."""
+    import cProfile
+
+    sb = win.browser.gallery.verticalScrollBar()
+    prof = cProfile.Profile() if profile else None
+    t0 = time.perf_counter()
+    if prof is not None:
+        prof.enable()
+    for k in range(steps + 1):
+        sb.setValue(int(sb.maximum() * k / steps))
+        t1 = time.perf_counter()
+        while time.perf_counter() - t1 < 0.02:
+            app.processEvents()
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(profile)
+    return time.perf_counter() - t0
 
 
 if __name__ == "__main__":
