@@ -270,6 +270,7 @@ _CARRIED = (
     "fold1_cross_fitted",
     "cell_area_auroc_training_views",
     "per_epoch_held_out_donors_view0",
+    "test_time_views",
 )
 
 
