@@ -24,6 +24,8 @@ def neutral_selection(view) -> None:
     view.setPalette(pal)
 
 
+GALLERY_BACKGROUND = "#16181d"  # behind the tiles: the delegate makes its tiles opaque on it
+
 #: The smallest gallery tile at which a cell counts as shown to a person (a 450 px cell at 96 px: the nucleus and
 #: its chromatin are still told apart; at the 64 px minimum they are not).  The preview is always larger.
 READABLE_TILE_PX = 96
@@ -54,12 +56,12 @@ class CellBrowser(QTabWidget):
         g.setWrapping(True)
         g.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         g.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        self.delegate = TileDelegate(self.proxy, thumbs, thumb_size, g)
+        self.delegate = TileDelegate(self.proxy, thumbs, thumb_size, g, background=QColor(GALLERY_BACKGROUND))
         g.setItemDelegate(self.delegate)
         g.setModel(self.proxy)
         g.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         g.customContextMenuRequested.connect(lambda pos: self.contextMenuRequested.emit(self.gallery, pos))
-        g.setStyleSheet("QListView#gallery { background: #16181d; }")
+        g.setStyleSheet(f"QListView#gallery {{ background: {GALLERY_BACKGROUND}; }}")
 
         self.table = self._make_table(g)
         neutral_selection(g)  # the rubber band and any platform-drawn selection

@@ -53,15 +53,21 @@ def badge(cell, status) -> tuple[str, QColor, QColor]:
 
 
 class TileDelegate(QStyledItemDelegate):
-    """Reads cells and thumbnails directly from the proxy/loader (never ``index.data()``)."""
+    """Reads cells and thumbnails directly from the proxy/loader (never ``index.data()``).
 
-    def __init__(self, proxy, thumbs, thumb_size: int = 112, parent=None) -> None:
+    ``background``: the colour the view fills behind its tiles, if it is one colour.  Tiles are then made opaque,
+    composited onto it once when drawn: painting one into the view is a copy, not a blend of every pixel (about
+    40-90 us a tile on the offscreen platform's backing store).  None: tiles with transparent corners."""
+
+    def __init__(self, proxy, thumbs, thumb_size: int = 112, parent=None, background: QColor | None = None) -> None:
         super().__init__(parent)
         QPixmapCache.setCacheLimit(max(QPixmapCache.cacheLimit(), 32 * 1024))  # KB: ~450 tiles (8 screens)
         self.proxy = proxy
         self.thumbs = thumbs
         self.thumb_size = thumb_size
         self._chromes: dict[tuple, QPixmap] = {}
+        self._background = QColor(background) if background is not None else None
+        self._background_key = background.rgba() if background is not None else "none"
 
     def _badge_font(self, base: QFont) -> QFont:
         f = getattr(self, "_bf", None)
@@ -91,7 +97,7 @@ class TileDelegate(QStyledItemDelegate):
         w, h = rect.width(), rect.height()
         key = (
             f"tile|{status}|{text}|{bg.rgba()}|{frame.rgba()}|{marks}|{img.cacheKey() if img is not None else 0}|"
-            f"{selected}|{w}x{h}|{self.thumb_size}"
+            f"{selected}|{w}x{h}|{self.thumb_size}|{self._background_key}"
         )
         pm = QPixmapCache.find(key)  # type: ignore[call-overload]  # (PySide6's one-argument form: stubs lack it)
         if pm is None or pm.isNull():
@@ -109,7 +115,8 @@ class TileDelegate(QStyledItemDelegate):
 
     def _chrome(self, p: QPainter, w: int, h: int, frame, bg, selected: bool, status, has_image: bool) -> QPixmap:
         """The tile without its thumbnail, badge text and marks (cached per look): background, selection, frame, the
-        badge's background, and where there is no thumbnail the error's "!" or the loading square."""
+        badge's background, and where there is no thumbnail the error's "!" or the loading square; composited onto
+        the view's background where there is one."""
         dev = p.device()
         dpr = dev.devicePixelRatioF() if dev is not None else 1.0
         ck = (w, h, dpr, frame.rgba(), bg.rgba(), selected, status == ERROR, has_image, self.thumb_size)
@@ -129,6 +136,8 @@ class TileDelegate(QStyledItemDelegate):
                 self._placeholder(q, r, status)
             _badge_background(q, r, bg)
             q.end()
+            if self._background is not None:
+                pm = _onto(pm, self._background)
             self._chromes[ck] = pm
         return pm
 
@@ -208,6 +217,17 @@ class TileDelegate(QStyledItemDelegate):
             p.setFont(self._badge_font(p.font()))
             p.setPen(QColor("white"))
             p.drawText(qr, Qt.AlignmentFlag.AlignCenter, "QC")
+
+
+def _onto(pm: QPixmap, background: QColor) -> QPixmap:
+    """``pm`` drawn onto ``background``, as the view would draw it: an opaque pixmap of the same size."""
+    out = QPixmap(pm.size())
+    out.setDevicePixelRatio(pm.devicePixelRatio())
+    out.fill(background)
+    q = QPainter(out)
+    q.drawPixmap(0, 0, pm)
+    q.end()
+    return out
 
 
 def _badge_rect(r: QRect) -> QRect:

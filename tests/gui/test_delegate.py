@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from gui_helpers import RUN_TIMEOUT_MS  # noqa: F401  (sets QT_QPA_PLATFORM before Qt is used)
 from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap, QPixmapCache
@@ -151,14 +152,16 @@ def _states() -> list[Cell]:
     ]
 
 
-def test_a_cached_tile_is_pixel_for_pixel_the_tile_drawn_in_one_pass(qapp):
+@pytest.mark.parametrize("background", [None, QColor("#16181d")], ids=["transparent", "opaque"])
+def test_a_cached_tile_is_pixel_for_pixel_the_tile_drawn_in_one_pass(qapp, background):
     """Chrome copy + thumbnail + badge text + marks, cached, equals the whole tile drawn at once: every state,
-    with and without a thumbnail, selected or not, two sizes, a high-DPI screen."""
+    with and without a thumbnail, selected or not, two sizes, a high-DPI screen; opaque tiles (made on the view's
+    background) look on that background exactly as transparent ones do."""
     cells = _states()
     images = {c.key: _thumbnail(i) for i, c in enumerate(cells)}
     for thumb_size, size, dpr in ((112, (124, 148), 1.0), (96, (108, 132), 1.0), (112, (124, 148), 2.0)):
         for with_images in (False, True):
-            d = TileDelegate(_Proxy(cells), _Thumbs(images if with_images else {}), thumb_size)
+            d = TileDelegate(_Proxy(cells), _Thumbs(images if with_images else {}), thumb_size, background=background)
             for selected in (False, True):
                 QPixmapCache.clear()
                 for i, c in enumerate(cells):
@@ -206,3 +209,13 @@ def test_a_review_or_a_thumbnail_arriving_redraws_the_tile(qapp):
     assert len({bytes(s.constBits()) for s in shown}) == 4
     QPixmapCache.clear()
     assert _painted(d, 0) == shown[-1]
+
+
+def test_tiles_on_the_gallery_background_are_opaque(qapp):
+    """Painting an opaque tile into the view is a copy, not a blend (the point of making them on the background)."""
+    cell = _tile_cell(0, 0.12)
+    d = TileDelegate(_Proxy([cell]), _Thumbs({}), 112, background=QColor("#16181d"))
+    QPixmapCache.clear()
+    _painted(d, 0)
+    (pm,) = d._chromes.values()
+    assert not pm.hasAlphaChannel()
