@@ -87,7 +87,7 @@ def models(tiny: bool, tmp: Path):
     return [d], Registry([d])
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=2000, help="cells classified (default 2000)")
     ap.add_argument("--big", type=int, default=20000, help="cells loaded for the memory check (default 20000)")
@@ -111,7 +111,112 @@ def main() -> int:
     args = ap.parse_args()
     if args.only == "scroll":
         args.app_only, args.n = True, min(args.n, 64)
+    return args
 
+
+class StallMeter:
+    """A 10 ms timer on the GUI thread and how late each tick fired (ms): the event loop's stalls."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QElapsedTimer, QTimer
+
+        self.lateness: list[float] = []
+        self.tick = QElapsedTimer()
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._on_tick)
+
+    def _on_tick(self) -> None:
+        el = self.tick.nsecsElapsed() / 1e6
+        self.tick.restart()
+        self.lateness.append(max(0.0, el - 10.0))
+
+    def start(self) -> None:
+        self.lateness.clear()
+        self.tick.restart()
+        self.timer.start()
+
+    def stop(self) -> list[float]:
+        """Stop; the lateness of every tick, sorted."""
+        self.timer.stop()
+        self.lateness.sort()
+        return self.lateness
+
+    @staticmethod
+    def p99(sorted_lateness: list[float]) -> float:
+        return sorted_lateness[int(0.99 * (len(sorted_lateness) - 1))] if sorted_lateness else 0.0
+
+
+def cli_run(items, clf, batch_size: int) -> tuple[list, float]:
+    """The CLI pipeline over ``items``: its results and the seconds taken."""
+    from engine.pipeline import classify
+
+    t0 = time.perf_counter()
+    results = list(classify(items, clf, batch_size=batch_size))
+    return results, time.perf_counter() - t0
+
+
+def open_window(app, args, dirs, name: str):
+    """The real MainWindow (offscreen), once its model is loaded and its session's case store attached."""
+    from gui.mainwindow import MainWindow
+    from gui.service import EngineService
+    from gui.settings import Settings
+
+    s = Settings()
+    s.batch_size = args.batch_size
+    s.model = name
+    s.reviewer = "bench"
+    win = MainWindow(EngineService(dirs), s, check_orphans=False)
+    win.resize(1400, 900)
+    win.show()
+    deadline = time.monotonic() + 120
+    # the model loaded, and the new session's case store attached (results are written to it)
+    while (
+        (win.model_chooser.classifier is None or win.model_chooser.classifier.name != name)
+        or (win.case_files.path is not None and win.bridge.store is None)
+    ) and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.005)
+    if win.model_chooser.classifier is None:
+        sys.exit(f"the GUI could not load {name} (the log says why)")
+    return win
+
+
+def gui_run(app, win, case: Path, meter: StallMeter) -> tuple[float, list]:
+    """Open ``case`` in the window and wait for its run to end: seconds, and the CellResults it delivered."""
+    finished = []
+    win.runs.finished.connect(lambda run: finished.append((run.cancelled, run.seconds)))
+    delivered: list = []  # the engine's CellResults as the run delivers them (replicated by the memory check)
+    win.runs.resultsStored.connect(lambda batch: delivered.extend(batch.results))
+    t0 = time.perf_counter()
+    meter.start()
+    win.opener.open_paths([case])
+    while not finished or win.runs.running:
+        app.processEvents()
+        time.sleep(0.001)
+        if time.perf_counter() - t0 > 3600:
+            sys.exit("GUI run did not finish within an hour")
+    return time.perf_counter() - t0, delivered
+
+
+def app_only_process(args, name: str, dirs) -> None:
+    """The memory check in a fresh process that holds only what the app holds (this one also holds the CLI's
+    model); its lines printed with a prefix."""
+    import subprocess
+
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--app-only", "--n", str(min(args.n, 300))]
+    cmd += ["--big", str(args.big), "--batch-size", str(args.batch_size), "--model", name]
+    if dirs is not None:
+        cmd.append("--tiny")
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    for line in p.stdout.splitlines():
+        print("[app-only process] " + line)
+    if p.returncode:
+        print(f"memory check failed ({p.returncode}): {p.stderr[-2000:]}")
+
+
+def main() -> int:
+    args = parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="leukoscan-guibench-"))
     os.environ["LEUKOSCAN_DATA_DIR"] = str(tmp / "user-data")  # never touch the real settings/sessions
     dirs, reg = models(args.tiny, tmp)
@@ -130,76 +235,26 @@ def main() -> int:
             f"{os.cpu_count()} CPUs"
         )
         list(classify(items[:64], clf, batch_size=args.batch_size))  # warm-up (sessions, caches)
-        t0 = time.perf_counter()
-        cli_results = list(classify(items, clf, batch_size=args.batch_size))
-        cli_s = time.perf_counter() - t0
-        cli_rate = len(cli_results) / cli_s
-        print(f"CLI pipeline: {len(cli_results)} cells in {cli_s:.2f} s = {cli_rate:.1f} cells/s")
+        cli_results, cli_s = cli_run(items, clf, args.batch_size)
+        cli = len(cli_results) / cli_s
+        print(f"CLI pipeline: {len(cli_results)} cells in {cli_s:.2f} s = {cli:.1f} cells/s")
 
-    from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
     from gui.app import configure_runtime
-    from gui.mainwindow import MainWindow
-    from gui.service import EngineService
-    from gui.settings import Settings
 
     configure_runtime()  # as the app does (after the CLI measurement, which runs without it)
-
     app = QApplication.instance() or QApplication([])
-    s = Settings()
-    s.batch_size = args.batch_size
-    s.model = name
-    s.reviewer = "bench"
-    win = MainWindow(EngineService(dirs), s, check_orphans=False)
-    win.resize(1400, 900)
-    win.show()
-    deadline = time.monotonic() + 120
-    # the model loaded, and the new session's case store attached (results are written to it)
-    while (
-        (win.model_chooser.classifier is None or win.model_chooser.classifier.name != name)
-        or (win.case_files.path is not None and win.bridge.store is None)
-    ) and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.005)
-    if win.model_chooser.classifier is None:
-        sys.exit(f"the GUI could not load {name} (the log says why)")
+    win = open_window(app, args, dirs, name)
     if args.app_only:
         print(
             f"model {win.model_chooser.classifier.name} on {win.model_chooser.classifier.device_label}; {args.n} real cells"
         )
-
-    lateness: list[float] = []
-    tick = QElapsedTimer()
-    timer = QTimer()
-    timer.setInterval(10)
-
-    def on_tick():
-        el = tick.nsecsElapsed() / 1e6
-        tick.restart()
-        lateness.append(max(0.0, el - 10.0))
-
-    timer.timeout.connect(on_tick)
-
-    finished = []
-    win.runs.finished.connect(lambda run: finished.append((run.cancelled, run.seconds)))
-    delivered: list = []  # the engine's CellResults as the run delivers them (replicated by the memory check)
-    win.runs.resultsStored.connect(lambda batch: delivered.extend(batch.results))
-    t0 = time.perf_counter()
-    tick.start()
-    timer.start()
-    win.opener.open_paths([case])
-    while not finished or win.runs.running:
-        app.processEvents()
-        time.sleep(0.001)
-        if time.perf_counter() - t0 > 3600:
-            sys.exit("GUI run did not finish within an hour")
-    gui_s = time.perf_counter() - t0
-    timer.stop()
+    meter = StallMeter()
+    gui_s, delivered = gui_run(app, win, case, meter)
+    lateness = meter.stop()
     done = sum(1 for c in win.cell_model.cells if c.result is not None)
-    gui_rate = done / gui_s
-    lateness.sort()
-    p99 = lateness[int(0.99 * (len(lateness) - 1))] if lateness else 0.0
+    gui_rate, p99 = done / gui_s, meter.p99(lateness)
     print(
         f"GUI: {done} cells in {gui_s:.2f} s = {gui_rate:.1f} cells/s (open -> last result shown); "
         f"timer ticks {len(lateness)}, stall median {statistics.median(lateness):.1f} ms, "
@@ -208,47 +263,22 @@ def main() -> int:
     rss_run = rss_mb()
     if args.app_only:
         base = sorted((r for r in delivered if r.status == "ok"), key=lambda r: r.index) or delivered
-        return memory_check(args, app, win, base, cells, tmp, rss_run, lateness, tick, timer)
+        return memory_check(args, app, win, base, cells, tmp, rss_run, meter)
     same = sum(1 for a, c in zip(cli_results, win.cell_model.cells) if c.result and c.result.p_all == a.p_all)
     print(f"GUI and CLI P(ALL) identical for {same}/{len(cli_results)} cells")
     # the machine may be shared: measure the CLI pipeline again after the GUI run and use the mean
-    t0 = time.perf_counter()
-    again = list(classify(items, clf, batch_size=args.batch_size))
-    cli2_rate = len(again) / (time.perf_counter() - t0)
-    cli_rate = (cli_rate + cli2_rate) / 2
-    print(f"CLI pipeline again: {cli2_rate:.1f} cells/s; mean {cli_rate:.1f} cells/s")
-
+    again, again_s = cli_run(items, clf, args.batch_size)
+    cli2 = len(again) / again_s
+    cli = (cli + cli2) / 2
+    print(f"CLI pipeline again: {cli2:.1f} cells/s; mean {cli:.1f} cells/s")
     win.doc.unexported = False
     win.close()
-    # memory: in a fresh process that holds only what the app holds (this one also holds the CLI's model)
-    import subprocess
-
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--app-only",
-        "--n",
-        str(min(args.n, 300)),
-        "--big",
-        str(args.big),
-        "--batch-size",
-        str(args.batch_size),
-        "--model",
-        name,
-    ]
-    if dirs is not None:
-        cmd.append("--tiny")
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
-    for line in p.stdout.splitlines():
-        print("[app-only process] " + line)
-    if p.returncode:
-        print(f"memory check failed ({p.returncode}): {p.stderr[-2000:]}")
-    ratio = gui_rate / cli_rate
-    print(f"GUI/CLI throughput ratio {ratio:.2f}, event-loop stall p99 {p99:.1f} ms")
+    app_only_process(args, name, dirs)
+    print(f"GUI/CLI throughput ratio {gui_rate / cli:.2f}, event-loop stall p99 {p99:.1f} ms")
     return 0
 
 
-def memory_check(args, app, win, base_results, cells, tmp, rss_run, lateness, tick, timer) -> int:
+def memory_check(args, app, win, base_results, cells, tmp, rss_run, meter: StallMeter) -> int:
     """20,000 cells in the window: open them through the app, attach real results (replicated: the
     engine's CellResults of the short run, moved onto each cell's path), scroll the gallery end to end,
     report stalls and the process RSS."""
@@ -259,16 +289,14 @@ def memory_check(args, app, win, base_results, cells, tmp, rss_run, lateness, ti
     win.opener.close_cases()
     # open the 20,000-cell folder through the app (scan in the background, rows added in chunks);
     # the run it starts is cancelled at once: real results are attached below instead
-    lateness.clear()
-    tick.restart()
-    timer.start()
+    meter.start()
     t0 = time.perf_counter()
     win.opener.open_paths([big])
     while len(win.cell_model.cells) < args.big or win.opener.busy:
         app.processEvents()
         time.sleep(0.001)
     open_s = time.perf_counter() - t0
-    timer.stop()
+    lateness = meter.stop()
     win.run_panel.cancel()
     while win.runs.running:
         app.processEvents()
@@ -301,13 +329,10 @@ def memory_check(args, app, win, base_results, cells, tmp, rss_run, lateness, ti
     missing = sum(1 for c in win.cell_model.cells if c.result is None)
     if missing:
         print(f"WARNING: {missing} cells without a result after add_results")
-    lateness.clear()
-    tick.restart()
-    timer.start()
+    meter.start()
     scroll_s = scroll_gallery(app, win, args.profile)
-    timer.stop()
-    lateness.sort()
-    sp99 = lateness[int(0.99 * (len(lateness) - 1))] if lateness else 0.0
+    lateness = meter.stop()
+    sp99 = meter.p99(lateness)
     rss_big = rss_mb()
     print(
         f"{len(win.cell_model.cells)} results attached in {load_s:.2f} s; scrolled top to bottom in {scroll_s:.1f} s "
