@@ -219,3 +219,24 @@ def test_tiles_on_the_gallery_background_are_opaque(qapp):
     _painted(d, 0)
     (pm,) = d._chromes.values()
     assert not pm.hasAlphaChannel()
+
+
+def test_the_gallery_tiles_are_made_on_the_colour_the_gallery_is_filled_with(qapp):
+    """An opaque tile on any other colour would show as a box around each rounded tile."""
+    from gui.browser import CellBrowser
+    from gui.cells import CellModel
+
+    cell = _tile_cell(0, 0.12)
+    model = CellModel()
+    b = CellBrowser(model, _Thumbs({}), 112)
+    b.resize(600, 400)
+    b.show()
+    model.add_cells([cell])
+    qapp.processEvents()
+    shot = b.gallery.viewport().grab().toImage()
+    tile = b.gallery.visualRect(b.proxy.index(0, 0))
+    corner = shot.pixelColor(tile.x(), tile.y())  # outside the rounded tile: the background shows
+    far = shot.pixelColor(shot.width() - 5, shot.height() - 5)  # no tile there
+    assert corner == far
+    assert b.delegate._background == far
+    b.close()
