@@ -130,8 +130,9 @@ class Log(Protocol):
 
 
 def check_model(registry, card, samples: Sequence[Sample], device: str, log: Log) -> ModelOutcome:
-    """Load one model and classify the samples with it; never raises for a model problem."""
-    from .pipeline import classify
+    """Load one model and classify the samples with it (through the classification operator, as every front end
+    does); never raises for a model problem."""
+    from .run import RunSpec, local, operator
 
     out = ModelOutcome(card.name)
     try:
@@ -147,14 +148,16 @@ def check_model(registry, card, samples: Sequence[Sample], device: str, log: Log
     items = _scanned(samples, out)
     by_path = {str(item.path): s for item, s in items}
     t0 = time.perf_counter()
+    collected = _Collect()
     try:
-        results = list(classify([item for item, _ in items], clf, batch_size=8))
+        operator.run(RunSpec.of([item for item, _ in items], None, batch_size=8), local(clf), [collected])
     except ModelError as exc:
         out.fail(f"inference failed: {exc}")
         return out
     dt = time.perf_counter() - t0
+    results = collected.results
     if len(results) != len(items):
-        out.fail(f"classify() returned {len(results)} results for {len(items)} cells")
+        out.fail(f"the run returned {len(results)} results for {len(items)} cells")
     for r in results:
         sample = by_path.get(str(r.path))
         if sample is None:
@@ -168,6 +171,19 @@ def check_model(registry, card, samples: Sequence[Sample], device: str, log: Log
         file=log,
     )
     return out
+
+
+class _Collect:
+    """The self-test's sink: every result of the run, in order (checked against the manifest afterwards)."""
+
+    def __init__(self) -> None:
+        self.results: list = []
+
+    def add(self, batch) -> None:
+        self.results.extend(batch.results)
+
+    def finish(self, complete: bool) -> None:
+        """Nothing to close: the results are checked once the run is over."""
 
 
 def _scanned(samples: Sequence[Sample], out: ModelOutcome) -> list:
