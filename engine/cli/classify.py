@@ -30,7 +30,7 @@ from .common import (
     take_lock,
     warn,
 )
-from .run_end import SCHEMA, Finished, Outputs, model_name, progress_bar, stop_signals, write_reports
+from .run_end import SCHEMA, Finished, Outputs, model_name, progress_bar, progress_wanted, stop_signals, write_reports
 
 CODES = (
     "0    the run completed (unreadable files are error rows)",
@@ -271,7 +271,7 @@ def _run_local(args, clf, items: list, out: Path, summary: Path | None, store_pa
     stopped_by: list[int] = []  # the first stop signal received
     t0 = time.perf_counter()
     try:
-        with stop_signals(cancel, stopped_by), progress_bar(spec.total, args) as bar:
+        with stop_signals(cancel, stopped_by), progress_bar(spec.total, progress_wanted(args)) as bar:
             operator.run(spec, local(clf), [sink, Progress(bar.update)], cancel)
     except ModelError as exc:
         raise CliError(str(exc), EXIT_MODEL) from None

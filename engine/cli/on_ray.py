@@ -14,7 +14,7 @@ from ..card import ModelError
 from ..case.rules import threshold_in_use
 from ..run import Progress, Rows, RunSpec, on_ray, operator
 from .common import EXIT_MODEL, CliError, registry, say, warn
-from .run_end import Finished, Outputs, model_name, progress_bar, stop_signals, write_reports
+from .run_end import Finished, Outputs, model_name, progress_bar, progress_wanted, stop_signals, write_reports
 
 RAY_MISSING = "--engine ray needs the ray extra: pip install 'leukoscan[ray]'"
 
@@ -66,7 +66,7 @@ def classify_on_ray(args, items, out: Path, summary: Path | None) -> int:
                 for w in pool.warnings:
                     warn(w)
                 t0 = time.perf_counter()
-                with stop_signals(cancel, stopped_by), progress_bar(len(items), args) as bar:
+                with stop_signals(cancel, stopped_by), progress_bar(len(items), progress_wanted(args)) as bar:
                     operator.run(spec, on_ray(pool), [rows, Progress(bar.update)], cancel)
                 elapsed = time.perf_counter() - t0  # not the shutdown of a local Ray instance
     except ModelError as exc:

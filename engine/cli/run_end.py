@@ -44,6 +44,11 @@ from .common import (
 SCHEMA = "leukoscan.classify/2"
 
 
+def progress_wanted(args) -> bool:
+    """The options' say on the progress bar: off with ``--no-progress`` or ``-q``."""
+    return not args.no_progress and verbosity(args) >= 0
+
+
 def model_name(reg, args) -> str:
     """``--model``, else the registry's default (the one the app opens with); ModelError when none."""
     name = args.model or default_model(reg.cards())
@@ -76,11 +81,12 @@ def stop_signals(cancel: threading.Event, stopped_by: list[int]):
             signal.signal(sig, handler)
 
 
-def progress_bar(total: int, args):
-    """On stderr, only when it is a terminal (tqdm's ``disable=None``): ``2>err.txt`` gets no progress frames."""
+def progress_bar(total: int, wanted: bool):
+    """On stderr, only when ``wanted`` (not ``--no-progress`` nor ``-q``) and stderr is a terminal (tqdm's
+    ``disable=None``): ``2>err.txt`` gets no progress frames."""
     from tqdm import tqdm
 
-    off = True if args.no_progress or verbosity(args) < 0 else None
+    off = None if wanted else True
     return tqdm(total=total, unit="cell", file=sys.stderr, disable=off, mininterval=0.5, dynamic_ncols=True)
 
 

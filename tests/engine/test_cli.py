@@ -413,3 +413,14 @@ def test_ctrl_c_while_the_cli_starts_is_one_line_and_exit_130(monkeypatch, capsy
     monkeypatch.setattr(importlib, "import_module", interrupted)
     assert cli_entry.main(["models"]) == 130
     assert capsys.readouterr().err == "leukoscan-cli: interrupted\n"
+
+
+def test_progress_bar_takes_whether_it_is_wanted_not_the_options():
+    """Issue 27: the argparse Namespace stops at the CLI's parsing; the bar gets a bool."""
+    from engine.cli.run_end import progress_bar
+
+    with progress_bar(3, False) as bar:
+        assert bar.disable is True
+    with progress_bar(3, True) as bar:  # on a terminal only: pytest's stderr is not one
+        bar.update(3)
+        assert bar.total == 3
