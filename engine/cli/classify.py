@@ -44,6 +44,11 @@ CODES = (
 )
 
 
+#: Cells per inference batch.  8, measured (docs/speed.md): VGG19 4.0's wide early activations make a batch of 32
+#: peak at 3.3 GB and run slower end to end (22.5 vs 31.8 cells/s on 128 cells, 2 cores); InceptionV3 4.0 gains too.
+DEFAULT_BATCH = 8
+
+
 def _positive_int(s: str) -> int:
     import argparse
 
@@ -115,7 +120,12 @@ def add_parser(sub) -> None:
         help="auto (default): the model's int8 file where its card says it passed the int8 gate "
         "(docs/speed.md), else float32; fp32; int8: the int8 file or exit 3 with the reason",
     )
-    c.add_argument("--batch-size", type=_positive_int, default=32, help="cells per inference batch (default 32)")
+    c.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=DEFAULT_BATCH,
+        help=f"cells per inference batch (default {DEFAULT_BATCH}: docs/speed.md)",
+    )
     c.add_argument(
         "--threads", type=_positive_int, default=None, help="onnxruntime threads (default: the physical cores)"
     )

@@ -424,3 +424,15 @@ def test_progress_bar_takes_whether_it_is_wanted_not_the_options():
     with progress_bar(3, True) as bar:  # on a terminal only: pytest's stderr is not one
         bar.update(3)
         assert bar.total == 3
+
+
+def test_classify_batches_eight_cells_by_default():
+    """The default batch is the measured one (docs/speed.md: VGG19 4.0 at 32 peaked at 3.3 GB and ran slower), and
+    the help says it; --batch-size still sets any other."""
+    from engine.cli import build_parser
+
+    p = build_parser()
+    assert p.parse_args(["classify", "x", "-o", "r.csv"]).batch_size == 8
+    assert p.parse_args(["classify", "x", "-o", "r.csv", "--batch-size", "32"]).batch_size == 32
+    sub = next(a for a in p._actions if getattr(a, "choices", None) and "classify" in a.choices).choices["classify"]
+    assert "default 8" in sub.format_help()

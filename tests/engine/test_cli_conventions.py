@@ -44,7 +44,7 @@ def test_vv_adds_the_engine_detail(cells_dir, tiny_models_dir, tmp_path, capsys)
     v = capsys.readouterr().err
     assert main([*args, "-vv"]) == 0
     vv = capsys.readouterr().err
-    assert "batch size 32" in v and "batch of 8 cells" not in v
+    assert "batch size 8" in v and "batch of 8 cells" not in v
     assert "batch of 8 cells (8 decoded):" in vv and "inference" in vv
 
 
